@@ -1,0 +1,83 @@
+package bridge
+
+import (
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+)
+
+// Address is a front or back address in ferry's one spelling:
+//
+//	http://HOST:PORT
+//	fastcgi://HOST:PORT    fastcgi+unix:///run/app.sock
+//	scgi://HOST:PORT       scgi+unix:///run/app.sock
+//	cgi:/usr/lib/cgi-bin   (a directory)   cgi:/path/script   (one script)
+type Address struct {
+	// Scheme is "http", "fastcgi", "fastcgi+unix", "scgi", "scgi+unix" or "cgi".
+	Scheme string
+	// Host is HOST:PORT for TCP schemes.
+	Host string
+	// Path is the socket path for +unix schemes, the file or directory for
+	// cgi, and the URL path (if any) for the others.
+	Path string
+	// Query holds options given after "?".
+	Query url.Values
+}
+
+// String returns the address in its canonical spelling.
+func (a Address) String() string {
+	switch {
+	case a.Scheme == "cgi":
+		return "cgi:" + a.Path
+	case strings.HasSuffix(a.Scheme, "+unix"):
+		return a.Scheme + "://" + a.Path
+	}
+	return a.Scheme + "://" + a.Host + a.Path
+}
+
+// Network returns the network to dial or listen on: "tcp" or "unix".
+func (a Address) Network() string {
+	if strings.HasSuffix(a.Scheme, "+unix") {
+		return "unix"
+	}
+	return "tcp"
+}
+
+// ParseAddress parses an address in ferry's spelling (see [Address]). A cgi
+// path is made absolute.
+func ParseAddress(s string) (Address, error) {
+	if rest, ok := strings.CutPrefix(s, "cgi:"); ok {
+		rest = strings.TrimPrefix(rest, "//")
+		if rest == "" {
+			return Address{}, fmt.Errorf("bridge: address %q: cgi: needs a directory or script path", s)
+		}
+		p, err := filepath.Abs(rest)
+		if err != nil {
+			return Address{}, fmt.Errorf("bridge: address %q: %w", s, err)
+		}
+		return Address{Scheme: "cgi", Path: p}, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return Address{}, fmt.Errorf("bridge: address %q: %w", s, err)
+	}
+	a := Address{Scheme: strings.ToLower(u.Scheme), Query: u.Query()}
+	switch a.Scheme {
+	case "http", "fastcgi", "scgi":
+		if u.Host == "" || u.Port() == "" {
+			return Address{}, fmt.Errorf("bridge: address %q: want %s://HOST:PORT", s, a.Scheme)
+		}
+		a.Host, a.Path = u.Host, u.Path
+	case "fastcgi+unix", "scgi+unix":
+		if u.Host != "" || u.Path == "" {
+			return Address{}, fmt.Errorf("bridge: address %q: want %s:///path/to.sock (three slashes)", s, a.Scheme)
+		}
+		a.Path = u.Path
+	case "":
+		return Address{}, fmt.Errorf("bridge: address %q has no scheme; want http://, fastcgi://, fastcgi+unix://, scgi://, scgi+unix:// or cgi:", s)
+	default:
+		return Address{}, fmt.Errorf("bridge: address %q: unknown scheme %q; want http, fastcgi, fastcgi+unix, scgi, scgi+unix or cgi", s, a.Scheme)
+	}
+	return a, nil
+}

@@ -1,0 +1,258 @@
+// Package bridge turns ferry's configuration into running fronts (listeners)
+// and routes to backs (handlers): it mounts CGI directories and scripts under
+// URL prefixes, serves static files from a document root, logs every request,
+// and shuts down gracefully.
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferrygw/ferry/cgi"
+	"github.com/rs/zerolog"
+)
+
+// Defaults for zero fields of [Config].
+const (
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+)
+
+// Mount attaches a back to a URL path prefix.
+type Mount struct {
+	// Prefix is the URL path prefix, such as "/cgi-bin/". A prefix ending in
+	// "/" covers its subtree; one without covers that path and its subtree.
+	Prefix string
+	// Backend is where requests go, in ferry's address spelling.
+	Backend Address
+}
+
+// ParseMount parses "PREFIX=BACKEND", such as "/cgi-bin/=cgi:/usr/lib/cgi-bin".
+func ParseMount(s string) (Mount, error) {
+	prefix, backend, ok := strings.Cut(s, "=")
+	if !ok || !strings.HasPrefix(prefix, "/") {
+		return Mount{}, fmt.Errorf("bridge: mount %q: want PREFIX=BACKEND with PREFIX starting with /", s)
+	}
+	a, err := ParseAddress(backend)
+	if err != nil {
+		return Mount{}, fmt.Errorf("bridge: mount %q: %w", s, err)
+	}
+	return Mount{Prefix: prefix, Backend: a}, nil
+}
+
+// Config describes what ferry serves.
+type Config struct {
+	// Listen are the fronts. If empty, http://127.0.0.1:8080.
+	Listen []Address
+	// Mounts are the routes, matched longest prefix first.
+	Mounts []Mount
+	// Root, if set, is a document root: paths no mount covers are served as
+	// static files from it (no directory listings, no dotfiles), and it is
+	// DOCUMENT_ROOT for scripts.
+	Root string
+	// CGI holds the settings scripts run with; its Path and ScriptName are
+	// ignored. Each mount gets its own copy (and so its own concurrency
+	// limit) unless CGI.Limiter is set. If nil, defaults are used.
+	CGI *cgi.Handler
+	// ShutdownTimeout bounds the drain of in-flight requests on shutdown;
+	// scripts still running then are stopped. If zero,
+	// DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+	// AccessLog, if true, logs one line per request.
+	AccessLog bool
+	// Logger receives access and error logs. If nil, nothing is logged.
+	Logger *zerolog.Logger
+	// Version is reported in SERVER_SOFTWARE as "ferry/VERSION".
+	Version string
+}
+
+// Server is a configured ferry: build it with [New], run it with Run.
+type Server struct {
+	cfg      Config
+	log      zerolog.Logger
+	handler  http.Handler
+	inflight sync.WaitGroup
+}
+
+// New checks cfg and builds the routes.
+func New(cfg Config) (*Server, error) {
+	s := &Server{cfg: cfg, log: zerolog.Nop()}
+	if cfg.Logger != nil {
+		s.log = *cfg.Logger
+	}
+	if len(s.cfg.Listen) == 0 {
+		a, _ := ParseAddress("http://127.0.0.1:8080")
+		s.cfg.Listen = []Address{a}
+	}
+	for _, a := range s.cfg.Listen {
+		if a.Scheme != "http" {
+			return nil, fmt.Errorf("bridge: listen %s: this version of ferry listens on http:// only", a)
+		}
+	}
+	rt, err := s.buildRouter()
+	if err != nil {
+		return nil, err
+	}
+	s.handler = s.accessLog(rt)
+	return s, nil
+}
+
+// Handler returns the server's whole HTTP handler: routes, access log and
+// request IDs. It is what every front serves.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run listens on every front and serves until ctx ends, then shuts down:
+// listeners close, in-flight requests get up to ShutdownTimeout to finish,
+// then the scripts still running are stopped (and reaped) before Run returns.
+// ready, if not nil, is called with the bound listeners once they accept.
+func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
+	var lns []net.Listener
+	closeAll := func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}
+	for _, a := range s.cfg.Listen {
+		l, err := net.Listen(a.Network(), a.Host)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("bridge: listen %s: %w", a, err)
+		}
+		lns = append(lns, l)
+	}
+	baseCtx, stopScripts := context.WithCancel(context.Background())
+	defer stopScripts()
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: DefaultReadHeaderTimeout,
+		IdleTimeout:       DefaultIdleTimeout,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          log.New(s.log.With().Str("component", "http").Logger(), "", 0),
+	}
+	errc := make(chan error, len(lns))
+	for _, l := range lns {
+		s.log.Info().Str("listen", "http://"+l.Addr().String()).Msg("ferry: listening")
+		go func() { errc <- srv.Serve(l) }()
+	}
+	if ready != nil {
+		ready(lns)
+	}
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("bridge: serving: %w", err)
+	}
+	timeout := s.cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = DefaultShutdownTimeout
+	}
+	s.log.Info().Dur("timeout", timeout).Msg("ferry: shutting down; draining in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil {
+		s.log.Warn().Err(serr).Msg("ferry: drain timed out; stopping the scripts still running")
+	}
+	// Requests still running (timed out, or on hijacked connections) see
+	// their context end: their scripts get SIGTERM, then SIGKILL.
+	stopScripts()
+	srv.Close()
+	s.inflight.Wait()
+	s.log.Info().Msg("ferry: stopped")
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// buildRouter makes the handler for every mount and the static root.
+func (s *Server) buildRouter() (*router, error) {
+	rt := &router{}
+	for _, m := range s.cfg.Mounts {
+		h, err := s.backend(m)
+		if err != nil {
+			return nil, err
+		}
+		rt.routes = append(rt.routes, route{prefix: m.Prefix, handler: h, backend: m.Backend.String()})
+	}
+	sort.SliceStable(rt.routes, func(i, j int) bool { return len(rt.routes[i].prefix) > len(rt.routes[j].prefix) })
+	for i := 1; i < len(rt.routes); i++ {
+		if rt.routes[i].prefix == rt.routes[i-1].prefix {
+			return nil, fmt.Errorf("bridge: prefix %q is mounted twice", rt.routes[i].prefix)
+		}
+	}
+	if s.cfg.Root != "" {
+		fi, err := os.Stat(s.cfg.Root)
+		if err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("bridge: document root %q is not a directory: %v", s.cfg.Root, err)
+		}
+		rt.static = &staticFiles{root: s.cfg.Root}
+	}
+	for i := range rt.routes {
+		if d, ok := rt.routes[i].handler.(*cgi.Dir); ok {
+			d.Handler.LocalRedirect = rt
+		}
+		if h, ok := rt.routes[i].handler.(*cgi.Handler); ok {
+			h.LocalRedirect = rt
+		}
+	}
+	return rt, nil
+}
+
+// backend builds the handler for one mount.
+func (s *Server) backend(m Mount) (http.Handler, error) {
+	switch m.Backend.Scheme {
+	case "cgi":
+		fi, err := os.Stat(m.Backend.Path)
+		if err != nil {
+			return nil, fmt.Errorf("bridge: mount %s: %w", m.Prefix, err)
+		}
+		h := s.cgiSettings()
+		if fi.IsDir() {
+			if !strings.HasSuffix(m.Prefix, "/") {
+				return nil, fmt.Errorf("bridge: mount %s=%s: a directory must be mounted at a prefix ending in /", m.Prefix, m.Backend)
+			}
+			return &cgi.Dir{Path: m.Backend.Path, Prefix: m.Prefix, Handler: h.Clone()}, nil
+		}
+		if fi.Mode().Perm()&0o111 == 0 {
+			return nil, fmt.Errorf("bridge: mount %s: %s is not executable", m.Prefix, m.Backend.Path)
+		}
+		one := h.Clone()
+		one.Path = m.Backend.Path
+		one.ScriptName = strings.TrimSuffix(m.Prefix, "/")
+		return one, nil
+	}
+	return nil, fmt.Errorf("bridge: mount %s: backend %s: this version of ferry runs cgi: backends only", m.Prefix, m.Backend)
+}
+
+// cgiSettings returns the script settings every mount starts from.
+func (s *Server) cgiSettings() *cgi.Handler {
+	h := &cgi.Handler{}
+	if s.cfg.CGI != nil {
+		h = s.cfg.CGI.Clone()
+	}
+	if h.ServerSoftware == "" {
+		h.ServerSoftware = "ferry"
+		if s.cfg.Version != "" {
+			h.ServerSoftware = "ferry/" + s.cfg.Version
+		}
+	}
+	if h.DocumentRoot == "" && s.cfg.Root != "" {
+		h.DocumentRoot = s.cfg.Root
+	}
+	if h.Logger == nil {
+		h.Logger = &s.log
+	}
+	return h
+}

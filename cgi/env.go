@@ -1,0 +1,326 @@
+package cgi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Script says which script a request runs and how its URL path splits into
+// SCRIPT_NAME and PATH_INFO (RFC 3875 § 4.1.13 and § 4.1.5).
+type Script struct {
+	// Name is SCRIPT_NAME: the URL path that names the script, not
+	// percent-encoded, such as "/cgi-bin/env.pl". Empty is allowed (a script
+	// mounted at the root).
+	Name string
+	// PathInfo is PATH_INFO: the decoded rest of the URL path after Name,
+	// empty or starting with "/". When empty, PATH_INFO and PATH_TRANSLATED are
+	// not set.
+	PathInfo string
+	// Filename is SCRIPT_FILENAME, the script's absolute file path. Empty
+	// leaves SCRIPT_FILENAME unset.
+	Filename string
+	// Root is DOCUMENT_ROOT; PATH_TRANSLATED is Root joined with PathInfo. Empty
+	// leaves both unset.
+	Root string
+}
+
+// ErrInvalidMetaVariable reports a meta-variable value that cannot be passed
+// to a script: it holds a NUL, CR or LF byte (from a decoded %00, %0d or %0a).
+// A gateway answers such a request with 400 Bad Request.
+var ErrInvalidMetaVariable = errors.New("cgi: meta-variable value contains NUL, CR or LF")
+
+// derivedVars are computed for every hop from the request and the script, so an
+// origin's values for them are not copied.
+var derivedVars = [...]string{
+	"CONTENT_LENGTH", "CONTENT_TYPE", "DOCUMENT_ROOT", "GATEWAY_INTERFACE", "PATH_INFO",
+	"PATH_TRANSLATED", "QUERY_STRING", "REQUEST_METHOD", "REQUEST_URI", "SCRIPT_FILENAME",
+	"SCRIPT_NAME", "SERVER_SOFTWARE",
+}
+
+type originKey struct{}
+
+// WithOrigin returns a context that records the meta-variables a front web
+// server sent for this request. [AppendEnv] passes the connection variables
+// among them (REMOTE_ADDR, SERVER_PORT, HTTPS, REMOTE_USER, ...) and any
+// non-standard ones (SSL_*, custom fastcgi_param values) on unchanged, so they
+// survive every hop. The map must not be modified afterwards.
+func WithOrigin(ctx context.Context, vars map[string]string) context.Context {
+	return context.WithValue(ctx, originKey{}, vars)
+}
+
+// Origin returns the meta-variables recorded by [WithOrigin], or nil.
+func Origin(ctx context.Context) map[string]string {
+	m, _ := ctx.Value(originKey{}).(map[string]string)
+	return m
+}
+
+// AppendEnv appends the CGI/1.1 meta-variables for r running script s to dst,
+// as "NAME=value" strings, and returns the extended slice. software is
+// SERVER_SOFTWARE.
+//
+// It sets every variable of RFC 3875 § 4.1 that applies, plus REQUEST_URI,
+// REQUEST_SCHEME, REMOTE_PORT, SERVER_ADDR, HTTPS, DOCUMENT_ROOT and
+// SCRIPT_FILENAME, which real scripts rely on, and HTTP_* variables for the
+// request headers (§ 4.1.18) with these protections:
+//   - the Proxy header never becomes HTTP_PROXY (httpoxy, Go issue 16405);
+//   - a header whose name holds anything but letters, digits and '-' is
+//     dropped, so "X_Foo" cannot pose as "X-Foo" after '-' becomes '_';
+//   - a header whose value holds NUL, CR or LF is dropped;
+//   - Content-Type and Content-Length appear only as CONTENT_TYPE and
+//     CONTENT_LENGTH.
+//
+// Variables are appended in a fixed order, headers sorted by name. If a
+// variable derived from the URL path holds NUL, CR or LF, AppendEnv returns
+// an error wrapping [ErrInvalidMetaVariable].
+func AppendEnv(dst []string, r *http.Request, s Script, software string) ([]string, error) {
+	for _, v := range [...]struct{ name, value string }{
+		{"SCRIPT_NAME", s.Name}, {"PATH_INFO", s.PathInfo}, {"SCRIPT_FILENAME", s.Filename}, {"DOCUMENT_ROOT", s.Root},
+	} {
+		if hasCTL(v.value) {
+			return dst, fmt.Errorf("%w: %s %q", ErrInvalidMetaVariable, v.name, v.value)
+		}
+	}
+	origin := Origin(r.Context())
+
+	dst = append(dst, "GATEWAY_INTERFACE=CGI/1.1", "SERVER_SOFTWARE="+software, "REQUEST_METHOD="+r.Method)
+	dst = append(dst, "QUERY_STRING="+r.URL.RawQuery) // § 4.1.7: raw, and set even when empty
+	dst = append(dst, "REQUEST_URI="+requestURI(r))
+	dst = append(dst, "SCRIPT_NAME="+s.Name)
+	if s.PathInfo != "" {
+		dst = append(dst, "PATH_INFO="+s.PathInfo)
+		if s.Root != "" {
+			dst = append(dst, "PATH_TRANSLATED="+strings.TrimSuffix(s.Root, "/")+s.PathInfo)
+		}
+	}
+	if s.Filename != "" {
+		dst = append(dst, "SCRIPT_FILENAME="+s.Filename)
+	}
+	if s.Root != "" {
+		dst = append(dst, "DOCUMENT_ROOT="+s.Root)
+	}
+	if r.ContentLength > 0 || (r.ContentLength == 0 && r.Header.Get("Content-Length") != "") {
+		dst = append(dst, "CONTENT_LENGTH="+strconv.FormatInt(r.ContentLength, 10))
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !hasCTL(ct) {
+		dst = append(dst, "CONTENT_TYPE="+ct)
+	}
+
+	if origin != nil {
+		// The front web server described the connection (REMOTE_ADDR,
+		// SERVER_PORT, HTTPS, REMOTE_USER, AUTH_TYPE, ...): pass that on
+		// unchanged rather than derive it again from this hop.
+		dst = appendOrigin(dst, origin)
+		if _, ok := origin["SERVER_PROTOCOL"]; !ok {
+			dst = append(dst, "SERVER_PROTOCOL="+serverProtocol(r))
+		}
+	} else {
+		dst = appendConn(dst, r)
+	}
+
+	if r.Host != "" && !hasCTL(r.Host) {
+		dst = append(dst, "HTTP_HOST="+r.Host)
+	}
+	return appendHeaders(dst, r.Header), nil
+}
+
+// appendConn derives the connection variables from r itself.
+func appendConn(dst []string, r *http.Request) []string {
+	scheme, https := "http", false
+	if r.TLS != nil {
+		scheme, https = "https", true
+	}
+	dst = append(dst, "REQUEST_SCHEME="+scheme)
+	if https {
+		dst = append(dst, "HTTPS=on")
+	}
+	dst = append(dst, "SERVER_PROTOCOL="+serverProtocol(r))
+
+	hostName, hostPort := splitHost(r.Host)
+	localIP, localPort := "", ""
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		localIP, localPort = splitHostPort(a.String())
+	}
+	// § 4.1.14: the name of the server host the Script-URI names, from Host.
+	if hostName == "" || hasCTL(hostName) {
+		hostName = localIP
+	}
+	if hostName != "" {
+		dst = append(dst, "SERVER_NAME="+hostName)
+	}
+	if localIP != "" {
+		dst = append(dst, "SERVER_ADDR="+localIP)
+	}
+	// § 4.1.15: the port on which the request was received.
+	port := localPort
+	if port == "" {
+		port = hostPort
+	}
+	if port == "" {
+		port = "80"
+		if https {
+			port = "443"
+		}
+	}
+	dst = append(dst, "SERVER_PORT="+port)
+
+	remoteIP, remotePort := splitHostPort(r.RemoteAddr)
+	if remoteIP != "" {
+		// § 4.1.9: REMOTE_HOST may carry REMOTE_ADDR when no name is looked up.
+		dst = append(dst, "REMOTE_ADDR="+remoteIP, "REMOTE_HOST="+remoteIP)
+	}
+	if remotePort != "" {
+		dst = append(dst, "REMOTE_PORT="+remotePort)
+	}
+	return dst
+}
+
+// serverProtocol is SERVER_PROTOCOL (RFC 3875 § 4.1.16).
+func serverProtocol(r *http.Request) string {
+	if r.Proto == "" {
+		return "HTTP/1.1"
+	}
+	return r.Proto
+}
+
+// appendOrigin passes on what the front web server said about the connection,
+// and its non-standard variables, in a stable order.
+func appendOrigin(dst []string, origin map[string]string) []string {
+	names := make([]string, 0, len(origin))
+	for name, value := range origin {
+		if strings.HasPrefix(name, "HTTP_") || slices.Contains(derivedVars[:], name) ||
+			!validVarName(name) || hasCTL(value) {
+			continue
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		dst = append(dst, name+"="+origin[name])
+	}
+	return dst
+}
+
+// appendHeaders appends HTTP_* variables for h, sorted by name.
+func appendHeaders(dst []string, h http.Header) []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		name, ok := headerVarName(k)
+		if !ok {
+			continue
+		}
+		vals := h[k]
+		sep := ", "
+		if name == "HTTP_COOKIE" {
+			sep = "; "
+		}
+		bad := false
+		for _, v := range vals {
+			bad = bad || hasCTL(v)
+		}
+		if bad || len(vals) == 0 {
+			continue
+		}
+		b.Reset()
+		b.Grow(len(name) + 1 + len(vals[0]))
+		b.WriteString(name)
+		b.WriteByte('=')
+		for i, v := range vals {
+			if i > 0 {
+				b.WriteString(sep)
+			}
+			b.WriteString(v)
+		}
+		dst = append(dst, b.String())
+	}
+	return dst
+}
+
+// headerVarName maps a header name to its HTTP_* meta-variable name (RFC 3875
+// § 4.1.18), or reports false for a header that must not be passed.
+func headerVarName(k string) (string, bool) {
+	if k == "" {
+		return "", false
+	}
+	switch {
+	case strings.EqualFold(k, "Proxy"), // httpoxy: Go issue 16405
+		strings.EqualFold(k, "Content-Type"), strings.EqualFold(k, "Content-Length"),
+		strings.EqualFold(k, "Host"): // from r.Host
+		return "", false
+	}
+	buf := make([]byte, 0, 5+len(k))
+	buf = append(buf, "HTTP_"...)
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case 'a' <= c && c <= 'z':
+			buf = append(buf, c-('a'-'A'))
+		case 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+			buf = append(buf, c)
+		case c == '-':
+			buf = append(buf, '_')
+		default:
+			// '_' would collide with '-'; anything else is not a token
+			// character a script could name.
+			return "", false
+		}
+	}
+	return string(buf), true
+}
+
+// validVarName reports whether name is a plausible environment variable name:
+// letters, digits and '_', not starting with a digit.
+func validVarName(name string) bool {
+	if name == "" || ('0' <= name[0] && name[0] <= '9') {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// hasCTL reports whether s holds a NUL, CR or LF byte.
+func hasCTL(s string) bool {
+	return strings.ContainsAny(s, "\x00\r\n")
+}
+
+// requestURI returns the request target as the client sent it.
+func requestURI(r *http.Request) string {
+	if r.RequestURI != "" && !hasCTL(r.RequestURI) {
+		return r.RequestURI
+	}
+	return r.URL.RequestURI()
+}
+
+// splitHost splits a Host header value into name and port, keeping the
+// brackets of an IPv6 literal as RFC 3875 § 4.1.14 writes it.
+func splitHost(host string) (name, port string) {
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		return host[:i], host[i+1:]
+	}
+	return host, ""
+}
+
+// splitHostPort splits "ip:port" with the IPv6 brackets removed; a value with
+// no port is returned whole.
+func splitHostPort(addr string) (host, port string) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, ""
+	}
+	return h, p
+}

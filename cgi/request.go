@@ -1,0 +1,134 @@
+package cgi
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// ErrMissingMetaVariable is wrapped by [RequestFromEnv] errors for a
+// required meta-variable that is absent.
+var ErrMissingMetaVariable = errors.New("cgi: required meta-variable missing")
+
+// RequestFromEnv builds a server-side [*http.Request] from the meta-variables
+// a web server sent (RFC 3875 § 4.1): by CGI environment, FastCGI PARAMS or
+// SCGI headers. The request's Body is left nil for the caller to set;
+// ContentLength comes from CONTENT_LENGTH.
+//
+// The URL is REQUEST_URI when present, else SCRIPT_NAME, PATH_INFO and
+// QUERY_STRING. Headers come from HTTP_* variables ('_' becomes '-'), Host
+// from HTTP_HOST or SERVER_NAME, RemoteAddr from REMOTE_ADDR and REMOTE_PORT,
+// and a non-nil TLS from HTTPS=on. The request's context, derived from ctx,
+// records vars through [WithOrigin], so that a script ferry runs next sees
+// what the web server said about the connection.
+func RequestFromEnv(ctx context.Context, vars map[string]string) (*http.Request, error) {
+	method := vars["REQUEST_METHOD"]
+	if method == "" {
+		return nil, fmt.Errorf("%w: REQUEST_METHOD", ErrMissingMetaVariable)
+	}
+	if !validMethod(method) {
+		return nil, fmt.Errorf("cgi: bad REQUEST_METHOD %.32q", method)
+	}
+	proto := vars["SERVER_PROTOCOL"]
+	if proto == "" || strings.EqualFold(proto, "INCLUDED") {
+		proto = "HTTP/1.0"
+	}
+	major, minor, ok := http.ParseHTTPVersion(proto)
+	if !ok {
+		return nil, fmt.Errorf("cgi: bad SERVER_PROTOCOL %.32q", proto)
+	}
+
+	uri := vars["REQUEST_URI"]
+	if uri == "" {
+		uri = (&url.URL{Path: vars["SCRIPT_NAME"] + vars["PATH_INFO"]}).EscapedPath()
+		if q := vars["QUERY_STRING"]; q != "" {
+			uri += "?" + q
+		}
+	}
+	if uri == "" {
+		uri = "/"
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		return nil, fmt.Errorf("cgi: bad request URI %.64q: %w", uri, err)
+	}
+
+	r := &http.Request{
+		Method:     method,
+		URL:        u,
+		Proto:      proto,
+		ProtoMajor: major,
+		ProtoMinor: minor,
+		Header:     make(http.Header),
+		RequestURI: uri,
+		Host:       vars["HTTP_HOST"],
+	}
+	if r.Host == "" {
+		r.Host = vars["SERVER_NAME"]
+		if p := vars["SERVER_PORT"]; p != "" && r.Host != "" && p != "80" && p != "443" {
+			r.Host = net.JoinHostPort(strings.Trim(r.Host, "[]"), p)
+		}
+	}
+	if cl := vars["CONTENT_LENGTH"]; cl != "" {
+		n, err := strconv.ParseInt(cl, 10, 64)
+		if err != nil || n < 0 || !isDigits(cl) {
+			return nil, fmt.Errorf("cgi: bad CONTENT_LENGTH %.32q", cl)
+		}
+		r.ContentLength = n
+		r.Header.Set("Content-Length", cl)
+	}
+	if ct := vars["CONTENT_TYPE"]; ct != "" && !hasCTL(ct) {
+		r.Header.Set("Content-Type", ct)
+	}
+	for k, v := range vars {
+		name, ok := strings.CutPrefix(k, "HTTP_")
+		if !ok || name == "" || name == "HOST" || name == "PROXY" || hasCTL(v) ||
+			name == "CONTENT_LENGTH" || name == "CONTENT_TYPE" {
+			continue
+		}
+		r.Header.Add(headerName(name), v)
+	}
+	if addr := vars["REMOTE_ADDR"]; addr != "" {
+		if port := vars["REMOTE_PORT"]; port != "" {
+			r.RemoteAddr = net.JoinHostPort(addr, port)
+		} else {
+			r.RemoteAddr = addr
+		}
+	}
+	if strings.EqualFold(vars["HTTPS"], "on") || vars["HTTPS"] == "1" {
+		r.TLS = &tls.ConnectionState{HandshakeComplete: true, ServerName: vars["SERVER_NAME"]}
+	}
+	return r.WithContext(WithOrigin(ctx, vars)), nil
+}
+
+// headerName turns "X_FORWARDED_FOR" into "X-Forwarded-For".
+func headerName(v string) string {
+	b := []byte(v)
+	upper := true
+	for i, c := range b {
+		switch {
+		case c == '_':
+			b[i], upper = '-', true
+		case upper:
+			upper = false
+		case 'A' <= c && c <= 'Z':
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
+}
+
+func validMethod(m string) bool {
+	for i := 0; i < len(m); i++ {
+		if !isTokenByte(m[i]) {
+			return false
+		}
+	}
+	return m != ""
+}

@@ -1,0 +1,331 @@
+package cgi
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"strings"
+)
+
+// Limits on a script's response header block. Zero fields of [HeaderLimits]
+// take these values.
+const (
+	DefaultMaxHeaderLine   = 16 << 10  // one header line, like Apache's 8 KiB and well above Go's 1 KiB
+	DefaultMaxHeaderBytes  = 256 << 10 // the whole header block
+	DefaultMaxHeaderFields = 1000
+)
+
+// HeaderLimits bounds the header block of a CGI response.
+type HeaderLimits struct {
+	// MaxLine is the longest header line in bytes, line end included. If zero,
+	// DefaultMaxHeaderLine is used.
+	MaxLine int
+	// MaxBytes bounds the whole header block. If zero, DefaultMaxHeaderBytes
+	// is used.
+	MaxBytes int
+	// MaxFields bounds the number of header lines. If zero,
+	// DefaultMaxHeaderFields is used.
+	MaxFields int
+}
+
+func (l HeaderLimits) maxLine() int   { return orDefault(l.MaxLine, DefaultMaxHeaderLine) }
+func (l HeaderLimits) maxBytes() int  { return orDefault(l.MaxBytes, DefaultMaxHeaderBytes) }
+func (l HeaderLimits) maxFields() int { return orDefault(l.MaxFields, DefaultMaxHeaderFields) }
+
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// ErrMalformedResponse is wrapped by every error [ReadResponse] returns for
+// output that is not a valid CGI response: a gateway answers 502 Bad Gateway.
+var ErrMalformedResponse = errors.New("cgi: malformed response from script")
+
+// ErrNoResponse is returned, wrapped with [ErrMalformedResponse], when a
+// script wrote nothing at all to its standard output.
+var ErrNoResponse = errors.New("cgi: script wrote no output")
+
+// Kind is the kind of a CGI response (RFC 3875 § 6.2).
+type Kind uint8
+
+// The kinds of CGI response.
+const (
+	// Document is a document response (§ 6.2.1), with or without a Status.
+	Document Kind = iota
+	// LocalRedirect is a Location holding a local path and no Status
+	// (§ 6.2.2): the gateway serves that path as a new GET request itself.
+	LocalRedirect
+	// ClientRedirect is a Location holding anything else (§ 6.2.3, § 6.2.4):
+	// the client is sent a redirect, 302 unless the script gave a Status.
+	ClientRedirect
+)
+
+var kindNames = [...]string{Document: "document", LocalRedirect: "local-redirect", ClientRedirect: "client-redirect"}
+
+// String returns the kind's name.
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "Kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Response is the parsed header block of a CGI response.
+type Response struct {
+	Kind Kind
+	// Status is the status to send: from a Status field, from the status line
+	// of an NPH response, 302 for a client redirect without Status, else 200.
+	Status int
+	// Reason is the reason phrase the script gave, if any.
+	Reason string
+	// Header holds the header fields to send, in canonical form and in the
+	// order given; Status and hop-by-hop fields are removed. Location is kept.
+	Header http.Header
+	// Location is the Location field's value, if any.
+	Location string
+}
+
+// hopHeaders are connection-level fields a script cannot meaningfully set: its
+// body is framed by the gateway (RFC 9110 § 7.6.1).
+var hopHeaders = [...]string{
+	"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// ReadResponse reads and parses a CGI response header block (RFC 3875 § 6)
+// from br, leaving br at the first byte of the body. Lines may end in LF or
+// CRLF. If nph is true, the first line must be an HTTP status line, as
+// written by a non-parsed-header script (§ 5).
+//
+// Malformed output gives an error wrapping [ErrMalformedResponse]: a header
+// block that does not end (EOF or limits), a line that is not "name: value",
+// a folded line, control bytes such as NUL, a Status that is not a three-digit
+// code from 200 to 599, or a repeated Status or Location.
+func ReadResponse(br *bufio.Reader, nph bool, lim HeaderLimits) (*Response, error) {
+	p := respParser{br: br, lim: lim, resp: &Response{Header: make(http.Header)}}
+	if nph {
+		line, err := p.line()
+		if err != nil {
+			return nil, err
+		}
+		if err := p.statusLine(line); err != nil {
+			return nil, err
+		}
+	}
+	for {
+		line, err := p.line()
+		if err != nil {
+			return nil, err
+		}
+		if len(line) == 0 {
+			break
+		}
+		if err := p.field(line); err != nil {
+			return nil, err
+		}
+	}
+	return p.finish()
+}
+
+type respParser struct {
+	br        *bufio.Reader
+	lim       HeaderLimits
+	resp      *Response
+	n         int  // lines read
+	bytes     int  // header bytes read
+	hasStatus bool // a Status field or status line was seen
+	long      []byte
+}
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrMalformedResponse}, args...)...)
+}
+
+// line returns the next line without its line end. The slice is valid until
+// the next call.
+func (p *respParser) line() ([]byte, error) {
+	p.n++
+	if p.n > p.lim.maxFields()+1 {
+		return nil, malformed("more than %d header lines", p.lim.maxFields())
+	}
+	line, err := p.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		p.long = append(p.long[:0], line...)
+		for errors.Is(err, bufio.ErrBufferFull) && len(p.long) <= p.lim.maxLine() {
+			line, err = p.br.ReadSlice('\n')
+			p.long = append(p.long, line...)
+		}
+		line = p.long
+	}
+	if len(line) > p.lim.maxLine() {
+		return nil, malformed("header line %d longer than %d bytes", p.n, p.lim.maxLine())
+	}
+	p.bytes += len(line)
+	if p.bytes > p.lim.maxBytes() {
+		return nil, malformed("header block longer than %d bytes", p.lim.maxBytes())
+	}
+	if err != nil {
+		if err == io.EOF {
+			if p.n == 1 && len(line) == 0 {
+				return nil, fmt.Errorf("%w: %w", ErrMalformedResponse, ErrNoResponse)
+			}
+			return nil, malformed("output ended inside the header block (line %d); is the blank line after the headers missing?", p.n)
+		}
+		return nil, fmt.Errorf("cgi: reading script output: %w", err)
+	}
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, nil
+}
+
+// statusLine parses "HTTP/1.1 200 OK" from an NPH script.
+func (p *respParser) statusLine(line []byte) error {
+	proto, rest, ok := strings.Cut(string(line), " ")
+	if !ok || !strings.HasPrefix(proto, "HTTP/") {
+		return malformed("NPH output does not start with an HTTP status line: %.64q", line)
+	}
+	if _, _, ok := http.ParseHTTPVersion(proto); !ok {
+		return malformed("NPH status line has a bad protocol %.32q", proto)
+	}
+	return p.status(rest)
+}
+
+// status parses "404 Not Found" (RFC 3875 § 6.3.3).
+func (p *respParser) status(v string) error {
+	if p.hasStatus {
+		return malformed("Status given twice")
+	}
+	p.hasStatus = true
+	code, reason, _ := strings.Cut(v, " ")
+	if len(code) != 3 || !isDigits(code) {
+		return malformed("bad Status %.64q: want a three-digit code", v)
+	}
+	n, _ := strconv.Atoi(code)
+	if n < 200 || n > 599 {
+		return malformed("bad Status %.64q: code must be 200 to 599", v)
+	}
+	if hasCTLByte(reason) {
+		return malformed("bad Status %.64q: control byte in reason phrase", v)
+	}
+	p.resp.Status, p.resp.Reason = n, strings.TrimSpace(reason)
+	return nil
+}
+
+func (p *respParser) field(line []byte) error {
+	if line[0] == ' ' || line[0] == '\t' {
+		return malformed("folded header line %d (obsolete line folding)", p.n)
+	}
+	i := indexByte(line, ':')
+	if i <= 0 {
+		if p.n == 1 {
+			return malformed("no header block: first line %.64q is not a header field", line)
+		}
+		return malformed("header line %d is not \"name: value\": %.64q", p.n, line)
+	}
+	name := line[:i]
+	for _, c := range name {
+		if !isTokenByte(c) {
+			return malformed("header line %d has a bad field name %.64q", p.n, name)
+		}
+	}
+	value := strings.Trim(string(line[i+1:]), " \t")
+	if hasCTLByte(value) {
+		return malformed("header line %d (%s) holds a control byte", p.n, name)
+	}
+	key := textproto.CanonicalMIMEHeaderKey(string(name))
+	switch key {
+	case "Status":
+		return p.status(value)
+	case "Location":
+		if p.resp.Location != "" {
+			return malformed("Location given twice")
+		}
+		if value == "" {
+			return malformed("empty Location")
+		}
+		p.resp.Location = value
+	case "Content-Length":
+		if !isDigits(value) {
+			return malformed("bad Content-Length %.32q", value)
+		}
+	}
+	for _, h := range hopHeaders {
+		if key == h {
+			return nil
+		}
+	}
+	p.resp.Header[key] = append(p.resp.Header[key], value)
+	return nil
+}
+
+func (p *respParser) finish() (*Response, error) {
+	r := p.resp
+	switch {
+	case r.Location != "" && !p.hasStatus && isLocalPath(r.Location):
+		r.Kind, r.Status = LocalRedirect, http.StatusOK
+	case r.Location != "":
+		r.Kind = ClientRedirect
+		if !p.hasStatus {
+			r.Status = http.StatusFound
+		}
+	default:
+		if !p.hasStatus {
+			r.Status = http.StatusOK
+		}
+	}
+	return r, nil
+}
+
+// isLocalPath reports whether a Location value is a local URL path (RFC 3875
+// § 6.2.2: "/" abs-path [ "?" query ]); "//host/..." is not.
+func isLocalPath(loc string) bool {
+	return strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//")
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// hasCTLByte reports control bytes other than HTAB.
+func hasCTLByte(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// isTokenByte reports whether c may appear in a header field name (RFC 9110
+// § 5.6.2 tchar).
+func isTokenByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}

@@ -1,0 +1,150 @@
+package cgi
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+)
+
+// ErrBodyNotAllowed is returned by [ResponseWriter.Write] for a response that
+// has no body: HEAD, 204, 304.
+var ErrBodyNotAllowed = http.ErrBodyNotAllowed
+
+// ResponseWriter is an [http.ResponseWriter] that writes a CGI response
+// (RFC 3875 § 6): a Status field, the header fields, a blank line, then the
+// body. It is the inbound half of every protocol ferry serves: a CGI
+// program's stdout, a FastCGI STDOUT stream, an SCGI connection.
+//
+// The header block is written at the first Write, Flush or Close; when no
+// Content-Type was set and the response has a body, one is sniffed from the
+// first bytes, as net/http does. It implements [http.Flusher]. The caller must
+// Close it to send a response that wrote nothing.
+type ResponseWriter struct {
+	w           *bufio.Writer
+	header      http.Header
+	status      int
+	wroteHeader bool
+	noBody      bool
+	err         error
+	written     int64
+}
+
+// NewResponseWriter returns a ResponseWriter writing to w, for the request r
+// (used to leave out bodies of HEAD requests; it may be nil). w is buffered
+// unless it is a *bufio.Writer already.
+func NewResponseWriter(w io.Writer, r *http.Request) *ResponseWriter {
+	bw, ok := w.(*bufio.Writer)
+	if !ok {
+		bw = bufio.NewWriterSize(w, 8192)
+	}
+	return &ResponseWriter{w: bw, header: make(http.Header), noBody: r != nil && r.Method == http.MethodHead}
+}
+
+// Header returns the header fields to send.
+func (rw *ResponseWriter) Header() http.Header { return rw.header }
+
+// WriteHeader records the status; it is sent with the first body bytes.
+// Informational (1xx) statuses cannot be sent over CGI and are ignored.
+func (rw *ResponseWriter) WriteHeader(code int) {
+	if rw.wroteHeader || rw.status != 0 || code < 200 || code > 999 {
+		return
+	}
+	rw.status = code
+}
+
+func (rw *ResponseWriter) bodyAllowed() bool {
+	return !rw.noBody && rw.status != http.StatusNoContent && rw.status != http.StatusNotModified
+}
+
+// writeHeader sends the header block; p is the first body chunk, for sniffing.
+func (rw *ResponseWriter) writeHeader(p []byte) {
+	if rw.wroteHeader {
+		return
+	}
+	rw.wroteHeader = true
+	if rw.status == 0 {
+		rw.status = http.StatusOK
+	}
+	if _, ok := rw.header["Content-Type"]; !ok && len(p) > 0 && rw.bodyAllowed() {
+		rw.header.Set("Content-Type", http.DetectContentType(p))
+	}
+	text := http.StatusText(rw.status)
+	if text == "" {
+		text = "status code " + strconv.Itoa(rw.status)
+	}
+	if _, err := fmt.Fprintf(rw.w, "Status: %d %s\r\n", rw.status, text); err != nil {
+		rw.err = err
+		return
+	}
+	// Header.Write drops invalid names, and replaces CR and LF in values.
+	if err := rw.header.WriteSubset(rw.w, cgiHeaderExclude); err != nil {
+		rw.err = err
+		return
+	}
+	_, rw.err = rw.w.WriteString("\r\n")
+}
+
+// cgiHeaderExclude are fields the CGI response cannot carry as given: the
+// status goes in Status, and framing is the gateway's.
+var cgiHeaderExclude = map[string]bool{"Status": true, "Transfer-Encoding": true, "Connection": true}
+
+// Write sends body bytes, after the header block.
+func (rw *ResponseWriter) Write(p []byte) (int, error) {
+	rw.writeHeader(p)
+	if rw.err != nil {
+		return 0, rw.err
+	}
+	if !rw.bodyAllowed() {
+		if rw.noBody {
+			return len(p), nil // HEAD: the body is dropped, as net/http does
+		}
+		return 0, ErrBodyNotAllowed
+	}
+	n, err := rw.w.Write(p)
+	rw.written += int64(n)
+	if err != nil {
+		rw.err = err
+	}
+	return n, err
+}
+
+// Flush sends what is buffered.
+func (rw *ResponseWriter) Flush() { _ = rw.FlushError() }
+
+// FlushError sends what is buffered and reports a write error; it is what
+// [http.ResponseController.Flush] calls.
+func (rw *ResponseWriter) FlushError() error {
+	rw.writeHeader(nil)
+	if rw.err != nil {
+		return rw.err
+	}
+	rw.err = rw.w.Flush()
+	return rw.err
+}
+
+// Close sends the header block if nothing was written yet, and flushes. It
+// does not close the underlying writer.
+func (rw *ResponseWriter) Close() error {
+	return rw.FlushError()
+}
+
+// Status returns the status sent or to be sent (200 if none was set).
+func (rw *ResponseWriter) Status() int {
+	if rw.status == 0 {
+		return http.StatusOK
+	}
+	return rw.status
+}
+
+// Written returns the number of body bytes written.
+func (rw *ResponseWriter) Written() int64 { return rw.written }
+
+// HeaderWritten reports whether the header block has been sent.
+func (rw *ResponseWriter) HeaderWritten() bool { return rw.wroteHeader }
+
+var _ interface {
+	http.ResponseWriter
+	http.Flusher
+} = (*ResponseWriter)(nil)

@@ -1,0 +1,246 @@
+// Command ferry is a gateway between web servers, clients and applications
+// over CGI, FastCGI, SCGI and HTTP.
+//
+//	ferry serve [flags]     serve (with no flags: the bundled example site)
+//	ferry version           print the version
+//
+// Run "ferry serve --help" for the flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ferrygw/ferry"
+	"github.com/ferrygw/ferry/bridge"
+	"github.com/ferrygw/ferry/cgi"
+	"github.com/rs/zerolog"
+	"github.com/spf13/pflag"
+)
+
+// version is set at build time with -ldflags "-X main.version=..."; otherwise
+// the module version from the build info is used.
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `ferry: one gateway between web servers, clients and applications over
+CGI, FastCGI, SCGI and HTTP.
+
+Usage:
+  ferry serve [flags]    serve requests (with no flags: the bundled example site
+                         on http://127.0.0.1:8080)
+  ferry version          print the version
+  ferry help [command]   show help
+
+Run "ferry serve --help" for the flags of serve.
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "ferry %s\n", getVersion())
+		return 0
+	case "help", "--help", "-h":
+		if len(args) > 1 && args[1] == "serve" {
+			return serve([]string{"--help"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "ferry: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func getVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+const serveUsage = `Usage: ferry serve [flags]
+
+Serve requests on every --listen address, routing them by URL prefix to the
+backends given with --mount. With no --mount and no --root, serve the bundled
+example site (static pages and a cgi-bin of sh, Perl, Python and PHP scripts).
+
+Addresses:
+  listen:   http://HOST:PORT
+  backends: cgi:/usr/lib/cgi-bin (a directory, ScriptAlias semantics: the first
+            path segment that is an executable file is the script, the rest is
+            PATH_INFO), cgi:/path/to/script (one script at the prefix)
+
+Examples:
+  ferry serve --listen http://127.0.0.1:8080 --mount /cgi-bin/=cgi:/usr/lib/cgi-bin
+  ferry serve --root /var/www --mount /cgi-bin/=cgi:/var/www/cgi-bin --env GITWEB_CONFIG=/etc/gitweb.conf
+
+Scripts get the CGI/1.1 meta-variables, the variables of ferry's environment
+named by --pass-env (and PATH, LANG, LC_*, TZ, TMPDIR), and --env values. Each
+runs in its own process group, in its own directory, and is stopped (SIGTERM,
+then SIGKILL) at --cgi-timeout or when the client goes away. SIGTERM or SIGINT
+drains in-flight requests for up to --shutdown-timeout, then stops scripts.
+
+Flags:
+`
+
+func serve(args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SortFlags = false
+	listen := fs.StringArray("listen", nil, "front address to listen on (repeatable; default http://127.0.0.1:8080)")
+	mounts := fs.StringArray("mount", nil, "route PREFIX=BACKEND, e.g. /cgi-bin/=cgi:/usr/lib/cgi-bin (repeatable)")
+	root := fs.String("root", "", "document root: static files for paths no mount covers, and DOCUMENT_ROOT")
+	envs := fs.StringArray("env", nil, "KEY=VALUE given to every script (repeatable)")
+	passEnv := fs.StringArray("pass-env", nil, "NAME of a variable of ferry's environment passed to scripts (repeatable)")
+	timeout := fs.Duration("cgi-timeout", cgi.DefaultTimeout, "wall-clock limit per script (0 or less: none)")
+	grace := fs.Duration("cgi-kill-grace", cgi.DefaultKillGrace, "time between SIGTERM and SIGKILL for a script being stopped")
+	maxConc := fs.Int("cgi-max-concurrent", 0, "scripts running at once per mount (0: 4 per CPU)")
+	maxQueue := fs.Int("cgi-max-queue", cgi.DefaultMaxQueue, "requests waiting for a script slot before 503")
+	queueTimeout := fs.Duration("cgi-queue-timeout", cgi.DefaultQueueTimeout, "longest wait for a script slot before 503")
+	maxBody := fs.Int64("max-request-body", cgi.DefaultMaxRequestBody, "largest request body in bytes (413 past it)")
+	maxHeaderLine := fs.Int("max-header-line", cgi.DefaultMaxHeaderLine, "longest header line a script may write, in bytes")
+	shutdown := fs.Duration("shutdown-timeout", bridge.DefaultShutdownTimeout, "how long in-flight requests may take to finish on shutdown")
+	accessLog := fs.Bool("access-log", true, "log one line per request")
+	logFormat := fs.String("log-format", "auto", "log format: json, console, or auto (console on a terminal)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, serveUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "ferry serve: unexpected argument %q (flags only; see ferry serve --help)\n", fs.Arg(0))
+		return 2
+	}
+
+	logger, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
+		return 2
+	}
+	cfg := bridge.Config{
+		Root:            *root,
+		ShutdownTimeout: *shutdown,
+		AccessLog:       *accessLog,
+		Logger:          &logger,
+		Version:         getVersion(),
+		CGI: &cgi.Handler{
+			Timeout:        *timeout,
+			KillGrace:      *grace,
+			MaxConcurrent:  *maxConc,
+			MaxQueue:       *maxQueue,
+			QueueTimeout:   *queueTimeout,
+			MaxRequestBody: *maxBody,
+			HeaderLimits:   cgi.HeaderLimits{MaxLine: *maxHeaderLine},
+		},
+	}
+	if *timeout <= 0 {
+		cfg.CGI.Timeout = -1
+	}
+	for _, kv := range *envs {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || strings.ContainsAny(kv, "\x00") {
+			fmt.Fprintf(stderr, "ferry serve: --env %q: want KEY=VALUE\n", kv)
+			return 2
+		}
+		cfg.CGI.Env = append(cfg.CGI.Env, kv)
+	}
+	if len(*passEnv) > 0 {
+		cfg.CGI.InheritEnv = append(append([]string(nil), cgi.DefaultInheritEnv...), *passEnv...)
+	}
+	for _, l := range *listen {
+		a, err := bridge.ParseAddress(l)
+		if err != nil {
+			fmt.Fprintf(stderr, "ferry serve: --listen: %v\n", err)
+			return 2
+		}
+		cfg.Listen = append(cfg.Listen, a)
+	}
+	for _, m := range *mounts {
+		mt, err := bridge.ParseMount(m)
+		if err != nil {
+			fmt.Fprintf(stderr, "ferry serve: --mount: %v\n", err)
+			return 2
+		}
+		cfg.Mounts = append(cfg.Mounts, mt)
+	}
+	if len(cfg.Mounts) == 0 && cfg.Root == "" {
+		dir, err := os.MkdirTemp("", "ferry-site-*")
+		if err == nil {
+			defer os.RemoveAll(dir)
+			err = os.Chmod(dir, 0o755)
+		}
+		if err == nil {
+			err = ferry.WriteExampleSite(dir)
+		}
+		if err != nil {
+			logger.Error().Err(err).Msg("ferry: cannot set up the example site")
+			return 1
+		}
+		cfg.Root = dir
+		m, _ := bridge.ParseMount("/cgi-bin/=cgi:" + dir + "/cgi-bin")
+		cfg.Mounts = []bridge.Mount{m}
+		logger.Info().Str("root", dir).Msg("ferry: no --mount or --root given; serving the bundled example site")
+	}
+
+	srv, err := bridge.New(cfg)
+	if err != nil {
+		logger.Error().Err(err).Msg("ferry: bad configuration")
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := srv.Run(ctx, nil); err != nil {
+		logger.Error().Err(err).Msg("ferry: stopped with an error")
+		return 1
+	}
+	return 0
+}
+
+// newLogger builds the process logger: JSON lines, or a console format for
+// people when format is "console", or "auto" and w is a terminal.
+func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		return zerolog.Logger{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	switch format {
+	case "auto":
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+			}
+		}
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: true}
+	case "json":
+	default:
+		return zerolog.Logger{}, fmt.Errorf("--log-format %q: want json, console or auto", format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
