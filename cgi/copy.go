@@ -26,6 +26,13 @@ func WriteHeader(w http.ResponseWriter, resp *Response) {
 // as is; an error writing to w is wrapped in a *[ClientError].
 func CopyResponse(w http.ResponseWriter, resp *Response, body io.Reader) (int64, error) {
 	WriteHeader(w, resp)
+	if br, ok := body.(interface{ Buffered() int }); !ok || br.Buffered() == 0 {
+		// No body bytes are at hand: send the header block now, so that the
+		// client learns the status while the script works on the body.
+		if err := http.NewResponseController(w).Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return 0, &ClientError{err}
+		}
+	}
 	return copyFlush(w, body)
 }
 

@@ -96,6 +96,9 @@ func (d *Dir) lookup(r *http.Request) (Script, int) {
 	if !ok {
 		return Script{}, http.StatusNotFound
 	}
+	if rel == "" {
+		return Script{}, http.StatusForbidden // the directory itself: no listing
+	}
 	// An encoded slash would let a segment name a path (Apache's
 	// AllowEncodedSlashes Off answers 404 too).
 	if ep := r.URL.EscapedPath(); strings.Contains(ep, "%2f") || strings.Contains(ep, "%2F") ||
@@ -114,8 +117,10 @@ func (d *Dir) lookup(r *http.Request) (Script, int) {
 	file := d.root
 	for i, seg := range segs {
 		if seg == "" {
-			// "//" or a trailing slash after directories only.
-			return Script{}, http.StatusNotFound
+			if i == len(segs)-1 {
+				return Script{}, http.StatusForbidden // "sub/": a directory
+			}
+			return Script{}, http.StatusNotFound // "//"
 		}
 		file = filepath.Join(file, seg)
 		fi, err := os.Lstat(file)

@@ -268,9 +268,16 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s Script, self h
 		}
 		return
 	}
+	held := true
+	defer func() {
+		if held { // run panicked to abort the response
+			h.limiter.Release()
+		}
+	}()
 	run := &scriptRun{h: h, w: w, r: r, s: s, log: log}
 	loc := run.run(env, stdin, stdinFile)
 	h.limiter.Release()
+	held = false
 	if loc != "" {
 		// The script has been reaped and its slot freed: the redirect does
 		// not hold two.
