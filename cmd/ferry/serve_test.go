@@ -1,0 +1,345 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferrygw/ferry/internal/conformance"
+	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/peers"
+)
+
+// The test binary doubles as the ferry command: tests run it with
+// FERRY_TEST_MAIN=1 to get a real ferry process without a separate build.
+func TestMain(m *testing.M) {
+	if os.Getenv("FERRY_TEST_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// logBuffer collects a process's output; safe for concurrent use.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// ferryProc is a running "ferry serve".
+type ferryProc struct {
+	URL  string
+	cmd  *exec.Cmd
+	logs *logBuffer
+	done chan error
+}
+
+// startFerry runs "ferry serve --listen http://127.0.0.1:0 args..." and
+// waits until it listens. It is stopped (SIGTERM, then SIGKILL) at cleanup.
+func startFerry(t *testing.T, args ...string) *ferryProc {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv := append([]string{"serve", "--listen", "http://127.0.0.1:0", "--log-format", "json", "--log-level", "debug"}, args...)
+	cmd := exec.Command(self, argv...)
+	cmd.Env = append(os.Environ(), "FERRY_TEST_MAIN=1")
+	pr, pw := io.Pipe()
+	logs := &logBuffer{}
+	cmd.Stdout = logs
+	cmd.Stderr = io.MultiWriter(logs, pw)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &ferryProc{cmd: cmd, logs: logs, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait(); pw.Close() }()
+	t.Cleanup(func() { p.stop(t, syscall.SIGKILL) })
+
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		found := false
+		for sc.Scan() {
+			var line struct{ Message, Listen string }
+			if !found && json.Unmarshal(sc.Bytes(), &line) == nil && line.Listen != "" {
+				addr <- line.Listen
+				found = true
+			}
+		}
+		close(addr)
+	}()
+	select {
+	case a, ok := <-addr:
+		if !ok {
+			t.Fatalf("ferry exited before listening:\n%s", logs)
+		}
+		p.URL = a
+	case <-time.After(20 * time.Second):
+		t.Fatalf("ferry did not listen within 20s:\n%s", logs)
+	}
+	return p
+}
+
+// stop sends sig and waits for the process to exit, returning its error.
+func (p *ferryProc) stop(t *testing.T, sig os.Signal) error {
+	if p.cmd.ProcessState != nil {
+		return nil
+	}
+	_ = p.cmd.Process.Signal(sig) // it may have exited already
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return err
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		t.Errorf("ferry did not exit within 30s of %v", sig)
+		return <-p.done
+	}
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "ferry ") {
+		t.Errorf("ferry version = %d %q", code, out.String())
+	}
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"serve", "--help"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "--mount") {
+		t.Errorf("ferry serve --help = %d, output lacks --mount:\n%s", code, errb.String())
+	}
+	for _, args := range [][]string{
+		{"bogus"},
+		{"serve", "--mount", "cgi-bin=cgi:/x"},
+		{"serve", "--listen", "127.0.0.1:80"},
+		{"serve", "--listen", "gopher://127.0.0.1:70"},
+		{"serve", "--env", "NOEQUALS"},
+		{"serve", "--log-format", "xml"},
+		{"serve", "extra-arg"},
+	} {
+		errb.Reset()
+		if code := run(args, &out, &errb); code != 2 {
+			t.Errorf("ferry %q = exit %d; want 2 (%s)", args, code, errb.String())
+		}
+	}
+}
+
+// TestServeExampleSite runs "ferry serve" with no mounts: the bundled site.
+func TestServeExampleSite(t *testing.T) {
+	need := []string{"perl", "python3"}
+	peers.Need(t, need...)
+	p := startFerry(t)
+	if code, body := httpGet(t, p.URL+"/"); code != 200 || !strings.Contains(body, "ferry is running") {
+		t.Fatalf("GET / = %d %q", code, body)
+	}
+	for path, want := range map[string]string{
+		"/cgi-bin/hello.sh":                        "Hello from sh",
+		"/cgi-bin/hello.pl/some/path?name=Perl":    "Hello, Perl, from Perl",
+		"/cgi-bin/hello.py?name=Python":            "Hello, Python, from Python",
+		"/cgi-bin/env.sh/extra/path?a=1":           "PATH_INFO=/extra/path",
+		"/cgi-bin/hello.pl/x?name=%3Cscript%3E":    "Hello, &#60;script&#62;",
+		"/cgi-bin/env.sh/extra/path?a=1&b=%2F#xyz": "QUERY_STRING=a=1&b=%2F",
+	} {
+		if code, body := httpGet(t, p.URL+path); code != 200 || !strings.Contains(body, want) {
+			t.Errorf("GET %s = %d %q; want 200 and %q", path, code, body, want)
+		}
+	}
+	if _, err := peers.Lookup("php-cgi"); err == nil || os.Getenv("CI") == "true" {
+		if code, body := httpGet(t, p.URL+"/cgi-bin/hello.php?name=PHP"); code != 200 || !strings.Contains(body, "Hello, PHP, from PHP") {
+			t.Errorf("GET hello.php = %d %q", code, body)
+		}
+	}
+	resp, err := http.Post(p.URL+"/cgi-bin/hello.pl", "application/x-www-form-urlencoded", strings.NewReader("name=Form+User"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "Hello, Form User") {
+		t.Errorf("POST hello.pl = %q", b)
+	}
+	if code, _ := httpGet(t, p.URL+"/cgi-bin"); code != 200 && code != 403 {
+		t.Errorf("GET /cgi-bin = %d", code)
+	}
+	if code, _ := httpGet(t, p.URL+"/.hidden"); code != 404 {
+		t.Errorf("GET /.hidden = %d; want 404", code)
+	}
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("ferry exited with %v after SIGTERM:\n%s", err, p.logs)
+	}
+	if !strings.Contains(p.logs.String(), `"message":"request"`) || !strings.Contains(p.logs.String(), `"backend":"cgi:`) {
+		t.Errorf("no access-log lines with backend in:\n%s", p.logs)
+	}
+}
+
+// TestServeConformance runs the CGI conformance suite against
+// "ferry serve --mount /cgi-bin/=cgi:DIR", gitweb and cgit included.
+func TestServeConformance(t *testing.T) {
+	peers.Need(t, "perl", "python3", "git", "gitweb", "cgit")
+	dir := t.TempDir()
+	cgiDir := filepath.Join(dir, "cgi-bin")
+	if err := conformance.CopyScripts(cgiDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := conformance.InstallGitApps(cgiDir); err != nil {
+		t.Fatal(err)
+	}
+	git, err := conformance.NewGitFixture(context.Background(), filepath.Join(dir, "git"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--mount", "/cgi-bin/=cgi:" + cgiDir, "--cgi-kill-grace", "1s"}
+	for _, kv := range git.Env {
+		args = append(args, "--env", kv)
+	}
+	p := startFerry(t, args...)
+	conformance.Run(t, conformance.Target{
+		BaseURL:   p.URL,
+		ScriptDir: cgiDir,
+		Log:       p.logs.String,
+		Git:       git,
+	})
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("ferry exited with %v:\n%s", err, p.logs)
+	}
+	if strings.Contains(p.logs.String(), "panic") {
+		t.Errorf("ferry logged a panic:\n%s", p.logs)
+	}
+}
+
+// TestServeGracefulShutdown checks that SIGTERM lets a running request
+// finish, and that scripts still running after --shutdown-timeout are
+// stopped before ferry exits.
+func TestServeGracefulShutdown(t *testing.T) {
+	leakcheck.Check(t)
+	dir := t.TempDir()
+	state := t.TempDir()
+	writeExec(t, filepath.Join(dir, "wait.sh"), `#!/bin/sh
+echo $$ > "$STATE/wait.pid"
+printf 'Content-Type: text/plain\n\n'
+while [ ! -e "$STATE/go" ]; do sleep 0.01; done
+echo finished`)
+	writeExec(t, filepath.Join(dir, "forever.sh"), `#!/bin/sh
+echo $$ > "$STATE/forever.pid"
+printf 'Content-Type: text/plain\n\nstarted\n'
+sleep 300`)
+
+	t.Run("drain", func(t *testing.T) {
+		p := startFerry(t, "--mount", "/cgi-bin/=cgi:"+dir, "--env", "STATE="+state)
+		result := make(chan string, 1)
+		go func() {
+			resp, err := http.Get(p.URL + "/cgi-bin/wait.sh")
+			if err != nil {
+				result <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			result <- string(b)
+		}()
+		waitFile(t, filepath.Join(state, "wait.pid"))
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		waitLog(t, p, "shutting down")
+		os.WriteFile(filepath.Join(state, "go"), nil, 0o644)
+		if got := <-result; got != "finished\n" {
+			t.Errorf("in-flight request got %q; want it to finish", got)
+		}
+		if err := p.stop(t, syscall.SIGTERM); err != nil {
+			t.Errorf("exit: %v", err)
+		}
+	})
+
+	t.Run("stop-scripts", func(t *testing.T) {
+		p := startFerry(t, "--mount", "/cgi-bin/=cgi:"+dir, "--env", "STATE="+state,
+			"--shutdown-timeout", "300ms", "--cgi-kill-grace", "200ms")
+		resp, err := http.Get(p.URL + "/cgi-bin/forever.sh")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		br := bufio.NewReader(resp.Body)
+		if line, _ := br.ReadString('\n'); line != "started\n" {
+			t.Fatalf("first line %q", line)
+		}
+		pid := waitFile(t, filepath.Join(state, "forever.pid"))
+		if err := p.stop(t, syscall.SIGTERM); err != nil {
+			t.Errorf("exit: %v", err)
+		}
+		if leakcheck.Alive(pid) {
+			t.Errorf("script %d outlived ferry", pid)
+		}
+		http.DefaultClient.CloseIdleConnections()
+	})
+}
+
+func writeExec(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFile waits for a pid file and returns the pid in it.
+func waitFile(t *testing.T, path string) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && strings.HasSuffix(string(b), "\n") {
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			return pid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never appeared", path)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func waitLog(t *testing.T, p *ferryProc, s string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.logs.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log never said %q:\n%s", s, p.logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
