@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Script says which script a request runs and how its URL path splits into
@@ -86,60 +87,111 @@ func AppendEnv(dst []string, r *http.Request, s Script, software string) ([]stri
 			return dst, fmt.Errorf("%w: %s %q", ErrInvalidMetaVariable, v.name, v.value)
 		}
 	}
-	origin := Origin(r.Context())
+	e := envPool.Get().(*envBuf)
+	defer e.free()
 
-	dst = append(dst, "GATEWAY_INTERFACE=CGI/1.1", "SERVER_SOFTWARE="+software, "REQUEST_METHOD="+r.Method)
-	dst = append(dst, "QUERY_STRING="+r.URL.RawQuery) // § 4.1.7: raw, and set even when empty
-	dst = append(dst, "REQUEST_URI="+requestURI(r))
-	dst = append(dst, "SCRIPT_NAME="+s.Name)
+	e.add("GATEWAY_INTERFACE", "CGI/1.1")
+	e.add("SERVER_SOFTWARE", software)
+	e.add("REQUEST_METHOD", r.Method)
+	e.add("QUERY_STRING", r.URL.RawQuery) // § 4.1.7: raw, and set even when empty
+	e.add("REQUEST_URI", requestURI(r))
+	e.add("SCRIPT_NAME", s.Name)
 	if s.PathInfo != "" {
-		dst = append(dst, "PATH_INFO="+s.PathInfo)
+		e.add("PATH_INFO", s.PathInfo)
 		if s.Root != "" {
-			dst = append(dst, "PATH_TRANSLATED="+strings.TrimSuffix(s.Root, "/")+s.PathInfo)
+			e.add2("PATH_TRANSLATED", strings.TrimSuffix(s.Root, "/"), s.PathInfo)
 		}
 	}
 	if s.Filename != "" {
-		dst = append(dst, "SCRIPT_FILENAME="+s.Filename)
+		e.add("SCRIPT_FILENAME", s.Filename)
 	}
 	if s.Root != "" {
-		dst = append(dst, "DOCUMENT_ROOT="+s.Root)
+		e.add("DOCUMENT_ROOT", s.Root)
 	}
 	if r.ContentLength > 0 || (r.ContentLength == 0 && r.Header.Get("Content-Length") != "") {
-		dst = append(dst, "CONTENT_LENGTH="+strconv.FormatInt(r.ContentLength, 10))
+		e.b = append(e.b, "CONTENT_LENGTH="...)
+		e.b = strconv.AppendInt(e.b, r.ContentLength, 10)
+		e.end()
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" && !hasCTL(ct) {
-		dst = append(dst, "CONTENT_TYPE="+ct)
+		e.add("CONTENT_TYPE", ct)
 	}
 
-	if origin != nil {
+	if origin := Origin(r.Context()); origin != nil {
 		// The front web server described the connection (REMOTE_ADDR,
 		// SERVER_PORT, HTTPS, REMOTE_USER, AUTH_TYPE, ...): pass that on
 		// unchanged rather than derive it again from this hop.
-		dst = appendOrigin(dst, origin)
+		appendOrigin(e, origin)
 		if _, ok := origin["SERVER_PROTOCOL"]; !ok {
-			dst = append(dst, "SERVER_PROTOCOL="+serverProtocol(r))
+			e.add("SERVER_PROTOCOL", serverProtocol(r))
 		}
 	} else {
-		dst = appendConn(dst, r)
+		appendConn(e, r)
 	}
 
 	if r.Host != "" && !hasCTL(r.Host) {
-		dst = append(dst, "HTTP_HOST="+r.Host)
+		e.add("HTTP_HOST", r.Host)
 	}
-	return appendHeaders(dst, r.Header), nil
+	appendHeaders(e, r.Header)
+	return e.appendTo(dst), nil
+}
+
+// envBuf builds "NAME=value" strings into one buffer, so that a request's
+// whole environment costs one string allocation.
+type envBuf struct {
+	b    []byte
+	ends []int
+	keys []string
+}
+
+var envPool = sync.Pool{New: func() any { return &envBuf{b: make([]byte, 0, 2048), ends: make([]int, 0, 48)} }}
+
+func (e *envBuf) add(name, value string) {
+	e.b = append(e.b, name...)
+	e.b = append(e.b, '=')
+	e.b = append(e.b, value...)
+	e.end()
+}
+
+func (e *envBuf) add2(name, v1, v2 string) {
+	e.b = append(e.b, name...)
+	e.b = append(e.b, '=')
+	e.b = append(e.b, v1...)
+	e.b = append(e.b, v2...)
+	e.end()
+}
+
+func (e *envBuf) end() { e.ends = append(e.ends, len(e.b)) }
+
+// appendTo appends the variables to dst as substrings of one string.
+func (e *envBuf) appendTo(dst []string) []string {
+	all := string(e.b)
+	start := 0
+	for _, end := range e.ends {
+		dst = append(dst, all[start:end])
+		start = end
+	}
+	return dst
+}
+
+func (e *envBuf) free() {
+	if cap(e.b) > 64<<10 {
+		return // a request with huge headers: let it go
+	}
+	e.b, e.ends, e.keys = e.b[:0], e.ends[:0], e.keys[:0]
+	envPool.Put(e)
 }
 
 // appendConn derives the connection variables from r itself.
-func appendConn(dst []string, r *http.Request) []string {
-	scheme, https := "http", false
-	if r.TLS != nil {
-		scheme, https = "https", true
-	}
-	dst = append(dst, "REQUEST_SCHEME="+scheme)
+func appendConn(e *envBuf, r *http.Request) {
+	https := r.TLS != nil
 	if https {
-		dst = append(dst, "HTTPS=on")
+		e.add("REQUEST_SCHEME", "https")
+		e.add("HTTPS", "on")
+	} else {
+		e.add("REQUEST_SCHEME", "http")
 	}
-	dst = append(dst, "SERVER_PROTOCOL="+serverProtocol(r))
+	e.add("SERVER_PROTOCOL", serverProtocol(r))
 
 	hostName, hostPort := splitHost(r.Host)
 	localIP, localPort := "", ""
@@ -151,10 +203,10 @@ func appendConn(dst []string, r *http.Request) []string {
 		hostName = localIP
 	}
 	if hostName != "" {
-		dst = append(dst, "SERVER_NAME="+hostName)
+		e.add("SERVER_NAME", hostName)
 	}
 	if localIP != "" {
-		dst = append(dst, "SERVER_ADDR="+localIP)
+		e.add("SERVER_ADDR", localIP)
 	}
 	// § 4.1.15: the port on which the request was received.
 	port := localPort
@@ -167,17 +219,17 @@ func appendConn(dst []string, r *http.Request) []string {
 			port = "443"
 		}
 	}
-	dst = append(dst, "SERVER_PORT="+port)
+	e.add("SERVER_PORT", port)
 
 	remoteIP, remotePort := splitHostPort(r.RemoteAddr)
-	if remoteIP != "" {
+	if remoteIP != "" && !hasCTL(remoteIP) {
 		// § 4.1.9: REMOTE_HOST may carry REMOTE_ADDR when no name is looked up.
-		dst = append(dst, "REMOTE_ADDR="+remoteIP, "REMOTE_HOST="+remoteIP)
+		e.add("REMOTE_ADDR", remoteIP)
+		e.add("REMOTE_HOST", remoteIP)
 	}
-	if remotePort != "" {
-		dst = append(dst, "REMOTE_PORT="+remotePort)
+	if remotePort != "" && !hasCTL(remotePort) {
+		e.add("REMOTE_PORT", remotePort)
 	}
-	return dst
 }
 
 // serverProtocol is SERVER_PROTOCOL (RFC 3875 § 4.1.16).
@@ -190,8 +242,8 @@ func serverProtocol(r *http.Request) string {
 
 // appendOrigin passes on what the front web server said about the connection,
 // and its non-standard variables, in a stable order.
-func appendOrigin(dst []string, origin map[string]string) []string {
-	names := make([]string, 0, len(origin))
+func appendOrigin(e *envBuf, origin map[string]string) {
+	names := e.keys[:0]
 	for name, value := range origin {
 		if strings.HasPrefix(name, "HTTP_") || slices.Contains(derivedVars[:], name) ||
 			!validVarName(name) || hasCTL(value) {
@@ -201,81 +253,79 @@ func appendOrigin(dst []string, origin map[string]string) []string {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		dst = append(dst, name+"="+origin[name])
+		e.add(name, origin[name])
 	}
-	return dst
+	e.keys = names[:0]
 }
 
 // appendHeaders appends HTTP_* variables for h, sorted by name.
-func appendHeaders(dst []string, h http.Header) []string {
-	keys := make([]string, 0, len(h))
+func appendHeaders(e *envBuf, h http.Header) {
+	keys := e.keys[:0]
 	for k := range h {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	var b strings.Builder
 	for _, k := range keys {
-		name, ok := headerVarName(k)
-		if !ok {
-			continue
-		}
 		vals := h[k]
-		sep := ", "
-		if name == "HTTP_COOKIE" {
-			sep = "; "
+		if len(vals) == 0 || !passHeader(k) {
+			continue
 		}
 		bad := false
 		for _, v := range vals {
 			bad = bad || hasCTL(v)
 		}
-		if bad || len(vals) == 0 {
+		if bad {
 			continue
 		}
-		b.Reset()
-		b.Grow(len(name) + 1 + len(vals[0]))
-		b.WriteString(name)
-		b.WriteByte('=')
+		e.b = appendHeaderVarName(e.b, k)
+		e.b = append(e.b, '=')
+		sep := ", "
+		if strings.EqualFold(k, "Cookie") {
+			sep = "; "
+		}
 		for i, v := range vals {
 			if i > 0 {
-				b.WriteString(sep)
+				e.b = append(e.b, sep...)
 			}
-			b.WriteString(v)
+			e.b = append(e.b, v...)
 		}
-		dst = append(dst, b.String())
+		e.end()
 	}
-	return dst
+	e.keys = keys[:0]
 }
 
-// headerVarName maps a header name to its HTTP_* meta-variable name (RFC 3875
-// § 4.1.18), or reports false for a header that must not be passed.
-func headerVarName(k string) (string, bool) {
-	if k == "" {
-		return "", false
+// passHeader reports whether header k becomes an HTTP_* variable (RFC 3875
+// § 4.1.18): not Proxy (httpoxy, Go issue 16405), not the fields that have
+// their own variables, and only names of letters, digits and '-': '_' would
+// collide with '-', and anything else is not a name a script could use.
+func passHeader(k string) bool {
+	if k == "" || strings.EqualFold(k, "Proxy") || strings.EqualFold(k, "Content-Type") ||
+		strings.EqualFold(k, "Content-Length") || strings.EqualFold(k, "Host") {
+		return false
 	}
-	switch {
-	case strings.EqualFold(k, "Proxy"), // httpoxy: Go issue 16405
-		strings.EqualFold(k, "Content-Type"), strings.EqualFold(k, "Content-Length"),
-		strings.EqualFold(k, "Host"): // from r.Host
-		return "", false
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
 	}
-	buf := make([]byte, 0, 5+len(k))
-	buf = append(buf, "HTTP_"...)
+	return true
+}
+
+// appendHeaderVarName appends "HTTP_" and k upper-cased with '-' as '_'.
+func appendHeaderVarName(b []byte, k string) []byte {
+	b = append(b, "HTTP_"...)
 	for i := 0; i < len(k); i++ {
 		c := k[i]
 		switch {
 		case 'a' <= c && c <= 'z':
-			buf = append(buf, c-('a'-'A'))
-		case 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-			buf = append(buf, c)
+			c -= 'a' - 'A'
 		case c == '-':
-			buf = append(buf, '_')
-		default:
-			// '_' would collide with '-'; anything else is not a token
-			// character a script could name.
-			return "", false
+			c = '_'
 		}
+		b = append(b, c)
 	}
-	return string(buf), true
+	return b
 }
 
 // validVarName reports whether name is a plausible environment variable name:

@@ -332,6 +332,20 @@ func orString(v, def string) string {
 	return v
 }
 
+// readerPool holds the readers of scripts' stdout and stderr.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+func getReader(r io.Reader) *bufio.Reader {
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(r)
+	return br
+}
+
+func putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	readerPool.Put(br)
+}
+
 // isNPH reports whether a script is a non-parsed-header script (RFC 3875 § 5:
 // its name starts with "nph-").
 func isNPH(path string) bool {
@@ -460,9 +474,15 @@ func (run *scriptRun) run(env []string, stdin io.Reader, stdinFile *os.File) (lo
 	// stop reading.
 	select {
 	case <-stderrDone:
-	case <-time.After(100 * time.Millisecond):
-		stderrR.Close()
-		<-stderrDone
+	default:
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-stderrDone:
+		case <-t.C:
+			stderrR.Close()
+			<-stderrDone
+		}
+		t.Stop()
 	}
 
 	ev := log.Debug()
@@ -507,7 +527,8 @@ func (run *scriptRun) respond(stdout *os.File) (status int, n int64, err error) 
 		raw = new(bytes.Buffer)
 		src = io.TeeReader(stdout, raw)
 	}
-	br := bufio.NewReaderSize(src, 4096)
+	br := getReader(src)
+	defer putReader(br)
 	resp, err := ReadResponse(br, nph, h.HeaderLimits)
 	if err != nil {
 		switch {
@@ -593,7 +614,8 @@ func (run *scriptRun) logStderr(done chan<- struct{}, f *os.File) {
 	defer close(done)
 	maxLine := orDefault(run.h.MaxStderrLine, DefaultMaxStderrLine)
 	budget := orDefault64(run.h.MaxStderrBytes, DefaultMaxStderrBytes)
-	br := bufio.NewReaderSize(f, 4096)
+	br := getReader(f)
+	defer putReader(br)
 	var line []byte
 	for {
 		frag, err := br.ReadSlice('\n')

@@ -1,0 +1,20 @@
+// Package peers starts real peer web servers (Apache httpd with mod_cgid,
+// nginx in front of fcgiwrap, and any other program through [Start]) on the
+// loopback interface, so that tests and benchmarks can compare ferry with the
+// programs users actually run.
+//
+// Every peer gets a self-contained configuration generated into a directory
+// chosen by the caller; nothing under /etc is read or changed and the
+// service manager is never involved. Servers listen on 127.0.0.1 ports
+// picked at run time ([FreePort]) or on unix sockets inside that directory.
+//
+// Each program runs in its own process group. [Process.Stop] sends SIGTERM
+// to the whole group, SIGKILL after a grace period, and reaps the leader, so
+// forked workers and CGI children do not outlive the peer.
+//
+// The Start functions take a [context.Context] instead of a [testing.TB] so
+// that they work outside go test (for example in a benchmark command). The
+// testing conveniences [ApacheCGI] and [NginxFcgiwrap] wrap them: they call
+// [Need] first, so a test skips when a peer is not installed, or fails when
+// the CI environment variable is true, where .ci/run installs the peers.
+package peers

@@ -1,0 +1,124 @@
+package peers
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// ErrNotInstalled is returned, wrapped, by [Lookup] when a program cannot be found.
+var ErrNotInstalled = errors.New("peers: not installed")
+
+// sbinDirs are searched after PATH: the service binaries live there and
+// PATH often leaves them out for unprivileged users.
+func sbinDirs() []string {
+	return []string{"/usr/sbin", "/sbin", "/usr/local/sbin"}
+}
+
+// knownLocations lists where a program lives when it is not in a bin
+// directory, and the names it goes by on other distributions.
+func knownLocations(name string) []string {
+	switch name {
+	case "apache2":
+		return []string{"httpd"} // Fedora, Arch, Alpine
+	case "cgit":
+		return []string{"/usr/lib/cgit/cgit.cgi", "/usr/share/webapps/cgit/cgit", "/var/www/htdocs/cgit/cgit.cgi"}
+	case "gitweb":
+		return []string{"/usr/share/gitweb/gitweb.cgi", "/var/www/git/gitweb.cgi"}
+	}
+	return nil
+}
+
+// Lookup returns the absolute path of the named program. It searches PATH,
+// then /usr/sbin, /sbin and /usr/local/sbin, then fixed locations of known
+// programs that are not installed as commands ("cgit" is
+// /usr/lib/cgit/cgit.cgi and "gitweb" is /usr/share/gitweb/gitweb.cgi on
+// Debian). "apache2" also finds "httpd". When nothing is found the error
+// wraps [ErrNotInstalled].
+func Lookup(name string) (string, error) {
+	if name == "" {
+		return "", errors.New("peers: empty program name")
+	}
+	candidates := []string{name}
+	candidates = append(candidates, knownLocations(name)...)
+	for _, c := range candidates {
+		if filepath.IsAbs(c) {
+			if isExecutable(c) {
+				return c, nil
+			}
+			continue
+		}
+		if strings.ContainsRune(c, filepath.Separator) {
+			continue
+		}
+		if p, err := exec.LookPath(c); err == nil {
+			return filepath.Abs(p)
+		}
+		for _, d := range sbinDirs() {
+			if p := filepath.Join(d, c); isExecutable(p) {
+				return p, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("peers: %s not found in PATH, %s or known locations: %w",
+		name, strings.Join(sbinDirs(), ", "), ErrNotInstalled)
+}
+
+// isExecutable reports whether path is a regular file with an exec bit.
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}
+
+// Need returns the absolute paths of the named programs, keyed by name, as
+// found by [Lookup]. When any is missing it stops the test: with tb.Fatalf
+// when the CI environment variable is true (CI must have every peer;
+// .ci/run installs them), with tb.Skipf otherwise.
+func Need(tb testing.TB, names ...string) map[string]string {
+	tb.Helper()
+	paths := make(map[string]string, len(names))
+	var missing []string
+	for _, n := range names {
+		p, err := Lookup(n)
+		if err != nil {
+			missing = append(missing, n)
+			continue
+		}
+		paths[n] = p
+	}
+	if len(missing) == 0 {
+		return paths
+	}
+	pronoun := "it"
+	if len(missing) > 1 {
+		pronoun = "them"
+	}
+	msg := fmt.Sprintf("peers: %s not installed; .ci/run installs %s", strings.Join(missing, ", "), pronoun)
+	if onCI() {
+		tb.Fatalf("%s", msg)
+	} else {
+		tb.Skipf("%s", msg)
+	}
+	return nil
+}
+
+// onCI reports whether the CI environment variable is set to a true value.
+func onCI() bool {
+	ci, err := strconv.ParseBool(os.Getenv("CI"))
+	return err == nil && ci
+}
+
+// failStart ends a test whose peer did not start: like [Need] when a part
+// of the peer (such as an Apache module) is missing, with tb.Fatalf otherwise.
+func failStart(tb testing.TB, err error) {
+	tb.Helper()
+	if errors.Is(err, ErrNotInstalled) && !onCI() {
+		tb.Skipf("%v; .ci/run installs it", err)
+	}
+	tb.Fatalf("%v", err)
+}
