@@ -230,12 +230,35 @@ func TestServeConformance(t *testing.T) {
 		args = append(args, "--env", kv)
 	}
 	p := startFerry(t, args...)
+	if code, _ := httpGet(t, p.URL+"/cgi-bin/env.sh"); code != 200 {
+		t.Fatalf("warm-up request: %d", code)
+	}
+	http.DefaultClient.CloseIdleConnections()
+	fdsBefore := countFDs(t, p.cmd.Process.Pid)
+	tr := &http.Transport{DisableCompression: true}
 	conformance.Run(t, conformance.Target{
 		BaseURL:   p.URL,
 		ScriptDir: cgiDir,
 		Log:       p.logs.String,
 		Git:       git,
+		Client:    &http.Client{Transport: tr},
 	})
+	tr.CloseIdleConnections()
+	// After the whole suite (timeouts, crashes, disconnects, 64 in
+	// parallel), ferry holds no child process and no more descriptors.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		kids := leakcheck.Children(p.cmd.Process.Pid)
+		fds := countFDs(t, p.cmd.Process.Pid)
+		if len(kids) == 0 && fds <= fdsBefore {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("after the suite ferry has children %v and %d fds (%d before): %s", kids, fds, fdsBefore, fdList(p.cmd.Process.Pid))
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err := p.stop(t, syscall.SIGTERM); err != nil {
 		t.Errorf("ferry exited with %v:\n%s", err, p.logs)
 	}
@@ -307,6 +330,28 @@ sleep 300`)
 		}
 		http.DefaultClient.CloseIdleConnections()
 	})
+}
+
+// countFDs counts the open descriptors of process pid.
+func countFDs(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// fdList describes the open descriptors of process pid.
+func fdList(pid int) string {
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	ents, _ := os.ReadDir(dir)
+	var b strings.Builder
+	for _, e := range ents {
+		target, _ := os.Readlink(filepath.Join(dir, e.Name()))
+		b.WriteString(" " + e.Name() + "=" + target)
+	}
+	return b.String()
 }
 
 func writeExec(t *testing.T, path, body string) {
