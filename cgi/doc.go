@@ -5,7 +5,7 @@
 // headers are meta-variables, and a FastCGI STDOUT stream or an SCGI response is a
 // CGI response. This package holds the four translations once:
 //
-//   - [Env]: an [*http.Request] becomes meta-variables (RFC 3875 § 4.1), outbound;
+//   - [AppendEnv]: an [*http.Request] becomes meta-variables (RFC 3875 § 4.1), outbound;
 //   - [RequestFromEnv]: meta-variables become an [*http.Request], inbound;
 //   - [ReadResponse] and [CopyResponse]: a script's response (RFC 3875 § 6) is
 //     parsed and written to an [http.ResponseWriter], outbound;

@@ -122,9 +122,7 @@ func AppendEnv(dst []string, r *http.Request, s Script, software string) ([]stri
 		// SERVER_PORT, HTTPS, REMOTE_USER, AUTH_TYPE, ...): pass that on
 		// unchanged rather than derive it again from this hop.
 		appendOrigin(e, origin)
-		if _, ok := origin["SERVER_PROTOCOL"]; !ok {
-			e.add("SERVER_PROTOCOL", serverProtocol(r))
-		}
+		appendRequired(e, r, origin)
 	} else {
 		appendConn(e, r)
 	}
@@ -198,9 +196,13 @@ func appendConn(e *envBuf, r *http.Request) {
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		localIP, localPort = splitHostPort(a.String())
 	}
-	// § 4.1.14: the name of the server host the Script-URI names, from Host.
+	// § 4.1.14: the name of the server host the Script-URI names, from Host;
+	// an IPv6 literal keeps its brackets.
 	if hostName == "" || hasCTL(hostName) {
 		hostName = localIP
+		if strings.Contains(localIP, ":") {
+			hostName = "[" + localIP + "]"
+		}
 	}
 	if hostName != "" {
 		e.add("SERVER_NAME", hostName)
@@ -229,6 +231,34 @@ func appendConn(e *envBuf, r *http.Request) {
 	}
 	if remotePort != "" && !hasCTL(remotePort) {
 		e.add("REMOTE_PORT", remotePort)
+	}
+}
+
+// appendRequired adds the variables RFC 3875 § 4.1 requires that origin
+// lacks (an SCGI front need only send CONTENT_LENGTH and SCGI), derived from
+// the request as the front described it: its Host and RemoteAddr.
+func appendRequired(e *envBuf, r *http.Request, origin map[string]string) {
+	hostName, hostPort := splitHost(r.Host)
+	if _, ok := origin["SERVER_NAME"]; !ok && hostName != "" && !hasCTL(hostName) {
+		e.add("SERVER_NAME", hostName)
+	}
+	if _, ok := origin["SERVER_PORT"]; !ok {
+		switch {
+		case hostPort != "" && isDigits(hostPort):
+			e.add("SERVER_PORT", hostPort)
+		case r.TLS != nil:
+			e.add("SERVER_PORT", "443")
+		default:
+			e.add("SERVER_PORT", "80")
+		}
+	}
+	if _, ok := origin["REMOTE_ADDR"]; !ok {
+		if ip, _ := splitHostPort(r.RemoteAddr); ip != "" && !hasCTL(ip) {
+			e.add("REMOTE_ADDR", ip)
+		}
+	}
+	if _, ok := origin["SERVER_PROTOCOL"]; !ok {
+		e.add("SERVER_PROTOCOL", serverProtocol(r))
 	}
 }
 
@@ -261,37 +291,59 @@ func appendOrigin(e *envBuf, origin map[string]string) {
 // appendHeaders appends HTTP_* variables for h, sorted by name.
 func appendHeaders(e *envBuf, h http.Header) {
 	keys := e.keys[:0]
-	for k := range h {
-		keys = append(keys, k)
+	for k, vals := range h {
+		if len(vals) > 0 && passHeader(k) && !slices.ContainsFunc(vals, hasCTL) {
+			keys = append(keys, k)
+		}
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		vals := h[k]
-		if len(vals) == 0 || !passHeader(k) {
-			continue
+	// Keys differing only in case ("x-foo" and "X-Foo", possible in a map
+	// built by hand) name one variable: sorting case-insensitively puts them
+	// side by side, and their values are joined.
+	slices.SortFunc(keys, func(a, b string) int {
+		if c := compareFold(a, b); c != 0 {
+			return c
 		}
-		bad := false
-		for _, v := range vals {
-			bad = bad || hasCTL(v)
-		}
-		if bad {
-			continue
-		}
-		e.b = appendHeaderVarName(e.b, k)
-		e.b = append(e.b, '=')
+		return strings.Compare(a, b)
+	})
+	for i, k := range keys {
 		sep := ", "
 		if strings.EqualFold(k, "Cookie") {
 			sep = "; "
 		}
-		for i, v := range vals {
-			if i > 0 {
+		if i > 0 && strings.EqualFold(keys[i-1], k) {
+			e.b = append(e.b, sep...)
+		} else {
+			e.b = appendHeaderVarName(e.b, k)
+			e.b = append(e.b, '=')
+		}
+		for j, v := range h[k] {
+			if j > 0 {
 				e.b = append(e.b, sep...)
 			}
 			e.b = append(e.b, v...)
 		}
-		e.end()
+		if i+1 == len(keys) || !strings.EqualFold(keys[i+1], k) {
+			e.end()
+		}
 	}
 	e.keys = keys[:0]
+}
+
+// compareFold compares ASCII strings ignoring case.
+func compareFold(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		ca, cb := a[i], b[i]
+		if 'a' <= ca && ca <= 'z' {
+			ca -= 'a' - 'A'
+		}
+		if 'a' <= cb && cb <= 'z' {
+			cb -= 'a' - 'A'
+		}
+		if ca != cb {
+			return int(ca) - int(cb)
+		}
+	}
+	return len(a) - len(b)
 }
 
 // passHeader reports whether header k becomes an HTTP_* variable (RFC 3875

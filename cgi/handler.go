@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,12 @@ type Handler struct {
 	InheritEnv []string
 	// ServerSoftware is SERVER_SOFTWARE. If empty, "ferry" is used.
 	ServerSoftware string
+	// PassAuthorization gives scripts the Authorization and
+	// Proxy-Authorization headers as HTTP_AUTHORIZATION and
+	// HTTP_PROXY_AUTHORIZATION, for scripts that check credentials
+	// themselves. If false, they are withheld, as RFC 3875 § 4.1.18 advises
+	// and Apache does (CGIPassAuth Off).
+	PassAuthorization bool
 
 	// Timeout is the wall-clock limit for a script. If zero, DefaultTimeout;
 	// if negative, none.
@@ -159,7 +166,7 @@ func (h *Handler) init() {
 func (h *Handler) Clone() *Handler {
 	return &Handler{
 		Path: h.Path, Args: h.Args, ScriptName: h.ScriptName, DocumentRoot: h.DocumentRoot,
-		Env: h.Env, InheritEnv: h.InheritEnv, ServerSoftware: h.ServerSoftware,
+		Env: h.Env, InheritEnv: h.InheritEnv, ServerSoftware: h.ServerSoftware, PassAuthorization: h.PassAuthorization,
 		Timeout: h.Timeout, KillGrace: h.KillGrace, MaxConcurrent: h.MaxConcurrent,
 		MaxQueue: h.MaxQueue, QueueTimeout: h.QueueTimeout, Limiter: h.Limiter,
 		MaxRequestBody: h.MaxRequestBody, SpoolMemory: h.SpoolMemory, TempDir: h.TempDir,
@@ -259,6 +266,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s Script, self h
 		http.Error(w, "400 Bad Request", http.StatusBadRequest)
 		return
 	}
+	if !h.PassAuthorization {
+		env = slices.DeleteFunc(env, isCredentialVar)
+	}
 
 	if err := h.limiter.Acquire(r.Context()); err != nil {
 		if errors.Is(err, ErrOverloaded) {
@@ -330,6 +340,11 @@ func orString(v, def string) string {
 		return def
 	}
 	return v
+}
+
+// isCredentialVar reports the variables that carry the client's credentials.
+func isCredentialVar(kv string) bool {
+	return strings.HasPrefix(kv, "HTTP_AUTHORIZATION=") || strings.HasPrefix(kv, "HTTP_PROXY_AUTHORIZATION=")
 }
 
 // readerPool holds the readers of scripts' stdout and stderr.

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -577,5 +578,72 @@ func TestHandlerNoLeaks(t *testing.T) {
 	}
 	if n := h.limiter.Running(); n != 0 {
 		t.Errorf("%d script slots still taken after every request ended", n)
+	}
+}
+
+func TestHandlerAuthorization(t *testing.T) {
+	dir := t.TempDir()
+	writeScript(t, dir, "auth.sh", `printf 'Content-Type: text/plain\n\n[%s][%s]' "$HTTP_AUTHORIZATION" "$HTTP_PROXY_AUTHORIZATION"`)
+	for _, tc := range []struct {
+		pass bool
+		want string
+	}{{false, "[][]"}, {true, "[Basic dTpw][Basic eDp5]"}} {
+		srv, _ := serveDir(t, dir, &Handler{PassAuthorization: tc.pass})
+		req, _ := http.NewRequest("GET", srv.URL+"/cgi-bin/auth.sh", nil)
+		req.Header.Set("Authorization", "Basic dTpw")
+		req.Header.Set("Proxy-Authorization", "Basic eDp5")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != tc.want {
+			t.Errorf("PassAuthorization=%v: script saw %q; want %q", tc.pass, b, tc.want)
+		}
+	}
+}
+
+// TestCloneCopiesEverySetting fills every exported field of a Handler and
+// checks Clone carries each one, so that a new setting cannot be forgotten.
+func TestCloneCopiesEverySetting(t *testing.T) {
+	h := &Handler{}
+	v := reflect.ValueOf(h).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		if !v.Type().Field(i).IsExported() {
+			continue
+		}
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("x")
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Int, reflect.Int64:
+			f.SetInt(7)
+		case reflect.Slice:
+			f.Set(reflect.MakeSlice(f.Type(), 1, 1))
+		case reflect.Pointer:
+			f.Set(reflect.New(f.Type().Elem()))
+		case reflect.Struct:
+			f.Field(0).SetInt(3)
+		case reflect.Interface:
+			f.Set(reflect.ValueOf(http.NotFoundHandler()))
+		default:
+			t.Fatalf("field %s: kind %s not covered by this test", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	c := reflect.ValueOf(h.Clone()).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		name := v.Type().Field(i).Name
+		if !v.Type().Field(i).IsExported() {
+			continue
+		}
+		if !reflect.DeepEqual(v.Field(i).Interface(), c.Field(i).Interface()) && v.Field(i).Kind() != reflect.Interface {
+			t.Errorf("Clone lost %s", name)
+		}
+		if v.Field(i).Kind() == reflect.Interface && c.Field(i).IsNil() {
+			t.Errorf("Clone lost %s", name)
+		}
 	}
 }

@@ -47,12 +47,12 @@ func RequestFromEnv(ctx context.Context, vars map[string]string) (*http.Request,
 	uri := vars["REQUEST_URI"]
 	if uri == "" {
 		uri = (&url.URL{Path: vars["SCRIPT_NAME"] + vars["PATH_INFO"]}).EscapedPath()
+		if uri == "" {
+			uri = "/"
+		}
 		if q := vars["QUERY_STRING"]; q != "" {
 			uri += "?" + q
 		}
-	}
-	if uri == "" {
-		uri = "/"
 	}
 	u, err := url.ParseRequestURI(uri)
 	if err != nil {
@@ -88,8 +88,9 @@ func RequestFromEnv(ctx context.Context, vars map[string]string) (*http.Request,
 	}
 	for k, v := range vars {
 		name, ok := strings.CutPrefix(k, "HTTP_")
-		if !ok || name == "" || name == "HOST" || name == "PROXY" || hasCTL(v) ||
-			name == "CONTENT_LENGTH" || name == "CONTENT_TYPE" {
+		// PROXY in any case: httpoxy, Go issue 16405.
+		if !ok || name == "" || strings.EqualFold(name, "HOST") || strings.EqualFold(name, "PROXY") || hasCTL(v) ||
+			strings.EqualFold(name, "CONTENT_LENGTH") || strings.EqualFold(name, "CONTENT_TYPE") || !validVarName(name) {
 			continue
 		}
 		r.Header.Add(headerName(name), v)

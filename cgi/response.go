@@ -133,13 +133,14 @@ func ReadResponse(br *bufio.Reader, nph bool, lim HeaderLimits) (*Response, erro
 }
 
 type respParser struct {
-	br        *bufio.Reader
-	lim       HeaderLimits
-	resp      *Response
-	n         int  // lines read
-	bytes     int  // header bytes read
-	hasStatus bool // a Status field or status line was seen
-	long      []byte
+	br          *bufio.Reader
+	lim         HeaderLimits
+	resp        *Response
+	n           int  // lines read
+	bytes       int  // header bytes read
+	hasStatus   bool // a Status field or status line was seen
+	hasCGIField bool // Content-Type, Location or Status was seen
+	long        []byte
 }
 
 func malformed(format string, args ...any) error {
@@ -215,6 +216,7 @@ func (p *respParser) status(v string) error {
 		return malformed("bad Status %.64q: control byte in reason phrase", v)
 	}
 	p.resp.Status, p.resp.Reason = n, strings.TrimSpace(reason)
+	p.hasCGIField = true
 	return nil
 }
 
@@ -251,9 +253,22 @@ func (p *respParser) field(line []byte) error {
 			return malformed("empty Location")
 		}
 		p.resp.Location = value
+		p.hasCGIField = true
+	case "Content-Type":
+		// RFC 3875 § 6.3: a CGI field appears at most once.
+		if _, dup := p.resp.Header["Content-Type"]; dup {
+			return malformed("Content-Type given twice")
+		}
+		p.hasCGIField = true
 	case "Content-Length":
 		if !isDigits(value) {
 			return malformed("bad Content-Length %.32q", value)
+		}
+		if prev, dup := p.resp.Header["Content-Length"]; dup {
+			if prev[0] != value {
+				return malformed("conflicting Content-Length values %.32q and %.32q", prev[0], value)
+			}
+			return nil // the same value again: one is enough
 		}
 	}
 	for _, h := range hopHeaders {
@@ -267,6 +282,11 @@ func (p *respParser) field(line []byte) error {
 
 func (p *respParser) finish() (*Response, error) {
 	r := p.resp
+	if !p.hasCGIField {
+		// RFC 3875 § 6.3: at least one CGI field must be supplied; a blank
+		// first line means the script wrote no header block at all.
+		return nil, malformed("no CGI field: the header block has no Content-Type, Location or Status")
+	}
 	switch {
 	case r.Location != "" && !p.hasStatus && isLocalPath(r.Location):
 		r.Kind, r.Status = LocalRedirect, http.StatusOK

@@ -47,9 +47,15 @@ func (rw *ResponseWriter) Header() http.Header { return rw.header }
 
 // WriteHeader records the status; it is sent with the first body bytes.
 // Informational (1xx) statuses cannot be sent over CGI and are ignored.
+//
+// A code outside 200-599, which a CGI Status field cannot carry (RFC 3875
+// § 6.3.3), is sent as 500.
 func (rw *ResponseWriter) WriteHeader(code int) {
-	if rw.wroteHeader || rw.status != 0 || code < 200 || code > 999 {
+	if rw.wroteHeader || rw.status != 0 || (code >= 100 && code < 200) {
 		return
+	}
+	if code < 200 || code > 599 {
+		code = http.StatusInternalServerError
 	}
 	rw.status = code
 }
@@ -67,7 +73,9 @@ func (rw *ResponseWriter) writeHeader(p []byte) {
 	if rw.status == 0 {
 		rw.status = http.StatusOK
 	}
-	if _, ok := rw.header["Content-Type"]; !ok && len(p) > 0 && rw.bodyAllowed() {
+	// Sniff as net/http does: not for an encoded body, nor an empty one.
+	_, haveType := rw.header["Content-Type"]
+	if !haveType && rw.header.Get("Content-Encoding") == "" && len(p) > 0 && rw.bodyAllowed() {
 		rw.header.Set("Content-Type", http.DetectContentType(p))
 	}
 	text := http.StatusText(rw.status)
@@ -92,6 +100,9 @@ var cgiHeaderExclude = map[string]bool{"Status": true, "Transfer-Encoding": true
 
 // Write sends body bytes, after the header block.
 func (rw *ResponseWriter) Write(p []byte) (int, error) {
+	if len(p) == 0 && !rw.wroteHeader {
+		return 0, nil // wait for real bytes to sniff, as net/http does
+	}
 	rw.writeHeader(p)
 	if rw.err != nil {
 		return 0, rw.err

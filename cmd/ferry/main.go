@@ -112,6 +112,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	root := fs.String("root", "", "document root: static files for paths no mount covers, and DOCUMENT_ROOT")
 	envs := fs.StringArray("env", nil, "KEY=VALUE given to every script (repeatable)")
 	passEnv := fs.StringArray("pass-env", nil, "NAME of a variable of ferry's environment passed to scripts (repeatable)")
+	passAuth := fs.Bool("cgi-pass-auth", false, "give scripts the Authorization header as HTTP_AUTHORIZATION (withheld by default, as Apache does)")
 	timeout := fs.Duration("cgi-timeout", cgi.DefaultTimeout, "wall-clock limit per script (0 or less: none)")
 	grace := fs.Duration("cgi-kill-grace", cgi.DefaultKillGrace, "time between SIGTERM and SIGKILL for a script being stopped")
 	maxConc := fs.Int("cgi-max-concurrent", 0, "scripts running at once per mount (0: 4 per CPU)")
@@ -150,13 +151,14 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		Logger:          &logger,
 		Version:         getVersion(),
 		CGI: &cgi.Handler{
-			Timeout:        *timeout,
-			KillGrace:      *grace,
-			MaxConcurrent:  *maxConc,
-			MaxQueue:       *maxQueue,
-			QueueTimeout:   *queueTimeout,
-			MaxRequestBody: *maxBody,
-			HeaderLimits:   cgi.HeaderLimits{MaxLine: *maxHeaderLine},
+			PassAuthorization: *passAuth,
+			Timeout:           *timeout,
+			KillGrace:         *grace,
+			MaxConcurrent:     *maxConc,
+			MaxQueue:          *maxQueue,
+			QueueTimeout:      *queueTimeout,
+			MaxRequestBody:    *maxBody,
+			HeaderLimits:      cgi.HeaderLimits{MaxLine: *maxHeaderLine},
 		},
 	}
 	if *timeout <= 0 {
