@@ -4,11 +4,19 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"sync"
+	"time"
 )
 
 // bufPool holds the buffers response bodies are copied through.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// flushDelay is how long output may wait for more before it is flushed to the
+// client. A script that writes its whole response and exits within it gets a
+// single write with a Content-Length; one that pauses mid-output is flushed
+// after it, so streaming works.
+const flushDelay = 2 * time.Millisecond
 
 // WriteHeader sends resp's status and header fields to w. Fields already set
 // in w.Header() are replaced by the script's.
@@ -20,20 +28,93 @@ func WriteHeader(w http.ResponseWriter, resp *Response) {
 	w.WriteHeader(resp.Status)
 }
 
-// CopyResponse sends resp and then the body from body to w, flushing after
-// every read so that output streams to the client as the script writes it. It
-// returns the number of body bytes written. An error reading body is returned
-// as is; an error writing to w is wrapped in a *[ClientError].
+// CopyResponse sends resp and then the body from body to w, flushing as the
+// script writes so that output streams to the client. It returns the number of
+// body bytes written. An error reading body is returned as is; an error
+// writing to w is wrapped in a *[ClientError].
+//
+// If body has a SetReadDeadline method (an *os.File pipe, a net.Conn), a
+// flush waits up to a few milliseconds for more output; otherwise every read
+// is flushed at once.
 func CopyResponse(w http.ResponseWriter, resp *Response, body io.Reader) (int64, error) {
+	var dl deadliner
+	if d, ok := body.(deadliner); ok {
+		dl = d
+	}
+	return copyResponse(w, resp, body, dl)
+}
+
+// deadliner is a reader whose reads can be bounded in time.
+type deadliner interface {
+	SetReadDeadline(time.Time) error
+}
+
+// copyResponse is CopyResponse reading body, whose reads dl (which may be
+// nil) bounds: body may be a buffered reader over dl.
+func copyResponse(w http.ResponseWriter, resp *Response, body io.Reader, dl deadliner) (int64, error) {
 	WriteHeader(w, resp)
-	if br, ok := body.(interface{ Buffered() int }); !ok || br.Buffered() == 0 {
-		// No body bytes are at hand: send the header block now, so that the
-		// client learns the status while the script works on the body.
-		if err := http.NewResponseController(w).Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return 0, &ClientError{err}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	rc := http.NewResponseController(w)
+	canFlush := true
+	flush := func() error {
+		if !canFlush {
+			return nil
+		}
+		err := rc.Flush()
+		if errors.Is(err, http.ErrNotSupported) {
+			canFlush = false
+			return nil
+		}
+		if err != nil {
+			return &ClientError{err}
+		}
+		return nil
+	}
+	pending := true // the header block is not flushed yet
+	waiting := false
+	var n int64
+	for {
+		if dl != nil && pending && !waiting {
+			_ = dl.SetReadDeadline(time.Now().Add(flushDelay)) // an error leaves reads unbounded, and so flushed below
+			waiting = true
+		}
+		nr, rerr := body.Read(buf)
+		if waiting && errors.Is(rerr, os.ErrDeadlineExceeded) {
+			// The script paused: what it wrote goes out now.
+			_ = dl.SetReadDeadline(time.Time{})
+			waiting = false
+			pending = false
+			if err := flush(); err != nil {
+				return n, err
+			}
+			continue
+		}
+		if nr > 0 {
+			nw, werr := w.Write(buf[:nr])
+			n += int64(nw)
+			if werr != nil {
+				return n, &ClientError{werr}
+			}
+			pending = true
+			if dl == nil {
+				if err := flush(); err != nil {
+					return n, err
+				}
+				pending = false
+			}
+		}
+		if rerr == io.EOF {
+			if waiting {
+				_ = dl.SetReadDeadline(time.Time{})
+			}
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
 		}
 	}
-	return copyFlush(w, body)
 }
 
 // ClientError reports that writing to the client failed: the client went away.
@@ -43,38 +124,3 @@ func (e *ClientError) Error() string { return "cgi: writing to client: " + e.Err
 
 // Unwrap returns the underlying error.
 func (e *ClientError) Unwrap() error { return e.Err }
-
-// copyFlush copies src to w, flushing w after every read.
-func copyFlush(w http.ResponseWriter, src io.Reader) (int64, error) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	rc := http.NewResponseController(w)
-	canFlush := true
-	var n int64
-	for {
-		nr, rerr := src.Read(buf)
-		if nr > 0 {
-			nw, werr := w.Write(buf[:nr])
-			n += int64(nw)
-			if werr != nil {
-				return n, &ClientError{werr}
-			}
-			if canFlush {
-				if ferr := rc.Flush(); ferr != nil {
-					if errors.Is(ferr, http.ErrNotSupported) {
-						canFlush = false
-					} else {
-						return n, &ClientError{ferr}
-					}
-				}
-			}
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
-	}
-}

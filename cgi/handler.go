@@ -578,7 +578,7 @@ func (run *scriptRun) respond(stdout *os.File) (status int, n int64, err error) 
 			}
 			return resp.Status, n, err
 		}
-		n, err := CopyResponse(w, resp, br)
+		n, err := copyResponse(w, resp, br, stdout)
 		return resp.Status, n, err
 	case resp.Kind == LocalRedirect:
 		// § 6.2.2: nothing of this response is sent; the script is left to
@@ -587,7 +587,7 @@ func (run *scriptRun) respond(stdout *os.File) (status int, n int64, err error) 
 		run.location = resp.Location
 		return 0, 0, nil
 	}
-	n, err = CopyResponse(w, resp, br)
+	n, err = copyResponse(w, resp, br, stdout)
 	return resp.Status, n, err
 }
 
