@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -12,11 +13,19 @@ import (
 //	http://HOST:PORT
 //	fastcgi://HOST:PORT    fastcgi+unix:///run/app.sock
 //	scgi://HOST:PORT       scgi+unix:///run/app.sock
+//	fastcgi+fd://0         (a listening socket handed over as a file descriptor:
+//	                        0 from spawn-fcgi or mod_fcgid, 3 and up from systemd)
 //	cgi:/usr/lib/cgi-bin   (a directory)   cgi:/path/script   (one script)
+//	cgi:/usr/lib/cgi-bin?from=script-filename   (the script the front web
+//	                        server names in SCRIPT_FILENAME, confined to the
+//	                        directory: fcgiwrap's behaviour)
+//
+// A +unix listen address takes ?mode=0660 for the socket's permissions.
 type Address struct {
-	// Scheme is "http", "fastcgi", "fastcgi+unix", "scgi", "scgi+unix" or "cgi".
+	// Scheme is "http", "fastcgi", "fastcgi+unix", "fastcgi+fd", "scgi",
+	// "scgi+unix" or "cgi".
 	Scheme string
-	// Host is HOST:PORT for TCP schemes.
+	// Host is HOST:PORT for TCP schemes, the descriptor number for +fd.
 	Host string
 	// Path is the socket path for +unix schemes, the file or directory for
 	// cgi, and the URL path (if any) for the others.
@@ -29,6 +38,9 @@ type Address struct {
 func (a Address) String() string {
 	switch {
 	case a.Scheme == "cgi":
+		if len(a.Query) > 0 {
+			return "cgi:" + a.Path + "?" + a.Query.Encode()
+		}
 		return "cgi:" + a.Path
 	case strings.HasSuffix(a.Scheme, "+unix"):
 		return a.Scheme + "://" + a.Path
@@ -36,12 +48,22 @@ func (a Address) String() string {
 	return a.Scheme + "://" + a.Host + a.Path
 }
 
-// Network returns the network to dial or listen on: "tcp" or "unix".
+// Network returns the network to dial or listen on: "tcp", "unix", or "fd"
+// for a handed-over descriptor.
 func (a Address) Network() string {
-	if strings.HasSuffix(a.Scheme, "+unix") {
+	switch {
+	case strings.HasSuffix(a.Scheme, "+unix"):
 		return "unix"
+	case strings.HasSuffix(a.Scheme, "+fd"):
+		return "fd"
 	}
 	return "tcp"
+}
+
+// Protocol returns the protocol spoken: "http", "fastcgi", "scgi" or "cgi".
+func (a Address) Protocol() string {
+	p, _, _ := strings.Cut(a.Scheme, "+")
+	return p
 }
 
 // ParseAddress parses an address in ferry's spelling (see [Address]). A cgi
@@ -49,6 +71,11 @@ func (a Address) Network() string {
 func ParseAddress(s string) (Address, error) {
 	if rest, ok := strings.CutPrefix(s, "cgi:"); ok {
 		rest = strings.TrimPrefix(rest, "//")
+		rest, rawQuery, _ := strings.Cut(rest, "?")
+		q, err := url.ParseQuery(rawQuery)
+		if err != nil {
+			return Address{}, fmt.Errorf("bridge: address %q: %w", s, err)
+		}
 		if rest == "" {
 			return Address{}, fmt.Errorf("bridge: address %q: cgi: needs a directory or script path", s)
 		}
@@ -56,7 +83,7 @@ func ParseAddress(s string) (Address, error) {
 		if err != nil {
 			return Address{}, fmt.Errorf("bridge: address %q: %w", s, err)
 		}
-		return Address{Scheme: "cgi", Path: p}, nil
+		return Address{Scheme: "cgi", Path: p, Query: q}, nil
 	}
 	u, err := url.Parse(s)
 	if err != nil {
@@ -69,6 +96,11 @@ func ParseAddress(s string) (Address, error) {
 			return Address{}, fmt.Errorf("bridge: address %q: want %s://HOST:PORT", s, a.Scheme)
 		}
 		a.Host, a.Path = u.Host, u.Path
+	case "fastcgi+fd":
+		if _, err := strconv.Atoi(u.Host); err != nil || u.Path != "" {
+			return Address{}, fmt.Errorf("bridge: address %q: want fastcgi+fd://N with N a file descriptor number", s)
+		}
+		a.Host = u.Host
 	case "fastcgi+unix", "scgi+unix":
 		if u.Host != "" || u.Path == "" {
 			return Address{}, fmt.Errorf("bridge: address %q: want %s:///path/to.sock (three slashes)", s, a.Scheme)

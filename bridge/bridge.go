@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/rs/zerolog"
 )
 
@@ -95,8 +96,8 @@ func New(cfg Config) (*Server, error) {
 		s.cfg.Listen = []Address{a}
 	}
 	for _, a := range s.cfg.Listen {
-		if a.Scheme != "http" {
-			return nil, fmt.Errorf("bridge: listen %s: this version of ferry listens on http:// only", a)
+		if p := a.Protocol(); p != "http" && p != "fastcgi" {
+			return nil, fmt.Errorf("bridge: listen %s: this version of ferry listens on http:// and fastcgi:// only", a)
 		}
 	}
 	rt, err := s.buildRouter()
@@ -116,33 +117,44 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // then the scripts still running are stopped (and reaped) before Run returns.
 // ready, if not nil, is called with the bound listeners once they accept.
 func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
-	var lns []net.Listener
+	var fronts []front
 	closeAll := func() {
-		for _, l := range lns {
-			l.Close()
+		for _, f := range fronts {
+			f.l.Close()
 		}
 	}
 	for _, a := range s.cfg.Listen {
-		l, err := net.Listen(a.Network(), a.Host)
+		l, err := listen(a)
 		if err != nil {
 			closeAll()
-			return fmt.Errorf("bridge: listen %s: %w", a, err)
+			return err
 		}
-		lns = append(lns, l)
+		fronts = append(fronts, front{addr: a, l: l})
 	}
 	baseCtx, stopScripts := context.WithCancel(context.Background())
 	defer stopScripts()
-	srv := &http.Server{
+	base := func(net.Listener) context.Context { return baseCtx }
+	httpSrv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: DefaultReadHeaderTimeout,
 		IdleTimeout:       DefaultIdleTimeout,
-		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		BaseContext:       base,
 		ErrorLog:          log.New(s.log.With().Str("component", "http").Logger(), "", 0),
 	}
-	errc := make(chan error, len(lns))
-	for _, l := range lns {
-		s.log.Info().Str("listen", "http://"+l.Addr().String()).Msg("ferry: listening")
-		go func() { errc <- srv.Serve(l) }()
+	fcgiLog := s.log.With().Str("component", "fastcgi").Logger()
+	fcgiSrv := &fastcgi.Server{Handler: s.handler, BaseContext: base, Logger: &fcgiLog}
+
+	errc := make(chan error, len(fronts))
+	lns := make([]net.Listener, 0, len(fronts))
+	for _, f := range fronts {
+		s.log.Info().Str("listen", f.String()).Msg("ferry: listening")
+		switch f.addr.Protocol() {
+		case "http":
+			go func() { errc <- httpSrv.Serve(f.l) }()
+		case "fastcgi":
+			go func() { errc <- fcgiSrv.Serve(f.l) }()
+		}
+		lns = append(lns, f.l)
 	}
 	if ready != nil {
 		ready(lns)
@@ -161,16 +173,28 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	s.log.Info().Dur("timeout", timeout).Msg("ferry: shutting down; draining in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if serr := srv.Shutdown(sctx); serr != nil {
-		s.log.Warn().Err(serr).Msg("ferry: drain timed out; stopping the scripts still running")
+	var wg sync.WaitGroup
+	for _, shut := range []func(context.Context) error{httpSrv.Shutdown, fcgiSrv.Shutdown} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if serr := shut(sctx); serr != nil {
+				s.log.Warn().Err(serr).Msg("ferry: drain timed out; stopping the scripts still running")
+			}
+		}()
 	}
+	wg.Wait()
 	// Requests still running (timed out, or on hijacked connections) see
 	// their context end: their scripts get SIGTERM, then SIGKILL.
 	stopScripts()
-	srv.Close()
+	httpSrv.Close()
+	fcgiSrv.Close()
 	s.inflight.Wait()
+	for _, f := range fronts {
+		f.cleanup()
+	}
 	s.log.Info().Msg("ferry: stopped")
-	if errors.Is(err, http.ErrServerClosed) {
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, fastcgi.ErrServerClosed) {
 		err = nil
 	}
 	return err
@@ -206,6 +230,9 @@ func (s *Server) buildRouter() (*router, error) {
 		if h, ok := rt.routes[i].handler.(*cgi.Handler); ok {
 			h.LocalRedirect = rt
 		}
+		if d, ok := rt.routes[i].handler.(*cgi.FilenameDir); ok {
+			d.Handler.LocalRedirect = rt
+		}
 	}
 	return rt, nil
 }
@@ -219,6 +246,15 @@ func (s *Server) backend(m Mount) (http.Handler, error) {
 			return nil, fmt.Errorf("bridge: mount %s: %w", m.Prefix, err)
 		}
 		h := s.cgiSettings()
+		switch from := m.Backend.Query.Get("from"); {
+		case from == "script-filename":
+			if !fi.IsDir() {
+				return nil, fmt.Errorf("bridge: mount %s=%s: from=script-filename needs a directory", m.Prefix, m.Backend)
+			}
+			return &cgi.FilenameDir{Roots: []string{m.Backend.Path}, Handler: h}, nil
+		case from != "":
+			return nil, fmt.Errorf("bridge: mount %s=%s: unknown from=%q; want from=script-filename", m.Prefix, m.Backend, from)
+		}
 		if fi.IsDir() {
 			if !strings.HasSuffix(m.Prefix, "/") {
 				return nil, fmt.Errorf("bridge: mount %s=%s: a directory must be mounted at a prefix ending in /", m.Prefix, m.Backend)

@@ -23,6 +23,7 @@ var ErrBodyNotAllowed = http.ErrBodyNotAllowed
 // Close it to send a response that wrote nothing.
 type ResponseWriter struct {
 	w           *bufio.Writer
+	flusher     interface{ Flush() error } // the underlying writer's own flush, if any
 	header      http.Header
 	status      int
 	wroteHeader bool
@@ -33,13 +34,18 @@ type ResponseWriter struct {
 
 // NewResponseWriter returns a ResponseWriter writing to w, for the request r
 // (used to leave out bodies of HEAD requests; it may be nil). w is buffered
-// unless it is a *bufio.Writer already.
+// unless it is a *bufio.Writer already. If w (not a *bufio.Writer) has a
+// Flush() error method, as a FastCGI stream does, Flush calls it after
+// writing out the buffer; Close does not.
 func NewResponseWriter(w io.Writer, r *http.Request) *ResponseWriter {
-	bw, ok := w.(*bufio.Writer)
-	if !ok {
-		bw = bufio.NewWriterSize(w, 8192)
+	rw := &ResponseWriter{header: make(http.Header), noBody: r != nil && r.Method == http.MethodHead}
+	if bw, ok := w.(*bufio.Writer); ok {
+		rw.w = bw
+	} else {
+		rw.w = bufio.NewWriterSize(w, 8192)
+		rw.flusher, _ = w.(interface{ Flush() error })
 	}
-	return &ResponseWriter{w: bw, header: make(http.Header), noBody: r != nil && r.Method == http.MethodHead}
+	return rw
 }
 
 // Header returns the header fields to send.
@@ -127,18 +133,24 @@ func (rw *ResponseWriter) Flush() { _ = rw.FlushError() }
 // FlushError sends what is buffered and reports a write error; it is what
 // [http.ResponseController.Flush] calls.
 func (rw *ResponseWriter) FlushError() error {
+	if err := rw.Close(); err != nil {
+		return err
+	}
+	if rw.flusher != nil {
+		rw.err = rw.flusher.Flush()
+	}
+	return rw.err
+}
+
+// Close sends the header block if nothing was written yet, and writes out
+// the buffer. It neither closes nor flushes the underlying writer.
+func (rw *ResponseWriter) Close() error {
 	rw.writeHeader(nil)
 	if rw.err != nil {
 		return rw.err
 	}
 	rw.err = rw.w.Flush()
 	return rw.err
-}
-
-// Close sends the header block if nothing was written yet, and flushes. It
-// does not close the underlying writer.
-func (rw *ResponseWriter) Close() error {
-	return rw.FlushError()
 }
 
 // Status returns the status sent or to be sent (200 if none was set).

@@ -86,6 +86,11 @@ example site (static pages and a cgi-bin of sh, Perl, Python and PHP scripts).
 
 Addresses:
   listen:   http://HOST:PORT
+            fastcgi://HOST:PORT, fastcgi+unix:///run/ferry.sock?mode=0660 (ferry as the
+            FastCGI application behind nginx fastcgi_pass or Apache mod_proxy_fcgi:
+            with a cgi: mount, an fcgiwrap replacement)
+            fastcgi+fd://N (a listening socket handed over on descriptor N; with no
+            --listen, one on descriptor 0 is used, as spawn-fcgi and mod_fcgid pass it)
   backends: cgi:/usr/lib/cgi-bin (a directory, ScriptAlias semantics: the first
             path segment that is an executable file is the script, the rest is
             PATH_INFO), cgi:/path/to/script (one script at the prefix)
@@ -175,6 +180,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if len(*passEnv) > 0 {
 		cfg.CGI.InheritEnv = append(append([]string(nil), cgi.DefaultInheritEnv...), *passEnv...)
 	}
+	if len(*listen) == 0 && stdinIsListener() {
+		// Spawned by spawn-fcgi, mod_fcgid or lighttpd: the FastCGI listening
+		// socket is descriptor 0 (FCGI_LISTENSOCK_FILENO).
+		*listen = []string{"fastcgi+fd://0"}
+	}
 	for _, l := range *listen {
 		a, err := bridge.ParseAddress(l)
 		if err != nil {
@@ -222,6 +232,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// stdinIsListener reports whether descriptor 0 is a listening socket.
+func stdinIsListener() bool {
+	v, err := syscall.GetsockoptInt(0, syscall.SOL_SOCKET, syscall.SO_ACCEPTCONN)
+	return err == nil && v == 1
 }
 
 // newLogger builds the process logger: JSON lines, or a console format for

@@ -1,0 +1,515 @@
+package fastcgi
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ferrygw/ferry/cgi"
+)
+
+// reqState is where a request is in its record sequence (spec § 6):
+// BEGIN_REQUEST -> PARAMS* -> empty PARAMS -> STDIN* -> empty STDIN
+// [-> DATA* -> empty DATA for a Filter].
+type reqState uint8
+
+const (
+	stateParams reqState = iota // reading PARAMS
+	stateStdin                  // the handler runs; STDIN streams
+	stateData                   // Filter: STDIN ended; DATA streams
+	stateDone                   // every input stream ended
+)
+
+// request is one request on a connection. The read loop owns state, params,
+// paramsTooBig; the rest is set before the handler starts.
+type request struct {
+	id     uint16
+	role   Role
+	keep   bool
+	state  reqState
+	params []byte
+	// paramsDropped: the PARAMS stream exceeded the limit and is dropped.
+	paramsDropped bool
+	stdin         *bodyBuffer
+	data          *bodyBuffer
+	ctx           context.Context
+	cancel        context.CancelFunc
+	started       bool // the handler goroutine runs
+	httpReq       *http.Request
+}
+
+// conn is one FastCGI connection. Its read loop (serve) owns the request
+// table's contents; mu guards the table against the handler goroutines that
+// remove their requests, and wmu serialises writes.
+type conn struct {
+	srv    *Server
+	rwc    net.Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex // guards reqs, keep, closing, lastActive
+	reqs    map[uint16]*request
+	closing bool // close once the last request ends
+	wg      sync.WaitGroup
+
+	wmu     sync.Mutex // guards bw and wbuf, and orders records
+	bw      *bufio.Writer
+	wbuf    []byte
+	wbroken bool // a write failed: the connection is gone
+}
+
+
+// serve runs the read loop until the connection ends, then ends every
+// request and waits for the handlers.
+func (c *conn) serve() {
+	defer c.srv.forget(c)
+	rd := NewReader(bufio.NewReaderSize(c.rwc, 64<<10))
+	err := c.readLoop(rd)
+	var ce *ConnError
+	if errors.As(err, &ce) {
+		c.srv.log().Warn().Err(err).Str("remote", c.rwc.RemoteAddr().String()).Msg("fastcgi: closing connection")
+	}
+	c.rwc.Close()
+	c.cancel()
+	c.mu.Lock()
+	for _, r := range c.reqs {
+		r.cancel()
+		r.stdin.abort(ErrRequestAborted)
+		if r.data != nil {
+			r.data.abort(ErrRequestAborted)
+		}
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+}
+
+func (c *conn) readLoop(rd *Reader) error {
+	idle := c.srv.IdleTimeout
+	if idle == 0 {
+		idle = DefaultIdleTimeout
+	}
+	for {
+		if idle > 0 {
+			c.mu.Lock()
+			n := len(c.reqs)
+			c.mu.Unlock()
+			if n == 0 {
+				c.rwc.SetReadDeadline(time.Now().Add(idle))
+			} else {
+				c.rwc.SetReadDeadline(time.Time{})
+			}
+		}
+		rec, err := rd.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isTimeout(err) {
+				return nil
+			}
+			return &ConnError{err}
+		}
+		if err := c.handleRecord(rec); err != nil {
+			return err
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// protocolError makes a ConnError for records out of the spec's order.
+func protocolError(format string, args ...any) error {
+	return &ConnError{fmt.Errorf(format, args...)}
+}
+
+func (c *conn) handleRecord(rec Record) error {
+	id := rec.RequestID
+	switch rec.Type {
+	case TypeGetValues:
+		if id != 0 {
+			return protocolError("GET_VALUES on request %d; want 0", id)
+		}
+		return c.getValues(rec.Content)
+	case TypeBeginRequest:
+		return c.begin(id, rec.Content)
+	case TypeAbortRequest, TypeParams, TypeStdin, TypeData:
+	default:
+		if id == 0 || rec.Type > TypeUnknownType {
+			// Spec § 4.2: unknown management records get UNKNOWN_TYPE.
+			body := [8]byte{byte(rec.Type)}
+			return c.write(func(b []byte) []byte { return AppendRecord(b, TypeUnknownType, 0, body[:]) }, true)
+		}
+		return protocolError("unexpected %s record from the web server", rec.Type)
+	}
+	if id == 0 {
+		return protocolError("%s record on request 0", rec.Type)
+	}
+	c.mu.Lock()
+	r := c.reqs[id]
+	c.mu.Unlock()
+	if r == nil {
+		return nil // spec § 3.3: records of inactive requests are ignored
+	}
+	switch rec.Type {
+	case TypeAbortRequest:
+		c.abort(r)
+	case TypeParams:
+		if r.state != stateParams {
+			return protocolError("PARAMS after the end of PARAMS on request %d", id)
+		}
+		if len(rec.Content) == 0 {
+			c.start(r)
+			return nil
+		}
+		if r.paramsDropped || len(r.params)+len(rec.Content) > orInt(c.srv.MaxParamsBytes, DefaultMaxParamsBytes) {
+			// Read and dropped: memory stays bounded whatever is sent.
+			r.paramsDropped, r.params = true, nil
+			return nil
+		}
+		r.params = append(r.params, rec.Content...)
+	case TypeStdin:
+		switch {
+		case r.state == stateParams:
+			return protocolError("STDIN before the end of PARAMS on request %d", id)
+		case r.state != stateStdin:
+			if len(rec.Content) == 0 {
+				return nil // a repeated end of stream is harmless
+			}
+			return protocolError("STDIN after the end of STDIN on request %d", id)
+		case len(rec.Content) == 0:
+			r.stdin.end()
+			r.state = stateDone
+			if r.role == RoleFilter {
+				r.state = stateData
+			}
+		default:
+			r.stdin.write(rec.Content)
+		}
+	case TypeData:
+		switch {
+		case r.role != RoleFilter:
+			return protocolError("DATA for a %s request %d", r.role, id)
+		case r.state == stateParams || r.state == stateStdin:
+			// Some web servers interleave DATA with STDIN; accept it once
+			// PARAMS ended.
+			if r.state == stateParams {
+				return protocolError("DATA before the end of PARAMS on request %d", id)
+			}
+			fallthrough
+		default:
+			if len(rec.Content) == 0 {
+				r.data.end()
+				if r.state == stateData {
+					r.state = stateDone
+				}
+				return nil
+			}
+			r.data.write(rec.Content)
+		}
+	}
+	return nil
+}
+
+// getValues answers FCGI_GET_VALUES with the variables it knows.
+func (c *conn) getValues(q []byte) error {
+	var names []string
+	err := ParsePairs(q, func(name, _ []byte) error {
+		names = append(names, string(name))
+		return nil
+	})
+	if err != nil {
+		return &ConnError{err}
+	}
+	var body []byte
+	for _, n := range names {
+		switch n {
+		case "FCGI_MAX_CONNS":
+			body = AppendPair(body, n, strconv.Itoa(orInt(c.srv.MaxConns, DefaultMaxConns)))
+		case "FCGI_MAX_REQS":
+			body = AppendPair(body, n, strconv.Itoa(orInt(c.srv.MaxRequests, DefaultMaxRequests)))
+		case "FCGI_MPXS_CONNS":
+			body = AppendPair(body, n, "1")
+		}
+	}
+	if len(body) > MaxContent {
+		body = nil // a query naming each variable thousands of times
+	}
+	return c.write(func(b []byte) []byte { return AppendRecord(b, TypeGetValuesResult, 0, body) }, true)
+}
+
+// begin starts a request on BEGIN_REQUEST.
+func (c *conn) begin(id uint16, content []byte) error {
+	if id == 0 {
+		return protocolError("BEGIN_REQUEST on request 0")
+	}
+	br, err := ParseBeginRequest(content)
+	if err != nil {
+		return &ConnError{err}
+	}
+	c.mu.Lock()
+	_, dup := c.reqs[id]
+	n := len(c.reqs)
+	c.mu.Unlock()
+	if dup {
+		return protocolError("BEGIN_REQUEST for request %d, which is in progress", id)
+	}
+	end := func(ps ProtocolStatus) error {
+		return c.write(func(b []byte) []byte { return AppendEndRequest(b, id, 0, ps) }, true)
+	}
+	if br.Role < RoleResponder || br.Role > RoleFilter {
+		return end(UnknownRole)
+	}
+	if n >= orInt(c.srv.MaxConnRequests, DefaultMaxConnRequests) ||
+		c.srv.requests.Load() >= int64(orInt(c.srv.MaxRequests, DefaultMaxRequests)) {
+		c.srv.log().Warn().Uint16("request", id).Msg("fastcgi: overloaded; answering OVERLOADED")
+		return end(Overloaded)
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	r := &request{
+		id:     id,
+		role:   br.Role,
+		keep:   br.Flags&FlagKeepConn != 0,
+		ctx:    ctx,
+		cancel: cancel,
+		stdin: newBodyBuffer(orInt64(c.srv.BodyMemory, DefaultBodyMemory),
+			orInt64(c.srv.MaxRequestBody, DefaultMaxRequestBody), c.srv.TempDir),
+	}
+	if r.role == RoleFilter {
+		r.data = newBodyBuffer(orInt64(c.srv.BodyMemory, DefaultBodyMemory),
+			orInt64(c.srv.MaxRequestBody, DefaultMaxRequestBody), c.srv.TempDir)
+	}
+	c.mu.Lock()
+	c.reqs[id] = r
+	if !r.keep {
+		c.closing = true
+	}
+	c.mu.Unlock()
+	c.srv.requests.Add(1)
+	return nil
+}
+
+// abort handles ABORT_REQUEST: a running handler sees its context end and
+// its body fail; a request still reading PARAMS ends at once.
+func (c *conn) abort(r *request) {
+	r.cancel()
+	r.stdin.abort(ErrRequestAborted)
+	if r.data != nil {
+		r.data.abort(ErrRequestAborted)
+	}
+	if !r.started {
+		c.finish(r, nil, 0)
+	}
+}
+
+// start runs the handler once PARAMS have ended.
+func (c *conn) start(r *request) {
+	r.state = stateStdin
+	r.started = true
+	params := r.params
+	r.params = nil
+	c.wg.Add(1)
+	go c.serveRequest(r, params)
+}
+
+// serveRequest runs the handler for r and ends the request.
+func (c *conn) serveRequest(r *request, params []byte) {
+	defer c.wg.Done()
+	sw := &streamWriter{c: c, id: r.id}
+	status, err := c.buildRequest(r, params)
+	if err != nil {
+		// Answer as a web server would: the client sees why.
+		c.srv.log().Warn().Err(err).Uint16("request", r.id).Msg("fastcgi: bad request")
+		rw := cgi.NewResponseWriter(sw, nil)
+		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		rw.WriteHeader(status)
+		fmt.Fprintf(rw, "%d %s\n", status, http.StatusText(status))
+		c.finish(r, rw, 0)
+		return
+	}
+	req := r.httpReq
+	rw := cgi.NewResponseWriter(sw, req)
+	aborted := false
+	func() {
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			if p == http.ErrAbortHandler {
+				aborted = true
+				return
+			}
+			c.srv.log().Error().Interface("panic", p).Str("path", req.URL.Path).Msg("fastcgi: handler panic")
+			if !rw.HeaderWritten() {
+				rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				rw.WriteHeader(http.StatusInternalServerError)
+				io.WriteString(rw, "500 Internal Server Error\n")
+				return
+			}
+			aborted = true
+		}()
+		c.srv.handler().ServeHTTP(rw, req)
+	}()
+	if aborted {
+		// The response must not look complete; on FastCGI only a closed
+		// connection says so to the web server (and ends any other request
+		// multiplexed on it).
+		c.srv.log().Warn().Uint16("request", r.id).Str("path", req.URL.Path).Msg("fastcgi: response aborted; closing the connection")
+		c.rwc.Close()
+		c.finish(r, nil, 1)
+		return
+	}
+	c.finish(r, rw, 0)
+}
+
+// buildRequest turns PARAMS into the http.Request, or says which status to
+// answer with.
+func (c *conn) buildRequest(r *request, params []byte) (int, error) {
+	if r.paramsDropped {
+		return http.StatusRequestHeaderFieldsTooLarge, fmt.Errorf("fastcgi: PARAMS longer than %d bytes", orInt(c.srv.MaxParamsBytes, DefaultMaxParamsBytes))
+	}
+	vars := make(map[string]string)
+	maxParams := orInt(c.srv.MaxParams, DefaultMaxParams)
+	err := ParsePairs(params, func(name, value []byte) error {
+		if len(vars) >= maxParams {
+			return fmt.Errorf("fastcgi: more than %d params", maxParams)
+		}
+		vars[string(name)] = string(value)
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrMalformedPairs) {
+			return http.StatusBadRequest, err
+		}
+		return http.StatusRequestHeaderFieldsTooLarge, err
+	}
+	ctx := context.WithValue(r.ctx, roleKey{}, r.role)
+	if r.data != nil {
+		ctx = context.WithValue(ctx, dataKey{}, r.data)
+	}
+	req, err := cgi.RequestFromEnv(ctx, vars)
+	if err != nil {
+		return http.StatusBadRequest, err
+	}
+	switch r.role {
+	case RoleAuthorizer:
+		req.Body = http.NoBody // spec § 6.3: no request body
+		req.ContentLength = 0
+	default:
+		req.Body = r.stdin
+	}
+	r.httpReq = req
+	return 0, nil
+}
+
+// finish ends the request: the rest of its output, the empty STDOUT record
+// and exactly one END_REQUEST, in one write. rw may be nil when nothing is
+// to be sent on STDOUT.
+func (c *conn) finish(r *request, rw *cgi.ResponseWriter, appStatus uint32) {
+	if rw != nil {
+		_ = rw.Close() // a write error means the connection is gone; END_REQUEST below fails the same way
+	}
+	r.cancel()
+	r.stdin.Close()
+	if r.data != nil {
+		r.data.Close()
+	}
+	_ = c.write(func(b []byte) []byte {
+		if rw != nil {
+			b = AppendRecord(b, TypeStdout, r.id, nil)
+		}
+		return AppendEndRequest(b, r.id, appStatus, RequestComplete)
+	}, true) // an error: the web server went away, and the read loop sees it too
+	c.mu.Lock()
+	delete(c.reqs, r.id)
+	last := len(c.reqs) == 0
+	closeNow := last && c.closing
+	c.mu.Unlock()
+	c.srv.requests.Add(-1)
+	if closeNow || (last && c.srv.isClosed()) {
+		// Without FCGI_KEEP_CONN the application closes the connection
+		// (spec § 5.1); on shutdown an idle connection goes too.
+		c.rwc.Close()
+	}
+}
+
+// closeIfIdle closes the connection if no request is in progress.
+func (c *conn) closeIfIdle() {
+	c.mu.Lock()
+	idle := len(c.reqs) == 0
+	c.mu.Unlock()
+	if idle {
+		c.rwc.Close()
+	}
+}
+
+// write appends records with fn into the connection's buffer and, if flush,
+// sends them.
+func (c *conn) write(fn func([]byte) []byte, flush bool) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wbroken {
+		return net.ErrClosed
+	}
+	c.wbuf = fn(c.wbuf[:0])
+	_, err := c.bw.Write(c.wbuf)
+	if err == nil && flush {
+		err = c.bw.Flush()
+	}
+	if err != nil {
+		c.wbroken = true
+	}
+	return err
+}
+
+// streamWriter frames a request's output as STDOUT records. Write fills the
+// connection's buffer; Flush sends it.
+type streamWriter struct {
+	c  *conn
+	id uint16
+}
+
+func (sw *streamWriter) Write(p []byte) (int, error) {
+	c := sw.c
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wbroken {
+		return 0, net.ErrClosed
+	}
+	n := 0
+	for n < len(p) {
+		chunk := p[n:min(len(p), n+MaxContent)]
+		pad := -len(chunk) & 7
+		hdr := [HeaderLen]byte{Version1, byte(TypeStdout), byte(sw.id >> 8), byte(sw.id), byte(len(chunk) >> 8), byte(len(chunk)), byte(pad), 0}
+		c.bw.Write(hdr[:])
+		c.bw.Write(chunk)
+		if _, err := c.bw.Write(zeros[:pad]); err != nil {
+			c.wbroken = true
+			return n, err
+		}
+		n += len(chunk)
+	}
+	return n, nil
+}
+
+// Flush sends what the connection has buffered.
+func (sw *streamWriter) Flush() error {
+	c := sw.c
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wbroken {
+		return net.ErrClosed
+	}
+	if err := c.bw.Flush(); err != nil {
+		c.wbroken = true
+		return err
+	}
+	return nil
+}
