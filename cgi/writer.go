@@ -2,10 +2,12 @@ package cgi
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 )
 
 // ErrBodyNotAllowed is returned by [ResponseWriter.Write] for a response that
@@ -24,6 +26,8 @@ var ErrBodyNotAllowed = http.ErrBodyNotAllowed
 type ResponseWriter struct {
 	w           *bufio.Writer
 	flusher     interface{ Flush() error } // the underlying writer's own flush, if any
+	pooled      bool                       // w came from bufPool8k
+	closed      bool
 	header      http.Header
 	status      int
 	wroteHeader bool
@@ -42,7 +46,9 @@ func NewResponseWriter(w io.Writer, r *http.Request) *ResponseWriter {
 	if bw, ok := w.(*bufio.Writer); ok {
 		rw.w = bw
 	} else {
-		rw.w = bufio.NewWriterSize(w, 8192)
+		rw.w = bufPool8k.Get().(*bufio.Writer)
+		rw.w.Reset(w)
+		rw.pooled = true
 		rw.flusher, _ = w.(interface{ Flush() error })
 	}
 	return rw
@@ -106,6 +112,9 @@ var cgiHeaderExclude = map[string]bool{"Status": true, "Transfer-Encoding": true
 
 // Write sends body bytes, after the header block.
 func (rw *ResponseWriter) Write(p []byte) (int, error) {
+	if rw.closed {
+		return 0, errClosed
+	}
 	if len(p) == 0 && !rw.wroteHeader {
 		return 0, nil // wait for real bytes to sniff, as net/http does
 	}
@@ -133,7 +142,7 @@ func (rw *ResponseWriter) Flush() { _ = rw.FlushError() }
 // FlushError sends what is buffered and reports a write error; it is what
 // [http.ResponseController.Flush] calls.
 func (rw *ResponseWriter) FlushError() error {
-	if err := rw.Close(); err != nil {
+	if err := rw.writeOut(); err != nil {
 		return err
 	}
 	if rw.flusher != nil {
@@ -142,15 +151,40 @@ func (rw *ResponseWriter) FlushError() error {
 	return rw.err
 }
 
-// Close sends the header block if nothing was written yet, and writes out
-// the buffer. It neither closes nor flushes the underlying writer.
-func (rw *ResponseWriter) Close() error {
+// writeOut sends the header block if not yet sent, and the buffer.
+func (rw *ResponseWriter) writeOut() error {
+	if rw.closed {
+		return errClosed
+	}
 	rw.writeHeader(nil)
 	if rw.err != nil {
 		return rw.err
 	}
 	rw.err = rw.w.Flush()
 	return rw.err
+}
+
+var errClosed = errors.New("cgi: ResponseWriter used after Close")
+
+// bufPool8k holds the buffers of ResponseWriters.
+var bufPool8k = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 8192) }}
+
+// Close sends the header block if nothing was written yet, and writes out
+// the buffer. It neither closes nor flushes the underlying writer.
+//
+// After Close the ResponseWriter must not be used: its buffer is reused.
+func (rw *ResponseWriter) Close() error {
+	if rw.closed {
+		return rw.err
+	}
+	err := rw.writeOut()
+	rw.closed = true
+	if rw.pooled {
+		rw.w.Reset(nil)
+		bufPool8k.Put(rw.w)
+		rw.w = nil
+	}
+	return err
 }
 
 // Status returns the status sent or to be sent (200 if none was set).
