@@ -43,6 +43,13 @@ type request struct {
 	cancel        context.CancelFunc
 	started       bool // the handler goroutine runs
 	httpReq       *http.Request
+	// waitStdin: PARAMS had no CONTENT_LENGTH (Apache sends none for a
+	// chunked body), so the handler starts at the first STDIN record, which
+	// tells whether a body follows.
+	waitStdin bool
+	vars      map[string]string
+	bad       error // PARAMS did not parse: answered with badStatus
+	badStatus int
 }
 
 // conn is one FastCGI connection. Its read loop (serve) owns the request
@@ -70,8 +77,13 @@ type conn struct {
 // request and waits for the handlers.
 func (c *conn) serve() {
 	defer c.srv.forget(c)
-	rd := NewReader(bufio.NewReaderSize(c.rwc, 64<<10))
-	err := c.readLoop(rd)
+	rd := readerPool.Get().(*connReader)
+	rd.br.Reset(c.rwc)
+	defer func() {
+		rd.br.Reset(nil)
+		readerPool.Put(rd)
+	}()
+	err := c.readLoop(rd.rd)
 	var ce *ConnError
 	if errors.As(err, &ce) {
 		c.srv.log().Warn().Err(err).Str("remote", c.rwc.RemoteAddr().String()).Msg("fastcgi: closing connection")
@@ -88,7 +100,28 @@ func (c *conn) serve() {
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
+	c.wmu.Lock()
+	c.bw.Reset(nil)
+	writerPool.Put(c.bw)
+	c.bw = nil
+	c.wbroken = true
+	c.wmu.Unlock()
 }
+
+// connReader is a connection's record reader and its buffer, pooled: a
+// connection per request (nginx without fastcgi_keep_conn) must not cost
+// 130 KB of fresh buffers each time.
+type connReader struct {
+	br *bufio.Reader
+	rd *Reader
+}
+
+var readerPool = sync.Pool{New: func() any {
+	br := bufio.NewReaderSize(nil, 16<<10)
+	return &connReader{br: br, rd: NewReader(br)}
+}}
+
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
 func (c *conn) readLoop(rd *Reader) error {
 	idle := c.srv.IdleTimeout
@@ -165,7 +198,7 @@ func (c *conn) handleRecord(rec Record) error {
 			return protocolError("PARAMS after the end of PARAMS on request %d", id)
 		}
 		if len(rec.Content) == 0 {
-			c.start(r)
+			c.paramsDone(r)
 			return nil
 		}
 		if r.paramsDropped || len(r.params)+len(rec.Content) > orInt(c.srv.MaxParamsBytes, DefaultMaxParamsBytes) {
@@ -183,6 +216,11 @@ func (c *conn) handleRecord(rec Record) error {
 				return nil // a repeated end of stream is harmless
 			}
 			return protocolError("STDIN after the end of STDIN on request %d", id)
+		case r.waitStdin:
+			// The first STDIN record: empty means no body.
+			r.waitStdin = false
+			c.start(r, len(rec.Content) > 0)
+			return c.handleRecord(rec)
 		case len(rec.Content) == 0:
 			r.stdin.end()
 			r.state = stateDone
@@ -308,21 +346,54 @@ func (c *conn) abort(r *request) {
 	}
 }
 
-// start runs the handler once PARAMS have ended.
-func (c *conn) start(r *request) {
+// paramsDone parses PARAMS once they have ended and starts the handler, or
+// waits for the first STDIN record when the body's length is not given.
+func (c *conn) paramsDone(r *request) {
 	r.state = stateStdin
-	r.started = true
-	params := r.params
+	r.vars, r.badStatus, r.bad = c.parseParams(r)
 	r.params = nil
+	if r.bad == nil && r.role != RoleAuthorizer && r.vars["CONTENT_LENGTH"] == "" {
+		r.waitStdin = true
+		return
+	}
+	c.start(r, false)
+}
+
+// start runs the handler; chunked says a body of unknown length follows.
+func (c *conn) start(r *request, chunked bool) {
+	r.started = true
 	c.wg.Add(1)
-	go c.serveRequest(r, params)
+	go c.serveRequest(r, chunked)
+}
+
+// parseParams parses the PARAMS stream, or says which status to answer with.
+func (c *conn) parseParams(r *request) (map[string]string, int, error) {
+	if r.paramsDropped {
+		return nil, http.StatusRequestHeaderFieldsTooLarge, fmt.Errorf("fastcgi: PARAMS longer than %d bytes", orInt(c.srv.MaxParamsBytes, DefaultMaxParamsBytes))
+	}
+	vars := make(map[string]string)
+	maxParams := orInt(c.srv.MaxParams, DefaultMaxParams)
+	err := ParsePairs(r.params, func(name, value []byte) error {
+		if len(vars) >= maxParams {
+			return fmt.Errorf("fastcgi: more than %d params", maxParams)
+		}
+		vars[string(name)] = string(value)
+		return nil
+	})
+	switch {
+	case errors.Is(err, ErrMalformedPairs):
+		return nil, http.StatusBadRequest, err
+	case err != nil:
+		return nil, http.StatusRequestHeaderFieldsTooLarge, err
+	}
+	return vars, 0, nil
 }
 
 // serveRequest runs the handler for r and ends the request.
-func (c *conn) serveRequest(r *request, params []byte) {
+func (c *conn) serveRequest(r *request, chunked bool) {
 	defer c.wg.Done()
 	sw := &streamWriter{c: c, id: r.id}
-	status, err := c.buildRequest(r, params)
+	status, err := c.buildRequest(r, chunked)
 	if err != nil {
 		// Answer as a web server would: the client sees why.
 		c.srv.log().Warn().Err(err).Uint16("request", r.id).Msg("fastcgi: bad request")
@@ -369,27 +440,13 @@ func (c *conn) serveRequest(r *request, params []byte) {
 	c.finish(r, rw, 0)
 }
 
-// buildRequest turns PARAMS into the http.Request, or says which status to
-// answer with.
-func (c *conn) buildRequest(r *request, params []byte) (int, error) {
-	if r.paramsDropped {
-		return http.StatusRequestHeaderFieldsTooLarge, fmt.Errorf("fastcgi: PARAMS longer than %d bytes", orInt(c.srv.MaxParamsBytes, DefaultMaxParamsBytes))
+// buildRequest turns the parsed PARAMS into the http.Request, or says which
+// status to answer with.
+func (c *conn) buildRequest(r *request, chunked bool) (int, error) {
+	if r.bad != nil {
+		return r.badStatus, r.bad
 	}
-	vars := make(map[string]string)
-	maxParams := orInt(c.srv.MaxParams, DefaultMaxParams)
-	err := ParsePairs(params, func(name, value []byte) error {
-		if len(vars) >= maxParams {
-			return fmt.Errorf("fastcgi: more than %d params", maxParams)
-		}
-		vars[string(name)] = string(value)
-		return nil
-	})
-	if err != nil {
-		if errors.Is(err, ErrMalformedPairs) {
-			return http.StatusBadRequest, err
-		}
-		return http.StatusRequestHeaderFieldsTooLarge, err
-	}
+	vars := r.vars
 	ctx := context.WithValue(r.ctx, roleKey{}, r.role)
 	if r.data != nil {
 		ctx = context.WithValue(ctx, dataKey{}, r.data)
@@ -404,6 +461,9 @@ func (c *conn) buildRequest(r *request, params []byte) (int, error) {
 		req.ContentLength = 0
 	default:
 		req.Body = r.stdin
+		if chunked {
+			req.ContentLength = -1 // the body's length is not known
+		}
 	}
 	r.httpReq = req
 	return 0, nil

@@ -243,7 +243,7 @@ func (s *Server) newConn(rwc net.Conn, base context.Context) *conn {
 	c := &conn{
 		srv:    s,
 		rwc:    rwc,
-		bw:     bufio.NewWriterSize(rwc, 64<<10),
+		bw:     newConnWriter(rwc),
 		reqs:   make(map[uint16]*request),
 		ctx:    ctx,
 		cancel: cancel,
@@ -327,4 +327,10 @@ func FilterData(r *http.Request) io.Reader {
 		return nil
 	}
 	return d
+}
+
+func newConnWriter(rwc net.Conn) *bufio.Writer {
+	bw := writerPool.Get().(*bufio.Writer)
+	bw.Reset(rwc)
+	return bw
 }

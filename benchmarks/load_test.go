@@ -1,0 +1,68 @@
+package benchmarks
+
+import (
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// wrkDuration is how long one wrk run lasts.
+const wrkDuration = 5 * time.Second
+
+var (
+	wrkReqs    = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	wrkLatency = regexp.MustCompile(`(?m)^\s+(50|99)(?:\.000)?%\s+([0-9.]+)(us|ms|s)`)
+	wrkErrors  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)|Socket errors: .*`)
+)
+
+// loadWrk drives url with wrk -t2 -c16 (as in shared/PEERS.md) for a fixed
+// time, once, and reports req/s and latency percentiles. Where wrk is not
+// installed it falls back to the in-process Go load generator. wrk runs in
+// its own process, so the gateway's own CPU cost is not diluted by a Go
+// client's; compare req/s within one run.
+func loadWrk(b *testing.B, url, want string) {
+	wrk, err := exec.LookPath("wrk")
+	if err != nil {
+		b.Logf("wrk not installed; using the in-process Go load generator")
+		load(b, url, want)
+		return
+	}
+	if err := fetch(newClient(), url, want); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	out, err := exec.Command(wrk, "-t2", "-c16", "-d"+wrkDuration.String(), "--latency", url).CombinedOutput()
+	b.StopTimer()
+	if err != nil {
+		b.Fatalf("wrk: %v\n%s", err, out)
+	}
+	m := wrkReqs.FindSubmatch(out)
+	if m == nil {
+		b.Fatalf("wrk output without Requests/sec:\n%s", out)
+	}
+	if e := wrkErrors.Find(out); e != nil {
+		b.Errorf("wrk saw errors: %s\n%s", e, out)
+	}
+	rps, _ := strconv.ParseFloat(string(m[1]), 64)
+	b.ReportMetric(rps, "req/s")
+	for _, l := range wrkLatency.FindAllSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(string(l[2]), 64)
+		switch string(l[3]) {
+		case "us":
+			v /= 1000
+		case "s":
+			v *= 1000
+		}
+		b.ReportMetric(v, "p"+string(l[1])+"-ms")
+	}
+	b.ReportMetric(0, "ns/op") // one fixed-time run: ns/op means nothing here
+	if strings.Contains(string(out), "Socket errors") {
+		b.Logf("%s", out)
+	}
+}
+
+func newClient() *http.Client { return &http.Client{Transport: &http.Transport{}} }
