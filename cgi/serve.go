@@ -60,11 +60,9 @@ func ServeEnv(ctx context.Context, env map[string]string, stdin io.Reader, stdou
 			}
 			fmt.Fprintf(stderr, "cgi: handler panic serving %s: %v\n", r.URL.Path, p)
 			err = fmt.Errorf("cgi: handler panic: %v", p)
-			if !rw.HeaderWritten() {
+			if rw.Reset() {
 				// Nothing was sent: whatever the handler set is replaced
 				// by a clean 500.
-				rw.header = make(http.Header)
-				rw.status = 0
 				rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 				rw.WriteHeader(http.StatusInternalServerError)
 				_, _ = io.WriteString(rw, "500 Internal Server Error\n") // errors surface in Close below

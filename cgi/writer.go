@@ -198,6 +198,18 @@ func (rw *ResponseWriter) Status() int {
 // Written returns the number of body bytes written.
 func (rw *ResponseWriter) Written() int64 { return rw.written }
 
+// Reset discards the status and header fields set so far, if the header
+// block has not been sent, so that an error response can replace them; it
+// reports whether it could.
+func (rw *ResponseWriter) Reset() bool {
+	if rw.wroteHeader || rw.closed {
+		return false
+	}
+	rw.header = make(http.Header)
+	rw.status = 0
+	return true
+}
+
 // HeaderWritten reports whether the header block has been sent.
 func (rw *ResponseWriter) HeaderWritten() bool { return rw.wroteHeader }
 

@@ -72,7 +72,6 @@ type conn struct {
 	wbroken bool // a write failed: the connection is gone
 }
 
-
 // serve runs the read loop until the connection ends, then ends every
 // request and waits for the handlers.
 func (c *conn) serve() {
@@ -91,11 +90,16 @@ func (c *conn) serve() {
 	c.rwc.Close()
 	c.cancel()
 	c.mu.Lock()
-	for _, r := range c.reqs {
+	for id, r := range c.reqs {
 		r.cancel()
 		r.stdin.abort(ErrRequestAborted)
 		if r.data != nil {
 			r.data.abort(ErrRequestAborted)
+		}
+		if !r.started {
+			// No handler will finish it: give its slot back here.
+			delete(c.reqs, id)
+			c.srv.requests.Add(-1)
 		}
 	}
 	c.mu.Unlock()
@@ -124,10 +128,7 @@ var readerPool = sync.Pool{New: func() any {
 var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
 func (c *conn) readLoop(rd *Reader) error {
-	idle := c.srv.IdleTimeout
-	if idle == 0 {
-		idle = DefaultIdleTimeout
-	}
+	idle := c.srv.idleTimeout()
 	for {
 		if idle > 0 {
 			c.mu.Lock()
@@ -147,10 +148,16 @@ func (c *conn) readLoop(rd *Reader) error {
 			return &ConnError{err}
 		}
 		if err := c.handleRecord(rec); err != nil {
+			if err == errDone {
+				return nil
+			}
 			return err
 		}
 	}
 }
+
+// errDone ends the read loop without an error: the connection is done.
+var errDone = errors.New("fastcgi: connection done")
 
 func isTimeout(err error) bool {
 	var ne net.Error
@@ -299,7 +306,13 @@ func (c *conn) begin(id uint16, content []byte) error {
 		return protocolError("BEGIN_REQUEST for request %d, which is in progress", id)
 	}
 	end := func(ps ProtocolStatus) error {
-		return c.write(func(b []byte) []byte { return AppendEndRequest(b, id, 0, ps) }, true)
+		if err := c.write(func(b []byte) []byte { return AppendEndRequest(b, id, 0, ps) }, true); err != nil {
+			return err
+		}
+		if br.Flags&FlagKeepConn == 0 && n == 0 {
+			return errDone // spec § 5.1: without KEEP_CONN the application closes
+		}
+		return nil
 	}
 	if br.Role < RoleResponder || br.Role > RoleFilter {
 		return end(UnknownRole)
@@ -418,7 +431,7 @@ func (c *conn) serveRequest(r *request, chunked bool) {
 				return
 			}
 			c.srv.log().Error().Interface("panic", p).Str("path", req.URL.Path).Msg("fastcgi: handler panic")
-			if !rw.HeaderWritten() {
+			if rw.Reset() {
 				rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 				rw.WriteHeader(http.StatusInternalServerError)
 				io.WriteString(rw, "500 Internal Server Error\n")
@@ -481,22 +494,28 @@ func (c *conn) finish(r *request, rw *cgi.ResponseWriter, appStatus uint32) {
 	if r.data != nil {
 		r.data.Close()
 	}
-	_ = c.write(func(b []byte) []byte {
-		if rw != nil {
-			b = AppendRecord(b, TypeStdout, r.id, nil)
-		}
-		return AppendEndRequest(b, r.id, appStatus, RequestComplete)
-	}, true) // an error: the web server went away, and the read loop sees it too
+	// The request leaves the table before END_REQUEST goes out: the web
+	// server may reuse its ID as soon as it reads it (spec § 3.3).
 	c.mu.Lock()
 	delete(c.reqs, r.id)
 	last := len(c.reqs) == 0
 	closeNow := last && c.closing
 	c.mu.Unlock()
 	c.srv.requests.Add(-1)
-	if closeNow || (last && c.srv.isClosed()) {
+	_ = c.write(func(b []byte) []byte {
+		if rw != nil {
+			b = AppendRecord(b, TypeStdout, r.id, nil)
+		}
+		return AppendEndRequest(b, r.id, appStatus, RequestComplete)
+	}, true) // an error: the web server went away, and the read loop sees it too
+	switch {
+	case closeNow || (last && c.srv.isClosed()):
 		// Without FCGI_KEEP_CONN the application closes the connection
 		// (spec § 5.1); on shutdown an idle connection goes too.
 		c.rwc.Close()
+	case last && c.srv.idleTimeout() > 0:
+		// The read loop armed no deadline while this request ran.
+		_ = c.rwc.SetReadDeadline(time.Now().Add(c.srv.idleTimeout())) // a closed conn: nothing to time out
 	}
 }
 

@@ -143,6 +143,13 @@ func (s *Server) log() *zerolog.Logger {
 	return s.Logger
 }
 
+func (s *Server) idleTimeout() time.Duration {
+	if s.IdleTimeout == 0 {
+		return DefaultIdleTimeout
+	}
+	return s.IdleTimeout
+}
+
 func orInt(v, def int) int {
 	if v <= 0 {
 		return def
@@ -163,6 +170,7 @@ func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		l.Close()
 		return ErrServerClosed
 	}
 	if s.listeners == nil {

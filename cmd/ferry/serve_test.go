@@ -61,11 +61,18 @@ type ferryProc struct {
 // waits until it listens. It is stopped (SIGTERM, then SIGKILL) at cleanup.
 func startFerry(t *testing.T, args ...string) *ferryProc {
 	t.Helper()
+	return startFerryArgs(t, append([]string{"--listen", "http://127.0.0.1:0"}, args...)...)
+}
+
+// startFerryArgs runs "ferry serve args..." and waits until it listens; URL
+// is the first listen address it logs.
+func startFerryArgs(t *testing.T, args ...string) *ferryProc {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	argv := append([]string{"serve", "--listen", "http://127.0.0.1:0", "--log-format", "json", "--log-level", "debug"}, args...)
+	argv := append([]string{"serve", "--log-format", "json", "--log-level", "debug"}, args...)
 	cmd := exec.Command(self, argv...)
 	cmd.Env = append(os.Environ(), "FERRY_TEST_MAIN=1")
 	pr, pw := io.Pipe()

@@ -30,11 +30,12 @@ type ApacheCGIConfig struct {
 	MaxWorkers int
 }
 
-// apacheModules are the modules the generated configuration loads, in
-// order; the MPM comes first. log_config and unixd are compiled into
-// Debian's apache2 and are loaded only where they are not.
-func apacheModules() []string {
-	return []string{"mpm_event", "unixd", "authz_core", "mime", "alias", "cgid", "env", "dir", "log_config"}
+// apacheModules are the modules a generated configuration loads, in
+// order: the MPM first, then the common ones, then extra (the modules of
+// the site: cgid, or proxy and proxy_fcgi). log_config and unixd are
+// compiled into Debian's apache2 and are loaded only where they are not.
+func apacheModules(extra ...string) []string {
+	return append([]string{"mpm_event", "unixd", "authz_core", "mime", "alias", "env", "dir", "log_config"}, extra...)
 }
 
 // apacheModuleDirs are where distributions install Apache modules.
@@ -48,24 +49,56 @@ func apacheModuleDirs() []string {
 	}
 }
 
-// findApacheModuleDir returns the first module directory holding mod_cgid.
-func findApacheModuleDir() (string, error) {
+// findApacheModuleDir returns the first module directory holding all the
+// named modules (such as "cgid" for mod_cgid.so).
+func findApacheModuleDir(modules ...string) (string, error) {
 	for _, d := range apacheModuleDirs() {
-		if _, err := os.Stat(filepath.Join(d, "mod_cgid.so")); err == nil {
+		found := true
+		for _, m := range modules {
+			if _, err := os.Stat(filepath.Join(d, "mod_"+m+".so")); err != nil {
+				found = false
+				break
+			}
+		}
+		if found {
 			return d, nil
 		}
 	}
-	return "", fmt.Errorf("peers: mod_cgid.so not found in %s: %w",
-		strings.Join(apacheModuleDirs(), ", "), ErrNotInstalled)
+	names := make([]string, len(modules))
+	for i, m := range modules {
+		names[i] = "mod_" + m + ".so"
+	}
+	return "", fmt.Errorf("peers: %s not found in %s: %w",
+		strings.Join(names, ", "), strings.Join(apacheModuleDirs(), ", "), ErrNotInstalled)
 }
 
-// apacheParams is what goes into a generated httpd.conf.
+// apacheReadyPath is the URL path of the empty file the readiness check
+// fetches, which Apache serves itself even when all else is proxied. A
+// denied or missing page would put an error in the log.
+const apacheReadyPath = readyPath
+
+// apacheParams is what goes into a generated httpd.conf: the common part,
+// then a site, either CGI (cgiDir) or a FastCGI proxy (proxy).
 type apacheParams struct {
-	dir, moduleDir, cgiDir string
-	port                   int
-	user, group            string // empty unless running as root
-	env                    map[string]string
-	maxWorkers             int
+	dir, moduleDir string
+	modules        []string
+	port           int
+	user, group    string // empty unless running as root
+	env            map[string]string
+	maxWorkers     int
+
+	cgiDir string       // mod_cgid: ScriptAlias /cgi-bin/ cgiDir/
+	proxy  *apacheProxy // mod_proxy_fcgi: ProxyPass
+}
+
+// apacheProxy is the ProxyPass rule of a mod_proxy_fcgi site.
+type apacheProxy struct {
+	prefix       string // URL path prefix, such as "/cgi-bin/"
+	target       string // "fcgi://HOST:PORT/PATH" or "unix:/path|fcgi://localhost/PATH"
+	enableReuse  bool
+	flushPackets bool
+	sendCL       bool   // SetEnv proxy-sendcl 1
+	pathInfo     string // proxy-fcgi-pathinfo, or empty
 }
 
 // apacheConfig renders a self-contained httpd.conf; it includes nothing from /etc.
@@ -80,7 +113,7 @@ func apacheConfig(p apacheParams) string {
 	w("LogLevel warn")
 	w("Listen 127.0.0.1:%d", p.port)
 	w("ServerName 127.0.0.1")
-	for _, m := range apacheModules() {
+	for _, m := range p.modules {
 		w("<IfModule !mod_%s.c>", m)
 		w("  LoadModule %s_module %s", m, quote(filepath.Join(p.moduleDir, "mod_"+m+".so")))
 		w("</IfModule>")
@@ -100,24 +133,48 @@ func apacheConfig(p apacheParams) string {
 		w("MinSpareThreads 1")
 		w("MaxSpareThreads %d", servers*threads+threads)
 	}
-	w("ScriptSock %s", quote(filepath.Join(p.dir, "run", "cgid.sock")))
+	if p.cgiDir != "" {
+		w("ScriptSock %s", quote(filepath.Join(p.dir, "run", "cgid.sock")))
+	}
 	w("TypesConfig %s", quote(filepath.Join(p.dir, "mime.types")))
 	w("DocumentRoot %s", quote(filepath.Join(p.dir, "htdocs")))
 	w("<Directory />")
 	w("  AllowOverride None")
 	w("  Require all denied")
 	w("</Directory>")
-	// The readiness check fetches the empty index.html; a denied or
-	// missing page would put an error in the log.
 	w("<Directory %s>", quote(filepath.Join(p.dir, "htdocs")))
 	w("  Require all granted")
 	w("</Directory>")
-	w("ScriptAlias /cgi-bin/ %s", quote(p.cgiDir+"/"))
-	w("<Directory %s>", quote(p.cgiDir))
-	w("  AllowOverride None")
-	w("  Options None")
-	w("  Require all granted")
-	w("</Directory>")
+	if p.cgiDir != "" {
+		w("ScriptAlias /cgi-bin/ %s", quote(p.cgiDir+"/"))
+		w("<Directory %s>", quote(p.cgiDir))
+		w("  AllowOverride None")
+		w("  Options None")
+		w("  Require all granted")
+		w("</Directory>")
+	}
+	if px := p.proxy; px != nil {
+		// The readiness check must not reach the backend, even when the
+		// whole site is proxied; exclusions come before the rule they
+		// carve out of.
+		w("ProxyPass %s !", quote(apacheReadyPath))
+		var opts strings.Builder
+		if px.enableReuse {
+			opts.WriteString(" enablereuse=on")
+		}
+		if px.flushPackets {
+			opts.WriteString(" flushpackets=on")
+		}
+		w("ProxyPass %s %s%s", quote(px.prefix), quote(px.target), opts.String())
+		if px.sendCL {
+			w("SetEnv proxy-sendcl 1")
+		}
+		if px.pathInfo != "" {
+			// mod_proxy_fcgi reads it when it maps the URL, before the
+			// fixups phase where SetEnv would set it.
+			w("SetEnvIf Request_URI ^ proxy-fcgi-pathinfo=%s", px.pathInfo)
+		}
+	}
 	keys := make([]string, 0, len(p.env))
 	for k := range p.env {
 		keys = append(keys, k)
@@ -133,16 +190,25 @@ func apacheConfig(p apacheParams) string {
 // www-data, or else daemon or nobody, with its primary group in "#gid" form.
 // When not running as root, Apache cannot switch users and both are empty.
 func apacheUser() (name, group string, err error) {
+	u, err := apacheAccount()
+	if u == nil || err != nil {
+		return "", "", err
+	}
+	return u.Username, "#" + u.Gid, nil
+}
+
+// apacheAccount returns the account of [apacheUser], or nil when not
+// running as root.
+func apacheAccount() (*user.User, error) {
 	if os.Geteuid() != 0 {
-		return "", "", nil
+		return nil, nil
 	}
 	for _, n := range []string{"www-data", "daemon", "nobody"} {
-		u, err := user.Lookup(n)
-		if err == nil {
-			return n, "#" + u.Gid, nil
+		if u, err := user.Lookup(n); err == nil {
+			return u, nil
 		}
 	}
-	return "", "", errors.New("peers: Apache refuses to serve as root and none of www-data, daemon, nobody exists")
+	return nil, errors.New("peers: Apache refuses to serve as root and none of www-data, daemon, nobody exists")
 }
 
 // checkOthersCanRun checks that users other than the owner can list dir
@@ -184,7 +250,7 @@ func StartApacheCGI(ctx context.Context, dir string, cfg ApacheCGIConfig) (*Serv
 	if err != nil {
 		return nil, err
 	}
-	moduleDir, err := findApacheModuleDir()
+	moduleDir, err := findApacheModuleDir("cgid")
 	if err != nil {
 		return nil, err
 	}
@@ -193,13 +259,6 @@ func StartApacheCGI(ctx context.Context, dir string, cfg ApacheCGIConfig) (*Serv
 		return nil, err
 	}
 	if err := checkEnv(cfg.Env); err != nil {
-		return nil, err
-	}
-	dir, err = filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("peers: %w", err)
-	}
-	if err := checkConfigString("directory", dir); err != nil {
 		return nil, err
 	}
 	usr, grp, err := apacheUser()
@@ -211,20 +270,51 @@ func StartApacheCGI(ctx context.Context, dir string, cfg ApacheCGIConfig) (*Serv
 			return nil, fmt.Errorf("%w; Apache runs scripts as %s (see MakeWorldReadable)", err, usr)
 		}
 	}
+	dir, err = prepareApacheDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return startApache(ctx, bin, dir, func(port int) string {
+		return apacheConfig(apacheParams{
+			dir: dir, moduleDir: moduleDir, modules: apacheModules("cgid"), port: port,
+			user: usr, group: grp, env: cfg.Env, maxWorkers: cfg.MaxWorkers,
+			cgiDir: cgiDir,
+		})
+	})
+}
+
+// prepareApacheDir creates the directories and files a generated httpd.conf
+// refers to in dir, makes the tree usable by Apache's workers, and returns
+// dir's absolute path.
+func prepareApacheDir(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("peers: %w", err)
+	}
+	if err := checkConfigString("directory", dir); err != nil {
+		return "", err
+	}
 	for _, d := range []string{dir, filepath.Join(dir, "run"), filepath.Join(dir, "htdocs")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("peers: %w", err)
+			return "", fmt.Errorf("peers: %w", err)
 		}
 	}
-	for _, f := range []string{"mime.types", filepath.Join("htdocs", "index.html")} {
+	files := []string{"mime.types", filepath.Join("htdocs", "index.html"), filepath.Join("htdocs", strings.TrimPrefix(apacheReadyPath, "/"))}
+	for _, f := range files {
 		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
-			return nil, fmt.Errorf("peers: %w", err)
+			return "", fmt.Errorf("peers: %w", err)
 		}
 	}
 	if err := MakeWorldReadable(dir); err != nil {
-		return nil, err
+		return "", err
 	}
+	return dir, nil
+}
 
+// startApache writes dir/httpd.conf, rendered by config for a free port,
+// and starts Apache in the foreground, trying another port if the one
+// chosen was taken meanwhile.
+func startApache(ctx context.Context, bin, dir string, config func(port int) string) (*Server, error) {
 	conf := filepath.Join(dir, "httpd.conf")
 	errorLog := filepath.Join(dir, "error.log")
 	stderrLog := filepath.Join(dir, "stderr.log")
@@ -233,11 +323,7 @@ func StartApacheCGI(ctx context.Context, dir string, cfg ApacheCGIConfig) (*Serv
 		if err != nil {
 			return nil, err
 		}
-		text := apacheConfig(apacheParams{
-			dir: dir, moduleDir: moduleDir, cgiDir: cgiDir, port: port,
-			user: usr, group: grp, env: cfg.Env, maxWorkers: cfg.MaxWorkers,
-		})
-		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(config(port)), 0o644); err != nil {
 			return nil, fmt.Errorf("peers: %w", err)
 		}
 		if err := removeFiles(errorLog, stderrLog); err != nil {
@@ -252,7 +338,7 @@ func StartApacheCGI(ctx context.Context, dir string, cfg ApacheCGIConfig) (*Serv
 			Dir:       dir,
 			LogFile:   stderrLog,
 			ErrorLogs: []string{errorLog},
-			ReadyHTTP: url + "/",
+			ReadyHTTP: url + apacheReadyPath,
 		})
 		if err == nil {
 			return &Server{URL: url, Dir: dir, procs: []*Process{p}, errLogs: []string{errorLog, stderrLog}}, nil

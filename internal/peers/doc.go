@@ -1,7 +1,14 @@
-// Package peers starts real peer web servers (Apache httpd with mod_cgid,
-// nginx in front of fcgiwrap, and any other program through [Start]) on the
-// loopback interface, so that tests and benchmarks can compare ferry with the
-// programs users actually run.
+// Package peers starts real peer web servers on the loopback interface, so
+// that tests and benchmarks can compare ferry with the programs users
+// actually run, and run ferry behind or in front of them:
+//
+//   - CGI: Apache httpd with mod_cgid ([StartApacheCGI]) and nginx in front
+//     of fcgiwrap ([StartNginxFcgiwrap]);
+//   - fronts for a FastCGI application the caller runs, such as ferry's
+//     FastCGI listener or Go's net/http/fcgi: nginx ([StartNginxFastCGI])
+//     and Apache httpd with mod_proxy_fcgi ([StartApacheProxyFCGI]);
+//   - a FastCGI application: php-fpm ([StartPHPFPM]);
+//   - any other program through [Start].
 //
 // Every peer gets a self-contained configuration generated into a directory
 // chosen by the caller; nothing under /etc is read or changed and the
@@ -14,7 +21,8 @@
 //
 // The Start functions take a [context.Context] instead of a [testing.TB] so
 // that they work outside go test (for example in a benchmark command). The
-// testing conveniences [ApacheCGI] and [NginxFcgiwrap] wrap them: they call
-// [Need] first, so a test skips when a peer is not installed, or fails when
-// the CI environment variable is true, where .ci/run installs the peers.
+// testing conveniences [ApacheCGI], [NginxFcgiwrap], [NginxFastCGI],
+// [ApacheProxyFCGI] and [RunPHPFPM] wrap them: they call [Need] first, so a
+// test skips when a peer is not installed, or fails when the CI environment
+// variable is true, where .ci/run installs the peers.
 package peers

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,8 +39,10 @@ func knownLocations(name string) []string {
 // then /usr/sbin, /sbin and /usr/local/sbin, then fixed locations of known
 // programs that are not installed as commands ("cgit" is
 // /usr/lib/cgit/cgit.cgi and "gitweb" is /usr/share/gitweb/gitweb.cgi on
-// Debian). "apache2" also finds "httpd". When nothing is found the error
-// wraps [ErrNotInstalled].
+// Debian). "apache2" also finds "httpd". "php-fpm" also finds the
+// versioned names distributions install, such as php-fpm8.2 (Debian) or
+// php-fpm82 (Alpine), the highest version first. When nothing is found the
+// error wraps [ErrNotInstalled].
 func Lookup(name string) (string, error) {
 	if name == "" {
 		return "", errors.New("peers: empty program name")
@@ -65,8 +68,61 @@ func Lookup(name string) (string, error) {
 			}
 		}
 	}
+	if versioned(name) {
+		if p := lookupVersioned(name); p != "" {
+			return p, nil
+		}
+	}
 	return "", fmt.Errorf("peers: %s not found in PATH, %s or known locations: %w",
 		name, strings.Join(sbinDirs(), ", "), ErrNotInstalled)
+}
+
+// versioned reports whether name is installed with a version suffix on
+// some distributions.
+func versioned(name string) bool { return name == "php-fpm" }
+
+// lookupVersioned returns the executable named name followed by a version
+// (php-fpm8.2, php-fpm82) with the highest version in PATH or the sbin
+// directories, or "" if there is none.
+func lookupVersioned(name string) string {
+	dirs := append(filepath.SplitList(os.Getenv("PATH")), sbinDirs()...)
+	var found []string
+	for _, d := range dirs {
+		if !filepath.IsAbs(d) {
+			continue
+		}
+		matches, _ := filepath.Glob(filepath.Join(d, name+"[0-9]*")) // the pattern is valid
+		for _, m := range matches {
+			if isExecutable(m) {
+				found = append(found, m)
+			}
+		}
+	}
+	if len(found) == 0 {
+		return ""
+	}
+	// Stable, so that for equal versions the earlier directory wins.
+	slices.SortStableFunc(found, func(a, b string) int {
+		return compareVersions(strings.TrimPrefix(filepath.Base(b), name), strings.TrimPrefix(filepath.Base(a), name))
+	})
+	return found[0]
+}
+
+// compareVersions compares version strings such as "8.2" and "8.10" by
+// their runs of digits, numerically, then by length.
+func compareVersions(a, b string) int {
+	fields := func(s string) []int {
+		var ns []int
+		for f := range strings.FieldsFuncSeq(s, func(r rune) bool { return r < '0' || r > '9' }) {
+			n, _ := strconv.Atoi(f) // digits only; overflow compares as 0
+			ns = append(ns, n)
+		}
+		return ns
+	}
+	if c := slices.Compare(fields(a), fields(b)); c != 0 {
+		return c
+	}
+	return len(a) - len(b)
 }
 
 // isExecutable reports whether path is a regular file with an exec bit.

@@ -5,6 +5,7 @@ package peers
 import (
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
 )
 
@@ -26,3 +27,5 @@ type groupMember struct {
 func groupMembers(int) ([]groupMember, error) { return nil, errors.ErrUnsupported }
 
 func readStat(int) (state byte, pgrp int, ok bool) { return 0, 0, false }
+
+func fileOwner(os.FileInfo) (uid, gid int, ok bool) { return 0, 0, false }

@@ -91,3 +91,12 @@ func readStat(pid int) (state byte, pgrp int, ok bool) {
 	}
 	return f[0][0], pg, true
 }
+
+// fileOwner returns the owner and group of the file fi describes.
+func fileOwner(fi os.FileInfo) (uid, gid int, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return int(st.Uid), int(st.Gid), true
+}

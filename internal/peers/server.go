@@ -23,20 +23,7 @@ type Server struct {
 
 // Logs returns the content of the server's error logs, concatenated:
 // where CGI scripts' stderr and the servers' own errors go.
-func (s *Server) Logs() (string, error) {
-	var b strings.Builder
-	for _, path := range s.errLogs {
-		data, err := os.ReadFile(path)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return b.String(), fmt.Errorf("peers: reading log: %w", err)
-		}
-		b.Write(data)
-	}
-	return b.String(), nil
-}
+func (s *Server) Logs() (string, error) { return readLogs(s.errLogs) }
 
 // Stop stops every process of the server (see [Process.Stop]). It is
 // idempotent and safe to register with [testing.TB.Cleanup].
@@ -47,6 +34,11 @@ func (s *Server) Stop() error {
 	}
 	return errors.Join(errs...)
 }
+
+// readyPath is the URL path the readiness check of a generated web server
+// fetches. The server answers it itself, so the check never reaches a
+// backend and never logs an error.
+const readyPath = "/ferry-peers-ready"
 
 // maxStartAttempts is how many ports a Start function tries: a port from
 // [FreePort] can be taken by someone else before the server binds it.
@@ -132,4 +124,21 @@ func cgiDirPath(dir string) (string, error) {
 		return "", fmt.Errorf("peers: CGIDir: %w", err)
 	}
 	return p, checkConfigString("CGIDir", p)
+}
+
+// readLogs returns the content of the files at paths, concatenated;
+// missing files are skipped.
+func readLogs(paths []string) (string, error) {
+	var b strings.Builder
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return b.String(), fmt.Errorf("peers: reading log: %w", err)
+		}
+		b.Write(data)
+	}
+	return b.String(), nil
 }
