@@ -1,0 +1,158 @@
+package bridge
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseAddress(t *testing.T) {
+	abs, _ := filepath.Abs("rel/dir")
+	tests := []struct {
+		in      string
+		want    string // canonical String(); "" means an error
+		network string
+	}{
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080", "tcp"},
+		{"fastcgi://127.0.0.1:9000", "fastcgi://127.0.0.1:9000", "tcp"},
+		{"fastcgi+unix:///run/app.sock", "fastcgi+unix:///run/app.sock", "unix"},
+		{"scgi://[::1]:4000", "scgi://[::1]:4000", "tcp"},
+		{"scgi+unix:///run/s.sock", "scgi+unix:///run/s.sock", "unix"},
+		{"fastcgi+fd://0", "fastcgi+fd://0", "fd"},
+		{"cgi:/usr/lib/cgi-bin", "cgi:/usr/lib/cgi-bin", "tcp"},
+		{"cgi:rel/dir", "cgi:" + abs, "tcp"},
+		{"cgi:/srv/cgi?from=script-filename", "cgi:/srv/cgi?from=script-filename", "tcp"},
+		{"HTTP://127.0.0.1:80", "http://127.0.0.1:80", "tcp"},
+		{"127.0.0.1:80", "", ""},
+		{"http://127.0.0.1", "", ""},
+		{"fastcgi+unix://relative.sock", "", ""},
+		{"fastcgi+fd://x", "", ""},
+		{"gopher://h:70", "", ""},
+		{"cgi:", "", ""},
+		{"", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			a, err := ParseAddress(tt.in)
+			if tt.want == "" {
+				if err == nil {
+					t.Errorf("ParseAddress(%q) = %v; want an error", tt.in, a)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseAddress(%q): %v", tt.in, err)
+			}
+			if a.String() != tt.want || a.Network() != tt.network {
+				t.Errorf("ParseAddress(%q) = %q (%s); want %q (%s)", tt.in, a.String(), a.Network(), tt.want, tt.network)
+			}
+		})
+	}
+}
+
+func TestParseMount(t *testing.T) {
+	for _, tt := range []struct {
+		in, prefix, backend string
+	}{
+		{"/cgi-bin/=cgi:/usr/lib/cgi-bin", "/cgi-bin/", "cgi:/usr/lib/cgi-bin"},
+		{"/=fastcgi://127.0.0.1:9000", "/", "fastcgi://127.0.0.1:9000"},
+		{"cgi-bin=cgi:/x", "", ""},
+		{"/x", "", ""},
+		{"/x=nope", "", ""},
+	} {
+		m, err := ParseMount(tt.in)
+		if tt.prefix == "" {
+			if err == nil {
+				t.Errorf("ParseMount(%q) = %+v; want an error", tt.in, m)
+			}
+			continue
+		}
+		if err != nil || m.Prefix != tt.prefix || m.Backend.String() != tt.backend {
+			t.Errorf("ParseMount(%q) = %q %q, %v; want %q %q", tt.in, m.Prefix, m.Backend, err, tt.prefix, tt.backend)
+		}
+	}
+}
+
+// TestRouter checks longest-prefix routing, the redirect to a mount's
+// directory, and the static root's rules.
+func TestRouter(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "index.html"), []byte("home"), 0o644)
+	os.WriteFile(filepath.Join(root, ".secret"), []byte("secret"), 0o644)
+	os.Mkdir(filepath.Join(root, "empty"), 0o755)
+	os.Mkdir(filepath.Join(root, "docs"), 0o755)
+	os.WriteFile(filepath.Join(root, "docs", "index.html"), []byte("docs"), 0o644)
+	named := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) })
+	}
+	rt := &router{
+		routes: []route{
+			{prefix: "/app/api/", handler: named("api")},
+			{prefix: "/app/", handler: named("app")},
+			{prefix: "/exact", handler: named("exact")},
+		},
+		static: &staticFiles{root: root},
+	}
+	for _, tt := range []struct {
+		method, path string
+		status       int
+		body         string
+	}{
+		{"GET", "/app/x", 200, "app"},
+		{"GET", "/app/api/v1", 200, "api"},
+		{"GET", "/app", 301, ""},
+		{"GET", "/exact", 200, "exact"},
+		{"GET", "/exact/sub", 200, "exact"},
+		{"GET", "/exactly", 404, ""},
+		{"GET", "/", 200, "home"},
+		{"GET", "/docs/", 200, "docs"},
+		{"GET", "/docs", 301, ""},
+		{"GET", "/empty/", 403, ""},
+		{"GET", "/.secret", 404, ""},
+		{"GET", "/missing", 404, ""},
+		{"POST", "/", 405, ""},
+		{"HEAD", "/", 200, ""},
+	} {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			rt.ServeHTTP(w, httptest.NewRequest(tt.method, tt.path, nil))
+			if w.Code != tt.status {
+				t.Errorf("%s %s = %d; want %d", tt.method, tt.path, w.Code, tt.status)
+			}
+			if tt.body != "" && strings.TrimSpace(w.Body.String()) != tt.body {
+				t.Errorf("%s %s body = %q; want %q", tt.method, tt.path, w.Body.String(), tt.body)
+			}
+		})
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "plain.txt")
+	os.WriteFile(file, []byte("x"), 0o644)
+	mount := func(s string) Mount {
+		m, err := ParseMount(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	scgi, _ := ParseAddress("scgi://127.0.0.1:4000")
+	for name, cfg := range map[string]Config{
+		"twice":              {Mounts: []Mount{mount("/a/=cgi:" + dir), mount("/a/=cgi:" + dir)}},
+		"missing dir":        {Mounts: []Mount{mount("/a/=cgi:" + dir + "/nope")}},
+		"dir without slash":  {Mounts: []Mount{mount("/a=cgi:" + dir)}},
+		"not executable":     {Mounts: []Mount{mount("/a=cgi:" + file)}},
+		"bad from":           {Mounts: []Mount{mount("/a/=cgi:" + dir + "?from=nope")}},
+		"root not a dir":     {Root: file},
+		"scgi front not yet": {Listen: []Address{scgi}},
+	} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("New(%s) succeeded; want an error", name)
+		}
+	}
+}
