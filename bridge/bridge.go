@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -203,8 +204,15 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 // buildRouter makes the handler for every mount and the static root.
 func (s *Server) buildRouter() (*router, error) {
 	rt := &router{}
+	if s.cfg.Root != "" {
+		fi, err := os.Stat(s.cfg.Root)
+		if err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("bridge: document root %q is not a directory: %v", s.cfg.Root, err)
+		}
+		rt.static = &staticFiles{root: s.cfg.Root}
+	}
 	for _, m := range s.cfg.Mounts {
-		h, err := s.backend(m)
+		h, err := s.backend(m, rt.static)
 		if err != nil {
 			return nil, err
 		}
@@ -215,13 +223,6 @@ func (s *Server) buildRouter() (*router, error) {
 		if rt.routes[i].prefix == rt.routes[i-1].prefix {
 			return nil, fmt.Errorf("bridge: prefix %q is mounted twice", rt.routes[i].prefix)
 		}
-	}
-	if s.cfg.Root != "" {
-		fi, err := os.Stat(s.cfg.Root)
-		if err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("bridge: document root %q is not a directory: %v", s.cfg.Root, err)
-		}
-		rt.static = &staticFiles{root: s.cfg.Root}
 	}
 	for i := range rt.routes {
 		if d, ok := rt.routes[i].handler.(*cgi.Dir); ok {
@@ -238,7 +239,7 @@ func (s *Server) buildRouter() (*router, error) {
 }
 
 // backend builds the handler for one mount.
-func (s *Server) backend(m Mount) (http.Handler, error) {
+func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
 	switch m.Backend.Scheme {
 	case "cgi":
 		fi, err := os.Stat(m.Backend.Path)
@@ -268,8 +269,45 @@ func (s *Server) backend(m Mount) (http.Handler, error) {
 		one.Path = m.Backend.Path
 		one.ScriptName = strings.TrimSuffix(m.Prefix, "/")
 		return one, nil
+	case "fastcgi", "fastcgi+unix":
+		addr := m.Backend.Host
+		if m.Backend.Network() == "unix" {
+			addr = m.Backend.Path
+		}
+		fl := s.log.With().Str("component", "fastcgi-client").Logger()
+		client := &fastcgi.Client{Network: m.Backend.Network(), Address: addr, Logger: &fl}
+		if v := m.Backend.Query.Get("max_conns"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return nil, fmt.Errorf("bridge: mount %s=%s: max_conns=%q: want a positive number", m.Prefix, m.Backend, v)
+			}
+			client.MaxConns = n
+		}
+		h := s.cgiSettings()
+		app := &fastcgi.Handler{
+			Client:         client,
+			Prefix:         m.Prefix,
+			Root:           s.cfg.Root,
+			Env:            h.Env,
+			ServerSoftware: h.ServerSoftware,
+			MaxRequestBody: h.MaxRequestBody,
+			TempDir:        h.TempDir,
+			HeaderLimits:   h.HeaderLimits,
+		}
+		if s.cfg.Root == "" {
+			return app, nil
+		}
+		// With a document root, a PHP site as nginx + php-fpm serves it:
+		// scripts split at .php, index.php, a front controller, and static
+		// files served here, never by the application.
+		q := m.Backend.Query
+		site := &fastcgi.PHPSite{Root: s.cfg.Root, Ext: q.Get("ext"), Index: q.Get("index"), FrontController: "/index.php"}
+		if q.Has("front") {
+			site.FrontController = q.Get("front")
+		}
+		return site.Handler(app, static), nil
 	}
-	return nil, fmt.Errorf("bridge: mount %s: backend %s: this version of ferry runs cgi: backends only", m.Prefix, m.Backend)
+	return nil, fmt.Errorf("bridge: mount %s: backend %s: this version of ferry runs cgi:, fastcgi:// and fastcgi+unix:// backends", m.Prefix, m.Backend)
 }
 
 // cgiSettings returns the script settings every mount starts from.

@@ -1,0 +1,531 @@
+package fastcgi
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Defaults for the zero fields of [Client].
+const (
+	DefaultDialTimeout   = 3 * time.Second
+	DefaultReadTimeout   = 60 * time.Second // nginx's fastcgi_read_timeout
+	DefaultWriteTimeout  = 60 * time.Second
+	DefaultQueueTimeout  = 30 * time.Second
+	DefaultClientIdle    = 60 * time.Second
+	DefaultClientMaxConn = 64
+)
+
+// Errors a [Client] returns; [Handler] maps them to statuses.
+var (
+	// ErrPoolTimeout: every connection stayed busy for QueueTimeout (503).
+	ErrPoolTimeout = errors.New("fastcgi: no backend connection free in time")
+	// ErrOverloaded: the application answered OVERLOADED (503).
+	ErrOverloaded = errors.New("fastcgi: application overloaded")
+	// ErrUnknownRole: the application does not take the role (502).
+	ErrUnknownRole = errors.New("fastcgi: application refused the role")
+	// ErrCantMpxConn: the application refused a second request on a
+	// connection (502).
+	ErrCantMpxConn = errors.New("fastcgi: application cannot multiplex")
+	// ErrNoEndRequest: the connection ended before END_REQUEST (502).
+	ErrNoEndRequest = errors.New("fastcgi: connection closed before END_REQUEST")
+)
+
+// Client sends requests to a FastCGI application (php-fpm, php-cgi -b,
+// Perl FCGI, uwsgi, ferry) over a pool of kept-alive connections
+// (FCGI_KEEP_CONN). The pool is capped at MaxConns; more requests wait in
+// ferry, up to QueueTimeout, rather than pile up in the application's
+// listen backlog. The zero value needs only Network and Address.
+type Client struct {
+	// Network and Address name the application: "tcp" and "127.0.0.1:9000",
+	// or "unix" and "/run/php/php-fpm.sock".
+	Network, Address string
+	// MaxConns caps the connections, and so the requests in progress; set
+	// it to the application's worker count (php-fpm's pm.max_children). If
+	// zero, the application's FCGI_MAX_CONNS answer to GET_VALUES is used
+	// (php-cgi -b and ferry give one; php-fpm does not). When neither is
+	// known, connections are not kept (FCGI_KEEP_CONN is not asked), as
+	// nginx does by default: a kept connection holds a worker, and a pool
+	// larger than the workers would leave requests waiting in the
+	// application's backlog behind idle connections for ever. Then at most
+	// DefaultClientMaxConn requests run at once.
+	MaxConns int
+	// QueueTimeout bounds the wait for a free connection. If zero,
+	// DefaultQueueTimeout.
+	QueueTimeout time.Duration
+	// DialTimeout bounds connecting. If zero, DefaultDialTimeout.
+	DialTimeout time.Duration
+	// ReadTimeout bounds the wait for each record of the response. If zero,
+	// DefaultReadTimeout.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds each write of the request. If zero,
+	// DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// IdleTimeout closes connections idle for longer. If zero,
+	// DefaultClientIdle.
+	IdleTimeout time.Duration
+	// NoKeepConn asks the application to close the connection after each
+	// request.
+	NoKeepConn bool
+	// Logger receives the application's stderr lines and connection
+	// errors. If nil, nothing is logged.
+	Logger *zerolog.Logger
+
+	once  sync.Once
+	keep  bool          // connections are kept: the pool size is known
+	slots chan struct{} // one token per connection allowed
+	mu    sync.Mutex    // guards idle
+	idle  []*clientConn
+}
+
+// clientConn is one connection to the application.
+type clientConn struct {
+	nc       net.Conn
+	br       *bufio.Reader
+	rd       *Reader
+	bw       *bufio.Writer
+	lastUsed time.Time
+}
+
+func (c *Client) init() {
+	c.once.Do(func() {
+		n, known := c.MaxConns, c.MaxConns > 0
+		if !known {
+			n, known = c.askMaxConns()
+		}
+		c.keep = known && !c.NoKeepConn
+		c.slots = make(chan struct{}, n)
+	})
+}
+
+// askMaxConns asks the application for FCGI_MAX_CONNS: a pool larger than
+// the application's workers starves it, since a worker stays with its kept
+// connection while requests wait in the listen backlog.
+func (c *Client) askMaxConns() (int, bool) {
+	vals, err := c.GetValues(context.Background(), "FCGI_MAX_CONNS", "FCGI_MAX_REQS")
+	if err == nil {
+		for _, k := range []string{"FCGI_MAX_CONNS", "FCGI_MAX_REQS"} {
+			if n, err := strconv.Atoi(vals[k]); err == nil && n > 0 {
+				n = min(n, 1024)
+				c.log().Info().Str("backend", c.Address).Int("max_conns", n).Str("from", k).Msg("fastcgi: pool sized by the application; connections kept")
+				return n, true
+			}
+		}
+	}
+	c.log().Warn().AnErr("get_values", err).Str("backend", c.Address).Msg("fastcgi: the application does not say FCGI_MAX_CONNS: a connection per request; set max_conns to its worker count (php-fpm pm.max_children) for kept connections")
+	return DefaultClientMaxConn, false
+}
+
+func (c *Client) log() *zerolog.Logger {
+	if c.Logger == nil {
+		l := zerolog.Nop()
+		return &l
+	}
+	return c.Logger
+}
+
+func dur(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+func (c *Client) dial(ctx context.Context) (*clientConn, error) {
+	d := net.Dialer{Timeout: dur(c.DialTimeout, DefaultDialTimeout)}
+	nc, err := d.DialContext(ctx, c.Network, c.Address)
+	if err != nil {
+		return nil, fmt.Errorf("fastcgi: connecting to %s:%s: %w", c.Network, c.Address, err)
+	}
+	br := bufio.NewReaderSize(nc, 16<<10)
+	return &clientConn{nc: nc, br: br, rd: NewReader(br), bw: bufio.NewWriterSize(nc, 16<<10)}, nil
+}
+
+// GetValues asks the application for the named variables (FCGI_MAX_CONNS,
+// FCGI_MAX_REQS, FCGI_MPXS_CONNS) on a connection of its own.
+func (c *Client) GetValues(ctx context.Context, names ...string) (map[string]string, error) {
+	cc, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cc.nc.Close()
+	var q []byte
+	for _, n := range names {
+		q = AppendPair(q, n, "")
+	}
+	cc.nc.SetDeadline(time.Now().Add(dur(c.DialTimeout, DefaultDialTimeout)))
+	if _, err := cc.nc.Write(AppendRecord(nil, TypeGetValues, 0, q)); err != nil {
+		return nil, fmt.Errorf("fastcgi: GET_VALUES: %w", err)
+	}
+	for {
+		rec, err := cc.rd.Next()
+		if err != nil {
+			return nil, fmt.Errorf("fastcgi: GET_VALUES: %w", err)
+		}
+		if rec.Type != TypeGetValuesResult {
+			continue
+		}
+		vals := make(map[string]string)
+		err = ParsePairs(rec.Content, func(n, v []byte) error {
+			vals[string(n)] = string(v)
+			return nil
+		})
+		return vals, err
+	}
+}
+
+// acquire takes a connection slot and a connection: an idle one that is
+// still open, or a new one.
+func (c *Client) acquire(ctx context.Context) (*clientConn, error) {
+	c.init()
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		t := time.NewTimer(dur(c.QueueTimeout, DefaultQueueTimeout))
+		defer t.Stop()
+		select {
+		case c.slots <- struct{}{}:
+		case <-t.C:
+			return nil, ErrPoolTimeout
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	idleFor := dur(c.IdleTimeout, DefaultClientIdle)
+	for {
+		c.mu.Lock()
+		var cc *clientConn
+		if n := len(c.idle); n > 0 {
+			cc = c.idle[n-1]
+			c.idle = c.idle[:n-1]
+		}
+		c.mu.Unlock()
+		if cc == nil {
+			break
+		}
+		if time.Since(cc.lastUsed) < idleFor && cc.alive() {
+			return cc, nil
+		}
+		cc.nc.Close()
+	}
+	cc, err := c.dial(ctx)
+	if err != nil {
+		<-c.slots
+		return nil, err
+	}
+	return cc, nil
+}
+
+// alive reports whether an idle connection is still open: the application
+// has neither closed it nor sent anything unasked.
+func (cc *clientConn) alive() bool {
+	if cc.br.Buffered() > 0 {
+		return false
+	}
+	cc.nc.SetReadDeadline(time.Now())
+	_, err := cc.br.Peek(1)
+	cc.nc.SetReadDeadline(time.Time{})
+	return isTimeout(err)
+}
+
+// release returns a connection: to the idle pool if reusable, else closed.
+func (c *Client) release(cc *clientConn, reusable bool) {
+	if reusable && c.keep {
+		cc.lastUsed = time.Now()
+		c.mu.Lock()
+		c.idle = append(c.idle, cc)
+		c.mu.Unlock()
+	} else {
+		cc.nc.Close()
+	}
+	<-c.slots
+}
+
+// CloseIdle closes the idle connections.
+func (c *Client) CloseIdle() {
+	c.mu.Lock()
+	idle := c.idle
+	c.idle = nil
+	c.mu.Unlock()
+	for _, cc := range idle {
+		cc.nc.Close()
+	}
+}
+
+// Request is one request to send: the meta-variables ("NAME=value") and the
+// body of CONTENT_LENGTH bytes, if any.
+type Request struct {
+	Role   Role // zero: RoleResponder
+	Params []string
+	Body   io.Reader
+	// Stderr, if set, receives the application's STDERR stream; else it is
+	// logged line by line.
+	Stderr io.Writer
+}
+
+// Response is the application's answer: Stdout streams the STDOUT records
+// (a CGI response). It must be read to EOF or closed.
+type Response struct {
+	Stdout io.ReadCloser
+	// AppStatus is END_REQUEST's application status, valid after EOF.
+	AppStatus uint32
+}
+
+// Do sends req and returns the response once the first STDOUT byte is
+// there. The request body is written concurrently with reading the
+// response, so an application that answers before it has read everything
+// cannot deadlock. Ending ctx aborts the request (ABORT_REQUEST) and closes
+// the connection.
+func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
+	cc, err := c.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	x := &exchange{c: c, cc: cc, ctx: ctx, stderr: req.Stderr}
+	x.stop = context.AfterFunc(ctx, func() {
+		// Wake blocked reads and writes; the reader then aborts.
+		cc.nc.SetDeadline(time.Unix(1, 0))
+	})
+	if err := x.send(req); err != nil {
+		x.close(err)
+		return nil, err
+	}
+	resp := &Response{Stdout: x}
+	x.resp = resp
+	// Wait for the first output so that connection failures show here, as
+	// a dial-time error would, and map to 502 before anything is sent.
+	if _, err := x.fill(); err != nil && err != io.EOF {
+		x.close(err)
+		return nil, err
+	}
+	return resp, nil
+}
+
+// exchange is one request in flight on a connection; it reads the STDOUT
+// stream record by record.
+type exchange struct {
+	c       *Client
+	cc      *clientConn
+	ctx     context.Context
+	stop    func() bool
+	stderr  io.Writer
+	resp    *Response
+	buf     []byte // unread STDOUT content of the current record
+	pending []byte // content of the record read by fill
+	done    bool   // END_REQUEST seen
+	err     error
+	closed  bool
+	bodyErr chan error // the body writer's result, when there is a body
+	line    []byte     // a partial stderr line
+}
+
+const requestID = 1
+
+// send writes BEGIN_REQUEST and PARAMS, and starts the body.
+func (x *exchange) send(req *Request) error {
+	role := req.Role
+	if role == 0 {
+		role = RoleResponder
+	}
+	flags := uint8(FlagKeepConn)
+	if !x.c.keep {
+		flags = 0
+	}
+	b := AppendBeginRequest(nil, requestID, role, flags)
+	var pairs []byte
+	for _, kv := range req.Params {
+		name, value, _ := strings.Cut(kv, "=")
+		pairs = AppendPair(pairs, name, value)
+	}
+	b = AppendStream(b, TypeParams, requestID, pairs)
+	b = AppendRecord(b, TypeParams, requestID, nil)
+	if req.Body == nil {
+		b = AppendRecord(b, TypeStdin, requestID, nil)
+	}
+	x.cc.nc.SetWriteDeadline(time.Now().Add(dur(x.c.WriteTimeout, DefaultWriteTimeout)))
+	if _, err := x.cc.bw.Write(b); err != nil {
+		return fmt.Errorf("fastcgi: sending request: %w", err)
+	}
+	if err := x.cc.bw.Flush(); err != nil {
+		return fmt.Errorf("fastcgi: sending request: %w", err)
+	}
+	if req.Body != nil {
+		x.bodyErr = make(chan error, 1)
+		go x.writeBody(req.Body)
+	}
+	return nil
+}
+
+// writeBody streams the request body as STDIN records.
+func (x *exchange) writeBody(body io.Reader) {
+	buf := make([]byte, 32<<10)
+	var hdr [HeaderLen]byte
+	var err error
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			x.cc.nc.SetWriteDeadline(time.Now().Add(dur(x.c.WriteTimeout, DefaultWriteTimeout)))
+			pad := -n & 7
+			hdr = [HeaderLen]byte{Version1, byte(TypeStdin), 0, requestID, byte(n >> 8), byte(n), byte(pad), 0}
+			bufs := net.Buffers{hdr[:], buf[:n], zeros[:pad]}
+			if _, err = bufs.WriteTo(x.cc.nc); err != nil {
+				err = fmt.Errorf("fastcgi: sending request body: %w", err)
+				break
+			}
+		}
+		if rerr == io.EOF {
+			_, err = x.cc.nc.Write(AppendRecord(nil, TypeStdin, requestID, nil))
+			break
+		}
+		if rerr != nil {
+			err = fmt.Errorf("fastcgi: reading request body: %w", rerr)
+			break
+		}
+	}
+	x.bodyErr <- err
+}
+
+// fill reads records until STDOUT content or the end of the request.
+func (x *exchange) fill() (int, error) {
+	for len(x.buf) == 0 {
+		if x.done {
+			return 0, io.EOF
+		}
+		if x.err != nil {
+			return 0, x.err
+		}
+		x.cc.nc.SetReadDeadline(time.Now().Add(dur(x.c.ReadTimeout, DefaultReadTimeout)))
+		rec, err := x.cc.rd.Next()
+		if err != nil {
+			x.err = x.readError(err)
+			return 0, x.err
+		}
+		if rec.RequestID != requestID {
+			continue // management records: nothing was asked
+		}
+		switch rec.Type {
+		case TypeStdout:
+			x.pending = append(x.pending[:0], rec.Content...)
+			x.buf = x.pending
+		case TypeStderr:
+			x.logStderr(rec.Content)
+		case TypeEndRequest:
+			er, err := ParseEndRequest(rec.Content)
+			if err != nil {
+				x.err = err
+				return 0, err
+			}
+			x.flushStderr()
+			switch er.ProtocolStatus {
+			case RequestComplete:
+				x.done = true
+				if x.resp != nil {
+					x.resp.AppStatus = er.AppStatus
+				}
+			case Overloaded:
+				x.err = ErrOverloaded
+			case UnknownRole:
+				x.err = ErrUnknownRole
+			case CantMpxConn:
+				x.err = ErrCantMpxConn
+			default:
+				x.err = fmt.Errorf("fastcgi: END_REQUEST with protocol status %d", er.ProtocolStatus)
+			}
+		}
+	}
+	return len(x.buf), nil
+}
+
+// readError describes why reading the response failed.
+func (x *exchange) readError(err error) error {
+	switch {
+	case x.ctx.Err() != nil:
+		return x.ctx.Err()
+	case isTimeout(err):
+		return fmt.Errorf("fastcgi: no response from %s within %v: %w", x.c.Address, dur(x.c.ReadTimeout, DefaultReadTimeout), context.DeadlineExceeded)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w (%s)", ErrNoEndRequest, x.c.Address)
+	}
+	return fmt.Errorf("fastcgi: reading from %s: %w", x.c.Address, err)
+}
+
+// Read reads the STDOUT stream.
+func (x *exchange) Read(p []byte) (int, error) {
+	if _, err := x.fill(); err != nil {
+		return 0, err
+	}
+	n := copy(p, x.buf)
+	x.buf = x.buf[n:]
+	return n, nil
+}
+
+// Close ends the exchange: a connection whose request ended cleanly goes
+// back to the pool.
+func (x *exchange) Close() error {
+	x.close(nil)
+	return nil
+}
+
+func (x *exchange) close(err error) {
+	if x.closed {
+		return
+	}
+	x.closed = true
+	x.stop()
+	reusable := x.done && err == nil && x.ctx.Err() == nil
+	if x.bodyErr != nil {
+		if !reusable {
+			// Wake a body write stuck on a full socket.
+			x.cc.nc.SetWriteDeadline(time.Unix(1, 0))
+		}
+		if berr := <-x.bodyErr; berr != nil {
+			reusable = false
+		}
+	}
+	if !x.done && x.ctx.Err() != nil {
+		// The client went away: tell the application, then let the
+		// connection go (a partly written record makes it useless anyway).
+		x.cc.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		x.cc.nc.Write(AppendRecord(nil, TypeAbortRequest, requestID, nil)) // best effort: the connection closes next
+	}
+	if reusable {
+		x.cc.nc.SetDeadline(time.Time{})
+	}
+	x.c.release(x.cc, reusable)
+}
+
+// logStderr sends the application's stderr on, line by line.
+func (x *exchange) logStderr(p []byte) {
+	if x.stderr != nil {
+		x.stderr.Write(p)
+		return
+	}
+	x.line = append(x.line, p...)
+	for {
+		i := strings.IndexByte(string(x.line), '\n')
+		if i < 0 {
+			break
+		}
+		x.c.log().Warn().Str("backend", x.c.Address).Str("stderr", strings.TrimRight(string(x.line[:i]), "\r")).Msg("fastcgi: application stderr")
+		x.line = x.line[i+1:]
+	}
+	if len(x.line) > 4096 {
+		x.flushStderr()
+	}
+}
+
+func (x *exchange) flushStderr() {
+	if len(x.line) > 0 && x.stderr == nil {
+		x.c.log().Warn().Str("backend", x.c.Address).Str("stderr", string(x.line)).Msg("fastcgi: application stderr")
+	}
+	x.line = x.line[:0]
+}

@@ -1,0 +1,186 @@
+package fastcgi
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/ferrygw/ferry/cgi"
+	"github.com/rs/zerolog"
+)
+
+// Handler forwards HTTP requests to a FastCGI application through a
+// [Client]: the request becomes CGI meta-variables (package cgi, the same
+// mapping a CGI script gets), the application's STDOUT a CGI response.
+//
+// Failures map to statuses in one place, StatusFor: no connection free in
+// time or OVERLOADED is 503, no answer within the read timeout 504, anything
+// else wrong with the application 502; each with a log line naming the
+// backend.
+type Handler struct {
+	// Client reaches the application.
+	Client *Client
+	// Prefix is the URL path the application is mounted at: SCRIPT_NAME,
+	// with the rest of the path as PATH_INFO (the WSGI convention), unless
+	// Script is set.
+	Prefix string
+	// Script, if set, says which script a request runs (SCRIPT_NAME,
+	// PATH_INFO, SCRIPT_FILENAME, DOCUMENT_ROOT), or returns an error
+	// wrapping fs.ErrNotExist (404) or fs.ErrPermission (403).
+	Script func(r *http.Request) (cgi.Script, error)
+	// Root is DOCUMENT_ROOT when Script is nil.
+	Root string
+	// Env holds extra "NAME=value" parameters for every request.
+	Env []string
+	// ServerSoftware is SERVER_SOFTWARE. If empty, "ferry".
+	ServerSoftware string
+	// MaxRequestBody bounds request bodies (413 past it). If zero, 1 GiB.
+	MaxRequestBody int64
+	// SpoolMemory bounds the memory a chunked body is spooled in before a
+	// temporary file in TempDir. If zero, 1 MiB.
+	SpoolMemory int64
+	// TempDir holds spooled bodies. If empty, os.TempDir().
+	TempDir string
+	// HeaderLimits bounds the application's response header block.
+	HeaderLimits cgi.HeaderLimits
+	// Logger receives errors. A logger in the request's context
+	// (zerolog.Ctx) takes precedence. If both are absent, nothing is logged.
+	Logger *zerolog.Logger
+}
+
+func (h *Handler) log(r *http.Request) *zerolog.Logger {
+	if l := zerolog.Ctx(r.Context()); l.GetLevel() != zerolog.Disabled {
+		return l
+	}
+	if h.Logger != nil {
+		return h.Logger
+	}
+	l := zerolog.Nop()
+	return &l
+}
+
+// StatusFor maps an error from [Client.Do] or the response to the status a
+// gateway answers with: 503 for ErrPoolTimeout and ErrOverloaded, 504 for a
+// timeout, 502 for the rest.
+func StatusFor(err error) int {
+	switch {
+	case errors.Is(err, ErrPoolTimeout), errors.Is(err, ErrOverloaded):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}
+
+// ServeHTTP forwards r.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	log := h.log(r)
+	var s cgi.Script
+	if h.Script != nil {
+		var err error
+		if s, err = h.Script(r); err != nil {
+			status := http.StatusNotFound
+			if errors.Is(err, os.ErrPermission) {
+				status = http.StatusForbidden
+			} else if errors.Is(err, cgi.ErrInvalidMetaVariable) {
+				status = http.StatusBadRequest
+			}
+			log.Debug().Err(err).Str("path", r.URL.Path).Msg("fastcgi: no script")
+			http.Error(w, http.StatusText(status), status)
+			return
+		}
+	} else {
+		name := strings.TrimSuffix(h.Prefix, "/")
+		rest, _ := strings.CutPrefix(r.URL.Path, name)
+		if rest != "" && rest[0] != '/' {
+			rest = "/" + rest
+		}
+		s = cgi.Script{Name: name, PathInfo: rest, Root: h.Root}
+	}
+
+	req := &Request{}
+	maxBody := h.MaxRequestBody
+	if maxBody <= 0 {
+		maxBody = 1 << 30
+	}
+	switch {
+	case r.ContentLength > maxBody:
+		http.Error(w, "413 Content Too Large", http.StatusRequestEntityTooLarge)
+		return
+	case r.ContentLength > 0:
+		req.Body = r.Body
+	case r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody:
+		// CONTENT_LENGTH must be exact: PHP reads exactly that much.
+		mem := h.SpoolMemory
+		if mem <= 0 {
+			mem = 1 << 20
+		}
+		sp, err := cgi.SpoolBody(r.Body, mem, maxBody, h.TempDir)
+		if errors.Is(err, cgi.ErrBodyTooLarge) {
+			http.Error(w, "413 Content Too Large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		if err != nil {
+			http.Error(w, "400 Bad Request", http.StatusBadRequest)
+			return
+		}
+		defer sp.Close()
+		r2 := *r
+		r2.ContentLength = sp.Size()
+		r = &r2
+		if sp.Size() > 0 {
+			req.Body = sp.Reader()
+		}
+	}
+	software := h.ServerSoftware
+	if software == "" {
+		software = "ferry"
+	}
+	params, err := cgi.AppendEnv(append([]string(nil), h.Env...), r, s, software)
+	if err != nil {
+		http.Error(w, "400 Bad Request", http.StatusBadRequest)
+		return
+	}
+	req.Params = params
+
+	resp, err := h.Client.Do(r.Context(), req)
+	if err != nil {
+		h.fail(w, r, err, "fastcgi: request to the application failed")
+		return
+	}
+	defer resp.Stdout.Close()
+	br := bufio.NewReaderSize(resp.Stdout, 4096)
+	cr, err := cgi.ReadResponse(br, false, h.HeaderLimits)
+	if err != nil {
+		h.fail(w, r, err, "fastcgi: bad response from the application")
+		return
+	}
+	if cr.Kind == cgi.LocalRedirect {
+		// As nginx does for FastCGI: the client follows it.
+		cr.Status = http.StatusFound
+	}
+	if _, err := cgi.CopyResponse(w, cr, br); err != nil {
+		var ce *cgi.ClientError
+		if !errors.As(err, &ce) && r.Context().Err() == nil {
+			log.Warn().Err(err).Str("backend", h.Client.Address).Msg("fastcgi: response cut short")
+			panic(http.ErrAbortHandler) // the client must not take it for whole
+		}
+	}
+}
+
+// fail answers for an error on the application's side, unless the client
+// is gone.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, msg string) {
+	if r.Context().Err() != nil {
+		return
+	}
+	status := StatusFor(err)
+	h.log(r).Error().Err(err).Str("backend", h.Client.Network+":"+h.Client.Address).Int("status", status).Msg(msg)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	http.Error(w, http.StatusText(status), status)
+}
