@@ -44,6 +44,15 @@ func CopyResponse(w http.ResponseWriter, resp *Response, body io.Reader) (int64,
 	return copyResponse(w, resp, body, dl)
 }
 
+// CopyResponseReady is [CopyResponse] for a body that can tell in advance
+// whether its next Read returns without waiting (a FastCGI or SCGI stream
+// with data already buffered): ready reports that, and output is flushed
+// only before a read that would wait, so a response that arrives whole goes
+// out in one write.
+func CopyResponseReady(w http.ResponseWriter, resp *Response, body io.Reader, ready func() bool) (int64, error) {
+	return copyBody(w, resp, body, nil, ready)
+}
+
 // deadliner is a reader whose reads can be bounded in time.
 type deadliner interface {
 	SetReadDeadline(time.Time) error
@@ -52,6 +61,13 @@ type deadliner interface {
 // copyResponse is CopyResponse reading body, whose reads dl (which may be
 // nil) bounds: body may be a buffered reader over dl.
 func copyResponse(w http.ResponseWriter, resp *Response, body io.Reader, dl deadliner) (int64, error) {
+	return copyBody(w, resp, body, dl, nil)
+}
+
+// copyBody sends resp and copies body: with dl, a flush waits flushDelay
+// for more output; with ready, it happens only before a read that would
+// wait; with neither, after every read.
+func copyBody(w http.ResponseWriter, resp *Response, body io.Reader, dl deadliner, ready func() bool) (int64, error) {
 	WriteHeader(w, resp)
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
@@ -76,6 +92,14 @@ func copyResponse(w http.ResponseWriter, resp *Response, body io.Reader, dl dead
 	waiting := false
 	var n int64
 	for {
+		if ready != nil && pending && !ready() {
+			// The next read waits on the application: what we have goes
+			// out first.
+			if err := flush(); err != nil {
+				return n, err
+			}
+			pending = false
+		}
 		if dl != nil && pending && !waiting {
 			_ = dl.SetReadDeadline(time.Now().Add(flushDelay)) // an error leaves reads unbounded, and so flushed below
 			waiting = true
@@ -98,7 +122,7 @@ func copyResponse(w http.ResponseWriter, resp *Response, body io.Reader, dl dead
 				return n, &ClientError{werr}
 			}
 			pending = true
-			if dl == nil {
+			if dl == nil && ready == nil {
 				if err := flush(); err != nil {
 					return n, err
 				}

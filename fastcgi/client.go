@@ -90,10 +90,20 @@ type Client struct {
 // clientConn is one connection to the application.
 type clientConn struct {
 	nc       net.Conn
+	cr       *connReader // pooled: a connection per request must not cost fresh buffers
 	br       *bufio.Reader
 	rd       *Reader
-	bw       *bufio.Writer
 	lastUsed time.Time
+}
+
+// close closes the connection and gives its buffers back.
+func (cc *clientConn) close() {
+	cc.nc.Close()
+	if cc.cr != nil {
+		cc.cr.br.Reset(nil)
+		readerPool.Put(cc.cr)
+		cc.cr, cc.br, cc.rd = nil, nil, nil
+	}
 }
 
 func (c *Client) init() {
@@ -146,8 +156,9 @@ func (c *Client) dial(ctx context.Context) (*clientConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fastcgi: connecting to %s:%s: %w", c.Network, c.Address, err)
 	}
-	br := bufio.NewReaderSize(nc, 16<<10)
-	return &clientConn{nc: nc, br: br, rd: NewReader(br), bw: bufio.NewWriterSize(nc, 16<<10)}, nil
+	cr := readerPool.Get().(*connReader)
+	cr.br.Reset(nc)
+	return &clientConn{nc: nc, cr: cr, br: cr.br, rd: cr.rd}, nil
 }
 
 // GetValues asks the application for the named variables (FCGI_MAX_CONNS,
@@ -157,7 +168,7 @@ func (c *Client) GetValues(ctx context.Context, names ...string) (map[string]str
 	if err != nil {
 		return nil, err
 	}
-	defer cc.nc.Close()
+	defer cc.close()
 	var q []byte
 	for _, n := range names {
 		q = AppendPair(q, n, "")
@@ -215,7 +226,7 @@ func (c *Client) acquire(ctx context.Context) (*clientConn, error) {
 		if time.Since(cc.lastUsed) < idleFor && cc.alive() {
 			return cc, nil
 		}
-		cc.nc.Close()
+		cc.close()
 	}
 	cc, err := c.dial(ctx)
 	if err != nil {
@@ -245,7 +256,7 @@ func (c *Client) release(cc *clientConn, reusable bool) {
 		c.idle = append(c.idle, cc)
 		c.mu.Unlock()
 	} else {
-		cc.nc.Close()
+		cc.close()
 	}
 	<-c.slots
 }
@@ -257,7 +268,7 @@ func (c *Client) CloseIdle() {
 	c.idle = nil
 	c.mu.Unlock()
 	for _, cc := range idle {
-		cc.nc.Close()
+		cc.close()
 	}
 }
 
@@ -276,6 +287,9 @@ type Request struct {
 // (a CGI response). It must be read to EOF or closed.
 type Response struct {
 	Stdout io.ReadCloser
+	// Ready reports whether the next Stdout read returns without waiting
+	// for the application (for [cgi.CopyResponseReady]).
+	Ready func() bool
 	// AppStatus is END_REQUEST's application status, valid after EOF.
 	AppStatus uint32
 }
@@ -299,7 +313,7 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 		x.close(err)
 		return nil, err
 	}
-	resp := &Response{Stdout: x}
+	resp := &Response{Stdout: x, Ready: x.ready}
 	x.resp = resp
 	// Wait for the first output so that connection failures show here, as
 	// a dial-time error would, and map to 502 before anything is sent.
@@ -330,6 +344,11 @@ type exchange struct {
 
 const requestID = 1
 
+// sendBufs are the buffers a request's first records are built in.
+type sendBufs struct{ rec, pairs []byte }
+
+var sendPool = sync.Pool{New: func() any { return &sendBufs{rec: make([]byte, 0, 4096), pairs: make([]byte, 0, 4096)} }}
+
 // send writes BEGIN_REQUEST and PARAMS, and starts the body.
 func (x *exchange) send(req *Request) error {
 	role := req.Role
@@ -340,8 +359,10 @@ func (x *exchange) send(req *Request) error {
 	if !x.c.keep {
 		flags = 0
 	}
-	b := AppendBeginRequest(nil, requestID, role, flags)
-	var pairs []byte
+	bp := sendPool.Get().(*sendBufs)
+	defer sendPool.Put(bp)
+	b := AppendBeginRequest(bp.rec[:0], requestID, role, flags)
+	pairs := bp.pairs[:0]
 	for _, kv := range req.Params {
 		name, value, _ := strings.Cut(kv, "=")
 		pairs = AppendPair(pairs, name, value)
@@ -351,11 +372,11 @@ func (x *exchange) send(req *Request) error {
 	if req.Body == nil {
 		b = AppendRecord(b, TypeStdin, requestID, nil)
 	}
-	x.cc.nc.SetWriteDeadline(time.Now().Add(dur(x.c.WriteTimeout, DefaultWriteTimeout)))
-	if _, err := x.cc.bw.Write(b); err != nil {
-		return fmt.Errorf("fastcgi: sending request: %w", err)
+	if cap(b) <= 64<<10 {
+		bp.rec, bp.pairs = b, pairs
 	}
-	if err := x.cc.bw.Flush(); err != nil {
+	x.cc.nc.SetWriteDeadline(time.Now().Add(dur(x.c.WriteTimeout, DefaultWriteTimeout)))
+	if _, err := x.cc.nc.Write(b); err != nil {
 		return fmt.Errorf("fastcgi: sending request: %w", err)
 	}
 	if req.Body != nil {
@@ -443,6 +464,21 @@ func (x *exchange) fill() (int, error) {
 		}
 	}
 	return len(x.buf), nil
+}
+
+// ready reports whether Read can return without waiting on the network:
+// STDOUT content is at hand, the request has ended, or a whole record is
+// buffered.
+func (x *exchange) ready() bool {
+	if len(x.buf) > 0 || x.done || x.err != nil {
+		return true
+	}
+	if x.cc.br.Buffered() < HeaderLen {
+		return false
+	}
+	h, _ := x.cc.br.Peek(HeaderLen) // buffered: does not read
+	need := HeaderLen + (int(h[4])<<8 | int(h[5])) + int(h[6])
+	return x.cc.br.Buffered() >= need
 }
 
 // readError describes why reading the response failed.

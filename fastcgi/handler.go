@@ -77,21 +77,10 @@ func StatusFor(err error) int {
 
 // ServeHTTP forwards r.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	log := h.log(r)
 	var s cgi.Script
+	var err error
 	if h.Script != nil {
-		var err error
-		if s, err = h.Script(r); err != nil {
-			status := http.StatusNotFound
-			if errors.Is(err, os.ErrPermission) {
-				status = http.StatusForbidden
-			} else if errors.Is(err, cgi.ErrInvalidMetaVariable) {
-				status = http.StatusBadRequest
-			}
-			log.Debug().Err(err).Str("path", r.URL.Path).Msg("fastcgi: no script")
-			http.Error(w, http.StatusText(status), status)
-			return
-		}
+		s, err = h.Script(r)
 	} else {
 		name := strings.TrimSuffix(h.Prefix, "/")
 		rest, _ := strings.CutPrefix(r.URL.Path, name)
@@ -99,6 +88,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rest = "/" + rest
 		}
 		s = cgi.Script{Name: name, PathInfo: rest, Root: h.Root}
+	}
+	h.serve(w, r, s, err)
+}
+
+// serve forwards r for script s, or answers for the error finding it.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s cgi.Script, err error) {
+	log := h.log(r)
+	if err != nil {
+		status := http.StatusNotFound
+		if errors.Is(err, os.ErrPermission) {
+			status = http.StatusForbidden
+		} else if errors.Is(err, cgi.ErrInvalidMetaVariable) {
+			status = http.StatusBadRequest
+		}
+		log.Debug().Err(err).Str("path", r.URL.Path).Msg("fastcgi: no script")
+		http.Error(w, http.StatusText(status), status)
+		return
 	}
 
 	req := &Request{}
@@ -162,7 +168,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// As nginx does for FastCGI: the client follows it.
 		cr.Status = http.StatusFound
 	}
-	if _, err := cgi.CopyResponse(w, cr, br); err != nil {
+	ready := func() bool { return br.Buffered() > 0 || resp.Ready() }
+	if _, err := cgi.CopyResponseReady(w, cr, br, ready); err != nil {
 		var ce *cgi.ClientError
 		if !errors.As(err, &ce) && r.Context().Err() == nil {
 			log.Warn().Err(err).Str("backend", h.Client.Address).Msg("fastcgi: response cut short")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/ferrygw/ferry/cgi"
 )
@@ -37,6 +38,10 @@ type PHPSite struct {
 	// FrontController is the script for paths that name nothing, such as
 	// "/index.php" for pretty URLs. If empty, such paths are 404.
 	FrontController string
+
+	once    sync.Once
+	root    string // Root, symbolic links resolved
+	rootErr error
 }
 
 func (p *PHPSite) ext() string {
@@ -79,10 +84,11 @@ func (p *PHPSite) lookup(urlPath string) (cgi.Script, error) {
 			return cgi.Script{}, fmt.Errorf("%w: dot segment in %q", cgi.ErrInvalidMetaVariable, urlPath)
 		}
 	}
-	root, err := filepath.EvalSymlinks(p.Root)
-	if err != nil {
-		return cgi.Script{}, fmt.Errorf("fastcgi: document root: %w", err)
+	p.once.Do(func() { p.root, p.rootErr = filepath.EvalSymlinks(p.Root) })
+	if p.rootErr != nil {
+		return cgi.Script{}, fmt.Errorf("fastcgi: document root: %w", p.rootErr)
 	}
+	root := p.root
 	scriptLike := false
 	for i, seg := range segs {
 		if !strings.HasSuffix(seg, p.ext()) {
@@ -121,28 +127,46 @@ func (p *PHPSite) lookup(urlPath string) (cgi.Script, error) {
 
 // regular reports whether name (a URL path) is a regular file inside root,
 // symbolic links resolved, and returns its path.
+//
+// Each component below root is checked with one Lstat; only a symbolic link
+// costs a full resolution.
 func (p *PHPSite) regular(root, name string) (string, bool) {
-	file := filepath.Join(root, filepath.FromSlash(name))
-	real, err := filepath.EvalSymlinks(file)
-	if err != nil || (real != root && !strings.HasPrefix(real, root+string(filepath.Separator))) {
+	cur := root
+	var fi os.FileInfo
+	for _, seg := range strings.Split(strings.Trim(name, "/"), "/") {
+		if seg == "" {
+			return "", false
+		}
+		cur = filepath.Join(cur, seg)
+		var err error
+		if fi, err = os.Lstat(cur); err != nil {
+			return "", false
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			real, err := filepath.EvalSymlinks(cur)
+			if err != nil || (real != root && !strings.HasPrefix(real, root+string(filepath.Separator))) {
+				return "", false
+			}
+			if fi, err = os.Stat(real); err != nil {
+				return "", false
+			}
+		}
+	}
+	if fi == nil || !fi.Mode().IsRegular() {
 		return "", false
 	}
-	fi, err := os.Stat(real)
-	if err != nil || !fi.Mode().IsRegular() {
-		return "", false
-	}
-	return file, true
+	return filepath.Join(p.Root, filepath.FromSlash(name)), true
 }
 
 // Handler returns a handler serving the site: scripts through app, static
 // files from Root by static (which must refuse what it should not show).
 func (p *PHPSite) Handler(app *Handler, static http.Handler) http.Handler {
-	app.Script = p.Script
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := p.lookup(r.URL.Path); err == errStatic {
+		s, err := p.lookup(r.URL.Path)
+		if err == errStatic {
 			static.ServeHTTP(w, r)
 			return
 		}
-		app.ServeHTTP(w, r)
+		app.serve(w, r, s, err)
 	})
 }

@@ -1,0 +1,57 @@
+package benchmarks
+
+import (
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ferrygw/ferry/bridge"
+	"github.com/ferrygw/ferry/internal/peers"
+)
+
+// BenchmarkPHPFPM compares ferry's HTTP front with nginx in front of the
+// same php-fpm pool (4 static children) serving a 13-byte hello.php: nginx
+// with a connection per request (its default) and with kept connections,
+// ferry likewise. Load: wrk -t2 -c16.
+func BenchmarkPHPFPM(b *testing.B) {
+	peers.Need(b, "php-fpm", "nginx")
+	root, err := os.MkdirTemp("", "ferry-bench-php-*")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(root)
+	if err := os.WriteFile(filepath.Join(root, "hello.php"), []byte("<?php header('Content-Type: text/plain'); echo \"Hello, world\\n\";"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := peers.MakeWorldReadable(root); err != nil {
+		b.Fatal(err)
+	}
+	fpm := peers.RunPHPFPM(b, peers.PHPFPMConfig{Listen: "127.0.0.1:0", Children: 4})
+	for _, tc := range []struct {
+		name string
+		keep int
+	}{{"newconn", 0}, {"keepalive", 4}} {
+		b.Run(tc.name+"/nginx", func(b *testing.B) {
+			ngx := peers.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: fpm.Address, Root: root, KeepAlive: tc.keep})
+			loadWrk(b, ngx.URL+"/hello.php", "Hello, world\n")
+		})
+		b.Run(tc.name+"/ferry", func(b *testing.B) {
+			mount := "/=fastcgi://" + fpm.Address
+			if tc.keep > 0 {
+				mount += "?max_conns=4"
+			}
+			m, err := bridge.ParseMount(mount)
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv, err := bridge.New(bridge.Config{Root: root, Mounts: []bridge.Mount{m}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			hs := httptest.NewServer(srv.Handler())
+			defer hs.Close()
+			loadWrk(b, hs.URL+"/hello.php", "Hello, world\n")
+		})
+	}
+}
