@@ -2,13 +2,18 @@ module github.com/ferrygw/ferry
 
 go 1.26
 
+// github.com/yookoala/gofast (tests only: fastcgi/interop_test.go) is pinned at v0.8.0: the
+// module proxy refuses @latest for it. golang.org/x/tools, which gofast needs, must stay
+// at or below v0.36.0: gofast imports golang.org/x/tools/godoc/vfs, removed in v0.37.0.
 require (
 	github.com/rs/zerolog v1.35.1
 	github.com/spf13/pflag v1.0.10
+	github.com/yookoala/gofast v0.8.0
 )
 
 require (
 	github.com/mattn/go-colorable v0.1.14 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	golang.org/x/sys v0.29.0 // indirect
+	golang.org/x/tools v0.0.0-20200908211811-12e1bf57a112 // indirect
 )
