@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -220,18 +219,7 @@ func TestServeExampleSite(t *testing.T) {
 // "ferry serve --mount /cgi-bin/=cgi:DIR", gitweb and cgit included.
 func TestServeConformance(t *testing.T) {
 	peers.Need(t, "perl", "python3", "git", "gitweb", "cgit")
-	dir := t.TempDir()
-	cgiDir := filepath.Join(dir, "cgi-bin")
-	if err := conformance.CopyScripts(cgiDir); err != nil {
-		t.Fatal(err)
-	}
-	if err := conformance.InstallGitApps(cgiDir); err != nil {
-		t.Fatal(err)
-	}
-	git, err := conformance.NewGitFixture(context.Background(), filepath.Join(dir, "git"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cgiDir, git := conformanceDir(t)
 	args := []string{"--mount", "/cgi-bin/=cgi:" + cgiDir, "--cgi-kill-grace", "1s"}
 	for _, kv := range git.Env {
 		args = append(args, "--env", kv)
