@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -196,7 +197,10 @@ func (c *Client) GetValues(ctx context.Context, names ...string) (map[string]str
 
 // acquire takes a connection slot and a connection: an idle one that is
 // still open, or a new one.
-func (c *Client) acquire(ctx context.Context) (*clientConn, error) {
+//
+// With check false, an idle connection is taken without probing it: the
+// caller retries on a fresh one if it turns out closed.
+func (c *Client) acquire(ctx context.Context, check bool) (*clientConn, bool, error) {
 	c.init()
 	select {
 	case c.slots <- struct{}{}:
@@ -206,9 +210,9 @@ func (c *Client) acquire(ctx context.Context) (*clientConn, error) {
 		select {
 		case c.slots <- struct{}{}:
 		case <-t.C:
-			return nil, ErrPoolTimeout
+			return nil, false, ErrPoolTimeout
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, false, ctx.Err()
 		}
 	}
 	idleFor := dur(c.IdleTimeout, DefaultClientIdle)
@@ -223,17 +227,17 @@ func (c *Client) acquire(ctx context.Context) (*clientConn, error) {
 		if cc == nil {
 			break
 		}
-		if time.Since(cc.lastUsed) < idleFor && cc.alive() {
-			return cc, nil
+		if time.Since(cc.lastUsed) < idleFor && (!check || cc.alive()) {
+			return cc, true, nil
 		}
 		cc.close()
 	}
 	cc, err := c.dial(ctx)
 	if err != nil {
 		<-c.slots
-		return nil, err
+		return nil, false, err
 	}
-	return cc, nil
+	return cc, false, nil
 }
 
 // alive reports whether an idle connection is still open: the application
@@ -300,9 +304,28 @@ type Response struct {
 // cannot deadlock. Ending ctx aborts the request (ABORT_REQUEST) and closes
 // the connection.
 func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
-	cc, err := c.acquire(ctx)
+	// A request without a body can be sent again: a kept connection the
+	// application closed meanwhile (php-fpm's pm.max_requests) is not
+	// probed first, and on failure before any answer the request goes once
+	// more on a new connection, as nginx's next upstream does.
+	retryable := req.Body == nil
+	for {
+		resp, reused, err := c.do(ctx, req, !retryable)
+		if err != nil && reused && retryable && ctx.Err() == nil && errors.Is(err, errStale) {
+			retryable = false
+			continue
+		}
+		return resp, err
+	}
+}
+
+// errStale marks a failure on a reused connection before any answer.
+var errStale = errors.New("fastcgi: kept connection closed by the application")
+
+func (c *Client) do(ctx context.Context, req *Request, check bool) (*Response, bool, error) {
+	cc, reused, err := c.acquire(ctx, check)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	x := &exchange{c: c, cc: cc, ctx: ctx, stderr: req.Stderr}
 	x.stop = context.AfterFunc(ctx, func() {
@@ -311,7 +334,10 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	})
 	if err := x.send(req); err != nil {
 		x.close(err)
-		return nil, err
+		if reused {
+			err = fmt.Errorf("%w: %w", errStale, err)
+		}
+		return nil, reused, err
 	}
 	resp := &Response{Stdout: x, Ready: x.ready}
 	x.resp = resp
@@ -319,27 +345,31 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	// a dial-time error would, and map to 502 before anything is sent.
 	if _, err := x.fill(); err != nil && err != io.EOF {
 		x.close(err)
-		return nil, err
+		if reused && !x.answered && (errors.Is(err, ErrNoEndRequest) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+			err = fmt.Errorf("%w: %w", errStale, err)
+		}
+		return nil, reused, err
 	}
-	return resp, nil
+	return resp, reused, nil
 }
 
 // exchange is one request in flight on a connection; it reads the STDOUT
 // stream record by record.
 type exchange struct {
-	c       *Client
-	cc      *clientConn
-	ctx     context.Context
-	stop    func() bool
-	stderr  io.Writer
-	resp    *Response
-	buf     []byte // unread STDOUT content of the current record
-	pending []byte // content of the record read by fill
-	done    bool   // END_REQUEST seen
-	err     error
-	closed  bool
-	bodyErr chan error // the body writer's result, when there is a body
-	line    []byte     // a partial stderr line
+	c        *Client
+	cc       *clientConn
+	ctx      context.Context
+	stop     func() bool
+	stderr   io.Writer
+	resp     *Response
+	buf      []byte // unread STDOUT content of the current record
+	pending  []byte // content of the record read by fill
+	done     bool   // END_REQUEST seen
+	answered bool   // a record came back
+	err      error
+	closed   bool
+	bodyErr  chan error // the body writer's result, when there is a body
+	line     []byte     // a partial stderr line
 }
 
 const requestID = 1
@@ -430,6 +460,7 @@ func (x *exchange) fill() (int, error) {
 			x.err = x.readError(err)
 			return 0, x.err
 		}
+		x.answered = true
 		if rec.RequestID != requestID {
 			continue // management records: nothing was asked
 		}

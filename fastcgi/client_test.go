@@ -1,0 +1,219 @@
+package fastcgi
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/internal/leakcheck"
+)
+
+// recListener remembers the connections it accepted, so a test can close
+// them from the server's side.
+type recListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (l *recListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns = append(l.conns, c)
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+func (l *recListener) closeAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		c.Close()
+	}
+	l.conns = nil
+}
+
+func (l *recListener) accepted() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.conns)
+}
+
+// startApp serves h over FastCGI on a loopback listener.
+func startApp(t *testing.T, h http.Handler) (*recListener, *Server) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := &recListener{Listener: ln}
+	srv := &Server{Handler: h}
+	go srv.Serve(rl)
+	t.Cleanup(func() { srv.Close() })
+	return rl, srv
+}
+
+func clientParams(path string) []string {
+	return []string{"REQUEST_METHOD=GET", "SERVER_PROTOCOL=HTTP/1.1", "REQUEST_URI=" + path, "SERVER_NAME=x", "SERVER_PORT=80"}
+}
+
+// body reads a whole CGI response from the client.
+func doBody(t *testing.T, c *Client, ctx context.Context, req *Request) (string, error) {
+	t.Helper()
+	resp, err := c.Do(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Stdout.Close()
+	br := bufio.NewReader(resp.Stdout)
+	if _, err := cgi.ReadResponse(br, false, cgi.HeaderLimits{}); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(br)
+	return string(b), err
+}
+
+func TestClientKeepsConnections(t *testing.T) {
+	leakcheck.Check(t)
+	rl, _ := startApp(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "hello "+r.URL.Path)
+	}))
+	c := &Client{Network: "tcp", Address: rl.Addr().String(), MaxConns: 1}
+	defer c.CloseIdle()
+	for i := range 5 {
+		got, err := doBody(t, c, context.Background(), &Request{Params: clientParams("/x")})
+		if err != nil || got != "hello /x" {
+			t.Fatalf("request %d: %q, %v", i, got, err)
+		}
+	}
+	if n := rl.accepted(); n != 1 {
+		t.Errorf("5 requests took %d connections; want 1 kept connection", n)
+	}
+
+	// The application closes the kept connection (a php-fpm worker
+	// recycled): the next request goes again on a new one.
+	rl.closeAll()
+	got, err := doBody(t, c, context.Background(), &Request{Params: clientParams("/after")})
+	if err != nil || got != "hello /after" {
+		t.Fatalf("after the application closed the connection: %q, %v", got, err)
+	}
+}
+
+func TestClientAsksMaxConns(t *testing.T) {
+	rl, _ := startApp(t, http.NotFoundHandler())
+	c := &Client{Network: "tcp", Address: rl.Addr().String()}
+	defer c.CloseIdle()
+	vals, err := c.GetValues(context.Background(), "FCGI_MAX_CONNS", "FCGI_MPXS_CONNS")
+	if err != nil || vals["FCGI_MAX_CONNS"] == "" || vals["FCGI_MPXS_CONNS"] != "1" {
+		t.Fatalf("GetValues = %v, %v", vals, err)
+	}
+	c.init()
+	if !c.keep || cap(c.slots) != DefaultMaxConns {
+		t.Errorf("pool: keep=%v size=%d; want kept connections sized by FCGI_MAX_CONNS (%d)", c.keep, cap(c.slots), DefaultMaxConns)
+	}
+}
+
+func TestClientQueueTimeout(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	rl, _ := startApp(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-release
+		io.WriteString(w, "done")
+	}))
+	c := &Client{Network: "tcp", Address: rl.Addr().String(), MaxConns: 1, QueueTimeout: 50 * time.Millisecond}
+	defer c.CloseIdle()
+	first := make(chan error, 1)
+	go func() {
+		_, err := doBody(t, c, context.Background(), &Request{Params: clientParams("/slow")})
+		first <- err
+	}()
+	<-started
+	_, err := c.Do(context.Background(), &Request{Params: clientParams("/queued")})
+	if !errors.Is(err, ErrPoolTimeout) || StatusFor(err) != http.StatusServiceUnavailable {
+		t.Errorf("second request with the only connection busy: %v (status %d); want ErrPoolTimeout, 503", err, StatusFor(err))
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Errorf("first request: %v", err)
+	}
+}
+
+func TestClientAbortsOnCancel(t *testing.T) {
+	leakcheck.Check(t)
+	gone := make(chan error, 1)
+	rl, _ := startApp(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		gone <- r.Context().Err()
+	}))
+	c := &Client{Network: "tcp", Address: rl.Addr().String(), MaxConns: 2}
+	defer c.CloseIdle()
+	ctx, cancel := context.WithCancel(context.Background())
+	resp, err := c.Do(ctx, &Request{Params: clientParams("/wait")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(resp.Stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "Status: 200") {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	cancel()
+	resp.Stdout.Close()
+	select {
+	case err := <-gone:
+		if err == nil {
+			t.Errorf("handler context ended without error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the application's handler never saw the abort")
+	}
+}
+
+func TestClientErrorsMapToStatus(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: connection refused
+	c := &Client{Network: "tcp", Address: addr, MaxConns: 1}
+	_, err = c.Do(context.Background(), &Request{Params: clientParams("/")})
+	if err == nil || StatusFor(err) != http.StatusBadGateway {
+		t.Errorf("connection refused: %v (status %d); want 502", err, StatusFor(err))
+	}
+
+	// An application that never answers: 504.
+	slow, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	go func() {
+		for {
+			c, err := slow.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	c = &Client{Network: "tcp", Address: slow.Addr().String(), MaxConns: 1, ReadTimeout: 100 * time.Millisecond}
+	_, err = c.Do(context.Background(), &Request{Params: clientParams("/")})
+	if StatusFor(err) != http.StatusGatewayTimeout {
+		t.Errorf("silent application: %v (status %d); want 504", err, StatusFor(err))
+	}
+}
