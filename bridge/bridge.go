@@ -275,7 +275,8 @@ func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
 			addr = m.Backend.Path
 		}
 		fl := s.log.With().Str("component", "fastcgi-client").Logger()
-		client := &fastcgi.Client{Network: m.Backend.Network(), Address: addr, Logger: &fl}
+		h := s.cgiSettings()
+		client := &fastcgi.Client{Network: m.Backend.Network(), Address: addr, Logger: &fl, QueueTimeout: h.QueueTimeout}
 		if v := m.Backend.Query.Get("max_conns"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n <= 0 {
@@ -283,7 +284,6 @@ func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
 			}
 			client.MaxConns = n
 		}
-		h := s.cgiSettings()
 		app := &fastcgi.Handler{
 			Client:         client,
 			Prefix:         m.Prefix,

@@ -93,11 +93,20 @@ Addresses:
             --listen, one on descriptor 0 is used, as spawn-fcgi and mod_fcgid pass it)
   backends: cgi:/usr/lib/cgi-bin (a directory, ScriptAlias semantics: the first
             path segment that is an executable file is the script, the rest is
-            PATH_INFO), cgi:/path/to/script (one script at the prefix)
+            PATH_INFO), cgi:/path/to/script (one script at the prefix),
+            cgi:/usr/lib/cgi-bin?from=script-filename (the script the front web
+            server names in SCRIPT_FILENAME, confined to the directory: fcgiwrap's way)
+            fastcgi://HOST:PORT, fastcgi+unix:///run/php/php-fpm.sock (a FastCGI
+            application such as php-fpm; ?max_conns=N, its worker count, keeps N
+            connections and queues the rest in ferry; with --root, a PHP site:
+            split at .php, index.php, /index.php as front controller, static files
+            served by ferry)
 
 Examples:
   ferry serve --listen http://127.0.0.1:8080 --mount /cgi-bin/=cgi:/usr/lib/cgi-bin
   ferry serve --root /var/www --mount /cgi-bin/=cgi:/var/www/cgi-bin --env GITWEB_CONFIG=/etc/gitweb.conf
+  ferry serve --listen fastcgi+unix:///run/ferry.sock --mount /cgi-bin/=cgi:/usr/lib/cgi-bin
+  ferry serve --root /var/www/html --mount '/=fastcgi+unix:///run/php/php8.2-fpm.sock?max_conns=5'
 
 Scripts get the CGI/1.1 meta-variables, the variables of ferry's environment
 named by --pass-env (and PATH, LANG, LC_*, TZ, TMPDIR), and --env values. Each
@@ -122,7 +131,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	grace := fs.Duration("cgi-kill-grace", cgi.DefaultKillGrace, "time between SIGTERM and SIGKILL for a script being stopped")
 	maxConc := fs.Int("cgi-max-concurrent", 0, "scripts running at once per mount (0: 4 per CPU)")
 	maxQueue := fs.Int("cgi-max-queue", cgi.DefaultMaxQueue, "requests waiting for a script slot before 503")
-	queueTimeout := fs.Duration("cgi-queue-timeout", cgi.DefaultQueueTimeout, "longest wait for a script slot before 503")
+	queueTimeout := fs.Duration("cgi-queue-timeout", cgi.DefaultQueueTimeout, "longest wait for a script slot, or a FastCGI connection, before 503")
 	maxBody := fs.Int64("max-request-body", cgi.DefaultMaxRequestBody, "largest request body in bytes (413 past it)")
 	maxHeaderLine := fs.Int("max-header-line", cgi.DefaultMaxHeaderLine, "longest header line a script may write, in bytes")
 	shutdown := fs.Duration("shutdown-timeout", bridge.DefaultShutdownTimeout, "how long in-flight requests may take to finish on shutdown")
