@@ -113,8 +113,10 @@ type Pool struct {
 	// restarts, each with the worker's pid. If nil, nothing is logged.
 	Logger *zerolog.Logger
 
+	startMu  sync.Mutex // held through Start: Stop waits for it
 	mu       sync.Mutex // guards the fields below
 	started  bool
+	running  bool // the supervisors run
 	stopping bool
 	dir      string   // the private directory holding the socket
 	sock     string   // the socket path
@@ -170,6 +172,8 @@ func (p *Pool) Start(ctx context.Context) error {
 	if p.Path == "" {
 		return errors.New("fastcgi: pool has no program Path")
 	}
+	p.startMu.Lock()
+	defer p.startMu.Unlock()
 	p.mu.Lock()
 	switch {
 	case p.stopping:
@@ -187,16 +191,19 @@ func (p *Pool) Start(ctx context.Context) error {
 	p.mu.Unlock()
 
 	if err := p.listen(); err != nil {
-		p.Stop(context.Background())
+		p.stop(context.Background())
 		return err
 	}
 	// Start one worker in the foreground so a wrong Path shows here.
 	first, err := p.spawn()
 	if err != nil {
-		p.Stop(context.Background())
+		p.stop(context.Background())
 		return err
 	}
 	n := p.workers()
+	p.mu.Lock()
+	p.running = true
+	p.mu.Unlock()
 	p.wg.Add(n)
 	go p.supervise(first)
 	for range n - 1 {
@@ -344,18 +351,20 @@ func (p *Pool) supervise(w *worker) {
 				continue
 			}
 		}
+		pid := w.pid
 		state, ran := p.wait(w)
 		w = nil
 		if ran >= restartResetAfter {
 			streak = 0
 		}
-		ev := p.log().Warn()
 		clean := state != nil && state.Success()
-		if clean {
+		stopping := p.isStopping()
+		ev := p.log().Warn()
+		if clean || stopping {
 			ev = p.log().Info()
 		}
-		ev = ev.Str("program", p.Path).Int("pid", state.Pid()).Str("status", state.String()).Dur("ran", ran)
-		if p.isStopping() {
+		ev = ev.Str("program", p.Path).Int("pid", pid).Stringer("status", state).Dur("ran", ran)
+		if stopping {
 			ev.Msg("fastcgi: worker stopped")
 			return
 		}
@@ -365,7 +374,7 @@ func (p *Pool) supervise(w *worker) {
 			streak++
 			delay = backoff(base, streak)
 		}
-		p.log().Info().Str("program", p.Path).Int("pid", state.Pid()).Dur("delay", delay).Int("failures", streak).Msg("fastcgi: restarting worker")
+		p.log().Info().Str("program", p.Path).Int("pid", pid).Dur("delay", delay).Int("failures", streak).Msg("fastcgi: restarting worker")
 		if !p.sleep(delay) {
 			return
 		}
@@ -464,10 +473,16 @@ func (p *Pool) logStderr(w *worker) {
 // called more than once, and concurrently; a pool never started is just
 // marked stopped.
 func (p *Pool) Stop(ctx context.Context) error {
+	p.startMu.Lock() // let a Start under way finish first
+	p.startMu.Unlock()
+	return p.stop(ctx)
+}
+
+func (p *Pool) stop(ctx context.Context) error {
 	p.mu.Lock()
 	first := !p.stopping
 	p.stopping = true
-	started := p.started
+	running := p.running
 	var pids []int
 	if first {
 		for pid := range p.procs {
@@ -488,7 +503,7 @@ func (p *Pool) Stop(ctx context.Context) error {
 	}
 
 	var err error
-	if started && p.done != nil && p.wgStarted() {
+	if running {
 		t := time.NewTimer(dur(p.KillGrace, DefaultPoolKillGrace))
 		select {
 		case <-p.done:
@@ -504,20 +519,6 @@ func (p *Pool) Stop(ctx context.Context) error {
 	}
 	p.cleanup()
 	return err
-}
-
-// wgStarted reports whether Start got as far as the supervisors; before
-// that, no worker runs except one spawn may have started, which Start
-// stops itself through killAll.
-func (p *Pool) wgStarted() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.ctxStop != nil
 }
 
 // killAll sends SIGKILL to every worker's process group.
