@@ -16,6 +16,8 @@ import (
 //	fastcgi+fd://0         (a listening socket handed over as a file descriptor:
 //	                        0 from spawn-fcgi or mod_fcgid, 3 and up from systemd)
 //	cgi:/usr/lib/cgi-bin   (a directory)   cgi:/path/script   (one script)
+//	fastcgi+exec:/usr/bin/php-cgi?workers=4&max_requests=500   (FastCGI workers
+//	                        ferry starts and supervises, on a socket it makes)
 //	cgi:/usr/lib/cgi-bin?from=script-filename   (the script the front web
 //	                        server names in SCRIPT_FILENAME, confined to the
 //	                        directory: fcgiwrap's behaviour)
@@ -37,11 +39,11 @@ type Address struct {
 // String returns the address in its canonical spelling.
 func (a Address) String() string {
 	switch {
-	case a.Scheme == "cgi":
+	case a.Scheme == "cgi" || a.Scheme == "fastcgi+exec":
 		if len(a.Query) > 0 {
-			return "cgi:" + a.Path + "?" + a.Query.Encode()
+			return a.Scheme + ":" + a.Path + "?" + a.Query.Encode()
 		}
-		return "cgi:" + a.Path
+		return a.Scheme + ":" + a.Path
 	case strings.HasSuffix(a.Scheme, "+unix"):
 		return a.Scheme + "://" + a.Path
 	}
@@ -52,7 +54,7 @@ func (a Address) String() string {
 // for a handed-over descriptor.
 func (a Address) Network() string {
 	switch {
-	case strings.HasSuffix(a.Scheme, "+unix"):
+	case strings.HasSuffix(a.Scheme, "+unix"), a.Scheme == "fastcgi+exec":
 		return "unix"
 	case strings.HasSuffix(a.Scheme, "+fd"):
 		return "fd"
@@ -69,6 +71,14 @@ func (a Address) Protocol() string {
 // ParseAddress parses an address in ferry's spelling (see [Address]). A cgi
 // path is made absolute.
 func ParseAddress(s string) (Address, error) {
+	if rest, ok := strings.CutPrefix(s, "fastcgi+exec:"); ok {
+		a, err := ParseAddress("cgi:" + rest)
+		if err != nil {
+			return Address{}, fmt.Errorf("bridge: address %q: want fastcgi+exec:/path/to/worker[?workers=N&max_requests=N]", s)
+		}
+		a.Scheme = "fastcgi+exec"
+		return a, nil
+	}
 	if rest, ok := strings.CutPrefix(s, "cgi:"); ok {
 		rest = strings.TrimPrefix(rest, "//")
 		rest, rawQuery, _ := strings.Cut(rest, "?")

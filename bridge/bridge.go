@@ -80,6 +80,7 @@ type Config struct {
 
 // Server is a configured ferry: build it with [New], run it with Run.
 type Server struct {
+	pools    []spawned
 	cfg      Config
 	log      zerolog.Logger
 	handler  http.Handler
@@ -124,6 +125,24 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 			f.l.Close()
 		}
 	}
+	stopPools := func() {
+		for _, sp := range s.pools {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := sp.pool.Stop(ctx); err != nil {
+				s.log.Warn().Err(err).Str("worker", sp.pool.Path).Msg("ferry: stopping workers")
+			}
+			cancel()
+		}
+	}
+	for _, sp := range s.pools {
+		if err := sp.pool.Start(context.Background()); err != nil {
+			stopPools()
+			return fmt.Errorf("bridge: starting FastCGI workers: %w", err)
+		}
+		sp.client.Address = sp.pool.Address()
+		s.log.Info().Str("worker", sp.pool.Path).Ints("pids", sp.pool.PIDs()).Str("socket", sp.pool.Address()).Msg("ferry: FastCGI workers started")
+	}
+	defer stopPools()
 	for _, a := range s.cfg.Listen {
 		l, err := listen(a)
 		if err != nil {
@@ -194,6 +213,7 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	for _, f := range fronts {
 		f.cleanup()
 	}
+	stopPools()
 	s.log.Info().Msg("ferry: stopped")
 	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, fastcgi.ErrServerClosed) {
 		err = nil
@@ -269,20 +289,43 @@ func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
 		one.Path = m.Backend.Path
 		one.ScriptName = strings.TrimSuffix(m.Prefix, "/")
 		return one, nil
-	case "fastcgi", "fastcgi+unix":
+	case "fastcgi", "fastcgi+unix", "fastcgi+exec":
 		addr := m.Backend.Host
 		if m.Backend.Network() == "unix" {
 			addr = m.Backend.Path
 		}
+		var pool *fastcgi.Pool
+		if m.Backend.Scheme == "fastcgi+exec" {
+			if _, err := os.Stat(m.Backend.Path); err != nil {
+				return nil, fmt.Errorf("bridge: mount %s: %w", m.Prefix, err)
+			}
+			workers, err := queryInt(m, "workers")
+			if err != nil {
+				return nil, err
+			}
+			maxReq, err := queryInt(m, "max_requests")
+			if err != nil {
+				return nil, err
+			}
+			pl := s.log.With().Str("component", "fastcgi-workers").Str("worker", m.Backend.Path).Logger()
+			pool = &fastcgi.Pool{Path: m.Backend.Path, Workers: workers, MaxRequests: maxReq, Env: s.workerEnv(),
+				KillGrace: s.cgiSettings().KillGrace, Logger: &pl}
+			addr = "" // the pool's socket, known once it runs
+		}
 		fl := s.log.With().Str("component", "fastcgi-client").Logger()
 		h := s.cgiSettings()
 		client := &fastcgi.Client{Network: m.Backend.Network(), Address: addr, Logger: &fl, QueueTimeout: h.QueueTimeout}
-		if v := m.Backend.Query.Get("max_conns"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n <= 0 {
-				return nil, fmt.Errorf("bridge: mount %s=%s: max_conns=%q: want a positive number", m.Prefix, m.Backend, v)
+		n, err := queryInt(m, "max_conns")
+		if err != nil {
+			return nil, err
+		}
+		client.MaxConns = n
+		if pool != nil {
+			client.MaxConns = pool.Workers
+			if client.MaxConns == 0 {
+				client.MaxConns = fastcgi.DefaultPoolWorkers
 			}
-			client.MaxConns = n
+			s.pools = append(s.pools, spawned{pool: pool, client: client})
 		}
 		app := &fastcgi.Handler{
 			Client:         client,
@@ -307,7 +350,43 @@ func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
 		}
 		return site.Handler(app, static), nil
 	}
-	return nil, fmt.Errorf("bridge: mount %s: backend %s: this version of ferry runs cgi:, fastcgi:// and fastcgi+unix:// backends", m.Prefix, m.Backend)
+	return nil, fmt.Errorf("bridge: mount %s: backend %s: this version of ferry runs cgi:, fastcgi://, fastcgi+unix:// and fastcgi+exec: backends", m.Prefix, m.Backend)
+}
+
+// queryInt reads a positive number option of a mount's backend; absent is 0.
+func queryInt(m Mount, name string) (int, error) {
+	v := m.Backend.Query.Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bridge: mount %s=%s: %s=%q: want a positive number", m.Prefix, m.Backend, name, v)
+	}
+	return n, nil
+}
+
+// spawned is a worker pool ferry runs and the client that reaches it.
+type spawned struct {
+	pool   *fastcgi.Pool
+	client *fastcgi.Client
+}
+
+// workerEnv is the environment of spawned FastCGI workers: the inherited
+// allowlist and --env, as scripts get.
+func (s *Server) workerEnv() []string {
+	h := s.cgiSettings()
+	names := h.InheritEnv
+	if names == nil {
+		names = cgi.DefaultInheritEnv
+	}
+	var env []string
+	for _, n := range names {
+		if v, ok := os.LookupEnv(n); ok {
+			env = append(env, n+"="+v)
+		}
+	}
+	return append(env, h.Env...)
 }
 
 // cgiSettings returns the script settings every mount starts from.

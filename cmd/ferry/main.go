@@ -101,6 +101,8 @@ Addresses:
             connections and queues the rest in ferry; with --root, a PHP site:
             split at .php, index.php, /index.php as front controller, static files
             served by ferry)
+            fastcgi+exec:/usr/bin/php-cgi?workers=4&max_requests=500 (FastCGI workers
+            ferry starts, restarts and stops itself, as mod_fcgid does)
 
 Examples:
   ferry serve --listen http://127.0.0.1:8080 --mount /cgi-bin/=cgi:/usr/lib/cgi-bin

@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
+	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
 )
 
@@ -24,11 +26,9 @@ echo "body=", strlen(file_get_contents("php://input")), "\n";
 echo "port=", $_SERVER["SERVER_PORT"], "\n";
 `
 
-// TestPHPSiteThroughPHPFPM serves a PHP site through real php-fpm as nginx
-// + php-fpm does: scripts split at .php, index.php, a front controller,
-// static files served by ferry, CVE-2019-11043-style paths refused.
-func TestPHPSiteThroughPHPFPM(t *testing.T) {
-	peers.Need(t, "php-fpm")
+// phpSite writes the test site into a world-readable directory.
+func phpSite(t *testing.T) string {
+	t.Helper()
 	root, err := os.MkdirTemp("", "ferry-php-*")
 	if err != nil {
 		t.Fatal(err)
@@ -51,6 +51,40 @@ func TestPHPSiteThroughPHPFPM(t *testing.T) {
 	if err := peers.MakeWorldReadable(root); err != nil {
 		t.Fatal(err)
 	}
+	return root
+}
+
+// TestPHPSiteThroughSpawnedPHPCGI has ferry start and supervise php-cgi
+// FastCGI workers itself (fastcgi+exec:), as mod_fcgid does, and stop them
+// all on shutdown.
+func TestPHPSiteThroughSpawnedPHPCGI(t *testing.T) {
+	peers.Need(t, "php-cgi")
+	php, _ := peers.Lookup("php-cgi")
+	root := phpSite(t)
+	p := testPHPSite(t, root, nil, "/=fastcgi+exec:"+php+"?workers=2&max_requests=7", "--cgi-kill-grace", "500ms")
+	if !strings.Contains(p.logs.String(), "FastCGI workers started") {
+		t.Errorf("no worker start logged:\n%s", p.logs)
+	}
+	workers := leakcheck.Children(p.cmd.Process.Pid)
+	if len(workers) != 2 {
+		t.Errorf("ferry has children %v; want the 2 php-cgi workers", workers)
+	}
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("ferry exited with %v", err)
+	}
+	for _, pid := range workers {
+		if leakcheck.Alive(pid) {
+			t.Errorf("worker %d outlived ferry", pid)
+		}
+	}
+}
+
+// TestPHPSiteThroughPHPFPM serves a PHP site through real php-fpm as nginx
+// + php-fpm does: scripts split at .php, index.php, a front controller,
+// static files served by ferry, CVE-2019-11043-style paths refused.
+func TestPHPSiteThroughPHPFPM(t *testing.T) {
+	peers.Need(t, "php-fpm")
+	root := phpSite(t)
 	fpm := peers.RunPHPFPM(t, peers.PHPFPMConfig{Listen: "127.0.0.1:0", Children: 2})
 	for _, mount := range []string{
 		"/=fastcgi://" + fpm.Address,                  // php-fpm does not say its size: a connection per request
@@ -60,8 +94,11 @@ func TestPHPSiteThroughPHPFPM(t *testing.T) {
 	}
 }
 
-func testPHPSite(t *testing.T, root string, fpm *peers.PHPFPM, mount string) {
-	p := startFerry(t, "--root", root, "--mount", mount)
+// testPHPSite runs ferry with --root root --mount mount and checks the site;
+// fpm, if not nil, is the php-fpm whose log must not show static files.
+func testPHPSite(t *testing.T, root string, fpm *peers.PHPFPM, mount string, args ...string) *ferryProc {
+	t.Helper()
+	p := startFerry(t, append([]string{"--root", root, "--mount", mount}, args...)...)
 
 	get := func(method, path string, body io.Reader) (int, string) {
 		t.Helper()
@@ -138,8 +175,11 @@ func testPHPSite(t *testing.T, root string, fpm *peers.PHPFPM, mount string) {
 	if t.Failed() {
 		t.Logf("ferry log:\n%s", p.logs)
 	}
-	logs, _ := fpm.Logs()
-	if strings.Contains(logs, "style.css") || strings.Contains(logs, "notes.txt") {
-		t.Errorf("php-fpm saw a static file:\n%s", logs)
+	if fpm != nil {
+		logs, _ := fpm.Logs()
+		if strings.Contains(logs, "style.css") || strings.Contains(logs, "notes.txt") {
+			t.Errorf("php-fpm saw a static file:\n%s", logs)
+		}
 	}
+	return p
 }
