@@ -321,6 +321,11 @@ func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
 		}
 		client.MaxConns = n
 		if pool != nil {
+			// A connection per request, as mod_fcgid does: a kept
+			// connection holds its worker, and while a worker is being
+			// replaced, requests on new connections would wait behind the
+			// idle ones. The pool size still caps what runs at once.
+			client.NoKeepConn = true
 			client.MaxConns = pool.Workers
 			if client.MaxConns == 0 {
 				client.MaxConns = fastcgi.DefaultPoolWorkers

@@ -110,8 +110,10 @@ func (cc *clientConn) close() {
 func (c *Client) init() {
 	c.once.Do(func() {
 		n, known := c.MaxConns, c.MaxConns > 0
-		if !known {
+		if !known && !c.NoKeepConn {
 			n, known = c.askMaxConns()
+		} else if !known {
+			n = DefaultClientMaxConn
 		}
 		c.keep = known && !c.NoKeepConn
 		c.slots = make(chan struct{}, n)
@@ -200,7 +202,8 @@ func (c *Client) GetValues(ctx context.Context, names ...string) (map[string]str
 //
 // With check false, an idle connection is taken without probing it: the
 // caller retries on a fresh one if it turns out closed.
-func (c *Client) acquire(ctx context.Context, check bool) (*clientConn, bool, error) {
+// With fresh, it always dials.
+func (c *Client) acquire(ctx context.Context, check, fresh bool) (*clientConn, bool, error) {
 	c.init()
 	select {
 	case c.slots <- struct{}{}:
@@ -216,7 +219,7 @@ func (c *Client) acquire(ctx context.Context, check bool) (*clientConn, bool, er
 		}
 	}
 	idleFor := dur(c.IdleTimeout, DefaultClientIdle)
-	for {
+	for !fresh {
 		c.mu.Lock()
 		var cc *clientConn
 		if n := len(c.idle); n > 0 {
@@ -309,21 +312,19 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	// probed first, and on failure before any answer the request goes once
 	// more on a new connection, as nginx's next upstream does.
 	retryable := req.Body == nil
-	for {
-		resp, reused, err := c.do(ctx, req, !retryable)
-		if err != nil && reused && retryable && ctx.Err() == nil && errors.Is(err, errStale) {
-			retryable = false
-			continue
-		}
-		return resp, err
+	resp, reused, err := c.do(ctx, req, !retryable, false)
+	if err != nil && reused && retryable && ctx.Err() == nil && errors.Is(err, errStale) {
+		// Again on a new connection: other idle ones may be as stale.
+		resp, _, err = c.do(ctx, req, false, true)
 	}
+	return resp, err
 }
 
 // errStale marks a failure on a reused connection before any answer.
 var errStale = errors.New("fastcgi: kept connection closed by the application")
 
-func (c *Client) do(ctx context.Context, req *Request, check bool) (*Response, bool, error) {
-	cc, reused, err := c.acquire(ctx, check)
+func (c *Client) do(ctx context.Context, req *Request, check, fresh bool) (*Response, bool, error) {
+	cc, reused, err := c.acquire(ctx, check, fresh)
 	if err != nil {
 		return nil, false, err
 	}

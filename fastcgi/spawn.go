@@ -33,7 +33,7 @@ const (
 	// recycled (PHP_FCGI_MAX_REQUESTS) and is replaced at once; a quicker
 	// clean exit counts as a failure, so that a program that exits at once
 	// cannot make the pool spin.
-	recycleMinRun = time.Second
+	recycleMinRun = 100 * time.Millisecond
 	// The longest socket path: sun_path is 108 bytes on Linux, 104 on the
 	// BSDs, with the terminating NUL.
 	maxSocketPath = 103

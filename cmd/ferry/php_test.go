@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
@@ -65,7 +66,13 @@ func TestPHPSiteThroughSpawnedPHPCGI(t *testing.T) {
 	if !strings.Contains(p.logs.String(), "FastCGI workers started") {
 		t.Errorf("no worker start logged:\n%s", p.logs)
 	}
-	workers := leakcheck.Children(p.cmd.Process.Pid)
+	// A worker recycled by max_requests may be between exit and restart.
+	var workers []int
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if workers = leakcheck.Children(p.cmd.Process.Pid); len(workers) == 2 {
+			break
+		}
+	}
 	if len(workers) != 2 {
 		t.Errorf("ferry has children %v; want the 2 php-cgi workers", workers)
 	}
