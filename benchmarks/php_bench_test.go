@@ -8,12 +8,14 @@ import (
 
 	"github.com/ferrygw/ferry/bridge"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/yookoala/gofast"
 )
 
 // BenchmarkPHPFPM compares ferry's HTTP front with nginx in front of the
 // same php-fpm pool (4 static children) serving a 13-byte hello.php: nginx
 // with a connection per request (its default) and with kept connections,
-// ferry likewise. Load: wrk -t2 -c16.
+// ferry likewise, and gofast v0.8.0 (the off-the-shelf Go FastCGI proxy,
+// a connection per request). Load: wrk -t2 -c16.
 func BenchmarkPHPFPM(b *testing.B) {
 	peers.Need(b, "php-fpm", "nginx")
 	root, err := os.MkdirTemp("", "ferry-bench-php-*")
@@ -36,6 +38,16 @@ func BenchmarkPHPFPM(b *testing.B) {
 			ngx := peers.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: fpm.Address, Root: root, KeepAlive: tc.keep})
 			loadWrk(b, ngx.URL+"/hello.php", "Hello, world\n")
 		})
+		if tc.keep == 0 {
+			// gofast v0.8.0, the off-the-shelf Go FastCGI proxy: a
+			// connection per request is all it does.
+			b.Run(tc.name+"/gofast", func(b *testing.B) {
+				factory := gofast.SimpleClientFactory(gofast.SimpleConnFactory("tcp", fpm.Address))
+				hs := httptest.NewServer(gofast.NewHandler(gofast.NewPHPFS(root)(gofast.BasicSession), factory))
+				defer hs.Close()
+				loadWrk(b, hs.URL+"/hello.php", "Hello, world\n")
+			})
+		}
 		b.Run(tc.name+"/ferry", func(b *testing.B) {
 			mount := "/=fastcgi://" + fpm.Address
 			if tc.keep > 0 {
