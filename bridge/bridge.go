@@ -383,7 +383,7 @@ func (s *Server) workerEnv() []string {
 	h := s.cgiSettings()
 	names := h.InheritEnv
 	if names == nil {
-		names = cgi.DefaultInheritEnv
+		names = cgi.DefaultInheritEnv()
 	}
 	var env []string
 	for _, n := range names {

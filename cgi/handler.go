@@ -37,9 +37,11 @@ const (
 	maxLocalRedirects     = 10 // as Apache's LimitInternalRecursion
 )
 
-// DefaultInheritEnv lists the variables of ferry's own environment a script
-// gets when [Handler.InheritEnv] is nil.
-var DefaultInheritEnv = []string{"PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ", "TMPDIR"}
+// DefaultInheritEnv returns the names of the variables of ferry's own
+// environment a script gets when [Handler.InheritEnv] is nil.
+func DefaultInheritEnv() []string {
+	return []string{"PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ", "TMPDIR"}
+}
 
 const defaultPath = "/usr/local/bin:/usr/bin:/bin"
 
@@ -70,7 +72,7 @@ type Handler struct {
 	// override meta-variables.
 	Env []string
 	// InheritEnv names variables passed from ferry's environment. If nil,
-	// DefaultInheritEnv is used. PATH defaults to /usr/local/bin:/usr/bin:/bin.
+	// DefaultInheritEnv() is used. PATH defaults to /usr/local/bin:/usr/bin:/bin.
 	InheritEnv []string
 	// ServerSoftware is SERVER_SOFTWARE. If empty, "ferry" is used.
 	ServerSoftware string
@@ -144,7 +146,7 @@ func (h *Handler) init() {
 		}
 		names := h.InheritEnv
 		if names == nil {
-			names = DefaultInheritEnv
+			names = DefaultInheritEnv()
 		}
 		for _, name := range names {
 			if v, ok := os.LookupEnv(name); ok {

@@ -189,7 +189,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		cfg.CGI.Env = append(cfg.CGI.Env, kv)
 	}
 	if len(*passEnv) > 0 {
-		cfg.CGI.InheritEnv = append(append([]string(nil), cgi.DefaultInheritEnv...), *passEnv...)
+		cfg.CGI.InheritEnv = append(append([]string(nil), cgi.DefaultInheritEnv()...), *passEnv...)
 	}
 	if len(*listen) == 0 && stdinIsListener() {
 		// Spawned by spawn-fcgi, mod_fcgid or lighttpd: the FastCGI listening
