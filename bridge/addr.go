@@ -14,7 +14,7 @@ import (
 //	fastcgi://HOST:PORT    fastcgi+unix:///run/app.sock
 //	scgi://HOST:PORT       scgi+unix:///run/app.sock
 //	fastcgi+fd://0         (a listening socket handed over as a file descriptor:
-//	                        0 from spawn-fcgi or mod_fcgid, 3 and up from systemd)
+//	http+fd://3             0 from spawn-fcgi or mod_fcgid, 3 and up from systemd)
 //	cgi:/usr/lib/cgi-bin   (a directory)   cgi:/path/script   (one script)
 //	fastcgi+exec:/usr/bin/php-cgi?workers=4&max_requests=500   (FastCGI workers
 //	                        ferry starts and supervises, on a socket it makes)
@@ -106,9 +106,9 @@ func ParseAddress(s string) (Address, error) {
 			return Address{}, fmt.Errorf("bridge: address %q: want %s://HOST:PORT", s, a.Scheme)
 		}
 		a.Host, a.Path = u.Host, u.Path
-	case "fastcgi+fd":
+	case "fastcgi+fd", "http+fd":
 		if _, err := strconv.Atoi(u.Host); err != nil || u.Path != "" {
-			return Address{}, fmt.Errorf("bridge: address %q: want fastcgi+fd://N with N a file descriptor number", s)
+			return Address{}, fmt.Errorf("bridge: address %q: want %s://N with N a file descriptor number", s, a.Scheme)
 		}
 		a.Host = u.Host
 	case "fastcgi+unix", "scgi+unix":

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -89,8 +90,10 @@ Addresses:
             fastcgi://HOST:PORT, fastcgi+unix:///run/ferry.sock?mode=0660 (ferry as the
             FastCGI application behind nginx fastcgi_pass or Apache mod_proxy_fcgi:
             with a cgi: mount, an fcgiwrap replacement)
-            fastcgi+fd://N (a listening socket handed over on descriptor N; with no
-            --listen, one on descriptor 0 is used, as spawn-fcgi and mod_fcgid pass it)
+            fastcgi+fd://N, http+fd://N (a listening socket handed over on descriptor N;
+            with no --listen, systemd socket activation's are used (FastCGI, or HTTP for
+            FileDescriptorName=http), else one on descriptor 0, as spawn-fcgi and
+            mod_fcgid pass it)
   backends: cgi:/usr/lib/cgi-bin (a directory, ScriptAlias semantics: the first
             path segment that is an executable file is the script, the rest is
             PATH_INFO), cgi:/path/to/script (one script at the prefix),
@@ -191,10 +194,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if len(*passEnv) > 0 {
 		cfg.CGI.InheritEnv = append(append([]string(nil), cgi.DefaultInheritEnv()...), *passEnv...)
 	}
-	if len(*listen) == 0 && stdinIsListener() {
-		// Spawned by spawn-fcgi, mod_fcgid or lighttpd: the FastCGI listening
-		// socket is descriptor 0 (FCGI_LISTENSOCK_FILENO).
-		*listen = []string{"fastcgi+fd://0"}
+	if len(*listen) == 0 {
+		if fds := systemdListeners(); len(fds) > 0 {
+			// Socket activation: systemd passed the listening sockets.
+			*listen = fds
+		} else if stdinIsListener() {
+			// Spawned by spawn-fcgi, mod_fcgid or lighttpd: the FastCGI
+			// listening socket is descriptor 0 (FCGI_LISTENSOCK_FILENO).
+			*listen = []string{"fastcgi+fd://0"}
+		}
 	}
 	for _, l := range *listen {
 		a, err := bridge.ParseAddress(l)
@@ -243,6 +251,35 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// systemdListeners returns the fronts systemd socket activation passed
+// (LISTEN_PID, LISTEN_FDS, descriptors 3 and up): FastCGI, as fcgiwrap.socket
+// units use them, unless the socket unit names the descriptor "http"
+// (FileDescriptorName=http, in LISTEN_FDNAMES). It returns nil when the
+// variables are not for this process.
+func systemdListeners() []string {
+	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+		return nil
+	}
+	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if err != nil || n <= 0 {
+		return nil
+	}
+	names := strings.Split(os.Getenv("LISTEN_FDNAMES"), ":")
+	var fronts []string
+	for i := 0; i < n; i++ {
+		scheme := "fastcgi+fd"
+		if i < len(names) && names[i] == "http" {
+			scheme = "http+fd"
+		}
+		fronts = append(fronts, scheme+"://"+strconv.Itoa(3+i))
+	}
+	// The scripts and workers ferry starts must not take these as theirs.
+	for _, v := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
+		os.Unsetenv(v)
+	}
+	return fronts
 }
 
 // stdinIsListener reports whether descriptor 0 is a listening socket.
