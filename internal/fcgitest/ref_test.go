@@ -231,8 +231,16 @@ func (c *refConn) run(r *refReq) {
 		c.s.mu.Unlock()
 	}
 	var status uint32
+	// The request leaves the table before END_REQUEST goes out: the client
+	// may reuse its ID as soon as it reads it (spec § 3.3).
+	forget := func() {
+		c.mu.Lock()
+		delete(c.reqs, r.id)
+		c.mu.Unlock()
+	}
 	pairs, err := parsePairs(r.params)
 	if err != nil {
+		forget()
 		c.respond(r.id, "Status: 400 Bad Request\r\nContent-Type: text/plain\r\n\r\nbad params\n")
 	} else {
 		env := []string{"PATH=/usr/bin:/bin"}
@@ -255,12 +263,10 @@ func (c *refConn) run(r *refReq) {
 			}
 			status = 1
 		}
+		forget()
 		c.write(appendRecord(nil, typeStdout, r.id, nil, 0))
 		c.end(r.id, status, statusRequestComplete)
 	}
-	c.mu.Lock()
-	delete(c.reqs, r.id)
-	c.mu.Unlock()
 	if (!r.keep && c.s.fault != "responder") || c.s.fault == "keep-conn" {
 		// Without KEEP_CONN the application closes the connection (§ 5.1);
 		// serve's read fails and it returns.
