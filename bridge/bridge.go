@@ -381,17 +381,7 @@ type spawned struct {
 // allowlist and --env, as scripts get.
 func (s *Server) workerEnv() []string {
 	h := s.cgiSettings()
-	names := h.InheritEnv
-	if names == nil {
-		names = cgi.DefaultInheritEnv()
-	}
-	var env []string
-	for _, n := range names {
-		if v, ok := os.LookupEnv(n); ok {
-			env = append(env, n+"="+v)
-		}
-	}
-	return append(env, h.Env...)
+	return append(cgi.InheritedEnv(h.InheritEnv), h.Env...)
 }
 
 // cgiSettings returns the script settings every mount starts from.

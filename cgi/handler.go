@@ -144,23 +144,32 @@ func (h *Handler) init() {
 			}
 			h.limiter = NewLimiter(n, orDefault(h.MaxQueue, DefaultMaxQueue), durOr(h.QueueTimeout, DefaultQueueTimeout))
 		}
-		names := h.InheritEnv
-		if names == nil {
-			names = DefaultInheritEnv()
-		}
-		for _, name := range names {
-			if v, ok := os.LookupEnv(name); ok {
-				h.inherit = append(h.inherit, name+"="+v)
-			} else if name == "PATH" {
-				h.inherit = append(h.inherit, "PATH="+defaultPath)
-			}
-		}
+		h.inherit = InheritedEnv(h.InheritEnv)
 		if h.Logger != nil {
 			h.logger = *h.Logger
 		} else {
 			h.logger = zerolog.New(os.Stderr).With().Timestamp().Logger()
 		}
 	})
+}
+
+// InheritedEnv returns the "NAME=value" entries of ferry's own environment
+// for names (DefaultInheritEnv() if nil), with PATH set to
+// /usr/local/bin:/usr/bin:/bin when ferry has none: what scripts and spawned
+// workers get from ferry.
+func InheritedEnv(names []string) []string {
+	if names == nil {
+		names = DefaultInheritEnv()
+	}
+	var env []string
+	for _, name := range names {
+		if v, ok := os.LookupEnv(name); ok {
+			env = append(env, name+"="+v)
+		} else if name == "PATH" {
+			env = append(env, "PATH="+defaultPath)
+		}
+	}
+	return env
 }
 
 // Clone returns a Handler with h's settings and none of its state: unless
@@ -219,50 +228,26 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s Script, self h
 	}
 
 	// Request body: CONTENT_LENGTH must be exact, so a body of unknown length
-	// is spooled first.
-	maxBody := h.MaxRequestBody
-	if maxBody <= 0 {
-		maxBody = DefaultMaxRequestBody
-	}
-	var stdin io.Reader
-	var stdinFile *os.File
-	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
-	switch {
-	case hasBody && r.ContentLength > maxBody:
-		log.Warn().Str("script", s.Filename).Int64("content_length", r.ContentLength).Msg("cgi: request body too large")
-		http.Error(w, "413 Content Too Large", http.StatusRequestEntityTooLarge)
+	// is spooled first; so is an NPH script's, since the script may take
+	// over the connection before the body has been read.
+	r, stdin, sp, status, err := ExactBody(r, BodyLimits{Max: h.MaxRequestBody, Memory: h.SpoolMemory, TempDir: h.TempDir}, isNPH(s.Filename))
+	if err != nil {
+		log.Warn().Err(err).Str("script", s.Filename).Msg("cgi: request body refused")
+		http.Error(w, fmt.Sprintf("%d %s", status, http.StatusText(status)), status)
 		return
-	case hasBody && (r.ContentLength < 0 || isNPH(s.Filename)):
-		// Chunked bodies get an exact length; NPH scripts may take over the
-		// connection, so their body must be read before that happens.
-		sp, err := SpoolBody(r.Body, orDefault64(h.SpoolMemory, DefaultSpoolMemory), maxBody, h.TempDir)
-		if errors.Is(err, ErrBodyTooLarge) {
-			log.Warn().Str("script", s.Filename).Msg("cgi: chunked request body too large")
-			http.Error(w, "413 Content Too Large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		if err != nil {
-			log.Warn().Err(err).Str("script", s.Filename).Msg("cgi: reading request body")
-			http.Error(w, "400 Bad Request", http.StatusBadRequest)
-			return
-		}
+	}
+	var stdinFile *os.File
+	if sp != nil {
 		defer sp.Close()
-		r2 := *r
-		r2.ContentLength = sp.Size()
-		r = &r2
-		if f := sp.File(); f != nil {
-			stdinFile = f
-		} else if sp.Size() > 0 {
-			stdin = sp.Reader()
+		if stdinFile = sp.File(); stdinFile != nil {
+			stdin = nil // the spool file itself is the script's stdin
 		}
-	case hasBody:
-		stdin = r.Body
 	}
 
 	env := make([]string, 0, 40+len(r.Header)+len(h.inherit)+len(h.Env))
 	env = append(env, h.inherit...)
 	env = append(env, h.Env...)
-	env, err := AppendEnv(env, r, s, orString(h.ServerSoftware, DefaultServerSoftware))
+	env, err = AppendEnv(env, r, s, orString(h.ServerSoftware, DefaultServerSoftware))
 	if err != nil {
 		log.Warn().Err(err).Str("script", s.Filename).Msg("cgi: refusing request")
 		http.Error(w, "400 Bad Request", http.StatusBadRequest)

@@ -2,6 +2,7 @@ package cgi
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -224,7 +225,7 @@ func (p *respParser) field(line []byte) error {
 	if line[0] == ' ' || line[0] == '\t' {
 		return malformed("folded header line %d (obsolete line folding)", p.n)
 	}
-	i := indexByte(line, ':')
+	i := bytes.IndexByte(line, ':')
 	if i <= 0 {
 		if p.n == 1 {
 			return malformed("no header block: first line %.64q is not a header field", line)
@@ -329,15 +330,6 @@ func hasCTLByte(s string) bool {
 		}
 	}
 	return false
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // isTokenByte reports whether c may appear in a header field name (RFC 9110

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 )
 
@@ -89,4 +90,48 @@ func (s *Spool) Close() error {
 		return s.file.Close()
 	}
 	return nil
+}
+
+// BodyLimits bounds the request bodies a gateway passes on.
+type BodyLimits struct {
+	// Max bounds a body; larger ones get 413. If zero, DefaultMaxRequestBody.
+	Max int64
+	// Memory is how much of a spooled body stays in memory before the rest
+	// goes to a temporary file in TempDir. If zero, DefaultSpoolMemory.
+	Memory int64
+	// TempDir holds spooled bodies. If empty, os.TempDir().
+	TempDir string
+}
+
+// ExactBody prepares r's body for a back that must be told its exact length
+// in CONTENT_LENGTH (a CGI script, a FastCGI or SCGI application). A body of
+// known length is passed as is; one of unknown length (chunked), or any body
+// when spool is set, is read first into a [Spool]. It returns the request to
+// describe (its ContentLength exact), the body to send (nil for none) and the
+// spool, which the caller must Close when done (nil if none). On failure it
+// returns the status to answer: 413 past lim.Max, 400 for a broken upload.
+func ExactBody(r *http.Request, lim BodyLimits, spool bool) (*http.Request, io.Reader, *Spool, int, error) {
+	max := orDefault64(lim.Max, DefaultMaxRequestBody)
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return r, nil, nil, 0, nil
+	}
+	if r.ContentLength > max {
+		return nil, nil, nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: Content-Length %d", ErrBodyTooLarge, r.ContentLength)
+	}
+	if r.ContentLength > 0 && !spool {
+		return r, r.Body, nil, 0, nil
+	}
+	sp, err := SpoolBody(r.Body, orDefault64(lim.Memory, DefaultSpoolMemory), max, lim.TempDir)
+	if errors.Is(err, ErrBodyTooLarge) {
+		return nil, nil, nil, http.StatusRequestEntityTooLarge, err
+	}
+	if err != nil {
+		return nil, nil, nil, http.StatusBadRequest, err
+	}
+	r2 := *r
+	r2.ContentLength = sp.Size()
+	if sp.Size() == 0 {
+		return &r2, nil, sp, 0, nil
+	}
+	return &r2, sp.Reader(), sp, 0, nil
 }

@@ -238,24 +238,18 @@ func (c *conn) handleRecord(rec Record) error {
 			r.stdin.write(rec.Content)
 		}
 	case TypeData:
+		// DATA may interleave with STDIN once PARAMS have ended.
 		switch {
 		case r.role != RoleFilter:
 			return protocolError("DATA for a %s request %d", r.role, id)
-		case r.state == stateParams || r.state == stateStdin:
-			// Some web servers interleave DATA with STDIN; accept it once
-			// PARAMS ended.
-			if r.state == stateParams {
-				return protocolError("DATA before the end of PARAMS on request %d", id)
+		case r.state == stateParams:
+			return protocolError("DATA before the end of PARAMS on request %d", id)
+		case len(rec.Content) == 0:
+			r.data.end()
+			if r.state == stateData {
+				r.state = stateDone
 			}
-			fallthrough
 		default:
-			if len(rec.Content) == 0 {
-				r.data.end()
-				if r.state == stateData {
-					r.state = stateDone
-				}
-				return nil
-			}
 			r.data.write(rec.Content)
 		}
 	}

@@ -37,10 +37,11 @@ type Handler struct {
 	Env []string
 	// ServerSoftware is SERVER_SOFTWARE. If empty, "ferry".
 	ServerSoftware string
-	// MaxRequestBody bounds request bodies (413 past it). If zero, 1 GiB.
+	// MaxRequestBody bounds request bodies (413 past it). If zero,
+	// cgi.DefaultMaxRequestBody.
 	MaxRequestBody int64
 	// SpoolMemory bounds the memory a chunked body is spooled in before a
-	// temporary file in TempDir. If zero, 1 MiB.
+	// temporary file in TempDir. If zero, cgi.DefaultSpoolMemory.
 	SpoolMemory int64
 	// TempDir holds spooled bodies. If empty, os.TempDir().
 	TempDir string
@@ -107,40 +108,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s cgi.Script, er
 		return
 	}
 
-	req := &Request{}
-	maxBody := h.MaxRequestBody
-	if maxBody <= 0 {
-		maxBody = 1 << 30
-	}
-	switch {
-	case r.ContentLength > maxBody:
-		http.Error(w, "413 Content Too Large", http.StatusRequestEntityTooLarge)
+	// CONTENT_LENGTH must be exact: PHP reads exactly that much.
+	path := r.URL.Path
+	r, body, sp, status, err := cgi.ExactBody(r, cgi.BodyLimits{Max: h.MaxRequestBody, Memory: h.SpoolMemory, TempDir: h.TempDir}, false)
+	if err != nil {
+		log.Warn().Err(err).Str("path", path).Msg("fastcgi: request body refused")
+		http.Error(w, http.StatusText(status), status)
 		return
-	case r.ContentLength > 0:
-		req.Body = r.Body
-	case r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody:
-		// CONTENT_LENGTH must be exact: PHP reads exactly that much.
-		mem := h.SpoolMemory
-		if mem <= 0 {
-			mem = 1 << 20
-		}
-		sp, err := cgi.SpoolBody(r.Body, mem, maxBody, h.TempDir)
-		if errors.Is(err, cgi.ErrBodyTooLarge) {
-			http.Error(w, "413 Content Too Large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		if err != nil {
-			http.Error(w, "400 Bad Request", http.StatusBadRequest)
-			return
-		}
-		defer sp.Close()
-		r2 := *r
-		r2.ContentLength = sp.Size()
-		r = &r2
-		if sp.Size() > 0 {
-			req.Body = sp.Reader()
-		}
 	}
+	if sp != nil {
+		defer sp.Close()
+	}
+	req := &Request{Body: body}
 	software := h.ServerSoftware
 	if software == "" {
 		software = "ferry"
