@@ -16,7 +16,7 @@ import (
 //	fastcgi+fd://0         (a listening socket handed over as a file descriptor:
 //	http+fd://3             0 from spawn-fcgi or mod_fcgid, 3 and up from systemd)
 //	cgi:/usr/lib/cgi-bin   (a directory)   cgi:/path/script   (one script)
-//	fastcgi+exec:/usr/bin/php-cgi?workers=4&max_requests=500   (FastCGI workers
+//	fastcgi+exec:/usr/bin/php-cgi?workers=4&max_requests=500&min_workers=1&idle_timeout=10s   (FastCGI workers
 //	                        ferry starts and supervises, on a socket it makes)
 //	cgi:/usr/lib/cgi-bin?from=script-filename   (the script the front web
 //	                        server names in SCRIPT_FILENAME, confined to the
@@ -74,7 +74,7 @@ func ParseAddress(s string) (Address, error) {
 	if rest, ok := strings.CutPrefix(s, "fastcgi+exec:"); ok {
 		a, err := ParseAddress("cgi:" + rest)
 		if err != nil {
-			return Address{}, fmt.Errorf("bridge: address %q: want fastcgi+exec:/path/to/worker[?workers=N&max_requests=N]", s)
+			return Address{}, fmt.Errorf("bridge: address %q: want fastcgi+exec:/path/to/worker[?workers=N&max_requests=N&min_workers=N&idle_timeout=D]", s)
 		}
 		a.Scheme = "fastcgi+exec"
 		return a, nil

@@ -307,9 +307,21 @@ func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
 			if err != nil {
 				return nil, err
 			}
+			minWorkers, err := queryInt(m, "min_workers")
+			if err != nil {
+				return nil, err
+			}
+			var idle time.Duration
+			if v := m.Backend.Query.Get("idle_timeout"); v != "" {
+				if idle, err = time.ParseDuration(v); err != nil || idle <= 0 {
+					return nil, fmt.Errorf("bridge: mount %s=%s: idle_timeout=%q: want a duration such as 10s", m.Prefix, m.Backend, v)
+				}
+			} else if minWorkers > 0 {
+				idle = 10 * time.Second // php-fpm's pm.process_idle_timeout
+			}
 			pl := s.log.With().Str("component", "fastcgi-workers").Str("worker", m.Backend.Path).Logger()
 			pool = &fastcgi.Pool{Path: m.Backend.Path, Workers: workers, MaxRequests: maxReq, Env: s.workerEnv(),
-				KillGrace: s.cgiSettings().KillGrace, Logger: &pl}
+				MinWorkers: minWorkers, IdleTimeout: idle, KillGrace: s.cgiSettings().KillGrace, Logger: &pl}
 			addr = "" // the pool's socket, known once it runs
 		}
 		fl := s.log.With().Str("component", "fastcgi-client").Logger()
@@ -341,6 +353,9 @@ func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
 			MaxRequestBody: h.MaxRequestBody,
 			TempDir:        h.TempDir,
 			HeaderLimits:   h.HeaderLimits,
+		}
+		if pool != nil && pool.IdleTimeout > 0 {
+			app.Busy = pool.Busy
 		}
 		if s.cfg.Root == "" {
 			return app, nil

@@ -16,14 +16,17 @@ var ErrBodyTooLarge = errors.New("fastcgi: request body too large")
 // server aborted the request (ABORT_REQUEST) or closed the connection.
 var ErrRequestAborted = errors.New("fastcgi: request aborted")
 
-// bodyBuffer carries a STDIN (or DATA) stream from the connection's read
-// loop to the handler without ever blocking the read loop, so a handler that
-// reads slowly cannot stall the other requests on a multiplexed connection:
-// data is kept in memory up to maxMem, then in an unlinked temporary file,
-// up to maxTotal.
+// bodyBuffer carries a stream from a connection's read loop to its
+// consumer without ever blocking the read loop, so a consumer that reads
+// slowly cannot stall the other requests on a multiplexed connection: data
+// is kept in memory up to maxMem, then in an unlinked temporary file, up to
+// maxTotal. The server uses it for STDIN and DATA, the multiplexing client
+// for STDOUT.
 type bodyBuffer struct {
 	maxMem, maxTotal int64
 	tempDir          string
+	what             string // the stream, for errors: "request body"
+	tooLarge         error  // the error past maxTotal
 
 	mu     sync.Mutex // guards everything below
 	cond   sync.Cond
@@ -39,7 +42,7 @@ type bodyBuffer struct {
 }
 
 func newBodyBuffer(maxMem, maxTotal int64, tempDir string) *bodyBuffer {
-	b := &bodyBuffer{maxMem: maxMem, maxTotal: maxTotal, tempDir: tempDir}
+	b := &bodyBuffer{maxMem: maxMem, maxTotal: maxTotal, tempDir: tempDir, what: "request body", tooLarge: ErrBodyTooLarge}
 	b.cond.L = &b.mu
 	return b
 }
@@ -53,7 +56,7 @@ func (b *bodyBuffer) write(p []byte) {
 	}
 	b.total += int64(len(p))
 	if b.total > b.maxTotal {
-		b.fail(fmt.Errorf("%w: more than %d bytes", ErrBodyTooLarge, b.maxTotal))
+		b.fail(fmt.Errorf("%w: more than %d bytes", b.tooLarge, b.maxTotal))
 		return
 	}
 	if b.file == nil && b.mem+int64(len(p)) <= b.maxMem {
@@ -65,14 +68,14 @@ func (b *bodyBuffer) write(p []byte) {
 	if b.file == nil {
 		f, err := os.CreateTemp(b.tempDir, "ferry-fcgi-body-*")
 		if err != nil {
-			b.fail(fmt.Errorf("fastcgi: spooling request body: %w", err))
+			b.fail(fmt.Errorf("fastcgi: spooling %s: %w", b.what, err))
 			return
 		}
 		os.Remove(f.Name()) // the open descriptor keeps the data
 		b.file = f
 	}
 	if _, err := b.file.WriteAt(p, b.wOff); err != nil {
-		b.fail(fmt.Errorf("fastcgi: spooling request body: %w", err))
+		b.fail(fmt.Errorf("fastcgi: spooling %s: %w", b.what, err))
 		return
 	}
 	b.wOff += int64(len(p))
@@ -113,7 +116,7 @@ func (b *bodyBuffer) Read(p []byte) (int, error) {
 			return 0, b.err
 		}
 		if b.closed {
-			return 0, errors.New("fastcgi: read on closed request body")
+			return 0, fmt.Errorf("fastcgi: read on closed %s", b.what)
 		}
 		if len(b.chunks) > 0 {
 			n := copy(p, b.chunks[0])
@@ -129,7 +132,7 @@ func (b *bodyBuffer) Read(p []byte) (int, error) {
 			n, err := b.file.ReadAt(p[:min(int64(len(p)), b.wOff-b.rOff)], b.rOff)
 			b.rOff += int64(n)
 			if err != nil && err != io.EOF {
-				return n, fmt.Errorf("fastcgi: reading spooled request body: %w", err)
+				return n, fmt.Errorf("fastcgi: reading spooled %s: %w", b.what, err)
 			}
 			return n, nil
 		}
@@ -138,6 +141,30 @@ func (b *bodyBuffer) Read(p []byte) (int, error) {
 		}
 		b.cond.Wait()
 	}
+}
+
+// hasData reports whether a Read would return without waiting. b.mu must
+// be held.
+func (b *bodyBuffer) hasData() bool {
+	return len(b.chunks) > 0 || (b.file != nil && b.rOff < b.wOff) || b.eof || b.err != nil
+}
+
+// ready reports whether a Read would return without waiting.
+func (b *bodyBuffer) ready() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.hasData()
+}
+
+// wait blocks until a Read would return without waiting, and returns the
+// stream's error, if it failed.
+func (b *bodyBuffer) wait() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for !b.hasData() && !b.closed {
+		b.cond.Wait()
+	}
+	return b.err
 }
 
 // Close ends reading: later data is dropped and the temporary file goes.

@@ -77,15 +77,23 @@ type Client struct {
 	// NoKeepConn asks the application to close the connection after each
 	// request.
 	NoKeepConn bool
+	// NoMultiplex keeps to one request per connection even when the
+	// application answers FCGI_MPXS_CONNS=1. Otherwise such an application
+	// gets its requests multiplexed over few connections (request IDs,
+	// FastCGI 1.0 § 3.3), as many at once as its FCGI_MAX_REQS says.
+	NoMultiplex bool
 	// Logger receives the application's stderr lines and connection
 	// errors. If nil, nothing is logged.
 	Logger *zerolog.Logger
 
-	once  sync.Once
-	keep  bool          // connections are kept: the pool size is known
-	slots chan struct{} // one token per connection allowed
-	mu    sync.Mutex    // guards idle
-	idle  []*clientConn
+	once     sync.Once
+	keep     bool          // connections are kept: the pool size is known
+	slots    chan struct{} // one token per request allowed in progress
+	multi    bool          // requests are multiplexed
+	mpxConns int           // the cap on multiplexed connections
+	mu       sync.Mutex    // guards idle and mpx
+	idle     []*clientConn
+	mpx      []*mpxConn
 }
 
 // clientConn is one connection to the application.
@@ -107,35 +115,58 @@ func (cc *clientConn) close() {
 	}
 }
 
+// maxPool and maxPoolRequests cap what an application's GET_VALUES answer
+// can make a pool: connections, and requests in progress when multiplexed.
+const (
+	maxPool         = 1024
+	maxPoolRequests = 16384
+)
+
 func (c *Client) init() {
 	c.once.Do(func() {
 		n, known := c.MaxConns, c.MaxConns > 0
-		if !known && !c.NoKeepConn {
-			n, known = c.askMaxConns()
-		} else if !known {
-			n = DefaultClientMaxConn
+		if c.NoKeepConn {
+			if !known {
+				n = DefaultClientMaxConn
+			}
+			c.slots = make(chan struct{}, n)
+			return
 		}
-		c.keep = known && !c.NoKeepConn
-		c.slots = make(chan struct{}, n)
-	})
-}
-
-// askMaxConns asks the application for FCGI_MAX_CONNS: a pool larger than
-// the application's workers starves it, since a worker stays with its kept
-// connection while requests wait in the listen backlog.
-func (c *Client) askMaxConns() (int, bool) {
-	vals, err := c.GetValues(context.Background(), "FCGI_MAX_CONNS", "FCGI_MAX_REQS")
-	if err == nil {
-		for _, k := range []string{"FCGI_MAX_CONNS", "FCGI_MAX_REQS"} {
-			if n, err := strconv.Atoi(vals[k]); err == nil && n > 0 {
-				n = min(n, 1024)
-				c.log().Info().Str("backend", c.Address).Int("max_conns", n).Str("from", k).Msg("fastcgi: pool sized by the application; connections kept")
-				return n, true
+		// Ask even when the size is given, for FCGI_MPXS_CONNS, but
+		// briefly: an application that ignores management records must
+		// not hold up the first request.
+		wait := dur(c.DialTimeout, DefaultDialTimeout)
+		if known {
+			wait = min(wait, 500*time.Millisecond)
+		}
+		vals, err := c.getValues(context.Background(), wait, "FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS")
+		if !known {
+			for _, k := range []string{"FCGI_MAX_CONNS", "FCGI_MAX_REQS"} {
+				if v, err := strconv.Atoi(vals[k]); err == nil && v > 0 {
+					n, known = min(v, maxPool), true
+					c.log().Info().Str("backend", c.Address).Int("max_conns", n).Str("from", k).Msg("fastcgi: pool sized by the application; connections kept")
+					break
+				}
+			}
+			if !known {
+				// A kept pool larger than the application's workers
+				// starves it: a worker stays with its kept connection
+				// while requests wait in the listen backlog.
+				c.log().Warn().AnErr("get_values", err).Str("backend", c.Address).Msg("fastcgi: the application does not say FCGI_MAX_CONNS: a connection per request; set max_conns to its worker count (php-fpm pm.max_children) for kept connections")
+				n = DefaultClientMaxConn
 			}
 		}
-	}
-	c.log().Warn().AnErr("get_values", err).Str("backend", c.Address).Msg("fastcgi: the application does not say FCGI_MAX_CONNS: a connection per request; set max_conns to its worker count (php-fpm pm.max_children) for kept connections")
-	return DefaultClientMaxConn, false
+		c.keep = known
+		if known && !c.NoMultiplex && vals["FCGI_MPXS_CONNS"] == "1" {
+			reqs := n
+			if v, err := strconv.Atoi(vals["FCGI_MAX_REQS"]); err == nil && v > 0 {
+				reqs = min(v, maxPoolRequests)
+			}
+			c.multi, c.mpxConns, n = true, n, reqs
+			c.log().Info().Str("backend", c.Address).Int("max_requests", reqs).Int("max_conns", c.mpxConns).Msg("fastcgi: the application multiplexes: requests share connections")
+		}
+		c.slots = make(chan struct{}, n)
+	})
 }
 
 func (c *Client) log() *zerolog.Logger {
@@ -167,6 +198,11 @@ func (c *Client) dial(ctx context.Context) (*clientConn, error) {
 // GetValues asks the application for the named variables (FCGI_MAX_CONNS,
 // FCGI_MAX_REQS, FCGI_MPXS_CONNS) on a connection of its own.
 func (c *Client) GetValues(ctx context.Context, names ...string) (map[string]string, error) {
+	return c.getValues(ctx, dur(c.DialTimeout, DefaultDialTimeout), names...)
+}
+
+// getValues is GetValues waiting at most wait for the answer.
+func (c *Client) getValues(ctx context.Context, wait time.Duration, names ...string) (map[string]string, error) {
 	cc, err := c.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -176,7 +212,7 @@ func (c *Client) GetValues(ctx context.Context, names ...string) (map[string]str
 	for _, n := range names {
 		q = AppendPair(q, n, "")
 	}
-	cc.nc.SetDeadline(time.Now().Add(dur(c.DialTimeout, DefaultDialTimeout)))
+	cc.nc.SetDeadline(time.Now().Add(wait))
 	if _, err := cc.nc.Write(AppendRecord(nil, TypeGetValues, 0, q)); err != nil {
 		return nil, fmt.Errorf("fastcgi: GET_VALUES: %w", err)
 	}
@@ -204,19 +240,8 @@ func (c *Client) GetValues(ctx context.Context, names ...string) (map[string]str
 // caller retries on a fresh one if it turns out closed.
 // With fresh, it always dials.
 func (c *Client) acquire(ctx context.Context, check, fresh bool) (*clientConn, bool, error) {
-	c.init()
-	select {
-	case c.slots <- struct{}{}:
-	default:
-		t := time.NewTimer(dur(c.QueueTimeout, DefaultQueueTimeout))
-		defer t.Stop()
-		select {
-		case c.slots <- struct{}{}:
-		case <-t.C:
-			return nil, false, ErrPoolTimeout
-		case <-ctx.Done():
-			return nil, false, ctx.Err()
-		}
+	if err := c.takeSlot(ctx); err != nil {
+		return nil, false, err
 	}
 	idleFor := dur(c.IdleTimeout, DefaultClientIdle)
 	for !fresh {
@@ -241,6 +266,26 @@ func (c *Client) acquire(ctx context.Context, check, fresh bool) (*clientConn, b
 		return nil, false, err
 	}
 	return cc, false, nil
+}
+
+// takeSlot waits for room for one more request in progress, up to the
+// queue timeout.
+func (c *Client) takeSlot(ctx context.Context) error {
+	select {
+	case c.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(dur(c.QueueTimeout, DefaultQueueTimeout))
+	defer t.Stop()
+	select {
+	case c.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return ErrPoolTimeout
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // alive reports whether an idle connection is still open: the application
@@ -277,6 +322,7 @@ func (c *Client) CloseIdle() {
 	for _, cc := range idle {
 		cc.close()
 	}
+	c.closeIdleMpx()
 }
 
 // Request is one request to send: the meta-variables ("NAME=value") and the
@@ -311,6 +357,10 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	// application closed meanwhile (php-fpm's pm.max_requests) is not
 	// probed first, and on failure before any answer the request goes once
 	// more on a new connection, as nginx's next upstream does.
+	c.init()
+	if c.multi {
+		return c.doMpx(ctx, req)
+	}
 	retryable := req.Body == nil
 	resp, reused, err := c.do(ctx, req, !retryable, false)
 	if err != nil && reused && retryable && ctx.Err() == nil && errors.Is(err, errStale) {

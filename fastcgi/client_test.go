@@ -97,8 +97,10 @@ func TestClientKeepsConnections(t *testing.T) {
 			t.Fatalf("request %d: %q, %v", i, got, err)
 		}
 	}
-	if n := rl.accepted(); n != 1 {
-		t.Errorf("5 requests took %d connections; want 1 kept connection", n)
+	// One connection asked GET_VALUES (whether the application
+	// multiplexes), one was kept for the requests.
+	if n := rl.accepted(); n != 2 {
+		t.Errorf("5 requests took %d connections; want 1 kept connection (and 1 for GET_VALUES)", n)
 	}
 
 	// The application closes the kept connection (a php-fpm worker
@@ -119,8 +121,13 @@ func TestClientAsksMaxConns(t *testing.T) {
 		t.Fatalf("GetValues = %v, %v", vals, err)
 	}
 	c.init()
-	if !c.keep || cap(c.slots) != DefaultMaxConns {
-		t.Errorf("pool: keep=%v size=%d; want kept connections sized by FCGI_MAX_CONNS (%d)", c.keep, cap(c.slots), DefaultMaxConns)
+	if !c.keep || !c.multi || c.mpxConns != DefaultMaxConns || cap(c.slots) != DefaultMaxRequests {
+		t.Errorf("pool: keep=%v multiplexed=%v conns=%d requests=%d; want kept multiplexed connections sized by FCGI_MAX_CONNS (%d) and FCGI_MAX_REQS (%d)", c.keep, c.multi, c.mpxConns, cap(c.slots), DefaultMaxConns, DefaultMaxRequests)
+	}
+	c2 := &Client{Network: "tcp", Address: rl.Addr().String(), NoMultiplex: true}
+	c2.init()
+	if !c2.keep || c2.multi || cap(c2.slots) != DefaultMaxConns {
+		t.Errorf("NoMultiplex pool: keep=%v multiplexed=%v size=%d; want kept connections sized by FCGI_MAX_CONNS (%d)", c2.keep, c2.multi, cap(c2.slots), DefaultMaxConns)
 	}
 }
 
@@ -132,7 +139,8 @@ func TestClientQueueTimeout(t *testing.T) {
 		<-release
 		io.WriteString(w, "done")
 	}))
-	c := &Client{Network: "tcp", Address: rl.Addr().String(), MaxConns: 1, QueueTimeout: 50 * time.Millisecond}
+	// An application that does not multiplex (NoMultiplex stands in).
+	c := &Client{Network: "tcp", Address: rl.Addr().String(), MaxConns: 1, QueueTimeout: 50 * time.Millisecond, NoMultiplex: true}
 	defer c.CloseIdle()
 	first := make(chan error, 1)
 	go func() {

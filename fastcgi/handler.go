@@ -50,6 +50,10 @@ type Handler struct {
 	// Logger receives errors. A logger in the request's context
 	// (zerolog.Ctx) takes precedence. If both are absent, nothing is logged.
 	Logger *zerolog.Logger
+	// Busy, if set, is called as each request goes to the application,
+	// and the function it returns when the request is over: a [Pool]'s
+	// Busy, for on-demand scaling.
+	Busy func() (done func())
 }
 
 func (h *Handler) log(r *http.Request) *zerolog.Logger {
@@ -118,6 +122,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s cgi.Script, er
 	}
 	if sp != nil {
 		defer sp.Close()
+	}
+	if h.Busy != nil {
+		done := h.Busy()
+		defer done()
 	}
 	req := &Request{Body: body}
 	software := h.ServerSoftware

@@ -62,8 +62,15 @@ var ErrPoolStopped = errors.New("fastcgi: pool stopped")
 // process group (SIGTERM, then SIGKILL), reaps them all, and removes the
 // socket.
 //
-// The number of workers is fixed: there is no on-demand scaling (mod_fcgid's
-// FcgidMinProcessesPerClass and FcgidIdleTimeout) yet.
+// The number of workers is fixed unless IdleTimeout is set: then the pool
+// scales on demand, as php-fpm's pm = ondemand and mod_fcgid's
+// FcgidMinProcessesPerClass / FcgidIdleTimeout do. It starts MinWorkers
+// (at least one), starts another worker, up to Workers, whenever the
+// requests in progress, counted by [Pool.Busy], outnumber the workers, and
+// stops workers its requests did not need for IdleTimeout, down to
+// MinWorkers. Workers share one socket, so ferry cannot tell which worker
+// is idle: a worker is stopped with SIGTERM, on which php-cgi and ferry
+// finish the request in hand before they exit.
 //
 // A Pool must not be copied after first use.
 type Pool struct {
@@ -99,6 +106,13 @@ type Pool struct {
 	// PHP_FCGI_MAX_REQUESTS, is replaced at once. If zero,
 	// DefaultRestartBackoff.
 	RestartBackoff time.Duration
+	// IdleTimeout, if positive, makes the pool scale on demand (see
+	// above): workers beyond what the requests of the last IdleTimeout
+	// needed are stopped, down to MinWorkers.
+	IdleTimeout time.Duration
+	// MinWorkers is the number of workers an on-demand pool keeps when
+	// idle; zero keeps one. It has no effect without IdleTimeout.
+	MinWorkers int
 	// KillGrace is the time [Pool.Stop] leaves workers between SIGTERM and
 	// SIGKILL. If zero, DefaultPoolKillGrace.
 	KillGrace time.Duration
@@ -124,8 +138,11 @@ type Pool struct {
 	env      []string
 	procs    map[int]*exec.Cmd // live workers by pid
 	quit     chan struct{}     // closed by Stop: no more starts
-	done     chan struct{}     // closed when every supervisor has returned
-	wg       sync.WaitGroup    // supervisors
+	done     chan struct{}     // closed when every supervisor has returned after Stop
+	sups     int               // supervisors running: the worker count
+	busy     int               // requests in progress (Busy)
+	peak     int               // the most requests in progress since the last scale-down check
+	retiring map[int]bool      // pids stopped for being idle: not replaced
 	ctxStop  func() bool       // unregisters the Start context's watch
 	cleaned  sync.Once         // removes the socket
 }
@@ -201,22 +218,101 @@ func (p *Pool) Start(ctx context.Context) error {
 		return err
 	}
 	n := p.workers()
+	if p.IdleTimeout > 0 {
+		n = min(max(p.MinWorkers, 1), n)
+	}
 	p.mu.Lock()
 	p.running = true
+	p.sups = n
+	p.retiring = make(map[int]bool)
 	p.mu.Unlock()
-	p.wg.Add(n)
 	go p.supervise(first)
 	for range n - 1 {
 		go p.supervise(nil)
 	}
-	go func() {
-		p.wg.Wait()
-		close(p.done)
-	}()
+	if p.IdleTimeout > 0 {
+		go p.scaleDown()
+	}
 	p.mu.Lock()
 	p.ctxStop = context.AfterFunc(ctx, func() { p.Stop(context.Background()) })
 	p.mu.Unlock()
 	return nil
+}
+
+// Busy counts a request in progress for on-demand scaling, and starts
+// another worker if the requests outnumber the workers (up to Workers).
+// Call the function it returns when the request is over. Without
+// IdleTimeout it does nothing.
+func (p *Pool) Busy() (done func()) {
+	if p.IdleTimeout <= 0 {
+		return func() {}
+	}
+	p.mu.Lock()
+	p.busy++
+	p.peak = max(p.peak, p.busy)
+	grow := p.running && !p.stopping && p.busy > p.sups && p.sups < p.workers()
+	if grow {
+		p.sups++
+	}
+	n := p.sups
+	p.mu.Unlock()
+	if grow {
+		p.log().Info().Str("program", p.Path).Int("workers", n).Msg("fastcgi: starting a worker on demand")
+		go p.supervise(nil)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			p.busy--
+			p.mu.Unlock()
+		})
+	}
+}
+
+// scaleDown stops, every IdleTimeout, the workers that the most requests
+// in progress during it did not need, down to MinWorkers: the newest
+// first, one SIGTERM each.
+func (p *Pool) scaleDown() {
+	t := time.NewTicker(p.IdleTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.quit:
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		keep := max(p.MinWorkers, p.peak, 1)
+		p.peak = p.busy
+		var victims []int
+		if extra := p.sups - len(p.retiring) - keep; extra > 0 && !p.stopping {
+			var newest []*exec.Cmd
+			for pid, cmd := range p.procs {
+				if !p.retiring[pid] {
+					newest = append(newest, cmd)
+				}
+			}
+			slices.SortFunc(newest, func(a, b *exec.Cmd) int { return b.Process.Pid - a.Process.Pid })
+			for _, cmd := range newest[:min(extra, len(newest))] {
+				p.retiring[cmd.Process.Pid] = true
+				victims = append(victims, cmd.Process.Pid)
+			}
+		}
+		p.mu.Unlock()
+		for _, pid := range victims {
+			p.log().Info().Str("program", p.Path).Int("pid", pid).Dur("idle", p.IdleTimeout).Msg("fastcgi: stopping an idle worker")
+			_ = syscall.Kill(-pid, syscall.SIGTERM) // ESRCH: it is gone already
+			time.AfterFunc(dur(p.KillGrace, DefaultPoolKillGrace), func() {
+				p.mu.Lock()
+				alive := p.retiring[pid]
+				p.mu.Unlock()
+				if alive { // it ignored SIGTERM, or its request outlasted the grace
+					_ = syscall.Kill(-pid, syscall.SIGKILL)
+				}
+			})
+		}
+	}
 }
 
 // buildEnv returns Env with PATH and PHP_FCGI_MAX_REQUESTS added.
@@ -331,7 +427,14 @@ func (p *Pool) spawn() (*worker, error) {
 // reaps it, and starts the next one after the backoff. w is the first
 // worker, if already started.
 func (p *Pool) supervise(w *worker) {
-	defer p.wg.Done()
+	defer func() {
+		p.mu.Lock()
+		p.sups--
+		if p.sups == 0 && p.stopping {
+			close(p.done)
+		}
+		p.mu.Unlock()
+	}()
 	base := dur(p.RestartBackoff, DefaultRestartBackoff)
 	streak := 0 // failures in a row
 	for {
@@ -354,6 +457,14 @@ func (p *Pool) supervise(w *worker) {
 		pid := w.pid
 		state, ran := p.wait(w)
 		w = nil
+		p.mu.Lock()
+		retired := p.retiring[pid]
+		delete(p.retiring, pid)
+		p.mu.Unlock()
+		if retired {
+			p.log().Info().Str("program", p.Path).Int("pid", pid).Stringer("status", state).Dur("ran", ran).Msg("fastcgi: idle worker stopped")
+			return
+		}
 		if ran >= restartResetAfter {
 			streak = 0
 		}
@@ -483,6 +594,9 @@ func (p *Pool) stop(ctx context.Context) error {
 	first := !p.stopping
 	p.stopping = true
 	running := p.running
+	if first && running && p.sups == 0 {
+		close(p.done) // scaled down to nothing: no supervisor will
+	}
 	var pids []int
 	if first {
 		for pid := range p.procs {

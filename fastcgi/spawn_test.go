@@ -573,3 +573,51 @@ func TestPoolPHPCGI(t *testing.T) {
 		t.Errorf("12 requests went to %d php-cgi processes (%v); want at least 3 with PHP_FCGI_MAX_REQUESTS=5", len(seen), seen)
 	}
 }
+
+func TestPoolScalesOnDemand(t *testing.T) {
+	leakcheck.Check(t)
+	p, _, lg := newTestPool(t, &Pool{Workers: 3, MinWorkers: 1, IdleTimeout: 400 * time.Millisecond})
+	// A connection per request, as the bridge does for spawned workers.
+	c := &Client{Network: p.Network(), Address: p.Address(), MaxConns: 3, NoKeepConn: true, ReadTimeout: 10 * time.Second}
+	if got := len(p.PIDs()); got != 1 {
+		t.Fatalf("an idle on-demand pool runs %d workers; want MinWorkers, 1", got)
+	}
+	var wg sync.WaitGroup
+	pids := make(chan int, 6)
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done := p.Busy()
+			defer done()
+			pid, err := getPID(c, "/wait")
+			if err != nil {
+				t.Error(err)
+			}
+			pids <- pid
+		}()
+	}
+	waitFor(t, "3 workers under load", func() bool { return len(p.PIDs()) == 3 })
+	wg.Wait()
+	close(pids)
+	for pid := range pids {
+		if pid == 0 {
+			t.Error("a request under load failed")
+		}
+	}
+	waitFor(t, "the idle workers to stop", func() bool { return len(p.PIDs()) == 1 })
+	if got := len(lg.lines("idle worker stopped")); got != 2 {
+		t.Errorf("%d idle workers stopped; want 2", got)
+	}
+	if got := lg.lines("restarting worker"); len(got) != 0 {
+		t.Errorf("idle workers were replaced: %v", got)
+	}
+	// It stays at MinWorkers and still serves.
+	time.Sleep(time.Second)
+	if got := len(p.PIDs()); got != 1 {
+		t.Errorf("%d workers after more idle time; want 1", got)
+	}
+	if _, err := getPID(c, "/"); err != nil {
+		t.Errorf("after scaling down: %v", err)
+	}
+}

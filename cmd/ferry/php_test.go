@@ -190,3 +190,60 @@ func testPHPSite(t *testing.T, root string, fpm *peers.PHPFPM, mount string, arg
 	}
 	return p
 }
+
+// TestPHPCGIWorkersOnDemand: with min_workers and idle_timeout, spawned
+// php-cgi workers scale as php-fpm's pm = ondemand does: one when idle, up
+// to workers under load, back down once idle.
+func TestPHPCGIWorkersOnDemand(t *testing.T) {
+	peers.Need(t, "php-cgi")
+	php, _ := peers.Lookup("php-cgi")
+	root := phpSite(t)
+	if err := os.WriteFile(filepath.Join(root, "slow.php"), []byte("<?php usleep(300000); echo 'slow ok';\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startFerry(t, "--root", root, "--mount", "/=fastcgi+exec:"+php+"?workers=3&min_workers=1&idle_timeout=500ms", "--cgi-kill-grace", "500ms")
+	children := func() int { return len(leakcheck.Children(p.cmd.Process.Pid)) }
+	if n := children(); n != 1 {
+		t.Errorf("idle: %d workers; want min_workers, 1", n)
+	}
+	var wg sync.WaitGroup
+	peak := 0
+	for range 9 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(p.URL + "/slow.php")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != "slow ok" {
+				t.Errorf("under load: %d %q", resp.StatusCode, b)
+			}
+		}()
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && peak < 3; time.Sleep(10 * time.Millisecond) {
+		peak = max(peak, children())
+	}
+	wg.Wait()
+	if peak != 3 {
+		t.Errorf("under load: at most %d workers; want 3", peak)
+	}
+	n := 0
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if n = children(); n == 1 {
+			break
+		}
+	}
+	if n != 1 {
+		t.Errorf("idle again: %d workers; want 1", n)
+	}
+	if !strings.Contains(p.logs.String(), "idle worker stopped") {
+		t.Errorf("no idle worker stop logged:\n%s", p.logs)
+	}
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("ferry exited with %v", err)
+	}
+}
