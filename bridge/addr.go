@@ -16,6 +16,8 @@ import (
 //	fastcgi+fd://0         (a listening socket handed over as a file descriptor:
 //	http+fd://3             0 from spawn-fcgi or mod_fcgid, 3 and up from systemd)
 //	cgi:/usr/lib/cgi-bin   (a directory)   cgi:/path/script   (one script)
+//	cgi:                   (as a front: ferry is the CGI program a web server
+//	                        runs, and serves that one request: cgi-fcgi's job)
 //	fastcgi+exec:/usr/bin/php-cgi?workers=4&max_requests=500&min_workers=1&idle_timeout=10s   (FastCGI workers
 //	                        ferry starts and supervises, on a socket it makes)
 //	cgi:/usr/lib/cgi-bin?from=script-filename   (the script the front web
@@ -87,7 +89,8 @@ func ParseAddress(s string) (Address, error) {
 			return Address{}, fmt.Errorf("bridge: address %q: %w", s, err)
 		}
 		if rest == "" {
-			return Address{}, fmt.Errorf("bridge: address %q: cgi: needs a directory or script path", s)
+			// As a front: this process is the CGI program a web server runs.
+			return Address{Scheme: "cgi", Query: q}, nil
 		}
 		p, err := filepath.Abs(rest)
 		if err != nil {
@@ -106,7 +109,7 @@ func ParseAddress(s string) (Address, error) {
 			return Address{}, fmt.Errorf("bridge: address %q: want %s://HOST:PORT", s, a.Scheme)
 		}
 		a.Host, a.Path = u.Host, u.Path
-	case "fastcgi+fd", "http+fd":
+	case "fastcgi+fd", "http+fd", "scgi+fd":
 		if _, err := strconv.Atoi(u.Host); err != nil || u.Path != "" {
 			return Address{}, fmt.Errorf("bridge: address %q: want %s://N with N a file descriptor number", s, a.Scheme)
 		}

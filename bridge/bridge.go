@@ -98,8 +98,14 @@ func New(cfg Config) (*Server, error) {
 		s.cfg.Listen = []Address{a}
 	}
 	for _, a := range s.cfg.Listen {
-		if p := a.Protocol(); p != "http" && p != "fastcgi" {
-			return nil, fmt.Errorf("bridge: listen %s: this version of ferry listens on http:// and fastcgi:// only", a)
+		switch a.Protocol() {
+		case "http", "fastcgi", "scgi":
+		case "cgi":
+			if a.Path != "" || len(s.cfg.Listen) > 1 {
+				return nil, fmt.Errorf("bridge: listen %s: a cgi: front is this process's one CGI request: spell it cgi: alone, with no other front", a)
+			}
+		default:
+			return nil, fmt.Errorf("bridge: listen %s: ferry listens on http://, fastcgi://, scgi:// and cgi:", a)
 		}
 	}
 	rt, err := s.buildRouter()
@@ -119,6 +125,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // then the scripts still running are stopped (and reaped) before Run returns.
 // ready, if not nil, is called with the bound listeners once they accept.
 func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
+	if len(s.cfg.Listen) == 1 && s.cfg.Listen[0].Protocol() == "cgi" {
+		return s.runCGI(ctx)
+	}
 	var fronts []front
 	closeAll := func() {
 		for _, f := range fronts {
@@ -221,6 +230,32 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	return err
 }
 
+// runCGI serves the one request of this process, which a web server runs
+// as a CGI program (RFC 3875): the request comes from the environment and
+// standard input, the response goes to standard output. Workers it spawns
+// live for that request only.
+func (s *Server) runCGI(ctx context.Context) error {
+	for _, sp := range s.pools {
+		if err := sp.pool.Start(ctx); err != nil {
+			return fmt.Errorf("bridge: starting FastCGI workers: %w", err)
+		}
+		sp.client.Address = sp.pool.Address()
+		defer sp.pool.Stop(context.Background())
+	}
+	env := make(map[string]string)
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	err := cgi.ServeEnv(ctx, env, os.Stdin, os.Stdout, os.Stderr, s.handler)
+	s.inflight.Wait()
+	if err != nil {
+		return fmt.Errorf("bridge: serving the CGI request: %w", err)
+	}
+	return nil
+}
+
 // buildRouter makes the handler for every mount and the static root.
 func (s *Server) buildRouter() (*router, error) {
 	rt := &router{}
@@ -261,7 +296,16 @@ func (s *Server) buildRouter() (*router, error) {
 // backend builds the handler for one mount.
 func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
 	switch m.Backend.Scheme {
+	case "http":
+		n, err := queryInt(m, "max_conns")
+		if err != nil {
+			return nil, err
+		}
+		return newHTTPBack(m, s.log.With().Str("component", "http-proxy").Logger(), n), nil
 	case "cgi":
+		if m.Backend.Path == "" {
+			return nil, fmt.Errorf("bridge: mount %s: cgi: needs a directory or script path", m.Prefix)
+		}
 		fi, err := os.Stat(m.Backend.Path)
 		if err != nil {
 			return nil, fmt.Errorf("bridge: mount %s: %w", m.Prefix, err)
@@ -370,7 +414,7 @@ func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
 		}
 		return site.Handler(app, static), nil
 	}
-	return nil, fmt.Errorf("bridge: mount %s: backend %s: this version of ferry runs cgi:, fastcgi://, fastcgi+unix:// and fastcgi+exec: backends", m.Prefix, m.Backend)
+	return nil, fmt.Errorf("bridge: mount %s: backend %s: ferry's backends are cgi:, fastcgi://, fastcgi+unix://, fastcgi+exec:, scgi://, scgi+unix:// and http://", m.Prefix, m.Backend)
 }
 
 // queryInt reads a positive number option of a mount's backend; absent is 0.

@@ -32,7 +32,8 @@ func TestParseAddress(t *testing.T) {
 		{"fastcgi+unix://relative.sock", "", ""},
 		{"fastcgi+fd://x", "", ""},
 		{"gopher://h:70", "", ""},
-		{"cgi:", "", ""},
+		{"cgi:", "cgi:", "tcp"}, // the CGI front
+		{"scgi+fd://3", "scgi+fd://3", "fd"},
 		{"", "", ""},
 	}
 	for _, tt := range tests {
@@ -142,6 +143,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		return m
 	}
 	scgi, _ := ParseAddress("scgi://127.0.0.1:4000")
+	cgiFront, _ := ParseAddress("cgi:")
 	for name, cfg := range map[string]Config{
 		"twice":              {Mounts: []Mount{mount("/a/=cgi:" + dir), mount("/a/=cgi:" + dir)}},
 		"missing dir":        {Mounts: []Mount{mount("/a/=cgi:" + dir + "/nope")}},
@@ -149,7 +151,9 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"not executable":     {Mounts: []Mount{mount("/a=cgi:" + file)}},
 		"bad from":           {Mounts: []Mount{mount("/a/=cgi:" + dir + "?from=nope")}},
 		"root not a dir":     {Root: file},
-		"scgi front not yet": {Listen: []Address{scgi}},
+		"cgi front and more": {Listen: []Address{cgiFront, scgi}},
+		"cgi mount no path":  {Mounts: []Mount{{Prefix: "/a/", Backend: cgiFront}}},
+		"bad max_conns":      {Mounts: []Mount{mount("/a/=http://127.0.0.1:1?max_conns=x")}},
 	} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New(%s) succeeded; want an error", name)

@@ -90,10 +90,15 @@ Addresses:
             fastcgi://HOST:PORT, fastcgi+unix:///run/ferry.sock?mode=0660 (ferry as the
             FastCGI application behind nginx fastcgi_pass or Apache mod_proxy_fcgi:
             with a cgi: mount, an fcgiwrap replacement)
-            fastcgi+fd://N, http+fd://N (a listening socket handed over on descriptor N;
-            with no --listen, systemd socket activation's are used (FastCGI, or HTTP for
-            FileDescriptorName=http), else one on descriptor 0, as spawn-fcgi and
-            mod_fcgid pass it)
+            scgi://HOST:PORT, scgi+unix:///run/ferry.sock (ferry as the SCGI application
+            behind nginx scgi_pass, Apache mod_proxy_scgi, lighttpd mod_scgi)
+            fastcgi+fd://N, scgi+fd://N, http+fd://N (a listening socket handed over on
+            descriptor N; with no --listen, systemd socket activation's are used (FastCGI,
+            or HTTP for FileDescriptorName=http), else one on descriptor 0, as spawn-fcgi
+            and mod_fcgid pass it)
+            cgi: (ferry is the CGI program a web server runs, and serves that one request,
+            as cgi-fcgi does on hosts that allow only CGI; the default when
+            GATEWAY_INTERFACE is set)
   backends: cgi:/usr/lib/cgi-bin (a directory, ScriptAlias semantics: the first
             path segment that is an executable file is the script, the rest is
             PATH_INFO), cgi:/path/to/script (one script at the prefix),
@@ -105,7 +110,14 @@ Addresses:
             split at .php, index.php, /index.php as front controller, static files
             served by ferry)
             fastcgi+exec:/usr/bin/php-cgi?workers=4&max_requests=500 (FastCGI workers
-            ferry starts, restarts and stops itself, as mod_fcgid does)
+            ferry starts, restarts and stops itself, as mod_fcgid does; &min_workers=1
+            &idle_timeout=10s scales them on demand, as php-fpm's pm = ondemand)
+            scgi://HOST:PORT, scgi+unix:///run/app.sock (an SCGI application such as
+            uwsgi --scgi-socket; ?max_conns=N bounds the requests in progress)
+            http://HOST:PORT[/base] (a reverse proxy to an HTTP application, with
+            X-Forwarded-For/-Proto/-Host/-Port/-Prefix; ?max_conns=N)
+A mount prefix reaches a long-lived application (FastCGI, SCGI) as SCRIPT_NAME,
+with the rest of the path as PATH_INFO.
 
 Examples:
   ferry serve --listen http://127.0.0.1:8080 --mount /cgi-bin/=cgi:/usr/lib/cgi-bin
@@ -202,6 +214,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			// Spawned by spawn-fcgi, mod_fcgid or lighttpd: the FastCGI
 			// listening socket is descriptor 0 (FCGI_LISTENSOCK_FILENO).
 			*listen = []string{"fastcgi+fd://0"}
+		} else if strings.HasPrefix(os.Getenv("GATEWAY_INTERFACE"), "CGI/") {
+			// Run by a web server as a CGI program: serve its request.
+			*listen = []string{"cgi:"}
 		}
 	}
 	for _, l := range *listen {

@@ -1,0 +1,133 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ferrygw/ferry/cgi"
+	"github.com/rs/zerolog"
+)
+
+// Timeouts of an http:// back, as nginx's proxy_connect_timeout and
+// proxy_read_timeout.
+const (
+	proxyDialTimeout   = 3 * time.Second
+	proxyHeaderTimeout = 60 * time.Second
+)
+
+// httpBack is a reverse proxy to an HTTP application, so that any HTTP app
+// can be reached through every front (an app attached to Apache through
+// FastCGI or SCGI, say).
+//
+// As nginx's proxy_pass does, the request path goes unchanged when the
+// address has no path, and with the mount prefix replaced by the address's
+// path when it has one (http://127.0.0.1:5000/base/). The application
+// learns what the client's connection was from X-Forwarded-For,
+// X-Forwarded-Proto, X-Forwarded-Host, X-Forwarded-Port and
+// X-Forwarded-Prefix (the mount prefix), taken from what the front web
+// server said (REMOTE_ADDR, HTTPS, SERVER_PORT) when ferry sits behind one.
+type httpBack struct {
+	prefix string
+	target *url.URL
+	proxy  *httputil.ReverseProxy
+	log    zerolog.Logger
+}
+
+func newHTTPBack(m Mount, log zerolog.Logger, maxConns int) *httpBack {
+	b := &httpBack{prefix: m.Prefix, target: &url.URL{Scheme: "http", Host: m.Backend.Host, Path: m.Backend.Path}, log: log}
+	d := &net.Dialer{Timeout: proxyDialTimeout, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		DialContext:           d.DialContext,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   256,
+		MaxConnsPerHost:       maxConns,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: proxyHeaderTimeout,
+		DisableCompression:    true, // pass the client's Accept-Encoding and the answer as they are
+	}
+	b.proxy = &httputil.ReverseProxy{
+		Rewrite:       b.rewrite,
+		Transport:     tr,
+		FlushInterval: -1, // stream: every write of the application goes on at once
+		ErrorHandler:  b.fail,
+		ErrorLog:      nil,
+	}
+	return b
+}
+
+func (b *httpBack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b.proxy.ServeHTTP(w, r)
+}
+
+// rewrite builds the outgoing request.
+func (b *httpBack) rewrite(pr *httputil.ProxyRequest) {
+	in, out := pr.In, pr.Out
+	out.URL.Scheme, out.URL.Host = b.target.Scheme, b.target.Host
+	if b.target.Path != "" {
+		rest := strings.TrimPrefix(in.URL.Path, strings.TrimSuffix(b.prefix, "/"))
+		out.URL.Path = strings.TrimSuffix(b.target.Path, "/") + "/" + strings.TrimPrefix(rest, "/")
+		out.URL.RawPath = ""
+	}
+	out.Host = in.Host // the application builds its URLs for the client's host
+
+	// What the client's connection was: from the front web server's
+	// meta-variables when there is one, else from this connection.
+	remote, proto, port := in.RemoteAddr, "http", ""
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		remote = host
+	}
+	if in.TLS != nil {
+		proto = "https"
+	}
+	if o := cgi.Origin(in.Context()); o != nil {
+		if v := o["REMOTE_ADDR"]; v != "" {
+			remote = v
+		}
+		if v := o["HTTPS"]; strings.EqualFold(v, "on") || v == "1" {
+			proto = "https"
+		} else if v := o["REQUEST_SCHEME"]; v != "" {
+			proto = v
+		}
+		port = o["SERVER_PORT"]
+	}
+	if port == "" {
+		if la, ok := in.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			_, port, _ = net.SplitHostPort(la.String())
+		}
+	}
+	prior := in.Header.Values("X-Forwarded-For")
+	out.Header.Del("X-Forwarded-For")
+	out.Header.Set("X-Forwarded-For", strings.Join(append(prior, remote), ", "))
+	out.Header.Set("X-Forwarded-Proto", proto)
+	out.Header.Set("X-Forwarded-Host", in.Host)
+	if port != "" {
+		out.Header.Set("X-Forwarded-Port", port)
+	}
+	out.Header.Set("X-Forwarded-Prefix", strings.TrimSuffix(b.prefix, "/"))
+	out.Header.Del("Forwarded")
+}
+
+// fail answers for a failed exchange with the application: 504 when it did
+// not answer in time, else 502, with a log line naming it.
+func (b *httpBack) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return // the client went away: nobody to answer
+	}
+	status := http.StatusBadGateway
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		status = http.StatusGatewayTimeout
+	}
+	log := zerolog.Ctx(r.Context())
+	if log.GetLevel() == zerolog.Disabled {
+		log = &b.log
+	}
+	log.Error().Err(err).Str("backend", b.target.String()).Int("status", status).Msg("http: request to the application failed")
+	http.Error(w, http.StatusText(status), status)
+}
