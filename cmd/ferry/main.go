@@ -41,6 +41,8 @@ CGI, FastCGI, SCGI and HTTP.
 Usage:
   ferry serve [flags]    serve requests (with no flags: the bundled example site
                          on http://127.0.0.1:8080)
+  ferry bench [TARGET]   benchmark the bundled scenarios, or load one target
+                         ("ferry bench --help" for the flags)
   ferry version          print the version
   ferry help [command]   show help
 
@@ -55,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
+	case "bench":
+		return bench(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "ferry %s\n", getVersion())
 		return 0

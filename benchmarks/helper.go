@@ -1,0 +1,254 @@
+package benchmarks
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	stdcgi "net/http/cgi"
+	stdfcgi "net/http/fcgi"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/rs/zerolog"
+	"github.com/yookoala/gofast"
+)
+
+// HelperArg is the first argument of the helper roles the harness runs its
+// own program in (see RunHelper): the command that embeds the harness passes
+// its arguments from there on to RunHelper.
+const HelperArg = "__ferry-bench-helper"
+
+// RunHelper runs the helper role args name (the arguments after HelperArg):
+//
+//	app-cgi          the Go app as a CGI script (one request)
+//	app-fastcgi      the Go app as a FastCGI worker on descriptor 0 (fastcgi.Serve)
+//	app-stdfcgi      the same with Go's net/http/fcgi
+//	front SPEC       an HTTP gateway on 127.0.0.1 described by the JSON SPEC; it
+//	                 prints its address on stdout and serves until stdin closes
+//
+// Gateways run in a process of their own so that the OS accounts their CPU
+// time apart from the load generator's.
+func RunHelper(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return errors.New("benchmarks: helper: no role")
+	}
+	switch args[0] {
+	case "app-cgi":
+		return cgi.Serve(App())
+	case "app-fastcgi":
+		return fastcgi.Serve(nil, App())
+	case "app-stdfcgi":
+		return stdfcgi.Serve(nil, App())
+	case "front":
+		if len(args) != 2 {
+			return errors.New("benchmarks: helper front: want one JSON argument")
+		}
+		var spec frontSpec
+		if err := json.Unmarshal([]byte(args[1]), &spec); err != nil {
+			return fmt.Errorf("benchmarks: helper front: %w", err)
+		}
+		return runFront(ctx, spec, os.Stdin, os.Stdout)
+	}
+	return fmt.Errorf("benchmarks: helper: unknown role %q", args[0])
+}
+
+// frontSpec describes the gateway a front helper runs.
+type frontSpec struct {
+	// Kind is "cgi" (ferry's cgi.Handler), "stdcgi" (Go's net/http/cgi),
+	// "pool" (ferry's fastcgi.Pool of workers and fastcgi.Handler),
+	// "fastcgi" (fastcgi.Handler to Network/Address), "gofast" (gofast
+	// v0.8.0 to Network/Address) or "app" (the Go app as a plain HTTP
+	// handler).
+	Kind    string   `json:"kind"`
+	Path    string   `json:"path,omitempty"`
+	Args    []string `json:"args,omitempty"`
+	Env     []string `json:"env,omitempty"`
+	Workers int      `json:"workers,omitempty"`
+	// Network and Address name a FastCGI application.
+	Network string `json:"network,omitempty"`
+	Address string `json:"address,omitempty"`
+	// Script is SCRIPT_FILENAME for FastCGI backs (PHP needs it); Root is
+	// DOCUMENT_ROOT.
+	Script string `json:"script,omitempty"`
+	Root   string `json:"root,omitempty"`
+	// MaxConcurrent bounds CGI scripts running at once; zero is ferry's
+	// default.
+	MaxConcurrent int `json:"max_concurrent,omitempty"`
+}
+
+// handler builds the gateway, and a function that stops what it started.
+func (s frontSpec) handler(ctx context.Context) (http.Handler, func(), error) {
+	nop := zerolog.Nop()
+	fcgiScript := func(*http.Request) (cgi.Script, error) {
+		return cgi.Script{Name: "/", Filename: s.Script, Root: s.Root}, nil
+	}
+	switch s.Kind {
+	case "app":
+		return App(), func() {}, nil
+	case "cgi":
+		return &cgi.Handler{Path: s.Path, Args: s.Args, Env: s.Env, InheritEnv: []string{"PATH"},
+			MaxConcurrent: s.MaxConcurrent, Logger: &nop}, func() {}, nil
+	case "stdcgi":
+		return &stdcgi.Handler{Path: s.Path, Args: s.Args, Env: s.Env, Logger: log.New(io.Discard, "", 0)}, func() {}, nil
+	case "fastcgi":
+		c := &fastcgi.Client{Network: s.Network, Address: s.Address, MaxConns: s.Workers, Logger: &nop}
+		return &fastcgi.Handler{Client: c, Script: fcgiScript, Logger: &nop}, c.CloseIdle, nil
+	case "pool":
+		p := &fastcgi.Pool{Path: s.Path, Args: s.Args, Env: s.Env, Workers: s.Workers, Dir: filepath.Dir(s.Path)}
+		if err := p.Start(ctx); err != nil {
+			return nil, nil, fmt.Errorf("benchmarks: starting workers %s: %w", s.Path, err)
+		}
+		c := &fastcgi.Client{Network: p.Network(), Address: p.Address(), MaxConns: p.Workers, Logger: &nop}
+		if c.MaxConns == 0 {
+			c.MaxConns = fastcgi.DefaultPoolWorkers
+		}
+		stop := func() {
+			c.CloseIdle()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			p.Stop(sctx) // the helper exits next; nothing to report to
+		}
+		return &fastcgi.Handler{Client: c, Script: fcgiScript, Logger: &nop}, stop, nil
+	case "gofast":
+		factory := gofast.SimpleClientFactory(gofast.SimpleConnFactory(s.Network, s.Address))
+		sess := func(client gofast.Client, req *gofast.Request) (*gofast.ResponsePipe, error) {
+			req.Params["SCRIPT_FILENAME"] = s.Script
+			req.Params["DOCUMENT_ROOT"] = s.Root
+			return client.Do(req)
+		}
+		return gofast.NewHandler(gofast.BasicParamsMap(gofast.MapHeader(sess)), factory), func() {}, nil
+	}
+	return nil, nil, fmt.Errorf("benchmarks: unknown front kind %q", s.Kind)
+}
+
+// runFront serves spec on a loopback port, writes "http://ADDR\n" to out and
+// serves until in reaches EOF or ctx ends.
+func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	h, stop, err := spec.handler(ctx)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("benchmarks: front: %w", err)
+	}
+	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
+	go func() {
+		io.Copy(io.Discard, in) // until the harness closes our stdin or dies
+		cancel()
+	}()
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if _, err := fmt.Fprintf(out, "http://%s\n", l.Addr()); err != nil {
+		return fmt.Errorf("benchmarks: front: %w", err)
+	}
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("benchmarks: front: %w", err)
+	}
+	return nil
+}
+
+// front is a running front helper process.
+type front struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	URL   string
+	done  chan error
+}
+
+// startFront runs self (the harness's own program, with the arguments that
+// reach RunHelper after HelperArg) as a front helper for spec.
+func startFront(ctx context.Context, self []string, spec frontSpec) (*front, error) {
+	js, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("benchmarks: %w", err)
+	}
+	args := append(append(append([]string(nil), self[1:]...), HelperArg, "front"), string(js))
+	cmd := exec.Command(self[0], args...)
+	errs := &tailBuffer{max: 4 << 10}
+	cmd.Stderr = errs // gofast logs every stderr line of the application
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("benchmarks: front: %w", err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("benchmarks: front: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("benchmarks: starting front %s: %w", spec.Kind, err)
+	}
+	f := &front{cmd: cmd, stdin: stdin, done: make(chan error, 1)}
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(stdout).ReadString('\n')
+		line <- strings.TrimSpace(s)
+		io.Copy(io.Discard, stdout)
+		f.done <- cmd.Wait()
+	}()
+	select {
+	case f.URL = <-line:
+	case <-ctx.Done():
+	case <-time.After(15 * time.Second):
+	}
+	if !strings.HasPrefix(f.URL, "http://") {
+		f.Stop()
+		return nil, fmt.Errorf("benchmarks: front %s did not start: %s", spec.Kind, strings.TrimSpace(errs.String()))
+	}
+	return f, nil
+}
+
+// Pid returns the helper's process ID.
+func (f *front) Pid() int { return f.cmd.Process.Pid }
+
+// Stop closes the helper's stdin, which makes it stop its workers and exit,
+// and kills it if it has not within 10 seconds.
+func (f *front) Stop() {
+	f.stdin.Close()
+	select {
+	case <-f.done:
+	case <-time.After(10 * time.Second):
+		f.cmd.Process.Kill()
+		<-f.done
+	}
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex // guards b
+	b   []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}

@@ -1,0 +1,573 @@
+package benchmarks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/internal/peers"
+)
+
+// Config configures a run of the bundled scenario set (RunScenarios).
+type Config struct {
+	// Apps is the directory of the app scripts, testdata/bench in the
+	// source tree. It is required.
+	Apps string
+	// Self runs this program so that its arguments after Self reach
+	// RunHelper: for the ferry command, the executable and "bench". It is
+	// required: gateways and the Go app run in helper processes.
+	Self []string
+	// Profile is "quick" (the default: one concurrency level, one run,
+	// about a minute) or "full" (a sweep of concurrency levels, three runs
+	// each, the realistic app at the peers too).
+	Profile string
+	// Concurrency are the levels run. If nil: 8 for quick; 1, 4, 16 and 64
+	// for full.
+	Concurrency []int
+	// Duration and Warmup are per run. If zero: 1s and 0.25s for quick,
+	// 3s and 1s for full.
+	Duration, Warmup time.Duration
+	// Repeat is the number of runs per row. If zero: 1 for quick, 3 for full.
+	Repeat int
+	// Rows is the size of the realistic app's page. If zero, 300.
+	Rows int
+	// Only, if set, keeps the scenarios whose name contains it.
+	Only string
+	// Command is recorded in the report.
+	Command []string
+	// Progress, if set, is told the scenario being run, its index among n,
+	// and the fraction of it done.
+	Progress func(name string, i, n int, done float64)
+}
+
+func (c *Config) full() bool { return c.Profile == "full" }
+
+func (c *Config) levels() []int {
+	switch {
+	case len(c.Concurrency) > 0:
+		return c.Concurrency
+	case c.full():
+		return []int{1, 4, 16, 64}
+	}
+	return []int{DefaultConcurrency}
+}
+
+func (c *Config) load() (dur, warm time.Duration, rep int) {
+	dur, warm, rep = time.Second, 250*time.Millisecond, 1
+	if c.full() {
+		dur, warm, rep = 3*time.Second, time.Second, 3
+	}
+	if c.Duration > 0 {
+		dur = c.Duration
+	}
+	if c.Warmup > 0 {
+		warm = c.Warmup
+	}
+	if c.Repeat > 0 {
+		rep = c.Repeat
+	}
+	return dur, warm, rep
+}
+
+// setup is a started scenario: where to send requests and which processes
+// to measure.
+type setup struct {
+	addr  string // target address, for NewTarget
+	req   Request
+	trees Trees
+	stop  func()
+}
+
+// scenario is one way of serving one app.
+type scenario struct {
+	app, lang, mode, gateway string
+	peer                     bool
+	// na, if set, makes the row n/a with this reason: it cannot exist.
+	na string
+	// need lists programs that must be installed; a missing one skips the
+	// scenario.
+	need []string
+	// check, if set, says why the scenario cannot run here, or "".
+	check func() string
+	start func(ctx context.Context, e *env) (*setup, error)
+}
+
+func (s *scenario) name() string { return s.app + "/" + s.lang + "/" + s.mode + "/" + s.gateway }
+
+// env is what scenarios share: the apps' directory and the helper command.
+type env struct {
+	cfg  *Config
+	apps string // a world-readable copy of cfg.Apps
+	tmp  string
+}
+
+// appQuery returns the request path of an app variant.
+func (c *Config) appPath(app string) string {
+	if app == "realistic" {
+		rows := c.Rows
+		if rows <= 0 {
+			rows = 300
+		}
+		return "/?rows=" + strconv.Itoa(rows) + "&name=ferry"
+	}
+	return "/"
+}
+
+// gatewayComms are the process names counted as the gateway of a peer.
+var gatewayComms = []string{"nginx", "apache2", "httpd", "fcgiwrap"}
+
+func isGatewayComm(_ int, comm string) bool {
+	return slices.Contains(gatewayComms, comm)
+}
+
+// ferryFront starts a front helper with spec and measures it (the gateway)
+// and its children (workers), plus extra roots (workers started apart).
+func ferryFront(ctx context.Context, e *env, spec frontSpec, extra ...int) (*setup, error) {
+	f, err := startFront(ctx, e.cfg.Self, spec)
+	if err != nil {
+		return nil, err
+	}
+	pid := f.Pid()
+	return &setup{addr: f.URL, trees: Trees{Roots: append([]int{pid}, extra...), Gateway: func(p int, _ string) bool { return p == pid }}, stop: f.Stop}, nil
+}
+
+func (e *env) helperArgs(role string) (string, []string) {
+	self := e.cfg.Self
+	return self[0], append(append(append([]string(nil), self[1:]...), HelperArg), role)
+}
+
+func scriptExt(lang string) string {
+	return map[string]string{"sh": "sh", "perl": "pl", "python": "py", "php": "php"}[lang]
+}
+
+// scenarios returns every scenario of the set, in report order.
+func (c *Config) scenarios() []scenario {
+	var out []scenario
+	apps := []string{"hello", "realistic"}
+	for _, app := range apps {
+		for _, lang := range []string{"sh", "perl", "python", "php"} {
+			need := map[string][]string{"perl": {"perl"}, "python": {"python3"}, "php": {"php-cgi"}}[lang]
+			out = append(out, scenario{app: app, lang: lang, mode: "cgi", gateway: "ferry", need: need,
+				start: func(ctx context.Context, e *env) (*setup, error) {
+					return ferryFront(ctx, e, frontSpec{Kind: "cgi", Path: filepath.Join(e.apps, "bench."+scriptExt(lang))})
+				}})
+			switch lang {
+			case "sh":
+				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry", na: "sh has no long-lived form"})
+			case "perl":
+				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry-pool", need: []string{"perl"},
+					check: func() string {
+						if exec.Command("perl", "-MFCGI", "-e1").Run() != nil {
+							return "Perl's FCGI module is not installed (Debian libfcgi-perl)"
+						}
+						return ""
+					},
+					start: func(ctx context.Context, e *env) (*setup, error) {
+						perl, _ := peers.Lookup("perl")
+						return ferryFront(ctx, e, frontSpec{Kind: "pool", Path: perl, Args: []string{filepath.Join(e.apps, "bench-fcgi.pl")}, Workers: 4})
+					}})
+			case "python":
+				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry+uwsgi", need: []string{"uwsgi"},
+					check: uwsgiPython, start: func(ctx context.Context, e *env) (*setup, error) { return startUwsgi(ctx, e) }})
+				out = append(out, scenario{app: app, lang: lang, mode: "scgi", gateway: "ferry+uwsgi", na: "no SCGI client in this version of ferry (package scgi)"})
+			case "php":
+				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry-pool-php-cgi", need: []string{"php-cgi"},
+					start: func(ctx context.Context, e *env) (*setup, error) {
+						php, _ := peers.Lookup("php-cgi")
+						script := filepath.Join(e.apps, "bench.php")
+						return ferryFront(ctx, e, frontSpec{Kind: "pool", Path: php, Workers: 4, Script: script, Root: e.apps,
+							Env: []string{"PHP_FCGI_CHILDREN=0", "PHP_FCGI_MAX_REQUESTS=100000"}})
+					}})
+			}
+		}
+		out = append(out,
+			scenario{app: app, lang: "go", mode: "cgi", gateway: "ferry", start: func(ctx context.Context, e *env) (*setup, error) {
+				path, args := e.helperArgs("app-cgi")
+				return ferryFront(ctx, e, frontSpec{Kind: "cgi", Path: path, Args: args})
+			}},
+			scenario{app: app, lang: "go", mode: "fastcgi", gateway: "ferry-pool", start: func(ctx context.Context, e *env) (*setup, error) {
+				path, args := e.helperArgs("app-fastcgi")
+				return ferryFront(ctx, e, frontSpec{Kind: "pool", Path: path, Args: args, Workers: 2})
+			}},
+			scenario{app: app, lang: "go", mode: "http", gateway: "net/http", start: func(ctx context.Context, e *env) (*setup, error) {
+				return ferryFront(ctx, e, frontSpec{Kind: "app"})
+			}},
+		)
+	}
+	peerApps := apps[:1]
+	if c.full() {
+		peerApps = apps
+	}
+	for _, app := range peerApps {
+		for _, lang := range []string{"sh", "perl", "python", "php"} {
+			out = append(out, scenario{app: app, lang: lang, mode: "cgi", gateway: "apache-mod_cgid", peer: true, need: []string{"apache2"},
+				start: func(ctx context.Context, e *env) (*setup, error) {
+					dir := e.newDir("apache")
+					srv, err := peers.StartApacheCGI(ctx, dir, peers.ApacheCGIConfig{CGIDir: e.apps})
+					if err != nil {
+						return nil, err
+					}
+					return &setup{addr: srv.URL + "/cgi-bin/bench." + scriptExt(lang), trees: Trees{Marks: []string{dir}, Gateway: isGatewayComm}, stop: func() { srv.Stop() }}, nil
+				}})
+			out = append(out, scenario{app: app, lang: lang, mode: "cgi", gateway: "nginx-fcgiwrap", peer: true, need: []string{"nginx", "fcgiwrap"},
+				start: func(ctx context.Context, e *env) (*setup, error) {
+					dir := e.newDir("fcgiwrap")
+					srv, err := peers.StartNginxFcgiwrap(ctx, dir, peers.NginxFcgiwrapConfig{CGIDir: e.apps, Workers: 4})
+					if err != nil {
+						return nil, err
+					}
+					return &setup{addr: srv.URL + "/cgi-bin/bench." + scriptExt(lang), trees: Trees{Marks: []string{dir}, Gateway: isGatewayComm}, stop: func() { srv.Stop() }}, nil
+				}})
+		}
+		out = append(out,
+			scenario{app: app, lang: "php", mode: "fastcgi", gateway: "nginx-php-fpm", peer: true, need: []string{"nginx", "php-fpm"},
+				start: func(ctx context.Context, e *env) (*setup, error) {
+					fpm, fdir, err := e.startFPM(ctx)
+					if err != nil {
+						return nil, err
+					}
+					dir := e.newDir("nginx")
+					srv, err := peers.StartNginxFastCGI(ctx, dir, peers.NginxFastCGIConfig{Backend: fpm.Listen, Root: e.apps})
+					if err != nil {
+						fpm.Stop()
+						return nil, err
+					}
+					return &setup{addr: srv.URL + "/bench.php", trees: Trees{Marks: []string{dir, fdir}, Gateway: isGatewayComm},
+						stop: func() { srv.Stop(); fpm.Stop() }}, nil
+				}},
+			scenario{app: app, lang: "php", mode: "fastcgi", gateway: "php-fpm-direct", peer: true, need: []string{"php-fpm"},
+				start: func(ctx context.Context, e *env) (*setup, error) {
+					fpm, fdir, err := e.startFPM(ctx)
+					if err != nil {
+						return nil, err
+					}
+					return &setup{addr: "fastcgi://" + fpm.Address + "/bench.php?max_conns=4", req: Request{Root: e.apps},
+						trees: Trees{Marks: []string{fdir}, Gateway: isGatewayComm}, stop: func() { fpm.Stop() }}, nil
+				}},
+			scenario{app: app, lang: "php", mode: "fastcgi", gateway: "gofast-php-fpm", peer: true, need: []string{"php-fpm"},
+				start: func(ctx context.Context, e *env) (*setup, error) {
+					fpm, fdir, err := e.startFPM(ctx)
+					if err != nil {
+						return nil, err
+					}
+					s, err := ferryFront(ctx, e, frontSpec{Kind: "gofast", Network: fpm.Network, Address: fpm.Address,
+						Script: filepath.Join(e.apps, "bench.php"), Root: e.apps})
+					if err != nil {
+						fpm.Stop()
+						return nil, err
+					}
+					s.trees.Marks = []string{fdir}
+					stop := s.stop
+					s.stop = func() { stop(); fpm.Stop() }
+					return s, nil
+				}},
+			scenario{app: app, lang: "go", mode: "cgi", gateway: "net/http/cgi", peer: true,
+				start: func(ctx context.Context, e *env) (*setup, error) {
+					path, args := e.helperArgs("app-cgi")
+					return ferryFront(ctx, e, frontSpec{Kind: "stdcgi", Path: path, Args: args})
+				}},
+			scenario{app: app, lang: "go", mode: "fastcgi", gateway: "net/http/fcgi", peer: true,
+				start: func(ctx context.Context, e *env) (*setup, error) {
+					path, args := e.helperArgs("app-stdfcgi")
+					return ferryFront(ctx, e, frontSpec{Kind: "pool", Path: path, Args: args, Workers: 2})
+				}},
+		)
+	}
+	return out
+}
+
+func (e *env) newDir(name string) string {
+	d, err := os.MkdirTemp(e.tmp, name+"-*")
+	if err != nil {
+		return filepath.Join(e.tmp, name)
+	}
+	return d
+}
+
+func (e *env) startFPM(ctx context.Context) (*peers.PHPFPM, string, error) {
+	dir := e.newDir("php-fpm")
+	fpm, err := peers.StartPHPFPM(ctx, dir, peers.PHPFPMConfig{Listen: "127.0.0.1:0", Children: 4, Root: e.apps})
+	return fpm, dir, err
+}
+
+func uwsgiPython() string {
+	uw, err := peers.Lookup("uwsgi")
+	if err != nil {
+		return "uwsgi is not installed"
+	}
+	if out, err := exec.Command(uw, "--plugin", "python3", "--help").CombinedOutput(); err != nil {
+		return "uwsgi has no python3 plugin (Debian uwsgi-plugin-python3): " + firstLine(string(out))
+	}
+	return ""
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return l
+}
+
+// startUwsgi runs the Python app in uwsgi (4 processes) on a FastCGI unix
+// socket, and a ferry front to it.
+func startUwsgi(ctx context.Context, e *env) (*setup, error) {
+	uw, err := peers.Lookup("uwsgi")
+	if err != nil {
+		return nil, err
+	}
+	dir := e.newDir("uwsgi")
+	sock := filepath.Join(dir, "app.sock")
+	p, err := peers.Start(ctx, peers.Spec{
+		Path: uw,
+		Args: []string{"--plugin", "python3", "--fastcgi-socket", sock, "--wsgi-file", filepath.Join(e.apps, "bench.py"),
+			"--processes", "4", "--disable-logging", "--master", "--die-on-term"},
+		Dir:       e.apps,
+		LogFile:   filepath.Join(dir, "uwsgi.log"),
+		ReadyUnix: sock,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s, err := ferryFront(ctx, e, frontSpec{Kind: "fastcgi", Network: "unix", Address: sock, Workers: 4}, p.Pid())
+	if err != nil {
+		p.Stop()
+		return nil, err
+	}
+	stop := s.stop
+	s.stop = func() { stop(); p.Stop() }
+	return s, nil
+}
+
+// RunScenarios runs the bundled scenario set and returns its report.
+// Scenarios whose programs are missing are listed in Report.Skipped.
+func RunScenarios(ctx context.Context, cfg Config) (*Report, error) {
+	if len(cfg.Self) == 0 {
+		return nil, errors.New("benchmarks: Config.Self is required")
+	}
+	if cfg.Profile == "" {
+		cfg.Profile = "quick"
+	}
+	dur, warm, repeat := cfg.load()
+	rep := &Report{Schema: SchemaVersion, Command: cfg.Command, Started: time.Now().UTC(), Machine: DescribeMachine(), Profile: cfg.Profile,
+		Load: LoadSpec{Mode: "closed", Concurrency: cfg.levels(), DurationS: dur.Seconds(), WarmupS: warm.Seconds(), Repeat: repeat}}
+	tmp, err := os.MkdirTemp("", "ferry-bench-*")
+	if err != nil {
+		return nil, fmt.Errorf("benchmarks: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	apps := filepath.Join(tmp, "apps")
+	if err := os.CopyFS(apps, os.DirFS(cfg.Apps)); err != nil {
+		return nil, fmt.Errorf("benchmarks: copying the apps from %s: %w", cfg.Apps, err)
+	}
+	if err := peers.MakeWorldReadable(tmp); err != nil {
+		return nil, fmt.Errorf("benchmarks: %w", err)
+	}
+	e := &env{cfg: &cfg, apps: apps, tmp: tmp}
+
+	var list []scenario
+	for _, s := range cfg.scenarios() {
+		if cfg.Only == "" || strings.Contains(s.name(), cfg.Only) {
+			list = append(list, s)
+		}
+	}
+	n := len(list) * len(cfg.levels())
+	i := 0
+	for _, s := range list {
+		if s.na != "" {
+			for _, c := range cfg.levels() {
+				rep.Rows = append(rep.Rows, s.row(c, s.na))
+			}
+			i += len(cfg.levels())
+			continue
+		}
+		if why := s.unavailable(); why != "" {
+			rep.Skipped = append(rep.Skipped, Skip{Scenario: s.name(), Reason: why})
+			i += len(cfg.levels())
+			continue
+		}
+		st, err := s.start(ctx, e)
+		if err != nil {
+			rep.Skipped = append(rep.Skipped, Skip{Scenario: s.name(), Reason: "did not start: " + err.Error()})
+			i += len(cfg.levels())
+			continue
+		}
+		st.req.Path = cfg.appPath(s.app)
+		addr := withQuery(st.addr, cfg.appPath(s.app))
+		for _, c := range cfg.levels() {
+			name, idx := s.name(), i
+			var progress func(float64)
+			if cfg.Progress != nil {
+				progress = func(f float64) { cfg.Progress(name, idx, n, f) }
+			}
+			row := s.row(c, "")
+			row.Target = addr
+			measureRow(ctx, &row, addr, st.req, st.trees, Load{Concurrency: c, Duration: dur, Warmup: warm, Progress: progress}, repeat)
+			rep.Rows = append(rep.Rows, row)
+			i++
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		st.stop()
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+	}
+	rep.Startup = startupCosts(ctx, rep.Rows, apps, e)
+	return rep, nil
+}
+
+// withQuery adds the query of appPath to base, an http:// or fastcgi://
+// address, giving it the path "/" if it has none.
+func withQuery(base, appPath string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return base
+	}
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	if _, q, ok := strings.Cut(appPath, "?"); ok && q != "" {
+		if u.RawQuery != "" {
+			u.RawQuery += "&" + q
+		} else {
+			u.RawQuery = q
+		}
+	}
+	return u.String()
+}
+
+func (s *scenario) row(conc int, note string) Row {
+	return Row{Scenario: s.name(), App: s.app, Lang: s.lang, Mode: s.mode, Gateway: s.gateway, Peer: s.peer, Concurrency: conc, Note: note}
+}
+
+func (s *scenario) unavailable() string {
+	for _, p := range s.need {
+		if _, err := peers.Lookup(p); err != nil {
+			return p + " is not installed"
+		}
+	}
+	if s.check != nil {
+		return s.check()
+	}
+	return ""
+}
+
+// measureRow checks that addr answers, then runs the load repeat times,
+// and fills row.
+func measureRow(ctx context.Context, row *Row, addr string, req Request, trees Trees, l Load, repeat int) {
+	t, err := NewTarget(addr, req, l.concurrency())
+	if err != nil {
+		row.Note = err.Error()
+		return
+	}
+	defer t.Close()
+	if status, err := t.Do(ctx); err != nil || status != http.StatusOK {
+		row.Note = fmt.Sprintf("first request failed: status %d, %v", status, err)
+		// Measure anyway: the errors column shows what happens.
+	}
+	var h Histogram
+	var rps []float64
+	var requests, ok int64
+	var errs map[string]int64
+	var gw, wk, lg time.Duration
+	var last TreeUsage
+	for r := range repeat {
+		lr := l
+		if r > 0 {
+			lr.Warmup = 0
+		}
+		before := trees.Measure()
+		res, err := Run(ctx, t, lr)
+		last = trees.Measure()
+		d := last.Sub(before)
+		h.Merge(&res.Latency)
+		rps = append(rps, res.Throughput())
+		requests += res.Requests
+		ok += res.OK
+		for k, v := range res.Errors {
+			if errs == nil {
+				errs = make(map[string]int64)
+			}
+			errs[k] += v
+		}
+		gw += d.Gateway
+		wk += d.Workers + res.CPU.Children
+		lg += res.CPU.Self
+		if res.FirstError != "" && row.Note == "" {
+			row.Note = "first error: " + res.FirstError
+		}
+		if err != nil {
+			break
+		}
+	}
+	row.fill(&h, rps, requests, ok, errs, gw, wk, lg, last)
+	if requests == 0 && row.Note == "" {
+		row.Note = "no request started and ended within the measured time: raise --duration"
+	}
+}
+
+// startupCosts derives the startup cost of per-request CGI from the rows,
+// and measures the raw exec time of each script.
+func startupCosts(ctx context.Context, rows []Row, apps string, e *env) []Startup {
+	var out []Startup
+	for _, r := range rows {
+		if r.Mode != "cgi" || r.Gateway != "ferry" || r.Requests == 0 {
+			continue
+		}
+		s := Startup{App: r.App, Lang: r.Lang, CGIMs: r.Latency.P50, CGICPUUs: r.CPU.Gateway + r.CPU.Workers}
+		for _, w := range rows {
+			if w.App == r.App && w.Lang == r.Lang && w.Concurrency == r.Concurrency && w.Mode != "cgi" && !w.Peer && w.Requests > 0 &&
+				(s.WorkerRow == "" || w.Latency.P50 < s.WorkerMs) {
+				s.WorkerRow, s.WorkerMs, s.WorkerCPUUs = w.Scenario, w.Latency.P50, w.CPU.Gateway+w.CPU.Workers
+			}
+		}
+		if s.WorkerRow != "" {
+			s.StartupMs = s.CGIMs - s.WorkerMs
+		}
+		var path string
+		var args []string
+		if r.Lang == "go" {
+			path, args = e.helperArgs("app-cgi")
+		} else {
+			path = filepath.Join(apps, "bench."+scriptExt(r.Lang))
+		}
+		s.RawExecMs = rawExec(ctx, path, args, e.cfg.appPath(r.App))
+		out = append(out, s)
+	}
+	return out
+}
+
+// rawExec runs a CGI script directly a few times, one at a time, with the
+// environment ferry gives it, and returns the median wall time in
+// milliseconds.
+func rawExec(ctx context.Context, path string, args []string, reqPath string) float64 {
+	r, err := http.NewRequestWithContext(ctx, "GET", "http://127.0.0.1"+reqPath, nil)
+	if err != nil {
+		return 0
+	}
+	r.RemoteAddr = "127.0.0.1:40000"
+	env, err := cgi.AppendEnv(cgi.InheritedEnv([]string{"PATH"}), r, cgi.Script{Filename: path}, "ferry")
+	if err != nil {
+		return 0
+	}
+	var times []float64
+	for range 7 {
+		cmd := exec.CommandContext(ctx, path, args...)
+		cmd.Env, cmd.Dir = env, filepath.Dir(path)
+		t0 := time.Now()
+		if err := cmd.Run(); err != nil {
+			return 0
+		}
+		times = append(times, float64(time.Since(t0))/1e6)
+	}
+	return Median(times[2:]) // the first runs warm the page cache
+}

@@ -1,0 +1,106 @@
+package benchmarks
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrygw/ferry/internal/leakcheck"
+)
+
+// TestScenariosGo runs the Go scenarios of the set for a short time: the
+// Go app as per-request CGI, as FastCGI workers, as a plain HTTP handler,
+// and under Go's net/http/cgi and net/http/fcgi, through helper processes
+// (this test binary, re-executed).
+func TestScenariosGo(t *testing.T) {
+	leakcheck.Check(t)
+	rep, err := RunScenarios(context.Background(), Config{Apps: "../testdata/bench", Self: []string{os.Args[0]}, Only: "hello/go/",
+		Duration: time.Second, Warmup: 10 * time.Millisecond, Concurrency: []int{2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"hello/go/cgi/ferry": false, "hello/go/fastcgi/ferry-pool": false, "hello/go/http/net/http": false,
+		"hello/go/cgi/net/http/cgi": false, "hello/go/fastcgi/net/http/fcgi": false}
+	for _, r := range rep.Rows {
+		if _, ok := want[r.Scenario]; !ok {
+			t.Errorf("unexpected row %s", r.Scenario)
+			continue
+		}
+		want[r.Scenario] = true
+		if raceEnabled && r.Mode == "cgi" {
+			continue // a race-instrumented test binary takes over a second to start
+		}
+		if r.Requests == 0 || r.Errors != 0 || r.RPS.Median <= 0 || r.Latency.P50 <= 0 || r.Latency.P99 < r.Latency.P50 {
+			t.Errorf("%s: %d requests, %d errors (%s), %v req/s, p50 %v p99 %v", r.Scenario, r.Requests, r.Errors, r.Note, r.RPS.Median, r.Latency.P50, r.Latency.P99)
+		}
+		if r.CPU.Gateway <= 0 {
+			t.Errorf("%s: no gateway CPU measured", r.Scenario)
+		}
+		if r.Mode == "fastcgi" && (r.WorkerProcs != 2 || r.TotalRSSKiB == 0) {
+			t.Errorf("%s: %d worker processes, %d KiB; want 2 workers measured", r.Scenario, r.WorkerProcs, r.TotalRSSKiB)
+		}
+	}
+	for name, seen := range want {
+		if !seen {
+			t.Errorf("no row %s", name)
+		}
+	}
+	if raceEnabled {
+		return
+	}
+	if len(rep.Startup) != 1 || rep.Startup[0].Lang != "go" || rep.Startup[0].RawExecMs <= 0 || rep.Startup[0].WorkerRow == "" ||
+		rep.Startup[0].StartupMs != rep.Startup[0].CGIMs-rep.Startup[0].WorkerMs {
+		t.Errorf("startup breakdown = %+v; want one go entry with a worker row and a raw exec time", rep.Startup)
+	}
+}
+
+// TestAppsAgree checks that the bundled app gives the same body in every
+// language, for both variants.
+func TestAppsAgree(t *testing.T) {
+	for _, path := range []string{"/", "/?rows=5&name=a<b"} {
+		req := httptest.NewRequest("GET", path, nil)
+		w := httptest.NewRecorder()
+		App().ServeHTTP(w, req)
+		want := w.Body.String()
+		if w.Code != http.StatusOK || want == "" {
+			t.Fatalf("Go app %s: %d %q", path, w.Code, want)
+		}
+		_, query, _ := strings.Cut(path, "?")
+		for _, script := range []string{"bench.sh", "bench.pl", "bench.py", "bench.php"} {
+			p, _ := filepath.Abs(filepath.Join("../testdata/bench", script))
+			interp := map[string]string{"bench.pl": "perl", "bench.py": "python3", "bench.php": "php-cgi"}[script]
+			if interp != "" {
+				if _, err := exec.LookPath(interp); err != nil {
+					t.Logf("%s not installed: %s not checked", interp, script)
+					continue
+				}
+			}
+			cmd := exec.Command(p)
+			cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "GATEWAY_INTERFACE=CGI/1.1", "REQUEST_METHOD=GET", "QUERY_STRING=" + query, "SCRIPT_FILENAME=" + p}
+			out, err := cmd.Output()
+			if err != nil {
+				t.Errorf("%s: %v", script, err)
+				continue
+			}
+			_, body, _ := strings.Cut(string(out), "\r\n\r\n")
+			if strings.Contains(path, "a<b") && script != "bench.pl" && script != "bench.py" && script != "bench.php" {
+				// sh does not decode the query; compare the structure only.
+				body = strings.ReplaceAll(body, "a&lt;b", "X")
+				want := strings.ReplaceAll(want, "a&lt;b", "X")
+				if body != want {
+					t.Errorf("%s %s: body differs from the Go app's", script, path)
+				}
+				continue
+			}
+			if body != want {
+				t.Errorf("%s %s: body = %q; want the Go app's %q", script, path, body, want)
+			}
+		}
+	}
+}
