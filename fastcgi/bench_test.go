@@ -1,0 +1,122 @@
+package fastcgi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// benchParams is what nginx's stock fastcgi_params send for a small GET,
+// with a browser's headers.
+var benchParams = []string{
+	"QUERY_STRING=x=1&y=2", "REQUEST_METHOD=GET", "CONTENT_TYPE=", "CONTENT_LENGTH=",
+	"SCRIPT_NAME=/index.php", "REQUEST_URI=/index.php?x=1&y=2", "DOCUMENT_URI=/index.php",
+	"DOCUMENT_ROOT=/srv/www", "SERVER_PROTOCOL=HTTP/1.1", "REQUEST_SCHEME=http",
+	"GATEWAY_INTERFACE=CGI/1.1", "SERVER_SOFTWARE=nginx/1.22.1", "REMOTE_ADDR=192.0.2.7",
+	"REMOTE_PORT=51234", "SERVER_ADDR=127.0.0.1", "SERVER_PORT=80", "SERVER_NAME=example.com",
+	"SCRIPT_FILENAME=/srv/www/index.php", "HTTP_HOST=example.com",
+	"HTTP_USER_AGENT=Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36",
+	"HTTP_ACCEPT=text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+	"HTTP_ACCEPT_LANGUAGE=en-GB,en;q=0.9", "HTTP_ACCEPT_ENCODING=gzip, deflate, br",
+	"HTTP_COOKIE=session=abcdef0123456789; theme=dark",
+}
+
+// benchRequestBytes is one whole request as a web server sends it.
+func benchRequestBytes(id uint16) []byte {
+	var pairs []byte
+	for _, kv := range benchParams {
+		k, v, _ := strings.Cut(kv, "=")
+		pairs = AppendPair(pairs, k, v)
+	}
+	b := AppendBeginRequest(nil, id, RoleResponder, FlagKeepConn)
+	b = AppendStream(b, TypeParams, id, pairs)
+	b = AppendRecord(b, TypeParams, id, nil)
+	return AppendRecord(b, TypeStdin, id, nil)
+}
+
+// BenchmarkEncodeRequest: BEGIN_REQUEST, PARAMS and the empty STDIN, as
+// the client builds them.
+func BenchmarkEncodeRequest(b *testing.B) {
+	b.ReportAllocs()
+	buf, pairs := make([]byte, 0, 4096), make([]byte, 0, 4096)
+	for b.Loop() {
+		pairs = pairs[:0]
+		for _, kv := range benchParams {
+			k, v, _ := strings.Cut(kv, "=")
+			pairs = AppendPair(pairs, k, v)
+		}
+		buf = AppendBeginRequest(buf[:0], 1, RoleResponder, FlagKeepConn)
+		buf = AppendStream(buf, TypeParams, 1, pairs)
+		buf = AppendRecord(buf, TypeParams, 1, nil)
+		buf = AppendRecord(buf, TypeStdin, 1, nil)
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+// BenchmarkDecodeRequest: reading the records and parsing the pairs, as
+// the server does.
+func BenchmarkDecodeRequest(b *testing.B) {
+	b.ReportAllocs()
+	req := benchRequestBytes(1)
+	b.SetBytes(int64(len(req)))
+	r := bytes.NewReader(req)
+	br := bufio.NewReaderSize(r, 16<<10)
+	rd := NewReader(br)
+	n := 0
+	for b.Loop() {
+		r.Reset(req)
+		br.Reset(r)
+		for {
+			rec, err := rd.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			if rec.Type == TypeParams {
+				ParsePairs(rec.Content, func(name, value []byte) error { n++; return nil })
+			}
+		}
+	}
+	if n == 0 {
+		b.Fatal("no pairs parsed")
+	}
+}
+
+// BenchmarkServerRequest: one request from Client through Server on a
+// kept loopback connection (records out and in, a handler, a CGI response),
+// both sides counted.
+func BenchmarkServerRequest(b *testing.B) {
+	b.ReportAllocs()
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "Hello, world\n")
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c := &Client{Network: "tcp", Address: ln.Addr().String(), MaxConns: 1, NoMultiplex: true}
+	defer c.CloseIdle()
+	buf := make([]byte, 4096)
+	for b.Loop() {
+		resp, err := c.Do(context.Background(), &Request{Params: benchParams})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, err := resp.Stdout.Read(buf); err != nil {
+				break
+			}
+		}
+		resp.Stdout.Close()
+	}
+}
