@@ -20,6 +20,7 @@ import (
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/scgi"
 	"github.com/rs/zerolog"
 )
 
@@ -172,6 +173,8 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	}
 	fcgiLog := s.log.With().Str("component", "fastcgi").Logger()
 	fcgiSrv := &fastcgi.Server{Handler: s.handler, BaseContext: base, Logger: &fcgiLog}
+	scgiLog := s.log.With().Str("component", "scgi").Logger()
+	scgiSrv := &scgi.Server{Handler: s.handler, BaseContext: base, Logger: &scgiLog}
 
 	errc := make(chan error, len(fronts))
 	lns := make([]net.Listener, 0, len(fronts))
@@ -182,6 +185,8 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 			go func() { errc <- httpSrv.Serve(f.l) }()
 		case "fastcgi":
 			go func() { errc <- fcgiSrv.Serve(f.l) }()
+		case "scgi":
+			go func() { errc <- scgiSrv.Serve(f.l) }()
 		}
 		lns = append(lns, f.l)
 	}
@@ -203,7 +208,7 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, shut := range []func(context.Context) error{httpSrv.Shutdown, fcgiSrv.Shutdown} {
+	for _, shut := range []func(context.Context) error{httpSrv.Shutdown, fcgiSrv.Shutdown, scgiSrv.Shutdown} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -218,13 +223,14 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	stopScripts()
 	httpSrv.Close()
 	fcgiSrv.Close()
+	scgiSrv.Close()
 	s.inflight.Wait()
 	for _, f := range fronts {
 		f.cleanup()
 	}
 	stopPools()
 	s.log.Info().Msg("ferry: stopped")
-	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, fastcgi.ErrServerClosed) {
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, fastcgi.ErrServerClosed) || errors.Is(err, scgi.ErrServerClosed) {
 		err = nil
 	}
 	return err
@@ -302,6 +308,28 @@ func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
 			return nil, err
 		}
 		return newHTTPBack(m, s.log.With().Str("component", "http-proxy").Logger(), n), nil
+	case "scgi", "scgi+unix":
+		n, err := queryInt(m, "max_conns")
+		if err != nil {
+			return nil, err
+		}
+		addr := m.Backend.Host
+		if m.Backend.Network() == "unix" {
+			addr = m.Backend.Path
+		}
+		sl := s.log.With().Str("component", "scgi-client").Logger()
+		h := s.cgiSettings()
+		client := &scgi.Client{Network: m.Backend.Network(), Address: addr, MaxConns: n, QueueTimeout: h.QueueTimeout, Logger: &sl}
+		return &scgi.Handler{
+			Client:         client,
+			Prefix:         m.Prefix,
+			Root:           s.cfg.Root,
+			Env:            h.Env,
+			ServerSoftware: h.ServerSoftware,
+			MaxRequestBody: h.MaxRequestBody,
+			TempDir:        h.TempDir,
+			HeaderLimits:   h.HeaderLimits,
+		}, nil
 	case "cgi":
 		if m.Backend.Path == "" {
 			return nil, fmt.Errorf("bridge: mount %s: cgi: needs a directory or script path", m.Prefix)

@@ -98,8 +98,8 @@ Addresses:
             behind nginx scgi_pass, Apache mod_proxy_scgi, lighttpd mod_scgi)
             fastcgi+fd://N, scgi+fd://N, http+fd://N (a listening socket handed over on
             descriptor N; with no --listen, systemd socket activation's are used (FastCGI,
-            or HTTP for FileDescriptorName=http), else one on descriptor 0, as spawn-fcgi
-            and mod_fcgid pass it)
+            or HTTP or SCGI for FileDescriptorName=http or scgi), else one on descriptor 0,
+            as spawn-fcgi and mod_fcgid pass it)
             cgi: (ferry is the CGI program a web server runs, and serves that one request,
             as cgi-fcgi does on hosts that allow only CGI; the default when
             GATEWAY_INTERFACE is set)
@@ -274,8 +274,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 
 // systemdListeners returns the fronts systemd socket activation passed
 // (LISTEN_PID, LISTEN_FDS, descriptors 3 and up): FastCGI, as fcgiwrap.socket
-// units use them, unless the socket unit names the descriptor "http"
-// (FileDescriptorName=http, in LISTEN_FDNAMES). It returns nil when the
+// units use them, unless the socket unit names the descriptor "http" or
+// "scgi" (FileDescriptorName=, in LISTEN_FDNAMES). It returns nil when the
 // variables are not for this process.
 func systemdListeners() []string {
 	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
@@ -289,8 +289,8 @@ func systemdListeners() []string {
 	var fronts []string
 	for i := 0; i < n; i++ {
 		scheme := "fastcgi+fd"
-		if i < len(names) && names[i] == "http" {
-			scheme = "http+fd"
+		if i < len(names) && (names[i] == "http" || names[i] == "scgi") {
+			scheme = names[i] + "+fd"
 		}
 		fronts = append(fronts, scheme+"://"+strconv.Itoa(3+i))
 	}

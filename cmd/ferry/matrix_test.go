@@ -17,13 +17,14 @@ import (
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/scgi"
 )
 
 // The front x back matrix: every way a request can reach ferry (HTTP, a web
 // server speaking FastCGI or SCGI to it, a web server running it as a CGI
 // program) against every kind of application it can reach (a cgi-bin,
-// FastCGI over TCP, FastCGI workers it spawns, SCGI, HTTP). Each pair must
-// pass the same core checks.
+// FastCGI over TCP, FastCGI workers it spawns, SCGI, HTTP): twenty pairs.
+// Each pair must pass the same core checks.
 //
 // The web servers in front are ferry's own FastCGI and SCGI clients and CGI
 // runner on a TLS listener (so HTTPS=on and their port must reach the
@@ -171,6 +172,16 @@ func matrixBacks() []matrixBack {
 			// The worker is this test binary; --env marks it a worker.
 			return matrixPrefix + "/=fastcgi+exec:" + self + "?workers=2", ""
 		}},
+		{name: "scgi", badPath: "/bad/x", mount: func(t *testing.T) (string, string) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := &scgi.Server{Handler: matrixApp()}
+			go srv.Serve(l)
+			t.Cleanup(func() { srv.Close() })
+			return matrixPrefix + "/=scgi://" + l.Addr().String(), "/bad/=scgi://" + deadAddr(t)
+		}},
 		{name: "http", badPath: "/bad/x", mount: func(t *testing.T) (string, string) {
 			app := httptest.NewServer(matrixApp())
 			t.Cleanup(app.Close)
@@ -211,6 +222,12 @@ func matrixFronts() []matrixFront {
 			c := &fastcgi.Client{Network: "tcp", Address: strings.TrimPrefix(p.URL, "fastcgi://")}
 			t.Cleanup(c.CloseIdle)
 			return tlsFront(t, &fastcgi.Handler{Client: c})
+		}},
+		{name: "scgi", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
+			p := startFerryArgs(t, append([]string{"--listen", "scgi://127.0.0.1:0"}, args...)...)
+			t.Cleanup(func() { p.stop(t, syscall.SIGTERM) })
+			c := &scgi.Client{Network: "tcp", Address: strings.TrimPrefix(p.URL, "scgi://")}
+			return tlsFront(t, &scgi.Handler{Client: c})
 		}},
 		{name: "cgi", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
 			self, err := os.Executable()

@@ -61,11 +61,16 @@ func (b backend) String() string {
 
 // apacheURL returns the ProxyPass target for b whose path is path:
 // "fcgi://HOST:PORT/path" or "unix:/sock|fcgi://localhost/path".
-func (b backend) apacheURL(path string) string {
+func (b backend) apacheURL(path string) string { return b.proxyURL("fcgi", path) }
+
+// proxyURL returns the ProxyPass target for b with the given scheme
+// ("fcgi", "scgi") and path: "SCHEME://HOST:PORT/path" or
+// "unix:/sock|SCHEME://localhost/path".
+func (b backend) proxyURL(scheme, path string) string {
 	if b.network == "unix" {
-		return "unix:" + b.address + "|fcgi://localhost" + path
+		return "unix:" + b.address + "|" + scheme + "://localhost" + path
 	}
-	return "fcgi://" + b.address + path
+	return scheme + "://" + b.address + path
 }
 
 // checkCanConnect checks that the account u could connect to the unix

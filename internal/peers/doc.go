@@ -8,6 +8,11 @@
 //     FastCGI listener or Go's net/http/fcgi: nginx ([StartNginxFastCGI])
 //     and Apache httpd with mod_proxy_fcgi ([StartApacheProxyFCGI]);
 //   - a FastCGI application: php-fpm ([StartPHPFPM]);
+//   - fronts for an SCGI application the caller runs, such as ferry's
+//     scgi.Server: nginx scgi_pass ([StartNginxSCGI]), Apache httpd with
+//     mod_proxy_scgi ([StartApacheProxySCGI]) and lighttpd with mod_scgi
+//     ([StartLighttpdSCGI]);
+//   - an SCGI application: uwsgi serving a WSGI application ([StartUWSGI]);
 //   - any other program through [Start].
 //
 // Every peer gets a self-contained configuration generated into a directory
@@ -22,7 +27,8 @@
 // The Start functions take a [context.Context] instead of a [testing.TB] so
 // that they work outside go test (for example in a benchmark command). The
 // testing conveniences [ApacheCGI], [NginxFcgiwrap], [NginxFastCGI],
-// [ApacheProxyFCGI] and [RunPHPFPM] wrap them: they call [Need] first, so a
+// [ApacheProxyFCGI], [RunPHPFPM], [NginxSCGI], [ApacheProxySCGI],
+// [LighttpdSCGI] and [RunUWSGI] wrap them: they call [Need] first, so a
 // test skips when a peer is not installed, or fails when the CI environment
 // variable is true, where .ci/run installs the peers.
 package peers

@@ -1,0 +1,120 @@
+package peers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// ApacheProxySCGIConfig configures [StartApacheProxySCGI].
+type ApacheProxySCGIConfig struct {
+	// Backend is the SCGI application, in nginx's scgi_pass syntax:
+	// "127.0.0.1:4000" or "unix:/path/app.sock". It is required. When
+	// started as root, Apache connects as www-data, which needs write
+	// permission on a unix socket and search permission on its
+	// directories; StartApacheProxySCGI checks that if the socket exists.
+	Backend string
+	// Prefix is the URL path prefix proxied, such as "/cgi-bin/": the rule
+	// is "ProxyPass Prefix scgi://Backend/Prefix" (for a unix socket,
+	// "unix:/path/app.sock|scgi://localhost/Prefix"). If empty, "/" is
+	// used: everything goes to the backend, except /ferry-peers-ready,
+	// which Apache serves itself for the readiness check.
+	Prefix string
+	// PathInfo, if set, makes mod_proxy_scgi send its best guess of
+	// PATH_INFO (SetEnv proxy-scgi-pathinfo 1). If false, its default: no
+	// PATH_INFO, and the whole path as SCRIPT_NAME (RFC 3875 § 3.3 leaves
+	// the split to the application).
+	PathInfo bool
+	// Env holds variables set with SetEnv; mod_proxy_scgi sends them to the
+	// backend as headers. Values must not contain '$' or control
+	// characters.
+	Env map[string]string
+	// MaxWorkers caps concurrent requests (MaxRequestWorkers), as in
+	// [ApacheCGIConfig]. If zero, Apache's defaults are used.
+	MaxWorkers int
+}
+
+// StartApacheProxySCGI starts Apache httpd (event MPM) with mod_proxy and
+// mod_proxy_scgi on a free 127.0.0.1 port, passing cfg.Prefix to the SCGI
+// application at cfg.Backend, which the caller runs. The backend need not
+// be up yet. httpd.conf, the pid file and the logs go into dir, which
+// should be empty and is made world-readable as in [StartApacheCGI]. The
+// error log is dir/error.log; Apache's own stderr goes to dir/stderr.log.
+// No access log is written. mod_proxy_scgi keeps its defaults: a local
+// "Location" with status 200 is served as an internal redirect
+// (ProxySCGIInternalRedirect On), and a request body must come with a
+// Content-Length (a chunked one gets 411).
+//
+// ctx bounds only the start; call [Server.Stop] when done.
+func StartApacheProxySCGI(ctx context.Context, dir string, cfg ApacheProxySCGIConfig) (*Server, error) {
+	bin, err := Lookup("apache2")
+	if err != nil {
+		return nil, err
+	}
+	modules := []string{"proxy", "proxy_scgi"}
+	be, err := parseBackend("Backend", cfg.Backend, false)
+	if err != nil {
+		return nil, err
+	}
+	prefix := cfg.Prefix
+	if prefix == "" {
+		prefix = "/"
+	}
+	if !strings.HasPrefix(prefix, "/") || strings.ContainsAny(prefix, " \t|?#") {
+		return nil, fmt.Errorf("peers: Prefix %q does not start with '/' or contains a space, '|', '?' or '#'", prefix)
+	}
+	if err := checkConfigString("Prefix", prefix); err != nil {
+		return nil, err
+	}
+	if prefix == apacheReadyPath {
+		return nil, fmt.Errorf("peers: Prefix %q is reserved", prefix)
+	}
+	moduleDir, err := findApacheModuleDir(modules...)
+	if err != nil {
+		return nil, err
+	}
+	env := make(map[string]string, len(cfg.Env)+1)
+	for k, v := range cfg.Env {
+		env[k] = v
+	}
+	if cfg.PathInfo {
+		env["proxy-scgi-pathinfo"] = "1"
+	}
+	if err := checkEnv(cfg.Env); err != nil {
+		return nil, err
+	}
+	account, err := apacheAccount()
+	if err != nil {
+		return nil, err
+	}
+	if account != nil && be.network == "unix" {
+		if err := checkCanConnect(account, be.address); err != nil {
+			return nil, fmt.Errorf("%w; Apache connects to the backend as %s", err, account.Username)
+		}
+	}
+	usr, grp, err := apacheUser()
+	if err != nil {
+		return nil, err
+	}
+	if dir, err = prepareApacheDir(dir); err != nil {
+		return nil, err
+	}
+	return startApache(ctx, bin, dir, func(port int) string {
+		return apacheConfig(apacheParams{
+			dir: dir, moduleDir: moduleDir, modules: apacheModules(modules...), port: port,
+			user: usr, group: grp, env: env, maxWorkers: cfg.MaxWorkers,
+			proxy: &apacheProxy{prefix: prefix, target: be.proxyURL("scgi", prefix)},
+		})
+	})
+}
+
+// ApacheProxySCGI is [StartApacheProxySCGI] for tests: it skips (or fails
+// under CI=true) when Apache or mod_proxy_scgi is not installed, uses a
+// directory from tb.TempDir, fails the test if the server does not start,
+// and stops it in tb.Cleanup.
+func ApacheProxySCGI(tb testing.TB, cfg ApacheProxySCGIConfig) *Server {
+	tb.Helper()
+	Need(tb, "apache2")
+	return startForTest(tb, func(dir string) (*Server, error) { return StartApacheProxySCGI(tb.Context(), dir, cfg) })
+}

@@ -1,0 +1,366 @@
+package scgi
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Defaults for the zero fields of [Client].
+const (
+	DefaultDialTimeout  = 3 * time.Second
+	DefaultReadTimeout  = 60 * time.Second // nginx's scgi_read_timeout
+	DefaultWriteTimeout = 60 * time.Second // nginx's scgi_send_timeout
+	DefaultQueueTimeout = 30 * time.Second
+	DefaultClientConns  = 64
+)
+
+// Errors a [Client] returns; [StatusFor] maps them to statuses.
+var (
+	// ErrPoolTimeout: MaxConns requests stayed in progress for
+	// QueueTimeout (503).
+	ErrPoolTimeout = errors.New("scgi: no backend connection free in time")
+	// ErrNoResponse: the application closed the connection without a byte
+	// of response (502).
+	ErrNoResponse = errors.New("scgi: connection closed without a response")
+)
+
+// Client sends requests to an SCGI application (uwsgi --scgi-socket,
+// python scgi, ferry's [Server]): a connection per request, as SCGI has it
+// (protocol.txt § 2). At most MaxConns requests are in progress at once;
+// more wait in ferry, up to QueueTimeout, rather than pile up in the
+// application's listen backlog. The zero value needs only Network and
+// Address. A Client must not be copied after first use.
+type Client struct {
+	// Network and Address name the application: "tcp" and
+	// "127.0.0.1:4000", or "unix" and "/run/app.sock".
+	Network, Address string
+	// MaxConns bounds the requests in progress; set it to the
+	// application's worker count. If zero, DefaultClientConns.
+	MaxConns int
+	// QueueTimeout bounds the wait for a free slot. If zero,
+	// DefaultQueueTimeout.
+	QueueTimeout time.Duration
+	// DialTimeout bounds connecting. If zero, DefaultDialTimeout.
+	DialTimeout time.Duration
+	// ReadTimeout bounds the wait for each read of the response, the first
+	// byte included. If zero, DefaultReadTimeout.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds each write of the request. If zero,
+	// DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// Logger receives connection errors. If nil, nothing is logged.
+	Logger *zerolog.Logger
+
+	once  sync.Once
+	slots chan struct{} // one token per request in progress
+}
+
+// Request is one request to send.
+type Request struct {
+	// Params are the CGI meta-variables, "NAME=value" (cgi.AppendEnv).
+	// CONTENT_LENGTH and SCGI among them are replaced: see ContentLength.
+	Params []string
+	// Body is the request body, if any: exactly ContentLength bytes are
+	// read from it and sent. Fewer fail the request.
+	Body io.Reader
+	// ContentLength is sent as CONTENT_LENGTH, the first header.
+	ContentLength int64
+}
+
+// Response is the application's answer: Body streams the response as the
+// application sent it, header block included (a CGI response, or an HTTP
+// status line and header from servers such as uwsgi). It must be read to
+// EOF or closed; closing it early closes the connection.
+type Response struct {
+	Body io.ReadCloser
+	// Ready reports whether the next Body read returns without waiting
+	// for the application (for cgi.CopyResponseReady).
+	Ready func() bool
+}
+
+func (c *Client) init() {
+	c.once.Do(func() {
+		n := c.MaxConns
+		if n <= 0 {
+			n = DefaultClientConns
+		}
+		c.slots = make(chan struct{}, n)
+	})
+}
+
+func dur(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+func (c *Client) log() *zerolog.Logger {
+	if c.Logger == nil {
+		l := zerolog.Nop()
+		return &l
+	}
+	return c.Logger
+}
+
+func (c *Client) backend() string { return c.Network + ":" + c.Address }
+
+// takeSlot waits for room for one more request in progress, up to the
+// queue timeout.
+func (c *Client) takeSlot(ctx context.Context) error {
+	select {
+	case c.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(dur(c.QueueTimeout, DefaultQueueTimeout))
+	defer t.Stop()
+	select {
+	case c.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("%w (%s, %d in progress)", ErrPoolTimeout, c.backend(), cap(c.slots))
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Do sends req on a new connection and returns the response once its first
+// byte has arrived, so that a failing application shows here (502, 504)
+// before anything goes to the client. The body is written concurrently
+// with reading the response: an application that answers before reading
+// everything cannot deadlock. Ending ctx closes the connection, which tells
+// the application its client is gone.
+func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
+	c.init()
+	if req.ContentLength < 0 {
+		return nil, fmt.Errorf("scgi: negative ContentLength %d", req.ContentLength)
+	}
+	if req.ContentLength > 0 && req.Body == nil {
+		return nil, fmt.Errorf("scgi: ContentLength %d with no Body", req.ContentLength)
+	}
+	hdr, err := appendRequest(nil, req.Params, req.ContentLength)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.takeSlot(ctx); err != nil {
+		return nil, err
+	}
+	d := net.Dialer{Timeout: dur(c.DialTimeout, DefaultDialTimeout)}
+	nc, err := d.DialContext(ctx, c.Network, c.Address)
+	if err != nil {
+		<-c.slots
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("scgi: connecting to %s: %w", c.backend(), err)
+	}
+	x := &exchange{c: c, nc: nc, ctx: ctx}
+	x.br = clientReaderPool.Get().(*bufio.Reader)
+	x.br.Reset(readerFunc(x.read))
+	x.stop = context.AfterFunc(ctx, x.interrupt)
+	_ = nc.SetWriteDeadline(time.Now().Add(dur(c.WriteTimeout, DefaultWriteTimeout))) // a dead conn fails the write
+	if _, err := nc.Write(hdr); err != nil {
+		x.close()
+		return nil, x.wrap("sending request header", err)
+	}
+	if req.ContentLength > 0 {
+		x.bodyDone = make(chan struct{})
+		go bodyWriter{x}.run(req.Body, req.ContentLength)
+	}
+	if _, err := x.br.Peek(1); err != nil {
+		x.close()
+		if errors.Is(err, io.EOF) {
+			if berr := x.bodyErr(); berr != nil {
+				return nil, berr
+			}
+			return nil, fmt.Errorf("%w (%s)", ErrNoResponse, c.backend())
+		}
+		return nil, x.wrap("reading response", err)
+	}
+	return &Response{Body: x, Ready: func() bool { return x.br.Buffered() > 0 }}, nil
+}
+
+// clientReaderPool holds response readers.
+var clientReaderPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
+
+// readerFunc adapts a function to io.Reader.
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// exchange is one request in flight.
+type exchange struct {
+	c    *Client
+	nc   net.Conn
+	ctx  context.Context
+	br   *bufio.Reader
+	stop func() bool
+
+	mu       sync.Mutex // guards canceled, closed, bodyFail and the read deadline
+	canceled bool
+	closed   bool
+	bodyFail error // why sending the body failed
+
+	bodyDone chan struct{} // closed when the body writer returns; nil without a body
+}
+
+// interrupt wakes blocked reads and writes when ctx ends.
+func (x *exchange) interrupt() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.canceled = true
+	if !x.closed {
+		_ = x.nc.SetDeadline(aLongTimeAgo) // a closed conn needs no waking
+	}
+}
+
+// read reads from the connection with the read timeout; the bufio.Reader
+// in front of it is what callers see.
+func (x *exchange) read(p []byte) (int, error) {
+	x.mu.Lock()
+	if x.canceled {
+		x.mu.Unlock()
+		return 0, x.ctx.Err()
+	}
+	if x.bodyFail != nil {
+		x.mu.Unlock()
+		return 0, x.bodyFail
+	}
+	_ = x.nc.SetReadDeadline(time.Now().Add(dur(x.c.ReadTimeout, DefaultReadTimeout))) // a closed conn fails the read
+	x.mu.Unlock()
+	return x.nc.Read(p)
+}
+
+// Read reads the response.
+func (x *exchange) Read(p []byte) (int, error) {
+	if x.isClosed() {
+		return 0, errors.New("scgi: read of a closed response")
+	}
+	n, err := x.br.Read(p)
+	if err != nil && err != io.EOF {
+		err = x.wrap("reading response", err)
+	}
+	return n, err
+}
+
+// wrap describes a failure of the exchange: the context's error when it
+// ended, a timeout wrapping context.DeadlineExceeded, a failed body.
+func (x *exchange) wrap(what string, err error) error {
+	if x.ctx.Err() != nil {
+		return x.ctx.Err()
+	}
+	if berr := x.bodyErr(); berr != nil {
+		return berr
+	}
+	if isTimeout(err) {
+		return fmt.Errorf("scgi: %s: no answer from %s within %v: %w", what, x.c.backend(), dur(x.c.ReadTimeout, DefaultReadTimeout), context.DeadlineExceeded)
+	}
+	return fmt.Errorf("scgi: %s from %s: %w", what, x.c.backend(), err)
+}
+
+// bodyErr returns why sending the body failed, if it did.
+func (x *exchange) bodyErr() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.bodyFail
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Close ends the exchange and closes the connection.
+func (x *exchange) Close() error {
+	x.close()
+	return nil
+}
+
+func (x *exchange) close() {
+	x.mu.Lock()
+	if x.closed {
+		x.mu.Unlock()
+		return
+	}
+	x.closed = true
+	x.mu.Unlock()
+	x.stop()
+	// Closing wakes a body write stuck on a full socket.
+	x.nc.Close()
+	if x.bodyDone != nil {
+		<-x.bodyDone
+	}
+	x.br.Reset(nil)
+	clientReaderPool.Put(x.br)
+	<-x.c.slots
+}
+
+// bodyWriter sends a request body: exactly the declared length.
+type bodyWriter struct{ x *exchange }
+
+func (w bodyWriter) run(body io.Reader, n int64) {
+	x := w.x
+	var err error
+	defer func() {
+		if err != nil {
+			// The application waits for bytes that will not come: end the
+			// exchange, and the reader reports err.
+			x.fail(err)
+		}
+		close(x.bodyDone)
+	}()
+	buf := make([]byte, min(n, 32<<10))
+	for n > 0 {
+		m, rerr := body.Read(buf[:min(n, int64(len(buf)))])
+		if m > 0 {
+			_ = x.nc.SetWriteDeadline(time.Now().Add(dur(x.c.WriteTimeout, DefaultWriteTimeout))) // a closed conn fails the write
+			if _, werr := x.nc.Write(buf[:m]); werr != nil {
+				// The application may have answered without reading the
+				// whole body and closed: its response is still to be read,
+				// and a dead connection shows there.
+				if !x.isClosed() {
+					x.c.log().Debug().Err(werr).Str("backend", x.c.backend()).Msg("scgi: request body not sent in full")
+				}
+				return
+			}
+			n -= int64(m)
+		}
+		if n == 0 {
+			return
+		}
+		if rerr == io.EOF {
+			err = fmt.Errorf("scgi: request body %d bytes short of its length: %w", n, io.ErrUnexpectedEOF)
+			return
+		}
+		if rerr != nil {
+			err = fmt.Errorf("scgi: reading request body: %w", rerr)
+			return
+		}
+	}
+}
+
+func (x *exchange) isClosed() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.closed
+}
+
+// fail records why the body could not be sent and wakes the response
+// reader, which reports it.
+func (x *exchange) fail(err error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.bodyFail = err
+	if !x.closed {
+		_ = x.nc.SetReadDeadline(aLongTimeAgo) // a closed conn needs no waking
+	}
+}

@@ -1,0 +1,290 @@
+package scgi_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/internal/conformance"
+	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/scgi"
+	"github.com/rs/zerolog"
+)
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// serveSCGI runs an scgi.Server with h on l until the test ends.
+func serveSCGI(t *testing.T, l net.Listener, h http.Handler, log io.Writer) {
+	t.Helper()
+	logger := zerolog.New(log)
+	srv := &scgi.Server{Handler: h, Logger: &logger}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-done; !errors.Is(err, scgi.ErrServerClosed) {
+			t.Errorf("Serve = %v", err)
+		}
+	})
+}
+
+// conformanceDir copies the conformance scripts and the git apps into a
+// world-readable directory and builds the git fixture.
+func conformanceDir(t *testing.T) (string, *conformance.GitFixture) {
+	t.Helper()
+	dir := t.TempDir()
+	cgiDir := filepath.Join(dir, "cgi-bin")
+	if err := conformance.CopyScripts(cgiDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := conformance.InstallGitApps(cgiDir); err != nil {
+		t.Fatal(err)
+	}
+	git, err := conformance.NewGitFixture(t.Context(), filepath.Join(dir, "git"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cgiDir, git
+}
+
+// TestConformanceBehindWebServers runs ferry's CGI runner behind an
+// scgi.Server, behind real nginx, Apache and lighttpd, and the CGI
+// conformance suite through them; each front's failures are pinned.
+func TestConformanceBehindWebServers(t *testing.T) {
+	peers.Need(t, "perl", "python3", "git", "gitweb", "cgit")
+	for _, tc := range []struct {
+		name  string
+		unix  bool
+		front func(t *testing.T, backend string) *peers.Server
+		// cannot lists the checks the front itself makes impossible, with why.
+		cannot []string
+	}{
+		{
+			name: "nginx-tcp",
+			front: func(t *testing.T, backend string) *peers.Server {
+				return peers.NginxSCGI(t, peers.NginxSCGIConfig{Backend: backend, Locations: []string{"/cgi-bin/"}})
+			},
+		},
+		{
+			name: "nginx-unix",
+			unix: true,
+			front: func(t *testing.T, backend string) *peers.Server {
+				return peers.NginxSCGI(t, peers.NginxSCGIConfig{Backend: backend, Locations: []string{"/cgi-bin/"}})
+			},
+		},
+		{
+			name: "apache-mod_proxy_scgi",
+			front: func(t *testing.T, backend string) *peers.Server {
+				return peers.ApacheProxySCGI(t, peers.ApacheProxySCGIConfig{Backend: backend, Prefix: "/cgi-bin/"})
+			},
+			cannot: []string{
+				// mod_proxy_scgi refuses a chunked request body with 411
+				// before calling the backend (it needs the length for
+				// CONTENT_LENGTH and does not spool).
+				"post-chunked",
+				// mod_proxy_scgi watches only the backend while it waits
+				// for output: a client that goes away is noticed at the
+				// next write, so the backend connection stays open and no
+				// SCGI application behind Apache can see the disconnect
+				// (as with mod_proxy_fcgi).
+				"disconnect",
+			},
+		},
+		{
+			name: "lighttpd-mod_scgi",
+			front: func(t *testing.T, backend string) *peers.Server {
+				return peers.LighttpdSCGI(t, peers.LighttpdSCGIConfig{Backend: backend, Prefix: "/cgi-bin/", StreamResponseBody: 2})
+			},
+			// lighttpd 1.4.69, like Apache, keeps the backend connection
+			// open after its client has gone while the backend sends
+			// nothing: it notices only when it next has output to write.
+			cannot: []string{"disconnect"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cgiDir, git := conformanceDir(t)
+			var l net.Listener
+			var backend string
+			var err error
+			if tc.unix {
+				sock := filepath.Join(t.TempDir(), "ferry.sock")
+				l, err = net.Listen("unix", sock)
+				backend = "unix:" + sock
+			} else {
+				l, err = net.Listen("tcp", "127.0.0.1:0")
+				backend = l.Addr().String()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			log := &syncBuffer{}
+			logger := zerolog.New(log)
+			dir := &cgi.Dir{Path: cgiDir, Prefix: "/cgi-bin/", Handler: &cgi.Handler{Env: git.Env, KillGrace: time.Second, Logger: &logger}}
+			serveSCGI(t, l, dir, log)
+			front := tc.front(t, backend)
+			tr := &http.Transport{DisableCompression: true}
+			defer tr.CloseIdleConnections()
+			tg := conformance.Target{BaseURL: front.URL, ScriptDir: cgiDir, Log: log.String, Git: git, Client: &http.Client{Transport: tr}}
+			passed, failed, errs := conformance.Score(t.Context(), tg)
+			for _, name := range failed {
+				t.Logf("%s: %v", tc.name, errs[name])
+			}
+			t.Logf("through %s: %d of %d checks pass", tc.name, len(passed), len(passed)+len(failed))
+			if !slices.Equal(failed, tc.cannot) {
+				t.Errorf("through %s failed %q; want %q", tc.name, failed, tc.cannot)
+			}
+			if strings.Contains(log.String(), "panic") {
+				t.Errorf("ferry logged a panic:\n%s", log)
+			}
+			if logs, _ := front.Logs(); t.Failed() {
+				t.Logf("front logs:\n%s", logs)
+			}
+		})
+	}
+}
+
+// originDump answers with the meta-variables a CGI script behind ferry
+// would get, so that the front's view of the connection can be compared.
+func originDump(w http.ResponseWriter, r *http.Request) {
+	env, err := cgi.AppendEnv(nil, r, cgi.Script{Name: "/o"}, "ferry")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	io.WriteString(w, strings.Join(env, "\n")+"\n")
+}
+
+// TestOriginThroughWebServers checks that what each front says about the
+// connection (SERVER_PORT, REMOTE_ADDR, REMOTE_PORT, HTTPS, SERVER_NAME)
+// reaches a script behind ferry unchanged.
+func TestOriginThroughWebServers(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		front      func(t *testing.T, backend string) *peers.Server
+		serverName string
+	}{
+		{"nginx", func(t *testing.T, b string) *peers.Server {
+			return peers.NginxSCGI(t, peers.NginxSCGIConfig{Backend: b, Params: map[string]string{"HTTPS": "on"}})
+		}, "localhost"},
+		{"apache", func(t *testing.T, b string) *peers.Server {
+			return peers.ApacheProxySCGI(t, peers.ApacheProxySCGIConfig{Backend: b, Env: map[string]string{"HTTPS": "on"}})
+		}, "127.0.0.1"},
+		{"lighttpd", func(t *testing.T, b string) *peers.Server {
+			return peers.LighttpdSCGI(t, peers.LighttpdSCGIConfig{Backend: b, Env: map[string]string{"HTTPS": "on"}})
+		}, "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			serveSCGI(t, l, http.HandlerFunc(originDump), io.Discard)
+			front := tc.front(t, l.Addr().String())
+			var local string
+			c, err := net.Dial("tcp", strings.TrimPrefix(front.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			local = c.LocalAddr().String()
+			fmt.Fprintf(c, "GET /o/x HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", strings.TrimPrefix(front.URL, "http://"))
+			resp, err := http.ReadResponse(bufioReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			host, port, _ := net.SplitHostPort(local)
+			_, serverPort, _ := net.SplitHostPort(strings.TrimPrefix(front.URL, "http://"))
+			for _, want := range []string{
+				"SERVER_PORT=" + serverPort, "REMOTE_ADDR=" + host, "REMOTE_PORT=" + port, "HTTPS=on", "SERVER_NAME=" + tc.serverName,
+			} {
+				if !slices.Contains(strings.Split(string(body), "\n"), want) {
+					t.Errorf("script environment lacks %s:\n%s", want, body)
+				}
+			}
+		})
+	}
+}
+
+// flaskApp is a Flask application that builds URLs (which carry the mount
+// prefix, SCRIPT_NAME), reads a POST body and sets a status.
+const flaskApp = `from flask import Flask, request, url_for
+
+app = Flask(__name__)
+
+
+@app.route("/hello/<name>")
+def hello(name):
+    return "hello %s at %s root=%s" % (name, url_for("hello", name=name), request.script_root)
+
+
+@app.route("/post", methods=["POST"])
+def post():
+    data = request.get_data()
+    return "got %d bytes: %s" % (len(data), data[:16].decode()), 201, {"X-Flask": "yes"}
+`
+
+// TestUWSGIFlask puts ferry's scgi.Handler, mounted at /app, in front of
+// uwsgi serving a Flask application over SCGI.
+func TestUWSGIFlask(t *testing.T) {
+	peers.Need(t, "uwsgi", "python3")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "app.py")
+	if err := os.WriteFile(file, []byte(flaskApp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, listen := range []string{"", "127.0.0.1:0"} {
+		t.Run("listen="+listen, func(t *testing.T) {
+			u := peers.RunUWSGI(t, peers.UWSGIConfig{WSGIFile: file, Callable: "app", Listen: listen})
+			h := &scgi.Handler{Client: &scgi.Client{Network: u.Network, Address: u.Address}, Prefix: "/app"}
+			mux := http.NewServeMux()
+			mux.Handle("/app/", h)
+			hs := newHTTPServer(t, mux)
+			resp, body := do(t, hs+"/app/hello/world", "")
+			if want := "hello world at /app/hello/world root=/app"; resp.StatusCode != 200 || body != want {
+				t.Errorf("GET: %d %q; want 200 %q", resp.StatusCode, body, want)
+			}
+			resp, body = do(t, hs+"/app/post", strings.Repeat("0123456789abcdef", 4096))
+			if want := "got 65536 bytes: 0123456789abcdef"; resp.StatusCode != 201 || body != want || resp.Header.Get("X-Flask") != "yes" {
+				t.Errorf("POST: %d %q %v; want 201 %q", resp.StatusCode, body, resp.Header, want)
+			}
+			resp, _ = do(t, hs+"/app/missing", "")
+			if resp.StatusCode != 404 {
+				t.Errorf("GET missing: %d; want 404", resp.StatusCode)
+			}
+		})
+	}
+}
