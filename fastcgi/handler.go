@@ -1,12 +1,10 @@
 package fastcgi
 
 import (
-	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net/http"
-	"os"
-	"strings"
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/rs/zerolog"
@@ -56,17 +54,6 @@ type Handler struct {
 	Busy func() (done func())
 }
 
-func (h *Handler) log(r *http.Request) *zerolog.Logger {
-	if l := zerolog.Ctx(r.Context()); l.GetLevel() != zerolog.Disabled {
-		return l
-	}
-	if h.Logger != nil {
-		return h.Logger
-	}
-	l := zerolog.Nop()
-	return &l
-}
-
 // StatusFor maps an error from [Client.Do] or the response to the status a
 // gateway answers with: 503 for ErrPoolTimeout and ErrOverloaded, 504 for a
 // timeout, 502 for the rest.
@@ -82,99 +69,40 @@ func StatusFor(err error) int {
 
 // ServeHTTP forwards r.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var s cgi.Script
-	var err error
 	if h.Script != nil {
-		s, err = h.Script(r)
-	} else {
-		name := strings.TrimSuffix(h.Prefix, "/")
-		rest, _ := strings.CutPrefix(r.URL.Path, name)
-		if rest != "" && rest[0] != '/' {
-			rest = "/" + rest
-		}
-		s = cgi.Script{Name: name, PathInfo: rest, Root: h.Root}
+		s, err := h.Script(r)
+		h.serve(w, r, s, err)
+		return
 	}
-	h.serve(w, r, s, err)
+	h.serve(w, r, cgi.PrefixScript(r, h.Prefix, h.Root), nil)
 }
 
 // serve forwards r for script s, or answers for the error finding it.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s cgi.Script, err error) {
-	log := h.log(r)
-	if err != nil {
-		status := http.StatusNotFound
-		if errors.Is(err, os.ErrPermission) {
-			status = http.StatusForbidden
-		} else if errors.Is(err, cgi.ErrInvalidMetaVariable) {
-			status = http.StatusBadRequest
-		}
-		log.Debug().Err(err).Str("path", r.URL.Path).Msg("fastcgi: no script")
-		http.Error(w, http.StatusText(status), status)
-		return
-	}
-
-	// CONTENT_LENGTH must be exact: PHP reads exactly that much.
-	path := r.URL.Path
-	r, body, sp, status, err := cgi.ExactBody(r, cgi.BodyLimits{Max: h.MaxRequestBody, Memory: h.SpoolMemory, TempDir: h.TempDir}, false)
-	if err != nil {
-		log.Warn().Err(err).Str("path", path).Msg("fastcgi: request body refused")
-		http.Error(w, http.StatusText(status), status)
-		return
-	}
-	if sp != nil {
-		defer sp.Close()
-	}
-	if h.Busy != nil {
+	if h.Busy != nil && err == nil {
 		done := h.Busy()
 		defer done()
 	}
-	req := &Request{Body: body}
-	software := h.ServerSoftware
-	if software == "" {
-		software = "ferry"
+	f := cgi.Forwarding{
+		Protocol:       "fastcgi",
+		Backend:        h.Client.Network + ":" + h.Client.Address,
+		Env:            h.Env,
+		ServerSoftware: h.ServerSoftware,
+		MaxRequestBody: h.MaxRequestBody,
+		SpoolMemory:    h.SpoolMemory,
+		TempDir:        h.TempDir,
+		HeaderLimits:   h.HeaderLimits,
+		StatusFor:      StatusFor,
+		Logger:         h.Logger,
 	}
-	params, err := cgi.AppendEnv(append([]string(nil), h.Env...), r, s, software)
-	if err != nil {
-		http.Error(w, "400 Bad Request", http.StatusBadRequest)
-		return
-	}
-	req.Params = params
-
-	resp, err := h.Client.Do(r.Context(), req)
-	if err != nil {
-		h.fail(w, r, err, "fastcgi: request to the application failed")
-		return
-	}
-	defer resp.Stdout.Close()
-	br := bufio.NewReaderSize(resp.Stdout, 4096)
-	cr, err := cgi.ReadResponse(br, false, h.HeaderLimits)
-	if err != nil {
-		h.fail(w, r, err, "fastcgi: bad response from the application")
-		return
-	}
-	if cr.Kind == cgi.LocalRedirect {
-		// As nginx does for FastCGI: the client follows it.
-		cr.Status = http.StatusFound
-	}
-	ready := func() bool { return br.Buffered() > 0 || resp.Ready() }
-	if _, err := cgi.CopyResponseReady(w, cr, br, ready); err != nil {
-		var ce *cgi.ClientError
-		if !errors.As(err, &ce) && r.Context().Err() == nil {
-			log.Warn().Err(err).Str("backend", h.Client.Address).Msg("fastcgi: response cut short")
-			panic(http.ErrAbortHandler) // the client must not take it for whole
-		}
-	}
+	f.Forward(w, r, s, err, h.exchange)
 }
 
-// fail answers for an error on the application's side, unless the client
-// is gone.
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, msg string) {
-	if r.Context().Err() != nil {
-		return
+// exchange sends one request through the client.
+func (h *Handler) exchange(ctx context.Context, params []string, body io.Reader, _ int64) (io.ReadCloser, func() bool, error) {
+	resp, err := h.Client.Do(ctx, &Request{Params: params, Body: body})
+	if err != nil {
+		return nil, nil, err
 	}
-	status := StatusFor(err)
-	h.log(r).Error().Err(err).Str("backend", h.Client.Network+":"+h.Client.Address).Int("status", status).Msg(msg)
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
-	http.Error(w, http.StatusText(status), status)
+	return resp.Stdout, resp.Ready, nil
 }

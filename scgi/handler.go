@@ -1,12 +1,10 @@
 package scgi
 
 import (
-	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net/http"
-	"os"
-	"strings"
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/rs/zerolog"
@@ -56,17 +54,6 @@ type Handler struct {
 
 var _ http.Handler = (*Handler)(nil)
 
-func (h *Handler) log(r *http.Request) *zerolog.Logger {
-	if l := zerolog.Ctx(r.Context()); l.GetLevel() != zerolog.Disabled {
-		return l
-	}
-	if h.Logger != nil {
-		return h.Logger
-	}
-	l := zerolog.Nop()
-	return &l
-}
-
 // StatusFor maps an error from [Client.Do] or the response to the status a
 // gateway answers with: 503 for ErrPoolTimeout, 504 for a timeout, 502 for
 // the rest (refused or reset connections, no or malformed response).
@@ -87,93 +74,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.Script != nil {
 		s, err = h.Script(r)
 	} else {
-		name := strings.TrimSuffix(h.Prefix, "/")
-		rest, _ := strings.CutPrefix(r.URL.Path, name)
-		if rest != "" && rest[0] != '/' {
-			rest = "/" + rest
-		}
-		s = cgi.Script{Name: name, PathInfo: rest, Root: h.Root}
+		s = cgi.PrefixScript(r, h.Prefix, h.Root)
 	}
-	log := h.log(r)
-	if err != nil {
-		status := http.StatusNotFound
-		if errors.Is(err, os.ErrPermission) {
-			status = http.StatusForbidden
-		} else if errors.Is(err, cgi.ErrInvalidMetaVariable) {
-			status = http.StatusBadRequest
-		}
-		log.Debug().Err(err).Str("path", r.URL.Path).Msg("scgi: no script")
-		http.Error(w, http.StatusText(status), status)
-		return
+	f := cgi.Forwarding{
+		Protocol:       "scgi",
+		Backend:        h.Client.backend(),
+		Env:            h.Env,
+		ServerSoftware: h.ServerSoftware,
+		MaxRequestBody: h.MaxRequestBody,
+		SpoolMemory:    h.SpoolMemory,
+		TempDir:        h.TempDir,
+		HeaderLimits:   h.HeaderLimits,
+		// uwsgi and some other servers answer with an HTTP status line,
+		// which nginx accepts too.
+		StatusLine: true,
+		StatusFor:  StatusFor,
+		Logger:     h.Logger,
 	}
-
-	// CONTENT_LENGTH comes first and must be exact (protocol.txt § 3): a
-	// chunked body is spooled to learn its length.
-	path := r.URL.Path
-	r, body, sp, status, err := cgi.ExactBody(r, cgi.BodyLimits{Max: h.MaxRequestBody, Memory: h.SpoolMemory, TempDir: h.TempDir}, false)
-	if err != nil {
-		log.Warn().Err(err).Str("path", path).Msg("scgi: request body refused")
-		http.Error(w, http.StatusText(status), status)
-		return
-	}
-	if sp != nil {
-		defer sp.Close()
-	}
-	software := h.ServerSoftware
-	if software == "" {
-		software = cgi.DefaultServerSoftware
-	}
-	params, err := cgi.AppendEnv(append([]string(nil), h.Env...), r, s, software)
-	if err != nil {
-		log.Debug().Err(err).Str("path", path).Msg("scgi: request refused")
-		http.Error(w, "400 Bad Request", http.StatusBadRequest)
-		return
-	}
-	req := &Request{Params: params, Body: body, ContentLength: max(r.ContentLength, 0)}
-	if body == nil {
-		req.ContentLength = 0
-	}
-
-	resp, err := h.Client.Do(r.Context(), req)
-	if err != nil {
-		h.fail(w, r, err, "scgi: request to the application failed")
-		return
-	}
-	defer resp.Body.Close()
-	br := bufio.NewReaderSize(resp.Body, 4096)
-	// uwsgi and some other servers answer with an HTTP status line, which
-	// nginx accepts too; anything else is a CGI response.
-	start, _ := br.Peek(5) // a short peek is no status line; ReadResponse reports the rest
-	nph := string(start) == "HTTP/"
-	cr, err := cgi.ReadResponse(br, nph, h.HeaderLimits)
-	if err != nil {
-		h.fail(w, r, err, "scgi: bad response from the application")
-		return
-	}
-	if cr.Kind == cgi.LocalRedirect {
-		// As nginx does for SCGI: the client follows it.
-		cr.Status = http.StatusFound
-	}
-	ready := func() bool { return br.Buffered() > 0 || resp.Ready() }
-	if _, err := cgi.CopyResponseReady(w, cr, br, ready); err != nil {
-		var ce *cgi.ClientError
-		if !errors.As(err, &ce) && r.Context().Err() == nil {
-			log.Warn().Err(err).Str("backend", h.Client.backend()).Str("path", path).Msg("scgi: response cut short")
-			panic(http.ErrAbortHandler) // the client must not take it for whole
-		}
-	}
+	f.Forward(w, r, s, err, h.exchange)
 }
 
-// fail answers for an error on the application's side, unless the client
-// is gone.
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, msg string) {
-	if r.Context().Err() != nil {
-		return
+// exchange sends one request through the client: CONTENT_LENGTH comes
+// first and is exact (protocol.txt § 3), which cgi.Forwarding sees to.
+func (h *Handler) exchange(ctx context.Context, params []string, body io.Reader, n int64) (io.ReadCloser, func() bool, error) {
+	resp, err := h.Client.Do(ctx, &Request{Params: params, Body: body, ContentLength: n})
+	if err != nil {
+		return nil, nil, err
 	}
-	status := StatusFor(err)
-	h.log(r).Error().Err(err).Str("backend", h.Client.backend()).Int("status", status).Str("path", r.URL.Path).Msg(msg)
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
-	http.Error(w, http.StatusText(status), status)
+	return resp.Body, resp.Ready, nil
 }

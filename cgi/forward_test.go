@@ -1,0 +1,122 @@
+package cgi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// stream is an exchange's answer: its text, then err (nil: io.EOF).
+type stream struct {
+	r   io.Reader
+	err error
+}
+
+func (s *stream) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err == io.EOF && s.err != nil {
+		return n, s.err
+	}
+	return n, err
+}
+
+func (s *stream) Close() error { return nil }
+
+func TestForwarding(t *testing.T) {
+	errBusy := errors.New("busy")
+	statusFor := func(err error) int {
+		if errors.Is(err, errBusy) {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusBadGateway
+	}
+	for _, tt := range []struct {
+		name       string
+		scriptErr  error
+		answer     string
+		answerErr  error // after the answer
+		doErr      error
+		statusLine bool
+		status     int
+		body       string
+		header     string // "Name: value" expected
+		aborted    bool
+	}{
+		{name: "document", answer: "Status: 201 Created\r\nContent-Type: text/plain\r\n\r\nhi", status: 201, body: "hi"},
+		{name: "no script", scriptErr: fs.ErrNotExist, status: 404},
+		{name: "forbidden", scriptErr: fmt.Errorf("x: %w", fs.ErrPermission), status: 403},
+		{name: "invalid", scriptErr: ErrInvalidMetaVariable, status: 400},
+		{name: "busy", doErr: errBusy, status: 503, header: "Retry-After: 1"},
+		{name: "refused", doErr: errors.New("connection refused"), status: 502},
+		{name: "malformed", answer: "not a header block\n", status: 502},
+		{name: "status line refused by default", answer: "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nok", status: 502},
+		{name: "status line", statusLine: true, answer: "HTTP/1.1 202 Accepted\r\nContent-Type: text/plain\r\n\r\nok", status: 202, body: "ok"},
+		{name: "local redirect", answer: "Location: /elsewhere\r\n\r\n", status: 302, header: "Location: /elsewhere"},
+		{name: "cut short", answer: "Content-Type: text/plain\r\n\r\npartial", answerErr: errors.New("reset"), aborted: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var gotParams []string
+			x := func(ctx context.Context, params []string, body io.Reader, n int64) (io.ReadCloser, func() bool, error) {
+				gotParams = params
+				if tt.doErr != nil {
+					return nil, nil, tt.doErr
+				}
+				return &stream{r: strings.NewReader(tt.answer), err: tt.answerErr}, func() bool { return true }, nil
+			}
+			f := Forwarding{Protocol: "test", Backend: "app", StatusLine: tt.statusLine, StatusFor: statusFor, Env: []string{"EXTRA=1"}}
+			r := httptest.NewRequest("GET", "/app/x/y", nil)
+			w := httptest.NewRecorder()
+			aborted := false
+			func() {
+				defer func() {
+					if v := recover(); v != nil {
+						aborted = v == http.ErrAbortHandler
+					}
+				}()
+				f.Forward(w, r, PrefixScript(r, "/app/", "/srv"), tt.scriptErr, x)
+			}()
+			if aborted != tt.aborted {
+				t.Fatalf("aborted = %v; want %v", aborted, tt.aborted)
+			}
+			if tt.aborted {
+				return
+			}
+			if w.Code != tt.status || (tt.body != "" && w.Body.String() != tt.body) {
+				t.Errorf("got %d %q; want %d %q", w.Code, w.Body, tt.status, tt.body)
+			}
+			if name, value, ok := strings.Cut(tt.header, ": "); ok && w.Header().Get(name) != value {
+				t.Errorf("%s = %q; want %q", name, w.Header().Get(name), value)
+			}
+			if tt.scriptErr == nil {
+				env := strings.Join(gotParams, "\n") + "\n"
+				for _, want := range []string{"EXTRA=1\n", "SCRIPT_NAME=/app\n", "PATH_INFO=/x/y\n", "DOCUMENT_ROOT=/srv\n"} {
+					if !strings.Contains(env, want) {
+						t.Errorf("params lack %q:\n%s", want, env)
+					}
+				}
+			} else if gotParams != nil {
+				t.Error("the application was asked although no script was found")
+			}
+		})
+	}
+}
+
+func TestPrefixScript(t *testing.T) {
+	for _, tt := range []struct{ prefix, path, name, info string }{
+		{"/app/", "/app/x/y", "/app", "/x/y"},
+		{"/app", "/app", "/app", ""},
+		{"/app/", "/app/", "/app", "/"},
+		{"/", "/a/b", "", "/a/b"},
+	} {
+		s := PrefixScript(httptest.NewRequest("GET", tt.path, nil), tt.prefix, "")
+		if s.Name != tt.name || s.PathInfo != tt.info {
+			t.Errorf("PrefixScript(%q, %q) = %q, %q; want %q, %q", tt.path, tt.prefix, s.Name, s.PathInfo, tt.name, tt.info)
+		}
+	}
+}
