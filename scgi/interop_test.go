@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
-	"github.com/ferrygw/ferry/internal/conformance"
 	"github.com/ferrygw/ferry/internal/peers"
 	"github.com/ferrygw/ferry/scgi"
 	"github.com/rs/zerolog"
@@ -60,120 +59,9 @@ func serveSCGI(t *testing.T, l net.Listener, h http.Handler, log io.Writer) {
 	})
 }
 
-// conformanceDir copies the conformance scripts and the git apps into a
-// world-readable directory and builds the git fixture.
-func conformanceDir(t *testing.T) (string, *conformance.GitFixture) {
-	t.Helper()
-	dir := t.TempDir()
-	cgiDir := filepath.Join(dir, "cgi-bin")
-	if err := conformance.CopyScripts(cgiDir); err != nil {
-		t.Fatal(err)
-	}
-	if err := conformance.InstallGitApps(cgiDir); err != nil {
-		t.Fatal(err)
-	}
-	git, err := conformance.NewGitFixture(t.Context(), filepath.Join(dir, "git"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cgiDir, git
-}
-
-// TestConformanceBehindWebServers runs ferry's CGI runner behind an
-// scgi.Server, behind real nginx, Apache and lighttpd, and the CGI
-// conformance suite through them; each front's failures are pinned.
-func TestConformanceBehindWebServers(t *testing.T) {
-	peers.Need(t, "perl", "python3", "git", "gitweb", "cgit")
-	for _, tc := range []struct {
-		name  string
-		unix  bool
-		front func(t *testing.T, backend string) *peers.Server
-		// cannot lists the checks the front itself makes impossible, with why.
-		cannot []string
-	}{
-		{
-			name: "nginx-tcp",
-			front: func(t *testing.T, backend string) *peers.Server {
-				return peers.NginxSCGI(t, peers.NginxSCGIConfig{Backend: backend, Locations: []string{"/cgi-bin/"}})
-			},
-		},
-		{
-			name: "nginx-unix",
-			unix: true,
-			front: func(t *testing.T, backend string) *peers.Server {
-				return peers.NginxSCGI(t, peers.NginxSCGIConfig{Backend: backend, Locations: []string{"/cgi-bin/"}})
-			},
-		},
-		{
-			name: "apache-mod_proxy_scgi",
-			front: func(t *testing.T, backend string) *peers.Server {
-				return peers.ApacheProxySCGI(t, peers.ApacheProxySCGIConfig{Backend: backend, Prefix: "/cgi-bin/"})
-			},
-			cannot: []string{
-				// mod_proxy_scgi refuses a chunked request body with 411
-				// before calling the backend (it needs the length for
-				// CONTENT_LENGTH and does not spool).
-				"post-chunked",
-				// mod_proxy_scgi watches only the backend while it waits
-				// for output: a client that goes away is noticed at the
-				// next write, so the backend connection stays open and no
-				// SCGI application behind Apache can see the disconnect
-				// (as with mod_proxy_fcgi).
-				"disconnect",
-			},
-		},
-		{
-			name: "lighttpd-mod_scgi",
-			front: func(t *testing.T, backend string) *peers.Server {
-				return peers.LighttpdSCGI(t, peers.LighttpdSCGIConfig{Backend: backend, Prefix: "/cgi-bin/", StreamResponseBody: 2})
-			},
-			// lighttpd 1.4.69, like Apache, keeps the backend connection
-			// open after its client has gone while the backend sends
-			// nothing: it notices only when it next has output to write.
-			cannot: []string{"disconnect"},
-		},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cgiDir, git := conformanceDir(t)
-			var l net.Listener
-			var backend string
-			var err error
-			if tc.unix {
-				sock := filepath.Join(t.TempDir(), "ferry.sock")
-				l, err = net.Listen("unix", sock)
-				backend = "unix:" + sock
-			} else {
-				l, err = net.Listen("tcp", "127.0.0.1:0")
-				backend = l.Addr().String()
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			log := &syncBuffer{}
-			logger := zerolog.New(log)
-			dir := &cgi.Dir{Path: cgiDir, Prefix: "/cgi-bin/", Handler: &cgi.Handler{Env: git.Env, KillGrace: time.Second, Logger: &logger}}
-			serveSCGI(t, l, dir, log)
-			front := tc.front(t, backend)
-			tr := &http.Transport{DisableCompression: true}
-			defer tr.CloseIdleConnections()
-			tg := conformance.Target{BaseURL: front.URL, ScriptDir: cgiDir, Log: log.String, Git: git, Client: &http.Client{Transport: tr}}
-			passed, failed, errs := conformance.Score(t.Context(), tg)
-			for _, name := range failed {
-				t.Logf("%s: %v", tc.name, errs[name])
-			}
-			t.Logf("through %s: %d of %d checks pass", tc.name, len(passed), len(passed)+len(failed))
-			if !slices.Equal(failed, tc.cannot) {
-				t.Errorf("through %s failed %q; want %q", tc.name, failed, tc.cannot)
-			}
-			if strings.Contains(log.String(), "panic") {
-				t.Errorf("ferry logged a panic:\n%s", log)
-			}
-			if logs, _ := front.Logs(); t.Failed() {
-				t.Logf("front logs:\n%s", logs)
-			}
-		})
-	}
-}
+// The CGI conformance suite through nginx, Apache and lighttpd in front of
+// ferry's SCGI listener runs in cmd/ferry (TestSCGIBehindWebServers), on the
+// real binary.
 
 // originDump answers with the meta-variables a CGI script behind ferry
 // would get, so that the front's view of the connection can be compared.
