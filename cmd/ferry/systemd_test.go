@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,12 +18,13 @@ import (
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/scgi"
 )
 
 // TestSystemdSocketActivation starts ferry through systemd-socket-activate,
 // which passes the listening socket as descriptor 3 with LISTEN_PID and
-// LISTEN_FDS: FastCGI by default (an fcgiwrap.socket replacement), HTTP for
-// a descriptor named "http".
+// LISTEN_FDS: FastCGI by default (an fcgiwrap.socket replacement), HTTP or
+// SCGI for a descriptor named "http" or "scgi".
 func TestSystemdSocketActivation(t *testing.T) {
 	bins := peers.Need(t, "systemd-socket-activate")
 	self, err := os.Executable()
@@ -96,6 +98,16 @@ func TestSystemdSocketActivation(t *testing.T) {
 		b, _ := io.ReadAll(br)
 		if !strings.HasSuffix(string(b), "hi 8443") {
 			t.Errorf("FastCGI through the activated socket: %q; want the front's SERVER_PORT 8443", b)
+		}
+	})
+	t.Run("scgi", func(t *testing.T) {
+		addr := start(t, "--fdname=scgi")
+		h := &scgi.Handler{Client: &scgi.Client{Network: "tcp", Address: addr}}
+		r := httptest.NewRequest("GET", "https://front.example:8443/cgi-bin/hi.sh", nil)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != 200 || w.Body.String() != "hi 8443" {
+			t.Errorf("SCGI through the activated socket: %d %q; want 200 and the front's SERVER_PORT 8443", w.Code, w.Body)
 		}
 	})
 }
