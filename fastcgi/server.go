@@ -8,12 +8,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/ferrygw/ferry/internal/serving"
 	"github.com/rs/zerolog"
 )
 
@@ -116,14 +115,9 @@ func Serve(l net.Listener, h http.Handler) error {
 // FCGI_LISTENSOCK_FILENO (0) from spawn-fcgi or mod_fcgid, or 3 and up from
 // systemd socket activation.
 func ListenerFromFD(fd int) (net.Listener, error) {
-	f := os.NewFile(uintptr(fd), "fd"+strconv.Itoa(fd))
-	if f == nil {
-		return nil, fmt.Errorf("fastcgi: no file descriptor %d", fd)
-	}
-	l, err := net.FileListener(f)
-	f.Close() // FileListener made its own copy
+	l, err := serving.ListenerFromFD(fd)
 	if err != nil {
-		return nil, fmt.Errorf("fastcgi: file descriptor %d is not a listening socket: %w", fd, err)
+		return nil, fmt.Errorf("fastcgi: %w", err)
 	}
 	return l, nil
 }
@@ -189,36 +183,19 @@ func (s *Server) Serve(l net.Listener) error {
 	if s.BaseContext != nil {
 		base = s.BaseContext(l)
 	}
-	slots := make(chan struct{}, orInt(s.MaxConns, DefaultMaxConns))
-	var delay time.Duration
-	for {
-		slots <- struct{}{}
-		rwc, err := l.Accept()
-		if err != nil {
-			<-slots
-			if s.isClosed() {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			return fmt.Errorf("fastcgi: accept: %w", err)
+	err := serving.Accept(l, orInt(s.MaxConns, DefaultMaxConns), s.isClosed, func(rwc net.Conn) func() {
+		if c := s.newConn(rwc, base); c != nil {
+			return c.serve
 		}
-		delay = 0
-		c := s.newConn(rwc, base)
-		if c == nil {
-			<-slots
-			rwc.Close()
-			return ErrServerClosed
-		}
-		go func() {
-			defer func() { <-slots }()
-			c.serve()
-		}()
+		return nil
+	})
+	if errors.Is(err, serving.ErrClosed) {
+		return ErrServerClosed
 	}
+	if err != nil {
+		return fmt.Errorf("fastcgi: %w", err)
+	}
+	return nil
 }
 
 func (s *Server) isClosed() bool {

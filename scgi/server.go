@@ -7,12 +7,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/internal/serving"
 	"github.com/rs/zerolog"
 )
 
@@ -83,14 +82,9 @@ func Serve(l net.Listener, h http.Handler) error {
 // ListenerFromFD returns the listening socket at file descriptor fd: 0 from
 // a spawning web server, 3 and up from systemd socket activation.
 func ListenerFromFD(fd int) (net.Listener, error) {
-	f := os.NewFile(uintptr(fd), "fd"+strconv.Itoa(fd))
-	if f == nil {
-		return nil, fmt.Errorf("scgi: no file descriptor %d", fd)
-	}
-	l, err := net.FileListener(f)
-	f.Close() // FileListener made its own copy
+	l, err := serving.ListenerFromFD(fd)
 	if err != nil {
-		return nil, fmt.Errorf("scgi: file descriptor %d is not a listening socket: %w", fd, err)
+		return nil, fmt.Errorf("scgi: %w", err)
 	}
 	return l, nil
 }
@@ -161,36 +155,19 @@ func (s *Server) Serve(l net.Listener) error {
 	if maxConns <= 0 {
 		maxConns = DefaultMaxConns
 	}
-	slots := make(chan struct{}, maxConns)
-	var delay time.Duration
-	for {
-		slots <- struct{}{}
-		rwc, err := l.Accept()
-		if err != nil {
-			<-slots
-			if s.isClosed() {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			return fmt.Errorf("scgi: accept: %w", err)
+	err := serving.Accept(l, maxConns, s.isClosed, func(rwc net.Conn) func() {
+		if c := s.newConn(rwc, base); c != nil {
+			return c.serve
 		}
-		delay = 0
-		c := s.newConn(rwc, base)
-		if c == nil {
-			<-slots
-			rwc.Close()
-			return ErrServerClosed
-		}
-		go func() {
-			defer func() { <-slots }()
-			c.serve()
-		}()
+		return nil
+	})
+	if errors.Is(err, serving.ErrClosed) {
+		return ErrServerClosed
 	}
+	if err != nil {
+		return fmt.Errorf("scgi: %w", err)
+	}
+	return nil
 }
 
 func (s *Server) isClosed() bool {
