@@ -133,3 +133,34 @@ func TestSCGIFlaskThroughFerry(t *testing.T) {
 		t.Errorf("ferry exited with %v", err)
 	}
 }
+
+// TestSCGIToRTorrent: ferry's HTTP front reaches rtorrent's XML-RPC
+// interface on its SCGI port, the usual way web UIs (ruTorrent, Flood) talk
+// to it; a chunked request body is spooled so CONTENT_LENGTH is exact.
+func TestSCGIToRTorrent(t *testing.T) {
+	rt := peers.RunRTorrent(t)
+	p := startFerry(t, "--mount", "/RPC2=scgi://"+rt.Address)
+	call := func(method string, chunked bool) (int, string) {
+		t.Helper()
+		body := io.Reader(strings.NewReader(`<?xml version="1.0"?><methodCall><methodName>` + method + `</methodName><params></params></methodCall>`))
+		if chunked {
+			body = io.MultiReader(body) // no length known: sent chunked
+		}
+		resp, err := http.Post(p.URL+"/RPC2", "text/xml", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := call("system.client_version", false); code != 200 || !strings.Contains(body, "<methodResponse>") || !strings.Contains(body, "<string>0.") {
+		t.Errorf("system.client_version: %d %q; want 200 and a version", code, body)
+	}
+	if code, body := call("system.listMethods", true); code != 200 || !strings.Contains(body, "<string>system.client_version</string>") {
+		t.Errorf("system.listMethods, chunked: %d, %d bytes; want 200 and the method list", code, len(body))
+	}
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("ferry exited with %v", err)
+	}
+}

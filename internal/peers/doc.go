@@ -12,7 +12,8 @@
 //     scgi.Server: nginx scgi_pass ([StartNginxSCGI]), Apache httpd with
 //     mod_proxy_scgi ([StartApacheProxySCGI]) and lighttpd with mod_scgi
 //     ([StartLighttpdSCGI]);
-//   - an SCGI application: uwsgi serving a WSGI application ([StartUWSGI]);
+//   - SCGI applications: uwsgi serving a WSGI application ([StartUWSGI]) and
+//     rtorrent's XML-RPC port ([StartRTorrent]);
 //   - any other program through [Start].
 //
 // Every peer gets a self-contained configuration generated into a directory

@@ -1,0 +1,86 @@
+package peers
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// RTorrent is a started rtorrent daemon with its XML-RPC interface on an
+// SCGI port: the best-known SCGI application that is not a web framework.
+type RTorrent struct {
+	// Process is the daemon.
+	Process *Process
+	// Address is its SCGI port, "127.0.0.1:PORT".
+	Address string
+	// Dir holds its session directory, home and log.
+	Dir string
+
+	logs []string
+}
+
+// Logs returns what rtorrent printed.
+func (r *RTorrent) Logs() (string, error) { return readLogs(r.logs) }
+
+// Stop stops the daemon (see [Process.Stop]). It is idempotent and safe to
+// register with [testing.TB.Cleanup].
+func (r *RTorrent) Stop() error { return r.Process.Stop() }
+
+// StartRTorrent starts rtorrent as a daemon (no terminal: -n and
+// system.daemon.set) with its SCGI XML-RPC port on 127.0.0.1, a session
+// directory, home and log in dir, and no configuration file read. ctx
+// bounds only the start; call [RTorrent.Stop] when done.
+func StartRTorrent(ctx context.Context, dir string) (*RTorrent, error) {
+	bin, err := Lookup("rtorrent")
+	if err != nil {
+		return nil, err
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return nil, fmt.Errorf("peers: %w", err)
+	}
+	log := filepath.Join(dir, "rtorrent.log")
+	return retryPort(ctx, []string{log}, func(port int) (*RTorrent, error) {
+		if err := removeFiles(log); err != nil {
+			return nil, err
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		p, err := Start(ctx, Spec{
+			Path: bin,
+			Args: []string{"-n", // no ~/.rtorrent.rc
+				"-o", "system.daemon.set=true",
+				"-o", "session.path.set=" + dir + "/",
+				"-o", "directory.default.set=" + dir,
+				"-o", "network.scgi.open_port=" + addr},
+			Env:      []string{"HOME=" + dir, "PATH=/usr/bin:/bin"},
+			Dir:      dir,
+			LogFile:  log,
+			ReadyTCP: addr,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &RTorrent{Process: p, Address: addr, Dir: dir, logs: []string{log}}, nil
+	})
+}
+
+// RunRTorrent is [StartRTorrent] for tests: it skips (or fails under
+// CI=true) when rtorrent is not installed, uses a directory from
+// tb.TempDir, fails the test if it does not start, and stops it in
+// tb.Cleanup.
+func RunRTorrent(tb testing.TB) *RTorrent {
+	tb.Helper()
+	Need(tb, "rtorrent")
+	r, err := StartRTorrent(tb.Context(), tb.TempDir())
+	if err != nil {
+		failStart(tb, err)
+	}
+	tb.Cleanup(func() {
+		if err := r.Stop(); err != nil {
+			tb.Errorf("%v", err)
+		}
+	})
+	return r
+}
