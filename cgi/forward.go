@@ -1,7 +1,6 @@
 package cgi
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -126,7 +125,8 @@ func (f *Forwarding) Forward(w http.ResponseWriter, r *http.Request, s Script, e
 		return
 	}
 	defer stdout.Close()
-	br := bufio.NewReaderSize(stdout, 4096)
+	br := getReader(stdout)
+	defer putReader(br)
 	nph := false
 	if f.StatusLine {
 		start, _ := br.Peek(5) // a short peek is no status line; ReadResponse reports the rest

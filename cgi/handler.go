@@ -334,7 +334,8 @@ func isCredentialVar(kv string) bool {
 	return strings.HasPrefix(kv, "HTTP_AUTHORIZATION=") || strings.HasPrefix(kv, "HTTP_PROXY_AUTHORIZATION=")
 }
 
-// readerPool holds the readers of scripts' stdout and stderr.
+// readerPool holds the readers of scripts' stdout and stderr, and of
+// applications' responses.
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 
 func getReader(r io.Reader) *bufio.Reader {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -120,3 +121,43 @@ func BenchmarkServerRequest(b *testing.B) {
 		resp.Stdout.Close()
 	}
 }
+
+// BenchmarkHandler: an HTTP request through Handler (meta-variables, the
+// client, the response copied back) to a Server on a kept loopback
+// connection, both sides counted: the gateway's hot path.
+func BenchmarkHandler(b *testing.B) {
+	b.ReportAllocs()
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "Hello, world\n")
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c := &Client{Network: "tcp", Address: ln.Addr().String(), MaxConns: 1, NoMultiplex: true}
+	defer c.CloseIdle()
+	h := &Handler{Client: c, Prefix: "/app/"}
+	r := httptest.NewRequest("GET", "http://example.com/app/x?y=1", nil)
+	r.Header.Set("User-Agent", "bench")
+	w := &discardWriter{h: make(http.Header)}
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, r)
+		if w.code != 200 {
+			b.Fatalf("status %d", w.code)
+		}
+	}
+}
+
+// discardWriter is an http.ResponseWriter that keeps only the status.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
