@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // benchParams is what nginx's stock fastcgi_params send for a small GET,
@@ -161,3 +162,41 @@ type discardWriter struct {
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// BenchmarkMultiplexing: 16 clients at once through Handler to an
+// application that takes 1 ms per request and allows 2 connections
+// (FCGI_MAX_CONNS), with and without request-ID multiplexing. Without it,
+// requests queue for the 2 connections; with it, they share them.
+func BenchmarkMultiplexing(b *testing.B) {
+	srv := &Server{MaxConns: 2, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(time.Millisecond)
+		io.WriteString(w, "done\n")
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	for _, mpx := range []bool{false, true} {
+		b.Run(map[bool]string{false: "one-per-connection", true: "multiplexed"}[mpx], func(b *testing.B) {
+			b.ReportAllocs()
+			c := &Client{Network: "tcp", Address: ln.Addr().String(), MaxConns: 2, NoMultiplex: !mpx}
+			defer c.CloseIdle()
+			h := &Handler{Client: c}
+			b.SetParallelism(8) // 16 goroutines on 2 CPUs
+			b.RunParallel(func(pb *testing.PB) {
+				r := httptest.NewRequest("GET", "http://example.com/x", nil)
+				w := &discardWriter{h: make(http.Header)}
+				for pb.Next() {
+					clear(w.h)
+					h.ServeHTTP(w, r)
+					if w.code != 200 {
+						b.Errorf("status %d", w.code)
+						return
+					}
+				}
+			})
+		})
+	}
+}
