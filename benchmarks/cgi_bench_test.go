@@ -108,7 +108,7 @@ var gateways = []gateway{
 
 // load sends GETs of url from 16 concurrent keep-alive clients (as wrk -c16
 // in PEERS.md) and checks every answer.
-func load(b *testing.B, url string, want string) {
+func load(b *testing.B, url string, want string) float64 {
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
@@ -128,7 +128,9 @@ func load(b *testing.B, url string, want string) {
 		}
 	})
 	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+	rps := float64(b.N) / b.Elapsed().Seconds()
+	b.ReportMetric(rps, "req/s")
+	return rps
 }
 
 func fetch(c *http.Client, url, want string) error {

@@ -17,10 +17,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/scgi"
 	"github.com/rs/zerolog"
 	"github.com/yookoala/gofast"
 )
@@ -35,6 +37,7 @@ const HelperArg = "__ferry-bench-helper"
 //	app-cgi          the Go app as a CGI script (one request)
 //	app-fastcgi      the Go app as a FastCGI worker on descriptor 0 (fastcgi.Serve)
 //	app-stdfcgi      the same with Go's net/http/fcgi
+//	app-scgi         the Go app as an SCGI worker on descriptor 0 (scgi.Serve)
 //	front SPEC       an HTTP gateway on 127.0.0.1 described by the JSON SPEC; it
 //	                 prints its address on stdout and serves until stdin closes
 //
@@ -51,6 +54,8 @@ func RunHelper(ctx context.Context, args []string) error {
 		return fastcgi.Serve(nil, App())
 	case "app-stdfcgi":
 		return stdfcgi.Serve(nil, App())
+	case "app-scgi":
+		return scgi.Serve(nil, App())
 	case "front":
 		if len(args) != 2 {
 			return errors.New("benchmarks: helper front: want one JSON argument")
@@ -68,15 +73,18 @@ func RunHelper(ctx context.Context, args []string) error {
 type frontSpec struct {
 	// Kind is "cgi" (ferry's cgi.Handler), "stdcgi" (Go's net/http/cgi),
 	// "pool" (ferry's fastcgi.Pool of workers and fastcgi.Handler),
-	// "fastcgi" (fastcgi.Handler to Network/Address), "gofast" (gofast
-	// v0.8.0 to Network/Address) or "app" (the Go app as a plain HTTP
-	// handler).
+	// "fastcgi" (fastcgi.Handler to Network/Address), "scgi" (scgi.Handler
+	// to Network/Address), "scgi-workers" (Workers processes of Path
+	// sharing one socket, see startSCGIWorkers, and scgi.Handler), "gofast"
+	// (gofast v0.8.0 to Network/Address) or "app" (the Go app as a plain
+	// HTTP handler).
 	Kind    string   `json:"kind"`
 	Path    string   `json:"path,omitempty"`
 	Args    []string `json:"args,omitempty"`
 	Env     []string `json:"env,omitempty"`
 	Workers int      `json:"workers,omitempty"`
-	// Network and Address name a FastCGI application.
+	// Network and Address name a FastCGI or SCGI application; Workers is
+	// the connection limit to it (its worker count).
 	Network string `json:"network,omitempty"`
 	Address string `json:"address,omitempty"`
 	// Script is SCRIPT_FILENAME for FastCGI backs (PHP needs it); Root is
@@ -121,6 +129,18 @@ func (s frontSpec) handler(ctx context.Context) (http.Handler, func(), error) {
 			p.Stop(sctx) // the helper exits next; nothing to report to
 		}
 		return &fastcgi.Handler{Client: c, Script: fcgiScript, Logger: &nop}, stop, nil
+	case "scgi":
+		c := &scgi.Client{Network: s.Network, Address: s.Address, MaxConns: s.Workers, Logger: &nop}
+		return &scgi.Handler{Client: c, Logger: &nop}, func() {}, nil
+	case "scgi-workers":
+		w, err := startSCGIWorkers(s.Path, s.Args, s.Env, s.Workers)
+		if err != nil {
+			return nil, nil, err
+		}
+		// As many requests at once as workers, as the FastCGI pool's
+		// client has connections.
+		c := &scgi.Client{Network: "unix", Address: w.sock, MaxConns: max(s.Workers, 1), Logger: &nop}
+		return &scgi.Handler{Client: c, Logger: &nop}, w.stop, nil
 	case "gofast":
 		factory := gofast.SimpleClientFactory(gofast.SimpleConnFactory(s.Network, s.Address))
 		sess := func(client gofast.Client, req *gofast.Request) (*gofast.ResponsePipe, error) {
@@ -251,4 +271,61 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.b)
+}
+
+// scgiWorkers are application processes that accept SCGI connections on
+// one listening unix socket, passed to each as descriptor 0 (as lighttpd's
+// mod_scgi "bin-path" spawns them). ferry has no SCGI process manager, so
+// the harness runs them itself.
+type scgiWorkers struct {
+	dir, sock string
+	cmds      []*exec.Cmd
+}
+
+// startSCGIWorkers starts n (at least 1) processes of path with args and
+// env (added to this process's environment) on a new socket.
+func startSCGIWorkers(path string, args, env []string, n int) (*scgiWorkers, error) {
+	dir, err := os.MkdirTemp("", "ferry-bench-scgi-*")
+	if err != nil {
+		return nil, fmt.Errorf("benchmarks: scgi workers: %w", err)
+	}
+	w := &scgiWorkers{dir: dir, sock: filepath.Join(dir, "app.sock")}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: w.sock, Net: "unix"})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("benchmarks: scgi workers: %w", err)
+	}
+	l.SetUnlinkOnClose(false) // the workers keep listening on it
+	f, err := l.File()
+	l.Close()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("benchmarks: scgi workers: %w", err)
+	}
+	defer f.Close() // the workers have their copies
+	for range max(n, 1) {
+		cmd := exec.Command(path, args...)
+		cmd.Stdin, cmd.Stderr, cmd.Dir = f, os.Stderr, filepath.Dir(path)
+		cmd.Env = append(os.Environ(), env...)
+		if err := cmd.Start(); err != nil {
+			w.stop()
+			return nil, fmt.Errorf("benchmarks: starting scgi worker %s: %w", path, err)
+		}
+		w.cmds = append(w.cmds, cmd)
+	}
+	return w, nil
+}
+
+// stop ends the workers (SIGTERM, then SIGKILL after 5 seconds), reaps
+// them and removes the socket.
+func (w *scgiWorkers) stop() {
+	for _, c := range w.cmds {
+		c.Process.Signal(syscall.SIGTERM) // an error means it is gone already
+	}
+	for _, c := range w.cmds {
+		t := time.AfterFunc(5*time.Second, func() { c.Process.Kill() })
+		c.Wait() // killed by the signal: the error says so, nothing to report
+		t.Stop()
+	}
+	os.RemoveAll(w.dir)
 }

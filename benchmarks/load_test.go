@@ -17,19 +17,27 @@ var (
 	wrkReqs    = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
 	wrkLatency = regexp.MustCompile(`(?m)^\s+(50|99)(?:\.000)?%\s+([0-9.]+)(us|ms|s)`)
 	wrkErrors  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)|Socket errors: .*`)
+	wrkCount   = regexp.MustCompile(`(\d+) requests in `)
 )
+
+// loadResult is what one load run measured.
+type loadResult struct {
+	RPS      float64 // requests per second
+	P50, P99 float64 // latency percentiles, ms; zero from the Go load generator
+	Requests int64   // requests completed
+}
 
 // loadWrk drives url with wrk -t2 -c16 (as in shared/PEERS.md) for a fixed
 // time, once, and reports req/s and latency percentiles. Where wrk is not
 // installed it falls back to the in-process Go load generator. wrk runs in
 // its own process, so the gateway's own CPU cost is not diluted by a Go
 // client's; compare req/s within one run.
-func loadWrk(b *testing.B, url, want string) {
+func loadWrk(b *testing.B, url, want string) loadResult {
 	wrk, err := exec.LookPath("wrk")
 	if err != nil {
 		b.Logf("wrk not installed; using the in-process Go load generator")
-		load(b, url, want)
-		return
+		rps := load(b, url, want)
+		return loadResult{RPS: rps, Requests: int64(b.N)}
 	}
 	if err := fetch(newClient(), url, want); err != nil {
 		b.Fatal(err)
@@ -47,8 +55,12 @@ func loadWrk(b *testing.B, url, want string) {
 	if e := wrkErrors.Find(out); e != nil {
 		b.Errorf("wrk saw errors: %s\n%s", e, out)
 	}
-	rps, _ := strconv.ParseFloat(string(m[1]), 64)
-	b.ReportMetric(rps, "req/s")
+	var res loadResult
+	res.RPS, _ = strconv.ParseFloat(string(m[1]), 64)
+	if c := wrkCount.FindSubmatch(out); c != nil {
+		res.Requests, _ = strconv.ParseInt(string(c[1]), 10, 64)
+	}
+	b.ReportMetric(res.RPS, "req/s")
 	for _, l := range wrkLatency.FindAllSubmatch(out, -1) {
 		v, _ := strconv.ParseFloat(string(l[2]), 64)
 		switch string(l[3]) {
@@ -58,11 +70,17 @@ func loadWrk(b *testing.B, url, want string) {
 			v *= 1000
 		}
 		b.ReportMetric(v, "p"+string(l[1])+"-ms")
+		if string(l[1]) == "50" {
+			res.P50 = v
+		} else {
+			res.P99 = v
+		}
 	}
 	b.ReportMetric(0, "ns/op") // one fixed-time run: ns/op means nothing here
 	if strings.Contains(string(out), "Socket errors") {
 		b.Logf("%s", out)
 	}
+	return res
 }
 
 func newClient() *http.Client { return &http.Client{Transport: &http.Transport{}} }

@@ -1,6 +1,7 @@
 package benchmarks
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/scgi"
 )
 
 // funcTarget is a Target made of a function.
@@ -206,6 +209,32 @@ func TestTargets(t *testing.T) {
 	go fsrv.Serve(l)
 	defer fsrv.Close()
 
+	scgiApp := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		seen.Store(r.Method + " " + r.URL.RequestURI() + " " + string(b) + " " + r.Header.Get("X-Bench") + " " +
+			cgiVar(r, "PATH_INFO") + " " + cgiVar(r, "SCRIPT_FILENAME"))
+		if r.URL.Path == "/missing" {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, helloBody)
+	})
+	sl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ssrv := &scgi.Server{Handler: scgiApp}
+	go ssrv.Serve(sl)
+	defer ssrv.Close()
+	sock := filepath.Join(t.TempDir(), "scgi.sock")
+	ul, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ssrv.Serve(ul)
+	// An SCGI application answering with an HTTP status line, as uwsgi does.
+	nph := nphSCGIServer(t, "HTTP/1.1 201 Created\r\nContent-Type: text/plain\r\n\r\n"+helloBody, &seen)
+
 	dir := t.TempDir()
 	script := filepath.Join(dir, "hello.sh")
 	if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s %s\\n' \"$REQUEST_METHOD\" \"$QUERY_STRING\"\n"), 0o755); err != nil {
@@ -224,6 +253,10 @@ func TestTargets(t *testing.T) {
 		{"fastcgi", "fastcgi://" + l.Addr().String() + "/app/index.php?q=2", Request{Root: "/srv"}, 200, "GET /app/index.php?q=2 /srv/app/index.php"},
 		{"fastcgi script", "fastcgi://" + l.Addr().String() + "/x", Request{Root: "/srv", Script: "/s/hello.php"}, 200, "GET /x /s/hello.php"},
 		{"cgi", "cgi:" + script, Request{Path: "/?q=3"}, 200, ""},
+		{"scgi", "scgi://" + sl.Addr().String() + "/app/x?q=4", Request{Method: "POST", Body: []byte("hey"), Header: hdr}, 200, "POST /app/x?q=4 hey 1 /app/x "},
+		{"scgi 404", "scgi://" + sl.Addr().String() + "/missing", Request{Script: "/s/app.py"}, 404, "GET /missing   /missing /s/app.py"},
+		{"scgi+unix", "scgi+unix://" + sock + "?max_conns=1", Request{Path: "/u?q=5"}, 200, "GET /u?q=5   /u "},
+		{"scgi status line", "scgi://" + nph + "/n", Request{}, 201, "/n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -249,15 +282,69 @@ func TestTargets(t *testing.T) {
 }
 
 func TestNewTargetErrors(t *testing.T) {
-	for _, addr := range []string{"ftp://x", "scgi://127.0.0.1:1", "cgi:relative/script", "cgi:/no/such/script", "fastcgi:///x", "fastcgi://h:1/?max_conns=0"} {
+	for _, addr := range []string{"ftp://x", "cgi:relative/script", "cgi:/no/such/script", "fastcgi:///x", "fastcgi://h:1/?max_conns=0",
+		"scgi:///x", "scgi+unix://", "scgi://h:1/?max_conns=x", "fastcgi+unix://"} {
 		if tgt, err := NewTarget(addr, Request{}, 1); err == nil {
 			tgt.Close()
 			t.Errorf("NewTarget(%q) succeeded; want an error", addr)
 		}
 	}
-	if _, err := NewTarget("scgi://127.0.0.1:1", Request{}, 1); !errors.Is(err, ErrUnsupportedTarget) || !strings.Contains(err.Error(), "SCGI") {
-		t.Errorf("scgi target: err = %v; want ErrUnsupportedTarget naming SCGI", err)
+	if _, err := NewTarget("ftp://x", Request{}, 1); !errors.Is(err, ErrUnsupportedTarget) || !strings.Contains(err.Error(), "scgi://") {
+		t.Errorf("ftp target: err = %v; want ErrUnsupportedTarget listing scgi://", err)
 	}
+}
+
+// TestSCGITargetFailures checks that an SCGI application that is not there,
+// or that answers with something other than a response, counts as a
+// failed request, not as an answer.
+func TestSCGITargetFailures(t *testing.T) {
+	leakcheck.Check(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	var seen atomic.Value
+	garbage := nphSCGIServer(t, "no header here", &seen)
+	for _, addr := range []string{closed, garbage} {
+		tgt, err := NewTarget("scgi://"+addr+"/", Request{}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, err := tgt.Do(context.Background()); err == nil {
+			t.Errorf("scgi://%s: Do() = %d, nil; want an error", addr, status)
+		}
+		tgt.Close()
+	}
+}
+
+// nphSCGIServer serves raw SCGI on a loopback port until the test ends:
+// it stores each request's PATH_INFO in seen and answers with resp as it
+// is. It returns the address.
+func nphSCGIServer(t *testing.T, resp string, seen *atomic.Value) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			br := bufio.NewReader(c)
+			if h, err := scgi.ReadHeader(br, scgi.Limits{}); err == nil {
+				seen.Store(h.Vars["PATH_INFO"])
+			}
+			io.WriteString(c, resp)
+			c.Close()
+		}
+	})
+	return l.Addr().String()
 }
 
 // cgiVar returns a meta-variable the FastCGI server received.

@@ -164,6 +164,7 @@ func (c *Config) scenarios() []scenario {
 			switch lang {
 			case "sh":
 				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry", na: "sh has no long-lived form"})
+				out = append(out, scenario{app: app, lang: lang, mode: "scgi", gateway: "ferry", na: "sh has no long-lived form"})
 			case "perl":
 				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry-pool", need: []string{"perl"},
 					check: func() string {
@@ -176,10 +177,22 @@ func (c *Config) scenarios() []scenario {
 						perl, _ := peers.Lookup("perl")
 						return ferryFront(ctx, e, frontSpec{Kind: "pool", Path: perl, Args: []string{filepath.Join(e.apps, "bench-fcgi.pl")}, Workers: 4})
 					}})
+				out = append(out, scenario{app: app, lang: lang, mode: "scgi", gateway: "ferry-workers", need: []string{"perl"},
+					check: func() string {
+						if exec.Command("perl", "-MSCGI", "-e1").Run() != nil {
+							return "Perl's SCGI module is not installed (Debian libscgi-perl)"
+						}
+						return ""
+					},
+					start: func(ctx context.Context, e *env) (*setup, error) {
+						perl, _ := peers.Lookup("perl")
+						return ferryFront(ctx, e, frontSpec{Kind: "scgi-workers", Path: perl, Args: []string{filepath.Join(e.apps, "bench-scgi.pl")}, Workers: 4})
+					}})
 			case "python":
 				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry+uwsgi", need: []string{"uwsgi"},
-					check: uwsgiPython, start: func(ctx context.Context, e *env) (*setup, error) { return startUwsgi(ctx, e) }})
-				out = append(out, scenario{app: app, lang: lang, mode: "scgi", gateway: "ferry+uwsgi", na: "no SCGI client in this version of ferry (package scgi)"})
+					check: uwsgiPython, start: func(ctx context.Context, e *env) (*setup, error) { return startUwsgi(ctx, e, "fastcgi") }})
+				out = append(out, scenario{app: app, lang: lang, mode: "scgi", gateway: "ferry+uwsgi", need: []string{"uwsgi"},
+					check: uwsgiPython, start: func(ctx context.Context, e *env) (*setup, error) { return startUwsgi(ctx, e, "scgi") }})
 			case "php":
 				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry-pool-php-cgi", need: []string{"php-cgi"},
 					start: func(ctx context.Context, e *env) (*setup, error) {
@@ -188,6 +201,7 @@ func (c *Config) scenarios() []scenario {
 						return ferryFront(ctx, e, frontSpec{Kind: "pool", Path: php, Workers: 4, Script: script, Root: e.apps,
 							Env: []string{"PHP_FCGI_CHILDREN=0", "PHP_FCGI_MAX_REQUESTS=100000"}})
 					}})
+				out = append(out, scenario{app: app, lang: lang, mode: "scgi", gateway: "ferry", na: "PHP has no SCGI server API (php-cgi and php-fpm speak FastCGI only)"})
 			}
 		}
 		out = append(out,
@@ -198,6 +212,10 @@ func (c *Config) scenarios() []scenario {
 			scenario{app: app, lang: "go", mode: "fastcgi", gateway: "ferry-pool", start: func(ctx context.Context, e *env) (*setup, error) {
 				path, args := e.helperArgs("app-fastcgi")
 				return ferryFront(ctx, e, frontSpec{Kind: "pool", Path: path, Args: args, Workers: 2})
+			}},
+			scenario{app: app, lang: "go", mode: "scgi", gateway: "ferry-workers", start: func(ctx context.Context, e *env) (*setup, error) {
+				path, args := e.helperArgs("app-scgi")
+				return ferryFront(ctx, e, frontSpec{Kind: "scgi-workers", Path: path, Args: args, Workers: 2})
 			}},
 			scenario{app: app, lang: "go", mode: "http", gateway: "net/http", start: func(ctx context.Context, e *env) (*setup, error) {
 				return ferryFront(ctx, e, frontSpec{Kind: "app"})
@@ -316,9 +334,9 @@ func firstLine(s string) string {
 	return l
 }
 
-// startUwsgi runs the Python app in uwsgi (4 processes) on a FastCGI unix
-// socket, and a ferry front to it.
-func startUwsgi(ctx context.Context, e *env) (*setup, error) {
+// startUwsgi runs the Python app in uwsgi (4 processes) on a unix socket
+// speaking proto, "fastcgi" or "scgi", and a ferry front to it.
+func startUwsgi(ctx context.Context, e *env, proto string) (*setup, error) {
 	uw, err := peers.Lookup("uwsgi")
 	if err != nil {
 		return nil, err
@@ -327,7 +345,7 @@ func startUwsgi(ctx context.Context, e *env) (*setup, error) {
 	sock := filepath.Join(dir, "app.sock")
 	p, err := peers.Start(ctx, peers.Spec{
 		Path: uw,
-		Args: []string{"--plugin", "python3", "--fastcgi-socket", sock, "--wsgi-file", filepath.Join(e.apps, "bench.py"),
+		Args: []string{"--plugin", "python3", "--" + proto + "-socket", sock, "--wsgi-file", filepath.Join(e.apps, "bench.py"),
 			"--processes", "4", "--disable-logging", "--master", "--die-on-term"},
 		Dir:       e.apps,
 		LogFile:   filepath.Join(dir, "uwsgi.log"),
@@ -336,7 +354,7 @@ func startUwsgi(ctx context.Context, e *env) (*setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := ferryFront(ctx, e, frontSpec{Kind: "fastcgi", Network: "unix", Address: sock, Workers: 4}, p.Pid())
+	s, err := ferryFront(ctx, e, frontSpec{Kind: proto, Network: "unix", Address: sock, Workers: 4}, p.Pid())
 	if err != nil {
 		p.Stop()
 		return nil, err

@@ -12,10 +12,11 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/peers"
 )
 
 // TestScenariosGo runs the Go scenarios of the set for a short time: the
-// Go app as per-request CGI, as FastCGI workers, as a plain HTTP handler,
+// Go app as per-request CGI, as FastCGI and SCGI workers, as a plain HTTP handler,
 // and under Go's net/http/cgi and net/http/fcgi, through helper processes
 // (this test binary, re-executed).
 func TestScenariosGo(t *testing.T) {
@@ -25,8 +26,8 @@ func TestScenariosGo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"hello/go/cgi/ferry": false, "hello/go/fastcgi/ferry-pool": false, "hello/go/http/net/http": false,
-		"hello/go/cgi/net/http/cgi": false, "hello/go/fastcgi/net/http/fcgi": false}
+	want := map[string]bool{"hello/go/cgi/ferry": false, "hello/go/fastcgi/ferry-pool": false, "hello/go/scgi/ferry-workers": false,
+		"hello/go/http/net/http": false, "hello/go/cgi/net/http/cgi": false, "hello/go/fastcgi/net/http/fcgi": false}
 	for _, r := range rep.Rows {
 		if _, ok := want[r.Scenario]; !ok {
 			t.Errorf("unexpected row %s", r.Scenario)
@@ -42,7 +43,7 @@ func TestScenariosGo(t *testing.T) {
 		if r.CPU.Gateway <= 0 {
 			t.Errorf("%s: no gateway CPU measured", r.Scenario)
 		}
-		if r.Mode == "fastcgi" && (r.WorkerProcs != 2 || r.TotalRSSKiB == 0) {
+		if (r.Mode == "fastcgi" || r.Mode == "scgi") && (r.WorkerProcs != 2 || r.TotalRSSKiB == 0) {
 			t.Errorf("%s: %d worker processes, %d KiB; want 2 workers measured", r.Scenario, r.WorkerProcs, r.TotalRSSKiB)
 		}
 	}
@@ -102,5 +103,59 @@ func TestAppsAgree(t *testing.T) {
 				t.Errorf("%s %s: body = %q; want the Go app's %q", script, path, body, want)
 			}
 		}
+	}
+}
+
+// TestScenariosSCGI runs the SCGI rows of both apps for a short time: Python in uwsgi
+// --scgi-socket, Perl's SCGI module and the Go app as scgi.Serve workers
+// behind ferry's scgi.Handler, and the n/a rows of the languages with no
+// long-lived SCGI form.
+func TestScenariosSCGI(t *testing.T) {
+	peers.Need(t, "uwsgi", "python3", "perl")
+	if why := uwsgiPython(); why != "" {
+		t.Fatal(why)
+	}
+	leakcheck.Check(t)
+	rep, err := RunScenarios(context.Background(), Config{Apps: "../testdata/bench", Self: []string{os.Args[0]}, Only: "/scgi/",
+		Duration: 150 * time.Millisecond, Warmup: 10 * time.Millisecond, Concurrency: []int{2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make(map[string]string) // scenario -> n/a reason, or "" for a measured row
+	for _, app := range []string{"hello", "realistic"} {
+		want[app+"/sh/scgi/ferry"] = "sh has no long-lived form"
+		want[app+"/php/scgi/ferry"] = "PHP has no SCGI server API"
+		want[app+"/python/scgi/ferry+uwsgi"] = ""
+		want[app+"/perl/scgi/ferry-workers"] = ""
+		want[app+"/go/scgi/ferry-workers"] = ""
+	}
+	for _, s := range rep.Skipped {
+		if strings.Contains(s.Scenario, "/perl/scgi/") && strings.Contains(s.Reason, "libscgi-perl") {
+			t.Logf("%s skipped: %s", s.Scenario, s.Reason)
+			delete(want, s.Scenario)
+			continue
+		}
+		t.Errorf("%s skipped: %s", s.Scenario, s.Reason)
+	}
+	for _, r := range rep.Rows {
+		na, ok := want[r.Scenario]
+		if !ok {
+			t.Errorf("unexpected row %s", r.Scenario)
+			continue
+		}
+		delete(want, r.Scenario)
+		if na != "" {
+			if !strings.Contains(r.Note, na) || r.Requests != 0 {
+				t.Errorf("%s: %d requests, note %q; want n/a: %q", r.Scenario, r.Requests, r.Note, na)
+			}
+			continue
+		}
+		if r.Requests == 0 || r.Errors != 0 || r.WorkerProcs == 0 || r.CPU.Workers <= 0 {
+			t.Errorf("%s: %d requests, %d errors (%s), %d worker processes, %v µs worker CPU; want requests, no errors, workers measured",
+				r.Scenario, r.Requests, r.Errors, r.Note, r.WorkerProcs, r.CPU.Workers)
+		}
+	}
+	for name := range want {
+		t.Errorf("no row %s", name)
 	}
 }

@@ -24,7 +24,7 @@ type Request struct {
 	// Method is the HTTP method. If empty, GET.
 	Method string
 	// Path is the request path and query for targets whose address does
-	// not give one (fastcgi+unix, cgi). If empty, "/".
+	// not give one (fastcgi+unix, scgi+unix, cgi). If empty, "/".
 	Path string
 	// Header holds extra request header fields.
 	Header http.Header
@@ -33,9 +33,10 @@ type Request struct {
 	// Root is DOCUMENT_ROOT for FastCGI targets: SCRIPT_FILENAME is Root
 	// joined with the path's script part, as nginx's
 	// $document_root$fastcgi_script_name. If empty, the current directory.
+	// For SCGI targets it is DOCUMENT_ROOT if set.
 	Root string
-	// Script, if set, is SCRIPT_FILENAME for FastCGI targets, whatever the
-	// path (php-fpm runs the file it names).
+	// Script, if set, is SCRIPT_FILENAME for FastCGI and SCGI targets,
+	// whatever the path (php-fpm runs the file it names).
 	Script string
 }
 
@@ -55,13 +56,17 @@ var ErrUnsupportedTarget = errors.New("benchmarks: unsupported target")
 //	http://HOST:PORT/PATH, https://...      an HTTP server (keep-alive)
 //	fastcgi://HOST:PORT/PATH                a FastCGI application, such as php-fpm
 //	fastcgi+unix:///run/php/fpm.sock        the same on a unix socket (path from req.Path)
+//	scgi://HOST:PORT/PATH                   an SCGI application, such as uwsgi --scgi-socket
+//	scgi+unix:///run/app.sock               the same on a unix socket (path from req.Path)
 //	cgi:/path/script                        a CGI script, run per request in this process
 //
 // FastCGI addresses take ?max_conns=N: the connections kept open, which
 // should be the application's worker count (php-fpm's pm.max_children). If
-// absent, conns is used. Other query parameters of a fastcgi:// address are
-// the request's query. conns is the load's concurrency: it sizes the HTTP
-// connection pool and the CGI concurrency limit.
+// absent, conns is used. SCGI addresses take it too: there it bounds the
+// requests in progress, each on a connection of its own (SCGI has no
+// keep-alive). Other query parameters of a fastcgi:// or scgi:// address
+// are the request's query. conns is the load's concurrency: it sizes the
+// HTTP connection pool and the CGI concurrency limit.
 func NewTarget(addr string, req Request, conns int) (Target, error) {
 	conns = max(conns, 1)
 	u, err := url.Parse(addr)
@@ -80,9 +85,9 @@ func NewTarget(addr string, req Request, conns int) (Target, error) {
 		}
 		return newCGITarget(script, req, conns)
 	case "scgi", "scgi+unix":
-		return nil, fmt.Errorf("%w: %s: this version of ferry has no SCGI client", ErrUnsupportedTarget, addr)
+		return newSCGITarget(u, req, conns)
 	}
-	return nil, fmt.Errorf("%w: %q: want http://, fastcgi://, fastcgi+unix:// or cgi:", ErrUnsupportedTarget, addr)
+	return nil, fmt.Errorf("%w: %q: want http://, fastcgi://, fastcgi+unix://, scgi://, scgi+unix:// or cgi:", ErrUnsupportedTarget, addr)
 }
 
 // httpTarget sends requests with a keep-alive net/http client.
@@ -232,34 +237,56 @@ func newCGITarget(script string, req Request, conns int) (*handlerTarget, error)
 	return &handlerTarget{h: h, req: req, target: requestPath(req.Path)}, nil
 }
 
-func newFastCGITarget(u *url.URL, req Request, conns int) (*handlerTarget, error) {
+// appAddress is where a FastCGI or SCGI target's application is, and what
+// its address says about the request.
+type appAddress struct {
+	network, address string
+	target           string // request URI
+	maxConns         int
+}
+
+// parseAppAddress reads a fastcgi://, fastcgi+unix://, scgi:// or
+// scgi+unix:// address: the application's socket, ?max_conns=N (if absent,
+// conns), and for TCP the request's path and query (else req.Path).
+func parseAppAddress(u *url.URL, req Request, conns int) (appAddress, error) {
 	q := u.Query()
-	maxConns := conns
+	a := appAddress{maxConns: conns, target: requestPath(req.Path)}
 	if s := q.Get("max_conns"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("benchmarks: %s: max_conns=%q: want a positive number", u.Redacted(), s)
+			return a, fmt.Errorf("benchmarks: %s: max_conns=%q: want a positive number", u.Redacted(), s)
 		}
-		maxConns = n
+		a.maxConns = n
 		q.Del("max_conns")
 	}
-	nop := zerolog.Nop()
-	c := &fastcgi.Client{MaxConns: maxConns, Logger: &nop}
-	target := requestPath(req.Path)
-	if u.Scheme == "fastcgi+unix" {
-		c.Network, c.Address = "unix", u.Path
-	} else {
-		if u.Host == "" {
-			return nil, fmt.Errorf("benchmarks: %s: want fastcgi://HOST:PORT/PATH", u.Redacted())
+	if unix, ok := strings.CutSuffix(u.Scheme, "+unix"); ok {
+		if u.Path == "" {
+			return a, fmt.Errorf("benchmarks: %s: want %s+unix:///PATH/TO/SOCKET", u.Redacted(), unix)
 		}
-		c.Network, c.Address = "tcp", u.Host
-		if u.Path != "" && u.Path != "/" || len(q) > 0 {
-			target = requestPath(u.Path)
-			if len(q) > 0 {
-				target += "?" + q.Encode()
-			}
+		a.network, a.address = "unix", u.Path
+		return a, nil
+	}
+	if u.Host == "" {
+		return a, fmt.Errorf("benchmarks: %s: want %s://HOST:PORT/PATH", u.Redacted(), u.Scheme)
+	}
+	a.network, a.address = "tcp", u.Host
+	if u.Path != "" && u.Path != "/" || len(q) > 0 {
+		a.target = requestPath(u.Path)
+		if len(q) > 0 {
+			a.target += "?" + q.Encode()
 		}
 	}
+	return a, nil
+}
+
+func newFastCGITarget(u *url.URL, req Request, conns int) (*handlerTarget, error) {
+	a, err := parseAppAddress(u, req, conns)
+	if err != nil {
+		return nil, err
+	}
+	nop := zerolog.Nop()
+	c := &fastcgi.Client{Network: a.network, Address: a.address, MaxConns: a.maxConns, Logger: &nop}
+	target := a.target
 	root := req.Root
 	if root == "" {
 		wd, err := os.Getwd()
@@ -268,7 +295,7 @@ func newFastCGITarget(u *url.URL, req Request, conns int) (*handlerTarget, error
 		}
 		root = wd
 	}
-	root, err := filepath.Abs(root)
+	root, err = filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("benchmarks: fastcgi target: %w", err)
 	}

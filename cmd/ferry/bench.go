@@ -32,6 +32,11 @@ Targets:
                                       --script; ?max_conns=N keeps N connections (php-fpm's
                                       pm.max_children; default --concurrency)
   fastcgi+unix:///run/php/fpm.sock    the same on a unix socket (the path comes from --path)
+  scgi://HOST:PORT/PATH               an SCGI application such as uwsgi --scgi-socket, no web
+                                      server in front: a connection per request; PATH is
+                                      PATH_INFO; ?max_conns=N bounds the requests in progress
+                                      (default --concurrency)
+  scgi+unix:///run/app.sock           the same on a unix socket (the path comes from --path)
   cgi:/path/script                    a CGI script, one process per request, run by ferry in
                                       this process
 
@@ -59,9 +64,9 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	method := fs.String("method", "GET", "request method")
 	body := fs.String("body", "", "request body (@FILE reads a file)")
 	headers := fs.StringArray("header", nil, "request header 'Name: value' (repeatable)")
-	path := fs.String("path", "", "request path and query, for fastcgi+unix: and cgi: targets")
-	root := fs.String("root", "", "DOCUMENT_ROOT for fastcgi targets (SCRIPT_FILENAME is ROOT/PATH); default: the current directory")
-	script := fs.String("script", "", "SCRIPT_FILENAME for fastcgi targets, whatever the path")
+	path := fs.String("path", "", "request path and query, for fastcgi+unix:, scgi+unix: and cgi: targets")
+	root := fs.String("root", "", "DOCUMENT_ROOT for fastcgi and scgi targets (fastcgi: SCRIPT_FILENAME is ROOT/PATH); default: the current directory for fastcgi, none for scgi")
+	script := fs.String("script", "", "SCRIPT_FILENAME for fastcgi and scgi targets, whatever the path")
 	duration := fs.Duration("duration", 0, "measured time per run (default 2s for a target; 1s, 3s with --profile full, for the scenarios)")
 	requests := fs.Int64("requests", 0, "measured requests per run (instead of, or with, --duration)")
 	concurrency := fs.IntSlice("concurrency", nil, "concurrent workers; several values sweep (default 8; 1,4,16,64 with --profile full)")

@@ -2,15 +2,22 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
 	"github.com/ferrygw/ferry/benchmarks"
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/scgi"
 )
 
 func TestBenchTargetJSONAndCompare(t *testing.T) {
@@ -42,6 +49,62 @@ func TestBenchTargetJSONAndCompare(t *testing.T) {
 	out.Reset()
 	if code := run([]string{"bench", "compare", a, a}, &out, &errb); code != 0 || !strings.Contains(out.String(), "1.00x") {
 		t.Errorf("ferry bench compare a a = %d:\n%s%s", code, out.String(), errb.String())
+	}
+}
+
+// TestBenchSCGITarget loads an in-process scgi.Server through the scgi://
+// and scgi+unix:// targets: every request reaches the application, with the
+// path as PATH_INFO, and is counted.
+func TestBenchSCGITarget(t *testing.T) {
+	c := make(chan os.Signal, 1) // see TestBenchTargetJSONAndCompare
+	signal.Notify(c, syscall.SIGUSR2)
+	signal.Stop(c)
+	leakcheck.Check(t)
+	var calls atomic.Int64
+	var paths sync.Map
+	srv := &scgi.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		paths.Store(cgi.Origin(r.Context())["PATH_INFO"], true)
+		io.WriteString(w, "Hello, world\n")
+	})}
+	defer srv.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	sock := filepath.Join(t.TempDir(), "app.sock")
+	ul, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ul)
+	for _, tt := range []struct{ target, path, wantPath string }{
+		{"scgi://" + l.Addr().String() + "/tcp?x=1", "", "/tcp"},
+		{"scgi+unix://" + sock, "/unix", "/unix"},
+	} {
+		calls.Store(0)
+		var out, errb bytes.Buffer
+		args := []string{"bench", tt.target, "--requests", "20", "--concurrency", "2", "--warmup", "1ms", "--format", "json"}
+		if tt.path != "" {
+			args = append(args, "--path", tt.path)
+		}
+		if code := run(args, &out, &errb); code != 0 {
+			t.Fatalf("ferry bench %s exited %d: %s", tt.target, code, errb.String())
+		}
+		rep, err := benchmarks.ReadReport(bytes.NewReader(out.Bytes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Rows) != 1 || rep.Rows[0].Requests != 20 || rep.Rows[0].Errors != 0 || rep.Rows[0].Target != tt.target {
+			t.Errorf("%s: report rows = %+v; want one row of 20 requests, no errors", tt.target, rep.Rows)
+		}
+		if n := calls.Load(); n < 21 { // the first check, the measured 20, and the warm-up's
+			t.Errorf("%s: the application saw %d requests; want at least 21", tt.target, n)
+		}
+		if _, ok := paths.Load(tt.wantPath); !ok {
+			t.Errorf("%s: the application never saw PATH_INFO %q", tt.target, tt.wantPath)
+		}
 	}
 }
 
