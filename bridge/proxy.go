@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
@@ -56,10 +57,19 @@ func newHTTPBack(m Mount, log zerolog.Logger, maxConns int) *httpBack {
 		Transport:     tr,
 		FlushInterval: -1, // stream: every write of the application goes on at once
 		ErrorHandler:  b.fail,
-		ErrorLog:      nil,
+		BufferPool:    proxyBuffers{},
 	}
 	return b
 }
+
+// proxyBuffers lends the 32 KiB buffers response bodies are copied
+// through, instead of one new buffer per request.
+type proxyBuffers struct{}
+
+var proxyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (proxyBuffers) Get() []byte  { return *proxyBufPool.Get().(*[]byte) }
+func (proxyBuffers) Put(b []byte) { proxyBufPool.Put(&b) }
 
 func (b *httpBack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.proxy.ServeHTTP(w, r)
