@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -76,7 +77,15 @@ func listen(a Address) (net.Listener, error) {
 		}
 		return l, nil
 	}
-	l, err := net.Listen("tcp", a.Host)
+	var lc net.ListenConfig
+	if a.Protocol() != "http" {
+		// A web server's connections to its FastCGI or SCGI application
+		// are short (SCGI: one per request) or watched by both ends'
+		// idle timeouts: TCP keep-alive probes would only cost three
+		// setsockopt calls per accepted connection.
+		lc.KeepAlive = -1
+	}
+	l, err := lc.Listen(context.Background(), "tcp", a.Host)
 	if err != nil {
 		return nil, fmt.Errorf("bridge: listen %s: %w", a, err)
 	}

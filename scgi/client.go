@@ -154,7 +154,8 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	if err := c.takeSlot(ctx); err != nil {
 		return nil, err
 	}
-	d := net.Dialer{Timeout: dur(c.DialTimeout, DefaultDialTimeout)}
+	// No TCP keep-alive probes: a connection carries one request.
+	d := net.Dialer{Timeout: dur(c.DialTimeout, DefaultDialTimeout), KeepAlive: -1}
 	nc, err := d.DialContext(ctx, c.Network, c.Address)
 	if err != nil {
 		<-c.slots
