@@ -88,7 +88,9 @@ func (c *Client) doMpx(ctx context.Context, req *Request) (*Response, error) {
 		if err == nil {
 			return resp, nil
 		}
-		stale := errors.Is(err, ErrNoEndRequest) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+		// The application closed the idle connection (net.ErrClosed: the
+		// read loop saw it first and closed our end under the write).
+		stale := errors.Is(err, ErrNoEndRequest) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed)
 		if attempt == 0 && reused && retryable && !st.got.Load() && ctx.Err() == nil && stale {
 			continue // the connection was closed under us: once more on a new one
 		}
