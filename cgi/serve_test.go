@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -252,9 +253,15 @@ func TestServeEnvNotCGI(t *testing.T) {
 	}
 }
 
+// registerDefault registers the nil-handler test's page on
+// DefaultServeMux once, so the test can run again (-count).
+var registerDefault = sync.OnceFunc(func() {
+	http.HandleFunc("/ferry-cgi-serveenv-nil-handler-test", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "from DefaultServeMux") })
+})
+
 func TestServeEnvNilHandler(t *testing.T) {
 	const path = "/ferry-cgi-serveenv-nil-handler-test"
-	http.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "from DefaultServeMux") })
+	registerDefault()
 	env := map[string]string{"REQUEST_METHOD": "GET", "REQUEST_URI": path, "SERVER_NAME": "x"}
 	var stdout bytes.Buffer
 	if err := ServeEnv(context.Background(), env, strings.NewReader(""), &stdout, io.Discard, nil); err != nil {
