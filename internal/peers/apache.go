@@ -318,11 +318,7 @@ func startApache(ctx context.Context, bin, dir string, config func(port int) str
 	conf := filepath.Join(dir, "httpd.conf")
 	errorLog := filepath.Join(dir, "error.log")
 	stderrLog := filepath.Join(dir, "stderr.log")
-	for attempt := 1; ; attempt++ {
-		port, err := FreePort()
-		if err != nil {
-			return nil, err
-		}
+	return retryPort(ctx, []string{errorLog, stderrLog}, func(port int) (*Server, error) {
 		if err := os.WriteFile(conf, []byte(config(port)), 0o644); err != nil {
 			return nil, fmt.Errorf("peers: %w", err)
 		}
@@ -340,13 +336,11 @@ func startApache(ctx context.Context, bin, dir string, config func(port int) str
 			ErrorLogs: []string{errorLog},
 			ReadyHTTP: url + apacheReadyPath,
 		})
-		if err == nil {
-			return &Server{URL: url, Dir: dir, procs: []*Process{p}, errLogs: []string{errorLog, stderrLog}}, nil
-		}
-		if attempt == maxStartAttempts || ctx.Err() != nil || !addrInUse([]string{errorLog, stderrLog}) {
+		if err != nil {
 			return nil, err
 		}
-	}
+		return &Server{URL: url, Dir: dir, procs: []*Process{p}, errLogs: []string{errorLog, stderrLog}}, nil
+	})
 }
 
 // ApacheCGI is [StartApacheCGI] for tests: it skips (or fails under CI=true)

@@ -154,23 +154,6 @@ func StartLighttpdSCGI(ctx context.Context, dir string, cfg LighttpdSCGIConfig) 
 	})
 }
 
-// retryPort calls start with a free port, and again with another one, up
-// to maxStartAttempts times, when it fails and the logs say the port was
-// taken meanwhile.
-func retryPort[T any](ctx context.Context, logs []string, start func(port int) (T, error)) (T, error) {
-	for attempt := 1; ; attempt++ {
-		port, err := FreePort()
-		if err != nil {
-			var zero T
-			return zero, err
-		}
-		s, err := start(port)
-		if err == nil || attempt == maxStartAttempts || ctx.Err() != nil || !addrInUse(logs) {
-			return s, err
-		}
-	}
-}
-
 // LighttpdSCGI is [StartLighttpdSCGI] for tests: it skips (or fails under
 // CI=true) when lighttpd is not installed, uses a directory from
 // tb.TempDir, fails the test if the server does not start, and stops it in

@@ -230,11 +230,7 @@ func startNginx(ctx context.Context, bin, dir, readyPath string, config func(por
 	conf := filepath.Join(dir, "nginx.conf")
 	errorLog := filepath.Join(dir, "error.log")
 	stderrLog := filepath.Join(dir, "nginx.stderr.log")
-	for attempt := 1; ; attempt++ {
-		port, err := FreePort()
-		if err != nil {
-			return nil, err
-		}
+	return retryPort(ctx, []string{errorLog, stderrLog}, func(port int) (*Server, error) {
 		if err := os.WriteFile(conf, []byte(config(port)), 0o644); err != nil {
 			return nil, fmt.Errorf("peers: %w", err)
 		}
@@ -250,13 +246,11 @@ func startNginx(ctx context.Context, bin, dir, readyPath string, config func(por
 			ErrorLogs: []string{errorLog},
 			ReadyHTTP: url + readyPath,
 		})
-		if err == nil {
-			return &Server{URL: url, Dir: dir, procs: []*Process{ngx}, errLogs: []string{errorLog, stderrLog}}, nil
-		}
-		if attempt == maxStartAttempts || ctx.Err() != nil || !addrInUse([]string{errorLog, stderrLog}) {
+		if err != nil {
 			return nil, err
 		}
-	}
+		return &Server{URL: url, Dir: dir, procs: []*Process{ngx}, errLogs: []string{errorLog, stderrLog}}, nil
+	})
 }
 
 // NginxFcgiwrap is [StartNginxFcgiwrap] for tests: it skips (or fails under

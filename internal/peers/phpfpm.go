@@ -224,29 +224,13 @@ func StartPHPFPM(ctx context.Context, dir string, cfg PHPFPMConfig) (*PHPFPM, er
 	errorLog := filepath.Join(dir, "php-fpm.log")
 	stderrLog := filepath.Join(dir, "php-fpm.stderr.log")
 	logs := []string{errorLog, stderrLog}
-	pickPort := false
-	if be.network == "tcp" {
-		host, port, _ := net.SplitHostPort(be.address) // parseBackend checked it
-		pickPort = port == "0"
-		if pickPort {
-			be.address = host // completed with a port below
-		}
-	}
-	for attempt := 1; ; attempt++ {
+	start := func(cur backend) (*PHPFPM, error) {
 		spec := Spec{
 			Path:      bin,
 			Args:      phpfpmArgs(conf, asRoot),
 			Dir:       dir,
 			LogFile:   stderrLog,
 			ErrorLogs: []string{errorLog},
-		}
-		cur := be
-		if pickPort {
-			port, err := FreePort()
-			if err != nil {
-				return nil, err
-			}
-			cur.address = net.JoinHostPort(be.address, strconv.Itoa(port))
 		}
 		if cur.network == "unix" {
 			spec.ReadyUnix = cur.address
@@ -264,16 +248,24 @@ func StartPHPFPM(ctx context.Context, dir string, cfg PHPFPMConfig) (*PHPFPM, er
 			return nil, err
 		}
 		p, err := Start(ctx, spec)
-		if err == nil {
-			return &PHPFPM{
-				Process: p, Listen: cur.String(), Network: cur.network, Address: cur.address,
-				Root: root, Dir: dir, errLogs: logs,
-			}, nil
-		}
-		if !pickPort || attempt == maxStartAttempts || ctx.Err() != nil || !addrInUse(logs) {
+		if err != nil {
 			return nil, err
 		}
+		return &PHPFPM{
+			Process: p, Listen: cur.String(), Network: cur.network, Address: cur.address,
+			Root: root, Dir: dir, errLogs: logs,
+		}, nil
 	}
+	if be.network != "tcp" {
+		return start(be)
+	}
+	host, port, _ := net.SplitHostPort(be.address) // parseBackend checked it
+	if port != "0" {
+		return start(be)
+	}
+	return retryPort(ctx, logs, func(port int) (*PHPFPM, error) {
+		return start(backend{network: "tcp", address: net.JoinHostPort(host, strconv.Itoa(port))})
+	})
 }
 
 // RunPHPFPM is [StartPHPFPM] for tests: it skips (or fails under CI=true)
