@@ -18,6 +18,7 @@ import (
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/scgi"
+	"github.com/rs/zerolog"
 )
 
 // The front x back matrix: every way a request can reach ferry (HTTP, a web
@@ -198,6 +199,33 @@ type matrixFront struct {
 	start func(t *testing.T, args []string) (base string, client *http.Client, port string)
 }
 
+// startMatrixFerry runs ferry listening on listen, stops it with SIGTERM
+// (so that it stops its workers) at cleanup, and shows its log if the pair
+// failed.
+func startMatrixFerry(t *testing.T, listen string, args []string) *ferryProc {
+	p := startFerryArgs(t, append([]string{"--listen", listen}, args...)...)
+	t.Cleanup(func() {
+		p.stop(t, syscall.SIGTERM)
+		if t.Failed() {
+			t.Logf("ferry's log:\n%s", p.logs)
+		}
+	})
+	return p
+}
+
+// testLogger logs to t, so that a failing pair shows what the front saw.
+func testLogger(t *testing.T) *zerolog.Logger {
+	l := zerolog.New(zerolog.ConsoleWriter{Out: testWriter{t}, NoColor: true}).Level(zerolog.InfoLevel)
+	return &l
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
 // tlsFront serves h on a TLS loopback listener: a web server in front.
 func tlsFront(t *testing.T, h http.Handler) (string, *http.Client, string) {
 	srv := httptest.NewTLSServer(h)
@@ -211,23 +239,22 @@ func tlsFront(t *testing.T, h http.Handler) (string, *http.Client, string) {
 func matrixFronts() []matrixFront {
 	return []matrixFront{
 		{name: "http", start: func(t *testing.T, args []string) (string, *http.Client, string) {
-			p := startFerryArgs(t, append([]string{"--listen", "http://127.0.0.1:0"}, args...)...)
-			t.Cleanup(func() { p.stop(t, syscall.SIGTERM) }) // ferry stops its workers
+			p := startMatrixFerry(t, "http://127.0.0.1:0", args)
 			_, port, _ := net.SplitHostPort(strings.TrimPrefix(p.URL, "http://"))
 			return p.URL, &http.Client{Timeout: 60 * time.Second}, port
 		}},
 		{name: "fastcgi", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
-			p := startFerryArgs(t, append([]string{"--listen", "fastcgi://127.0.0.1:0"}, args...)...)
-			t.Cleanup(func() { p.stop(t, syscall.SIGTERM) })
-			c := &fastcgi.Client{Network: "tcp", Address: strings.TrimPrefix(p.URL, "fastcgi://")}
+			p := startMatrixFerry(t, "fastcgi://127.0.0.1:0", args)
+			log := testLogger(t)
+			c := &fastcgi.Client{Network: "tcp", Address: strings.TrimPrefix(p.URL, "fastcgi://"), Logger: log}
 			t.Cleanup(c.CloseIdle)
-			return tlsFront(t, &fastcgi.Handler{Client: c})
+			return tlsFront(t, &fastcgi.Handler{Client: c, Logger: log})
 		}},
 		{name: "scgi", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
-			p := startFerryArgs(t, append([]string{"--listen", "scgi://127.0.0.1:0"}, args...)...)
-			t.Cleanup(func() { p.stop(t, syscall.SIGTERM) })
-			c := &scgi.Client{Network: "tcp", Address: strings.TrimPrefix(p.URL, "scgi://")}
-			return tlsFront(t, &scgi.Handler{Client: c})
+			p := startMatrixFerry(t, "scgi://127.0.0.1:0", args)
+			log := testLogger(t)
+			c := &scgi.Client{Network: "tcp", Address: strings.TrimPrefix(p.URL, "scgi://"), Logger: log}
+			return tlsFront(t, &scgi.Handler{Client: c, Logger: log})
 		}},
 		{name: "cgi", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
 			self, err := os.Executable()
