@@ -327,6 +327,10 @@ func (st *mpxStream) Close() error {
 // end finishes a request on END_REQUEST.
 func (st *mpxStream) end(er EndRequest) {
 	st.flushStderr()
+	// Ended before the consumer can see the end: its Close must not
+	// abort a request that is over.
+	st.ended.Store(true)
+	st.timer.Stop()
 	switch er.ProtocolStatus {
 	case RequestComplete:
 		st.resp.AppStatus = er.AppStatus
@@ -340,8 +344,6 @@ func (st *mpxStream) end(er EndRequest) {
 	default:
 		st.out.abort(fmt.Errorf("fastcgi: END_REQUEST with protocol status %d", er.ProtocolStatus))
 	}
-	st.ended.Store(true)
-	st.timer.Stop()
 	st.release.Do(func() { <-st.mc.c.slots })
 }
 
