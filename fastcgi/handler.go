@@ -98,8 +98,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s cgi.Script, er
 	f.Forward(w, r, s, err, h.exchange)
 }
 
-// exchange sends one request through the client.
-func (h *Handler) exchange(ctx context.Context, params []string, body io.Reader, _ int64) (io.ReadCloser, func() bool, error) {
+// exchange sends one request through the client, with a body of n bytes.
+func (h *Handler) exchange(ctx context.Context, params []string, body io.Reader, n int64) (io.ReadCloser, func() bool, error) {
+	if body != nil {
+		// Never read past CONTENT_LENGTH: once the application answers,
+		// net/http may close the request body under a read that only
+		// waits for its EOF.
+		body = io.LimitReader(body, n)
+	}
 	resp, err := h.Client.Do(ctx, &Request{Params: params, Body: body})
 	if err != nil {
 		return nil, nil, err

@@ -261,7 +261,11 @@ func (st *mpxStream) writeBody(body io.Reader) {
 		}
 		if rerr != nil {
 			err = fmt.Errorf("fastcgi: reading request body: %w", rerr)
-			st.abort(err)
+			if !st.got.Load() {
+				st.abort(err) // the application waits for a body that will not come
+			}
+			// Else it has begun to answer (before reading all of the
+			// body, say): its answer stands, and it ends the request.
 			break
 		}
 	}
