@@ -349,14 +349,5 @@ func startApache(ctx context.Context, bin, dir string, config func(port int) str
 func ApacheCGI(tb testing.TB, cfg ApacheCGIConfig) *Server {
 	tb.Helper()
 	Need(tb, "apache2")
-	s, err := StartApacheCGI(tb.Context(), tb.TempDir(), cfg)
-	if err != nil {
-		failStart(tb, err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			tb.Errorf("%v", err)
-		}
-	})
-	return s
+	return startForTest(tb, func(dir string) (*Server, error) { return StartApacheCGI(tb.Context(), dir, cfg) })
 }

@@ -115,7 +115,18 @@ func StartApacheProxyFCGI(ctx context.Context, dir string, cfg ApacheProxyFCGICo
 	if prefix == apacheReadyPath {
 		return nil, fmt.Errorf("peers: Prefix %q is reserved", prefix)
 	}
-	if err := checkEnv(cfg.Env); err != nil {
+	return startApacheProxy(ctx, bin, dir, be, moduleDir, modules, cfg.Env, cfg.MaxWorkers, &apacheProxy{
+		prefix: prefix, target: be.apacheURL(path),
+		enableReuse: cfg.EnableReuse, flushPackets: cfg.FlushPackets,
+		sendCL: cfg.SendCL, pathInfo: cfg.PathInfo,
+	})
+}
+
+// startApacheProxy checks env and that Apache's user can reach a unix
+// socket backend, prepares dir and starts Apache proxying as proxy says:
+// what StartApacheProxyFCGI and StartApacheProxySCGI share.
+func startApacheProxy(ctx context.Context, bin, dir string, be backend, moduleDir string, modules []string, env map[string]string, maxWorkers int, proxy *apacheProxy) (*Server, error) {
+	if err := checkEnv(env); err != nil {
 		return nil, err
 	}
 	account, err := apacheAccount()
@@ -131,19 +142,13 @@ func StartApacheProxyFCGI(ctx context.Context, dir string, cfg ApacheProxyFCGICo
 	if err != nil {
 		return nil, err
 	}
-	dir, err = prepareApacheDir(dir)
-	if err != nil {
+	if dir, err = prepareApacheDir(dir); err != nil {
 		return nil, err
 	}
 	return startApache(ctx, bin, dir, func(port int) string {
 		return apacheConfig(apacheParams{
 			dir: dir, moduleDir: moduleDir, modules: apacheModules(modules...), port: port,
-			user: usr, group: grp, env: cfg.Env, maxWorkers: cfg.MaxWorkers,
-			proxy: &apacheProxy{
-				prefix: prefix, target: be.apacheURL(path),
-				enableReuse: cfg.EnableReuse, flushPackets: cfg.FlushPackets,
-				sendCL: cfg.SendCL, pathInfo: cfg.PathInfo,
-			},
+			user: usr, group: grp, env: env, maxWorkers: maxWorkers, proxy: proxy,
 		})
 	})
 }
@@ -158,14 +163,5 @@ var pathInfoValue = regexp.MustCompile(`^[A-Za-z0-9_-]*$`)
 func ApacheProxyFCGI(tb testing.TB, cfg ApacheProxyFCGIConfig) *Server {
 	tb.Helper()
 	Need(tb, "apache2")
-	s, err := StartApacheProxyFCGI(tb.Context(), tb.TempDir(), cfg)
-	if err != nil {
-		failStart(tb, err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			tb.Errorf("%v", err)
-		}
-	})
-	return s
+	return startForTest(tb, func(dir string) (*Server, error) { return StartApacheProxyFCGI(tb.Context(), dir, cfg) })
 }

@@ -81,32 +81,8 @@ func StartApacheProxySCGI(ctx context.Context, dir string, cfg ApacheProxySCGICo
 	if cfg.PathInfo {
 		env["proxy-scgi-pathinfo"] = "1"
 	}
-	if err := checkEnv(cfg.Env); err != nil {
-		return nil, err
-	}
-	account, err := apacheAccount()
-	if err != nil {
-		return nil, err
-	}
-	if account != nil && be.network == "unix" {
-		if err := checkCanConnect(account, be.address); err != nil {
-			return nil, fmt.Errorf("%w; Apache connects to the backend as %s", err, account.Username)
-		}
-	}
-	usr, grp, err := apacheUser()
-	if err != nil {
-		return nil, err
-	}
-	if dir, err = prepareApacheDir(dir); err != nil {
-		return nil, err
-	}
-	return startApache(ctx, bin, dir, func(port int) string {
-		return apacheConfig(apacheParams{
-			dir: dir, moduleDir: moduleDir, modules: apacheModules(modules...), port: port,
-			user: usr, group: grp, env: env, maxWorkers: cfg.MaxWorkers,
-			proxy: &apacheProxy{prefix: prefix, target: be.proxyURL("scgi", prefix)},
-		})
-	})
+	return startApacheProxy(ctx, bin, dir, be, moduleDir, modules, env, cfg.MaxWorkers,
+		&apacheProxy{prefix: prefix, target: be.proxyURL("scgi", prefix)})
 }
 
 // ApacheProxySCGI is [StartApacheProxySCGI] for tests: it skips (or fails

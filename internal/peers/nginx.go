@@ -260,14 +260,5 @@ func startNginx(ctx context.Context, bin, dir, readyPath string, config func(por
 func NginxFcgiwrap(tb testing.TB, cfg NginxFcgiwrapConfig) *Server {
 	tb.Helper()
 	Need(tb, "nginx", "fcgiwrap")
-	s, err := StartNginxFcgiwrap(tb.Context(), tb.TempDir(), cfg)
-	if err != nil {
-		failStart(tb, err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			tb.Errorf("%v", err)
-		}
-	})
-	return s
+	return startForTest(tb, func(dir string) (*Server, error) { return StartNginxFcgiwrap(tb.Context(), dir, cfg) })
 }

@@ -246,14 +246,5 @@ func StartNginxFastCGI(ctx context.Context, dir string, cfg NginxFastCGIConfig) 
 func NginxFastCGI(tb testing.TB, cfg NginxFastCGIConfig) *Server {
 	tb.Helper()
 	Need(tb, "nginx")
-	s, err := StartNginxFastCGI(tb.Context(), tb.TempDir(), cfg)
-	if err != nil {
-		failStart(tb, err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			tb.Errorf("%v", err)
-		}
-	})
-	return s
+	return startForTest(tb, func(dir string) (*Server, error) { return StartNginxFastCGI(tb.Context(), dir, cfg) })
 }

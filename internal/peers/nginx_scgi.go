@@ -229,20 +229,3 @@ func NginxSCGI(tb testing.TB, cfg NginxSCGIConfig) *Server {
 	Need(tb, "nginx")
 	return startForTest(tb, func(dir string) (*Server, error) { return StartNginxSCGI(tb.Context(), dir, cfg) })
 }
-
-// startForTest starts a server with start in a directory from tb.TempDir,
-// fails the test (or skips it, see failStart) if it does not start, and
-// stops it in tb.Cleanup.
-func startForTest(tb testing.TB, start func(dir string) (*Server, error)) *Server {
-	tb.Helper()
-	s, err := start(tb.TempDir())
-	if err != nil {
-		failStart(tb, err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			tb.Errorf("%v", err)
-		}
-	})
-	return s
-}

@@ -274,14 +274,5 @@ func StartPHPFPM(ctx context.Context, dir string, cfg PHPFPMConfig) (*PHPFPM, er
 func RunPHPFPM(tb testing.TB, cfg PHPFPMConfig) *PHPFPM {
 	tb.Helper()
 	Need(tb, "php-fpm")
-	f, err := StartPHPFPM(tb.Context(), tb.TempDir(), cfg)
-	if err != nil {
-		failStart(tb, err)
-	}
-	tb.Cleanup(func() {
-		if err := f.Stop(); err != nil {
-			tb.Errorf("%v", err)
-		}
-	})
-	return f
+	return startForTest(tb, func(dir string) (*PHPFPM, error) { return StartPHPFPM(tb.Context(), dir, cfg) })
 }

@@ -73,14 +73,5 @@ func StartRTorrent(ctx context.Context, dir string) (*RTorrent, error) {
 func RunRTorrent(tb testing.TB) *RTorrent {
 	tb.Helper()
 	Need(tb, "rtorrent")
-	r, err := StartRTorrent(tb.Context(), tb.TempDir())
-	if err != nil {
-		failStart(tb, err)
-	}
-	tb.Cleanup(func() {
-		if err := r.Stop(); err != nil {
-			tb.Errorf("%v", err)
-		}
-	})
-	return r
+	return startForTest(tb, func(dir string) (*RTorrent, error) { return StartRTorrent(tb.Context(), dir) })
 }

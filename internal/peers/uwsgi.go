@@ -163,14 +163,5 @@ func StartUWSGI(ctx context.Context, dir string, cfg UWSGIConfig) (*UWSGI, error
 func RunUWSGI(tb testing.TB, cfg UWSGIConfig) *UWSGI {
 	tb.Helper()
 	Need(tb, "uwsgi", "python3")
-	u, err := StartUWSGI(tb.Context(), tb.TempDir(), cfg)
-	if err != nil {
-		failStart(tb, err)
-	}
-	tb.Cleanup(func() {
-		if err := u.Stop(); err != nil {
-			tb.Errorf("%v", err)
-		}
-	})
-	return u
+	return startForTest(tb, func(dir string) (*UWSGI, error) { return StartUWSGI(tb.Context(), dir, cfg) })
 }
