@@ -43,35 +43,14 @@ func ServeEnv(ctx context.Context, env map[string]string, stdin io.Reader, stdou
 		r.Body = io.NopCloser(io.LimitReader(stdin, r.ContentLength))
 	}
 	rw := NewResponseWriter(stdout, r)
-	aborted := false
-	func() {
-		defer func() {
-			p := recover()
-			if p == nil {
-				return
-			}
-			if p == http.ErrAbortHandler {
-				// The response must not look complete: what is still
-				// buffered is dropped, and with nothing sent the web server
-				// sees no response at all.
-				aborted = true
-				err = errors.New("cgi: handler aborted the response")
-				return
-			}
-			fmt.Fprintf(stderr, "cgi: handler panic serving %s: %v\n", r.URL.Path, p)
-			err = fmt.Errorf("cgi: handler panic: %v", p)
-			if rw.Reset() {
-				// Nothing was sent: whatever the handler set is replaced
-				// by a clean 500.
-				rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
-				rw.WriteHeader(http.StatusInternalServerError)
-				_, _ = io.WriteString(rw, "500 Internal Server Error\n") // errors surface in Close below
-			}
-		}()
-		h.ServeHTTP(rw, r)
-	}()
-	if aborted {
-		return err
+	switch p, _ := rw.Run(h, r); {
+	case p == http.ErrAbortHandler:
+		// The response must not look complete: what is still buffered is
+		// dropped, and with nothing sent the web server sees no response.
+		return errors.New("cgi: handler aborted the response")
+	case p != nil:
+		fmt.Fprintf(stderr, "cgi: handler panic serving %s: %v\n", r.URL.Path, p)
+		err = fmt.Errorf("cgi: handler panic: %v", p)
 	}
 	if cerr := rw.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("cgi: writing response: %w", cerr)

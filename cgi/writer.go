@@ -210,6 +210,29 @@ func (rw *ResponseWriter) Reset() bool {
 	return true
 }
 
+// Run runs h for r with rw as its response, the way net/http treats a
+// handler that panics: a panic before anything was sent gives a clean 500
+// instead. It returns what h panicked with (nil if it returned), and
+// whether the response must be aborted, not completed: h panicked with
+// http.ErrAbortHandler, or after output had gone out.
+func (rw *ResponseWriter) Run(h http.Handler, r *http.Request) (panicked any, abort bool) {
+	defer func() {
+		panicked = recover()
+		if panicked == nil {
+			return
+		}
+		if panicked == http.ErrAbortHandler || !rw.Reset() {
+			abort = true
+			return
+		}
+		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		rw.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(rw, "500 Internal Server Error\n") // write errors surface in Close
+	}()
+	h.ServeHTTP(rw, r)
+	return nil, false
+}
+
 // HeaderWritten reports whether the header block has been sent.
 func (rw *ResponseWriter) HeaderWritten() bool { return rw.wroteHeader }
 

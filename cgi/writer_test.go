@@ -399,3 +399,41 @@ func TestResponseWriterMatchesNetHTTP(t *testing.T) {
 		})
 	}
 }
+
+func TestResponseWriterRun(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		h         http.HandlerFunc
+		wantPanic bool
+		abort     bool
+		out       string // the start of what was sent, "" for no check
+	}{
+		{"returns", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }, false, false, "Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nok"},
+		{"panic before output", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Half", "done")
+			panic("boom")
+		}, true, false, "Status: 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n500 Internal Server Error\n"},
+		{"panic after output", func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "half")
+			w.(http.Flusher).Flush()
+			panic("boom")
+		}, true, true, ""},
+		{"abort", func(w http.ResponseWriter, r *http.Request) { panic(http.ErrAbortHandler) }, true, true, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			r := httptest.NewRequest("GET", "/x", nil)
+			rw := NewResponseWriter(&out, r)
+			p, abort := rw.Run(tt.h, r)
+			if (p != nil) != tt.wantPanic || abort != tt.abort {
+				t.Fatalf("Run = %v, %v; want panic %v, abort %v", p, abort, tt.wantPanic, tt.abort)
+			}
+			if !abort {
+				rw.Close()
+			}
+			if tt.out != "" && out.String() != tt.out {
+				t.Errorf("sent %q; want %q", out.String(), tt.out)
+			}
+		})
+	}
+}

@@ -413,28 +413,10 @@ func (c *conn) serveRequest(r *request, chunked bool) {
 	}
 	req := r.httpReq
 	rw := cgi.NewResponseWriter(sw, req)
-	aborted := false
-	func() {
-		defer func() {
-			p := recover()
-			if p == nil {
-				return
-			}
-			if p == http.ErrAbortHandler {
-				aborted = true
-				return
-			}
-			c.srv.log().Error().Interface("panic", p).Str("path", req.URL.Path).Msg("fastcgi: handler panic")
-			if rw.Reset() {
-				rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
-				rw.WriteHeader(http.StatusInternalServerError)
-				io.WriteString(rw, "500 Internal Server Error\n")
-				return
-			}
-			aborted = true
-		}()
-		c.srv.handler().ServeHTTP(rw, req)
-	}()
+	p, aborted := rw.Run(c.srv.handler(), req)
+	if p != nil && p != http.ErrAbortHandler {
+		c.srv.log().Error().Interface("panic", p).Str("path", req.URL.Path).Msg("fastcgi: handler panic")
+	}
 	if aborted {
 		// The response must not look complete; on FastCGI only a closed
 		// connection says so to the web server (and ends any other request

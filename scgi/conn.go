@@ -116,7 +116,10 @@ func (c *conn) serve() {
 		req.Body = b
 	}
 	rw := cgi.NewResponseWriter(c.rwc, req)
-	aborted := c.runHandler(rw, req)
+	p, aborted := rw.Run(c.srv.handler(), req)
+	if p != nil && p != http.ErrAbortHandler {
+		c.srv.log().Error().Interface("panic", p).Str("remote", req.RemoteAddr).Str("path", req.URL.Path).Msg("scgi: handler panic")
+	}
 	if !aborted {
 		_ = rw.Close() // a write error: the web server is gone, and closing is all that is left
 	}
@@ -144,31 +147,6 @@ func noBodyMeansUnset(vars map[string]string) {
 		return
 	}
 	delete(vars, "CONTENT_LENGTH")
-}
-
-// runHandler runs the handler, turning a panic into a 500 when nothing was
-// sent; it reports whether the response must be aborted.
-func (c *conn) runHandler(rw *cgi.ResponseWriter, req *http.Request) (aborted bool) {
-	defer func() {
-		p := recover()
-		if p == nil {
-			return
-		}
-		if p == http.ErrAbortHandler {
-			aborted = true
-			return
-		}
-		c.srv.log().Error().Interface("panic", p).Str("remote", req.RemoteAddr).Str("path", req.URL.Path).Msg("scgi: handler panic")
-		if rw.Reset() {
-			rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			rw.WriteHeader(http.StatusInternalServerError)
-			_, _ = io.WriteString(rw, "500 Internal Server Error\n") // sent by Close; its error is handled there
-			return
-		}
-		aborted = true
-	}()
-	c.srv.handler().ServeHTTP(rw, req)
-	return false
 }
 
 // refuse answers a request that cannot be served, logs why, and closes.
