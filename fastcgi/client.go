@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferrygw/ferry/internal/serving"
 	"github.com/rs/zerolog"
 )
 
@@ -273,21 +274,11 @@ func (c *Client) acquire(ctx context.Context, check, fresh bool) (*clientConn, b
 // takeSlot waits for room for one more request in progress, up to the
 // queue timeout.
 func (c *Client) takeSlot(ctx context.Context) error {
-	select {
-	case c.slots <- struct{}{}:
-		return nil
-	default:
-	}
-	t := time.NewTimer(dur(c.QueueTimeout, DefaultQueueTimeout))
-	defer t.Stop()
-	select {
-	case c.slots <- struct{}{}:
-		return nil
-	case <-t.C:
+	err := serving.TakeSlot(ctx, c.slots, dur(c.QueueTimeout, DefaultQueueTimeout))
+	if errors.Is(err, serving.ErrQueueTimeout) {
 		return ErrPoolTimeout
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	return err
 }
 
 // alive reports whether an idle connection is still open: the application

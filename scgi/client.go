@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrygw/ferry/internal/serving"
 	"github.com/rs/zerolog"
 )
 
@@ -116,21 +117,11 @@ func (c *Client) backend() string { return c.Network + ":" + c.Address }
 // takeSlot waits for room for one more request in progress, up to the
 // queue timeout.
 func (c *Client) takeSlot(ctx context.Context) error {
-	select {
-	case c.slots <- struct{}{}:
-		return nil
-	default:
-	}
-	t := time.NewTimer(dur(c.QueueTimeout, DefaultQueueTimeout))
-	defer t.Stop()
-	select {
-	case c.slots <- struct{}{}:
-		return nil
-	case <-t.C:
+	err := serving.TakeSlot(ctx, c.slots, dur(c.QueueTimeout, DefaultQueueTimeout))
+	if errors.Is(err, serving.ErrQueueTimeout) {
 		return fmt.Errorf("%w (%s, %d in progress)", ErrPoolTimeout, c.backend(), cap(c.slots))
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	return err
 }
 
 // Do sends req on a new connection and returns the response once its first

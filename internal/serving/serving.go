@@ -1,9 +1,10 @@
-// Package serving holds what ferry's FastCGI and SCGI servers share and no
-// user should import: the accept loop, and listening sockets handed over as
-// file descriptors.
+// Package serving holds what ferry's FastCGI and SCGI servers and clients
+// share and no user should import: the accept loop, listening sockets
+// handed over as file descriptors, and the wait for a request slot.
 package serving
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -69,4 +70,28 @@ func ListenerFromFD(fd int) (net.Listener, error) {
 		return nil, fmt.Errorf("file descriptor %d is not a listening socket: %w", fd, err)
 	}
 	return l, nil
+}
+
+// ErrQueueTimeout is returned by TakeSlot when no slot came free in time.
+var ErrQueueTimeout = errors.New("serving: no slot free in time")
+
+// TakeSlot waits up to wait for room in slots, a semaphore of requests in
+// progress (send to take, receive to give back). It returns
+// ErrQueueTimeout when wait passes first, or ctx's error.
+func TakeSlot(ctx context.Context, slots chan struct{}, wait time.Duration) error {
+	select {
+	case slots <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return ErrQueueTimeout
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
