@@ -19,8 +19,9 @@ import (
 type Forwarding struct {
 	// Protocol names the framing in log lines: "fastcgi", "scgi".
 	Protocol string
-	// Backend names the application in log lines.
-	Backend string
+	// Network and Address name the application in log lines, as
+	// "network:address" (joined only when a line is logged).
+	Network, Address string
 	// Env holds extra "NAME=value" meta-variables for every request.
 	Env []string
 	// ServerSoftware is SERVER_SOFTWARE. If empty, DefaultServerSoftware.
@@ -63,6 +64,8 @@ func PrefixScript(r *http.Request, prefix, root string) Script {
 	}
 	return Script{Name: name, PathInfo: rest, Root: root}
 }
+
+func (f *Forwarding) backend() string { return f.Network + ":" + f.Address }
 
 func (f *Forwarding) log(r *http.Request) *zerolog.Logger {
 	if l := zerolog.Ctx(r.Context()); l.GetLevel() != zerolog.Disabled {
@@ -145,7 +148,7 @@ func (f *Forwarding) Forward(w http.ResponseWriter, r *http.Request, s Script, e
 	if _, err := CopyResponseReady(w, cr, br, more); err != nil {
 		var ce *ClientError
 		if !errors.As(err, &ce) && r.Context().Err() == nil {
-			log.Warn().Err(err).Str("backend", f.Backend).Str("path", path).Msg(f.Protocol + ": response cut short")
+			log.Warn().Err(err).Str("backend", f.backend()).Str("path", path).Msg(f.Protocol + ": response cut short")
 			panic(http.ErrAbortHandler) // the client must not take it for whole
 		}
 	}
@@ -163,7 +166,7 @@ func (f *Forwarding) fail(w http.ResponseWriter, r *http.Request, err error, msg
 	} else if errors.Is(err, context.DeadlineExceeded) {
 		status = http.StatusGatewayTimeout
 	}
-	f.log(r).Error().Err(err).Str("backend", f.Backend).Int("status", status).Str("path", r.URL.Path).Msg(msg)
+	f.log(r).Error().Err(err).Str("backend", f.backend()).Int("status", status).Str("path", r.URL.Path).Msg(msg)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}

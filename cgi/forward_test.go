@@ -69,7 +69,7 @@ func TestForwarding(t *testing.T) {
 				}
 				return &stream{r: strings.NewReader(tt.answer), err: tt.answerErr}, func() bool { return true }, nil
 			}
-			f := Forwarding{Protocol: "test", Backend: "app", StatusLine: tt.statusLine, StatusFor: statusFor, Env: []string{"EXTRA=1"}}
+			f := Forwarding{Protocol: "test", Network: "tcp", Address: "app", StatusLine: tt.statusLine, StatusFor: statusFor, Env: []string{"EXTRA=1"}}
 			r := httptest.NewRequest("GET", "/app/x/y", nil)
 			w := httptest.NewRecorder()
 			aborted := false

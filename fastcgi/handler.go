@@ -85,7 +85,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s cgi.Script, er
 	}
 	f := cgi.Forwarding{
 		Protocol:       "fastcgi",
-		Backend:        h.Client.Network + ":" + h.Client.Address,
+		Network:        h.Client.Network,
+		Address:        h.Client.Address,
 		Env:            h.Env,
 		ServerSoftware: h.ServerSoftware,
 		MaxRequestBody: h.MaxRequestBody,

@@ -78,7 +78,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f := cgi.Forwarding{
 		Protocol:       "scgi",
-		Backend:        h.Client.backend(),
+		Network:        h.Client.Network,
+		Address:        h.Client.Address,
 		Env:            h.Env,
 		ServerSoftware: h.ServerSoftware,
 		MaxRequestBody: h.MaxRequestBody,
