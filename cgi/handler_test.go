@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/rs/zerolog"
 )
 
@@ -34,23 +35,8 @@ func writeScript(t *testing.T, dir, name, body string) string {
 	return p
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is the shared concurrent log sink.
+type syncBuffer = testlog.Buffer
 
 func testLogger(buf *syncBuffer) *zerolog.Logger {
 	l := zerolog.New(buf).Level(zerolog.DebugLevel)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/rs/zerolog"
 )
 
@@ -324,25 +325,8 @@ func (st *serverTester) sync() []Record {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use, for logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func (b *syncBuffer) contains(s string) bool { return strings.Contains(b.String(), s) }
+// syncBuffer is the shared concurrent log sink.
+type syncBuffer = testlog.Buffer
 
 // cgiResponse is the CGI response header block for status and a text/plain
 // body, as cgi.ResponseWriter writes it.
@@ -747,7 +731,7 @@ func TestProtocolErrors(t *testing.T) {
 				t.Errorf("unexpected %s record for request %d", r.Type, r.RequestID)
 			}
 			st.waitServed()
-			if !st.log.contains("fastcgi: connection error") {
+			if !st.log.Contains("fastcgi: connection error") {
 				t.Errorf("log = %q; want a ConnError", st.log.String())
 			}
 		})
@@ -760,7 +744,7 @@ func TestTruncatedRecordLogged(t *testing.T) {
 	st.write([]byte("\x01\x01\x00\x01\x00\x08\x00\x00\x00\x01")) // BEGIN_REQUEST cut short
 	st.cc.Close()
 	st.waitServed()
-	if !st.log.contains("fastcgi: connection error") || !st.log.contains("unexpected EOF") {
+	if !st.log.Contains("fastcgi: connection error") || !st.log.Contains("unexpected EOF") {
 		t.Errorf("log = %q; want a ConnError for unexpected EOF", st.log.String())
 	}
 }
@@ -782,7 +766,7 @@ func TestCleanCloseNotLogged(t *testing.T) {
 	st.sync()
 	st.cc.Close()
 	st.waitServed()
-	if st.log.contains("connection error") {
+	if st.log.Contains("connection error") {
 		t.Errorf("log = %q; want no ConnError for a close between records", st.log.String())
 	}
 }
@@ -959,7 +943,7 @@ func TestHandlerPanicBeforeOutput(t *testing.T) {
 		t.Errorf("END_REQUEST = %+v", resp.end)
 	}
 	st.sync() // the connection carries on
-	if !st.log.contains("boom") {
+	if !st.log.Contains("boom") {
 		t.Errorf("log = %q; want the panic", st.log.String())
 	}
 }

@@ -1,7 +1,6 @@
 package fastcgi
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/rs/zerolog"
 )
 
@@ -133,34 +133,8 @@ func (c *recycleConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// poolLog collects a Pool's log lines.
-type poolLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *poolLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *poolLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// lines returns the log lines containing all of the given strings.
-func (l *poolLog) lines(subs ...string) []string {
-	var out []string
-	for _, line := range strings.Split(l.String(), "\n") {
-		if !slices.ContainsFunc(subs, func(s string) bool { return !strings.Contains(line, s) }) {
-			out = append(out, line)
-		}
-	}
-	return out
-}
+// poolLog is the shared concurrent log sink.
+type poolLog = testlog.Buffer
 
 // newTestPool returns a pool of the test binary as worker, started, and
 // stopped at cleanup; and a client for it.
@@ -314,10 +288,10 @@ func TestPoolRestartsCrashedWorker(t *testing.T) {
 		}
 	}
 	pidField := fmt.Sprintf(`"pid":%d`, crashed)
-	if l := lg.lines("worker exited", pidField, "exit status 3"); len(l) != 1 {
+	if l := lg.Lines("worker exited", pidField, "exit status 3"); len(l) != 1 {
 		t.Errorf("log lines on the crash = %q; want one\n%s", l, lg)
 	}
-	if l := lg.lines("restarting worker", pidField); len(l) != 1 {
+	if l := lg.Lines("restarting worker", pidField); len(l) != 1 {
 		t.Errorf("log lines on the restart = %q; want one", l)
 	}
 }
@@ -330,7 +304,7 @@ func TestPoolLogsStderr(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the stderr line in the log", func() bool {
-		return len(lg.lines("worker stderr", fmt.Sprintf(`"pid":%d`, pid), fmt.Sprintf("ferry-stderr-marker from %d", pid))) == 1
+		return len(lg.Lines("worker stderr", fmt.Sprintf(`"pid":%d`, pid), fmt.Sprintf("ferry-stderr-marker from %d", pid))) == 1
 	})
 }
 
@@ -354,7 +328,7 @@ func TestPoolMaxRequestsRecycles(t *testing.T) {
 		t.Errorf("12 requests went to %d workers; want at least 4", len(seen))
 	}
 	waitFor(t, "2 workers", func() bool { return len(p.PIDs()) == 2 })
-	if l := lg.lines("worker exited", `"status":"exit status 0"`); len(l) < 2 {
+	if l := lg.Lines("worker exited", `"status":"exit status 0"`); len(l) < 2 {
 		t.Errorf("clean exits logged: %d; want at least 2", len(l))
 	}
 }
@@ -606,10 +580,10 @@ func TestPoolScalesOnDemand(t *testing.T) {
 		}
 	}
 	waitFor(t, "the idle workers to stop", func() bool { return len(p.PIDs()) == 1 })
-	if got := len(lg.lines("idle worker stopped")); got != 2 {
+	if got := len(lg.Lines("idle worker stopped")); got != 2 {
 		t.Errorf("%d idle workers stopped; want 2", got)
 	}
-	if got := lg.lines("restarting worker"); len(got) != 0 {
+	if got := lg.Lines("restarting worker"); len(got) != 0 {
 		t.Errorf("idle workers were replaced: %v", got)
 	}
 	// It stays at MinWorkers and still serves.

@@ -1,7 +1,6 @@
 package scgi_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,33 +11,18 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/ferrygw/ferry/scgi"
 	"github.com/rs/zerolog"
 )
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is the shared concurrent log sink.
+type syncBuffer = testlog.Buffer
 
 // serveSCGI runs an scgi.Server with h on l until the test ends.
 func serveSCGI(t *testing.T, l net.Listener, h http.Handler, log io.Writer) {

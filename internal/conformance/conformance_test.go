@@ -1,7 +1,6 @@
 package conformance_test
 
 import (
-	"bytes"
 	"errors"
 	"log"
 	"net/http"
@@ -12,11 +11,11 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ferrygw/ferry/internal/conformance"
+	"github.com/ferrygw/ferry/internal/testlog"
 )
 
 // stdGateway serves the scripts of dir under /cgi-bin/ with Go's net/http/cgi:
@@ -53,24 +52,8 @@ func (g *stdGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.ServeHTTP(w, r)
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use: every script's stderr is
-// copied into it by its own goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is the shared concurrent log sink.
+type syncBuffer = testlog.Buffer
 
 // checkGoroutineLeaks fails t if, once t's other cleanups (registered later, so
 // run earlier) are done, more goroutines run than when it was called.
