@@ -91,22 +91,30 @@ func BenchmarkDecodeRequest(b *testing.B) {
 	}
 }
 
-// BenchmarkServerRequest: one request from Client through Server on a
-// kept loopback connection (records out and in, a handler, a CGI response),
-// both sides counted.
-func BenchmarkServerRequest(b *testing.B) {
-	b.ReportAllocs()
-	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "Hello, world\n")
-	})}
+// benchHello answers every request with a short text.
+var benchHello = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	io.WriteString(w, "Hello, world\n")
+})
+
+// benchServer serves srv on a loopback port until b ends, and returns the
+// address.
+func benchServer(b *testing.B, srv *Server) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
 	go srv.Serve(ln)
-	defer srv.Close()
-	c := &Client{Network: "tcp", Address: ln.Addr().String(), MaxConns: 1, NoMultiplex: true}
+	b.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// BenchmarkServerRequest: one request from Client through Server on a
+// kept loopback connection (records out and in, a handler, a CGI response),
+// both sides counted.
+func BenchmarkServerRequest(b *testing.B) {
+	b.ReportAllocs()
+	c := &Client{Network: "tcp", Address: benchServer(b, &Server{Handler: benchHello}), MaxConns: 1, NoMultiplex: true}
 	defer c.CloseIdle()
 	buf := make([]byte, 4096)
 	for b.Loop() {
@@ -128,17 +136,7 @@ func BenchmarkServerRequest(b *testing.B) {
 // connection, both sides counted: the gateway's hot path.
 func BenchmarkHandler(b *testing.B) {
 	b.ReportAllocs()
-	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "Hello, world\n")
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	c := &Client{Network: "tcp", Address: ln.Addr().String(), MaxConns: 1, NoMultiplex: true}
+	c := &Client{Network: "tcp", Address: benchServer(b, &Server{Handler: benchHello}), MaxConns: 1, NoMultiplex: true}
 	defer c.CloseIdle()
 	h := &Handler{Client: c, Prefix: "/app/"}
 	r := httptest.NewRequest("GET", "http://example.com/app/x?y=1", nil)
@@ -168,20 +166,14 @@ func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 // (FCGI_MAX_CONNS), with and without request-ID multiplexing. Without it,
 // requests queue for the 2 connections; with it, they share them.
 func BenchmarkMultiplexing(b *testing.B) {
-	srv := &Server{MaxConns: 2, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr := benchServer(b, &Server{MaxConns: 2, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(time.Millisecond)
 		io.WriteString(w, "done\n")
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
+	})})
 	for _, mpx := range []bool{false, true} {
 		b.Run(map[bool]string{false: "one-per-connection", true: "multiplexed"}[mpx], func(b *testing.B) {
 			b.ReportAllocs()
-			c := &Client{Network: "tcp", Address: ln.Addr().String(), MaxConns: 2, NoMultiplex: !mpx}
+			c := &Client{Network: "tcp", Address: addr, MaxConns: 2, NoMultiplex: !mpx}
 			defer c.CloseIdle()
 			h := &Handler{Client: c}
 			b.SetParallelism(8) // 16 goroutines on 2 CPUs
