@@ -12,7 +12,7 @@ import (
 	"strings"
 )
 
-//go:embed all:testdata/site
+//go:embed all:examplesite
 var site embed.FS
 
 //go:embed testdata/bench
@@ -47,7 +47,7 @@ func WriteBenchApps(dir string) error {
 // ExampleSite returns the bundled example site: index.html at its root and
 // scripts in cgi-bin/.
 func ExampleSite() fs.FS {
-	sub, err := fs.Sub(site, "testdata/site")
+	sub, err := fs.Sub(site, "examplesite")
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}

@@ -1,7 +1,3 @@
-// Package bridge turns ferry's configuration into running fronts (listeners)
-// and routes to backs (handlers): it mounts CGI directories and scripts under
-// URL prefixes, serves static files from a document root, logs every request,
-// and shuts down gracefully.
 package bridge
 
 import (
@@ -13,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -41,12 +36,16 @@ type Mount struct {
 }
 
 // ParseMount parses "PREFIX=BACKEND", such as "/cgi-bin/=cgi:/usr/lib/cgi-bin".
+// The backend's options are checked against its kind's ([Backends]).
 func ParseMount(s string) (Mount, error) {
 	prefix, backend, ok := strings.Cut(s, "=")
 	if !ok || !strings.HasPrefix(prefix, "/") {
 		return Mount{}, fmt.Errorf("bridge: mount %q: want PREFIX=BACKEND with PREFIX starting with /", s)
 	}
-	a, err := ParseAddress(backend)
+	a, err := parseAddress(backend)
+	if err == nil {
+		_, _, err = checkBackend(a)
+	}
 	if err != nil {
 		return Mount{}, fmt.Errorf("bridge: mount %q: %w", s, err)
 	}
@@ -63,10 +62,8 @@ type Config struct {
 	// static files from it (no directory listings, no dotfiles), and it is
 	// DOCUMENT_ROOT for scripts.
 	Root string
-	// CGI holds the settings scripts run with; its Path and ScriptName are
-	// ignored. Each mount gets its own copy (and so its own concurrency
-	// limit) unless CGI.Limiter is set. If nil, defaults are used.
-	CGI *cgi.Handler
+	// Settings are what every mount starts from.
+	Settings Settings
 	// ShutdownTimeout bounds the drain of in-flight requests on shutdown;
 	// scripts still running then are stopped. If zero,
 	// DefaultShutdownTimeout.
@@ -99,14 +96,8 @@ func New(cfg Config) (*Server, error) {
 		s.cfg.Listen = []Address{a}
 	}
 	for _, a := range s.cfg.Listen {
-		switch a.Protocol() {
-		case "http", "fastcgi", "scgi":
-		case "cgi":
-			if a.Path != "" || len(s.cfg.Listen) > 1 {
-				return nil, fmt.Errorf("bridge: listen %s: a cgi: front is this process's one CGI request: spell it cgi: alone, with no other front", a)
-			}
-		default:
-			return nil, fmt.Errorf("bridge: listen %s: ferry listens on http://, fastcgi://, scgi:// and cgi:", a)
+		if err := checkFront(a, len(s.cfg.Listen)); err != nil {
+			return nil, fmt.Errorf("bridge: listen %s: %w", a, err)
 		}
 	}
 	rt, err := s.buildRouter()
@@ -262,20 +253,39 @@ func (s *Server) runCGI(ctx context.Context) error {
 	return nil
 }
 
+// checkFront checks that a can be listened on, among n fronts.
+func checkFront(a Address, n int) error {
+	sc := a.scheme()
+	if sc == nil || !sc.front {
+		return fmt.Errorf("ferry listens on %s", schemeNames(func(s *scheme) bool { return s.front }))
+	}
+	if sc.name == "cgi" && (a.Path != "" || n > 1) {
+		return fmt.Errorf("a cgi: front is this process's one CGI request: spell it cgi: alone, with no other front")
+	}
+	_, err := checkOptions(a.Query, frontOptions(sc), schemeNames(func(s *scheme) bool { return s == sc })+" (as a front)")
+	return err
+}
+
 // buildRouter makes the handler for every mount and the static root.
 func (s *Server) buildRouter() (*router, error) {
 	rt := &router{}
+	b := &builder{s: s}
 	if s.cfg.Root != "" {
 		fi, err := os.Stat(s.cfg.Root)
 		if err != nil || !fi.IsDir() {
 			return nil, fmt.Errorf("bridge: document root %q is not a directory: %v", s.cfg.Root, err)
 		}
 		rt.static = &staticFiles{root: s.cfg.Root}
+		b.static = rt.static
 	}
 	for _, m := range s.cfg.Mounts {
-		h, err := s.backend(m, rt.static)
+		k, o, err := checkBackend(m.Backend)
+		var h http.Handler
+		if err == nil {
+			h, err = k.build(b, m, o)
+		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("bridge: mount %s=%s: %w", m.Prefix, m.Backend, err)
 		}
 		rt.routes = append(rt.routes, route{prefix: m.Prefix, handler: h, backend: m.Backend.String()})
 	}
@@ -285,209 +295,14 @@ func (s *Server) buildRouter() (*router, error) {
 			return nil, fmt.Errorf("bridge: prefix %q is mounted twice", rt.routes[i].prefix)
 		}
 	}
-	for i := range rt.routes {
-		if d, ok := rt.routes[i].handler.(*cgi.Dir); ok {
-			d.Handler.LocalRedirect = rt
-		}
-		if h, ok := rt.routes[i].handler.(*cgi.Handler); ok {
-			h.LocalRedirect = rt
-		}
-		if d, ok := rt.routes[i].handler.(*cgi.FilenameDir); ok {
-			d.Handler.LocalRedirect = rt
-		}
+	for _, f := range b.onRouter {
+		f(rt)
 	}
 	return rt, nil
-}
-
-// backend builds the handler for one mount.
-func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
-	switch m.Backend.Scheme {
-	case "http":
-		n, err := queryInt(m, "max_conns")
-		if err != nil {
-			return nil, err
-		}
-		return newHTTPBack(m, s.log.With().Str("component", "http-proxy").Logger(), n), nil
-	case "scgi", "scgi+unix":
-		n, err := queryInt(m, "max_conns")
-		if err != nil {
-			return nil, err
-		}
-		addr := m.Backend.Host
-		if m.Backend.Network() == "unix" {
-			addr = m.Backend.Path
-		}
-		sl := s.log.With().Str("component", "scgi-client").Logger()
-		h := s.cgiSettings()
-		client := &scgi.Client{Network: m.Backend.Network(), Address: addr, MaxConns: n, QueueTimeout: h.QueueTimeout, Logger: &sl}
-		return &scgi.Handler{
-			Client:         client,
-			Prefix:         m.Prefix,
-			Root:           s.cfg.Root,
-			Env:            h.Env,
-			ServerSoftware: h.ServerSoftware,
-			MaxRequestBody: h.MaxRequestBody,
-			TempDir:        h.TempDir,
-			HeaderLimits:   h.HeaderLimits,
-		}, nil
-	case "cgi":
-		if m.Backend.Path == "" {
-			return nil, fmt.Errorf("bridge: mount %s: cgi: needs a directory or script path", m.Prefix)
-		}
-		fi, err := os.Stat(m.Backend.Path)
-		if err != nil {
-			return nil, fmt.Errorf("bridge: mount %s: %w", m.Prefix, err)
-		}
-		h := s.cgiSettings()
-		switch from := m.Backend.Query.Get("from"); {
-		case from == "script-filename":
-			if !fi.IsDir() {
-				return nil, fmt.Errorf("bridge: mount %s=%s: from=script-filename needs a directory", m.Prefix, m.Backend)
-			}
-			return &cgi.FilenameDir{Roots: []string{m.Backend.Path}, Handler: h}, nil
-		case from != "":
-			return nil, fmt.Errorf("bridge: mount %s=%s: unknown from=%q; want from=script-filename", m.Prefix, m.Backend, from)
-		}
-		if fi.IsDir() {
-			if !strings.HasSuffix(m.Prefix, "/") {
-				return nil, fmt.Errorf("bridge: mount %s=%s: a directory must be mounted at a prefix ending in /", m.Prefix, m.Backend)
-			}
-			return &cgi.Dir{Path: m.Backend.Path, Prefix: m.Prefix, Handler: h.Clone()}, nil
-		}
-		if fi.Mode().Perm()&0o111 == 0 {
-			return nil, fmt.Errorf("bridge: mount %s: %s is not executable", m.Prefix, m.Backend.Path)
-		}
-		one := h.Clone()
-		one.Path = m.Backend.Path
-		one.ScriptName = strings.TrimSuffix(m.Prefix, "/")
-		return one, nil
-	case "fastcgi", "fastcgi+unix", "fastcgi+exec":
-		addr := m.Backend.Host
-		if m.Backend.Network() == "unix" {
-			addr = m.Backend.Path
-		}
-		var pool *fastcgi.Pool
-		if m.Backend.Scheme == "fastcgi+exec" {
-			if _, err := os.Stat(m.Backend.Path); err != nil {
-				return nil, fmt.Errorf("bridge: mount %s: %w", m.Prefix, err)
-			}
-			workers, err := queryInt(m, "workers")
-			if err != nil {
-				return nil, err
-			}
-			maxReq, err := queryInt(m, "max_requests")
-			if err != nil {
-				return nil, err
-			}
-			minWorkers, err := queryInt(m, "min_workers")
-			if err != nil {
-				return nil, err
-			}
-			var idle time.Duration
-			if v := m.Backend.Query.Get("idle_timeout"); v != "" {
-				if idle, err = time.ParseDuration(v); err != nil || idle <= 0 {
-					return nil, fmt.Errorf("bridge: mount %s=%s: idle_timeout=%q: want a duration such as 10s", m.Prefix, m.Backend, v)
-				}
-			} else if minWorkers > 0 {
-				idle = 10 * time.Second // php-fpm's pm.process_idle_timeout
-			}
-			pl := s.log.With().Str("component", "fastcgi-workers").Str("worker", m.Backend.Path).Logger()
-			pool = &fastcgi.Pool{Path: m.Backend.Path, Workers: workers, MaxRequests: maxReq, Env: s.workerEnv(),
-				MinWorkers: minWorkers, IdleTimeout: idle, KillGrace: s.cgiSettings().KillGrace, Logger: &pl}
-			addr = "" // the pool's socket, known once it runs
-		}
-		fl := s.log.With().Str("component", "fastcgi-client").Logger()
-		h := s.cgiSettings()
-		client := &fastcgi.Client{Network: m.Backend.Network(), Address: addr, Logger: &fl, QueueTimeout: h.QueueTimeout}
-		n, err := queryInt(m, "max_conns")
-		if err != nil {
-			return nil, err
-		}
-		client.MaxConns = n
-		if pool != nil {
-			// A connection per request, as mod_fcgid does: a kept
-			// connection holds its worker, and while a worker is being
-			// replaced, requests on new connections would wait behind the
-			// idle ones. The pool size still caps what runs at once.
-			client.NoKeepConn = true
-			client.MaxConns = pool.Workers
-			if client.MaxConns == 0 {
-				client.MaxConns = fastcgi.DefaultPoolWorkers
-			}
-			s.pools = append(s.pools, spawned{pool: pool, client: client})
-		}
-		app := &fastcgi.Handler{
-			Client:         client,
-			Prefix:         m.Prefix,
-			Root:           s.cfg.Root,
-			Env:            h.Env,
-			ServerSoftware: h.ServerSoftware,
-			MaxRequestBody: h.MaxRequestBody,
-			TempDir:        h.TempDir,
-			HeaderLimits:   h.HeaderLimits,
-		}
-		if pool != nil && pool.IdleTimeout > 0 {
-			app.Busy = pool.Busy
-		}
-		if s.cfg.Root == "" {
-			return app, nil
-		}
-		// With a document root, a PHP site as nginx + php-fpm serves it:
-		// scripts split at .php, index.php, a front controller, and static
-		// files served here, never by the application.
-		q := m.Backend.Query
-		site := &fastcgi.PHPSite{Root: s.cfg.Root, Ext: q.Get("ext"), Index: q.Get("index"), FrontController: "/index.php"}
-		if q.Has("front") {
-			site.FrontController = q.Get("front")
-		}
-		return site.Handler(app, static), nil
-	}
-	return nil, fmt.Errorf("bridge: mount %s: backend %s: ferry's backends are cgi:, fastcgi://, fastcgi+unix://, fastcgi+exec:, scgi://, scgi+unix:// and http://", m.Prefix, m.Backend)
-}
-
-// queryInt reads a positive number option of a mount's backend; absent is 0.
-func queryInt(m Mount, name string) (int, error) {
-	v := m.Backend.Query.Get(name)
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("bridge: mount %s=%s: %s=%q: want a positive number", m.Prefix, m.Backend, name, v)
-	}
-	return n, nil
 }
 
 // spawned is a worker pool ferry runs and the client that reaches it.
 type spawned struct {
 	pool   *fastcgi.Pool
 	client *fastcgi.Client
-}
-
-// workerEnv is the environment of spawned FastCGI workers: the inherited
-// allowlist and --env, as scripts get.
-func (s *Server) workerEnv() []string {
-	h := s.cgiSettings()
-	return append(cgi.InheritedEnv(h.InheritEnv), h.Env...)
-}
-
-// cgiSettings returns the script settings every mount starts from.
-func (s *Server) cgiSettings() *cgi.Handler {
-	h := &cgi.Handler{}
-	if s.cfg.CGI != nil {
-		h = s.cfg.CGI.Clone()
-	}
-	if h.ServerSoftware == "" {
-		h.ServerSoftware = "ferry"
-		if s.cfg.Version != "" {
-			h.ServerSoftware = "ferry/" + s.cfg.Version
-		}
-	}
-	if h.DocumentRoot == "" && s.cfg.Root != "" {
-		h.DocumentRoot = s.cfg.Root
-	}
-	if h.Logger == nil {
-		h.Logger = &s.log
-	}
-	return h
 }

@@ -142,6 +142,14 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		}
 		return m
 	}
+	// unchecked skips ParseMount's option checks, which New repeats.
+	unchecked := func(prefix, addr string) Mount {
+		a, err := ParseAddress(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Mount{Prefix: prefix, Backend: a}
+	}
 	scgi, _ := ParseAddress("scgi://127.0.0.1:4000")
 	cgiFront, _ := ParseAddress("cgi:")
 	for name, cfg := range map[string]Config{
@@ -149,11 +157,15 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"missing dir":        {Mounts: []Mount{mount("/a/=cgi:" + dir + "/nope")}},
 		"dir without slash":  {Mounts: []Mount{mount("/a=cgi:" + dir)}},
 		"not executable":     {Mounts: []Mount{mount("/a=cgi:" + file)}},
-		"bad from":           {Mounts: []Mount{mount("/a/=cgi:" + dir + "?from=nope")}},
+		"bad from":           {Mounts: []Mount{unchecked("/a/", "cgi:"+dir+"?from=nope")}},
 		"root not a dir":     {Root: file},
 		"cgi front and more": {Listen: []Address{cgiFront, scgi}},
 		"cgi mount no path":  {Mounts: []Mount{{Prefix: "/a/", Backend: cgiFront}}},
-		"bad max_conns":      {Mounts: []Mount{mount("/a/=http://127.0.0.1:1?max_conns=x")}},
+		"bad max_conns":      {Mounts: []Mount{unchecked("/a/", "http://127.0.0.1:1?max_conns=x")}},
+		"unknown option":     {Mounts: []Mount{unchecked("/a/", "fastcgi://127.0.0.1:1?max_con=4")}},
+		"front as a back":    {Mounts: []Mount{unchecked("/a/", "fastcgi+fd://0")}},
+		"mode on tcp front":  {Listen: []Address{unchecked("/", "http://127.0.0.1:0?mode=0660").Backend}},
+		"bad unix mode":      {Listen: []Address{unchecked("/", "scgi+unix:///tmp/x.sock?mode=999").Backend}},
 	} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New(%s) succeeded; want an error", name)

@@ -185,19 +185,20 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		AccessLog:       *accessLog,
 		Logger:          &logger,
 		Version:         getVersion(),
-		CGI: &cgi.Handler{
+		Settings: bridge.Settings{
+			PassEnv:           *passEnv,
 			PassAuthorization: *passAuth,
-			Timeout:           *timeout,
+			ScriptTimeout:     *timeout,
 			KillGrace:         *grace,
 			MaxConcurrent:     *maxConc,
 			MaxQueue:          *maxQueue,
 			QueueTimeout:      *queueTimeout,
 			MaxRequestBody:    *maxBody,
-			HeaderLimits:      cgi.HeaderLimits{MaxLine: *maxHeaderLine},
+			MaxHeaderLine:     *maxHeaderLine,
 		},
 	}
 	if *timeout <= 0 {
-		cfg.CGI.Timeout = -1
+		cfg.Settings.ScriptTimeout = -1
 	}
 	for _, kv := range *envs {
 		k, _, ok := strings.Cut(kv, "=")
@@ -205,10 +206,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "ferry serve: --env %q: want KEY=VALUE\n", kv)
 			return 2
 		}
-		cfg.CGI.Env = append(cfg.CGI.Env, kv)
-	}
-	if len(*passEnv) > 0 {
-		cfg.CGI.InheritEnv = append(append([]string(nil), cgi.DefaultInheritEnv()...), *passEnv...)
+		cfg.Settings.Env = append(cfg.Settings.Env, kv)
 	}
 	if len(*listen) == 0 {
 		if fds := systemdListeners(); len(fds) > 0 {

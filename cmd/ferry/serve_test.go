@@ -27,9 +27,6 @@ func TestMain(m *testing.M) {
 	if os.Getenv("FERRY_TEST_MAIN") == "1" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	if os.Getenv("FERRY_TEST_MATRIX_WORKER") == "1" {
-		os.Exit(matrixWorkerMain())
-	}
 	os.Exit(m.Run())
 }
 

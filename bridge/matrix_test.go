@@ -1,7 +1,8 @@
-package main
+package bridge
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -11,12 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/ferrygw/ferry/scgi"
 	"github.com/rs/zerolog"
 )
@@ -30,7 +31,12 @@ import (
 // The web servers in front are ferry's own FastCGI and SCGI clients and CGI
 // runner on a TLS listener (so HTTPS=on and their port must reach the
 // application unchanged through ferry); the real nginx, Apache and lighttpd
-// are exercised by the interop tests.
+// are exercised by the interop tests in cmd/ferry.
+//
+// ferry here is a bridge Server run in this process for the HTTP, FastCGI
+// and SCGI fronts, and this test binary run as a CGI program (TestMain,
+// FERRY_TEST_CGI_FRONT) for the CGI front; the worker of the fastcgi+exec
+// back is this test binary too (FERRY_TEST_MATRIX_WORKER).
 
 const (
 	matrixPrefix  = "/app/matrix.sh" // the mount, and the CGI script's SCRIPT_NAME
@@ -170,7 +176,7 @@ func matrixBacks() []matrixBack {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The worker is this test binary; --env marks it a worker.
+			// The worker is this test binary; Settings.Env marks it a worker.
 			return matrixPrefix + "/=fastcgi+exec:" + self + "?workers=2", ""
 		}},
 		{name: "scgi", badPath: "/bad/x", mount: func(t *testing.T) (string, string) {
@@ -196,21 +202,92 @@ func matrixBacks() []matrixBack {
 type matrixFront struct {
 	name  string
 	https bool // the application must see HTTPS=on
-	start func(t *testing.T, args []string) (base string, client *http.Client, port string)
+	start func(t *testing.T, mounts []string) (base string, client *http.Client, port string)
 }
 
-// startMatrixFerry runs ferry listening on listen, stops it with SIGTERM
-// (so that it stops its workers) at cleanup, and shows its log if the pair
-// failed.
-func startMatrixFerry(t *testing.T, listen string, args []string) *ferryProc {
-	p := startFerryArgs(t, append([]string{"--listen", listen}, args...)...)
+// TestMain makes this test binary the CGI front's ferry or the fastcgi+exec
+// worker when the matrix runs it as one.
+func TestMain(m *testing.M) {
+	switch {
+	case os.Getenv("FERRY_TEST_CGI_FRONT") == "1":
+		os.Exit(cgiFrontMain(os.Args[1:]))
+	case os.Getenv("FERRY_TEST_MATRIX_WORKER") == "1":
+		os.Exit(matrixWorkerMain())
+	}
+	os.Exit(m.Run())
+}
+
+// matrixConfig is the configuration of a ferry of the matrix: its mounts
+// ("PREFIX=BACKEND") and the environment its workers get.
+func matrixConfig(listen string, mounts []string) (Config, error) {
+	cfg := Config{Settings: Settings{Env: []string{"FERRY_TEST_MATRIX_WORKER=1"}, MaxConcurrent: 16}}
+	a, err := ParseAddress(listen)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg.Listen = []Address{a}
+	for _, s := range mounts {
+		m, err := ParseMount(s)
+		if err != nil {
+			return Config{}, err
+		}
+		cfg.Mounts = append(cfg.Mounts, m)
+	}
+	return cfg, nil
+}
+
+// cgiFrontMain serves the one CGI request of this process through mounts.
+func cgiFrontMain(mounts []string) int {
+	cfg, err := matrixConfig("cgi:", mounts)
+	if err == nil {
+		var s *Server
+		if s, err = New(cfg); err == nil {
+			err = s.Run(context.Background(), nil)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// startMatrixFerry runs a bridge Server listening on listen with mounts, and
+// returns the address it listens on. It shuts down at cleanup (stopping its
+// workers), showing its log if the pair failed.
+func startMatrixFerry(t *testing.T, listen string, mounts []string) string {
+	cfg, err := matrixConfig(listen, mounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testlog.Buffer{}
+	log := zerolog.New(logs)
+	cfg.Logger = &log
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Run(ctx, func(ls []net.Listener) { addr <- ls[0].Addr().String() })
+		close(addr)
+	}()
 	t.Cleanup(func() {
-		p.stop(t, syscall.SIGTERM)
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ferry stopped with %v", err)
+		}
 		if t.Failed() {
-			t.Logf("ferry's log:\n%s", p.logs)
+			t.Logf("ferry's log:\n%s", logs)
 		}
 	})
-	return p
+	a, ok := <-addr
+	if !ok {
+		t.Fatalf("ferry stopped before listening:\n%s", logs)
+	}
+	return a
 }
 
 // testLogger logs to t, so that a failing pair shows what the front saw.
@@ -239,21 +316,21 @@ func tlsFront(t *testing.T, h http.Handler) (string, *http.Client, string) {
 func matrixFronts() []matrixFront {
 	return []matrixFront{
 		{name: "http", start: func(t *testing.T, args []string) (string, *http.Client, string) {
-			p := startMatrixFerry(t, "http://127.0.0.1:0", args)
-			_, port, _ := net.SplitHostPort(strings.TrimPrefix(p.URL, "http://"))
-			return p.URL, &http.Client{Timeout: 60 * time.Second}, port
+			a := startMatrixFerry(t, "http://127.0.0.1:0", args)
+			_, port, _ := net.SplitHostPort(a)
+			return "http://" + a, &http.Client{Timeout: 60 * time.Second}, port
 		}},
 		{name: "fastcgi", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
-			p := startMatrixFerry(t, "fastcgi://127.0.0.1:0", args)
+			a := startMatrixFerry(t, "fastcgi://127.0.0.1:0", args)
 			log := testLogger(t)
-			c := &fastcgi.Client{Network: "tcp", Address: strings.TrimPrefix(p.URL, "fastcgi://"), Logger: log}
+			c := &fastcgi.Client{Network: "tcp", Address: a, Logger: log}
 			t.Cleanup(c.CloseIdle)
 			return tlsFront(t, &fastcgi.Handler{Client: c, Logger: log})
 		}},
 		{name: "scgi", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
-			p := startMatrixFerry(t, "scgi://127.0.0.1:0", args)
+			a := startMatrixFerry(t, "scgi://127.0.0.1:0", args)
 			log := testLogger(t)
-			c := &scgi.Client{Network: "tcp", Address: strings.TrimPrefix(p.URL, "scgi://"), Logger: log}
+			c := &scgi.Client{Network: "tcp", Address: a, Logger: log}
 			return tlsFront(t, &scgi.Handler{Client: c, Logger: log})
 		}},
 		{name: "cgi", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
@@ -261,8 +338,7 @@ func matrixFronts() []matrixFront {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h := &cgi.Handler{Path: self, Args: append([]string{"serve", "--log-level", "warn"}, args...),
-				Env: []string{"FERRY_TEST_MAIN=1"}, MaxConcurrent: 16}
+			h := &cgi.Handler{Path: self, Args: args, Env: []string{"FERRY_TEST_CGI_FRONT=1"}, MaxConcurrent: 16}
 			return tlsFront(t, h)
 		}},
 	}
@@ -276,9 +352,9 @@ func TestFrontBackMatrix(t *testing.T) {
 		for _, b := range matrixBacks() {
 			t.Run(f.name+"→"+b.name, func(t *testing.T) {
 				good, bad := b.mount(t)
-				args := []string{"--mount", good, "--env", "FERRY_TEST_MATRIX_WORKER=1"}
+				args := []string{good}
 				if bad != "" {
-					args = append(args, "--mount", bad)
+					args = append(args, bad)
 				}
 				base, client, port := f.start(t, args)
 				checkMatrixPair(t, base, client, port, f.https, b.badPath)
@@ -390,5 +466,12 @@ func checkMatrixPair(t *testing.T, base string, client *http.Client, port string
 	resp = get("GET", matrixPrefix+"/status", nil)
 	if readAll(resp); resp.StatusCode != http.StatusCreated {
 		t.Errorf("after the broken application: %d; want 201", resp.StatusCode)
+	}
+}
+
+func writeExec(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
 	}
 }

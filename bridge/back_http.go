@@ -22,6 +22,20 @@ const (
 	proxyHeaderTimeout = 60 * time.Second
 )
 
+// httpBackend reaches an HTTP application as a reverse proxy.
+func httpBackend() Backend {
+	return Backend{
+		Schemes: []string{"http"},
+		Summary: "an HTTP application, as a reverse proxy with X-Forwarded-For/-Proto/-Host/-Port/-Prefix",
+		Options: []Option{
+			{Name: "max_conns", Type: PositiveInt, Default: "no limit", Doc: "connections to the application at once"},
+		},
+		build: func(b *builder, m Mount, o options) (http.Handler, error) {
+			return newHTTPBack(m, *b.logger("http-proxy"), o.positive("max_conns")), nil
+		},
+	}
+}
+
 // httpBack is a reverse proxy to an HTTP application, so that any HTTP app
 // can be reached through every front (an app attached to Apache through
 // FastCGI or SCGI, say).

@@ -1,0 +1,54 @@
+package bridge
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/ferrygw/ferry/cgi"
+)
+
+// cgiBackend runs scripts, one process per request (RFC 3875): a directory
+// with ScriptAlias semantics, one script, or, with from=script-filename,
+// the script the front web server names (fcgiwrap's way).
+func cgiBackend() Backend {
+	return Backend{
+		Schemes: []string{"cgi"},
+		Summary: "CGI scripts, a process per request: a directory (ScriptAlias semantics) or one script",
+		Options: []Option{
+			{Name: "from", Type: String, Values: []string{"script-filename"}, Default: "the URL path",
+				Doc: "take the script from the SCRIPT_FILENAME the front web server sends, confined to the directory (fcgiwrap's way)"},
+		},
+		build: buildCGI,
+	}
+}
+
+func buildCGI(b *builder, m Mount, o options) (http.Handler, error) {
+	if m.Backend.Path == "" {
+		return nil, fmt.Errorf("cgi: needs a directory or script path")
+	}
+	fi, err := os.Stat(m.Backend.Path)
+	if err != nil {
+		return nil, err
+	}
+	h := b.scriptHandler()
+	b.onRouter = append(b.onRouter, func(rt http.Handler) { h.LocalRedirect = rt })
+	switch {
+	case o.str("from") == "script-filename":
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("from=script-filename needs a directory")
+		}
+		return &cgi.FilenameDir{Roots: []string{m.Backend.Path}, Handler: h}, nil
+	case fi.IsDir():
+		if !strings.HasSuffix(m.Prefix, "/") {
+			return nil, fmt.Errorf("a directory must be mounted at a prefix ending in /")
+		}
+		return &cgi.Dir{Path: m.Backend.Path, Prefix: m.Prefix, Handler: h}, nil
+	case fi.Mode().Perm()&0o111 == 0:
+		return nil, fmt.Errorf("%s is not executable", m.Backend.Path)
+	}
+	h.Path = m.Backend.Path
+	h.ScriptName = strings.TrimSuffix(m.Prefix, "/")
+	return h, nil
+}

@@ -1,0 +1,108 @@
+package bridge
+
+import (
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/ferrygw/ferry/fastcgi"
+)
+
+// phpSiteOptions are the options of a FastCGI application served as a PHP
+// site (with a document root), shared by fastcgi:// and fastcgi+exec:.
+func phpSiteOptions() []Option {
+	return []Option{
+		{Name: "ext", Type: String, Default: ".php", Doc: "with --root: the script extension the path is split at"},
+		{Name: "index", Type: String, Default: "index.php", Doc: "with --root: the script a directory path runs"},
+		{Name: "front", Type: String, Default: "/index.php", Doc: "with --root: the front controller for paths that name nothing; empty turns it off (404)"},
+	}
+}
+
+// fastcgiBackend reaches a FastCGI application that runs on its own
+// (php-fpm, a Go or Perl FastCGI server).
+func fastcgiBackend() Backend {
+	return Backend{
+		Schemes: []string{"fastcgi", "fastcgi+unix"},
+		Summary: "a FastCGI application such as php-fpm; with --root, a PHP site as nginx + php-fpm serves it",
+		Options: append([]Option{
+			{Name: "max_conns", Type: PositiveInt, Default: "a connection per request (kept and multiplexed up to the application's FCGI_MAX_CONNS when it allows)",
+				Doc: "connections kept to the application, its worker count (php-fpm's pm.max_children); further requests queue in ferry"},
+		}, phpSiteOptions()...),
+		build: buildFastCGI,
+	}
+}
+
+// fastcgiExecBackend starts and supervises FastCGI workers (php-cgi, a Perl
+// FCGI script), as mod_fcgid and spawn-fcgi do.
+func fastcgiExecBackend() Backend {
+	return Backend{
+		Schemes: []string{"fastcgi+exec"},
+		Summary: "FastCGI workers ferry starts, restarts and stops itself (mod_fcgid's job), sharing one socket",
+		Options: append([]Option{
+			{Name: "workers", Type: PositiveInt, Default: "4", Doc: "the most workers running at once"},
+			{Name: "max_requests", Type: PositiveInt, Default: "no limit", Doc: "requests a worker serves before it is replaced (PHP_FCGI_MAX_REQUESTS)"},
+			{Name: "min_workers", Type: PositiveInt, Default: "all workers always run", Doc: "workers kept when idle: scale on demand between this and workers, as php-fpm's pm = ondemand"},
+			{Name: "idle_timeout", Type: Duration, Default: "10s with min_workers", Doc: "how long workers beyond the peak of the last window stay"},
+		}, phpSiteOptions()...),
+		build: buildFastCGI,
+	}
+}
+
+func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
+	st := &b.s.cfg.Settings
+	addr := m.Backend.Host
+	if m.Backend.Network() == "unix" {
+		addr = m.Backend.Path
+	}
+	client := &fastcgi.Client{Network: m.Backend.Network(), Address: addr, Logger: b.logger("fastcgi-client"),
+		QueueTimeout: st.QueueTimeout, MaxConns: o.positive("max_conns")}
+	var pool *fastcgi.Pool
+	if m.Backend.Scheme == "fastcgi+exec" {
+		if _, err := os.Stat(m.Backend.Path); err != nil {
+			return nil, err
+		}
+		idle := o.duration("idle_timeout")
+		if idle == 0 && o.positive("min_workers") > 0 {
+			idle = 10 * time.Second // php-fpm's pm.process_idle_timeout
+		}
+		pl := b.s.log.With().Str("component", "fastcgi-workers").Str("worker", m.Backend.Path).Logger()
+		pool = &fastcgi.Pool{Path: m.Backend.Path, Workers: o.positive("workers"), MaxRequests: o.positive("max_requests"),
+			Env: b.workerEnv(), MinWorkers: o.positive("min_workers"), IdleTimeout: idle, KillGrace: st.KillGrace, Logger: &pl}
+		// A connection per request, as mod_fcgid does: a kept connection
+		// holds its worker, and while a worker is being replaced, requests
+		// on new connections would wait behind the idle ones. The pool
+		// size still caps what runs at once.
+		client.Address = "" // the pool's socket, known once it runs
+		client.NoKeepConn = true
+		client.MaxConns = pool.Workers
+		if client.MaxConns == 0 {
+			client.MaxConns = fastcgi.DefaultPoolWorkers
+		}
+		b.s.pools = append(b.s.pools, spawned{pool: pool, client: client})
+	}
+	app := &fastcgi.Handler{
+		Client:         client,
+		Prefix:         m.Prefix,
+		Root:           b.s.cfg.Root,
+		Env:            st.Env,
+		ServerSoftware: b.serverSoftware(),
+		MaxRequestBody: st.MaxRequestBody,
+		SpoolMemory:    st.SpoolMemory,
+		TempDir:        st.TempDir,
+		HeaderLimits:   b.scriptHandler().HeaderLimits,
+	}
+	if pool != nil && pool.IdleTimeout > 0 {
+		app.Busy = pool.Busy
+	}
+	if b.s.cfg.Root == "" {
+		return app, nil
+	}
+	// With a document root, a PHP site as nginx + php-fpm serves it:
+	// scripts split at .php, index.php, a front controller, and static
+	// files served here, never by the application.
+	site := &fastcgi.PHPSite{Root: b.s.cfg.Root, Ext: o.str("ext"), Index: o.str("index"), FrontController: "/index.php"}
+	if o.has("front") {
+		site.FrontController = o.str("front")
+	}
+	return site.Handler(app, b.static), nil
+}

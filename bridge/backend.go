@@ -1,0 +1,114 @@
+package bridge
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/ferrygw/ferry/cgi"
+	"github.com/rs/zerolog"
+)
+
+// Backend describes one kind of back a mount can name: the schemes that
+// select it, the options it takes, and how its handler is built. Each kind
+// lives in its own file (back_*.go); [Backends] is the table.
+type Backend struct {
+	// Schemes are the address schemes of this kind, such as "fastcgi" and
+	// "fastcgi+unix".
+	Schemes []string
+	// Summary says what the kind reaches, in one line.
+	Summary string
+	// Options are the options its addresses take after "?".
+	Options []Option
+
+	build func(b *builder, m Mount, o options) (http.Handler, error)
+}
+
+// Backends returns the table of the kinds of back ferry can mount, in the
+// order help texts list them.
+func Backends() []Backend {
+	return []Backend{cgiBackend(), fastcgiBackend(), fastcgiExecBackend(), scgiBackend(), httpBackend()}
+}
+
+// backendFor returns the kind of back of scheme name.
+func backendFor(name string) (Backend, bool) {
+	for _, k := range Backends() {
+		if slices.Contains(k.Schemes, name) {
+			return k, true
+		}
+	}
+	return Backend{}, false
+}
+
+// frontOptions returns the options a front address of scheme sc takes.
+func frontOptions(sc *scheme) []Option {
+	if sc.form == formUnix {
+		return []Option{{Name: "mode", Type: FileMode, Default: "0666 less the umask", Doc: "the socket file's permissions"}}
+	}
+	return nil
+}
+
+// checkBackend checks that a can be mounted: a scheme with a kind of back,
+// and options that kind declares.
+func checkBackend(a Address) (Backend, options, error) {
+	sc := a.scheme()
+	k, ok := backendFor(a.Scheme)
+	if sc == nil || !sc.back || !ok {
+		return Backend{}, options{}, fmt.Errorf("%s is not a backend; ferry's backends are %s", a.Scheme, schemeNames(func(s *scheme) bool { return s.back }))
+	}
+	o, err := checkOptions(a.Query, k.Options, schemeNames(func(s *scheme) bool { return s == sc }))
+	return k, o, err
+}
+
+// builder builds the handlers of one Server's mounts.
+type builder struct {
+	s      *Server
+	static http.Handler // the document root's files, nil without --root
+	// onRouter holds what needs the finished router: the handlers that
+	// serve local redirects (RFC 3875 § 6.2.2) through every mount.
+	onRouter []func(http.Handler)
+}
+
+// logger returns the server's logger for a component.
+func (b *builder) logger(component string) *zerolog.Logger {
+	l := b.s.log.With().Str("component", component).Logger()
+	return &l
+}
+
+// serverSoftware is SERVER_SOFTWARE.
+func (b *builder) serverSoftware() string {
+	if b.s.cfg.Version != "" {
+		return "ferry/" + b.s.cfg.Version
+	}
+	return cgi.DefaultServerSoftware
+}
+
+// scriptHandler returns a CGI runner with the server's settings and its
+// own concurrency limit.
+func (b *builder) scriptHandler() *cgi.Handler {
+	st := &b.s.cfg.Settings
+	return &cgi.Handler{
+		Env:               st.Env,
+		InheritEnv:        st.inheritEnv(),
+		ServerSoftware:    b.serverSoftware(),
+		PassAuthorization: st.PassAuthorization,
+		DocumentRoot:      b.s.cfg.Root,
+		Timeout:           st.ScriptTimeout,
+		KillGrace:         st.KillGrace,
+		MaxConcurrent:     st.MaxConcurrent,
+		MaxQueue:          st.MaxQueue,
+		QueueTimeout:      st.QueueTimeout,
+		MaxRequestBody:    st.MaxRequestBody,
+		SpoolMemory:       st.SpoolMemory,
+		TempDir:           st.TempDir,
+		HeaderLimits:      cgi.HeaderLimits{MaxLine: st.MaxHeaderLine},
+		Logger:            &b.s.log,
+	}
+}
+
+// workerEnv is the environment of spawned workers: the inherited allowlist
+// and Env, as scripts get.
+func (b *builder) workerEnv() []string {
+	st := &b.s.cfg.Settings
+	return append(cgi.InheritedEnv(st.inheritEnv()), st.Env...)
+}

@@ -1,0 +1,166 @@
+package bridge
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// OptionType is the type of an option's value.
+type OptionType int
+
+// Option types.
+const (
+	// String is any text, the empty text included.
+	String OptionType = iota
+	// PositiveInt is a whole number above zero.
+	PositiveInt
+	// Duration is a positive Go duration: "10s", "1m30s".
+	Duration
+	// FileMode is an octal permission mode: "0660".
+	FileMode
+)
+
+var optionTypeNames = [...]string{String: "text", PositiveInt: "a positive number", Duration: "a duration such as 10s", FileMode: "an octal mode such as 0660"}
+
+// String names the type as error messages do.
+func (t OptionType) String() string {
+	if int(t) < len(optionTypeNames) {
+		return optionTypeNames[t]
+	}
+	return "OptionType(" + strconv.Itoa(int(t)) + ")"
+}
+
+// Option is one option an address takes after "?": declared once per kind
+// of back (or front), and read from there by the parser, the checks and the
+// help text.
+type Option struct {
+	// Name is the key, such as "max_conns".
+	Name string
+	// Type is the type of the value.
+	Type OptionType
+	// Values, if not empty, lists the only values allowed.
+	Values []string
+	// Default describes the value used when the option is absent.
+	Default string
+	// Doc says what the option does, in one sentence.
+	Doc string
+}
+
+// options holds an address's options once checked against their
+// declarations.
+type options struct {
+	q url.Values
+}
+
+// checkOptions checks q against decl: every key must be declared, given
+// once, and of its type. The error names the closest declared option to a
+// misspelt one and lists the options that kind takes.
+func checkOptions(q url.Values, decl []Option, what string) (options, error) {
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		i := slices.IndexFunc(decl, func(o Option) bool { return o.Name == k })
+		if i < 0 {
+			return options{}, unknownOption(k, decl, what)
+		}
+		o := decl[i]
+		if len(q[k]) > 1 {
+			return options{}, fmt.Errorf("option %s given %d times", k, len(q[k]))
+		}
+		v := q.Get(k)
+		if len(o.Values) > 0 && !slices.Contains(o.Values, v) {
+			return options{}, fmt.Errorf("%s=%q: want %s", k, v, strings.Join(o.Values, " or "))
+		}
+		bad := false
+		switch o.Type {
+		case PositiveInt:
+			n, err := strconv.Atoi(v)
+			bad = err != nil || n <= 0
+		case Duration:
+			d, err := time.ParseDuration(v)
+			bad = err != nil || d <= 0
+		case FileMode:
+			m, err := strconv.ParseUint(v, 8, 32)
+			bad = err != nil || m > 0o7777
+		}
+		if bad {
+			return options{}, fmt.Errorf("%s=%q: want %s", k, v, o.Type)
+		}
+	}
+	return options{q: q}, nil
+}
+
+// unknownOption describes an option that decl does not declare.
+func unknownOption(k string, decl []Option, what string) error {
+	if len(decl) == 0 {
+		return fmt.Errorf("unknown option %q: %s takes no options", k, what)
+	}
+	names := make([]string, len(decl))
+	best, bestDist := "", 3 // suggest only near misses
+	for i, o := range decl {
+		names[i] = o.Name
+		if d := editDistance(k, o.Name); d < bestDist {
+			best, bestDist = o.Name, d
+		}
+	}
+	hint := ""
+	if best != "" {
+		hint = fmt.Sprintf(" (did you mean %s?)", best)
+	}
+	return fmt.Errorf("unknown option %q%s; %s takes %s", k, hint, what, strings.Join(names, ", "))
+}
+
+// editDistance is the Levenshtein distance between a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// has reports whether the option was given (with any value, empty too).
+func (o options) has(name string) bool { return o.q.Has(name) }
+
+// str returns the option's text, or "" when absent.
+func (o options) str(name string) string { return o.q.Get(name) }
+
+// positive returns a PositiveInt option's value, or 0 when absent.
+func (o options) positive(name string) int {
+	n, _ := strconv.Atoi(o.q.Get(name)) // checked by checkOptions
+	return n
+}
+
+// duration returns a Duration option's value, or 0 when absent.
+func (o options) duration(name string) time.Duration {
+	d, _ := time.ParseDuration(o.q.Get(name)) // checked by checkOptions
+	return d
+}
+
+// mode returns a FileMode option's value and whether it was given.
+func (o options) mode(name string) (uint32, bool) {
+	if !o.q.Has(name) {
+		return 0, false
+	}
+	m, _ := strconv.ParseUint(o.q.Get(name), 8, 32) // checked by checkOptions
+	return uint32(m), true
+}

@@ -1,0 +1,218 @@
+package bridge
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// form is how the part of an address after its scheme is spelled.
+type form int
+
+const (
+	formHostPort form = iota // scheme://HOST:PORT[/path]
+	formUnix                 // scheme:///path/to.sock
+	formFD                   // scheme://N, a descriptor number
+	formPath                 // scheme:/path (cgi: alone is the CGI front)
+)
+
+// scheme describes one scheme of ferry's address spelling: what it speaks,
+// how it is spelled, and whether it can be a front (listen) or a back
+// (mount). It is the one place schemes are known; parsing, the network,
+// the checks of fronts and the backend table all read it.
+type scheme struct {
+	name     string
+	protocol string // "http", "fastcgi", "scgi" or "cgi"
+	network  string // "tcp", "unix" or "fd"
+	form     form
+	front    bool
+	back     bool
+	usage    string // the spelling, for error messages
+}
+
+// schemes lists every scheme, in the order error messages name them.
+var schemes = [...]scheme{
+	{name: "http", protocol: "http", network: "tcp", form: formHostPort, front: true, back: true, usage: "http://HOST:PORT[/base]"},
+	{name: "fastcgi", protocol: "fastcgi", network: "tcp", form: formHostPort, front: true, back: true, usage: "fastcgi://HOST:PORT"},
+	{name: "fastcgi+unix", protocol: "fastcgi", network: "unix", form: formUnix, front: true, back: true, usage: "fastcgi+unix:///path/to.sock"},
+	{name: "fastcgi+exec", protocol: "fastcgi", network: "unix", form: formPath, back: true, usage: "fastcgi+exec:/path/to/worker"},
+	{name: "scgi", protocol: "scgi", network: "tcp", form: formHostPort, front: true, back: true, usage: "scgi://HOST:PORT"},
+	{name: "scgi+unix", protocol: "scgi", network: "unix", form: formUnix, front: true, back: true, usage: "scgi+unix:///path/to.sock"},
+	{name: "cgi", protocol: "cgi", network: "tcp", form: formPath, front: true, back: true, usage: "cgi:/path (a directory or a script; cgi: alone as a front)"},
+	{name: "fastcgi+fd", protocol: "fastcgi", network: "fd", form: formFD, front: true, usage: "fastcgi+fd://N"},
+	{name: "http+fd", protocol: "http", network: "fd", form: formFD, front: true, usage: "http+fd://N"},
+	{name: "scgi+fd", protocol: "scgi", network: "fd", form: formFD, front: true, usage: "scgi+fd://N"},
+}
+
+// lookupScheme returns the scheme named name, or nil.
+func lookupScheme(name string) *scheme {
+	for i := range schemes {
+		if schemes[i].name == name {
+			return &schemes[i]
+		}
+	}
+	return nil
+}
+
+// schemeNames lists the schemes for which keep is true, spelled as in
+// addresses ("http://", "cgi:").
+func schemeNames(keep func(*scheme) bool) string {
+	var names []string
+	for i := range schemes {
+		if s := &schemes[i]; keep(s) {
+			if s.form == formPath {
+				names = append(names, s.name+":")
+			} else {
+				names = append(names, s.name+"://")
+			}
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// Address is a front or back address in ferry's one spelling:
+//
+//	http://HOST:PORT
+//	fastcgi://HOST:PORT    fastcgi+unix:///run/app.sock
+//	scgi://HOST:PORT       scgi+unix:///run/app.sock
+//	fastcgi+fd://0         (a listening socket handed over as a file descriptor:
+//	http+fd://3             0 from spawn-fcgi or mod_fcgid, 3 and up from systemd)
+//	cgi:/usr/lib/cgi-bin   (a directory)   cgi:/path/script   (one script)
+//	cgi:                   (as a front: ferry is the CGI program a web server
+//	                        runs, and serves that one request: cgi-fcgi's job)
+//	fastcgi+exec:/usr/bin/php-cgi?workers=4&max_requests=500&min_workers=1&idle_timeout=10s   (FastCGI workers
+//	                        ferry starts and supervises, on a socket it makes)
+//	cgi:/usr/lib/cgi-bin?from=script-filename   (the script the front web
+//	                        server names in SCRIPT_FILENAME, confined to the
+//	                        directory: fcgiwrap's behaviour)
+//
+// Options follow "?"; each kind of back declares the ones it takes (see
+// [Backends]), and a +unix listen address takes ?mode=0660 for the socket's
+// permissions.
+type Address struct {
+	// Scheme is "http", "fastcgi", "fastcgi+unix", "fastcgi+fd", "scgi",
+	// "scgi+unix" or "cgi".
+	Scheme string
+	// Host is HOST:PORT for TCP schemes, the descriptor number for +fd.
+	Host string
+	// Path is the socket path for +unix schemes, the file or directory for
+	// cgi, and the URL path (if any) for the others.
+	Path string
+	// Query holds options given after "?".
+	Query url.Values
+}
+
+func (a Address) scheme() *scheme { return lookupScheme(a.Scheme) }
+
+// String returns the address in its canonical spelling.
+func (a Address) String() string {
+	s := a.scheme()
+	if s == nil {
+		return a.Scheme + "://" + a.Host + a.Path
+	}
+	var b strings.Builder
+	switch s.form {
+	case formPath:
+		b.WriteString(a.Scheme + ":" + a.Path)
+	case formUnix:
+		b.WriteString(a.Scheme + "://" + a.Path)
+	default:
+		b.WriteString(a.Scheme + "://" + a.Host + a.Path)
+	}
+	if len(a.Query) > 0 {
+		b.WriteString("?" + a.Query.Encode())
+	}
+	return b.String()
+}
+
+// Network returns the network to dial or listen on: "tcp", "unix", or "fd"
+// for a handed-over descriptor.
+func (a Address) Network() string {
+	if s := a.scheme(); s != nil {
+		return s.network
+	}
+	return "tcp"
+}
+
+// Protocol returns the protocol spoken: "http", "fastcgi", "scgi" or "cgi".
+func (a Address) Protocol() string {
+	if s := a.scheme(); s != nil {
+		return s.protocol
+	}
+	p, _, _ := strings.Cut(a.Scheme, "+")
+	return p
+}
+
+// ParseAddress parses an address in ferry's spelling (see [Address]). A cgi
+// or fastcgi+exec path is made absolute. Options are checked against what
+// the address is used for by [ParseMount] and [New].
+func ParseAddress(s string) (Address, error) {
+	a, err := parseAddress(s)
+	if err != nil {
+		return Address{}, fmt.Errorf("bridge: address %q: %w", s, err)
+	}
+	return a, nil
+}
+
+// parseAddress is ParseAddress with errors that do not repeat the address.
+func parseAddress(s string) (Address, error) {
+	if _, port, err := net.SplitHostPort(s); err == nil && port != "" && !strings.Contains(s, "/") {
+		if _, err := strconv.Atoi(port); err == nil {
+			return Address{}, fmt.Errorf("no scheme; did you mean http://%s (or fastcgi://, scgi://)?", s)
+		}
+	}
+	name, rest, ok := strings.Cut(s, ":")
+	if !ok || name == "" {
+		return Address{}, fmt.Errorf("no scheme; want %s", schemeNames(func(*scheme) bool { return true }))
+	}
+	name = strings.ToLower(name)
+	sc := lookupScheme(name)
+	if sc == nil {
+		return Address{}, fmt.Errorf("unknown scheme %q; want %s", name, schemeNames(func(*scheme) bool { return true }))
+	}
+	if sc.form == formPath {
+		rest = strings.TrimPrefix(rest, "//")
+		p, rawQuery, _ := strings.Cut(rest, "?")
+		q, err := url.ParseQuery(rawQuery)
+		if err != nil {
+			return Address{}, fmt.Errorf("options: %w", err)
+		}
+		a := Address{Scheme: sc.name, Query: q}
+		if p == "" {
+			if sc.name != "cgi" {
+				return Address{}, fmt.Errorf("want %s", sc.usage)
+			}
+			return a, nil // as a front: this process is the CGI program a web server runs
+		}
+		if a.Path, err = filepath.Abs(p); err != nil {
+			return Address{}, err
+		}
+		return a, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return Address{}, err
+	}
+	a := Address{Scheme: sc.name, Query: u.Query()}
+	switch sc.form {
+	case formHostPort:
+		if u.Host == "" || u.Port() == "" {
+			return Address{}, fmt.Errorf("want %s", sc.usage)
+		}
+		a.Host, a.Path = u.Host, u.Path
+	case formFD:
+		if _, err := strconv.Atoi(u.Host); err != nil || u.Path != "" {
+			return Address{}, fmt.Errorf("want %s with N a file descriptor number", sc.usage)
+		}
+		a.Host = u.Host
+	case formUnix:
+		if u.Host != "" || u.Path == "" {
+			return Address{}, fmt.Errorf("want %s (three slashes)", sc.usage)
+		}
+		a.Path = u.Path
+	}
+	return a, nil
+}
