@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -59,7 +58,6 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		return benchCompare(args[1:], stdout, stderr)
 	}
 	fs := pflag.NewFlagSet("bench", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.SortFlags = false
 	method := fs.String("method", "GET", "request method")
 	body := fs.String("body", "", "request body (@FILE reads a file)")
@@ -78,15 +76,12 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	profile := fs.String("profile", "quick", "quick (about a minute) or full (concurrency sweep, repeated runs)")
 	only := fs.String("only", "", "run only the scenarios whose name holds this (such as python/ or /cgi/)")
 	apps := fs.String("apps", "", "directory of the bundled apps (default: testdata/bench, searched upward from here)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, benchUsage)
+	help := func(w io.Writer) {
+		fmt.Fprint(w, benchUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args, "bench", stdout, stderr, func(w io.Writer) { fs.SetOutput(w); help(w) }); !ok {
+		return code
 	}
 	if *format != "table" && *format != "json" && *format != "csv" {
 		fmt.Fprintf(stderr, "ferry bench: --format %q: want table, json or csv\n", *format)

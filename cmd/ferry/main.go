@@ -9,12 +9,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -60,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		return bench(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintf(stdout, "ferry %s\n", getVersion())
+		fmt.Fprintln(stdout, versionLine())
 		return 0
 	case "help", "--help", "-h":
 		if len(args) > 1 && args[1] == "serve" {
@@ -71,16 +69,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "ferry: unknown command %q\n\n%s", args[0], usage)
 	return 2
-}
-
-func getVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
 }
 
 const serveUsage = `Usage: ferry serve [flags]
@@ -134,40 +122,38 @@ named by --pass-env (and PATH, LANG, LC_*, TZ, TMPDIR), and --env values. Each
 runs in its own process group, in its own directory, and is stopped (SIGTERM,
 then SIGKILL) at --cgi-timeout or when the client goes away. SIGTERM or SIGINT
 drains in-flight requests for up to --shutdown-timeout, then stops scripts.
-
-Flags:
 `
 
 func serve(args []string, stdout, stderr io.Writer) int {
+	listening, routing, limits, logging := newGroup("Listening"), newGroup("Routing"), newGroup("Scripts and limits"), newGroup("Logging and shutdown")
+	groups := []flagGroup{listening, routing, limits, logging}
+	listen := listening.fs.StringArray("listen", nil, "front address to listen on (repeatable; default http://127.0.0.1:8080)")
+	mounts := routing.fs.StringArray("mount", nil, "route PREFIX=BACKEND, e.g. /cgi-bin/=cgi:/usr/lib/cgi-bin (repeatable)")
+	root := routing.fs.String("root", "", "document root: static files for paths no mount covers, and DOCUMENT_ROOT")
+	envs := routing.fs.StringArray("env", nil, "KEY=VALUE given to every script, worker and application (repeatable)")
+	passEnv := routing.fs.StringArray("pass-env", nil, "NAME of a variable of ferry's environment passed to scripts (repeatable)")
+	passAuth := limits.fs.Bool("cgi-pass-auth", false, "give scripts the Authorization header as HTTP_AUTHORIZATION (withheld by default, as Apache does)")
+	timeout := limits.fs.Duration("cgi-timeout", cgi.DefaultTimeout, "wall-clock limit per script (0 or less: none)")
+	grace := limits.fs.Duration("cgi-kill-grace", cgi.DefaultKillGrace, "time between SIGTERM and SIGKILL for a script being stopped")
+	maxConc := limits.fs.Int("cgi-max-concurrent", 0, "scripts running at once per mount (0: 4 per CPU)")
+	maxQueue := limits.fs.Int("cgi-max-queue", cgi.DefaultMaxQueue, "requests waiting for a script slot before 503")
+	queueTimeout := limits.fs.Duration("cgi-queue-timeout", cgi.DefaultQueueTimeout, "longest wait for a script slot, or a FastCGI connection, before 503")
+	maxBody := newSize(limits.fs, "max-request-body", cgi.DefaultMaxRequestBody, "largest request body, such as 10M or 1G (413 past it)")
+	maxHeaderLine := newSize(limits.fs, "max-header-line", cgi.DefaultMaxHeaderLine, "longest header line a script may write, such as 16K")
+	shutdown := logging.fs.Duration("shutdown-timeout", bridge.DefaultShutdownTimeout, "how long in-flight requests may take to finish on shutdown")
+	accessLog := logging.fs.Bool("access-log", true, "log one line per request")
+	logFormat := logging.fs.String("log-format", "auto", "log format: json, console, or auto (console on a terminal)")
+	logLevel := logging.fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.SortFlags = false
-	listen := fs.StringArray("listen", nil, "front address to listen on (repeatable; default http://127.0.0.1:8080)")
-	mounts := fs.StringArray("mount", nil, "route PREFIX=BACKEND, e.g. /cgi-bin/=cgi:/usr/lib/cgi-bin (repeatable)")
-	root := fs.String("root", "", "document root: static files for paths no mount covers, and DOCUMENT_ROOT")
-	envs := fs.StringArray("env", nil, "KEY=VALUE given to every script (repeatable)")
-	passEnv := fs.StringArray("pass-env", nil, "NAME of a variable of ferry's environment passed to scripts (repeatable)")
-	passAuth := fs.Bool("cgi-pass-auth", false, "give scripts the Authorization header as HTTP_AUTHORIZATION (withheld by default, as Apache does)")
-	timeout := fs.Duration("cgi-timeout", cgi.DefaultTimeout, "wall-clock limit per script (0 or less: none)")
-	grace := fs.Duration("cgi-kill-grace", cgi.DefaultKillGrace, "time between SIGTERM and SIGKILL for a script being stopped")
-	maxConc := fs.Int("cgi-max-concurrent", 0, "scripts running at once per mount (0: 4 per CPU)")
-	maxQueue := fs.Int("cgi-max-queue", cgi.DefaultMaxQueue, "requests waiting for a script slot before 503")
-	queueTimeout := fs.Duration("cgi-queue-timeout", cgi.DefaultQueueTimeout, "longest wait for a script slot, or a FastCGI connection, before 503")
-	maxBody := fs.Int64("max-request-body", cgi.DefaultMaxRequestBody, "largest request body in bytes (413 past it)")
-	maxHeaderLine := fs.Int("max-header-line", cgi.DefaultMaxHeaderLine, "longest header line a script may write, in bytes")
-	shutdown := fs.Duration("shutdown-timeout", bridge.DefaultShutdownTimeout, "how long in-flight requests may take to finish on shutdown")
-	accessLog := fs.Bool("access-log", true, "log one line per request")
-	logFormat := fs.String("log-format", "auto", "log format: json, console, or auto (console on a terminal)")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, serveUsage)
-		fs.PrintDefaults()
+	for _, g := range groups {
+		fs.AddFlagSet(g.fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		return 2
+	help := func(w io.Writer) {
+		fmt.Fprint(w, serveUsage)
+		printGroups(w, groups)
+	}
+	if code, ok := parseFlags(fs, args, "serve", stdout, stderr, help); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "ferry serve: unexpected argument %q (flags only; see ferry serve --help)\n", fs.Arg(0))
@@ -194,7 +180,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			MaxQueue:          *maxQueue,
 			QueueTimeout:      *queueTimeout,
 			MaxRequestBody:    *maxBody,
-			MaxHeaderLine:     *maxHeaderLine,
+			MaxHeaderLine:     int(min(*maxHeaderLine, 1<<30)),
 		},
 	}
 	if *timeout <= 0 {

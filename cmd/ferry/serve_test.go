@@ -126,6 +126,80 @@ func httpGet(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// TestFlagErrors checks that every flag mistake is one line on stderr that
+// names the flag (or the value) and points at the help, with exit code 2.
+func TestFlagErrors(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--frobnicate"}, "ferry serve: unknown flag: --frobnicate (see ferry serve --help)\n"},
+		{[]string{"serve", "--cgi-timeout", "abc"}, `ferry serve: --cgi-timeout "abc": time: invalid duration "abc" (see ferry serve --help)` + "\n"},
+		{[]string{"serve", "--max-request-body", "10Q"}, `ferry serve: --max-request-body "10Q": want a size such as 1048576, 512K, 10M or 1GiB (see ferry serve --help)` + "\n"},
+		{[]string{"bench", "--frobnicate"}, "ferry bench: unknown flag: --frobnicate (see ferry bench --help)\n"},
+		{[]string{"serve", "--listen", "127.0.0.1:8080"}, "did you mean http://127.0.0.1:8080"},
+		{[]string{"serve", "--mount", "/x/=fastcgi://127.0.0.1:9000?max_con=4"}, `unknown option "max_con" (did you mean max_conns?)`},
+		{[]string{"serve", "--mount", "/x/=cgi:/tmp?bogus=1"}, `unknown option "bogus"; cgi: takes from`},
+	} {
+		var out, errb bytes.Buffer
+		code := run(tt.args, &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), tt.want) || strings.Count(errb.String(), "\n") != 1 {
+			t.Errorf("ferry %q = exit %d, stderr %q; want exit 2 and one line with %q", tt.args, code, errb.String(), tt.want)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int64
+	}{
+		{"0", 0}, {"1048576", 1 << 20}, {"512K", 512 << 10}, {"512k", 512 << 10}, {"10M", 10 << 20}, {"1G", 1 << 30},
+		{"1GiB", 1 << 30}, {"2MiB", 2 << 20}, {"1MB", 1e6}, {"3KB", 3e3}, {"7B", 7}, {"", -1}, {"M", -1}, {"10Q", -1},
+		{"-1", -1}, {"1.5M", -1}, {"99999999999G", -1},
+	} {
+		got, err := parseSize(tt.in)
+		if tt.want < 0 {
+			if err == nil {
+				t.Errorf("parseSize(%q) = %d; want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestVersionFromBuildInfo builds ferry from this checkout with VCS
+// stamping and checks that "ferry version" names the revision.
+func TestVersionFromBuildInfo(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		peers.Need(t, "go")
+	}
+	rev, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skipf("not a git checkout: %v", err)
+	}
+	dirs, _ := exec.Command("git", "rev-parse", "--git-dir", "--git-common-dir").Output()
+	if d := strings.Fields(string(dirs)); len(d) != 2 || d[0] != d[1] {
+		t.Skip("a linked git worktree: go build stamps no VCS information there")
+	}
+	bin := filepath.Join(t.TempDir(), "ferry")
+	build := exec.Command(goBin, "build", "-buildvcs=true", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "ferry devel-" + string(rev[:12]); !strings.HasPrefix(string(out), want) {
+		t.Errorf("ferry version = %q; want it to start with %q", out, want)
+	}
+}
+
 func TestVersionAndHelp(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "ferry ") {
@@ -133,8 +207,18 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 	out.Reset()
 	errb.Reset()
-	if code := run([]string{"serve", "--help"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "--mount") {
-		t.Errorf("ferry serve --help = %d, output lacks --mount:\n%s", code, errb.String())
+	// Help asked for goes to stdout ("ferry serve --help | less").
+	if code := run([]string{"serve", "--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "--mount") || errb.Len() != 0 {
+		t.Errorf("ferry serve --help = %d, stdout lacks --mount or stderr not empty:\n%s\nstderr: %s", code, out.String(), errb.String())
+	}
+	for _, group := range []string{"\nListening:\n", "\nRouting:\n", "\nScripts and limits:\n", "\nLogging and shutdown:\n"} {
+		if !strings.Contains(out.String(), group) {
+			t.Errorf("ferry serve --help: no group %q", group)
+		}
+	}
+	out.Reset()
+	if code := run([]string{"bench", "--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "--concurrency") {
+		t.Errorf("ferry bench --help = %d, stdout lacks --concurrency:\n%s", code, out.String())
 	}
 	for _, args := range [][]string{
 		{"bogus"},
