@@ -182,7 +182,7 @@ func TestVersionFromBuildInfo(t *testing.T) {
 	if err != nil {
 		t.Skipf("not a git checkout: %v", err)
 	}
-	dirs, _ := exec.Command("git", "rev-parse", "--git-dir", "--git-common-dir").Output()
+	dirs, _ := exec.Command("git", "rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir").Output()
 	if d := strings.Fields(string(dirs)); len(d) != 2 || d[0] != d[1] {
 		t.Skip("a linked git worktree: go build stamps no VCS information there")
 	}
