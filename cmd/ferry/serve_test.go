@@ -195,8 +195,9 @@ func TestVersionFromBuildInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "ferry devel-" + string(rev[:12]); !strings.HasPrefix(string(out), want) {
-		t.Errorf("ferry version = %q; want it to start with %q", out, want)
+	// A pseudo-version (v0.0.0-TIME-REVISION) or devel-REVISION.
+	if want := string(rev[:12]); !strings.HasPrefix(string(out), "ferry ") || !strings.Contains(string(out), want) {
+		t.Errorf("ferry version = %q; want it to name the revision %q", out, want)
 	}
 }
 
