@@ -21,6 +21,7 @@ import (
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/scgi"
+	"github.com/ferrygw/ferry/spawn"
 	"github.com/rs/zerolog"
 )
 
@@ -366,7 +367,7 @@ func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
 		if m.Backend.Network() == "unix" {
 			addr = m.Backend.Path
 		}
-		var pool *fastcgi.Pool
+		var pool *spawn.Pool
 		if m.Backend.Scheme == "fastcgi+exec" {
 			if _, err := os.Stat(m.Backend.Path); err != nil {
 				return nil, fmt.Errorf("bridge: mount %s: %w", m.Prefix, err)
@@ -392,7 +393,8 @@ func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
 				idle = 10 * time.Second // php-fpm's pm.process_idle_timeout
 			}
 			pl := s.log.With().Str("component", "fastcgi-workers").Str("worker", m.Backend.Path).Logger()
-			pool = &fastcgi.Pool{Path: m.Backend.Path, Workers: workers, MaxRequests: maxReq, Env: s.workerEnv(),
+			pool = &spawn.Pool{Path: m.Backend.Path, Workers: workers, Env: s.workerEnv(),
+				MaxRequests: maxReq, MaxRequestsEnv: fastcgi.MaxRequestsEnv,
 				MinWorkers: minWorkers, IdleTimeout: idle, KillGrace: s.cgiSettings().KillGrace, Logger: &pl}
 			addr = "" // the pool's socket, known once it runs
 		}
@@ -410,10 +412,7 @@ func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
 			// replaced, requests on new connections would wait behind the
 			// idle ones. The pool size still caps what runs at once.
 			client.NoKeepConn = true
-			client.MaxConns = pool.Workers
-			if client.MaxConns == 0 {
-				client.MaxConns = fastcgi.DefaultPoolWorkers
-			}
+			client.MaxConns = pool.Size()
 			s.pools = append(s.pools, spawned{pool: pool, client: client})
 		}
 		app := &fastcgi.Handler{
@@ -460,7 +459,7 @@ func queryInt(m Mount, name string) (int, error) {
 
 // spawned is a worker pool ferry runs and the client that reaches it.
 type spawned struct {
-	pool   *fastcgi.Pool
+	pool   *spawn.Pool
 	client *fastcgi.Client
 }
 
