@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -281,6 +282,16 @@ func TestPoolWorkersShareSocket(t *testing.T) {
 	}
 }
 
+// checkGone fails t if a worker of pids still runs.
+func checkGone(t *testing.T, pids []int) {
+	t.Helper()
+	for _, pid := range pids {
+		if leakcheck.Alive(pid) {
+			t.Errorf("worker %d outlived Stop", pid)
+		}
+	}
+}
+
 // hitAll sends n slow requests at once and returns the pids that answered,
 // sorted. A worker holds one connection at a time, so with n workers each
 // answers one.
@@ -447,11 +458,7 @@ func TestPoolStopKillsAfterGrace(t *testing.T) {
 	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Errorf("Stop took %v; want the 300ms grace before SIGKILL", d)
 	}
-	for _, pid := range pids {
-		if leakcheck.Alive(pid) {
-			t.Errorf("worker %d outlived Stop", pid)
-		}
-	}
+	checkGone(t, pids)
 }
 
 func TestPoolStopContextEnds(t *testing.T) {
@@ -469,11 +476,7 @@ func TestPoolStopContextEnds(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("Stop took %v; want it to kill when ctx ends, not after the 5 s grace", d)
 	}
-	for _, pid := range pids {
-		if leakcheck.Alive(pid) {
-			t.Errorf("worker %d outlived Stop", pid)
-		}
-	}
+	checkGone(t, pids)
 }
 
 func TestPoolStartContextStops(t *testing.T) {
@@ -713,9 +716,5 @@ func TestPoolSCGIWorkers(t *testing.T) {
 	if err := p.Stop(context.Background()); err != nil {
 		t.Errorf("Stop: %v", err)
 	}
-	for pid := range seen {
-		if leakcheck.Alive(pid) {
-			t.Errorf("SCGI worker %d outlived Stop", pid)
-		}
-	}
+	checkGone(t, slices.Collect(maps.Keys(seen)))
 }
