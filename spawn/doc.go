@@ -13,9 +13,11 @@
 // the listening socket, in blocking mode, and accepts connections on it;
 // the kernel gives each connection to one of the workers waiting in
 // accept. By default the socket is descriptor 0, where FastCGI puts it
-// (FCGI_LISTENSOCK_FILENO, FastCGI Specification § 2.2) and where php-cgi,
-// Perl's FCGI and SCGI modules, Python's flup, and ferry's own
-// fastcgi.Serve(nil, h) and scgi.Serve(nil, h) look for it. A worker that
+// (FCGI_LISTENSOCK_FILENO, FastCGI Specification § 2.2) and lighttpd's
+// mod_scgi puts it, and where php-cgi, Perl's FCGI module, Python's flup,
+// and ferry's own fastcgi.Serve(nil, h) and scgi.Serve(nil, h) look for
+// it; any program can take it there (Perl's
+// IO::Socket::UNIX->new_from_fd(0, 'r'), Python's socket.socket(fileno=0)). A worker that
 // is told a descriptor number instead, as gunicorn's --bind fd://3 or
 // Python's socket.socket(fileno=3), gets it there with [Pool.ListenFD]
 // and the number in its Args or Env.
