@@ -642,7 +642,11 @@ func TestPoolScalesOnDemand(t *testing.T) {
 			t.Error("a request under load failed")
 		}
 	}
-	waitFor(t, "the idle workers to stop", func() bool { return len(p.PIDs()) == 1 })
+	// A worker leaves PIDs when reaped, and its supervisor logs the stop
+	// once its stderr is collected: wait for both.
+	waitFor(t, "the idle workers to stop", func() bool {
+		return len(p.PIDs()) == 1 && len(lg.Lines("idle worker stopped")) >= 2
+	})
 	if got := len(lg.Lines("idle worker stopped")); got != 2 {
 		t.Errorf("%d idle workers stopped; want 2", got)
 	}
