@@ -17,12 +17,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/scgi"
+	"github.com/ferrygw/ferry/spawn"
 	"github.com/rs/zerolog"
 	"github.com/yookoala/gofast"
 )
@@ -72,12 +72,11 @@ func RunHelper(ctx context.Context, args []string) error {
 // frontSpec describes the gateway a front helper runs.
 type frontSpec struct {
 	// Kind is "cgi" (ferry's cgi.Handler), "stdcgi" (Go's net/http/cgi),
-	// "pool" (ferry's fastcgi.Pool of workers and fastcgi.Handler),
-	// "fastcgi" (fastcgi.Handler to Network/Address), "scgi" (scgi.Handler
-	// to Network/Address), "scgi-workers" (Workers processes of Path
-	// sharing one socket, see startSCGIWorkers, and scgi.Handler), "gofast"
-	// (gofast v0.8.0 to Network/Address) or "app" (the Go app as a plain
-	// HTTP handler).
+	// "fastcgi-pool" (a spawn.Pool of Workers processes of Path and
+	// fastcgi.Handler), "fastcgi" (fastcgi.Handler to Network/Address),
+	// "scgi" (scgi.Handler to Network/Address), "scgi-pool" (a spawn.Pool
+	// and scgi.Handler), "gofast" (gofast v0.8.0 to Network/Address) or
+	// "app" (the Go app as a plain HTTP handler).
 	Kind    string   `json:"kind"`
 	Path    string   `json:"path,omitempty"`
 	Args    []string `json:"args,omitempty"`
@@ -113,34 +112,25 @@ func (s frontSpec) handler(ctx context.Context) (http.Handler, func(), error) {
 	case "fastcgi":
 		c := &fastcgi.Client{Network: s.Network, Address: s.Address, MaxConns: s.Workers, Logger: &nop}
 		return &fastcgi.Handler{Client: c, Script: fcgiScript, Logger: &nop}, c.CloseIdle, nil
-	case "pool":
-		p := &fastcgi.Pool{Path: s.Path, Args: s.Args, Env: s.Env, Workers: s.Workers, Dir: filepath.Dir(s.Path)}
-		if err := p.Start(ctx); err != nil {
-			return nil, nil, fmt.Errorf("benchmarks: starting workers %s: %w", s.Path, err)
+	case "fastcgi-pool":
+		p, stop, err := s.startPool(ctx)
+		if err != nil {
+			return nil, nil, err
 		}
-		c := &fastcgi.Client{Network: p.Network(), Address: p.Address(), MaxConns: p.Workers, Logger: &nop}
-		if c.MaxConns == 0 {
-			c.MaxConns = fastcgi.DefaultPoolWorkers
-		}
-		stop := func() {
-			c.CloseIdle()
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			p.Stop(sctx) // the helper exits next; nothing to report to
-		}
-		return &fastcgi.Handler{Client: c, Script: fcgiScript, Logger: &nop}, stop, nil
+		c := &fastcgi.Client{Network: p.Network(), Address: p.Address(), MaxConns: p.Size(), Logger: &nop}
+		return &fastcgi.Handler{Client: c, Script: fcgiScript, Logger: &nop}, func() { c.CloseIdle(); stop() }, nil
 	case "scgi":
 		c := &scgi.Client{Network: s.Network, Address: s.Address, MaxConns: s.Workers, Logger: &nop}
 		return &scgi.Handler{Client: c, Logger: &nop}, func() {}, nil
-	case "scgi-workers":
-		w, err := startSCGIWorkers(s.Path, s.Args, s.Env, s.Workers)
+	case "scgi-pool":
+		p, stop, err := s.startPool(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
 		// As many requests at once as workers, as the FastCGI pool's
 		// client has connections.
-		c := &scgi.Client{Network: "unix", Address: w.sock, MaxConns: max(s.Workers, 1), Logger: &nop}
-		return &scgi.Handler{Client: c, Logger: &nop}, w.stop, nil
+		c := &scgi.Client{Network: p.Network(), Address: p.Address(), MaxConns: p.Size(), Logger: &nop}
+		return &scgi.Handler{Client: c, Logger: &nop}, stop, nil
 	case "gofast":
 		factory := gofast.SimpleClientFactory(gofast.SimpleConnFactory(s.Network, s.Address))
 		sess := func(client gofast.Client, req *gofast.Request) (*gofast.ResponsePipe, error) {
@@ -151,6 +141,25 @@ func (s frontSpec) handler(ctx context.Context) (http.Handler, func(), error) {
 		return gofast.NewHandler(gofast.BasicParamsMap(gofast.MapHeader(sess)), factory), func() {}, nil
 	}
 	return nil, nil, fmt.Errorf("benchmarks: unknown front kind %q", s.Kind)
+}
+
+// startPool starts Workers processes of Path sharing one socket on
+// descriptor 0, where FastCGI and SCGI workers alike accept (php-cgi,
+// Perl's FCGI and SCGI modules, fastcgi.Serve and scgi.Serve), and returns
+// the pool and a function that stops it. Their exits, restarts and stderr
+// go to the helper's stderr, which the harness shows when a front fails.
+func (s frontSpec) startPool(ctx context.Context) (*spawn.Pool, func(), error) {
+	lg := zerolog.New(os.Stderr).Level(zerolog.WarnLevel)
+	p := &spawn.Pool{Path: s.Path, Args: s.Args, Env: s.Env, Workers: s.Workers, Dir: filepath.Dir(s.Path), Logger: &lg}
+	if err := p.Start(ctx); err != nil {
+		return nil, nil, fmt.Errorf("benchmarks: starting workers %s: %w", s.Path, err)
+	}
+	stop := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		p.Stop(sctx) // the helper exits next; nothing to report to
+	}
+	return p, stop, nil
 }
 
 // runFront serves spec on a loopback port, writes "http://ADDR\n" to out and
@@ -271,61 +280,4 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.b)
-}
-
-// scgiWorkers are application processes that accept SCGI connections on
-// one listening unix socket, passed to each as descriptor 0 (as lighttpd's
-// mod_scgi "bin-path" spawns them). ferry has no SCGI process manager, so
-// the harness runs them itself.
-type scgiWorkers struct {
-	dir, sock string
-	cmds      []*exec.Cmd
-}
-
-// startSCGIWorkers starts n (at least 1) processes of path with args and
-// env (added to this process's environment) on a new socket.
-func startSCGIWorkers(path string, args, env []string, n int) (*scgiWorkers, error) {
-	dir, err := os.MkdirTemp("", "ferry-bench-scgi-*")
-	if err != nil {
-		return nil, fmt.Errorf("benchmarks: scgi workers: %w", err)
-	}
-	w := &scgiWorkers{dir: dir, sock: filepath.Join(dir, "app.sock")}
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: w.sock, Net: "unix"})
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("benchmarks: scgi workers: %w", err)
-	}
-	l.SetUnlinkOnClose(false) // the workers keep listening on it
-	f, err := l.File()
-	l.Close()
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("benchmarks: scgi workers: %w", err)
-	}
-	defer f.Close() // the workers have their copies
-	for range max(n, 1) {
-		cmd := exec.Command(path, args...)
-		cmd.Stdin, cmd.Stderr, cmd.Dir = f, os.Stderr, filepath.Dir(path)
-		cmd.Env = append(os.Environ(), env...)
-		if err := cmd.Start(); err != nil {
-			w.stop()
-			return nil, fmt.Errorf("benchmarks: starting scgi worker %s: %w", path, err)
-		}
-		w.cmds = append(w.cmds, cmd)
-	}
-	return w, nil
-}
-
-// stop ends the workers (SIGTERM, then SIGKILL after 5 seconds), reaps
-// them and removes the socket.
-func (w *scgiWorkers) stop() {
-	for _, c := range w.cmds {
-		c.Process.Signal(syscall.SIGTERM) // an error means it is gone already
-	}
-	for _, c := range w.cmds {
-		t := time.AfterFunc(5*time.Second, func() { c.Process.Kill() })
-		c.Wait() // killed by the signal: the error says so, nothing to report
-		t.Stop()
-	}
-	os.RemoveAll(w.dir)
 }

@@ -175,7 +175,7 @@ func (c *Config) scenarios() []scenario {
 					},
 					start: func(ctx context.Context, e *env) (*setup, error) {
 						perl, _ := peers.Lookup("perl")
-						return ferryFront(ctx, e, frontSpec{Kind: "pool", Path: perl, Args: []string{filepath.Join(e.apps, "bench-fcgi.pl")}, Workers: 4})
+						return ferryFront(ctx, e, frontSpec{Kind: "fastcgi-pool", Path: perl, Args: []string{filepath.Join(e.apps, "bench-fcgi.pl")}, Workers: 4})
 					}})
 				out = append(out, scenario{app: app, lang: lang, mode: "scgi", gateway: "ferry-workers", need: []string{"perl"},
 					check: func() string {
@@ -186,7 +186,7 @@ func (c *Config) scenarios() []scenario {
 					},
 					start: func(ctx context.Context, e *env) (*setup, error) {
 						perl, _ := peers.Lookup("perl")
-						return ferryFront(ctx, e, frontSpec{Kind: "scgi-workers", Path: perl, Args: []string{filepath.Join(e.apps, "bench-scgi.pl")}, Workers: 4})
+						return ferryFront(ctx, e, frontSpec{Kind: "scgi-pool", Path: perl, Args: []string{filepath.Join(e.apps, "bench-scgi.pl")}, Workers: 4})
 					}})
 			case "python":
 				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry+uwsgi", need: []string{"uwsgi"},
@@ -198,7 +198,7 @@ func (c *Config) scenarios() []scenario {
 					start: func(ctx context.Context, e *env) (*setup, error) {
 						php, _ := peers.Lookup("php-cgi")
 						script := filepath.Join(e.apps, "bench.php")
-						return ferryFront(ctx, e, frontSpec{Kind: "pool", Path: php, Workers: 4, Script: script, Root: e.apps,
+						return ferryFront(ctx, e, frontSpec{Kind: "fastcgi-pool", Path: php, Workers: 4, Script: script, Root: e.apps,
 							Env: []string{"PHP_FCGI_CHILDREN=0", "PHP_FCGI_MAX_REQUESTS=100000"}})
 					}})
 				out = append(out, scenario{app: app, lang: lang, mode: "scgi", gateway: "ferry", na: "PHP has no SCGI server API (php-cgi and php-fpm speak FastCGI only)"})
@@ -211,11 +211,11 @@ func (c *Config) scenarios() []scenario {
 			}},
 			scenario{app: app, lang: "go", mode: "fastcgi", gateway: "ferry-pool", start: func(ctx context.Context, e *env) (*setup, error) {
 				path, args := e.helperArgs("app-fastcgi")
-				return ferryFront(ctx, e, frontSpec{Kind: "pool", Path: path, Args: args, Workers: 2})
+				return ferryFront(ctx, e, frontSpec{Kind: "fastcgi-pool", Path: path, Args: args, Workers: 2})
 			}},
 			scenario{app: app, lang: "go", mode: "scgi", gateway: "ferry-workers", start: func(ctx context.Context, e *env) (*setup, error) {
 				path, args := e.helperArgs("app-scgi")
-				return ferryFront(ctx, e, frontSpec{Kind: "scgi-workers", Path: path, Args: args, Workers: 2})
+				return ferryFront(ctx, e, frontSpec{Kind: "scgi-pool", Path: path, Args: args, Workers: 2})
 			}},
 			scenario{app: app, lang: "go", mode: "http", gateway: "net/http", start: func(ctx context.Context, e *env) (*setup, error) {
 				return ferryFront(ctx, e, frontSpec{Kind: "app"})
@@ -307,7 +307,7 @@ func (c *Config) scenarios() []scenario {
 			scenario{app: app, lang: "go", mode: "fastcgi", gateway: "net/http/fcgi", peer: true,
 				start: func(ctx context.Context, e *env) (*setup, error) {
 					path, args := e.helperArgs("app-stdfcgi")
-					return ferryFront(ctx, e, frontSpec{Kind: "pool", Path: path, Args: args, Workers: 2})
+					return ferryFront(ctx, e, frontSpec{Kind: "fastcgi-pool", Path: path, Args: args, Workers: 2})
 				}},
 		)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/spawn"
 )
 
 // phpSiteOptions are the options of a FastCGI application served as a PHP
@@ -56,7 +57,7 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 	}
 	client := &fastcgi.Client{Network: m.Backend.Network(), Address: addr, Logger: b.logger("fastcgi-client"),
 		QueueTimeout: st.QueueTimeout, MaxConns: o.positive("max_conns")}
-	var pool *fastcgi.Pool
+	var pool *spawn.Pool
 	if m.Backend.Scheme == "fastcgi+exec" {
 		if _, err := os.Stat(m.Backend.Path); err != nil {
 			return nil, err
@@ -66,18 +67,16 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 			idle = 10 * time.Second // php-fpm's pm.process_idle_timeout
 		}
 		pl := b.s.log.With().Str("component", "fastcgi-workers").Str("worker", m.Backend.Path).Logger()
-		pool = &fastcgi.Pool{Path: m.Backend.Path, Workers: o.positive("workers"), MaxRequests: o.positive("max_requests"),
-			Env: b.workerEnv(), MinWorkers: o.positive("min_workers"), IdleTimeout: idle, KillGrace: st.KillGrace, Logger: &pl}
+		pool = &spawn.Pool{Path: m.Backend.Path, Workers: o.positive("workers"), Env: b.workerEnv(),
+			MaxRequests: o.positive("max_requests"), MaxRequestsEnv: fastcgi.MaxRequestsEnv,
+			MinWorkers: o.positive("min_workers"), IdleTimeout: idle, KillGrace: st.KillGrace, Logger: &pl}
 		// A connection per request, as mod_fcgid does: a kept connection
 		// holds its worker, and while a worker is being replaced, requests
 		// on new connections would wait behind the idle ones. The pool
 		// size still caps what runs at once.
 		client.Address = "" // the pool's socket, known once it runs
 		client.NoKeepConn = true
-		client.MaxConns = pool.Workers
-		if client.MaxConns == 0 {
-			client.MaxConns = fastcgi.DefaultPoolWorkers
-		}
+		client.MaxConns = pool.Size()
 		b.s.pools = append(b.s.pools, spawned{pool: pool, client: client})
 	}
 	app := &fastcgi.Handler{

@@ -16,6 +16,7 @@ import (
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/scgi"
+	"github.com/ferrygw/ferry/spawn"
 	"github.com/rs/zerolog"
 )
 
@@ -303,6 +304,6 @@ func (s *Server) buildRouter() (*router, error) {
 
 // spawned is a worker pool ferry runs and the client that reaches it.
 type spawned struct {
-	pool   *fastcgi.Pool
+	pool   *spawn.Pool
 	client *fastcgi.Client
 }

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferrygw/ferry/internal/linelog"
 	"github.com/rs/zerolog"
 )
 
@@ -112,8 +113,8 @@ type Handler struct {
 	TempDir string
 	// HeaderLimits bounds the script's response header block.
 	HeaderLimits HeaderLimits
-	// MaxStderrLine bounds one logged stderr line; longer lines are cut. If
-	// zero, DefaultMaxStderrLine.
+	// MaxStderrLine bounds one logged stderr line; a longer line is logged
+	// in pieces marked "split". If zero, DefaultMaxStderrLine.
 	MaxStderrLine int
 	// MaxStderrBytes bounds the stderr logged per request; the rest is read
 	// and dropped. If zero, DefaultMaxStderrBytes.
@@ -615,34 +616,15 @@ func (run *scriptRun) copyStdin(done chan<- struct{}, dst *os.File, src io.Reade
 // bounds, and keeps reading past them so the script never blocks.
 func (run *scriptRun) logStderr(done chan<- struct{}, f *os.File) {
 	defer close(done)
-	maxLine := orDefault(run.h.MaxStderrLine, DefaultMaxStderrLine)
-	budget := orDefault64(run.h.MaxStderrBytes, DefaultMaxStderrBytes)
-	br := getReader(f)
-	defer putReader(br)
-	var line []byte
-	for {
-		frag, err := br.ReadSlice('\n')
-		if len(line) < maxLine {
-			line = append(line, frag[:min(len(frag), maxLine-len(line))]...)
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if len(frag) > 0 || len(line) > 0 {
-			text := strings.TrimRight(string(line), "\r\n")
-			line = line[:0]
-			if budget > 0 {
-				budget -= int64(len(text))
-				run.log.Warn().Str("script", run.s.Filename).Str("stderr", text).Msg("cgi: script stderr")
-				if budget <= 0 {
-					run.log.Warn().Str("script", run.s.Filename).Msg("cgi: stderr limit reached; dropping the rest")
-				}
-			}
-		}
-		if err != nil {
-			return
-		}
+	lw := linelog.Writer{
+		Event:    func() *zerolog.Event { return run.log.Warn().Str("script", run.s.Filename) },
+		Msg:      "cgi: script stderr",
+		MaxLine:  orDefault(run.h.MaxStderrLine, DefaultMaxStderrLine),
+		MaxBytes: orDefault64(run.h.MaxStderrBytes, DefaultMaxStderrBytes),
+		DropMsg:  "cgi: stderr limit reached; dropping the rest",
 	}
+	lw.ReadFrom(f) // ends when the script and its children are gone, or f is closed
+	lw.Flush()
 }
 
 // fail answers with status after an error on ferry's side.

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferrygw/ferry/internal/linelog"
 	"github.com/ferrygw/ferry/internal/serving"
 	"github.com/rs/zerolog"
 )
@@ -413,7 +414,8 @@ type exchange struct {
 	err      error
 	closed   bool
 	bodyErr  chan error // the body writer's result, when there is a body
-	line     []byte     // a partial stderr line
+
+	lines *linelog.Writer // the STDERR stream's log, once it has some
 }
 
 const requestID = 1
@@ -620,23 +622,22 @@ func (x *exchange) logStderr(p []byte) {
 		x.stderr.Write(p)
 		return
 	}
-	x.line = append(x.line, p...)
-	for {
-		i := strings.IndexByte(string(x.line), '\n')
-		if i < 0 {
-			break
-		}
-		x.c.log().Warn().Str("backend", x.c.Address).Str("stderr", strings.TrimRight(string(x.line[:i]), "\r")).Msg("fastcgi: application stderr")
-		x.line = x.line[i+1:]
+	if x.lines == nil {
+		x.lines = x.c.stderrLog()
 	}
-	if len(x.line) > 4096 {
-		x.flushStderr()
-	}
+	x.lines.Write(p)
 }
 
 func (x *exchange) flushStderr() {
-	if len(x.line) > 0 && x.stderr == nil {
-		x.c.log().Warn().Str("backend", x.c.Address).Str("stderr", string(x.line)).Msg("fastcgi: application stderr")
+	if x.lines != nil {
+		x.lines.Flush()
 	}
-	x.line = x.line[:0]
+}
+
+// stderrLog returns the logger of one request's STDERR stream.
+func (c *Client) stderrLog() *linelog.Writer {
+	return &linelog.Writer{
+		Event: func() *zerolog.Event { return c.log().Warn().Str("backend", c.Address) },
+		Msg:   "fastcgi: application stderr",
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ferrygw/ferry/internal/linelog"
 )
 
 // Request-ID multiplexing (FastCGI 1.0 § 3.3): when the application answers
@@ -56,7 +58,7 @@ type mpxStream struct {
 	id     uint16
 	out    *bodyBuffer
 	stderr io.Writer
-	line   []byte // a partial stderr line (read loop only)
+	lines  *linelog.Writer // the STDERR stream's log, once it has some (read loop only)
 
 	got     atomic.Bool  // a record for this request came back
 	last    atomic.Int64 // when the last record came, unix nanoseconds
@@ -490,23 +492,14 @@ func (st *mpxStream) logStderr(p []byte) {
 		st.stderr.Write(p)
 		return
 	}
-	st.line = append(st.line, p...)
-	for {
-		i := strings.IndexByte(string(st.line), '\n')
-		if i < 0 {
-			break
-		}
-		st.mc.c.log().Warn().Str("backend", st.mc.c.Address).Str("stderr", strings.TrimRight(string(st.line[:i]), "\r")).Msg("fastcgi: application stderr")
-		st.line = st.line[i+1:]
+	if st.lines == nil {
+		st.lines = st.mc.c.stderrLog()
 	}
-	if len(st.line) > 4096 {
-		st.flushStderr()
-	}
+	st.lines.Write(p)
 }
 
 func (st *mpxStream) flushStderr() {
-	if len(st.line) > 0 && st.stderr == nil {
-		st.mc.c.log().Warn().Str("backend", st.mc.c.Address).Str("stderr", string(st.line)).Msg("fastcgi: application stderr")
+	if st.lines != nil {
+		st.lines.Flush()
 	}
-	st.line = st.line[:0]
 }

@@ -1,4 +1,4 @@
-package fastcgi
+package spawn
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -21,23 +22,74 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
 	"github.com/ferrygw/ferry/internal/testlog"
+	"github.com/ferrygw/ferry/scgi"
 	"github.com/rs/zerolog"
 )
 
-// TestMain makes the test binary a FastCGI worker for the Pool tests when
-// FERRY_FCGI_WORKER=1, as std cgi/host_test.go re-execs itself as a script.
+// TestMain makes the test binary a worker for the Pool tests when
+// FERRY_SPAWN_WORKER names a kind, as std cgi/host_test.go re-execs itself
+// as a script: "fastcgi" (poolWorkerMain), "scgi" (ferry's scgi.Serve,
+// answering its pid) or "greet" (the Example's).
 func TestMain(m *testing.M) {
-	if os.Getenv("FERRY_FCGI_WORKER") == "1" {
+	switch os.Getenv("FERRY_SPAWN_WORKER") {
+	case "fastcgi":
 		poolWorkerMain()
+		return
+	case "scgi":
+		scgiWorkerMain()
+		return
+	case "greet":
+		greetWorkerMain()
 		return
 	}
 	os.Exit(m.Run())
 }
 
-// poolWorkerMain serves on the listening socket at file descriptor 0 as
+// listenFD returns the listening socket the pool handed the worker: on
+// descriptor 0, or the one FERRY_TEST_LISTEN_FD names.
+func listenFD() net.Listener {
+	fd := 0
+	if v := os.Getenv("FERRY_TEST_LISTEN_FD"); v != "" {
+		fd, _ = strconv.Atoi(v)
+	}
+	ln, err := net.FileListener(os.NewFile(uintptr(fd), "listener"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	return ln
+}
+
+// scgiWorkerMain serves SCGI on the socket at descriptor 0, answering
+// "pid=<pid>".
+func scgiWorkerMain() {
+	err := scgi.Serve(nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "pid=%d\n", os.Getpid())
+	}))
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
+}
+
+// greetWorkerMain greets each connection on the socket at descriptor 0,
+// and closes it.
+func greetWorkerMain() {
+	ln := listenFD()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		io.WriteString(c, "hello from a worker\n")
+		c.Close()
+	}
+}
+
+// poolWorkerMain serves FastCGI on the listening socket (see listenFD) as
 // php-cgi does: one connection at a time (a kept connection holds the
 // worker), exiting after PHP_FCGI_MAX_REQUESTS requests. It answers
 // "pid=<pid>"; /child starts a grandchild and answers its pid; /crash exits with status 3 and writes nothing, /stderr
@@ -47,13 +99,9 @@ func poolWorkerMain() {
 	if os.Getenv("FERRY_IGNORE_TERM") == "1" {
 		signal.Ignore(syscall.SIGTERM)
 	}
-	ln, err := ListenerFromFD(0)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	maxReqs, _ := strconv.Atoi(os.Getenv("PHP_FCGI_MAX_REQUESTS"))
-	srv := &Server{MaxConns: 1}
+	ln := listenFD()
+	maxReqs, _ := strconv.Atoi(os.Getenv(fastcgi.MaxRequestsEnv))
+	srv := &fastcgi.Server{MaxConns: 1}
 	var served atomic.Int64
 	last := new(atomic.Bool)
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -79,7 +127,7 @@ func poolWorkerMain() {
 			last.Store(true) // exit once END_REQUEST is out
 		}
 	})
-	err = srv.Serve(&recycleListener{Listener: ln, last: last})
+	err := srv.Serve(&recycleListener{Listener: ln, last: last})
 	fmt.Fprintln(os.Stderr, err)
 	os.Exit(1)
 }
@@ -118,10 +166,10 @@ func (c *recycleConn) Write(p []byte) (int, error) {
 			c.skip, b = c.skip-k, b[k:]
 			continue
 		}
-		k := min(HeaderLen-len(c.hdr), len(b))
+		k := min(fastcgi.HeaderLen-len(c.hdr), len(b))
 		c.hdr, b = append(c.hdr, b[:k]...), b[k:]
-		if len(c.hdr) == HeaderLen {
-			ended = c.hdr[1] == byte(TypeEndRequest)
+		if len(c.hdr) == fastcgi.HeaderLen {
+			ended = c.hdr[1] == byte(fastcgi.TypeEndRequest)
 			c.skip = int(c.hdr[4])<<8 | int(c.hdr[5]) + int(c.hdr[6])
 			c.hdr = c.hdr[:0]
 		}
@@ -138,7 +186,7 @@ type poolLog = testlog.Buffer
 
 // newTestPool returns a pool of the test binary as worker, started, and
 // stopped at cleanup; and a client for it.
-func newTestPool(t *testing.T, p *Pool) (*Pool, *Client, *poolLog) {
+func newTestPool(t *testing.T, p *Pool) (*Pool, *fastcgi.Client, *poolLog) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -147,7 +195,7 @@ func newTestPool(t *testing.T, p *Pool) (*Pool, *Client, *poolLog) {
 	lg := &poolLog{}
 	logger := zerolog.New(lg)
 	p.Path = exe
-	p.Env = append(p.Env, "FERRY_FCGI_WORKER=1")
+	p.Env = append(p.Env, "FERRY_SPAWN_WORKER=fastcgi")
 	p.Logger = &logger
 	if p.RestartBackoff == 0 {
 		p.RestartBackoff = 10 * time.Millisecond
@@ -155,7 +203,7 @@ func newTestPool(t *testing.T, p *Pool) (*Pool, *Client, *poolLog) {
 	if err := p.Start(context.Background()); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	c := &Client{Network: p.Network(), Address: p.Address(), MaxConns: p.workers(), ReadTimeout: 10 * time.Second}
+	c := &fastcgi.Client{Network: p.Network(), Address: p.Address(), MaxConns: p.Size(), ReadTimeout: 10 * time.Second}
 	t.Cleanup(func() {
 		c.CloseIdle()
 		if err := p.Stop(context.Background()); err != nil {
@@ -169,10 +217,10 @@ func newTestPool(t *testing.T, p *Pool) (*Pool, *Client, *poolLog) {
 }
 
 // poolGet sends a GET for path and returns the response body.
-func poolGet(c *Client, params ...string) (string, error) {
+func poolGet(c *fastcgi.Client, params ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := c.Do(ctx, &Request{Params: params})
+	resp, err := c.Do(ctx, &fastcgi.Request{Params: params})
 	if err != nil {
 		return "", err
 	}
@@ -198,7 +246,7 @@ func poolParams(path string) []string {
 
 // getPID sends a GET for path and returns the pid of the worker that
 // answered.
-func getPID(c *Client, path string) (int, error) {
+func getPID(c *fastcgi.Client, path string) (int, error) {
 	body, err := poolGet(c, poolParams(path)...)
 	if err != nil {
 		return 0, err
@@ -234,10 +282,20 @@ func TestPoolWorkersShareSocket(t *testing.T) {
 	}
 }
 
+// checkGone fails t if a worker of pids still runs.
+func checkGone(t *testing.T, pids []int) {
+	t.Helper()
+	for _, pid := range pids {
+		if leakcheck.Alive(pid) {
+			t.Errorf("worker %d outlived Stop", pid)
+		}
+	}
+}
+
 // hitAll sends n slow requests at once and returns the pids that answered,
 // sorted. A worker holds one connection at a time, so with n workers each
 // answers one.
-func hitAll(t *testing.T, c *Client, n int) []int {
+func hitAll(t *testing.T, c *fastcgi.Client, n int) []int {
 	t.Helper()
 	pids := make([]int, n)
 	errs := make([]error, n)
@@ -261,7 +319,7 @@ func TestPoolRestartsCrashedWorker(t *testing.T) {
 	waitFor(t, "2 workers", func() bool { return len(p.PIDs()) == 2 })
 	before := p.PIDs()
 
-	if _, err := getPID(c, "/crash"); !errors.Is(err, ErrNoEndRequest) {
+	if _, err := getPID(c, "/crash"); !errors.Is(err, fastcgi.ErrNoEndRequest) {
 		t.Fatalf("GET /crash: err = %v; want ErrNoEndRequest", err)
 	}
 	waitFor(t, "a replacement worker", func() bool {
@@ -310,7 +368,7 @@ func TestPoolLogsStderr(t *testing.T) {
 
 func TestPoolMaxRequestsRecycles(t *testing.T) {
 	leakcheck.Check(t)
-	p, c, lg := newTestPool(t, &Pool{Workers: 2, MaxRequests: 3})
+	p, c, lg := newTestPool(t, &Pool{Workers: 2, MaxRequests: 3, MaxRequestsEnv: fastcgi.MaxRequestsEnv})
 	seen := map[int]int{}
 	for i := range 12 {
 		pid, err := getPID(c, "/")
@@ -364,8 +422,8 @@ func TestPoolStop(t *testing.T) {
 	if err := p.Stop(context.Background()); err != nil {
 		t.Errorf("second Stop: %v", err)
 	}
-	if err := p.Start(context.Background()); !errors.Is(err, ErrPoolStopped) {
-		t.Errorf("Start after Stop: %v; want ErrPoolStopped", err)
+	if err := p.Start(context.Background()); !errors.Is(err, ErrStopped) {
+		t.Errorf("Start after Stop: %v; want ErrStopped", err)
 	}
 }
 
@@ -400,11 +458,7 @@ func TestPoolStopKillsAfterGrace(t *testing.T) {
 	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Errorf("Stop took %v; want the 300ms grace before SIGKILL", d)
 	}
-	for _, pid := range pids {
-		if leakcheck.Alive(pid) {
-			t.Errorf("worker %d outlived Stop", pid)
-		}
-	}
+	checkGone(t, pids)
 }
 
 func TestPoolStopContextEnds(t *testing.T) {
@@ -416,17 +470,13 @@ func TestPoolStopContextEnds(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	err := p.Stop(ctx)
-	if !errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), "fastcgi: ") {
-		t.Errorf("Stop = %v; want a fastcgi: error wrapping DeadlineExceeded", err)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), "spawn: ") {
+		t.Errorf("Stop = %v; want a spawn: error wrapping DeadlineExceeded", err)
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("Stop took %v; want it to kill when ctx ends, not after the 5 s grace", d)
 	}
-	for _, pid := range pids {
-		if leakcheck.Alive(pid) {
-			t.Errorf("worker %d outlived Stop", pid)
-		}
-	}
+	checkGone(t, pids)
 }
 
 func TestPoolStartContextStops(t *testing.T) {
@@ -436,7 +486,7 @@ func TestPoolStartContextStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Pool{Path: exe, Workers: 2, Env: []string{"FERRY_FCGI_WORKER=1"}}
+	p := &Pool{Path: exe, Workers: 2, Env: []string{"FERRY_SPAWN_WORKER=fastcgi"}}
 	if err := p.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -456,14 +506,25 @@ func TestPoolStartErrors(t *testing.T) {
 	tmp := t.TempDir()
 	p := &Pool{Path: filepath.Join(tmp, "no-such-program"), TempDir: tmp}
 	err := p.Start(context.Background())
-	if !errors.Is(err, fs.ErrNotExist) || !strings.HasPrefix(err.Error(), "fastcgi: ") {
-		t.Errorf("Start with a missing program = %v; want a fastcgi: error wrapping fs.ErrNotExist", err)
+	if !errors.Is(err, fs.ErrNotExist) || !strings.HasPrefix(err.Error(), "spawn: ") {
+		t.Errorf("Start with a missing program = %v; want a spawn: error wrapping fs.ErrNotExist", err)
 	}
 	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
 		t.Errorf("TempDir after a failed Start holds %v; want nothing", ents)
 	}
 	if err := (&Pool{}).Start(context.Background()); err == nil {
 		t.Error("Start with no Path succeeded")
+	}
+	for _, p := range []*Pool{
+		{Path: "/bin/true", MaxRequests: 5},
+		{Path: "/bin/true", ListenFD: 1},
+		{Path: "/bin/true", ListenFD: 2},
+		{Path: "/bin/true", ListenFD: -1},
+	} {
+		if err := p.Start(context.Background()); err == nil || !strings.HasPrefix(err.Error(), "spawn: ") {
+			p.Stop(context.Background())
+			t.Errorf("Start with MaxRequests %d, ListenFD %d = %v; want a spawn: error", p.MaxRequests, p.ListenFD, err)
+		}
 	}
 	long := &Pool{Path: "/bin/true", TempDir: filepath.Join(tmp, strings.Repeat("d", 120))}
 	os.MkdirAll(long.TempDir, 0o700)
@@ -486,11 +547,11 @@ func TestPoolBackoff(t *testing.T) {
 
 func TestPoolEnv(t *testing.T) {
 	t.Setenv("PATH", "/ferry/bin")
-	p := &Pool{Env: []string{"A=1"}, MaxRequests: 7}
+	p := &Pool{Env: []string{"A=1"}, MaxRequests: 7, MaxRequestsEnv: "PHP_FCGI_MAX_REQUESTS"}
 	if got, want := p.buildEnv(), []string{"A=1", "PATH=/ferry/bin", "PHP_FCGI_MAX_REQUESTS=7"}; !slices.Equal(got, want) {
 		t.Errorf("env = %q; want %q", got, want)
 	}
-	p = &Pool{Env: []string{"PATH=/x", "PHP_FCGI_MAX_REQUESTS=2"}, MaxRequests: 7}
+	p = &Pool{Env: []string{"PATH=/x", "PHP_FCGI_MAX_REQUESTS=2"}, MaxRequests: 7, MaxRequestsEnv: "PHP_FCGI_MAX_REQUESTS"}
 	if got, want := p.buildEnv(), []string{"PATH=/x", "PHP_FCGI_MAX_REQUESTS=2"}; !slices.Equal(got, want) {
 		t.Errorf("env = %q; want %q", got, want)
 	}
@@ -511,14 +572,16 @@ func TestPoolPHPCGI(t *testing.T) {
 	p := &Pool{
 		Path:           phpCGI,
 		Workers:        2,
-		Env:            []string{"PHP_FCGI_CHILDREN=0", "PHP_FCGI_MAX_REQUESTS=5"},
+		Env:            []string{"PHP_FCGI_CHILDREN=0"},
+		MaxRequests:    5,
+		MaxRequestsEnv: fastcgi.MaxRequestsEnv,
 		RestartBackoff: 10 * time.Millisecond,
 		Logger:         &logger,
 	}
 	if err := p.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	c := &Client{Network: p.Network(), Address: p.Address(), MaxConns: 2, ReadTimeout: 10 * time.Second}
+	c := &fastcgi.Client{Network: p.Network(), Address: p.Address(), MaxConns: 2, ReadTimeout: 10 * time.Second}
 	defer func() {
 		c.CloseIdle()
 		if err := p.Stop(context.Background()); err != nil {
@@ -552,7 +615,7 @@ func TestPoolScalesOnDemand(t *testing.T) {
 	leakcheck.Check(t)
 	p, _, lg := newTestPool(t, &Pool{Workers: 3, MinWorkers: 1, IdleTimeout: 400 * time.Millisecond})
 	// A connection per request, as the bridge does for spawned workers.
-	c := &Client{Network: p.Network(), Address: p.Address(), MaxConns: 3, NoKeepConn: true, ReadTimeout: 10 * time.Second}
+	c := &fastcgi.Client{Network: p.Network(), Address: p.Address(), MaxConns: 3, NoKeepConn: true, ReadTimeout: 10 * time.Second}
 	if got := len(p.PIDs()); got != 1 {
 		t.Fatalf("an idle on-demand pool runs %d workers; want MinWorkers, 1", got)
 	}
@@ -579,7 +642,11 @@ func TestPoolScalesOnDemand(t *testing.T) {
 			t.Error("a request under load failed")
 		}
 	}
-	waitFor(t, "the idle workers to stop", func() bool { return len(p.PIDs()) == 1 })
+	// A worker leaves PIDs when reaped, and its supervisor logs the stop
+	// once its stderr is collected: wait for both.
+	waitFor(t, "the idle workers to stop", func() bool {
+		return len(p.PIDs()) == 1 && len(lg.Lines("idle worker stopped")) >= 2
+	})
 	if got := len(lg.Lines("idle worker stopped")); got != 2 {
 		t.Errorf("%d idle workers stopped; want 2", got)
 	}
@@ -594,4 +661,64 @@ func TestPoolScalesOnDemand(t *testing.T) {
 	if _, err := getPID(c, "/"); err != nil {
 		t.Errorf("after scaling down: %v", err)
 	}
+}
+
+// TestPoolListenFD hands the socket on descriptor 3, stdin left on
+// /dev/null, to workers told the number in their environment.
+func TestPoolListenFD(t *testing.T) {
+	leakcheck.Check(t)
+	p, c, _ := newTestPool(t, &Pool{Workers: 2, ListenFD: 3, Env: []string{"FERRY_TEST_LISTEN_FD=3"}})
+	waitFor(t, "2 workers", func() bool { return len(p.PIDs()) == 2 })
+	if got, want := hitAll(t, c, 2), p.PIDs(); !slices.Equal(got, want) {
+		t.Errorf("pids that answered = %v; want the workers %v", got, want)
+	}
+	for _, pid := range p.PIDs() {
+		if fd0, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/0", pid)); err == nil && fd0 != os.DevNull {
+			t.Errorf("worker %d has %s on descriptor 0; want %s", pid, fd0, os.DevNull)
+		}
+	}
+}
+
+// TestPoolSCGIWorkers runs ferry's scgi.Serve as the workers: the pool
+// knows nothing of FastCGI. The request is written by hand (SCGI protocol
+// § 2: a netstring of headers, CONTENT_LENGTH first, then the body).
+func TestPoolSCGIWorkers(t *testing.T) {
+	leakcheck.Check(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Pool{Path: exe, Workers: 2, Env: []string{"FERRY_SPAWN_WORKER=scgi"}, RestartBackoff: 10 * time.Millisecond}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(context.Background())
+	waitFor(t, "2 workers", func() bool { return len(p.PIDs()) == 2 })
+	header := "CONTENT_LENGTH\x000\x00SCGI\x001\x00REQUEST_METHOD\x00GET\x00REQUEST_URI\x00/\x00" +
+		"SERVER_PROTOCOL\x00HTTP/1.1\x00SERVER_NAME\x00localhost\x00SERVER_PORT\x0080\x00"
+	seen := map[int]bool{}
+	for i := range 20 {
+		c, err := net.Dial(p.Network(), p.Address())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "%d:%s,", len(header), header)
+		out, err := io.ReadAll(c)
+		c.Close()
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		_, body, _ := strings.Cut(string(out), "\r\n\r\n")
+		s, ok := strings.CutPrefix(strings.TrimSpace(body), "pid=")
+		pid, err := strconv.Atoi(s)
+		if !ok || err != nil || !slices.Contains(p.PIDs(), pid) {
+			t.Fatalf("request %d: answer %q; want pid=N from one of the workers %v", i, out, p.PIDs())
+		}
+		seen[pid] = true
+	}
+	if err := p.Stop(context.Background()); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+	checkGone(t, slices.Collect(maps.Keys(seen)))
 }

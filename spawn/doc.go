@@ -1,0 +1,60 @@
+// Package spawn starts and supervises pools of long-lived worker processes
+// that share one listening unix socket, as mod_fcgid, spawn-fcgi (-F N)
+// and lighttpd's "bin-path" do. It knows nothing of the protocol the
+// workers speak: a FastCGI pool, an SCGI pool and an application server's
+// pool are the same [Pool], and a client of the matching framing dials
+// [Pool.Network] and [Pool.Address].
+//
+// # The socket
+//
+// The pool creates the socket in a private directory (mode 0700: only
+// ferry's user can connect) and listens on it itself, so that no request
+// is refused while a worker starts or is replaced. Each worker is handed
+// the listening socket, in blocking mode, and accepts connections on it;
+// the kernel gives each connection to one of the workers waiting in
+// accept. By default the socket is descriptor 0, where FastCGI puts it
+// (FCGI_LISTENSOCK_FILENO, FastCGI Specification § 2.2) and lighttpd's
+// mod_scgi puts it, and where php-cgi, Perl's FCGI module, Python's flup,
+// and ferry's own fastcgi.Serve(nil, h) and scgi.Serve(nil, h) look for
+// it; any program can take it there (Perl's
+// IO::Socket::UNIX->new_from_fd(0, 'r'), Python's socket.socket(fileno=0)). A worker that
+// is told a descriptor number instead, as gunicorn's --bind fd://3 or
+// Python's socket.socket(fileno=3), gets it there with [Pool.ListenFD]
+// and the number in its Args or Env.
+//
+// # Supervision
+//
+// Each worker runs in its own process group, with its stdout on /dev/null
+// and its stderr logged line by line with its pid. A worker that exits for
+// any reason is started again: at once when it ran a while and exited
+// cleanly (as a worker recycled after MaxRequests does), after a growing
+// delay when it failed. [Pool.Stop] stops every worker's process group
+// (SIGTERM, then SIGKILL after KillGrace), reaps them all, and removes the
+// socket.
+//
+// Workers accept connections themselves, so ferry cannot count a
+// worker's requests nor tell which worker is idle. Recycling after
+// MaxRequests is the worker's own, asked for through an environment
+// variable (MaxRequestsEnv); on-demand scaling counts the requests in
+// progress that clients report with [Pool.Busy].
+//
+// # A FastCGI pool
+//
+// A pool of php-cgi workers reached with ferry's FastCGI client, as
+// "fastcgi+exec:" mounts build it:
+//
+//	p := &spawn.Pool{
+//		Path:           "/usr/bin/php-cgi",
+//		Workers:        4,
+//		Env:            []string{"PHP_FCGI_CHILDREN=0"}, // the pool manages the processes
+//		MaxRequests:    500,
+//		MaxRequestsEnv: fastcgi.MaxRequestsEnv, // PHP_FCGI_MAX_REQUESTS
+//	}
+//	if err := p.Start(ctx); err != nil { ... }
+//	defer p.Stop(context.Background())
+//	c := &fastcgi.Client{Network: p.Network(), Address: p.Address(), MaxConns: p.Size(), NoKeepConn: true}
+//
+// MaxConns matters: a worker such as php-cgi serves one connection at a
+// time, and a kept connection holds it. An SCGI pool is the same with
+// scgi.Client, which opens a connection per request anyway.
+package spawn
