@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
-	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 )
 
 // TestScenariosGo runs the Go scenarios of the set for a short time: the
@@ -111,7 +111,7 @@ func TestAppsAgree(t *testing.T) {
 // behind ferry's scgi.Handler, and the n/a rows of the languages with no
 // long-lived SCGI form.
 func TestScenariosSCGI(t *testing.T) {
-	peers.Need(t, "uwsgi", "python3", "perl")
+	peerstest.Need(t, "uwsgi", "python3", "perl")
 	if why := uwsgiPython(); why != "" {
 		t.Fatal(why)
 	}

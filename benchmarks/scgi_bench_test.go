@@ -15,6 +15,7 @@ import (
 	"github.com/ferrygw/ferry/bridge"
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/ferrygw/ferry/scgi"
 )
 
@@ -141,20 +142,20 @@ func nginxTrees(s *peers.Server) Trees {
 // over each FastCGI row's (x-fastcgi-newconn, x-fastcgi-keepalive);
 // cpu-us/req counts nginx and this process.
 func BenchmarkSCGIBehindNginx(b *testing.B) {
-	peers.Need(b, "nginx")
+	peerstest.Need(b, "nginx")
 	ref := make(map[string]measured)
 	rows := []struct {
 		name  string
 		start func(b *testing.B) *peers.Server
 	}{
 		{"fastcgi-newconn", func(b *testing.B) *peers.Server {
-			return peers.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: serveFastCGI(b, hello)})
+			return peerstest.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: serveFastCGI(b, hello)})
 		}},
 		{"fastcgi-keepalive", func(b *testing.B) *peers.Server {
-			return peers.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: serveFastCGI(b, hello), KeepAlive: 16})
+			return peerstest.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: serveFastCGI(b, hello), KeepAlive: 16})
 		}},
 		{"scgi", func(b *testing.B) *peers.Server {
-			return peers.NginxSCGI(b, peers.NginxSCGIConfig{Backend: serveSCGI(b, hello)})
+			return peerstest.NginxSCGI(b, peers.NginxSCGIConfig{Backend: serveSCGI(b, hello)})
 		}},
 	}
 	for _, row := range rows {
@@ -197,7 +198,7 @@ func BenchmarkUWSGISCGI(b *testing.B) {
 	if err := peers.MakeWorldReadable(dir); err != nil {
 		b.Fatal(err)
 	}
-	uw := peers.RunUWSGI(b, peers.UWSGIConfig{WSGIFile: app, Listen: "127.0.0.1:0", Processes: uwsgiProcesses})
+	uw := peerstest.RunUWSGI(b, peers.UWSGIConfig{WSGIFile: app, Listen: "127.0.0.1:0", Processes: uwsgiProcesses})
 	uwsgiTree := Trees{Roots: []int{uw.Process.Pid()}}
 	var nginx measured
 	var haveNginx bool
@@ -206,8 +207,8 @@ func BenchmarkUWSGISCGI(b *testing.B) {
 		b.ReportMetric(m.PeerWorkers, "app-cpu-us/req")
 	}
 	b.Run("nginx", func(b *testing.B) {
-		peers.Need(b, "nginx")
-		ngx := peers.NginxSCGI(b, peers.NginxSCGIConfig{Backend: uw.Listen})
+		peerstest.Need(b, "nginx")
+		ngx := peerstest.NginxSCGI(b, peers.NginxSCGIConfig{Backend: uw.Listen})
 		t := nginxTrees(ngx)
 		t.Roots = uwsgiTree.Roots
 		nginx = measureLoad(b, ngx.URL+"/", "Hello, world\n", t)
@@ -244,7 +245,7 @@ func BenchmarkUWSGISCGI(b *testing.B) {
 // runs the Go side of every hop). Load: wrk -t2 -c16, which on a 2-core
 // machine shares the cores with the gateways: read ratios, not absolutes.
 func BenchmarkHopCost(b *testing.B) {
-	peers.Need(b, "wrk")
+	peerstest.Need(b, "wrk")
 	direct := httptest.NewServer(hello)
 	defer direct.Close()
 	httpBack := "http://" + direct.Listener.Addr().String()
@@ -265,15 +266,15 @@ func BenchmarkHopCost(b *testing.B) {
 			return ferryFrontURL(b, "/=scgi://"+serveSCGI(b, hello)), Trees{}
 		}},
 		{"nginx-fastcgi", true, func(b *testing.B) (string, Trees) {
-			ngx := peers.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: serveFastCGI(b, hello), KeepAlive: 16})
+			ngx := peerstest.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: serveFastCGI(b, hello), KeepAlive: 16})
 			return ngx.URL, nginxTrees(ngx)
 		}},
 		{"nginx-scgi", true, func(b *testing.B) (string, Trees) {
-			ngx := peers.NginxSCGI(b, peers.NginxSCGIConfig{Backend: serveSCGI(b, hello)})
+			ngx := peerstest.NginxSCGI(b, peers.NginxSCGIConfig{Backend: serveSCGI(b, hello)})
 			return ngx.URL, nginxTrees(ngx)
 		}},
 		{"nginx-scgi-ferry-http", true, func(b *testing.B) (string, Trees) {
-			ngx := peers.NginxSCGI(b, peers.NginxSCGIConfig{Backend: serveSCGI(b, ferryHandler(b, "/="+httpBack))})
+			ngx := peerstest.NginxSCGI(b, peers.NginxSCGIConfig{Backend: serveSCGI(b, ferryHandler(b, "/="+httpBack))})
 			return ngx.URL, nginxTrees(ngx)
 		}},
 	}
@@ -281,7 +282,7 @@ func BenchmarkHopCost(b *testing.B) {
 	for _, row := range rows {
 		b.Run(row.name, func(b *testing.B) {
 			if row.nginx {
-				peers.Need(b, "nginx")
+				peerstest.Need(b, "nginx")
 			}
 			url, trees := row.start(b)
 			m := measureLoad(b, url+"/hello", "Hello, world\n", trees)

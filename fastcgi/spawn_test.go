@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
-	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/rs/zerolog"
 )
@@ -499,7 +499,7 @@ func TestPoolEnv(t *testing.T) {
 // TestPoolPHPCGI runs Debian's php-cgi as the workers, recycled every 5
 // requests by PHP_FCGI_MAX_REQUESTS.
 func TestPoolPHPCGI(t *testing.T) {
-	phpCGI := peers.Need(t, "php-cgi")["php-cgi"]
+	phpCGI := peerstest.Need(t, "php-cgi")["php-cgi"]
 	leakcheck.Check(t)
 	dir := t.TempDir()
 	script := filepath.Join(dir, "hello.php")

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"testing"
 )
 
 // ApacheCGIConfig configures [StartApacheCGI].
@@ -341,13 +340,4 @@ func startApache(ctx context.Context, bin, dir string, config func(port int) str
 		}
 		return &Server{URL: url, Dir: dir, procs: []*Process{p}, errLogs: []string{errorLog, stderrLog}}, nil
 	})
-}
-
-// ApacheCGI is [StartApacheCGI] for tests: it skips (or fails under CI=true)
-// when Apache is not installed, uses a directory from tb.TempDir, fails the
-// test if the server does not start, and stops it in tb.Cleanup.
-func ApacheCGI(tb testing.TB, cfg ApacheCGIConfig) *Server {
-	tb.Helper()
-	Need(tb, "apache2")
-	return startForTest(tb, func(dir string) (*Server, error) { return StartApacheCGI(tb.Context(), dir, cfg) })
 }

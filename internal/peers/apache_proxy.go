@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"testing"
 )
 
 // ApacheProxyFCGIConfig configures [StartApacheProxyFCGI].
@@ -155,13 +154,3 @@ func startApacheProxy(ctx context.Context, bin, dir string, be backend, moduleDi
 
 // pathInfoValue matches the values ApacheProxyFCGIConfig.PathInfo accepts.
 var pathInfoValue = regexp.MustCompile(`^[A-Za-z0-9_-]*$`)
-
-// ApacheProxyFCGI is [StartApacheProxyFCGI] for tests: it skips (or fails
-// under CI=true) when Apache is not installed, uses a directory from
-// tb.TempDir, fails the test if the server does not start, and stops it in
-// tb.Cleanup.
-func ApacheProxyFCGI(tb testing.TB, cfg ApacheProxyFCGIConfig) *Server {
-	tb.Helper()
-	Need(tb, "apache2")
-	return startForTest(tb, func(dir string) (*Server, error) { return StartApacheProxyFCGI(tb.Context(), dir, cfg) })
-}

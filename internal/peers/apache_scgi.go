@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"testing"
 )
 
 // ApacheProxySCGIConfig configures [StartApacheProxySCGI].
@@ -83,14 +82,4 @@ func StartApacheProxySCGI(ctx context.Context, dir string, cfg ApacheProxySCGICo
 	}
 	return startApacheProxy(ctx, bin, dir, be, moduleDir, modules, env, cfg.MaxWorkers,
 		&apacheProxy{prefix: prefix, target: be.proxyURL("scgi", prefix)})
-}
-
-// ApacheProxySCGI is [StartApacheProxySCGI] for tests: it skips (or fails
-// under CI=true) when Apache or mod_proxy_scgi is not installed, uses a
-// directory from tb.TempDir, fails the test if the server does not start,
-// and stops it in tb.Cleanup.
-func ApacheProxySCGI(tb testing.TB, cfg ApacheProxySCGIConfig) *Server {
-	tb.Helper()
-	Need(tb, "apache2")
-	return startForTest(tb, func(dir string) (*Server, error) { return StartApacheProxySCGI(tb.Context(), dir, cfg) })
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"testing"
 )
 
 // LighttpdSCGIConfig configures [StartLighttpdSCGI].
@@ -152,14 +151,4 @@ func StartLighttpdSCGI(ctx context.Context, dir string, cfg LighttpdSCGIConfig) 
 		}
 		return &Server{URL: url, Dir: dir, procs: []*Process{p}, errLogs: []string{errorLog, stderrLog}}, nil
 	})
-}
-
-// LighttpdSCGI is [StartLighttpdSCGI] for tests: it skips (or fails under
-// CI=true) when lighttpd is not installed, uses a directory from
-// tb.TempDir, fails the test if the server does not start, and stops it in
-// tb.Cleanup.
-func LighttpdSCGI(tb testing.TB, cfg LighttpdSCGIConfig) *Server {
-	tb.Helper()
-	Need(tb, "lighttpd")
-	return startForTest(tb, func(dir string) (*Server, error) { return StartLighttpdSCGI(tb.Context(), dir, cfg) })
 }

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"testing"
 )
 
 // NginxFcgiwrapConfig configures [StartNginxFcgiwrap].
@@ -251,14 +250,4 @@ func startNginx(ctx context.Context, bin, dir, readyPath string, config func(por
 		}
 		return &Server{URL: url, Dir: dir, procs: []*Process{ngx}, errLogs: []string{errorLog, stderrLog}}, nil
 	})
-}
-
-// NginxFcgiwrap is [StartNginxFcgiwrap] for tests: it skips (or fails under
-// CI=true) when nginx or fcgiwrap is not installed, uses a directory from
-// tb.TempDir, fails the test if the servers do not start, and stops them in
-// tb.Cleanup.
-func NginxFcgiwrap(tb testing.TB, cfg NginxFcgiwrapConfig) *Server {
-	tb.Helper()
-	Need(tb, "nginx", "fcgiwrap")
-	return startForTest(tb, func(dir string) (*Server, error) { return StartNginxFcgiwrap(tb.Context(), dir, cfg) })
 }

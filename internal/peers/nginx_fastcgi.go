@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"testing"
 )
 
 // NginxFastCGIConfig configures [StartNginxFastCGI].
@@ -238,13 +237,4 @@ func StartNginxFastCGI(ctx context.Context, dir string, cfg NginxFastCGIConfig) 
 			dir: dir, root: root, port: port, asRoot: asRoot, backend: be, cfg: &cfg,
 		})
 	})
-}
-
-// NginxFastCGI is [StartNginxFastCGI] for tests: it skips (or fails under
-// CI=true) when nginx is not installed, uses a directory from tb.TempDir,
-// fails the test if nginx does not start, and stops it in tb.Cleanup.
-func NginxFastCGI(tb testing.TB, cfg NginxFastCGIConfig) *Server {
-	tb.Helper()
-	Need(tb, "nginx")
-	return startForTest(tb, func(dir string) (*Server, error) { return StartNginxFastCGI(tb.Context(), dir, cfg) })
 }

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"testing"
 )
 
 // NginxSCGIConfig configures [StartNginxSCGI].
@@ -219,13 +218,4 @@ func StartNginxSCGI(ctx context.Context, dir string, cfg NginxSCGIConfig) (*Serv
 	return startNginx(ctx, bin, dir, nginxReadyPath, func(port int) string {
 		return nginxSCGIConfig(nginxSCGIParams{dir: dir, root: root, port: port, asRoot: asRoot, backend: be, cfg: &cfg})
 	})
-}
-
-// NginxSCGI is [StartNginxSCGI] for tests: it skips (or fails under
-// CI=true) when nginx is not installed, uses a directory from tb.TempDir,
-// fails the test if nginx does not start, and stops it in tb.Cleanup.
-func NginxSCGI(tb testing.TB, cfg NginxSCGIConfig) *Server {
-	tb.Helper()
-	Need(tb, "nginx")
-	return startForTest(tb, func(dir string) (*Server, error) { return StartNginxSCGI(tb.Context(), dir, cfg) })
 }

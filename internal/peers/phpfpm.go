@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"testing"
 )
 
 // PHPFPMConfig configures [StartPHPFPM].
@@ -266,13 +265,4 @@ func StartPHPFPM(ctx context.Context, dir string, cfg PHPFPMConfig) (*PHPFPM, er
 	return retryPort(ctx, logs, func(port int) (*PHPFPM, error) {
 		return start(backend{network: "tcp", address: net.JoinHostPort(host, strconv.Itoa(port))})
 	})
-}
-
-// RunPHPFPM is [StartPHPFPM] for tests: it skips (or fails under CI=true)
-// when php-fpm is not installed, uses a directory from tb.TempDir, fails
-// the test if php-fpm does not start, and stops it in tb.Cleanup.
-func RunPHPFPM(tb testing.TB, cfg PHPFPMConfig) *PHPFPM {
-	tb.Helper()
-	Need(tb, "php-fpm")
-	return startForTest(tb, func(dir string) (*PHPFPM, error) { return StartPHPFPM(tb.Context(), dir, cfg) })
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
-	"testing"
 )
 
 // RTorrent is a started rtorrent daemon with its XML-RPC interface on an
@@ -64,14 +63,4 @@ func StartRTorrent(ctx context.Context, dir string) (*RTorrent, error) {
 		}
 		return &RTorrent{Process: p, Address: addr, Dir: dir, logs: []string{log}}, nil
 	})
-}
-
-// RunRTorrent is [StartRTorrent] for tests: it skips (or fails under
-// CI=true) when rtorrent is not installed, uses a directory from
-// tb.TempDir, fails the test if it does not start, and stops it in
-// tb.Cleanup.
-func RunRTorrent(tb testing.TB) *RTorrent {
-	tb.Helper()
-	Need(tb, "rtorrent")
-	return startForTest(tb, func(dir string) (*RTorrent, error) { return StartRTorrent(tb.Context(), dir) })
 }

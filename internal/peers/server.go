@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"testing"
 )
 
 // Server is a started web server made of one or more processes.
@@ -160,21 +159,4 @@ func readLogs(paths []string) (string, error) {
 		b.Write(data)
 	}
 	return b.String(), nil
-}
-
-// startForTest starts a peer with start in a directory from tb.TempDir,
-// fails the test (or skips it, see failStart) if it does not start, and
-// stops it in tb.Cleanup.
-func startForTest[T interface{ Stop() error }](tb testing.TB, start func(dir string) (T, error)) T {
-	tb.Helper()
-	p, err := start(tb.TempDir())
-	if err != nil {
-		failStart(tb, err)
-	}
-	tb.Cleanup(func() {
-		if err := p.Stop(); err != nil {
-			tb.Errorf("%v", err)
-		}
-	})
-	return p
 }

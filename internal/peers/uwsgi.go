@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"testing"
 )
 
 // UWSGIConfig configures [StartUWSGI].
@@ -154,14 +153,4 @@ func StartUWSGI(ctx context.Context, dir string, cfg UWSGIConfig) (*UWSGI, error
 	return retryPort(ctx, []string{log}, func(port int) (*UWSGI, error) {
 		return start(backend{network: "tcp", address: net.JoinHostPort(host, strconv.Itoa(port))})
 	})
-}
-
-// RunUWSGI is [StartUWSGI] for tests: it skips (or fails under CI=true)
-// when uwsgi or its python3 plugin is not installed, uses a directory from
-// tb.TempDir, fails the test if uwsgi does not start, and stops it in
-// tb.Cleanup.
-func RunUWSGI(tb testing.TB, cfg UWSGIConfig) *UWSGI {
-	tb.Helper()
-	Need(tb, "uwsgi", "python3")
-	return startForTest(tb, func(dir string) (*UWSGI, error) { return StartUWSGI(tb.Context(), dir, cfg) })
 }
