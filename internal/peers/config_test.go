@@ -96,7 +96,9 @@ func TestParseBackend(t *testing.T) {
 func TestNginxFastCGIConfigParams(t *testing.T) {
 	t.Parallel()
 	cfg := NginxFastCGIConfig{Backend: "127.0.0.1:9000", Params: map[string]string{"QUERY_STRING": "x", "B": "y"}}
-	text := nginxFastCGIConfig(nginxFastCGIParams{dir: "/d", root: "/r", port: 1, backend: backend{"tcp", "127.0.0.1:9000"}, cfg: &cfg})
+	site := cfg.site(backend{"tcp", "127.0.0.1:9000"})
+	site.dir, site.root = "/d", "/r"
+	text := site.config(1)
 	for _, want := range []string{
 		`fastcgi_param  QUERY_STRING       "x";`,
 		`fastcgi_param  B                  "y";`,
@@ -120,7 +122,9 @@ func TestNginxSCGIConfig(t *testing.T) {
 	t.Parallel()
 	cfg := NginxSCGIConfig{Backend: "unix:/run/app.sock", Locations: []string{"/app/"}, NoBuffering: true,
 		Params: map[string]string{"SERVER_NAME": "example.test", "B": "y"}}
-	text := nginxSCGIConfig(nginxSCGIParams{dir: "/d", root: "/r", port: 1, backend: backend{"unix", "/run/app.sock"}, cfg: &cfg})
+	site := cfg.site(backend{"unix", "/run/app.sock"})
+	site.dir, site.root = "/d", "/r"
+	text := site.config(1)
 	for _, want := range []string{
 		`scgi_param  SCGI             1;`,
 		`scgi_param  SERVER_NAME      "example.test";`,

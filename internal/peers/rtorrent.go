@@ -2,7 +2,6 @@ package peers
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -37,16 +36,13 @@ func StartRTorrent(ctx context.Context, dir string) (*RTorrent, error) {
 	if err != nil {
 		return nil, err
 	}
-	if dir, err = filepath.Abs(dir); err != nil {
-		return nil, fmt.Errorf("peers: %w", err)
+	if dir, err = workDir(dir); err != nil {
+		return nil, err
 	}
 	log := filepath.Join(dir, "rtorrent.log")
 	return retryPort(ctx, []string{log}, func(port int) (*RTorrent, error) {
-		if err := removeFiles(log); err != nil {
-			return nil, err
-		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		p, err := Start(ctx, Spec{
+		p, err := startConfigured(ctx, Spec{
 			Path: bin,
 			Args: []string{"-n", // no ~/.rtorrent.rc
 				"-o", "system.daemon.set=true",
@@ -57,7 +53,7 @@ func StartRTorrent(ctx context.Context, dir string) (*RTorrent, error) {
 			Dir:      dir,
 			LogFile:  log,
 			ReadyTCP: addr,
-		})
+		}, "", "")
 		if err != nil {
 			return nil, err
 		}

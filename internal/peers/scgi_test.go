@@ -1,9 +1,16 @@
 package peers_test
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ferrygw/ferry/internal/peers"
@@ -59,5 +66,77 @@ func TestLighttpdNginxApacheSCGIRefuseBadConfig(t *testing.T) {
 		if err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// startSCGIDumper starts an SCGI application on a 127.0.0.1 port that
+// answers every request with the headers it got, one "NAME=VALUE" line
+// each, sorted (the format of dumpParams), and returns its address.
+func startSCGIDumper(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				// The request is a netstring "LEN:HEADERS," of NUL-terminated names and values.
+				size, err := r.ReadString(':')
+				if err != nil {
+					return
+				}
+				n, err := strconv.Atoi(strings.TrimSuffix(size, ":"))
+				if err != nil {
+					return
+				}
+				headers := make([]byte, n+1)
+				if _, err := io.ReadFull(r, headers); err != nil {
+					return
+				}
+				f := strings.Split(string(headers[:n]), "\x00")
+				var lines []string
+				for i := 0; i+1 < len(f); i += 2 {
+					lines = append(lines, f[i]+"="+f[i+1])
+				}
+				slices.Sort(lines)
+				// The front sees a write error as a failed request; nothing to do here.
+				_, _ = io.WriteString(c, "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\n"+strings.Join(lines, "\n")+"\n")
+			})
+		}
+	})
+	t.Cleanup(func() {
+		l.Close()
+		wg.Wait()
+	})
+	return l.Addr().String()
+}
+
+// TestApacheProxySCGIPathInfo checks that PathInfo makes mod_proxy_scgi
+// send PATH_INFO. It reads proxy-scgi-pathinfo before SetEnv would set it.
+func TestApacheProxySCGIPathInfo(t *testing.T) {
+	t.Parallel()
+	backend := startSCGIDumper(t)
+	for _, tt := range []struct {
+		pathInfo bool
+		want     map[string]string
+	}{
+		{false, map[string]string{"SCRIPT_NAME": "/app/x/y", "PATH_INFO": "", "QUERY_STRING": "q=1"}},
+		// mod_proxy_scgi guesses the whole path, an empty SCRIPT_NAME.
+		{true, map[string]string{"SCRIPT_NAME": "*", "PATH_INFO": "/app/x/y", "QUERY_STRING": "q=1", "proxy-scgi-pathinfo": "1"}},
+	} {
+		t.Run(fmt.Sprintf("PathInfo=%v", tt.pathInfo), func(t *testing.T) {
+			t.Parallel()
+			s := peerstest.ApacheProxySCGI(t, peers.ApacheProxySCGIConfig{Backend: backend, Prefix: "/app/", PathInfo: tt.pathInfo})
+			got := dumpParams(t, s.URL, "/app/x/y?q=1")
+			checkParams(t, got, tt.want)
+		})
 	}
 }

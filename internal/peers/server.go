@@ -1,7 +1,6 @@
 package peers
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -40,39 +39,6 @@ func (s *Server) Stop() error {
 // fetches. The server answers it itself, so the check never reaches a
 // backend and never logs an error.
 const readyPath = "/ferry-peers-ready"
-
-// maxStartAttempts is how many ports a Start function tries: a port from
-// [FreePort] can be taken by someone else before the server binds it.
-const maxStartAttempts = 3
-
-// retryPort calls start with a free port, and again with another one, up
-// to maxStartAttempts times, when it fails and the logs say the port was
-// taken meanwhile.
-func retryPort[T any](ctx context.Context, logs []string, start func(port int) (T, error)) (T, error) {
-	for attempt := 1; ; attempt++ {
-		port, err := FreePort()
-		if err != nil {
-			var zero T
-			return zero, err
-		}
-		s, err := start(port)
-		if err == nil || attempt == maxStartAttempts || ctx.Err() != nil || !addrInUse(logs) {
-			return s, err
-		}
-	}
-}
-
-// addrInUse reports whether any of the logs says that bind failed because
-// the address was in use.
-func addrInUse(logs []string) bool {
-	for _, path := range logs {
-		data, err := os.ReadFile(path)
-		if err == nil && strings.Contains(string(data), "Address already in use") {
-			return true
-		}
-	}
-	return false
-}
 
 // removeFiles removes the given files, ignoring ones that do not exist.
 func removeFiles(paths ...string) error {

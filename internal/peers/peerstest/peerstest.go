@@ -64,13 +64,13 @@ func onCI() bool {
 	return err == nil && ci
 }
 
-// start runs [Need] for the programs named, then launch in a directory from
-// tb.TempDir, ends the test if the peer does not start (see the package
-// comment), and stops the peer in tb.Cleanup.
-func start[T interface{ Stop() error }](tb testing.TB, names []string, launch func(ctx context.Context, dir string) (T, error)) T {
+// start runs [Need] for the programs named, then launch with cfg in a
+// directory from tb.TempDir, ends the test if the peer does not start (see
+// the package comment), and stops the peer in tb.Cleanup.
+func start[C any, T interface{ Stop() error }](tb testing.TB, launch func(context.Context, string, C) (T, error), cfg C, names ...string) T {
 	tb.Helper()
 	Need(tb, names...)
-	p, err := launch(tb.Context(), tb.TempDir())
+	p, err := launch(tb.Context(), tb.TempDir(), cfg)
 	if err != nil {
 		if errors.Is(err, peers.ErrNotInstalled) && !onCI() {
 			tb.Skipf("%v; .ci/run installs it", err)
@@ -88,49 +88,37 @@ func start[T interface{ Stop() error }](tb testing.TB, names []string, launch fu
 // ApacheCGI starts Apache httpd with mod_cgid ([peers.StartApacheCGI]).
 func ApacheCGI(tb testing.TB, cfg peers.ApacheCGIConfig) *peers.Server {
 	tb.Helper()
-	return start(tb, []string{"apache2"}, func(ctx context.Context, dir string) (*peers.Server, error) {
-		return peers.StartApacheCGI(ctx, dir, cfg)
-	})
+	return start(tb, peers.StartApacheCGI, cfg, "apache2")
 }
 
 // NginxFcgiwrap starts nginx in front of fcgiwrap ([peers.StartNginxFcgiwrap]).
 func NginxFcgiwrap(tb testing.TB, cfg peers.NginxFcgiwrapConfig) *peers.Server {
 	tb.Helper()
-	return start(tb, []string{"nginx", "fcgiwrap"}, func(ctx context.Context, dir string) (*peers.Server, error) {
-		return peers.StartNginxFcgiwrap(ctx, dir, cfg)
-	})
+	return start(tb, peers.StartNginxFcgiwrap, cfg, "nginx", "fcgiwrap")
 }
 
 // NginxFastCGI starts nginx in front of a FastCGI application ([peers.StartNginxFastCGI]).
 func NginxFastCGI(tb testing.TB, cfg peers.NginxFastCGIConfig) *peers.Server {
 	tb.Helper()
-	return start(tb, []string{"nginx"}, func(ctx context.Context, dir string) (*peers.Server, error) {
-		return peers.StartNginxFastCGI(ctx, dir, cfg)
-	})
+	return start(tb, peers.StartNginxFastCGI, cfg, "nginx")
 }
 
 // ApacheProxyFCGI starts Apache httpd with mod_proxy_fcgi ([peers.StartApacheProxyFCGI]).
 func ApacheProxyFCGI(tb testing.TB, cfg peers.ApacheProxyFCGIConfig) *peers.Server {
 	tb.Helper()
-	return start(tb, []string{"apache2"}, func(ctx context.Context, dir string) (*peers.Server, error) {
-		return peers.StartApacheProxyFCGI(ctx, dir, cfg)
-	})
+	return start(tb, peers.StartApacheProxyFCGI, cfg, "apache2")
 }
 
 // RunPHPFPM starts php-fpm ([peers.StartPHPFPM]).
 func RunPHPFPM(tb testing.TB, cfg peers.PHPFPMConfig) *peers.PHPFPM {
 	tb.Helper()
-	return start(tb, []string{"php-fpm"}, func(ctx context.Context, dir string) (*peers.PHPFPM, error) {
-		return peers.StartPHPFPM(ctx, dir, cfg)
-	})
+	return start(tb, peers.StartPHPFPM, cfg, "php-fpm")
 }
 
 // NginxSCGI starts nginx in front of an SCGI application ([peers.StartNginxSCGI]).
 func NginxSCGI(tb testing.TB, cfg peers.NginxSCGIConfig) *peers.Server {
 	tb.Helper()
-	return start(tb, []string{"nginx"}, func(ctx context.Context, dir string) (*peers.Server, error) {
-		return peers.StartNginxSCGI(ctx, dir, cfg)
-	})
+	return start(tb, peers.StartNginxSCGI, cfg, "nginx")
 }
 
 // ApacheProxySCGI starts Apache httpd with mod_proxy_scgi
@@ -138,30 +126,26 @@ func NginxSCGI(tb testing.TB, cfg peers.NginxSCGIConfig) *peers.Server {
 // missing peer.
 func ApacheProxySCGI(tb testing.TB, cfg peers.ApacheProxySCGIConfig) *peers.Server {
 	tb.Helper()
-	return start(tb, []string{"apache2"}, func(ctx context.Context, dir string) (*peers.Server, error) {
-		return peers.StartApacheProxySCGI(ctx, dir, cfg)
-	})
+	return start(tb, peers.StartApacheProxySCGI, cfg, "apache2")
 }
 
 // LighttpdSCGI starts lighttpd with mod_scgi ([peers.StartLighttpdSCGI]).
 func LighttpdSCGI(tb testing.TB, cfg peers.LighttpdSCGIConfig) *peers.Server {
 	tb.Helper()
-	return start(tb, []string{"lighttpd"}, func(ctx context.Context, dir string) (*peers.Server, error) {
-		return peers.StartLighttpdSCGI(ctx, dir, cfg)
-	})
+	return start(tb, peers.StartLighttpdSCGI, cfg, "lighttpd")
 }
 
 // RunUWSGI starts uwsgi serving a WSGI application over SCGI
 // ([peers.StartUWSGI]); it needs python3 too.
 func RunUWSGI(tb testing.TB, cfg peers.UWSGIConfig) *peers.UWSGI {
 	tb.Helper()
-	return start(tb, []string{"uwsgi", "python3"}, func(ctx context.Context, dir string) (*peers.UWSGI, error) {
-		return peers.StartUWSGI(ctx, dir, cfg)
-	})
+	return start(tb, peers.StartUWSGI, cfg, "uwsgi", "python3")
 }
 
 // RunRTorrent starts rtorrent with its SCGI XML-RPC port ([peers.StartRTorrent]).
 func RunRTorrent(tb testing.TB) *peers.RTorrent {
 	tb.Helper()
-	return start(tb, []string{"rtorrent"}, peers.StartRTorrent)
+	return start(tb, func(ctx context.Context, dir string, _ struct{}) (*peers.RTorrent, error) {
+		return peers.StartRTorrent(ctx, dir)
+	}, struct{}{}, "rtorrent")
 }
