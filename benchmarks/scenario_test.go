@@ -67,7 +67,7 @@ func TestAppsAgree(t *testing.T) {
 	for _, path := range []string{"/", "/?rows=5&name=a<b"} {
 		req := httptest.NewRequest("GET", path, nil)
 		w := httptest.NewRecorder()
-		App().ServeHTTP(w, req)
+		goApp().ServeHTTP(w, req)
 		want := w.Body.String()
 		if w.Code != http.StatusOK || want == "" {
 			t.Fatalf("Go app %s: %d %q", path, w.Code, want)
