@@ -2,9 +2,12 @@ module github.com/ferrygw/ferry
 
 go 1.26
 
-// github.com/yookoala/gofast (tests only: fastcgi/interop_test.go) is pinned at v0.8.0: the
-// module proxy refuses @latest for it. golang.org/x/tools, which gofast needs, must stay
-// at or below v0.36.0: gofast imports golang.org/x/tools/godoc/vfs, removed in v0.37.0.
+// github.com/yookoala/gofast is an independent FastCGI client. ferry bench and
+// BenchmarkPHPFPM run it as the off-the-shelf baseline in front of php-fpm
+// (benchmarks/helper.go, which links it into the ferry binary), and
+// fastcgi/interop_test.go drives ferry's FastCGI server with it. It is pinned at v0.8.0:
+// the module proxy refuses @latest for it. golang.org/x/tools, which gofast needs, must
+// stay at or below v0.36.0: gofast imports golang.org/x/tools/godoc/vfs, removed in v0.37.0.
 require (
 	github.com/rs/zerolog v1.35.1
 	github.com/spf13/pflag v1.0.10

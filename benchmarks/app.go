@@ -9,11 +9,11 @@ import (
 	"strings"
 )
 
-// App returns the bundled benchmark application in Go, the same as the
+// goApp returns the bundled benchmark application in Go, the same as the
 // scripts in testdata/bench: "GET /" answers "Hello, world", and
 // "GET /?rows=N&name=S" renders an HTML page of N rows (the "realistic"
 // variant, which does some work per request).
-func App() http.Handler {
+func goApp() http.Handler {
 	return http.HandlerFunc(serveApp)
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/rs/zerolog"
 )
 
@@ -99,10 +100,10 @@ var gateways = []gateway{
 		return srv.URL
 	}},
 	{"apache-mod_cgid", func(tb testing.TB, dir string) string {
-		return peers.ApacheCGI(tb, peers.ApacheCGIConfig{CGIDir: dir}).URL
+		return peerstest.ApacheCGI(tb, peers.ApacheCGIConfig{CGIDir: dir}).URL
 	}},
 	{"nginx-fcgiwrap-c4", func(tb testing.TB, dir string) string {
-		return peers.NginxFcgiwrap(tb, peers.NginxFcgiwrapConfig{CGIDir: dir, Workers: 4}).URL
+		return peerstest.NginxFcgiwrap(tb, peers.NginxFcgiwrapConfig{CGIDir: dir, Workers: 4}).URL
 	}},
 }
 

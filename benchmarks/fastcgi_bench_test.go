@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 )
 
 // hello is the handler every FastCGI server runs: 13 bytes, as in PEERS.md.
@@ -32,7 +33,7 @@ var fcgiServers = []struct {
 // nginx, with a new backend connection per request and with keep-alive
 // (fastcgi_keep_conn, upstream keepalive 16). Load: wrk -t2 -c16.
 func BenchmarkFastCGIBehindNginx(b *testing.B) {
-	peers.Need(b, "nginx")
+	peerstest.Need(b, "nginx")
 	for _, keep := range []int{0, 16} {
 		mode := "newconn"
 		if keep > 0 {
@@ -46,7 +47,7 @@ func BenchmarkFastCGIBehindNginx(b *testing.B) {
 				}
 				go s.serve(l)
 				defer l.Close()
-				ngx := peers.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: l.Addr().String(), KeepAlive: keep})
+				ngx := peerstest.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: l.Addr().String(), KeepAlive: keep})
 				loadWrk(b, ngx.URL+"/hello", "Hello, world\n")
 			})
 		}

@@ -49,13 +49,13 @@ func RunHelper(ctx context.Context, args []string) error {
 	}
 	switch args[0] {
 	case "app-cgi":
-		return cgi.Serve(App())
+		return cgi.Serve(goApp())
 	case "app-fastcgi":
-		return fastcgi.Serve(nil, App())
+		return fastcgi.Serve(nil, goApp())
 	case "app-stdfcgi":
-		return stdfcgi.Serve(nil, App())
+		return stdfcgi.Serve(nil, goApp())
 	case "app-scgi":
-		return scgi.Serve(nil, App())
+		return scgi.Serve(nil, goApp())
 	case "front":
 		if len(args) != 2 {
 			return errors.New("benchmarks: helper front: want one JSON argument")
@@ -103,7 +103,7 @@ func (s frontSpec) handler(ctx context.Context) (http.Handler, func(), error) {
 	}
 	switch s.Kind {
 	case "app":
-		return App(), func() {}, nil
+		return goApp(), func() {}, nil
 	case "cgi":
 		return &cgi.Handler{Path: s.Path, Args: s.Args, Env: s.Env, InheritEnv: []string{"PATH"},
 			MaxConcurrent: s.MaxConcurrent, Logger: &nop}, func() {}, nil

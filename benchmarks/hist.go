@@ -16,19 +16,19 @@ const (
 	subHalf  = 1 << (subBits - 1) // 1024 steps per power of two above them
 )
 
-// RelativeError is the largest relative error of a value a Histogram
+// relativeError is the largest relative error of a value a histogram
 // reports (ValueAtPercentile, Min excepted): 1/1024, under 0.1 %.
-const RelativeError = 1.0 / subHalf
+const relativeError = 1.0 / subHalf
 
-// Histogram counts non-negative int64 values (latencies in nanoseconds) in
+// histogram counts non-negative int64 values (latencies in nanoseconds) in
 // log-linear buckets, as HdrHistogram does: exact below 2048, then 1024
 // buckets per power of two, so every value is kept to three significant
 // digits whatever its magnitude, in at most 55 thousand buckets allocated
 // only up to the largest value recorded. Count, Min, Max and Mean are exact.
 //
-// The zero value is an empty histogram ready to use. A Histogram is not safe
+// The zero value is an empty histogram ready to use. A histogram is not safe
 // for concurrent use.
-type Histogram struct {
+type histogram struct {
 	counts []int64 // by bucket index, grown on demand
 	n      int64
 	sum    float64 // of the exact values, for Mean
@@ -58,13 +58,13 @@ func bucketRange(i int) (lo, hi int64) {
 }
 
 // Record counts v once. Negative values count as 0.
-func (h *Histogram) Record(v int64) { h.RecordN(v, 1) }
+func (h *histogram) Record(v int64) { h.RecordN(v, 1) }
 
 // RecordDuration counts d, in nanoseconds.
-func (h *Histogram) RecordDuration(d time.Duration) { h.Record(int64(d)) }
+func (h *histogram) RecordDuration(d time.Duration) { h.Record(int64(d)) }
 
 // RecordN counts v n times. Negative values count as 0; n <= 0 does nothing.
-func (h *Histogram) RecordN(v, n int64) {
+func (h *histogram) RecordN(v, n int64) {
 	if n <= 0 {
 		return
 	}
@@ -86,7 +86,7 @@ func (h *Histogram) RecordN(v, n int64) {
 	h.sum += float64(v) * float64(n)
 }
 
-func (h *Histogram) grow(i int) {
+func (h *histogram) grow(i int) {
 	size := max(2*len(h.counts), i+1, 256)
 	size = min(size, bucketOf(math.MaxInt64)+1)
 	c := make([]int64, size)
@@ -96,7 +96,7 @@ func (h *Histogram) grow(i int) {
 
 // Merge adds every value counted by o to h, as if each had been recorded in
 // h. o is not changed.
-func (h *Histogram) Merge(o *Histogram) {
+func (h *histogram) Merge(o *histogram) {
 	if o == nil || o.n == 0 {
 		return
 	}
@@ -115,22 +115,22 @@ func (h *Histogram) Merge(o *Histogram) {
 }
 
 // Reset empties h, keeping its memory.
-func (h *Histogram) Reset() {
+func (h *histogram) Reset() {
 	clear(h.counts)
 	h.n, h.sum, h.min, h.max = 0, 0, 0, 0
 }
 
 // Count returns the number of values recorded.
-func (h *Histogram) Count() int64 { return h.n }
+func (h *histogram) Count() int64 { return h.n }
 
 // Min returns the smallest value recorded, exactly, or 0 if none.
-func (h *Histogram) Min() int64 { return h.min }
+func (h *histogram) Min() int64 { return h.min }
 
 // Max returns the largest value recorded, exactly, or 0 if none.
-func (h *Histogram) Max() int64 { return h.max }
+func (h *histogram) Max() int64 { return h.max }
 
 // Mean returns the mean of the values recorded, or 0 if none.
-func (h *Histogram) Mean() float64 {
+func (h *histogram) Mean() float64 {
 	if h.n == 0 {
 		return 0
 	}
@@ -139,11 +139,11 @@ func (h *Histogram) Mean() float64 {
 
 // ValueAtPercentile returns the value below or at which p percent of the
 // recorded values fall (p in [0, 100]; 50 is the median): the recorded value
-// of rank ceil(p/100 × Count) (at least 1), to within RelativeError, and
+// of rank ceil(p/100 × Count) (at least 1), to within relativeError, and
 // never above Max nor below Min. Like HdrHistogram, it reports the highest
 // value of that value's bucket, so it errs high rather than low. It returns 0
 // for an empty histogram.
-func (h *Histogram) ValueAtPercentile(p float64) int64 {
+func (h *histogram) ValueAtPercentile(p float64) int64 {
 	if h.n == 0 {
 		return 0
 	}
@@ -161,9 +161,9 @@ func (h *Histogram) ValueAtPercentile(p float64) int64 {
 	return h.max // not reached: the counts add up to n
 }
 
-// Bucket is one bucket of a histogram, for plotting: Count values in
+// histBucket is one bucket of a histogram, for plotting: Count values in
 // [Low, High].
-type Bucket struct {
+type histBucket struct {
 	Low, High int64
 	Count     int64
 }
@@ -171,8 +171,8 @@ type Bucket struct {
 // Buckets returns the non-empty buckets of h in increasing order, coarsened
 // so that each spans at least a factor of ratio (1.1, say: ten per 10 %) from
 // its low end; ratio <= 1 keeps the native buckets.
-func (h *Histogram) Buckets(ratio float64) []Bucket {
-	var out []Bucket
+func (h *histogram) Buckets(ratio float64) []histBucket {
+	var out []histBucket
 	for i, c := range h.counts {
 		if c == 0 {
 			continue
@@ -183,7 +183,7 @@ func (h *Histogram) Buckets(ratio float64) []Bucket {
 			out[n-1].Count += c
 			continue
 		}
-		out = append(out, Bucket{Low: lo, High: hi, Count: c})
+		out = append(out, histBucket{Low: lo, High: hi, Count: c})
 	}
 	return out
 }

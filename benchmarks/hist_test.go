@@ -19,14 +19,14 @@ func within(got, want int64) bool {
 	if got == want {
 		return true
 	}
-	return math.Abs(float64(got-want)) <= RelativeError*math.Abs(float64(want))
+	return math.Abs(float64(got-want)) <= relativeError*math.Abs(float64(want))
 }
 
 var percentiles = []float64{0, 1, 10, 25, 50, 75, 90, 99, 99.9, 99.99, 100}
 
 func TestHistogramUniform(t *testing.T) {
 	for _, n := range []int64{1, 2, 10, 1000, 2048, 100_000, 1_000_000} {
-		var h Histogram
+		var h histogram
 		for v := int64(1); v <= n; v++ {
 			h.Record(v)
 		}
@@ -41,7 +41,7 @@ func TestHistogramUniform(t *testing.T) {
 			want := max(int64(math.Ceil(p/100*float64(n))), 1)
 			got := h.ValueAtPercentile(p)
 			if !within(got, want) || got < want {
-				t.Errorf("n=%d: ValueAtPercentile(%v) = %d; want %d (+%.2g%%)", n, p, got, want, RelativeError*100)
+				t.Errorf("n=%d: ValueAtPercentile(%v) = %d; want %d (+%.2g%%)", n, p, got, want, relativeError*100)
 			}
 			if n <= subCount && got != want {
 				t.Errorf("n=%d: ValueAtPercentile(%v) = %d; want exactly %d below %d", n, p, got, want, subCount)
@@ -53,7 +53,7 @@ func TestHistogramUniform(t *testing.T) {
 func TestHistogramRandomAgainstSorted(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	vals := make([]int64, 50_000)
-	var h Histogram
+	var h histogram
 	for i := range vals {
 		// Latencies from 10µs to 10s, log-uniform.
 		vals[i] = int64(math.Exp(math.Log(1e4) + r.Float64()*math.Log(1e6)))
@@ -63,14 +63,14 @@ func TestHistogramRandomAgainstSorted(t *testing.T) {
 	for _, p := range percentiles {
 		want := exactPercentile(vals, p)
 		if got := h.ValueAtPercentile(p); !within(got, want) {
-			t.Errorf("ValueAtPercentile(%v) = %d; want %d within %.2g%%", p, got, want, RelativeError*100)
+			t.Errorf("ValueAtPercentile(%v) = %d; want %d within %.2g%%", p, got, want, relativeError*100)
 		}
 	}
 }
 
 func TestHistogramMergeEqualsCombined(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	var a, b, all Histogram
+	var a, b, all histogram
 	for i := range 20_000 {
 		v := r.Int64N(1 << 40)
 		if i%3 == 0 {
@@ -80,11 +80,11 @@ func TestHistogramMergeEqualsCombined(t *testing.T) {
 		}
 		all.Record(v)
 	}
-	var m Histogram
+	var m histogram
 	m.Merge(&a)
 	m.Merge(&b)
 	m.Merge(nil)
-	m.Merge(&Histogram{})
+	m.Merge(&histogram{})
 	if m.Count() != all.Count() || m.Min() != all.Min() || m.Max() != all.Max() || math.Abs(m.Mean()-all.Mean()) > 1e-9*all.Mean() {
 		t.Fatalf("merged Count/Min/Max/Mean = %d/%d/%d/%v; want %d/%d/%d/%v",
 			m.Count(), m.Min(), m.Max(), m.Mean(), all.Count(), all.Min(), all.Max(), all.Mean())
@@ -121,7 +121,7 @@ func TestHistogramEdgeCases(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var h Histogram
+			var h histogram
 			for _, v := range tt.values {
 				h.Record(v)
 			}
@@ -136,7 +136,7 @@ func TestHistogramEdgeCases(t *testing.T) {
 }
 
 func TestHistogramReset(t *testing.T) {
-	var h Histogram
+	var h histogram
 	h.RecordN(5000, 3)
 	h.Reset()
 	h.Record(7)
@@ -151,14 +151,14 @@ func TestBucketRangeContainsValue(t *testing.T) {
 		if v < lo || v > hi {
 			t.Errorf("bucketRange(bucketOf(%d)) = [%d, %d]; want it to hold %d", v, lo, hi, v)
 		}
-		if float64(hi-lo) > RelativeError*float64(lo) {
-			t.Errorf("bucket of %d is [%d, %d]: wider than %.2g%%", v, lo, hi, RelativeError*100)
+		if float64(hi-lo) > relativeError*float64(lo) {
+			t.Errorf("bucket of %d is [%d, %d]: wider than %.2g%%", v, lo, hi, relativeError*100)
 		}
 	}
 }
 
 func TestHistogramBuckets(t *testing.T) {
-	var h Histogram
+	var h histogram
 	for v := int64(1000); v < 1_000_000; v += 7 {
 		h.Record(v)
 	}
@@ -190,17 +190,17 @@ func TestSummarize(t *testing.T) {
 		{[]float64{math.NaN(), 5, 5}, Summary{Median: 5, Min: 5, Max: 5, N: 2}},
 	}
 	for _, tt := range tests {
-		if got := Summarize(tt.in); got != tt.want {
+		if got := summarize(tt.in); got != tt.want {
 			t.Errorf("Summarize(%v) = %+v; want %+v", tt.in, got, tt.want)
 		}
 	}
-	if !math.IsNaN(Median(nil)) {
+	if !math.IsNaN(median(nil)) {
 		t.Errorf("Median(nil) is not NaN")
 	}
 }
 
 func BenchmarkHistogramRecord(b *testing.B) {
-	var h Histogram
+	var h histogram
 	b.ReportAllocs()
 	v := int64(1)
 	for b.Loop() {

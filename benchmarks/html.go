@@ -10,10 +10,10 @@ import (
 
 // Chart IDs of the HTML report: each is the id of an <svg> element.
 const (
-	ChartThroughput  = "chart-throughput"
-	ChartLatency     = "chart-latency"
-	ChartConcurrency = "chart-concurrency"
-	ChartStartup     = "chart-startup"
+	chartThroughput  = "chart-throughput"
+	chartLatency     = "chart-latency"
+	chartConcurrency = "chart-concurrency"
+	chartStartup     = "chart-startup"
 )
 
 var palette = []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"}
@@ -43,7 +43,7 @@ func throughputChart(rep *Report) template.HTML {
 	const label, width, barH = 300, 900, 18
 	h := 30 + len(rows)*(barH+4)
 	var b svgBuilder
-	b.f(`<svg id="%s" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img"><title>Requests per second by scenario</title>`, ChartThroughput, width, h)
+	b.f(`<svg id="%s" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img"><title>Requests per second by scenario</title>`, chartThroughput, width, h)
 	for i, r := range rows {
 		y := 20 + i*(barH+4)
 		w := float64(width-label-80) * r.RPS.Median / maxV
@@ -163,7 +163,7 @@ func shortNum(v float64) string {
 // latencyChart draws each row's latency distribution against the
 // percentile, on HdrHistogram's "1/(1-p)" axis, so the tail shows.
 func latencyChart(rep *Report) template.HTML {
-	p := plot{id: ChartLatency, title: "Latency distribution", xLabel: "percentile", yLabel: "latency ms (log)", logX: true, logY: true,
+	p := plot{id: chartLatency, title: "Latency distribution", xLabel: "percentile", yLabel: "latency ms (log)", logX: true, logY: true,
 		xTicks: []float64{1, 2, 10, 100, 1000, 10000},
 		xTickLabel: func(v float64) string {
 			return map[float64]string{1: "0%", 2: "50%", 10: "90%", 100: "99%", 1000: "99.9%", 10000: "99.99%"}[v]
@@ -188,7 +188,7 @@ func latencyChart(rep *Report) template.HTML {
 // concurrencyChart draws throughput against concurrency, one line per
 // scenario.
 func concurrencyChart(rep *Report) template.HTML {
-	p := plot{id: ChartConcurrency, title: "Throughput against concurrency", xLabel: "concurrency (log)", yLabel: "requests/s", logX: true,
+	p := plot{id: chartConcurrency, title: "Throughput against concurrency", xLabel: "concurrency (log)", yLabel: "requests/s", logX: true,
 		xTicks: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}}
 	idx := make(map[string]int)
 	for _, r := range rep.Rows {
@@ -219,7 +219,7 @@ func startupChart(rep *Report) template.HTML {
 	scale := float64(width-label-120) / maxV
 	h := 40 + len(rep.Startup)*(barH+6)
 	var b svgBuilder
-	b.f(`<svg id="%s" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img"><title>Startup cost of per-request CGI</title>`, ChartStartup, width, h)
+	b.f(`<svg id="%s" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img"><title>Startup cost of per-request CGI</title>`, chartStartup, width, h)
 	b.f(`<rect x="%d" y="4" width="10" height="10" fill="#2ca02c"/><text x="%d" y="13" font-size="11">worker p50</text>`, label, label+14)
 	b.f(`<rect x="%d" y="4" width="10" height="10" fill="#d62728"/><text x="%d" y="13" font-size="11">startup (CGI p50 − worker p50)</text>`, label+100, label+114)
 	b.f(`<rect x="%d" y="4" width="3" height="10" fill="#000"/><text x="%d" y="13" font-size="11">raw exec, one at a time</text>`, label+320, label+328)
@@ -265,12 +265,12 @@ Profile {{.R.Profile}}, {{.R.Load.Mode}} loop, {{.R.Load.DurationS}}s per run af
 `))
 
 // WriteHTML writes the report as one self-contained HTML page with inline
-// SVG charts (ids ChartThroughput, ChartLatency, ChartConcurrency when
-// several concurrency levels were run, ChartStartup when there is a startup
+// SVG charts (ids chart-throughput, chart-latency, chart-concurrency when
+// several concurrency levels were run, chart-startup when there is a startup
 // breakdown), and the full table. It loads nothing from elsewhere.
 func (rep *Report) WriteHTML(w io.Writer) error {
 	if len(rep.Load.Concurrency) == 0 {
-		rep.Load.Concurrency = []int{DefaultConcurrency}
+		rep.Load.Concurrency = []int{defaultConcurrency}
 	}
 	data := map[string]any{
 		"R": rep, "M": rep.Machine, "Cmd": strings.Join(rep.Command, " "),

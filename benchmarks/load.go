@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// Target is what the load generator sends requests to.
-type Target interface {
+// loadTarget is what the load generator sends requests to.
+type loadTarget interface {
 	// Do sends one request and reads the whole response. It returns the
 	// response status, or an error when no response came (the connection
 	// failed, ctx ended).
@@ -20,14 +20,14 @@ type Target interface {
 	Close() error
 }
 
-// Defaults for the zero fields of Load.
+// Defaults for the zero fields of loadPlan.
 const (
-	DefaultConcurrency = 8
-	DefaultDuration    = 2 * time.Second
-	DefaultTimeout     = 30 * time.Second
+	defaultConcurrency = 8
+	defaultDuration    = 2 * time.Second
+	defaultTimeout     = 30 * time.Second
 )
 
-// Load describes one run of the load generator.
+// loadPlan describes one run of the load generator.
 //
 // Closed loop (Rate zero): Concurrency workers each send a request, wait for
 // the answer and send the next, as wrk does. Latency is measured from send to
@@ -39,11 +39,11 @@ const (
 // latency of every request that should have gone out during it, not of one
 // (no coordinated omission). Concurrency bounds the requests in flight; when
 // they are all busy, due requests wait, and their wait counts.
-type Load struct {
-	// Concurrency is the number of workers. If zero, DefaultConcurrency.
+type loadPlan struct {
+	// Concurrency is the number of workers. If zero, defaultConcurrency.
 	Concurrency int
 	// Duration is how long the measured part lasts. If zero and Requests is
-	// zero, DefaultDuration.
+	// zero, defaultDuration.
 	Duration time.Duration
 	// Requests, if positive, ends the measured part after that many
 	// requests (whichever of Duration and Requests comes first when both are
@@ -53,40 +53,40 @@ type Load struct {
 	Rate float64
 	// Warmup is sent before the measured part and left out of the results.
 	Warmup time.Duration
-	// Timeout bounds each request. If zero, DefaultTimeout.
+	// Timeout bounds each request. If zero, defaultTimeout.
 	Timeout time.Duration
 	// Progress, if set, is called about five times a second with the
 	// fraction of the run done, from 0 to 1, from a goroutine of its own.
 	Progress func(done float64)
 }
 
-func (l *Load) concurrency() int {
+func (l *loadPlan) concurrency() int {
 	if l.Concurrency > 0 {
 		return l.Concurrency
 	}
-	return DefaultConcurrency
+	return defaultConcurrency
 }
 
-func (l *Load) duration() time.Duration {
+func (l *loadPlan) duration() time.Duration {
 	if l.Duration == 0 && l.Requests <= 0 {
-		return DefaultDuration
+		return defaultDuration
 	}
 	return l.Duration
 }
 
-func (l *Load) timeout() time.Duration {
+func (l *loadPlan) timeout() time.Duration {
 	if l.Timeout > 0 {
 		return l.Timeout
 	}
-	return DefaultTimeout
+	return defaultTimeout
 }
 
-// Result is the outcome of a run: only the requests sent after the warm-up
+// runResult is the outcome of a run: only the requests sent after the warm-up
 // count.
-type Result struct {
+type runResult struct {
 	// Latency holds the latency of every measured request, errors included,
 	// in nanoseconds.
-	Latency Histogram
+	Latency histogram
 	// Requests is the number of measured requests; OK those that got a 2xx
 	// answer.
 	Requests, OK int64
@@ -100,11 +100,11 @@ type Result struct {
 	Elapsed time.Duration
 	// CPU is the CPU time this process and its reaped children used during
 	// the measured part, from the OS (getrusage).
-	CPU Usage
+	CPU cpuUsage
 }
 
 // Throughput returns the measured requests per second.
-func (r *Result) Throughput() float64 {
+func (r *runResult) Throughput() float64 {
 	if r.Elapsed <= 0 {
 		return 0
 	}
@@ -112,13 +112,13 @@ func (r *Result) Throughput() float64 {
 }
 
 // ErrorCount returns the number of failed requests.
-func (r *Result) ErrorCount() int64 { return r.Requests - r.OK }
+func (r *runResult) ErrorCount() int64 { return r.Requests - r.OK }
 
 // shard is a part of the results that a subset of the workers record into,
 // so that workers rarely contend for one lock.
 type shard struct {
 	mu     sync.Mutex // guards the rest
-	h      Histogram
+	h      histogram
 	n, ok  int64
 	errs   map[string]int64
 	first  string
@@ -156,9 +156,9 @@ func (s *shard) record(lat time.Duration, end time.Time, status int, err error) 
 	}
 }
 
-// Run sends the load l to t and returns the measured results. It returns
+// runLoad sends the load l to t and returns the measured results. It returns
 // early, with what was measured so far and ctx's error, if ctx ends.
-func Run(ctx context.Context, t Target, l Load) (*Result, error) {
+func runLoad(ctx context.Context, t loadTarget, l loadPlan) (*runResult, error) {
 	conc := l.concurrency()
 	dur := l.duration()
 	shards := make([]shard, min(conc, 4*runtime.GOMAXPROCS(0)))
@@ -172,9 +172,9 @@ func Run(ctx context.Context, t Target, l Load) (*Result, error) {
 	var measuredDone atomic.Int64
 
 	// The CPU counters are read when the measured part starts and ends.
-	var cpuStart Usage
+	var cpuStart cpuUsage
 	var cpuOnce sync.Once
-	markStart := func() { cpuOnce.Do(func() { cpuStart = SelfUsage() }) }
+	markStart := func() { cpuOnce.Do(func() { cpuStart = selfUsage() }) }
 	if l.Warmup <= 0 {
 		markStart()
 	} else {
@@ -230,9 +230,9 @@ func Run(ctx context.Context, t Target, l Load) (*Result, error) {
 	wg.Wait()
 	stopProgress()
 	markStart() // a run shorter than its warm-up
-	cpuEnd := SelfUsage()
+	cpuEnd := selfUsage()
 
-	res := &Result{CPU: cpuEnd.Sub(cpuStart)}
+	res := &runResult{CPU: cpuEnd.Sub(cpuStart)}
 	var last int64
 	for i := range shards {
 		s := &shards[i]
@@ -264,7 +264,7 @@ func Run(ctx context.Context, t Target, l Load) (*Result, error) {
 // openLoopWorker takes due requests off the schedule in order and sends
 // each at its due time (or at once, if late), recording its latency from the
 // due time.
-func openLoopWorker(ctx context.Context, sh *shard, l *Load, start, measureFrom, deadline time.Time,
+func openLoopWorker(ctx context.Context, sh *shard, l *loadPlan, start, measureFrom, deadline time.Time,
 	next, measuredDone *atomic.Int64, send func() (time.Time, int, error)) {
 	interval := float64(time.Second) / l.Rate
 	timer := time.NewTimer(time.Hour)

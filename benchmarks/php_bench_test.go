@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferrygw/ferry/bridge"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/yookoala/gofast"
 )
 
@@ -17,7 +18,7 @@ import (
 // ferry likewise, and gofast v0.8.0 (the off-the-shelf Go FastCGI proxy,
 // a connection per request). Load: wrk -t2 -c16.
 func BenchmarkPHPFPM(b *testing.B) {
-	peers.Need(b, "php-fpm", "nginx")
+	peerstest.Need(b, "php-fpm", "nginx")
 	root, err := os.MkdirTemp("", "ferry-bench-php-*")
 	if err != nil {
 		b.Fatal(err)
@@ -29,13 +30,13 @@ func BenchmarkPHPFPM(b *testing.B) {
 	if err := peers.MakeWorldReadable(root); err != nil {
 		b.Fatal(err)
 	}
-	fpm := peers.RunPHPFPM(b, peers.PHPFPMConfig{Listen: "127.0.0.1:0", Children: 4})
+	fpm := peerstest.RunPHPFPM(b, peers.PHPFPMConfig{Listen: "127.0.0.1:0", Children: 4})
 	for _, tc := range []struct {
 		name string
 		keep int
 	}{{"newconn", 0}, {"keepalive", 4}} {
 		b.Run(tc.name+"/nginx", func(b *testing.B) {
-			ngx := peers.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: fpm.Address, Root: root, KeepAlive: tc.keep})
+			ngx := peerstest.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: fpm.Address, Root: root, KeepAlive: tc.keep})
 			loadWrk(b, ngx.URL+"/hello.php", "Hello, world\n")
 		})
 		if tc.keep == 0 {

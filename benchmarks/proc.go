@@ -11,27 +11,27 @@ import (
 	"time"
 )
 
-// Usage is CPU time from getrusage: this process's own, and that of its
+// cpuUsage is CPU time from getrusage: this process's own, and that of its
 // children that have exited and been reaped (per-request CGI scripts run by
 // an in-process gateway).
-type Usage struct {
+type cpuUsage struct {
 	Self     time.Duration
 	Children time.Duration
 }
 
 // Sub returns u - o.
-func (u Usage) Sub(o Usage) Usage {
-	return Usage{Self: u.Self - o.Self, Children: u.Children - o.Children}
+func (u cpuUsage) Sub(o cpuUsage) cpuUsage {
+	return cpuUsage{Self: u.Self - o.Self, Children: u.Children - o.Children}
 }
 
-// SelfUsage returns the CPU time (user + system) used so far by this process
+// selfUsage returns the CPU time (user + system) used so far by this process
 // and by its reaped children. It returns zero where getrusage fails.
-func SelfUsage() Usage {
+func selfUsage() cpuUsage {
 	var self, kids syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &self) != nil || syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids) != nil {
-		return Usage{}
+		return cpuUsage{}
 	}
-	return Usage{Self: rusageCPU(&self), Children: rusageCPU(&kids)}
+	return cpuUsage{Self: rusageCPU(&self), Children: rusageCPU(&kids)}
 }
 
 func rusageCPU(r *syscall.Rusage) time.Duration {
@@ -105,8 +105,8 @@ func allProcs() []procStat {
 	return out
 }
 
-// TreeUsage is the CPU time and memory of a set of process trees.
-type TreeUsage struct {
+// treeUsage is the CPU time and memory of a set of process trees.
+type treeUsage struct {
 	// Gateway is the CPU time of the processes named as the gateway
 	// (the front: ferry, nginx, Apache).
 	Gateway time.Duration
@@ -125,16 +125,16 @@ type TreeUsage struct {
 // are u's. A process that exited between the two, unreaped by a measured
 // parent, takes its CPU time with it; a difference that would be negative
 // for that reason is 0.
-func (u TreeUsage) Sub(o TreeUsage) TreeUsage {
+func (u treeUsage) Sub(o treeUsage) treeUsage {
 	u.Gateway = max(u.Gateway-o.Gateway, 0)
 	u.Workers = max(u.Workers-o.Workers, 0)
 	return u
 }
 
-// Trees selects the processes measured for a scenario: the trees rooted at
+// procTrees selects the processes measured for a scenario: the trees rooted at
 // Roots, and at every process whose command line holds one of Marks (the
 // configuration directory of a peer).
-type Trees struct {
+type procTrees struct {
 	Roots []int
 	Marks []string
 	// Gateway reports whether a process is part of the gateway rather than
@@ -143,7 +143,7 @@ type Trees struct {
 }
 
 // Measure reads the CPU time and memory of the selected processes from /proc.
-func (t Trees) Measure() TreeUsage {
+func (t procTrees) Measure() treeUsage {
 	procs := allProcs()
 	in := make(map[int]bool)
 	for _, r := range t.Roots {
@@ -176,7 +176,7 @@ func (t Trees) Measure() TreeUsage {
 	for _, r := range t.Roots {
 		roots[r] = true
 	}
-	var u TreeUsage
+	var u treeUsage
 	for _, p := range procs {
 		if !in[p.pid] {
 			continue

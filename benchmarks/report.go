@@ -11,12 +11,15 @@ import (
 	"time"
 )
 
-// SchemaVersion is the version of the JSON report; it changes only when a
+// schemaVersion is the version of the JSON report; it changes only when a
 // field changes meaning or goes away (new fields may appear in any version).
-const SchemaVersion = 1
+const schemaVersion = 1
 
 // Report is the result of a ferry bench run, as written with --format json.
 type Report struct {
+	// Schema is the version of the format, 1 for now: it changes only when
+	// a field changes meaning or goes away (new fields may appear in any
+	// version), and ReadReport refuses a newer one.
 	Schema  int       `json:"schema"`
 	Command []string  `json:"command"`
 	Started time.Time `json:"started"`
@@ -141,8 +144,8 @@ type Machine struct {
 	LoadAvg string `json:"loadavg,omitempty"`
 }
 
-// DescribeMachine returns the description of this machine.
-func DescribeMachine() Machine {
+// describeMachine returns the description of this machine.
+func describeMachine() Machine {
 	m := Machine{Cores: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.Lines(string(b)) {
@@ -176,12 +179,12 @@ func utsString[T int8 | uint8](b []T) string {
 }
 
 // fill sets the row's numbers from merged results.
-func (r *Row) fill(h *Histogram, rps []float64, requests, ok int64, errs map[string]int64, gw, wk, lg time.Duration, tu TreeUsage) {
+func (r *Row) fill(h *histogram, rps []float64, requests, ok int64, errs map[string]int64, gw, wk, lg time.Duration, tu treeUsage) {
 	ms := func(v int64) float64 { return float64(v) / 1e6 }
 	r.Requests = requests
 	r.Errors = requests - ok
 	r.ErrorKind = errs
-	r.RPS = Summarize(rps)
+	r.RPS = summarize(rps)
 	r.Runs = len(rps)
 	r.Latency = Latency{
 		Mean: h.Mean() / 1e6, P50: ms(h.ValueAtPercentile(50)), P90: ms(h.ValueAtPercentile(90)),
@@ -213,8 +216,8 @@ func ReadReport(r io.Reader) (*Report, error) {
 	if err := json.NewDecoder(r).Decode(&rep); err != nil {
 		return nil, fmt.Errorf("benchmarks: reading report: %w", err)
 	}
-	if rep.Schema < 1 || rep.Schema > SchemaVersion {
-		return nil, fmt.Errorf("benchmarks: report schema %d; this ferry reads 1 to %d", rep.Schema, SchemaVersion)
+	if rep.Schema < 1 || rep.Schema > schemaVersion {
+		return nil, fmt.Errorf("benchmarks: report schema %d; this ferry reads 1 to %d", rep.Schema, schemaVersion)
 	}
 	return &rep, nil
 }

@@ -17,8 +17,8 @@ import (
 // sampleReport is a report with two concurrency levels, a peer, an n/a row
 // and a startup breakdown, from known numbers.
 func sampleReport() *Report {
-	rep := &Report{Schema: SchemaVersion, Command: []string{"ferry", "bench"}, Started: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
-		Machine: DescribeMachine(), Profile: "full", Load: LoadSpec{Mode: "closed", Concurrency: []int{1, 8}, DurationS: 1, Repeat: 2}}
+	rep := &Report{Schema: schemaVersion, Command: []string{"ferry", "bench"}, Started: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		Machine: describeMachine(), Profile: "full", Load: LoadSpec{Mode: "closed", Concurrency: []int{1, 8}, DurationS: 1, Repeat: 2}}
 	for _, sc := range []struct {
 		name, lang, mode, gw string
 		peer                 bool
@@ -29,13 +29,13 @@ func sampleReport() *Report {
 		{"hello/sh/cgi/apache-mod_cgid", "sh", "cgi", "apache-mod_cgid", true, 7_000_000},
 	} {
 		for _, c := range []int{1, 8} {
-			var h Histogram
+			var h histogram
 			for i := range int64(1000) {
 				h.Record(sc.base + i*1000)
 			}
 			r := Row{Scenario: sc.name, App: "hello", Lang: sc.lang, Mode: sc.mode, Gateway: sc.gw, Peer: sc.peer, Concurrency: c}
 			r.fill(&h, []float64{float64(c) * 1e9 / float64(sc.base), float64(c) * 1.1e9 / float64(sc.base)}, 1000, 990,
-				map[string]int64{"status 502": 10}, time.Second, 2*time.Second, time.Second/2, TreeUsage{Procs: 2, PeakRSSKiB: 1024, TotalRSSKiB: 2048})
+				map[string]int64{"status 502": 10}, time.Second, 2*time.Second, time.Second/2, treeUsage{Procs: 2, PeakRSSKiB: 1024, TotalRSSKiB: 2048})
 			rep.Rows = append(rep.Rows, r)
 		}
 	}
@@ -48,7 +48,7 @@ func sampleReport() *Report {
 func TestRowNumbers(t *testing.T) {
 	r := sampleReport().Rows[0]
 	// 1000 values 5.000 ms .. 5.999 ms: p50 is the 500th, 5.499 ms.
-	if r.Latency.P50 < 5.499 || r.Latency.P50 > 5.499*(1+RelativeError) || r.Latency.Max != 5.999 {
+	if r.Latency.P50 < 5.499 || r.Latency.P50 > 5.499*(1+relativeError) || r.Latency.Max != 5.999 {
 		t.Errorf("p50 %v, max %v; want 5.499, 5.999", r.Latency.P50, r.Latency.Max)
 	}
 	if r.CPU.Gateway != 1000 || r.CPU.Workers != 2000 || r.CPU.LoadGen != 500 {
@@ -152,7 +152,7 @@ func TestHTMLRendersInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatalf("chromium: %v\n%s", err, stderr.String())
 	}
-	for _, id := range []string{ChartThroughput, ChartLatency, ChartConcurrency, ChartStartup} {
+	for _, id := range []string{chartThroughput, chartLatency, chartConcurrency, chartStartup} {
 		i := bytes.Index(dom, []byte(`<svg id="`+id+`"`))
 		if i < 0 {
 			t.Errorf("rendered DOM has no <svg id=%q>", id)

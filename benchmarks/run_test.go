@@ -22,7 +22,7 @@ import (
 	"github.com/ferrygw/ferry/scgi"
 )
 
-// funcTarget is a Target made of a function.
+// funcTarget is a loadTarget made of a function.
 type funcTarget func(ctx context.Context) (int, error)
 
 func (f funcTarget) Do(ctx context.Context) (int, error) { return f(ctx) }
@@ -41,7 +41,7 @@ func TestRunClosedLoopCountsRequests(t *testing.T) {
 		}
 		return 200, nil
 	})
-	res, err := Run(context.Background(), tgt, Load{Concurrency: 4, Requests: 1000})
+	res, err := runLoad(context.Background(), tgt, loadPlan{Concurrency: 4, Requests: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestRunWarmupExcluded(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 		return 200, nil
 	})
-	res, err := Run(context.Background(), tgt, Load{Concurrency: 2, Duration: 200 * time.Millisecond, Warmup: warm})
+	res, err := runLoad(context.Background(), tgt, loadPlan{Concurrency: 2, Duration: 200 * time.Millisecond, Warmup: warm})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestRunTimeoutAndCancel(t *testing.T) {
 		<-ctx.Done()
 		return 0, ctx.Err()
 	})
-	res, err := Run(context.Background(), tgt, Load{Concurrency: 2, Requests: 4, Timeout: 20 * time.Millisecond})
+	res, err := runLoad(context.Background(), tgt, loadPlan{Concurrency: 2, Requests: 4, Timeout: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,14 +99,14 @@ func TestRunTimeoutAndCancel(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := Run(ctx, tgt, Load{Concurrency: 2, Duration: time.Hour}); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := runLoad(ctx, tgt, loadPlan{Concurrency: 2, Duration: time.Hour}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Run with a context ending: err = %v; want DeadlineExceeded", err)
 	}
 }
 
 // stallOnce returns a target that answers at once, except the nth request,
 // which takes d.
-func stallOnce(n int64, d time.Duration) Target {
+func stallOnce(n int64, d time.Duration) loadTarget {
 	var calls atomic.Int64
 	return funcTarget(func(ctx context.Context) (int, error) {
 		if calls.Add(1) == n {
@@ -123,11 +123,11 @@ func stallOnce(n int64, d time.Duration) Target {
 func TestOpenLoopShowsStall(t *testing.T) {
 	leakcheck.Check(t)
 	const stall = 300 * time.Millisecond
-	open, err := Run(context.Background(), stallOnce(20, stall), Load{Concurrency: 1, Rate: 100, Duration: time.Second})
+	open, err := runLoad(context.Background(), stallOnce(20, stall), loadPlan{Concurrency: 1, Rate: 100, Duration: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	closed, err := Run(context.Background(), stallOnce(20, stall), Load{Concurrency: 1, Requests: 100})
+	closed, err := runLoad(context.Background(), stallOnce(20, stall), loadPlan{Concurrency: 1, Requests: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestOpenLoopRequestsAndWarmup(t *testing.T) {
 	leakcheck.Check(t)
 	var calls atomic.Int64
 	tgt := funcTarget(func(ctx context.Context) (int, error) { calls.Add(1); return 200, nil })
-	res, err := Run(context.Background(), tgt, Load{Concurrency: 2, Rate: 500, Requests: 50, Warmup: 40 * time.Millisecond})
+	res, err := runLoad(context.Background(), tgt, loadPlan{Concurrency: 2, Rate: 500, Requests: 50, Warmup: 40 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestRunProgress(t *testing.T) {
 	var last atomic.Value
 	var calls atomic.Int64
 	tgt := funcTarget(func(ctx context.Context) (int, error) { time.Sleep(time.Millisecond); return 200, nil })
-	_, err := Run(context.Background(), tgt, Load{Concurrency: 1, Duration: 450 * time.Millisecond, Progress: func(f float64) {
+	_, err := runLoad(context.Background(), tgt, loadPlan{Concurrency: 1, Duration: 450 * time.Millisecond, Progress: func(f float64) {
 		calls.Add(1)
 		last.Store(f)
 	}})
@@ -260,7 +260,7 @@ func TestTargets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tgt, err := NewTarget(tt.addr, tt.req, 2)
+			tgt, err := newTarget(tt.addr, tt.req, 2)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -273,7 +273,7 @@ func TestTargets(t *testing.T) {
 			if got := seen.Load().(string); got != tt.wantSeen {
 				t.Errorf("application saw %q; want %q", got, tt.wantSeen)
 			}
-			res, err := Run(context.Background(), tgt, Load{Concurrency: 2, Requests: 20})
+			res, err := runLoad(context.Background(), tgt, loadPlan{Concurrency: 2, Requests: 20})
 			if err != nil || res.Requests != 20 {
 				t.Fatalf("Run: %d requests, %v; want 20", res.Requests, err)
 			}
@@ -284,13 +284,13 @@ func TestTargets(t *testing.T) {
 func TestNewTargetErrors(t *testing.T) {
 	for _, addr := range []string{"ftp://x", "cgi:relative/script", "cgi:/no/such/script", "fastcgi:///x", "fastcgi://h:1/?max_conns=0",
 		"scgi:///x", "scgi+unix://", "scgi://h:1/?max_conns=x", "fastcgi+unix://"} {
-		if tgt, err := NewTarget(addr, Request{}, 1); err == nil {
+		if tgt, err := newTarget(addr, Request{}, 1); err == nil {
 			tgt.Close()
-			t.Errorf("NewTarget(%q) succeeded; want an error", addr)
+			t.Errorf("newTarget(%q) succeeded; want an error", addr)
 		}
 	}
-	if _, err := NewTarget("ftp://x", Request{}, 1); !errors.Is(err, ErrUnsupportedTarget) || !strings.Contains(err.Error(), "scgi://") {
-		t.Errorf("ftp target: err = %v; want ErrUnsupportedTarget listing scgi://", err)
+	if _, err := newTarget("ftp://x", Request{}, 1); !errors.Is(err, errUnsupportedTarget) || !strings.Contains(err.Error(), "scgi://") {
+		t.Errorf("ftp target: err = %v; want errUnsupportedTarget listing scgi://", err)
 	}
 }
 
@@ -308,7 +308,7 @@ func TestSCGITargetFailures(t *testing.T) {
 	var seen atomic.Value
 	garbage := nphSCGIServer(t, "no header here", &seen)
 	for _, addr := range []string{closed, garbage} {
-		tgt, err := NewTarget("scgi://"+addr+"/", Request{}, 1)
+		tgt, err := newTarget("scgi://"+addr+"/", Request{}, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

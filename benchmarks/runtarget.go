@@ -12,10 +12,13 @@ type TargetOptions struct {
 	// 16 and 64 with three runs each unless Concurrency and Repeat say
 	// otherwise.
 	Profile string
-	// Concurrency are the levels run. If nil, DefaultConcurrency (quick).
+	// Concurrency are the levels run. If nil, 8 (quick).
 	Concurrency []int
-	// Duration, Requests, Rate and Warmup are as in Load. If Duration and
-	// Requests are zero, DefaultDuration; if Warmup is zero, 0.5s.
+	// Duration is the measured time per run, Requests the measured
+	// requests per run (whichever comes first when both are set), Rate the
+	// open-loop request rate per second (zero: closed loop) and Warmup the
+	// load sent first and left out of the results. If Duration and Requests
+	// are zero, 2s; if Warmup is zero, 0.5s.
 	Duration time.Duration
 	Requests int64
 	Rate     float64
@@ -28,9 +31,23 @@ type TargetOptions struct {
 	Progress func(name string, i, n int, done float64)
 }
 
-// RunTarget loads one target (see NewTarget for the addresses) at each
-// concurrency level and returns a report with a row per level. The load
-// generator's CPU time includes the client side of in-process targets.
+// RunTarget loads one target at each concurrency level and returns a
+// report with a row per level. The load generator's CPU time includes the
+// client side of in-process targets. addr is in ferry's spelling:
+//
+//	http://HOST:PORT/PATH, https://...      an HTTP server (keep-alive)
+//	fastcgi://HOST:PORT/PATH                a FastCGI application, such as php-fpm
+//	fastcgi+unix:///run/php/fpm.sock        the same on a unix socket (path from req.Path)
+//	scgi://HOST:PORT/PATH                   an SCGI application, such as uwsgi --scgi-socket
+//	scgi+unix:///run/app.sock               the same on a unix socket (path from req.Path)
+//	cgi:/path/script                        a CGI script, run per request in this process
+//
+// FastCGI addresses take ?max_conns=N: the connections kept open, which
+// should be the application's worker count (php-fpm's pm.max_children). If
+// absent, the concurrency level is used. SCGI addresses take it too: there
+// it bounds the requests in progress, each on a connection of its own
+// (SCGI has no keep-alive). Other query parameters of a fastcgi:// or
+// scgi:// address are the request's query.
 func RunTarget(ctx context.Context, addr string, req Request, o TargetOptions) (*Report, error) {
 	if o.Profile == "" {
 		o.Profile = "quick"
@@ -38,7 +55,7 @@ func RunTarget(ctx context.Context, addr string, req Request, o TargetOptions) (
 	levels := o.Concurrency
 	repeat := o.Repeat
 	if len(levels) == 0 {
-		levels = []int{DefaultConcurrency}
+		levels = []int{defaultConcurrency}
 		if o.Profile == "full" {
 			levels = []int{1, 4, 16, 64}
 		}
@@ -53,16 +70,16 @@ func RunTarget(ctx context.Context, addr string, req Request, o TargetOptions) (
 	if warm == 0 {
 		warm = 500 * time.Millisecond
 	}
-	l := Load{Duration: o.Duration, Requests: o.Requests, Rate: o.Rate, Warmup: warm}
+	l := loadPlan{Duration: o.Duration, Requests: o.Requests, Rate: o.Rate, Warmup: warm}
 	mode := "closed"
 	if o.Rate > 0 {
 		mode = "open"
 	}
-	rep := &Report{Schema: SchemaVersion, Command: o.Command, Started: time.Now().UTC(), Machine: DescribeMachine(), Profile: o.Profile,
+	rep := &Report{Schema: schemaVersion, Command: o.Command, Started: time.Now().UTC(), Machine: describeMachine(), Profile: o.Profile,
 		Load: LoadSpec{Mode: mode, Concurrency: levels, Rate: o.Rate, DurationS: l.duration().Seconds(), Requests: o.Requests,
 			WarmupS: warm.Seconds(), Repeat: repeat}}
 	// Fail early on an address that cannot work.
-	t, err := NewTarget(addr, req, 1)
+	t, err := newTarget(addr, req, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +91,7 @@ func RunTarget(ctx context.Context, addr string, req Request, o TargetOptions) (
 		if o.Progress != nil {
 			lc.Progress = func(f float64) { o.Progress(fmt.Sprintf("%s at concurrency %d", addr, c), i, len(levels), f) }
 		}
-		measureRow(ctx, &row, addr, req, Trees{}, lc, repeat)
+		measureRow(ctx, &row, addr, req, procTrees{}, lc, repeat)
 		rep.Rows = append(rep.Rows, row)
 		if err := ctx.Err(); err != nil {
 			return rep, err

@@ -59,7 +59,7 @@ func (c *Config) levels() []int {
 	case c.full():
 		return []int{1, 4, 16, 64}
 	}
-	return []int{DefaultConcurrency}
+	return []int{defaultConcurrency}
 }
 
 func (c *Config) load() (dur, warm time.Duration, rep int) {
@@ -82,9 +82,9 @@ func (c *Config) load() (dur, warm time.Duration, rep int) {
 // setup is a started scenario: where to send requests and which processes
 // to measure.
 type setup struct {
-	addr  string // target address, for NewTarget
+	addr  string // target address, for newTarget
 	req   Request
-	trees Trees
+	trees procTrees
 	stop  func()
 }
 
@@ -138,7 +138,7 @@ func ferryFront(ctx context.Context, e *env, spec frontSpec, extra ...int) (*set
 		return nil, err
 	}
 	pid := f.Pid()
-	return &setup{addr: f.URL, trees: Trees{Roots: append([]int{pid}, extra...), Gateway: func(p int, _ string) bool { return p == pid }}, stop: f.Stop}, nil
+	return &setup{addr: f.URL, trees: procTrees{Roots: append([]int{pid}, extra...), Gateway: func(p int, _ string) bool { return p == pid }}, stop: f.Stop}, nil
 }
 
 func (e *env) helperArgs(role string) (string, []string) {
@@ -245,7 +245,7 @@ func (c *Config) scenarios() []scenario {
 					if err != nil {
 						return nil, err
 					}
-					return &setup{addr: srv.URL + "/cgi-bin/bench." + scriptExt(lang), trees: Trees{Marks: []string{dir}, Gateway: isGatewayComm}, stop: func() { srv.Stop() }}, nil
+					return &setup{addr: srv.URL + "/cgi-bin/bench." + scriptExt(lang), trees: procTrees{Marks: []string{dir}, Gateway: isGatewayComm}, stop: func() { srv.Stop() }}, nil
 				}})
 			out = append(out, scenario{app: app, lang: lang, mode: "cgi", gateway: "nginx-fcgiwrap", peer: true, need: []string{"nginx", "fcgiwrap"},
 				start: func(ctx context.Context, e *env) (*setup, error) {
@@ -254,7 +254,7 @@ func (c *Config) scenarios() []scenario {
 					if err != nil {
 						return nil, err
 					}
-					return &setup{addr: srv.URL + "/cgi-bin/bench." + scriptExt(lang), trees: Trees{Marks: []string{dir}, Gateway: isGatewayComm}, stop: func() { srv.Stop() }}, nil
+					return &setup{addr: srv.URL + "/cgi-bin/bench." + scriptExt(lang), trees: procTrees{Marks: []string{dir}, Gateway: isGatewayComm}, stop: func() { srv.Stop() }}, nil
 				}})
 		}
 		out = append(out,
@@ -270,7 +270,7 @@ func (c *Config) scenarios() []scenario {
 						fpm.Stop()
 						return nil, err
 					}
-					return &setup{addr: srv.URL + "/bench.php", trees: Trees{Marks: []string{dir, fdir}, Gateway: isGatewayComm},
+					return &setup{addr: srv.URL + "/bench.php", trees: procTrees{Marks: []string{dir, fdir}, Gateway: isGatewayComm},
 						stop: func() { srv.Stop(); fpm.Stop() }}, nil
 				}},
 			scenario{app: app, lang: "php", mode: "fastcgi", gateway: "php-fpm-direct", peer: true, need: []string{"php-fpm"},
@@ -280,7 +280,7 @@ func (c *Config) scenarios() []scenario {
 						return nil, err
 					}
 					return &setup{addr: "fastcgi://" + fpm.Address + "/bench.php?max_conns=4", req: Request{Root: e.apps},
-						trees: Trees{Marks: []string{fdir}, Gateway: isGatewayComm}, stop: func() { fpm.Stop() }}, nil
+						trees: procTrees{Marks: []string{fdir}, Gateway: isGatewayComm}, stop: func() { fpm.Stop() }}, nil
 				}},
 			scenario{app: app, lang: "php", mode: "fastcgi", gateway: "gofast-php-fpm", peer: true, need: []string{"php-fpm"},
 				start: func(ctx context.Context, e *env) (*setup, error) {
@@ -384,7 +384,7 @@ func RunScenarios(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.Profile = "quick"
 	}
 	dur, warm, repeat := cfg.load()
-	rep := &Report{Schema: SchemaVersion, Command: cfg.Command, Started: time.Now().UTC(), Machine: DescribeMachine(), Profile: cfg.Profile,
+	rep := &Report{Schema: schemaVersion, Command: cfg.Command, Started: time.Now().UTC(), Machine: describeMachine(), Profile: cfg.Profile,
 		Load: LoadSpec{Mode: "closed", Concurrency: cfg.levels(), DurationS: dur.Seconds(), WarmupS: warm.Seconds(), Repeat: repeat}}
 	tmp, err := os.MkdirTemp("", "ferry-bench-*")
 	if err != nil {
@@ -437,7 +437,7 @@ func RunScenarios(ctx context.Context, cfg Config) (*Report, error) {
 			}
 			row := s.row(c, "")
 			row.Target = addr
-			measureRow(ctx, &row, addr, st.req, st.trees, Load{Concurrency: c, Duration: dur, Warmup: warm, Progress: progress}, repeat)
+			measureRow(ctx, &row, addr, st.req, st.trees, loadPlan{Concurrency: c, Duration: dur, Warmup: warm, Progress: progress}, repeat)
 			rep.Rows = append(rep.Rows, row)
 			i++
 			if ctx.Err() != nil {
@@ -491,8 +491,8 @@ func (s *scenario) unavailable() string {
 
 // measureRow checks that addr answers, then runs the load repeat times,
 // and fills row.
-func measureRow(ctx context.Context, row *Row, addr string, req Request, trees Trees, l Load, repeat int) {
-	t, err := NewTarget(addr, req, l.concurrency())
+func measureRow(ctx context.Context, row *Row, addr string, req Request, trees procTrees, l loadPlan, repeat int) {
+	t, err := newTarget(addr, req, l.concurrency())
 	if err != nil {
 		row.Note = err.Error()
 		return
@@ -502,19 +502,19 @@ func measureRow(ctx context.Context, row *Row, addr string, req Request, trees T
 		row.Note = fmt.Sprintf("first request failed: status %d, %v", status, err)
 		// Measure anyway: the errors column shows what happens.
 	}
-	var h Histogram
+	var h histogram
 	var rps []float64
 	var requests, ok int64
 	var errs map[string]int64
 	var gw, wk, lg time.Duration
-	var last TreeUsage
+	var last treeUsage
 	for r := range repeat {
 		lr := l
 		if r > 0 {
 			lr.Warmup = 0
 		}
 		before := trees.Measure()
-		res, err := Run(ctx, t, lr)
+		res, err := runLoad(ctx, t, lr)
 		last = trees.Measure()
 		d := last.Sub(before)
 		h.Merge(&res.Latency)
@@ -597,5 +597,5 @@ func rawExec(ctx context.Context, path string, args []string, reqPath string) fl
 		}
 		times = append(times, float64(time.Since(t0))/1e6)
 	}
-	return Median(times[2:]) // the first runs warm the page cache
+	return median(times[2:]) // the first runs warm the page cache
 }

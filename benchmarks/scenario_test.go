@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
-	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 )
 
 // TestScenariosGo runs the Go scenarios of the set for a short time: the
@@ -67,7 +67,7 @@ func TestAppsAgree(t *testing.T) {
 	for _, path := range []string{"/", "/?rows=5&name=a<b"} {
 		req := httptest.NewRequest("GET", path, nil)
 		w := httptest.NewRecorder()
-		App().ServeHTTP(w, req)
+		goApp().ServeHTTP(w, req)
 		want := w.Body.String()
 		if w.Code != http.StatusOK || want == "" {
 			t.Fatalf("Go app %s: %d %q", path, w.Code, want)
@@ -111,7 +111,7 @@ func TestAppsAgree(t *testing.T) {
 // behind ferry's scgi.Handler, and the n/a rows of the languages with no
 // long-lived SCGI form.
 func TestScenariosSCGI(t *testing.T) {
-	peers.Need(t, "uwsgi", "python3", "perl")
+	peerstest.Need(t, "uwsgi", "python3", "perl")
 	if why := uwsgiPython(); why != "" {
 		t.Fatal(why)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/ferrygw/ferry/bridge"
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/ferrygw/ferry/scgi"
 )
 
@@ -25,7 +26,7 @@ type measured struct {
 	// and applications running in it, not wrk (a child reaped apart).
 	Self float64
 	// PeerGateway and PeerWorkers are the CPU time per request, µs, of the
-	// peer processes measured (Trees.Measure): nginx, and the applications
+	// peer processes measured (procTrees.Measure): nginx, and the applications
 	// running apart, such as uwsgi.
 	PeerGateway, PeerWorkers float64
 	// Allocs and Bytes are this process's heap allocations per request.
@@ -40,14 +41,14 @@ func (m measured) CPU() float64 { return m.Self + m.PeerGateway + m.PeerWorkers 
 // this process's heap allocations per request (allocs/req and B/req, also
 // given as allocs/op and B/op for -benchmem: here an op is one request).
 // wrk runs in a process of its own and is not counted.
-func measureLoad(b *testing.B, url, want string, peer Trees) measured {
+func measureLoad(b *testing.B, url, want string, peer procTrees) measured {
 	b.Helper()
 	runtime.GC() // do not charge this run for the garbage of the last
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	u0, p0 := SelfUsage(), peer.Measure()
+	u0, p0 := selfUsage(), peer.Measure()
 	res := loadWrk(b, url, want)
-	u1, p1 := SelfUsage(), peer.Measure()
+	u1, p1 := selfUsage(), peer.Measure()
 	runtime.ReadMemStats(&m1)
 	m := measured{loadResult: res}
 	if res.Requests <= 0 {
@@ -128,8 +129,8 @@ func ferryFrontURL(tb testing.TB, mount string) string {
 }
 
 // nginxTrees measures the nginx processes of a peers.Server.
-func nginxTrees(s *peers.Server) Trees {
-	return Trees{Marks: []string{s.Dir}, Gateway: isGatewayComm}
+func nginxTrees(s *peers.Server) procTrees {
+	return procTrees{Marks: []string{s.Dir}, Gateway: isGatewayComm}
 }
 
 // BenchmarkSCGIBehindNginx compares ferry's SCGI server (scgi.Serve) with
@@ -141,20 +142,20 @@ func nginxTrees(s *peers.Server) Trees {
 // over each FastCGI row's (x-fastcgi-newconn, x-fastcgi-keepalive);
 // cpu-us/req counts nginx and this process.
 func BenchmarkSCGIBehindNginx(b *testing.B) {
-	peers.Need(b, "nginx")
+	peerstest.Need(b, "nginx")
 	ref := make(map[string]measured)
 	rows := []struct {
 		name  string
 		start func(b *testing.B) *peers.Server
 	}{
 		{"fastcgi-newconn", func(b *testing.B) *peers.Server {
-			return peers.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: serveFastCGI(b, hello)})
+			return peerstest.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: serveFastCGI(b, hello)})
 		}},
 		{"fastcgi-keepalive", func(b *testing.B) *peers.Server {
-			return peers.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: serveFastCGI(b, hello), KeepAlive: 16})
+			return peerstest.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: serveFastCGI(b, hello), KeepAlive: 16})
 		}},
 		{"scgi", func(b *testing.B) *peers.Server {
-			return peers.NginxSCGI(b, peers.NginxSCGIConfig{Backend: serveSCGI(b, hello)})
+			return peerstest.NginxSCGI(b, peers.NginxSCGIConfig{Backend: serveSCGI(b, hello)})
 		}},
 	}
 	for _, row := range rows {
@@ -197,8 +198,8 @@ func BenchmarkUWSGISCGI(b *testing.B) {
 	if err := peers.MakeWorldReadable(dir); err != nil {
 		b.Fatal(err)
 	}
-	uw := peers.RunUWSGI(b, peers.UWSGIConfig{WSGIFile: app, Listen: "127.0.0.1:0", Processes: uwsgiProcesses})
-	uwsgiTree := Trees{Roots: []int{uw.Process.Pid()}}
+	uw := peerstest.RunUWSGI(b, peers.UWSGIConfig{WSGIFile: app, Listen: "127.0.0.1:0", Processes: uwsgiProcesses})
+	uwsgiTree := procTrees{Roots: []int{uw.Process.Pid()}}
 	var nginx measured
 	var haveNginx bool
 	report := func(b *testing.B, m measured) {
@@ -206,8 +207,8 @@ func BenchmarkUWSGISCGI(b *testing.B) {
 		b.ReportMetric(m.PeerWorkers, "app-cpu-us/req")
 	}
 	b.Run("nginx", func(b *testing.B) {
-		peers.Need(b, "nginx")
-		ngx := peers.NginxSCGI(b, peers.NginxSCGIConfig{Backend: uw.Listen})
+		peerstest.Need(b, "nginx")
+		ngx := peerstest.NginxSCGI(b, peers.NginxSCGIConfig{Backend: uw.Listen})
 		t := nginxTrees(ngx)
 		t.Roots = uwsgiTree.Roots
 		nginx = measureLoad(b, ngx.URL+"/", "Hello, world\n", t)
@@ -244,7 +245,7 @@ func BenchmarkUWSGISCGI(b *testing.B) {
 // runs the Go side of every hop). Load: wrk -t2 -c16, which on a 2-core
 // machine shares the cores with the gateways: read ratios, not absolutes.
 func BenchmarkHopCost(b *testing.B) {
-	peers.Need(b, "wrk")
+	peerstest.Need(b, "wrk")
 	direct := httptest.NewServer(hello)
 	defer direct.Close()
 	httpBack := "http://" + direct.Listener.Addr().String()
@@ -254,26 +255,26 @@ func BenchmarkHopCost(b *testing.B) {
 	rows := []struct {
 		name  string
 		nginx bool
-		start func(b *testing.B) (string, Trees)
+		start func(b *testing.B) (string, procTrees)
 	}{
-		{"direct", false, func(b *testing.B) (string, Trees) { return direct.URL, Trees{} }},
-		{"ferry-http", false, func(b *testing.B) (string, Trees) { return ferryFrontURL(b, "/="+httpBack), Trees{} }},
-		{"ferry-fastcgi", false, func(b *testing.B) (string, Trees) {
-			return ferryFrontURL(b, "/=fastcgi://"+serveFastCGI(b, hello)), Trees{}
+		{"direct", false, func(b *testing.B) (string, procTrees) { return direct.URL, procTrees{} }},
+		{"ferry-http", false, func(b *testing.B) (string, procTrees) { return ferryFrontURL(b, "/="+httpBack), procTrees{} }},
+		{"ferry-fastcgi", false, func(b *testing.B) (string, procTrees) {
+			return ferryFrontURL(b, "/=fastcgi://"+serveFastCGI(b, hello)), procTrees{}
 		}},
-		{"ferry-scgi", false, func(b *testing.B) (string, Trees) {
-			return ferryFrontURL(b, "/=scgi://"+serveSCGI(b, hello)), Trees{}
+		{"ferry-scgi", false, func(b *testing.B) (string, procTrees) {
+			return ferryFrontURL(b, "/=scgi://"+serveSCGI(b, hello)), procTrees{}
 		}},
-		{"nginx-fastcgi", true, func(b *testing.B) (string, Trees) {
-			ngx := peers.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: serveFastCGI(b, hello), KeepAlive: 16})
+		{"nginx-fastcgi", true, func(b *testing.B) (string, procTrees) {
+			ngx := peerstest.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: serveFastCGI(b, hello), KeepAlive: 16})
 			return ngx.URL, nginxTrees(ngx)
 		}},
-		{"nginx-scgi", true, func(b *testing.B) (string, Trees) {
-			ngx := peers.NginxSCGI(b, peers.NginxSCGIConfig{Backend: serveSCGI(b, hello)})
+		{"nginx-scgi", true, func(b *testing.B) (string, procTrees) {
+			ngx := peerstest.NginxSCGI(b, peers.NginxSCGIConfig{Backend: serveSCGI(b, hello)})
 			return ngx.URL, nginxTrees(ngx)
 		}},
-		{"nginx-scgi-ferry-http", true, func(b *testing.B) (string, Trees) {
-			ngx := peers.NginxSCGI(b, peers.NginxSCGIConfig{Backend: serveSCGI(b, ferryHandler(b, "/="+httpBack))})
+		{"nginx-scgi-ferry-http", true, func(b *testing.B) (string, procTrees) {
+			ngx := peerstest.NginxSCGI(b, peers.NginxSCGIConfig{Backend: serveSCGI(b, ferryHandler(b, "/="+httpBack))})
 			return ngx.URL, nginxTrees(ngx)
 		}},
 	}
@@ -281,7 +282,7 @@ func BenchmarkHopCost(b *testing.B) {
 	for _, row := range rows {
 		b.Run(row.name, func(b *testing.B) {
 			if row.nginx {
-				peers.Need(b, "nginx")
+				peerstest.Need(b, "nginx")
 			}
 			url, trees := row.start(b)
 			m := measureLoad(b, url+"/hello", "Hello, world\n", trees)

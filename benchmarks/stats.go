@@ -21,9 +21,9 @@ type Summary struct {
 	N int `json:"n"`
 }
 
-// Summarize returns the summary of xs, ignoring NaNs. It returns the zero
+// summarize returns the summary of xs, ignoring NaNs. It returns the zero
 // Summary when nothing is left.
-func Summarize(xs []float64) Summary {
+func summarize(xs []float64) Summary {
 	v := make([]float64, 0, len(xs))
 	for _, x := range xs {
 		if !math.IsNaN(x) {
@@ -46,10 +46,10 @@ func Summarize(xs []float64) Summary {
 	return s
 }
 
-// Median returns the median of xs, or NaN if xs is empty.
-func Median(xs []float64) float64 {
+// median returns the median of xs, or NaN if xs is empty.
+func median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return math.NaN()
 	}
-	return Summarize(xs).Median
+	return summarize(xs).Median
 }

@@ -47,27 +47,14 @@ func (r *Request) method() string {
 	return r.Method
 }
 
-// ErrUnsupportedTarget is wrapped by NewTarget's error for an address it
+// errUnsupportedTarget is wrapped by newTarget's error for an address it
 // cannot load.
-var ErrUnsupportedTarget = errors.New("benchmarks: unsupported target")
+var errUnsupportedTarget = errors.New("benchmarks: unsupported target")
 
-// NewTarget returns a target for an address in ferry's spelling:
-//
-//	http://HOST:PORT/PATH, https://...      an HTTP server (keep-alive)
-//	fastcgi://HOST:PORT/PATH                a FastCGI application, such as php-fpm
-//	fastcgi+unix:///run/php/fpm.sock        the same on a unix socket (path from req.Path)
-//	scgi://HOST:PORT/PATH                   an SCGI application, such as uwsgi --scgi-socket
-//	scgi+unix:///run/app.sock               the same on a unix socket (path from req.Path)
-//	cgi:/path/script                        a CGI script, run per request in this process
-//
-// FastCGI addresses take ?max_conns=N: the connections kept open, which
-// should be the application's worker count (php-fpm's pm.max_children). If
-// absent, conns is used. SCGI addresses take it too: there it bounds the
-// requests in progress, each on a connection of its own (SCGI has no
-// keep-alive). Other query parameters of a fastcgi:// or scgi:// address
-// are the request's query. conns is the load's concurrency: it sizes the
-// HTTP connection pool and the CGI concurrency limit.
-func NewTarget(addr string, req Request, conns int) (Target, error) {
+// newTarget returns a target for addr, one of the addresses [RunTarget]
+// takes. conns is the load's concurrency: it sizes the HTTP connection
+// pool and the CGI concurrency limit, and is the default of max_conns.
+func newTarget(addr string, req Request, conns int) (loadTarget, error) {
 	conns = max(conns, 1)
 	u, err := url.Parse(addr)
 	if err != nil {
@@ -87,7 +74,7 @@ func NewTarget(addr string, req Request, conns int) (Target, error) {
 	case "scgi", "scgi+unix":
 		return newSCGITarget(u, req, conns)
 	}
-	return nil, fmt.Errorf("%w: %q: want http://, fastcgi://, fastcgi+unix://, scgi://, scgi+unix:// or cgi:", ErrUnsupportedTarget, addr)
+	return nil, fmt.Errorf("%w: %q: want http://, fastcgi://, fastcgi+unix://, scgi://, scgi+unix:// or cgi:", errUnsupportedTarget, addr)
 }
 
 // httpTarget sends requests with a keep-alive net/http client.

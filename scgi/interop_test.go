@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/ferrygw/ferry/scgi"
 	"github.com/rs/zerolog"
@@ -68,13 +69,13 @@ func TestOriginThroughWebServers(t *testing.T) {
 		serverName string
 	}{
 		{"nginx", func(t *testing.T, b string) *peers.Server {
-			return peers.NginxSCGI(t, peers.NginxSCGIConfig{Backend: b, Params: map[string]string{"HTTPS": "on"}})
+			return peerstest.NginxSCGI(t, peers.NginxSCGIConfig{Backend: b, Params: map[string]string{"HTTPS": "on"}})
 		}, "localhost"},
 		{"apache", func(t *testing.T, b string) *peers.Server {
-			return peers.ApacheProxySCGI(t, peers.ApacheProxySCGIConfig{Backend: b, Env: map[string]string{"HTTPS": "on"}})
+			return peerstest.ApacheProxySCGI(t, peers.ApacheProxySCGIConfig{Backend: b, Env: map[string]string{"HTTPS": "on"}})
 		}, "127.0.0.1"},
 		{"lighttpd", func(t *testing.T, b string) *peers.Server {
-			return peers.LighttpdSCGI(t, peers.LighttpdSCGIConfig{Backend: b, Env: map[string]string{"HTTPS": "on"}})
+			return peerstest.LighttpdSCGI(t, peers.LighttpdSCGIConfig{Backend: b, Env: map[string]string{"HTTPS": "on"}})
 		}, "127.0.0.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -132,7 +133,7 @@ def post():
 // TestUWSGIFlask puts ferry's scgi.Handler, mounted at /app, in front of
 // uwsgi serving a Flask application over SCGI.
 func TestUWSGIFlask(t *testing.T) {
-	peers.Need(t, "uwsgi", "python3")
+	peerstest.Need(t, "uwsgi", "python3")
 	dir := t.TempDir()
 	file := filepath.Join(dir, "app.py")
 	if err := os.WriteFile(file, []byte(flaskApp), 0o644); err != nil {
@@ -140,7 +141,7 @@ func TestUWSGIFlask(t *testing.T) {
 	}
 	for _, listen := range []string{"", "127.0.0.1:0"} {
 		t.Run("listen="+listen, func(t *testing.T) {
-			u := peers.RunUWSGI(t, peers.UWSGIConfig{WSGIFile: file, Callable: "app", Listen: listen})
+			u := peerstest.RunUWSGI(t, peers.UWSGIConfig{WSGIFile: file, Callable: "app", Listen: listen})
 			h := &scgi.Handler{Client: &scgi.Client{Network: u.Network, Address: u.Address}, Prefix: "/app"}
 			mux := http.NewServeMux()
 			mux.Handle("/app/", h)

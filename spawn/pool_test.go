@@ -24,7 +24,7 @@ import (
 
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
-	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/ferrygw/ferry/scgi"
 	"github.com/rs/zerolog"
@@ -560,7 +560,7 @@ func TestPoolEnv(t *testing.T) {
 // TestPoolPHPCGI runs Debian's php-cgi as the workers, recycled every 5
 // requests by PHP_FCGI_MAX_REQUESTS.
 func TestPoolPHPCGI(t *testing.T) {
-	phpCGI := peers.Need(t, "php-cgi")["php-cgi"]
+	phpCGI := peerstest.Need(t, "php-cgi")["php-cgi"]
 	leakcheck.Check(t)
 	dir := t.TempDir()
 	script := filepath.Join(dir, "hello.php")

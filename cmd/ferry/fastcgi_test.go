@@ -16,6 +16,7 @@ import (
 	"github.com/ferrygw/ferry/internal/fcgitest"
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 )
 
 // conformanceDir copies the conformance scripts and the git apps into a
@@ -41,7 +42,7 @@ func conformanceDir(t *testing.T) (string, *conformance.GitFixture) {
 // fcgiwrap job) behind real nginx and Apache, and the CGI conformance suite
 // through them.
 func TestFastCGIBehindWebServers(t *testing.T) {
-	peers.Need(t, "perl", "python3", "git", "gitweb", "cgit")
+	peerstest.Need(t, "perl", "python3", "git", "gitweb", "cgit")
 	for _, tc := range []struct {
 		name   string
 		listen func(t *testing.T) (listen, backend string)
@@ -60,7 +61,7 @@ func TestFastCGIBehindWebServers(t *testing.T) {
 				return "fastcgi://" + addr, addr
 			},
 			front: func(t *testing.T, backend string) string {
-				return peers.NginxFastCGI(t, peers.NginxFastCGIConfig{Backend: backend, Locations: []string{"/cgi-bin/"}}).URL
+				return peerstest.NginxFastCGI(t, peers.NginxFastCGIConfig{Backend: backend, Locations: []string{"/cgi-bin/"}}).URL
 			},
 		},
 		{
@@ -70,7 +71,7 @@ func TestFastCGIBehindWebServers(t *testing.T) {
 				return "fastcgi+unix://" + sock, "unix:" + sock
 			},
 			front: func(t *testing.T, backend string) string {
-				return peers.NginxFastCGI(t, peers.NginxFastCGIConfig{Backend: backend, Locations: []string{"/cgi-bin/"}, KeepAlive: 8}).URL
+				return peerstest.NginxFastCGI(t, peers.NginxFastCGIConfig{Backend: backend, Locations: []string{"/cgi-bin/"}, KeepAlive: 8}).URL
 			},
 		},
 		{
@@ -84,7 +85,7 @@ func TestFastCGIBehindWebServers(t *testing.T) {
 				return "fastcgi://" + addr, addr
 			},
 			front: func(t *testing.T, backend string) string {
-				return peers.ApacheProxyFCGI(t, peers.ApacheProxyFCGIConfig{Backend: backend, Prefix: "/cgi-bin/", FlushPackets: true}).URL
+				return peerstest.ApacheProxyFCGI(t, peers.ApacheProxyFCGIConfig{Backend: backend, Prefix: "/cgi-bin/", FlushPackets: true}).URL
 			},
 			// mod_proxy_fcgi watches only the backend while it waits for
 			// output: a client that goes away is noticed at the next write,

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 )
 
 // perlFCGIApp is a long-lived Perl FCGI application: it echoes what the
@@ -56,7 +57,7 @@ func freeAddr(t *testing.T) string {
 // TestFastCGIToPerlFCGI mounts a Perl FCGI application at /app/: the mount
 // is SCRIPT_NAME, the rest PATH_INFO, and ferry's front port carries through.
 func TestFastCGIToPerlFCGI(t *testing.T) {
-	peers.Need(t, "perl")
+	peerstest.Need(t, "perl")
 	if err := exec.Command("perl", "-MFCGI", "-e", "1").Run(); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("Perl FCGI module missing (Debian libfcgi-perl): %v", err)
@@ -83,7 +84,7 @@ func TestFastCGIToPerlFCGI(t *testing.T) {
 // TestFastCGIToPHPCGIBound runs "php-cgi -b" with children: it answers
 // FCGI_GET_VALUES, so ferry sizes its pool from it and keeps connections.
 func TestFastCGIToPHPCGIBound(t *testing.T) {
-	peers.Need(t, "php-cgi")
+	peerstest.Need(t, "php-cgi")
 	root := phpSite(t)
 	addr := freeAddr(t)
 	php, _ := peers.Lookup("php-cgi")

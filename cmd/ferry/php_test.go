@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 )
 
 const phpInfo = `<?php
@@ -59,7 +60,7 @@ func phpSite(t *testing.T) string {
 // FastCGI workers itself (fastcgi+exec:), as mod_fcgid does, and stop them
 // all on shutdown.
 func TestPHPSiteThroughSpawnedPHPCGI(t *testing.T) {
-	peers.Need(t, "php-cgi")
+	peerstest.Need(t, "php-cgi")
 	php, _ := peers.Lookup("php-cgi")
 	root := phpSite(t)
 	p := testPHPSite(t, root, nil, "/=fastcgi+exec:"+php+"?workers=2&max_requests=7", "--cgi-kill-grace", "500ms")
@@ -90,9 +91,9 @@ func TestPHPSiteThroughSpawnedPHPCGI(t *testing.T) {
 // + php-fpm does: scripts split at .php, index.php, a front controller,
 // static files served by ferry, CVE-2019-11043-style paths refused.
 func TestPHPSiteThroughPHPFPM(t *testing.T) {
-	peers.Need(t, "php-fpm")
+	peerstest.Need(t, "php-fpm")
 	root := phpSite(t)
-	fpm := peers.RunPHPFPM(t, peers.PHPFPMConfig{Listen: "127.0.0.1:0", Children: 2})
+	fpm := peerstest.RunPHPFPM(t, peers.PHPFPMConfig{Listen: "127.0.0.1:0", Children: 2})
 	for _, mount := range []string{
 		"/=fastcgi://" + fpm.Address,                  // php-fpm does not say its size: a connection per request
 		"/=fastcgi://" + fpm.Address + "?max_conns=2", // kept connections, two: requests queue in ferry
@@ -195,7 +196,7 @@ func testPHPSite(t *testing.T, root string, fpm *peers.PHPFPM, mount string, arg
 // php-cgi workers scale as php-fpm's pm = ondemand does: one when idle, up
 // to workers under load, back down once idle.
 func TestPHPCGIWorkersOnDemand(t *testing.T) {
-	peers.Need(t, "php-cgi")
+	peerstest.Need(t, "php-cgi")
 	php, _ := peers.Lookup("php-cgi")
 	root := phpSite(t)
 	if err := os.WriteFile(filepath.Join(root, "slow.php"), []byte("<?php usleep(300000); echo 'slow ok';\n"), 0o644); err != nil {

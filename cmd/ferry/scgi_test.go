@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 )
 
 // TestSCGIBehindWebServers runs "ferry serve --listen scgi://" with a
@@ -19,7 +20,7 @@ import (
 // (mod_proxy_scgi) and lighttpd (mod_scgi): the CGI conformance suite, gitweb
 // and cgit included, through each web server.
 func TestSCGIBehindWebServers(t *testing.T) {
-	peers.Need(t, "perl", "python3", "git", "gitweb", "cgit")
+	peerstest.Need(t, "perl", "python3", "git", "gitweb", "cgit")
 	tcp := func(t *testing.T) (string, string) {
 		port, err := peers.FreePort()
 		if err != nil {
@@ -38,7 +39,7 @@ func TestSCGIBehindWebServers(t *testing.T) {
 			name:   "nginx-tcp",
 			listen: tcp,
 			front: func(t *testing.T, backend string) string {
-				return peers.NginxSCGI(t, peers.NginxSCGIConfig{Backend: backend, Locations: []string{"/cgi-bin/"}}).URL
+				return peerstest.NginxSCGI(t, peers.NginxSCGIConfig{Backend: backend, Locations: []string{"/cgi-bin/"}}).URL
 			},
 		},
 		{
@@ -48,14 +49,14 @@ func TestSCGIBehindWebServers(t *testing.T) {
 				return "scgi+unix://" + sock, "unix:" + sock
 			},
 			front: func(t *testing.T, backend string) string {
-				return peers.NginxSCGI(t, peers.NginxSCGIConfig{Backend: backend, Locations: []string{"/cgi-bin/"}}).URL
+				return peerstest.NginxSCGI(t, peers.NginxSCGIConfig{Backend: backend, Locations: []string{"/cgi-bin/"}}).URL
 			},
 		},
 		{
 			name:   "apache-mod_proxy_scgi",
 			listen: tcp,
 			front: func(t *testing.T, backend string) string {
-				return peers.ApacheProxySCGI(t, peers.ApacheProxySCGIConfig{Backend: backend, Prefix: "/cgi-bin/"}).URL
+				return peerstest.ApacheProxySCGI(t, peers.ApacheProxySCGIConfig{Backend: backend, Prefix: "/cgi-bin/"}).URL
 			},
 			// mod_proxy_scgi answers a chunked request body with 411
 			// itself (it does not spool for CONTENT_LENGTH), and watches
@@ -67,7 +68,7 @@ func TestSCGIBehindWebServers(t *testing.T) {
 			name:   "lighttpd-mod_scgi",
 			listen: tcp,
 			front: func(t *testing.T, backend string) string {
-				return peers.LighttpdSCGI(t, peers.LighttpdSCGIConfig{Backend: backend, Prefix: "/cgi-bin/", StreamResponseBody: 2}).URL
+				return peerstest.LighttpdSCGI(t, peers.LighttpdSCGIConfig{Backend: backend, Prefix: "/cgi-bin/", StreamResponseBody: 2}).URL
 			},
 			// lighttpd 1.4.69 notices a client gone only when it next has
 			// output to write: the backend connection stays open.
@@ -100,13 +101,13 @@ def form():
 // SCGI socket serves a Flask application mounted at /app/, which builds
 // its URLs with the prefix (SCRIPT_NAME).
 func TestSCGIFlaskThroughFerry(t *testing.T) {
-	peers.Need(t, "uwsgi", "python3")
+	peerstest.Need(t, "uwsgi", "python3")
 	dir := t.TempDir()
 	file := filepath.Join(dir, "app.py")
 	if err := os.WriteFile(file, []byte(flaskTestApp), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	u := peers.RunUWSGI(t, peers.UWSGIConfig{WSGIFile: file, Callable: "app", Listen: "127.0.0.1:0"})
+	u := peerstest.RunUWSGI(t, peers.UWSGIConfig{WSGIFile: file, Callable: "app", Listen: "127.0.0.1:0"})
 	p := startFerry(t, "--mount", "/app/=scgi://"+u.Address)
 	code, body := httpGet(t, p.URL+"/app/hello/ferry")
 	if want := "hello ferry link=/app/hello/ferry root=/app"; code != 200 || body != want {
@@ -138,7 +139,7 @@ func TestSCGIFlaskThroughFerry(t *testing.T) {
 // interface on its SCGI port, the usual way web UIs (ruTorrent, Flood) talk
 // to it; a chunked request body is spooled so CONTENT_LENGTH is exact.
 func TestSCGIToRTorrent(t *testing.T) {
-	rt := peers.RunRTorrent(t)
+	rt := peerstest.RunRTorrent(t)
 	p := startFerry(t, "--mount", "/RPC2=scgi://"+rt.Address)
 	call := func(method string, chunked bool) (int, string) {
 		t.Helper()

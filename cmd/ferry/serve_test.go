@@ -18,6 +18,7 @@ import (
 	"github.com/ferrygw/ferry/internal/conformance"
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/ferrygw/ferry/internal/testlog"
 )
 
@@ -240,7 +241,7 @@ func TestVersionAndHelp(t *testing.T) {
 // TestServeExampleSite runs "ferry serve" with no mounts: the bundled site.
 func TestServeExampleSite(t *testing.T) {
 	need := []string{"perl", "python3"}
-	peers.Need(t, need...)
+	peerstest.Need(t, need...)
 	p := startFerry(t)
 	if code, body := httpGet(t, p.URL+"/"); code != 200 || !strings.Contains(body, "ferry is running") {
 		t.Fatalf("GET / = %d %q", code, body)
@@ -288,7 +289,7 @@ func TestServeExampleSite(t *testing.T) {
 // TestServeConformance runs the CGI conformance suite against
 // "ferry serve --mount /cgi-bin/=cgi:DIR", gitweb and cgit included.
 func TestServeConformance(t *testing.T) {
-	peers.Need(t, "perl", "python3", "git", "gitweb", "cgit")
+	peerstest.Need(t, "perl", "python3", "git", "gitweb", "cgit")
 	cgiDir, git := conformanceDir(t)
 	args := []string{"--mount", "/cgi-bin/=cgi:" + cgiDir, "--cgi-kill-grace", "1s"}
 	for _, kv := range git.Env {

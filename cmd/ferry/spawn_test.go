@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 )
 
 // Interop with the FastCGI tools of the spawn-fcgi and libfcgi-bin Debian
@@ -318,7 +319,7 @@ func groupMembers(pgid int) []int {
 // --listen), drives it with libfcgi's cgi-fcgi, then stops ferry's process
 // group with a script still running and checks that nothing is left.
 func TestSpawnFCGI(t *testing.T) {
-	bins := peers.Need(t, "spawn-fcgi", "cgi-fcgi")
+	bins := peerstest.Need(t, "spawn-fcgi", "cgi-fcgi")
 	for _, network := range []string{"tcp", "unix"} {
 		t.Run(network, func(t *testing.T) {
 			leakcheck.Check(t)
@@ -367,7 +368,7 @@ func TestSpawnFCGI(t *testing.T) {
 // TestCGIFCGIListen drives "ferry serve --listen fastcgi://127.0.0.1:0"
 // with libfcgi's cgi-fcgi.
 func TestCGIFCGIListen(t *testing.T) {
-	bins := peers.Need(t, "cgi-fcgi")
+	bins := peerstest.Need(t, "cgi-fcgi")
 	leakcheck.Check(t)
 	dir := writeSpawnScripts(t)
 	p := startFerryArgs(t, "--listen", "fastcgi://127.0.0.1:0", "--mount", "/cgi-bin/=cgi:"+dir)

@@ -17,7 +17,7 @@ import (
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
-	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/ferrygw/ferry/scgi"
 )
 
@@ -26,7 +26,7 @@ import (
 // LISTEN_FDS: FastCGI by default (an fcgiwrap.socket replacement), HTTP or
 // SCGI for a descriptor named "http" or "scgi".
 func TestSystemdSocketActivation(t *testing.T) {
-	bins := peers.Need(t, "systemd-socket-activate")
+	bins := peerstest.Need(t, "systemd-socket-activate")
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

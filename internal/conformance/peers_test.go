@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferrygw/ferry/internal/conformance"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 )
 
 // peerDir makes a world-readable directory under /tmp holding the scripts and
@@ -54,7 +55,7 @@ func envMap(kvs []string) map[string]string {
 // what each fails, so that the comparison in the README and PEERS.md stays
 // reproducible: ferry passes all 18 checks (cmd/ferry TestServeConformance).
 func TestPeerScores(t *testing.T) {
-	peers.Need(t, "apache2", "nginx", "fcgiwrap", "perl", "python3", "git", "gitweb", "cgit")
+	peerstest.Need(t, "apache2", "nginx", "fcgiwrap", "perl", "python3", "git", "gitweb", "cgit")
 	for _, tc := range []struct {
 		name       string
 		start      func(t *testing.T, cgiDir string, env map[string]string) *peers.Server
@@ -63,7 +64,7 @@ func TestPeerScores(t *testing.T) {
 		{
 			name: "apache-mod_cgid",
 			start: func(t *testing.T, cgiDir string, env map[string]string) *peers.Server {
-				return peers.ApacheCGI(t, peers.ApacheCGIConfig{CGIDir: cgiDir, Env: env})
+				return peerstest.ApacheCGI(t, peers.ApacheCGIConfig{CGIDir: cgiDir, Env: env})
 			},
 			wantFailed: []string{
 				"post-chunked", // the body streams without CONTENT_LENGTH, then the connection resets
@@ -74,7 +75,7 @@ func TestPeerScores(t *testing.T) {
 		{
 			name: "nginx-fcgiwrap",
 			start: func(t *testing.T, cgiDir string, env map[string]string) *peers.Server {
-				return peers.NginxFcgiwrap(t, peers.NginxFcgiwrapConfig{CGIDir: cgiDir, Env: env})
+				return peerstest.NginxFcgiwrap(t, peers.NginxFcgiwrapConfig{CGIDir: cgiDir, Env: env})
 			},
 			wantFailed: []string{
 				"env",        // stock fastcgi_params pass the Proxy header as HTTP_PROXY (httpoxy)

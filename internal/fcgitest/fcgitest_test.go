@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 )
 
 func scriptsDir(t *testing.T) string {
@@ -217,7 +218,7 @@ func testNetHTTPFCGI(t *testing.T) {
 
 // testFcgiwrap scores fcgiwrap (with libfcgi 2.4) on a unix socket.
 func testFcgiwrap(t *testing.T) {
-	bin := peers.Need(t, "fcgiwrap")["fcgiwrap"]
+	bin := peerstest.Need(t, "fcgiwrap")["fcgiwrap"]
 	dir := scriptsDir(t)
 	tmp := t.TempDir()
 	sock := filepath.Join(tmp, "fcgiwrap.sock")

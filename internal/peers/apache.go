@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
-	"testing"
 )
 
 // ApacheCGIConfig configures [StartApacheCGI].
@@ -91,14 +91,15 @@ type apacheParams struct {
 	proxy  *apacheProxy // mod_proxy_fcgi: ProxyPass
 }
 
-// apacheProxy is the ProxyPass rule of a mod_proxy_fcgi site.
+// apacheProxy is the ProxyPass rule of a mod_proxy_fcgi or mod_proxy_scgi site.
 type apacheProxy struct {
+	scheme       string // "fcgi" or "scgi"
 	prefix       string // URL path prefix, such as "/cgi-bin/"
-	target       string // "fcgi://HOST:PORT/PATH" or "unix:/path|fcgi://localhost/PATH"
+	target       string // "fcgi://HOST:PORT/PATH" or "unix:/path|fcgi://localhost/PATH" (or scgi)
 	enableReuse  bool
 	flushPackets bool
 	sendCL       bool   // SetEnv proxy-sendcl 1
-	pathInfo     string // proxy-fcgi-pathinfo, or empty
+	pathInfo     string // proxy-fcgi-pathinfo or proxy-scgi-pathinfo, or empty
 }
 
 // apacheConfig renders a self-contained httpd.conf; it includes nothing from /etc.
@@ -109,7 +110,7 @@ func apacheConfig(p apacheParams) string {
 	w("ServerRoot %s", quote(p.dir))
 	w("DefaultRuntimeDir %s", quote(filepath.Join(p.dir, "run")))
 	w("PidFile %s", quote(filepath.Join(p.dir, "run", "httpd.pid")))
-	w("ErrorLog %s", quote(filepath.Join(p.dir, "error.log")))
+	w("ErrorLog %s", quote(filepath.Join(p.dir, errorLogName)))
 	w("LogLevel warn")
 	w("Listen 127.0.0.1:%d", p.port)
 	w("ServerName 127.0.0.1")
@@ -170,17 +171,12 @@ func apacheConfig(p apacheParams) string {
 			w("SetEnv proxy-sendcl 1")
 		}
 		if px.pathInfo != "" {
-			// mod_proxy_fcgi reads it when it maps the URL, before the
-			// fixups phase where SetEnv would set it.
-			w("SetEnvIf Request_URI ^ proxy-fcgi-pathinfo=%s", px.pathInfo)
+			// mod_proxy_fcgi and mod_proxy_scgi read it when they map the
+			// URL, before the fixups phase where SetEnv would set it.
+			w("SetEnvIf Request_URI ^ proxy-%s-pathinfo=%s", px.scheme, px.pathInfo)
 		}
 	}
-	keys := make([]string, 0, len(p.env))
-	for k := range p.env {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(p.env)) {
 		w("SetEnv %s %s", k, quote(p.env[k]))
 	}
 	return b.String()
@@ -287,17 +283,9 @@ func StartApacheCGI(ctx context.Context, dir string, cfg ApacheCGIConfig) (*Serv
 // refers to in dir, makes the tree usable by Apache's workers, and returns
 // dir's absolute path.
 func prepareApacheDir(dir string) (string, error) {
-	dir, err := filepath.Abs(dir)
+	dir, err := workDir(dir, "run", "htdocs")
 	if err != nil {
-		return "", fmt.Errorf("peers: %w", err)
-	}
-	if err := checkConfigString("directory", dir); err != nil {
 		return "", err
-	}
-	for _, d := range []string{dir, filepath.Join(dir, "run"), filepath.Join(dir, "htdocs")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return "", fmt.Errorf("peers: %w", err)
-		}
 	}
 	files := []string{"mime.types", filepath.Join("htdocs", "index.html"), filepath.Join("htdocs", strings.TrimPrefix(apacheReadyPath, "/"))}
 	for _, f := range files {
@@ -316,38 +304,12 @@ func prepareApacheDir(dir string) (string, error) {
 // chosen was taken meanwhile.
 func startApache(ctx context.Context, bin, dir string, config func(port int) string) (*Server, error) {
 	conf := filepath.Join(dir, "httpd.conf")
-	errorLog := filepath.Join(dir, "error.log")
-	stderrLog := filepath.Join(dir, "stderr.log")
-	return retryPort(ctx, []string{errorLog, stderrLog}, func(port int) (*Server, error) {
-		if err := os.WriteFile(conf, []byte(config(port)), 0o644); err != nil {
-			return nil, fmt.Errorf("peers: %w", err)
-		}
-		if err := removeFiles(errorLog, stderrLog); err != nil {
-			return nil, err
-		}
-		url := loopbackURL(port)
-		p, err := Start(ctx, Spec{
-			Path: bin,
-			// FOREGROUND, unlike NO_DETACH, keeps httpd in our process group
-			// (no setsid); unlike -X it runs the real multi-process server.
-			Args:      []string{"-f", conf, "-d", dir, "-D", "FOREGROUND"},
-			Dir:       dir,
-			LogFile:   stderrLog,
-			ErrorLogs: []string{errorLog},
-			ReadyHTTP: url + apacheReadyPath,
-		})
-		if err != nil {
-			return nil, err
-		}
-		return &Server{URL: url, Dir: dir, procs: []*Process{p}, errLogs: []string{errorLog, stderrLog}}, nil
+	return startWebServer(ctx, webServer{
+		bin: bin, dir: dir, conf: conf, config: config,
+		// FOREGROUND, unlike NO_DETACH, keeps httpd in our process group
+		// (no setsid); unlike -X it runs the real multi-process server.
+		args:      []string{"-f", conf, "-d", dir, "-D", "FOREGROUND"},
+		stderrLog: "stderr.log",
+		readyPath: apacheReadyPath,
 	})
-}
-
-// ApacheCGI is [StartApacheCGI] for tests: it skips (or fails under CI=true)
-// when Apache is not installed, uses a directory from tb.TempDir, fails the
-// test if the server does not start, and stops it in tb.Cleanup.
-func ApacheCGI(tb testing.TB, cfg ApacheCGIConfig) *Server {
-	tb.Helper()
-	Need(tb, "apache2")
-	return startForTest(tb, func(dir string) (*Server, error) { return StartApacheCGI(tb.Context(), dir, cfg) })
 }

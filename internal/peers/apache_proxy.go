@@ -1,11 +1,11 @@
 package peers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"regexp"
 	"strings"
-	"testing"
 )
 
 // ApacheProxyFCGIConfig configures [StartApacheProxyFCGI].
@@ -76,24 +76,49 @@ type ApacheProxyFCGIConfig struct {
 //
 // ctx bounds only the start; call [Server.Stop] when done.
 func StartApacheProxyFCGI(ctx context.Context, dir string, cfg ApacheProxyFCGIConfig) (*Server, error) {
+	if !pathInfoValue.MatchString(cfg.PathInfo) {
+		return nil, fmt.Errorf("peers: PathInfo %q is not a word such as first-dot", cfg.PathInfo)
+	}
+	return startApacheProxy(ctx, dir, apacheProxySite{
+		scheme: "fcgi", backend: cfg.Backend, backendPath: cfg.BackendPath, env: cfg.Env, maxWorkers: cfg.MaxWorkers,
+		proxy: apacheProxy{prefix: cfg.Prefix, pathInfo: cfg.PathInfo,
+			enableReuse: cfg.EnableReuse, flushPackets: cfg.FlushPackets, sendCL: cfg.SendCL},
+	})
+}
+
+// pathInfoValue matches the values ApacheProxyFCGIConfig.PathInfo accepts.
+var pathInfoValue = regexp.MustCompile(`^[A-Za-z0-9_-]*$`)
+
+// apacheProxySite is what StartApacheProxyFCGI and StartApacheProxySCGI
+// pass to startApacheProxy.
+type apacheProxySite struct {
+	scheme      string // "fcgi" or "scgi": mod_proxy_fcgi or mod_proxy_scgi
+	backend     string // the Backend field, in fastcgi_pass syntax
+	backendPath string // the path of the backend URL; if empty, the prefix
+	env         map[string]string
+	maxWorkers  int
+	// proxy holds the Prefix field (empty for "/") and the options of the
+	// rule; the scheme and target are filled in from the fields above.
+	proxy apacheProxy
+}
+
+// startApacheProxy checks site, that Apache's user can reach a unix
+// socket backend, prepares dir and starts Apache proxying site.proxy.prefix
+// to the backend.
+func startApacheProxy(ctx context.Context, dir string, site apacheProxySite) (*Server, error) {
 	bin, err := Lookup("apache2")
 	if err != nil {
 		return nil, err
 	}
-	modules := []string{"proxy", "proxy_fcgi"}
-	be, err := parseBackend("Backend", cfg.Backend, false)
+	be, err := parseBackend("Backend", site.backend, false)
 	if err != nil {
 		return nil, err
 	}
-	prefix := cfg.Prefix
-	if prefix == "" {
-		prefix = "/"
-	}
-	path := cfg.BackendPath
-	if path == "" {
-		path = prefix
-	}
-	for _, f := range [][2]string{{"Prefix", prefix}, {"BackendPath", path}} {
+	px := site.proxy
+	px.scheme = site.scheme
+	px.prefix = cmp.Or(px.prefix, "/")
+	path := cmp.Or(site.backendPath, px.prefix)
+	for _, f := range [][2]string{{"Prefix", px.prefix}, {"BackendPath", path}} {
 		what, s := f[0], f[1]
 		if !strings.HasPrefix(s, "/") || strings.ContainsAny(s, " \t|?#") {
 			return nil, fmt.Errorf("peers: %s %q does not start with '/' or contains a space, '|', '?' or '#'", what, s)
@@ -102,31 +127,19 @@ func StartApacheProxyFCGI(ctx context.Context, dir string, cfg ApacheProxyFCGICo
 			return nil, err
 		}
 	}
-	if !pathInfoValue.MatchString(cfg.PathInfo) {
-		return nil, fmt.Errorf("peers: PathInfo %q is not a word such as first-dot", cfg.PathInfo)
+	if px.prefix == apacheReadyPath {
+		return nil, fmt.Errorf("peers: Prefix %q is reserved", px.prefix)
 	}
-	if cfg.PathInfo != "" {
+	px.target = be.proxyURL(site.scheme, path)
+	modules := []string{"proxy", "proxy_" + site.scheme}
+	if px.pathInfo != "" {
 		modules = append(modules, "setenvif")
 	}
 	moduleDir, err := findApacheModuleDir(modules...)
 	if err != nil {
 		return nil, err
 	}
-	if prefix == apacheReadyPath {
-		return nil, fmt.Errorf("peers: Prefix %q is reserved", prefix)
-	}
-	return startApacheProxy(ctx, bin, dir, be, moduleDir, modules, cfg.Env, cfg.MaxWorkers, &apacheProxy{
-		prefix: prefix, target: be.apacheURL(path),
-		enableReuse: cfg.EnableReuse, flushPackets: cfg.FlushPackets,
-		sendCL: cfg.SendCL, pathInfo: cfg.PathInfo,
-	})
-}
-
-// startApacheProxy checks env and that Apache's user can reach a unix
-// socket backend, prepares dir and starts Apache proxying as proxy says:
-// what StartApacheProxyFCGI and StartApacheProxySCGI share.
-func startApacheProxy(ctx context.Context, bin, dir string, be backend, moduleDir string, modules []string, env map[string]string, maxWorkers int, proxy *apacheProxy) (*Server, error) {
-	if err := checkEnv(env); err != nil {
+	if err := checkEnv(site.env); err != nil {
 		return nil, err
 	}
 	account, err := apacheAccount()
@@ -148,20 +161,7 @@ func startApacheProxy(ctx context.Context, bin, dir string, be backend, moduleDi
 	return startApache(ctx, bin, dir, func(port int) string {
 		return apacheConfig(apacheParams{
 			dir: dir, moduleDir: moduleDir, modules: apacheModules(modules...), port: port,
-			user: usr, group: grp, env: env, maxWorkers: maxWorkers, proxy: proxy,
+			user: usr, group: grp, env: site.env, maxWorkers: site.maxWorkers, proxy: &px,
 		})
 	})
-}
-
-// pathInfoValue matches the values ApacheProxyFCGIConfig.PathInfo accepts.
-var pathInfoValue = regexp.MustCompile(`^[A-Za-z0-9_-]*$`)
-
-// ApacheProxyFCGI is [StartApacheProxyFCGI] for tests: it skips (or fails
-// under CI=true) when Apache is not installed, uses a directory from
-// tb.TempDir, fails the test if the server does not start, and stops it in
-// tb.Cleanup.
-func ApacheProxyFCGI(tb testing.TB, cfg ApacheProxyFCGIConfig) *Server {
-	tb.Helper()
-	Need(tb, "apache2")
-	return startForTest(tb, func(dir string) (*Server, error) { return StartApacheProxyFCGI(tb.Context(), dir, cfg) })
 }

@@ -2,9 +2,6 @@ package peers
 
 import (
 	"context"
-	"fmt"
-	"strings"
-	"testing"
 )
 
 // ApacheProxySCGIConfig configures [StartApacheProxySCGI].
@@ -22,9 +19,10 @@ type ApacheProxySCGIConfig struct {
 	// which Apache serves itself for the readiness check.
 	Prefix string
 	// PathInfo, if set, makes mod_proxy_scgi send its best guess of
-	// PATH_INFO (SetEnv proxy-scgi-pathinfo 1). If false, its default: no
-	// PATH_INFO, and the whole path as SCRIPT_NAME (RFC 3875 § 3.3 leaves
-	// the split to the application).
+	// PATH_INFO (proxy-scgi-pathinfo, set with SetEnvIf: plain SetEnv comes
+	// too late for mod_proxy_scgi). If false, its default: no PATH_INFO,
+	// and the whole path as SCRIPT_NAME (RFC 3875 § 3.3 leaves the split
+	// to the application).
 	PathInfo bool
 	// Env holds variables set with SetEnv; mod_proxy_scgi sends them to the
 	// backend as headers. Values must not contain '$' or control
@@ -48,49 +46,10 @@ type ApacheProxySCGIConfig struct {
 //
 // ctx bounds only the start; call [Server.Stop] when done.
 func StartApacheProxySCGI(ctx context.Context, dir string, cfg ApacheProxySCGIConfig) (*Server, error) {
-	bin, err := Lookup("apache2")
-	if err != nil {
-		return nil, err
-	}
-	modules := []string{"proxy", "proxy_scgi"}
-	be, err := parseBackend("Backend", cfg.Backend, false)
-	if err != nil {
-		return nil, err
-	}
-	prefix := cfg.Prefix
-	if prefix == "" {
-		prefix = "/"
-	}
-	if !strings.HasPrefix(prefix, "/") || strings.ContainsAny(prefix, " \t|?#") {
-		return nil, fmt.Errorf("peers: Prefix %q does not start with '/' or contains a space, '|', '?' or '#'", prefix)
-	}
-	if err := checkConfigString("Prefix", prefix); err != nil {
-		return nil, err
-	}
-	if prefix == apacheReadyPath {
-		return nil, fmt.Errorf("peers: Prefix %q is reserved", prefix)
-	}
-	moduleDir, err := findApacheModuleDir(modules...)
-	if err != nil {
-		return nil, err
-	}
-	env := make(map[string]string, len(cfg.Env)+1)
-	for k, v := range cfg.Env {
-		env[k] = v
-	}
+	site := apacheProxySite{scheme: "scgi", backend: cfg.Backend, env: cfg.Env, maxWorkers: cfg.MaxWorkers,
+		proxy: apacheProxy{prefix: cfg.Prefix}}
 	if cfg.PathInfo {
-		env["proxy-scgi-pathinfo"] = "1"
+		site.proxy.pathInfo = "1"
 	}
-	return startApacheProxy(ctx, bin, dir, be, moduleDir, modules, env, cfg.MaxWorkers,
-		&apacheProxy{prefix: prefix, target: be.proxyURL("scgi", prefix)})
-}
-
-// ApacheProxySCGI is [StartApacheProxySCGI] for tests: it skips (or fails
-// under CI=true) when Apache or mod_proxy_scgi is not installed, uses a
-// directory from tb.TempDir, fails the test if the server does not start,
-// and stops it in tb.Cleanup.
-func ApacheProxySCGI(tb testing.TB, cfg ApacheProxySCGIConfig) *Server {
-	tb.Helper()
-	Need(tb, "apache2")
-	return startForTest(tb, func(dir string) (*Server, error) { return StartApacheProxySCGI(tb.Context(), dir, cfg) })
+	return startApacheProxy(ctx, dir, site)
 }

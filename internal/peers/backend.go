@@ -59,9 +59,24 @@ func (b backend) String() string {
 	return b.address
 }
 
-// apacheURL returns the ProxyPass target for b whose path is path:
-// "fcgi://HOST:PORT/path" or "unix:/sock|fcgi://localhost/path".
-func (b backend) apacheURL(path string) string { return b.proxyURL("fcgi", path) }
+// setReady makes spec wait until b accepts connections.
+func (b backend) setReady(spec *Spec) {
+	if b.network == "unix" {
+		spec.ReadyUnix = b.address
+	} else {
+		spec.ReadyTCP = b.address
+	}
+}
+
+// listenAddress parses the Listen field of an application's config: an
+// address in fastcgi_pass syntax, where port 0 picks a free port, or if
+// listen is empty the unix socket named socket in dir.
+func listenAddress(listen, dir, socket string) (backend, error) {
+	if listen == "" {
+		listen = "unix:" + filepath.Join(dir, socket)
+	}
+	return parseBackend("Listen", listen, true)
+}
 
 // proxyURL returns the ProxyPass target for b with the given scheme
 // ("fcgi", "scgi") and path: "SCHEME://HOST:PORT/path" or

@@ -25,11 +25,10 @@
 // to the whole group, SIGKILL after a grace period, and reaps the leader, so
 // forked workers and CGI children do not outlive the peer.
 //
-// The Start functions take a [context.Context] instead of a [testing.TB] so
-// that they work outside go test (for example in a benchmark command). The
-// testing conveniences [ApacheCGI], [NginxFcgiwrap], [NginxFastCGI],
-// [ApacheProxyFCGI], [RunPHPFPM], [NginxSCGI], [ApacheProxySCGI],
-// [LighttpdSCGI] and [RunUWSGI] wrap them: they call [Need] first, so a
-// test skips when a peer is not installed, or fails when the CI environment
-// variable is true, where .ci/run installs the peers.
+// The Start functions take a [context.Context], return an error, and leave
+// stopping to the caller, so that they work outside go test: ferry bench
+// uses them. This package does not import testing. Tests use package
+// peerstest, whose functions wrap the Start functions for a [testing.TB]:
+// they skip a test when a peer is not installed, or fail it when the CI
+// environment variable is true, where .ci/run installs the peers.
 package peers

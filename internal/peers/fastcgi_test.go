@@ -1,4 +1,4 @@
-package peers
+package peers_test
 
 import (
 	"bufio"
@@ -18,6 +18,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 )
 
 // FastCGI record types and flags used by paramDumper (FastCGI 1.0 § 8).
@@ -219,15 +222,15 @@ func TestFastCGIParams(t *testing.T) {
 	unix := startParamDumper(t, "unix")
 	sock := unix.l.Addr().String()
 
-	if account, err := apacheAccount(); err == nil && account != nil {
+	if account, err := peers.ApacheAccount(); err == nil && account != nil {
 		// The socket is 0755 (umask) in a 0700 directory: www-data cannot
 		// use it, and StartApacheProxyFCGI says so before starting Apache.
-		_, err := StartApacheProxyFCGI(t.Context(), t.TempDir(), ApacheProxyFCGIConfig{Backend: unix.backend()})
+		_, err := peers.StartApacheProxyFCGI(t.Context(), t.TempDir(), peers.ApacheProxyFCGIConfig{Backend: unix.backend()})
 		if err == nil || !strings.Contains(err.Error(), account.Username) {
 			t.Errorf("StartApacheProxyFCGI with a private socket: %v; want an error naming %s", err, account.Username)
 		}
 	}
-	if err := MakeWorldReadable(filepath.Dir(sock)); err != nil {
+	if err := peers.MakeWorldReadable(filepath.Dir(sock)); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(sock, 0o666); err != nil {
@@ -257,13 +260,13 @@ func TestFastCGIParams(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name  string
-		start func(t *testing.T) (s *Server, root string)
+		start func(t *testing.T) (s *peers.Server, root string)
 		want  map[string]string
 	}{
 		{
 			name: "nginx",
-			start: func(t *testing.T) (*Server, string) {
-				s := NginxFastCGI(t, NginxFastCGIConfig{Backend: tcp.backend(), Locations: []string{"/cgi-bin/"},
+			start: func(t *testing.T) (*peers.Server, string) {
+				s := peerstest.NginxFastCGI(t, peers.NginxFastCGIConfig{Backend: tcp.backend(), Locations: []string{"/cgi-bin/"},
 					Params: map[string]string{"FERRY_FOO": "bar", "SERVER_NAME": "example.test"}})
 				return s, filepath.Join(s.Dir, "htdocs")
 			},
@@ -275,9 +278,9 @@ func TestFastCGIParams(t *testing.T) {
 		},
 		{
 			name: "nginx-split-unix",
-			start: func(t *testing.T) (*Server, string) {
+			start: func(t *testing.T) (*peers.Server, string) {
 				root := t.TempDir()
-				return NginxFastCGI(t, NginxFastCGIConfig{Backend: unix.backend(), Locations: []string{"/cgi-bin/"},
+				return peerstest.NginxFastCGI(t, peers.NginxFastCGIConfig{Backend: unix.backend(), Locations: []string{"/cgi-bin/"},
 					SplitPathInfo: `^(/cgi-bin/[^/]+)(/.*)$`, Root: root, KeepAlive: 2}), root
 			},
 			want: with(nginxCommon,
@@ -286,8 +289,8 @@ func TestFastCGIParams(t *testing.T) {
 		},
 		{
 			name: "apache",
-			start: func(t *testing.T) (*Server, string) {
-				s := ApacheProxyFCGI(t, ApacheProxyFCGIConfig{Backend: tcp.backend(), Prefix: "/cgi-bin/",
+			start: func(t *testing.T) (*peers.Server, string) {
+				s := peerstest.ApacheProxyFCGI(t, peers.ApacheProxyFCGIConfig{Backend: tcp.backend(), Prefix: "/cgi-bin/",
 					Env: map[string]string{"FERRY_FOO": "bar"}})
 				return s, filepath.Join(s.Dir, "htdocs")
 			},
@@ -299,8 +302,8 @@ func TestFastCGIParams(t *testing.T) {
 		},
 		{
 			name: "apache-first-dot-unix",
-			start: func(t *testing.T) (*Server, string) {
-				s := ApacheProxyFCGI(t, ApacheProxyFCGIConfig{Backend: unix.backend(), Prefix: "/cgi-bin/",
+			start: func(t *testing.T) (*peers.Server, string) {
+				s := peerstest.ApacheProxyFCGI(t, peers.ApacheProxyFCGIConfig{Backend: unix.backend(), Prefix: "/cgi-bin/",
 					PathInfo: "first-dot", EnableReuse: true})
 				return s, filepath.Join(s.Dir, "htdocs")
 			},
@@ -401,13 +404,13 @@ func TestNginxFastCGIGo(t *testing.T) {
 		t.Run(fmt.Sprintf("KeepAlive=%d", tt.keepAlive), func(t *testing.T) {
 			t.Parallel()
 			l := goFCGI(t)
-			s := NginxFastCGI(t, NginxFastCGIConfig{Backend: l.Addr().String(), KeepAlive: tt.keepAlive})
+			s := peerstest.NginxFastCGI(t, peers.NginxFastCGIConfig{Backend: l.Addr().String(), KeepAlive: tt.keepAlive})
 			conns := checkGoFCGI(t, s.URL, l, requests)
 			t.Logf("%d requests took %d backend connections", requests, conns)
 			if conns > tt.maxConns || tt.keepAlive == 0 && conns != requests {
 				t.Errorf("%d requests took %d backend connections; want at most %d", requests, conns, tt.maxConns)
 			}
-			stopAndCheck(t, s.Stop, s.procs...)
+			stopAndCheck(t, s.Stop, s.Procs()...)
 		})
 	}
 }
@@ -419,7 +422,7 @@ func TestApacheProxyFCGIGo(t *testing.T) {
 		t.Run(fmt.Sprintf("EnableReuse=%v", reuse), func(t *testing.T) {
 			t.Parallel()
 			l := goFCGI(t)
-			s := ApacheProxyFCGI(t, ApacheProxyFCGIConfig{Backend: l.Addr().String(), EnableReuse: reuse})
+			s := peerstest.ApacheProxyFCGI(t, peers.ApacheProxyFCGIConfig{Backend: l.Addr().String(), EnableReuse: reuse})
 			conns := checkGoFCGI(t, s.URL, l, requests)
 			// With reuse, each Apache worker thread keeps its own connection,
 			// and which thread serves a request is up to the MPM: only the
@@ -428,19 +431,19 @@ func TestApacheProxyFCGIGo(t *testing.T) {
 			if !reuse && conns != requests {
 				t.Errorf("%d requests took %d backend connections; want %d", requests, conns, requests)
 			}
-			stopAndCheck(t, s.Stop, s.procs...)
+			stopAndCheck(t, s.Stop, s.Procs()...)
 		})
 	}
 }
 
 // stopAndCheck calls stop and checks that no process of the groups led by
 // procs is left, and that a second stop succeeds too.
-func stopAndCheck(t *testing.T, stop func() error, procs ...*Process) {
+func stopAndCheck(t *testing.T, stop func() error, procs ...*peers.Process) {
 	t.Helper()
-	before := make(map[*Process][]groupMember)
+	before := make(map[*peers.Process][]peers.GroupMember)
 	for _, p := range procs {
 		before[p] = members(t, p)
-		t.Logf("%s: group %d has %d processes", p.name, p.Pid(), len(before[p]))
+		t.Logf("%s: group %d has %d processes", p.Name(), p.Pid(), len(before[p]))
 	}
 	if err := stop(); err != nil {
 		t.Errorf("Stop: %v", err)
@@ -462,7 +465,7 @@ const envPHP = `<?php echo getenv("FERRY_FOO"), " ", getenv("HOME") === false ? 
 
 func TestPHPFPM(t *testing.T) {
 	t.Parallel()
-	Need(t, "php-fpm", "nginx", "apache2")
+	peerstest.Need(t, "php-fpm", "nginx", "apache2")
 	root := t.TempDir()
 	if err := os.Mkdir(filepath.Join(root, "cgi-bin"), 0o755); err != nil {
 		t.Fatal(err)
@@ -477,19 +480,19 @@ func TestPHPFPM(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := MakeWorldReadable(root); err != nil {
+	if err := peers.MakeWorldReadable(root); err != nil {
 		t.Fatal(err)
 	}
-	fpm := RunPHPFPM(t, PHPFPMConfig{Children: 2, Root: root, Env: map[string]string{"FERRY_FOO": "bar"}})
+	fpm := peerstest.RunPHPFPM(t, peers.PHPFPMConfig{Children: 2, Root: root, Env: map[string]string{"FERRY_FOO": "bar"}})
 	if fpm.Network != "unix" || fpm.Listen != "unix:"+fpm.Address {
 		t.Errorf("Listen %q, Network %q, Address %q; want a unix socket", fpm.Listen, fpm.Network, fpm.Address)
 	}
 	// The master listens before it has forked every child.
 	waitFor(t, "php-fpm's master and 2 children", func() bool { return len(members(t, fpm.Process)) == 3 })
 
-	ngx := NginxFastCGI(t, NginxFastCGIConfig{Backend: fpm.Listen, Locations: []string{"/cgi-bin/"},
+	ngx := peerstest.NginxFastCGI(t, peers.NginxFastCGIConfig{Backend: fpm.Listen, Locations: []string{"/cgi-bin/"},
 		Root: root, SplitPathInfo: `^(.+\.php)(/.*)$`})
-	apache := ApacheProxyFCGI(t, ApacheProxyFCGIConfig{Backend: fpm.Listen, Prefix: "/cgi-bin/",
+	apache := peerstest.ApacheProxyFCGI(t, peers.ApacheProxyFCGIConfig{Backend: fpm.Listen, Prefix: "/cgi-bin/",
 		BackendPath: filepath.Join(root, "cgi-bin") + "/"})
 	for _, tt := range []struct {
 		front      string
@@ -521,7 +524,7 @@ func TestPHPFPM(t *testing.T) {
 
 	// A missing script: php-fpm answers 404 and reports on FastCGI stderr,
 	// which both fronts log, as they log PHP's warnings.
-	for _, s := range []*Server{ngx, apache} {
+	for _, s := range []*peers.Server{ngx, apache} {
 		resp, body := get(t, s.URL+"/cgi-bin/missing.php")
 		if resp.StatusCode != http.StatusNotFound {
 			t.Errorf("GET missing.php: status %d, body %q; want 404", resp.StatusCode, body)
@@ -540,8 +543,8 @@ func TestPHPFPM(t *testing.T) {
 		t.Errorf("php-fpm logs: %v\n%s", err, logs)
 	}
 
-	stopAndCheck(t, ngx.Stop, ngx.procs...)
-	stopAndCheck(t, apache.Stop, apache.procs...)
+	stopAndCheck(t, ngx.Stop, ngx.Procs()...)
+	stopAndCheck(t, apache.Stop, apache.Procs()...)
 	stopAndCheck(t, fpm.Stop, fpm.Process)
 	if _, err := os.Stat(fpm.Address); err == nil {
 		t.Errorf("php-fpm left its socket %s behind", fpm.Address)
@@ -550,7 +553,7 @@ func TestPHPFPM(t *testing.T) {
 
 func TestPHPFPMTCP(t *testing.T) {
 	t.Parallel()
-	fpm := RunPHPFPM(t, PHPFPMConfig{Listen: "127.0.0.1:0", Children: 1})
+	fpm := peerstest.RunPHPFPM(t, peers.PHPFPMConfig{Listen: "127.0.0.1:0", Children: 1})
 	if fpm.Network != "tcp" || fpm.Listen != fpm.Address || strings.HasSuffix(fpm.Address, ":0") {
 		t.Errorf("Listen %q, Network %q, Address %q; want a TCP port", fpm.Listen, fpm.Network, fpm.Address)
 	}
@@ -560,74 +563,6 @@ func TestPHPFPMTCP(t *testing.T) {
 	}
 	c.Close()
 	stopAndCheck(t, fpm.Stop, fpm.Process)
-}
-
-func TestCompareVersions(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		a, b string
-		want int
-	}{
-		{"8.2", "8.10", -1},
-		{"8.2", "8.2", 0},
-		{"83", "82", 1},
-		{"7.4", "8.2", -1},
-		{"8", "8.0", -1},
-	} {
-		if got := compareVersions(tt.a, tt.b); max(-1, min(got, 1)) != tt.want {
-			t.Errorf("compareVersions(%q, %q) = %d; want sign %d", tt.a, tt.b, got, tt.want)
-		}
-	}
-}
-
-func TestParseBackend(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		in      string
-		network string // "" for an error
-	}{
-		{"127.0.0.1:9000", "tcp"},
-		{"[::1]:9000", "tcp"},
-		{"unix:/run/app.sock", "unix"},
-		{"unix:app.sock", ""},
-		{"127.0.0.1", ""},
-		{"127.0.0.1:0", ""},
-		{":9000", ""},
-		{"unix:/a|b", ""},
-		{"127.0.0.1:9000;", ""},
-		{"", ""},
-	} {
-		b, err := parseBackend("Backend", tt.in, false)
-		if got := b.network; err != nil && got != "" || got != tt.network {
-			t.Errorf("parseBackend(%q) = %q, %v; want network %q", tt.in, got, err, tt.network)
-		}
-		if err == nil && b.String() != tt.in {
-			t.Errorf("parseBackend(%q).String() = %q", tt.in, b.String())
-		}
-	}
-}
-
-func TestNginxFastCGIConfigParams(t *testing.T) {
-	t.Parallel()
-	cfg := NginxFastCGIConfig{Backend: "127.0.0.1:9000", Params: map[string]string{"QUERY_STRING": "x", "B": "y"}}
-	text := nginxFastCGIConfig(nginxFastCGIParams{dir: "/d", root: "/r", port: 1, backend: backend{"tcp", "127.0.0.1:9000"}, cfg: &cfg})
-	for _, want := range []string{
-		`fastcgi_param  QUERY_STRING       "x";`,
-		`fastcgi_param  B                  "y";`,
-		`fastcgi_param  SCRIPT_FILENAME    $document_root$fastcgi_script_name;`,
-		`fastcgi_param  HTTPS              $https if_not_empty;`,
-		`fastcgi_pass "127.0.0.1:9000";`,
-		`location "/" {`,
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("config lacks %q:\n%s", want, text)
-		}
-	}
-	for _, unwanted := range []string{"$query_string", "PATH_INFO", "keepalive", "location / { return 404; }"} {
-		if strings.Contains(text, unwanted) {
-			t.Errorf("config has %q:\n%s", unwanted, text)
-		}
-	}
 }
 
 // TestApacheProxyFCGIFlushAndSendCL checks the two options that change
@@ -665,7 +600,7 @@ func TestApacheProxyFCGIFlushAndSendCL(t *testing.T) {
 		l.Close()
 		<-done
 	})
-	s := ApacheProxyFCGI(t, ApacheProxyFCGIConfig{Backend: l.Addr().String(), FlushPackets: true, SendCL: true})
+	s := peerstest.ApacheProxyFCGI(t, peers.ApacheProxyFCGIConfig{Backend: l.Addr().String(), FlushPackets: true, SendCL: true})
 	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
 

@@ -1,13 +1,15 @@
 package peers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
-	"testing"
 )
 
 // LighttpdSCGIConfig configures [StartLighttpdSCGI].
@@ -50,14 +52,14 @@ func lighttpdConfig(p lighttpdParams) string {
 	w("server.bind = \"127.0.0.1\"")
 	w("server.port = %d", p.port)
 	w("server.pid-file = %s", quote(filepath.Join(p.dir, "lighttpd.pid")))
-	w("server.errorlog = %s", quote(filepath.Join(p.dir, "error.log")))
+	w("server.errorlog = %s", quote(filepath.Join(p.dir, errorLogName)))
 	w("server.upload-dirs = (%s)", quote(filepath.Join(p.dir, "tmp")))
 	w("server.stream-response-body = %d", p.cfg.StreamResponseBody)
-	w("server.breakagelog = %s", quote(filepath.Join(p.dir, "error.log")))
+	w("server.breakagelog = %s", quote(filepath.Join(p.dir, errorLogName)))
 	if len(p.cfg.Env) > 0 {
 		var pairs []string
-		for k, v := range p.cfg.Env {
-			pairs = append(pairs, fmt.Sprintf("%s => %s", quote(k), quote(v)))
+		for _, k := range slices.Sorted(maps.Keys(p.cfg.Env)) {
+			pairs = append(pairs, fmt.Sprintf("%s => %s", quote(k), quote(p.cfg.Env[k])))
 		}
 		w("setenv.add-environment = (%s)", strings.Join(pairs, ", "))
 	}
@@ -92,10 +94,7 @@ func StartLighttpdSCGI(ctx context.Context, dir string, cfg LighttpdSCGIConfig) 
 	if err != nil {
 		return nil, err
 	}
-	prefix := cfg.Prefix
-	if prefix == "" {
-		prefix = "/"
-	}
+	prefix := cmp.Or(cfg.Prefix, "/")
 	if err := checkLocations([]string{prefix}); err != nil {
 		return nil, err
 	}
@@ -113,53 +112,20 @@ func StartLighttpdSCGI(ctx context.Context, dir string, cfg LighttpdSCGIConfig) 
 			return nil, fmt.Errorf("peers: Env value %q contains '\"' or '\\'", v)
 		}
 	}
-	if dir, err = filepath.Abs(dir); err != nil {
-		return nil, fmt.Errorf("peers: %w", err)
-	}
-	if err := checkConfigString("directory", dir); err != nil {
+	if dir, err = workDir(dir, "htdocs", "tmp"); err != nil {
 		return nil, err
-	}
-	for _, d := range []string{"htdocs", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return nil, fmt.Errorf("peers: %w", err)
-		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "htdocs", strings.TrimPrefix(readyPath, "/")), nil, 0o644); err != nil {
 		return nil, fmt.Errorf("peers: %w", err)
 	}
 	conf := filepath.Join(dir, "lighttpd.conf")
-	errorLog := filepath.Join(dir, "error.log")
-	stderrLog := filepath.Join(dir, "stderr.log")
-	return retryPort(ctx, []string{errorLog, stderrLog}, func(port int) (*Server, error) {
-		text := lighttpdConfig(lighttpdParams{dir: dir, prefix: prefix, port: port, backend: be, cfg: &cfg})
-		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-			return nil, fmt.Errorf("peers: %w", err)
-		}
-		if err := removeFiles(errorLog, stderrLog); err != nil {
-			return nil, err
-		}
-		url := loopbackURL(port)
-		p, err := Start(ctx, Spec{
-			Path:      bin,
-			Args:      []string{"-D", "-f", conf},
-			Dir:       dir,
-			LogFile:   stderrLog,
-			ErrorLogs: []string{errorLog},
-			ReadyHTTP: url + readyPath,
-		})
-		if err != nil {
-			return nil, err
-		}
-		return &Server{URL: url, Dir: dir, procs: []*Process{p}, errLogs: []string{errorLog, stderrLog}}, nil
+	return startWebServer(ctx, webServer{
+		bin: bin, dir: dir, conf: conf,
+		config: func(port int) string {
+			return lighttpdConfig(lighttpdParams{dir: dir, prefix: prefix, port: port, backend: be, cfg: &cfg})
+		},
+		args:      []string{"-D", "-f", conf},
+		stderrLog: "stderr.log",
+		readyPath: readyPath,
 	})
-}
-
-// LighttpdSCGI is [StartLighttpdSCGI] for tests: it skips (or fails under
-// CI=true) when lighttpd is not installed, uses a directory from
-// tb.TempDir, fails the test if the server does not start, and stops it in
-// tb.Cleanup.
-func LighttpdSCGI(tb testing.TB, cfg LighttpdSCGIConfig) *Server {
-	tb.Helper()
-	Need(tb, "lighttpd")
-	return startForTest(tb, func(dir string) (*Server, error) { return StartLighttpdSCGI(tb.Context(), dir, cfg) })
 }

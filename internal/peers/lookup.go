@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"testing"
 )
 
 // ErrNotInstalled is returned, wrapped, by [Lookup] when a program cannot be found.
@@ -129,52 +128,4 @@ func compareVersions(a, b string) int {
 func isExecutable(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
-}
-
-// Need returns the absolute paths of the named programs, keyed by name, as
-// found by [Lookup]. When any is missing it stops the test: with tb.Fatalf
-// when the CI environment variable is true (CI must have every peer;
-// .ci/run installs them), with tb.Skipf otherwise.
-func Need(tb testing.TB, names ...string) map[string]string {
-	tb.Helper()
-	paths := make(map[string]string, len(names))
-	var missing []string
-	for _, n := range names {
-		p, err := Lookup(n)
-		if err != nil {
-			missing = append(missing, n)
-			continue
-		}
-		paths[n] = p
-	}
-	if len(missing) == 0 {
-		return paths
-	}
-	pronoun := "it"
-	if len(missing) > 1 {
-		pronoun = "them"
-	}
-	msg := fmt.Sprintf("peers: %s not installed; .ci/run installs %s", strings.Join(missing, ", "), pronoun)
-	if onCI() {
-		tb.Fatalf("%s", msg)
-	} else {
-		tb.Skipf("%s", msg)
-	}
-	return nil
-}
-
-// onCI reports whether the CI environment variable is set to a true value.
-func onCI() bool {
-	ci, err := strconv.ParseBool(os.Getenv("CI"))
-	return err == nil && ci
-}
-
-// failStart ends a test whose peer did not start: like [Need] when a part
-// of the peer (such as an Apache module) is missing, with tb.Fatalf otherwise.
-func failStart(tb testing.TB, err error) {
-	tb.Helper()
-	if errors.Is(err, ErrNotInstalled) && !onCI() {
-		tb.Skipf("%v; .ci/run installs it", err)
-	}
-	tb.Fatalf("%v", err)
 }

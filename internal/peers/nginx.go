@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"testing"
 )
 
 // NginxFcgiwrapConfig configures [StartNginxFcgiwrap].
@@ -18,19 +18,12 @@ type NginxFcgiwrapConfig struct {
 	// fcgiwrap runs the scripts as the user that started it.
 	CGIDir string
 	// Workers is the number of fcgiwrap processes, and so of concurrent CGI
-	// scripts (fcgiwrap -c). If zero, 4 is used.
+	// scripts (fcgiwrap -c). If zero or negative, 4 is used.
 	Workers int
 	// Env holds variables passed to every script as fastcgi_param lines
 	// (fcgiwrap gives scripts only the FastCGI parameters as environment).
 	// Values must not contain '$' or control characters.
 	Env map[string]string
-}
-
-func (c *NginxFcgiwrapConfig) workers() int {
-	if c.Workers > 0 {
-		return c.Workers
-	}
-	return 4
 }
 
 // fastcgiParams is nginx's stock conf/fastcgi_params (nginx 1.22). Debian's
@@ -83,7 +76,7 @@ func nginxHeader(w func(format string, args ...any), dir string, asRoot bool) {
 		w("user root;")
 	}
 	w("pid %s;", quote(filepath.Join(dir, "nginx.pid")))
-	w("error_log %s;", quote(filepath.Join(dir, "error.log")))
+	w("error_log %s;", quote(filepath.Join(dir, errorLogName)))
 	w("events { worker_connections 1024; }")
 	w("http {")
 	w("  access_log off;")
@@ -120,12 +113,7 @@ func nginxConfig(p nginxParams) string {
 	w("      include %s;", quote(filepath.Join(p.dir, "fastcgi_params")))
 	w("      fastcgi_param SCRIPT_FILENAME %s$ferry_cgi_script\";", strings.TrimSuffix(quote(p.cgiDir+"/"), `"`))
 	w("      fastcgi_param PATH_INFO $fastcgi_path_info;")
-	keys := make([]string, 0, len(p.env))
-	for k := range p.env {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(p.env)) {
 		w("      fastcgi_param %s %s;", k, quote(p.env[k]))
 	}
 	w("      fastcgi_pass %s;", quote("unix:"+p.socket))
@@ -163,19 +151,12 @@ func StartNginxFcgiwrap(ctx context.Context, dir string, cfg NginxFcgiwrapConfig
 	if err := checkEnv(cfg.Env); err != nil {
 		return nil, err
 	}
-	dir, err = filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("peers: %w", err)
-	}
-	if err := checkConfigString("directory", dir); err != nil {
+	if dir, err = prepareNginxDir(dir); err != nil {
 		return nil, err
 	}
 	socket := filepath.Join(dir, "fcgiwrap.sock")
 	if len(socket) > maxUnixPath {
 		return nil, fmt.Errorf("peers: socket path %s is longer than %d bytes; use a shorter directory", socket, maxUnixPath)
-	}
-	if err := prepareNginxDir(dir); err != nil {
-		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "fastcgi_params"), []byte(fastcgiParams), 0o644); err != nil {
 		return nil, fmt.Errorf("peers: %w", err)
@@ -187,7 +168,7 @@ func StartNginxFcgiwrap(ctx context.Context, dir string, cfg NginxFcgiwrapConfig
 	fcgiwrapLog := filepath.Join(dir, "fcgiwrap.log")
 	wrap, err := Start(ctx, Spec{
 		Path:      bins["fcgiwrap"],
-		Args:      []string{"-f", "-c", strconv.Itoa(cfg.workers()), "-s", "unix:" + socket},
+		Args:      []string{"-f", "-c", strconv.Itoa(positiveOr(cfg.Workers, 4)), "-s", "unix:" + socket},
 		Dir:       dir,
 		LogFile:   fcgiwrapLog,
 		ReadyUnix: socket,
@@ -211,15 +192,14 @@ func StartNginxFcgiwrap(ctx context.Context, dir string, cfg NginxFcgiwrapConfig
 	return s, nil
 }
 
-// prepareNginxDir creates the temp directories a generated nginx.conf
-// names in dir.
-func prepareNginxDir(dir string) error {
+// prepareNginxDir returns dir as an absolute path, after creating it and
+// the temp directories a generated nginx.conf names in it.
+func prepareNginxDir(dir string) (string, error) {
+	var tmp []string
 	for _, t := range nginxTempDirs() {
-		if err := os.MkdirAll(filepath.Join(dir, "tmp", t), 0o755); err != nil {
-			return fmt.Errorf("peers: %w", err)
-		}
+		tmp = append(tmp, filepath.Join("tmp", t))
 	}
-	return nil
+	return workDir(dir, tmp...)
 }
 
 // startNginx writes dir/nginx.conf, rendered by config for a free port, and
@@ -228,37 +208,163 @@ func prepareNginxDir(dir string) error {
 // backend. The returned Server holds only nginx.
 func startNginx(ctx context.Context, bin, dir, readyPath string, config func(port int) string) (*Server, error) {
 	conf := filepath.Join(dir, "nginx.conf")
-	errorLog := filepath.Join(dir, "error.log")
-	stderrLog := filepath.Join(dir, "nginx.stderr.log")
-	return retryPort(ctx, []string{errorLog, stderrLog}, func(port int) (*Server, error) {
-		if err := os.WriteFile(conf, []byte(config(port)), 0o644); err != nil {
-			return nil, fmt.Errorf("peers: %w", err)
-		}
-		if err := removeFiles(errorLog, stderrLog); err != nil {
-			return nil, err
-		}
-		url := loopbackURL(port)
-		ngx, err := Start(ctx, Spec{
-			Path:      bin,
-			Args:      []string{"-p", dir + "/", "-c", conf, "-e", errorLog},
-			Dir:       dir,
-			LogFile:   stderrLog,
-			ErrorLogs: []string{errorLog},
-			ReadyHTTP: url + readyPath,
-		})
-		if err != nil {
-			return nil, err
-		}
-		return &Server{URL: url, Dir: dir, procs: []*Process{ngx}, errLogs: []string{errorLog, stderrLog}}, nil
+	return startWebServer(ctx, webServer{
+		bin: bin, dir: dir, conf: conf, config: config,
+		args:      []string{"-p", dir + "/", "-c", conf, "-e", filepath.Join(dir, errorLogName)},
+		stderrLog: "nginx.stderr.log",
+		readyPath: readyPath,
 	})
 }
 
-// NginxFcgiwrap is [StartNginxFcgiwrap] for tests: it skips (or fails under
-// CI=true) when nginx or fcgiwrap is not installed, uses a directory from
-// tb.TempDir, fails the test if the servers do not start, and stops them in
-// tb.Cleanup.
-func NginxFcgiwrap(tb testing.TB, cfg NginxFcgiwrapConfig) *Server {
-	tb.Helper()
-	Need(tb, "nginx", "fcgiwrap")
-	return startForTest(tb, func(dir string) (*Server, error) { return StartNginxFcgiwrap(tb.Context(), dir, cfg) })
+// nginxSite is the nginx.conf of [StartNginxFastCGI] and [StartNginxSCGI]:
+// a server that passes some locations to a FastCGI or SCGI backend.
+type nginxSite struct {
+	dir, root string
+	asRoot    bool
+	// module is "fastcgi" or "scgi": the prefix of the _param, _pass and
+	// _read_timeout directives.
+	module    string
+	locations []string // the URL path prefixes passed; if none, "/"
+	upstream  []string // the lines of an upstream block, or none
+	pass      string   // the argument of the _pass directive
+	params    []configParam
+	before    []string // directives of each location before the parameters
+	after     []string // directives of each location after the _pass one
+}
+
+// config renders s listening on port; it includes nothing from /etc.
+func (s *nginxSite) config(port int) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	nginxHeader(w, s.dir, s.asRoot)
+	for _, l := range s.upstream {
+		w("  %s", l)
+	}
+	w("  server {")
+	w("    listen 127.0.0.1:%d;", port)
+	w("    server_name localhost;")
+	w("    root %s;", quote(s.root))
+	w("    location = %s { return 204; }", readyPath)
+	locations := s.locations
+	if len(locations) == 0 {
+		locations = []string{"/"}
+	}
+	if !slices.Contains(locations, "/") {
+		w("    location / { return 404; }")
+	}
+	width := 0
+	for _, q := range s.params {
+		width = max(width, len(q.name))
+	}
+	for _, loc := range locations {
+		w("    location %s {", quote(loc))
+		for _, l := range s.before {
+			w("      %s", l)
+		}
+		for _, q := range s.params {
+			w("      %s_param  %-*s  %s;", s.module, width, q.name, q.value)
+		}
+		w("      %s_pass %s;", s.module, s.pass)
+		for _, l := range s.after {
+			w("      %s", l)
+		}
+		w("      %s_read_timeout 60s;", s.module)
+		w("    }")
+	}
+	w("  }")
+	w("}")
+	return b.String()
+}
+
+// checkNginxSite validates the fields [NginxFastCGIConfig] and
+// [NginxSCGIConfig] share and returns the backend.
+func checkNginxSite(backendAddr string, locations []string, params map[string]string) (backend, error) {
+	be, err := parseBackend("Backend", backendAddr, false)
+	if err != nil {
+		return backend{}, err
+	}
+	if err := checkLocations(locations); err != nil {
+		return backend{}, err
+	}
+	return be, checkEnv(params)
+}
+
+// startNginxSite starts nginx with site on a free 127.0.0.1 port, in dir
+// and with root as nginx's root (if empty, an empty directory in dir).
+func startNginxSite(ctx context.Context, dir, root string, site nginxSite) (*Server, error) {
+	bin, err := Lookup("nginx")
+	if err != nil {
+		return nil, err
+	}
+	if site.dir, err = prepareNginxDir(dir); err != nil {
+		return nil, err
+	}
+	if site.root, err = defaultRoot(site.dir, root); err != nil {
+		return nil, err
+	}
+	site.asRoot = os.Geteuid() == 0
+	return startNginx(ctx, bin, site.dir, readyPath, site.config)
+}
+
+// configParam is a *_param line of nginx: a name and nginx's raw value text.
+type configParam struct{ name, value string }
+
+// stockParams returns the lines of text starting with directive, in order.
+func stockParams(text, directive string) []configParam {
+	var ps []configParam
+	for line := range strings.Lines(text) {
+		f := strings.Fields(strings.TrimSuffix(strings.TrimSpace(line), ";"))
+		if len(f) >= 3 && f[0] == directive {
+			ps = append(ps, configParam{f[1], strings.Join(f[2:], " ")})
+		}
+	}
+	return ps
+}
+
+// withParams returns ps with extra appended, in name order, values
+// replacing those of lines of the same name.
+func withParams(ps []configParam, extra map[string]string) []configParam {
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
+		v := quote(extra[k])
+		if i := slices.IndexFunc(ps, func(q configParam) bool { return q.name == k }); i >= 0 {
+			ps[i].value = v
+		} else {
+			ps = append(ps, configParam{k, v})
+		}
+	}
+	return ps
+}
+
+// checkLocations validates the Locations of a config.
+func checkLocations(locations []string) error {
+	seen := make(map[string]bool)
+	for _, loc := range locations {
+		if !strings.HasPrefix(loc, "/") || loc == readyPath {
+			return fmt.Errorf("peers: location %q does not start with '/' or is reserved", loc)
+		}
+		if err := checkConfigString("location", loc); err != nil {
+			return err
+		}
+		if seen[loc] {
+			return fmt.Errorf("peers: duplicate location %q", loc)
+		}
+		seen[loc] = true
+	}
+	return nil
+}
+
+// defaultRoot returns root as an absolute path, or a new empty htdocs
+// directory in dir when root is empty.
+func defaultRoot(dir, root string) (string, error) {
+	if root == "" {
+		root = filepath.Join(dir, "htdocs")
+		if err := os.MkdirAll(root, 0o755); err != nil {
+			return "", fmt.Errorf("peers: %w", err)
+		}
+	}
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return "", fmt.Errorf("peers: Root: %w", err)
+	}
+	return root, checkConfigString("Root", root)
 }

@@ -3,11 +3,7 @@ package peers
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
-	"testing"
 )
 
 // NginxFastCGIConfig configures [StartNginxFastCGI].
@@ -44,142 +40,30 @@ type NginxFastCGIConfig struct {
 	SplitPathInfo string
 }
 
-// nginxReadyPath answers 204 from nginx itself, for the readiness check.
-const nginxReadyPath = readyPath
-
 // nginxUpstream names the upstream block used with KeepAlive.
 const nginxUpstream = "ferry_backend"
 
-// nginxFastCGIParams is what goes into the nginx.conf of [StartNginxFastCGI].
-type nginxFastCGIParams struct {
-	dir, root string
-	port      int
-	asRoot    bool
-	backend   backend
-	cfg       *NginxFastCGIConfig
-}
-
-// fastcgiParam is a fastcgi_param line: a name and nginx's raw value text.
-type fastcgiParam struct{ name, value string }
-
-// stockFastCGIParams returns the fastcgi_param lines of [fastcgiParams], in order.
-func stockFastCGIParams() []fastcgiParam {
-	var ps []fastcgiParam
-	for line := range strings.Lines(fastcgiParams) {
-		f := strings.Fields(strings.TrimSuffix(strings.TrimSpace(line), ";"))
-		if len(f) >= 3 && f[0] == "fastcgi_param" {
-			ps = append(ps, fastcgiParam{f[1], strings.Join(f[2:], " ")})
+// site returns the nginx site of cfg for the backend be.
+func (cfg *NginxFastCGIConfig) site(be backend) nginxSite {
+	params := stockParams(fastcgiParams, "fastcgi_param")
+	params = append(params, configParam{"SCRIPT_FILENAME", "$document_root$fastcgi_script_name"})
+	s := nginxSite{module: "fastcgi", locations: cfg.Locations, pass: quote(be.String())}
+	if re := cfg.SplitPathInfo; re != "" {
+		params = append(params, configParam{"PATH_INFO", "$fastcgi_path_info"})
+		s.before = []string{fmt.Sprintf("fastcgi_split_path_info %s;", quote(re))}
+	}
+	s.params = withParams(params, cfg.Params)
+	if n := cfg.KeepAlive; n > 0 {
+		s.upstream = []string{
+			fmt.Sprintf("upstream %s {", nginxUpstream),
+			fmt.Sprintf("  server %s;", s.pass),
+			fmt.Sprintf("  keepalive %d;", n),
+			"}",
 		}
+		s.pass = nginxUpstream
+		s.after = []string{"fastcgi_keep_conn on;"}
 	}
-	return ps
-}
-
-// params returns every fastcgi_param line of a location: stock, then
-// SCRIPT_FILENAME and PATH_INFO, then the extra ones, with extra values
-// replacing earlier ones of the same name.
-func (p *nginxFastCGIParams) params() []fastcgiParam {
-	ps := stockFastCGIParams()
-	ps = append(ps, fastcgiParam{"SCRIPT_FILENAME", "$document_root$fastcgi_script_name"})
-	if p.cfg.SplitPathInfo != "" {
-		ps = append(ps, fastcgiParam{"PATH_INFO", "$fastcgi_path_info"})
-	}
-	keys := make([]string, 0, len(p.cfg.Params))
-	for k := range p.cfg.Params {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		v := quote(p.cfg.Params[k])
-		if i := slices.IndexFunc(ps, func(q fastcgiParam) bool { return q.name == k }); i >= 0 {
-			ps[i].value = v
-		} else {
-			ps = append(ps, fastcgiParam{k, v})
-		}
-	}
-	return ps
-}
-
-// nginxFastCGIConfig renders a self-contained nginx.conf; it includes nothing from /etc.
-func nginxFastCGIConfig(p nginxFastCGIParams) string {
-	var b strings.Builder
-	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	nginxHeader(w, p.dir, p.asRoot)
-	pass := quote(p.backend.String())
-	if p.cfg.KeepAlive > 0 {
-		w("  upstream %s {", nginxUpstream)
-		w("    server %s;", pass)
-		w("    keepalive %d;", p.cfg.KeepAlive)
-		w("  }")
-		pass = nginxUpstream
-	}
-	w("  server {")
-	w("    listen 127.0.0.1:%d;", p.port)
-	w("    server_name localhost;")
-	w("    root %s;", quote(p.root))
-	w("    location = %s { return 204; }", nginxReadyPath)
-	locations := p.cfg.Locations
-	if len(locations) == 0 {
-		locations = []string{"/"}
-	}
-	if !slices.Contains(locations, "/") {
-		w("    location / { return 404; }")
-	}
-	params := p.params()
-	width := 0
-	for _, q := range params {
-		width = max(width, len(q.name))
-	}
-	for _, loc := range locations {
-		w("    location %s {", quote(loc))
-		if re := p.cfg.SplitPathInfo; re != "" {
-			w("      fastcgi_split_path_info %s;", quote(re))
-		}
-		for _, q := range params {
-			w("      fastcgi_param  %-*s  %s;", width, q.name, q.value)
-		}
-		w("      fastcgi_pass %s;", pass)
-		if p.cfg.KeepAlive > 0 {
-			w("      fastcgi_keep_conn on;")
-		}
-		w("      fastcgi_read_timeout 60s;")
-		w("    }")
-	}
-	w("  }")
-	w("}")
-	return b.String()
-}
-
-// checkNginxFastCGIConfig validates cfg and returns its backend.
-func checkNginxFastCGIConfig(cfg *NginxFastCGIConfig) (backend, error) {
-	be, err := parseBackend("Backend", cfg.Backend, false)
-	if err != nil {
-		return backend{}, err
-	}
-	if cfg.KeepAlive < 0 {
-		return backend{}, fmt.Errorf("peers: KeepAlive %d is negative", cfg.KeepAlive)
-	}
-	seen := make(map[string]bool)
-	for _, loc := range cfg.Locations {
-		if !strings.HasPrefix(loc, "/") || loc == nginxReadyPath {
-			return backend{}, fmt.Errorf("peers: location %q does not start with '/' or is reserved", loc)
-		}
-		if err := checkConfigString("location", loc); err != nil {
-			return backend{}, err
-		}
-		if seen[loc] {
-			return backend{}, fmt.Errorf("peers: duplicate location %q", loc)
-		}
-		seen[loc] = true
-	}
-	if err := checkEnv(cfg.Params); err != nil {
-		return backend{}, err
-	}
-	// A regular expression ends in '$' more often than not; nginx does not
-	// expand variables in fastcgi_split_path_info.
-	if err := checkConfigString("SplitPathInfo", strings.ReplaceAll(cfg.SplitPathInfo, "$", "")); err != nil {
-		return backend{}, err
-	}
-	return be, nil
+	return s
 }
 
 // StartNginxFastCGI starts nginx on a free 127.0.0.1 port in front of the
@@ -201,50 +85,17 @@ func checkNginxFastCGIConfig(cfg *NginxFastCGIConfig) (backend, error) {
 //
 // ctx bounds only the start; call [Server.Stop] when done.
 func StartNginxFastCGI(ctx context.Context, dir string, cfg NginxFastCGIConfig) (*Server, error) {
-	bin, err := Lookup("nginx")
+	be, err := checkNginxSite(cfg.Backend, cfg.Locations, cfg.Params)
 	if err != nil {
 		return nil, err
 	}
-	be, err := checkNginxFastCGIConfig(&cfg)
-	if err != nil {
+	if cfg.KeepAlive < 0 {
+		return nil, fmt.Errorf("peers: KeepAlive %d is negative", cfg.KeepAlive)
+	}
+	// A regular expression ends in '$' more often than not; nginx does not
+	// expand variables in fastcgi_split_path_info.
+	if err := checkConfigString("SplitPathInfo", strings.ReplaceAll(cfg.SplitPathInfo, "$", "")); err != nil {
 		return nil, err
 	}
-	dir, err = filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("peers: %w", err)
-	}
-	if err := checkConfigString("directory", dir); err != nil {
-		return nil, err
-	}
-	root := cfg.Root
-	if root == "" {
-		root = filepath.Join(dir, "htdocs")
-		if err := os.MkdirAll(root, 0o755); err != nil {
-			return nil, fmt.Errorf("peers: %w", err)
-		}
-	}
-	if root, err = filepath.Abs(root); err != nil {
-		return nil, fmt.Errorf("peers: Root: %w", err)
-	}
-	if err := checkConfigString("Root", root); err != nil {
-		return nil, err
-	}
-	if err := prepareNginxDir(dir); err != nil {
-		return nil, err
-	}
-	asRoot := os.Geteuid() == 0
-	return startNginx(ctx, bin, dir, nginxReadyPath, func(port int) string {
-		return nginxFastCGIConfig(nginxFastCGIParams{
-			dir: dir, root: root, port: port, asRoot: asRoot, backend: be, cfg: &cfg,
-		})
-	})
-}
-
-// NginxFastCGI is [StartNginxFastCGI] for tests: it skips (or fails under
-// CI=true) when nginx is not installed, uses a directory from tb.TempDir,
-// fails the test if nginx does not start, and stops it in tb.Cleanup.
-func NginxFastCGI(tb testing.TB, cfg NginxFastCGIConfig) *Server {
-	tb.Helper()
-	Need(tb, "nginx")
-	return startForTest(tb, func(dir string) (*Server, error) { return StartNginxFastCGI(tb.Context(), dir, cfg) })
+	return startNginxSite(ctx, dir, cfg.Root, cfg.site(be))
 }

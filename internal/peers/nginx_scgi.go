@@ -2,13 +2,6 @@ package peers
 
 import (
 	"context"
-	"fmt"
-	"maps"
-	"os"
-	"path/filepath"
-	"slices"
-	"strings"
-	"testing"
 )
 
 // NginxSCGIConfig configures [StartNginxSCGI].
@@ -60,115 +53,14 @@ scgi_param  SERVER_PORT        $server_port;
 scgi_param  SERVER_NAME        $server_name;
 `
 
-// configParam is a *_param line of nginx: a name and nginx's raw value text.
-type configParam struct{ name, value string }
-
-// stockParams returns the lines of text starting with directive, in order.
-func stockParams(text, directive string) []configParam {
-	var ps []configParam
-	for line := range strings.Lines(text) {
-		f := strings.Fields(strings.TrimSuffix(strings.TrimSpace(line), ";"))
-		if len(f) >= 3 && f[0] == directive {
-			ps = append(ps, configParam{f[1], strings.Join(f[2:], " ")})
-		}
+// site returns the nginx site of cfg for the backend be.
+func (cfg *NginxSCGIConfig) site(be backend) nginxSite {
+	s := nginxSite{module: "scgi", locations: cfg.Locations, pass: quote(be.String()),
+		params: withParams(stockParams(scgiParams, "scgi_param"), cfg.Params)}
+	if cfg.NoBuffering {
+		s.after = []string{"scgi_buffering off;"}
 	}
-	return ps
-}
-
-// withParams returns ps with extra appended, in name order, values
-// replacing those of lines of the same name.
-func withParams(ps []configParam, extra map[string]string) []configParam {
-	for _, k := range slices.Sorted(maps.Keys(extra)) {
-		v := quote(extra[k])
-		if i := slices.IndexFunc(ps, func(q configParam) bool { return q.name == k }); i >= 0 {
-			ps[i].value = v
-		} else {
-			ps = append(ps, configParam{k, v})
-		}
-	}
-	return ps
-}
-
-// nginxSCGIParams is what goes into the nginx.conf of [StartNginxSCGI].
-type nginxSCGIParams struct {
-	dir, root string
-	port      int
-	asRoot    bool
-	backend   backend
-	cfg       *NginxSCGIConfig
-}
-
-// nginxSCGIConfig renders a self-contained nginx.conf; it includes nothing from /etc.
-func nginxSCGIConfig(p nginxSCGIParams) string {
-	var b strings.Builder
-	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	nginxHeader(w, p.dir, p.asRoot)
-	w("  server {")
-	w("    listen 127.0.0.1:%d;", p.port)
-	w("    server_name localhost;")
-	w("    root %s;", quote(p.root))
-	w("    location = %s { return 204; }", nginxReadyPath)
-	locations := p.cfg.Locations
-	if len(locations) == 0 {
-		locations = []string{"/"}
-	}
-	if !slices.Contains(locations, "/") {
-		w("    location / { return 404; }")
-	}
-	params := withParams(stockParams(scgiParams, "scgi_param"), p.cfg.Params)
-	width := 0
-	for _, q := range params {
-		width = max(width, len(q.name))
-	}
-	for _, loc := range locations {
-		w("    location %s {", quote(loc))
-		for _, q := range params {
-			w("      scgi_param  %-*s  %s;", width, q.name, q.value)
-		}
-		w("      scgi_pass %s;", quote(p.backend.String()))
-		if p.cfg.NoBuffering {
-			w("      scgi_buffering off;")
-		}
-		w("      scgi_read_timeout 60s;")
-		w("    }")
-	}
-	w("  }")
-	w("}")
-	return b.String()
-}
-
-// checkLocations validates the Locations of a config.
-func checkLocations(locations []string) error {
-	seen := make(map[string]bool)
-	for _, loc := range locations {
-		if !strings.HasPrefix(loc, "/") || loc == readyPath {
-			return fmt.Errorf("peers: location %q does not start with '/' or is reserved", loc)
-		}
-		if err := checkConfigString("location", loc); err != nil {
-			return err
-		}
-		if seen[loc] {
-			return fmt.Errorf("peers: duplicate location %q", loc)
-		}
-		seen[loc] = true
-	}
-	return nil
-}
-
-// defaultRoot returns root as an absolute path, or a new empty htdocs
-// directory in dir when root is empty.
-func defaultRoot(dir, root string) (string, error) {
-	if root == "" {
-		root = filepath.Join(dir, "htdocs")
-		if err := os.MkdirAll(root, 0o755); err != nil {
-			return "", fmt.Errorf("peers: %w", err)
-		}
-	}
-	root, err := filepath.Abs(root)
-	if err != nil {
-		return "", fmt.Errorf("peers: Root: %w", err)
-	}
-	return root, checkConfigString("Root", root)
+	return s
 }
 
 // StartNginxSCGI starts nginx on a free 127.0.0.1 port in front of the SCGI
@@ -188,44 +80,9 @@ func defaultRoot(dir, root string) (string, error) {
 //
 // ctx bounds only the start; call [Server.Stop] when done.
 func StartNginxSCGI(ctx context.Context, dir string, cfg NginxSCGIConfig) (*Server, error) {
-	bin, err := Lookup("nginx")
+	be, err := checkNginxSite(cfg.Backend, cfg.Locations, cfg.Params)
 	if err != nil {
 		return nil, err
 	}
-	be, err := parseBackend("Backend", cfg.Backend, false)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkLocations(cfg.Locations); err != nil {
-		return nil, err
-	}
-	if err := checkEnv(cfg.Params); err != nil {
-		return nil, err
-	}
-	if dir, err = filepath.Abs(dir); err != nil {
-		return nil, fmt.Errorf("peers: %w", err)
-	}
-	if err := checkConfigString("directory", dir); err != nil {
-		return nil, err
-	}
-	root, err := defaultRoot(dir, cfg.Root)
-	if err != nil {
-		return nil, err
-	}
-	if err := prepareNginxDir(dir); err != nil {
-		return nil, err
-	}
-	asRoot := os.Geteuid() == 0
-	return startNginx(ctx, bin, dir, nginxReadyPath, func(port int) string {
-		return nginxSCGIConfig(nginxSCGIParams{dir: dir, root: root, port: port, asRoot: asRoot, backend: be, cfg: &cfg})
-	})
-}
-
-// NginxSCGI is [StartNginxSCGI] for tests: it skips (or fails under
-// CI=true) when nginx is not installed, uses a directory from tb.TempDir,
-// fails the test if nginx does not start, and stops it in tb.Cleanup.
-func NginxSCGI(tb testing.TB, cfg NginxSCGIConfig) *Server {
-	tb.Helper()
-	Need(tb, "nginx")
-	return startForTest(tb, func(dir string) (*Server, error) { return StartNginxSCGI(tb.Context(), dir, cfg) })
+	return startNginxSite(ctx, dir, cfg.Root, cfg.site(be))
 }

@@ -1,9 +1,8 @@
-package peers
+package peers_test
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 )
 
 // helloScript answers with its query string and writes a marker to stderr.
@@ -36,7 +38,7 @@ func cgiDir(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	if err := MakeWorldReadable(dir); err != nil {
+	if err := peers.MakeWorldReadable(dir); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -64,7 +66,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.NewTimer(10 * time.Second)
 	defer deadline.Stop()
-	tick := time.NewTicker(pollInterval)
+	tick := time.NewTicker(peers.PollInterval)
 	defer tick.Stop()
 	for !cond() {
 		select {
@@ -76,9 +78,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // members returns the processes of p's group, failing the test without /proc.
-func members(t *testing.T, p *Process) []groupMember {
+func members(t *testing.T, p *peers.Process) []peers.GroupMember {
 	t.Helper()
-	m, err := groupMembers(p.Pid())
+	m, err := peers.GroupMembers(p.Pid())
 	if err != nil {
 		t.Skipf("cannot list process groups: %v", err)
 	}
@@ -87,21 +89,21 @@ func members(t *testing.T, p *Process) []groupMember {
 
 // assertGone checks that none of the processes recorded in before (members
 // of p's group) exists any more, not even as a zombie.
-func assertGone(t *testing.T, p *Process, before []groupMember) {
+func assertGone(t *testing.T, p *peers.Process, before []peers.GroupMember) {
 	t.Helper()
 	for _, m := range before {
-		if _, pg, ok := readStat(m.pid); ok && pg == p.Pid() {
-			t.Errorf("pid %d of %s's group %d still exists after Stop", m.pid, p.name, p.Pid())
+		if _, pg, ok := peers.ReadStat(m.PID()); ok && pg == p.Pid() {
+			t.Errorf("pid %d of %s's group %d still exists after Stop", m.PID(), p.Name(), p.Pid())
 		}
 	}
 	if left := members(t, p); len(left) > 0 {
-		t.Errorf("group %d of %s still has members after Stop: %v", p.Pid(), p.name, left)
+		t.Errorf("group %d of %s still has members after Stop: %v", p.Pid(), p.Name(), left)
 	}
 }
 
 // checkCGIServer runs the scripts from cgiDir through s, checks the logs,
 // stops s and checks that no process is left.
-func checkCGIServer(t *testing.T, s *Server) {
+func checkCGIServer(t *testing.T, s *peers.Server) {
 	t.Helper()
 	resp, body := get(t, s.URL+"/cgi-bin/hello.sh?a=1&b=2")
 	if resp.StatusCode != http.StatusOK {
@@ -127,17 +129,17 @@ func checkCGIServer(t *testing.T, s *Server) {
 		return strings.Contains(logs, "oops from hello.sh")
 	})
 
-	before := make(map[*Process][]groupMember)
-	for _, p := range s.procs {
+	before := make(map[*peers.Process][]peers.GroupMember)
+	for _, p := range s.Procs() {
 		before[p] = members(t, p)
-		t.Logf("%s: group %d has %d processes", p.name, p.Pid(), len(before[p]))
+		t.Logf("%s: group %d has %d processes", p.Name(), p.Pid(), len(before[p]))
 	}
 	start := time.Now()
 	if err := s.Stop(); err != nil {
 		t.Errorf("Stop: %v", err)
 	}
 	t.Logf("Stop took %v", time.Since(start))
-	for _, p := range s.procs {
+	for _, p := range s.Procs() {
 		assertGone(t, p, before[p])
 	}
 	if err := s.Stop(); err != nil {
@@ -151,8 +153,8 @@ func checkCGIServer(t *testing.T, s *Server) {
 
 func TestApacheCGI(t *testing.T) {
 	t.Parallel()
-	s := ApacheCGI(t, ApacheCGIConfig{CGIDir: cgiDir(t), Env: map[string]string{"FERRY_FOO": "bar"}, MaxWorkers: 8})
-	procs := members(t, s.procs[0])
+	s := peerstest.ApacheCGI(t, peers.ApacheCGIConfig{CGIDir: cgiDir(t), Env: map[string]string{"FERRY_FOO": "bar"}, MaxWorkers: 8})
+	procs := members(t, s.Procs()[0])
 	if len(procs) < 3 { // parent, cgid daemon, at least one worker
 		t.Errorf("Apache group has %d processes; want at least 3", len(procs))
 	}
@@ -161,7 +163,7 @@ func TestApacheCGI(t *testing.T) {
 
 func TestApacheCGIDefaults(t *testing.T) {
 	t.Parallel()
-	s := ApacheCGI(t, ApacheCGIConfig{CGIDir: cgiDir(t)})
+	s := peerstest.ApacheCGI(t, peers.ApacheCGIConfig{CGIDir: cgiDir(t)})
 	_, body := get(t, s.URL+"/cgi-bin/hello.sh?x")
 	if want := "hello x\n"; body != want {
 		t.Errorf("body %q; want %q", body, want)
@@ -170,8 +172,8 @@ func TestApacheCGIDefaults(t *testing.T) {
 
 func TestNginxFcgiwrap(t *testing.T) {
 	t.Parallel()
-	s := NginxFcgiwrap(t, NginxFcgiwrapConfig{CGIDir: cgiDir(t), Workers: 2, Env: map[string]string{"FERRY_FOO": "bar"}})
-	if n := len(members(t, s.procs[1])); n != 3 { // parent and 2 workers
+	s := peerstest.NginxFcgiwrap(t, peers.NginxFcgiwrapConfig{CGIDir: cgiDir(t), Workers: 2, Env: map[string]string{"FERRY_FOO": "bar"}})
+	if n := len(members(t, s.Procs()[1])); n != 3 { // parent and 2 workers
 		t.Errorf("fcgiwrap group has %d processes; want 3", n)
 	}
 	checkCGIServer(t, s)
@@ -179,14 +181,14 @@ func TestNginxFcgiwrap(t *testing.T) {
 
 func TestStartReportsLogTail(t *testing.T) {
 	t.Parallel()
-	sh := Need(t, "sh")["sh"]
-	port, err := FreePort()
+	sh := peerstest.Need(t, "sh")["sh"]
+	port, err := peers.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	start := time.Now()
-	_, err = Start(context.Background(), Spec{
+	_, err = peers.Start(context.Background(), peers.Spec{
 		Path:     sh,
 		Args:     []string{"-c", "echo 'bad config line 3' >&2; exit 1"},
 		LogFile:  filepath.Join(dir, "log"),
@@ -205,9 +207,9 @@ func TestStartReportsLogTail(t *testing.T) {
 
 func TestStartTimeout(t *testing.T) {
 	t.Parallel()
-	sh := Need(t, "sh")["sh"]
+	sh := peerstest.Need(t, "sh")["sh"]
 	sock := filepath.Join(t.TempDir(), "never.sock")
-	_, err := Start(context.Background(), Spec{
+	_, err := peers.Start(context.Background(), peers.Spec{
 		Path:         sh,
 		Args:         []string{"-c", "exec sleep 60"},
 		ReadyUnix:    sock,
@@ -220,10 +222,10 @@ func TestStartTimeout(t *testing.T) {
 
 func TestStartContextCanceled(t *testing.T) {
 	t.Parallel()
-	sh := Need(t, "sh")["sh"]
+	sh := peerstest.Need(t, "sh")["sh"]
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := Start(ctx, Spec{Path: sh, Args: []string{"-c", "exec sleep 60"}, ReadyHTTP: "http://127.0.0.1:1/"})
+	_, err := peers.Start(ctx, peers.Spec{Path: sh, Args: []string{"-c", "exec sleep 60"}, ReadyHTTP: "http://127.0.0.1:1/"})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Start: %v; want context.Canceled", err)
 	}
@@ -233,8 +235,8 @@ func TestStartContextCanceled(t *testing.T) {
 // members all ignore SIGTERM.
 func TestStopKillsStubbornGroup(t *testing.T) {
 	t.Parallel()
-	sh := Need(t, "sh")["sh"]
-	p, err := Start(context.Background(), Spec{
+	sh := peerstest.Need(t, "sh")["sh"]
+	p, err := peers.Start(context.Background(), peers.Spec{
 		Path:        sh,
 		Args:        []string{"-c", `trap "" TERM; sleep 60 & sleep 60 & wait`},
 		StopTimeout: 200 * time.Millisecond,
@@ -246,7 +248,7 @@ func TestStopKillsStubbornGroup(t *testing.T) {
 		// Only a safety net if the test fails early; Stop's error is checked below.
 		_ = p.Stop()
 	})
-	var before []groupMember
+	var before []peers.GroupMember
 	waitFor(t, "three processes in the group", func() bool {
 		before = members(t, p)
 		return len(before) == 3
@@ -268,8 +270,8 @@ func TestStopKillsStubbornGroup(t *testing.T) {
 
 func TestStopAfterEarlyExit(t *testing.T) {
 	t.Parallel()
-	sh := Need(t, "sh")["sh"]
-	p, err := Start(context.Background(), Spec{Path: sh, Args: []string{"-c", "exit 3"}})
+	sh := peerstest.Need(t, "sh")["sh"]
+	p, err := peers.Start(context.Background(), peers.Spec{Path: sh, Args: []string{"-c", "exit 3"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,52 +283,12 @@ func TestStopAfterEarlyExit(t *testing.T) {
 
 func TestLookup(t *testing.T) {
 	t.Parallel()
-	p, err := Lookup("sh")
+	p, err := peers.Lookup("sh")
 	if err != nil || !filepath.IsAbs(p) {
 		t.Errorf("Lookup(%q) = %q, %v; want an absolute path", "sh", p, err)
 	}
-	if _, err := Lookup("ferry-no-such-program"); !errors.Is(err, ErrNotInstalled) {
+	if _, err := peers.Lookup("ferry-no-such-program"); !errors.Is(err, peers.ErrNotInstalled) {
 		t.Errorf("Lookup(%q): %v; want ErrNotInstalled", "ferry-no-such-program", err)
-	}
-}
-
-// stopTB records Skipf and Fatalf instead of ending the test.
-type stopTB struct {
-	testing.TB
-	skipped, failed string
-}
-
-func (tb *stopTB) Skipf(format string, args ...any) { tb.skipped = format }
-func (tb *stopTB) Fatalf(format string, args ...any) {
-	tb.failed = fmt.Sprintf(format, args...)
-}
-
-func TestNeed(t *testing.T) {
-	for _, tt := range []struct {
-		ci       string
-		wantFail bool
-	}{
-		{"", false},
-		{"false", false},
-		{"true", true},
-	} {
-		t.Run("CI="+tt.ci, func(t *testing.T) {
-			t.Setenv("CI", tt.ci)
-			tb := &stopTB{TB: t}
-			if got := Need(tb, "sh", "ferry-no-such-program"); got != nil {
-				t.Errorf("Need = %v; want nil", got)
-			}
-			if (tb.failed != "") != tt.wantFail || (tb.skipped != "") == tt.wantFail {
-				t.Errorf("failed %q, skipped %q; want failure %v", tb.failed, tb.skipped, tt.wantFail)
-			}
-			if tt.wantFail && !strings.Contains(tb.failed, "peers: ferry-no-such-program not installed; .ci/run installs it") {
-				t.Errorf("message %q", tb.failed)
-			}
-		})
-	}
-	got := Need(t, "sh")
-	if p := got["sh"]; !filepath.IsAbs(p) {
-		t.Errorf(`Need(t, "sh")["sh"] = %q; want an absolute path`, p)
 	}
 }
 
@@ -346,7 +308,7 @@ func TestMakeWorldReadable(t *testing.T) {
 	if err := os.Chmod(filepath.Join(root, "a"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := MakeWorldReadable(sub); err != nil {
+	if err := peers.MakeWorldReadable(sub); err != nil {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]os.FileMode{
@@ -374,54 +336,13 @@ func TestMakeWorldReadable(t *testing.T) {
 
 func TestApacheCGIRejectsPrivateDir(t *testing.T) {
 	t.Parallel()
-	Need(t, "apache2")
+	peerstest.Need(t, "apache2")
 	if os.Geteuid() != 0 {
 		t.Skip("Apache switches to www-data only when started as root")
 	}
 	dir := t.TempDir() // mode 0700
-	_, err := StartApacheCGI(context.Background(), t.TempDir(), ApacheCGIConfig{CGIDir: dir})
+	_, err := peers.StartApacheCGI(context.Background(), t.TempDir(), peers.ApacheCGIConfig{CGIDir: dir})
 	if err == nil || !strings.Contains(err.Error(), "MakeWorldReadable") {
 		t.Errorf("StartApacheCGI with a 0700 CGIDir: %v; want an error naming MakeWorldReadable", err)
-	}
-}
-
-func TestAddrInUse(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	for _, tt := range []struct {
-		log  string
-		want bool
-	}{
-		{"(98)Address already in use: AH00072: make_sock: could not bind to address 127.0.0.1:53637\n", true},
-		{"nginx: [emerg] bind() to 127.0.0.1:38047 failed (98: Address already in use)\n", true},
-		{"AH00526: Syntax error on line 11\n", false},
-	} {
-		path := filepath.Join(dir, "log")
-		if err := os.WriteFile(path, []byte(tt.log), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if got := addrInUse([]string{path, filepath.Join(dir, "missing")}); got != tt.want {
-			t.Errorf("addrInUse(%q) = %v; want %v", tt.log, got, tt.want)
-		}
-	}
-}
-
-func TestCheckEnv(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		env  map[string]string
-		want bool
-	}{
-		{map[string]string{"CGIT_CONFIG": `/x/"y"\z`}, true},
-		{map[string]string{"BAD NAME": "x"}, false},
-		{map[string]string{"X": "${HOME}"}, false},
-		{map[string]string{"X": "a\nb"}, false},
-	} {
-		if err := checkEnv(tt.env); (err == nil) != tt.want {
-			t.Errorf("checkEnv(%q) = %v; want ok %v", tt.env, err, tt.want)
-		}
-	}
-	if got, want := quote(`/x/"y"\z`), `"/x/\"y\"\\z"`; got != want {
-		t.Errorf("quote = %s; want %s", got, want)
 	}
 }

@@ -3,13 +3,11 @@ package peers
 import (
 	"context"
 	"fmt"
-	"net"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"testing"
 )
 
 // PHPFPMConfig configures [StartPHPFPM].
@@ -19,7 +17,7 @@ type PHPFPMConfig struct {
 	// server's directory is used.
 	Listen string
 	// Children is the number of worker processes (pm = static). If zero, 4
-	// is used.
+	// is used; it must not be negative.
 	Children int
 	// Root is the directory of the PHP scripts, for the caller's records:
 	// php-fpm runs whatever file the front names in SCRIPT_FILENAME, from
@@ -32,13 +30,6 @@ type PHPFPMConfig struct {
 	// the caller's environment. Values must not contain '$', '"', '\' or
 	// control characters.
 	Env map[string]string
-}
-
-func (c *PHPFPMConfig) children() int {
-	if c.Children > 0 {
-		return c.Children
-	}
-	return 4
 }
 
 // PHPFPM is a started php-fpm master and its pool of workers.
@@ -102,12 +93,7 @@ func phpfpmConfig(p phpfpmParams) string {
 	// Workers' stderr goes to error_log rather than /dev/null.
 	w("catch_workers_output = yes")
 	w("clear_env = yes")
-	keys := make([]string, 0, len(p.env))
-	for k := range p.env {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(p.env)) {
 		w("env[%s] = %s", k, quote(p.env[k]))
 	}
 	return b.String()
@@ -173,9 +159,8 @@ func StartPHPFPM(ctx context.Context, dir string, cfg PHPFPMConfig) (*PHPFPM, er
 			return nil, err
 		}
 	}
-	dir, err = filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("peers: %w", err)
+	if dir, err = workDir(dir); err != nil {
+		return nil, err
 	}
 	if err := checkINIString("directory", dir); err != nil {
 		return nil, err
@@ -186,11 +171,7 @@ func StartPHPFPM(ctx context.Context, dir string, cfg PHPFPMConfig) (*PHPFPM, er
 			return nil, fmt.Errorf("peers: Root: %w", err)
 		}
 	}
-	listen := cfg.Listen
-	if listen == "" {
-		listen = "unix:" + filepath.Join(dir, "php-fpm.sock")
-	}
-	be, err := parseBackend("Listen", listen, true)
+	be, err := listenAddress(cfg.Listen, dir, "php-fpm.sock")
 	if err != nil {
 		return nil, err
 	}
@@ -211,9 +192,6 @@ func StartPHPFPM(ctx context.Context, dir string, cfg PHPFPMConfig) (*PHPFPM, er
 			return nil, err
 		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("peers: %w", err)
-	}
 	if asRoot {
 		if err := MakeWorldReadable(dir); err != nil {
 			return nil, err
@@ -224,7 +202,7 @@ func StartPHPFPM(ctx context.Context, dir string, cfg PHPFPMConfig) (*PHPFPM, er
 	errorLog := filepath.Join(dir, "php-fpm.log")
 	stderrLog := filepath.Join(dir, "php-fpm.stderr.log")
 	logs := []string{errorLog, stderrLog}
-	start := func(cur backend) (*PHPFPM, error) {
+	return listenOn(ctx, be, logs, func(be backend) (*PHPFPM, error) {
 		spec := Spec{
 			Path:      bin,
 			Args:      phpfpmArgs(conf, asRoot),
@@ -232,47 +210,17 @@ func StartPHPFPM(ctx context.Context, dir string, cfg PHPFPMConfig) (*PHPFPM, er
 			LogFile:   stderrLog,
 			ErrorLogs: []string{errorLog},
 		}
-		if cur.network == "unix" {
-			spec.ReadyUnix = cur.address
-		} else {
-			spec.ReadyTCP = cur.address
-		}
-		text := phpfpmConfig(phpfpmParams{
-			dir: dir, listen: cur.address, unix: cur.network == "unix",
-			children: cfg.children(), owner: owner, group: group, env: cfg.Env,
-		})
-		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-			return nil, fmt.Errorf("peers: %w", err)
-		}
-		if err := removeFiles(logs...); err != nil {
-			return nil, err
-		}
-		p, err := Start(ctx, spec)
+		be.setReady(&spec)
+		p, err := startConfigured(ctx, spec, conf, phpfpmConfig(phpfpmParams{
+			dir: dir, listen: be.address, unix: be.network == "unix",
+			children: positiveOr(cfg.Children, 4), owner: owner, group: group, env: cfg.Env,
+		}))
 		if err != nil {
 			return nil, err
 		}
 		return &PHPFPM{
-			Process: p, Listen: cur.String(), Network: cur.network, Address: cur.address,
+			Process: p, Listen: be.String(), Network: be.network, Address: be.address,
 			Root: root, Dir: dir, errLogs: logs,
 		}, nil
-	}
-	if be.network != "tcp" {
-		return start(be)
-	}
-	host, port, _ := net.SplitHostPort(be.address) // parseBackend checked it
-	if port != "0" {
-		return start(be)
-	}
-	return retryPort(ctx, logs, func(port int) (*PHPFPM, error) {
-		return start(backend{network: "tcp", address: net.JoinHostPort(host, strconv.Itoa(port))})
 	})
-}
-
-// RunPHPFPM is [StartPHPFPM] for tests: it skips (or fails under CI=true)
-// when php-fpm is not installed, uses a directory from tb.TempDir, fails
-// the test if php-fpm does not start, and stops it in tb.Cleanup.
-func RunPHPFPM(tb testing.TB, cfg PHPFPMConfig) *PHPFPM {
-	tb.Helper()
-	Need(tb, "php-fpm")
-	return startForTest(tb, func(dir string) (*PHPFPM, error) { return StartPHPFPM(tb.Context(), dir, cfg) })
 }

@@ -64,19 +64,9 @@ type Spec struct {
 	StopTimeout time.Duration
 }
 
-func (s *Spec) readyTimeout() time.Duration {
-	if s.ReadyTimeout > 0 {
-		return s.ReadyTimeout
-	}
-	return defaultReadyTimeout
-}
+func (s *Spec) readyTimeout() time.Duration { return positiveOr(s.ReadyTimeout, defaultReadyTimeout) }
 
-func (s *Spec) stopTimeout() time.Duration {
-	if s.StopTimeout > 0 {
-		return s.StopTimeout
-	}
-	return defaultStopTimeout
-}
+func (s *Spec) stopTimeout() time.Duration { return positiveOr(s.StopTimeout, defaultStopTimeout) }
 
 // Process is a started program, leader of its own process group.
 type Process struct {

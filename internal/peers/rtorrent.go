@@ -2,11 +2,9 @@ package peers
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"path/filepath"
 	"strconv"
-	"testing"
 )
 
 // RTorrent is a started rtorrent daemon with its XML-RPC interface on an
@@ -38,16 +36,13 @@ func StartRTorrent(ctx context.Context, dir string) (*RTorrent, error) {
 	if err != nil {
 		return nil, err
 	}
-	if dir, err = filepath.Abs(dir); err != nil {
-		return nil, fmt.Errorf("peers: %w", err)
+	if dir, err = workDir(dir); err != nil {
+		return nil, err
 	}
 	log := filepath.Join(dir, "rtorrent.log")
 	return retryPort(ctx, []string{log}, func(port int) (*RTorrent, error) {
-		if err := removeFiles(log); err != nil {
-			return nil, err
-		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		p, err := Start(ctx, Spec{
+		p, err := startConfigured(ctx, Spec{
 			Path: bin,
 			Args: []string{"-n", // no ~/.rtorrent.rc
 				"-o", "system.daemon.set=true",
@@ -58,20 +53,10 @@ func StartRTorrent(ctx context.Context, dir string) (*RTorrent, error) {
 			Dir:      dir,
 			LogFile:  log,
 			ReadyTCP: addr,
-		})
+		}, "", "")
 		if err != nil {
 			return nil, err
 		}
 		return &RTorrent{Process: p, Address: addr, Dir: dir, logs: []string{log}}, nil
 	})
-}
-
-// RunRTorrent is [StartRTorrent] for tests: it skips (or fails under
-// CI=true) when rtorrent is not installed, uses a directory from
-// tb.TempDir, fails the test if it does not start, and stops it in
-// tb.Cleanup.
-func RunRTorrent(tb testing.TB) *RTorrent {
-	tb.Helper()
-	Need(tb, "rtorrent")
-	return startForTest(tb, func(dir string) (*RTorrent, error) { return StartRTorrent(tb.Context(), dir) })
 }

@@ -1,67 +1,21 @@
-package peers
+package peers_test
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 )
-
-func TestNginxSCGIConfig(t *testing.T) {
-	t.Parallel()
-	cfg := NginxSCGIConfig{Backend: "unix:/run/app.sock", Locations: []string{"/app/"}, NoBuffering: true,
-		Params: map[string]string{"SERVER_NAME": "example.test", "B": "y"}}
-	text := nginxSCGIConfig(nginxSCGIParams{dir: "/d", root: "/r", port: 1, backend: backend{"unix", "/run/app.sock"}, cfg: &cfg})
-	for _, want := range []string{
-		`scgi_param  SCGI             1;`,
-		`scgi_param  SERVER_NAME      "example.test";`,
-		`scgi_param  B                "y";`,
-		`scgi_param  HTTPS            $https if_not_empty;`,
-		`scgi_pass "unix:/run/app.sock";`,
-		`scgi_buffering off;`,
-		`scgi_temp_path "/d/tmp/scgi";`,
-		`location "/app/" {`,
-		`location / { return 404; }`,
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("config lacks %q:\n%s", want, text)
-		}
-	}
-	for _, unwanted := range []string{"$server_name", "HTTP_HOST", "fastcgi_param"} {
-		if strings.Contains(text, unwanted) {
-			t.Errorf("config has %q:\n%s", unwanted, text)
-		}
-	}
-}
-
-func TestLighttpdConfig(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		be   backend
-		want string
-	}{
-		{backend{"tcp", "127.0.0.1:4000"}, `scgi.server = ("/cgi-bin/" => (("host" => "127.0.0.1", "port" => 4000, "check-local" => "disable")))`},
-		{backend{"tcp", "[::1]:4000"}, `"host" => "::1", "port" => 4000`},
-		{backend{"unix", "/run/a.sock"}, `scgi.server = ("/cgi-bin/" => (("socket" => "/run/a.sock", "check-local" => "disable")))`},
-	} {
-		cfg := LighttpdSCGIConfig{StreamResponseBody: 2}
-		text := lighttpdConfig(lighttpdParams{dir: "/d", prefix: "/cgi-bin/", port: 8080, backend: tt.be, cfg: &cfg})
-		for _, want := range []string{tt.want, `$HTTP["url"] != "/ferry-peers-ready" {`, "server.stream-response-body = 2", `server.upload-dirs = ("/d/tmp")`} {
-			if !strings.Contains(text, want) {
-				t.Errorf("config lacks %q:\n%s", want, text)
-			}
-		}
-	}
-}
-
-func TestUWSGIArgs(t *testing.T) {
-	t.Parallel()
-	args := strings.Join(uwsgiArgs(&UWSGIConfig{Callable: "app", Mount: "/app", Env: map[string]string{"B": "2", "A": "1"}}, "/w/app.py", "/d/u.sock"), " ")
-	want := "--plugin python3 --scgi-socket /d/u.sock --master --processes 2 --die-on-term --need-app --strict --chdir /w --callable app --mount /app=/w/app.py --manage-script-name --env A=1 --env B=2"
-	if args != want {
-		t.Errorf("uwsgiArgs = %q; want %q", args, want)
-	}
-}
 
 // TestUWSGIStartStop starts uwsgi on a TCP port and a unix socket and
 // checks that Stop leaves no process of its group behind.
@@ -74,7 +28,7 @@ func TestUWSGIStartStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, listen := range []string{"", "127.0.0.1:0"} {
-		u := RunUWSGI(t, UWSGIConfig{WSGIFile: file, Listen: listen, Processes: 2})
+		u := peerstest.RunUWSGI(t, peers.UWSGIConfig{WSGIFile: file, Listen: listen, Processes: 2})
 		if listen == "" && (u.Network != "unix" || u.Listen != "unix:"+u.Address) ||
 			listen != "" && (u.Network != "tcp" || strings.HasSuffix(u.Address, ":0")) {
 			t.Errorf("Listen %q: got Listen %q, Network %q, Address %q", listen, u.Listen, u.Network, u.Address)
@@ -82,7 +36,7 @@ func TestUWSGIStartStop(t *testing.T) {
 		waitFor(t, "uwsgi's master and 2 workers", func() bool { return len(members(t, u.Process)) == 3 })
 		stopAndCheck(t, u.Stop, u.Process)
 	}
-	if _, err := StartUWSGI(t.Context(), t.TempDir(), UWSGIConfig{WSGIFile: filepath.Join(dir, "missing.py")}); err == nil {
+	if _, err := peers.StartUWSGI(t.Context(), t.TempDir(), peers.UWSGIConfig{WSGIFile: filepath.Join(dir, "missing.py")}); err == nil {
 		t.Errorf("StartUWSGI with a missing file succeeded")
 	}
 }
@@ -91,26 +45,98 @@ func TestLighttpdNginxApacheSCGIRefuseBadConfig(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	for name, err := range map[string]error{
-		"nginx no backend": func() error { _, err := StartNginxSCGI(t.Context(), dir, NginxSCGIConfig{}); return err }(),
+		"nginx no backend": func() error { _, err := peers.StartNginxSCGI(t.Context(), dir, peers.NginxSCGIConfig{}); return err }(),
 		"nginx bad location": func() error {
-			_, err := StartNginxSCGI(t.Context(), dir, NginxSCGIConfig{Backend: "127.0.0.1:1", Locations: []string{"x"}})
+			_, err := peers.StartNginxSCGI(t.Context(), dir, peers.NginxSCGIConfig{Backend: "127.0.0.1:1", Locations: []string{"x"}})
 			return err
 		}(),
 		"apache relative unix": func() error {
-			_, err := StartApacheProxySCGI(t.Context(), dir, ApacheProxySCGIConfig{Backend: "unix:x.sock"})
+			_, err := peers.StartApacheProxySCGI(t.Context(), dir, peers.ApacheProxySCGIConfig{Backend: "unix:x.sock"})
 			return err
 		}(),
 		"lighttpd stream 3": func() error {
-			_, err := StartLighttpdSCGI(t.Context(), dir, LighttpdSCGIConfig{Backend: "127.0.0.1:1", StreamResponseBody: 3})
+			_, err := peers.StartLighttpdSCGI(t.Context(), dir, peers.LighttpdSCGIConfig{Backend: "127.0.0.1:1", StreamResponseBody: 3})
 			return err
 		}(),
 		"lighttpd quote": func() error {
-			_, err := StartLighttpdSCGI(t.Context(), dir, LighttpdSCGIConfig{Backend: "127.0.0.1:1", Prefix: `/a"b/`})
+			_, err := peers.StartLighttpdSCGI(t.Context(), dir, peers.LighttpdSCGIConfig{Backend: "127.0.0.1:1", Prefix: `/a"b/`})
 			return err
 		}(),
 	} {
 		if err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// startSCGIDumper starts an SCGI application on a 127.0.0.1 port that
+// answers every request with the headers it got, one "NAME=VALUE" line
+// each, sorted (the format of dumpParams), and returns its address.
+func startSCGIDumper(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				// The request is a netstring "LEN:HEADERS," of NUL-terminated names and values.
+				size, err := r.ReadString(':')
+				if err != nil {
+					return
+				}
+				n, err := strconv.Atoi(strings.TrimSuffix(size, ":"))
+				if err != nil {
+					return
+				}
+				headers := make([]byte, n+1)
+				if _, err := io.ReadFull(r, headers); err != nil {
+					return
+				}
+				f := strings.Split(string(headers[:n]), "\x00")
+				var lines []string
+				for i := 0; i+1 < len(f); i += 2 {
+					lines = append(lines, f[i]+"="+f[i+1])
+				}
+				slices.Sort(lines)
+				// The front sees a write error as a failed request; nothing to do here.
+				_, _ = io.WriteString(c, "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\n"+strings.Join(lines, "\n")+"\n")
+			})
+		}
+	})
+	t.Cleanup(func() {
+		l.Close()
+		wg.Wait()
+	})
+	return l.Addr().String()
+}
+
+// TestApacheProxySCGIPathInfo checks that PathInfo makes mod_proxy_scgi
+// send PATH_INFO. It reads proxy-scgi-pathinfo before SetEnv would set it.
+func TestApacheProxySCGIPathInfo(t *testing.T) {
+	t.Parallel()
+	backend := startSCGIDumper(t)
+	for _, tt := range []struct {
+		pathInfo bool
+		want     map[string]string
+	}{
+		{false, map[string]string{"SCRIPT_NAME": "/app/x/y", "PATH_INFO": "", "QUERY_STRING": "q=1"}},
+		// mod_proxy_scgi guesses the whole path, an empty SCRIPT_NAME.
+		{true, map[string]string{"SCRIPT_NAME": "*", "PATH_INFO": "/app/x/y", "QUERY_STRING": "q=1", "proxy-scgi-pathinfo": "1"}},
+	} {
+		t.Run(fmt.Sprintf("PathInfo=%v", tt.pathInfo), func(t *testing.T) {
+			t.Parallel()
+			s := peerstest.ApacheProxySCGI(t, peers.ApacheProxySCGIConfig{Backend: backend, Prefix: "/app/", PathInfo: tt.pathInfo})
+			got := dumpParams(t, s.URL, "/app/x/y?q=1")
+			checkParams(t, got, tt.want)
+		})
 	}
 }

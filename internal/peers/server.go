@@ -1,7 +1,6 @@
 package peers
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"testing"
 )
 
 // Server is a started web server made of one or more processes.
@@ -41,39 +39,6 @@ func (s *Server) Stop() error {
 // fetches. The server answers it itself, so the check never reaches a
 // backend and never logs an error.
 const readyPath = "/ferry-peers-ready"
-
-// maxStartAttempts is how many ports a Start function tries: a port from
-// [FreePort] can be taken by someone else before the server binds it.
-const maxStartAttempts = 3
-
-// retryPort calls start with a free port, and again with another one, up
-// to maxStartAttempts times, when it fails and the logs say the port was
-// taken meanwhile.
-func retryPort[T any](ctx context.Context, logs []string, start func(port int) (T, error)) (T, error) {
-	for attempt := 1; ; attempt++ {
-		port, err := FreePort()
-		if err != nil {
-			var zero T
-			return zero, err
-		}
-		s, err := start(port)
-		if err == nil || attempt == maxStartAttempts || ctx.Err() != nil || !addrInUse(logs) {
-			return s, err
-		}
-	}
-}
-
-// addrInUse reports whether any of the logs says that bind failed because
-// the address was in use.
-func addrInUse(logs []string) bool {
-	for _, path := range logs {
-		data, err := os.ReadFile(path)
-		if err == nil && strings.Contains(string(data), "Address already in use") {
-			return true
-		}
-	}
-	return false
-}
 
 // removeFiles removes the given files, ignoring ones that do not exist.
 func removeFiles(paths ...string) error {
@@ -160,21 +125,4 @@ func readLogs(paths []string) (string, error) {
 		b.Write(data)
 	}
 	return b.String(), nil
-}
-
-// startForTest starts a peer with start in a directory from tb.TempDir,
-// fails the test (or skips it, see failStart) if it does not start, and
-// stops it in tb.Cleanup.
-func startForTest[T interface{ Stop() error }](tb testing.TB, start func(dir string) (T, error)) T {
-	tb.Helper()
-	p, err := start(tb.TempDir())
-	if err != nil {
-		failStart(tb, err)
-	}
-	tb.Cleanup(func() {
-		if err := p.Stop(); err != nil {
-			tb.Errorf("%v", err)
-		}
-	})
-	return p
 }

@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"testing"
 )
 
 // UWSGIConfig configures [StartUWSGI].
@@ -25,7 +23,7 @@ type UWSGIConfig struct {
 	// picks a free port) or "unix:/path/app.sock". If empty, a unix socket
 	// in the server's directory is used.
 	Listen string
-	// Processes is the number of worker processes. If zero, 2.
+	// Processes is the number of worker processes. If zero or negative, 2.
 	Processes int
 	// Mount, if set, is the URL path prefix the application is mounted
 	// at, for fronts that send the whole path as PATH_INFO (nginx's
@@ -62,14 +60,10 @@ func (u *UWSGI) Stop() error { return u.Process.Stop() }
 
 // uwsgiArgs returns uwsgi's command line for cfg listening on listen.
 func uwsgiArgs(cfg *UWSGIConfig, file, listen string) []string {
-	procs := cfg.Processes
-	if procs <= 0 {
-		procs = 2
-	}
 	args := []string{
 		"--plugin", "python3",
 		"--scgi-socket", listen,
-		"--master", "--processes", strconv.Itoa(procs),
+		"--master", "--processes", strconv.Itoa(positiveOr(cfg.Processes, 2)),
 		// SIGTERM stops uwsgi (by default it reloads), and a file that does
 		// not load is an error at start, not a 500 for every request.
 		"--die-on-term", "--need-app", "--strict",
@@ -116,52 +110,26 @@ func StartUWSGI(ctx context.Context, dir string, cfg UWSGIConfig) (*UWSGI, error
 	if err := checkEnv(cfg.Env); err != nil {
 		return nil, err
 	}
-	if dir, err = filepath.Abs(dir); err != nil {
-		return nil, fmt.Errorf("peers: %w", err)
+	if dir, err = workDir(dir); err != nil {
+		return nil, err
 	}
-	listen := cfg.Listen
-	if listen == "" {
-		listen = "unix:" + filepath.Join(dir, "uwsgi.sock")
-	}
-	be, err := parseBackend("Listen", listen, true)
+	be, err := listenAddress(cfg.Listen, dir, "uwsgi.sock")
 	if err != nil {
 		return nil, err
 	}
 	log := filepath.Join(dir, "uwsgi.log")
-	start := func(be backend) (*UWSGI, error) {
-		if err := removeFiles(log); err != nil {
-			return nil, err
-		}
+	return listenOn(ctx, be, []string{log}, func(be backend) (*UWSGI, error) {
 		spec := Spec{Path: bin, Dir: dir, LogFile: log, Args: uwsgiArgs(&cfg, file, be.address)}
+		be.setReady(&spec)
 		if be.network == "unix" {
 			if err := removeFiles(be.address); err != nil {
 				return nil, err
 			}
-			spec.ReadyUnix = be.address
-		} else {
-			spec.ReadyTCP = be.address
 		}
-		p, err := Start(ctx, spec)
+		p, err := startConfigured(ctx, spec, "", "")
 		if err != nil {
 			return nil, err
 		}
 		return &UWSGI{Process: p, Listen: be.String(), Network: be.network, Address: be.address, Dir: dir, errLogs: []string{log}}, nil
-	}
-	host, port, _ := net.SplitHostPort(be.address) // parseBackend checked it for TCP
-	if be.network == "unix" || port != "0" {
-		return start(be)
-	}
-	return retryPort(ctx, []string{log}, func(port int) (*UWSGI, error) {
-		return start(backend{network: "tcp", address: net.JoinHostPort(host, strconv.Itoa(port))})
 	})
-}
-
-// RunUWSGI is [StartUWSGI] for tests: it skips (or fails under CI=true)
-// when uwsgi or its python3 plugin is not installed, uses a directory from
-// tb.TempDir, fails the test if uwsgi does not start, and stops it in
-// tb.Cleanup.
-func RunUWSGI(tb testing.TB, cfg UWSGIConfig) *UWSGI {
-	tb.Helper()
-	Need(tb, "uwsgi", "python3")
-	return startForTest(tb, func(dir string) (*UWSGI, error) { return StartUWSGI(tb.Context(), dir, cfg) })
 }
