@@ -177,7 +177,7 @@ func TestParseSize(t *testing.T) {
 func TestVersionFromBuildInfo(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		peers.Need(t, "go")
+		peerstest.Need(t, "go")
 	}
 	rev, err := exec.Command("git", "rev-parse", "HEAD").Output()
 	if err != nil {
