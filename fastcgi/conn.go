@@ -468,6 +468,27 @@ func (c *conn) buildRequest(r *request, chunked bool) (int, error) {
 	return 0, nil
 }
 
+// roleKey and dataKey are the context keys buildRequest sets.
+type roleKey struct{}
+type dataKey struct{}
+
+// RoleOf returns the FastCGI role of the request r, or 0 if r did not come
+// through a FastCGI Server.
+func RoleOf(r *http.Request) Role {
+	role, _ := r.Context().Value(roleKey{}).(Role)
+	return role
+}
+
+// FilterData returns the FCGI_DATA stream of a Filter request (the file to
+// filter; its length is in FCGI_DATA_LENGTH), or nil for other roles.
+func FilterData(r *http.Request) io.Reader {
+	d, _ := r.Context().Value(dataKey{}).(*bodyBuffer)
+	if d == nil {
+		return nil
+	}
+	return d
+}
+
 // finish ends the request: the rest of its output, the empty STDOUT record
 // and exactly one END_REQUEST, in one write. rw may be nil when nothing is
 // to be sent on STDOUT.

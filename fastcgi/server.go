@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -173,24 +172,4 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // requests' contexts, and waits for the handlers to return.
 func (s *Server) Close() error {
 	return s.serving.Close()
-}
-
-type roleKey struct{}
-type dataKey struct{}
-
-// RoleOf returns the FastCGI role of the request r, or 0 if r did not come
-// through a FastCGI Server.
-func RoleOf(r *http.Request) Role {
-	role, _ := r.Context().Value(roleKey{}).(Role)
-	return role
-}
-
-// FilterData returns the FCGI_DATA stream of a Filter request (the file to
-// filter; its length is in FCGI_DATA_LENGTH), or nil for other roles.
-func FilterData(r *http.Request) io.Reader {
-	d, _ := r.Context().Value(dataKey{}).(*bodyBuffer)
-	if d == nil {
-		return nil
-	}
-	return d
 }
