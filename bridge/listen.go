@@ -9,7 +9,7 @@ import (
 	"os"
 	"strconv"
 
-	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/internal/serving"
 )
 
 // front is one listener and the address it was opened for.
@@ -41,7 +41,7 @@ func listen(a Address) (net.Listener, error) {
 	switch a.Network() {
 	case "fd":
 		n, _ := strconv.Atoi(a.Host)
-		l, err := fastcgi.ListenerFromFD(n)
+		l, err := serving.ListenerFromFD(n)
 		if err != nil {
 			return nil, fmt.Errorf("bridge: listen %s: %w", a, err)
 		}

@@ -259,7 +259,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s Script, self h
 	}
 
 	if err := h.limiter.Acquire(r.Context()); err != nil {
-		if errors.Is(err, ErrOverloaded) {
+		if errors.Is(err, ErrNoSlot) {
 			log.Warn().Str("script", s.Filename).Int("running", h.limiter.Running()).Msg("cgi: overloaded, answering 503")
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, "503 Service Unavailable", http.StatusServiceUnavailable)

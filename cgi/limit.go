@@ -7,26 +7,36 @@ import (
 	"time"
 )
 
-// ErrOverloaded is returned by [Limiter.Acquire] when the wait queue is full
-// or the wait timed out: a gateway answers 503 Service Unavailable.
-var ErrOverloaded = errors.New("cgi: too many requests waiting for a script slot")
+// ErrNoSlot is returned by [Limiter.Acquire] when no slot came free: the
+// queue of waiting requests was full, or the wait timed out. A gateway
+// answers 503 Service Unavailable.
+var ErrNoSlot = errors.New("cgi: no request slot free: too many requests waiting, or waiting too long")
 
-// Limiter bounds how many scripts run at once, with a bounded queue of
-// requests waiting for a slot. Create one with [NewLimiter].
+// Limiter bounds how many requests run at once, with a bounded queue of
+// requests waiting for a slot: the scripts of a [Handler] (share one
+// between handlers through Handler.Limiter), and the requests in progress
+// of the FastCGI and SCGI clients. Create one with [NewLimiter]; it is
+// safe for concurrent use.
 type Limiter struct {
-	slots   chan struct{}
-	maxWait int64
-	waiting atomic.Int64
+	slots   chan struct{} // one token per request running
+	maxWait int64         // the queue's bound; negative: none
+	waiting atomic.Int64  // requests in the queue, counted if maxWait >= 0
 	timeout time.Duration
 }
 
-// NewLimiter returns a Limiter allowing running scripts at once, with at most
-// queue requests waiting, each for at most wait.
+// NewLimiter returns a Limiter allowing running requests at once, with at
+// most queue more waiting for a slot, each for at most wait. A queue of
+// zero refuses a request at once when every slot is taken; a negative
+// queue has no bound, and only wait limits the waiting requests. A wait of
+// zero or less does not wait. NewLimiter panics if running is less than 1.
 func NewLimiter(running, queue int, wait time.Duration) *Limiter {
+	if running < 1 {
+		panic("cgi: NewLimiter with fewer than 1 running")
+	}
 	return &Limiter{slots: make(chan struct{}, running), maxWait: int64(queue), timeout: wait}
 }
 
-// Acquire waits for a slot. It fails with [ErrOverloaded] when the queue is
+// Acquire waits for a slot. It fails with [ErrNoSlot] when the queue is
 // full or the wait exceeds the limiter's timeout, and with ctx's error when
 // ctx ends first. On success the caller must call Release once.
 func (l *Limiter) Acquire(ctx context.Context) error {
@@ -35,18 +45,23 @@ func (l *Limiter) Acquire(ctx context.Context) error {
 		return nil
 	default:
 	}
-	if l.waiting.Add(1) > l.maxWait {
-		l.waiting.Add(-1)
-		return ErrOverloaded
+	if l.timeout <= 0 {
+		return ErrNoSlot
 	}
-	defer l.waiting.Add(-1)
+	if l.maxWait >= 0 {
+		if l.waiting.Add(1) > l.maxWait {
+			l.waiting.Add(-1)
+			return ErrNoSlot
+		}
+		defer l.waiting.Add(-1)
+	}
 	t := time.NewTimer(l.timeout)
 	defer t.Stop()
 	select {
 	case l.slots <- struct{}{}:
 		return nil
 	case <-t.C:
-		return ErrOverloaded
+		return ErrNoSlot
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -57,3 +72,6 @@ func (l *Limiter) Release() { <-l.slots }
 
 // Running reports how many slots are taken.
 func (l *Limiter) Running() int { return len(l.slots) }
+
+// Cap reports how many slots there are: the running given to NewLimiter.
+func (l *Limiter) Cap() int { return cap(l.slots) }

@@ -20,8 +20,8 @@ func TestLimiterAcquireRelease(t *testing.T) {
 		t.Errorf("Running() = %d; want 2", got)
 	}
 	// No queue: a third request is refused at once.
-	if err := l.Acquire(ctx); !errors.Is(err, ErrOverloaded) {
-		t.Errorf("Acquire with all slots taken and no queue = %v; want ErrOverloaded", err)
+	if err := l.Acquire(ctx); !errors.Is(err, ErrNoSlot) {
+		t.Errorf("Acquire with all slots taken and no queue = %v; want ErrNoSlot", err)
 	}
 	l.Release()
 	if got := l.Running(); got != 1 {
@@ -49,8 +49,8 @@ func TestLimiterQueueFull(t *testing.T) {
 		synctest.Wait() // the second request now waits in the queue
 
 		start := time.Now()
-		if err := l.Acquire(ctx); !errors.Is(err, ErrOverloaded) {
-			t.Errorf("Acquire with a full queue = %v; want ErrOverloaded", err)
+		if err := l.Acquire(ctx); !errors.Is(err, ErrNoSlot) {
+			t.Errorf("Acquire with a full queue = %v; want ErrNoSlot", err)
 		}
 		if d := time.Since(start); d != 0 {
 			t.Errorf("Acquire with a full queue took %v; want an immediate answer", d)
@@ -75,8 +75,8 @@ func TestLimiterQueueTimeout(t *testing.T) {
 			t.Fatalf("Acquire: %v", err)
 		}
 		start := time.Now()
-		if err := l.Acquire(ctx); !errors.Is(err, ErrOverloaded) {
-			t.Errorf("Acquire past the queue timeout = %v; want ErrOverloaded", err)
+		if err := l.Acquire(ctx); !errors.Is(err, ErrNoSlot) {
+			t.Errorf("Acquire past the queue timeout = %v; want ErrNoSlot", err)
 		}
 		if d := time.Since(start); d != wait {
 			t.Errorf("Acquire gave up after %v; want %v", d, wait)
@@ -87,8 +87,8 @@ func TestLimiterQueueTimeout(t *testing.T) {
 			go func() { done <- l.Acquire(ctx) }()
 		}
 		synctest.Wait()
-		if err := l.Acquire(ctx); !errors.Is(err, ErrOverloaded) {
-			t.Errorf("fifth waiter: Acquire = %v; want ErrOverloaded", err)
+		if err := l.Acquire(ctx); !errors.Is(err, ErrNoSlot) {
+			t.Errorf("fifth waiter: Acquire = %v; want ErrNoSlot", err)
 		}
 		for range 4 {
 			l.Release()
@@ -111,7 +111,7 @@ func TestLimiterContextCancel(t *testing.T) {
 		go func() { done <- l.Acquire(ctx) }()
 		synctest.Wait()
 		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) || errors.Is(err, ErrOverloaded) {
+		if err := <-done; !errors.Is(err, context.Canceled) || errors.Is(err, ErrNoSlot) {
 			t.Errorf("Acquire with canceled ctx = %v; want context.Canceled", err)
 		}
 		if got := l.Running(); got != 1 {
@@ -126,4 +126,79 @@ func TestLimiterContextCancel(t *testing.T) {
 		}
 		l.Release()
 	})
+}
+
+// TestLimiterNoQueueBound: a negative queue bounds only the wait, as the
+// FastCGI and SCGI clients use it.
+func TestLimiterNoQueueBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const wait = 10 * time.Second
+		l := NewLimiter(1, -1, wait)
+		ctx := context.Background()
+		if err := l.Acquire(ctx); err != nil {
+			t.Fatalf("Acquire: %v", err)
+		}
+		const waiters = 100
+		done := make(chan error, waiters)
+		for range waiters {
+			go func() { done <- l.Acquire(ctx) }()
+		}
+		synctest.Wait() // every one waits: none is refused for the queue
+		select {
+		case err := <-done:
+			t.Fatalf("a waiter ended early: %v", err)
+		default:
+		}
+		l.Release()
+		if err := <-done; err != nil {
+			t.Errorf("first waiter after Release: Acquire = %v; want nil", err)
+		}
+		start := time.Now()
+		for range waiters - 1 {
+			if err := <-done; !errors.Is(err, ErrNoSlot) {
+				t.Errorf("waiter past the wait: Acquire = %v; want ErrNoSlot", err)
+			}
+		}
+		if d := time.Since(start); d != wait {
+			t.Errorf("the waiters gave up after %v; want %v", d, wait)
+		}
+		if got := l.Running(); got != 1 {
+			t.Errorf("Running() = %d; want 1", got)
+		}
+		l.Release()
+	})
+}
+
+// TestLimiterNoWait: a wait of zero or less refuses at once when every
+// slot is taken, whatever the queue.
+func TestLimiterNoWait(t *testing.T) {
+	for _, wait := range []time.Duration{0, -time.Second} {
+		synctest.Test(t, func(t *testing.T) {
+			l := NewLimiter(1, -1, wait)
+			ctx := context.Background()
+			if err := l.Acquire(ctx); err != nil {
+				t.Fatalf("Acquire: %v", err)
+			}
+			start := time.Now()
+			if err := l.Acquire(ctx); !errors.Is(err, ErrNoSlot) {
+				t.Errorf("wait %v: Acquire with every slot taken = %v; want ErrNoSlot", wait, err)
+			}
+			if d := time.Since(start); d != 0 {
+				t.Errorf("wait %v: Acquire took %v; want an immediate answer", wait, d)
+			}
+			l.Release()
+		})
+	}
+}
+
+func TestLimiterCap(t *testing.T) {
+	if got := NewLimiter(3, 0, 0).Cap(); got != 3 {
+		t.Errorf("NewLimiter(3, 0, 0).Cap() = %d; want 3", got)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Errorf("NewLimiter(0, 0, 0) did not panic")
+		}
+	}()
+	NewLimiter(0, 0, 0)
 }

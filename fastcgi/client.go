@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/internal/linelog"
-	"github.com/ferrygw/ferry/internal/serving"
 	"github.com/rs/zerolog"
 )
 
@@ -89,11 +89,11 @@ type Client struct {
 	Logger *zerolog.Logger
 
 	once     sync.Once
-	keep     bool          // connections are kept: the pool size is known
-	slots    chan struct{} // one token per request allowed in progress
-	multi    bool          // requests are multiplexed
-	mpxConns int           // the cap on multiplexed connections
-	mu       sync.Mutex    // guards idle and mpx
+	keep     bool         // connections are kept: the pool size is known
+	slots    *cgi.Limiter // the requests allowed in progress
+	multi    bool         // requests are multiplexed
+	mpxConns int          // the cap on multiplexed connections
+	mu       sync.Mutex   // guards idle and mpx
 	idle     []*clientConn
 	mpx      []*mpxConn
 }
@@ -131,7 +131,7 @@ func (c *Client) init() {
 			if !known {
 				n = DefaultClientMaxConn
 			}
-			c.slots = make(chan struct{}, n)
+			c.slots = c.newLimiter(n)
 			return
 		}
 		// Ask even when the size is given, for FCGI_MPXS_CONNS, but
@@ -167,8 +167,14 @@ func (c *Client) init() {
 			c.multi, c.mpxConns, n = true, n, reqs
 			c.log().Info().Str("backend", c.Address).Int("max_requests", reqs).Int("max_conns", c.mpxConns).Msg("fastcgi: the application multiplexes: requests share connections")
 		}
-		c.slots = make(chan struct{}, n)
+		c.slots = c.newLimiter(n)
 	})
+}
+
+// newLimiter bounds the requests in progress at n, with no bound on the
+// requests waiting for one to end: only QueueTimeout.
+func (c *Client) newLimiter(n int) *cgi.Limiter {
+	return cgi.NewLimiter(n, -1, dur(c.QueueTimeout, DefaultQueueTimeout))
 }
 
 func (c *Client) log() *zerolog.Logger {
@@ -266,7 +272,7 @@ func (c *Client) acquire(ctx context.Context, check, fresh bool) (*clientConn, b
 	}
 	cc, err := c.dial(ctx)
 	if err != nil {
-		<-c.slots
+		c.slots.Release()
 		return nil, false, err
 	}
 	return cc, false, nil
@@ -275,8 +281,8 @@ func (c *Client) acquire(ctx context.Context, check, fresh bool) (*clientConn, b
 // takeSlot waits for room for one more request in progress, up to the
 // queue timeout.
 func (c *Client) takeSlot(ctx context.Context) error {
-	err := serving.TakeSlot(ctx, c.slots, dur(c.QueueTimeout, DefaultQueueTimeout))
-	if errors.Is(err, serving.ErrQueueTimeout) {
+	err := c.slots.Acquire(ctx)
+	if errors.Is(err, cgi.ErrNoSlot) {
 		return ErrPoolTimeout
 	}
 	return err
@@ -304,7 +310,7 @@ func (c *Client) release(cc *clientConn, reusable bool) {
 	} else {
 		cc.close()
 	}
-	<-c.slots
+	c.slots.Release()
 }
 
 // CloseIdle closes the idle connections.

@@ -121,13 +121,13 @@ func TestClientAsksMaxConns(t *testing.T) {
 		t.Fatalf("GetValues = %v, %v", vals, err)
 	}
 	c.init()
-	if !c.keep || !c.multi || c.mpxConns != DefaultMaxConns || cap(c.slots) != DefaultMaxRequests {
-		t.Errorf("pool: keep=%v multiplexed=%v conns=%d requests=%d; want kept multiplexed connections sized by FCGI_MAX_CONNS (%d) and FCGI_MAX_REQS (%d)", c.keep, c.multi, c.mpxConns, cap(c.slots), DefaultMaxConns, DefaultMaxRequests)
+	if !c.keep || !c.multi || c.mpxConns != DefaultMaxConns || c.slots.Cap() != DefaultMaxRequests {
+		t.Errorf("pool: keep=%v multiplexed=%v conns=%d requests=%d; want kept multiplexed connections sized by FCGI_MAX_CONNS (%d) and FCGI_MAX_REQS (%d)", c.keep, c.multi, c.mpxConns, c.slots.Cap(), DefaultMaxConns, DefaultMaxRequests)
 	}
 	c2 := &Client{Network: "tcp", Address: rl.Addr().String(), NoMultiplex: true}
 	c2.init()
-	if !c2.keep || c2.multi || cap(c2.slots) != DefaultMaxConns {
-		t.Errorf("NoMultiplex pool: keep=%v multiplexed=%v size=%d; want kept connections sized by FCGI_MAX_CONNS (%d)", c2.keep, c2.multi, cap(c2.slots), DefaultMaxConns)
+	if !c2.keep || c2.multi || c2.slots.Cap() != DefaultMaxConns {
+		t.Errorf("NoMultiplex pool: keep=%v multiplexed=%v size=%d; want kept connections sized by FCGI_MAX_CONNS (%d)", c2.keep, c2.multi, c2.slots.Cap(), DefaultMaxConns)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
@@ -52,7 +53,7 @@ type request struct {
 	badStatus int
 }
 
-// conn is one FastCGI connection. Its read loop (serve) owns the request
+// conn is one FastCGI connection. Its read loop (Serve) owns the request
 // table's contents; mu guards the table against the handler goroutines that
 // remove their requests, and wmu serialises writes.
 type conn struct {
@@ -65,6 +66,10 @@ type conn struct {
 	reqs    map[uint16]*request
 	closing bool // close once the last request ends
 	wg      sync.WaitGroup
+	// ending counts the requests out of reqs whose END_REQUEST is being
+	// written: the connection is not idle yet, and Shutdown must not cut
+	// the record off. Incremented with mu held.
+	ending atomic.Int32
 
 	wmu     sync.Mutex // guards bw and wbuf, and orders records
 	bw      *bufio.Writer
@@ -72,10 +77,9 @@ type conn struct {
 	wbroken bool // a write failed: the connection is gone
 }
 
-// serve runs the read loop until the connection ends, then ends every
+// Serve runs the read loop until the connection ends, then ends every
 // request and waits for the handlers.
-func (c *conn) serve() {
-	defer c.srv.forget(c)
+func (c *conn) Serve() {
 	rd := readerPool.Get().(*connReader)
 	rd.br.Reset(c.rwc)
 	defer func() {
@@ -126,6 +130,12 @@ var readerPool = sync.Pool{New: func() any {
 }}
 
 var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+
+func newConnWriter(rwc net.Conn) *bufio.Writer {
+	bw := writerPool.Get().(*bufio.Writer)
+	bw.Reset(rwc)
+	return bw
+}
 
 func (c *conn) readLoop(rd *Reader) error {
 	idle := c.srv.idleTimeout()
@@ -458,6 +468,27 @@ func (c *conn) buildRequest(r *request, chunked bool) (int, error) {
 	return 0, nil
 }
 
+// roleKey and dataKey are the context keys buildRequest sets.
+type roleKey struct{}
+type dataKey struct{}
+
+// RoleOf returns the FastCGI role of the request r, or 0 if r did not come
+// through a FastCGI Server.
+func RoleOf(r *http.Request) Role {
+	role, _ := r.Context().Value(roleKey{}).(Role)
+	return role
+}
+
+// FilterData returns the FCGI_DATA stream of a Filter request (the file to
+// filter; its length is in FCGI_DATA_LENGTH), or nil for other roles.
+func FilterData(r *http.Request) io.Reader {
+	d, _ := r.Context().Value(dataKey{}).(*bodyBuffer)
+	if d == nil {
+		return nil
+	}
+	return d
+}
+
 // finish ends the request: the rest of its output, the empty STDOUT record
 // and exactly one END_REQUEST, in one write. rw may be nil when nothing is
 // to be sent on STDOUT.
@@ -476,6 +507,7 @@ func (c *conn) finish(r *request, rw *cgi.ResponseWriter, appStatus uint32) {
 	delete(c.reqs, r.id)
 	last := len(c.reqs) == 0
 	closeNow := last && c.closing
+	c.ending.Add(1)
 	c.mu.Unlock()
 	c.srv.requests.Add(-1)
 	_ = c.write(func(b []byte) []byte {
@@ -484,8 +516,9 @@ func (c *conn) finish(r *request, rw *cgi.ResponseWriter, appStatus uint32) {
 		}
 		return AppendEndRequest(b, r.id, appStatus, RequestComplete)
 	}, true) // an error: the web server went away, and the read loop sees it too
+	c.ending.Add(-1)
 	switch {
-	case closeNow || (last && c.srv.isClosed()):
+	case closeNow || (last && c.srv.serving.Closed()):
 		// Without FCGI_KEEP_CONN the application closes the connection
 		// (spec § 5.1); on shutdown an idle connection goes too.
 		c.rwc.Close()
@@ -495,14 +528,21 @@ func (c *conn) finish(r *request, rw *cgi.ResponseWriter, appStatus uint32) {
 	}
 }
 
-// closeIfIdle closes the connection if no request is in progress.
-func (c *conn) closeIfIdle() {
+// CloseIfIdle closes the connection if no request is in progress: on
+// Shutdown, a kept connection does not hold the server up.
+func (c *conn) CloseIfIdle() {
 	c.mu.Lock()
-	idle := len(c.reqs) == 0
+	idle := len(c.reqs) == 0 && c.ending.Load() == 0
 	c.mu.Unlock()
 	if idle {
 		c.rwc.Close()
 	}
+}
+
+// Close closes the connection at once and ends its requests' contexts.
+func (c *conn) Close() {
+	c.rwc.Close()
+	c.cancel()
 }
 
 // write appends records with fn into the connection's buffer and, if flush,

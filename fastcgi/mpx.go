@@ -303,7 +303,7 @@ func (st *mpxStream) fail(err error) {
 	st.ended.Store(true)
 	st.timer.Stop()
 	st.out.abort(err)
-	st.release.Do(func() { <-st.mc.c.slots })
+	st.release.Do(func() { st.mc.c.slots.Release() })
 }
 
 // Read reads the STDOUT stream.
@@ -350,7 +350,7 @@ func (st *mpxStream) end(er EndRequest) {
 	default:
 		st.out.abort(fmt.Errorf("fastcgi: END_REQUEST with protocol status %d", er.ProtocolStatus))
 	}
-	st.release.Do(func() { <-st.mc.c.slots })
+	st.release.Do(func() { st.mc.c.slots.Release() })
 }
 
 // readLoop reads the connection's records and hands them to their

@@ -80,8 +80,8 @@ func TestClientMultiplexesOneConnection(t *testing.T) {
 	if got := rl.accepted(); got != 2 {
 		t.Errorf("%d connections; want 2 (GET_VALUES, then one multiplexed)", got)
 	}
-	if len(c.slots) != 0 {
-		t.Errorf("%d requests still counted in progress", len(c.slots))
+	if c.slots.Running() != 0 {
+		t.Errorf("%d requests still counted in progress", c.slots.Running())
 	}
 }
 
@@ -184,11 +184,11 @@ func TestClientMultiplexAbortAndTimeout(t *testing.T) {
 	}
 	<-cancelled
 	deadline := time.Now().Add(5 * time.Second)
-	for (len(c.slots) != 0 || len(c2.slots) != 0) && time.Now().Before(deadline) {
+	for (c.slots.Running() != 0 || c2.slots.Running() != 0) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if len(c.slots) != 0 || len(c2.slots) != 0 {
-		t.Errorf("requests still counted in progress after END_REQUEST: %d, %d", len(c.slots), len(c2.slots))
+	if c.slots.Running() != 0 || c2.slots.Running() != 0 {
+		t.Errorf("requests still counted in progress after END_REQUEST: %d, %d", c.slots.Running(), c2.slots.Running())
 	}
 }
 
@@ -226,7 +226,7 @@ func TestClientMultiplexConnectionLost(t *testing.T) {
 	if got, err := doBody(t, c, context.Background(), &Request{Params: clientParams("/next")}); err != nil || got != "ok" {
 		t.Errorf("after the connection was lost: %q, %v", got, err)
 	}
-	if len(c.slots) != 0 {
-		t.Errorf("%d requests still counted in progress", len(c.slots))
+	if c.slots.Running() != 0 {
+		t.Errorf("%d requests still counted in progress", c.slots.Running())
 	}
 }

@@ -1,14 +1,11 @@
 package fastcgi
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -89,12 +86,8 @@ type Server struct {
 	// listener; when it ends, their contexts end.
 	BaseContext func(net.Listener) context.Context
 
-	mu        sync.Mutex // guards listeners, conns, closed
-	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
-	closed    bool
-	requests  atomic.Int64
-	wg        sync.WaitGroup // connections being served
+	serving  serving.Server // listeners, connections, Shutdown and Close
+	requests atomic.Int64   // requests in progress over all connections
 }
 
 // Serve accepts FastCGI connections on l and serves h on them, until l
@@ -102,12 +95,6 @@ type Server struct {
 // descriptor 0 (FCGI_LISTENSOCK_FILENO), as web servers that spawn FastCGI
 // applications do. It is a drop-in for net/http/fcgi.Serve.
 func Serve(l net.Listener, h http.Handler) error {
-	if l == nil {
-		var err error
-		if l, err = ListenerFromFD(0); err != nil {
-			return err
-		}
-	}
 	return (&Server{Handler: h}).Serve(l)
 }
 
@@ -122,20 +109,9 @@ func ListenerFromFD(fd int) (net.Listener, error) {
 	return l, nil
 }
 
-func (s *Server) handler() http.Handler {
-	if s.Handler == nil {
-		return http.DefaultServeMux
-	}
-	return s.Handler
-}
+func (s *Server) handler() http.Handler { return serving.Handler(s.Handler) }
 
-func (s *Server) log() *zerolog.Logger {
-	if s.Logger == nil {
-		l := zerolog.Nop()
-		return &l
-	}
-	return s.Logger
-}
+func (s *Server) log() *zerolog.Logger { return serving.Logger(s.Logger) }
 
 func (s *Server) idleTimeout() time.Duration {
 	if s.IdleTimeout == 0 {
@@ -159,73 +135,22 @@ func orInt64(v, def int64) int64 {
 }
 
 // Serve accepts connections on l and serves them until l fails or the
-// server is shut down, then returns ErrServerClosed.
+// server is shut down, then returns ErrServerClosed. If l is nil, it
+// serves on the listening socket at file descriptor 0, as [Serve] does.
 func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		l.Close()
-		return ErrServerClosed
-	}
-	if s.listeners == nil {
-		s.listeners = make(map[net.Listener]struct{})
-	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, l)
-		s.mu.Unlock()
-		l.Close()
-	}()
-
-	base := context.Background()
-	if s.BaseContext != nil {
-		base = s.BaseContext(l)
-	}
-	err := serving.Accept(l, orInt(s.MaxConns, DefaultMaxConns), s.isClosed, func(rwc net.Conn) func() {
-		if c := s.newConn(rwc, base); c != nil {
-			return c.serve
-		}
-		return nil
-	})
-	if errors.Is(err, serving.ErrClosed) {
-		return ErrServerClosed
-	}
-	if err != nil {
-		return fmt.Errorf("fastcgi: %w", err)
-	}
-	return nil
-}
-
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
+	return s.serving.Serve(l, orInt(s.MaxConns, DefaultMaxConns), s.BaseContext, s.newConn, ErrServerClosed)
 }
 
 // ServeConn serves one connection, returning when it closes. It is how an
 // application serves a connection it accepted itself.
 func (s *Server) ServeConn(rwc net.Conn) {
-	c := s.newConn(rwc, context.Background())
-	if c == nil {
-		rwc.Close()
-		return
-	}
-	c.serve()
+	s.serving.ServeConn(rwc, s.newConn)
 }
 
-func (s *Server) newConn(rwc net.Conn, base context.Context) *conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	if s.conns == nil {
-		s.conns = make(map[*conn]struct{})
-	}
+// newConn makes the conn serving rwc; the server's lifecycle tracks it.
+func (s *Server) newConn(rwc net.Conn, base context.Context) serving.Conn {
 	ctx, cancel := context.WithCancel(base)
-	c := &conn{
+	return &conn{
 		srv:    s,
 		rwc:    rwc,
 		bw:     newConnWriter(rwc),
@@ -233,16 +158,6 @@ func (s *Server) newConn(rwc net.Conn, base context.Context) *conn {
 		ctx:    ctx,
 		cancel: cancel,
 	}
-	s.conns[c] = struct{}{}
-	s.wg.Add(1)
-	return c
-}
-
-func (s *Server) forget(c *conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.wg.Done()
 }
 
 // Shutdown stops the server gracefully: listeners close, idle connections
@@ -250,72 +165,11 @@ func (s *Server) forget(c *conn) {
 // first, the remaining connections are closed, their requests' contexts end,
 // and ctx's error is returned once their handlers have returned.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closed = true
-	for l := range s.listeners {
-		l.Close()
-	}
-	s.mu.Unlock()
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		s.mu.Lock()
-		for c := range s.conns {
-			c.closeIfIdle()
-		}
-		n := len(s.conns)
-		s.mu.Unlock()
-		if n == 0 {
-			return nil
-		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			s.Close()
-			return ctx.Err()
-		}
-	}
+	return s.serving.Shutdown(ctx)
 }
 
 // Close closes the listeners and every connection at once, ending their
 // requests' contexts, and waits for the handlers to return.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	for l := range s.listeners {
-		l.Close()
-	}
-	for c := range s.conns {
-		c.rwc.Close()
-		c.cancel()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-	return nil
-}
-
-type roleKey struct{}
-type dataKey struct{}
-
-// RoleOf returns the FastCGI role of the request r, or 0 if r did not come
-// through a FastCGI Server.
-func RoleOf(r *http.Request) Role {
-	role, _ := r.Context().Value(roleKey{}).(Role)
-	return role
-}
-
-// FilterData returns the FCGI_DATA stream of a Filter request (the file to
-// filter; its length is in FCGI_DATA_LENGTH), or nil for other roles.
-func FilterData(r *http.Request) io.Reader {
-	d, _ := r.Context().Value(dataKey{}).(*bodyBuffer)
-	if d == nil {
-		return nil
-	}
-	return d
-}
-
-func newConnWriter(rwc net.Conn) *bufio.Writer {
-	bw := writerPool.Get().(*bufio.Writer)
-	bw.Reset(rwc)
-	return bw
+	return s.serving.Close()
 }

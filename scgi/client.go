@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ferrygw/ferry/internal/serving"
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/rs/zerolog"
 )
 
@@ -61,7 +61,7 @@ type Client struct {
 	Logger *zerolog.Logger
 
 	once  sync.Once
-	slots chan struct{} // one token per request in progress
+	slots *cgi.Limiter // the requests in progress
 }
 
 // Request is one request to send.
@@ -93,7 +93,8 @@ func (c *Client) init() {
 		if n <= 0 {
 			n = DefaultClientConns
 		}
-		c.slots = make(chan struct{}, n)
+		// No bound on the requests waiting for a slot: only QueueTimeout.
+		c.slots = cgi.NewLimiter(n, -1, dur(c.QueueTimeout, DefaultQueueTimeout))
 	})
 }
 
@@ -117,9 +118,9 @@ func (c *Client) backend() string { return c.Network + ":" + c.Address }
 // takeSlot waits for room for one more request in progress, up to the
 // queue timeout.
 func (c *Client) takeSlot(ctx context.Context) error {
-	err := serving.TakeSlot(ctx, c.slots, dur(c.QueueTimeout, DefaultQueueTimeout))
-	if errors.Is(err, serving.ErrQueueTimeout) {
-		return fmt.Errorf("%w (%s, %d in progress)", ErrPoolTimeout, c.backend(), cap(c.slots))
+	err := c.slots.Acquire(ctx)
+	if errors.Is(err, cgi.ErrNoSlot) {
+		return fmt.Errorf("%w (%s, %d in progress)", ErrPoolTimeout, c.backend(), c.slots.Cap())
 	}
 	return err
 }
@@ -149,7 +150,7 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	d := net.Dialer{Timeout: dur(c.DialTimeout, DefaultDialTimeout), KeepAlive: -1}
 	nc, err := d.DialContext(ctx, c.Network, c.Address)
 	if err != nil {
-		<-c.slots
+		c.slots.Release()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -293,7 +294,7 @@ func (x *exchange) close() {
 	}
 	x.br.Reset(nil)
 	clientReaderPool.Put(x.br)
-	<-x.c.slots
+	x.c.slots.Release()
 }
 
 // bodyWriter sends a request body: exactly the declared length.

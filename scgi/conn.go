@@ -78,9 +78,8 @@ func (c *conn) stopWatch() {
 	}
 }
 
-// serve reads the request, runs the handler and closes the connection.
-func (c *conn) serve() {
-	defer c.srv.forget(c)
+// Serve reads the request, runs the handler and closes the connection.
+func (c *conn) Serve() {
 	defer c.cancel()
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(c.rwc)
@@ -147,6 +146,17 @@ func noBodyMeansUnset(vars map[string]string) {
 		return
 	}
 	delete(vars, "CONTENT_LENGTH")
+}
+
+// CloseIfIdle does nothing: a connection carries its one request from the
+// start, and Shutdown waits for it (its header is bounded by
+// ReadHeaderTimeout).
+func (c *conn) CloseIfIdle() {}
+
+// Close closes the connection at once and ends its request's context.
+func (c *conn) Close() {
+	c.rwc.Close()
+	c.cancel()
 }
 
 // refuse answers a request that cannot be served, logs why, and closes.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -58,11 +57,7 @@ type Server struct {
 	// listener; when it ends, their contexts end.
 	BaseContext func(net.Listener) context.Context
 
-	mu        sync.Mutex // guards listeners, conns, closed
-	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
-	closed    bool
-	wg        sync.WaitGroup // connections being served
+	serving serving.Server // listeners, connections, Shutdown and Close
 }
 
 // Serve accepts SCGI connections on l and serves h on them, until l fails.
@@ -70,39 +65,12 @@ type Server struct {
 // 0, as a web server that spawns its application (lighttpd's
 // "bin-path") passes it. If h is nil, http.DefaultServeMux is used.
 func Serve(l net.Listener, h http.Handler) error {
-	if l == nil {
-		var err error
-		if l, err = ListenerFromFD(0); err != nil {
-			return err
-		}
-	}
 	return (&Server{Handler: h}).Serve(l)
 }
 
-// ListenerFromFD returns the listening socket at file descriptor fd: 0 from
-// a spawning web server, 3 and up from systemd socket activation.
-func ListenerFromFD(fd int) (net.Listener, error) {
-	l, err := serving.ListenerFromFD(fd)
-	if err != nil {
-		return nil, fmt.Errorf("scgi: %w", err)
-	}
-	return l, nil
-}
+func (s *Server) handler() http.Handler { return serving.Handler(s.Handler) }
 
-func (s *Server) handler() http.Handler {
-	if s.Handler == nil {
-		return http.DefaultServeMux
-	}
-	return s.Handler
-}
-
-func (s *Server) log() *zerolog.Logger {
-	if s.Logger == nil {
-		l := zerolog.Nop()
-		return &l
-	}
-	return s.Logger
-}
+func (s *Server) log() *zerolog.Logger { return serving.Logger(s.Logger) }
 
 func (s *Server) maxRequestBody() int64 {
 	if s.MaxRequestBody <= 0 {
@@ -128,86 +96,26 @@ func (s *Server) readHeaderTimeout() time.Duration {
 
 // Serve accepts connections on l and serves each in its own goroutine,
 // until l fails or the server is shut down, then returns ErrServerClosed.
+// If l is nil, it serves on the listening socket at file descriptor 0, as
+// [Serve] does.
 func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		l.Close()
-		return ErrServerClosed
-	}
-	if s.listeners == nil {
-		s.listeners = make(map[net.Listener]struct{})
-	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, l)
-		s.mu.Unlock()
-		l.Close()
-	}()
-
-	base := context.Background()
-	if s.BaseContext != nil {
-		base = s.BaseContext(l)
-	}
 	maxConns := s.MaxConns
 	if maxConns <= 0 {
 		maxConns = DefaultMaxConns
 	}
-	err := serving.Accept(l, maxConns, s.isClosed, func(rwc net.Conn) func() {
-		if c := s.newConn(rwc, base); c != nil {
-			return c.serve
-		}
-		return nil
-	})
-	if errors.Is(err, serving.ErrClosed) {
-		return ErrServerClosed
-	}
-	if err != nil {
-		return fmt.Errorf("scgi: %w", err)
-	}
-	return nil
-}
-
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
+	return s.serving.Serve(l, maxConns, s.BaseContext, s.newConn, ErrServerClosed)
 }
 
 // ServeConn serves the one request of a connection the caller accepted,
 // and closes it.
 func (s *Server) ServeConn(rwc net.Conn) {
-	c := s.newConn(rwc, context.Background())
-	if c == nil {
-		rwc.Close()
-		return
-	}
-	c.serve()
+	s.serving.ServeConn(rwc, s.newConn)
 }
 
-func (s *Server) newConn(rwc net.Conn, base context.Context) *conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	if s.conns == nil {
-		s.conns = make(map[*conn]struct{})
-	}
+// newConn makes the conn serving rwc; the server's lifecycle tracks it.
+func (s *Server) newConn(rwc net.Conn, base context.Context) serving.Conn {
 	ctx, cancel := context.WithCancel(base)
-	c := &conn{srv: s, rwc: rwc, ctx: ctx, cancel: cancel}
-	s.conns[c] = struct{}{}
-	s.wg.Add(1)
-	return c
-}
-
-func (s *Server) forget(c *conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.wg.Done()
+	return &conn{srv: s, rwc: rwc, ctx: ctx, cancel: cancel}
 }
 
 // Shutdown stops the server gracefully: the listeners close, and the
@@ -215,42 +123,13 @@ func (s *Server) forget(c *conn) {
 // request, whose header is bounded by ReadHeaderTimeout). If ctx ends
 // first, Close ends the rest and ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closed = true
-	for l := range s.listeners {
-		l.Close()
-	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		s.Close()
-		<-done
-		return ctx.Err()
-	}
+	return s.serving.Shutdown(ctx)
 }
 
 // Close closes the listeners and every connection at once, ending their
 // requests' contexts, and waits for the handlers to return.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	for l := range s.listeners {
-		l.Close()
-	}
-	for c := range s.conns {
-		c.rwc.Close()
-		c.cancel()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-	return nil
+	return s.serving.Close()
 }
 
 // readerPool holds the connections' header readers. The buffer is small:
