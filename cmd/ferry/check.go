@@ -79,4 +79,3 @@ func check(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "ferry check: %s: ok, %d warnings\n", what, counts[bridge.Warning])
 	return 0
 }
-
