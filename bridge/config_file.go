@@ -343,6 +343,7 @@ func (l *loader) mount(prefix string, v any) (Mount, bool) {
 			good = false
 		}
 	}
+	sortOwn(m.Own)
 	return m, good
 }
 
@@ -373,9 +374,9 @@ func (l *loader) set(path []string, o Option, p any, v any) bool {
 // hint suggests the known key closest to name, or lists the keys what
 // takes when none is close.
 func (l *loader) hint(name string, known []string, what string) string {
-	best, bestDist := "", max(2, len(name)/3+1) // near misses only
+	best, bestDist := "", 3 // near misses only: two edits, and fewer than make a short name
 	for _, k := range known {
-		if d := editDistance(name, k); d < bestDist {
+		if d := editDistance(name, k); d < bestDist && d < len(name)-1 {
 			best, bestDist = k, d
 		}
 	}

@@ -164,8 +164,17 @@ func (m *Mount) Set(key string, vals ...string) error {
 	}
 	if !slices.Contains(m.Own, key) {
 		m.Own = append(m.Own, key)
+		sortOwn(m.Own)
 	}
 	return nil
+}
+
+// sortOwn puts the names of a mount's own settings in the order of Keys.
+func sortOwn(own []string) {
+	keys := Keys()
+	slices.SortFunc(own, func(a, b string) int {
+		return slices.IndexFunc(keys, func(k Key) bool { return k.Name == a }) - slices.IndexFunc(keys, func(k Key) bool { return k.Name == b })
+	})
 }
 
 // MountSettings returns the settings mount m runs with: c.Settings, with

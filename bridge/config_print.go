@@ -19,7 +19,7 @@ func WriteConfig(w io.Writer, c Config) error {
 			table = k.Table
 			fmt.Fprintf(&b, "\n[%s]\n", table)
 		}
-		writeKey(&b, k.Option, k.Get(&c))
+		writeKey(&b, k.Option, k.Get(&c), true)
 	}
 	defaults := DefaultSettings()
 	for _, m := range c.Mounts {
@@ -42,7 +42,7 @@ func WriteConfig(w io.Writer, c Config) error {
 		b.WriteString("# where requests go\nbackend = " + tomlString(a.String()) + "\n")
 		for _, o := range kind.Options {
 			if slices.ContainsFunc(opts, func(p Option) bool { return p.Name == o.Name }) {
-				writeKey(&b, o, m.Backend.Query[o.Name])
+				writeKey(&b, o, m.Backend.Query[o.Name], false)
 			}
 		}
 		for _, k := range Keys() {
@@ -53,7 +53,7 @@ func WriteConfig(w io.Writer, c Config) error {
 			if unset(k.Option, p) {
 				p = k.st(&defaults)
 			}
-			writeKey(&b, k.Option, getValue(k.Option, p))
+			writeKey(&b, k.Option, getValue(k.Option, p), true)
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -61,9 +61,9 @@ func WriteConfig(w io.Writer, c Config) error {
 }
 
 // writeKey writes one key, its doc above it, its value in the TOML type
-// its option type is written in. An unset text or address is written as a
-// comment.
-func writeKey(b *strings.Builder, o Option, vals []string) {
+// its option type is written in. With blankUnset, an empty text or
+// address means unset, and is written as a comment.
+func writeKey(b *strings.Builder, o Option, vals []string, blankUnset bool) {
 	fmt.Fprintf(b, "# %s\n", o.Doc)
 	name := tomlKey(o.Name)
 	switch o.Type {
@@ -97,7 +97,7 @@ func writeKey(b *strings.Builder, o Option, vals []string) {
 			fmt.Fprintf(b, "%s = { %s }\n", name, strings.Join(pairs, ", "))
 		}
 	default:
-		if vals[0] == "" {
+		if vals[0] == "" && blankUnset {
 			fmt.Fprintf(b, "# %s = \"\"  (default: %s)\n", name, o.Default)
 			return
 		}
