@@ -12,6 +12,12 @@ import (
 func ConfigReference() string {
 	var b strings.Builder
 	cell := func(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+	value := func(o Option) string {
+		if len(o.Values) > 0 {
+			return cell(orList(o.Values))
+		}
+		return cell(o.Type.String())
+	}
 	flag := func(f string) string {
 		if f == "" {
 			return "(file only)"
@@ -22,7 +28,7 @@ func ConfigReference() string {
 		fmt.Fprintf(&b, "%s:\n\n| key | flag | value | default | |\n|---|---|---|---|---|\n", t.title)
 		for _, k := range Keys() {
 			if k.Table == t.table {
-				fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", k.Name, flag(k.Flag), cell(k.Type.String()), cell(k.Default), cell(k.Doc))
+				fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", k.Name, flag(k.Flag), value(k.Option), cell(k.Default), cell(k.Doc))
 			}
 		}
 		b.WriteString("\n")
@@ -39,7 +45,7 @@ func ConfigReference() string {
 				kinds = append(kinds, "`"+kind.Schemes[0]+"`")
 			}
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", k.Name, flag(k.Flag), cell(k.Type.String()), cell(k.Default), strings.Join(kinds, " "), cell(k.Doc))
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", k.Name, flag(k.Flag), value(k.Option), cell(k.Default), strings.Join(kinds, " "), cell(k.Doc))
 	}
 	b.WriteString("\n`[mount.\"PREFIX\"]`: `backend = \"ADDRESS\"`, and its kind's options (also written after `?` in the address):\n\n")
 	b.WriteString("| backend | option | value | default | |\n|---|---|---|---|---|\n")
@@ -52,11 +58,7 @@ func ConfigReference() string {
 			fmt.Fprintf(&b, "| %s | | | | %s |\n", strings.Join(names, " "), cell(kind.Summary))
 		}
 		for _, o := range kind.Options {
-			doc := o.Doc
-			if len(o.Values) > 0 {
-				doc += " (" + orList(o.Values) + ")"
-			}
-			fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s |\n", strings.Join(names, " "), o.Name, cell(o.Type.String()), cell(o.Default), cell(doc))
+			fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s |\n", strings.Join(names, " "), o.Name, value(o), cell(o.Default), cell(o.Doc))
 		}
 	}
 	return b.String()
