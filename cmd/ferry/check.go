@@ -31,22 +31,9 @@ func check(args []string, stdout, stderr io.Writer) int {
 	g := newGroup("Check")
 	print := g.fs.Bool("print", false, "write the effective configuration as a TOML file to standard output")
 	connect := g.fs.Bool("connect", false, "connect to every backend ferry does not start itself")
-	f.fs.AddFlagSet(g.fs)
-	help := func(w io.Writer) {
-		fmt.Fprint(w, checkUsage)
-		printGroups(w, append([]flagGroup{g}, f.groups...))
-	}
-	if code, ok := parseFlags(f.fs, args, "check", stdout, stderr, help); !ok {
+	cfg, file, code, ok := f.parse("check", checkUsage, &g, "", args, stdout, stderr)
+	if !ok {
 		return code
-	}
-	if f.fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "ferry check: unexpected argument %q (flags only; see ferry check --help)\n", f.fs.Arg(0))
-		return 2
-	}
-	cfg, file, err := f.load()
-	if err != nil {
-		printErrors(stderr, "check", err)
-		return 2
 	}
 	if *print {
 		if err := bridge.WriteConfig(stdout, cfg); err != nil {

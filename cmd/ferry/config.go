@@ -80,6 +80,39 @@ func newServeFlags() *serveFlags {
 	return f
 }
 
+// parse parses args as the flags of command (its own group, if any, and
+// serve's), with one argument named arg after them, or none if arg is
+// empty, and loads the configuration. Help and mistakes are written as
+// parseFlags does; ok false means the command ends with code.
+func (f *serveFlags) parse(command, usage string, own *flagGroup, arg string, args []string, stdout, stderr io.Writer) (cfg bridge.Config, file *bridge.ConfigFile, code int, ok bool) {
+	groups := f.groups
+	if own != nil {
+		f.fs.AddFlagSet(own.fs)
+		groups = append([]flagGroup{*own}, groups...)
+	}
+	help := func(w io.Writer) {
+		fmt.Fprint(w, usage)
+		printGroups(w, groups)
+	}
+	if code, ok := parseFlags(f.fs, args, command, stdout, stderr, help); !ok {
+		return cfg, nil, code, false
+	}
+	switch {
+	case arg == "" && f.fs.NArg() > 0:
+		fmt.Fprintf(stderr, "ferry %s: unexpected argument %q (flags only; see ferry %s --help)\n", command, f.fs.Arg(0), command)
+		return cfg, nil, 2, false
+	case arg != "" && f.fs.NArg() != 1:
+		fmt.Fprintf(stderr, "ferry %s: want one %s after the flags (see ferry %s --help)\n", command, arg, command)
+		return cfg, nil, 2, false
+	}
+	cfg, file, err := f.load()
+	if err != nil {
+		printErrors(stderr, command, err)
+		return cfg, nil, 2, false
+	}
+	return cfg, file, 0, true
+}
+
 // isList reports whether a key of type t takes one flag per item.
 func isList(t bridge.OptionType) bool {
 	return t == bridge.List || t == bridge.Env || t == bridge.AddressList

@@ -24,22 +24,9 @@ func explain(args []string, stdout, stderr io.Writer) int {
 	f := newServeFlags()
 	g := newGroup("Explain")
 	method := g.fs.String("method", "GET", "the request's method")
-	f.fs.AddFlagSet(g.fs)
-	help := func(w io.Writer) {
-		fmt.Fprint(w, explainUsage)
-		printGroups(w, append([]flagGroup{g}, f.groups...))
-	}
-	if code, ok := parseFlags(f.fs, args, "explain", stdout, stderr, help); !ok {
+	cfg, _, code, ok := f.parse("explain", explainUsage, &g, "URL", args, stdout, stderr)
+	if !ok {
 		return code
-	}
-	if f.fs.NArg() != 1 {
-		fmt.Fprintf(stderr, "ferry explain: want one URL after the flags (see ferry explain --help)\n")
-		return 2
-	}
-	cfg, _, err := f.load()
-	if err != nil {
-		printErrors(stderr, "explain", err)
-		return 2
 	}
 	cfg.Version = getVersion()
 	srv, err := bridge.New(cfg)

@@ -138,21 +138,9 @@ drains in-flight requests for up to --shutdown-timeout, then stops scripts.
 
 func serve(args []string, stdout, stderr io.Writer) int {
 	f := newServeFlags()
-	help := func(w io.Writer) {
-		fmt.Fprint(w, serveUsage)
-		printGroups(w, f.groups)
-	}
-	if code, ok := parseFlags(f.fs, args, "serve", stdout, stderr, help); !ok {
+	cfg, _, code, ok := f.parse("serve", serveUsage, nil, "", args, stdout, stderr)
+	if !ok {
 		return code
-	}
-	if f.fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "ferry serve: unexpected argument %q (flags only; see ferry serve --help)\n", f.fs.Arg(0))
-		return 2
-	}
-	cfg, _, err := f.load()
-	if err != nil {
-		printErrors(stderr, "serve", err)
-		return 2
 	}
 	logger, err := newLogger(stderr, cfg.Log.Format, cfg.Log.Level)
 	if err != nil {
