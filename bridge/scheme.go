@@ -96,7 +96,7 @@ func schemeNames(keep func(*scheme) bool) string {
 // permissions.
 type Address struct {
 	// Scheme is "http", "fastcgi", "fastcgi+unix", "fastcgi+fd", "scgi",
-	// "scgi+unix" or "cgi".
+	// "scgi+unix", "cgi", or "unix" (the admin listener's socket only).
 	Scheme string
 	// Host is HOST:PORT for TCP schemes, the descriptor number for +fd.
 	Host string
