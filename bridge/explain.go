@@ -93,7 +93,7 @@ func (s *Server) resolve(e *Explanation, h http.Handler, r *http.Request) {
 		e.Reason = "the script is the SCRIPT_FILENAME the front web server sends, if it lies under " + strings.Join(h.Roots, ", ") + "; a plain HTTP request gets 500"
 		return
 	case *phpSite:
-		e.Kind = "a PHP site under " + h.site.Root + " on the FastCGI application " + h.app.Client.Address
+		e.Kind = "a PHP site under " + h.site.Root + " (scripts split at " + orDefault(h.site.Ext, ".php") + ", as nginx + php-fpm do)"
 		sc, err := h.site.Script(r)
 		if err != nil {
 			e.Status, e.Reason = scriptStatus(err), err.Error()
@@ -107,13 +107,13 @@ func (s *Server) resolve(e *Explanation, h http.Handler, r *http.Request) {
 		}
 		e.Script, env = sc, h.app.Env
 	case *fastcgi.Handler:
-		e.Kind = "the FastCGI application " + h.Client.Address
+		e.Kind = "a FastCGI application (SCRIPT_NAME is the prefix)"
 		e.Script, env = cgi.PrefixScript(r, h.Prefix, h.Root), h.Env
 	case *scgi.Handler:
-		e.Kind = "the SCGI application " + h.Client.Address
+		e.Kind = "an SCGI application (SCRIPT_NAME is the prefix)"
 		e.Script, env = cgi.PrefixScript(r, h.Prefix, h.Root), h.Env
 	case *httpBack:
-		e.Kind = "the HTTP application " + h.target.Host
+		e.Kind = "an HTTP application, through ferry's reverse proxy"
 		out := r.Clone(r.Context())
 		h.rewrite(&httputil.ProxyRequest{In: r, Out: out})
 		e.Vars = []string{r.Method + " " + out.URL.String()}
@@ -136,6 +136,14 @@ func (s *Server) resolve(e *Explanation, h http.Handler, r *http.Request) {
 		return
 	}
 	e.Vars, e.Extra = vars, env
+}
+
+// orDefault returns s, or def when s is empty.
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // cgiExtra returns what a CGI script gets besides the meta-variables.
