@@ -9,6 +9,7 @@ go 1.26
 // the module proxy refuses @latest for it. golang.org/x/tools, which gofast needs, must
 // stay at or below v0.36.0: gofast imports golang.org/x/tools/godoc/vfs, removed in v0.37.0.
 require (
+	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/rs/zerolog v1.35.1
 	github.com/spf13/pflag v1.0.10
 	github.com/yookoala/gofast v0.8.0

@@ -29,8 +29,15 @@ func fastcgiBackend() Backend {
 			{Name: "max_conns", Type: PositiveInt, Default: "a connection per request (kept and multiplexed up to the application's FCGI_MAX_CONNS when it allows)",
 				Doc: "connections kept to the application, its worker count (php-fpm's pm.max_children); further requests queue in ferry"},
 		}, phpSiteOptions()...),
-		build: buildFastCGI,
+		Settings: forwardSettings(),
+		build:    buildFastCGI,
 	}
+}
+
+// forwardSettings are the settings of the handlers that forward requests
+// to a long-lived application (FastCGI, SCGI).
+func forwardSettings() []string {
+	return []string{"env", "cgi_queue_timeout", "max_request_body", "max_header_line", "spool_memory", "temp_dir"}
 }
 
 // fastcgiExecBackend starts and supervises FastCGI workers (php-cgi, a Perl
@@ -45,12 +52,13 @@ func fastcgiExecBackend() Backend {
 			{Name: "min_workers", Type: PositiveInt, Default: "all workers always run", Doc: "workers kept when idle: scale on demand between this and workers, as php-fpm's pm = ondemand"},
 			{Name: "idle_timeout", Type: Duration, Default: "10s with min_workers", Doc: "how long workers beyond the peak of the last window stay"},
 		}, phpSiteOptions()...),
-		build: buildFastCGI,
+		Settings: append(forwardSettings(), "pass_env", "cgi_kill_grace"),
+		build:    buildFastCGI,
 	}
 }
 
 func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
-	st := &b.s.cfg.Settings
+	st := &b.st
 	addr := m.Backend.Host
 	if m.Backend.Network() == "unix" {
 		addr = m.Backend.Path
@@ -103,5 +111,13 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 	if o.has("front") {
 		site.FrontController = o.str("front")
 	}
-	return site.Handler(app, b.static), nil
+	return &phpSite{Handler: site.Handler(app, b.static), site: site, app: app}, nil
+}
+
+// phpSite is the handler of a FastCGI mount with a document root, and
+// what [Server.Explain] asks how it maps a path.
+type phpSite struct {
+	http.Handler
+	site *fastcgi.PHPSite
+	app  *fastcgi.Handler
 }

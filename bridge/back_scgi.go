@@ -15,12 +15,13 @@ func scgiBackend() Backend {
 		Options: []Option{
 			{Name: "max_conns", Type: PositiveInt, Default: "64", Doc: "requests in progress at once, the application's worker count; further requests queue in ferry"},
 		},
-		build: buildSCGI,
+		Settings: forwardSettings(),
+		build:    buildSCGI,
 	}
 }
 
 func buildSCGI(b *builder, m Mount, o options) (http.Handler, error) {
-	st := &b.s.cfg.Settings
+	st := &b.st
 	addr := m.Backend.Host
 	if m.Backend.Network() == "unix" {
 		addr = m.Backend.Path

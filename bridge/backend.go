@@ -20,6 +20,9 @@ type Backend struct {
 	Summary string
 	// Options are the options its addresses take after "?".
 	Options []Option
+	// Settings names the settings its handlers use ([Keys] of the
+	// "defaults" table): those a mount of this kind may set itself.
+	Settings []string
 
 	build func(b *builder, m Mount, o options) (http.Handler, error)
 }
@@ -63,6 +66,7 @@ func checkBackend(a Address) (Backend, options, error) {
 // builder builds the handlers of one Server's mounts.
 type builder struct {
 	s      *Server
+	st     Settings     // the settings of the mount being built
 	static http.Handler // the document root's files, nil without --root
 	// onRouter holds what needs the finished router: the handlers that
 	// serve local redirects (RFC 3875 § 6.2.2) through every mount.
@@ -86,7 +90,7 @@ func (b *builder) serverSoftware() string {
 // scriptHandler returns a CGI runner with the server's settings and its
 // own concurrency limit.
 func (b *builder) scriptHandler() *cgi.Handler {
-	st := &b.s.cfg.Settings
+	st := &b.st
 	return &cgi.Handler{
 		Env:               st.Env,
 		InheritEnv:        st.inheritEnv(),
@@ -109,6 +113,6 @@ func (b *builder) scriptHandler() *cgi.Handler {
 // workerEnv is the environment of spawned workers: the inherited allowlist
 // and Env, as scripts get.
 func (b *builder) workerEnv() []string {
-	st := &b.s.cfg.Settings
+	st := &b.st
 	return append(cgi.InheritedEnv(st.inheritEnv()), st.Env...)
 }

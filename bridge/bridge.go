@@ -34,6 +34,13 @@ type Mount struct {
 	Prefix string
 	// Backend is where requests go, in ferry's address spelling.
 	Backend Address
+	// Settings holds this mount's own values of the settings Own names;
+	// the others come from Config.Settings ([Config.MountSettings]). Set
+	// them with [Mount.Set].
+	Settings Settings
+	// Own names, by key ("cgi_timeout", "env": see [Keys]), the settings
+	// this mount sets itself. If empty, the mount uses Config.Settings.
+	Own []string
 }
 
 // ParseMount parses "PREFIX=BACKEND", such as "/cgi-bin/=cgi:/usr/lib/cgi-bin".
@@ -75,6 +82,25 @@ type Config struct {
 	Logger *zerolog.Logger
 	// Version is reported in SERVER_SOFTWARE as "ferry/VERSION".
 	Version string
+	// Admin, if set (its Scheme not empty), is where the admin listener
+	// serves metrics, status and health: http://HOST:PORT or
+	// unix:///path/to.sock ([ParseAdminAddress]). If zero, there is none.
+	Admin Address
+	// PIDFile, if set, is the file Run writes the process ID to once it
+	// listens, and removes when it stops.
+	PIDFile string
+	// Log says how the process logs; the command builds Logger from it.
+	Log LogConfig
+}
+
+// LogConfig is how the process logs: the [log] table of a configuration
+// file and the logging flags of ferry serve.
+type LogConfig struct {
+	// Format is "json", "console", or "auto" (console on a terminal,
+	// else JSON). If empty, "auto".
+	Format string
+	// Level is "debug", "info", "warn" or "error". If empty, "info".
+	Level string
 }
 
 // Server is a configured ferry: build it with [New], run it with Run.
@@ -83,6 +109,7 @@ type Server struct {
 	cfg      Config
 	log      zerolog.Logger
 	handler  http.Handler
+	rt       *router
 	inflight sync.WaitGroup
 }
 
@@ -105,6 +132,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.rt = rt
 	s.handler = s.accessLog(rt)
 	return s, nil
 }
@@ -152,6 +180,14 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 			return err
 		}
 		fronts = append(fronts, front{addr: a, l: l})
+	}
+	if s.cfg.PIDFile != "" {
+		remove, err := writePIDFile(s.cfg.PIDFile)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		defer remove()
 	}
 	baseCtx, stopScripts := context.WithCancel(context.Background())
 	defer stopScripts()
@@ -283,6 +319,10 @@ func (s *Server) buildRouter() (*router, error) {
 		k, o, err := checkBackend(m.Backend)
 		var h http.Handler
 		if err == nil {
+			err = checkOwn(k, m)
+		}
+		if err == nil {
+			b.st = s.cfg.MountSettings(m)
 			h, err = k.build(b, m, o)
 		}
 		if err != nil {

@@ -19,5 +19,13 @@
 // [Backends] returns: its schemes, the options its addresses take (name,
 // type, default, doc), and how its handler is built. An option a kind does
 // not declare is an error naming the ones it does, and the closest match.
-// [Settings] are what every mount starts from.
+// [Settings] are what every mount starts from; a mount may set some again
+// for itself ([Mount.Own], [Config.MountSettings]).
+//
+// Every key of the configuration is declared once in [Keys] (name, type,
+// default, doc, flag): ferry serve's flags, the TOML file ([LoadConfig],
+// [ConfigFile]), its printing ([WriteConfig]) and the README's table
+// ([ConfigReference]) all come from it and from [Backends]. [Check] checks
+// a configuration without serving it, and [Server.Explain] says what a
+// request would reach and with which meta-variables.
 package bridge

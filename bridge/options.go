@@ -22,9 +22,30 @@ const (
 	Duration
 	// FileMode is an octal permission mode: "0660".
 	FileMode
+	// Bool is true or false.
+	Bool
+	// Count is a whole number, zero or more.
+	Count
+	// Size is a byte count: 1048576, 512K, 10M, 1G (powers of 1024), or
+	// 1KiB, 1MB (SI spellings, powers of 1000 for KB, MB, GB).
+	Size
+	// Timeout is a Go duration where zero or less means none.
+	Timeout
+	// List is a list of texts.
+	List
+	// Env is a set of NAME=value variables.
+	Env
+	// AddressType is an address in ferry's spelling ([Address]).
+	AddressType
+	// AddressList is a list of addresses.
+	AddressList
 )
 
-var optionTypeNames = [...]string{String: "text", PositiveInt: "a positive number", Duration: "a duration such as 10s", FileMode: "an octal mode such as 0660"}
+var optionTypeNames = [...]string{String: "text", PositiveInt: "a positive number", Duration: "a duration such as 10s",
+	FileMode: "an octal mode such as 0660", Bool: "true or false", Count: "a whole number, 0 or more",
+	Size: "a size such as 1048576, 512K, 10M or 1GiB", Timeout: "a duration such as 30s (0: none)",
+	List: "a list of names", Env: "a table of NAME = \"value\"", AddressType: "an address",
+	AddressList: "a list of addresses"}
 
 // String names the type as error messages do.
 func (t OptionType) String() string {
@@ -75,26 +96,34 @@ func checkOptions(q url.Values, decl []Option, what string) (options, error) {
 			return options{}, fmt.Errorf("option %s given %d times", k, len(q[k]))
 		}
 		v := q.Get(k)
-		if len(o.Values) > 0 && !slices.Contains(o.Values, v) {
-			return options{}, fmt.Errorf("%s=%q: want %s", k, v, strings.Join(o.Values, " or "))
-		}
-		bad := false
-		switch o.Type {
-		case PositiveInt:
-			n, err := strconv.Atoi(v)
-			bad = err != nil || n <= 0
-		case Duration:
-			d, err := time.ParseDuration(v)
-			bad = err != nil || d <= 0
-		case FileMode:
-			m, err := strconv.ParseUint(v, 8, 32)
-			bad = err != nil || m > 0o7777
-		}
-		if bad {
-			return options{}, fmt.Errorf("%s=%q: want %s", k, v, o.Type)
+		if err := o.check(v); err != nil {
+			return options{}, fmt.Errorf("%s=%q: %w", k, v, err)
 		}
 	}
 	return options{q: q}, nil
+}
+
+// check checks an address option's value against its declaration.
+func (o Option) check(v string) error {
+	if len(o.Values) > 0 && !slices.Contains(o.Values, v) {
+		return fmt.Errorf("want %s", strings.Join(o.Values, " or "))
+	}
+	bad := false
+	switch o.Type {
+	case PositiveInt:
+		n, err := strconv.Atoi(v)
+		bad = err != nil || n <= 0
+	case Duration:
+		d, err := time.ParseDuration(v)
+		bad = err != nil || d <= 0
+	case FileMode:
+		m, err := strconv.ParseUint(v, 8, 32)
+		bad = err != nil || m > 0o7777
+	}
+	if bad {
+		return fmt.Errorf("want %s", o.Type)
+	}
+	return nil
 }
 
 // unknownOption describes an option that decl does not declare.

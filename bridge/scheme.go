@@ -30,12 +30,13 @@ type scheme struct {
 	form     form
 	front    bool
 	back     bool
+	admin    bool   // can be the admin listener's address (Config.Admin)
 	usage    string // the spelling, for error messages
 }
 
 // schemes lists every scheme, in the order error messages name them.
 var schemes = [...]scheme{
-	{name: "http", protocol: "http", network: "tcp", form: formHostPort, front: true, back: true, usage: "http://HOST:PORT[/base]"},
+	{name: "http", protocol: "http", network: "tcp", form: formHostPort, front: true, back: true, admin: true, usage: "http://HOST:PORT[/base]"},
 	{name: "fastcgi", protocol: "fastcgi", network: "tcp", form: formHostPort, front: true, back: true, usage: "fastcgi://HOST:PORT"},
 	{name: "fastcgi+unix", protocol: "fastcgi", network: "unix", form: formUnix, front: true, back: true, usage: "fastcgi+unix:///path/to.sock"},
 	{name: "fastcgi+exec", protocol: "fastcgi", network: "unix", form: formPath, back: true, usage: "fastcgi+exec:/path/to/worker"},
@@ -45,6 +46,7 @@ var schemes = [...]scheme{
 	{name: "fastcgi+fd", protocol: "fastcgi", network: "fd", form: formFD, front: true, usage: "fastcgi+fd://N"},
 	{name: "http+fd", protocol: "http", network: "fd", form: formFD, front: true, usage: "http+fd://N"},
 	{name: "scgi+fd", protocol: "scgi", network: "fd", form: formFD, front: true, usage: "scgi+fd://N"},
+	{name: "unix", protocol: "http", network: "unix", form: formUnix, admin: true, usage: "unix:///path/to.sock"},
 }
 
 // lookupScheme returns the scheme named name, or nil.
@@ -94,7 +96,7 @@ func schemeNames(keep func(*scheme) bool) string {
 // permissions.
 type Address struct {
 	// Scheme is "http", "fastcgi", "fastcgi+unix", "fastcgi+fd", "scgi",
-	// "scgi+unix" or "cgi".
+	// "scgi+unix", "cgi", or "unix" (the admin listener's socket only).
 	Scheme string
 	// Host is HOST:PORT for TCP schemes, the descriptor number for +fd.
 	Host string

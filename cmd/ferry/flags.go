@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"runtime/debug"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -45,57 +43,6 @@ func flagError(err error) string {
 		return fmt.Sprintf("%s %s: %s", name, val, cause)
 	}
 	return msg
-}
-
-// sizeValue is a byte count flag that takes a plain number or one with a
-// unit: 10K, 10M, 1G (powers of 1024, as nginx's sizes), or KiB, MiB, GiB,
-// KB, MB, GB (powers of 1000 for the SI spellings).
-type sizeValue int64
-
-func newSize(fs *pflag.FlagSet, name string, def int64, usage string) *int64 {
-	v := sizeValue(def)
-	fs.Var(&v, name, usage)
-	return (*int64)(&v)
-}
-
-// String prints the size in the largest unit that divides it.
-func (s *sizeValue) String() string {
-	n := int64(*s)
-	for _, u := range []struct {
-		suffix string
-		size   int64
-	}{{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
-		if n != 0 && n%u.size == 0 {
-			return strconv.FormatInt(n/u.size, 10) + u.suffix
-		}
-	}
-	return strconv.FormatInt(n, 10)
-}
-
-// Set parses a size.
-func (s *sizeValue) Set(v string) error {
-	n, err := parseSize(v)
-	if err != nil {
-		return err
-	}
-	*s = sizeValue(n)
-	return nil
-}
-
-// Type names the value in help texts.
-func (s *sizeValue) Type() string { return "size" }
-
-// parseSize parses "1048576", "10M", "1GiB", "512k".
-func parseSize(v string) (int64, error) {
-	num := strings.TrimRightFunc(v, func(r rune) bool { return r < '0' || r > '9' })
-	unit := strings.ToUpper(strings.TrimSpace(v[len(num):]))
-	mult := map[string]int64{"": 1, "B": 1, "K": 1 << 10, "KIB": 1 << 10, "KB": 1e3,
-		"M": 1 << 20, "MIB": 1 << 20, "MB": 1e6, "G": 1 << 30, "GIB": 1 << 30, "GB": 1e9}[unit]
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || mult == 0 || n < 0 || n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("want a size such as 1048576, 512K, 10M or 1GiB")
-	}
-	return n * mult, nil
 }
 
 // getVersion returns the version: set at build time with -ldflags

@@ -2,6 +2,8 @@
 // over CGI, FastCGI, SCGI and HTTP.
 //
 //	ferry serve [flags]     serve (with no flags: the bundled example site)
+//	ferry check [flags]     check a configuration without serving it
+//	ferry explain [flags] URL  say what serves URL, and with which meta-variables
 //	ferry version           print the version
 //
 // Run "ferry serve --help" for the flags.
@@ -20,9 +22,7 @@ import (
 
 	"github.com/ferrygw/ferry"
 	"github.com/ferrygw/ferry/bridge"
-	"github.com/ferrygw/ferry/cgi"
 	"github.com/rs/zerolog"
-	"github.com/spf13/pflag"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; otherwise
@@ -38,13 +38,18 @@ CGI, FastCGI, SCGI and HTTP.
 
 Usage:
   ferry serve [flags]    serve requests (with no flags: the bundled example site
-                         on http://127.0.0.1:8080)
+                         on http://127.0.0.1:8080; --config FILE reads ferry.toml)
+  ferry check [flags]    check a configuration without serving it (--print writes
+                         it out as a file, --connect tries every backend)
+  ferry explain [flags] URL
+                         say which mount URL reaches and the meta-variables its
+                         script or application would get (or why 404/403)
   ferry bench [TARGET]   benchmark the bundled scenarios, or load one target
                          ("ferry bench --help" for the flags)
   ferry version          print the version
   ferry help [command]   show help
 
-Run "ferry serve --help" for the flags of serve.
+Run "ferry serve --help" for the flags of serve, which check and explain take too.
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -55,14 +60,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
+	case "check":
+		return check(args[1:], stdout, stderr)
+	case "explain":
+		return explain(args[1:], stdout, stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionLine())
 		return 0
 	case "help", "--help", "-h":
-		if len(args) > 1 && args[1] == "serve" {
-			return serve([]string{"--help"}, stdout, stderr)
+		if len(args) > 1 {
+			switch args[1] {
+			case "serve", "check", "explain", "bench":
+				return run([]string{args[1], "--help"}, stdout, stderr)
+			}
 		}
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -125,105 +137,41 @@ drains in-flight requests for up to --shutdown-timeout, then stops scripts.
 `
 
 func serve(args []string, stdout, stderr io.Writer) int {
-	listening, routing, limits, logging := newGroup("Listening"), newGroup("Routing"), newGroup("Scripts and limits"), newGroup("Logging and shutdown")
-	groups := []flagGroup{listening, routing, limits, logging}
-	listen := listening.fs.StringArray("listen", nil, "front address to listen on (repeatable; default http://127.0.0.1:8080)")
-	mounts := routing.fs.StringArray("mount", nil, "route PREFIX=BACKEND, e.g. /cgi-bin/=cgi:/usr/lib/cgi-bin (repeatable)")
-	root := routing.fs.String("root", "", "document root: static files for paths no mount covers, and DOCUMENT_ROOT")
-	envs := routing.fs.StringArray("env", nil, "KEY=VALUE given to every script, worker and application (repeatable)")
-	passEnv := routing.fs.StringArray("pass-env", nil, "NAME of a variable of ferry's environment passed to scripts (repeatable)")
-	passAuth := limits.fs.Bool("cgi-pass-auth", false, "give scripts the Authorization header as HTTP_AUTHORIZATION (withheld by default, as Apache does)")
-	timeout := limits.fs.Duration("cgi-timeout", cgi.DefaultTimeout, "wall-clock limit per script (0 or less: none)")
-	grace := limits.fs.Duration("cgi-kill-grace", cgi.DefaultKillGrace, "time between SIGTERM and SIGKILL for a script being stopped")
-	maxConc := limits.fs.Int("cgi-max-concurrent", 0, "scripts running at once per mount (0: 4 per CPU)")
-	maxQueue := limits.fs.Int("cgi-max-queue", cgi.DefaultMaxQueue, "requests waiting for a script slot before 503")
-	queueTimeout := limits.fs.Duration("cgi-queue-timeout", cgi.DefaultQueueTimeout, "longest wait for a script slot, or a FastCGI connection, before 503")
-	maxBody := newSize(limits.fs, "max-request-body", cgi.DefaultMaxRequestBody, "largest request body, such as 10M or 1G (413 past it)")
-	maxHeaderLine := newSize(limits.fs, "max-header-line", cgi.DefaultMaxHeaderLine, "longest header line a script may write, such as 16K")
-	shutdown := logging.fs.Duration("shutdown-timeout", bridge.DefaultShutdownTimeout, "how long in-flight requests may take to finish on shutdown")
-	accessLog := logging.fs.Bool("access-log", true, "log one line per request")
-	logFormat := logging.fs.String("log-format", "auto", "log format: json, console, or auto (console on a terminal)")
-	logLevel := logging.fs.String("log-level", "info", "log level: debug, info, warn, error")
-	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-	for _, g := range groups {
-		fs.AddFlagSet(g.fs)
-	}
-	help := func(w io.Writer) {
-		fmt.Fprint(w, serveUsage)
-		printGroups(w, groups)
-	}
-	if code, ok := parseFlags(fs, args, "serve", stdout, stderr, help); !ok {
+	f := newServeFlags()
+	cfg, _, code, ok := f.parse("serve", serveUsage, nil, "", args, stdout, stderr)
+	if !ok {
 		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "ferry serve: unexpected argument %q (flags only; see ferry serve --help)\n", fs.Arg(0))
-		return 2
-	}
-
-	logger, err := newLogger(stderr, *logFormat, *logLevel)
+	logger, err := newLogger(stderr, cfg.Log.Format, cfg.Log.Level)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
 		return 2
 	}
-	cfg := bridge.Config{
-		Root:            *root,
-		ShutdownTimeout: *shutdown,
-		AccessLog:       *accessLog,
-		Logger:          &logger,
-		Version:         getVersion(),
-		Settings: bridge.Settings{
-			PassEnv:           *passEnv,
-			PassAuthorization: *passAuth,
-			ScriptTimeout:     *timeout,
-			KillGrace:         *grace,
-			MaxConcurrent:     *maxConc,
-			MaxQueue:          *maxQueue,
-			QueueTimeout:      *queueTimeout,
-			MaxRequestBody:    *maxBody,
-			MaxHeaderLine:     int(min(*maxHeaderLine, 1<<30)),
-		},
-	}
-	if *timeout <= 0 {
-		cfg.Settings.ScriptTimeout = -1
-	}
-	for _, kv := range *envs {
-		k, _, ok := strings.Cut(kv, "=")
-		if !ok || k == "" || strings.ContainsAny(kv, "\x00") {
-			fmt.Fprintf(stderr, "ferry serve: --env %q: want KEY=VALUE\n", kv)
-			return 2
-		}
-		cfg.Settings.Env = append(cfg.Settings.Env, kv)
-	}
-	if len(*listen) == 0 {
+	cfg.Logger = &logger
+	cfg.Version = getVersion()
+	if len(cfg.Listen) == 0 {
+		var fronts []string
 		if fds := systemdListeners(); len(fds) > 0 {
 			// Socket activation: systemd passed the listening sockets.
-			*listen = fds
+			fronts = fds
 		} else if stdinIsListener() {
 			// Spawned by spawn-fcgi, mod_fcgid or lighttpd: the FastCGI
 			// listening socket is descriptor 0 (FCGI_LISTENSOCK_FILENO).
-			*listen = []string{"fastcgi+fd://0"}
+			fronts = []string{"fastcgi+fd://0"}
 		} else if strings.HasPrefix(os.Getenv("GATEWAY_INTERFACE"), "CGI/") {
 			// Run by a web server as a CGI program: serve its request.
-			*listen = []string{"cgi:"}
+			fronts = []string{"cgi:"}
+		}
+		for _, l := range fronts {
+			a, err := bridge.ParseAddress(l)
+			if err != nil {
+				fmt.Fprintf(stderr, "ferry serve: %v\n", err)
+				return 2
+			}
+			cfg.Listen = append(cfg.Listen, a)
 		}
 	}
-	for _, l := range *listen {
-		a, err := bridge.ParseAddress(l)
-		if err != nil {
-			fmt.Fprintf(stderr, "ferry serve: --listen: %v\n", err)
-			return 2
-		}
-		cfg.Listen = append(cfg.Listen, a)
-	}
-	for _, m := range *mounts {
-		mt, err := bridge.ParseMount(m)
-		if err != nil {
-			fmt.Fprintf(stderr, "ferry serve: --mount: %v\n", err)
-			return 2
-		}
-		cfg.Mounts = append(cfg.Mounts, mt)
-	}
-	if len(cfg.Mounts) == 0 && cfg.Root == "" {
+	if len(cfg.Mounts) == 0 && cfg.Root == "" && *f.config == "" {
 		dir, err := os.MkdirTemp("", "ferry-site-*")
 		if err == nil {
 			defer os.RemoveAll(dir)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrygw/ferry/bridge"
 	"github.com/ferrygw/ferry/internal/conformance"
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
@@ -159,15 +160,15 @@ func TestParseSize(t *testing.T) {
 		{"1GiB", 1 << 30}, {"2MiB", 2 << 20}, {"1MB", 1e6}, {"3KB", 3e3}, {"7B", 7}, {"", -1}, {"M", -1}, {"10Q", -1},
 		{"-1", -1}, {"1.5M", -1}, {"99999999999G", -1},
 	} {
-		got, err := parseSize(tt.in)
+		got, err := bridge.ParseSize(tt.in)
 		if tt.want < 0 {
 			if err == nil {
-				t.Errorf("parseSize(%q) = %d; want an error", tt.in, got)
+				t.Errorf("ParseSize(%q) = %d; want an error", tt.in, got)
 			}
 			continue
 		}
 		if err != nil || got != tt.want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
 		}
 	}
 }

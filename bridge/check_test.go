@@ -1,0 +1,219 @@
+package bridge
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ferrygw/ferry/fastcgi"
+)
+
+// TestCheck: each of check's findings, produced by a case of its own.
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	cgiDir := filepath.Join(dir, "cgi-bin")
+	os.Mkdir(cgiDir, 0o755)
+	open := filepath.Join(dir, "open")
+	os.Mkdir(open, 0o755)
+	os.Chmod(open, 0o777) // past the umask
+	root := filepath.Join(dir, "www")
+	os.MkdirAll(filepath.Join(root, "cgi-bin"), 0o755)
+	plain := filepath.Join(dir, "plain.txt")
+	os.WriteFile(plain, []byte("x"), 0o644)
+	worker := filepath.Join(dir, "worker")
+	os.WriteFile(worker, []byte("#!/bin/sh\n"), 0o755)
+	fcgi := fastcgiApp(t)
+	deadPort := func() string {
+		l, _ := net.Listen("tcp", "127.0.0.1:0")
+		defer l.Close()
+		return l.Addr().String()
+	}()
+	mount := func(s string) Mount {
+		m, err := ParseMount(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	addr := func(s string) Address {
+		a, err := ParseAddress(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	withSettings := func(m Mount, kv ...string) Mount {
+		for i := 0; i < len(kv); i += 2 {
+			if err := m.Set(kv[i], kv[i+1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return m
+	}
+	good := DefaultConfig()
+	good.Mounts = []Mount{mount("/cgi-bin/=cgi:" + cgiDir)}
+
+	for _, tt := range []struct {
+		name    string
+		cfg     func(c *Config)
+		connect bool
+		sev     Severity
+		key     string
+		msg     string // a substring of the finding's message; "" means no problem at all
+	}{
+		{"good", func(c *Config) {}, false, Problem, "", ""},
+		{"good unix front with a mode", func(c *Config) { c.Listen = []Address{addr("fastcgi+unix://" + dir + "/ferry.sock?mode=0660")} }, false, Problem, "", ""},
+		{"missing cgi-bin", func(c *Config) { c.Mounts = []Mount{mount("/cgi-bin/=cgi:" + dir + "/nope")} }, false, Problem, `mount."/cgi-bin/".backend`, "does not exist"},
+		{"world-writable cgi-bin", func(c *Config) { c.Mounts = []Mount{mount("/cgi-bin/=cgi:" + open)} }, false, Problem, `mount."/cgi-bin/".backend`, "is world-writable"},
+		{"dir at a prefix without slash", func(c *Config) { c.Mounts = []Mount{mount("/cgi-bin=cgi:" + cgiDir)} }, false, Problem, `mount."/cgi-bin"`, "a prefix ending in /"},
+		{"script not executable", func(c *Config) { c.Mounts = []Mount{mount("/s=cgi:" + plain)} }, false, Problem, `mount."/s".backend`, "is not executable"},
+		{"cgi-bin inside the document root", func(c *Config) {
+			c.Root = root
+			c.Mounts = []Mount{mount("/cgi-bin/=cgi:" + root + "/cgi-bin")}
+		}, false, Warning, `mount."/cgi-bin/".backend`, "inside the document root"},
+		{"pass auth", func(c *Config) { c.Settings.PassAuthorization = true }, false, Warning, "defaults.cgi_pass_auth", "credentials"},
+		{"pass auth in a mount", func(c *Config) { c.Mounts[0] = withSettings(c.Mounts[0], "cgi_pass_auth", "true") }, false, Warning, `mount."/cgi-bin/".cgi_pass_auth`, "credentials"},
+		{"no timeout", func(c *Config) { c.Settings.ScriptTimeout = -1 }, false, Warning, "defaults.cgi_timeout", "no timeout"},
+		{"worker not executable", func(c *Config) { c.Mounts = []Mount{mount("/=fastcgi+exec:" + plain)} }, false, Problem, `mount."/".backend`, "worker " + plain + " is not executable"},
+		{"worker missing", func(c *Config) { c.Mounts = []Mount{mount("/=fastcgi+exec:" + dir + "/php-cgi")} }, false, Problem, `mount."/".backend`, "does not exist"},
+		{"worker good", func(c *Config) { c.Mounts = []Mount{mount("/=fastcgi+exec:" + worker)} }, false, Problem, "", ""},
+		{"unix front in a missing directory", func(c *Config) { c.Listen = []Address{addr("scgi+unix://" + dir + "/nope/ferry.sock")} }, false, Problem, "listen", "cannot create a socket in " + dir + "/nope"},
+		{"unix front on a file", func(c *Config) { c.Listen = []Address{addr("scgi+unix://" + plain)} }, false, Problem, "listen", "exists and is not a socket"},
+		{"front twice", func(c *Config) { c.Listen = []Address{addr("http://127.0.0.1:1"), addr("http://127.0.0.1:1")} }, false, Problem, "listen", "listed twice"},
+		{"admin on a front", func(c *Config) {
+			c.Listen = []Address{addr("http://127.0.0.1:2020")}
+			c.Admin = addr("http://127.0.0.1:2020")
+		}, false, Problem, "admin", "is also a front"},
+		{"admin socket in a missing directory", func(c *Config) { c.Admin, _ = ParseAdminAddress("unix://" + dir + "/nope/admin.sock") }, false, Problem, "admin", "cannot create a socket"},
+		{"pid file in a missing directory", func(c *Config) { c.PIDFile = dir + "/nope/ferry.pid" }, false, Problem, "pid_file", "does not exist"},
+		{"root not a directory", func(c *Config) { c.Root = plain }, false, Problem, "root", "is not a directory"},
+		{"nothing to serve", func(c *Config) { c.Mounts = nil }, false, Warning, "mount", "every request would get 404"},
+		{"mounted twice", func(c *Config) { c.Mounts = append(c.Mounts, c.Mounts[0]) }, false, Problem, `mount."/cgi-bin/"`, "mounted twice"},
+		{"application socket missing", func(c *Config) { c.Mounts = []Mount{mount("/=fastcgi+unix://" + dir + "/php.sock")} }, false, Warning, `mount."/".backend`, "no socket at"},
+		{"application socket a file", func(c *Config) { c.Mounts = []Mount{mount("/=scgi+unix://" + plain)} }, false, Problem, `mount."/".backend`, "is not a socket"},
+		{"fastcgi answers", func(c *Config) { c.Mounts = []Mount{mount("/=fastcgi://" + fcgi)} }, true, Note, `mount."/".backend`, "answers FCGI_GET_VALUES: FCGI_MAX_CONNS="},
+		{"fastcgi dead", func(c *Config) { c.Mounts = []Mount{mount("/=fastcgi://" + deadPort)} }, true, Problem, `mount."/".backend`, "does not answer FCGI_GET_VALUES"},
+		{"scgi dead", func(c *Config) { c.Mounts = []Mount{mount("/app/=scgi://" + deadPort)} }, true, Problem, `mount."/app/".backend`, "cannot connect to scgi://" + deadPort},
+		{"http answers", func(c *Config) { c.Mounts = []Mount{mount("/app/=http://" + fcgi)} }, true, Note, `mount."/app/".backend`, "accepts connections"},
+		{"what New refuses", func(c *Config) { c.Listen = []Address{addr("cgi:"), addr("http://127.0.0.1:1")} }, false, Problem, "", "a cgi: front is this process's one CGI request"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := good
+			c.Mounts = slices.Clone(good.Mounts)
+			tt.cfg(&c)
+			found := Check(context.Background(), c, CheckOptions{Connect: tt.connect})
+			if tt.msg == "" {
+				for _, f := range found {
+					if f.Severity == Problem {
+						t.Errorf("Check found %s: %s: %s; want no problem", f.Severity, f.Key(), f.Msg)
+					}
+				}
+				return
+			}
+			for _, f := range found {
+				if f.Severity == tt.sev && f.Key() == tt.key && strings.Contains(f.Msg, tt.msg) {
+					return
+				}
+			}
+			t.Errorf("Check found %+v; want a %s on %q saying %q", found, tt.sev, tt.key, tt.msg)
+		})
+	}
+}
+
+// fastcgiApp serves FastCGI on loopback until the test ends, and returns
+// its address.
+func fastcgiApp(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fastcgi.Server{Handler: http.NotFoundHandler()}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
+}
+
+// TestExplain: what explain says for a cgi-bin, a PHP site and an
+// application mounted at a prefix, found by the serving code.
+func TestExplain(t *testing.T) {
+	cgiDir := t.TempDir()
+	writeFile(t, filepath.Join(cgiDir, "env.pl"), "#!/usr/bin/perl\n", 0o755)
+	writeFile(t, filepath.Join(cgiDir, "notes.txt"), "x", 0o644)
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "index.php"), "<?php", 0o644)
+	writeFile(t, filepath.Join(root, "app.php"), "<?php", 0o644)
+	writeFile(t, filepath.Join(root, "style.css"), "body{}", 0o644)
+	f, err := ParseConfig("x.toml", []byte(`root = "`+root+`"
+[defaults]
+env = { APP_ENV = "prod" }
+[mount."/cgi-bin/"]
+backend = "cgi:`+cgiDir+`"
+[mount."/"]
+backend = "fastcgi://127.0.0.1:9000"
+[mount."/app/"]
+backend = "scgi://127.0.0.1:4000"
+[mount."/api/"]
+backend = "http://127.0.0.1:5000/v1/"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(f.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		url    string
+		mount  string
+		status int
+		want   []string // lines of Vars, or a substring of Reason when status is not 0
+	}{
+		{"/cgi-bin/env.pl/Main/Page?x=1", "/cgi-bin/", 0, []string{"SCRIPT_NAME=/cgi-bin/env.pl", "PATH_INFO=/Main/Page",
+			"SCRIPT_FILENAME=" + cgiDir + "/env.pl", "PATH_TRANSLATED=" + root + "/Main/Page", "DOCUMENT_ROOT=" + root, "QUERY_STRING=x=1", "REQUEST_URI=/cgi-bin/env.pl/Main/Page?x=1"}},
+		{"/cgi-bin/missing.pl", "/cgi-bin/", http.StatusNotFound, []string{"no script for /cgi-bin/missing.pl"}},
+		{"/cgi-bin/notes.txt", "/cgi-bin/", http.StatusForbidden, []string{"not executable"}},
+		{"/cgi-bin", "/cgi-bin/", http.StatusMovedPermanently, []string{"redirected to /cgi-bin/"}},
+		{"/app.php/extra?q", "/", 0, []string{"SCRIPT_NAME=/app.php", "PATH_INFO=/extra", "SCRIPT_FILENAME=" + root + "/app.php", "DOCUMENT_ROOT=" + root, "PATH_TRANSLATED=" + root + "/extra"}},
+		{"/pretty/url", "/", 0, []string{"SCRIPT_NAME=/index.php", "SCRIPT_FILENAME=" + root + "/index.php"}},
+		{"/missing.php", "/", http.StatusNotFound, []string{"no script for /missing.php"}},
+		{"/style.css", "/", http.StatusOK, []string{"served by ferry"}},
+		{"/app/x/y", "/app/", 0, []string{"SCRIPT_NAME=/app", "PATH_INFO=/x/y", "DOCUMENT_ROOT=" + root}},
+		{"/api/users?id=3", "/api/", 0, []string{"GET http://127.0.0.1:5000/v1/users?id=3", "X-Forwarded-Prefix: /api"}},
+	} {
+		t.Run(tt.url, func(t *testing.T) {
+			e := srv.Explain(httptest.NewRequest("GET", tt.url, nil))
+			if e.Mount != tt.mount || e.Status != tt.status {
+				t.Fatalf("Explain(%s) = mount %q status %d (%s); want %q %d", tt.url, e.Mount, e.Status, e.Reason, tt.mount, tt.status)
+			}
+			for _, w := range tt.want {
+				if tt.status != 0 {
+					if !strings.Contains(e.Reason, w) {
+						t.Errorf("Explain(%s).Reason = %q; want it to say %q", tt.url, e.Reason, w)
+					}
+				} else if !slices.Contains(e.Vars, w) {
+					t.Errorf("Explain(%s).Vars = %q; want %q among them", tt.url, e.Vars, w)
+				}
+			}
+			if tt.status == 0 && tt.mount != "/api/" && !slices.Contains(e.Extra, "APP_ENV=prod") {
+				t.Errorf("Explain(%s).Extra = %q; want APP_ENV=prod", tt.url, e.Extra)
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, name, body string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(body), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(name, mode); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,512 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// maxConfigFile bounds a configuration file's size.
+const maxConfigFile = 1 << 20
+
+// ConfigFile is a configuration file read by [LoadConfig] or
+// [ParseConfig]:
+//
+//	listen = ["http://127.0.0.1:8080"]
+//	root = "/var/www/html"
+//
+//	[defaults]
+//	cgi_timeout = "30s"
+//	env = { GITWEB_CONFIG = "/etc/gitweb.conf" }
+//
+//	[mount."/cgi-bin/"]
+//	backend = "cgi:/usr/lib/cgi-bin"
+//	cgi_timeout = "10s"
+//
+//	[mount."/"]
+//	backend = "fastcgi+unix:///run/php/php8.2-fpm.sock"
+//	max_conns = 5
+//
+// The top level and the [log] and [defaults] tables take the keys [Keys]
+// declares; a [mount."PREFIX"] table takes backend (the address), the
+// options its kind of back declares ([Backends]), and the settings that
+// kind uses, which override [defaults] for that mount.
+type ConfigFile struct {
+	// Name is the file's name, as error messages give it.
+	Name string
+	// Config is what the file says, over [DefaultConfig].
+	Config Config
+
+	lines map[string]int // key path (parts joined by "\x00") -> line
+}
+
+// ConfigError is a mistake in a configuration file. Its message names the
+// file, the line and the key, and says what was expected:
+//
+//	ferry.toml:12: mount."/".max_con: unknown key (did you mean max_conns?)
+type ConfigError struct {
+	// File is the file's name.
+	File string
+	// Line is the line, counted from 1, or 0 when the mistake has none
+	// (a file that cannot be read).
+	Line int
+	// Key is the key, spelt as in TOML: mount."/".max_conns. It may be
+	// empty.
+	Key string
+	// Msg says what is wrong and what was expected.
+	Msg string
+}
+
+// Error spells the mistake "FILE:LINE: KEY: MSG".
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
+	}
+	if e.Key != "" {
+		b.WriteString(": " + e.Key)
+	}
+	b.WriteString(": " + e.Msg)
+	return b.String()
+}
+
+// LoadConfig reads the configuration file name. Every mistake in it is a
+// [*ConfigError]; several are joined (errors.Join), one per line.
+func LoadConfig(name string) (*ConfigFile, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, &ConfigError{File: name, Msg: fileError(err)}
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
+	if err != nil {
+		return nil, &ConfigError{File: name, Msg: fileError(err)}
+	}
+	return ParseConfig(name, data)
+}
+
+// fileError says why a file cannot be read, without repeating its name.
+func fileError(err error) string {
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "no such file"
+	case errors.As(err, &pe):
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// ParseConfig reads a configuration file's text; name is the file's name
+// in error messages.
+func ParseConfig(name string, data []byte) (*ConfigFile, error) {
+	if len(data) > maxConfigFile {
+		return nil, &ConfigError{File: name, Msg: fmt.Sprintf("larger than %s; a configuration file is smaller", FormatSize(maxConfigFile))}
+	}
+	var doc map[string]any
+	if err := toml.Unmarshal(data, &doc); err != nil {
+		ce := &ConfigError{File: name, Msg: "TOML: " + strings.TrimPrefix(err.Error(), "toml: ")}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			ce.Line, _ = de.Position()
+			ce.Key = keyPath(de.Key())
+		}
+		return nil, ce
+	}
+	f := &ConfigFile{Name: name, Config: DefaultConfig(), lines: map[string]int{}}
+	f.index(data)
+	l := &loader{f: f}
+	l.top(doc)
+	if len(l.errs) > 0 {
+		slices.SortStableFunc(l.errs, func(a, b *ConfigError) int { return a.Line - b.Line })
+		errs := make([]error, len(l.errs))
+		for i, e := range l.errs {
+			errs[i] = e
+		}
+		return nil, errors.Join(errs...)
+	}
+	return f, nil
+}
+
+// Line returns the line of the key path (such as "mount", "/cgi-bin/",
+// "backend") in the file, or 0 if the file does not give it.
+func (f *ConfigFile) Line(path ...string) int {
+	if f == nil {
+		return 0
+	}
+	return f.lines[strings.Join(path, "\x00")]
+}
+
+// index records the line of every key the file gives, tables included.
+func (f *ConfigFile) index(data []byte) {
+	var p unstable.Parser
+	p.Reset(data)
+	var table []string
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			table = f.noteKey(&p, nil, e.Key())
+		case unstable.KeyValue:
+			f.noteValue(&p, f.noteKey(&p, table, e.Key()), e.Value())
+		}
+	}
+}
+
+// noteKey records the line of each part of a (dotted) key under base, and
+// returns the whole path.
+func (f *ConfigFile) noteKey(p *unstable.Parser, base []string, it unstable.Iterator) []string {
+	path := slices.Clone(base)
+	for it.Next() {
+		n := it.Node()
+		path = append(path, string(n.Data))
+		k := strings.Join(path, "\x00")
+		if _, seen := f.lines[k]; !seen {
+			f.lines[k] = p.Shape(n.Raw).Start.Line
+		}
+	}
+	return path
+}
+
+// noteValue records the keys of an inline table.
+func (f *ConfigFile) noteValue(p *unstable.Parser, path []string, v *unstable.Node) {
+	if v == nil || v.Kind != unstable.InlineTable {
+		return
+	}
+	for c := v.Children(); c.Next(); {
+		if kv := c.Node(); kv.Kind == unstable.KeyValue {
+			f.noteValue(p, f.noteKey(p, path, kv.Key()), kv.Value())
+		}
+	}
+}
+
+// loader checks a decoded file against the declarations and fills the
+// ConfigFile's Config.
+type loader struct {
+	f    *ConfigFile
+	errs []*ConfigError
+}
+
+// fail records a mistake about the key path.
+func (l *loader) fail(path []string, format string, args ...any) {
+	l.errs = append(l.errs, &ConfigError{File: l.f.Name, Line: l.f.Line(path...), Key: keyPath(path), Msg: fmt.Sprintf(format, args...)})
+}
+
+// byLine returns the keys of t in the order the file gives them.
+func (l *loader) byLine(base []string, t map[string]any) []string {
+	keys := make([]string, 0, len(t))
+	for k := range t {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if d := l.f.Line(append(slices.Clone(base), a)...) - l.f.Line(append(slices.Clone(base), b)...); d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	return keys
+}
+
+// top checks the top level.
+func (l *loader) top(doc map[string]any) {
+	c := &l.f.Config
+	for _, name := range l.byLine(nil, doc) {
+		v, path := doc[name], []string{name}
+		switch name {
+		case "log", "defaults":
+			t, ok := v.(map[string]any)
+			if !ok {
+				l.fail(path, "want a table ([%s]), not %s", name, describe(v))
+				continue
+			}
+			for _, kname := range l.byLine(path, t) {
+				kpath := []string{name, kname}
+				k, ok := lookupKey(name, kname)
+				if !ok {
+					l.fail(kpath, "unknown key%s", l.hint(kname, tableKeys(name), "["+name+"]"))
+					continue
+				}
+				l.set(kpath, k.Option, k.field(c), t[kname])
+			}
+		case "mount":
+			t, ok := v.(map[string]any)
+			if !ok {
+				l.fail(path, `want tables such as [mount."/cgi-bin/"], not %s`, describe(v))
+				continue
+			}
+			for _, prefix := range l.byLine(path, t) {
+				if m, ok := l.mount(prefix, t[prefix]); ok {
+					c.Mounts = append(c.Mounts, m)
+				}
+			}
+		default:
+			k, ok := lookupKey("", name)
+			if !ok {
+				l.fail(path, "unknown key%s", l.hint(name, append(tableKeys(""), "log", "defaults", "mount"), "the top level"))
+				continue
+			}
+			l.set(path, k.Option, k.field(c), v)
+		}
+	}
+}
+
+// mount checks a [mount."PREFIX"] table.
+func (l *loader) mount(prefix string, v any) (Mount, bool) {
+	path := []string{"mount", prefix}
+	t, ok := v.(map[string]any)
+	if !ok {
+		l.fail(path, "want a table with backend = \"ADDRESS\", not %s", describe(v))
+		return Mount{}, false
+	}
+	if !strings.HasPrefix(prefix, "/") {
+		l.fail(path, "a mount prefix starts with /")
+		return Mount{}, false
+	}
+	m := Mount{Prefix: prefix}
+	raw, ok := t["backend"]
+	if !ok {
+		l.fail(path, `no backend; want backend = "ADDRESS", such as "cgi:/usr/lib/cgi-bin" or "fastcgi://127.0.0.1:9000"`)
+		return Mount{}, false
+	}
+	bpath := append(slices.Clone(path), "backend")
+	s, ok := raw.(string)
+	if !ok {
+		l.fail(bpath, "want an address, not %s", describe(raw))
+		return Mount{}, false
+	}
+	a, err := parseAddress(s)
+	var kind Backend
+	if err == nil {
+		kind, _, err = checkBackend(a)
+	}
+	if err != nil {
+		l.fail(bpath, "%s", err)
+		return Mount{}, false
+	}
+	m.Backend = a
+	what := schemeNames(func(sc *scheme) bool { return sc.name == a.Scheme }) + " mounts"
+	good := true
+	for _, name := range l.byLine(path, t) {
+		if name == "backend" {
+			continue
+		}
+		kpath := append(slices.Clone(path), name)
+		if i := slices.IndexFunc(kind.Options, func(o Option) bool { return o.Name == name }); i >= 0 {
+			o := kind.Options[i]
+			if a.Query.Has(name) {
+				l.fail(kpath, "given in the backend address too")
+				good = false
+				continue
+			}
+			vals, ok := tomlValues(o.Type, t[name])
+			if ok {
+				if err := o.check(vals[0]); err != nil {
+					l.fail(kpath, "%s, not %s", err, describe(t[name]))
+					good = false
+					continue
+				}
+				m.Backend.Query.Set(name, vals[0])
+				continue
+			}
+			l.fail(kpath, "want %s, not %s", o.Type, describe(t[name]))
+			good = false
+			continue
+		}
+		k, ok := lookupKey("defaults", name)
+		if !ok {
+			known := []string{"backend"}
+			for _, o := range kind.Options {
+				known = append(known, o.Name)
+			}
+			l.fail(kpath, "unknown key%s", l.hint(name, append(known, kind.Settings...), what))
+			good = false
+			continue
+		}
+		if !slices.Contains(kind.Settings, name) {
+			l.fail(kpath, "not used by %s; they take %s", what, strings.Join(kind.Settings, ", "))
+			good = false
+			continue
+		}
+		if l.set(kpath, k.Option, k.st(&m.Settings), t[name]) {
+			m.Own = append(m.Own, name)
+		} else {
+			good = false
+		}
+	}
+	sortOwn(m.Own)
+	return m, good
+}
+
+// set checks the TOML value v for o and stores it in p; it reports
+// whether it could.
+func (l *loader) set(path []string, o Option, p any, v any) bool {
+	vals, ok := tomlValues(o.Type, v)
+	if !ok {
+		l.fail(path, "want %s, not %s", o.Type, describe(v))
+		return false
+	}
+	if err := setValue(o, p, vals); err != nil {
+		msg := err.Error()
+		if len(vals) == 1 && (o.Type == Duration || o.Type == Timeout || o.Type == Size || o.Type == Count || o.Type == Bool) {
+			msg = fmt.Sprintf("want %s, not %s", o.Type, describe(v))
+			if o.Type == Duration {
+				msg = fmt.Sprintf("want a duration above zero, such as 10s, not %s", describe(v))
+			}
+		} else if len(o.Values) > 0 {
+			msg = fmt.Sprintf("want %s, not %s", orList(o.Values), describe(v))
+		}
+		l.fail(path, "%s", msg)
+		return false
+	}
+	return true
+}
+
+// hint suggests the known key closest to name, or lists the keys what
+// takes when none is close.
+func (l *loader) hint(name string, known []string, what string) string {
+	best, bestDist := "", 3 // near misses only: two edits, and fewer than make a short name
+	for _, k := range known {
+		if d := editDistance(name, k); d < bestDist && d < len(name)-1 {
+			best, bestDist = k, d
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf(" (did you mean %s?)", best)
+	}
+	return fmt.Sprintf("; %s takes %s", what, strings.Join(known, ", "))
+}
+
+// tableKeys returns the names of the keys of table.
+func tableKeys(table string) []string {
+	var names []string
+	for _, k := range Keys() {
+		if k.Table == table {
+			names = append(names, k.Name)
+		}
+	}
+	return names
+}
+
+// tomlValues converts a decoded TOML value to the spelling flags take, if
+// it is of the TOML type that t is written in.
+func tomlValues(t OptionType, v any) ([]string, bool) {
+	switch t {
+	case String, Duration, Timeout, FileMode, AddressType:
+		s, ok := v.(string)
+		return []string{s}, ok
+	case PositiveInt, Count:
+		n, ok := v.(int64)
+		return []string{strconv.FormatInt(n, 10)}, ok
+	case Size:
+		switch v := v.(type) {
+		case int64:
+			return []string{strconv.FormatInt(v, 10)}, true
+		case string:
+			return []string{v}, true
+		}
+	case Bool:
+		b, ok := v.(bool)
+		return []string{strconv.FormatBool(b)}, ok
+	case List, AddressList:
+		list, ok := v.([]any)
+		if !ok {
+			return nil, false
+		}
+		out := make([]string, len(list))
+		for i, e := range list {
+			if out[i], ok = e.(string); !ok {
+				return nil, false
+			}
+		}
+		return out, true
+	case Env:
+		t, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		out := make([]string, 0, len(t))
+		for k, e := range t {
+			s, ok := e.(string)
+			if !ok || k == "" || strings.ContainsRune(k, '=') {
+				return nil, false
+			}
+			out = append(out, k+"="+s)
+		}
+		slices.Sort(out)
+		return out, true
+	}
+	return nil, false
+}
+
+// describe names a decoded TOML value in an error message.
+func describe(v any) string {
+	switch v := v.(type) {
+	case string:
+		return strconv.Quote(v)
+	case int64:
+		return "the number " + strconv.FormatInt(v, 10)
+	case float64:
+		return "the number " + strconv.FormatFloat(v, 'g', -1, 64)
+	case bool:
+		return strconv.FormatBool(v)
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a table"
+	case time.Time, toml.LocalDate, toml.LocalDateTime, toml.LocalTime:
+		return "a date or time"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// keyPath spells a key path as TOML does: mount."/cgi-bin/".backend.
+func keyPath(path []string) string {
+	parts := make([]string, len(path))
+	for i, p := range path {
+		parts[i] = tomlKey(p)
+	}
+	return strings.Join(parts, ".")
+}
+
+// tomlKey spells a key bare when TOML allows, else quoted.
+func tomlKey(k string) string {
+	if k != "" && strings.Trim(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == "" {
+		return k
+	}
+	return tomlString(k)
+}
+
+// tomlString spells s as a TOML basic string.
+func tomlString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\u%04X`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

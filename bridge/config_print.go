@@ -1,0 +1,106 @@
+package bridge
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+// WriteConfig writes c as a configuration file, every key with its doc,
+// defaults spelt out: what ferry check --print shows. [ParseConfig] reads
+// it back to c (but Logger and Version, which files do not hold).
+func WriteConfig(w io.Writer, c Config) error {
+	var b strings.Builder
+	b.WriteString("# ferry's configuration (ferry check --print): ferry serve --config FILE reads it.\n")
+	table := ""
+	for _, k := range Keys() {
+		if k.Table != table {
+			table = k.Table
+			fmt.Fprintf(&b, "\n[%s]\n", table)
+		}
+		writeKey(&b, k.Option, k.Get(&c), true)
+	}
+	defaults := DefaultSettings()
+	for _, m := range c.Mounts {
+		fmt.Fprintf(&b, "\n[mount.%s]\n", tomlKey(m.Prefix))
+		kind, _ := backendFor(m.Backend.Scheme)
+		a := m.Backend
+		a.Query = nil
+		var opts []Option
+		for name, vals := range m.Backend.Query {
+			i := slices.IndexFunc(kind.Options, func(o Option) bool { return o.Name == name })
+			if i < 0 || len(vals) != 1 {
+				if a.Query == nil {
+					a.Query = make(map[string][]string)
+				}
+				a.Query[name] = vals // not an option of its kind: left for the loader to refuse
+				continue
+			}
+			opts = append(opts, kind.Options[i])
+		}
+		b.WriteString("# where requests go\nbackend = " + tomlString(a.String()) + "\n")
+		for _, o := range kind.Options {
+			if slices.ContainsFunc(opts, func(p Option) bool { return p.Name == o.Name }) {
+				writeKey(&b, o, m.Backend.Query[o.Name], false)
+			}
+		}
+		for _, k := range Keys() {
+			if k.st == nil || !slices.Contains(m.Own, k.Name) {
+				continue
+			}
+			p := k.st(&m.Settings)
+			if unset(k.Option, p) {
+				p = k.st(&defaults)
+			}
+			writeKey(&b, k.Option, getValue(k.Option, p), true)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeKey writes one key, its doc above it, its value in the TOML type
+// its option type is written in. With blankUnset, an empty text or
+// address means unset, and is written as a comment.
+func writeKey(b *strings.Builder, o Option, vals []string, blankUnset bool) {
+	fmt.Fprintf(b, "# %s\n", o.Doc)
+	name := tomlKey(o.Name)
+	switch o.Type {
+	case PositiveInt, Count, Bool:
+		fmt.Fprintf(b, "%s = %s\n", name, vals[0])
+	case Size:
+		if strings.Trim(vals[0], "0123456789") == "" {
+			fmt.Fprintf(b, "%s = %s\n", name, vals[0])
+		} else {
+			fmt.Fprintf(b, "%s = %s\n", name, tomlString(vals[0]))
+		}
+	case List, AddressList:
+		if len(vals) == 0 && o.Type == AddressList {
+			fmt.Fprintf(b, "# %s = []  (default: %s)\n", name, o.Default)
+			return
+		}
+		quoted := make([]string, len(vals))
+		for i, v := range vals {
+			quoted[i] = tomlString(v)
+		}
+		fmt.Fprintf(b, "%s = [%s]\n", name, strings.Join(quoted, ", "))
+	case Env:
+		pairs := make([]string, len(vals))
+		for i, kv := range vals {
+			k, v, _ := strings.Cut(kv, "=")
+			pairs[i] = tomlKey(k) + " = " + tomlString(v)
+		}
+		if len(pairs) == 0 {
+			fmt.Fprintf(b, "%s = {}\n", name)
+		} else {
+			fmt.Fprintf(b, "%s = { %s }\n", name, strings.Join(pairs, ", "))
+		}
+	default:
+		if vals[0] == "" && blankUnset {
+			fmt.Fprintf(b, "# %s = \"\"  (default: %s)\n", name, o.Default)
+			return
+		}
+		fmt.Fprintf(b, "%s = %s\n", name, tomlString(vals[0]))
+	}
+}

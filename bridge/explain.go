@@ -1,0 +1,210 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/http/httputil"
+	"path/filepath"
+	"strings"
+
+	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/scgi"
+)
+
+// Explanation says what ferry would do with a request, found by the same
+// routing and script resolution that serve it, without running anything:
+// the answer to php-fpm's "Primary script unknown".
+type Explanation struct {
+	// Mount is the prefix of the mount the request reaches, or "" when
+	// none does.
+	Mount string
+	// Backend is the mount's backend address, "static" for the document
+	// root, or "" when nothing serves the path.
+	Backend string
+	// Kind says what serves the request, such as "a CGI script".
+	Kind string
+	// Status is 0 when the request reaches a script or an application;
+	// else the status ferry answers with itself (200 for a static file).
+	Status int
+	// Reason says why ferry answers itself, or what it cannot know.
+	Reason string
+	// Script is the script that runs and how the path splits
+	// (SCRIPT_NAME, PATH_INFO, SCRIPT_FILENAME, DOCUMENT_ROOT).
+	Script cgi.Script
+	// Vars are the meta-variables the script or application gets, in the
+	// order they are sent ("NAME=value"); for an http:// back, the
+	// request line and the X-Forwarded-* headers it gets.
+	Vars []string
+	// Extra are the variables given besides: env, and for a CGI script
+	// those passed from ferry's environment.
+	Extra []string
+}
+
+// Explain says what s would do with r, without doing it.
+func (s *Server) Explain(r *http.Request) Explanation {
+	p := r.URL.Path
+	if !strings.HasPrefix(p, "/") {
+		return Explanation{Status: http.StatusBadRequest, Reason: "the path does not start with /"}
+	}
+	m := s.rt.match(p)
+	if m == nil {
+		if s.rt.static == nil {
+			return Explanation{Status: http.StatusNotFound, Reason: "no mount covers " + p + ", and there is no document root"}
+		}
+		e := Explanation{Backend: "static", Kind: "a static file under " + s.cfg.Root}
+		e.Status, e.Reason = staticStatus(s.rt.static, r)
+		return e
+	}
+	e := Explanation{Mount: m.prefix, Backend: m.backend}
+	if p+"/" == m.prefix {
+		e.Status, e.Reason = http.StatusMovedPermanently, "redirected to "+m.prefix
+		return e
+	}
+	s.resolve(&e, m.handler, r)
+	return e
+}
+
+// resolve fills e from the mount's handler h: which script r runs, or why
+// none. It is the one place explain asks the resolution code of cgi,
+// fastcgi and scgi, so that it answers as serving would.
+func (s *Server) resolve(e *Explanation, h http.Handler, r *http.Request) {
+	software := (&builder{s: s}).serverSoftware()
+	var env []string
+	script := false // a CGI script, run by cgi.Handler
+	switch h := h.(type) {
+	case *cgi.Dir:
+		e.Kind = "a CGI script of " + h.Path + " (ScriptAlias semantics)"
+		sc, status := h.Script(r)
+		if status != http.StatusOK {
+			e.Status, e.Reason = status, "no script for "+r.URL.Path+" in "+h.Path+": missing, not executable, a directory, or outside it"
+			return
+		}
+		e.Script, env, script = sc, cgiExtra(h.Handler), true
+	case *cgi.Handler:
+		e.Kind = "the CGI script " + h.Path
+		e.Script = cgi.PrefixScript(r, h.ScriptName, h.DocumentRoot)
+		e.Script.Filename = h.Path
+		env, script = cgiExtra(h), true
+	case *cgi.FilenameDir:
+		e.Kind = "a CGI script of " + strings.Join(h.Roots, ", ") + ", named by the front web server"
+		e.Reason = "the script is the SCRIPT_FILENAME the front web server sends, if it lies under " + strings.Join(h.Roots, ", ") + "; a plain HTTP request gets 500"
+		return
+	case *phpSite:
+		e.Kind = "a PHP site under " + h.site.Root + " (scripts split at " + orDefault(h.site.Ext, ".php") + ", as nginx + php-fpm do)"
+		sc, err := h.site.Script(r)
+		if err != nil {
+			e.Status, e.Reason = scriptStatus(err), err.Error()
+			if errors.Is(err, fs.ErrNotExist) && s.rt.static != nil {
+				if st, why := staticStatus(s.rt.static, r); st != http.StatusNotFound {
+					e.Kind = "a static file under " + s.cfg.Root + " (never sent to the application)"
+					e.Status, e.Reason = st, why
+				}
+			}
+			return
+		}
+		e.Script, env = sc, h.app.Env
+	case *fastcgi.Handler:
+		e.Kind = "a FastCGI application (SCRIPT_NAME is the prefix)"
+		e.Script, env = cgi.PrefixScript(r, h.Prefix, h.Root), h.Env
+	case *scgi.Handler:
+		e.Kind = "an SCGI application (SCRIPT_NAME is the prefix)"
+		e.Script, env = cgi.PrefixScript(r, h.Prefix, h.Root), h.Env
+	case *httpBack:
+		e.Kind = "an HTTP application, through ferry's reverse proxy"
+		out := r.Clone(r.Context())
+		h.rewrite(&httputil.ProxyRequest{In: r, Out: out})
+		e.Vars = []string{r.Method + " " + out.URL.String()}
+		for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Prefix"} {
+			if v := out.Header.Get(k); v != "" {
+				e.Vars = append(e.Vars, k+": "+v)
+			}
+		}
+		return
+	default:
+		e.Reason = fmt.Sprintf("ferry cannot explain a %T", h)
+		return
+	}
+	if script && e.Script.Root == "" {
+		e.Script.Root = filepath.Dir(e.Script.Filename) // as cgi.Handler does
+	}
+	vars, err := cgi.AppendEnv(nil, r, e.Script, software)
+	if err != nil {
+		e.Status, e.Reason = http.StatusBadRequest, err.Error()
+		return
+	}
+	e.Vars, e.Extra = vars, env
+}
+
+// orDefault returns s, or def when s is empty.
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// cgiExtra returns what a CGI script gets besides the meta-variables.
+func cgiExtra(h *cgi.Handler) []string {
+	if h == nil {
+		return cgi.InheritedEnv(nil)
+	}
+	return append(cgi.InheritedEnv(h.InheritEnv), h.Env...)
+}
+
+// scriptStatus is the status cgi.Forwarding answers with when finding the
+// script failed with err.
+func scriptStatus(err error) int {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return http.StatusForbidden
+	case errors.Is(err, cgi.ErrInvalidMetaVariable):
+		return http.StatusBadRequest
+	}
+	return http.StatusNotFound
+}
+
+// staticStatus asks the document root's handler how it would answer a
+// HEAD of r's path.
+func staticStatus(h http.Handler, r *http.Request) (int, string) {
+	head := r.Clone(r.Context())
+	head.Method = http.MethodHead
+	w := &headRecorder{header: http.Header{}}
+	h.ServeHTTP(w, head)
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	why := "served by ferry from the document root"
+	switch {
+	case w.status == http.StatusNotFound:
+		why = "no such file in the document root (or a dotfile)"
+	case w.status == http.StatusForbidden:
+		why = "a directory without index.html, or an unreadable file"
+	case w.status >= 300 && w.status < 400:
+		why = "redirected to " + w.header.Get("Location")
+	}
+	return w.status, why
+}
+
+// headRecorder records the status and header of a response.
+type headRecorder struct {
+	header http.Header
+	status int
+}
+
+func (w *headRecorder) Header() http.Header { return w.header }
+
+func (w *headRecorder) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return len(p), nil
+}
+
+func (w *headRecorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/ferrygw/ferry/bridge"
+	"github.com/spf13/pflag"
+)
+
+// flagLayout places the flags of serve, check and explain in the groups
+// of the help text, in order. Every key with a flag ([bridge.Keys]) is
+// here; "config" and "mount" are not keys.
+var flagLayout = []struct {
+	title string
+	flags []string
+}{
+	{"Configuration", []string{"config", "admin", "pid-file"}},
+	{"Listening", []string{"listen"}},
+	{"Routing", []string{"mount", "root", "env", "pass-env"}},
+	{"Scripts and limits", []string{"cgi-pass-auth", "cgi-timeout", "cgi-kill-grace", "cgi-max-concurrent", "cgi-max-queue",
+		"cgi-queue-timeout", "max-request-body", "max-header-line"}},
+	{"Logging and shutdown", []string{"shutdown-timeout", "access-log", "log-format", "log-level"}},
+}
+
+// serveFlags are the flags serve, check and explain share: the
+// configuration file, the mounts, and a flag per configuration key that
+// has one.
+type serveFlags struct {
+	fs     *pflag.FlagSet
+	groups []flagGroup
+	config *string
+	mounts *[]string
+	cfg    bridge.Config // what the flags say, over the defaults
+}
+
+func newServeFlags() *serveFlags {
+	f := &serveFlags{fs: pflag.NewFlagSet("serve", pflag.ContinueOnError), cfg: bridge.DefaultConfig()}
+	keys := map[string]bridge.Key{}
+	for _, k := range bridge.Keys() {
+		if k.Flag != "" {
+			keys[k.Flag] = k
+		}
+	}
+	for _, layout := range flagLayout {
+		g := newGroup(layout.title)
+		for _, name := range layout.flags {
+			switch name {
+			case "config":
+				f.config = g.fs.String("config", "", "configuration file (TOML); the flags given override it")
+			case "mount":
+				f.mounts = g.fs.StringArray("mount", nil, "route PREFIX=BACKEND, e.g. /cgi-bin/=cgi:/usr/lib/cgi-bin (repeatable; replaces the file's mount at PREFIX)")
+			default:
+				k, ok := keys[name]
+				if !ok {
+					panic("ferry: flag layout names " + name + ", which no key has")
+				}
+				delete(keys, name)
+				usage := k.Doc
+				switch {
+				case k.Type == bridge.AddressList:
+					usage += " (repeatable; default " + k.Default + ")"
+				case isList(k.Type):
+					usage += " (repeatable)"
+				}
+				g.fs.Var(&keyFlag{key: k, cfg: &f.cfg}, name, usage)
+				if k.Type == bridge.Bool {
+					g.fs.Lookup(name).NoOptDefVal = "true"
+				}
+			}
+		}
+		f.groups = append(f.groups, g)
+		f.fs.AddFlagSet(g.fs)
+	}
+	if len(keys) > 0 {
+		panic(fmt.Sprintf("ferry: flags %v are in no group of the help", keys))
+	}
+	return f
+}
+
+// parse parses args as the flags of command (its own group, if any, and
+// serve's), with one argument named arg after them, or none if arg is
+// empty, and loads the configuration. Help and mistakes are written as
+// parseFlags does; ok false means the command ends with code.
+func (f *serveFlags) parse(command, usage string, own *flagGroup, arg string, args []string, stdout, stderr io.Writer) (cfg bridge.Config, file *bridge.ConfigFile, code int, ok bool) {
+	groups := f.groups
+	if own != nil {
+		f.fs.AddFlagSet(own.fs)
+		groups = append([]flagGroup{*own}, groups...)
+	}
+	help := func(w io.Writer) {
+		fmt.Fprint(w, usage)
+		printGroups(w, groups)
+	}
+	if code, ok := parseFlags(f.fs, args, command, stdout, stderr, help); !ok {
+		return cfg, nil, code, false
+	}
+	switch {
+	case arg == "" && f.fs.NArg() > 0:
+		fmt.Fprintf(stderr, "ferry %s: unexpected argument %q (flags only; see ferry %s --help)\n", command, f.fs.Arg(0), command)
+		return cfg, nil, 2, false
+	case arg != "" && f.fs.NArg() != 1:
+		fmt.Fprintf(stderr, "ferry %s: want one %s after the flags (see ferry %s --help)\n", command, arg, command)
+		return cfg, nil, 2, false
+	}
+	cfg, file, err := f.load()
+	if err != nil {
+		printErrors(stderr, command, err)
+		return cfg, nil, 2, false
+	}
+	return cfg, file, 0, true
+}
+
+// isList reports whether a key of type t takes one flag per item.
+func isList(t bridge.OptionType) bool {
+	return t == bridge.List || t == bridge.Env || t == bridge.AddressList
+}
+
+// load builds the configuration: the defaults, then the file given with
+// --config, then the flags given. --env and --pass-env add to the file's,
+// --mount adds a mount or replaces the file's at the same prefix, and any
+// other flag replaces the file's value.
+func (f *serveFlags) load() (bridge.Config, *bridge.ConfigFile, error) {
+	cfg := bridge.DefaultConfig()
+	var file *bridge.ConfigFile
+	if *f.config != "" {
+		var err error
+		if file, err = bridge.LoadConfig(*f.config); err != nil {
+			return bridge.Config{}, nil, err
+		}
+		cfg = file.Config
+	}
+	for _, k := range bridge.Keys() {
+		if k.Flag == "" || !f.fs.Changed(k.Flag) {
+			continue
+		}
+		vals := k.Get(&f.cfg)
+		if k.Type == bridge.Env || k.Type == bridge.List {
+			vals = append(k.Get(&cfg), vals...)
+			if k.Type == bridge.List {
+				slices.Sort(vals)
+				vals = slices.Compact(vals)
+			}
+		}
+		if err := k.Set(&cfg, vals...); err != nil {
+			return bridge.Config{}, nil, fmt.Errorf("--%s: %w", k.Flag, err)
+		}
+	}
+	for _, s := range *f.mounts {
+		m, err := bridge.ParseMount(s)
+		if err != nil {
+			return bridge.Config{}, nil, fmt.Errorf("--mount: %w", err)
+		}
+		if i := slices.IndexFunc(cfg.Mounts, func(o bridge.Mount) bool { return o.Prefix == m.Prefix }); i >= 0 {
+			cfg.Mounts[i] = m
+		} else {
+			cfg.Mounts = append(cfg.Mounts, m)
+		}
+	}
+	return cfg, file, nil
+}
+
+// where names where a key of the configuration was given: its flag, or
+// its line in the file; "" when neither gave it.
+func (f *serveFlags) where(file *bridge.ConfigFile, path []string) string {
+	if len(path) == 2 && path[0] != "mount" {
+		table := path[0]
+		if table == "log" || table == "defaults" {
+			for _, k := range bridge.Keys() {
+				if k.Table == table && k.Name == path[1] && k.Flag != "" && f.fs.Changed(k.Flag) {
+					return "--" + k.Flag
+				}
+			}
+		}
+	}
+	if len(path) == 1 {
+		for _, k := range bridge.Keys() {
+			if k.Table == "" && k.Name == path[0] && k.Flag != "" && f.fs.Changed(k.Flag) {
+				return "--" + k.Flag
+			}
+		}
+	}
+	if len(path) >= 2 && path[0] == "mount" {
+		for _, s := range *f.mounts {
+			if strings.HasPrefix(s, path[1]+"=") {
+				return "--mount " + s
+			}
+		}
+	}
+	for ; len(path) > 0; path = path[:len(path)-1] {
+		if line := file.Line(path...); line > 0 {
+			return fmt.Sprintf("%s:%d", file.Name, line)
+		}
+	}
+	return ""
+}
+
+// printErrors writes each of err's lines as "ferry COMMAND: LINE".
+func printErrors(w io.Writer, command string, err error) {
+	var lines []string
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			lines = append(lines, e.Error())
+		}
+	} else {
+		lines = strings.Split(err.Error(), "\n")
+	}
+	for _, l := range lines {
+		fmt.Fprintf(w, "ferry %s: %s\n", command, l)
+	}
+}
+
+// keyFlag is the flag of a configuration key: it parses its values as the
+// file's loader does.
+type keyFlag struct {
+	key  bridge.Key
+	cfg  *bridge.Config
+	vals []string
+}
+
+// String spells the current value, as help texts show the default.
+func (f *keyFlag) String() string { return strings.Join(f.key.Get(f.cfg), ",") }
+
+// Set parses one value; a list's values accumulate.
+func (f *keyFlag) Set(v string) error {
+	var scratch bridge.Config
+	if err := f.key.Set(&scratch, v); err != nil {
+		return err
+	}
+	if isList(f.key.Type) {
+		f.vals = append(f.vals, v)
+	} else {
+		f.vals = []string{v}
+	}
+	return f.key.Set(f.cfg, f.vals...)
+}
+
+// Type names the value in help texts.
+func (f *keyFlag) Type() string {
+	switch f.key.Type {
+	case bridge.Bool:
+		return "bool"
+	case bridge.Duration, bridge.Timeout:
+		return "duration"
+	case bridge.Count, bridge.PositiveInt:
+		return "int"
+	case bridge.Size:
+		return "size"
+	case bridge.List, bridge.Env, bridge.AddressList:
+		return "stringArray"
+	case bridge.AddressType:
+		return "address"
+	}
+	return "string"
+}
+
+var _ pflag.Value = (*keyFlag)(nil)
