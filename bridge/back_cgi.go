@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 
 	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/internal/appserver"
 )
 
 // cgiBackend runs scripts, one process per request (RFC 3875): a directory
@@ -16,10 +19,12 @@ func cgiBackend() Backend {
 	return Backend{
 		Schemes: []string{"cgi"},
 		Summary: "CGI scripts, a process per request: a directory (ScriptAlias semantics) or one script",
-		Options: []Option{
+		Options: append([]Option{
 			{Name: "from", Type: String, Values: []string{"script-filename"}, Default: "the URL path",
 				Doc: "take the script from the SCRIPT_FILENAME the front web server sends, confined to the directory (fcgiwrap's way)"},
-		},
+			{Name: "persist", Type: String, Values: []string{"php", "perl"}, Default: "a process per request",
+				Doc: "with a directory: run its .php files in php-cgi workers, or its Perl scripts kept compiled in Perl workers (ModPerl::Registry's way); the pool options below apply"},
+		}, append(poolOptions("(persist)"), maxRSSOption)...),
 		Settings: []string{"env", "pass_env", "cgi_pass_auth", "cgi_timeout", "cgi_kill_grace", "cgi_max_concurrent",
 			"cgi_max_queue", "cgi_queue_timeout", "max_request_body", "max_header_line", "spool_memory", "temp_dir"},
 		build: buildCGI,
@@ -36,6 +41,20 @@ func buildCGI(b *builder, m Mount, o options) (http.Handler, error) {
 	}
 	h := b.scriptHandler()
 	b.onRouter = append(b.onRouter, func(rt http.Handler) { h.LocalRedirect = rt })
+	if o.has("persist") {
+		if !fi.IsDir() || o.has("from") {
+			return nil, fmt.Errorf("persist needs a directory of scripts, without from")
+		}
+		if !strings.HasSuffix(m.Prefix, "/") {
+			return nil, fmt.Errorf("a directory must be mounted at a prefix ending in /")
+		}
+		return b.persistent(m, o, &cgi.Dir{Path: m.Backend.Path, Prefix: m.Prefix, Handler: h})
+	}
+	for _, name := range []string{"workers", "max_requests", "min_workers", "idle_timeout", "max_rss"} {
+		if o.has(name) {
+			return nil, fmt.Errorf("%s needs persist", name)
+		}
+	}
 	switch {
 	case o.str("from") == "script-filename":
 		if !fi.IsDir() {
@@ -53,4 +72,47 @@ func buildCGI(b *builder, m Mount, o options) (http.Handler, error) {
 	h.Path = m.Backend.Path
 	h.ScriptName = strings.TrimSuffix(m.Prefix, "/")
 	return h, nil
+}
+
+// persistent serves the scripts of d that persist names in workers: .php
+// files in php-cgi FastCGI workers, Perl scripts in ferry's Perl workers
+// (kept compiled); the other scripts, and those the Perl workers send
+// back, run a process per request as without persist.
+func (b *builder) persistent(m Mount, o options, d *cgi.Dir) (http.Handler, error) {
+	st := &b.st
+	p := &appserver.Persistent{Dir: d, PassAuthorization: st.PassAuthorization,
+		Limits: cgi.BodyLimits{Max: st.MaxRequestBody, Memory: st.SpoolMemory, TempDir: st.TempDir}}
+	w := &appserver.Workers{MaxRSS: o.size("max_rss")}
+	switch o.str("persist") {
+	case "php":
+		php, err := exec.LookPath("php-cgi")
+		if err != nil {
+			return nil, fmt.Errorf("persist=php: %w", err)
+		}
+		w.Pool = b.pool(o, "php-cgi-workers", php)
+		w.Pool.Path, w.Pool.MaxRequestsEnv = php, fastcgi.MaxRequestsEnv
+		client := &fastcgi.Client{Network: "unix", QueueTimeout: st.QueueTimeout, Logger: b.logger("fastcgi-client")}
+		b.spawnFastCGI(w, w.Pool.Size(), client, "php-cgi workers", php)
+		h := b.fastcgiHandler(client, "")
+		h.Script = appserver.ScriptOf
+		p.Workers, p.Accept = w.Handler(h), appserver.IsPHP
+	case "perl":
+		w.App = &appserver.PerlCGI{}
+		if err := w.App.Check(); err != nil {
+			return nil, err
+		}
+		w.Pool = b.pool(o, "perl-cgi-workers", m.Backend.Path)
+		// The wall-clock limit of a script, as under CGI.
+		switch t := st.ScriptTimeout; {
+		case t == 0:
+			w.Timeout = cgi.DefaultTimeout
+		case t > 0:
+			w.Timeout = t
+		}
+		client := b.spawnSCGI(w, w.Pool.Size(), w.Timeout, "Perl CGI workers", m.Backend.Path)
+		h := b.scgiHandler(client, "")
+		h.Script = appserver.ScriptOf
+		p.Workers, p.Accept, p.Fallback = w.Handler(h), appserver.IsPerl, true
+	}
+	return p, nil
 }

@@ -3,7 +3,6 @@ package bridge
 import (
 	"net/http"
 	"os"
-	"time"
 
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/spawn"
@@ -44,14 +43,9 @@ func forwardSettings() []string {
 // FCGI script), as mod_fcgid and spawn-fcgi do.
 func fastcgiExecBackend() Backend {
 	return Backend{
-		Schemes: []string{"fastcgi+exec"},
-		Summary: "FastCGI workers ferry starts, restarts and stops itself (mod_fcgid's job), sharing one socket",
-		Options: append([]Option{
-			{Name: "workers", Type: PositiveInt, Default: "4", Doc: "the most workers running at once"},
-			{Name: "max_requests", Type: PositiveInt, Default: "no limit", Doc: "requests a worker serves before it is replaced (PHP_FCGI_MAX_REQUESTS)"},
-			{Name: "min_workers", Type: PositiveInt, Default: "all workers always run", Doc: "workers kept when idle: scale on demand between this and workers, as php-fpm's pm = ondemand"},
-			{Name: "idle_timeout", Type: Duration, Default: "10s with min_workers", Doc: "how long workers beyond the peak of the last window stay"},
-		}, phpSiteOptions()...),
+		Schemes:  []string{"fastcgi+exec"},
+		Summary:  "FastCGI workers ferry starts, restarts and stops itself (mod_fcgid's job), sharing one socket",
+		Options:  append(poolOptions("(PHP_FCGI_MAX_REQUESTS)"), phpSiteOptions()...),
 		Settings: append(forwardSettings(), "pass_env", "cgi_kill_grace"),
 		build:    buildFastCGI,
 	}
@@ -70,34 +64,11 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 		if _, err := os.Stat(m.Backend.Path); err != nil {
 			return nil, err
 		}
-		idle := o.duration("idle_timeout")
-		if idle == 0 && o.positive("min_workers") > 0 {
-			idle = 10 * time.Second // php-fpm's pm.process_idle_timeout
-		}
-		pl := b.s.log.With().Str("component", "fastcgi-workers").Str("worker", m.Backend.Path).Logger()
-		pool = &spawn.Pool{Path: m.Backend.Path, Workers: o.positive("workers"), Env: b.workerEnv(),
-			MaxRequests: o.positive("max_requests"), MaxRequestsEnv: fastcgi.MaxRequestsEnv,
-			MinWorkers: o.positive("min_workers"), IdleTimeout: idle, KillGrace: st.KillGrace, Logger: &pl}
-		// A connection per request, as mod_fcgid does: a kept connection
-		// holds its worker, and while a worker is being replaced, requests
-		// on new connections would wait behind the idle ones. The pool
-		// size still caps what runs at once.
-		client.Address = "" // the pool's socket, known once it runs
-		client.NoKeepConn = true
-		client.MaxConns = pool.Size()
-		b.s.pools = append(b.s.pools, spawned{pool: pool, client: client})
+		pool = b.pool(o, "fastcgi-workers", m.Backend.Path)
+		pool.Path, pool.MaxRequestsEnv = m.Backend.Path, fastcgi.MaxRequestsEnv
+		b.spawnFastCGI(pool, pool.Size(), client, "FastCGI workers", m.Backend.Path)
 	}
-	app := &fastcgi.Handler{
-		Client:         client,
-		Prefix:         m.Prefix,
-		Root:           b.s.cfg.Root,
-		Env:            st.Env,
-		ServerSoftware: b.serverSoftware(),
-		MaxRequestBody: st.MaxRequestBody,
-		SpoolMemory:    st.SpoolMemory,
-		TempDir:        st.TempDir,
-		HeaderLimits:   b.scriptHandler().HeaderLimits,
-	}
+	app := b.fastcgiHandler(client, m.Prefix)
 	if pool != nil && pool.IdleTimeout > 0 {
 		app.Busy = pool.Busy
 	}
@@ -112,6 +83,24 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 		site.FrontController = o.str("front")
 	}
 	return &phpSite{Handler: site.Handler(app, b.static), site: site, app: app}, nil
+}
+
+// fastcgiHandler returns the handler that forwards a mount's requests
+// through client, with the mount's settings: the one place a
+// fastcgi.Handler is built.
+func (b *builder) fastcgiHandler(client *fastcgi.Client, prefix string) *fastcgi.Handler {
+	st := &b.st
+	return &fastcgi.Handler{
+		Client:         client,
+		Prefix:         prefix,
+		Root:           b.s.cfg.Root,
+		Env:            st.Env,
+		ServerSoftware: b.serverSoftware(),
+		MaxRequestBody: st.MaxRequestBody,
+		SpoolMemory:    st.SpoolMemory,
+		TempDir:        st.TempDir,
+		HeaderLimits:   b.scriptHandler().HeaderLimits,
+	}
 }
 
 // phpSite is the handler of a FastCGI mount with a document root, and

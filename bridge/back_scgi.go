@@ -28,9 +28,17 @@ func buildSCGI(b *builder, m Mount, o options) (http.Handler, error) {
 	}
 	client := &scgi.Client{Network: m.Backend.Network(), Address: addr, MaxConns: o.positive("max_conns"),
 		QueueTimeout: st.QueueTimeout, Logger: b.logger("scgi-client")}
+	return b.scgiHandler(client, m.Prefix), nil
+}
+
+// scgiHandler returns the handler that forwards a mount's requests through
+// client, with the mount's settings: the one place an scgi.Handler is
+// built.
+func (b *builder) scgiHandler(client *scgi.Client, prefix string) *scgi.Handler {
+	st := &b.st
 	return &scgi.Handler{
 		Client:         client,
-		Prefix:         m.Prefix,
+		Prefix:         prefix,
 		Root:           b.s.cfg.Root,
 		Env:            st.Env,
 		ServerSoftware: b.serverSoftware(),
@@ -38,5 +46,5 @@ func buildSCGI(b *builder, m Mount, o options) (http.Handler, error) {
 		SpoolMemory:    st.SpoolMemory,
 		TempDir:        st.TempDir,
 		HeaderLimits:   b.scriptHandler().HeaderLimits,
-	}, nil
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/internal/appserver"
 	"github.com/ferrygw/ferry/scgi"
 )
 
@@ -75,6 +76,15 @@ func (s *Server) resolve(e *Explanation, h http.Handler, r *http.Request) {
 	var env []string
 	script := false // a CGI script, run by cgi.Handler
 	switch h := h.(type) {
+	case *appserver.Persistent:
+		s.resolve(e, h.Dir, r)
+		if e.Script.Filename != "" {
+			e.Kind += "; run in ferry's workers if persist takes it, else a process per request"
+		}
+		return
+	case *appMount:
+		e.Kind = h.kind + " (SCRIPT_NAME is the prefix)"
+		e.Script, env = cgi.PrefixScript(r, h.app.Prefix, h.app.Root), h.app.Env
 	case *cgi.Dir:
 		e.Kind = "a CGI script of " + h.Path + " (ScriptAlias semantics)"
 		sc, status := h.Script(r)
