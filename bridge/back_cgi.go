@@ -97,7 +97,7 @@ func (b *builder) persistent(m Mount, o options, d *cgi.Dir) (http.Handler, erro
 		h.Script = appserver.ScriptOf
 		p.Workers, p.Accept = w.Handler(h), appserver.IsPHP
 	case "perl":
-		w.App = &appserver.PerlCGI{}
+		w.App, w.IDHeader = &appserver.PerlCGI{}, "X-Ferry-Request-Id"
 		if err := w.App.Check(); err != nil {
 			return nil, err
 		}
@@ -112,7 +112,7 @@ func (b *builder) persistent(m Mount, o options, d *cgi.Dir) (http.Handler, erro
 		client := b.spawnSCGI(w, w.Pool.Size(), w.Timeout, "Perl CGI workers", m.Backend.Path)
 		h := b.scgiHandler(client, "")
 		h.Script = appserver.ScriptOf
-		p.Workers, p.Accept, p.Fallback = w.Handler(h), appserver.IsPerl, true
+		p.Workers, p.Accept, p.Fallback, p.SCGI = w.Handler(h), appserver.IsPerl, true, true
 	}
 	return p, nil
 }

@@ -17,8 +17,9 @@ import (
 )
 
 // RequestIDHeader is the header that carries the request's ID to the
-// application (HTTP_X_REQUEST_ID), and that [Workers.Handler] takes it from
-// on the response, where ferry's access log sets it.
+// application (HTTP_X_REQUEST_ID) unless [Workers.IDHeader] names another,
+// and that [Workers.Handler] takes it from on the response, where ferry's
+// access log sets it.
 const RequestIDHeader = "X-Request-Id"
 
 // boardSize is the size of a worker's scoreboard line.
@@ -31,9 +32,10 @@ var errHardTimeout = errors.New("appserver: hard timeout")
 // scgi.Handler or a fastcgi.Handler on their socket), wrapped with what
 // the workers need of each request:
 //
-//   - the request's ID goes to the application in the X-Request-Id request
-//     header, replacing any the client sent: the one already set on the
-//     response (ferry's access log sets it), or a new one;
+//   - the request's ID goes to the application in the request header
+//     IDHeader names (X-Request-Id), replacing any the client sent: the one
+//     already set on the response (ferry's access log sets it), or a new
+//     one;
 //   - it counts as busy for the pool's on-demand scaling
 //     ([spawn.Pool.Busy]);
 //   - past Timeout, the worker serving it is killed (and replaced by the
@@ -66,7 +68,7 @@ func (g *guard) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	r2 := new(http.Request)
 	*r2 = *r
 	r2.Header = r.Header.Clone()
-	r2.Header.Set(RequestIDHeader, id)
+	r2.Header.Set(g.w.idHeader(), id)
 	tw := &trackingWriter{ResponseWriter: rw}
 	if g.w.Timeout <= 0 {
 		g.next.ServeHTTP(tw, r2)

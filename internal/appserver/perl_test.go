@@ -150,14 +150,15 @@ func servePerlCGI(t *testing.T) *persistent {
 	}
 	logs := &testlog.Buffer{}
 	lg := zerolog.New(logs)
-	w := &Workers{App: &PerlCGI{Perl: perl}, Pool: &spawn.Pool{Workers: 2, KillGrace: 2 * time.Second, Logger: &lg}, Timeout: 10 * time.Second}
+	w := &Workers{App: &PerlCGI{Perl: perl}, Pool: &spawn.Pool{Workers: 2, KillGrace: 2 * time.Second, Logger: &lg},
+		Timeout: 10 * time.Second, IDHeader: "X-Ferry-Request-Id"}
 	if err := w.Start(context.Background()); err != nil {
 		t.Fatalf("%v\n%s", err, logs)
 	}
 	t.Cleanup(func() { w.Stop(context.Background()) })
 	c := &scgi.Client{Network: "unix", Address: w.Address(), MaxConns: w.Pool.Size(), Logger: &lg}
 	cgiDir := &cgi.Dir{Path: dir, Prefix: "/cgi-bin/", Handler: &cgi.Handler{Logger: &lg}}
-	p := &Persistent{Dir: cgiDir, Workers: w.Handler(&scgi.Handler{Client: c, Script: ScriptOf, Logger: &lg}), Accept: IsPerl, Fallback: true, Logger: &lg}
+	p := &Persistent{Dir: cgiDir, Workers: w.Handler(&scgi.Handler{Client: c, Script: ScriptOf, Logger: &lg}), Accept: IsPerl, Fallback: true, SCGI: true, Logger: &lg}
 	hs := httptest.NewServer(p)
 	t.Cleanup(hs.Close)
 	return &persistent{url: hs.URL + "/cgi-bin/", dir: dir, w: w, logs: logs}
@@ -187,8 +188,10 @@ func TestPerlCGIPersistent(t *testing.T) {
 	if !inWorker(env["pid"]) {
 		t.Errorf("env.pl ran in pid %s, not a worker (%v)", env["pid"], s.w.PIDs())
 	}
-	if _, ok := env["SCGI"]; ok {
-		t.Errorf("env.pl sees SCGI in its environment")
+	for _, k := range []string{"SCGI", "HTTP_X_FERRY_REQUEST_ID", "HTTP_X_REQUEST_ID", "HTTP_X_FERRY_NO_CONTENT_LENGTH", "CONTENT_LENGTH"} {
+		if _, ok := env[k]; ok {
+			t.Errorf("env.pl sees %s in its environment; a CGI process would not", k)
+		}
 	}
 
 	for i := range 6 {

@@ -23,6 +23,10 @@ import (
 // "cgi".
 const FallbackHeader = "X-Ferry-Fallback"
 
+// NoContentLengthHeader marks a request forwarded over SCGI whose CGI
+// environment has no CONTENT_LENGTH (see [Persistent.SCGI]).
+const NoContentLengthHeader = "X-Ferry-No-Content-Length"
+
 // Persistent serves a directory of CGI scripts as a cgi: mount does (Dir
 // finds the script of each request, with ScriptAlias semantics), but runs
 // the scripts Accept takes in long-lived workers: persistent CGI, opt-in
@@ -51,6 +55,12 @@ type Persistent struct {
 	Fallback bool
 	// Limits bound the bodies spooled for Fallback.
 	Limits cgi.BodyLimits
+	// SCGI says the workers are reached over SCGI, which sends
+	// CONTENT_LENGTH with every request, "0" for none: a request without a
+	// body and without a Content-Length header, for which a CGI process
+	// gets no CONTENT_LENGTH (RFC 3875 § 4.1.2), is marked with the header
+	// NoContentLengthHeader, on which the Perl CGI adapter unsets it.
+	SCGI bool
 	// PassAuthorization lets the Authorization and Proxy-Authorization
 	// headers reach scripts in the workers, as [cgi.Handler]'s field of
 	// the same name does for CGI processes. If false, they are withheld.
@@ -189,6 +199,9 @@ func (p *Persistent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !p.PassAuthorization {
 		r = withoutCredentials(r)
 	}
+	if p.SCGI && r.ContentLength == 0 && r.Header.Get("Content-Length") == "" {
+		r = withHeader(r, NoContentLengthHeader, "1")
+	}
 	if si.known || !p.Fallback {
 		fw := &fallbackWriter{w: w, h: maps.Clone(w.Header())}
 		p.Workers.ServeHTTP(fw, r.WithContext(ctx))
@@ -248,11 +261,22 @@ func withoutCredentials(r *http.Request) *http.Request {
 	if r.Header.Get("Authorization") == "" && r.Header.Get("Proxy-Authorization") == "" {
 		return r
 	}
+	r = withHeader(r, "Authorization", "")
+	r.Header.Del("Proxy-Authorization")
+	return r
+}
+
+// withHeader returns a copy of r with the header name set to value, or
+// removed if value is empty.
+func withHeader(r *http.Request, name, value string) *http.Request {
 	r2 := new(http.Request)
 	*r2 = *r
 	r2.Header = r.Header.Clone()
-	r2.Header.Del("Authorization")
-	r2.Header.Del("Proxy-Authorization")
+	if value == "" {
+		r2.Header.Del(name)
+	} else {
+		r2.Header.Set(name, value)
+	}
 	return r2
 }
 

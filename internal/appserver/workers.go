@@ -55,6 +55,12 @@ type Workers struct {
 	// in hand and exits, to be replaced by the pool. It is read once a
 	// second from /proc (Linux).
 	MaxRSS int64
+	// IDHeader is the request header that carries the request's ID to the
+	// workers. If empty, RequestIDHeader (X-Request-Id, which applications
+	// and their logging middleware read). The Perl CGI adapter takes
+	// X-Ferry-Request-Id and removes it from the scripts' environment, so
+	// that scripts see the request as under CGI.
+	IDHeader string
 	// StartTimeout bounds the wait for the first worker to load the
 	// application. If zero or negative, DefaultStartTimeout.
 	StartTimeout time.Duration
@@ -79,6 +85,13 @@ func (w *Workers) log() *zerolog.Logger {
 	}
 	l := zerolog.Nop()
 	return &l
+}
+
+func (w *Workers) idHeader() string {
+	if w.IDHeader == "" {
+		return RequestIDHeader
+	}
+	return w.IDHeader
 }
 
 // Address returns the socket the workers accept on, or "" before Start.

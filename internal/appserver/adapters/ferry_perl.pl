@@ -111,7 +111,9 @@ sub read_header {
 		return unless $n;
 	}
 	return unless substr($data, $end, 1) eq ',';
-	my %env = split /\0/, substr($data, $colon + 1, $size), -1;
+	my $block = substr($data, $colon + 1, $size);
+	chop $block if substr($block, -1) eq "\0";    # the last header's end
+	my %env = split /\0/, $block, -1;
 	return (\%env, substr($data, $end + 1));
 }
 
@@ -133,7 +135,7 @@ while (!$stopping) {
 	$idle = 0;
 	my ($env, $rest) = read_header($conn);
 	if ($env) {
-		my $rid = $env->{HTTP_X_REQUEST_ID} // '';
+		my $rid = $env->{HTTP_X_FERRY_REQUEST_ID} // $env->{HTTP_X_REQUEST_ID} // '';
 		board($rid);
 		my $whole = eval { $serve->($conn, $env, $rest, $rid) };
 		if (!defined $whole) {
@@ -519,7 +521,8 @@ sub serve {
 
 	{
 		local %ENV = (%base_env, %$req);
-		delete $ENV{SCGI};
+		delete $ENV{CONTENT_LENGTH} if delete $ENV{HTTP_X_FERRY_NO_CONTENT_LENGTH};
+		delete @ENV{qw(SCGI HTTP_X_FERRY_REQUEST_ID)};
 		local ($/, $\, $,, $") = ("\n", undef, undef, ' ');
 		local $| = 0;
 		my $umask = umask;
