@@ -145,8 +145,8 @@ func (a *WSGI) command(adapter string) (command, error) {
 	return command{path: py, args: []string{"-u", adapter}, env: env, dir: dir}, nil
 }
 
-// isDotted reports whether s is a dotted Python (or Perl-free) name:
-// identifiers joined by dots.
+// isDotted reports whether s is a dotted Python name: identifiers joined
+// by dots.
 func isDotted(s string) bool {
 	for _, part := range strings.Split(s, ".") {
 		if part == "" || (part[0] >= '0' && part[0] <= '9') {
@@ -230,37 +230,41 @@ func (a *PSGI) command(adapter string) (command, error) {
 	return command{path: perl, args: append(args, adapter), env: []string{"FERRY_PSGI_FILE=" + file}, dir: dir}, nil
 }
 
-// PerlCGI runs Perl CGI scripts kept compiled, as ModPerl::Registry does:
-// the script of each request (its SCRIPT_FILENAME) is compiled once with
-// CGI::Compile, again when it changes on disk, and run in the worker with
-// the CGI environment in %ENV, the request body on STDIN (descriptor 0, a
-// file) and STDOUT (descriptor 1) the connection to ferry, so that what it
-// prints, and what programs it runs print, is its response, as under CGI.
-// After each run the script's package variables are put back as they were
-// once compiled, file handles it left open in them are closed, and %ENV,
-// STDIN, STDOUT, STDERR, %SIG, alarm, umask, the working directory and the
-// special variables $/, $\, $, and $" are restored.
+// PerlCGI runs Perl CGI scripts kept compiled, as ModPerl::Registry and
+// CGI::Compile do: the script of each request (its SCRIPT_FILENAME) is
+// compiled once into a sub of its own package, again when it changes on
+// disk, and run in the worker with the CGI environment in %ENV, the
+// request body on STDIN (descriptor 0, a file) and STDOUT (descriptor 1)
+// the connection to ferry, so that what it prints, and what the programs
+// it runs print, is its response, as under CGI; exit ends the script, not
+// the worker. After each run the script's package variables are put back
+// as they were once compiled, file handles it left open in them are
+// closed, and %ENV, STDIN, STDOUT, STDERR, %SIG, alarm, umask and the
+// special variables $/, $\, $, and $" are restored. A script whose named
+// subs use file-scope "my" variables (which, kept compiled in a sub, would
+// see them undefined: Perl warns "Variable ... is not available") is
+// compiled on each run instead, as ModPerl::PerlRun does: still no process
+// start, and the modules it uses stay loaded. A script that does not
+// compile, and an nph- script, is sent back to ferry, which runs it as a
+// CGI process.
 //
 // A script is safe under persistence unless it:
 //
 //   - keeps state in another package's variables (a module's own globals
-//     are not reset), or changes a module's settings for itself
-//     ($CGI::POST_MAX, $CGI::DISABLE_UPLOADS);
+//     are not reset; CGI.pm's are, through CGI::initialize_globals), or
+//     changes a module's settings for itself ($CGI::POST_MAX);
 //   - relies on being the main program: caller is true inside the
-//     worker, BEGIN and END blocks and "use" run once per worker, not
-//     per request, and modules it loads stay loaded (configuration read at
-//     load time is read once);
-//   - calls exec (the worker is replaced), fork without waiting, or
-//     leaves processes running that hold the connection;
-//   - changes the process for good: setuid, chroot, @INC, $0 outside the
-//     request, signal handlers installed with POSIX::sigaction, files
-//     opened in lexicals stored in a global or a module;
-//   - sets alarm for its own use past its request;
-//   - has a named sub that uses a file-scope "my" variable: the sub would
-//     keep the first request's value. Perl warns about it when compiling
-//     ("Variable ... is not available" or "will not stay shared"), and
-//     such a script is sent back to ferry, which runs it as a CGI process,
-//     as it does a script that does not compile (and nph- scripts).
+//     worker, BEGIN blocks and "use" run once per worker, not per request,
+//     END blocks when the worker exits, and modules it loads stay loaded
+//     (configuration they read at load time is read once); a #! line's -T
+//     (taint mode) does not apply;
+//   - calls exec (the worker is replaced), forks without waiting, or
+//     leaves processes running that hold its standard output;
+//   - changes the process for good: setuid, chroot, @INC, %INC, signal
+//     handlers installed with POSIX::sigaction, files opened into a
+//     global of another package or kept in a closure;
+//   - sets alarm for its own use past its request (ferry cancels it), or
+//     relies on rand's sequence starting afresh.
 type PerlCGI struct {
 	// Perl is the interpreter: a path, or a name looked up in PATH. If
 	// empty, "perl".
@@ -269,17 +273,10 @@ type PerlCGI struct {
 
 func (a *PerlCGI) adapter() string { return "ferry_perl.pl" }
 
-// Check implements [App]: perl and CGI::Compile (Debian
-// libcgi-compile-perl) are installed.
+// Check implements [App]: perl is installed.
 func (a *PerlCGI) Check() error {
-	perl, err := lookup(a.Perl, "perl")
-	if err != nil {
-		return err
-	}
-	if out, err := exec.Command(perl, "-MCGI::Compile", "-e1").CombinedOutput(); err != nil {
-		return fmt.Errorf("appserver: persistent Perl CGI needs CGI::Compile (Debian libcgi-compile-perl): %s", strings.TrimSpace(string(out)))
-	}
-	return nil
+	_, err := lookup(a.Perl, "perl")
+	return err
 }
 
 func (a *PerlCGI) command(adapter string) (command, error) {

@@ -46,10 +46,12 @@
 // Workers accept connections themselves, so ferry does not know which
 // worker serves which request. Each worker tells it: a 64-byte file named
 // by its pid, in a directory ferry makes, holds the ID of the request it
-// serves (a NUL byte when idle). The Python adapter writes it through a
+// serves (a NUL byte when idle, "!" and the ID when it could not finish
+// its answer). The Python adapter writes it through a
 // shared memory map, the Perl one with one write; ferry reads the files
 // only when it needs to: to find the worker of a request past its hard
 // timeout, and at the end of a response of unknown length, where a worker
-// that still names the request did not finish it (it died): ferry then
-// cuts the client's connection rather than end the response as if whole.
+// that still names the request did not finish it (it died, or its
+// application failed midway): ferry then cuts the client's connection
+// rather than end the response as if whole.
 package appserver

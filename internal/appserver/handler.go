@@ -134,7 +134,7 @@ func (g *guard) checkWhole(tw *trackingWriter, r *http.Request, id string) {
 	case tw.status == http.StatusBadGateway, tw.status == http.StatusServiceUnavailable, tw.status == http.StatusGatewayTimeout:
 		return // ferry's own answer for a worker that failed before answering
 	}
-	if pid, ok := g.w.serving(id); ok {
+	if pid, ok := g.w.serving(id); ok || g.w.cut(id) {
 		g.logFor(r, id).Warn().Str("path", r.URL.Path).Int("pid", pid).
 			Msg("appserver: the response ended before its worker finished it; cutting the connection")
 		panic(http.ErrAbortHandler)
@@ -151,9 +151,20 @@ func (g *guard) logFor(r *http.Request, id string) *zerolog.Logger {
 	return &l
 }
 
-// serving returns the worker whose scoreboard line names request id.
-func (w *Workers) serving(id string) (int, bool) {
-	if w.board == "" || id == "" {
+// serving returns the worker whose scoreboard line names request id: the
+// worker serving it.
+func (w *Workers) serving(id string) (int, bool) { return w.lookup(id) }
+
+// cut reports whether a worker's scoreboard line says that its answer to
+// request id was cut short.
+func (w *Workers) cut(id string) bool {
+	_, ok := w.lookup("!" + id)
+	return ok
+}
+
+// lookup returns the worker whose scoreboard line is line.
+func (w *Workers) lookup(id string) (int, bool) {
+	if w.board == "" || id == "" || id == "!" {
 		return 0, false
 	}
 	ents, err := os.ReadDir(w.board)

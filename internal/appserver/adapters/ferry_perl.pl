@@ -10,36 +10,40 @@
 #   FERRY_PSGI_FILE   a PSGI application (a .psgi file returning a code
 #                     reference), loaded once, called per PSGI 1.1; or
 #   FERRY_PERL_CGI=1  Perl CGI scripts kept compiled, as ModPerl::Registry
-#                     does: the script is SCRIPT_FILENAME, compiled once with
-#                     CGI::Compile (again when it changes on disk) and run
-#                     with the CGI environment in %ENV, the body on STDIN and
-#                     STDOUT the connection itself, as a CGI script runs. Its
+#                     and CGI::Compile do: the script is SCRIPT_FILENAME,
+#                     compiled once into a sub of its own package (again when
+#                     it changes on disk) and run with the CGI environment in
+#                     %ENV, the body on STDIN (descriptor 0, a file) and
+#                     STDOUT (descriptor 1) the connection itself, as a CGI
+#                     process runs. exit ends the script, not the worker. Its
 #                     package variables are put back as compiled after each
 #                     run, so that a script keeping state in globals behaves
-#                     as under CGI. A script that cannot be compiled, or whose
-#                     named subs would capture file-scope lexicals (Perl warns
-#                     "Variable ... is not available" or "will not stay
-#                     shared"), is answered with X-Ferry-Fallback: cgi, before
-#                     its body is read: ferry then runs it as a CGI process.
+#                     as under CGI. A script whose named subs use file-scope
+#                     lexicals (Perl warns "Variable ... is not available" or
+#                     "will not stay shared"), which kept in a sub would see
+#                     them undefined, is compiled on each run instead, as
+#                     ModPerl::PerlRun does. A script that does not compile,
+#                     and an nph- script, is answered with X-Ferry-Fallback:
+#                     cgi before its body is read: ferry runs it as a CGI
+#                     process.
 #
 # Also from the environment, removed before anything runs:
 #
 #   FERRY_MAX_REQUESTS  exit after this many requests (recycling)
 #   FERRY_SCOREBOARD    a directory where the worker says which request it
 #                       serves: a 64-byte file named by its pid holding the
-#                       request ID (NUL: idle), read by ferry.
+#                       request ID (NUL: idle; "!" and the ID: its answer
+#                       was cut short), read by ferry.
 #   FERRY_LISTEN_FD     the listening socket's descriptor (default 0)
 #
 # psgi.errors and the scripts' stderr go to ferry's log, each line marked
 # with the request's ID. SIGTERM stops the worker once the request in hand
-# is answered. Only Perl's core modules are used, and CGI::Compile for
-# FERRY_PERL_CGI.
+# is answered. Only Perl's core modules are used.
 use strict;
 use warnings;
 use Fcntl qw(SEEK_SET O_RDWR O_CREAT O_TRUNC);
 use Symbol ();
 use Time::HiRes ();
-use Cwd ();
 
 my %cfg = map { $_ => delete $ENV{$_} }
 	qw(FERRY_PSGI_FILE FERRY_PERL_CGI FERRY_MAX_REQUESTS FERRY_SCOREBOARD FERRY_LISTEN_FD);
@@ -142,11 +146,10 @@ while (!$stopping) {
 			log_lines($rid, "ferry perl: $@") if $@ && $@ !~ /^ferry perl: client gone/;
 			$whole = 0;
 		}
-		# Idle before the close when the answer is whole: once ferry sees
-		# the end of the connection, the board must no longer name it.
-		board('') if $whole;
+		# Before the close: once ferry sees the end of the connection, the
+		# board must say whether the answer went out whole.
+		board($whole ? '' : "!$rid");
 		close $conn;
-		board('') unless $whole;
 	} else {
 		close $conn;
 	}
@@ -316,15 +319,26 @@ sub serve {
 package Ferry::CGI;
 # Perl CGI scripts run in the worker (see the top of the file).
 
-my (%scripts, %base_env, $body_fh, $err_fh, $saved_out, $saved_err);
+my (%scripts, %base_env, $body_fh, $err_fh, $null_out);
+our $running = 0;    # a script runs (or compiles): exit ends only it
 
 sub setup {
-	require CGI::Compile;
+	require POSIX;
+	binmode STDOUT;
 	%base_env = %ENV;
 	open($body_fh, '+>', undef) or die "ferry perl: a temporary file for request bodies: $!\n";
 	open($err_fh, '+>', undef) or die "ferry perl: a temporary file for stderr: $!\n";
-	open($saved_out, '>&', \*STDOUT) or die "ferry perl: stdout: $!\n";
-	open($saved_err, '>&', \*STDERR) or die "ferry perl: stderr: $!\n";
+	open($null_out, '>&', \*STDOUT) or die "ferry perl: stdout: $!\n";
+	# The scripts' stderr, compiling included, goes to a file, logged
+	# after each request marked with its ID.
+	open(STDERR, '>&', $err_fh) or die "ferry perl: stderr: $!\n";
+	# exit in a script ends the script, not the worker. It applies to the
+	# code compiled from now on: the scripts.
+	no warnings qw(redefine once);
+	*CORE::GLOBAL::exit = sub (;$) {
+		die Ferry::CGI::Exit->new(@_ ? $_[0] : 0) if $running;
+		CORE::exit(@_ ? $_[0] : 0);
+	};
 	return \&serve;
 }
 
@@ -343,7 +357,7 @@ sub package_of {
 	return "Ferry::CGI::Script::_$name";
 }
 
-# stderr_so_far returns what was written to the request's stderr file.
+# stderr_so_far returns what was written to stderr since the request began.
 sub stderr_so_far {
 	STDERR->flush;
 	my $size = -s $err_fh or return '';
@@ -354,9 +368,9 @@ sub stderr_so_far {
 	return $text;
 }
 
-# script returns how to run the script at path: kept compiled, compiled on
-# each run, or not in the worker (with the reason). It compiles a new or
-# changed script, with its warnings in the request's stderr.
+# script returns how to run the script at path: kept compiled (sub), or
+# compiled on each run (code), or not in the worker (why). It compiles a
+# new or changed script, its warnings going to the request's stderr.
 sub script {
 	my ($path) = @_;
 	my @st = Time::HiRes::stat($path) or return (undef, "cannot stat $path: $!");
@@ -365,17 +379,27 @@ sub script {
 	return ($s, $s->{why}) if $s && $s->{key} eq $key;
 	Symbol::delete_package($s->{package}) if $s && $s->{package};
 	my $package = package_of($path);
+	$s = $scripts{$path} = { key => $key, package => $package };
+	open(my $fh, '<', $path) or return ($s, $s->{why} = "cannot read it: $!");
+	my $src = do { local $/; <$fh> };
+	close $fh;
+	$s->{w} = $src =~ /\A#!.*\s-w\b/ ? 1 : 0;
+	$src =~ s/^__END__\r?\n.*//ms;
+	$s->{data} = $src =~ s/^__DATA__\r?\n(.*)//ms ? $1 : '';
+	(my $file = $path) =~ s/"/\\"/g;
 	my $before = length stderr_so_far();
-	my $sub = eval {
+	my $sub = do {
+		local $running = 1;
 		local $^W = 1;    # closure warnings for scripts without "use warnings"
-		CGI::Compile->compile($path, $package);
+		Ferry::CGI::Fresh::run("package $package; sub {\n#line 1 \"$file\"\n$src\n;}");
 	};
 	my $err = $@;
 	my $warnings = substr(stderr_so_far(), $before);
-	$s = $scripts{$path} = { key => $key, package => $package };
-	if (!$sub) {
+	if (ref $sub ne 'CODE') {
+		$err = 'exit during compilation' if ref $err eq 'Ferry::CGI::Exit';
 		$err =~ s/\s+\z//;
 		$s->{why} = "it does not compile: $err";
+		Symbol::delete_package($package);
 		print STDERR "ferry perl: $path runs as a CGI process: $s->{why}\n";
 		return ($s, $s->{why});
 	}
@@ -385,43 +409,56 @@ sub script {
 		$s->{snapshot} = snapshot($package);
 		return ($s);
 	}
-	# A named sub uses a file-scope lexical: kept compiled, it would see
-	# that variable undefined. Compiled on each run instead, as
-	# ModPerl::PerlRun does, it sees the run's own.
+	# A named sub uses a file-scope lexical: kept compiled (inside a sub),
+	# it would see that variable undefined. Compiled on each run at the
+	# top level of an eval instead, as ModPerl::PerlRun does, it sees the
+	# run's own.
 	Symbol::delete_package($package);
 	my %seen;
 	my $vars = join ', ', grep { !$seen{$_}++ } map { /"([^"]+)"/ } @shared;
 	print STDERR "ferry perl: $path is compiled on each run: a named sub uses the file-scope lexical $vars\n";
-	open(my $fh, '<', $path) or return ($s, $s->{why} = "cannot read it: $!");
-	my $code = do { local $/; <$fh> };
-	$s->{w} = $code =~ /\A#!.*\s-w\b/ ? 1 : 0;
-	$code =~ s/^__END__\r?\n.*//ms;
-	$s->{data} = $code =~ s/^__DATA__\r?\n(.*)//ms ? $1 : '';
-	$s->{code} = "package $package;\n#line 1 \"$path\"\n$code\n;1;\n";
+	$s->{code} = "package $package;\n#line 1 \"$file\"\n$src\n;1;\n";
 	return ($s);
 }
 
-# run_fresh compiles and runs a script in a new package, at the top level
-# of an eval, so that its named subs share its file-scope lexicals.
-sub run_fresh {
+# run runs a script as a CGI process would: its directory the working
+# directory, $0 its path, no arguments, DATA its __DATA__ section, its
+# signal handlers put back after. It returns the exit status; it dies as
+# the script died.
+sub run {
 	my ($s, $path) = @_;
-	Symbol::delete_package($s->{package});
 	(my $dir = $path) =~ s{/[^/]*\z}{};
-	no strict 'refs';
-	no warnings 'once';
-	local *{"$s->{package}::DATA"};
-	open(*{"$s->{package}::DATA"}, '<', \$s->{data});
-	local $CGI::Compile::USE_REAL_EXIT = 0;
-	local ($0, @ARGV) = ($path);
-	local @SIG{keys %SIG} = do { no warnings 'uninitialized'; @{[]} = values %SIG };
-	local $^W = $s->{w};
-	my $cwd = Cwd::getcwd();
-	chdir $dir;
-	my $ok = Ferry::CGI::Fresh::run($s->{code});
-	my $err = $@;
-	chdir $cwd if defined $cwd;
-	return 1 if $ok;
-	return 1 if ref $err eq 'ARRAY' && $err->[0] eq "EXIT\n";
+	chdir $dir or die "ferry perl: chdir $dir: $!\n";
+	$0 = $path if $0 ne $path;
+	CGI::initialize_globals() if defined &CGI::initialize_globals;    # CGI.pm's state of the last request
+	my %sig = %SIG;
+	my $umask = umask;
+	my ($ok, $err);
+	{
+		no strict 'refs';
+		local $running = 1;
+		local @ARGV = ();
+		local $^W = $s->{w};
+		local ($/, $\, $,, $") = ("\n", undef, undef, ' ');
+		local $| = 0;
+		if ($s->{sub}) {
+			open(*{"$s->{package}::DATA"}, '<', \$s->{data});
+			$ok = eval { $s->{sub}->(); 1 };
+		} else {
+			Symbol::delete_package($s->{package});
+			open(*{"$s->{package}::DATA"}, '<', \$s->{data});
+			$ok = Ferry::CGI::Fresh::run($s->{code});
+		}
+		$err = $@;
+	}
+	alarm 0;
+	umask $umask;
+	for my $name (keys %sig) {
+		no warnings 'uninitialized';
+		$SIG{$name} = $sig{$name} if $SIG{$name} ne $sig{$name};
+	}
+	return 0 if $ok;
+	return $err->{code} if ref $err eq 'Ferry::CGI::Exit';
 	die $err;
 }
 
@@ -485,20 +522,16 @@ sub restore {
 
 sub serve {
 	my ($conn, $req, $rest, $rid) = @_;
+	truncate($err_fh, 0);
+	sysseek($err_fh, 0, 0);
+	seek(STDERR, 0, 0);
 	my $path = $req->{SCRIPT_FILENAME};
 	return fallback($conn, "no SCRIPT_FILENAME") unless defined $path && length $path;
 	my $base = $path =~ s{.*/}{}r;
 	return fallback($conn, "an NPH script") if $base =~ /\Anph-/;
-
-	# The script's stderr, compiling included, goes to a file, logged at
-	# the end marked with the request's ID.
-	truncate($err_fh, 0);
-	sysseek($err_fh, 0, 0);
-	open(STDERR, '>&', $err_fh) or die "ferry perl: stderr: $!\n";
 	my ($s, $why) = eval { script($path) };
 	$why = "ferry perl: compiling $path: $@" if !$s && $@;
 	if ($why) {
-		open(STDERR, '>&', $saved_err);
 		flush_stderr($rid);
 		return fallback($conn, $why);
 	}
@@ -506,41 +539,49 @@ sub serve {
 	# The body goes to a file first: the script, and any program it runs,
 	# read it from descriptor 0 to its end, as under CGI.
 	my $len = $req->{CONTENT_LENGTH} || 0;
-	truncate($body_fh, 0);
-	seek($body_fh, 0, 0);
 	if ($len > 0) {
+		truncate($body_fh, 0);
+		seek($body_fh, 0, 0);
 		my $input = Ferry::Input->new($conn, $rest, $len);
 		my $buf;
 		while ((my $n = $input->read($buf, 65536)) > 0) {
 			print $body_fh $buf or die "ferry perl: spooling the request body: $!\n";
 		}
 		$body_fh->flush;
-		seek($body_fh, 0, 0);
 		sysseek($body_fh, 0, 0);
-	}
-
-	{
-		local %ENV = (%base_env, %$req);
-		delete $ENV{CONTENT_LENGTH} if delete $ENV{HTTP_X_FERRY_NO_CONTENT_LENGTH};
-		delete @ENV{qw(SCGI HTTP_X_FERRY_REQUEST_ID)};
-		local ($/, $\, $,, $") = ("\n", undef, undef, ' ');
-		local $| = 0;
-		my $umask = umask;
 		open(STDIN, '<&', $body_fh) or die "ferry perl: stdin: $!\n";
-		open(STDOUT, '>&', $conn) or die "ferry perl: stdout: $!\n";
-		binmode STDOUT;
-		my $exit = eval {
-			no warnings 'once';
-			local $CGI::Compile::RETURN_EXIT_VAL = 1;
-			$s->{sub} ? $s->{sub}->() : run_fresh($s, $path);
-		};
-		my $err = $@;
-		alarm 0;
-		umask $umask;
+	}
+	{
+		# The request's variables over the worker's environment (what
+		# ferry passes on to scripts), put back after.
+		delete @$req{qw(SCGI HTTP_X_FERRY_REQUEST_ID)};
+		delete $req->{CONTENT_LENGTH} if delete $req->{HTTP_X_FERRY_NO_CONTENT_LENGTH};
+		local @ENV{keys %$req} = values %$req;
+		# Descriptor 1 becomes the connection under the STDOUT handle
+		# (one dup2, not a reopen), and /dev/null again after.
 		STDOUT->flush;
-		open(STDOUT, '>&', $saved_out);
-		open(STDIN, '<', '/dev/null');
+		POSIX::dup2(fileno($conn), 1) or die "ferry perl: stdout: $!\n";
+		my $exit = eval { run($s, $path) };
+		my $err = $@;
+		if (defined fileno(STDOUT)) {
+			STDOUT->flush;
+			binmode STDOUT;    # layers the script pushed go
+			POSIX::dup2(fileno($null_out), 1);
+		} else {
+			open(STDOUT, '>&', $null_out);    # the script closed it
+		}
 		restore($s->{package}, $s->{snapshot}) if $s->{sub};
+		# What the script did to %ENV beyond its request's variables,
+		# undone (those are put back on leaving this block).
+		for my $k (keys %ENV) {
+			next if exists $req->{$k};
+			if (!exists $base_env{$k}) {
+				delete $ENV{$k};
+			} elsif ($ENV{$k} ne $base_env{$k}) {
+				$ENV{$k} = $base_env{$k};
+			}
+		}
+		exists $ENV{$_} or $ENV{$_} = $base_env{$_} for keys %base_env;
 		# As under CGI: what the script wrote stands; how it ended is
 		# logged.
 		if (!defined $exit) {
@@ -550,15 +591,16 @@ sub serve {
 			print STDERR "ferry perl: $path exited with status $exit\n";
 		}
 	}
-	open(STDERR, '>&', $saved_err);
+	open(STDIN, '<', '/dev/null') if $len > 0;
 	flush_stderr($rid);
 	return 1;
 }
 
-# flush_stderr logs what the request's stderr file holds, marked with the
+# flush_stderr logs what the request's stderr holds, marked with the
 # request's ID.
 sub flush_stderr {
 	my ($rid) = @_;
+	STDERR->flush;
 	my $size = -s $err_fh or return;
 	my $text = '';
 	sysseek($err_fh, 0, 0);
@@ -567,10 +609,15 @@ sub flush_stderr {
 	main::log_lines($rid, $text);
 }
 
+package Ferry::CGI::Exit;
+# What exit in a script dies with.
+
+sub new { my ($class, $code) = @_; return bless { code => $code // 0 }, $class }
+
 package Ferry::CGI::Fresh;
 
-# run compiles and runs a script's code at the top level of an eval, in a
-# scope with no lexicals of its own for the script to see.
+# run compiles and runs code at the top level of an eval, in a scope with
+# no lexicals of its own for the code to see.
 sub run { return eval $_[0] }
 
 package Ferry::PSGI::Sandbox;

@@ -26,9 +26,10 @@ removes before it loads the application:
   FERRY_MAX_REQUESTS    exit after this many requests (recycling)
   FERRY_SCOREBOARD      a directory where the worker says which request it
                         serves: a 64-byte file named by its pid holding the
-                        request ID (NUL: idle). ferry reads it to kill the
-                        worker of a request past its hard timeout, and to
-                        tell a response cut short from a whole one.
+                        request ID (NUL: idle; "!" and the ID: its answer
+                        was cut short). ferry reads it to kill the worker of
+                        a request past its hard timeout, and to tell a
+                        response cut short from a whole one.
   FERRY_LISTEN_FD       the listening socket's descriptor (default 0)
 
 SIGTERM stops the worker once the request in hand is answered. Only the
@@ -219,6 +220,10 @@ class Board:
     def idle(self):
         if self.mm is not None:
             self.mm[0] = 0
+
+    def cut(self, request_id):
+        """Says that the answer to request_id was cut short."""
+        self.busy("!" + request_id)
 
     def remove(self):
         if self.path:
@@ -451,14 +456,13 @@ class Worker:
         self.board.busy(request_id)
         whole = self.run(conn, environ, errors)
         errors.flush()
+        # Before the close: once ferry sees the end of the connection, the
+        # board must say whether the answer went out whole.
         if whole:
-            # Idle before the close: once ferry sees the end of the
-            # connection, the board must no longer name this request.
             self.board.idle()
-            conn.close()
         else:
-            conn.close()
-            self.board.idle()
+            self.board.cut(request_id)
+        conn.close()
 
     def run(self, conn, environ, errors):
         """Calls the application and sends its answer; returns whether the

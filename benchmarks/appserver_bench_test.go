@@ -1,0 +1,254 @@
+package benchmarks
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrygw/ferry/bridge"
+	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
+)
+
+// appWorkers is the worker count of every application server compared:
+// ferry's wsgi: and psgi: workers, Gunicorn's sync workers, uWSGI's
+// processes, plackup's FastCGI processes.
+const appWorkers = 4
+
+// runFerry runs ferry (bridge.Server.Run, workers included) with mounts on
+// a loopback port until the benchmark ends, and returns its URL.
+func runFerry(tb testing.TB, cfg bridge.Config, mounts ...string) string {
+	tb.Helper()
+	for _, s := range mounts {
+		m, err := bridge.ParseMount(s)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		cfg.Mounts = append(cfg.Mounts, m)
+	}
+	a, err := bridge.ParseAddress("http://127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.Listen = []bridge.Address{a}
+	srv, err := bridge.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- srv.Run(ctx, func(ls []net.Listener) { ready <- "http://" + ls[0].Addr().String() })
+	}()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("ferry: %v", err)
+		}
+	})
+	select {
+	case u := <-ready:
+		return u
+	case err := <-done:
+		tb.Fatalf("ferry did not start: %v", err)
+	case <-time.After(60 * time.Second):
+		tb.Fatal("ferry did not start within 60s")
+	}
+	return ""
+}
+
+// children measures this process's children now (spawned workers, peers
+// started as children) as the workers, and this process as the gateway.
+func children() procTrees {
+	return procTrees{Roots: leakcheck.Children(os.Getpid()), Gateway: func(int, string) bool { return false }}
+}
+
+// benchPython returns Debian's /usr/bin/python3 (python3-flask,
+// python3-django), the interpreter Gunicorn and uWSGI's python3 plugin
+// run, if it imports the modules; else the benchmark is skipped.
+func benchPython(b *testing.B, modules ...string) string {
+	b.Helper()
+	py := "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import "+strings.Join(append([]string{"os"}, modules...), ", ")).Run(); err != nil {
+		b.Skipf("%s cannot import %v (Debian python3-flask, python3-django): %v", py, modules, err)
+	}
+	return py
+}
+
+// wsgiApps writes the WSGI applications compared into dir and returns,
+// by name, the file and its callable: a bare WSGI hello, a Flask hello,
+// and the hello view of a project from django-admin startproject (default
+// middleware).
+func wsgiApps(b *testing.B, dir, py string) map[string][2]string {
+	b.Helper()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		return p
+	}
+	apps := map[string][2]string{"wsgi": {write("wsgi_hello.py", wsgiHello), "application"}}
+	if exec.Command(py, "-c", "import flask").Run() == nil {
+		apps["flask"] = [2]string{write("flask_hello.py", "from flask import Flask\n\napp = Flask(__name__)\n\n\n"+
+			"@app.route(\"/\")\ndef hello():\n    return \"Hello, world\\n\"\n"), "app"}
+	}
+	if exec.Command(py, "-c", "import django").Run() == nil {
+		if out, err := exec.Command(py, "-m", "django", "startproject", "hellosite", dir).CombinedOutput(); err != nil {
+			b.Fatalf("django-admin startproject: %v\n%s", err, out)
+		}
+		write("hellosite/views.py", "from django.http import HttpResponse\n\n\ndef hello(request):\n    return HttpResponse(\"Hello, world\\n\", content_type=\"text/plain\")\n")
+		write("hellosite/urls.py", "from django.urls import path\nfrom . import views\n\nurlpatterns = [path(\"\", views.hello)]\n")
+		f, err := os.OpenFile(filepath.Join(dir, "hellosite", "settings.py"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprint(f, "\nALLOWED_HOSTS = [\"*\"]\nDEBUG = False\n")
+		f.Close()
+		// One file every server loads the same way.
+		apps["django"] = [2]string{write("django_hello.py", "import os, sys\nsys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))\n"+
+			"from hellosite.wsgi import application\n"), "application"}
+	}
+	if err := peers.MakeWorldReadable(dir); err != nil {
+		b.Fatal(err)
+	}
+	return apps
+}
+
+// BenchmarkAppServer compares ferry's wsgi: workers with Gunicorn (sync
+// workers) and uWSGI (SCGI on a unix socket), four workers each, all
+// behind the same front, ferry's HTTP listener in this process (Gunicorn
+// through ferry's http:// back, uWSGI through scgi+unix://), serving the
+// same hello in three WSGI applications: a bare one, Flask, and Django
+// (a django-admin startproject project, default middleware). Load: wrk
+// -t2 -c16. The ferry-wsgi row reports its req/s over Gunicorn's
+// (x-gunicorn) and uWSGI's (x-uwsgi); gw-cpu-us/req is this process's CPU
+// per request, app-cpu-us/req the workers'.
+func BenchmarkAppServer(b *testing.B) {
+	peerstest.Need(b, "wrk")
+	py := benchPython(b)
+	dir := b.TempDir()
+	apps := wsgiApps(b, dir, py)
+	for _, name := range []string{"wsgi", "flask", "django"} {
+		app, ok := apps[name]
+		if !ok {
+			continue
+		}
+		file, callable := app[0], app[1]
+		module := strings.TrimSuffix(filepath.Base(file), ".py")
+		ref := map[string]measured{}
+		rows := []struct {
+			name  string
+			start func(b *testing.B) string
+		}{
+			{"gunicorn", func(b *testing.B) string {
+				g := peerstest.RunGunicorn(b, peers.GunicornConfig{App: module + ":" + callable, Chdir: dir, Workers: appWorkers})
+				return runFerry(b, bridge.Config{}, "/=http://"+g.Address)
+			}},
+			{"uwsgi", func(b *testing.B) string {
+				u := peerstest.RunUWSGI(b, peers.UWSGIConfig{WSGIFile: file, Callable: callable, Processes: appWorkers})
+				return runFerry(b, bridge.Config{}, fmt.Sprintf("/=scgi+unix://%s?max_conns=%d", u.Address, appWorkers))
+			}},
+			{"ferry-wsgi", func(b *testing.B) string {
+				return runFerry(b, bridge.Config{}, fmt.Sprintf("/=wsgi:%s?callable=%s&workers=%d&python=%s", file, callable, appWorkers, url.QueryEscape(py)))
+			}},
+		}
+		for _, row := range rows {
+			b.Run(name+"/"+row.name, func(b *testing.B) {
+				u := row.start(b)
+				m := measureLoad(b, u+"/", helloBody, children())
+				b.ReportMetric(m.Self, "gw-cpu-us/req")
+				b.ReportMetric(m.PeerWorkers, "app-cpu-us/req")
+				ref[row.name] = m
+				if row.name == "ferry-wsgi" {
+					for _, peer := range []string{"gunicorn", "uwsgi"} {
+						r, ok := ref[peer]
+						reportRatio(b, m, r, ok, peer)
+					}
+				}
+			})
+		}
+	}
+}
+
+// psgiHello is the PSGI hello both servers run.
+const psgiHello = "sub { [200, ['Content-Type' => 'text/plain'], [\"Hello, world\\n\"]] };\n"
+
+// BenchmarkPSGI compares ferry's psgi: workers with plackup's FastCGI
+// server (Plack::Handler::FCGI, plackup -s FCGI -E deployment --manager=,
+// the handler Debian's libplack-perl ships, without FCGI::ProcManager) in
+// four processes that ferry spawns and reaches as fastcgi+exec:, both behind ferry's HTTP front, on a PSGI
+// hello. Load: wrk -t2 -c16. The ferry-psgi row reports x-plackup-fcgi.
+func BenchmarkPSGI(b *testing.B) {
+	peerstest.Need(b, "wrk", "perl")
+	dir := b.TempDir()
+	app := filepath.Join(dir, "hello.psgi")
+	if err := os.WriteFile(app, []byte(psgiHello), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	var plack measured
+	var havePlack bool
+	b.Run("plackup-fcgi", func(b *testing.B) {
+		plackup := peerstest.Need(b, "plackup")["plackup"]
+		if exec.Command("perl", "-MPlack::Handler::FCGI", "-e1").Run() != nil {
+			b.Skip("Plack::Handler::FCGI is not installed (Debian libplack-perl, libfcgi-perl)")
+		}
+		wrapper := filepath.Join(dir, "plackup-fcgi")
+		if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nexec "+plackup+" -s FCGI -E deployment --manager= "+app+"\n"), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		u := runFerry(b, bridge.Config{}, fmt.Sprintf("/=fastcgi+exec:%s?workers=%d", wrapper, appWorkers))
+		plack, havePlack = measureLoad(b, u+"/", helloBody, children()), true
+	})
+	b.Run("ferry-psgi", func(b *testing.B) {
+		u := runFerry(b, bridge.Config{}, fmt.Sprintf("/=psgi:%s?workers=%d", app, appWorkers))
+		m := measureLoad(b, u+"/", helloBody, children())
+		reportRatio(b, m, plack, havePlack, "plackup-fcgi")
+	})
+}
+
+// BenchmarkPersistentCGI compares, for the bundled Perl and PHP bench
+// scripts (testdata/bench/bench.pl and bench.php, their hello), ferry's
+// per-request CGI (cgi:DIR) with the same directory under persist=perl
+// and persist=php (four workers), through ferry's HTTP front. Load: wrk
+// -t2 -c16. The persist rows report x-cgi.
+func BenchmarkPersistentCGI(b *testing.B) {
+	peerstest.Need(b, "wrk")
+	apps, err := filepath.Abs("../testdata/bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(apps)); err != nil {
+		b.Fatal(err)
+	}
+	for _, lang := range []struct{ name, script, need string }{{"perl", "bench.pl", "perl"}, {"php", "bench.php", "php-cgi"}} {
+		var cgi measured
+		var haveCGI bool
+		for _, mode := range []string{"cgi", "persist"} {
+			b.Run(lang.name+"/"+mode, func(b *testing.B) {
+				peerstest.Need(b, lang.need)
+				mount := "/cgi-bin/=cgi:" + dir
+				if mode == "persist" {
+					mount += fmt.Sprintf("?persist=%s&workers=%d", lang.name, appWorkers)
+				}
+				u := runFerry(b, bridge.Config{}, mount)
+				m := measureLoad(b, u+"/cgi-bin/"+lang.script, helloBody, children())
+				if mode == "cgi" {
+					cgi, haveCGI = m, true
+					return
+				}
+				reportRatio(b, m, cgi, haveCGI, "cgi")
+			})
+		}
+	}
+}
