@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrygw/ferry/bridge"
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/scgi"
@@ -71,7 +72,8 @@ func RunHelper(ctx context.Context, args []string) error {
 
 // frontSpec describes the gateway a front helper runs.
 type frontSpec struct {
-	// Kind is "cgi" (ferry's cgi.Handler), "stdcgi" (Go's net/http/cgi),
+	// Kind is "mount" (ferry serve with Mount), "cgi" (ferry's
+	// cgi.Handler), "stdcgi" (Go's net/http/cgi),
 	// "fastcgi-pool" (a spawn.Pool of Workers processes of Path and
 	// fastcgi.Handler), "fastcgi" (fastcgi.Handler to Network/Address),
 	// "scgi" (scgi.Handler to Network/Address), "scgi-pool" (a spawn.Pool
@@ -93,6 +95,10 @@ type frontSpec struct {
 	// MaxConcurrent bounds CGI scripts running at once; zero is ferry's
 	// default.
 	MaxConcurrent int `json:"max_concurrent,omitempty"`
+	// Mount, for Kind "mount", is a --mount of ferry serve: the helper runs
+	// ferry itself (bridge.Server.Run), the workers such a mount starts
+	// included (wsgi:, psgi:, cgi:DIR?persist=...).
+	Mount string `json:"mount,omitempty"`
 }
 
 // handler builds the gateway, and a function that stops what it started.
@@ -167,6 +173,13 @@ func (s frontSpec) startPool(ctx context.Context) (*spawn.Pool, func(), error) {
 func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go func() {
+		io.Copy(io.Discard, in) // until the harness closes our stdin or dies
+		cancel()
+	}()
+	if spec.Kind == "mount" {
+		return runMount(ctx, spec.Mount, out)
+	}
 	h, stop, err := spec.handler(ctx)
 	if err != nil {
 		return err
@@ -178,10 +191,6 @@ func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) 
 	}
 	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
 	go func() {
-		io.Copy(io.Discard, in) // until the harness closes our stdin or dies
-		cancel()
-	}()
-	go func() {
 		<-ctx.Done()
 		srv.Close()
 	}()
@@ -192,6 +201,33 @@ func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) 
 		return fmt.Errorf("benchmarks: front: %w", err)
 	}
 	return nil
+}
+
+// runMount runs ferry serve with one mount on a loopback port (its workers
+// started, and stopped when ctx ends), and writes "http://ADDR\n" to out
+// once it listens.
+func runMount(ctx context.Context, mount string, out io.Writer) error {
+	m, err := bridge.ParseMount(mount)
+	if err != nil {
+		return err
+	}
+	listen, err := bridge.ParseAddress("http://127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	lg := zerolog.New(os.Stderr).Level(zerolog.WarnLevel)
+	srv, err := bridge.New(bridge.Config{Listen: []bridge.Address{listen}, Mounts: []bridge.Mount{m}, Logger: &lg})
+	if err != nil {
+		return err
+	}
+	var werr error
+	err = srv.Run(ctx, func(ls []net.Listener) {
+		_, werr = fmt.Fprintf(out, "http://%s\n", ls[0].Addr())
+	})
+	if werr != nil {
+		return fmt.Errorf("benchmarks: front: %w", werr)
+	}
+	return err
 }
 
 // front is a running front helper process.

@@ -166,6 +166,7 @@ func (c *Config) scenarios() []scenario {
 				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry", na: "sh has no long-lived form"})
 				out = append(out, scenario{app: app, lang: lang, mode: "scgi", gateway: "ferry", na: "sh has no long-lived form"})
 			case "perl":
+				out = append(out, persistScenario(app, lang, "perl"))
 				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry-pool", need: []string{"perl"},
 					check: func() string {
 						if exec.Command("perl", "-MFCGI", "-e1").Run() != nil {
@@ -189,11 +190,21 @@ func (c *Config) scenarios() []scenario {
 						return ferryFront(ctx, e, frontSpec{Kind: "scgi-pool", Path: perl, Args: []string{filepath.Join(e.apps, "bench-scgi.pl")}, Workers: 4})
 					}})
 			case "python":
+				out = append(out, scenario{app: app, lang: lang, mode: "wsgi", gateway: "ferry-wsgi", need: []string{"python3"},
+					start: func(ctx context.Context, e *env) (*setup, error) {
+						// The interpreter of the CGI row (bench.py's #! line),
+						// uwsgi's and Gunicorn's: Debian's.
+						script := filepath.Join(e.apps, "bench.py")
+						return ferryFront(ctx, e, frontSpec{Kind: "mount", Mount: "/=wsgi:" + script + "?workers=4&python=" + url.QueryEscape(shebang(script))})
+					}})
+				out = append(out, scenario{app: app, lang: lang, mode: "wsgi", gateway: "ferry+gunicorn", need: []string{"gunicorn"},
+					start: func(ctx context.Context, e *env) (*setup, error) { return startGunicorn(ctx, e) }})
 				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry+uwsgi", need: []string{"uwsgi"},
 					check: uwsgiPython, start: func(ctx context.Context, e *env) (*setup, error) { return startUwsgi(ctx, e, "fastcgi") }})
 				out = append(out, scenario{app: app, lang: lang, mode: "scgi", gateway: "ferry+uwsgi", need: []string{"uwsgi"},
 					check: uwsgiPython, start: func(ctx context.Context, e *env) (*setup, error) { return startUwsgi(ctx, e, "scgi") }})
 			case "php":
+				out = append(out, persistScenario(app, lang, "php-cgi"))
 				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry-pool-php-cgi", need: []string{"php-cgi"},
 					start: func(ctx context.Context, e *env) (*setup, error) {
 						php, _ := peers.Lookup("php-cgi")
@@ -371,6 +382,51 @@ func startUwsgi(ctx context.Context, e *env, proto string) (*setup, error) {
 	}
 	stop := s.stop
 	s.stop = func() { stop(); p.Stop() }
+	return s, nil
+}
+
+// shebang returns the interpreter a script's #! line names, or "python3".
+func shebang(script string) string {
+	b, err := os.ReadFile(script)
+	if err != nil {
+		return "python3"
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	if f := strings.Fields(strings.TrimPrefix(line, "#!")); strings.HasPrefix(line, "#!") && len(f) > 0 {
+		return f[0]
+	}
+	return "python3"
+}
+
+// persistScenario serves the app's script as ferry's cgi: mount with
+// persist (kept in workers: perl, or php-cgi for PHP), 4 workers.
+func persistScenario(app, lang, need string) scenario {
+	return scenario{app: app, lang: lang, mode: "cgi-persist", gateway: "ferry", need: []string{need},
+		start: func(ctx context.Context, e *env) (*setup, error) {
+			name := map[string]string{"perl": "perl", "php": "php"}[lang]
+			s, err := ferryFront(ctx, e, frontSpec{Kind: "mount", Mount: "/cgi-bin/=cgi:" + e.apps + "?persist=" + name + "&workers=4"})
+			if err != nil {
+				return nil, err
+			}
+			s.addr += "/cgi-bin/bench." + scriptExt(lang)
+			return s, nil
+		}}
+}
+
+// startGunicorn runs the Python app in Gunicorn (4 sync workers) on
+// loopback TCP, and a ferry front to it over http://.
+func startGunicorn(ctx context.Context, e *env) (*setup, error) {
+	g, err := peers.StartGunicorn(ctx, e.newDir("gunicorn"), peers.GunicornConfig{App: "bench:application", Chdir: e.apps, Workers: 4})
+	if err != nil {
+		return nil, err
+	}
+	s, err := ferryFront(ctx, e, frontSpec{Kind: "mount", Mount: "/=http://" + g.Address}, g.Process.Pid())
+	if err != nil {
+		g.Stop()
+		return nil, err
+	}
+	stop := s.stop
+	s.stop = func() { stop(); g.Stop() }
 	return s, nil
 }
 

@@ -70,10 +70,10 @@ func buildWSGI(b *builder, m Mount, o options) (http.Handler, error) {
 }
 
 // isModule reports whether a wsgi: address names a module ("mysite.wsgi",
-// "mysite.wsgi:application") rather than a file: no slash, and no .py or
-// .wsgi name.
+// "mysite.wsgi:application") rather than a file: no slash, and no .py
+// name. A mod_wsgi .wsgi file is named with a slash (./app.wsgi).
 func isModule(p string) bool {
-	return !strings.Contains(p, "/") && !strings.HasSuffix(p, ".py") && !strings.HasSuffix(p, ".wsgi")
+	return !strings.Contains(p, "/") && !strings.HasSuffix(p, ".py")
 }
 
 // appMount is the handler of a wsgi: or psgi: mount, and what
