@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferrygw/ferry/internal/conformance"
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
 )
@@ -49,15 +48,7 @@ func TestPersistentPerlConformance(t *testing.T) {
 	}
 	p := startFerry(t, args...)
 	pids := workerPIDs(t, p, "Perl CGI workers")
-	tr := &http.Transport{DisableCompression: true}
-	conformance.Run(t, conformance.Target{
-		BaseURL:   p.URL,
-		ScriptDir: cgiDir,
-		Log:       p.logs.String,
-		Git:       git,
-		Client:    &http.Client{Transport: tr},
-	})
-	tr.CloseIdleConnections()
+	runConformance(t, p, cgiDir, git)
 
 	// gitweb ran in the workers (compiled on each run: it has named subs
 	// using file-scope lexicals), never as a CGI process; shell scripts

@@ -51,41 +51,37 @@ func missing(t *testing.T, what string) {
 	t.Skipf("%s not installed; .ci/run installs it", what)
 }
 
+// pyBlocks is a Python generator of two blocks, the second waiting (10 s
+// at most) for the file "go" in the directory TEST_STATE names: a
+// streamed response whose first block must reach the client alone.
+const pyBlocks = `
+import os, time
+
+
+def blocks():
+    yield b"first\n"
+    state, deadline = os.environ["TEST_STATE"], time.time() + 10
+    while not os.path.exists(os.path.join(state, "go")) and time.time() < deadline:
+        time.sleep(0.01)
+    yield b"second\n"
+`
+
 // flaskApp is a Flask application with the pages the acceptance checks
-// ask for: URLs built with url_for, a form, a streamed response, a
-// request that sleeps, and the worker's pid.
-const flaskApp = `import os, time
-from flask import Flask, Response, request, stream_with_context, url_for
-
-app = Flask(__name__)
-STATE = os.environ["TEST_STATE"]
-
-
-@app.route("/hello/<name>")
-def hello(name):
-    return "hello %s link=%s root=%s" % (name, url_for("hello", name=name), request.script_root)
-
-
-@app.route("/form", methods=["POST"])
-def form():
-    return "name=%s pad=%d" % (request.form["name"], len(request.form["pad"])), 201
+// ask for: flaskTestApp's (URLs built with url_for, a form), a streamed
+// response, a request that sleeps, and the worker's pid.
+const flaskApp = flaskTestApp + pyBlocks + `
+from flask import Response, stream_with_context
 
 
 @app.route("/stream")
 def stream():
-    def blocks():
-        yield "first\n"
-        deadline = time.time() + 10
-        while not os.path.exists(os.path.join(STATE, "go")) and time.time() < deadline:
-            time.sleep(0.01)
-        yield "second\n"
     # nginx passes a streamed response on as it comes only when told.
     return Response(stream_with_context(blocks()), mimetype="text/plain", headers={"X-Accel-Buffering": "no"})
 
 
 @app.route("/sleep")
 def sleep():
-    with open(os.path.join(STATE, "sleeping"), "w") as f:
+    with open(os.path.join(os.environ["TEST_STATE"], "sleeping"), "w") as f:
         f.write("%d\n" % os.getpid())
     time.sleep(300)
     return "woke"
@@ -96,7 +92,7 @@ def pid():
     return str(os.getpid())
 `
 
-// appChecks are the acceptance checks of a WSGI application mounted at
+// flaskChecks are the acceptance checks of a WSGI application mounted at
 // /app/ and reached at base (ferry's HTTP front, or nginx in front of
 // ferry): a page whose URLs carry the prefix, a 1 MiB form POST, and a
 // streamed response whose first block arrives alone. state is the
@@ -229,12 +225,11 @@ func TestWSGIFlask(t *testing.T) {
 		result := make(chan int, 1)
 		go func() {
 			resp, err := http.Get(p.URL + "/app/sleep")
-			if err != nil {
-				result <- 0
-				return
+			if err == nil {
+				resp.Body.Close()
+				result <- resp.StatusCode
 			}
-			resp.Body.Close()
-			result <- resp.StatusCode
+			close(result) // a failed request reads as status 0
 		}()
 		pid := waitFile(t, filepath.Join(state, "sleeping"))
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
@@ -280,7 +275,7 @@ func TestWSGIFlask(t *testing.T) {
 // djangoViews are the views of the Django project the test creates: a
 // page with URLs from reverse and static, a form with a CSRF token, and a
 // streamed response.
-const djangoViews = `import os, time
+const djangoViews = pyBlocks + `
 from django.http import HttpResponse, StreamingHttpResponse
 from django.template import engines
 from django.templatetags.static import static
@@ -303,14 +298,6 @@ def form(request):
 
 
 def stream(request):
-    state = os.environ["TEST_STATE"]
-
-    def blocks():
-        yield b"first\n"
-        deadline = time.time() + 10
-        while not os.path.exists(os.path.join(state, "go")) and time.time() < deadline:
-            time.sleep(0.01)
-        yield b"second\n"
     r = StreamingHttpResponse(blocks(), content_type="text/plain")
     r["X-Accel-Buffering"] = "no"
     return r

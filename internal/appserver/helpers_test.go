@@ -59,12 +59,51 @@ func serve(t *testing.T, app App, set func(*Workers)) *served {
 // wsgi serves the test application testdata/pep3333.py.
 func wsgi(t *testing.T, set func(*Workers)) *served {
 	t.Helper()
-	py := peerstest.Need(t, "python3")["python3"]
-	file, err := filepath.Abs("testdata/pep3333.py")
+	return serve(t, &WSGI{Python: peerstest.Need(t, "python3")["python3"], File: testdata(t, "pep3333.py")}, set)
+}
+
+// psgi serves the test application testdata/app.psgi.
+func psgi(t *testing.T, set func(*Workers)) *served {
+	t.Helper()
+	return serve(t, &PSGI{Perl: peerstest.Need(t, "perl")["perl"], File: testdata(t, "app.psgi")}, set)
+}
+
+// testdata returns the absolute path of a file in testdata.
+func testdata(t *testing.T, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serve(t, &WSGI{Python: py, File: file}, set)
+	return p
+}
+
+// getStatus sends a GET in the background; the channel gets its status,
+// or 0 if it failed.
+func getStatus(url string) <-chan int {
+	c := make(chan int, 1)
+	go func() {
+		code := 0
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			code = resp.StatusCode
+		}
+		c <- code
+	}()
+	return c
+}
+
+// readCut reads a whole response and reports whether it was cut short (an
+// error reading its body) rather than ended.
+func readCut(t *testing.T, url string) (string, bool) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err != nil
 }
 
 // do sends a request and returns the status, the body and the header.

@@ -25,17 +25,6 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// psgi serves the test application testdata/app.psgi.
-func psgi(t *testing.T, set func(*Workers)) *served {
-	t.Helper()
-	perl := peerstest.Need(t, "perl")["perl"]
-	file, err := filepath.Abs("testdata/app.psgi")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return serve(t, &PSGI{Perl: perl, File: file}, set)
-}
-
 // envLines parses NAME=value lines.
 func envLines(body string) map[string]string {
 	m := map[string]string{}
@@ -263,11 +252,7 @@ func TestPerlCGIWorkerKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	mark := filepath.Join(t.TempDir(), "pid")
-	result := make(chan int, 1)
-	go func() {
-		code, _, _ := do(t, "GET", s.url+"hang.pl?"+mark, nil)
-		result <- code
-	}()
+	result := getStatus(s.url + "hang.pl?" + mark)
 	pid, _ := strconv.Atoi(waitFile(t, mark))
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)

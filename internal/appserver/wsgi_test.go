@@ -156,13 +156,7 @@ func TestWSGIClose(t *testing.T) {
 	if got := waitFile(t, closed); got != "closed\n" {
 		t.Errorf("close() marks: %q", got)
 	}
-	resp, err := http.Get(s.url + "/close-error")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err == nil {
+	if b, cut := readCut(t, s.url+"/close-error"); !cut {
 		t.Errorf("a response that failed after its first block read whole: %q; want it cut", b)
 	}
 	waitFor(t, "second close()", func() bool { b, _ := os.ReadFile(closed); return string(b) == "closed\nclosed\n" })
@@ -219,16 +213,7 @@ func TestWSGIStreaming(t *testing.T) {
 func TestWSGIKilledMidRequest(t *testing.T) {
 	leakcheck.Check(t)
 	s := wsgi(t, nil)
-	result := make(chan int, 1)
-	go func() {
-		resp, err := http.Get(s.url + "/sleep")
-		if err != nil {
-			result <- 0
-			return
-		}
-		resp.Body.Close()
-		result <- resp.StatusCode
-	}()
+	result := getStatus(s.url + "/sleep")
 	pid, _ := strconv.Atoi(waitFile(t, filepath.Join(s.state, "sleeping")))
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -242,13 +227,7 @@ func TestWSGIKilledMidRequest(t *testing.T) {
 			t.Errorf("after the kill: %d %q", code, body)
 		}
 	}
-	resp, err := http.Get(s.url + "/die-mid-stream")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err == nil {
+	if b, cut := readCut(t, s.url+"/die-mid-stream"); !cut {
 		t.Errorf("a worker that died mid-response: the client read %q whole; want the connection cut", b)
 	}
 	waitFor(t, "cut-short log", func() bool { return s.logs.Contains("the response ended before its worker finished it") })
