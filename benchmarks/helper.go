@@ -72,8 +72,8 @@ func RunHelper(ctx context.Context, args []string) error {
 // frontSpec describes the gateway a front helper runs.
 type frontSpec struct {
 	// Kind is "cgi" (ferry's cgi.Handler), "stdcgi" (Go's net/http/cgi),
-	// "pool" (ferry's fastcgi.Pool of workers and fastcgi.Handler),
-	// "fastcgi" (fastcgi.Handler to Network/Address), "scgi" (scgi.Handler
+	// "pool" (ferry's fastcgi.Pool of workers and fastcgi.NewHandler),
+	// "fastcgi" (fastcgi.NewHandler to Network/Address), "scgi" (scgi.NewHandler
 	// to Network/Address), "scgi-workers" (Workers processes of Path
 	// sharing one socket, see startSCGIWorkers, and scgi.Handler), "gofast"
 	// (gofast v0.8.0 to Network/Address) or "app" (the Go app as a plain
@@ -99,20 +99,21 @@ type frontSpec struct {
 // handler builds the gateway, and a function that stops what it started.
 func (s frontSpec) handler(ctx context.Context) (http.Handler, func(), error) {
 	nop := zerolog.Nop()
-	fcgiScript := func(*http.Request) (cgi.Script, error) {
+	fcgiScript := cgi.ResolverFunc(func(*http.Request) (cgi.Script, error) {
 		return cgi.Script{Name: "/", Filename: s.Script, Root: s.Root}, nil
-	}
+	})
+	settings := cgi.Settings{Logger: &nop}
 	switch s.Kind {
 	case "app":
 		return App(), func() {}, nil
 	case "cgi":
-		return &cgi.Handler{Path: s.Path, Args: s.Args, Env: s.Env, InheritEnv: []string{"PATH"},
-			MaxConcurrent: s.MaxConcurrent, Logger: &nop}, func() {}, nil
+		return &cgi.Handler{Path: s.Path, Args: s.Args, Settings: cgi.Settings{Env: s.Env, Logger: &nop}, InheritEnv: []string{"PATH"},
+			MaxConcurrent: s.MaxConcurrent}, func() {}, nil
 	case "stdcgi":
 		return &stdcgi.Handler{Path: s.Path, Args: s.Args, Env: s.Env, Logger: log.New(io.Discard, "", 0)}, func() {}, nil
 	case "fastcgi":
 		c := &fastcgi.Client{Network: s.Network, Address: s.Address, MaxConns: s.Workers, Logger: &nop}
-		return &fastcgi.Handler{Client: c, Script: fcgiScript, Logger: &nop}, c.CloseIdle, nil
+		return fastcgi.NewHandler(c, fcgiScript, settings), c.CloseIdle, nil
 	case "pool":
 		p := &fastcgi.Pool{Path: s.Path, Args: s.Args, Env: s.Env, Workers: s.Workers, Dir: filepath.Dir(s.Path)}
 		if err := p.Start(ctx); err != nil {
@@ -128,10 +129,10 @@ func (s frontSpec) handler(ctx context.Context) (http.Handler, func(), error) {
 			defer cancel()
 			p.Stop(sctx) // the helper exits next; nothing to report to
 		}
-		return &fastcgi.Handler{Client: c, Script: fcgiScript, Logger: &nop}, stop, nil
+		return fastcgi.NewHandler(c, fcgiScript, settings), stop, nil
 	case "scgi":
 		c := &scgi.Client{Network: s.Network, Address: s.Address, MaxConns: s.Workers, Logger: &nop}
-		return &scgi.Handler{Client: c, Logger: &nop}, func() {}, nil
+		return scgi.NewHandler(c, nil, settings), func() {}, nil
 	case "scgi-workers":
 		w, err := startSCGIWorkers(s.Path, s.Args, s.Env, s.Workers)
 		if err != nil {
@@ -140,7 +141,7 @@ func (s frontSpec) handler(ctx context.Context) (http.Handler, func(), error) {
 		// As many requests at once as workers, as the FastCGI pool's
 		// client has connections.
 		c := &scgi.Client{Network: "unix", Address: w.sock, MaxConns: max(s.Workers, 1), Logger: &nop}
-		return &scgi.Handler{Client: c, Logger: &nop}, w.stop, nil
+		return scgi.NewHandler(c, nil, settings), w.stop, nil
 	case "gofast":
 		factory := gofast.SimpleClientFactory(gofast.SimpleConnFactory(s.Network, s.Address))
 		sess := func(client gofast.Client, req *gofast.Request) (*gofast.ResponsePipe, error) {

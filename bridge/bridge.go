@@ -286,14 +286,8 @@ func (s *Server) buildRouter() (*router, error) {
 		}
 	}
 	for i := range rt.routes {
-		if d, ok := rt.routes[i].handler.(*cgi.Dir); ok {
-			d.Handler.LocalRedirect = rt
-		}
 		if h, ok := rt.routes[i].handler.(*cgi.Handler); ok {
-			h.LocalRedirect = rt
-		}
-		if d, ok := rt.routes[i].handler.(*cgi.FilenameDir); ok {
-			d.Handler.LocalRedirect = rt
+			h.RedirectHandler = rt
 		}
 	}
 	return rt, nil
@@ -320,16 +314,7 @@ func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
 		sl := s.log.With().Str("component", "scgi-client").Logger()
 		h := s.cgiSettings()
 		client := &scgi.Client{Network: m.Backend.Network(), Address: addr, MaxConns: n, QueueTimeout: h.QueueTimeout, Logger: &sl}
-		return &scgi.Handler{
-			Client:         client,
-			Prefix:         m.Prefix,
-			Root:           s.cfg.Root,
-			Env:            h.Env,
-			ServerSoftware: h.ServerSoftware,
-			MaxRequestBody: h.MaxRequestBody,
-			TempDir:        h.TempDir,
-			HeaderLimits:   h.HeaderLimits,
-		}, nil
+		return scgi.NewHandler(client, cgi.Mount{Prefix: m.Prefix, Root: s.cfg.Root}, h.Settings), nil
 	case "cgi":
 		if m.Backend.Path == "" {
 			return nil, fmt.Errorf("bridge: mount %s: cgi: needs a directory or script path", m.Prefix)
@@ -344,7 +329,8 @@ func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
 			if !fi.IsDir() {
 				return nil, fmt.Errorf("bridge: mount %s=%s: from=script-filename needs a directory", m.Prefix, m.Backend)
 			}
-			return &cgi.FilenameDir{Roots: []string{m.Backend.Path}, Handler: h}, nil
+			h.Resolver = &cgi.FilenameDir{Roots: []string{m.Backend.Path}}
+			return h, nil
 		case from != "":
 			return nil, fmt.Errorf("bridge: mount %s=%s: unknown from=%q; want from=script-filename", m.Prefix, m.Backend, from)
 		}
@@ -352,7 +338,9 @@ func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
 			if !strings.HasSuffix(m.Prefix, "/") {
 				return nil, fmt.Errorf("bridge: mount %s=%s: a directory must be mounted at a prefix ending in /", m.Prefix, m.Backend)
 			}
-			return &cgi.Dir{Path: m.Backend.Path, Prefix: m.Prefix, Handler: h.Clone()}, nil
+			dir := h.Clone()
+			dir.Resolver = &cgi.Dir{Path: m.Backend.Path, Prefix: m.Prefix, Root: h.DocumentRoot}
+			return dir, nil
 		}
 		if fi.Mode().Perm()&0o111 == 0 {
 			return nil, fmt.Errorf("bridge: mount %s: %s is not executable", m.Prefix, m.Backend.Path)
@@ -416,16 +404,7 @@ func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
 			}
 			s.pools = append(s.pools, spawned{pool: pool, client: client})
 		}
-		app := &fastcgi.Handler{
-			Client:         client,
-			Prefix:         m.Prefix,
-			Root:           s.cfg.Root,
-			Env:            h.Env,
-			ServerSoftware: h.ServerSoftware,
-			MaxRequestBody: h.MaxRequestBody,
-			TempDir:        h.TempDir,
-			HeaderLimits:   h.HeaderLimits,
-		}
+		app := fastcgi.NewHandler(client, cgi.Mount{Prefix: m.Prefix, Root: s.cfg.Root}, h.Settings)
 		if pool != nil && pool.IdleTimeout > 0 {
 			app.Busy = pool.Busy
 		}
@@ -436,7 +415,7 @@ func (s *Server) backend(m Mount, static http.Handler) (http.Handler, error) {
 		// scripts split at .php, index.php, a front controller, and static
 		// files served here, never by the application.
 		q := m.Backend.Query
-		site := &fastcgi.PHPSite{Root: s.cfg.Root, Ext: q.Get("ext"), Index: q.Get("index"), FrontController: "/index.php"}
+		site := &cgi.PHPSite{Root: s.cfg.Root, Ext: q.Get("ext"), Index: q.Get("index"), FrontController: "/index.php"}
 		if q.Has("front") {
 			site.FrontController = q.Get("front")
 		}

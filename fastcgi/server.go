@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferrygw/ferry/internal/defaults"
 	"github.com/ferrygw/ferry/internal/serving"
 	"github.com/rs/zerolog"
 )
@@ -144,20 +145,6 @@ func (s *Server) idleTimeout() time.Duration {
 	return s.IdleTimeout
 }
 
-func orInt(v, def int) int {
-	if v <= 0 {
-		return def
-	}
-	return v
-}
-
-func orInt64(v, def int64) int64 {
-	if v <= 0 {
-		return def
-	}
-	return v
-}
-
 // Serve accepts connections on l and serves them until l fails or the
 // server is shut down, then returns ErrServerClosed.
 func (s *Server) Serve(l net.Listener) error {
@@ -183,7 +170,7 @@ func (s *Server) Serve(l net.Listener) error {
 	if s.BaseContext != nil {
 		base = s.BaseContext(l)
 	}
-	err := serving.Accept(l, orInt(s.MaxConns, DefaultMaxConns), s.isClosed, func(rwc net.Conn) func() {
+	err := serving.Accept(l, defaults.Or(s.MaxConns, DefaultMaxConns), s.isClosed, func(rwc net.Conn) func() {
 		if c := s.newConn(rwc, base); c != nil {
 			return c.serve
 		}

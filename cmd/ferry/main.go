@@ -192,8 +192,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			MaxConcurrent:     *maxConc,
 			MaxQueue:          *maxQueue,
 			QueueTimeout:      *queueTimeout,
-			MaxRequestBody:    *maxBody,
-			HeaderLimits:      cgi.HeaderLimits{MaxLine: *maxHeaderLine},
+			Settings: cgi.Settings{
+				BodyLimits:   cgi.BodyLimits{Max: *maxBody},
+				HeaderLimits: cgi.HeaderLimits{MaxLine: *maxHeaderLine},
+			},
 		},
 	}
 	if *timeout <= 0 {

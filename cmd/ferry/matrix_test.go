@@ -248,13 +248,13 @@ func matrixFronts() []matrixFront {
 			log := testLogger(t)
 			c := &fastcgi.Client{Network: "tcp", Address: strings.TrimPrefix(p.URL, "fastcgi://"), Logger: log}
 			t.Cleanup(c.CloseIdle)
-			return tlsFront(t, &fastcgi.Handler{Client: c, Logger: log})
+			return tlsFront(t, fastcgi.NewHandler(c, nil, cgi.Settings{Logger: log}))
 		}},
 		{name: "scgi", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
 			p := startMatrixFerry(t, "scgi://127.0.0.1:0", args)
 			log := testLogger(t)
 			c := &scgi.Client{Network: "tcp", Address: strings.TrimPrefix(p.URL, "scgi://"), Logger: log}
-			return tlsFront(t, &scgi.Handler{Client: c, Logger: log})
+			return tlsFront(t, scgi.NewHandler(c, nil, cgi.Settings{Logger: log}))
 		}},
 		{name: "cgi", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
 			self, err := os.Executable()
@@ -262,7 +262,7 @@ func matrixFronts() []matrixFront {
 				t.Fatal(err)
 			}
 			h := &cgi.Handler{Path: self, Args: append([]string{"serve", "--log-level", "warn"}, args...),
-				Env: []string{"FERRY_TEST_MAIN=1"}, MaxConcurrent: 16}
+				Settings: cgi.Settings{Env: []string{"FERRY_TEST_MAIN=1"}}, MaxConcurrent: 16}
 			return tlsFront(t, h)
 		}},
 	}
