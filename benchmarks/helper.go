@@ -75,7 +75,7 @@ type frontSpec struct {
 	// "pool" (ferry's fastcgi.Pool of workers and fastcgi.NewHandler),
 	// "fastcgi" (fastcgi.NewHandler to Network/Address), "scgi" (scgi.NewHandler
 	// to Network/Address), "scgi-workers" (Workers processes of Path
-	// sharing one socket, see startSCGIWorkers, and scgi.Handler), "gofast"
+	// sharing one socket, see startSCGIWorkers, and scgi.NewHandler), "gofast"
 	// (gofast v0.8.0 to Network/Address) or "app" (the Go app as a plain
 	// HTTP handler).
 	Kind    string   `json:"kind"`
