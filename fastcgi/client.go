@@ -71,21 +71,12 @@ type Client struct {
 	// application's backlog behind idle connections for ever. Then at most
 	// DefaultClientMaxConn requests run at once.
 	MaxConns int
-	// QueueTimeout bounds the wait for a free connection. If zero or
-	// negative, DefaultQueueTimeout.
-	QueueTimeout time.Duration
-	// DialTimeout bounds connecting. If zero or negative,
-	// DefaultDialTimeout.
-	DialTimeout time.Duration
-	// ReadTimeout bounds the wait for each record of the response. If zero
-	// or negative, DefaultReadTimeout.
-	ReadTimeout time.Duration
-	// WriteTimeout bounds each write of the request. If zero or negative,
-	// DefaultWriteTimeout.
-	WriteTimeout time.Duration
-	// IdleTimeout closes connections idle for longer. If zero or negative,
-	// DefaultClientIdle.
-	IdleTimeout time.Duration
+	// The timeouts, each DefaultXxx when zero or negative: QueueTimeout
+	// bounds the wait for a free connection, DialTimeout connecting,
+	// ReadTimeout the wait for each record of the response, WriteTimeout
+	// each write of the request; IdleTimeout closes connections idle for
+	// longer (DefaultClientIdle).
+	QueueTimeout, DialTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// NoKeepConn asks the application to close the connection after each
 	// request.
 	NoKeepConn bool

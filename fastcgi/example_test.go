@@ -3,7 +3,6 @@ package fastcgi_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
@@ -113,19 +112,11 @@ func ExampleNewHandler() {
 
 	c := &fastcgi.Client{Network: "tcp", Address: l.Addr().String(), MaxConns: 4}
 	defer c.CloseIdle()
-	front := httptest.NewServer(fastcgi.NewHandler(c, cgi.Mount{Prefix: "/app/"}, cgi.Settings{}))
-	defer front.Close()
+	h := fastcgi.NewHandler(c, cgi.Mount{Prefix: "/app/"}, cgi.Settings{})
 
-	resp, err := http.Get(front.URL + "/app/users/7")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Printf("%s: %s", resp.Status, body)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/app/users/7", nil))
+	fmt.Printf("%d: %s", w.Code, w.Body)
 	// Output:
-	// 200 OK: SCRIPT_NAME=/app PATH_INFO=/users/7
+	// 200: SCRIPT_NAME=/app PATH_INFO=/users/7
 }

@@ -55,18 +55,11 @@ type Client struct {
 	// MaxConns bounds the requests in progress; set it to the
 	// application's worker count. If zero or negative, DefaultClientConns.
 	MaxConns int
-	// QueueTimeout bounds the wait for a free slot. If zero or negative,
-	// DefaultQueueTimeout.
-	QueueTimeout time.Duration
-	// DialTimeout bounds connecting. If zero or negative,
-	// DefaultDialTimeout.
-	DialTimeout time.Duration
-	// ReadTimeout bounds the wait for each read of the response, the first
-	// byte included. If zero or negative, DefaultReadTimeout.
-	ReadTimeout time.Duration
-	// WriteTimeout bounds each write of the request. If zero or negative,
-	// DefaultWriteTimeout.
-	WriteTimeout time.Duration
+	// QueueTimeout bounds the wait for a request slot, DialTimeout
+	// connecting, ReadTimeout each read of the response (the first byte
+	// included), WriteTimeout each write of the request. Each is
+	// DefaultXxx when zero or negative.
+	QueueTimeout, DialTimeout, ReadTimeout, WriteTimeout time.Duration
 	// Logger receives connection errors. If nil, nothing is logged.
 	Logger *zerolog.Logger
 

@@ -62,19 +62,10 @@ func ExampleNewHandler() {
 	defer stop()
 
 	h := scgi.NewHandler(&scgi.Client{Network: "tcp", Address: addr}, cgi.Mount{Prefix: "/app/"}, cgi.Settings{})
-	front := httptest.NewServer(h)
-	defer front.Close()
 
-	resp, err := http.Get(front.URL + "/app/users/7")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Printf("%s: %s", resp.Status, body)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/app/users/7", nil))
+	fmt.Printf("%d: %s", w.Code, w.Body)
 	// Output:
-	// 200 OK: SCRIPT_NAME=/app PATH_INFO=/users/7
+	// 200: SCRIPT_NAME=/app PATH_INFO=/users/7
 }
