@@ -118,7 +118,7 @@ func (f *Forwarder) ServeScript(w http.ResponseWriter, r *http.Request, s Script
 	log := f.log(r)
 	name := cmp.Or(f.Name, "cgi")
 	if err != nil {
-		answerError(w, r, log, zerolog.DebugLevel, resolveStatus(err), err, "", name+": no script")
+		answerNoScript(w, r, log, err, name+": no script")
 		return
 	}
 	if f.Busy != nil {

@@ -221,7 +221,7 @@ func (h *Handler) ServeScript(w http.ResponseWriter, r *http.Request, s Script, 
 		err = errNoFilename
 	}
 	if err != nil {
-		answerError(w, r, log, zerolog.DebugLevel, resolveStatus(err), err, "", "cgi: no script")
+		answerNoScript(w, r, log, err, "cgi: no script")
 		return
 	}
 	if s.Root == "" {

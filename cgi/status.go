@@ -62,6 +62,18 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// answerNoScript answers for an error from a [Resolver]: at Debug level,
+// since clients ask for what is not there all the time, unless it is the
+// gateway's own fault (5xx, such as an unusable script directory).
+func answerNoScript(w http.ResponseWriter, r *http.Request, log *zerolog.Logger, err error, msg string) {
+	status := resolveStatus(err)
+	lvl := zerolog.DebugLevel
+	if status >= http.StatusInternalServerError {
+		lvl = zerolog.ErrorLevel
+	}
+	answerError(w, r, log, lvl, status, err, "", msg)
+}
+
 // resolveStatus is [StatusOf] for an error from a [Resolver]: one that
 // carries no status is 403 if it wraps fs.ErrPermission, else 404.
 func resolveStatus(err error) int {
