@@ -73,9 +73,9 @@ func RunHelper(ctx context.Context, args []string) error {
 type frontSpec struct {
 	// Kind is "cgi" (ferry's cgi.Handler), "stdcgi" (Go's net/http/cgi),
 	// "fastcgi-pool" (a spawn.Pool of Workers processes of Path and
-	// fastcgi.Handler), "fastcgi" (fastcgi.Handler to Network/Address),
-	// "scgi" (scgi.Handler to Network/Address), "scgi-pool" (a spawn.Pool
-	// and scgi.Handler), "gofast" (gofast v0.8.0 to Network/Address) or
+	// fastcgi.NewHandler), "fastcgi" (fastcgi.NewHandler to Network/Address),
+	// "scgi" (scgi.NewHandler to Network/Address), "scgi-pool" (a spawn.Pool
+	// and scgi.NewHandler), "gofast" (gofast v0.8.0 to Network/Address) or
 	// "app" (the Go app as a plain HTTP handler).
 	Kind    string   `json:"kind"`
 	Path    string   `json:"path,omitempty"`
@@ -98,30 +98,31 @@ type frontSpec struct {
 // handler builds the gateway, and a function that stops what it started.
 func (s frontSpec) handler(ctx context.Context) (http.Handler, func(), error) {
 	nop := zerolog.Nop()
-	fcgiScript := func(*http.Request) (cgi.Script, error) {
+	fcgiScript := cgi.ResolverFunc(func(*http.Request) (cgi.Script, error) {
 		return cgi.Script{Name: "/", Filename: s.Script, Root: s.Root}, nil
-	}
+	})
+	settings := cgi.Settings{Logger: &nop}
 	switch s.Kind {
 	case "app":
 		return goApp(), func() {}, nil
 	case "cgi":
-		return &cgi.Handler{Path: s.Path, Args: s.Args, Env: s.Env, InheritEnv: []string{"PATH"},
-			MaxConcurrent: s.MaxConcurrent, Logger: &nop}, func() {}, nil
+		return &cgi.Handler{Path: s.Path, Args: s.Args, Settings: cgi.Settings{Env: s.Env, Logger: &nop}, InheritEnv: []string{"PATH"},
+			MaxConcurrent: s.MaxConcurrent}, func() {}, nil
 	case "stdcgi":
 		return &stdcgi.Handler{Path: s.Path, Args: s.Args, Env: s.Env, Logger: log.New(io.Discard, "", 0)}, func() {}, nil
 	case "fastcgi":
 		c := &fastcgi.Client{Network: s.Network, Address: s.Address, MaxConns: s.Workers, Logger: &nop}
-		return &fastcgi.Handler{Client: c, Script: fcgiScript, Logger: &nop}, c.CloseIdle, nil
+		return fastcgi.NewHandler(c, fcgiScript, settings), c.CloseIdle, nil
 	case "fastcgi-pool":
 		p, stop, err := s.startPool(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
 		c := &fastcgi.Client{Network: p.Network(), Address: p.Address(), MaxConns: p.Size(), Logger: &nop}
-		return &fastcgi.Handler{Client: c, Script: fcgiScript, Logger: &nop}, func() { c.CloseIdle(); stop() }, nil
+		return fastcgi.NewHandler(c, fcgiScript, settings), func() { c.CloseIdle(); stop() }, nil
 	case "scgi":
 		c := &scgi.Client{Network: s.Network, Address: s.Address, MaxConns: s.Workers, Logger: &nop}
-		return &scgi.Handler{Client: c, Logger: &nop}, func() {}, nil
+		return scgi.NewHandler(c, nil, settings), func() {}, nil
 	case "scgi-pool":
 		p, stop, err := s.startPool(ctx)
 		if err != nil {
@@ -130,7 +131,7 @@ func (s frontSpec) handler(ctx context.Context) (http.Handler, func(), error) {
 		// As many requests at once as workers, as the FastCGI pool's
 		// client has connections.
 		c := &scgi.Client{Network: p.Network(), Address: p.Address(), MaxConns: p.Size(), Logger: &nop}
-		return &scgi.Handler{Client: c, Logger: &nop}, stop, nil
+		return scgi.NewHandler(c, nil, settings), stop, nil
 	case "gofast":
 		factory := gofast.SimpleClientFactory(gofast.SimpleConnFactory(s.Network, s.Address))
 		sess := func(client gofast.Client, req *gofast.Request) (*gofast.ResponsePipe, error) {

@@ -108,7 +108,7 @@ func TestAppsAgree(t *testing.T) {
 
 // TestScenariosSCGI runs the SCGI rows for a short time: Python in uwsgi
 // --scgi-socket, Perl's SCGI module and the Go app as scgi.Serve workers
-// behind ferry's scgi.Handler, and the n/a rows of the languages with no
+// behind ferry's scgi.NewHandler, and the n/a rows of the languages with no
 // long-lived SCGI form.
 func TestScenariosSCGI(t *testing.T) {
 	peerstest.Need(t, "uwsgi", "python3", "perl")

@@ -35,18 +35,20 @@ func buildCGI(b *builder, m Mount, o options) (http.Handler, error) {
 		return nil, err
 	}
 	h := b.scriptHandler()
-	b.onRouter = append(b.onRouter, func(rt http.Handler) { h.LocalRedirect = rt })
+	b.onRouter = append(b.onRouter, func(rt http.Handler) { h.RedirectHandler = rt })
 	switch {
 	case o.str("from") == "script-filename":
 		if !fi.IsDir() {
 			return nil, fmt.Errorf("from=script-filename needs a directory")
 		}
-		return &cgi.FilenameDir{Roots: []string{m.Backend.Path}, Handler: h}, nil
+		h.Resolver = &cgi.FilenameDir{Roots: []string{m.Backend.Path}}
+		return h, nil
 	case fi.IsDir():
 		if !strings.HasSuffix(m.Prefix, "/") {
 			return nil, fmt.Errorf("a directory must be mounted at a prefix ending in /")
 		}
-		return &cgi.Dir{Path: m.Backend.Path, Prefix: m.Prefix, Handler: h}, nil
+		h.Resolver = &cgi.Dir{Path: m.Backend.Path, Prefix: m.Prefix, Root: h.DocumentRoot}
+		return h, nil
 	case fi.Mode().Perm()&0o111 == 0:
 		return nil, fmt.Errorf("%s is not executable", m.Backend.Path)
 	}

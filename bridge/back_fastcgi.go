@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/spawn"
 )
@@ -87,17 +88,7 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 		client.MaxConns = pool.Size()
 		b.s.pools = append(b.s.pools, spawned{pool: pool, client: client})
 	}
-	app := &fastcgi.Handler{
-		Client:         client,
-		Prefix:         m.Prefix,
-		Root:           b.s.cfg.Root,
-		Env:            st.Env,
-		ServerSoftware: b.serverSoftware(),
-		MaxRequestBody: st.MaxRequestBody,
-		SpoolMemory:    st.SpoolMemory,
-		TempDir:        st.TempDir,
-		HeaderLimits:   b.scriptHandler().HeaderLimits,
-	}
+	app := fastcgi.NewHandler(client, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway())
 	if pool != nil && pool.IdleTimeout > 0 {
 		app.Busy = pool.Busy
 	}
@@ -107,7 +98,7 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 	// With a document root, a PHP site as nginx + php-fpm serves it:
 	// scripts split at .php, index.php, a front controller, and static
 	// files served here, never by the application.
-	site := &fastcgi.PHPSite{Root: b.s.cfg.Root, Ext: o.str("ext"), Index: o.str("index"), FrontController: "/index.php"}
+	site := &cgi.PHPSite{Root: b.s.cfg.Root, Ext: o.str("ext"), Index: o.str("index"), FrontController: "/index.php"}
 	if o.has("front") {
 		site.FrontController = o.str("front")
 	}
@@ -118,6 +109,6 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 // what [Server.Explain] asks how it maps a path.
 type phpSite struct {
 	http.Handler
-	site *fastcgi.PHPSite
-	app  *fastcgi.Handler
+	site *cgi.PHPSite
+	app  *cgi.Forwarder
 }

@@ -92,9 +92,8 @@ func (b *builder) serverSoftware() string {
 func (b *builder) scriptHandler() *cgi.Handler {
 	st := &b.st
 	return &cgi.Handler{
-		Env:               st.Env,
+		Settings:          b.gateway(),
 		InheritEnv:        st.inheritEnv(),
-		ServerSoftware:    b.serverSoftware(),
 		PassAuthorization: st.PassAuthorization,
 		DocumentRoot:      b.s.cfg.Root,
 		Timeout:           st.ScriptTimeout,
@@ -102,11 +101,19 @@ func (b *builder) scriptHandler() *cgi.Handler {
 		MaxConcurrent:     st.MaxConcurrent,
 		MaxQueue:          st.MaxQueue,
 		QueueTimeout:      st.QueueTimeout,
-		MaxRequestBody:    st.MaxRequestBody,
-		SpoolMemory:       st.SpoolMemory,
-		TempDir:           st.TempDir,
-		HeaderLimits:      cgi.HeaderLimits{MaxLine: st.MaxHeaderLine},
-		Logger:            &b.s.log,
+	}
+}
+
+// gateway returns the settings every request to a script or an
+// application of the mount shares.
+func (b *builder) gateway() cgi.Settings {
+	st := &b.st
+	return cgi.Settings{
+		Env:            st.Env,
+		ServerSoftware: b.serverSoftware(),
+		BodyLimits:     cgi.BodyLimits{Max: st.MaxRequestBody, Memory: st.SpoolMemory, TempDir: st.TempDir},
+		HeaderLimits:   cgi.HeaderLimits{MaxLine: st.MaxHeaderLine},
+		Logger:         &b.s.log,
 	}
 }
 

@@ -229,7 +229,7 @@ backend = "cgi:`+dir+`"
 	}
 	timeouts := map[string]time.Duration{}
 	for _, r := range srv.rt.routes {
-		timeouts[r.prefix] = r.handler.(*cgi.Dir).Handler.Timeout
+		timeouts[r.prefix] = r.handler.(*cgi.Handler).Timeout
 	}
 	if timeouts["/slow/"] != 5*time.Minute || timeouts["/fast/"] != 30*time.Second {
 		t.Errorf("handler timeouts %v; want /slow/ 5m and /fast/ 30s", timeouts)

@@ -325,20 +325,20 @@ func matrixFronts() []matrixFront {
 			log := testLogger(t)
 			c := &fastcgi.Client{Network: "tcp", Address: a, Logger: log}
 			t.Cleanup(c.CloseIdle)
-			return tlsFront(t, &fastcgi.Handler{Client: c, Logger: log})
+			return tlsFront(t, fastcgi.NewHandler(c, nil, cgi.Settings{Logger: log}))
 		}},
 		{name: "scgi", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
 			a := startMatrixFerry(t, "scgi://127.0.0.1:0", args)
 			log := testLogger(t)
 			c := &scgi.Client{Network: "tcp", Address: a, Logger: log}
-			return tlsFront(t, &scgi.Handler{Client: c, Logger: log})
+			return tlsFront(t, scgi.NewHandler(c, nil, cgi.Settings{Logger: log}))
 		}},
 		{name: "cgi", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
 			self, err := os.Executable()
 			if err != nil {
 				t.Fatal(err)
 			}
-			h := &cgi.Handler{Path: self, Args: args, Env: []string{"FERRY_TEST_CGI_FRONT=1"}, MaxConcurrent: 16}
+			h := &cgi.Handler{Path: self, Args: args, Settings: cgi.Settings{Env: []string{"FERRY_TEST_CGI_FRONT=1"}}, MaxConcurrent: 16}
 			return tlsFront(t, h)
 		}},
 	}

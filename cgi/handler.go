@@ -20,11 +20,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferrygw/ferry/internal/defaults"
 	"github.com/ferrygw/ferry/internal/linelog"
 	"github.com/rs/zerolog"
 )
 
-// Defaults for the zero fields of [Handler].
+// Defaults for the zero fields of [Handler] and [Settings].
 const (
 	DefaultTimeout        = 60 * time.Second
 	DefaultKillGrace      = 3 * time.Second
@@ -47,7 +48,10 @@ func DefaultInheritEnv() []string {
 const defaultPath = "/usr/local/bin:/usr/bin:/bin"
 
 // Handler runs a CGI script for each request (RFC 3875), one process per
-// request, and sends the script's response to the client.
+// request, and sends the script's response to the client. Its Resolver
+// says which script: [Dir] for a directory of scripts (Apache's
+// ScriptAlias), [FilenameDir] for the SCRIPT_FILENAME a front web server
+// sends; without one, Path mounted at ScriptName.
 //
 // Each script runs in its own process group with an explicit environment: the
 // meta-variables, the variables named in InheritEnv taken from ferry's own
@@ -56,27 +60,33 @@ const defaultPath = "/usr/local/bin:/usr/bin:/bin"
 // longer than Timeout or when the client goes away. Its stderr is logged line
 // by line with the script name and request, within bounds.
 //
+// Sizes, counts and durations that are zero or negative take their
+// defaults, unless a field says otherwise.
+//
 // A Handler must not be copied after first use.
 type Handler struct {
-	// Path is the script to run. [Dir] sets it per request.
+	// Settings are the meta-variables, limits and logger every gateway
+	// shares.
+	Settings
+
+	// Resolver says which script a request runs. If nil, Path, mounted at
+	// ScriptName, with DocumentRoot: a [Mount].
+	Resolver Resolver
+	// Path is the script to run when Resolver is nil.
 	Path string
 	// Args are extra arguments for the script.
 	Args []string
-	// ScriptName is SCRIPT_NAME, the URL path the script is mounted at; the
-	// rest of the request path after it is PATH_INFO. If empty, the whole
-	// path is PATH_INFO.
+	// ScriptName is SCRIPT_NAME when Resolver is nil, the URL path Path is
+	// mounted at; the rest of the request path after it is PATH_INFO. If
+	// empty, the whole path is PATH_INFO.
 	ScriptName string
-	// DocumentRoot is DOCUMENT_ROOT, and the base of PATH_TRANSLATED. If empty,
-	// the script's directory is used.
+	// DocumentRoot is DOCUMENT_ROOT when Resolver is nil, and the base of
+	// PATH_TRANSLATED. For any script whose resolver gives none, the
+	// script's directory is used.
 	DocumentRoot string
-	// Env holds extra "KEY=VALUE" variables for every script. They cannot
-	// override meta-variables.
-	Env []string
 	// InheritEnv names variables passed from ferry's environment. If nil,
 	// DefaultInheritEnv() is used. PATH defaults to /usr/local/bin:/usr/bin:/bin.
 	InheritEnv []string
-	// ServerSoftware is SERVER_SOFTWARE. If empty, "ferry" is used.
-	ServerSoftware string
 	// PassAuthorization gives scripts the Authorization and
 	// Proxy-Authorization headers as HTTP_AUTHORIZATION and
 	// HTTP_PROXY_AUTHORIZATION, for scripts that check credentials
@@ -87,63 +97,60 @@ type Handler struct {
 	// Timeout is the wall-clock limit for a script. If zero, DefaultTimeout;
 	// if negative, none.
 	Timeout time.Duration
-	// KillGrace is the time between SIGTERM and SIGKILL. If zero,
-	// DefaultKillGrace.
+	// KillGrace is the time between SIGTERM and SIGKILL. If zero or
+	// negative, DefaultKillGrace.
 	KillGrace time.Duration
-	// MaxConcurrent bounds how many scripts run at once. If zero, four per CPU.
+	// MaxConcurrent bounds how many scripts run at once. If zero or
+	// negative, four per CPU.
 	MaxConcurrent int
 	// MaxQueue bounds how many requests wait for a slot; past it they get 503.
-	// If zero, DefaultMaxQueue.
+	// If zero or negative, DefaultMaxQueue.
 	MaxQueue int
 	// QueueTimeout bounds the wait for a slot; past it a request gets 503. If
-	// zero, DefaultQueueTimeout.
+	// zero or negative, DefaultQueueTimeout.
 	QueueTimeout time.Duration
 	// Limiter, if set, is used instead of one built from MaxConcurrent,
 	// MaxQueue and QueueTimeout, so that several handlers can share it.
 	Limiter *Limiter
 
-	// MaxRequestBody bounds request bodies; larger ones get 413. If zero,
-	// DefaultMaxRequestBody (1 GiB).
-	MaxRequestBody int64
-	// SpoolMemory is how much of a chunked request body is held in memory
-	// before it goes to a temporary file in TempDir. If zero,
-	// DefaultSpoolMemory.
-	SpoolMemory int64
-	// TempDir holds spooled bodies. If empty, os.TempDir().
-	TempDir string
-	// HeaderLimits bounds the script's response header block.
-	HeaderLimits HeaderLimits
 	// MaxStderrLine bounds one logged stderr line; a longer line is logged
-	// in pieces marked "split". If zero, DefaultMaxStderrLine.
+	// in pieces marked "split". If zero or negative, DefaultMaxStderrLine.
 	MaxStderrLine int
 	// MaxStderrBytes bounds the stderr logged per request; the rest is read
-	// and dropped. If zero, DefaultMaxStderrBytes.
+	// and dropped. If zero or negative, DefaultMaxStderrBytes.
 	MaxStderrBytes int64
 
-	// Logger receives stderr lines, exit statuses and errors. A logger in the
-	// request's context (zerolog.Ctx) takes precedence. If both are absent,
-	// JSON lines go to os.Stderr.
-	Logger *zerolog.Logger
-	// LocalRedirect serves local redirects (RFC 3875 § 6.2.2): a script's
-	// "Location: /path" with no Status becomes a GET of /path served by this
-	// handler. If nil, the Handler (or the Dir) itself serves it.
-	LocalRedirect http.Handler
+	// RedirectHandler serves local redirects (RFC 3875 § 6.2.2): a
+	// script's "Location: /path" with no Status (a response of kind
+	// [LocalRedirect]) becomes a GET of /path served by this handler. If
+	// nil, the Handler itself serves it.
+	RedirectHandler http.Handler
 
-	once    sync.Once
-	limiter *Limiter
-	inherit []string
-	logger  zerolog.Logger
+	once     sync.Once
+	resolver Resolver
+	limiter  *Limiter
+	inherit  []string
+	logger   zerolog.Logger
 }
 
 func (h *Handler) init() {
 	h.once.Do(func() {
+		h.resolver = h.Resolver
+		if h.resolver == nil {
+			if path, err := filepath.Abs(h.Path); err != nil {
+				err = statusError(http.StatusInternalServerError, fmt.Errorf("cgi: bad script path %s: %w", h.Path, err))
+				h.resolver = ResolverFunc(func(*http.Request) (Script, error) { return Script{}, err })
+			} else {
+				h.resolver = Mount{Prefix: h.ScriptName, Filename: path, Root: h.DocumentRoot}
+			}
+		}
 		h.limiter = h.Limiter
 		if h.limiter == nil {
 			n := h.MaxConcurrent
 			if n <= 0 {
 				n = 4 * runtime.NumCPU()
 			}
-			h.limiter = NewLimiter(n, orDefault(h.MaxQueue, DefaultMaxQueue), durOr(h.QueueTimeout, DefaultQueueTimeout))
+			h.limiter = NewLimiter(n, defaults.Or(h.MaxQueue, DefaultMaxQueue), defaults.Or(h.QueueTimeout, DefaultQueueTimeout))
 		}
 		h.inherit = InheritedEnv(h.InheritEnv)
 		if h.Logger != nil {
@@ -152,6 +159,14 @@ func (h *Handler) init() {
 			h.logger = zerolog.New(os.Stderr).With().Timestamp().Logger()
 		}
 	})
+}
+
+// timeout returns the wall-clock limit for a script; negative is none.
+func (h *Handler) timeout() time.Duration {
+	if h.Timeout == 0 {
+		return DefaultTimeout
+	}
+	return h.Timeout
 }
 
 // InheritedEnv returns the "NAME=value" entries of ferry's own environment
@@ -177,53 +192,39 @@ func InheritedEnv(names []string) []string {
 // Limiter is set, the clone gets its own concurrency limit.
 func (h *Handler) Clone() *Handler {
 	return &Handler{
+		Settings: h.Settings, Resolver: h.Resolver,
 		Path: h.Path, Args: h.Args, ScriptName: h.ScriptName, DocumentRoot: h.DocumentRoot,
-		Env: h.Env, InheritEnv: h.InheritEnv, ServerSoftware: h.ServerSoftware, PassAuthorization: h.PassAuthorization,
+		InheritEnv: h.InheritEnv, PassAuthorization: h.PassAuthorization,
 		Timeout: h.Timeout, KillGrace: h.KillGrace, MaxConcurrent: h.MaxConcurrent,
 		MaxQueue: h.MaxQueue, QueueTimeout: h.QueueTimeout, Limiter: h.Limiter,
-		MaxRequestBody: h.MaxRequestBody, SpoolMemory: h.SpoolMemory, TempDir: h.TempDir,
-		HeaderLimits: h.HeaderLimits, MaxStderrLine: h.MaxStderrLine, MaxStderrBytes: h.MaxStderrBytes,
-		Logger: h.Logger, LocalRedirect: h.LocalRedirect,
+		MaxStderrLine: h.MaxStderrLine, MaxStderrBytes: h.MaxStderrBytes,
+		RedirectHandler: h.RedirectHandler,
 	}
 }
 
-func durOr(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
-}
+func (h *Handler) log(r *http.Request) *zerolog.Logger { return logFor(r, &h.logger) }
 
-func (h *Handler) log(r *http.Request) *zerolog.Logger {
-	if l := zerolog.Ctx(r.Context()); l.GetLevel() != zerolog.Disabled {
-		return l
-	}
-	return &h.logger
-}
-
-// ServeHTTP runs h.Path for r.
+// ServeHTTP resolves r's script and runs it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.init()
-	name := strings.TrimSuffix(h.ScriptName, "/")
-	rest, ok := strings.CutPrefix(r.URL.Path, name)
-	if !ok || (rest != "" && rest[0] != '/') {
-		http.NotFound(w, r)
-		return
-	}
-	path, err := filepath.Abs(h.Path)
-	if err != nil {
-		h.log(r).Error().Err(err).Str("script", h.Path).Msg("cgi: bad script path")
-		http.Error(w, "500 Internal Server Error", http.StatusInternalServerError)
-		return
-	}
-	h.serve(w, r, Script{Name: name, PathInfo: rest, Filename: path, Root: h.DocumentRoot}, h)
+	s, err := h.resolver.Resolve(r)
+	h.ServeScript(w, r, s, err)
 }
 
-// serve runs the script s.Filename for r. self serves local redirects when
-// h.LocalRedirect is nil.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s Script, self http.Handler) {
+var errNoFilename = statusError(http.StatusInternalServerError, errors.New("cgi: the resolver named no script file"))
+
+// ServeScript runs the script s.Filename for r or, if err is not nil,
+// answers for the error resolving it (see [Resolver]).
+func (h *Handler) ServeScript(w http.ResponseWriter, r *http.Request, s Script, err error) {
 	h.init()
 	log := h.log(r)
+	if err == nil && s.Filename == "" {
+		err = errNoFilename
+	}
+	if err != nil {
+		answerNoScript(w, r, log, err, "cgi: no script")
+		return
+	}
 	if s.Root == "" {
 		s.Root = filepath.Dir(s.Filename)
 	}
@@ -231,10 +232,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s Script, self h
 	// Request body: CONTENT_LENGTH must be exact, so a body of unknown length
 	// is spooled first; so is an NPH script's, since the script may take
 	// over the connection before the body has been read.
-	r, stdin, sp, status, err := ExactBody(r, BodyLimits{Max: h.MaxRequestBody, Memory: h.SpoolMemory, TempDir: h.TempDir}, isNPH(s.Filename))
+	r, stdin, sp, err := ExactBody(r, h.BodyLimits, isNPH(s.Filename))
 	if err != nil {
-		log.Warn().Err(err).Str("script", s.Filename).Msg("cgi: request body refused")
-		http.Error(w, fmt.Sprintf("%d %s", status, http.StatusText(status)), status)
+		h.refuse(w, r, log, zerolog.WarnLevel, err, s.Filename, "cgi: request body refused")
 		return
 	}
 	var stdinFile *os.File
@@ -248,10 +248,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s Script, self h
 	env := make([]string, 0, 40+len(r.Header)+len(h.inherit)+len(h.Env))
 	env = append(env, h.inherit...)
 	env = append(env, h.Env...)
-	env, err = AppendEnv(env, r, s, orString(h.ServerSoftware, DefaultServerSoftware))
+	env, err = AppendEnv(env, r, s, h.software())
 	if err != nil {
-		log.Warn().Err(err).Str("script", s.Filename).Msg("cgi: refusing request")
-		http.Error(w, "400 Bad Request", http.StatusBadRequest)
+		h.refuse(w, r, log, zerolog.WarnLevel, err, s.Filename, "cgi: refusing request")
 		return
 	}
 	if !h.PassAuthorization {
@@ -260,9 +259,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s Script, self h
 
 	if err := h.limiter.Acquire(r.Context()); err != nil {
 		if errors.Is(err, ErrNoSlot) {
-			log.Warn().Str("script", s.Filename).Int("running", h.limiter.Running()).Msg("cgi: overloaded, answering 503")
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, "503 Service Unavailable", http.StatusServiceUnavailable)
+			l := log.With().Int("running", h.limiter.Running()).Logger()
+			h.refuse(w, r, &l, zerolog.WarnLevel, statusError(http.StatusServiceUnavailable, err), s.Filename, "cgi: overloaded, answering 503")
 		}
 		return
 	}
@@ -279,12 +277,19 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s Script, self h
 	if loc != "" {
 		// The script has been reaped and its slot freed: the redirect does
 		// not hold two.
-		next := h.LocalRedirect
+		next := h.RedirectHandler
 		if next == nil {
-			next = self
+			next = h
 		}
 		localRedirect(w, r, loc, next, log)
 	}
+}
+
+// refuse answers for a request the script was not run for, with a log line
+// naming the script.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, log *zerolog.Logger, lvl zerolog.Level, err error, script, msg string) {
+	l := log.With().Str("script", script).Logger()
+	answerError(w, r, &l, lvl, StatusOf(err), err, "", msg)
 }
 
 type redirectDepthKey struct{}
@@ -314,20 +319,6 @@ func localRedirect(w http.ResponseWriter, r *http.Request, loc string, next http
 	nr.Header.Del("Content-Type")
 	log.Debug().Str("location", loc).Msg("cgi: local redirect")
 	next.ServeHTTP(w, nr)
-}
-
-func orDefault64(v, def int64) int64 {
-	if v <= 0 {
-		return def
-	}
-	return v
-}
-
-func orString(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 // isCredentialVar reports the variables that carry the client's credentials.
@@ -436,7 +427,7 @@ func (run *scriptRun) run(env []string, stdin io.Reader, stdinFile *os.File) (lo
 	run.stopped = make(chan struct{})
 	stopWatch := context.AfterFunc(run.r.Context(), func() { run.stop("client gone") })
 	var timeout *time.Timer
-	if d := durOr(h.Timeout, DefaultTimeout); d > 0 {
+	if d := h.timeout(); d > 0 {
 		timeout = time.AfterFunc(d, func() {
 			run.timedOut.Store(true)
 			run.stop("timeout")
@@ -539,7 +530,7 @@ func (run *scriptRun) respond(stdout *os.File) (status int, n int64, err error) 
 		case r.Context().Err() != nil:
 			return 0, 0, r.Context().Err()
 		case run.timedOut.Load():
-			log.Error().Str("script", run.s.Filename).Dur("timeout", durOr(h.Timeout, DefaultTimeout)).Msg("cgi: script timed out before sending headers")
+			log.Error().Str("script", run.s.Filename).Dur("timeout", h.timeout()).Msg("cgi: script timed out before sending headers")
 			http.Error(w, "504 Gateway Timeout", http.StatusGatewayTimeout)
 			run.answered = true
 			return http.StatusGatewayTimeout, 0, err
@@ -588,7 +579,7 @@ func (run *scriptRun) stop(why string) {
 		run.log.Debug().Str("script", run.s.Filename).Int("pid", pid).Str("why", why).Msg("cgi: stopping script")
 		// Errors mean the group is already gone.
 		_ = syscall.Kill(-pid, syscall.SIGTERM)
-		grace := durOr(run.h.KillGrace, DefaultKillGrace)
+		grace := defaults.Or(run.h.KillGrace, DefaultKillGrace)
 		go func() {
 			t := time.NewTimer(grace)
 			defer t.Stop()
@@ -619,8 +610,8 @@ func (run *scriptRun) logStderr(done chan<- struct{}, f *os.File) {
 	lw := linelog.Writer{
 		Event:    func() *zerolog.Event { return run.log.Warn().Str("script", run.s.Filename) },
 		Msg:      "cgi: script stderr",
-		MaxLine:  orDefault(run.h.MaxStderrLine, DefaultMaxStderrLine),
-		MaxBytes: orDefault64(run.h.MaxStderrBytes, DefaultMaxStderrBytes),
+		MaxLine:  defaults.Or(run.h.MaxStderrLine, DefaultMaxStderrLine),
+		MaxBytes: defaults.Or(run.h.MaxStderrBytes, DefaultMaxStderrBytes),
 		DropMsg:  "cgi: stderr limit reached; dropping the rest",
 	}
 	lw.ReadFrom(f) // ends when the script and its children are gone, or f is closed

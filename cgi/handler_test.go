@@ -53,7 +53,8 @@ func serveDir(t *testing.T, dir string, h *Handler) (*httptest.Server, *syncBuff
 	if h.Logger == nil {
 		h.Logger = testLogger(logs)
 	}
-	srv := httptest.NewServer(&Dir{Path: dir, Prefix: "/cgi-bin/", Handler: h})
+	h.Resolver = &Dir{Path: dir, Prefix: "/cgi-bin/"}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv, logs
 }
@@ -187,7 +188,7 @@ func TestHandlerEnvironment(t *testing.T) {
 	t.Setenv("FERRY_TEST_SECRET", "must-not-leak")
 	t.Setenv("FERRY_TEST_PASSED", "passed")
 	h := &Handler{
-		Env:        []string{"EXTRA=1", "REQUEST_METHOD=FORGED"},
+		Settings:   Settings{Env: []string{"EXTRA=1", "REQUEST_METHOD=FORGED"}},
 		InheritEnv: []string{"PATH", "FERRY_TEST_PASSED"},
 	}
 	srv, _ := serveDir(t, dir, h)
@@ -222,7 +223,7 @@ func TestHandlerEnvironment(t *testing.T) {
 func TestHandlerRequestBodies(t *testing.T) {
 	dir := t.TempDir()
 	writeScript(t, dir, "echo.sh", `printf 'Content-Type: text/plain\n\n'; echo "len=$CONTENT_LENGTH"; head -c "${CONTENT_LENGTH:-0}" | sha256sum`)
-	h := &Handler{SpoolMemory: 64 << 10, MaxRequestBody: 4 << 20}
+	h := &Handler{Settings: Settings{BodyLimits: BodyLimits{Memory: 64 << 10, Max: 4 << 20}}}
 	srv, _ := serveDir(t, dir, h)
 
 	for _, tc := range []struct {
@@ -276,7 +277,7 @@ sleep 60 &
 echo $! > "$STATE/child"
 echo $$ > "$STATE/parent"
 wait`)
-	h := &Handler{Timeout: 300 * time.Millisecond, KillGrace: 200 * time.Millisecond, Env: []string{"STATE=" + state}}
+	h := &Handler{Timeout: 300 * time.Millisecond, KillGrace: 200 * time.Millisecond, Settings: Settings{Env: []string{"STATE=" + state}}}
 	srv, logs := serveDir(t, dir, h)
 	resp, _ := get(t, srv.URL+"/cgi-bin/hang.sh")
 	if resp.StatusCode != http.StatusGatewayTimeout {
@@ -311,7 +312,7 @@ func TestHandlerClientDisconnectKillsScript(t *testing.T) {
 	writeScript(t, dir, "sleep.sh", `echo $$ > "$STATE/pid"
 printf 'Content-Type: text/plain\n\nstarted\n'
 sleep 60`)
-	srv, _ := serveDir(t, dir, &Handler{Env: []string{"STATE=" + state}, KillGrace: 200 * time.Millisecond})
+	srv, _ := serveDir(t, dir, &Handler{Settings: Settings{Env: []string{"STATE=" + state}}, KillGrace: 200 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/cgi-bin/sleep.sh", nil)
 	resp, err := http.DefaultClient.Do(req)
@@ -335,7 +336,7 @@ func TestHandlerStreams(t *testing.T) {
 	writeScript(t, dir, "stream.sh", `printf 'Content-Type: text/plain\n\nfirst\n'
 while [ ! -e "$STATE/go" ]; do sleep 0.01; done
 echo second`)
-	srv, _ := serveDir(t, dir, &Handler{Env: []string{"STATE=" + state}})
+	srv, _ := serveDir(t, dir, &Handler{Settings: Settings{Env: []string{"STATE=" + state}}})
 	resp, err := http.Get(srv.URL + "/cgi-bin/stream.sh")
 	if err != nil {
 		t.Fatal(err)
@@ -382,7 +383,7 @@ func TestHandlerConcurrencyLimit(t *testing.T) {
 	writeScript(t, dir, "block.sh", `echo $$ >> "$STATE/started"
 while [ ! -e "$STATE/go" ]; do sleep 0.01; done
 printf 'Content-Type: text/plain\n\nok'`)
-	srv, _ := serveDir(t, dir, &Handler{MaxConcurrent: 1, MaxQueue: 1, QueueTimeout: 10 * time.Second, Env: []string{"STATE=" + state}})
+	srv, _ := serveDir(t, dir, &Handler{MaxConcurrent: 1, MaxQueue: 1, QueueTimeout: 10 * time.Second, Settings: Settings{Env: []string{"STATE=" + state}}})
 
 	results := make(chan int, 2)
 	for range 2 {
@@ -594,31 +595,40 @@ func TestHandlerAuthorization(t *testing.T) {
 // checks Clone carries each one, so that a new setting cannot be forgotten.
 func TestCloneCopiesEverySetting(t *testing.T) {
 	h := &Handler{}
-	v := reflect.ValueOf(h).Elem()
-	for i := 0; i < v.NumField(); i++ {
-		f := v.Field(i)
-		if !v.Type().Field(i).IsExported() {
-			continue
-		}
-		switch f.Kind() {
-		case reflect.String:
-			f.SetString("x")
-		case reflect.Bool:
-			f.SetBool(true)
-		case reflect.Int, reflect.Int64:
-			f.SetInt(7)
-		case reflect.Slice:
-			f.Set(reflect.MakeSlice(f.Type(), 1, 1))
-		case reflect.Pointer:
-			f.Set(reflect.New(f.Type().Elem()))
-		case reflect.Struct:
-			f.Field(0).SetInt(3)
-		case reflect.Interface:
-			f.Set(reflect.ValueOf(http.NotFoundHandler()))
-		default:
-			t.Fatalf("field %s: kind %s not covered by this test", v.Type().Field(i).Name, f.Kind())
+	var fill func(v reflect.Value)
+	fill = func(v reflect.Value) {
+		for i := 0; i < v.NumField(); i++ {
+			f := v.Field(i)
+			if !v.Type().Field(i).IsExported() {
+				continue
+			}
+			switch f.Kind() {
+			case reflect.String:
+				f.SetString("x")
+			case reflect.Bool:
+				f.SetBool(true)
+			case reflect.Int, reflect.Int64:
+				f.SetInt(7)
+			case reflect.Slice:
+				f.Set(reflect.MakeSlice(f.Type(), 1, 1))
+			case reflect.Pointer:
+				f.Set(reflect.New(f.Type().Elem()))
+			case reflect.Struct:
+				fill(f) // Settings, and the limits in it
+			case reflect.Interface:
+				for _, c := range []any{http.NotFoundHandler(), Mount{Prefix: "/x"}} {
+					if reflect.TypeOf(c).Implements(f.Type()) {
+						f.Set(reflect.ValueOf(c))
+						break
+					}
+				}
+			default:
+				t.Fatalf("field %s: kind %s not covered by this test", v.Type().Field(i).Name, f.Kind())
+			}
 		}
 	}
+	v := reflect.ValueOf(h).Elem()
+	fill(v)
 	c := reflect.ValueOf(h.Clone()).Elem()
 	for i := 0; i < v.NumField(); i++ {
 		name := v.Type().Field(i).Name

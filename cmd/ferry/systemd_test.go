@@ -102,7 +102,7 @@ func TestSystemdSocketActivation(t *testing.T) {
 	})
 	t.Run("scgi", func(t *testing.T) {
 		addr := start(t, "--fdname=scgi")
-		h := &scgi.Handler{Client: &scgi.Client{Network: "tcp", Address: addr}}
+		h := scgi.NewHandler(&scgi.Client{Network: "tcp", Address: addr}, nil, cgi.Settings{})
 		r := httptest.NewRequest("GET", "https://front.example:8443/cgi-bin/hi.sh", nil)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
