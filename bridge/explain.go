@@ -3,7 +3,6 @@ package bridge
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"net/http/httputil"
 	"path/filepath"
@@ -105,7 +104,7 @@ func (s *Server) resolve(e *Explanation, h http.Handler, r *http.Request) {
 		sc, err := h.site.Resolve(r)
 		if err != nil {
 			e.Status, e.Reason = scriptStatus(err), err.Error()
-			if errors.Is(err, fs.ErrNotExist) && s.rt.static != nil {
+			if e.Status == http.StatusNotFound && s.rt.static != nil {
 				if st, why := staticStatus(s.rt.static, r); st != http.StatusNotFound {
 					e.Kind = "a static file under " + s.cfg.Root + " (never sent to the application)"
 					e.Status, e.Reason = st, why
