@@ -761,6 +761,11 @@ func (run *scriptRun) respond() (status int, n int64, err error) {
 				body = &outputLimitReader{r: body, left: head + h.MaxOutput}
 			}
 			n, err := io.Copy(conn, body)
+			if errors.Is(err, errOutputTooLarge) || run.cutReason() != "" {
+				// The connection's end frames the body: only a reset
+				// tells the client it was cut.
+				resetOnClose(conn)
+			}
 			if err != nil {
 				err = &ClientError{err}
 			}

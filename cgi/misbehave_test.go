@@ -11,8 +11,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -252,4 +254,151 @@ func TestShortBodyTimeoutHTTP(t *testing.T) {
 	if resp, body, _ := getWithin(t, srv.URL+"/cgi-bin/ok.sh", 5*time.Second); resp.StatusCode != 200 || body != "ok" {
 		t.Errorf("next request: %d %q; want 200 ok", resp.StatusCode, body)
 	}
+}
+
+// TestMisbehavingScripts runs scripts that misbehave in the ordinary ways
+// (issue 16 point 1), and checks that each gets the answer doc.go's table
+// documents, within a bounded time, and leaves no process behind.
+func TestMisbehavingScripts(t *testing.T) {
+	leakcheck.Check(t)
+	dir, state := testdir.Open(t), testdir.Open(t)
+	const (
+		timeout = time.Second
+		grace   = 200 * time.Millisecond
+		bound   = timeout + grace + 1500*time.Millisecond // the longest any answer may take
+	)
+	writeScript(t, dir, "ok.sh", `printf 'Content-Type: text/plain\n\nok'`)
+	tests := []struct {
+		name   string
+		script string // after "echo $$ > $STATE/$NAME"; a background child's pid goes to $STATE/$NAME.child
+		status int    // 0: no response at all
+		body   string
+		cut    bool   // the body read must fail: the response was aborted
+		log    string // the log must say this
+		slow   bool   // allowed 10 s (the race detector slows a flood down)
+	}{
+		{name: "never-answers", script: `sleep 30`, status: 504, log: "timed out"},
+		{name: "headers-then-silence", script: `printf 'Content-Type: text/plain\n\n'; sleep 30`, status: 200, cut: true, log: "mid-response"},
+		{name: "output-then-silence", script: `printf 'Content-Type: text/plain\n\nsome'; sleep 30`, status: 200, body: "some", cut: true, log: "mid-response"},
+		{name: "100MB-of-stderr", script: `yes 0123456789012345678901234567890123456789 | head -c 100000000 >&2; printf 'Content-Type: text/plain\n\ndone'`, status: 200, body: "done", log: "stderr limit reached", slow: true},
+		{name: "stdout-closed-early", script: `printf 'Content-Type: text/plain\n\nbye'; exec 1>&-; sleep 30`, status: 200, body: "bye"},
+		{name: "child-holding-stdout", script: `printf 'Content-Type: text/plain\n\nstarted'; sleep 30 & echo $! > "$STATE/$NAME.child"`, status: 200, body: "started", log: "holds its stdout"},
+		{name: "child-not-holding-stdout", script: `sleep 30 >/dev/null 2>&1 & echo $! > "$STATE/$NAME.child"; printf 'Content-Type: text/plain\n\nok'`, status: 200, body: "ok", log: "background processes"},
+		{name: "exit-nonzero-before-output", script: `exit 3`, status: 502, log: "wrote no output"},
+		{name: "exit-nonzero-after-output", script: `printf 'Content-Type: text/plain\n\ndone'; exit 3`, status: 200, body: "done", log: `"exit":"exit status 3"`},
+		{name: "status-out-of-range", script: `printf 'Status: 999 Nonsense\nContent-Type: text/plain\n\nx'`, status: 502, log: "bad Status"},
+		{name: "header-line-past-limit", script: `printf 'Content-Type: text/plain\nX-Long: %s\n\nx' "$(head -c 20000 /dev/zero | tr '\0' a)"`, status: 502, log: "bad script response"},
+		{name: "binary-garbage", script: `printf '\177ELF\002\001\001\000garbage\n\n\001\002'`, status: 502, log: "bad script response"},
+		{name: "no-blank-line", script: `printf 'Content-Type: text/plain\nX-More: y\n'`, status: 502, log: "bad script response"},
+		{name: "ignores-sigterm", script: `trap '' TERM; sleep 30 & wait; sleep 30`, status: 504, log: "timed out"},
+	}
+	for _, tt := range tests {
+		writeScript(t, dir, tt.name+".sh", `NAME=$(basename "$0" .sh); echo $$ > "$STATE/$NAME"`+"\n"+tt.script)
+	}
+	logs := &syncBuffer{}
+	srv, _ := serveDir(t, dir, &Handler{Timeout: timeout, KillGrace: grace, Env: []string{"STATE=" + state}, Logger: testLogger(logs)})
+	slowSrv, _ := serveDir(t, dir, &Handler{Timeout: 10 * time.Second, KillGrace: grace, Env: []string{"STATE=" + state}, Logger: testLogger(logs)})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			url, limit := srv.URL, bound
+			if tt.slow {
+				url, limit = slowSrv.URL, 10*time.Second
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), limit)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", url+"/cgi-bin/"+tt.name+".sh", nil)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatalf("no response within %v: %v", limit, err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			took := time.Since(start)
+			if ctx.Err() != nil {
+				t.Fatalf("no complete answer within %v (read %q)", limit, b)
+			}
+			if resp.StatusCode != tt.status {
+				t.Errorf("status %d; want %d (body %q)", resp.StatusCode, tt.status, b)
+			}
+			if tt.body != "" && string(b) != tt.body {
+				t.Errorf("body %q; want %q", b, tt.body)
+			}
+			if cut := err != nil; cut != tt.cut {
+				t.Errorf("body read error %v; want a cut response: %v", err, tt.cut)
+			}
+			t.Logf("%d, %d bytes, cut %v, in %v", resp.StatusCode, len(b), err != nil, took.Round(time.Millisecond))
+			pgid := readPID(t, filepath.Join(state, tt.name))
+			processGroupGone(t, pgid)
+			if _, err := os.Stat(filepath.Join(state, tt.name+".child")); err == nil {
+				waitGone(t, readPID(t, filepath.Join(state, tt.name+".child")))
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for tt.log != "" && len(logs.Lines("/"+tt.name+".sh", tt.log)) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("log lacks %q for %s", tt.log, tt.name)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+
+	t.Run("fork-bomb", func(t *testing.T) {
+		// Bounded by RLimitNProc, as a user of its own (the limit counts
+		// every process of the user); ferry keeps serving meanwhile.
+		h := &Handler{Timeout: timeout, KillGrace: grace, Env: []string{"STATE=" + state}, RLimitNProc: 64}
+		if os.Geteuid() == 0 {
+			h.User = "nobody"
+		} else {
+			h.RLimitNProc += int64(len(userProcesses(os.Getuid())))
+		}
+		writeScript(t, dir, "bomb.sh", `echo $$ > "$STATE/bomb"
+bomb() { bomb | bomb & }
+bomb 2>/dev/null
+exec sleep 30`) // exec: past the limit, a fork would fail
+		bombSrv, _ := serveDir(t, dir, h)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			resp, body, _ := getWithin(t, bombSrv.URL+"/cgi-bin/bomb.sh", bound)
+			if resp.StatusCode != http.StatusGatewayTimeout {
+				t.Errorf("fork bomb: %d %q; want 504", resp.StatusCode, body)
+			}
+		}()
+		pgid := readPID(t, filepath.Join(state, "bomb"))
+		for range 5 {
+			resp, body, err := getWithin(t, srv.URL+"/cgi-bin/ok.sh", 2*time.Second)
+			if err != nil || resp.StatusCode != 200 || body != "ok" {
+				t.Errorf("during the fork bomb: %d %q, %v; want 200 ok", resp.StatusCode, body, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		<-done
+		processGroupGone(t, pgid)
+		if h.User == "nobody" {
+			deadline := time.Now().Add(10 * time.Second)
+			for n := userProcesses(65534); len(n) > 0; n = userProcesses(65534) {
+				if time.Now().After(deadline) {
+					t.Fatalf("fork bomb processes left: %v", n)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	})
+}
+
+// userProcesses returns the pids of uid's processes, zombies included
+// (they count against RLIMIT_NPROC until reaped), from /proc.
+func userProcesses(uid int) []int {
+	var pids []int
+	eachProcess(func(pid int, stat []string) {
+		fi, err := os.Stat("/proc/" + strconv.Itoa(pid))
+		if err != nil {
+			return
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid {
+			pids = append(pids, pid)
+		}
+	})
+	return pids
 }

@@ -38,6 +38,14 @@ func (h *Handler) sysProcAttr() *syscall.SysProcAttr {
 // detaches, and only then does the script run. This needs ptrace, which
 // some sandboxes forbid (then starting the script fails, and is logged),
 // and ferry itself must not be traced (under strace or a debugger).
+//
+// prlimit(2) on another user's process needs CAP_SYS_RESOURCE, which root
+// often lacks in a container (Docker's default set has it not). Without it
+// the kernel lets a caller whose real uid and gid are the target's, so
+// when the script runs as another user, the thread doing the work takes
+// the script's ids as its real ids for the calls, keeping root as its
+// effective and saved ids (and so its capabilities), then takes its own
+// back. Credentials are per thread on Linux, and the thread is locked.
 func startScript(cmd *exec.Cmd, limits []rlimit) error {
 	if len(limits) == 0 {
 		return cmd.Start()
@@ -50,7 +58,7 @@ func startScript(cmd *exec.Cmd, limits []rlimit) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	if err := setLimitsAtExec(cmd.Process.Pid, limits); err != nil {
+	if err := setLimitsAtExec(cmd.Process.Pid, limits, cmd.SysProcAttr.Credential); err != nil {
 		_ = cmd.Process.Kill() // an error: it is gone already
 		_ = cmd.Wait()         // reaps it; its status does not matter
 		return err
@@ -58,9 +66,9 @@ func startScript(cmd *exec.Cmd, limits []rlimit) error {
 	return nil
 }
 
-// setLimitsAtExec waits for the traced child pid to stop after its exec,
-// sets its limits and lets it run.
-func setLimitsAtExec(pid int, limits []rlimit) error {
+// setLimitsAtExec waits for the traced child pid, running as cred (nil:
+// as ferry), to stop after its exec, sets its limits and lets it run.
+func setLimitsAtExec(pid int, limits []rlimit, cred *syscall.Credential) error {
 	for {
 		var ws syscall.WaitStatus
 		_, err := syscall.Wait4(pid, &ws, 0, nil)
@@ -81,15 +89,59 @@ func setLimitsAtExec(pid int, limits []rlimit) error {
 			return fmt.Errorf("cgi: resuming the script: %w", err)
 		}
 	}
-	for _, l := range limits {
-		if err := prlimit(pid, l); err != nil {
-			return fmt.Errorf("cgi: setting %s on the script: %w", l.name, err)
-		}
+	if err := setLimitsAs(pid, limits, cred); err != nil {
+		return err
 	}
 	if err := syscall.PtraceDetach(pid); err != nil {
 		return fmt.Errorf("cgi: letting the script run: %w", err)
 	}
 	return nil
+}
+
+// setLimitsAs sets limits on process pid, running as cred, from this
+// (locked) thread: with the script's ids as its real ids when ferry is root
+// and the script runs as another user (see startScript).
+func setLimitsAs(pid int, limits []rlimit, cred *syscall.Credential) (err error) {
+	if cred != nil && syscall.Geteuid() == 0 {
+		ruid, rgid := uint32(syscall.Getuid()), uint32(syscall.Getgid())
+		// Raw system calls change this thread only; syscall.Setresuid
+		// would change every thread of ferry.
+		if err := setresid(syscall.SYS_SETRESGID, cred.Gid); err != nil {
+			return fmt.Errorf("cgi: taking the script's gid: %w", err)
+		}
+		defer restoreID(syscall.SYS_SETRESGID, rgid, &err)
+		if err := setresid(syscall.SYS_SETRESUID, cred.Uid); err != nil {
+			return fmt.Errorf("cgi: taking the script's uid: %w", err)
+		}
+		defer restoreID(syscall.SYS_SETRESUID, ruid, &err)
+	}
+	for _, l := range limits {
+		if err := prlimit(pid, l); err != nil {
+			return fmt.Errorf("cgi: setting %s on the script: %w", l.name, err)
+		}
+	}
+	return nil
+}
+
+// setresid sets this thread's real uid or gid (SYS_SETRESUID or
+// SYS_SETRESGID), leaving its effective and saved ids.
+func setresid(trap uintptr, id uint32) error {
+	const unchanged = ^uintptr(0) // -1
+	if _, _, e := syscall.RawSyscall(trap, uintptr(id), unchanged, unchanged); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// restoreID gives this thread its own real id back. That cannot fail while
+// its effective uid is root, which it stays throughout; if it did, the
+// thread stays locked to the calling goroutine, and Go ends it with the
+// goroutine instead of running anything else on it.
+func restoreID(trap uintptr, id uint32, errp *error) {
+	if err := setresid(trap, id); err != nil {
+		runtime.LockOSThread() // never unlocked
+		*errp = errors.Join(*errp, fmt.Errorf("cgi: restoring the thread's ids: %w", err))
+	}
 }
 
 // prlimit sets limit l on process pid, never above the hard limit it has

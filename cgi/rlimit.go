@@ -3,6 +3,7 @@ package cgi
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
 )
 
@@ -95,4 +96,16 @@ func (o *outputLimitReader) Read(p []byte) (int, error) {
 	n, err := o.r.Read(p)
 	o.left -= int64(n)
 	return n, err
+}
+
+// resetOnClose makes closing conn reset the connection (SO_LINGER 0), for a
+// response whose end is the connection's: a plain close would pass a cut
+// body for a whole one.
+func resetOnClose(conn net.Conn) {
+	if nc, ok := conn.(interface{ NetConn() net.Conn }); ok { // TLS
+		conn = nc.NetConn()
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0) // if it fails, a plain close is all there is
+	}
 }
