@@ -67,3 +67,29 @@ func TestCGIAbortNeverLooksLikeSuccess(t *testing.T) {
 		t.Errorf("aborted request answered %q; want a 503", resp.stdout)
 	}
 }
+
+// TestCGIAbortAfterOutput: ABORT_REQUEST once the script has answered ends
+// the request with END_REQUEST, as the spec wants, and the connection
+// serves on; the script is stopped.
+func TestCGIAbortAfterOutput(t *testing.T) {
+	leakcheck.Check(t)
+	h := &cgi.Handler{KillGrace: 100 * time.Millisecond}
+	st := newServerTester(t, cgiScripts(t, h,
+		"slow.sh", `printf 'Content-Type: text/plain\n\nfirst\n'; sleep 30`,
+		"ok.sh", `printf 'Content-Type: text/plain\n\nok'`))
+	st.writeRequest(1, FlagKeepConn, "", get("/cgi-bin/slow.sh")...)
+	var out string
+	for !strings.Contains(out, "first\n") {
+		r := st.readRecordFor(1)
+		if r.Type != TypeStdout {
+			t.Fatalf("got %s before the script's output", r.Type)
+		}
+		out += string(r.Content)
+	}
+	st.writeRecord(TypeAbortRequest, 1, "")
+	st.readResponse(1) // fails the test if no END_REQUEST comes
+	st.writeRequest(2, FlagKeepConn, "", get("/cgi-bin/ok.sh")...)
+	if resp := st.readResponse(2); !strings.HasSuffix(resp.stdout, "\r\n\r\nok") {
+		t.Errorf("next request on the connection: %q; want ok", resp.stdout)
+	}
+}

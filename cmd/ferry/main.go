@@ -132,8 +132,11 @@ Examples:
 Scripts get the CGI/1.1 meta-variables, the variables of ferry's environment
 named by --pass-env (and PATH, LANG, LC_*, TZ, TMPDIR), and --env values. Each
 runs in its own process group, in its own directory, and is stopped (SIGTERM,
-then SIGKILL) at --cgi-timeout or when the client goes away. SIGTERM or SIGINT
-drains in-flight requests for up to --shutdown-timeout, then stops scripts.
+then SIGKILL) at --cgi-timeout or when the client goes away. When ferry runs as
+root, scripts run as www-data (or nobody) unless --cgi-user says otherwise
+(--cgi-user root to run them as root). SIGTERM or SIGINT drains in-flight
+requests for up to --shutdown-timeout, then stops scripts; SIGHUP is ignored
+(logged) until configuration reload exists.
 
 Flags:
 `
@@ -155,6 +158,14 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	queueTimeout := fs.Duration("cgi-queue-timeout", cgi.DefaultQueueTimeout, "longest wait for a script slot, or a FastCGI connection, before 503")
 	maxBody := fs.Int64("max-request-body", cgi.DefaultMaxRequestBody, "largest request body in bytes (413 past it)")
 	maxHeaderLine := fs.Int("max-header-line", cgi.DefaultMaxHeaderLine, "longest header line a script may write, in bytes")
+	cgiUser := fs.String("cgi-user", "", "user scripts run as, a name or uid (default: ferry's own; as root, www-data or else nobody: root must be written out)")
+	cgiGroup := fs.String("cgi-group", "", "group scripts run as, a name or gid (default: the user's)")
+	keepBackground := fs.Bool("cgi-keep-background", false, "let processes a script leaves in the background outlive its request (stopped with it by default)")
+	rlimitCPU := fs.Duration("cgi-rlimit-cpu", 0, "CPU time per script process, whole seconds, as Apache's RLimitCPU (0: no limit)")
+	rlimitAS := fs.Int64("cgi-rlimit-as", 0, "address space per script process in bytes, as Apache's RLimitMEM (0: no limit)")
+	rlimitNProc := fs.Int64("cgi-rlimit-nproc", 0, "processes of the scripts' user, as Apache's RLimitNPROC (0: no limit; root is not bound)")
+	rlimitNoFile := fs.Int64("cgi-rlimit-nofile", 0, "open files per script process (0: ferry's own limit)")
+	maxOutput := fs.Int64("cgi-max-output", 0, "largest response body a script may send, in bytes; past it the response is cut, visibly (0: no limit)")
 	shutdown := fs.Duration("shutdown-timeout", bridge.DefaultShutdownTimeout, "how long in-flight requests may take to finish on shutdown")
 	accessLog := fs.Bool("access-log", true, "log one line per request")
 	logFormat := fs.String("log-format", "auto", "log format: json, console, or auto (console on a terminal)")
@@ -194,7 +205,19 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			QueueTimeout:      *queueTimeout,
 			MaxRequestBody:    *maxBody,
 			HeaderLimits:      cgi.HeaderLimits{MaxLine: *maxHeaderLine},
+			User:              *cgiUser,
+			Group:             *cgiGroup,
+			KeepBackground:    *keepBackground,
+			RLimitCPU:         *rlimitCPU,
+			RLimitAS:          *rlimitAS,
+			RLimitNProc:       *rlimitNProc,
+			RLimitNoFile:      *rlimitNoFile,
+			MaxOutput:         *maxOutput,
 		},
+	}
+	if err := checkScriptUser(cfg.CGI, logger); err != nil {
+		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
+		return 2
 	}
 	if *timeout <= 0 {
 		cfg.CGI.Timeout = -1
@@ -265,11 +288,62 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	defer ignoreHangups(ctx, logger)()
 	if err := srv.Run(ctx, nil); err != nil {
 		logger.Error().Err(err).Msg("ferry: stopped with an error")
 		return 1
 	}
 	return 0
+}
+
+// checkScriptUser checks the user and group scripts run as, and says once
+// which that is when ferry runs as root.
+func checkScriptUser(h *cgi.Handler, logger zerolog.Logger) error {
+	cred, err := h.Credential()
+	if err != nil {
+		return fmt.Errorf("--cgi-user %q --cgi-group %q: %w", h.User, h.Group, err)
+	}
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	switch {
+	case cred == nil || cred.Uid == 0:
+		logger.Warn().Msg("ferry: CGI scripts run as root (--cgi-user root)")
+	case h.User == "":
+		logger.Info().Str("user", cgi.DefaultUser()).Uint32("uid", cred.Uid).Uint32("gid", cred.Gid).
+			Msg("ferry: running as root; CGI scripts run as " + cgi.DefaultUser() + " (--cgi-user to choose, --cgi-user root to keep root)")
+	default:
+		logger.Info().Str("user", h.User).Uint32("uid", cred.Uid).Uint32("gid", cred.Gid).Msg("ferry: CGI scripts run as " + h.User)
+	}
+	return nil
+}
+
+// ignoreHangups logs and ignores SIGHUP, which would otherwise end ferry
+// at once, with no drain, leaving its scripts and workers behind: there is
+// no configuration reload yet for it to mean. The returned function stops
+// it.
+func ignoreHangups(ctx context.Context, logger zerolog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-hup:
+				logger.Warn().Msg("ferry: SIGHUP ignored: configuration reload is not implemented; restart ferry to change its configuration")
+			case <-ctx.Done():
+				return
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(quit)
+		<-done
+	}
 }
 
 // systemdListeners returns the fronts systemd socket activation passed

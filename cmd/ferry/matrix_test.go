@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"github.com/ferrygw/ferry/scgi"
 	"github.com/rs/zerolog"
 )
@@ -150,7 +151,7 @@ func deadAddr(t *testing.T) string {
 func matrixBacks() []matrixBack {
 	return []matrixBack{
 		{name: "cgi", badPath: "/bad/bad.sh", mount: func(t *testing.T) (string, string) {
-			dir := t.TempDir()
+			dir := testdir.Open(t)
 			writeExec(t, filepath.Join(dir, "matrix.sh"), matrixScript)
 			writeExec(t, filepath.Join(dir, "bad.sh"), matrixBadScript)
 			return "/app/=cgi:" + dir, "/bad/=cgi:" + dir
@@ -261,8 +262,11 @@ func matrixFronts() []matrixFront {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// User root: the test binary sits where only root may enter
+			// (the build cache); ferry, as root, runs the scripts as
+			// www-data.
 			h := &cgi.Handler{Path: self, Args: append([]string{"serve", "--log-level", "warn"}, args...),
-				Env: []string{"FERRY_TEST_MAIN=1"}, MaxConcurrent: 16}
+				Env: []string{"FERRY_TEST_MAIN=1"}, MaxConcurrent: 16, User: "root"}
 			return tlsFront(t, h)
 		}},
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/ferrygw/ferry/internal/conformance"
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"github.com/ferrygw/ferry/internal/testlog"
 )
 
@@ -255,8 +256,8 @@ func TestServeConformance(t *testing.T) {
 // stopped before ferry exits.
 func TestServeGracefulShutdown(t *testing.T) {
 	leakcheck.Check(t)
-	dir := t.TempDir()
-	state := t.TempDir()
+	dir := testdir.Open(t)
+	state := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "wait.sh"), `#!/bin/sh
 echo $$ > "$STATE/wait.pid"
 printf 'Content-Type: text/plain\n\n'

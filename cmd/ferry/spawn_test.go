@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/testdir"
 )
 
 // Interop with the FastCGI tools of the spawn-fcgi and libfcgi-bin Debian
@@ -31,7 +32,7 @@ import (
 // writeSpawnScripts writes the CGI scripts the cgi-fcgi cases run.
 func writeSpawnScripts(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "hello.sh"), `#!/bin/sh
 printf 'Content-Type: text/plain\r\nX-Script: hello\r\n\r\n'
 printf 'method=%s\n' "$REQUEST_METHOD"
@@ -323,7 +324,7 @@ func TestSpawnFCGI(t *testing.T) {
 		t.Run(network, func(t *testing.T) {
 			leakcheck.Check(t)
 			dir := writeSpawnScripts(t)
-			state := t.TempDir()
+			state := testdir.Open(t)
 			p, addr := startSpawnFCGI(t, bins["spawn-fcgi"], network, "--mount", "/cgi-bin/=cgi:"+dir, "--env", "STATE="+state,
 				"--shutdown-timeout", "300ms", "--cgi-kill-grace", "200ms")
 			checkCGIFCGICases(t, bins["cgi-fcgi"], addr, p.logs.String)
