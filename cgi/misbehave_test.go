@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/procfs"
 	"github.com/ferrygw/ferry/internal/testdir"
 )
 
@@ -388,16 +389,16 @@ exec sleep 30`) // exec: past the limit, a fork would fail
 }
 
 // userProcesses returns the pids of uid's processes, zombies included
-// (they count against RLIMIT_NPROC until reaped), from /proc.
+// (they count against RLIMIT_NPROC until reaped).
 func userProcesses(uid int) []int {
 	var pids []int
-	eachProcess(func(pid int, stat []string) {
-		fi, err := os.Stat("/proc/" + strconv.Itoa(pid))
+	procfs.Each(func(p procfs.Process) {
+		fi, err := os.Stat("/proc/" + strconv.Itoa(p.PID))
 		if err != nil {
 			return
 		}
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid {
-			pids = append(pids, pid)
+			pids = append(pids, p.PID)
 		}
 	})
 	return pids

@@ -8,9 +8,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"unsafe"
+
+	"github.com/ferrygw/ferry/internal/procfs"
 )
 
 // sysProcAttr returns how a script starts: in its own process group, with
@@ -159,18 +160,8 @@ func prlimit(pid int, l rlimit) error {
 }
 
 // groupMembers returns the pids of the live processes in process group
-// pgid, from /proc (zombies left out).
-func groupMembers(pgid int) []int {
-	var pids []int
-	eachProcess(func(pid int, stat []string) {
-		if len(stat) >= 3 && stat[0] != "Z" {
-			if g, err := strconv.Atoi(stat[2]); err == nil && g == pgid {
-				pids = append(pids, pid)
-			}
-		}
-	})
-	return pids
-}
+// pgid.
+func groupMembers(pgid int) []int { return procfs.GroupMembers(pgid) }
 
 // pipeHolders returns the pids of the processes other than ferry that have
 // the pipe f open (either end), from /proc.
@@ -186,48 +177,21 @@ func pipeHolders(f *os.File) []int {
 	want := "pipe:[" + strconv.FormatUint(st.Ino, 10) + "]"
 	self := os.Getpid()
 	var pids []int
-	eachProcess(func(pid int, stat []string) {
-		if pid == self || len(stat) == 0 || stat[0] == "Z" {
+	procfs.Each(func(p procfs.Process) {
+		if p.PID == self || p.State == 'Z' {
 			return
 		}
-		dir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
+		dir := filepath.Join("/proc", strconv.Itoa(p.PID), "fd")
 		ents, err := os.ReadDir(dir)
 		if err != nil {
 			return // gone, or not ours to look at
 		}
 		for _, e := range ents {
 			if target, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && target == want {
-				pids = append(pids, pid)
+				pids = append(pids, p.PID)
 				return
 			}
 		}
 	})
 	return pids
-}
-
-// eachProcess calls fn for every process in /proc with the fields of its
-// stat file after the command name: state, ppid, pgrp, ...
-func eachProcess(fn func(pid int, stat []string)) {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// "pid (comm) state ppid pgrp ...": comm may hold spaces and
-		// parentheses.
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		fn(pid, strings.Fields(s[i+1:]))
-	}
 }

@@ -29,6 +29,23 @@ func waitDead(t *testing.T, pid int, within time.Duration) {
 	}
 }
 
+// getInBackground GETs url in a goroutine, and sends on the channel it
+// returns the body, or the error's text.
+func getInBackground(url string) <-chan string {
+	result := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(url)
+		if err != nil {
+			result <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		result <- string(b)
+	}()
+	return result
+}
+
 // TestSIGHUPIgnored: SIGHUP used to end ferry at once, with no drain and no
 // log line, leaving its scripts behind. Until reload exists it is ignored,
 // with a log line, and requests in flight carry on.
@@ -42,17 +59,7 @@ while [ ! -e "$STATE/go" ]; do sleep 0.01; done
 echo finished`)
 	writeExec(t, filepath.Join(dir, "ok.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nok'")
 	p := startFerry(t, "--mount", "/cgi-bin/=cgi:"+dir, "--env", "STATE="+state)
-	result := make(chan string, 1)
-	go func() {
-		resp, err := http.Get(p.URL + "/cgi-bin/wait.sh")
-		if err != nil {
-			result <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		result <- string(b)
-	}()
+	result := getInBackground(p.URL + "/cgi-bin/wait.sh")
 	script := waitFile(t, filepath.Join(state, "wait.pid"))
 	for range 2 {
 		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {

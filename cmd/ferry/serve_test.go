@@ -270,17 +270,7 @@ sleep 300`)
 
 	t.Run("drain", func(t *testing.T) {
 		p := startFerry(t, "--mount", "/cgi-bin/=cgi:"+dir, "--env", "STATE="+state)
-		result := make(chan string, 1)
-		go func() {
-			resp, err := http.Get(p.URL + "/cgi-bin/wait.sh")
-			if err != nil {
-				result <- err.Error()
-				return
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			result <- string(b)
-		}()
+		result := getInBackground(p.URL + "/cgi-bin/wait.sh")
 		waitFile(t, filepath.Join(state, "wait.pid"))
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		waitLog(t, p, "shutting down")

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/procfs"
 	"github.com/ferrygw/ferry/internal/testdir"
 )
 
@@ -231,7 +232,7 @@ func startSpawnFCGI(t *testing.T, spawnBin, network string, args ...string) (*sp
 		}()
 		t.Cleanup(func() {
 			p.stop(t, syscall.SIGKILL)
-			if left := groupMembers(p.pgid); len(left) > 0 {
+			if left := procfs.GroupMembers(p.pgid); len(left) > 0 {
 				t.Errorf("processes %v of ferry's group %d outlived it", left, p.pgid)
 			}
 		})
@@ -287,33 +288,6 @@ func (p *spawnedFerry) stop(t *testing.T, sig syscall.Signal) error {
 	return p.err
 }
 
-// groupMembers returns the live (not zombie) processes of process group
-// pgid, from /proc.
-func groupMembers(pgid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) >= 3 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
 // TestSpawnFCGI starts ferry the way spawn-fcgi, mod_fcgid and lighttpd
 // start FastCGI applications (the listening socket as descriptor 0, no
 // --listen), drives it with libfcgi's cgi-fcgi, then stops ferry's process
@@ -355,7 +329,7 @@ func TestSpawnFCGI(t *testing.T) {
 					_ = syscall.Kill(pid, syscall.SIGKILL) // leave nothing behind
 				}
 			}
-			if left := groupMembers(p.pgid); len(left) > 0 {
+			if left := procfs.GroupMembers(p.pgid); len(left) > 0 {
 				t.Errorf("processes %v of ferry's group %d outlived it", left, p.pgid)
 			}
 			if strings.Contains(p.logs.String(), "panic") {
