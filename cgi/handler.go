@@ -129,8 +129,10 @@ type Handler struct {
 	LocalRedirect http.Handler
 
 	// Script processes: who they run as, what they may use, what may
-	// outlive their request. The doc.go table says what a client gets from
-	// a script that misbehaves.
+	// outlive their request. The RLimit settings are set on the script's
+	// process before it runs its first instruction, and its children
+	// inherit them; they need Linux. The package documentation tables what
+	// a client gets from a script that misbehaves.
 
 	// User is the user scripts run as: a name or a numeric uid. If empty,
 	// scripts run as ferry's own user, except when ferry runs as root: then
@@ -173,10 +175,6 @@ type Handler struct {
 	// it the response is cut visibly (the connection is reset, or the
 	// chunked body never ends), the script is stopped and the cut logged.
 	// If zero, no bound.
-	//
-	// The RLimit settings are set on the script's process before it runs
-	// its first instruction (see startScript) and are inherited by its
-	// children; they need Linux.
 	MaxOutput int64
 
 	once    sync.Once
