@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -395,6 +396,16 @@ func RunScenarios(ctx context.Context, cfg Config) (*Report, error) {
 	if err := os.CopyFS(apps, os.DirFS(cfg.Apps)); err != nil {
 		return nil, fmt.Errorf("benchmarks: copying the apps from %s: %w", cfg.Apps, err)
 	}
+	// The Go app is this program, run as a CGI script: as www-data when
+	// ferry runs as root, so it must sit where that user can run it (a
+	// test binary's build directory is root's alone).
+	if os.Geteuid() == 0 {
+		self := filepath.Join(tmp, "bin", filepath.Base(cfg.Self[0]))
+		if err := copyExecutable(cfg.Self[0], self); err != nil {
+			return nil, fmt.Errorf("benchmarks: %w", err)
+		}
+		cfg.Self = append([]string{self}, cfg.Self[1:]...)
+	}
 	if err := peers.MakeWorldReadable(tmp); err != nil {
 		return nil, fmt.Errorf("benchmarks: %w", err)
 	}
@@ -598,4 +609,26 @@ func rawExec(ctx context.Context, path string, args []string, reqPath string) fl
 		times = append(times, float64(time.Since(t0))/1e6)
 	}
 	return median(times[2:]) // the first runs warm the page cache
+}
+
+// copyExecutable copies the program at src to dst, creating dst's
+// directory.
+func copyExecutable(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

@@ -20,7 +20,8 @@ func cgiBackend() Backend {
 			{Name: "from", Type: String, Values: []string{"script-filename"}, Default: "the URL path",
 				Doc: "take the script from the SCRIPT_FILENAME the front web server sends, confined to the directory (fcgiwrap's way)"},
 		},
-		Settings: []string{"env", "pass_env", "cgi_pass_auth", "cgi_timeout", "cgi_kill_grace", "cgi_max_concurrent",
+		Settings: []string{"env", "pass_env", "cgi_pass_auth", "cgi_timeout", "cgi_kill_grace", "cgi_user", "cgi_group",
+			"cgi_keep_background", "cgi_rlimit_cpu", "cgi_rlimit_as", "cgi_rlimit_nproc", "cgi_rlimit_nofile", "cgi_max_output", "cgi_max_concurrent",
 			"cgi_max_queue", "cgi_queue_timeout", "max_request_body", "max_header_line", "spool_memory", "temp_dir"},
 		build: buildCGI,
 	}

@@ -101,6 +101,14 @@ func (b *builder) scriptHandler() *cgi.Handler {
 		MaxConcurrent:     st.MaxConcurrent,
 		MaxQueue:          st.MaxQueue,
 		QueueTimeout:      st.QueueTimeout,
+		User:              st.User,
+		Group:             st.Group,
+		KeepBackground:    st.KeepBackground,
+		RLimitCPU:         max(st.RLimitCPU, 0),
+		RLimitAS:          st.RLimitAS,
+		RLimitNProc:       st.RLimitNProc,
+		RLimitNoFile:      st.RLimitNoFile,
+		MaxOutput:         st.MaxOutput,
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/ferrygw/ferry/scgi"
 	"github.com/rs/zerolog"
@@ -156,7 +157,7 @@ func deadAddr(t *testing.T) string {
 func matrixBacks() []matrixBack {
 	return []matrixBack{
 		{name: "cgi", badPath: "/bad/bad.sh", mount: func(t *testing.T) (string, string) {
-			dir := t.TempDir()
+			dir := testdir.Open(t)
 			writeExec(t, filepath.Join(dir, "matrix.sh"), matrixScript)
 			writeExec(t, filepath.Join(dir, "bad.sh"), matrixBadScript)
 			return "/app/=cgi:" + dir, "/bad/=cgi:" + dir
@@ -338,7 +339,10 @@ func matrixFronts() []matrixFront {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h := &cgi.Handler{Path: self, Args: args, Settings: cgi.Settings{Env: []string{"FERRY_TEST_CGI_FRONT=1"}}, MaxConcurrent: 16}
+			// User root: the test binary sits where only root may enter
+			// (the build cache); ferry, as root, runs the scripts as
+			// www-data.
+			h := &cgi.Handler{Path: self, Args: args, Settings: cgi.Settings{Env: []string{"FERRY_TEST_CGI_FRONT=1"}}, MaxConcurrent: 16, User: "root"}
 			return tlsFront(t, h)
 		}},
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/rs/zerolog"
 )
@@ -104,7 +105,7 @@ func readPID(t *testing.T, file string) int {
 }
 
 func TestHandlerResponses(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeScript(t, dir, "doc.sh", `printf 'Content-Type: text/plain\n\nhello %s' "$QUERY_STRING"`)
 	writeScript(t, dir, "status.sh", `printf 'Status: 418 Teapot\r\nContent-Type: text/plain\r\n\r\nshort and stout'`)
 	writeScript(t, dir, "cookies.sh", `printf 'Content-Type: text/plain\nSet-Cookie: a=1\nSet-Cookie: b=2\n\nok'`)
@@ -183,7 +184,7 @@ func TestHandlerResponses(t *testing.T) {
 }
 
 func TestHandlerEnvironment(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeScript(t, dir, "env.sh", `printf 'Content-Type: text/plain\n\n'; env; echo "PWD_IS=$(pwd)"`)
 	t.Setenv("FERRY_TEST_SECRET", "must-not-leak")
 	t.Setenv("FERRY_TEST_PASSED", "passed")
@@ -221,7 +222,7 @@ func TestHandlerEnvironment(t *testing.T) {
 }
 
 func TestHandlerRequestBodies(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeScript(t, dir, "echo.sh", `printf 'Content-Type: text/plain\n\n'; echo "len=$CONTENT_LENGTH"; head -c "${CONTENT_LENGTH:-0}" | sha256sum`)
 	h := &Handler{Settings: Settings{BodyLimits: BodyLimits{Memory: 64 << 10, Max: 4 << 20}}}
 	srv, _ := serveDir(t, dir, h)
@@ -268,8 +269,8 @@ func TestHandlerRequestBodies(t *testing.T) {
 
 func TestHandlerTimeoutKillsProcessGroup(t *testing.T) {
 	leakcheck.Check(t)
-	dir := t.TempDir()
-	state := t.TempDir()
+	dir := testdir.Open(t)
+	state := testdir.Open(t)
 	// The script forks a child, ignores SIGTERM, and never answers: only
 	// SIGKILL to the whole group ends both.
 	writeScript(t, dir, "hang.sh", `trap '' TERM
@@ -291,7 +292,7 @@ wait`)
 }
 
 func TestHandlerTimeoutMidBodyAborts(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeScript(t, dir, "slow.sh", `printf 'Content-Type: text/plain\n\nfirst\n'; sleep 60`)
 	srv, _ := serveDir(t, dir, &Handler{Timeout: 300 * time.Millisecond, KillGrace: 100 * time.Millisecond})
 	resp, err := http.Get(srv.URL + "/cgi-bin/slow.sh")
@@ -307,8 +308,8 @@ func TestHandlerTimeoutMidBodyAborts(t *testing.T) {
 
 func TestHandlerClientDisconnectKillsScript(t *testing.T) {
 	leakcheck.Check(t)
-	dir := t.TempDir()
-	state := t.TempDir()
+	dir := testdir.Open(t)
+	state := testdir.Open(t)
 	writeScript(t, dir, "sleep.sh", `echo $$ > "$STATE/pid"
 printf 'Content-Type: text/plain\n\nstarted\n'
 sleep 60`)
@@ -331,8 +332,8 @@ sleep 60`)
 }
 
 func TestHandlerStreams(t *testing.T) {
-	dir := t.TempDir()
-	state := t.TempDir()
+	dir := testdir.Open(t)
+	state := testdir.Open(t)
 	writeScript(t, dir, "stream.sh", `printf 'Content-Type: text/plain\n\nfirst\n'
 while [ ! -e "$STATE/go" ]; do sleep 0.01; done
 echo second`)
@@ -356,7 +357,7 @@ echo second`)
 }
 
 func TestHandlerStderrIsLoggedWithinBounds(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeScript(t, dir, "noisy.sh", `echo "marker-one" >&2
 yes 0123456789012345678901234567890123456789 | head -c 20000000 >&2
 printf 'Content-Type: text/plain\n\ndone'`)
@@ -378,8 +379,8 @@ printf 'Content-Type: text/plain\n\ndone'`)
 }
 
 func TestHandlerConcurrencyLimit(t *testing.T) {
-	dir := t.TempDir()
-	state := t.TempDir()
+	dir := testdir.Open(t)
+	state := testdir.Open(t)
 	writeScript(t, dir, "block.sh", `echo $$ >> "$STATE/started"
 while [ ! -e "$STATE/go" ]; do sleep 0.01; done
 printf 'Content-Type: text/plain\n\nok'`)
@@ -423,7 +424,7 @@ printf 'Content-Type: text/plain\n\nok'`)
 }
 
 func TestHandlerNPH(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeScript(t, dir, "nph-raw.sh", `printf 'HTTP/1.1 299 Custom Reason\r\nX-NPH: yes\r\nContent-Type: text/plain\r\n\r\nraw body'`)
 	writeScript(t, dir, "nph-bad.sh", `printf 'Content-Type: text/plain\r\n\r\nnot nph'`)
 	srv, _ := serveDir(t, dir, nil)
@@ -450,8 +451,8 @@ func TestHandlerNPH(t *testing.T) {
 }
 
 func TestDirLookup(t *testing.T) {
-	root := t.TempDir()
-	outside := t.TempDir()
+	root := testdir.Open(t)
+	outside := testdir.Open(t)
 	writeScript(t, root, "ok.sh", `printf 'Content-Type: text/plain\n\nok %s' "$PATH_INFO"`)
 	if err := os.WriteFile(filepath.Join(root, "noexec.sh"), []byte("#!/bin/sh\necho SOURCE\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -515,7 +516,7 @@ func TestDirLookup(t *testing.T) {
 // TestHandlerNoLeaks runs many requests of every kind and checks that no
 // goroutine, descriptor or child process is left.
 func TestHandlerNoLeaks(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeScript(t, dir, "ok.sh", `printf 'Content-Type: text/plain\n\nok'`)
 	writeScript(t, dir, "echo.sh", `printf 'Content-Type: text/plain\n\n'; cat`)
 	writeScript(t, dir, "bad.sh", `echo nonsense`)
@@ -569,7 +570,7 @@ func TestHandlerNoLeaks(t *testing.T) {
 }
 
 func TestHandlerAuthorization(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeScript(t, dir, "auth.sh", `printf 'Content-Type: text/plain\n\n[%s][%s]' "$HTTP_AUTHORIZATION" "$HTTP_PROXY_AUTHORIZATION"`)
 	for _, tc := range []struct {
 		pass bool

@@ -51,6 +51,9 @@ type request struct {
 	waitStdin bool
 	vars      map[string]string
 	bad       error // PARAMS did not parse: a *cgi.StatusError to answer with
+	// abortRequested: ABORT_REQUEST came, so the web server takes no more
+	// of the response.
+	abortRequested atomic.Bool
 }
 
 // conn is one FastCGI connection. Its read loop (Serve) owns the request
@@ -353,6 +356,7 @@ func (c *conn) begin(id uint16, content []byte) error {
 // abort handles ABORT_REQUEST: a running handler sees its context end and
 // its body fail; a request still reading PARAMS ends at once.
 func (c *conn) abort(r *request) {
+	r.abortRequested.Store(true)
 	r.cancel()
 	r.stdin.abort(ErrRequestAborted)
 	if r.data != nil {
@@ -427,6 +431,13 @@ func (c *conn) serveRequest(r *request, chunked bool) {
 	p, aborted := rw.Run(c.srv.handler(), req)
 	if p != nil && p != http.ErrAbortHandler {
 		c.srv.log().Error().Interface("panic", p).Str("path", req.URL.Path).Msg("fastcgi: handler panic")
+	}
+	if aborted && r.abortRequested.Load() {
+		// The web server asked for the abort and takes no more of this
+		// response: it ends with END_REQUEST (spec § 5.4), and the
+		// connection goes on.
+		c.finish(r, rw, 1)
+		return
 	}
 	if aborted {
 		// The response must not look complete; on FastCGI only a closed

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ferrygw/ferry"
 	"github.com/ferrygw/ferry/bridge"
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/rs/zerolog"
 )
 
@@ -190,6 +191,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		logger.Info().Str("root", dir).Msg("ferry: no --mount or --root given; serving the bundled example site")
 	}
 
+	if err := checkScriptUser(&cgi.Handler{User: cfg.Settings.User, Group: cfg.Settings.Group}, logger); err != nil {
+		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
+		return 2
+	}
 	srv, err := bridge.New(cfg)
 	if err != nil {
 		logger.Error().Err(err).Msg("ferry: bad configuration")
@@ -197,11 +202,62 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	defer ignoreHangups(ctx, logger)()
 	if err := srv.Run(ctx, nil); err != nil {
 		logger.Error().Err(err).Msg("ferry: stopped with an error")
 		return 1
 	}
 	return 0
+}
+
+// checkScriptUser checks the user and group scripts run as, and says once
+// which that is when ferry runs as root.
+func checkScriptUser(h *cgi.Handler, logger zerolog.Logger) error {
+	cred, err := h.Credential()
+	if err != nil {
+		return fmt.Errorf("--cgi-user %q --cgi-group %q: %w", h.User, h.Group, err)
+	}
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	switch {
+	case cred == nil || cred.Uid == 0:
+		logger.Warn().Msg("ferry: CGI scripts run as root (--cgi-user root)")
+	case h.User == "":
+		logger.Info().Str("user", cgi.DefaultUser()).Uint32("uid", cred.Uid).Uint32("gid", cred.Gid).
+			Msg("ferry: running as root; CGI scripts run as " + cgi.DefaultUser() + " (--cgi-user to choose, --cgi-user root to keep root)")
+	default:
+		logger.Info().Str("user", h.User).Uint32("uid", cred.Uid).Uint32("gid", cred.Gid).Msg("ferry: CGI scripts run as " + h.User)
+	}
+	return nil
+}
+
+// ignoreHangups logs and ignores SIGHUP, which would otherwise end ferry
+// at once, with no drain, leaving its scripts and workers behind: there is
+// no configuration reload yet for it to mean. The returned function stops
+// it.
+func ignoreHangups(ctx context.Context, logger zerolog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-hup:
+				logger.Warn().Msg("ferry: SIGHUP ignored: configuration reload is not implemented; restart ferry to change its configuration")
+			case <-ctx.Done():
+				return
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(quit)
+		<-done
+	}
 }
 
 // systemdListeners returns the fronts systemd socket activation passed
