@@ -46,6 +46,9 @@ func ExampleHandler() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil { // scripts run as www-data when ferry is root
+		log.Fatal(err)
+	}
 	script := writeScript(dir, "hello.sh", `printf 'Content-Type: text/plain\n\nhello from %s, PATH_INFO %s\n' "$SCRIPT_NAME" "$PATH_INFO"`, 0o755)
 
 	quiet := zerolog.Nop()
@@ -65,6 +68,9 @@ func ExampleDir() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil { // scripts run as www-data when ferry is root
+		log.Fatal(err)
+	}
 	writeScript(dir, "wiki.sh", `printf 'Content-Type: text/plain\n\npage %s\n' "$PATH_INFO"`, 0o755)
 	writeScript(dir, "notes.txt", "not a script\n", 0o644)
 

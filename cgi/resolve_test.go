@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -248,7 +249,7 @@ func TestForwarderBusy(t *testing.T) {
 // TestHandlerMount checks the single-script Handler (no Resolver): paths
 // outside ScriptName are 404, and a Resolver that names no file is 500.
 func TestHandlerMount(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	script := writeScript(t, dir, "s.sh", `printf 'Content-Type: text/plain\n\n%s|%s' "$SCRIPT_NAME" "$PATH_INFO"`)
 	var logs syncBuffer
 	h := &Handler{Path: script, ScriptName: "/app", Settings: Settings{Logger: testLogger(&logs)}}
