@@ -117,6 +117,7 @@ func lookupKey(table, name string) (Key, bool) {
 func DefaultSettings() Settings {
 	return Settings{
 		ScriptTimeout:  cgi.DefaultTimeout,
+		RLimitCPU:      -1, // none: a Timeout key keeps "0 or less" as -1
 		KillGrace:      cgi.DefaultKillGrace,
 		MaxQueue:       cgi.DefaultMaxQueue,
 		QueueTimeout:   cgi.DefaultQueueTimeout,

@@ -22,6 +22,8 @@ var flagLayout = []struct {
 	{"Routing", []string{"mount", "root", "env", "pass-env"}},
 	{"Scripts and limits", []string{"cgi-pass-auth", "cgi-timeout", "cgi-kill-grace", "cgi-max-concurrent", "cgi-max-queue",
 		"cgi-queue-timeout", "max-request-body", "max-header-line"}},
+	{"Script processes", []string{"cgi-user", "cgi-group", "cgi-keep-background", "cgi-rlimit-cpu", "cgi-rlimit-as",
+		"cgi-rlimit-nproc", "cgi-rlimit-nofile", "cgi-max-output"}},
 	{"Logging and shutdown", []string{"shutdown-timeout", "access-log", "log-format", "log-level"}},
 }
 
