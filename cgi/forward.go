@@ -122,6 +122,7 @@ func (f *Forwarding) Forward(w http.ResponseWriter, r *http.Request, s Script, e
 		n = max(r.ContentLength, 0)
 	}
 
+	ObserverFrom(r.Context()).Forwarded(s)
 	stdout, ready, err := x(r.Context(), params, body, n)
 	if err != nil {
 		f.fail(w, r, err, f.Protocol+": request to the application failed")
@@ -167,6 +168,7 @@ func (f *Forwarding) fail(w http.ResponseWriter, r *http.Request, err error, msg
 		status = http.StatusGatewayTimeout
 	}
 	f.log(r).Error().Err(err).Str("backend", f.backend()).Int("status", status).Str("path", r.URL.Path).Msg(msg)
+	ObserverFrom(r.Context()).Failed(status, err)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}

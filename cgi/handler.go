@@ -257,8 +257,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s Script, self h
 		env = slices.DeleteFunc(env, isCredentialVar)
 	}
 
-	if err := h.limiter.Acquire(r.Context()); err != nil {
+	if err := h.limiter.acquire(r.Context()); err != nil {
 		if errors.Is(err, ErrOverloaded) {
+			ObserverFrom(r.Context()).Failed(http.StatusServiceUnavailable, err)
 			log.Warn().Str("script", s.Filename).Int("running", h.limiter.Running()).Msg("cgi: overloaded, answering 503")
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, "503 Service Unavailable", http.StatusServiceUnavailable)
@@ -415,7 +416,7 @@ func (run *scriptRun) run(env []string, stdin io.Reader, stdinFile *os.File) (lo
 		cmd.Stdin = stdinR
 	}
 	run.cmd = cmd
-	err = cmd.Start()
+	err = run.start()
 	// The child has its copies; ours must go so that EOF is seen.
 	stdoutW.Close()
 	stderrW.Close()
@@ -505,6 +506,7 @@ func (run *scriptRun) run(env []string, stdin io.Reader, stdinFile *os.File) (lo
 		ev = ev.AnErr("error", outErr)
 	}
 	ev.Msg("cgi: script finished")
+	run.ended(outErr)
 
 	var ce *ClientError
 	killed := waitErr != nil && cmd.ProcessState != nil && !cmd.ProcessState.Exited()
@@ -539,11 +541,13 @@ func (run *scriptRun) respond(stdout *os.File) (status int, n int64, err error) 
 			return 0, 0, r.Context().Err()
 		case run.timedOut.Load():
 			log.Error().Str("script", run.s.Filename).Dur("timeout", durOr(h.Timeout, DefaultTimeout)).Msg("cgi: script timed out before sending headers")
+			ObserverFrom(r.Context()).Failed(http.StatusGatewayTimeout, err)
 			http.Error(w, "504 Gateway Timeout", http.StatusGatewayTimeout)
 			run.answered = true
 			return http.StatusGatewayTimeout, 0, err
 		}
 		log.Error().Err(err).Str("script", run.s.Filename).Msg("cgi: bad script response")
+		ObserverFrom(r.Context()).Failed(http.StatusBadGateway, err)
 		http.Error(w, "502 Bad Gateway", http.StatusBadGateway)
 		run.answered = true
 		return http.StatusBadGateway, 0, err
@@ -648,5 +652,6 @@ func (run *scriptRun) logStderr(done chan<- struct{}, f *os.File) {
 // fail answers with status after an error on ferry's side.
 func (run *scriptRun) fail(status int, err error, msg string) {
 	run.log.Error().Err(err).Str("script", run.s.Filename).Msg(msg)
+	ObserverFrom(run.r.Context()).Failed(status, err)
 	http.Error(run.w, fmt.Sprintf("%d %s", status, http.StatusText(status)), status)
 }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferrygw/ferry/internal/queue"
 	"github.com/ferrygw/ferry/internal/serving"
 	"github.com/rs/zerolog"
 )
@@ -95,6 +96,7 @@ type Client struct {
 	mu       sync.Mutex    // guards idle and mpx
 	idle     []*clientConn
 	mpx      []*mpxConn
+	state    clientState // for Stats
 }
 
 // clientConn is one connection to the application.
@@ -125,6 +127,7 @@ const (
 
 func (c *Client) init() {
 	c.once.Do(func() {
+		defer c.state.ready.Store(true)
 		n, known := c.MaxConns, c.MaxConns > 0
 		if c.NoKeepConn {
 			if !known {
@@ -274,7 +277,7 @@ func (c *Client) acquire(ctx context.Context, check, fresh bool) (*clientConn, b
 // takeSlot waits for room for one more request in progress, up to the
 // queue timeout.
 func (c *Client) takeSlot(ctx context.Context) error {
-	err := serving.TakeSlot(ctx, c.slots, dur(c.QueueTimeout, DefaultQueueTimeout))
+	err := queue.TakeSlot(ctx, c.slots, dur(c.QueueTimeout, DefaultQueueTimeout))
 	if errors.Is(err, serving.ErrQueueTimeout) {
 		return ErrPoolTimeout
 	}

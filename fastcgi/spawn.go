@@ -126,6 +126,9 @@ type Pool struct {
 	// Logger receives the workers' stderr lines, starts, exits and
 	// restarts, each with the worker's pid. If nil, nothing is logged.
 	Logger *zerolog.Logger
+	// Observer is told of worker starts and exits. Its zero value tells
+	// nobody.
+	Observer PoolObserver
 
 	startMu  sync.Mutex // held through Start: Stop waits for it
 	mu       sync.Mutex // guards the fields below
@@ -419,6 +422,7 @@ func (p *Pool) spawn() (*worker, error) {
 	}
 	w := &worker{cmd: cmd, pid: cmd.Process.Pid, start: time.Now(), stderr: stderrR, stderrDone: make(chan struct{})}
 	p.log().Info().Str("program", p.Path).Int("pid", w.pid).Msg("fastcgi: worker started")
+	p.Observer.started(w.pid)
 	go p.logStderr(w)
 	return w, nil
 }
@@ -461,6 +465,7 @@ func (p *Pool) supervise(w *worker) {
 		retired := p.retiring[pid]
 		delete(p.retiring, pid)
 		p.mu.Unlock()
+		p.Observer.exited(pid, p.exitCause(retired, state, ran), ran)
 		if retired {
 			p.log().Info().Str("program", p.Path).Int("pid", pid).Stringer("status", state).Dur("ran", ran).Msg("fastcgi: idle worker stopped")
 			return

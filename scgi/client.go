@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrygw/ferry/internal/queue"
 	"github.com/ferrygw/ferry/internal/serving"
 	"github.com/rs/zerolog"
 )
@@ -117,7 +118,7 @@ func (c *Client) backend() string { return c.Network + ":" + c.Address }
 // takeSlot waits for room for one more request in progress, up to the
 // queue timeout.
 func (c *Client) takeSlot(ctx context.Context) error {
-	err := serving.TakeSlot(ctx, c.slots, dur(c.QueueTimeout, DefaultQueueTimeout))
+	err := queue.TakeSlot(ctx, c.slots, dur(c.QueueTimeout, DefaultQueueTimeout))
 	if errors.Is(err, serving.ErrQueueTimeout) {
 		return fmt.Errorf("%w (%s, %d in progress)", ErrPoolTimeout, c.backend(), cap(c.slots))
 	}
