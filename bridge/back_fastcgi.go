@@ -80,6 +80,7 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 		}
 		b.s.pools = append(b.s.pools, spawned{pool: pool, client: client})
 	}
+	b.stats.watchFastCGI(client, pool)
 	app := &fastcgi.Handler{
 		Client:         client,
 		Prefix:         m.Prefix,

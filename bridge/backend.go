@@ -64,6 +64,7 @@ func checkBackend(a Address) (Backend, options, error) {
 type builder struct {
 	s      *Server
 	static http.Handler // the document root's files, nil without --root
+	stats  *mountStats  // the figures of the mount being built, nil without an admin listener
 	// onRouter holds what needs the finished router: the handlers that
 	// serve local redirects (RFC 3875 § 6.2.2) through every mount.
 	onRouter []func(http.Handler)

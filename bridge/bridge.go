@@ -74,6 +74,10 @@ type Config struct {
 	Logger *zerolog.Logger
 	// Version is reported in SERVER_SOFTWARE as "ferry/VERSION".
 	Version string
+	// Admin, if set, is the admin listener's address (/metrics, /status,
+	// /healthz, /readyz): http://HOST:PORT or unix:///path/to.sock (see
+	// [ParseAdminAddress]). If zero, there is none.
+	Admin Address
 }
 
 // Server is a configured ferry: build it with [New], run it with Run.
@@ -83,6 +87,7 @@ type Server struct {
 	log      zerolog.Logger
 	handler  http.Handler
 	inflight sync.WaitGroup
+	admin    *admin // nil without Config.Admin
 }
 
 // New checks cfg and builds the routes.
@@ -99,6 +104,9 @@ func New(cfg Config) (*Server, error) {
 		if err := checkFront(a, len(s.cfg.Listen)); err != nil {
 			return nil, fmt.Errorf("bridge: listen %s: %w", a, err)
 		}
+	}
+	if err := s.setUpAdmin(); err != nil {
+		return nil, err
 	}
 	rt, err := s.buildRouter()
 	if err != nil {
@@ -152,6 +160,10 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 		}
 		fronts = append(fronts, front{addr: a, l: l})
 	}
+	if err := s.admin.listen(); err != nil {
+		closeAll()
+		return err
+	}
 	baseCtx, stopScripts := context.WithCancel(context.Background())
 	defer stopScripts()
 	base := func(net.Listener) context.Context { return baseCtx }
@@ -167,7 +179,8 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	scgiLog := s.log.With().Str("component", "scgi").Logger()
 	scgiSrv := &scgi.Server{Handler: s.handler, BaseContext: base, Logger: &scgiLog}
 
-	errc := make(chan error, len(fronts))
+	errc := make(chan error, len(fronts)+1)
+	s.admin.serve(errc)
 	lns := make([]net.Listener, 0, len(fronts))
 	for _, f := range fronts {
 		s.log.Info().Str("listen", f.String()).Msg("ferry: listening")
@@ -199,7 +212,7 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, shut := range []func(context.Context) error{httpSrv.Shutdown, fcgiSrv.Shutdown, scgiSrv.Shutdown} {
+	for _, shut := range []func(context.Context) error{httpSrv.Shutdown, fcgiSrv.Shutdown, scgiSrv.Shutdown, s.admin.Shutdown} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -215,6 +228,7 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	httpSrv.Close()
 	fcgiSrv.Close()
 	scgiSrv.Close()
+	s.admin.close()
 	s.inflight.Wait()
 	for _, f := range fronts {
 		f.cleanup()
@@ -281,13 +295,14 @@ func (s *Server) buildRouter() (*router, error) {
 	for _, m := range s.cfg.Mounts {
 		k, o, err := checkBackend(m.Backend)
 		var h http.Handler
+		b.stats = s.admin.newMount(m)
 		if err == nil {
 			h, err = k.build(b, m, o)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("bridge: mount %s=%s: %w", m.Prefix, m.Backend, err)
 		}
-		rt.routes = append(rt.routes, route{prefix: m.Prefix, handler: h, backend: m.Backend.String()})
+		rt.routes = append(rt.routes, route{prefix: m.Prefix, handler: b.stats.wrap(h), backend: m.Backend.String()})
 	}
 	sort.SliceStable(rt.routes, func(i, j int) bool { return len(rt.routes[i].prefix) > len(rt.routes[j].prefix) })
 	for i := 1; i < len(rt.routes); i++ {

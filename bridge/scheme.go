@@ -45,6 +45,7 @@ var schemes = [...]scheme{
 	{name: "fastcgi+fd", protocol: "fastcgi", network: "fd", form: formFD, front: true, usage: "fastcgi+fd://N"},
 	{name: "http+fd", protocol: "http", network: "fd", form: formFD, front: true, usage: "http+fd://N"},
 	{name: "scgi+fd", protocol: "scgi", network: "fd", form: formFD, front: true, usage: "scgi+fd://N"},
+	{name: "unix", protocol: "http", network: "unix", form: formUnix, usage: "unix:///path/to.sock (the admin listener)"},
 }
 
 // lookupScheme returns the scheme named name, or nil.

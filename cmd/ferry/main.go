@@ -125,8 +125,8 @@ drains in-flight requests for up to --shutdown-timeout, then stops scripts.
 `
 
 func serve(args []string, stdout, stderr io.Writer) int {
-	listening, routing, limits, logging := newGroup("Listening"), newGroup("Routing"), newGroup("Scripts and limits"), newGroup("Logging and shutdown")
-	groups := []flagGroup{listening, routing, limits, logging}
+	listening, routing, limits, logging, adm := newGroup("Listening"), newGroup("Routing"), newGroup("Scripts and limits"), newGroup("Logging and shutdown"), newGroup("Admin")
+	groups := []flagGroup{listening, routing, limits, logging, adm}
 	listen := listening.fs.StringArray("listen", nil, "front address to listen on (repeatable; default http://127.0.0.1:8080)")
 	mounts := routing.fs.StringArray("mount", nil, "route PREFIX=BACKEND, e.g. /cgi-bin/=cgi:/usr/lib/cgi-bin (repeatable)")
 	root := routing.fs.String("root", "", "document root: static files for paths no mount covers, and DOCUMENT_ROOT")
@@ -144,6 +144,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	accessLog := logging.fs.Bool("access-log", true, "log one line per request")
 	logFormat := logging.fs.String("log-format", "auto", "log format: json, console, or auto (console on a terminal)")
 	logLevel := logging.fs.String("log-level", "info", "log level: debug, info, warn, error")
+	admin := adm.fs.String("admin", "", "admin listener serving /metrics, /status, /healthz and /readyz: http://127.0.0.1:2020 or unix:///run/ferry-admin.sock (default: none)")
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	for _, g := range groups {
 		fs.AddFlagSet(g.fs)
@@ -214,6 +215,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		cfg.Listen = append(cfg.Listen, a)
+	}
+	if *admin != "" {
+		if cfg.Admin, err = bridge.ParseAdminAddress(*admin); err != nil {
+			fmt.Fprintf(stderr, "ferry serve: --admin: %v\n", err)
+			return 2
+		}
 	}
 	for _, m := range *mounts {
 		mt, err := bridge.ParseMount(m)
