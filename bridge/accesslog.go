@@ -42,7 +42,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		s.inflight.Add(1)
 		defer s.inflight.Done()
 		start := time.Now()
-		info := &reqInfo{id: newRequestID()}
+		info := &reqInfo{id: newRequestID(), liveRequest: liveRequest{start: start}}
 		l := s.log.With().Str("req_id", info.id).Logger()
 		ctx := cgi.WithObserver(l.WithContext(r.Context()), info)
 		lw := &logWriter{ResponseWriter: w}

@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -18,8 +19,13 @@ import (
 // socket's permissions.
 func ParseAdminAddress(s string) (Address, error) {
 	a, err := parseAddress(s)
-	if err == nil {
+	switch {
+	case err == nil:
 		err = checkAdmin(a)
+	case !strings.Contains(s, "/") && strings.Contains(s, ":"):
+		err = fmt.Errorf("no scheme; did you mean http://%s?", s)
+	default:
+		err = errAdminSpelling
 	}
 	if err != nil {
 		return Address{}, fmt.Errorf("bridge: admin address %q: %w", s, err)
@@ -36,8 +42,10 @@ func checkAdmin(a Address) error {
 		_, err := checkOptions(a.Query, frontOptions(a.scheme()), "unix:// (the admin listener)")
 		return err
 	}
-	return errors.New("the admin listener is http://HOST:PORT or unix:///path/to.sock[?mode=0660]")
+	return errAdminSpelling
 }
+
+var errAdminSpelling = errors.New("the admin listener is http://HOST:PORT or unix:///path/to.sock[?mode=0660]")
 
 // admin is the admin listener: /metrics (Prometheus), /status (php-fpm's
 // status page, as HTML or JSON), /healthz and /readyz (for load balancers

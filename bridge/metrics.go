@@ -259,9 +259,10 @@ func (m *mountStats) wrap(next http.Handler) http.Handler {
 	})
 }
 
-// begin counts r as accepted and in progress.
+// begin counts r as accepted and in progress. Its durations count from
+// l.start, when the access log took the request.
 func (m *mountStats) begin(l *liveRequest, r *http.Request) {
-	l.mount, l.method, l.uri, l.start = m, r.Method, r.RequestURI, time.Now()
+	l.mount, l.method, l.uri = m, r.Method, r.RequestURI
 	if l.uri == "" {
 		l.uri = r.URL.RequestURI()
 	}

@@ -25,7 +25,7 @@ type liveRequest struct {
 	prev, next *liveRequest // the ring of mount.live, guarded by mount.mu
 	method     string
 	uri        string
-	start      time.Time
+	start      time.Time // when the access log took the request
 	queuedAt   time.Time // the request's goroutine only
 
 	mu     sync.Mutex // guards pid and script, read by the status page
