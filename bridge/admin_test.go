@@ -636,3 +636,125 @@ func TestAdminStatusPage(t *testing.T) {
 		t.Errorf("screenshot of the status page: %v, %v", fi, err)
 	}
 }
+
+// TestAdminQueueAndAbort checks the queue figures and the scripts killed
+// when their client goes away: a cgi-bin with one script slot and a pool of
+// one worker, each held by a request while a second one waits.
+func TestAdminQueueAndAbort(t *testing.T) {
+	dir := t.TempDir()
+	writeExec(t, filepath.Join(dir, "wait.sh"), waitScript)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := "fastcgi+exec:" + self
+	cfg, err := matrixConfig("http://127.0.0.1:0", []string{"/cgi-bin/=cgi:" + dir, matrixPrefix + "/=" + pool + "?workers=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Settings.MaxConcurrent = 1
+	f := startAdminFerry(t, cfg)
+	cgiB := "cgi:" + dir
+	marks := t.TempDir()
+	mark := func(name string) string {
+		p := filepath.Join(marks, name)
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	waitFor := func(what string, ok func(metricSet) bool) metricSet {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			m := parseMetrics(t, f.scrape(t))
+			if ok(m) {
+				return m
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within 10s", what)
+			}
+		}
+	}
+	type result struct {
+		code int
+		body string
+	}
+	fetch := func(ctx context.Context, path string) chan result {
+		c := make(chan result, 1)
+		go func() {
+			req, _ := http.NewRequestWithContext(ctx, "GET", f.base+path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				c <- result{0, err.Error()}
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			c <- result{resp.StatusCode, string(b)}
+		}()
+		return c
+	}
+
+	// The cgi-bin: a script holds the slot; a second request queues; the
+	// first client goes away, its script is killed, the second runs.
+	held := mark("held")
+	ctx, cancel := context.WithCancel(context.Background())
+	first := fetch(ctx, "/cgi-bin/wait.sh?"+held)
+	waitFor("running script", func(m metricSet) bool { return m[series("ferry_cgi_scripts_running", "/cgi-bin/", cgiB)] == 1 })
+	queued := mark("queued")
+	second := fetch(context.Background(), "/cgi-bin/wait.sh?"+queued)
+	m := waitFor("queued request", func(m metricSet) bool { return m[series("ferry_queue_length", "/cgi-bin/", cgiB)] == 1 })
+	if v := m[series("ferry_requests_in_flight", "/cgi-bin/", cgiB)]; v != 2 {
+		t.Errorf("in flight with one queued = %v; want 2", v)
+	}
+	cancel()
+	<-first
+	waitFor("second script", func(m metricSet) bool {
+		return m[series("ferry_cgi_scripts_started_total", "/cgi-bin/", cgiB)] == 2 && m[series("ferry_queue_length", "/cgi-bin/", cgiB)] == 0
+	})
+	os.Remove(queued)
+	if r := <-second; r.code != 200 || r.body != "done\n" {
+		t.Errorf("the queued request = %d %q; want 200 done", r.code, r.body)
+	}
+
+	// The pool: a request holds its one worker (until its mark file
+	// appears); a second waits for it.
+	stream := filepath.Join(marks, "stream")
+	one := fetch(context.Background(), matrixPrefix+"/stream?mark="+stream)
+	two := fetch(context.Background(), matrixPrefix+"/status")
+	m = waitFor("request waiting for the worker", func(m metricSet) bool {
+		return m[series("ferry_queue_length", matrixPrefix+"/", pool)] == 1
+	})
+	if v := m[series("ferry_pool_workers", matrixPrefix+"/", pool, "state=busy")]; v != 1 {
+		t.Errorf("busy workers = %v; want 1", v)
+	}
+	mark("stream")
+	if r := <-one; r.code != 200 {
+		t.Errorf("the streaming request = %d %q", r.code, r.body)
+	}
+	if r := <-two; r.code != 201 {
+		t.Errorf("the waiting request = %d %q", r.code, r.body)
+	}
+
+	m = parseMetrics(t, f.scrape(t))
+	for k, v := range map[string]float64{
+		series("ferry_cgi_scripts_killed_total", "/cgi-bin/", cgiB, "reason=client_abort"): 1,
+		series("ferry_cgi_scripts_killed_total", "/cgi-bin/", cgiB, "reason=timeout"):      0,
+		series("ferry_cgi_script_exits_total", "/cgi-bin/", cgiB, "code=SIGTERM"):          1,
+		series("ferry_cgi_script_exits_total", "/cgi-bin/", cgiB, "code=0"):                1,
+		series("ferry_queue_wait_seconds", "/cgi-bin/", cgiB):                              1,
+		series("ferry_queue_length", "/cgi-bin/", cgiB):                                    0,
+		series("ferry_requests_in_flight", "/cgi-bin/", cgiB):                              0,
+		series("ferry_queue_wait_seconds", matrixPrefix+"/", pool):                         1,
+		series("ferry_pool_max_workers_reached_total", matrixPrefix+"/", pool):             1,
+		series("ferry_requests_total", matrixPrefix+"/", pool, "class=2xx"):                2,
+	} {
+		if m[k] != v {
+			t.Errorf("%s = %v; want %v", k, m[k], v)
+		}
+	}
+	rep := f.srv.admin.report(false)
+	if c := rep.Mounts[0]; c.MaxQueue != 1 || c.MaxReached != 1 || c.MaxActive != 2 || c.Accepted != 2 {
+		t.Errorf("cgi-bin status: max queue %d, max reached %d, max active %d, accepted %d; want 1, 1, 2, 2", c.MaxQueue, c.MaxReached, c.MaxActive, c.Accepted)
+	}
+}
