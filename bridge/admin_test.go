@@ -20,11 +20,9 @@ import (
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
-	"github.com/ferrygw/ferry/internal/testlog"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"github.com/rs/zerolog"
 )
 
 func TestParseAdminAddress(t *testing.T) {
@@ -73,51 +71,19 @@ type adminFerry struct {
 	srv   *Server
 	base  string // the front's URL
 	admin string // the admin listener's URL
-	logs  *testlog.Buffer
 }
 
 // startAdminFerry runs cfg (with an admin listener on a free loopback port)
 // until the test ends.
 func startAdminFerry(t *testing.T, cfg Config) *adminFerry {
 	t.Helper()
-	f := &adminFerry{logs: &testlog.Buffer{}}
-	log := zerolog.New(f.logs)
-	cfg.Logger = &log
 	cfg.Version = "test"
 	var err error
 	if cfg.Admin, err = ParseAdminAddress("http://127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Listen) == 0 {
-		a, _ := ParseAddress("http://127.0.0.1:0")
-		cfg.Listen = []Address{a}
-	}
-	if f.srv, err = New(cfg); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- f.srv.Run(ctx, func(ls []net.Listener) { addr <- ls[0].Addr().String() })
-		close(addr)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ferry stopped with %v", err)
-		}
-		if t.Failed() {
-			t.Logf("ferry's log:\n%s", f.logs)
-		}
-	})
-	a, ok := <-addr
-	if !ok {
-		t.Fatalf("ferry stopped before listening:\n%s", f.logs)
-	}
-	f.base = "http://" + a
-	f.admin = "http://" + f.srv.AdminAddr().String()
-	return f
+	s, a := runFerry(t, cfg)
+	return &adminFerry{srv: s, base: "http://" + a, admin: "http://" + s.AdminAddr().String()}
 }
 
 // get requests url and returns the status and body.
