@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -130,14 +131,18 @@ func (run *scriptRun) ended(outErr error) {
 
 // stopCause says why the reaped script was stopped: a timeout, the
 // request's end, or a response no longer read. A script that exited, or
-// died of a signal nobody sent, was not.
+// died of a signal other than the SIGTERM and SIGKILL stop sends (a crash),
+// was not.
 func (run *scriptRun) stopCause(outErr error) StopCause {
-	st := run.cmd.ProcessState
 	var ce *ClientError
+	var ws syscall.WaitStatus
+	if st := run.cmd.ProcessState; st != nil {
+		ws, _ = st.Sys().(syscall.WaitStatus)
+	}
 	switch {
 	case run.timedOut.Load():
 		return StoppedTimeout
-	case st == nil || st.Exited():
+	case !ws.Signaled() || (ws.Signal() != syscall.SIGTERM && ws.Signal() != syscall.SIGKILL):
 		return NotStopped
 	case run.r.Context().Err() != nil, errors.As(outErr, &ce):
 		return StoppedClientGone
