@@ -8,18 +8,19 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/ferrygw/ferry/cgi"
 )
 
 // reqInfo collects what the access log line reports about a request.
 type reqInfo struct {
 	id      string
 	backend string
+	liveRequest
 }
 
-type infoKey struct{}
-
 func infoFrom(ctx context.Context) *reqInfo {
-	i, _ := ctx.Value(infoKey{}).(*reqInfo)
+	i, _ := cgi.ObserverFrom(ctx).(*reqInfo)
 	return i
 }
 
@@ -41,9 +42,9 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		s.inflight.Add(1)
 		defer s.inflight.Done()
 		start := time.Now()
-		info := &reqInfo{id: newRequestID()}
+		info := &reqInfo{id: newRequestID(), liveRequest: liveRequest{start: start}}
 		l := s.log.With().Str("req_id", info.id).Logger()
-		ctx := context.WithValue(l.WithContext(r.Context()), infoKey{}, info)
+		ctx := cgi.WithObserver(l.WithContext(r.Context()), info)
 		lw := &logWriter{ResponseWriter: w}
 		lw.Header().Set("X-Request-Id", info.id)
 		defer func() {
@@ -74,20 +75,21 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 // (http.ResponseController).
 type logWriter struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	status  int
+	bytes   int64
+	started time.Time // when the status was sent
 }
 
 func (lw *logWriter) WriteHeader(code int) {
 	if lw.status == 0 && code >= 200 {
-		lw.status = code
+		lw.status, lw.started = code, time.Now()
 	}
 	lw.ResponseWriter.WriteHeader(code)
 }
 
 func (lw *logWriter) Write(p []byte) (int, error) {
 	if lw.status == 0 {
-		lw.status = http.StatusOK
+		lw.status, lw.started = http.StatusOK, time.Now()
 	}
 	n, err := lw.ResponseWriter.Write(p)
 	lw.bytes += int64(n)
@@ -130,7 +132,7 @@ func (c *countConn) Write(p []byte) (int, error) {
 				}
 				code = code*10 + int(d-'0')
 			}
-			c.lw.status = code
+			c.lw.status, c.lw.started = code, time.Now()
 		}
 	}
 	n, err := c.Conn.Write(p)

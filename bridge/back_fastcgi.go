@@ -88,6 +88,7 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 		client.MaxConns = pool.Size()
 		b.s.pools = append(b.s.pools, spawned{pool: pool, client: client})
 	}
+	b.stats.watchFastCGI(client, pool)
 	app := fastcgi.NewHandler(client, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway())
 	if pool != nil && pool.IdleTimeout > 0 {
 		app.Busy = pool.Busy

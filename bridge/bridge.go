@@ -111,6 +111,7 @@ type Server struct {
 	handler  http.Handler
 	rt       *router
 	inflight sync.WaitGroup
+	admin    *admin // nil without Config.Admin
 }
 
 // New checks cfg and builds the routes.
@@ -127,6 +128,9 @@ func New(cfg Config) (*Server, error) {
 		if err := checkFront(a, len(s.cfg.Listen)); err != nil {
 			return nil, fmt.Errorf("bridge: listen %s: %w", a, err)
 		}
+	}
+	if err := s.setUpAdmin(); err != nil {
+		return nil, err
 	}
 	rt, err := s.buildRouter()
 	if err != nil {
@@ -181,6 +185,10 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 		}
 		fronts = append(fronts, front{addr: a, l: l})
 	}
+	if err := s.admin.listen(); err != nil {
+		closeAll()
+		return err
+	}
 	if s.cfg.PIDFile != "" {
 		remove, err := writePIDFile(s.cfg.PIDFile)
 		if err != nil {
@@ -204,7 +212,8 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	scgiLog := s.log.With().Str("component", "scgi").Logger()
 	scgiSrv := &scgi.Server{Handler: s.handler, BaseContext: base, Logger: &scgiLog}
 
-	errc := make(chan error, len(fronts))
+	errc := make(chan error, len(fronts)+1)
+	s.admin.serve(errc)
 	lns := make([]net.Listener, 0, len(fronts))
 	for _, f := range fronts {
 		s.log.Info().Str("listen", f.String()).Msg("ferry: listening")
@@ -236,7 +245,7 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, shut := range []func(context.Context) error{httpSrv.Shutdown, fcgiSrv.Shutdown, scgiSrv.Shutdown} {
+	for _, shut := range []func(context.Context) error{httpSrv.Shutdown, fcgiSrv.Shutdown, scgiSrv.Shutdown, s.admin.Shutdown} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -252,6 +261,7 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	httpSrv.Close()
 	fcgiSrv.Close()
 	scgiSrv.Close()
+	s.admin.close()
 	s.inflight.Wait()
 	for _, f := range fronts {
 		f.cleanup()
@@ -318,6 +328,7 @@ func (s *Server) buildRouter() (*router, error) {
 	for _, m := range s.cfg.Mounts {
 		k, o, err := checkBackend(m.Backend)
 		var h http.Handler
+		b.stats = s.admin.newMount(m)
 		if err == nil {
 			err = checkOwn(k, m)
 		}
@@ -328,7 +339,7 @@ func (s *Server) buildRouter() (*router, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bridge: mount %s=%s: %w", m.Prefix, m.Backend, err)
 		}
-		rt.routes = append(rt.routes, route{prefix: m.Prefix, handler: h, backend: m.Backend.String()})
+		rt.routes = append(rt.routes, route{prefix: m.Prefix, handler: b.stats.wrap(h), backend: m.Backend.String()})
 	}
 	sort.SliceStable(rt.routes, func(i, j int) bool { return len(rt.routes[i].prefix) > len(rt.routes[j].prefix) })
 	for i := 1; i < len(rt.routes); i++ {

@@ -261,6 +261,16 @@ func startMatrixFerry(t *testing.T, listen string, mounts []string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, a := runFerry(t, cfg)
+	return a
+}
+
+// runFerry runs cfg, logging to a buffer, until the test ends, and returns
+// the Server and the address of its first front once it listens. At
+// cleanup it shuts down (stopping its workers), showing its log if the test
+// failed.
+func runFerry(t *testing.T, cfg Config) (*Server, string) {
+	t.Helper()
 	logs := &testlog.Buffer{}
 	log := zerolog.New(logs)
 	cfg.Logger = &log
@@ -288,7 +298,7 @@ func startMatrixFerry(t *testing.T, listen string, mounts []string) string {
 	if !ok {
 		t.Fatalf("ferry stopped before listening:\n%s", logs)
 	}
-	return a
+	return s, a
 }
 
 // testLogger logs to t, so that a failing pair shows what the front saw.

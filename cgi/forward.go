@@ -146,6 +146,7 @@ func (f *Forwarder) ServeScript(w http.ResponseWriter, r *http.Request, s Script
 		req.ContentLength = max(r.ContentLength, 0)
 	}
 
+	ObserverFrom(r.Context()).Forwarded(s)
 	resp, err := f.Transport.RoundTrip(r.Context(), &req)
 	if err != nil {
 		answerError(w, r, log, zerolog.ErrorLevel, StatusOf(err), err, f.backend(), name+": request to the application failed")

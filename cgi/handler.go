@@ -508,7 +508,7 @@ func (run *scriptRun) run(env []string, stdin io.Reader, stdinFile *os.File) (lo
 		cmd.Stdin = stdinR
 	}
 	run.cmd = cmd
-	err = startScript(cmd, h.limits)
+	err = run.startProcess(h.limits)
 	// The child has its copies; ours must go so that EOF is seen.
 	stdoutW.Close()
 	stderrW.Close()
@@ -684,6 +684,7 @@ func (run *scriptRun) finish(status int, nbytes int64, outErr error, detached bo
 		ev = ev.AnErr("error", outErr)
 	}
 	ev.Msg("cgi: script finished")
+	run.ended(outErr)
 	if detached {
 		run.release()
 	}
@@ -709,6 +710,7 @@ func (run *scriptRun) respond() (status int, n int64, err error) {
 		switch why := run.cutReason(); {
 		case run.timedOut.Load():
 			log.Error().Str("script", run.s.Filename).Dur("timeout", h.timeout()).Msg("cgi: script timed out before sending headers")
+			ObserverFrom(r.Context()).Failed(http.StatusGatewayTimeout, err)
 			http.Error(w, "504 Gateway Timeout", http.StatusGatewayTimeout)
 			run.answered = true
 			return http.StatusGatewayTimeout, 0, err
@@ -725,6 +727,7 @@ func (run *scriptRun) respond() (status int, n int64, err error) {
 			return http.StatusServiceUnavailable, 0, err
 		}
 		log.Error().Err(err).Str("script", run.s.Filename).Msg("cgi: bad script response")
+		ObserverFrom(r.Context()).Failed(http.StatusBadGateway, err)
 		http.Error(w, "502 Bad Gateway", http.StatusBadGateway)
 		run.answered = true
 		return http.StatusBadGateway, 0, err
@@ -940,5 +943,6 @@ func (run *scriptRun) logStderr(done chan<- struct{}, f *os.File) {
 // fail answers with status after an error on ferry's side.
 func (run *scriptRun) fail(status int, err error, msg string) {
 	run.log.Error().Err(err).Str("script", run.s.Filename).Msg(msg)
+	ObserverFrom(run.r.Context()).Failed(status, err)
 	http.Error(run.w, fmt.Sprintf("%d %s", status, http.StatusText(status)), status)
 }

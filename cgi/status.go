@@ -95,6 +95,7 @@ func answerError(w http.ResponseWriter, r *http.Request, log *zerolog.Logger, lv
 	if r.Context().Err() != nil {
 		return
 	}
+	ObserverFrom(r.Context()).Failed(status, err)
 	ev := log.WithLevel(lvl)
 	if ev != nil {
 		ev = ev.Err(err)

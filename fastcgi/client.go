@@ -97,6 +97,7 @@ type Client struct {
 	mu       sync.Mutex   // guards idle and mpx
 	idle     []*clientConn
 	mpx      []*mpxConn
+	state    clientState // for Stats
 }
 
 // clientConn is one connection to the application.
@@ -127,6 +128,7 @@ const (
 
 func (c *Client) init() {
 	c.once.Do(func() {
+		defer c.state.ready.Store(true)
 		n, known := c.MaxConns, c.MaxConns > 0
 		if c.NoKeepConn {
 			if !known {

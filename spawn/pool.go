@@ -118,6 +118,9 @@ type Pool struct {
 	// Logger receives the workers' stderr lines, starts, exits and
 	// restarts, each with the worker's pid. If nil, nothing is logged.
 	Logger *zerolog.Logger
+	// Observer is told of worker starts and exits, for metrics and status
+	// pages. Its zero value tells nobody.
+	Observer PoolObserver
 
 	startMu  sync.Mutex // held through Start: Stop waits for it
 	mu       sync.Mutex // guards the fields below

@@ -60,6 +60,7 @@ func (p *Pool) spawn() (*worker, error) {
 	}
 	w := &worker{cmd: cmd, pid: cmd.Process.Pid, start: time.Now(), stderr: stderrR, stderrDone: make(chan struct{})}
 	p.log().Info().Str("program", p.Path).Int("pid", w.pid).Msg("spawn: worker started")
+	p.Observer.started(w.pid)
 	go p.logStderr(w)
 	return w, nil
 }
@@ -102,6 +103,7 @@ func (p *Pool) supervise(w *worker) {
 		retired := p.retiring[pid]
 		delete(p.retiring, pid)
 		p.mu.Unlock()
+		p.Observer.exited(pid, p.exitCause(retired, state, ran), ran)
 		if retired {
 			p.log().Info().Str("program", p.Path).Int("pid", pid).Stringer("status", state).Dur("ran", ran).Msg("spawn: idle worker stopped")
 			return
