@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"io"
 	"net"
 	"net/http"
@@ -181,7 +182,7 @@ const (
 )
 
 func newCountersFixture(t *testing.T) *countersFixture {
-	fx := &countersFixture{cgiDir: t.TempDir()}
+	fx := &countersFixture{cgiDir: testdir.Open(t)}
 	writeExec(t, filepath.Join(fx.cgiDir, "ok.sh"), okScript)
 	writeExec(t, filepath.Join(fx.cgiDir, "slow.sh"), slowScript)
 	writeExec(t, filepath.Join(fx.cgiDir, "crash.sh"), crashScript)
@@ -278,7 +279,7 @@ func TestAdminMetrics(t *testing.T) {
 		series("ferry_request_duration_seconds", "/cgi-bin/", cgiB):                                 6,
 		series("ferry_response_first_byte_seconds", "/cgi-bin/", cgiB):                              6,
 		series("ferry_request_bytes_total", "/cgi-bin/", cgiB):                                      5,
-		series("ferry_response_bytes_total", "/cgi-bin/", cgiB):                                     3*2 + int2f(len("Not Found\n")) + int2f(len("504 Gateway Timeout\n")) + int2f(len("502 Bad Gateway\n")),
+		series("ferry_response_bytes_total", "/cgi-bin/", cgiB):                                     3*2 + int2f(len("404 Not Found\n")) + int2f(len("504 Gateway Timeout\n")) + int2f(len("502 Bad Gateway\n")),
 		series("ferry_gateway_errors_total", "/cgi-bin/", cgiB, "status=504", "cause=timeout"):      1,
 		series("ferry_gateway_errors_total", "/cgi-bin/", cgiB, "status=502", "cause=bad_response"): 1,
 		series("ferry_cgi_scripts_started_total", "/cgi-bin/", cgiB):                                5,
@@ -381,7 +382,7 @@ func TestAdminStatus(t *testing.T) {
 			break
 		}
 	}
-	marker := filepath.Join(t.TempDir(), "running")
+	marker := filepath.Join(testdir.Open(t), "running")
 	if err := os.WriteFile(marker, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -465,7 +466,7 @@ func TestAdminHealth(t *testing.T) {
 
 	// All live: ready. A cgi-bin that goes away is not, once the cached
 	// answer is older than a second.
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	cfg, err := matrixConfig("http://127.0.0.1:0", []string{"/cgi-bin/=cgi:" + dir, "/fcgi/=" + fx.fcgi})
 	if err != nil {
 		t.Fatal(err)
@@ -489,7 +490,7 @@ func TestAdminHealth(t *testing.T) {
 // stays behind, the socket file included.
 func TestAdminNoLeak(t *testing.T) {
 	leakcheck.Check(t)
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "ok.sh"), okScript)
 	sock := filepath.Join(t.TempDir(), "admin.sock")
 	for _, admin := range []string{"http://127.0.0.1:0", "unix://" + sock + "?mode=0600"} {
@@ -547,7 +548,7 @@ func TestAdminNoLeak(t *testing.T) {
 // in progress.
 func TestAdminStatusPage(t *testing.T) {
 	bin := peerstest.Need(t, "chromium")["chromium"]
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "ok.sh"), okScript)
 	writeExec(t, filepath.Join(dir, "wait.sh"), waitScript)
 	cfg, err := matrixConfig("http://127.0.0.1:0", []string{"/cgi-bin/=cgi:" + dir})
@@ -556,7 +557,7 @@ func TestAdminStatusPage(t *testing.T) {
 	}
 	f := startAdminFerry(t, cfg)
 	get(t, "GET", f.base+"/cgi-bin/ok.sh", nil)
-	marker := filepath.Join(t.TempDir(), "running")
+	marker := filepath.Join(testdir.Open(t), "running")
 	os.WriteFile(marker, nil, 0o644)
 	resp, err := http.Get(f.base + "/cgi-bin/wait.sh?" + marker)
 	if err != nil {
@@ -607,7 +608,7 @@ func TestAdminStatusPage(t *testing.T) {
 // when their client goes away: a cgi-bin with one script slot and a pool of
 // one worker, each held by a request while a second one waits.
 func TestAdminQueueAndAbort(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "wait.sh"), waitScript)
 	self, err := os.Executable()
 	if err != nil {
