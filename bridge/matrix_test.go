@@ -442,6 +442,9 @@ func checkMatrixPair(t *testing.T, base string, client *http.Client, port string
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil { // the script may run as www-data
+		t.Fatal(err)
+	}
 	mark := filepath.Join(dir, "go-on")
 	resp = get("GET", matrixPrefix+"/stream?mark="+mark, nil)
 	br := bufio.NewReader(resp.Body)
