@@ -93,11 +93,7 @@ word:
 		if c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ';' || c == '{' || c == '}' {
 			break
 		}
-		if c == '\\' && p.pos+1 < len(p.data) {
-			p.pos++
-			c = p.data[p.pos]
-		}
-		b.WriteByte(c)
+		b.WriteByte(c) // nginx keeps backslashes of unquoted words (regexes)
 		p.pos++
 	}
 	return b.String(), false, nil
