@@ -4,6 +4,7 @@
 //	ferry serve [flags]     serve (with no flags: the bundled example site)
 //	ferry check [flags]     check a configuration without serving it
 //	ferry explain [flags] URL  say what serves URL, and with which meta-variables
+//	ferry migrate apache|nginx FILE... --out DIR  translate a web server's configuration
 //	ferry version           print the version
 //
 // Run "ferry serve --help" for the flags.
@@ -45,6 +46,9 @@ Usage:
   ferry explain [flags] URL
                          say which mount URL reaches and the meta-variables its
                          script or application would get (or why 404/403)
+  ferry migrate apache|nginx FILE... --out DIR
+                         translate an Apache or nginx configuration's CGI,
+                         FastCGI and PHP parts to ferry.toml, with a report
   ferry bench [TARGET]   benchmark the bundled scenarios, or load one target
                          ("ferry bench --help" for the flags)
   ferry version          print the version
@@ -67,13 +71,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return explain(args[1:], stdout, stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
+	case "migrate":
+		return migrateCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionLine())
 		return 0
 	case "help", "--help", "-h":
 		if len(args) > 1 {
 			switch args[1] {
-			case "serve", "check", "explain", "bench":
+			case "serve", "check", "explain", "bench", "migrate":
 				return run([]string{args[1], "--help"}, stdout, stderr)
 			}
 		}
