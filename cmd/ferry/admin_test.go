@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"io"
 	"net"
 	"net/http"
@@ -16,7 +17,7 @@ import (
 // TestServeAdmin runs "ferry serve --admin unix://..." and reads the admin
 // paths over the socket.
 func TestServeAdmin(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "ok.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nok'\n")
 	sock := filepath.Join(t.TempDir(), "admin.sock")
 	p := startFerry(t, "--mount", "/cgi-bin/="+"cgi:"+dir, "--admin", "unix://"+sock+"?mode=0600")
@@ -63,7 +64,7 @@ func TestAdminFlagError(t *testing.T) {
 	for _, arg := range []string{"127.0.0.1:2020", "fastcgi://127.0.0.1:2020", "unix:///tmp/a.sock?mod=0600"} {
 		var out, errb bytes.Buffer
 		code := run([]string{"serve", "--admin", arg}, &out, &errb)
-		if code != 2 || !strings.HasPrefix(errb.String(), "ferry serve: --admin: ") || strings.Count(errb.String(), "\n") != 1 {
+		if code != 2 || !strings.HasPrefix(errb.String(), "ferry serve: --admin ") || strings.Count(errb.String(), "\n") != 1 {
 			t.Errorf("ferry serve --admin %q = exit %d, stderr %q; want exit 2 and one line about --admin", arg, code, errb.String())
 		}
 	}
