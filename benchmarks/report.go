@@ -32,6 +32,27 @@ type Report struct {
 	Startup []Startup `json:"startup,omitempty"`
 	// Skipped lists the scenarios not run, and why.
 	Skipped []Skip `json:"skipped,omitempty"`
+	// Pairs compares each ferry row with the rows doing its job otherwise.
+	Pairs []Pair `json:"pairs,omitempty"`
+	// MachineLoad is what else the machine was doing during the run.
+	MachineLoad *MachineLoad `json:"machine_load,omitempty"`
+	// Failed lists the rows whose requests all failed (row@concurrency).
+	Failed []string `json:"failed,omitempty"`
+}
+
+// finish completes a measured report: the failed rows, the pairs and the
+// machine's load. It returns ErrAllFailed when a row failed.
+func (rep *Report) finish(m *loadMeter) error {
+	err := markFailed(rep.Rows)
+	rep.Failed = nil
+	for _, r := range rep.Rows {
+		if r.failed() {
+			rep.Failed = append(rep.Failed, rowKey(r))
+		}
+	}
+	rep.Pairs = pairs(rep.Rows)
+	rep.MachineLoad = m.stop()
+	return err
 }
 
 // LoadSpec records the load settings of a run.
@@ -48,12 +69,15 @@ type LoadSpec struct {
 // Row is one scenario at one concurrency level.
 type Row struct {
 	// Scenario is the row's stable key: APP/LANG/MODE/GATEWAY.
-	Scenario    string `json:"scenario"`
-	App         string `json:"app"`
-	Lang        string `json:"lang"`
-	Mode        string `json:"mode"` // cgi, fastcgi, scgi, http
-	Gateway     string `json:"gateway"`
-	Peer        bool   `json:"peer"`
+	Scenario string `json:"scenario"`
+	App      string `json:"app"`
+	Lang     string `json:"lang"`
+	Mode     string `json:"mode"` // cgi, fastcgi, scgi, http
+	Gateway  string `json:"gateway"`
+	Peer     bool   `json:"peer"`
+	// VS is the scenario of the ferry row this one is compared with (see
+	// Report.Pairs), or "".
+	VS          string `json:"vs,omitempty"`
 	Target      string `json:"target"`
 	Concurrency int    `json:"concurrency"`
 	// Note says why a row has no numbers (n/a), or what to know about it.
