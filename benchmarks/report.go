@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -166,11 +167,15 @@ type Machine struct {
 	Arch    string `json:"arch"`
 	Go      string `json:"go"`
 	LoadAvg string `json:"loadavg,omitempty"`
+	// Build identifies the program that ran: its VCS revision ("-dirty"
+	// when modified) or module version. ferry bench compare warns when two
+	// reports of one build differ by more than their spread.
+	Build string `json:"build,omitempty"`
 }
 
 // describeMachine returns the description of this machine.
 func describeMachine() Machine {
-	m := Machine{Cores: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version()}
+	m := Machine{Cores: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version(), Build: buildID()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.Lines(string(b)) {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
@@ -189,6 +194,33 @@ func describeMachine() Machine {
 		}
 	}
 	return m
+}
+
+// buildID returns the VCS revision of this program, with "-dirty" when
+// its tree was modified, or its main module's version.
+func buildID() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if rev != "" {
+		return rev + dirty
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return bi.Main.Path + "@" + v
+	}
+	return ""
 }
 
 func utsString[T int8 | uint8](b []T) string {

@@ -49,7 +49,8 @@ type Config struct {
 	// Progress, if set, is told the scenario being run, its index among n,
 	// and the fraction of it done.
 	Progress func(name string, i, n int, done float64)
-	// Done, if set, is given each measured row as soon as it is done.
+	// Done, if set, is given each row as soon as it is done: measured, n/a,
+	// or (with no runs and a note starting "skipped: ") not run.
 	Done func(Row)
 }
 
@@ -483,18 +484,27 @@ func RunScenarios(ctx context.Context, cfg Config) (*Report, error) {
 		if s.na != "" {
 			for _, c := range cfg.levels() {
 				rep.Rows = append(rep.Rows, s.row(c, s.na))
+				if cfg.Done != nil {
+					cfg.Done(s.row(c, s.na))
+				}
 			}
 			i += len(cfg.levels())
 			continue
 		}
 		if why := s.unavailable(); why != "" {
 			rep.Skipped = append(rep.Skipped, Skip{Scenario: s.name(), Reason: why})
+			if cfg.Done != nil {
+				cfg.Done(s.row(0, "skipped: "+why))
+			}
 			i += len(cfg.levels())
 			continue
 		}
 		st, err := s.start(ctx, e)
 		if err != nil {
 			rep.Skipped = append(rep.Skipped, Skip{Scenario: s.name(), Reason: "did not start: " + err.Error()})
+			if cfg.Done != nil {
+				cfg.Done(s.row(0, "skipped: did not start: "+err.Error()))
+			}
 			i += len(cfg.levels())
 			continue
 		}

@@ -78,6 +78,15 @@ func pairs(rows []Row) []Pair {
 	return out
 }
 
+// noNumbers is what a row without numbers shows in place of its req/s:
+// "failed" when every request failed, "n/a" otherwise.
+func (r *Row) noNumbers() string {
+	if r.failed() {
+		return "failed"
+	}
+	return "n/a"
+}
+
 func cmpNote(r *Row) string {
 	if r.failed() {
 		return "every request failed"
