@@ -155,6 +155,10 @@ func (rep *Report) WriteMarkdown(w io.Writer) error {
 	return nil
 }
 
+// MachineLine describes the machine, its load during the run and the load
+// settings, in one line, as every format shows them.
+func (rep *Report) MachineLine() string { return rep.machineLine() }
+
 // machineLine describes the machine, its load during the run and the load
 // settings, in one line.
 func (rep *Report) machineLine() string {

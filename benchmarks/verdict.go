@@ -97,6 +97,10 @@ func cmpNote(r *Row) string {
 	return "not run"
 }
 
+// Verdict is the pair's ratio in words: "within noise", "ferry faster",
+// "ferry slower", or "—" without a ratio.
+func (p Pair) Verdict() string { return p.verdict() }
+
 // verdict is a pair's ratio in words, for the tables.
 func (p Pair) verdict() string {
 	switch {
