@@ -27,7 +27,6 @@ func mib(kib int64) string {
 // startup-cost breakdown, the skipped scenarios, and the machine.
 func (rep *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "%s\n\n", wrap(rep.Overview(), 100))
-	fmt.Fprintf(w, "%s\n\n", wrap(rep.Overview(), 100))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tconc\treq/s\t±%\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tcpu µs/req gw\tworkers\tloadgen\tworker rss MiB\terrors\t")
 	for _, r := range rep.Rows {

@@ -170,7 +170,7 @@ func (rep *Report) machineLine() string {
 	if l := rep.MachineLoad; l != nil {
 		s += fmt.Sprintf(" Load average %s before, %s after; other processes took %.0f%% of the CPU, this run %.0f%%.", l.LoadBefore, l.LoadAfter, l.OtherCPUPct, l.OwnCPUPct)
 		if l.Busy {
-			s += " BUSY: " + l.Reason + "."
+			s += " " + strings.ToUpper(l.Reason[:1]) + l.Reason[1:] + "."
 		}
 	} else {
 		s += " Load average " + m.LoadAvg + "."

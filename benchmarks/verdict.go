@@ -87,8 +87,9 @@ func (r *Row) noNumbers() string {
 	return "n/a"
 }
 
+// cmpNote says why r has no numbers.
 func cmpNote(r *Row) string {
-	if r.failed() {
+	if r.failed() && r.Note == "" {
 		return "every request failed"
 	}
 	if r.Note != "" {
