@@ -20,9 +20,9 @@ func (c *Config) recipeScenarios(app string) []scenario {
 	var out []scenario
 	out = append(out,
 		scenario{app: app, lang: "php", mode: "fastcgi", gateway: "ferry-php-fpm", need: []string{"php-fpm"},
-			start: func(ctx context.Context, e *env) (*setup, error) { return ferryFPM(ctx, e, 4) }},
+			start: func(ctx context.Context, e *env) (*setup, error) { return frontFPM(ctx, e, "fastcgi", 4) }},
 		scenario{app: app, lang: "php", mode: "fastcgi", gateway: "ferry-php-fpm-newconn", vs: "php/fastcgi/ferry-php-fpm", need: []string{"php-fpm"},
-			start: func(ctx context.Context, e *env) (*setup, error) { return ferryFPM(ctx, e, 0) }},
+			start: func(ctx context.Context, e *env) (*setup, error) { return frontFPM(ctx, e, "fastcgi", 0) }},
 		scenario{app: app, lang: "python", mode: "scgi", gateway: "nginx-uwsgi", peer: true, vs: "python/scgi/ferry+uwsgi",
 			need: []string{"nginx", "uwsgi"}, check: uwsgiPython, start: startNginxUwsgi},
 	)
@@ -50,15 +50,16 @@ func (c *Config) recipeScenarios(app string) []scenario {
 	return out
 }
 
-// ferryFPM runs php-fpm (4 children) and ferry's HTTP front to it with
-// maxConns kept connections; zero leaves max_conns unset: a connection per
+// frontFPM runs php-fpm (4 children) and a front helper of kind
+// ("fastcgi": ferry's HTTP front; "gofast") to it. For ferry, maxConns is
+// max_conns, the connections kept; zero leaves it unset: a connection per
 // request, as Caddy's FastCGI transport does.
-func ferryFPM(ctx context.Context, e *env, maxConns int) (*setup, error) {
+func frontFPM(ctx context.Context, e *env, kind string, maxConns int) (*setup, error) {
 	fpm, fdir, err := e.startFPM(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s, err := ferryFront(ctx, e, frontSpec{Kind: "fastcgi", Network: fpm.Network, Address: fpm.Address, Workers: maxConns,
+	s, err := ferryFront(ctx, e, frontSpec{Kind: kind, Network: fpm.Network, Address: fpm.Address, Workers: maxConns,
 		Script: filepath.Join(e.apps, "bench.php"), Root: e.apps})
 	if err != nil {
 		fpm.Stop()

@@ -298,22 +298,7 @@ func (c *Config) scenarios() []scenario {
 						trees: procTrees{Marks: []string{fdir}, Gateway: isGatewayComm}, stop: func() { fpm.Stop() }}, nil
 				}},
 			scenario{app: app, lang: "php", mode: "fastcgi", gateway: "gofast-php-fpm", peer: true, vs: "php/fastcgi/ferry-php-fpm", need: []string{"php-fpm"},
-				start: func(ctx context.Context, e *env) (*setup, error) {
-					fpm, fdir, err := e.startFPM(ctx)
-					if err != nil {
-						return nil, err
-					}
-					s, err := ferryFront(ctx, e, frontSpec{Kind: "gofast", Network: fpm.Network, Address: fpm.Address,
-						Script: filepath.Join(e.apps, "bench.php"), Root: e.apps})
-					if err != nil {
-						fpm.Stop()
-						return nil, err
-					}
-					s.trees.Marks = []string{fdir}
-					stop := s.stop
-					s.stop = func() { stop(); fpm.Stop() }
-					return s, nil
-				}},
+				start: func(ctx context.Context, e *env) (*setup, error) { return frontFPM(ctx, e, "gofast", 0) }},
 			scenario{app: app, lang: "go", mode: "cgi", gateway: "net/http/cgi", peer: true, vs: "go/cgi/ferry",
 				start: func(ctx context.Context, e *env) (*setup, error) {
 					path, args := e.helperArgs("app-cgi")
