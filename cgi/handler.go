@@ -493,7 +493,7 @@ func (run *scriptRun) run(env []string, stdin io.Reader, stdinFile *os.File) (lo
 	if waitErr != nil || outErr != nil {
 		ev = log.Warn()
 	}
-	ev = ev.Str("script", s.Filename).Int("status", status).Int64("bytes", nbytes).Dur("duration", time.Since(start))
+	ev = ev.Str("script", s.Filename).Int("status", status).Int64("bytes", nbytes).Dur("duration_ms", time.Since(start))
 	if waitErr != nil {
 		ev = ev.Str("exit", waitErr.Error())
 	} else {
@@ -539,7 +539,7 @@ func (run *scriptRun) respond(stdout *os.File) (status int, n int64, err error) 
 		case r.Context().Err() != nil:
 			return 0, 0, r.Context().Err()
 		case run.timedOut.Load():
-			log.Error().Str("script", run.s.Filename).Dur("timeout", durOr(h.Timeout, DefaultTimeout)).Msg("cgi: script timed out before sending headers")
+			log.Error().Str("script", run.s.Filename).Dur("timeout_ms", durOr(h.Timeout, DefaultTimeout)).Msg("cgi: script timed out before sending headers")
 			http.Error(w, "504 Gateway Timeout", http.StatusGatewayTimeout)
 			run.answered = true
 			return http.StatusGatewayTimeout, 0, err
