@@ -58,6 +58,7 @@ type mpxStream struct {
 	id     uint16
 	out    *bodyBuffer
 	stderr io.Writer
+	ctx    context.Context // the request's, for its logger
 	lines  *linelog.Writer // the STDERR stream's log, once it has some (read loop only)
 
 	got     atomic.Bool  // a record for this request came back
@@ -85,7 +86,7 @@ func (c *Client) doMpx(ctx context.Context, req *Request) (*Response, error) {
 		if err != nil {
 			return nil, err // the failed stream gave its slot back
 		}
-		st.stderr = req.Stderr
+		st.stderr, st.ctx = req.Stderr, ctx
 		resp, err := st.start(ctx, req)
 		if err == nil {
 			return resp, nil
@@ -493,7 +494,7 @@ func (st *mpxStream) logStderr(p []byte) {
 		return
 	}
 	if st.lines == nil {
-		st.lines = st.mc.c.stderrLog()
+		st.lines = st.mc.c.stderrLog(st.ctx)
 	}
 	st.lines.Write(p)
 }
