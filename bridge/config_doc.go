@@ -33,6 +33,14 @@ func ConfigReference() string {
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString("`listen` (and `admin`) addresses take these options after `?`:\n\n| address | option | value | default | |\n|---|---|---|---|---|\n")
+	for i := range schemes {
+		sc := &schemes[i]
+		for _, o := range sc.options {
+			fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s | %s |\n", schemeNames(func(s *scheme) bool { return s == sc }), o.Name, value(o), cell(o.Default), cell(o.Doc))
+		}
+	}
+	b.WriteString("\n")
 	b.WriteString("`[defaults]`, and a `[mount.\"PREFIX\"]` table of a kind that uses the setting:\n\n")
 	b.WriteString("| key | flag | value | default | mounts | |\n|---|---|---|---|---|---|\n")
 	for _, k := range Keys() {

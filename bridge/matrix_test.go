@@ -22,10 +22,11 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// The front x back matrix: every way a request can reach ferry (HTTP, a web
-// server speaking FastCGI or SCGI to it, a web server running it as a CGI
-// program) against every kind of application it can reach (a cgi-bin,
-// FastCGI over TCP, FastCGI workers it spawns, SCGI, HTTP): twenty pairs.
+// The front x back matrix: every way a request can reach ferry (HTTP, HTTPS
+// over HTTP/2, a web server speaking FastCGI or SCGI to it, a web server
+// running it as a CGI program) against every kind of application it can
+// reach (a cgi-bin, FastCGI over TCP, FastCGI workers it spawns, SCGI,
+// HTTP): twenty-five pairs.
 // Each pair must pass the same core checks.
 //
 // The web servers in front are ferry's own FastCGI and SCGI clients and CGI
@@ -319,6 +320,12 @@ func matrixFronts() []matrixFront {
 			a := startMatrixFerry(t, "http://127.0.0.1:0", args)
 			_, port, _ := net.SplitHostPort(a)
 			return "http://" + a, &http.Client{Timeout: 60 * time.Second}, port
+		}},
+		{name: "https", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
+			c := writeTestCert(t, t.TempDir(), 1)
+			a := startMatrixFerry(t, c.httpsListen(), args)
+			_, port, _ := net.SplitHostPort(a)
+			return "https://" + a, c.client(true), port
 		}},
 		{name: "fastcgi", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
 			a := startMatrixFerry(t, "fastcgi://127.0.0.1:0", args)

@@ -30,6 +30,10 @@ import (
 var version = ""
 
 func main() {
+	// Every duration ferry logs is a field named *_ms, in milliseconds
+	// with a fraction: zerolog's default, said here once for all of them.
+	zerolog.DurationFieldUnit = time.Millisecond
+	zerolog.DurationFieldInteger = false
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -133,7 +137,8 @@ Scripts get the CGI/1.1 meta-variables, the variables of ferry's environment
 named by --pass-env (and PATH, LANG, LC_*, TZ, TMPDIR), and --env values. Each
 runs in its own process group, in its own directory, and is stopped (SIGTERM,
 then SIGKILL) at --cgi-timeout or when the client goes away. SIGTERM or SIGINT
-drains in-flight requests for up to --shutdown-timeout, then stops scripts.
+drains in-flight requests for up to --shutdown-timeout, then stops scripts;
+SIGUSR1 reopens the --access-log file (logrotate).
 `
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -148,6 +153,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Logger = &logger
+	cfg.Stderr = stderr
 	cfg.Version = getVersion()
 	if len(cfg.Listen) == 0 {
 		var fronts []string
@@ -197,11 +203,39 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	defer reopenOnSIGUSR1(srv, &logger)()
 	if err := srv.Run(ctx, nil); err != nil {
 		logger.Error().Err(err).Msg("ferry: stopped with an error")
 		return 1
 	}
 	return 0
+}
+
+// reopenOnSIGUSR1 reopens the access log file on each SIGUSR1, as
+// logrotate's postrotate asks (kill -USR1, as for nginx), until the
+// function it returns is called.
+func reopenOnSIGUSR1(srv *bridge.Server, log *zerolog.Logger) (stop func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGUSR1)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sigs:
+				if err := srv.ReopenLogs(); err != nil {
+					log.Error().Err(err).Msg("ferry: reopening the access log")
+				} else {
+					log.Info().Msg("ferry: access log reopened")
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
 }
 
 // systemdListeners returns the fronts systemd socket activation passed
@@ -250,11 +284,11 @@ func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
 	case "auto":
 		if f, ok := w.(*os.File); ok {
 			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-				w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+				w = bridge.NewConsoleWriter(w, true)
 			}
 		}
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: true}
+		w = bridge.NewConsoleWriter(w, false)
 	case "json":
 	default:
 		return zerolog.Logger{}, fmt.Errorf("--log-format %q: want json, console or auto", format)
