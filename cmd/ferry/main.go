@@ -4,6 +4,7 @@
 //	ferry serve [flags]     serve (with no flags: the bundled example site)
 //	ferry check [flags]     check a configuration without serving it
 //	ferry explain [flags] URL  say what serves URL, and with which meta-variables
+//	ferry probe URL [flags] send one request to a backend and time it
 //	ferry version           print the version
 //
 // Run "ferry serve --help" for the flags.
@@ -48,6 +49,10 @@ Usage:
   ferry explain [flags] URL
                          say which mount URL reaches and the meta-variables its
                          script or application would get (or why 404/403)
+  ferry probe URL [--path P] [--method M] [--data FILE] [--param K=V]...
+                         send one request to a backend (fastcgi://, scgi://,
+                         cgi:, http://) and print the answer and its timings;
+                         exit 0 (2xx, 3xx), 1 (other status), 2 (unreachable)
   ferry bench [TARGET]   benchmark the bundled scenarios, or load one target
                          ("ferry bench --help" for the flags)
   ferry version          print the version
@@ -68,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr)
 	case "explain":
 		return explain(args[1:], stdout, stderr)
+	case "probe":
+		return probe(args[1:], stdout, stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
@@ -76,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "--help", "-h":
 		if len(args) > 1 {
 			switch args[1] {
-			case "serve", "check", "explain", "bench":
+			case "serve", "check", "explain", "probe", "bench":
 				return run([]string{args[1], "--help"}, stdout, stderr)
 			}
 		}
