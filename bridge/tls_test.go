@@ -249,3 +249,25 @@ func TestHTTPSCertificateErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckHTTPSCertificate: ferry check loads an https:// front's pair.
+func TestCheckHTTPSCertificate(t *testing.T) {
+	dir := t.TempDir()
+	c := writeTestCert(t, dir, 1)
+	for _, tt := range []struct{ cert, want string }{
+		{c.certFile, ""},
+		{dir + "/none.pem", "https://127.0.0.1:0: cert=" + dir + "/none.pem: no such file"},
+		{c.keyFile, "https://127.0.0.1:0: cert=" + c.keyFile + " key=" + c.keyFile + ": tls: "},
+	} {
+		cfg := mustConfig(t, "https://127.0.0.1:0?"+url.Values{"cert": {tt.cert}, "key": {c.keyFile}}.Encode())
+		var got []string
+		for _, f := range Check(t.Context(), cfg, CheckOptions{}) {
+			if f.Severity == Problem {
+				got = append(got, f.Msg)
+			}
+		}
+		if (tt.want == "") != (len(got) == 0) || (tt.want != "" && !strings.Contains(strings.Join(got, "\n"), tt.want)) {
+			t.Errorf("check with cert=%s: problems %q; want %q", tt.cert, got, tt.want)
+		}
+	}
+}

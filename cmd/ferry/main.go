@@ -102,9 +102,12 @@ example site (static pages and a cgi-bin of sh, Perl, Python and PHP scripts).
 
 Addresses:
   listen:   http://HOST:PORT
-            fastcgi://HOST:PORT, fastcgi+unix:///run/ferry.sock?mode=0660 (ferry as the
-            FastCGI application behind nginx fastcgi_pass or Apache mod_proxy_fcgi:
-            with a cgi: mount, an fcgiwrap replacement)
+            https://HOST:PORT?cert=FILE&key=FILE (TLS 1.2+, HTTP/2; the files are read
+            again when they change)
+            fastcgi://HOST:PORT, fastcgi+unix:///run/ferry.sock?mode=0660&group=www-data
+            (ferry as the FastCGI application behind nginx fastcgi_pass or Apache
+            mod_proxy_fcgi: with a cgi: mount, an fcgiwrap replacement; owner= and
+            group= give the socket to the web server's user)
             scgi://HOST:PORT, scgi+unix:///run/ferry.sock (ferry as the SCGI application
             behind nginx scgi_pass, Apache mod_proxy_scgi, lighttpd mod_scgi)
             fastcgi+fd://N, scgi+fd://N, http+fd://N (a listening socket handed over on
