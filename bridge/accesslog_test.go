@@ -162,7 +162,7 @@ func TestRequestIDControl(t *testing.T) {
 }
 
 // stderrFastCGIApp is a raw FastCGI application that writes a line to
-// STDERR for each request and answers with the request ID it got
+// STDERR for each request and answers with the request ID it was given
 // (HTTP_X_REQUEST_ID); mpx says whether it multiplexes.
 func stderrFastCGIApp(t *testing.T, mpx bool) string {
 	t.Helper()
@@ -171,55 +171,48 @@ func stderrFastCGIApp(t *testing.T, mpx bool) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	serve := func(nc net.Conn) {
-		defer nc.Close()
-		rd := fastcgi.NewReader(bufio.NewReader(nc))
-		params := map[uint16][]byte{}
-		for {
-			rec, err := rd.Next()
-			if err != nil {
-				return
-			}
-			var out []byte
-			switch {
-			case rec.Type == fastcgi.TypeGetValues:
-				vals := fastcgi.AppendPair(fastcgi.AppendPair(nil, "FCGI_MAX_CONNS", "2"), "FCGI_MPXS_CONNS", map[bool]string{true: "1", false: "0"}[mpx])
-				out = fastcgi.AppendRecord(nil, fastcgi.TypeGetValuesResult, 0, vals)
-			case rec.Type == fastcgi.TypeParams:
-				params[rec.RequestID] = append(params[rec.RequestID], rec.Content...)
-				continue
-			case rec.Type == fastcgi.TypeStdin && len(rec.Content) == 0:
-				id := rec.RequestID
-				var reqID string
-				fastcgi.ParsePairs(params[id], func(n, v []byte) error {
-					if string(n) == "HTTP_X_REQUEST_ID" {
-						reqID = string(v)
-					}
-					return nil
-				})
-				delete(params, id)
-				out = fastcgi.AppendRecord(out, fastcgi.TypeStderr, id, []byte("PHP Warning: something for "+reqID+"\n"))
-				out = fastcgi.AppendRecord(out, fastcgi.TypeStdout, id, []byte("Content-Type: text/plain\r\n\r\n"+reqID))
-				out = fastcgi.AppendRecord(out, fastcgi.TypeStdout, id, nil)
-				out = fastcgi.AppendEndRequest(out, id, 0, fastcgi.RequestComplete)
-			default:
-				continue
-			}
-			if _, err := nc.Write(out); err != nil {
-				return
-			}
-		}
-	}
 	go func() {
-		for {
-			nc, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go serve(nc)
+		for nc, err := l.Accept(); err == nil; nc, err = l.Accept() {
+			go stderrAppConn(nc, mpx)
 		}
 	}()
 	return l.Addr().String()
+}
+
+// stderrAppConn serves one connection of stderrFastCGIApp.
+func stderrAppConn(nc net.Conn, mpx bool) {
+	defer nc.Close()
+	rd := fastcgi.NewReader(bufio.NewReader(nc))
+	params := map[uint16][]byte{}
+	for rec, err := rd.Next(); err == nil; rec, err = rd.Next() {
+		var out []byte
+		switch id := rec.RequestID; rec.Type {
+		case fastcgi.TypeGetValues:
+			vals := fastcgi.AppendPair(fastcgi.AppendPair(nil, "FCGI_MAX_CONNS", "2"), "FCGI_MPXS_CONNS", map[bool]string{true: "1", false: "0"}[mpx])
+			out = fastcgi.AppendRecord(nil, fastcgi.TypeGetValuesResult, 0, vals)
+		case fastcgi.TypeParams:
+			params[id] = append(params[id], rec.Content...)
+		case fastcgi.TypeStdin:
+			if len(rec.Content) > 0 {
+				break
+			}
+			var reqID string
+			fastcgi.ParsePairs(params[id], func(n, v []byte) error {
+				if string(n) == "HTTP_X_REQUEST_ID" {
+					reqID = string(v)
+				}
+				return nil
+			})
+			delete(params, id)
+			out = fastcgi.AppendRecord(out, fastcgi.TypeStderr, id, []byte("PHP Warning: something for "+reqID+"\n"))
+			out = fastcgi.AppendRecord(out, fastcgi.TypeStdout, id, []byte("Content-Type: text/plain\r\n\r\n"+reqID))
+			out = fastcgi.AppendRecord(out, fastcgi.TypeStdout, id, nil)
+			out = fastcgi.AppendEndRequest(out, id, 0, fastcgi.RequestComplete)
+		}
+		if _, err := nc.Write(out); len(out) > 0 && err != nil {
+			return
+		}
+	}
 }
 
 // TestFastCGIStderrCarriesRequestID: a FastCGI application's STDERR lines

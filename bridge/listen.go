@@ -132,24 +132,38 @@ func socketPerms(path string, q url.Values) error {
 // socketOwner returns the uid and gid named by q's owner and group
 // options (names or numbers), -1 for those not given.
 func socketOwner(q url.Values) (uid, gid int, err error) {
-	uid, gid = -1, -1
-	if v := q.Get("owner"); v != "" {
-		if uid, err = strconv.Atoi(v); err != nil || uid < 0 {
-			u, lerr := user.Lookup(v)
-			if lerr != nil {
-				return -1, -1, fmt.Errorf("owner=%q: no such user", v)
-			}
-			uid, _ = strconv.Atoi(u.Uid)
-		}
+	if uid, err = accountID("owner", q.Get("owner")); err == nil {
+		gid, err = accountID("group", q.Get("group"))
 	}
-	if v := q.Get("group"); v != "" {
-		if gid, err = strconv.Atoi(v); err != nil || gid < 0 {
-			g, lerr := user.LookupGroup(v)
-			if lerr != nil {
-				return -1, -1, fmt.Errorf("group=%q: no such group", v)
-			}
-			gid, _ = strconv.Atoi(g.Gid)
-		}
+	if err != nil {
+		return -1, -1, err
 	}
 	return uid, gid, nil
+}
+
+// accountID returns the id that v, the value of the option owner (a user)
+// or group, names as a number or a name, or -1 when v is empty.
+func accountID(option, v string) (int, error) {
+	if v == "" {
+		return -1, nil
+	}
+	if id, err := strconv.Atoi(v); err == nil && id >= 0 {
+		return id, nil
+	}
+	var id, what string
+	if option == "owner" {
+		what = "user"
+		if u, err := user.Lookup(v); err == nil {
+			id = u.Uid
+		}
+	} else {
+		what = "group"
+		if g, err := user.LookupGroup(v); err == nil {
+			id = g.Gid
+		}
+	}
+	if id == "" {
+		return -1, fmt.Errorf("%s=%q: no such %s", option, v, what)
+	}
+	return strconv.Atoi(id)
 }

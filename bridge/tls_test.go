@@ -104,8 +104,8 @@ func serveTLS(t *testing.T, listen string, mounts ...string) (string, *testlog.B
 }
 
 // runFerry runs a Server of cfg, logging to the buffer it returns unless
-// cfg has a Logger, and returns the address of its first front; it stops
-// at cleanup.
+// cfg has a Logger, and returns the address of its first front. It stops
+// at cleanup (stopping its workers), showing its log if the test failed.
 func runFerry(t *testing.T, cfg Config) (string, *testlog.Buffer) {
 	t.Helper()
 	logs := &testlog.Buffer{}
@@ -128,6 +128,9 @@ func runFerry(t *testing.T, cfg Config) (string, *testlog.Buffer) {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("ferry stopped with %v", err)
+		}
+		if t.Failed() {
+			t.Logf("ferry's log:\n%s", logs)
 		}
 	})
 	a, ok := <-addr
