@@ -335,22 +335,6 @@ func checkFront(a Address, n int) error {
 	return checkFrontOptions(a, sc, " (as a front)")
 }
 
-// checkFrontOptions checks the options of a, an address ferry listens on
-// (what says, for messages): declared, of their type, the required ones
-// given, and a unix socket's owner and group known to the system.
-func checkFrontOptions(a Address, sc *scheme, what string) error {
-	if _, err := checkOptions(a.Query, frontOptions(sc), schemeNames(func(s *scheme) bool { return s == sc })+what); err != nil {
-		return err
-	}
-	for _, name := range sc.required {
-		if a.Query.Get(name) == "" {
-			return fmt.Errorf("%s needs %s", schemeNames(func(s *scheme) bool { return s == sc }), strings.Join(sc.required, "=FILE and ")+"=FILE")
-		}
-	}
-	_, _, err := socketOwner(a.Query)
-	return err
-}
-
 // buildRouter makes the handler for every mount and the static root.
 func (s *Server) buildRouter() (*router, error) {
 	rt := &router{}
@@ -388,25 +372,6 @@ func (s *Server) buildRouter() (*router, error) {
 		f(rt)
 	}
 	return rt, nil
-}
-
-// startedPIDs returns the pids of the workers a pool starts with, once
-// they run: Start returns when the first does, and starts the others in
-// the background. It waits for them a second at most, and then returns
-// the pids of those running.
-func startedPIDs(p *spawn.Pool) []int {
-	want := p.Size()
-	if p.IdleTimeout > 0 {
-		want = min(max(p.MinWorkers, 1), want)
-	}
-	deadline := time.Now().Add(time.Second)
-	for {
-		pids := p.PIDs()
-		if len(pids) >= want || time.Now().After(deadline) {
-			return pids
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // spawned is a worker pool ferry runs and the client that reaches it.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
 
 	"github.com/ferrygw/ferry/internal/serving"
 	"github.com/rs/zerolog"
@@ -103,6 +104,22 @@ func listen(a Address, log *zerolog.Logger) (net.Listener, error) {
 		return tls.NewListener(l, certs.tlsConfig()), nil
 	}
 	return l, nil
+}
+
+// checkFrontOptions checks the options of a, an address ferry listens on
+// (what names its use, for messages): declared, of their type, the required ones
+// given, and a unix socket's owner and group known to the system.
+func checkFrontOptions(a Address, sc *scheme, what string) error {
+	if _, err := checkOptions(a.Query, frontOptions(sc), schemeNames(func(s *scheme) bool { return s == sc })+what); err != nil {
+		return err
+	}
+	for _, name := range sc.required {
+		if a.Query.Get(name) == "" {
+			return fmt.Errorf("%s needs %s", schemeNames(func(s *scheme) bool { return s == sc }), strings.Join(sc.required, "=FILE and ")+"=FILE")
+		}
+	}
+	_, _, err := socketOwner(a.Query)
+	return err
 }
 
 // socketPerms gives the socket file at path the mode, owner and group q
