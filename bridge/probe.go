@@ -84,6 +84,9 @@ type ProbeResult struct {
 	// is none.
 	Values    map[string]string
 	ValuesErr error
+	// TimedOut reports that there was no answer within the timeout;
+	// Status is then 504.
+	TimedOut bool
 }
 
 // ErrUnreachable is wrapped by the error [Probe] returns when no
@@ -205,7 +208,12 @@ func Probe(ctx context.Context, p ProbeRequest) (*ProbeResult, error) {
 	s.Handler().ServeHTTP(rec, r)
 	res := &ProbeResult{Status: rec.status, Header: rec.header, Body: rec.body.Bytes(), BodySize: rec.size,
 		FirstByte: rec.firstByte, Total: time.Since(rec.start)}
-	if res.Status == 0 {
+	switch {
+	case res.Status == 0 && ctx.Err() != nil:
+		// The handler saw its client (the probe) give up, and answered
+		// nothing: what a gateway says for it.
+		res.Status, res.TimedOut = http.StatusGatewayTimeout, true
+	case res.Status == 0:
 		res.Status = http.StatusOK
 	}
 	s.closeIdle() // the application may have one worker, which GET_VALUES needs next
@@ -218,10 +226,9 @@ func Probe(ctx context.Context, p ProbeRequest) (*ProbeResult, error) {
 		if a.Network() == "unix" {
 			addr = a.Path
 		}
-		c := &fastcgi.Client{Network: a.Network(), Address: addr}
-		vctx, vcancel := context.WithTimeout(context.Background(), min(timeout, 3*time.Second))
-		res.Values, res.ValuesErr = c.GetValues(vctx, "FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS")
-		vcancel()
+		wait := min(timeout, fastcgi.DefaultDialTimeout) // bounds the dial and the answer
+		c := &fastcgi.Client{Network: a.Network(), Address: addr, DialTimeout: wait}
+		res.Values, res.ValuesErr = c.GetValues(context.Background(), "FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS")
 	}
 	return res, nil
 }

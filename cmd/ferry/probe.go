@@ -90,6 +90,9 @@ func probe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ferry probe: %s\n", msg)
 		return 2
 	}
+	if res.TimedOut {
+		fmt.Fprintf(&logs, "ferry probe: no answer within %v\n", *timeout)
+	}
 	fmt.Fprintf(stdout, "%d %s\n", res.Status, http.StatusText(res.Status))
 	if !*quiet {
 		res.Header.Write(stdout) // a write error to stdout has no better place to go
