@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"io"
 	"net"
 	"net/http"
@@ -61,7 +62,7 @@ func idApp(header string) http.Handler {
 // application's view, as the header behind HTTP), the client gets back
 // and the access log line carries.
 func TestRequestID(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "id.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n%s' \"$HTTP_X_REQUEST_ID$HTTP_X_TRACE\"\n")
 	for _, header := range []string{"", "X-Trace"} {
 		name := header
@@ -143,7 +144,7 @@ func waitLogLine(t *testing.T, logs *testlog.Buffer, match func(map[string]any) 
 // front web server's parameters can carry (an HTTP server refuses it), is
 // replaced before the script sees it.
 func TestRequestIDControl(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "id.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n%s' \"$HTTP_X_REQUEST_ID\"\n")
 	s, err := New(mustConfig(t, "http://127.0.0.1:0", "/cgi/=cgi:"+dir))
 	if err != nil {
@@ -261,7 +262,7 @@ func TestFastCGIStderrCarriesRequestID(t *testing.T) {
 // whole line; past the per-request bound, one line says the rest is
 // dropped. Nothing is cut silently.
 func TestScriptStderrNotTruncated(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "noisy.sh"), `#!/bin/sh
 head -c 10000 /dev/zero | tr '\0' x >&2; echo >&2
 echo short >&2
@@ -327,7 +328,7 @@ func accessRequest(method string) *http.Request {
 // requests in format to the buffer it returns.
 func accessServer(t *testing.T, format, file string) (*Server, *bytes.Buffer, *testlog.Buffer) {
 	t.Helper()
-	root := t.TempDir()
+	root := testdir.Open(t)
 	if err := os.WriteFile(filepath.Join(root, "hello.txt"), []byte("hello"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +404,7 @@ func TestAccessLogJSONAndConsole(t *testing.T) {
 // default; once the file is renamed, lines go on to it until ReopenLogs,
 // then to a new file of the name.
 func TestAccessLogFileReopen(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	file := filepath.Join(dir, "access.log")
 	s, out, procLogs := accessServer(t, "auto", file)
 	if err := s.openLogs(); err != nil {

@@ -47,7 +47,7 @@ var badConfigs = []struct {
 	{"mount backend number", "[mount.\"/x/\"]\nbackend = 9000\n", `f.toml:2: mount."/x/".backend: want an address, not the number 9000`},
 	{"mount backend scheme", "[mount.\"/x/\"]\nbackend = \"gopher://h:70\"\n", `f.toml:2: mount."/x/".backend: unknown scheme "gopher"; want http://, https://, fastcgi://, fastcgi+unix://, fastcgi+exec:, scgi://, scgi+unix://, cgi:, fastcgi+fd://, http+fd://, scgi+fd://, unix://`},
 	{"mount backend front", "[mount.\"/x/\"]\nbackend = \"fastcgi+fd://0\"\n", `f.toml:2: mount."/x/".backend: fastcgi+fd is not a backend; ferry's backends are http://, fastcgi://, fastcgi+unix://, fastcgi+exec:, scgi://, scgi+unix://, cgi:`},
-	{"mount option in address", "[mount.\"/x/\"]\nbackend = \"cgi:/srv?bogus=1\"\n", `f.toml:2: mount."/x/".backend: unknown option "bogus"; cgi: takes from`},
+	{"mount option in address", "[mount.\"/x/\"]\nbackend = \"cgi:/srv?bogus=1\"\n", `f.toml:2: mount."/x/".backend: unknown option "bogus"; cgi: takes symlinks, from`},
 	{"mount option twice", "[mount.\"/x/\"]\nbackend = \"scgi://127.0.0.1:4000?max_conns=2\"\nmax_conns = 3\n", `f.toml:3: mount."/x/".max_conns: given in the backend address too`},
 	{"mount option type", "[mount.\"/x/\"]\nbackend = \"scgi://127.0.0.1:4000\"\nmax_conns = \"3\"\n", `f.toml:3: mount."/x/".max_conns: want a positive number, not "3"`},
 	{"mount option zero", "[mount.\"/x/\"]\nbackend = \"scgi://127.0.0.1:4000\"\nmax_conns = 0\n", `f.toml:3: mount."/x/".max_conns: want a positive number, not the number 0`},

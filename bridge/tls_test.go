@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"io"
 	"math/big"
 	"net"
@@ -107,7 +108,7 @@ func serveTLS(t *testing.T, listen string, mounts ...string) (string, *testlog.B
 // it (ALPN) and HTTP/1.1 to one that does not, TLS 1.2 at least; a CGI
 // script behind it gets HTTPS=on and REQUEST_SCHEME=https.
 func TestHTTPSFront(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	c := writeTestCert(t, dir, 1)
 	writeExec(t, filepath.Join(dir, "env.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhttps=%s scheme=%s port=%s\\n' \"$HTTPS\" \"$REQUEST_SCHEME\" \"$SERVER_PORT\"\n")
 	addr, _ := serveTLS(t, c.httpsListen(), "/cgi-bin/=cgi:"+dir)
@@ -141,7 +142,7 @@ func TestHTTPSFront(t *testing.T) {
 // next handshake, with no restart; a broken renewal leaves the old one in
 // service and says so in the log.
 func TestHTTPSCertificateReload(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	c := writeTestCert(t, dir, 1)
 	writeExec(t, filepath.Join(dir, "ok.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nok'\n")
 	addr, logs := serveTLS(t, c.httpsListen(), "/cgi-bin/=cgi:"+dir)
@@ -177,7 +178,7 @@ func TestHTTPSCertificateReload(t *testing.T) {
 // error naming the file; an https:// front without cert and key is a
 // configuration error.
 func TestHTTPSCertificateErrors(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	c := writeTestCert(t, dir, 1)
 	garbage := filepath.Join(dir, "garbage.pem")
 	os.WriteFile(garbage, []byte("not a certificate\n"), 0o600)
@@ -216,7 +217,7 @@ func TestHTTPSCertificateErrors(t *testing.T) {
 
 // TestCheckHTTPSCertificate: ferry check loads an https:// front's pair.
 func TestCheckHTTPSCertificate(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	c := writeTestCert(t, dir, 1)
 	for _, tt := range []struct{ cert, want string }{
 		{c.certFile, ""},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/ferrygw/ferry/internal/testdir"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -47,7 +48,7 @@ func combinedLine(path string) *regexp.Regexp {
 // is renamed, ferry goes on writing to it until SIGUSR1, then writes to a
 // new file of the name.
 func TestAccessLogReopenOnSIGUSR1(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "ok.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nok\\n'\n")
 	file := filepath.Join(dir, "access.log")
 	p := startFerry(t, "--mount", "/cgi-bin/=cgi:"+dir, "--access-log", file, "--access-log-format", "combined")

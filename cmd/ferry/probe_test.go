@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"io"
 	"net"
 	"net/http"
@@ -36,7 +37,7 @@ var timings = regexp.MustCompile(`(?m)^connect: ([0-9.]+ ms|none \(a CGI script\
 // a bad status (1); a dead address is unreachable (2).
 func TestProbePHPFPM(t *testing.T) {
 	peerstest.Need(t, "php-fpm")
-	root := t.TempDir()
+	root := testdir.Open(t)
 	os.WriteFile(filepath.Join(root, "hello.php"), []byte(`<?php header("X-Hello: yes"); echo "hello ", $_SERVER["REQUEST_METHOD"], " ", file_get_contents("php://input"), " ", $_GET["q"] ?? "", " ", $_SERVER["HTTP_X_TEST"] ?? "", "\n"; error_log("logged by hello.php");`), 0o644)
 	tcp := peerstest.RunPHPFPM(t, peers.PHPFPMConfig{Listen: "127.0.0.1:0", Children: 1, PingPath: "/ping"})
 	unix := peerstest.RunPHPFPM(t, peers.PHPFPMConfig{Children: 1, PingPath: "/ping"})
@@ -93,7 +94,7 @@ func TestProbeBackends(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 	app := httptest.NewServer(echo)
 	t.Cleanup(app.Close)
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "env.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n%s %s script_name=%s path_info=%s remote=%s\\n' \"$REQUEST_METHOD\" \"$REQUEST_URI\" \"$SCRIPT_NAME\" \"$PATH_INFO\" \"$REMOTE_ADDR\"\n")
 	writeExec(t, filepath.Join(dir, "fail.sh"), "#!/bin/sh\nprintf 'Status: 503 Busy\\n\\nbusy'\n")
 	data := filepath.Join(dir, "body")
