@@ -138,6 +138,12 @@ func (g *nginxMig) plain(d *Directive) {
 	}
 }
 
+// cgiVars are the params ferry sets itself, from the request.
+var cgiVars = map[string]bool{"GATEWAY_INTERFACE": true, "SERVER_SOFTWARE": true, "SERVER_PROTOCOL": true, "SERVER_NAME": true, "SERVER_PORT": true,
+	"SERVER_ADDR": true, "REMOTE_ADDR": true, "REMOTE_PORT": true, "REQUEST_METHOD": true, "REQUEST_URI": true, "DOCUMENT_URI": true, "DOCUMENT_ROOT": true,
+	"SCRIPT_NAME": true, "SCRIPT_FILENAME": true, "PATH_INFO": true, "QUERY_STRING": true, "CONTENT_TYPE": true, "CONTENT_LENGTH": true,
+	"HTTPS": true, "REDIRECT_STATUS": true, "HTTP_PROXY": true, "REQUEST_SCHEME": true}
+
 var clientVars = []string{"$http_", "$arg_", "$cookie_", "$args", "$query_string", "$request_uri", "$uri", "$request_body"}
 
 // location translates one location block.
@@ -289,7 +295,14 @@ func (g *nginxMig) location(loc *Directive, outer nctx) {
 		if !strings.HasSuffix(prefix, "/") && !fixed {
 			prefix += "/"
 		}
-		m = g.mount(pass, prefix, "cgi:"+dir+"?from=script-filename", dir, 0)
+		// A plain cgi: mount runs the same scripts as fcgiwrap did, both
+		// behind nginx (ferry's FastCGI listener takes the path from
+		// REQUEST_URI) and alone over HTTP, where no SCRIPT_FILENAME comes.
+		backend := "cgi:" + dir
+		if fixed {
+			backend = "cgi:" + scriptFilename
+		}
+		m = g.mount(pass, prefix, backend, dir, 0)
 		if m != nil {
 			g.listen(g.opts.fastcgi())
 			g.listen(g.opts.http())
@@ -301,7 +314,7 @@ func (g *nginxMig) location(loc *Directive, outer nctx) {
 	if m != nil {
 		note := ""
 		if mode == "cgi" {
-			note = "fcgiwrap's job: ferry listens on " + g.opts.fastcgi() + " and runs the script nginx names in SCRIPT_FILENAME, confined to the directory"
+			note = "fcgiwrap's job: ferry listens on " + g.opts.fastcgi() + " for nginx (front.conf) and on " + g.opts.http() + " to serve alone, and runs the scripts of " + m.dir + " under " + m.m.Prefix
 		}
 		g.entry(pass, Translated, mountKey(m, "backend"), note)
 	} else if mode == "kept" {
@@ -353,6 +366,10 @@ func (g *nginxMig) locationDirectives(loc *Directive, c nctx, m *mnt, mode strin
 			g.entry(d, Translated, "", "ferry checks the script exists before passing it")
 		case d.Name == "fastcgi_index" && m != nil:
 			g.entry(d, Translated, mountKey(m, "index"), "")
+		case m != nil && d.Name == "fastcgi_param" && mode == "cgi" && len(d.Args) > 1 && !strings.Contains(d.Args[1], "$") && !cgiVars[arg]:
+			// fcgiwrap gives scripts its params as their environment
+			m.env = addEnv(m.env, arg+"="+d.Args[1])
+			g.entry(d, Translated, mountKey(m, "env"), "fcgiwrap passed it to the scripts as environment")
 		case d.Name == "fastcgi_param" && mode == "cgi":
 			g.entry(d, Kept, "", "nginx keeps sending it to ferry (front.conf)")
 		case strings.HasPrefix(d.Name, "fastcgi_") && mode == "php":
