@@ -16,6 +16,7 @@ import (
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
+	"github.com/ferrygw/ferry/internal/testdir"
 )
 
 // appWorkers is the worker count of every application server compared:
@@ -227,7 +228,7 @@ func BenchmarkPersistentCGI(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	dir := b.TempDir()
+	dir := testdir.Open(b) // per-request CGI runs the scripts as www-data under root
 	if err := os.CopyFS(dir, os.DirFS(apps)); err != nil {
 		b.Fatal(err)
 	}

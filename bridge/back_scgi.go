@@ -3,6 +3,7 @@ package bridge
 import (
 	"net/http"
 
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/scgi"
 )
 
@@ -28,23 +29,5 @@ func buildSCGI(b *builder, m Mount, o options) (http.Handler, error) {
 	}
 	client := &scgi.Client{Network: m.Backend.Network(), Address: addr, MaxConns: o.positive("max_conns"),
 		QueueTimeout: st.QueueTimeout, Logger: b.logger("scgi-client")}
-	return b.scgiHandler(client, m.Prefix), nil
-}
-
-// scgiHandler returns the handler that forwards a mount's requests through
-// client, with the mount's settings: the one place an scgi.Handler is
-// built.
-func (b *builder) scgiHandler(client *scgi.Client, prefix string) *scgi.Handler {
-	st := &b.st
-	return &scgi.Handler{
-		Client:         client,
-		Prefix:         prefix,
-		Root:           b.s.cfg.Root,
-		Env:            st.Env,
-		ServerSoftware: b.serverSoftware(),
-		MaxRequestBody: st.MaxRequestBody,
-		SpoolMemory:    st.SpoolMemory,
-		TempDir:        st.TempDir,
-		HeaderLimits:   b.scriptHandler().HeaderLimits,
-	}
+	return scgi.NewHandler(client, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway()), nil
 }

@@ -6,30 +6,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/internal/appserver"
 	"github.com/ferrygw/ferry/scgi"
-	"github.com/ferrygw/ferry/spawn"
 )
 
 // defaultHardTimeout is the timeout option's default: the hard limit on a
 // request to a wsgi: or psgi: application, as cgi_timeout is for a script.
 const defaultHardTimeout = 60 * time.Second
-
-// poolOptions are the options of the worker pools ferry spawns; recycle
-// says how max_requests reaches the workers.
-func poolOptions(recycle string) []Option {
-	return []Option{
-		{Name: "workers", Type: PositiveInt, Default: "4", Doc: "the most workers running at once"},
-		{Name: "max_requests", Type: PositiveInt, Default: "no limit", Doc: "requests a worker serves before it is replaced " + recycle},
-		{Name: "min_workers", Type: PositiveInt, Default: "all workers always run", Doc: "workers kept when idle: scale on demand between this and workers, as php-fpm's pm = ondemand"},
-		{Name: "idle_timeout", Type: Duration, Default: "10s with min_workers", Doc: "how long workers beyond the peak of the last window stay"},
-	}
-}
-
-// maxRSSOption recycles workers past a memory limit.
-var maxRSSOption = Option{Name: "max_rss", Type: Size, Default: "no limit",
-	Doc: "resident memory past which a worker finishes its request and is replaced (uWSGI's reload-on-rss; Linux)"}
 
 // appOptions are the options of wsgi: and psgi: backs besides their
 // interpreter's.
@@ -80,7 +64,7 @@ func isModule(p string) bool {
 // [Server.Explain] asks how it maps a path.
 type appMount struct {
 	http.Handler
-	app  *scgi.Handler
+	app  *cgi.Forwarder
 	kind string // "a WSGI application"
 }
 
@@ -95,52 +79,15 @@ func (b *builder) appBack(m Mount, o options, app appserver.App, what, component
 	if o.has("timeout") {
 		timeout = o.timeout("timeout")
 	}
-	w := &appserver.Workers{App: app, Pool: b.pool(o, component, name), Timeout: timeout, MaxRSS: o.size("max_rss")}
-	client := b.spawnSCGI(w, w.Pool.Size(), timeout, what, name)
-	h := b.scgiHandler(client, m.Prefix)
+	w := &appserver.Workers{App: app, Pool: b.pool(o, component, name), Timeout: timeout, MaxRSS: o.size("max_rss"),
+		ResponseIDHeader: b.s.requestIDHeader()}
+	client := b.spawnSCGI(w, w.Pool, timeout, what, name)
+	h := scgi.NewHandler(client, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway())
 	kind := "a WSGI application"
 	if _, ok := app.(*appserver.PSGI); ok {
 		kind = "a PSGI application"
 	}
 	return &appMount{Handler: w.Handler(h), app: h, kind: kind + " (" + name + ") in ferry's workers"}, nil
-}
-
-// pool returns a worker pool with the mount's pool options and settings;
-// the caller sets what it runs.
-func (b *builder) pool(o options, component, name string) *spawn.Pool {
-	st := &b.st
-	idle := o.duration("idle_timeout")
-	if idle == 0 && o.positive("min_workers") > 0 {
-		idle = 10 * time.Second // php-fpm's pm.process_idle_timeout
-	}
-	pl := b.s.log.With().Str("component", component).Str("worker", name).Logger()
-	return &spawn.Pool{Workers: o.positive("workers"), Env: b.workerEnv(), MaxRequests: o.positive("max_requests"),
-		MinWorkers: o.positive("min_workers"), IdleTimeout: idle, KillGrace: st.KillGrace, Logger: &pl}
-}
-
-// spawnSCGI returns an SCGI client for workers ferry runs, as many
-// requests at once as workers (size), each on a connection of its own.
-// The workers start with the server; the client learns their socket then.
-// timeout, if positive, is the hard timeout the workers enforce: the
-// client's read timeout is left past it.
-func (b *builder) spawnSCGI(pool workerPool, size int, timeout time.Duration, what, name string) *scgi.Client {
-	client := &scgi.Client{Network: "unix", MaxConns: size, QueueTimeout: b.st.QueueTimeout, Logger: b.logger("scgi-client")}
-	if timeout > scgi.DefaultReadTimeout {
-		client.ReadTimeout = timeout + time.Second
-	}
-	b.s.pools = append(b.s.pools, spawned{pool: pool, what: what, name: name, connect: func(a string) { client.Address = a }})
-	return client
-}
-
-// spawnFastCGI sets client up for workers ferry runs: a connection per
-// request, as mod_fcgid does (a kept connection holds its worker, and
-// while a worker is being replaced, requests on new connections would wait
-// behind the idle ones); the pool's size still caps what runs at once.
-func (b *builder) spawnFastCGI(pool workerPool, size int, client *fastcgi.Client, what, name string) {
-	client.Address = "" // the pool's socket, known once it runs
-	client.NoKeepConn = true
-	client.MaxConns = size
-	b.s.pools = append(b.s.pools, spawned{pool: pool, what: what, name: name, connect: func(a string) { client.Address = a }})
 }
 
 // checkApp checks a wsgi: or psgi: back for ferry check: its

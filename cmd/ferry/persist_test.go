@@ -3,7 +3,6 @@ package main
 import (
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
+	"github.com/ferrygw/ferry/internal/testdir"
 )
 
 // statePL keeps state in globals between requests; under CGI every
@@ -37,9 +37,6 @@ print "count=$count seen=", scalar(keys %seen), " first=$first\n";
 func TestPersistentPerlConformance(t *testing.T) {
 	leakcheck.Check(t)
 	peerstest.Need(t, "perl", "python3", "git", "gitweb", "cgit")
-	if exec.Command("perl", "-MCGI::Compile", "-e1").Run() != nil {
-		missing(t, "CGI::Compile (Debian libcgi-compile-perl)")
-	}
 	cgiDir, git := conformanceDir(t)
 	writeExec(t, filepath.Join(cgiDir, "state.pl"), statePL)
 	args := []string{"--mount", "/cgi-bin/=cgi:" + cgiDir + "?persist=perl&workers=3", "--mount", "/plain/=cgi:" + cgiDir, "--cgi-kill-grace", "1s"}
@@ -98,7 +95,7 @@ printf("n=%d q=%s script=%s pid=%d\n", $n, $_SERVER['QUERY_STRING'], $_SERVER['S
 func TestPersistentPHP(t *testing.T) {
 	leakcheck.Check(t)
 	peerstest.Need(t, "php-cgi")
-	dir := t.TempDir()
+	dir := testdir.Open(t) // the /plain/ scripts run as www-data under root
 	writeExec(t, filepath.Join(dir, "hello.php"), phpScript)
 	writeExec(t, filepath.Join(dir, "hello.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nsh pid=%s\\n' $$\n")
 	p := startFerry(t, "--mount", "/cgi-bin/=cgi:"+dir+"?persist=php&workers=2&max_requests=50", "--mount", "/plain/=cgi:"+dir)

@@ -253,7 +253,7 @@ func TestWSGIFlask(t *testing.T) {
 			t.Errorf("past the hard timeout: %d after %v; want 504 after 2s", code, time.Since(start))
 		}
 		stuck := waitFile(t, filepath.Join(state, "sleeping"))
-		waitLog(t, p, `"path":"/app/sleep","pid":`+strconv.Itoa(stuck)+`,"timeout":2000,`)
+		waitLog(t, p, `"path":"/app/sleep","pid":`+strconv.Itoa(stuck)+`,"timeout_ms":2000,`)
 		waitLog(t, p, "appserver: request passed the hard timeout; killing its worker")
 		waitLog(t, p, `"pid":`+strconv.Itoa(stuck)+`,"status":"signal: killed"`)
 		if code, _ := httpGet(t, p.URL+"/app/pid"); code != 200 {

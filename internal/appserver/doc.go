@@ -6,8 +6,8 @@
 // # Adapters
 //
 // A worker runs a small adapter that ferry ships inside its binary (Python
-// and Perl, their standard libraries only, and CGI::Compile for Perl CGI
-// scripts): it loads the application once, then accepts connections on the
+// and Perl, their standard libraries only; the Perl CGI one compiles
+// scripts itself, as CGI::Compile does): it loads the application once, then accepts connections on the
 // pool's listening socket (package spawn) and answers each request. The
 // adapters speak SCGI to ferry (one connection per request, a netstring of
 // CGI variables, then the body; the answer is a CGI response): SCGI is the
@@ -44,7 +44,7 @@
 // # The scoreboard
 //
 // Workers accept connections themselves, so ferry does not know which
-// worker serves which request. Each worker tells it: a 64-byte file named
+// worker serves which request. Each worker tells it: a 256-byte file named
 // by its pid, in a directory ferry makes, holds the ID of the request it
 // serves (a NUL byte when idle, "!" and the ID when it could not finish
 // its answer). The Python adapter writes it through a

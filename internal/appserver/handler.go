@@ -19,23 +19,24 @@ import (
 // RequestIDHeader is the header that carries the request's ID to the
 // application (HTTP_X_REQUEST_ID) unless [Workers.IDHeader] names another,
 // and that [Workers.Handler] takes it from on the response, where ferry's
-// access log sets it.
+// access log sets it, unless [Workers.ResponseIDHeader] names another.
 const RequestIDHeader = "X-Request-Id"
 
 // boardSize is the size of a worker's scoreboard line.
-const boardSize = 64
+const boardSize = 256
 
 // errHardTimeout is the cause of a request's context past Workers.Timeout.
 var errHardTimeout = errors.New("appserver: hard timeout")
 
-// Handler returns next, which forwards requests to the workers (an
-// scgi.Handler or a fastcgi.Handler on their socket), wrapped with what
-// the workers need of each request:
+// Handler returns next, which forwards requests to the workers (the
+// [cgi.Forwarder] of scgi.NewHandler or fastcgi.NewHandler on their
+// socket), wrapped with what the workers need of each request:
 //
 //   - the request's ID goes to the application in the request header
 //     IDHeader names (X-Request-Id), replacing any the client sent: the one
-//     already set on the response (ferry's access log sets it), or a new
-//     one;
+//     already set on the response in ResponseIDHeader (ferry's access log
+//     sets it), or a new one if there is none or it is too long for the
+//     scoreboard;
 //   - it counts as busy for the pool's on-demand scaling
 //     ([spawn.Pool.Busy]);
 //   - past Timeout, the worker serving it is killed (and replaced by the
@@ -61,9 +62,9 @@ type guard struct {
 func (g *guard) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	done := g.w.Pool.Busy()
 	defer done()
-	id := rw.Header().Get(RequestIDHeader)
-	if id == "" {
-		id = newRequestID()
+	id := rw.Header().Get(g.w.responseIDHeader())
+	if id == "" || len(id) >= boardSize {
+		id = newRequestID() // "!" and the ID must fit on the scoreboard line
 	}
 	r2 := new(http.Request)
 	*r2 = *r
@@ -108,7 +109,7 @@ func (g *guard) kill(r *http.Request, id string, waiting bool) {
 	log := g.logFor(r, id)
 	if !ok {
 		if waiting {
-			log.Warn().Str("method", r.Method).Str("path", r.URL.Path).Dur("timeout", g.w.Timeout).
+			log.Warn().Str("method", r.Method).Str("path", r.URL.Path).Dur("timeout_ms", g.w.Timeout).
 				Msg("appserver: request passed the hard timeout before a worker took it")
 		}
 		return
@@ -117,7 +118,7 @@ func (g *guard) kill(r *http.Request, id string, waiting bool) {
 	if !waiting {
 		msg = "appserver: request passed the hard timeout after its client left; killing its worker"
 	}
-	log.Error().Str("method", r.Method).Str("path", r.URL.Path).Int("pid", pid).Dur("timeout", g.w.Timeout).Msg(msg)
+	log.Error().Str("method", r.Method).Str("path", r.URL.Path).Int("pid", pid).Dur("timeout_ms", g.w.Timeout).Msg(msg)
 	// The worker's whole process group: what it runs for the request too.
 	_ = syscall.Kill(-pid, syscall.SIGKILL) // ESRCH: it is gone already
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/ferrygw/ferry/scgi"
@@ -51,7 +52,7 @@ func serve(t *testing.T, app App, set func(*Workers)) *served {
 		}
 	})
 	c := &scgi.Client{Network: "unix", Address: w.Address(), MaxConns: w.Pool.Size(), Logger: &lg}
-	hs := httptest.NewServer(w.Handler(&scgi.Handler{Client: c, Prefix: "/app/", Logger: &lg}))
+	hs := httptest.NewServer(w.Handler(scgi.NewHandler(c, cgi.Mount{Prefix: "/app/"}, cgi.Settings{Logger: &lg})))
 	t.Cleanup(hs.Close)
 	return &served{w: w, url: hs.URL + "/app", logs: logs, state: state}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/ferrygw/ferry/scgi"
 	"github.com/ferrygw/ferry/spawn"
@@ -130,7 +131,7 @@ type persistent struct {
 func servePerlCGI(t *testing.T) *persistent {
 	t.Helper()
 	perl := peerstest.Need(t, "perl")["perl"]
-	dir := t.TempDir()
+	dir := testdir.Open(t) // the scripts that run as CGI processes run as www-data under root
 	if err := os.CopyFS(dir, os.DirFS("testdata/cgi")); err != nil {
 		t.Fatal(err)
 	}
@@ -143,8 +144,9 @@ func servePerlCGI(t *testing.T) *persistent {
 	}
 	t.Cleanup(func() { w.Stop(context.Background()) })
 	c := &scgi.Client{Network: "unix", Address: w.Address(), MaxConns: w.Pool.Size(), Logger: &lg}
-	cgiDir := &cgi.Dir{Path: dir, Prefix: "/cgi-bin/", Handler: &cgi.Handler{Logger: &lg}}
-	p := &Persistent{Dir: cgiDir, Workers: w.Handler(&scgi.Handler{Client: c, Script: ScriptOf, Logger: &lg}), Accept: IsPerl, Fallback: true, SCGI: true, Logger: &lg}
+	h := &cgi.Handler{Resolver: &cgi.Dir{Path: dir, Prefix: "/cgi-bin/"}, Settings: cgi.Settings{Logger: &lg}}
+	fw := scgi.NewHandler(c, cgi.ResolverFunc(ScriptOf), cgi.Settings{Logger: &lg})
+	p := &Persistent{CGI: h, Workers: w.Handler(fw), Accept: IsPerl, Fallback: true, SCGI: true, Logger: &lg}
 	hs := httptest.NewServer(p)
 	t.Cleanup(hs.Close)
 	return &persistent{url: hs.URL + "/cgi-bin/", dir: dir, w: w, logs: logs}
@@ -218,7 +220,7 @@ func TestPerlCGIPersistent(t *testing.T) {
 	{
 		cmd := filepath.Join(s.dir, "broken.pl")
 		nop := zerolog.Nop()
-		h := httptest.NewServer(&cgi.Handler{Path: cmd, Logger: &nop})
+		h := httptest.NewServer(&cgi.Handler{Path: cmd, Settings: cgi.Settings{Logger: &nop}})
 		cgiCode, _, _ = do(t, "GET", h.URL, nil)
 		h.Close()
 	}

@@ -27,22 +27,24 @@ const FallbackHeader = "X-Ferry-Fallback"
 // environment has no CONTENT_LENGTH (see [Persistent.SCGI]).
 const NoContentLengthHeader = "X-Ferry-No-Content-Length"
 
-// Persistent serves a directory of CGI scripts as a cgi: mount does (Dir
-// finds the script of each request, with ScriptAlias semantics), but runs
-// the scripts Accept takes in long-lived workers: persistent CGI, opt-in
-// per mount. The other scripts, nph- scripts, and those the workers send
-// back run as CGI processes through Dir.
+// Persistent serves a directory of CGI scripts as a cgi: mount does (the
+// CGI handler's resolver, a [cgi.Dir], finds the script of each request,
+// with ScriptAlias semantics), but runs the scripts Accept takes in
+// long-lived workers: persistent CGI, opt-in per mount. The other scripts,
+// nph- scripts, and those the workers send back run as CGI processes
+// through the CGI handler.
 //
 // Which scripts run where is decided per script and version (its file's
 // device, inode, size and modification time): a script that changes on
 // disk is looked at again, and the workers compile it again.
 type Persistent struct {
-	// Dir finds the script of each request, and runs as a CGI process the
-	// scripts that do not run in the workers. It is required.
-	Dir *cgi.Dir
-	// Workers forwards a request to the workers: an scgi.Handler or a
-	// fastcgi.Handler whose Script is [ScriptOf], usually behind
-	// [Workers.Handler]. It is required.
+	// CGI runs as CGI processes the scripts that do not run in the
+	// workers, and its Resolver (a [cgi.Dir]) finds the script of each
+	// request. It is required, with its Resolver.
+	CGI *cgi.Handler
+	// Workers forwards a request to the workers: the [cgi.Forwarder] of
+	// scgi.NewHandler or fastcgi.NewHandler with [ScriptOf] as its
+	// resolver, usually behind [Workers.Handler]. It is required.
 	Workers http.Handler
 	// Accept reports whether the script at filename runs in the workers,
 	// such as [IsPHP] or [IsPerl]. If nil, every script does.
@@ -98,8 +100,8 @@ func versionOf(fi fs.FileInfo) fileVersion {
 
 type scriptKey struct{}
 
-// ScriptOf returns the script [Persistent] found for r, for the Script
-// field of the handler that forwards r to the workers.
+// ScriptOf returns the script [Persistent] found for r: the resolver
+// (as a [cgi.ResolverFunc]) of the handler that forwards r to the workers.
 func ScriptOf(r *http.Request) (cgi.Script, error) {
 	s, ok := r.Context().Value(scriptKey{}).(cgi.Script)
 	if !ok {
@@ -179,20 +181,20 @@ func (p *Persistent) learn(name string, v fileVersion, sentBack bool) {
 
 // ServeHTTP runs r's script in the workers or as a CGI process.
 func (p *Persistent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s, status := p.Dir.Script(r)
-	if status != http.StatusOK || strings.HasPrefix(filepath.Base(s.Filename), "nph-") {
-		p.Dir.ServeHTTP(w, r) // it answers the status, or runs the NPH script
+	s, err := p.CGI.Resolver.Resolve(r)
+	if err != nil || strings.HasPrefix(filepath.Base(s.Filename), "nph-") {
+		p.CGI.ServeScript(w, r, s, err) // it answers the error, or runs the NPH script
 		return
 	}
 	fi, err := os.Stat(s.Filename)
 	if err != nil {
-		p.Dir.ServeHTTP(w, r)
+		p.CGI.ServeScript(w, r, s, err) // gone since: 404, or 403
 		return
 	}
 	v := versionOf(fi)
 	si := p.info(s.Filename, v)
 	if !si.accept || si.sentBack {
-		p.Dir.ServeHTTP(w, r)
+		p.CGI.ServeScript(w, r, s, nil)
 		return
 	}
 	ctx := context.WithValue(r.Context(), scriptKey{}, s)
@@ -217,15 +219,16 @@ func (p *Persistent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 			return
 		}
-		p.Dir.ServeHTTP(w, r)
+		p.CGI.ServeScript(w, r, s, nil)
 		return
 	}
 
 	// A script not run yet: the workers may send it back, so its body is
 	// kept to be sent again.
-	r2, body, sp, status, err := cgi.ExactBody(r, p.Limits, true)
+	r2, body, sp, err := cgi.ExactBody(r, p.Limits, true)
 	if err != nil {
 		p.log(r).Warn().Err(err).Str("path", r.URL.Path).Msg("appserver: request body refused")
+		status := cgi.StatusOf(err)
 		http.Error(w, http.StatusText(status), status)
 		return
 	}
@@ -252,7 +255,7 @@ func (p *Persistent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		again.Body = io.NopCloser(sp.Reader())
 	}
-	p.Dir.ServeHTTP(w, &again)
+	p.CGI.ServeScript(w, &again, s, nil)
 }
 
 // withoutCredentials returns r without the headers that carry the

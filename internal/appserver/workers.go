@@ -61,6 +61,10 @@ type Workers struct {
 	// X-Ferry-Request-Id and removes it from the scripts' environment, so
 	// that scripts see the request as under CGI.
 	IDHeader string
+	// ResponseIDHeader is the response header in which the request's ID
+	// is already set when [Workers.Handler] gets it (ferry's access log
+	// sets the one its configuration names). If empty, RequestIDHeader.
+	ResponseIDHeader string
 	// StartTimeout bounds the wait for the first worker to load the
 	// application. If zero or negative, DefaultStartTimeout.
 	StartTimeout time.Duration
@@ -85,6 +89,14 @@ func (w *Workers) log() *zerolog.Logger {
 	}
 	l := zerolog.Nop()
 	return &l
+}
+
+// responseIDHeader returns the header the request's ID is taken from.
+func (w *Workers) responseIDHeader() string {
+	if w.ResponseIDHeader == "" {
+		return RequestIDHeader
+	}
+	return w.ResponseIDHeader
 }
 
 func (w *Workers) idHeader() string {
@@ -307,7 +319,7 @@ func (w *Workers) recycle(pids []int, recycling map[int]time.Time) {
 		if err != nil || rss <= w.MaxRSS {
 			continue
 		}
-		w.log().Info().Int("pid", pid).Int64("rss", rss).Int64("max_rss", w.MaxRSS).Msg("appserver: worker past its memory limit; recycling it")
+		w.log().Info().Int("pid", pid).Int64("rss_bytes", rss).Int64("max_rss_bytes", w.MaxRSS).Msg("appserver: worker past its memory limit; recycling it")
 		// To the worker alone: the programs it runs for the request in
 		// hand must finish it.
 		_ = syscall.Kill(pid, syscall.SIGTERM) // ESRCH: gone already

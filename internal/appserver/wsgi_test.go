@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,9 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
+	"github.com/ferrygw/ferry/scgi"
 	"github.com/ferrygw/ferry/spawn"
+	"github.com/rs/zerolog"
 )
 
 // TestWSGIEnviron: PEP 3333's environ, with the mount prefix as
@@ -255,6 +259,42 @@ func TestWSGIHardTimeout(t *testing.T) {
 	if code, body, _ := do(t, "GET", s.url+"/sleep?0.01", nil); code != 200 || body != "woke" {
 		t.Errorf("a request within the timeout: %d %q", code, body)
 	}
+}
+
+// TestWSGILongRequestID: the ID ferry's access log sets on the response,
+// in the header it is configured with, goes to the application, and a
+// 128-byte one (the longest ferry takes from a client) still names its
+// request on the scoreboard: past the hard timeout, its worker is found
+// and killed.
+func TestWSGILongRequestID(t *testing.T) {
+	leakcheck.Check(t)
+	s := wsgi(t, func(w *Workers) { w.Timeout = 500 * time.Millisecond; w.ResponseIDHeader = "X-Trace-Id" })
+	id := strings.Repeat("0123456789abcdef", 8)
+	nop := zerolog.Nop()
+	c := &scgi.Client{Network: "unix", Address: s.w.Address(), MaxConns: s.w.Pool.Size(), Logger: &nop}
+	next := s.w.Handler(scgi.NewHandler(c, cgi.Mount{Prefix: "/app/"}, cgi.Settings{Logger: &nop}))
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Trace-Id", id) // as ferry's access log does
+		next.ServeHTTP(w, r)
+	}))
+	defer hs.Close()
+
+	code, body, _ := do(t, "GET", hs.URL+"/app/environ", nil)
+	var env map[string]any
+	if err := json.Unmarshal([]byte(body), &env); code != 200 || err != nil {
+		t.Fatalf("GET /environ: %d %v %s", code, err, body)
+	}
+	if got := env["HTTP_X_REQUEST_ID"]; got != id {
+		t.Errorf("HTTP_X_REQUEST_ID = %q; want the response's X-Trace-Id %q", got, id)
+	}
+	if code, _, _ := do(t, "GET", hs.URL+"/app/sleep", nil); code != http.StatusGatewayTimeout {
+		t.Errorf("past the hard timeout: %d; want 504", code)
+	}
+	pid, _ := strconv.Atoi(waitFile(t, filepath.Join(s.state, "sleeping")))
+	waitFor(t, "kill log", func() bool {
+		return len(s.logs.Lines("passed the hard timeout; killing its worker", `"pid":`+strconv.Itoa(pid), `"req_id":"`+id+`"`)) == 1
+	})
+	replaced(t, s.w, pid, 2)
 }
 
 // TestWSGIRecycling: max_requests makes a worker exit after that many

@@ -31,7 +31,7 @@
 #
 #   FERRY_MAX_REQUESTS  exit after this many requests (recycling)
 #   FERRY_SCOREBOARD    a directory where the worker says which request it
-#                       serves: a 64-byte file named by its pid holding the
+#                       serves: a 256-byte file named by its pid holding the
 #                       request ID (NUL: idle; "!" and the ID: its answer
 #                       was cut short), read by ferry.
 #   FERRY_LISTEN_FD     the listening socket's descriptor (default 0)
@@ -49,7 +49,7 @@ my %cfg = map { $_ => delete $ENV{$_} }
 	qw(FERRY_PSGI_FILE FERRY_PERL_CGI FERRY_MAX_REQUESTS FERRY_SCOREBOARD FERRY_LISTEN_FD);
 my $max_requests = $cfg{FERRY_MAX_REQUESTS} || 0;
 my $listen_fd = $cfg{FERRY_LISTEN_FD} || 0;
-use constant { RECV => 65536, MAX_HEADER => 16 << 20, BOARD_SIZE => 64, MAX_STDERR => 64 << 10 };
+use constant { RECV => 65536, MAX_HEADER => 16 << 20, BOARD_SIZE => 256, MAX_STDERR => 64 << 10 };
 
 # The listening socket leaves its descriptor (a copy above 2 is
 # close-on-exec), so that programs the application runs do not inherit it.

@@ -25,7 +25,7 @@ removes before it loads the application:
   FERRY_WSGI_PYTHONPATH directories put first on sys.path, ':'-separated
   FERRY_MAX_REQUESTS    exit after this many requests (recycling)
   FERRY_SCOREBOARD      a directory where the worker says which request it
-                        serves: a 64-byte file named by its pid holding the
+                        serves: a 256-byte file named by its pid holding the
                         request ID (NUL: idle; "!" and the ID: its answer
                         was cut short). ferry reads it to kill the worker of
                         a request past its hard timeout, and to tell a
@@ -55,7 +55,7 @@ HOP_BY_HOP = frozenset((
 TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 MAX_HEADER = 16 << 20  # the longest SCGI header block taken
 RECV = 65536
-BOARD_SIZE = 64
+BOARD_SIZE = 256
 
 
 class Input:

@@ -1,0 +1,182 @@
+package cgi
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// PHPSite resolves request paths to scripts under a document root by
+// splitting them at an extension, the way an nginx + php-fpm site is
+// configured (fastcgi_split_path_info
+// ^(.+?\.php)(/.*)$, try_files $fastcgi_script_name =404, index index.php,
+// try_files $uri $uri/ /index.php?$query_string), but with the checks done
+// on decoded paths so that CVE-2019-11043-style PATH_INFO games cannot
+// work:
+//
+//   - the script is the first path segment ending in the extension that
+//     names a regular file under Root; the rest of the path is PATH_INFO;
+//   - a path ending in "/" runs its directory's index.php;
+//   - a path naming a file that is not a script is static: the handler
+//     [PHPSite.Handler] returns serves it itself, never the application
+//     (Resolve alone answers 404 for it);
+//   - anything else falls back to FrontController (with the whole path as
+//     PATH_INFO), if set, or is 404;
+//   - NUL, CR, LF, "." and ".." segments are refused, and nothing outside
+//     Root runs, symbolic links included.
+//
+// The layout is not tied to a protocol: PHPSite serves php-fpm through a
+// FastCGI handler, and as well an SCGI application or php-cgi as a CGI
+// script through a [Handler].
+//
+// A PHPSite must not be copied after first use.
+type PHPSite struct {
+	// Root is the document root.
+	Root string
+	// Ext is the script extension. If empty, ".php".
+	Ext string
+	// Index is the script for directory paths. If empty, "index.php".
+	Index string
+	// FrontController is the script for paths that name nothing, such as
+	// "/index.php" for pretty URLs. If empty, such paths are 404.
+	FrontController string
+
+	once    sync.Once
+	root    string // Root, symbolic links resolved
+	rootErr error
+}
+
+func (p *PHPSite) ext() string {
+	if p.Ext == "" {
+		return ".php"
+	}
+	return p.Ext
+}
+
+func (p *PHPSite) index() string {
+	if p.Index == "" {
+		return "index.php"
+	}
+	return p.Index
+}
+
+// errStatic says a path names a static file.
+var errStatic = statusError(http.StatusNotFound, errors.New("cgi: a static file"))
+
+// Resolve maps r to its script, or returns a [*StatusError]: 404 for no
+// script (a static file among them), 403 for a document root that cannot
+// be read, 400 for a path no script may have.
+func (p *PHPSite) Resolve(r *http.Request) (Script, error) {
+	s, err := p.lookup(r.URL.Path)
+	if err == errStatic {
+		return Script{}, statusError(http.StatusNotFound, fmt.Errorf("cgi: %s is not a script", r.URL.Path))
+	}
+	return s, err
+}
+
+func (p *PHPSite) lookup(urlPath string) (Script, error) {
+	if strings.ContainsAny(urlPath, "\x00\r\n\\") {
+		return Script{}, fmt.Errorf("%w: path %q", ErrInvalidMetaVariable, urlPath)
+	}
+	if !strings.HasPrefix(urlPath, "/") {
+		return Script{}, statusError(http.StatusNotFound, fmt.Errorf("cgi: no script for %q", urlPath))
+	}
+	segs := strings.Split(urlPath[1:], "/")
+	for _, seg := range segs {
+		if seg == "." || seg == ".." {
+			return Script{}, fmt.Errorf("%w: dot segment in %q", ErrInvalidMetaVariable, urlPath)
+		}
+	}
+	p.once.Do(func() { p.root, p.rootErr = filepath.EvalSymlinks(p.Root) })
+	if p.rootErr != nil {
+		return Script{}, fsError(fmt.Errorf("cgi: document root: %w", p.rootErr))
+	}
+	root := p.root
+	scriptLike := false
+	for i, seg := range segs {
+		if !strings.HasSuffix(seg, p.ext()) {
+			continue
+		}
+		scriptLike = true
+		name := "/" + strings.Join(segs[:i+1], "/")
+		if file, ok := p.regular(root, name); ok {
+			s := Script{Name: name, Filename: file, Root: p.Root}
+			if i+1 < len(segs) {
+				s.PathInfo = "/" + strings.Join(segs[i+1:], "/")
+			}
+			return s, nil
+		}
+		break // "/missing.php/x": not a script, and not passed on
+	}
+	if strings.HasSuffix(urlPath, "/") {
+		name := urlPath + p.index()
+		if file, ok := p.regular(root, name); ok {
+			return Script{Name: name, Filename: file, Root: p.Root}, nil
+		}
+	} else if _, ok := p.regular(root, urlPath); ok && !strings.HasSuffix(urlPath, p.ext()) {
+		return Script{}, errStatic
+	} else if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(urlPath))); err == nil && fi.IsDir() {
+		return Script{}, errStatic // the static side redirects to the slash
+	}
+	// A path naming a missing script is refused, never handed to the front
+	// controller.
+	if fc := p.FrontController; fc != "" && !scriptLike {
+		if file, ok := p.regular(root, fc); ok {
+			return Script{Name: fc, Filename: file, Root: p.Root}, nil
+		}
+	}
+	return Script{}, statusError(http.StatusNotFound, fmt.Errorf("cgi: no script for %s", urlPath))
+}
+
+// regular reports whether name (a URL path) is a regular file inside root,
+// symbolic links resolved, and returns its path.
+//
+// Each component below root is checked with one Lstat; only a symbolic link
+// costs a full resolution.
+func (p *PHPSite) regular(root, name string) (string, bool) {
+	cur := root
+	var fi os.FileInfo
+	for _, seg := range strings.Split(strings.Trim(name, "/"), "/") {
+		if seg == "" {
+			return "", false
+		}
+		cur = filepath.Join(cur, seg)
+		var err error
+		if fi, err = os.Lstat(cur); err != nil {
+			return "", false
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			real, err := filepath.EvalSymlinks(cur)
+			if err != nil || (real != root && !strings.HasPrefix(real, root+string(filepath.Separator))) {
+				return "", false
+			}
+			if fi, err = os.Stat(real); err != nil {
+				return "", false
+			}
+		}
+	}
+	if fi == nil || !fi.Mode().IsRegular() {
+		return "", false
+	}
+	return filepath.Join(p.Root, filepath.FromSlash(name)), true
+}
+
+// Handler returns a handler serving the site: scripts through app (a
+// [Forwarder] or a [Handler]; its own Resolver is not asked), static files
+// from Root by static (which must refuse what it should not show). Each
+// path is resolved once.
+func (p *PHPSite) Handler(app ScriptHandler, static http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := p.lookup(r.URL.Path)
+		if err == errStatic {
+			static.ServeHTTP(w, r)
+			return
+		}
+		app.ServeScript(w, r, s, err)
+	})
+}
