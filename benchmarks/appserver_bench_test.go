@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,11 +17,6 @@ import (
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/ferrygw/ferry/internal/testdir"
 )
-
-// appWorkers is the worker count of every application server compared:
-// ferry's wsgi: and psgi: workers, Gunicorn's sync workers, uWSGI's
-// processes, plackup's FastCGI processes.
-const appWorkers = 4
 
 // runFerry runs ferry (bridge.Server.Run, workers included) with mounts on
 // a loopback port until the benchmark ends, and returns its URL.
@@ -73,51 +67,43 @@ func children() procTrees {
 	return procTrees{Roots: leakcheck.Children(os.Getpid()), Gateway: func(int, string) bool { return false }}
 }
 
-// benchPython returns Debian's /usr/bin/python3 (python3-flask,
+// debianPython returns Debian's /usr/bin/python3 (python3-flask,
 // python3-django), the interpreter Gunicorn and uWSGI's python3 plugin
-// run, if it imports the modules; else the benchmark is skipped.
-func benchPython(b *testing.B, modules ...string) string {
+// run, if it imports os; else the benchmark is skipped.
+func debianPython(b *testing.B) string {
 	b.Helper()
 	py := "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import "+strings.Join(append([]string{"os"}, modules...), ", ")).Run(); err != nil {
-		b.Skipf("%s cannot import %v (Debian python3-flask, python3-django): %v", py, modules, err)
+	if why := pythonImports(py, "os"); why != "" {
+		b.Skip(why)
 	}
 	return py
 }
 
-// wsgiApps writes the WSGI applications compared into dir and returns,
-// by name, the file and its callable: a bare WSGI hello, a Flask hello,
-// and the hello view of a project from django-admin startproject (default
-// middleware).
-func wsgiApps(b *testing.B, dir, py string) map[string][2]string {
+// wsgiApps writes the WSGI applications compared into dir and returns
+// them by name: a bare WSGI hello, and the frameworks' hellos (Flask, and
+// a django-admin startproject project with its default middleware) that
+// py imports.
+func wsgiApps(b *testing.B, dir, py string) map[string]wsgiApp {
 	b.Helper()
-	write := func(name, text string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+	bare := filepath.Join(dir, "wsgi_hello.py")
+	if err := os.WriteFile(bare, []byte(wsgiHello), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	apps := map[string]wsgiApp{"wsgi": {file: bare, callable: "application"}}
+	for _, fw := range frameworks {
+		if why := pythonImports(py, fw); why != "" {
+			b.Log(why)
+			continue
+		}
+		sub := filepath.Join(dir, fw)
+		if err := os.Mkdir(sub, 0o755); err != nil {
 			b.Fatal(err)
 		}
-		return p
-	}
-	apps := map[string][2]string{"wsgi": {write("wsgi_hello.py", wsgiHello), "application"}}
-	if exec.Command(py, "-c", "import flask").Run() == nil {
-		apps["flask"] = [2]string{write("flask_hello.py", "from flask import Flask\n\napp = Flask(__name__)\n\n\n"+
-			"@app.route(\"/\")\ndef hello():\n    return \"Hello, world\\n\"\n"), "app"}
-	}
-	if exec.Command(py, "-c", "import django").Run() == nil {
-		if out, err := exec.Command(py, "-m", "django", "startproject", "hellosite", dir).CombinedOutput(); err != nil {
-			b.Fatalf("django-admin startproject: %v\n%s", err, out)
-		}
-		write("hellosite/views.py", "from django.http import HttpResponse\n\n\ndef hello(request):\n    return HttpResponse(\"Hello, world\\n\", content_type=\"text/plain\")\n")
-		write("hellosite/urls.py", "from django.urls import path\nfrom . import views\n\nurlpatterns = [path(\"\", views.hello)]\n")
-		f, err := os.OpenFile(filepath.Join(dir, "hellosite", "settings.py"), os.O_APPEND|os.O_WRONLY, 0)
+		a, err := writeFrameworkApp(sub, fw, py)
 		if err != nil {
 			b.Fatal(err)
 		}
-		fmt.Fprint(f, "\nALLOWED_HOSTS = [\"*\"]\nDEBUG = False\n")
-		f.Close()
-		// One file every server loads the same way.
-		apps["django"] = [2]string{write("django_hello.py", "import os, sys\nsys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))\n"+
-			"from hellosite.wsgi import application\n"), "application"}
+		apps[fw] = a
 	}
 	if err := peers.MakeWorldReadable(dir); err != nil {
 		b.Fatal(err)
@@ -136,31 +122,29 @@ func wsgiApps(b *testing.B, dir, py string) map[string][2]string {
 // per request, app-cpu-us/req the workers'.
 func BenchmarkAppServer(b *testing.B) {
 	peerstest.Need(b, "wrk")
-	py := benchPython(b)
-	dir := b.TempDir()
-	apps := wsgiApps(b, dir, py)
-	for _, name := range []string{"wsgi", "flask", "django"} {
+	py := debianPython(b)
+	apps := wsgiApps(b, b.TempDir(), py)
+	for _, name := range append([]string{"wsgi"}, frameworks...) {
 		app, ok := apps[name]
 		if !ok {
 			continue
 		}
-		file, callable := app[0], app[1]
-		module := strings.TrimSuffix(filepath.Base(file), ".py")
+		file, callable := app.file, app.callable
 		ref := map[string]measured{}
 		rows := []struct {
 			name  string
 			start func(b *testing.B) string
 		}{
 			{"gunicorn", func(b *testing.B) string {
-				g := peerstest.RunGunicorn(b, peers.GunicornConfig{App: module + ":" + callable, Chdir: dir, Workers: appWorkers})
+				g := peerstest.RunGunicorn(b, peers.GunicornConfig{App: app.module() + ":" + callable, Chdir: filepath.Dir(file), Workers: appServerWorkers})
 				return runFerry(b, bridge.Config{}, "/=http://"+g.Address)
 			}},
 			{"uwsgi", func(b *testing.B) string {
-				u := peerstest.RunUWSGI(b, peers.UWSGIConfig{WSGIFile: file, Callable: callable, Processes: appWorkers})
-				return runFerry(b, bridge.Config{}, fmt.Sprintf("/=scgi+unix://%s?max_conns=%d", u.Address, appWorkers))
+				u := peerstest.RunUWSGI(b, peers.UWSGIConfig{WSGIFile: file, Callable: callable, Processes: appServerWorkers})
+				return runFerry(b, bridge.Config{}, fmt.Sprintf("/=scgi+unix://%s?max_conns=%d", u.Address, appServerWorkers))
 			}},
 			{"ferry-wsgi", func(b *testing.B) string {
-				return runFerry(b, bridge.Config{}, fmt.Sprintf("/=wsgi:%s?callable=%s&workers=%d&python=%s", file, callable, appWorkers, url.QueryEscape(py)))
+				return runFerry(b, bridge.Config{}, fmt.Sprintf("/=wsgi:%s?callable=%s&workers=%d&python=%s", file, callable, appServerWorkers, url.QueryEscape(py)))
 			}},
 		}
 		for _, row := range rows {
@@ -207,11 +191,11 @@ func BenchmarkPSGI(b *testing.B) {
 		if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nexec "+plackup+" -s FCGI -E deployment --manager= "+app+"\n"), 0o755); err != nil {
 			b.Fatal(err)
 		}
-		u := runFerry(b, bridge.Config{}, fmt.Sprintf("/=fastcgi+exec:%s?workers=%d", wrapper, appWorkers))
+		u := runFerry(b, bridge.Config{}, fmt.Sprintf("/=fastcgi+exec:%s?workers=%d", wrapper, appServerWorkers))
 		plack, havePlack = measureLoad(b, u+"/", helloBody, children()), true
 	})
 	b.Run("ferry-psgi", func(b *testing.B) {
-		u := runFerry(b, bridge.Config{}, fmt.Sprintf("/=psgi:%s?workers=%d", app, appWorkers))
+		u := runFerry(b, bridge.Config{}, fmt.Sprintf("/=psgi:%s?workers=%d", app, appServerWorkers))
 		m := measureLoad(b, u+"/", helloBody, children())
 		reportRatio(b, m, plack, havePlack, "plackup-fcgi")
 	})
@@ -240,7 +224,7 @@ func BenchmarkPersistentCGI(b *testing.B) {
 				peerstest.Need(b, lang.need)
 				mount := "/cgi-bin/=cgi:" + dir
 				if mode == "persist" {
-					mount += fmt.Sprintf("?persist=%s&workers=%d", lang.name, appWorkers)
+					mount += fmt.Sprintf("?persist=%s&workers=%d", lang.name, appServerWorkers)
 				}
 				u := runFerry(b, bridge.Config{}, mount)
 				m := measureLoad(b, u+"/cgi-bin/"+lang.script, helloBody, children())

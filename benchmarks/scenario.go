@@ -120,9 +120,10 @@ func (s *scenario) name() string { return s.app + "/" + s.lang + "/" + s.mode + 
 
 // env is what scenarios share: the apps' directory and the helper command.
 type env struct {
-	cfg  *Config
-	apps string // a world-readable copy of cfg.Apps
-	tmp  string
+	cfg      *Config
+	apps     string // a world-readable copy of cfg.Apps
+	tmp      string
+	wsgiApps map[string]wsgiApp // the frameworks' hellos written so far, by framework
 }
 
 // appQuery returns the request path of an app variant.
@@ -171,7 +172,11 @@ func (c *Config) scenarios() []scenario {
 	for _, app := range apps {
 		for _, lang := range []string{"sh", "perl", "python", "php"} {
 			need := map[string][]string{"perl": {"perl"}, "python": {"python3"}, "php": {"php-cgi"}}[lang]
-			out = append(out, scenario{app: app, lang: lang, mode: "cgi", gateway: "ferry", need: need,
+			var vs string // the persistent form of the same scripts
+			if lang == "perl" || lang == "php" {
+				vs = lang + "/cgi-persist/ferry"
+			}
+			out = append(out, scenario{app: app, lang: lang, mode: "cgi", gateway: "ferry", vs: vs, need: need,
 				start: func(ctx context.Context, e *env) (*setup, error) {
 					return ferryFront(ctx, e, frontSpec{Kind: "cgi", Path: filepath.Join(e.apps, "bench."+scriptExt(lang))})
 				}})
@@ -181,6 +186,7 @@ func (c *Config) scenarios() []scenario {
 				out = append(out, scenario{app: app, lang: lang, mode: "scgi", gateway: "ferry", na: "sh has no long-lived form"})
 			case "perl":
 				out = append(out, persistScenario(app, lang, "perl"))
+				out = append(out, psgiScenarios(app)...)
 				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry-pool", need: []string{"perl"},
 					check: func() string {
 						if exec.Command("perl", "-MFCGI", "-e1").Run() != nil {
@@ -204,19 +210,9 @@ func (c *Config) scenarios() []scenario {
 						return ferryFront(ctx, e, frontSpec{Kind: "scgi-pool", Path: perl, Args: []string{filepath.Join(e.apps, "bench-scgi.pl")}, Workers: 4})
 					}})
 			case "python":
-				out = append(out, scenario{app: app, lang: lang, mode: "wsgi", gateway: "ferry-wsgi", need: []string{"python3"},
-					start: func(ctx context.Context, e *env) (*setup, error) {
-						// The interpreter of the CGI row (bench.py's #! line),
-						// uwsgi's and Gunicorn's: Debian's.
-						script := filepath.Join(e.apps, "bench.py")
-						return ferryFront(ctx, e, frontSpec{Kind: "mount", Mount: "/=wsgi:" + script + "?workers=4&python=" + url.QueryEscape(shebang(script))})
-					}})
-				out = append(out, scenario{app: app, lang: lang, mode: "wsgi", gateway: "ferry+gunicorn", need: []string{"gunicorn"},
-					start: func(ctx context.Context, e *env) (*setup, error) { return startGunicorn(ctx, e) }})
+				out = append(out, c.wsgiScenarios(app, func(e *env) (wsgiApp, error) { return e.benchApp(), nil }, nil)...)
 				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry+uwsgi", need: []string{"uwsgi"},
-					check: uwsgiPython, start: func(ctx context.Context, e *env) (*setup, error) { return startUwsgi(ctx, e, "fastcgi") }})
-				out = append(out, scenario{app: app, lang: lang, mode: "scgi", gateway: "ferry+uwsgi", need: []string{"uwsgi"},
-					check: uwsgiPython, start: func(ctx context.Context, e *env) (*setup, error) { return startUwsgi(ctx, e, "scgi") }})
+					check: uwsgiPython, start: func(ctx context.Context, e *env) (*setup, error) { return startUwsgi(ctx, e, "fastcgi", e.benchApp()) }})
 			case "php":
 				out = append(out, persistScenario(app, lang, "php-cgi"))
 				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry-pool-php-cgi", need: []string{"php-cgi"},
@@ -247,6 +243,7 @@ func (c *Config) scenarios() []scenario {
 			}},
 		)
 	}
+	out = append(out, c.frameworkScenarios()...)
 	if !c.full() {
 		// The quick profile keeps to about a minute: the realistic app's
 		// SCGI workers (which run as its FastCGI workers do) wait for
@@ -409,10 +406,10 @@ func firstLine(s string) string {
 	return l
 }
 
-// startUwsgiApp runs the Python app in uwsgi (4 processes) on a unix
-// socket speaking proto, "fastcgi" or "scgi", and returns the process, its
+// startUwsgiApp runs app in uwsgi (4 processes) on a unix socket
+// speaking proto, "fastcgi" or "scgi", and returns the process, its
 // directory and the socket.
-func (e *env) startUwsgiApp(ctx context.Context, proto string) (*peers.Process, string, string, error) {
+func (e *env) startUwsgiApp(ctx context.Context, proto string, app wsgiApp) (*peers.Process, string, string, error) {
 	uw, err := peers.Lookup("uwsgi")
 	if err != nil {
 		return nil, "", "", err
@@ -421,19 +418,18 @@ func (e *env) startUwsgiApp(ctx context.Context, proto string) (*peers.Process, 
 	sock := filepath.Join(dir, "app.sock")
 	p, err := peers.Start(ctx, peers.Spec{
 		Path: uw,
-		Args: []string{"--plugin", "python3", "--" + proto + "-socket", sock, "--wsgi-file", filepath.Join(e.apps, "bench.py"),
+		Args: []string{"--plugin", "python3", "--" + proto + "-socket", sock, "--wsgi-file", app.file, "--callable", app.callable,
 			"--processes", "4", "--disable-logging", "--master", "--die-on-term", "--chmod-socket=666"},
-		Dir:       e.apps,
+		Dir:       filepath.Dir(app.file),
 		LogFile:   filepath.Join(dir, "uwsgi.log"),
 		ReadyUnix: sock,
 	})
 	return p, dir, sock, err
 }
 
-// startUwsgi runs the Python app in uwsgi (startUwsgiApp) and a ferry
-// front to it.
-func startUwsgi(ctx context.Context, e *env, proto string) (*setup, error) {
-	p, _, sock, err := e.startUwsgiApp(ctx, proto)
+// startUwsgi runs app in uwsgi (startUwsgiApp) and a ferry front to it.
+func startUwsgi(ctx context.Context, e *env, proto string, app wsgiApp) (*setup, error) {
+	p, _, sock, err := e.startUwsgiApp(ctx, proto, app)
 	if err != nil {
 		return nil, err
 	}
@@ -444,51 +440,6 @@ func startUwsgi(ctx context.Context, e *env, proto string) (*setup, error) {
 	}
 	stop := s.stop
 	s.stop = func() { stop(); p.Stop() }
-	return s, nil
-}
-
-// shebang returns the interpreter a script's #! line names, or "python3".
-func shebang(script string) string {
-	b, err := os.ReadFile(script)
-	if err != nil {
-		return "python3"
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	if f := strings.Fields(strings.TrimPrefix(line, "#!")); strings.HasPrefix(line, "#!") && len(f) > 0 {
-		return f[0]
-	}
-	return "python3"
-}
-
-// persistScenario serves the app's script as ferry's cgi: mount with
-// persist (kept in workers: perl, or php-cgi for PHP), 4 workers.
-func persistScenario(app, lang, need string) scenario {
-	return scenario{app: app, lang: lang, mode: "cgi-persist", gateway: "ferry", need: []string{need},
-		start: func(ctx context.Context, e *env) (*setup, error) {
-			name := map[string]string{"perl": "perl", "php": "php"}[lang]
-			s, err := ferryFront(ctx, e, frontSpec{Kind: "mount", Mount: "/cgi-bin/=cgi:" + e.apps + "?persist=" + name + "&workers=4"})
-			if err != nil {
-				return nil, err
-			}
-			s.addr += "/cgi-bin/bench." + scriptExt(lang)
-			return s, nil
-		}}
-}
-
-// startGunicorn runs the Python app in Gunicorn (4 sync workers) on
-// loopback TCP, and a ferry front to it over http://.
-func startGunicorn(ctx context.Context, e *env) (*setup, error) {
-	g, err := peers.StartGunicorn(ctx, e.newDir("gunicorn"), peers.GunicornConfig{App: "bench:application", Chdir: e.apps, Workers: 4})
-	if err != nil {
-		return nil, err
-	}
-	s, err := ferryFront(ctx, e, frontSpec{Kind: "mount", Mount: "/=http://" + g.Address}, g.Process.Pid())
-	if err != nil {
-		g.Stop()
-		return nil, err
-	}
-	stop := s.stop
-	s.stop = func() { stop(); g.Stop() }
 	return s, nil
 }
 
