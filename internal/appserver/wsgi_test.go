@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -341,6 +342,35 @@ func TestWSGIModule(t *testing.T) {
 	s := serve(t, &WSGI{Python: py, Module: "webapp.web:make", Dir: work, PythonPath: []string{lib}}, nil)
 	if code, body, _ := do(t, "GET", s.url+"/", nil); code != 200 || body != work {
 		t.Errorf("GET: %d %q; want 200 %q", code, body, work)
+	}
+}
+
+// TestWSGIVirtualenv: python= naming a virtualenv's interpreter runs the
+// application in that environment: sys.prefix is the virtualenv, and a
+// module installed only there imports.
+func TestWSGIVirtualenv(t *testing.T) {
+	py := peerstest.Need(t, "python3")["python3"]
+	venv := filepath.Join(t.TempDir(), "venv")
+	if out, err := exec.Command(py, "-m", "venv", "--without-pip", venv).CombinedOutput(); err != nil {
+		t.Fatalf("python3 -m venv (Debian python3-venv): %v\n%s", err, out)
+	}
+	sites, _ := filepath.Glob(filepath.Join(venv, "lib", "python3*", "site-packages"))
+	if len(sites) != 1 {
+		t.Fatalf("the virtualenv's site-packages: %v", sites)
+	}
+	app := filepath.Join(t.TempDir(), "app.py")
+	for path, src := range map[string]string{
+		filepath.Join(sites[0], "onlyhere.py"): "NAME = 'from the virtualenv'\n",
+		app: "import sys, onlyhere\ndef application(environ, start_response):\n" +
+			"    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [(sys.prefix + ' ' + onlyhere.NAME).encode()]\n",
+	} {
+		if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := serve(t, &WSGI{Python: filepath.Join(venv, "bin", "python3"), File: app}, func(w *Workers) { w.Pool.Workers = 1 })
+	if code, body, _ := do(t, "GET", s.url+"/", nil); code != 200 || body != venv+" from the virtualenv" {
+		t.Errorf("GET: %d %q; want 200 %q", code, body, venv+" from the virtualenv")
 	}
 }
 
