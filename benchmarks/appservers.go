@@ -215,14 +215,7 @@ func startGunicorn(ctx context.Context, e *env, app wsgiApp) (*setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := ferryFront(ctx, e, frontSpec{Kind: "mount", Mount: "/=http://" + g.Address}, g.Process.Pid())
-	if err != nil {
-		g.Stop()
-		return nil, err
-	}
-	stop := s.stop
-	s.stop = func() { stop(); g.Stop() }
-	return s, nil
+	return ferryFrontTo(ctx, e, frontSpec{Kind: "mount", Mount: "/=http://" + g.Address}, g.Process.Pid(), g.Stop)
 }
 
 // psgiScenarios returns the rows of bench.psgi (bench.pl's render as a
@@ -238,12 +231,7 @@ func psgiScenarios(app string) []scenario {
 				return ferryFront(ctx, e, frontSpec{Kind: "mount", Mount: mount})
 			}},
 		{app: app, lang: "perl", mode: "psgi", gateway: "ferry+plackup-fcgi", vs: "perl/psgi/ferry-psgi", need: []string{"perl", "plackup"},
-			check: func() string {
-				if exec.Command("perl", "-MPlack::Handler::FCGI", "-e1").Run() != nil {
-					return "Plack::Handler::FCGI is not installed (Debian libplack-perl, libfcgi-perl)"
-				}
-				return ""
-			},
+			check: perlModule("Plack::Handler::FCGI", "Plack::Handler::FCGI", "libplack-perl, libfcgi-perl"),
 			start: func(ctx context.Context, e *env) (*setup, error) {
 				plackup, err := peers.Lookup("plackup")
 				if err != nil {

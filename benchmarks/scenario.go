@@ -188,23 +188,13 @@ func (c *Config) scenarios() []scenario {
 				out = append(out, persistScenario(app, lang, "perl"))
 				out = append(out, psgiScenarios(app)...)
 				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry-pool", need: []string{"perl"},
-					check: func() string {
-						if exec.Command("perl", "-MFCGI", "-e1").Run() != nil {
-							return "Perl's FCGI module is not installed (Debian libfcgi-perl)"
-						}
-						return ""
-					},
+					check: perlModule("FCGI", "Perl's FCGI module", "libfcgi-perl"),
 					start: func(ctx context.Context, e *env) (*setup, error) {
 						perl, _ := peers.Lookup("perl")
 						return ferryFront(ctx, e, frontSpec{Kind: "fastcgi-pool", Path: perl, Args: []string{filepath.Join(e.apps, "bench-fcgi.pl")}, Workers: 4})
 					}})
 				out = append(out, scenario{app: app, lang: lang, mode: "scgi", gateway: "ferry-workers", need: []string{"perl"},
-					check: func() string {
-						if exec.Command("perl", "-MSCGI", "-e1").Run() != nil {
-							return "Perl's SCGI module is not installed (Debian libscgi-perl)"
-						}
-						return ""
-					},
+					check: perlModule("SCGI", "Perl's SCGI module", "libscgi-perl"),
 					start: func(ctx context.Context, e *env) (*setup, error) {
 						perl, _ := peers.Lookup("perl")
 						return ferryFront(ctx, e, frontSpec{Kind: "scgi-pool", Path: perl, Args: []string{filepath.Join(e.apps, "bench-scgi.pl")}, Workers: 4})
@@ -401,6 +391,17 @@ func uwsgiPython() string {
 	return ""
 }
 
+// perlModule returns a check that perl loads module, named what, which
+// Debian's package pkg installs.
+func perlModule(module, what, pkg string) func() string {
+	return func() string {
+		if exec.Command("perl", "-M"+module, "-e1").Run() != nil {
+			return what + " is not installed (Debian " + pkg + ")"
+		}
+		return ""
+	}
+}
+
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
 	return l
@@ -433,13 +434,20 @@ func startUwsgi(ctx context.Context, e *env, proto string, app wsgiApp) (*setup,
 	if err != nil {
 		return nil, err
 	}
-	s, err := ferryFront(ctx, e, frontSpec{Kind: proto, Network: "unix", Address: sock, Workers: 4}, p.Pid())
+	return ferryFrontTo(ctx, e, frontSpec{Kind: proto, Network: "unix", Address: sock, Workers: 4}, p.Pid(), p.Stop)
+}
+
+// ferryFrontTo starts a front helper with spec in front of a peer running
+// apart (its process pid, measured with the helper, stopped by stopPeer):
+// the peer stops with the setup, or at once if the helper does not start.
+func ferryFrontTo(ctx context.Context, e *env, spec frontSpec, pid int, stopPeer func() error) (*setup, error) {
+	s, err := ferryFront(ctx, e, spec, pid)
 	if err != nil {
-		p.Stop()
+		stopPeer()
 		return nil, err
 	}
 	stop := s.stop
-	s.stop = func() { stop(); p.Stop() }
+	s.stop = func() { stop(); stopPeer() }
 	return s, nil
 }
 
