@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrygw/ferry/bridge"
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/scgi"
@@ -71,8 +72,9 @@ func RunHelper(ctx context.Context, args []string) error {
 
 // frontSpec describes the gateway a front helper runs.
 type frontSpec struct {
-	// Kind is "cgi" (ferry's cgi.Handler), "cgi-dir" (a cgi.Handler of a
-	// cgi.Dir: the scripts of Path at Prefix), "stdcgi" (Go's net/http/cgi),
+	// Kind is "mount" (ferry serve with Mount), "cgi" (ferry's
+	// cgi.Handler), "cgi-dir" (a cgi.Handler of a cgi.Dir: the scripts of
+	// Path at Prefix), "stdcgi" (Go's net/http/cgi),
 	// "fastcgi-pool" (a spawn.Pool of Workers processes of Path and
 	// fastcgi.NewHandler), "fastcgi" (fastcgi.NewHandler to Network/Address),
 	// "scgi" (scgi.NewHandler to Network/Address), "scgi-pool" (a spawn.Pool
@@ -101,6 +103,10 @@ type frontSpec struct {
 	// FastCGI server (a web server in front of ferry, as in the README's
 	// fcgiwrap replacement).
 	Listen string `json:"listen,omitempty"`
+	// Mount, for Kind "mount", is a --mount of ferry serve: the helper runs
+	// ferry itself (bridge.Server.Run), the workers such a mount starts
+	// included (wsgi:, psgi:, cgi:DIR?persist=...).
+	Mount string `json:"mount,omitempty"`
 }
 
 // handler builds the gateway, and a function that stops what it started.
@@ -180,6 +186,13 @@ func (s frontSpec) startPool(ctx context.Context) (*spawn.Pool, func(), error) {
 func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go func() {
+		io.Copy(io.Discard, in) // until the harness closes our stdin or dies
+		cancel()
+	}()
+	if spec.Kind == "mount" {
+		return runMount(ctx, spec.Mount, out)
+	}
 	h, stop, err := spec.handler(ctx)
 	if err != nil {
 		return err
@@ -189,10 +202,6 @@ func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) 
 	if err != nil {
 		return fmt.Errorf("benchmarks: front: %w", err)
 	}
-	go func() {
-		io.Copy(io.Discard, in) // until the harness closes our stdin or dies
-		cancel()
-	}()
 	if spec.Listen == "fastcgi" {
 		nop := zerolog.Nop()
 		srv := &fastcgi.Server{Handler: h, Logger: &nop}
@@ -220,6 +229,33 @@ func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) 
 		return fmt.Errorf("benchmarks: front: %w", err)
 	}
 	return nil
+}
+
+// runMount runs ferry serve with one mount on a loopback port (its workers
+// started, and stopped when ctx ends), and writes "http://ADDR\n" to out
+// once it listens.
+func runMount(ctx context.Context, mount string, out io.Writer) error {
+	m, err := bridge.ParseMount(mount)
+	if err != nil {
+		return err
+	}
+	listen, err := bridge.ParseAddress("http://127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	lg := zerolog.New(os.Stderr).Level(zerolog.WarnLevel)
+	srv, err := bridge.New(bridge.Config{Listen: []bridge.Address{listen}, Mounts: []bridge.Mount{m}, Logger: &lg})
+	if err != nil {
+		return err
+	}
+	var werr error
+	err = srv.Run(ctx, func(ls []net.Listener) {
+		_, werr = fmt.Fprintf(out, "http://%s\n", ls[0].Addr())
+	})
+	if werr != nil {
+		return fmt.Errorf("benchmarks: front: %w", werr)
+	}
+	return err
 }
 
 // front is a running front helper process.

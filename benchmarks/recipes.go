@@ -74,7 +74,7 @@ func frontFPM(ctx context.Context, e *env, kind string, maxConns int) (*setup, e
 // startNginxUwsgi runs the Python app in uwsgi on an SCGI unix socket, as
 // startUwsgi does for ferry, with nginx scgi_pass in front.
 func startNginxUwsgi(ctx context.Context, e *env) (*setup, error) {
-	p, dir, sock, err := e.startUwsgiApp(ctx, "scgi")
+	p, dir, sock, err := e.startUwsgiApp(ctx, "scgi", e.benchApp())
 	if err != nil {
 		return nil, err
 	}

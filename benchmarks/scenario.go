@@ -120,9 +120,10 @@ func (s *scenario) name() string { return s.app + "/" + s.lang + "/" + s.mode + 
 
 // env is what scenarios share: the apps' directory and the helper command.
 type env struct {
-	cfg  *Config
-	apps string // a world-readable copy of cfg.Apps
-	tmp  string
+	cfg      *Config
+	apps     string // a world-readable copy of cfg.Apps
+	tmp      string
+	wsgiApps map[string]wsgiApp // the frameworks' hellos written so far, by framework
 }
 
 // appQuery returns the request path of an app variant.
@@ -171,7 +172,11 @@ func (c *Config) scenarios() []scenario {
 	for _, app := range apps {
 		for _, lang := range []string{"sh", "perl", "python", "php"} {
 			need := map[string][]string{"perl": {"perl"}, "python": {"python3"}, "php": {"php-cgi"}}[lang]
-			out = append(out, scenario{app: app, lang: lang, mode: "cgi", gateway: "ferry", need: need,
+			var vs string // the persistent form of the same scripts
+			if lang == "perl" || lang == "php" {
+				vs = lang + "/cgi-persist/ferry"
+			}
+			out = append(out, scenario{app: app, lang: lang, mode: "cgi", gateway: "ferry", vs: vs, need: need,
 				start: func(ctx context.Context, e *env) (*setup, error) {
 					return ferryFront(ctx, e, frontSpec{Kind: "cgi", Path: filepath.Join(e.apps, "bench."+scriptExt(lang))})
 				}})
@@ -180,34 +185,26 @@ func (c *Config) scenarios() []scenario {
 				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry", na: "sh has no long-lived form"})
 				out = append(out, scenario{app: app, lang: lang, mode: "scgi", gateway: "ferry", na: "sh has no long-lived form"})
 			case "perl":
+				out = append(out, persistScenario(app, lang, "perl"))
+				out = append(out, psgiScenarios(app)...)
 				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry-pool", need: []string{"perl"},
-					check: func() string {
-						if exec.Command("perl", "-MFCGI", "-e1").Run() != nil {
-							return "Perl's FCGI module is not installed (Debian libfcgi-perl)"
-						}
-						return ""
-					},
+					check: perlModule("FCGI", "Perl's FCGI module", "libfcgi-perl"),
 					start: func(ctx context.Context, e *env) (*setup, error) {
 						perl, _ := peers.Lookup("perl")
 						return ferryFront(ctx, e, frontSpec{Kind: "fastcgi-pool", Path: perl, Args: []string{filepath.Join(e.apps, "bench-fcgi.pl")}, Workers: 4})
 					}})
 				out = append(out, scenario{app: app, lang: lang, mode: "scgi", gateway: "ferry-workers", need: []string{"perl"},
-					check: func() string {
-						if exec.Command("perl", "-MSCGI", "-e1").Run() != nil {
-							return "Perl's SCGI module is not installed (Debian libscgi-perl)"
-						}
-						return ""
-					},
+					check: perlModule("SCGI", "Perl's SCGI module", "libscgi-perl"),
 					start: func(ctx context.Context, e *env) (*setup, error) {
 						perl, _ := peers.Lookup("perl")
 						return ferryFront(ctx, e, frontSpec{Kind: "scgi-pool", Path: perl, Args: []string{filepath.Join(e.apps, "bench-scgi.pl")}, Workers: 4})
 					}})
 			case "python":
+				out = append(out, c.wsgiScenarios(app, func(e *env) (wsgiApp, error) { return e.benchApp(), nil }, nil)...)
 				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry+uwsgi", need: []string{"uwsgi"},
-					check: uwsgiPython, start: func(ctx context.Context, e *env) (*setup, error) { return startUwsgi(ctx, e, "fastcgi") }})
-				out = append(out, scenario{app: app, lang: lang, mode: "scgi", gateway: "ferry+uwsgi", need: []string{"uwsgi"},
-					check: uwsgiPython, start: func(ctx context.Context, e *env) (*setup, error) { return startUwsgi(ctx, e, "scgi") }})
+					check: uwsgiPython, start: func(ctx context.Context, e *env) (*setup, error) { return startUwsgi(ctx, e, "fastcgi", e.benchApp()) }})
 			case "php":
+				out = append(out, persistScenario(app, lang, "php-cgi"))
 				out = append(out, scenario{app: app, lang: lang, mode: "fastcgi", gateway: "ferry-pool-php-cgi", need: []string{"php-cgi"},
 					start: func(ctx context.Context, e *env) (*setup, error) {
 						php, _ := peers.Lookup("php-cgi")
@@ -236,6 +233,7 @@ func (c *Config) scenarios() []scenario {
 			}},
 		)
 	}
+	out = append(out, c.frameworkScenarios()...)
 	if !c.full() {
 		// The quick profile keeps to about a minute: the realistic app's
 		// SCGI workers (which run as its FastCGI workers do) wait for
@@ -393,15 +391,26 @@ func uwsgiPython() string {
 	return ""
 }
 
+// perlModule returns a check that perl loads module, named what, which
+// Debian's package pkg installs.
+func perlModule(module, what, pkg string) func() string {
+	return func() string {
+		if exec.Command("perl", "-M"+module, "-e1").Run() != nil {
+			return what + " is not installed (Debian " + pkg + ")"
+		}
+		return ""
+	}
+}
+
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
 	return l
 }
 
-// startUwsgiApp runs the Python app in uwsgi (4 processes) on a unix
-// socket speaking proto, "fastcgi" or "scgi", and returns the process, its
+// startUwsgiApp runs app in uwsgi (4 processes) on a unix socket
+// speaking proto, "fastcgi" or "scgi", and returns the process, its
 // directory and the socket.
-func (e *env) startUwsgiApp(ctx context.Context, proto string) (*peers.Process, string, string, error) {
+func (e *env) startUwsgiApp(ctx context.Context, proto string, app wsgiApp) (*peers.Process, string, string, error) {
 	uw, err := peers.Lookup("uwsgi")
 	if err != nil {
 		return nil, "", "", err
@@ -410,29 +419,35 @@ func (e *env) startUwsgiApp(ctx context.Context, proto string) (*peers.Process, 
 	sock := filepath.Join(dir, "app.sock")
 	p, err := peers.Start(ctx, peers.Spec{
 		Path: uw,
-		Args: []string{"--plugin", "python3", "--" + proto + "-socket", sock, "--wsgi-file", filepath.Join(e.apps, "bench.py"),
+		Args: []string{"--plugin", "python3", "--" + proto + "-socket", sock, "--wsgi-file", app.file, "--callable", app.callable,
 			"--processes", "4", "--disable-logging", "--master", "--die-on-term", "--chmod-socket=666"},
-		Dir:       e.apps,
+		Dir:       filepath.Dir(app.file),
 		LogFile:   filepath.Join(dir, "uwsgi.log"),
 		ReadyUnix: sock,
 	})
 	return p, dir, sock, err
 }
 
-// startUwsgi runs the Python app in uwsgi (startUwsgiApp) and a ferry
-// front to it.
-func startUwsgi(ctx context.Context, e *env, proto string) (*setup, error) {
-	p, _, sock, err := e.startUwsgiApp(ctx, proto)
+// startUwsgi runs app in uwsgi (startUwsgiApp) and a ferry front to it.
+func startUwsgi(ctx context.Context, e *env, proto string, app wsgiApp) (*setup, error) {
+	p, _, sock, err := e.startUwsgiApp(ctx, proto, app)
 	if err != nil {
 		return nil, err
 	}
-	s, err := ferryFront(ctx, e, frontSpec{Kind: proto, Network: "unix", Address: sock, Workers: 4}, p.Pid())
+	return ferryFrontTo(ctx, e, frontSpec{Kind: proto, Network: "unix", Address: sock, Workers: 4}, p.Pid(), p.Stop)
+}
+
+// ferryFrontTo starts a front helper with spec in front of a peer running
+// apart (its process pid, measured with the helper, stopped by stopPeer):
+// the peer stops with the setup, or at once if the helper does not start.
+func ferryFrontTo(ctx context.Context, e *env, spec frontSpec, pid int, stopPeer func() error) (*setup, error) {
+	s, err := ferryFront(ctx, e, spec, pid)
 	if err != nil {
-		p.Stop()
+		stopPeer()
 		return nil, err
 	}
 	stop := s.stop
-	s.stop = func() { stop(); p.Stop() }
+	s.stop = func() { stop(); stopPeer() }
 	return s, nil
 }
 

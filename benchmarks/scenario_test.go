@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +64,7 @@ func TestScenariosGo(t *testing.T) {
 }
 
 // TestAppsAgree checks that the bundled app gives the same body in every
-// language, for both variants.
+// language, for both variants, and as a PSGI application.
 func TestAppsAgree(t *testing.T) {
 	for _, path := range []string{"/", "/?rows=5&name=a<b"} {
 		req := httptest.NewRequest("GET", path, nil)
@@ -103,6 +105,17 @@ func TestAppsAgree(t *testing.T) {
 				t.Errorf("%s %s: body = %q; want the Go app's %q", script, path, body, want)
 			}
 		}
+		// bench.psgi, called as a PSGI server calls it.
+		if _, err := exec.LookPath("perl"); err != nil {
+			t.Logf("perl not installed: bench.psgi not checked")
+			continue
+		}
+		psgi, _ := filepath.Abs("../testdata/bench/bench.psgi")
+		call := `my $app = do $ARGV[0] or die $@; my $r = $app->({REQUEST_METHOD => "GET", QUERY_STRING => $ARGV[1]}); print @{$r->[2]}`
+		out, err := exec.Command("perl", "-e", call, psgi, query).Output()
+		if err != nil || string(out) != want {
+			t.Errorf("bench.psgi %s: body = %q, %v; want the Go app's %q", path, out, err, want)
+		}
 	}
 }
 
@@ -134,8 +147,12 @@ func TestScenariosSCGI(t *testing.T) {
 		want[app+"/go/scgi/ferry-workers"] = measured
 	}
 	want["hello/python/scgi/nginx-uwsgi"] = "" // the README recipe's peer, on the hello app only in the quick profile
+	for _, fw := range frameworks {
+		want[fw+"/python/scgi/ferry+uwsgi"] = "" // compared with ferry's wsgi: workers
+	}
 	for _, s := range rep.Skipped {
-		if strings.Contains(s.Scenario, "/perl/scgi/") && strings.Contains(s.Reason, "libscgi-perl") {
+		if strings.Contains(s.Scenario, "/perl/scgi/") && strings.Contains(s.Reason, "libscgi-perl") ||
+			strings.Contains(s.Reason, "cannot import") && !onCI() {
 			t.Logf("%s skipped: %s", s.Scenario, s.Reason)
 			delete(want, s.Scenario)
 			continue
@@ -163,4 +180,86 @@ func TestScenariosSCGI(t *testing.T) {
 	for name := range want {
 		t.Errorf("no row %s", name)
 	}
+}
+
+// TestScenariosAppServers runs the application-server rows for a short
+// time: bench.py and the Flask and Django hellos in ferry's wsgi: workers
+// next to Gunicorn, bench.psgi in psgi: workers next to plackup's FastCGI
+// server (each peer row paired with its ferry row), and the Perl and PHP
+// scripts kept in persist= workers. A framework Debian's python3 cannot
+// import skips its rows (fails under CI=true).
+func TestScenariosAppServers(t *testing.T) {
+	peerstest.Need(t, "python3", "gunicorn", "perl", "plackup", "php-cgi")
+	leakcheck.Check(t)
+	want := make(map[string]bool) // scenario -> seen
+	for _, app := range []string{"hello", "realistic"} {
+		want[app+"/python/wsgi/ferry-wsgi"] = false
+		want[app+"/python/wsgi/ferry+gunicorn"] = false
+		want[app+"/perl/cgi-persist/ferry"] = false
+		want[app+"/php/cgi-persist/ferry"] = false
+		want[app+"/perl/psgi/ferry-psgi"] = false
+		want[app+"/perl/psgi/ferry+plackup-fcgi"] = false
+	}
+	for _, fw := range frameworks {
+		if why := pythonImports(benchPython("../testdata/bench"), fw); why != "" {
+			if onCI() {
+				t.Errorf("%s; .ci/run installs it", why)
+			}
+			t.Log(why)
+			continue
+		}
+		want[fw+"/python/wsgi/ferry-wsgi"] = false
+		want[fw+"/python/wsgi/ferry+gunicorn"] = false
+	}
+	var pairs []Pair
+	for _, only := range []string{"/wsgi/", "/psgi/", "/cgi-persist/"} {
+		rep, err := RunScenarios(context.Background(), Config{Apps: "../testdata/bench", Self: []string{os.Args[0]}, Only: only,
+			Duration: 150 * time.Millisecond, Warmup: 10 * time.Millisecond, Concurrency: []int{2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range rep.Skipped {
+			if _, ok := want[s.Scenario]; ok {
+				t.Errorf("%s skipped: %s", s.Scenario, s.Reason)
+			}
+		}
+		for _, r := range rep.Rows {
+			if _, ok := want[r.Scenario]; !ok {
+				t.Errorf("unexpected row %s", r.Scenario)
+				continue
+			}
+			want[r.Scenario] = true
+			if r.Requests == 0 || r.Errors != 0 || r.WorkerProcs == 0 || r.CPU.Workers <= 0 {
+				t.Errorf("%s: %d requests, %d errors (%s), %d worker processes, %v µs worker CPU; want requests, no errors, workers measured",
+					r.Scenario, r.Requests, r.Errors, r.Note, r.WorkerProcs, r.CPU.Workers)
+			}
+		}
+		pairs = append(pairs, rep.Pairs...)
+	}
+	for name, seen := range want {
+		if !seen {
+			t.Errorf("no row %s", name)
+		}
+	}
+	for name := range want {
+		var ferry string
+		switch {
+		case strings.HasSuffix(name, "/ferry+gunicorn"):
+			ferry = strings.TrimSuffix(name, "ferry+gunicorn") + "ferry-wsgi"
+		case strings.HasSuffix(name, "/ferry+plackup-fcgi"):
+			ferry = strings.TrimSuffix(name, "ferry+plackup-fcgi") + "ferry-psgi"
+		default:
+			continue
+		}
+		if !slices.ContainsFunc(pairs, func(p Pair) bool { return p.Ferry == ferry && p.Other == name && p.Ratio > 0 }) {
+			t.Errorf("no ratio of %s over %s in %+v", ferry, name, pairs)
+		}
+	}
+}
+
+// onCI reports whether the CI environment variable is true: there, .ci/run
+// has installed every peer and framework.
+func onCI() bool {
+	ci, _ := strconv.ParseBool(os.Getenv("CI"))
+	return ci
 }

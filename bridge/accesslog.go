@@ -67,16 +67,22 @@ func requestID(r *http.Request, h string) (string, bool) {
 	return newRequestID(), true
 }
 
+// requestIDHeader returns the header a request's ID comes in, goes on
+// in, and is answered in.
+func (s *Server) requestIDHeader() string {
+	if s.cfg.RequestIDHeader == "" {
+		return DefaultRequestIDHeader
+	}
+	return http.CanonicalHeaderKey(s.cfg.RequestIDHeader)
+}
+
 // accessLog gives each request an ID (its own, if valid, else a new one),
 // passed on to the application and answered in the request ID header,
 // and a logger carrying it as req_id; it counts the request as in flight,
 // and logs one line when it ends: method, path, status, bytes, duration,
 // backend, remote address, host, user agent and referer.
 func (s *Server) accessLog(next http.Handler) http.Handler {
-	hdr := http.CanonicalHeaderKey(s.cfg.RequestIDHeader)
-	if s.cfg.RequestIDHeader == "" {
-		hdr = DefaultRequestIDHeader
-	}
+	hdr := s.requestIDHeader()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.inflight.Add(1)
 		defer s.inflight.Done()

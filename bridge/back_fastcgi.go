@@ -45,14 +45,9 @@ func forwardSettings() []string {
 // FCGI script), as mod_fcgid and spawn-fcgi do.
 func fastcgiExecBackend() Backend {
 	return Backend{
-		Schemes: []string{"fastcgi+exec"},
-		Summary: "FastCGI workers ferry starts, restarts and stops itself (mod_fcgid's job), sharing one socket",
-		Options: append([]Option{
-			{Name: "workers", Type: PositiveInt, Default: "4", Doc: "the most workers running at once"},
-			{Name: "max_requests", Type: PositiveInt, Default: "no limit", Doc: "requests a worker serves before it is replaced (PHP_FCGI_MAX_REQUESTS)"},
-			{Name: "min_workers", Type: PositiveInt, Default: "all workers always run", Doc: "workers kept when idle: scale on demand between this and workers, as php-fpm's pm = ondemand"},
-			{Name: "idle_timeout", Type: Duration, Default: "10s with min_workers", Doc: "how long workers beyond the peak of the last window stay"},
-		}, phpSiteOptions()...),
+		Schemes:  []string{"fastcgi+exec"},
+		Summary:  "FastCGI workers ferry starts, restarts and stops itself (mod_fcgid's job), sharing one socket",
+		Options:  append(poolOptions("(PHP_FCGI_MAX_REQUESTS)"), phpSiteOptions()...),
 		Settings: append(forwardSettings(), "pass_env", "cgi_kill_grace"),
 		build:    buildFastCGI,
 	}
@@ -71,22 +66,9 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 		if _, err := os.Stat(m.Backend.Path); err != nil {
 			return nil, err
 		}
-		idle := o.duration("idle_timeout")
-		if idle == 0 && o.positive("min_workers") > 0 {
-			idle = 10 * time.Second // php-fpm's pm.process_idle_timeout
-		}
-		pl := b.s.log.With().Str("component", "fastcgi-workers").Str("worker", m.Backend.Path).Logger()
-		pool = &spawn.Pool{Path: m.Backend.Path, Workers: o.positive("workers"), Env: b.workerEnv(),
-			MaxRequests: o.positive("max_requests"), MaxRequestsEnv: fastcgi.MaxRequestsEnv,
-			MinWorkers: o.positive("min_workers"), IdleTimeout: idle, KillGrace: st.KillGrace, Logger: &pl}
-		// A connection per request, as mod_fcgid does: a kept connection
-		// holds its worker, and while a worker is being replaced, requests
-		// on new connections would wait behind the idle ones. The pool
-		// size still caps what runs at once.
-		client.Address = "" // the pool's socket, known once it runs
-		client.NoKeepConn = true
-		client.MaxConns = pool.Size()
-		b.s.pools = append(b.s.pools, spawned{pool: pool, client: client})
+		pool = b.pool(o, "fastcgi-workers", m.Backend.Path)
+		pool.Path, pool.MaxRequestsEnv = m.Backend.Path, fastcgi.MaxRequestsEnv
+		b.spawnFastCGI(pool, pool, client, "FastCGI workers", m.Backend.Path)
 	}
 	b.stats.watchFastCGI(client, pool)
 	app := fastcgi.NewHandler(client, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway())

@@ -30,7 +30,7 @@ type Backend struct {
 // Backends returns the table of the kinds of back ferry can mount, in the
 // order help texts list them.
 func Backends() []Backend {
-	return []Backend{cgiBackend(), fastcgiBackend(), fastcgiExecBackend(), scgiBackend(), httpBackend()}
+	return []Backend{cgiBackend(), fastcgiBackend(), fastcgiExecBackend(), scgiBackend(), wsgiBackend(), psgiBackend(), httpBackend()}
 }
 
 // backendFor returns the kind of back of scheme name.

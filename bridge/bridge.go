@@ -196,7 +196,7 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 		for _, sp := range s.pools {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			if err := sp.pool.Stop(ctx); err != nil {
-				s.log.Warn().Err(err).Str("worker", sp.pool.Path).Msg("ferry: stopping workers")
+				s.log.Warn().Err(err).Str("worker", sp.name).Msg("ferry: stopping workers")
 			}
 			cancel()
 		}
@@ -204,10 +204,10 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	for _, sp := range s.pools {
 		if err := sp.pool.Start(context.Background()); err != nil {
 			stopPools()
-			return fmt.Errorf("bridge: starting FastCGI workers: %w", err)
+			return fmt.Errorf("bridge: starting %s: %w", sp.what, err)
 		}
-		sp.client.Address = sp.pool.Address()
-		s.log.Info().Str("worker", sp.pool.Path).Ints("pids", startedPIDs(sp.pool)).Str("socket", sp.pool.Address()).Msg("ferry: FastCGI workers started")
+		sp.connect(sp.pool.Address())
+		s.log.Info().Str("worker", sp.name).Ints("pids", startedPIDs(sp.procs)).Str("socket", sp.pool.Address()).Msg("ferry: " + sp.what + " started")
 	}
 	defer stopPools()
 	for _, a := range s.cfg.Listen {
@@ -314,9 +314,9 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 func (s *Server) runCGI(ctx context.Context) error {
 	for _, sp := range s.pools {
 		if err := sp.pool.Start(ctx); err != nil {
-			return fmt.Errorf("bridge: starting FastCGI workers: %w", err)
+			return fmt.Errorf("bridge: starting %s: %w", sp.what, err)
 		}
-		sp.client.Address = sp.pool.Address()
+		sp.connect(sp.pool.Address())
 		defer sp.pool.Stop(context.Background())
 	}
 	env := make(map[string]string)
@@ -385,8 +385,20 @@ func (s *Server) buildRouter() (*router, error) {
 	return rt, nil
 }
 
-// spawned is a worker pool ferry runs and the client that reaches it.
+// workerPool is a pool of workers ferry runs: a *spawn.Pool, or an
+// *appserver.Workers around one.
+type workerPool interface {
+	Start(context.Context) error
+	Stop(context.Context) error
+	Address() string
+	PIDs() []int
+}
+
+// spawned is a worker pool ferry runs, and how its client learns where.
 type spawned struct {
-	pool   *spawn.Pool
-	client *fastcgi.Client
+	pool    workerPool
+	procs   *spawn.Pool       // the processes: pool itself, or the pool an *appserver.Workers supervises
+	what    string            // "FastCGI workers", for log lines and errors
+	name    string            // the program, or the application
+	connect func(addr string) // tells the client the pool's socket, once known
 }

@@ -253,6 +253,8 @@ func (c *checker) mount(m Mount) {
 		}
 	case "fastcgi+exec":
 		c.executable(bpath, a.Path, "worker")
+	case "wsgi", "psgi":
+		c.checkApp(bpath, a)
 	case "fastcgi+unix", "scgi+unix":
 		if fi, err := os.Stat(a.Path); err != nil {
 			if !c.opts.Connect {
@@ -263,7 +265,7 @@ func (c *checker) mount(m Mount) {
 			return
 		}
 	}
-	if c.opts.Connect && a.Scheme != "cgi" && a.Scheme != "fastcgi+exec" {
+	if c.opts.Connect && !slices.Contains([]string{"cgi", "fastcgi+exec", "wsgi", "psgi"}, a.Scheme) {
 		c.connect(bpath, a)
 	}
 }

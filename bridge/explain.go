@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/internal/appserver"
 )
 
 // Explanation says what ferry would do with a request, found by the same
@@ -72,6 +73,16 @@ func (s *Server) resolve(e *Explanation, h http.Handler, r *http.Request) {
 	var env []string
 	script := false // a CGI script, run by cgi.Handler
 	switch h := h.(type) {
+	case *appserver.Persistent:
+		s.resolve(e, h.CGI, r)
+		if e.Script.Filename != "" {
+			e.Kind += "; run in ferry's workers if persist takes it, else a process per request"
+		}
+		return
+	case *appMount:
+		s.resolve(e, h.app, r)
+		e.Kind = h.kind + " (SCRIPT_NAME is the prefix)"
+		return
 	case *cgi.Handler:
 		switch res := h.Resolver.(type) {
 		case *cgi.Dir:

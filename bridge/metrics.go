@@ -107,7 +107,7 @@ type mountStats struct {
 	bytesOut  prometheus.Counter
 	failures  *prometheus.CounterVec // curried with the mount's labels
 	cgi       *cgiStats              // for cgi: mounts
-	pool      *poolStats             // for fastcgi+exec: mounts
+	pool      *poolStats             // for mounts of workers ferry runs: fastcgi+exec:, wsgi:, psgi:, cgi:DIR?persist=
 	client    *fastcgi.Client        // for fastcgi mounts
 
 	waiting    atomic.Int64  // requests in the queue now
@@ -136,6 +136,7 @@ type cgiStats struct {
 // poolStats are a worker pool's figures.
 type poolStats struct {
 	pool     *spawn.Pool
+	inFlight func() int // the requests holding a connection to the workers now
 	restarts [spawn.WorkerStopped + 1]prometheus.Counter
 	counts   [spawn.WorkerStopped + 1]atomic.Uint64 // the same, for the status page
 	mu       sync.Mutex                             // guards started
@@ -182,17 +183,26 @@ func (s *serverStats) newMount(m Mount) *mountStats {
 }
 
 // watchFastCGI makes the mount report c's connections and, for a
-// fastcgi+exec: mount, pool p's workers (p is nil otherwise). It must be
-// called before the pool starts.
+// fastcgi+exec: mount (or cgi:DIR?persist=php), pool p's workers (p is nil
+// otherwise). It must be called before the pool starts.
 func (m *mountStats) watchFastCGI(c *fastcgi.Client, p *spawn.Pool) {
 	if m == nil {
 		return
 	}
 	m.client = c
-	if p == nil {
+	if p != nil {
+		m.watchPool(p, func() int { return c.Stats().Requests })
+	}
+}
+
+// watchPool makes the mount report pool p's workers, of which those
+// inFlight counts are busy, and its readiness that of the workers. It must
+// be called before the pool starts.
+func (m *mountStats) watchPool(p *spawn.Pool, inFlight func() int) {
+	if m == nil {
 		return
 	}
-	ps := &poolStats{pool: p, started: make(map[int]time.Time)}
+	ps := &poolStats{pool: p, inFlight: inFlight, started: make(map[int]time.Time)}
 	for why := range ps.restarts {
 		ps.restarts[why] = m.server.restarts.WithLabelValues(m.prefix, m.backend, spawn.WorkerExit(why).String())
 	}
@@ -216,9 +226,9 @@ func (ps *poolStats) workerExited(pid int, why spawn.WorkerExit, _ time.Duration
 
 // workers returns the pool's running, busy and starting worker counts: a
 // worker is busy while a request of the mount holds its connection.
-func (ps *poolStats) workers(c *fastcgi.Client) (st spawn.PoolStats, busy int) {
+func (ps *poolStats) workers() (st spawn.PoolStats, busy int) {
 	st = ps.pool.Stats()
-	busy = min(c.Stats().Requests, st.Running)
+	busy = min(ps.inFlight(), st.Running)
 	return st, busy
 }
 
@@ -365,7 +375,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(scriptsDesc, int(m.cgi.running.Load()), m.prefix, m.backend)
 		}
 		if m.pool != nil {
-			st, busy := m.pool.workers(m.client)
+			st, busy := m.pool.workers()
 			gauge(workersDesc, st.Running-busy, m.prefix, m.backend, "idle")
 			gauge(workersDesc, busy, m.prefix, m.backend, "busy")
 			gauge(workersDesc, st.Starting, m.prefix, m.backend, "starting")

@@ -121,6 +121,12 @@ func (o Option) check(v string) error {
 	case FileMode:
 		m, err := strconv.ParseUint(v, 8, 32)
 		bad = err != nil || m > 0o7777
+	case Timeout:
+		_, err := time.ParseDuration(v)
+		bad = err != nil
+	case Size:
+		_, err := ParseSize(v)
+		bad = err != nil
 	case HeaderName:
 		bad = !validHeaderName(v)
 	}
@@ -187,6 +193,19 @@ func (o options) positive(name string) int {
 func (o options) duration(name string) time.Duration {
 	d, _ := time.ParseDuration(o.q.Get(name)) // checked by checkOptions
 	return d
+}
+
+// timeout returns a Timeout option's value, zero for none (zero or less,
+// or absent).
+func (o options) timeout(name string) time.Duration {
+	d, _ := time.ParseDuration(o.q.Get(name)) // checked by checkOptions
+	return max(d, 0)
+}
+
+// size returns a Size option's value, or 0 when absent.
+func (o options) size(name string) int64 {
+	n, _ := ParseSize(o.q.Get(name)) // checked by checkOptions
+	return n
 }
 
 // mode returns a FileMode option's value and whether it was given.

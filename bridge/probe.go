@@ -29,8 +29,9 @@ const MaxProbeBody = 1 << 20
 type ProbeRequest struct {
 	// Backend is where the request goes, in ferry's address spelling:
 	// fastcgi://, fastcgi+unix://, scgi://, scgi+unix://, cgi:/path (a
-	// script or a directory) or http://; fastcgi+exec: is not, as its
-	// workers run under ferry serve only.
+	// script or a directory) or http://; fastcgi+exec:, wsgi:, psgi: and
+	// cgi:DIR?persist= are not, as their workers run under ferry serve
+	// only.
 	Backend Address
 	// Method is the request method. If empty, GET, or POST with a Body.
 	Method string
@@ -109,8 +110,13 @@ var scriptVars = []string{"SCRIPT_FILENAME", "DOCUMENT_ROOT", "PATH_TRANSLATED"}
 // for a broken exchange) answered with is in the result.
 func Probe(ctx context.Context, p ProbeRequest) (*ProbeResult, error) {
 	a := p.Backend
-	if a.Scheme == "fastcgi+exec" {
+	switch {
+	case a.Scheme == "fastcgi+exec":
 		return nil, fmt.Errorf("bridge: probe %s: fastcgi+exec: workers run under ferry serve; probe their socket or an application that runs", a)
+	case a.Scheme == "wsgi", a.Scheme == "psgi":
+		return nil, fmt.Errorf("bridge: probe %s: %s: workers run under ferry serve; probe the ferry that serves it", a, a.Scheme)
+	case a.Query.Has("persist"):
+		return nil, fmt.Errorf("bridge: probe %s: persist: workers run under ferry serve; probe the ferry that serves it, or the directory without persist", a)
 	}
 	path := p.Path
 	if path == "" {

@@ -60,6 +60,8 @@ var schemes = [...]scheme{
 	{name: "scgi", protocol: "scgi", network: "tcp", form: formHostPort, front: true, back: true, usage: "scgi://HOST:PORT"},
 	{name: "scgi+unix", protocol: "scgi", network: "unix", form: formUnix, front: true, back: true, usage: "scgi+unix:///path/to.sock", options: unixSocketOptions},
 	{name: "cgi", protocol: "cgi", network: "tcp", form: formPath, front: true, back: true, usage: "cgi:/path (a directory or a script; cgi: alone as a front)"},
+	{name: "wsgi", protocol: "scgi", network: "unix", form: formPath, back: true, usage: "wsgi:/path/to/wsgi.py or wsgi:package.module:callable"},
+	{name: "psgi", protocol: "scgi", network: "unix", form: formPath, back: true, usage: "psgi:/path/to/app.psgi"},
 	{name: "fastcgi+fd", protocol: "fastcgi", network: "fd", form: formFD, front: true, usage: "fastcgi+fd://N"},
 	{name: "http+fd", protocol: "http", network: "fd", form: formFD, front: true, usage: "http+fd://N"},
 	{name: "scgi+fd", protocol: "scgi", network: "fd", form: formFD, front: true, usage: "scgi+fd://N"},
@@ -107,19 +109,27 @@ func schemeNames(keep func(*scheme) bool) string {
 //	cgi:/usr/lib/cgi-bin?from=script-filename   (the script the front web
 //	                        server names in SCRIPT_FILENAME, confined to the
 //	                        directory: fcgiwrap's behaviour)
+//	cgi:/usr/lib/cgi-bin?persist=perl   (its Perl scripts kept compiled in
+//	                        workers ferry runs; persist=php: its .php files
+//	                        in php-cgi workers)
+//	wsgi:/srv/app/wsgi.py?callable=application&workers=4   (a Python WSGI
+//	wsgi:mysite.wsgi:application?chdir=/srv/mysite          application, or a
+//	                        PSGI one with psgi:/srv/app/app.psgi, in workers
+//	                        ferry starts and supervises)
 //
 // Options follow "?"; each kind of back declares the ones it takes (see
 // [Backends]), a +unix listen address takes ?mode=0660&owner=USER&group=GROUP
 // for the socket file, and an https:// front ?cert=FILE&key=FILE.
 type Address struct {
 	// Scheme is "http", "https" (a front only), "fastcgi", "fastcgi+unix",
-	// "fastcgi+fd", "scgi", "scgi+unix", "cgi", or "unix" (the admin
-	// listener's socket only).
+	// "fastcgi+fd", "scgi", "scgi+unix", "cgi", "wsgi", "psgi", or "unix"
+	// (the admin listener's socket only).
 	Scheme string
 	// Host is HOST:PORT for TCP schemes, the descriptor number for +fd.
 	Host string
 	// Path is the socket path for +unix schemes, the file or directory for
-	// cgi, and the URL path (if any) for the others.
+	// cgi, wsgi and psgi (or the module for wsgi), and the URL path (if
+	// any) for the others.
 	Path string
 	// Query holds options given after "?".
 	Query url.Values
@@ -166,8 +176,9 @@ func (a Address) Protocol() string {
 	return p
 }
 
-// ParseAddress parses an address in ferry's spelling (see [Address]). A cgi
-// or fastcgi+exec path is made absolute. Options are checked against what
+// ParseAddress parses an address in ferry's spelling (see [Address]). A cgi,
+// fastcgi+exec, wsgi or psgi path is made absolute (a wsgi module name is
+// kept). Options are checked against what
 // the address is used for by [ParseMount] and [New].
 func ParseAddress(s string) (Address, error) {
 	a, err := parseAddress(s)
@@ -206,6 +217,10 @@ func parseAddress(s string) (Address, error) {
 				return Address{}, fmt.Errorf("want %s", sc.usage)
 			}
 			return a, nil // as a front: this process is the CGI program a web server runs
+		}
+		if sc.name == "wsgi" && isModule(p) {
+			a.Path = p // a module, imported by name
+			return a, nil
 		}
 		if a.Path, err = filepath.Abs(p); err != nil {
 			return Address{}, err

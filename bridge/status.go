@@ -2,13 +2,12 @@ package bridge
 
 import (
 	"encoding/json"
-	"github.com/ferrygw/ferry/spawn"
 	"html/template"
 	"net/http"
 	"slices"
 	"time"
 
-	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/spawn"
 )
 
 // statusReport is the /status page: what php-fpm's status page says, for
@@ -104,7 +103,7 @@ func (a *admin) report(full bool) statusReport {
 			ms.Scripts = &scriptsStatus{Running: int(m.cgi.running.Load()), Started: m.cgi.count.Load()}
 		}
 		if m.pool != nil {
-			ms.Pool, ms.Workers = m.pool.status(m.client, now, full)
+			ms.Pool, ms.Workers = m.pool.status(now, full)
 		}
 		if m.client != nil {
 			cs := m.client.Stats()
@@ -116,8 +115,8 @@ func (a *admin) report(full bool) statusReport {
 }
 
 // status returns the pool's figures and, with full, its workers by pid.
-func (ps *poolStats) status(c *fastcgi.Client, now time.Time, full bool) (*poolStatus, []workerEntry) {
-	st, busy := ps.workers(c)
+func (ps *poolStats) status(now time.Time, full bool) (*poolStatus, []workerEntry) {
+	st, busy := ps.workers()
 	p := &poolStatus{MaxWorkers: st.Max, Workers: st.Running, Idle: st.Running - busy, Busy: busy, Starting: st.Starting,
 		Restarts: make(map[string]uint64, len(ps.counts))}
 	for why := range ps.counts {

@@ -129,6 +129,9 @@ Addresses:
             PATH_INFO), cgi:/path/to/script (one script at the prefix),
             cgi:/usr/lib/cgi-bin?from=script-filename (the script the front web
             server names in SCRIPT_FILENAME, confined to the directory: fcgiwrap's way)
+            cgi:/usr/lib/cgi-bin?persist=perl (its Perl scripts kept compiled in
+            workers ferry runs, as ModPerl::Registry does; persist=php: its .php
+            files in php-cgi workers; &workers=4&max_requests=N&max_rss=512M)
             fastcgi://HOST:PORT, fastcgi+unix:///run/php/php-fpm.sock (a FastCGI
             application such as php-fpm; ?max_conns=N, its worker count, keeps N
             connections and queues the rest in ferry; with --root, a PHP site:
@@ -139,9 +142,13 @@ Addresses:
             &idle_timeout=10s scales them on demand, as php-fpm's pm = ondemand)
             scgi://HOST:PORT, scgi+unix:///run/app.sock (an SCGI application such as
             uwsgi --scgi-socket; ?max_conns=N bounds the requests in progress)
+            wsgi:/srv/app/app.py?callable=app, wsgi:mysite.wsgi:application?chdir=DIR
+            (a Python WSGI application in workers ferry starts and supervises, as
+            Gunicorn does; &python=/srv/venv/bin/python3&workers=4&timeout=60s
+            &max_requests=N&max_rss=512M), psgi:/srv/app/app.psgi (the same for Perl)
             http://HOST:PORT[/base] (a reverse proxy to an HTTP application, with
             X-Forwarded-For/-Proto/-Host/-Port/-Prefix; ?max_conns=N)
-A mount prefix reaches a long-lived application (FastCGI, SCGI) as SCRIPT_NAME,
+A mount prefix reaches a long-lived application (FastCGI, SCGI, WSGI, PSGI) as SCRIPT_NAME,
 with the rest of the path as PATH_INFO.
 
 Examples:

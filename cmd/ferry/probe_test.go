@@ -136,6 +136,8 @@ func TestProbeBackends(t *testing.T) {
 		{[]string{"http://" + dead}, "ferry probe: backend unreachable: http://127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused\n"},
 		{[]string{"cgi:" + dir + "/none.sh"}, "ferry probe: cgi:" + dir + "/none.sh: stat " + dir + "/none.sh: no such file or directory\n"},
 		{[]string{"fastcgi+exec:/usr/bin/php-cgi"}, "ferry probe: fastcgi+exec:/usr/bin/php-cgi: fastcgi+exec: workers run under ferry serve; probe their socket or an application that runs\n"},
+		{[]string{"wsgi:/srv/app/wsgi.py"}, "ferry probe: wsgi:/srv/app/wsgi.py: wsgi: workers run under ferry serve; probe the ferry that serves it\n"},
+		{[]string{"cgi:" + dir + "?persist=perl"}, "ferry probe: cgi:" + dir + "?persist=perl: persist: workers run under ferry serve; probe the ferry that serves it, or the directory without persist\n"},
 		{[]string{"scgi://" + l.Addr().String(), "--param", "SCRIPT_NAME=/x"}, "ferry probe: param SCRIPT_NAME: the request makes it; set it with --method, --path, --script-name or --data\n"},
 		{[]string{"scgi://" + l.Addr().String(), "--path", "/x", "--script-name", "/y"}, "ferry probe: path /x is not under the script name /y\n"},
 		{[]string{"127.0.0.1:9000"}, "ferry probe: bridge: address \"127.0.0.1:9000\": no scheme; did you mean http://127.0.0.1:9000 (or fastcgi://, scgi://)?\n"},

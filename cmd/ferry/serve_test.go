@@ -303,15 +303,7 @@ func TestServeConformance(t *testing.T) {
 	}
 	http.DefaultClient.CloseIdleConnections()
 	fdsBefore := countFDs(t, p.cmd.Process.Pid)
-	tr := &http.Transport{DisableCompression: true}
-	conformance.Run(t, conformance.Target{
-		BaseURL:   p.URL,
-		ScriptDir: cgiDir,
-		Log:       p.logs.String,
-		Git:       git,
-		Client:    &http.Client{Transport: tr},
-	})
-	tr.CloseIdleConnections()
+	runConformance(t, p, cgiDir, git)
 	// After the whole suite (timeouts, crashes, disconnects, 64 in
 	// parallel), ferry holds no child process and no more descriptors.
 	deadline := time.Now().Add(10 * time.Second)
@@ -333,6 +325,21 @@ func TestServeConformance(t *testing.T) {
 	if strings.Contains(p.logs.String(), "panic") {
 		t.Errorf("ferry logged a panic:\n%s", p.logs)
 	}
+}
+
+// runConformance runs the CGI conformance suite against p serving cgiDir
+// at /cgi-bin/ with the git fixture's apps.
+func runConformance(t *testing.T, p *ferryProc, cgiDir string, git *conformance.GitFixture) {
+	t.Helper()
+	tr := &http.Transport{DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	conformance.Run(t, conformance.Target{
+		BaseURL:   p.URL,
+		ScriptDir: cgiDir,
+		Log:       p.logs.String,
+		Git:       git,
+		Client:    &http.Client{Transport: tr},
+	})
 }
 
 // TestServeGracefulShutdown checks that SIGTERM lets a running request

@@ -36,5 +36,7 @@ sub render {
 	return join('', @out);
 }
 
-print render($ENV{QUERY_STRING}) unless caller;
+# Run as the script (a CGI process, or kept compiled by ferry's persist=perl,
+# where caller is true), not when bench-fcgi.pl requires it.
+print render($ENV{QUERY_STRING}) if $0 eq __FILE__;
 1;

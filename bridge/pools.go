@@ -1,0 +1,67 @@
+package bridge
+
+import (
+	"time"
+
+	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/scgi"
+	"github.com/ferrygw/ferry/spawn"
+)
+
+// poolOptions are the options of the worker pools ferry spawns; recycle
+// says how max_requests reaches the workers.
+func poolOptions(recycle string) []Option {
+	return []Option{
+		{Name: "workers", Type: PositiveInt, Default: "4", Doc: "the most workers running at once"},
+		{Name: "max_requests", Type: PositiveInt, Default: "no limit", Doc: "requests a worker serves before it is replaced " + recycle},
+		{Name: "min_workers", Type: PositiveInt, Default: "all workers always run", Doc: "workers kept when idle: scale on demand between this and workers, as php-fpm's pm = ondemand"},
+		{Name: "idle_timeout", Type: Duration, Default: "10s with min_workers", Doc: "how long workers beyond the peak of the last window stay"},
+	}
+}
+
+// maxRSSOption recycles workers past a memory limit.
+var maxRSSOption = Option{Name: "max_rss", Type: Size, Default: "no limit",
+	Doc: "resident memory past which a worker finishes its request and is replaced (uWSGI's reload-on-rss; Linux)"}
+
+// pool returns a worker pool with the mount's pool options and settings;
+// the caller sets what it runs.
+func (b *builder) pool(o options, component, name string) *spawn.Pool {
+	st := &b.st
+	idle := o.duration("idle_timeout")
+	if idle == 0 && o.positive("min_workers") > 0 {
+		idle = 10 * time.Second // php-fpm's pm.process_idle_timeout
+	}
+	pl := b.s.log.With().Str("component", component).Str("worker", name).Logger()
+	return &spawn.Pool{Workers: o.positive("workers"), Env: b.workerEnv(), MaxRequests: o.positive("max_requests"),
+		MinWorkers: o.positive("min_workers"), IdleTimeout: idle, KillGrace: st.KillGrace, Logger: &pl}
+}
+
+// spawnSCGI returns an SCGI client for workers ferry runs (pool, which
+// runs the processes of procs), as many requests at once as procs has
+// workers, each on a connection of its own. The workers start with the
+// server; the client learns their socket then. timeout, if positive, is
+// the hard timeout the workers enforce: the client's read timeout is left
+// past it. The mount reports the workers, busy while a request holds a
+// connection to one.
+func (b *builder) spawnSCGI(pool workerPool, procs *spawn.Pool, timeout time.Duration, what, name string) *scgi.Client {
+	client := &scgi.Client{Network: "unix", MaxConns: procs.Size(), QueueTimeout: b.st.QueueTimeout, Logger: b.logger("scgi-client")}
+	if timeout > scgi.DefaultReadTimeout {
+		client.ReadTimeout = timeout + time.Second
+	}
+	b.s.pools = append(b.s.pools, spawned{pool: pool, procs: procs, what: what, name: name, connect: func(a string) { client.Address = a }})
+	b.stats.watchPool(procs, func() int { return client.Stats().Requests })
+	return client
+}
+
+// spawnFastCGI sets client up for workers ferry runs (pool, which runs
+// the processes of procs): a connection per request, as mod_fcgid does (a
+// kept connection holds its worker, and while a worker is being replaced,
+// requests on new connections would wait behind the idle ones); the pool's
+// size still caps what runs at once. The caller has the mount report them
+// ([mountStats.watchFastCGI]).
+func (b *builder) spawnFastCGI(pool workerPool, procs *spawn.Pool, client *fastcgi.Client, what, name string) {
+	client.Address = "" // the pool's socket, known once it runs
+	client.NoKeepConn = true
+	client.MaxConns = procs.Size()
+	b.s.pools = append(b.s.pools, spawned{pool: pool, procs: procs, what: what, name: name, connect: func(a string) { client.Address = a }})
+}
