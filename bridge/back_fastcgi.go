@@ -85,7 +85,8 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 		client.Address = "" // the pool's socket, known once it runs
 		client.NoKeepConn = true
 		client.MaxConns = pool.Size()
-		b.s.pools = append(b.s.pools, spawned{pool: pool, client: client})
+		sp := b.s.addPool(spawned{pool: pool, client: client}) // a reload keeps the running pool if nothing changed
+		pool, client = sp.pool, sp.client
 	}
 	app := &fastcgi.Handler{
 		Client:         client,

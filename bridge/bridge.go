@@ -2,20 +2,19 @@ package bridge
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
-	"github.com/ferrygw/ferry/scgi"
 	"github.com/ferrygw/ferry/spawn"
 	"github.com/rs/zerolog"
 )
@@ -103,7 +102,9 @@ type LogConfig struct {
 	Level string
 }
 
-// Server is a configured ferry: build it with [New], run it with Run.
+// Server is a configured ferry: build it with [New], run it with Run,
+// apply another configuration to it while it runs with [Server.Reload],
+// and hand it over to a new process with [Server.Upgrade].
 type Server struct {
 	pools    []spawned
 	cfg      Config
@@ -111,11 +112,28 @@ type Server struct {
 	handler  http.Handler
 	rt       *router
 	inflight sync.WaitGroup
+
+	// reqs counts the requests this configuration serves in a running
+	// ferry: a reload waits for them before it stops what it replaced.
+	reqs requests
+	// carry holds the worker pools of the configuration in force that
+	// this one, being built by a reload, may keep ([Server.addPool]).
+	carry []spawned
+	// handover holds the listening sockets a replaced ferry handed over
+	// ([Server.TakeOver]); Run takes them.
+	handover *Handover
+	// run is the running state, set by Run on the Server it was called
+	// on while it serves.
+	run atomic.Pointer[runner]
 }
 
 // New checks cfg and builds the routes.
-func New(cfg Config) (*Server, error) {
-	s := &Server{cfg: cfg, log: zerolog.Nop()}
+func New(cfg Config) (*Server, error) { return newServer(cfg, nil) }
+
+// newServer is New for a configuration that may keep the worker pools in
+// carry, those of the configuration a reload replaces.
+func newServer(cfg Config, carry []spawned) (*Server, error) {
+	s := &Server{cfg: cfg, log: zerolog.Nop(), carry: slices.Clone(carry)}
 	if cfg.Logger != nil {
 		s.log = *cfg.Logger
 	}
@@ -145,122 +163,46 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // listeners close, in-flight requests get up to ShutdownTimeout to finish,
 // then the scripts still running are stopped (and reaped) before Run returns.
 // ready, if not nil, is called with the bound listeners once they accept.
+// While Run serves, [Server.Reload] applies another configuration and
+// [Server.Upgrade] hands the listeners over to a new process, after which
+// Run drains and returns nil.
 func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	if len(s.cfg.Listen) == 1 && s.cfg.Listen[0].Protocol() == "cgi" {
 		return s.runCGI(ctx)
 	}
-	var fronts []front
-	closeAll := func() {
+	if err := startPools(s.log, s.pools); err != nil {
+		return err
+	}
+	r := newRunner(s)
+	fronts, err := r.open(s.cfg.Listen, s.handover)
+	if err == nil {
+		err = r.setPIDFile(s.cfg.PIDFile)
+	}
+	if err != nil {
 		for _, f := range fronts {
 			f.l.Close()
+			f.cleanup()
 		}
+		stopPools(s.log, s.pools)
+		return err
 	}
-	stopPools := func() {
-		for _, sp := range s.pools {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if err := sp.pool.Stop(ctx); err != nil {
-				s.log.Warn().Err(err).Str("worker", sp.pool.Path).Msg("ferry: stopping workers")
-			}
-			cancel()
-		}
-	}
-	for _, sp := range s.pools {
-		if err := sp.pool.Start(context.Background()); err != nil {
-			stopPools()
-			return fmt.Errorf("bridge: starting FastCGI workers: %w", err)
-		}
-		sp.client.Address = sp.pool.Address()
-		s.log.Info().Str("worker", sp.pool.Path).Ints("pids", sp.pool.PIDs()).Str("socket", sp.pool.Address()).Msg("ferry: FastCGI workers started")
-	}
-	defer stopPools()
-	for _, a := range s.cfg.Listen {
-		l, err := listen(a)
-		if err != nil {
-			closeAll()
-			return err
-		}
-		fronts = append(fronts, front{addr: a, l: l})
-	}
-	if s.cfg.PIDFile != "" {
-		remove, err := writePIDFile(s.cfg.PIDFile)
-		if err != nil {
-			closeAll()
-			return err
-		}
-		defer remove()
-	}
-	baseCtx, stopScripts := context.WithCancel(context.Background())
-	defer stopScripts()
-	base := func(net.Listener) context.Context { return baseCtx }
-	httpSrv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: DefaultReadHeaderTimeout,
-		IdleTimeout:       DefaultIdleTimeout,
-		BaseContext:       base,
-		ErrorLog:          log.New(s.log.With().Str("component", "http").Logger(), "", 0),
-	}
-	fcgiLog := s.log.With().Str("component", "fastcgi").Logger()
-	fcgiSrv := &fastcgi.Server{Handler: s.handler, BaseContext: base, Logger: &fcgiLog}
-	scgiLog := s.log.With().Str("component", "scgi").Logger()
-	scgiSrv := &scgi.Server{Handler: s.handler, BaseContext: base, Logger: &scgiLog}
-
-	errc := make(chan error, len(fronts))
-	lns := make([]net.Listener, 0, len(fronts))
-	for _, f := range fronts {
-		s.log.Info().Str("listen", f.String()).Msg("ferry: listening")
-		switch f.addr.Protocol() {
-		case "http":
-			go func() { errc <- httpSrv.Serve(f.l) }()
-		case "fastcgi":
-			go func() { errc <- fcgiSrv.Serve(f.l) }()
-		case "scgi":
-			go func() { errc <- scgiSrv.Serve(f.l) }()
-		}
-		lns = append(lns, f.l)
+	lns := r.serve(fronts)
+	s.run.Store(r)
+	defer s.run.Store(nil)
+	if err := s.handover.ready(); err != nil {
+		s.log.Warn().Err(err).Msg("ferry: telling the replaced ferry we listen")
 	}
 	if ready != nil {
 		ready(lns)
 	}
 
-	var err error
 	select {
 	case <-ctx.Done():
-	case err = <-errc:
+	case err = <-r.errc:
 		err = fmt.Errorf("bridge: serving: %w", err)
+	case <-r.handedOver:
 	}
-	timeout := s.cfg.ShutdownTimeout
-	if timeout <= 0 {
-		timeout = DefaultShutdownTimeout
-	}
-	s.log.Info().Dur("timeout", timeout).Msg("ferry: shutting down; draining in-flight requests")
-	sctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, shut := range []func(context.Context) error{httpSrv.Shutdown, fcgiSrv.Shutdown, scgiSrv.Shutdown} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if serr := shut(sctx); serr != nil {
-				s.log.Warn().Err(serr).Msg("ferry: drain timed out; stopping the scripts still running")
-			}
-		}()
-	}
-	wg.Wait()
-	// Requests still running (timed out, or on hijacked connections) see
-	// their context end: their scripts get SIGTERM, then SIGKILL.
-	stopScripts()
-	httpSrv.Close()
-	fcgiSrv.Close()
-	scgiSrv.Close()
-	s.inflight.Wait()
-	for _, f := range fronts {
-		f.cleanup()
-	}
-	stopPools()
-	s.log.Info().Msg("ferry: stopped")
-	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, fastcgi.ErrServerClosed) || errors.Is(err, scgi.ErrServerClosed) {
-		err = nil
-	}
+	r.shutdown()
 	return err
 }
 

@@ -65,11 +65,7 @@ func listen(a Address) (net.Listener, error) {
 		}
 		l.(*net.UnixListener).SetUnlinkOnClose(false) // cleanup removes it once serving ends
 		if m := a.Query.Get("mode"); m != "" {
-			mode, err := strconv.ParseUint(m, 8, 32)
-			if err == nil {
-				err = os.Chmod(a.Path, os.FileMode(mode))
-			}
-			if err != nil {
+			if err := chmodSocket(a); err != nil {
 				l.Close()
 				os.Remove(a.Path)
 				return nil, fmt.Errorf("bridge: listen %s: mode %q: %v", a, m, err)

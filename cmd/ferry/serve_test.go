@@ -24,10 +24,15 @@ import (
 )
 
 // The test binary doubles as the ferry command: tests run it with
-// FERRY_TEST_MAIN=1 to get a real ferry process without a separate build.
+// FERRY_TEST_MAIN=1 to get a real ferry process without a separate build,
+// and with FERRY_TEST_FCGI_WORKER=1 as a FastCGI worker of a
+// fastcgi+exec: mount.
 func TestMain(m *testing.M) {
-	if os.Getenv("FERRY_TEST_MAIN") == "1" {
+	switch {
+	case os.Getenv("FERRY_TEST_MAIN") == "1":
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	case os.Getenv("FERRY_TEST_FCGI_WORKER") == "1":
+		os.Exit(fcgiWorkerMain())
 	}
 	os.Exit(m.Run())
 }

@@ -1,0 +1,394 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Reload applies cfg to the running server, as SIGHUP does to ferry serve.
+// Nothing a request needs is closed under it:
+//
+//   - fronts that stay (the same endpoint: host and port, socket path or
+//     descriptor) keep their listening socket, so no connection is ever
+//     refused; new ones open; removed ones stop accepting at once and
+//     close once their in-flight requests are over (up to the
+//     ShutdownTimeout of the configuration that had them). A front whose
+//     protocol changed keeps its socket too, served by the new protocol;
+//   - the mounts switch at once for new requests, on every front
+//     including connections kept alive; requests in progress finish with
+//     the configuration they started with;
+//   - worker pools (fastcgi+exec: mounts) whose settings did not change
+//     are kept as they are, workers and all; new ones, and those whose
+//     settings changed, start before the switch; those no longer used are
+//     stopped once the requests of the replaced configuration are over
+//     (up to its ShutdownTimeout).
+//
+// If cfg cannot be built, or a new listener or worker pool cannot start,
+// Reload returns why and the configuration in force stays, untouched.
+// Reload logs one line saying what changed. It fails if Run is not
+// serving (or serves a cgi: front), and cfg may not make it a cgi: front.
+func (s *Server) Reload(cfg Config) error {
+	r := s.run.Load()
+	if r == nil {
+		return errors.New("bridge: reload: the server is not running")
+	}
+	return r.reload(cfg)
+}
+
+func (r *runner) reload(cfg Config) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopping {
+		return errors.New("bridge: reload: the server is shutting down")
+	}
+	old := r.cur.Load()
+	next, err := newServer(cfg, old.pools)
+	if err != nil {
+		return err
+	}
+	if len(next.cfg.Listen) == 1 && next.cfg.Listen[0].Protocol() == "cgi" {
+		return errors.New("bridge: reload: a running server cannot become a cgi: front")
+	}
+	var ch changes
+	ch.compare(old, next)
+
+	// Fronts: keep those whose endpoint stays, open the new ones.
+	var (
+		keep     []*frontServer // in the new order
+		opened   []front        // opened for this reload
+		switched = map[*frontServer]bool{}
+	)
+	byEndpoint := map[string]*frontServer{}
+	for _, fs := range r.fronts {
+		byEndpoint[endpoint(fs.addr)] = fs
+	}
+	used := map[*frontServer]bool{}
+	var toOpen []Address
+	for _, a := range next.cfg.Listen {
+		fs := byEndpoint[endpoint(a)]
+		switch {
+		case fs == nil:
+			toOpen = append(toOpen, a)
+		case fs.addr.Protocol() == a.Protocol():
+			used[fs] = true
+			keep = append(keep, fs)
+		default:
+			// Another protocol on the same socket: the new front
+			// serves a copy of it, so that the socket (and what waits in
+			// its backlog) lives on when the old front closes.
+			l, err := dupListener(fs.l)
+			if err != nil {
+				closeOpened(opened)
+				return fmt.Errorf("bridge: reload: listen %s: %w", a, err)
+			}
+			used[fs] = true
+			switched[fs] = true
+			opened = append(opened, front{addr: a, l: l})
+			ch.listenChanged = append(ch.listenChanged, fs.addr.String()+" -> "+a.String())
+		}
+	}
+	fresh, err := r.open(toOpen, nil)
+	if err != nil {
+		closeOpened(opened)
+		return err
+	}
+	opened = append(opened, fresh...)
+	for _, f := range fresh {
+		ch.listenAdded = append(ch.listenAdded, f.String())
+	}
+	var removed []*frontServer
+	for _, fs := range r.fronts {
+		if !used[fs] {
+			removed = append(removed, fs)
+			ch.listenRemoved = append(ch.listenRemoved, fs.String())
+		}
+	}
+
+	// Worker pools: start those the new configuration does not keep.
+	var start, drop []spawned
+	for _, sp := range next.pools {
+		if !slices.ContainsFunc(old.pools, func(o spawned) bool { return o.pool == sp.pool }) {
+			start = append(start, sp)
+		}
+	}
+	for _, sp := range old.pools {
+		if !slices.ContainsFunc(next.pools, func(n spawned) bool { return n.pool == sp.pool }) {
+			drop = append(drop, sp)
+		}
+	}
+	if err := startPools(r.log, start); err != nil {
+		closeOpened(opened)
+		return err
+	}
+	if err := r.setPIDFile(next.cfg.PIDFile); err != nil {
+		stopPools(r.log, start)
+		closeOpened(opened)
+		return err
+	}
+
+	// The switch: new requests get next from here on.
+	r.cur.Store(next)
+	oldTimeout := old.cfg.ShutdownTimeout
+	if oldTimeout <= 0 {
+		oldTimeout = DefaultShutdownTimeout
+	}
+	for _, fs := range removed {
+		// A switched front's socket file is the new front's.
+		r.drain(fs, oldTimeout, switched[fs])
+	}
+	// Mode changes of unix fronts that stay.
+	for _, fs := range keep {
+		for _, a := range next.cfg.Listen {
+			if endpoint(a) == endpoint(fs.addr) {
+				if m := a.Query.Get("mode"); a.Network() == "unix" && m != "" && m != fs.addr.Query.Get("mode") {
+					if err := chmodSocket(a); err != nil {
+						r.log.Warn().Err(err).Str("listen", a.String()).Msg("ferry: reload: socket mode")
+					}
+				}
+				fs.addr = a
+			}
+		}
+	}
+	r.fronts = keep
+	r.serve(opened)
+	r.retire(old, drop, oldTimeout)
+
+	ch.poolsStarted = poolNames(start)
+	ch.poolsStopped = poolNames(drop)
+	ch.poolsKept = len(next.pools) - len(start)
+	ch.log(r.log)
+	return nil
+}
+
+// closeOpened closes fronts a failed reload opened, and removes their
+// socket files.
+func closeOpened(fronts []front) {
+	for _, f := range fronts {
+		f.l.Close()
+		f.cleanup()
+	}
+}
+
+// retire lets the requests of old, a replaced configuration, finish (up
+// to timeout), then stops the worker pools the new configuration dropped.
+func (r *runner) retire(old *Server, drop []spawned, timeout time.Duration) {
+	r.draining.Add(1)
+	go func() {
+		defer r.draining.Done()
+		old.reqs.close()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := old.reqs.wait(ctx); err != nil {
+			r.log.Warn().Dur("timeout", timeout).Msg("ferry: reload: requests of the replaced configuration still running; stopping its workers anyway")
+		}
+		stopPools(r.log, drop)
+	}()
+}
+
+// open opens a listener for each of addrs: the socket h handed over for
+// its endpoint, if any, else a new one. On error, those opened are closed
+// again.
+func (r *runner) open(addrs []Address, h *Handover) ([]front, error) {
+	var fronts []front
+	for _, a := range addrs {
+		l := h.take(a)
+		if l == nil {
+			var err error
+			if l, err = listen(a); err != nil {
+				closeOpened(fronts)
+				return nil, err
+			}
+		}
+		fronts = append(fronts, front{addr: a, l: l})
+	}
+	return fronts, nil
+}
+
+// chmodSocket gives a unix front's socket file the mode its ?mode= asks.
+func chmodSocket(a Address) error {
+	mode, err := strconv.ParseUint(a.Query.Get("mode"), 8, 32)
+	if err == nil {
+		err = os.Chmod(a.Path, os.FileMode(mode))
+	}
+	return err
+}
+
+// endpoint names the socket a front listens on, whatever protocol it
+// speaks there: a reload keeps the socket of a front whose endpoint stays,
+// and an upgrade hands sockets over by endpoint.
+func endpoint(a Address) string {
+	switch a.Network() {
+	case "unix":
+		return "unix:" + a.Path
+	case "fd":
+		return "fd:" + a.Host
+	}
+	return "tcp:" + a.Host
+}
+
+// requests counts the requests a configuration serves in a running ferry,
+// so that a reload can wait for those of the configuration it replaced:
+// once closed, no request enters any more, and wait returns when the last
+// one has left. The zero value is open.
+type requests struct {
+	mu     sync.RWMutex // read-held by enter, so that close cannot slip between its check and its count
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// enter counts a request in, unless the configuration has been replaced.
+func (q *requests) enter() bool {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed {
+		return false
+	}
+	q.wg.Add(1)
+	return true
+}
+
+// leave counts a request out.
+func (q *requests) leave() { q.wg.Done() }
+
+// close lets no request enter any more.
+func (q *requests) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+}
+
+// wait waits, after close, until every request has left, or ctx ends.
+func (q *requests) wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		q.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// addPool adds the worker pool sp to the configuration being built, and
+// returns it; or, when a reload builds it, the running configuration's
+// pool with the same settings, which it keeps (each at most once).
+func (s *Server) addPool(sp spawned) spawned {
+	if i := slices.IndexFunc(s.carry, func(o spawned) bool { return samePool(o, sp) }); i >= 0 {
+		sp = s.carry[i]
+		s.carry = slices.Delete(s.carry, i, i+1)
+	}
+	s.pools = append(s.pools, sp)
+	return sp
+}
+
+// samePool reports whether two worker pools, and their clients, have the
+// same settings: every exported field but the loggers and the client's
+// Address, which is the pool's socket once it runs.
+func samePool(a, b spawned) bool {
+	return sameFields(a.pool, b.pool, "Logger") && sameFields(a.client, b.client, "Logger", "Address")
+}
+
+// sameFields reports whether the structs *a and *b, of one type, have
+// equal exported fields, skipping those named.
+func sameFields(a, b any, skip ...string) bool {
+	va, vb := reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem()
+	t := va.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() || slices.Contains(skip, f.Name) {
+			continue
+		}
+		if !reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
+			return false
+		}
+	}
+	return true
+}
+
+// poolNames names pools by their program, for the log.
+func poolNames(pools []spawned) []string {
+	var names []string
+	for _, sp := range pools {
+		names = append(names, sp.pool.Path)
+	}
+	return names
+}
+
+// changes is what a reload changed, for its log line.
+type changes struct {
+	listenAdded, listenRemoved, listenChanged []string
+	mountsAdded, mountsRemoved, mountsChanged []string
+	root                                      string // "old -> new", if it changed
+	poolsStarted, poolsStopped                []string
+	poolsKept                                 int
+}
+
+// compare records how the mounts and the document root of next differ
+// from old's. A mount changed if its backend or any of its settings did.
+func (ch *changes) compare(old, next *Server) {
+	mounts := func(s *Server) map[string]string {
+		m := map[string]string{}
+		for _, mt := range s.cfg.Mounts {
+			m[mt.Prefix] = fmt.Sprintf("%s %+v", mt.Backend, s.cfg.MountSettings(mt))
+		}
+		return m
+	}
+	om, nm := mounts(old), mounts(next)
+	for _, mt := range next.cfg.Mounts {
+		switch o, ok := om[mt.Prefix]; {
+		case !ok:
+			ch.mountsAdded = append(ch.mountsAdded, mt.Prefix)
+		case o != nm[mt.Prefix]:
+			ch.mountsChanged = append(ch.mountsChanged, mt.Prefix)
+		}
+	}
+	for _, mt := range old.cfg.Mounts {
+		if _, ok := nm[mt.Prefix]; !ok {
+			ch.mountsRemoved = append(ch.mountsRemoved, mt.Prefix)
+		}
+	}
+	if old.cfg.Root != next.cfg.Root {
+		ch.root = strconv.Quote(old.cfg.Root) + " -> " + strconv.Quote(next.cfg.Root)
+	}
+}
+
+// log writes the reload's line: what changed, or that nothing did.
+func (ch *changes) log(l zerolog.Logger) {
+	ev := l.Info()
+	n := 0
+	for _, f := range []struct {
+		key  string
+		vals []string
+	}{
+		{"listen_added", ch.listenAdded}, {"listen_removed", ch.listenRemoved}, {"listen_changed", ch.listenChanged},
+		{"mounts_added", ch.mountsAdded}, {"mounts_removed", ch.mountsRemoved}, {"mounts_changed", ch.mountsChanged},
+		{"pools_started", ch.poolsStarted}, {"pools_stopped", ch.poolsStopped},
+	} {
+		if len(f.vals) > 0 {
+			ev = ev.Strs(f.key, f.vals)
+			n += len(f.vals)
+		}
+	}
+	if ch.root != "" {
+		ev = ev.Str("root", ch.root)
+		n++
+	}
+	ev = ev.Int("pools_kept", ch.poolsKept)
+	if n == 0 {
+		ev.Msg("ferry: configuration reloaded; nothing changed")
+		return
+	}
+	ev.Int("changes", n).Msg("ferry: configuration reloaded")
+}

@@ -1,0 +1,304 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/scgi"
+	"github.com/rs/zerolog"
+)
+
+// runner is a running ferry: its fronts, the configuration in force, which
+// a reload replaces, and the replaced ones still draining. Every front
+// serves the runner, which hands each request to the configuration in
+// force when the request starts.
+type runner struct {
+	log zerolog.Logger // the log of the Server Run was called on
+	cur atomic.Pointer[Server]
+	// baseCtx is the base of every request's context; stopScripts ends
+	// it once the shutdown's drain is over.
+	baseCtx     context.Context
+	stopScripts context.CancelFunc
+	errc        chan error    // the first front that failed; Run stops on it
+	handedOver  chan struct{} // closed once an upgrade took the fronts over
+
+	mu        sync.Mutex // serializes reloads, the upgrade and the shutdown; guards the fields below
+	fronts    []*frontServer
+	stopping  bool // Run is shutting down: no more reloads
+	handed    bool // handedOver is closed: unix socket files belong to the new process
+	pidFile   string
+	removePID func()
+	// draining counts what a reload or the shutdown left to finish in the
+	// background: fronts removed, configurations replaced.
+	draining sync.WaitGroup
+}
+
+func newRunner(s *Server) *runner {
+	r := &runner{log: s.log, errc: make(chan error, 1), handedOver: make(chan struct{})}
+	r.baseCtx, r.stopScripts = context.WithCancel(context.Background())
+	r.cur.Store(s)
+	return r
+}
+
+// ServeHTTP serves r with the configuration in force. Requests are counted
+// per configuration, so that a reload knows when the one it replaced is
+// idle; a request that meets a configuration just replaced takes the new
+// one instead.
+func (r *runner) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	for {
+		s := r.cur.Load()
+		if s.reqs.enter() {
+			defer s.reqs.leave()
+			s.handler.ServeHTTP(w, req)
+			return
+		}
+	}
+}
+
+// protoServer is the server of one front's protocol: *http.Server,
+// *fastcgi.Server or *scgi.Server.
+type protoServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// frontServer is one front being served: its listener and the server of
+// its protocol, which serves the runner's configuration in force.
+type frontServer struct {
+	front
+	srv protoServer
+	// stopped is set before the front is stopped on purpose, so that the
+	// end of its Serve is not an error.
+	stopped atomic.Bool
+	served  chan struct{} // closed when Serve has returned: no connection is accepted any more
+	conns   atomic.Int64  // HTTP connections open, hijacked ones aside
+}
+
+// newFrontServer makes the server of f's protocol. Each front has its
+// own, so that a reload can drain one front without touching the others.
+func (r *runner) newFrontServer(f front) *frontServer {
+	fs := &frontServer{front: f, served: make(chan struct{})}
+	base := func(net.Listener) context.Context { return r.baseCtx }
+	switch f.addr.Protocol() {
+	case "http":
+		fs.srv = &http.Server{
+			Handler:           r,
+			ReadHeaderTimeout: DefaultReadHeaderTimeout,
+			IdleTimeout:       DefaultIdleTimeout,
+			BaseContext:       base,
+			ErrorLog:          log.New(r.log.With().Str("component", "http").Logger(), "", 0),
+			ConnState: func(_ net.Conn, st http.ConnState) {
+				switch st {
+				case http.StateNew:
+					fs.conns.Add(1)
+				case http.StateClosed, http.StateHijacked:
+					fs.conns.Add(-1)
+				}
+			},
+		}
+	case "fastcgi":
+		l := r.log.With().Str("component", "fastcgi").Logger()
+		fs.srv = &fastcgi.Server{Handler: r, BaseContext: base, Logger: &l}
+	case "scgi":
+		l := r.log.With().Str("component", "scgi").Logger()
+		fs.srv = &scgi.Server{Handler: r, BaseContext: base, Logger: &l}
+	}
+	return fs
+}
+
+// drainPoll is how often drainConns looks again at the connections left.
+const drainPoll = 10 * time.Millisecond
+
+// drainConns stops fs gracefully, until ctx ends: it stops accepting, and
+// waits for the connections accepted to serve their requests and close.
+// Close it afterwards.
+//
+// For HTTP, http.Server.Shutdown will not do: a connection accepted just
+// before it whose request is read just after is closed unanswered
+// (net/http's conn.serve returns when it finds the server shutting down),
+// and while an upgrade or a removed front is draining, clients keep
+// connecting. So keep-alives are turned off instead (idle connections
+// close; others close after their next response), and drainConns waits
+// until no connection is left. The FastCGI and SCGI servers' Shutdown
+// answers what they have read.
+func (fs *frontServer) drainConns(ctx context.Context) error {
+	fs.stopped.Store(true)
+	fs.l.Close()
+	select {
+	case <-fs.served: // no connection can be accepted from here on
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	hs, ok := fs.srv.(*http.Server)
+	if !ok {
+		return fs.srv.Shutdown(ctx)
+	}
+	t := time.NewTicker(drainPoll)
+	defer t.Stop()
+	for {
+		// Again at each poll: a connection may have turned idle just
+		// as keep-alives were turned off.
+		hs.SetKeepAlivesEnabled(false)
+		if fs.conns.Load() <= 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// serve starts serving fronts and returns their listeners. Run calls it
+// before it shares r; a reload, with r.mu held.
+func (r *runner) serve(fronts []front) []net.Listener {
+	lns := make([]net.Listener, 0, len(fronts))
+	for _, f := range fronts {
+		fs := r.newFrontServer(f)
+		r.fronts = append(r.fronts, fs)
+		r.log.Info().Str("listen", f.String()).Msg("ferry: listening")
+		go func() {
+			err := fs.srv.Serve(fs.l)
+			close(fs.served)
+			if fs.stopped.Load() || errors.Is(err, http.ErrServerClosed) || errors.Is(err, fastcgi.ErrServerClosed) || errors.Is(err, scgi.ErrServerClosed) {
+				return
+			}
+			select {
+			case r.errc <- err:
+			default: // another front failed first
+			}
+		}()
+		lns = append(lns, f.l)
+	}
+	return lns
+}
+
+// drain stops fs: it stops accepting at once, its connections get up to
+// timeout to finish their requests (idle ones close), and then it is
+// closed. The socket file of a unix front is removed unless keepFile.
+// drain runs in the background, counted by r.draining.
+func (r *runner) drain(fs *frontServer, timeout time.Duration, keepFile bool) {
+	fs.stopped.Store(true)
+	fs.l.Close() // drainConns closes it too; here it stops accepting before the reload returns
+	if !keepFile {
+		fs.cleanup()
+	}
+	r.draining.Add(1)
+	go func() {
+		defer r.draining.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := fs.drainConns(ctx); err != nil {
+			r.log.Warn().Err(err).Str("listen", fs.String()).Msg("ferry: removed front's drain timed out; closing its connections")
+		}
+		fs.srv.Close()
+		r.log.Info().Str("listen", fs.String()).Msg("ferry: stopped listening")
+	}()
+}
+
+// shutdown ends Run: the fronts stop accepting, in-flight requests get up
+// to ShutdownTimeout to finish, then the scripts still running are
+// stopped, and every worker pool is stopped once the requests that use it
+// are over.
+func (r *runner) shutdown() {
+	r.mu.Lock()
+	r.stopping = true
+	fronts := r.fronts
+	handed := r.handed
+	r.mu.Unlock()
+	cur := r.cur.Load()
+	timeout := cur.cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = DefaultShutdownTimeout
+	}
+	r.log.Info().Dur("timeout", timeout).Msg("ferry: shutting down; draining in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, fs := range fronts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fs.drainConns(sctx); err != nil {
+				r.log.Warn().Err(err).Str("listen", fs.String()).Msg("ferry: drain timed out; stopping the scripts still running")
+			}
+		}()
+	}
+	wg.Wait()
+	// Requests still running (timed out, or on hijacked connections) see
+	// their context end: their scripts get SIGTERM, then SIGKILL.
+	r.stopScripts()
+	for _, fs := range fronts {
+		fs.srv.Close()
+	}
+	cur.reqs.close()
+	cur.reqs.wg.Wait()
+	r.draining.Wait() // replaced configurations stop their pools once their requests are over
+	if !handed {
+		// After an upgrade the socket files are the new process's.
+		for _, fs := range fronts {
+			fs.cleanup()
+		}
+	}
+	stopPools(r.log, cur.pools)
+	if r.removePID != nil {
+		r.removePID()
+	}
+	r.log.Info().Msg("ferry: stopped")
+}
+
+// setPIDFile writes the pid file at path, and removes the one written
+// before if it was another. An empty path writes none. Called before Run
+// serves, or with r.mu held.
+func (r *runner) setPIDFile(path string) error {
+	if path == r.pidFile {
+		return nil
+	}
+	var remove func()
+	if path != "" {
+		var err error
+		if remove, err = writePIDFile(path); err != nil {
+			return err
+		}
+	}
+	if r.removePID != nil {
+		r.removePID()
+	}
+	r.pidFile, r.removePID = path, remove
+	return nil
+}
+
+// startPools starts the worker pools and points their clients at their
+// sockets. If one fails, those started are stopped again.
+func startPools(l zerolog.Logger, pools []spawned) error {
+	for i, sp := range pools {
+		if err := sp.pool.Start(context.Background()); err != nil {
+			stopPools(l, pools[:i])
+			return fmt.Errorf("bridge: starting FastCGI workers: %w", err)
+		}
+		sp.client.Address = sp.pool.Address()
+		l.Info().Str("worker", sp.pool.Path).Ints("pids", sp.pool.PIDs()).Str("socket", sp.pool.Address()).Msg("ferry: FastCGI workers started")
+	}
+	return nil
+}
+
+// stopPools stops the worker pools, each within 10 s.
+func stopPools(l zerolog.Logger, pools []spawned) {
+	for _, sp := range pools {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := sp.pool.Stop(ctx); err != nil {
+			l.Warn().Err(err).Str("worker", sp.pool.Path).Msg("ferry: stopping workers")
+		}
+		cancel()
+	}
+}
