@@ -189,8 +189,12 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	lns := r.serve(fronts)
 	s.run.Store(r)
 	defer s.run.Store(nil)
-	if err := s.handover.ready(); err != nil {
-		s.log.Warn().Err(err).Msg("ferry: telling the replaced ferry we listen")
+	if s.handover != nil {
+		if err := s.handover.ready(); err != nil {
+			s.log.Warn().Err(err).Msg("ferry: upgrade: telling the replaced ferry we listen")
+		} else {
+			s.log.Info().Int("pid", os.Getpid()).Msg("ferry: upgrade: serving on the sockets handed over; the replaced ferry drains")
+		}
 	}
 	if ready != nil {
 		ready(lns)

@@ -90,7 +90,6 @@ func (r *runner) reload(cfg Config) error {
 				closeOpened(opened)
 				return fmt.Errorf("bridge: reload: listen %s: %w", a, err)
 			}
-			used[fs] = true
 			switched[fs] = true
 			opened = append(opened, front{addr: a, l: l})
 			ch.listenChanged = append(ch.listenChanged, fs.addr.String()+" -> "+a.String())
@@ -107,7 +106,10 @@ func (r *runner) reload(cfg Config) error {
 	}
 	var removed []*frontServer
 	for _, fs := range r.fronts {
-		if !used[fs] {
+		switch {
+		case switched[fs]:
+			removed = append(removed, fs)
+		case !used[fs]:
 			removed = append(removed, fs)
 			ch.listenRemoved = append(ch.listenRemoved, fs.String())
 		}
@@ -142,7 +144,9 @@ func (r *runner) reload(cfg Config) error {
 		oldTimeout = DefaultShutdownTimeout
 	}
 	for _, fs := range removed {
-		// A switched front's socket file is the new front's.
+		// A switched front's socket file is the new front's. Its
+		// listener closes here, before the new front accepts on the
+		// socket: no connection meets the old protocol's server.
 		r.drain(fs, oldTimeout, switched[fs])
 	}
 	// Mode changes of unix fronts that stay.
@@ -180,15 +184,24 @@ func closeOpened(fronts []front) {
 
 // retire lets the requests of old, a replaced configuration, finish (up
 // to timeout), then stops the worker pools the new configuration dropped.
+// A pool may have been kept from configurations replaced before old, whose
+// requests may still use it: so each retirement also waits for the one
+// before it. Called with r.mu held.
 func (r *runner) retire(old *Server, drop []spawned, timeout time.Duration) {
+	prev, done := r.retired, make(chan struct{})
+	r.retired = done
 	r.draining.Add(1)
 	go func() {
 		defer r.draining.Done()
+		defer close(done)
 		old.reqs.close()
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		if err := old.reqs.wait(ctx); err != nil {
 			r.log.Warn().Dur("timeout", timeout).Msg("ferry: reload: requests of the replaced configuration still running; stopping its workers anyway")
+		}
+		if prev != nil {
+			<-prev
 		}
 		stopPools(r.log, drop)
 	}()

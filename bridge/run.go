@@ -39,6 +39,7 @@ type runner struct {
 	// draining counts what a reload or the shutdown left to finish in the
 	// background: fronts removed, configurations replaced.
 	draining sync.WaitGroup
+	retired  chan struct{} // closed once the last configuration replaced has retired ([runner.retire])
 }
 
 func newRunner(s *Server) *runner {

@@ -208,16 +208,16 @@ func reload(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ferry reload: no pid file: give --pid-file FILE, or --config FILE with pid_file set (see ferry reload --help)")
 		return 2
 	}
-	sig, what := syscall.SIGHUP, "reload (SIGHUP)"
+	sig, what := syscall.SIGHUP, "reload (SIGHUP); its log says what changed"
 	if *upgrade {
-		sig, what = syscall.SIGUSR2, "upgrade (SIGUSR2)"
+		sig, what = syscall.SIGUSR2, "upgrade (SIGUSR2); the pid file names the new process once it serves"
 	}
 	pid, err := signalPIDFile(cfg.PIDFile, sig)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry reload: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "ferry reload: asked ferry (pid %d) to %s; its log says what changed\n", pid, what)
+	fmt.Fprintf(stdout, "ferry reload: asked ferry (pid %d) to %s\n", pid, what)
 	return 0
 }
 

@@ -1,0 +1,299 @@
+package bridge
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/testlog"
+	"github.com/ferrygw/ferry/spawn"
+	"github.com/rs/zerolog"
+)
+
+// reloadConfig is a configuration of TestReload: fronts, a cgi-bin
+// directory, and a pool of matrix workers (this test binary).
+func reloadConfig(t *testing.T, logs io.Writer, listen []string, cgiDir string, workers string) Config {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zerolog.New(logs)
+	cfg := Config{Logger: &log, Settings: Settings{Env: []string{"FERRY_TEST_MATRIX_WORKER=1"}}}
+	for _, l := range listen {
+		a, err := ParseAddress(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Listen = append(cfg.Listen, a)
+	}
+	for _, m := range []string{"/cgi/=cgi:" + cgiDir, matrixPrefix + "=fastcgi+exec:" + self + "?workers=" + workers} {
+		mt, err := ParseMount(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Mounts = append(cfg.Mounts, mt)
+	}
+	return cfg
+}
+
+// runningPool returns the running server's worker pool.
+func runningPool(s *Server) *spawn.Pool {
+	return s.run.Load().cur.Load().pools[0].pool
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return string(b)
+}
+
+// TestReload reloads a running server: a mount switches at once while a
+// request in progress finishes where it started, a pool whose settings
+// stay is kept (same workers), one whose settings change is replaced once
+// the requests that use it are over, fronts come and go, a front's
+// protocol changes on the same socket, and a configuration that fails to
+// build changes nothing.
+func TestReload(t *testing.T) {
+	leakcheck.Check(t)
+	dirA, dirB, state := t.TempDir(), t.TempDir(), t.TempDir()
+	writeExec(t, filepath.Join(dirA, "who.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\na'\n")
+	writeExec(t, filepath.Join(dirB, "who.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nb'\n")
+	logs := &testlog.Buffer{}
+	main := "http://127.0.0.1:0"
+	s, err := New(reloadConfig(t, logs, []string{main}, dirA, "2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	addr := make(chan string, 1)
+	go func() { done <- s.Run(ctx, func(ls []net.Listener) { addr <- ls[0].Addr().String() }) }()
+	base := "http://" + <-addr
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	}
+	defer func() {
+		stop()
+		if t.Failed() {
+			t.Logf("log:\n%s", logs)
+		}
+	}()
+	if got := get(t, base+"/cgi/who.sh"); got != "a" {
+		t.Fatalf("before any reload: %q", got)
+	}
+
+	// A request in progress on the first pool.
+	mark := filepath.Join(state, "mark")
+	resp, err := http.Get(base + matrixPrefix + "/stream?mark=" + mark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if line, err := br.ReadString('\n'); line != "first\n" {
+		t.Fatalf("stream: %q, %v", line, err)
+	}
+	firstPool := runningPool(s)
+	first := firstPool.PIDs()
+
+	// The mount changes, the pool stays.
+	if err := s.Reload(reloadConfig(t, logs, []string{main}, dirB, "2")); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, base+"/cgi/who.sh"); got != "b" {
+		t.Errorf("after the reload: %q; want b", got)
+	}
+	if runningPool(s) != firstPool {
+		t.Errorf("a reload that kept the pool's settings replaced the pool")
+	}
+	if !strings.Contains(logs.String(), `"mounts_changed":["/cgi/"],"pools_kept":1`) {
+		t.Errorf("no log line for the reload with the mount changed and the pool kept:\n%s", logs)
+	}
+
+	// A front added, the pool's settings changed: a new pool; the old
+	// one serves the request in progress, which started two
+	// configurations ago, until it is over.
+	extra := deadAddr(t)
+	if err := s.Reload(reloadConfig(t, logs, []string{main, "http://" + extra}, dirB, "3")); err != nil {
+		t.Fatal(err)
+	}
+	secondPool := runningPool(s)
+	if secondPool == firstPool {
+		t.Errorf("a reload that changed the pool's settings kept the pool")
+	}
+	if got := get(t, "http://"+extra+"/cgi/who.sh"); got != "b" {
+		t.Errorf("the added front: %q", got)
+	}
+	if got := get(t, base+matrixPrefix+"/status"); got != "created" {
+		t.Errorf("the new pool: %q", got)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, p := range first {
+		if !leakcheck.Alive(p) {
+			t.Errorf("old worker %d stopped while a request it serves is in progress", p)
+		}
+	}
+	if err := os.WriteFile(mark, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rest, err := io.ReadAll(br); string(rest) != "second\n" || err != nil {
+		t.Errorf("the request in progress across two reloads ended with %q, %v; want second", rest, err)
+	}
+	resp.Body.Close()
+	for deadline := time.Now().Add(10 * time.Second); slices.ContainsFunc(first, leakcheck.Alive); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("old workers %v still run once their requests are over", first)
+		}
+	}
+
+	// A configuration that cannot be built changes nothing.
+	err = s.Reload(reloadConfig(t, logs, []string{main}, filepath.Join(dirB, "nowhere"), "2"))
+	if err == nil || !strings.Contains(err.Error(), "nowhere") {
+		t.Errorf("Reload with a missing cgi-bin: %v; want an error naming it", err)
+	}
+	if got := get(t, "http://"+extra+"/cgi/who.sh"); got != "b" {
+		t.Errorf("after a failed reload, the front it would remove: %q", got)
+	}
+	if runningPool(s) != secondPool {
+		t.Errorf("a failed reload replaced the pool")
+	}
+
+	// The front removed: refused at once. The main front speaks FastCGI
+	// on the same socket now.
+	fcgiMain := "fastcgi://127.0.0.1:0"
+	if err := s.Reload(reloadConfig(t, logs, []string{fcgiMain}, dirB, "3")); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.Dial("tcp", extra); !errors.Is(err, syscall.ECONNREFUSED) {
+		if c != nil {
+			c.Close()
+		}
+		t.Errorf("the removed front: %v; want a refused connection", err)
+	}
+	h := &fastcgi.Handler{Client: &fastcgi.Client{Network: "tcp", Address: strings.TrimPrefix(base, "http://"), MaxConns: 1}}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/cgi/who.sh", nil))
+	h.Client.CloseIdle()
+	if w.Code != 200 || w.Body.String() != "b" {
+		t.Errorf("FastCGI on the socket the HTTP front had: %d %q", w.Code, w.Body)
+	}
+	if runningPool(s) != secondPool {
+		t.Errorf("a reload that kept the pool's settings replaced the pool")
+	}
+	second := secondPool.PIDs()
+	http.DefaultClient.CloseIdleConnections()
+	stop()
+	for _, p := range second {
+		if leakcheck.Alive(p) {
+			t.Errorf("worker %d outlived Run", p)
+		}
+	}
+}
+
+// TestReloadNotRunning: Reload and Upgrade need Run.
+func TestReloadNotRunning(t *testing.T) {
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(Config{}); err == nil {
+		t.Error("Reload before Run: no error")
+	}
+	if err := s.Upgrade(context.Background(), nil); err == nil {
+		t.Error("Upgrade before Run: no error")
+	}
+}
+
+// TestRequestsGate: once closed, no request enters, and wait returns when
+// those in have left.
+func TestRequestsGate(t *testing.T) {
+	var q requests
+	if !q.enter() {
+		t.Fatal("enter on an open gate failed")
+	}
+	q.close()
+	if q.enter() {
+		t.Error("enter after close succeeded")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := q.wait(ctx); err == nil {
+		t.Error("wait returned with a request in")
+	}
+	q.leave()
+	if err := q.wait(context.Background()); err != nil {
+		t.Errorf("wait: %v", err)
+	}
+}
+
+// TestListenerFileKeepsNonblocking: the descriptor handed to a new process
+// must leave the listener's socket non-blocking, or its Accept would hold
+// a thread and ignore Close. exec asks a File for its descriptor with Fd;
+// so does this test.
+func TestListenerFileKeepsNonblocking(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := listenerFile(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Fd()
+	accepted := make(chan error, 1)
+	go func() {
+		_, err := l.Accept()
+		accepted <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // in Accept
+	l.Close()
+	select {
+	case err := <-accepted:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Accept after Close: %v; want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("Accept still blocks 5s after Close: the socket went blocking")
+	}
+	// The copy still listens: the socket outlives l.
+	dl, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	c, err := net.Dial("tcp", dl.Addr().String())
+	if err != nil {
+		t.Fatalf("the copy of a closed listener's socket: %v", err)
+	}
+	c.Close()
+}
