@@ -156,7 +156,8 @@ func newServer(cfg Config, carry []spawned) (*Server, error) {
 }
 
 // Handler returns the server's whole HTTP handler: routes, access log and
-// request IDs. It is what every front serves.
+// request IDs. It is what every front serves while this configuration is
+// in force.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Run listens on every front and serves until ctx ends, then shuts down:
@@ -184,6 +185,7 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 			f.cleanup()
 		}
 		stopPools(s.log, s.pools)
+		r.stopScripts()
 		return err
 	}
 	lns := r.serve(fronts)

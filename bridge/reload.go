@@ -60,59 +60,9 @@ func (r *runner) reload(cfg Config) error {
 	}
 	var ch changes
 	ch.compare(old, next)
-
-	// Fronts: keep those whose endpoint stays, open the new ones.
-	var (
-		keep     []*frontServer // in the new order
-		opened   []front        // opened for this reload
-		switched = map[*frontServer]bool{}
-	)
-	byEndpoint := map[string]*frontServer{}
-	for _, fs := range r.fronts {
-		byEndpoint[endpoint(fs.addr)] = fs
-	}
-	used := map[*frontServer]bool{}
-	var toOpen []Address
-	for _, a := range next.cfg.Listen {
-		fs := byEndpoint[endpoint(a)]
-		switch {
-		case fs == nil:
-			toOpen = append(toOpen, a)
-		case fs.addr.Protocol() == a.Protocol():
-			used[fs] = true
-			keep = append(keep, fs)
-		default:
-			// Another protocol on the same socket: the new front
-			// serves a copy of it, so that the socket (and what waits in
-			// its backlog) lives on when the old front closes.
-			l, err := dupListener(fs.l)
-			if err != nil {
-				closeOpened(opened)
-				return fmt.Errorf("bridge: reload: listen %s: %w", a, err)
-			}
-			switched[fs] = true
-			opened = append(opened, front{addr: a, l: l})
-			ch.listenChanged = append(ch.listenChanged, fs.addr.String()+" -> "+a.String())
-		}
-	}
-	fresh, err := r.open(toOpen, nil)
+	fp, err := r.planFronts(next.cfg.Listen, &ch)
 	if err != nil {
-		closeOpened(opened)
 		return err
-	}
-	opened = append(opened, fresh...)
-	for _, f := range fresh {
-		ch.listenAdded = append(ch.listenAdded, f.String())
-	}
-	var removed []*frontServer
-	for _, fs := range r.fronts {
-		switch {
-		case switched[fs]:
-			removed = append(removed, fs)
-		case !used[fs]:
-			removed = append(removed, fs)
-			ch.listenRemoved = append(ch.listenRemoved, fs.String())
-		}
 	}
 
 	// Worker pools: start those the new configuration does not keep.
@@ -128,12 +78,12 @@ func (r *runner) reload(cfg Config) error {
 		}
 	}
 	if err := startPools(r.log, start); err != nil {
-		closeOpened(opened)
+		closeOpened(fp.opened)
 		return err
 	}
 	if err := r.setPIDFile(next.cfg.PIDFile); err != nil {
 		stopPools(r.log, start)
-		closeOpened(opened)
+		closeOpened(fp.opened)
 		return err
 	}
 
@@ -143,27 +93,25 @@ func (r *runner) reload(cfg Config) error {
 	if oldTimeout <= 0 {
 		oldTimeout = DefaultShutdownTimeout
 	}
-	for _, fs := range removed {
+	for _, fs := range fp.removed {
 		// A switched front's socket file is the new front's. Its
 		// listener closes here, before the new front accepts on the
 		// socket: no connection meets the old protocol's server.
-		r.drain(fs, oldTimeout, switched[fs])
+		r.drain(fs, oldTimeout, fp.switched[fs])
 	}
-	// Mode changes of unix fronts that stay.
-	for _, fs := range keep {
-		for _, a := range next.cfg.Listen {
-			if endpoint(a) == endpoint(fs.addr) {
-				if m := a.Query.Get("mode"); a.Network() == "unix" && m != "" && m != fs.addr.Query.Get("mode") {
-					if err := chmodSocket(a); err != nil {
-						r.log.Warn().Err(err).Str("listen", a.String()).Msg("ferry: reload: socket mode")
-					}
-				}
-				fs.addr = a
+	for _, k := range fp.keep {
+		if k.chmod {
+			if err := chmodSocket(k.addr); err != nil {
+				r.log.Warn().Err(err).Str("listen", k.addr.String()).Msg("ferry: reload: socket mode")
 			}
 		}
+		k.fs.addr = k.addr
 	}
-	r.fronts = keep
-	r.serve(opened)
+	r.fronts = r.fronts[:0]
+	for _, k := range fp.keep {
+		r.fronts = append(r.fronts, k.fs)
+	}
+	r.serve(fp.opened)
 	r.retire(old, drop, oldTimeout)
 
 	ch.poolsStarted = poolNames(start)
@@ -171,6 +119,82 @@ func (r *runner) reload(cfg Config) error {
 	ch.poolsKept = len(next.pools) - len(start)
 	ch.log(r.log)
 	return nil
+}
+
+// keptFront is a front a reload keeps.
+type keptFront struct {
+	fs    *frontServer
+	addr  Address // as the new configuration spells it
+	chmod bool    // a unix front whose socket file gets another mode
+}
+
+// frontPlan is how a reload changes the fronts.
+type frontPlan struct {
+	keep     []keptFront
+	opened   []front               // opened for the reload, to serve once it switches
+	removed  []*frontServer        // to drain once it switches
+	switched map[*frontServer]bool // removed fronts whose socket a new front of another protocol serves
+}
+
+// planFronts matches the fronts of a configuration to the running ones,
+// by endpoint: those that stay are kept, new ones opened, the others are
+// to be removed. A front whose protocol changes on the same endpoint is
+// removed, and its socket served by a new front ([dupListener]). Called
+// with r.mu held; on error, nothing was opened.
+func (r *runner) planFronts(listen []Address, ch *changes) (frontPlan, error) {
+	fp := frontPlan{switched: map[*frontServer]bool{}}
+	byEndpoint := map[string]*frontServer{}
+	for _, fs := range r.fronts {
+		byEndpoint[endpoint(fs.addr)] = fs
+	}
+	used := map[*frontServer]bool{}
+	var toOpen []Address
+	for _, a := range listen {
+		fs := byEndpoint[endpoint(a)]
+		switch {
+		case fs == nil:
+			toOpen = append(toOpen, a)
+		case fs.addr.Protocol() == a.Protocol():
+			used[fs] = true
+			mode := a.Query.Get("mode")
+			chmod := a.Network() == "unix" && mode != "" && mode != fs.addr.Query.Get("mode")
+			fp.keep = append(fp.keep, keptFront{fs: fs, addr: a, chmod: chmod})
+			if chmod {
+				ch.listenChanged = append(ch.listenChanged, fs.addr.String()+" -> "+a.String())
+			}
+		default:
+			// Another protocol on the same socket: the new front
+			// serves a copy of it, so that the socket (and what waits in
+			// its backlog) lives on when the old front closes.
+			l, err := dupListener(fs.l)
+			if err != nil {
+				closeOpened(fp.opened)
+				return frontPlan{}, fmt.Errorf("bridge: reload: listen %s: %w", a, err)
+			}
+			fp.switched[fs] = true
+			fp.opened = append(fp.opened, front{addr: a, l: l})
+			ch.listenChanged = append(ch.listenChanged, fs.addr.String()+" -> "+a.String())
+		}
+	}
+	fresh, err := r.open(toOpen, nil)
+	if err != nil {
+		closeOpened(fp.opened)
+		return frontPlan{}, err
+	}
+	fp.opened = append(fp.opened, fresh...)
+	for _, f := range fresh {
+		ch.listenAdded = append(ch.listenAdded, f.String())
+	}
+	for _, fs := range r.fronts {
+		switch {
+		case fp.switched[fs]:
+			fp.removed = append(fp.removed, fs)
+		case !used[fs]:
+			fp.removed = append(fp.removed, fs)
+			ch.listenRemoved = append(ch.listenRemoved, fs.String())
+		}
+	}
+	return fp, nil
 }
 
 // closeOpened closes fronts a failed reload opened, and removes their

@@ -276,3 +276,39 @@ func TestSystemdUnitsVerify(t *testing.T) {
 		t.Errorf("systemd-analyze verify warns:\n%s", out)
 	}
 }
+
+// TestSystemdUnitsInREADME: every line of the README's excerpt of the
+// units is in the unit file it names.
+func TestSystemdUnitsInREADME(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "```ini\n# dist/systemd/")
+	if !ok {
+		t.Fatal("README.md shows no unit of dist/systemd in an ini block")
+	}
+	block, _, _ = strings.Cut("# dist/systemd/"+block, "```")
+	var unit string
+	checked := 0
+	for _, line := range strings.Split(block, "\n") {
+		if name, ok := strings.CutPrefix(line, "# dist/systemd/"); ok {
+			b, err := os.ReadFile("../../dist/systemd/" + strings.Fields(name)[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			unit = string(b)
+			continue
+		}
+		if line == "" {
+			continue
+		}
+		if !slices.Contains(strings.Split(unit, "\n"), line) {
+			t.Errorf("README's unit line %q is not in the unit file", line)
+		}
+		checked++
+	}
+	if checked < 10 {
+		t.Errorf("only %d lines of units in the README checked", checked)
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/ferrygw/ferry/internal/testlog"
 )
 
@@ -597,6 +598,56 @@ func TestReloadKeepsConfigurationOnError(t *testing.T) {
 	rr.stop()
 }
 
+// TestReloadWithoutConfigFile: with flags alone, SIGHUP applies the same
+// configuration again, says so, and keeps the worker pool as it is; it
+// never kills ferry (as it did before reload existed, leaving its
+// workers behind).
+func TestReloadWithoutConfigFile(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startFerry(t, "--mount", "/fcgi/=fastcgi+exec:"+self+"?workers=2", "--env", "FERRY_TEST_FCGI_WORKER=1", "--env", "VARIANT=flags")
+	pid := p.cmd.Process.Pid
+	var before []int
+	for deadline := time.Now().Add(20 * time.Second); len(before) < 2; time.Sleep(10 * time.Millisecond) {
+		if before = workerPIDs(pid, self); time.Now().After(deadline) {
+			t.Fatalf("workers %v; want 2", before)
+		}
+	}
+	for i := 1; i <= 2; i++ {
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(20 * time.Second); len(p.logs.Lines("configuration reloaded; nothing changed")) < i; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no reload logged:\n%s", p.logs)
+			}
+		}
+	}
+	if n := len(p.logs.Lines("no configuration file; reloading the flags' configuration")); n != 2 {
+		t.Errorf("%d lines say the reload had no file; want 2:\n%s", n, p.logs)
+	}
+	if l := p.logs.Lines("nothing changed"); len(l) == 0 || !strings.Contains(l[0], `"pools_kept":1`) {
+		t.Errorf("reload lines %q; want the pool kept", l)
+	}
+	if code, body := httpGet(t, p.URL+"/fcgi/x"); code != 200 || body != "fcgi flags\n" {
+		t.Errorf("after SIGHUP: %d %q", code, body)
+	}
+	if after := workerPIDs(pid, self); !slices.Equal(after, before) {
+		t.Errorf("workers %v after SIGHUP; want the same %v", after, before)
+	}
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("ferry: %v", err)
+	}
+	for _, w := range before {
+		if leakcheck.Alive(w) {
+			t.Errorf("worker %d outlived ferry", w)
+		}
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
+
 // TestReloadCommandErrors checks ferry reload's answers when it has no
 // ferry to signal.
 func TestReloadCommandErrors(t *testing.T) {
@@ -633,31 +684,97 @@ func TestReloadCommandErrors(t *testing.T) {
 }
 
 // BenchmarkReload reports the requests served while ferry reloads ten
-// times, alternating between two configurations, under the load of
-// TestReloadUnderLoad; any failed request fails it.
+// times, alternating between two configurations, under load: the Go
+// clients of TestReloadUnderLoad (kept-alive and new connections, every
+// kind of back), or wrk on the fastcgi+exec pool, which every reload
+// replaces. Any failed request fails it.
 func BenchmarkReload(b *testing.B) {
+	b.Run("go-clients", func(b *testing.B) {
+		benchReload(b, func(s *reloadSite) func() (served, failed int64, errs string) {
+			ld := startLoad("http://"+s.stable, 4, 2)
+			return func() (int64, int64, string) {
+				ld.end()
+				return ld.served.Load(), ld.failed.Load() + ld.refused.Load(), strings.Join(ld.errs, "\n")
+			}
+		})
+	})
+	b.Run("wrk", func(b *testing.B) {
+		bins := peerstest.Need(b, "wrk")
+		benchReload(b, func(s *reloadSite) func() (int64, int64, string) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cmd := exec.CommandContext(ctx, bins["wrk"], "-t", "2", "-c", "8", "-d", "60s", "--timeout", "10s", "http://"+s.stable+"/fcgi/app.php")
+			cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) } // wrk prints its report on SIGINT
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			return func() (int64, int64, string) {
+				cancel()
+				cmd.Wait()
+				return parseWrk(b, out.String())
+			}
+		})
+	})
+}
+
+// benchReload runs ten reloads b.N times under the load start begins,
+// and reports what the function it returns says once the load ends.
+func benchReload(b *testing.B, start func(*reloadSite) func() (served, failed int64, errs string)) {
 	s := newReloadSite(b)
 	s.use(b, "a")
 	g, pid := startGroupFerry(b, s.pidFile, "--config", s.file)
 	rr := &reloadRun{tb: b, site: s, ferry: g, pid: pid, cur: "a", workers: map[int]bool{}}
+	defer rr.stop()
 	b.ResetTimer()
-	var served int64
+	var total int64
+	var elapsed time.Duration
 	for range b.N {
-		ld := startLoad("http://"+s.stable, 4, 2)
-		start := time.Now()
+		end := start(s)
+		t0 := time.Now()
 		for i := 1; i <= 10; i++ {
 			rr.reload(map[bool]string{true: "b", false: "a"}[i%2 == 1])
+			time.Sleep(200 * time.Millisecond) // load on each configuration
 		}
-		elapsed := time.Since(start)
-		ld.end()
-		if ld.failed.Load() > 0 || ld.refused.Load() > 0 {
-			b.Fatalf("%d requests failed, %d connections refused; first failures:\n%s", ld.failed.Load(), ld.refused.Load(), strings.Join(ld.errs, "\n"))
+		elapsed += time.Since(t0)
+		served, failed, errs := end()
+		if failed > 0 {
+			b.Fatalf("%d requests failed during 10 reloads:\n%s", failed, errs)
 		}
-		served += ld.served.Load()
-		b.ReportMetric(float64(ld.served.Load())/elapsed.Seconds(), "req/s")
+		total += served
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(served)/float64(b.N), "requests/10-reloads")
+	b.ReportMetric(float64(total)/float64(b.N), "requests/10-reloads")
+	b.ReportMetric(float64(total)/elapsed.Seconds(), "requests/s")
 	b.ReportMetric(0, "failed")
-	rr.stop()
+}
+
+// parseWrk reads wrk's report: the requests it completed, and those that
+// failed (socket errors and non-2xx/3xx responses).
+func parseWrk(tb testing.TB, out string) (served, failed int64, errs string) {
+	tb.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 3 && f[1] == "requests" && f[2] == "in":
+			served, _ = strconv.ParseInt(f[0], 10, 64)
+		case strings.HasPrefix(strings.TrimSpace(line), "Socket errors:"):
+			// Socket errors: connect 0, read 0, write 0, timeout 0
+			for _, part := range strings.Split(strings.TrimPrefix(strings.TrimSpace(line), "Socket errors:"), ",") {
+				if kv := strings.Fields(part); len(kv) == 2 {
+					n, _ := strconv.ParseInt(kv[1], 10, 64)
+					failed += n
+				}
+			}
+			errs += line + "\n"
+		case strings.HasPrefix(strings.TrimSpace(line), "Non-2xx or 3xx responses:"):
+			n, _ := strconv.ParseInt(f[len(f)-1], 10, 64)
+			failed += n
+			errs += line + "\n"
+		}
+	}
+	if served == 0 {
+		tb.Fatalf("wrk served nothing:\n%s", out)
+	}
+	return served, failed, errs
 }
