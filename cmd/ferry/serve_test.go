@@ -104,8 +104,11 @@ func startFerryArgs(t *testing.T, args ...string) *ferryProc {
 
 // stop sends sig and waits for the process to exit, returning its error.
 func (p *ferryProc) stop(t *testing.T, sig os.Signal) error {
-	if p.cmd.ProcessState != nil {
-		return nil
+	select {
+	case err := <-p.done: // it has exited (reading cmd.ProcessState here would race with Wait)
+		p.done <- err
+		return err
+	default:
 	}
 	_ = p.cmd.Process.Signal(sig) // it may have exited already
 	select {
