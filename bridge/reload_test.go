@@ -55,6 +55,7 @@ func runningPool(s *Server) *spawn.Pool {
 	return s.run.Load().cur.Load().pools[0].pool
 }
 
+// get GETs url and returns the body.
 func get(t *testing.T, url string) string {
 	t.Helper()
 	resp, err := http.Get(url)
