@@ -539,6 +539,18 @@ func TestReloadUnderLoad(t *testing.T) {
 	if ld.served.Load() < 100 {
 		t.Errorf("only %d requests served: the load did not run", ld.served.Load())
 	}
+	// Once the load is over, ferry runs its workers and nothing else.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		children, workers := leakcheck.Children(rr.pid), workerPIDs(rr.pid, s.self)
+		slices.Sort(children)
+		slices.Sort(workers)
+		if slices.Equal(children, workers) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ferry's children %v once the load is over; want its workers %v only", children, workers)
+		}
+	}
 	// Each reload said what changed.
 	for _, l := range g.logs.Lines("ferry: configuration reloaded") {
 		for _, want := range []string{`"mounts_changed":["/cgi-bin/","/fcgi/"]`, `"listen_added":[`, `"listen_removed":[`, `"pools_started":[`, `"pools_stopped":[`} {
@@ -646,6 +658,36 @@ func TestReloadWithoutConfigFile(t *testing.T) {
 		}
 	}
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// TestUpgradeFailure: when the new process cannot take over (here its
+// configuration file has become unreadable), the running ferry says why,
+// reaps it, and serves on, its pid file unchanged.
+func TestUpgradeFailure(t *testing.T) {
+	s := newReloadSite(t)
+	s.use(t, "a")
+	g, pid := startGroupFerry(t, s.pidFile, "--config", s.file)
+	rr := &reloadRun{tb: t, site: s, ferry: g, pid: pid, cur: "a", workers: map[int]bool{},
+		probe: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}, check: true}
+	defer rr.probe.CloseIdleConnections()
+	rr.checkInForce(false, true)
+	mustWrite(t, s.file, 0o644, "listen = 3\n")
+	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	g.waitLines(t, "upgrade failed; serving on", 1)
+	if l := g.logs.Lines("upgrade failed; serving on")[0]; !strings.Contains(l, "closed the ready pipe without saying it listens (exit status 2)") {
+		t.Errorf("upgrade failure logged as %s; want the new process's exit status", l)
+	}
+	if b, _ := os.ReadFile(s.pidFile); strings.TrimSpace(string(b)) != strconv.Itoa(pid) {
+		t.Errorf("pid file %q after a failed upgrade; want %d", b, pid)
+	}
+	if kids := slices.DeleteFunc(leakcheck.Children(pid), func(c int) bool { return slices.Contains(workerPIDs(pid, s.self), c) }); len(kids) > 0 {
+		t.Errorf("ferry has children %v besides its workers after a failed upgrade", kids)
+	}
+	rr.checkInForce(true, false)
+	s.use(t, "a")
+	rr.stop()
 }
 
 // TestReloadCommandErrors checks ferry reload's answers when it has no
