@@ -298,3 +298,104 @@ func TestListenerFileKeepsNonblocking(t *testing.T) {
 	}
 	c.Close()
 }
+
+// fcgiRecord encodes one FastCGI record of request 1 (FastCGI 1.0 § 3.3).
+func fcgiRecord(typ byte, content []byte) []byte {
+	return append([]byte{1, typ, 0, 1, byte(len(content) >> 8), byte(len(content)), 0, 0}, content...)
+}
+
+// fcgiGetRecords are the records of a GET of uri, name-value pairs
+// shorter than 128 bytes (§ 3.4).
+func fcgiGetRecords(uri string) []byte {
+	var params []byte
+	for _, kv := range [][2]string{{"REQUEST_METHOD", "GET"}, {"REQUEST_URI", uri}, {"SERVER_PROTOCOL", "HTTP/1.1"},
+		{"SERVER_NAME", "localhost"}, {"SERVER_PORT", "80"}} {
+		params = append(append(append(params, byte(len(kv[0])), byte(len(kv[1]))), kv[0]...), kv[1]...)
+	}
+	var b []byte
+	b = append(b, fcgiRecord(1, []byte{0, 1, 0, 0, 0, 0, 0, 0})...) // BEGIN_REQUEST, responder, no keep-conn
+	b = append(b, fcgiRecord(4, params)...)                         // PARAMS
+	b = append(b, fcgiRecord(4, nil)...)
+	return append(b, fcgiRecord(5, nil)...) // empty STDIN
+}
+
+// fcgiStdout reads records from c until END_REQUEST and returns STDOUT.
+func fcgiStdout(c net.Conn) (string, error) {
+	var out []byte
+	br := bufio.NewReader(c)
+	for {
+		var h [8]byte
+		if _, err := io.ReadFull(br, h[:]); err != nil {
+			return string(out), err
+		}
+		body := make([]byte, int(h[4])<<8|int(h[5])+int(h[6]))
+		if _, err := io.ReadFull(br, body); err != nil {
+			return string(out), err
+		}
+		switch h[1] {
+		case 6: // STDOUT
+			out = append(out, body[:int(h[4])<<8|int(h[5])]...)
+		case 3: // END_REQUEST
+			return string(out), nil
+		}
+	}
+}
+
+// TestReloadFastCGILateRequest: a connection a FastCGI front accepted
+// just before a reload removed it, whose web server sends the request a
+// moment later, is answered, not closed as idle.
+func TestReloadFastCGILateRequest(t *testing.T) {
+	dir := t.TempDir()
+	writeExec(t, filepath.Join(dir, "who.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nlate'\n")
+	mount, err := ParseMount("/cgi/=cgi:" + dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testlog.Buffer{}
+	log := zerolog.New(logs)
+	cfg := func(listen ...string) Config {
+		c := Config{Logger: &log, Mounts: []Mount{mount}}
+		for _, l := range listen {
+			a, err := ParseAddress(l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Listen = append(c.Listen, a)
+		}
+		return c
+	}
+	extra := deadAddr(t)
+	s, err := New(cfg("http://127.0.0.1:0", "fastcgi://"+extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() { done <- s.Run(ctx, func([]net.Listener) { close(ready) }) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	<-ready
+	c, err := net.Dial("tcp", extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(50 * time.Millisecond) // accepted by the front
+	if err := s.Reload(cfg("http://127.0.0.1:0")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the web server is slow to send
+	if _, err := c.Write(fcgiGetRecords("/cgi/who.sh")); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	out, err := fcgiStdout(c)
+	if err != nil || !strings.HasSuffix(out, "late") {
+		t.Errorf("the request on a connection accepted before the reload: %q, %v; want it answered", out, err)
+	}
+}

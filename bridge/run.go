@@ -116,12 +116,21 @@ func (r *runner) newFrontServer(f front) *frontServer {
 	return fs
 }
 
-// drainPoll is how often drainConns looks again at the connections left.
-const drainPoll = 10 * time.Millisecond
+const (
+	// drainPoll is how often drainConns looks again at the connections left.
+	drainPoll = 10 * time.Millisecond
+	// firstRecordGrace is how long drainConns leaves a FastCGI connection
+	// accepted just before the front stopped accepting to send its
+	// BEGIN_REQUEST: the FastCGI server's Shutdown closes a connection
+	// with no request yet as idle.
+	firstRecordGrace = 500 * time.Millisecond
+)
 
 // drainConns stops fs gracefully, until ctx ends: it stops accepting, and
 // waits for the connections accepted to serve their requests and close.
-// Close it afterwards.
+// Close it afterwards. With grace, a connection accepted at the last
+// moment gets time to begin its request: for a front a reload removes,
+// or one whose socket goes on being served by a new front or process.
 //
 // For HTTP, http.Server.Shutdown will not do: a connection accepted just
 // before it whose request is read just after is closed unanswered
@@ -130,8 +139,10 @@ const drainPoll = 10 * time.Millisecond
 // connecting. So keep-alives are turned off instead (idle connections
 // close; others close after their next response), and drainConns waits
 // until no connection is left. The FastCGI and SCGI servers' Shutdown
-// answers what they have read.
-func (fs *frontServer) drainConns(ctx context.Context) error {
+// serves the requests they have begun; an SCGI connection carries its
+// request from the start, a FastCGI one gets firstRecordGrace to begin
+// one with grace.
+func (fs *frontServer) drainConns(ctx context.Context, grace bool) error {
 	fs.stopped.Store(true)
 	fs.l.Close()
 	select {
@@ -141,6 +152,13 @@ func (fs *frontServer) drainConns(ctx context.Context) error {
 	}
 	hs, ok := fs.srv.(*http.Server)
 	if !ok {
+		if _, fcgi := fs.srv.(*fastcgi.Server); fcgi && grace {
+			select {
+			case <-time.After(firstRecordGrace):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 		return fs.srv.Shutdown(ctx)
 	}
 	t := time.NewTicker(drainPoll)
@@ -199,7 +217,7 @@ func (r *runner) drain(fs *frontServer, timeout time.Duration, keepFile bool) {
 		defer r.draining.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		if err := fs.drainConns(ctx); err != nil {
+		if err := fs.drainConns(ctx, true); err != nil {
 			r.log.Warn().Err(err).Str("listen", fs.String()).Msg("ferry: removed front's drain timed out; closing its connections")
 		}
 		fs.srv.Close()
@@ -230,7 +248,7 @@ func (r *runner) shutdown() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := fs.drainConns(sctx); err != nil {
+			if err := fs.drainConns(sctx, handed); err != nil {
 				r.log.Warn().Err(err).Str("listen", fs.String()).Msg("ferry: drain timed out; stopping the scripts still running")
 			}
 		}()
