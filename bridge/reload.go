@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -275,43 +276,47 @@ func endpoint(a Address) string {
 // requests counts the requests a configuration serves in a running ferry,
 // so that a reload can wait for those of the configuration it replaced:
 // once closed, no request enters any more, and wait returns when the last
-// one has left. The zero value is open.
+// one has left. It costs a request two atomic additions. The zero value
+// is open.
 type requests struct {
-	mu     sync.RWMutex // read-held by enter, so that close cannot slip between its check and its count
-	closed bool
-	wg     sync.WaitGroup
+	n       atomic.Int64 // the requests in, plus closedBit once closed
+	closing sync.Once
+	idle    chan struct{} // made by close; closed once closed with no request in
+	idled   sync.Once
 }
+
+const closedBit = 1 << 62
 
 // enter counts a request in, unless the configuration has been replaced.
 func (q *requests) enter() bool {
-	q.mu.RLock()
-	defer q.mu.RUnlock()
-	if q.closed {
+	if q.n.Add(1)&closedBit != 0 {
+		q.leave()
 		return false
 	}
-	q.wg.Add(1)
 	return true
 }
 
 // leave counts a request out.
-func (q *requests) leave() { q.wg.Done() }
+func (q *requests) leave() {
+	if q.n.Add(-1) == closedBit {
+		q.idled.Do(func() { close(q.idle) })
+	}
+}
 
 // close lets no request enter any more.
 func (q *requests) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
+	q.closing.Do(func() {
+		q.idle = make(chan struct{}) // before the bit: whoever sees the bit sees idle
+		if q.n.Add(closedBit) == closedBit {
+			q.idled.Do(func() { close(q.idle) })
+		}
+	})
 }
 
 // wait waits, after close, until every request has left, or ctx ends.
 func (q *requests) wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		q.wg.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-q.idle:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

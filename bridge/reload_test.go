@@ -399,3 +399,28 @@ func TestReloadFastCGILateRequest(t *testing.T) {
 		t.Errorf("the request on a connection accepted before the reload: %q, %v; want it answered", out, err)
 	}
 }
+
+// BenchmarkDispatch measures what a running server adds to each request
+// to hand it to the configuration in force and count it there.
+func BenchmarkDispatch(b *testing.B) {
+	s := &Server{handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})}
+	r := newRunner(s)
+	defer r.stopScripts()
+	req := httptest.NewRequest("GET", "/", nil)
+	b.Run("direct", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				s.handler.ServeHTTP(nil, req)
+			}
+		})
+	})
+	b.Run("runner", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				r.ServeHTTP(nil, req)
+			}
+		})
+	})
+}

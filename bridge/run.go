@@ -54,13 +54,19 @@ func newRunner(s *Server) *runner {
 // idle; a request that meets a configuration just replaced takes the new
 // one instead.
 func (r *runner) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	s := r.enter()
+	defer s.reqs.leave()
+	s.handler.ServeHTTP(w, req)
+}
+
+// enter returns the configuration in force, with the request counted in.
+func (r *runner) enter() *Server {
 	for {
-		s := r.cur.Load()
-		if s.reqs.enter() {
-			defer s.reqs.leave()
-			s.handler.ServeHTTP(w, req)
-			return
+		if s := r.cur.Load(); s.reqs.enter() {
+			return s
 		}
+		// Replaced between the load and the count: the next load has
+		// its successor.
 	}
 }
 
@@ -261,8 +267,8 @@ func (r *runner) shutdown() {
 		fs.srv.Close()
 	}
 	cur.reqs.close()
-	cur.reqs.wg.Wait()
-	r.draining.Wait() // replaced configurations stop their pools once their requests are over
+	_ = cur.reqs.wait(context.Background()) // the scripts were stopped: requests end
+	r.draining.Wait()                       // replaced configurations stop their pools once their requests are over
 	if !handed {
 		// After an upgrade the socket files are the new process's.
 		for _, fs := range fronts {
