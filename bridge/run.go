@@ -266,9 +266,11 @@ func (r *runner) shutdown() {
 	for _, fs := range fronts {
 		fs.srv.Close()
 	}
+	// The scripts were stopped: the requests end. Replaced configurations
+	// stop their pools once theirs have.
 	cur.reqs.close()
-	_ = cur.reqs.wait(context.Background()) // the scripts were stopped: requests end
-	r.draining.Wait()                       // replaced configurations stop their pools once their requests are over
+	_ = cur.reqs.wait(context.Background()) // no deadline: it cannot fail
+	r.draining.Wait()
 	if !handed {
 		// After an upgrade the socket files are the new process's.
 		for _, fs := range fronts {
