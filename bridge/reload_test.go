@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -423,4 +424,44 @@ func BenchmarkDispatch(b *testing.B) {
 			}
 		})
 	})
+}
+
+// TestReloadPIDFile: a reload that names another pid file writes it and
+// removes the old one; Run removes the last when it stops.
+func TestReloadPIDFile(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.pid"), filepath.Join(dir, "b.pid")
+	listen, err := ParseAddress("http://127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Listen: []Address{listen}, PIDFile: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() { done <- s.Run(ctx, func([]net.Listener) { close(ready) }) }()
+	<-ready
+	want := strconv.Itoa(os.Getpid()) + "\n"
+	if got, err := os.ReadFile(a); string(got) != want {
+		t.Errorf("%s: %q, %v; want %q", a, got, err, want)
+	}
+	if err := s.Reload(Config{Listen: []Address{listen}, PIDFile: b}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(b); string(got) != want {
+		t.Errorf("%s after the reload: %q, %v; want %q", b, got, err, want)
+	}
+	if _, err := os.Stat(a); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s after the reload: %v; want it removed", a, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(b); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s after Run: %v; want it removed", b, err)
+	}
 }
