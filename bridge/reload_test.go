@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -56,6 +57,33 @@ func runningPool(s *Server) *spawn.Pool {
 	return s.run.Load().cur.Load().pools[0].pool
 }
 
+// runReloadable runs s until the test ends or stop is called (once is
+// enough; it fails the test if Run fails), and returns the address of its
+// first front.
+func runReloadable(t *testing.T, s *Server) (addr string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	addrc := make(chan string, 1)
+	go func() { done <- s.Run(ctx, func(ls []net.Listener) { addrc <- ls[0].Addr().String() }) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	return addr, stop
+}
+
 // get GETs url and returns the body.
 func get(t *testing.T, url string) string {
 	t.Helper()
@@ -88,21 +116,8 @@ func TestReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	addr := make(chan string, 1)
-	go func() { done <- s.Run(ctx, func(ls []net.Listener) { addr <- ls[0].Addr().String() }) }()
-	base := "http://" + <-addr
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		}
-	}
+	addr, stop := runReloadable(t, s)
+	base := "http://" + addr
 	defer func() {
 		stop()
 		if t.Failed() {
@@ -370,17 +385,7 @@ func TestReloadFastCGILateRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan struct{})
-	go func() { done <- s.Run(ctx, func([]net.Listener) { close(ready) }) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	<-ready
+	runReloadable(t, s)
 	c, err := net.Dial("tcp", extra)
 	if err != nil {
 		t.Fatal(err)
@@ -439,11 +444,7 @@ func TestReloadPIDFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan struct{})
-	go func() { done <- s.Run(ctx, func([]net.Listener) { close(ready) }) }()
-	<-ready
+	_, stop := runReloadable(t, s)
 	want := strconv.Itoa(os.Getpid()) + "\n"
 	if got, err := os.ReadFile(a); string(got) != want {
 		t.Errorf("%s: %q, %v; want %q", a, got, err, want)
@@ -457,10 +458,7 @@ func TestReloadPIDFile(t *testing.T) {
 	if _, err := os.Stat(a); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s after the reload: %v; want it removed", a, err)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if _, err := os.Stat(b); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s after Run: %v; want it removed", b, err)
 	}

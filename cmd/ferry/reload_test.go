@@ -86,7 +86,23 @@ func newReloadSite(tb testing.TB) *reloadSite {
 	mustMkdir(tb, filepath.Join(dir, "root", "fcgi"))
 	mustWrite(tb, filepath.Join(dir, "root", "index.html"), 0o644, "static\n")
 	mustWrite(tb, filepath.Join(dir, "root", "fcgi", "app.php"), 0o644, "the FastCGI worker answers for this script\n")
+	s.use(tb, "a")
 	return s
+}
+
+// start runs ferry serve --config on the site, in variant a, and when
+// check, checks that it is in force; the reloadRun checks each reload's
+// effects too.
+func (s *reloadSite) start(tb testing.TB, check bool) *reloadRun {
+	tb.Helper()
+	g, pid := startGroupFerry(tb, s.pidFile, "--config", s.file)
+	rr := &reloadRun{tb: tb, site: s, ferry: g, pid: pid, cur: "a", workers: map[int]bool{}, check: check}
+	if check {
+		rr.probe = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+		tb.Cleanup(rr.probe.CloseIdleConnections)
+		rr.checkInForce(false, true)
+	}
+	return rr
 }
 
 func mustMkdir(tb testing.TB, dir string) {
@@ -510,17 +526,13 @@ func (rr *reloadRun) stop() {
 // reload must put its configuration in force, and no process may be left.
 func TestReloadUnderLoad(t *testing.T) {
 	s := newReloadSite(t)
-	s.use(t, "a")
 	var out, errb bytes.Buffer
 	if code := run([]string{"check", "--config", s.file}, &out, &errb); code != 0 {
 		t.Fatalf("ferry check on the test's configuration: %d\n%s", code, errb.String())
 	}
 	leakcheck.Check(t) // after ferry check, whose signal handling starts a goroutine for good
-	g, pid := startGroupFerry(t, s.pidFile, "--config", s.file)
-	rr := &reloadRun{tb: t, site: s, ferry: g, pid: pid, cur: "a", workers: map[int]bool{},
-		probe: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}, check: true}
-	defer rr.probe.CloseIdleConnections()
-	rr.checkInForce(false, true)
+	rr := s.start(t, true)
+	g := rr.ferry
 
 	ld := startLoad("http://"+s.stable, 4, 2)
 	for i := 1; i <= 10; i++ {
@@ -573,12 +585,8 @@ func TestReloadUnderLoad(t *testing.T) {
 // line and key, and goes on serving what it served.
 func TestReloadKeepsConfigurationOnError(t *testing.T) {
 	s := newReloadSite(t)
-	s.use(t, "a")
-	g, pid := startGroupFerry(t, s.pidFile, "--config", s.file)
-	rr := &reloadRun{tb: t, site: s, ferry: g, pid: pid, cur: "a", workers: map[int]bool{},
-		probe: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}, check: true}
-	defer rr.probe.CloseIdleConnections()
-	rr.checkInForce(false, true)
+	rr := s.start(t, true)
+	g, pid := rr.ferry, rr.pid
 
 	bad := strings.Replace(s.config("b"), "[mount.\"/fcgi/\"]", "[mount.\"/fcgi/\"]\nworker = 3", 1)
 	mustWrite(t, s.file, 0o644, bad)
@@ -665,12 +673,8 @@ func TestReloadWithoutConfigFile(t *testing.T) {
 // reaps it, and serves on, its pid file unchanged.
 func TestUpgradeFailure(t *testing.T) {
 	s := newReloadSite(t)
-	s.use(t, "a")
-	g, pid := startGroupFerry(t, s.pidFile, "--config", s.file)
-	rr := &reloadRun{tb: t, site: s, ferry: g, pid: pid, cur: "a", workers: map[int]bool{},
-		probe: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}, check: true}
-	defer rr.probe.CloseIdleConnections()
-	rr.checkInForce(false, true)
+	rr := s.start(t, true)
+	g, pid := rr.ferry, rr.pid
 	mustWrite(t, s.file, 0o644, "listen = 3\n")
 	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
@@ -764,9 +768,7 @@ func BenchmarkReload(b *testing.B) {
 // and reports what the function it returns says once the load ends.
 func benchReload(b *testing.B, start func(*reloadSite) func() (served, failed int64, errs string)) {
 	s := newReloadSite(b)
-	s.use(b, "a")
-	g, pid := startGroupFerry(b, s.pidFile, "--config", s.file)
-	rr := &reloadRun{tb: b, site: s, ferry: g, pid: pid, cur: "a", workers: map[int]bool{}}
+	rr := s.start(b, false)
 	defer rr.stop()
 	b.ResetTimer()
 	var total int64
