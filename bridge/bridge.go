@@ -86,7 +86,9 @@ type Config struct {
 	// unix:///path/to.sock ([ParseAdminAddress]). If zero, there is none.
 	Admin Address
 	// PIDFile, if set, is the file Run writes the process ID to once it
-	// listens, and removes when it stops.
+	// listens, and removes when it stops (unless another process has
+	// written its own since, as the new process of an upgrade does). A
+	// reload that names another file moves it there.
 	PIDFile string
 	// Log says how the process logs; the command builds Logger from it.
 	Log LogConfig
