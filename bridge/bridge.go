@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -24,6 +25,7 @@ const (
 	DefaultShutdownTimeout   = 30 * time.Second
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
+	DefaultRequestIDHeader   = "X-Request-Id"
 )
 
 // Mount attaches a back to a URL path prefix.
@@ -77,6 +79,27 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// AccessLog, if true, logs one line per request.
 	AccessLog bool
+	// AccessLogFile, if set, is the file the access log is appended to
+	// (created with mode 0640), opened by Run (or by the reload that names
+	// it) and reopened by [Server.ReopenLogs], as logrotate needs. If
+	// empty, the access log goes to Logger (format "auto") or Stderr.
+	AccessLogFile string
+	// AccessLogFormat is "json" (a JSON object per line), "console" (for
+	// people: method, path, status and duration first), "combined"
+	// (Apache's combined format, for the tools that read it), or "auto":
+	// lines of the process log (Logger), or JSON in AccessLogFile. If
+	// empty, "auto".
+	AccessLogFormat string
+	// Stderr receives an access log of a format of its own ("json",
+	// "console", "combined") with no AccessLogFile. If nil, os.Stderr.
+	Stderr io.Writer
+	// RequestIDHeader names the header a request's ID comes in: one that
+	// is printable ASCII and at most 128 bytes is kept, else ferry makes
+	// one. It goes on to the application in that header (HTTP_X_REQUEST_ID
+	// for scripts and FastCGI and SCGI applications), comes back to the
+	// client in it, and tags the request's log lines as req_id. If empty,
+	// DefaultRequestIDHeader.
+	RequestIDHeader string
 	// Logger receives access and error logs. If nil, nothing is logged.
 	Logger *zerolog.Logger
 	// Version is reported in SERVER_SOFTWARE as "ferry/VERSION".
@@ -84,6 +107,7 @@ type Config struct {
 	// Admin, if set (its Scheme not empty), is where the admin listener
 	// serves metrics, status and health: http://HOST:PORT or
 	// unix:///path/to.sock ([ParseAdminAddress]). If zero, there is none.
+	// An upgrade hands its socket over as it does the fronts'.
 	Admin Address
 	// PIDFile, if set, is the file Run writes the process ID to once it
 	// listens, and removes when it stops (unless another process has
@@ -109,6 +133,7 @@ type LogConfig struct {
 // and hand it over to a new process with [Server.Upgrade].
 type Server struct {
 	pools    []spawned
+	access   *accessOutput // the access log's own output; nil: the process log
 	cfg      Config
 	log      zerolog.Logger
 	handler  http.Handler
@@ -127,15 +152,23 @@ type Server struct {
 	// run is the running state, set by Run on the Server it was called
 	// on while it serves.
 	run atomic.Pointer[runner]
+	// admin is the admin listener's handler and figures; nil without
+	// Config.Admin.
+	admin *admin
 }
 
 // New checks cfg and builds the routes.
 func New(cfg Config) (*Server, error) { return newServer(cfg, nil) }
 
-// newServer is New for a configuration that may keep the worker pools in
-// carry, those of the configuration a reload replaces.
-func newServer(cfg Config, carry []spawned) (*Server, error) {
-	s := &Server{cfg: cfg, log: zerolog.Nop(), carry: slices.Clone(carry)}
+// newServer is New for a configuration that replaces prev, the one in
+// force, when a reload builds it (prev is nil otherwise): it may keep
+// prev's worker pools, and goes on with its admin figures and, if it
+// names the same file, its access log file.
+func newServer(cfg Config, prev *Server) (*Server, error) {
+	s := &Server{cfg: cfg, log: zerolog.Nop()}
+	if prev != nil {
+		s.carry = slices.Clone(prev.pools)
+	}
 	if cfg.Logger != nil {
 		s.log = *cfg.Logger
 	}
@@ -148,6 +181,13 @@ func newServer(cfg Config, carry []spawned) (*Server, error) {
 			return nil, fmt.Errorf("bridge: listen %s: %w", a, err)
 		}
 	}
+	if err := s.setUpAdmin(prev.adminStats()); err != nil {
+		return nil, err
+	}
+	if err := checkAccessLog(&s.cfg); err != nil {
+		return nil, err
+	}
+	s.access = newAccessOutput(&s.cfg, prev.accessFile())
 	rt, err := s.buildRouter()
 	if err != nil {
 		return nil, err
@@ -166,10 +206,15 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // listeners close, in-flight requests get up to ShutdownTimeout to finish,
 // then the scripts still running are stopped (and reaped) before Run returns.
 // ready, if not nil, is called with the bound listeners once they accept.
-// While Run serves, [Server.Reload] applies another configuration and
-// [Server.Upgrade] hands the listeners over to a new process, after which
-// Run drains and returns nil.
+// The admin listener, if any, opens after the fronts, and the access log
+// file, if any, is open while Run runs. While Run serves, [Server.Reload]
+// applies another configuration and [Server.Upgrade] hands the listeners
+// over to a new process, after which Run drains and returns nil.
 func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
+	if err := s.openLogs(); err != nil {
+		return err
+	}
+	defer s.closeLogs()
 	if len(s.cfg.Listen) == 1 && s.cfg.Listen[0].Protocol() == "cgi" {
 		return s.runCGI(ctx)
 	}
@@ -178,19 +223,24 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	}
 	r := newRunner(s)
 	fronts, err := r.open(s.cfg.Listen, s.handover)
+	var adm []front
+	if err == nil {
+		adm, err = r.openAdmin(s.cfg.Admin, s.handover)
+	}
 	if err == nil {
 		err = r.setPIDFile(s.cfg.PIDFile)
 	}
 	if err != nil {
-		for _, f := range fronts {
-			f.l.Close()
-			f.cleanup()
-		}
+		closeFronts(append(fronts, adm...), s.handover != nil)
 		stopPools(s.log, s.pools)
 		r.stopScripts()
 		return err
 	}
 	lns := r.serve(fronts)
+	for _, f := range adm {
+		r.serveAdminOn(f)
+	}
+	s.admin.inForce()
 	s.run.Store(r)
 	defer s.run.Store(nil)
 	if s.handover != nil {
@@ -249,8 +299,7 @@ func checkFront(a Address, n int) error {
 	if sc.name == "cgi" && (a.Path != "" || n > 1) {
 		return fmt.Errorf("a cgi: front is this process's one CGI request: spell it cgi: alone, with no other front")
 	}
-	_, err := checkOptions(a.Query, frontOptions(sc), schemeNames(func(s *scheme) bool { return s == sc })+" (as a front)")
-	return err
+	return checkFrontOptions(a, sc, " (as a front)")
 }
 
 // buildRouter makes the handler for every mount and the static root.
@@ -268,6 +317,7 @@ func (s *Server) buildRouter() (*router, error) {
 	for _, m := range s.cfg.Mounts {
 		k, o, err := checkBackend(m.Backend)
 		var h http.Handler
+		b.stats = s.admin.newMount(m)
 		if err == nil {
 			err = checkOwn(k, m)
 		}
@@ -278,7 +328,7 @@ func (s *Server) buildRouter() (*router, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bridge: mount %s=%s: %w", m.Prefix, m.Backend, err)
 		}
-		rt.routes = append(rt.routes, route{prefix: m.Prefix, handler: h, backend: m.Backend.String()})
+		rt.routes = append(rt.routes, route{prefix: m.Prefix, handler: b.stats.wrap(h), backend: m.Backend.String()})
 	}
 	sort.SliceStable(rt.routes, func(i, j int) bool { return len(rt.routes[i].prefix) > len(rt.routes[j].prefix) })
 	for i := 1; i < len(rt.routes); i++ {
@@ -292,8 +342,10 @@ func (s *Server) buildRouter() (*router, error) {
 	return rt, nil
 }
 
-// spawned is a worker pool ferry runs and the client that reaches it.
+// spawned is a worker pool ferry runs, the client that reaches it, and
+// its figures for the admin listener (nil without one).
 type spawned struct {
 	pool   *spawn.Pool
 	client *fastcgi.Client
+	stats  *poolStats
 }

@@ -25,6 +25,9 @@ const (
 	// "ADDRESS=FD,ADDRESS=FD", each address spelled as the front it was
 	// opened for: FERRY_INHERIT=http://127.0.0.1:8080=3,fastcgi+unix:///run/ferry.sock=4.
 	InheritEnv = "FERRY_INHERIT"
+	// InheritAdminEnv names the admin listener's socket handed over, as
+	// "ADDRESS=FD": FERRY_INHERIT_ADMIN=http://127.0.0.1:9090=5.
+	InheritAdminEnv = "FERRY_INHERIT_ADMIN"
 	// ReadyFDEnv names the descriptor of the pipe on which the new process
 	// writes "ready\n", once it listens, and which it then closes.
 	ReadyFDEnv = "FERRY_READY_FD"
@@ -33,7 +36,8 @@ const (
 // Upgrade replaces this ferry with cmd, normally a new build of its binary
 // run with the same arguments, without refusing a connection, as nginx
 // does on SIGUSR2. cmd gets every listening socket, as extra descriptors
-// named by the environment variable FERRY_INHERIT, and a pipe named by
+// named by the environment variables FERRY_INHERIT (the fronts) and
+// FERRY_INHERIT_ADMIN (the admin listener), and a pipe named by
 // FERRY_READY_FD, on which it says when it listens ([TakeHandover] and
 // [Server.TakeOver] are its side). While it starts, this ferry goes on
 // serving; once cmd listens (both accept on the same sockets a moment),
@@ -68,14 +72,21 @@ func (r *runner) upgrade(ctx context.Context, cmd *exec.Cmd) error {
 	}
 	defer closeFiles()
 	fd := 3 + len(cmd.ExtraFiles)
-	var spec []string
-	for _, fs := range r.fronts {
+	var spec, adminSpec []string
+	for _, fs := range append(slices.Clip(r.fronts), r.admin) {
+		if fs == nil {
+			continue // no admin listener
+		}
 		f, err := listenerFile(fs.l)
 		if err != nil {
 			return fmt.Errorf("bridge: upgrade: %s: %w", fs.addr, err)
 		}
 		files = append(files, f)
-		spec = append(spec, fs.addr.String()+"="+strconv.Itoa(fd))
+		if fs == r.admin {
+			adminSpec = append(adminSpec, fs.addr.String()+"="+strconv.Itoa(fd))
+		} else {
+			spec = append(spec, fs.addr.String()+"="+strconv.Itoa(fd))
+		}
 		fd++
 	}
 	pr, pw, err := os.Pipe()
@@ -90,15 +101,19 @@ func (r *runner) upgrade(ctx context.Context, cmd *exec.Cmd) error {
 		env = os.Environ()
 	}
 	env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
-		return strings.HasPrefix(kv, InheritEnv+"=") || strings.HasPrefix(kv, ReadyFDEnv+"=")
+		return strings.HasPrefix(kv, InheritEnv+"=") || strings.HasPrefix(kv, InheritAdminEnv+"=") || strings.HasPrefix(kv, ReadyFDEnv+"=")
 	})
-	cmd.Env = append(env, InheritEnv+"="+strings.Join(spec, ","), ReadyFDEnv+"="+strconv.Itoa(fd))
+	env = append(env, InheritEnv+"="+strings.Join(spec, ","), ReadyFDEnv+"="+strconv.Itoa(fd))
+	if adminSpec != nil {
+		env = append(env, InheritAdminEnv+"="+adminSpec[0])
+	}
+	cmd.Env = env
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("bridge: upgrade: starting %s: %w", cmd.Path, err)
 	}
 	closeFiles() // the new process has them; the pipe must see EOF if it exits
 	pid := cmd.Process.Pid
-	r.log.Info().Int("pid", pid).Strs("fronts", spec).Msg("ferry: upgrade: started the new process; waiting until it listens")
+	r.log.Info().Int("pid", pid).Strs("fronts", spec).Strs("admin", adminSpec).Msg("ferry: upgrade: started the new process; waiting until it listens")
 
 	said := make(chan string, 1)
 	go func() {
@@ -160,6 +175,7 @@ func (r *runner) abandon(cmd *exec.Cmd, why error) error {
 // which puts the socket, shared with l, in blocking mode, and l's accept
 // would then block a thread and ignore Close.)
 func listenerFile(l net.Listener) (*os.File, error) {
+	l = socketOf(l) // an https:// front hands over its TCP socket
 	sc, ok := l.(syscall.Conn)
 	if !ok {
 		return nil, fmt.Errorf("%T has no descriptor to hand over", l)
@@ -199,25 +215,28 @@ func dupListener(l net.Listener) (net.Listener, error) {
 
 // Handover is what a ferry being replaced by an upgrade hands over to the
 // new process ([Server.Upgrade]): its listening sockets, by the address
-// of the front each was opened for, and the pipe on which the new process
-// says it listens. Give it to the new Server with [Server.TakeOver].
+// of the front (or admin listener) each was opened for, and the pipe on
+// which the new process says it listens. Give it to the new Server with
+// [Server.TakeOver].
 type Handover struct {
-	addrs []Address
+	addrs []Address               // the fronts'
+	admin []Address               // the admin listener's, if any
 	ls    map[string]net.Listener // by endpoint, until Run takes them
 	done  *os.File                // the ready pipe
 }
 
 // TakeHandover takes what the ferry this process replaces handed over,
-// from the environment variables FERRY_INHERIT and FERRY_READY_FD, which
-// it unsets: each descriptor becomes a listener at once (close-on-exec),
-// so that no program this process starts inherits it. It returns nil,
-// and no error, when this process is not an upgrade.
+// from the environment variables FERRY_INHERIT, FERRY_INHERIT_ADMIN and
+// FERRY_READY_FD, which it unsets: each descriptor becomes a listener at
+// once (close-on-exec), so that no program this process starts inherits
+// it. It returns nil, and no error, when this process is not an upgrade.
 func TakeHandover() (*Handover, error) {
-	spec, readyFD := os.Getenv(InheritEnv), os.Getenv(ReadyFDEnv)
+	spec, adminSpec, readyFD := os.Getenv(InheritEnv), os.Getenv(InheritAdminEnv), os.Getenv(ReadyFDEnv)
 	if spec == "" && readyFD == "" {
 		return nil, nil
 	}
 	os.Unsetenv(InheritEnv)
+	os.Unsetenv(InheritAdminEnv)
 	os.Unsetenv(ReadyFDEnv)
 	h := &Handover{ls: map[string]net.Listener{}}
 	fail := func(err error) (*Handover, error) {
@@ -235,33 +254,48 @@ func TakeHandover() (*Handover, error) {
 	}
 	syscall.CloseOnExec(n)
 	h.done = os.NewFile(uintptr(n), "ready")
-	for _, item := range strings.Split(spec, ",") {
-		if item == "" {
-			continue
+	for _, v := range []struct {
+		name, spec string
+		addrs      *[]Address
+	}{{InheritEnv, spec, &h.addrs}, {InheritAdminEnv, adminSpec, &h.admin}} {
+		for _, item := range strings.Split(v.spec, ",") {
+			if item == "" {
+				continue
+			}
+			a, l, err := takeSocket(v.name, item)
+			if err != nil {
+				return fail(err)
+			}
+			*v.addrs = append(*v.addrs, a)
+			h.ls[endpoint(a)] = l
 		}
-		i := strings.LastIndexByte(item, '=')
-		if i < 0 {
-			return fail(fmt.Errorf("%s: %q: want ADDRESS=FD", InheritEnv, item))
-		}
-		a, err := ParseAddress(item[:i])
-		if err != nil {
-			return fail(err)
-		}
-		fd, err := strconv.Atoi(item[i+1:])
-		if err != nil || fd < 3 {
-			return fail(fmt.Errorf("%s: %q: want ADDRESS=FD with FD from 3", InheritEnv, item))
-		}
-		l, err := serving.ListenerFromFD(fd)
-		if err != nil {
-			return fail(fmt.Errorf("%s: %w", a, err))
-		}
-		if ul, ok := l.(*net.UnixListener); ok {
-			ul.SetUnlinkOnClose(false) // the front's cleanup removes the file
-		}
-		h.addrs = append(h.addrs, a)
-		h.ls[endpoint(a)] = l
 	}
 	return h, nil
+}
+
+// takeSocket makes a listener of the socket that item of the variable
+// name hands over: "ADDRESS=FD".
+func takeSocket(name, item string) (Address, net.Listener, error) {
+	i := strings.LastIndexByte(item, '=')
+	if i < 0 {
+		return Address{}, nil, fmt.Errorf("%s: %q: want ADDRESS=FD", name, item)
+	}
+	a, err := ParseAddress(item[:i])
+	if err != nil {
+		return Address{}, nil, err
+	}
+	fd, err := strconv.Atoi(item[i+1:])
+	if err != nil || fd < 3 {
+		return Address{}, nil, fmt.Errorf("%s: %q: want ADDRESS=FD with FD from 3", name, item)
+	}
+	l, err := serving.ListenerFromFD(fd)
+	if err != nil {
+		return Address{}, nil, fmt.Errorf("%s: %w", a, err)
+	}
+	if ul, ok := l.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(false) // the front's cleanup removes the file
+	}
+	return a, l, nil
 }
 
 // Addresses returns the addresses of the fronts handed over: a
@@ -291,13 +325,13 @@ func (h *Handover) take(a Address) net.Listener {
 }
 
 // ready tells the replaced ferry that this one listens, and closes the
-// sockets handed over that no front took (removing their socket files:
-// no configuration names them any more).
+// sockets handed over that no front or admin listener took (removing
+// their socket files: no configuration names them any more).
 func (h *Handover) ready() error {
 	if h == nil || h.done == nil {
 		return nil
 	}
-	for _, a := range h.addrs {
+	for _, a := range append(slices.Clip(h.addrs), h.admin...) {
 		if l := h.take(a); l != nil {
 			l.Close()
 			front{addr: a}.cleanup()

@@ -18,8 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/ferrygw/ferry/spawn"
 	"github.com/rs/zerolog"
@@ -84,8 +86,8 @@ func runReloadable(t *testing.T, s *Server) (addr string, stop func()) {
 	return addr, stop
 }
 
-// get GETs url and returns the body.
-func get(t *testing.T, url string) string {
+// getBody GETs url and returns the body.
+func getBody(t *testing.T, url string) string {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -107,7 +109,7 @@ func get(t *testing.T, url string) string {
 // build changes nothing.
 func TestReload(t *testing.T) {
 	leakcheck.Check(t)
-	dirA, dirB, state := t.TempDir(), t.TempDir(), t.TempDir()
+	dirA, dirB, state := testdir.Open(t), testdir.Open(t), testdir.Open(t)
 	writeExec(t, filepath.Join(dirA, "who.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\na'\n")
 	writeExec(t, filepath.Join(dirB, "who.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nb'\n")
 	logs := &testlog.Buffer{}
@@ -124,7 +126,7 @@ func TestReload(t *testing.T) {
 			t.Logf("log:\n%s", logs)
 		}
 	}()
-	if got := get(t, base+"/cgi/who.sh"); got != "a" {
+	if got := getBody(t, base+"/cgi/who.sh"); got != "a" {
 		t.Fatalf("before any reload: %q", got)
 	}
 
@@ -146,7 +148,7 @@ func TestReload(t *testing.T) {
 	if err := s.Reload(reloadConfig(t, logs, []string{main}, dirB, "2")); err != nil {
 		t.Fatal(err)
 	}
-	if got := get(t, base+"/cgi/who.sh"); got != "b" {
+	if got := getBody(t, base+"/cgi/who.sh"); got != "b" {
 		t.Errorf("after the reload: %q; want b", got)
 	}
 	if runningPool(s) != firstPool {
@@ -167,10 +169,10 @@ func TestReload(t *testing.T) {
 	if secondPool == firstPool {
 		t.Errorf("a reload that changed the pool's settings kept the pool")
 	}
-	if got := get(t, "http://"+extra+"/cgi/who.sh"); got != "b" {
+	if got := getBody(t, "http://"+extra+"/cgi/who.sh"); got != "b" {
 		t.Errorf("the added front: %q", got)
 	}
-	if got := get(t, base+matrixPrefix+"/status"); got != "created" {
+	if got := getBody(t, base+matrixPrefix+"/status"); got != "created" {
 		t.Errorf("the new pool: %q", got)
 	}
 	time.Sleep(200 * time.Millisecond)
@@ -197,7 +199,7 @@ func TestReload(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "nowhere") {
 		t.Errorf("Reload with a missing cgi-bin: %v; want an error naming it", err)
 	}
-	if got := get(t, "http://"+extra+"/cgi/who.sh"); got != "b" {
+	if got := getBody(t, "http://"+extra+"/cgi/who.sh"); got != "b" {
 		t.Errorf("after a failed reload, the front it would remove: %q", got)
 	}
 	if runningPool(s) != secondPool {
@@ -216,10 +218,10 @@ func TestReload(t *testing.T) {
 		}
 		t.Errorf("the removed front: %v; want a refused connection", err)
 	}
-	h := &fastcgi.Handler{Client: &fastcgi.Client{Network: "tcp", Address: strings.TrimPrefix(base, "http://"), MaxConns: 1}}
+	fc := &fastcgi.Client{Network: "tcp", Address: strings.TrimPrefix(base, "http://"), MaxConns: 1}
 	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest("GET", "/cgi/who.sh", nil))
-	h.Client.CloseIdle()
+	fastcgi.NewHandler(fc, nil, cgi.Settings{}).ServeHTTP(w, httptest.NewRequest("GET", "/cgi/who.sh", nil))
+	fc.CloseIdle()
 	if w.Code != 200 || w.Body.String() != "b" {
 		t.Errorf("FastCGI on the socket the HTTP front had: %d %q", w.Code, w.Body)
 	}
@@ -361,7 +363,7 @@ func fcgiStdout(c net.Conn) (string, error) {
 // just before a reload removed it, whose web server sends the request a
 // moment later, is answered, not closed as idle.
 func TestReloadFastCGILateRequest(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "who.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nlate'\n")
 	mount, err := ParseMount("/cgi/=cgi:" + dir)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,8 +33,9 @@ type runner struct {
 
 	mu        sync.Mutex // serializes reloads, the upgrade and the shutdown; guards the fields below
 	fronts    []*frontServer
-	stopping  bool // Run is shutting down: no more reloads
-	handed    bool // handedOver is closed: unix socket files belong to the new process
+	admin     *frontServer // the admin listener, if the configuration in force has one
+	stopping  bool         // Run is shutting down: no more reloads
+	handed    bool         // handedOver is closed: unix socket files belong to the new process
 	pidFile   string
 	removePID func()
 	// draining counts what a reload or the shutdown left to finish in the
@@ -92,17 +94,24 @@ type frontServer struct {
 
 // newFrontServer makes the server of f's protocol. Each front has its
 // own, so that a reload can drain one front without touching the others.
-func (r *runner) newFrontServer(f front) *frontServer {
+// The admin listener's serves the admin paths of the configuration in
+// force ([runner.serveAdmin]).
+func (r *runner) newFrontServer(f front, admin bool) *frontServer {
 	fs := &frontServer{front: f, served: make(chan struct{})}
 	base := func(net.Listener) context.Context { return r.baseCtx }
 	switch f.addr.Protocol() {
 	case "http":
+		var h http.Handler = r
+		component := "http"
+		if admin {
+			h, component = http.HandlerFunc(r.serveAdmin), "admin"
+		}
 		fs.srv = &http.Server{
-			Handler:           r,
+			Handler:           h,
 			ReadHeaderTimeout: DefaultReadHeaderTimeout,
 			IdleTimeout:       DefaultIdleTimeout,
 			BaseContext:       base,
-			ErrorLog:          log.New(r.log.With().Str("component", "http").Logger(), "", 0),
+			ErrorLog:          log.New(r.log.With().Str("component", component).Logger(), "", 0),
 			ConnState: func(_ net.Conn, st http.ConnState) {
 				switch st {
 				case http.StateNew:
@@ -189,23 +198,49 @@ func (fs *frontServer) drainConns(ctx context.Context, grace bool) error {
 func (r *runner) serve(fronts []front) []net.Listener {
 	lns := make([]net.Listener, 0, len(fronts))
 	for _, f := range fronts {
-		fs := r.newFrontServer(f)
+		fs := r.newFrontServer(f, false)
 		r.fronts = append(r.fronts, fs)
 		r.log.Info().Str("listen", f.String()).Msg("ferry: listening")
-		go func() {
-			err := fs.srv.Serve(fs.l)
-			close(fs.served)
-			if fs.stopped.Load() || errors.Is(err, http.ErrServerClosed) || errors.Is(err, fastcgi.ErrServerClosed) || errors.Is(err, scgi.ErrServerClosed) {
-				return
-			}
-			select {
-			case r.errc <- err:
-			default: // another front failed first
-			}
-		}()
+		r.start(fs)
 		lns = append(lns, f.l)
 	}
 	return lns
+}
+
+// serveAdminOn starts serving the admin listener on f. Run calls it
+// before it shares r; a reload, with r.mu held.
+func (r *runner) serveAdminOn(f front) {
+	r.admin = r.newFrontServer(f, true)
+	r.log.Info().Str("admin", f.String()).Msg("ferry: admin listening")
+	r.start(r.admin)
+}
+
+// start runs fs's Serve; its failure, unless fs was stopped, stops Run.
+func (r *runner) start(fs *frontServer) {
+	go func() {
+		err := fs.srv.Serve(fs.l)
+		close(fs.served)
+		if fs.stopped.Load() || errors.Is(err, http.ErrServerClosed) || errors.Is(err, fastcgi.ErrServerClosed) || errors.Is(err, scgi.ErrServerClosed) {
+			return
+		}
+		select {
+		case r.errc <- err:
+		default: // another front failed first
+		}
+	}()
+}
+
+// serveAdmin answers a request to the admin listener with the admin paths
+// of the configuration in force: its mounts, its pools. A configuration
+// a reload has just put in force without an admin listener answers 404
+// while the listener closes.
+func (r *runner) serveAdmin(w http.ResponseWriter, req *http.Request) {
+	a := r.cur.Load().admin
+	if a == nil {
+		http.NotFound(w, req)
+		return
+	}
+	a.handler.ServeHTTP(w, req)
 }
 
 // drain stops fs: it stops accepting at once, its connections get up to
@@ -239,6 +274,9 @@ func (r *runner) shutdown() {
 	r.mu.Lock()
 	r.stopping = true
 	fronts := r.fronts
+	if r.admin != nil {
+		fronts = append(slices.Clip(fronts), r.admin)
+	}
 	handed := r.handed
 	r.mu.Unlock()
 	cur := r.cur.Load()
@@ -246,7 +284,7 @@ func (r *runner) shutdown() {
 	if timeout <= 0 {
 		timeout = DefaultShutdownTimeout
 	}
-	r.log.Info().Dur("timeout", timeout).Msg("ferry: shutting down; draining in-flight requests")
+	r.log.Info().Dur("timeout_ms", timeout).Msg("ferry: shutting down; draining in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -278,6 +316,7 @@ func (r *runner) shutdown() {
 		}
 	}
 	stopPools(r.log, cur.pools)
+	cur.closeLogs()
 	if r.removePID != nil {
 		r.removePID()
 	}
@@ -314,7 +353,7 @@ func startPools(l zerolog.Logger, pools []spawned) error {
 			return fmt.Errorf("bridge: starting FastCGI workers: %w", err)
 		}
 		sp.client.Address = sp.pool.Address()
-		l.Info().Str("worker", sp.pool.Path).Ints("pids", sp.pool.PIDs()).Str("socket", sp.pool.Address()).Msg("ferry: FastCGI workers started")
+		l.Info().Str("worker", sp.pool.Path).Ints("pids", startedPIDs(sp.pool)).Str("socket", sp.pool.Address()).Msg("ferry: FastCGI workers started")
 	}
 	return nil
 }

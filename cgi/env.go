@@ -33,8 +33,9 @@ type Script struct {
 
 // ErrInvalidMetaVariable reports a meta-variable value that cannot be passed
 // to a script: it holds a NUL, CR or LF byte (from a decoded %00, %0d or %0a).
-// A gateway answers such a request with 400 Bad Request.
-var ErrInvalidMetaVariable = errors.New("cgi: meta-variable value contains NUL, CR or LF")
+// It is a [*StatusError]: a gateway answers such a request with 400 Bad
+// Request.
+var ErrInvalidMetaVariable error = &StatusError{Status: http.StatusBadRequest, Err: errors.New("cgi: meta-variable value contains NUL, CR or LF")}
 
 // derivedVars are computed for every hop from the request and the script, so an
 // origin's values for them are not copied.

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferrygw/ferry/internal/defaults"
 	"github.com/ferrygw/ferry/internal/serving"
 	"github.com/rs/zerolog"
 )
@@ -120,25 +121,11 @@ func (s *Server) idleTimeout() time.Duration {
 	return s.IdleTimeout
 }
 
-func orInt(v, def int) int {
-	if v <= 0 {
-		return def
-	}
-	return v
-}
-
-func orInt64(v, def int64) int64 {
-	if v <= 0 {
-		return def
-	}
-	return v
-}
-
 // Serve accepts connections on l and serves them until l fails or the
 // server is shut down, then returns ErrServerClosed. If l is nil, it
 // serves on the listening socket at file descriptor 0, as [Serve] does.
 func (s *Server) Serve(l net.Listener) error {
-	return s.serving.Serve(l, orInt(s.MaxConns, DefaultMaxConns), s.BaseContext, s.newConn, ErrServerClosed)
+	return s.serving.Serve(l, defaults.Or(s.MaxConns, DefaultMaxConns), s.BaseContext, s.newConn, ErrServerClosed)
 }
 
 // ServeConn serves one connection, returning when it closes. It is how an

@@ -5,6 +5,8 @@
 //	ferry check [flags]     check a configuration without serving it
 //	ferry explain [flags] URL  say what serves URL, and with which meta-variables
 //	ferry reload [flags]    make the running ferry apply its configuration file again
+//	ferry migrate apache|nginx FILE... --out DIR  translate a web server's configuration
+//	ferry probe URL [flags] send one request to a backend and time it
 //	ferry version           print the version
 //
 // Run "ferry serve --help" for the flags.
@@ -23,6 +25,7 @@ import (
 
 	"github.com/ferrygw/ferry"
 	"github.com/ferrygw/ferry/bridge"
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/rs/zerolog"
 )
 
@@ -31,6 +34,10 @@ import (
 var version = ""
 
 func main() {
+	// Every duration ferry logs is a field named *_ms, in milliseconds
+	// with a fraction: zerolog's default, said here once for all of them.
+	zerolog.DurationFieldUnit = time.Millisecond
+	zerolog.DurationFieldInteger = false
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -48,6 +55,13 @@ Usage:
   ferry reload [flags]   make the running ferry (its --pid-file) read its
                          configuration again (SIGHUP), or --upgrade to a new
                          binary (SIGUSR2)
+  ferry migrate apache|nginx FILE... --out DIR
+                         translate an Apache or nginx configuration's CGI,
+                         FastCGI and PHP parts to ferry.toml, with a report
+  ferry probe URL [--path P] [--method M] [--data FILE] [--param K=V]...
+                         send one request to a backend (fastcgi://, scgi://,
+                         cgi:, http://) and print the answer and its timings;
+                         exit 0 (2xx, 3xx), 1 (other status), 2 (unreachable)
   ferry bench [TARGET]   benchmark the bundled scenarios, or load one target
                          ("ferry bench --help" for the flags)
   ferry version          print the version
@@ -70,15 +84,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return explain(args[1:], stdout, stderr)
 	case "reload":
 		return reload(args[1:], stdout, stderr)
+	case "probe":
+		return probe(args[1:], stdout, stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
+	case "migrate":
+		return migrateCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionLine())
 		return 0
 	case "help", "--help", "-h":
 		if len(args) > 1 {
 			switch args[1] {
-			case "serve", "check", "explain", "reload", "bench":
+			case "serve", "check", "explain", "reload", "probe", "bench", "migrate":
 				return run([]string{args[1], "--help"}, stdout, stderr)
 			}
 		}
@@ -97,9 +115,12 @@ example site (static pages and a cgi-bin of sh, Perl, Python and PHP scripts).
 
 Addresses:
   listen:   http://HOST:PORT
-            fastcgi://HOST:PORT, fastcgi+unix:///run/ferry.sock?mode=0660 (ferry as the
-            FastCGI application behind nginx fastcgi_pass or Apache mod_proxy_fcgi:
-            with a cgi: mount, an fcgiwrap replacement)
+            https://HOST:PORT?cert=FILE&key=FILE (TLS 1.2+, HTTP/2; the files are read
+            again when they change)
+            fastcgi://HOST:PORT, fastcgi+unix:///run/ferry.sock?mode=0660&group=www-data
+            (ferry as the FastCGI application behind nginx fastcgi_pass or Apache
+            mod_proxy_fcgi: with a cgi: mount, an fcgiwrap replacement; owner= and
+            group= give the socket to the web server's user)
             scgi://HOST:PORT, scgi+unix:///run/ferry.sock (ferry as the SCGI application
             behind nginx scgi_pass, Apache mod_proxy_scgi, lighttpd mod_scgi)
             fastcgi+fd://N, scgi+fd://N, http+fd://N (a listening socket handed over on
@@ -139,11 +160,12 @@ Scripts get the CGI/1.1 meta-variables, the variables of ferry's environment
 named by --pass-env (and PATH, LANG, LC_*, TZ, TMPDIR), and --env values. Each
 runs in its own process group, in its own directory, and is stopped (SIGTERM,
 then SIGKILL) at --cgi-timeout or when the client goes away. SIGTERM or SIGINT
-drains in-flight requests for up to --shutdown-timeout, then stops scripts.
-SIGHUP (ferry reload) reads the --config file again and applies it without
-refusing a connection; SIGUSR2 (ferry reload --upgrade) starts the binary again,
-hands it the listening sockets, and drains. Under systemd, ferry speaks
-Type=notify (READY, RELOADING, STOPPING, WATCHDOG).
+drains in-flight requests for up to --shutdown-timeout, then stops scripts;
+SIGUSR1 reopens the --access-log file (logrotate). SIGHUP (ferry reload) reads
+the --config file again and applies it without refusing a connection; SIGUSR2
+(ferry reload --upgrade) starts the binary again, hands it the listening
+sockets, and drains. Under systemd, ferry speaks Type=notify (READY, RELOADING,
+STOPPING, WATCHDOG).
 `
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -193,8 +215,13 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	d.apply(&cfg)
 	cfg.Logger = &logger
+	cfg.Stderr = stderr
 	cfg.Version = getVersion()
 
+	if err := checkScriptUser(&cgi.Handler{User: cfg.Settings.User, Group: cfg.Settings.Group}, logger); err != nil {
+		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
+		return 2
+	}
 	srv, err := bridge.New(cfg)
 	if err != nil {
 		logger.Error().Err(err).Msg("ferry: bad configuration")
@@ -216,10 +243,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		next.Logger = &l
+		next.Stderr = cfg.Stderr
 		next.Version = cfg.Version
-		return next, nil
+		return next, checkScriptUser(&cgi.Handler{User: next.Settings.User, Group: next.Settings.Group}, l)
 	})
 	go c.run(ctx, sigs, *f.config)
+	defer reopenOnSIGUSR1(srv, &logger)()
 	err = srv.Run(ctx, c.ready)
 	c.stopped()
 	if err != nil {
@@ -278,6 +307,28 @@ func defaultFronts(h *bridge.Handover) ([]bridge.Address, error) {
 	return addrs, nil
 }
 
+// checkScriptUser checks the user and group scripts run as, and says once
+// which that is when ferry runs as root.
+func checkScriptUser(h *cgi.Handler, logger zerolog.Logger) error {
+	cred, err := h.Credential()
+	if err != nil {
+		return fmt.Errorf("--cgi-user %q --cgi-group %q: %w", h.User, h.Group, err)
+	}
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	switch {
+	case cred == nil || cred.Uid == 0:
+		logger.Warn().Msg("ferry: CGI scripts run as root (--cgi-user root)")
+	case h.User == "":
+		logger.Info().Str("user", cgi.DefaultUser()).Uint32("uid", cred.Uid).Uint32("gid", cred.Gid).
+			Msg("ferry: running as root; CGI scripts run as " + cgi.DefaultUser() + " (--cgi-user to choose, --cgi-user root to keep root)")
+	default:
+		logger.Info().Str("user", h.User).Uint32("uid", cred.Uid).Uint32("gid", cred.Gid).Msg("ferry: CGI scripts run as " + h.User)
+	}
+	return nil
+}
+
 // systemdListeners returns the fronts systemd socket activation passed
 // (LISTEN_PID, LISTEN_FDS, descriptors 3 and up): FastCGI, as fcgiwrap.socket
 // units use them, unless the socket unit names the descriptor "http" or
@@ -324,14 +375,41 @@ func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
 	case "auto":
 		if f, ok := w.(*os.File); ok {
 			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-				w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+				w = bridge.NewConsoleWriter(w, true)
 			}
 		}
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: true}
+		w = bridge.NewConsoleWriter(w, false)
 	case "json":
 	default:
 		return zerolog.Logger{}, fmt.Errorf("--log-format %q: want json, console or auto", format)
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// reopenOnSIGUSR1 reopens the access log file on each SIGUSR1, as
+// logrotate's postrotate asks (kill -USR1, as for nginx), until the
+// function it returns is called.
+func reopenOnSIGUSR1(srv *bridge.Server, log *zerolog.Logger) (stop func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGUSR1)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sigs:
+				if err := srv.ReopenLogs(); err != nil {
+					log.Error().Err(err).Msg("ferry: reopening the access log")
+				} else {
+					log.Info().Msg("ferry: access log reopened")
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
 }

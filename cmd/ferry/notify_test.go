@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"golang.org/x/sys/unix"
 )
 
@@ -121,7 +122,7 @@ func TestSystemdNotify(t *testing.T) {
 	ns := listenNotify(t)
 	t.Setenv("NOTIFY_SOCKET", ns.path)
 	t.Setenv("WATCHDOG_USEC", "200000") // WATCHDOG=1 every 100 ms
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "hi.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhi'\n")
 	pidFile := filepath.Join(dir, "ferry.pid")
 	p := startFerry(t, "--mount", "/cgi-bin/=cgi:"+dir, "--pid-file", pidFile)

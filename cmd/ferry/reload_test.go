@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,10 +23,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
+	"github.com/ferrygw/ferry/internal/procfs"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"github.com/ferrygw/ferry/internal/testlog"
 )
 
@@ -49,12 +53,14 @@ func fcgiWorkerMain() int {
 // front (each has one the other lacks), and a worker pool's settings
 // (workers and environment), so that every response says which
 // configuration served it. Both listen on stable (HTTP) and sock (FastCGI
-// on a unix socket, whose mode differs), and serve a static root.
+// on a unix socket, whose mode differs), serve a static root, and have an
+// admin listener on admin, whose /status reports the one in force.
 type reloadSite struct {
 	dir     string
 	file    string // the configuration file ferry serve is given
 	pidFile string
 	sock    string
+	admin   string            // host:port of the admin listener
 	stable  string            // host:port of the HTTP front both have
 	only    map[string]string // variant -> host:port of the front only it has
 	workers map[string]int    // variant -> workers of its pool
@@ -67,10 +73,10 @@ func newReloadSite(tb testing.TB) *reloadSite {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	dir := tb.TempDir()
+	dir := testdir.Open(tb)
 	s := &reloadSite{dir: dir, file: filepath.Join(dir, "ferry.toml"), pidFile: filepath.Join(dir, "ferry.pid"),
 		sock: filepath.Join(dir, "f.sock"), only: map[string]string{}, workers: map[string]int{"a": 2, "b": 3}, self: self}
-	ports := make([]string, 3)
+	ports := make([]string, 4)
 	for i := range ports {
 		port, err := peers.FreePort()
 		if err != nil {
@@ -78,7 +84,7 @@ func newReloadSite(tb testing.TB) *reloadSite {
 		}
 		ports[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	}
-	s.stable, s.only["a"], s.only["b"] = ports[0], ports[1], ports[2]
+	s.stable, s.only["a"], s.only["b"], s.admin = ports[0], ports[1], ports[2], ports[3]
 	for _, v := range []string{"a", "b"} {
 		mustMkdir(tb, filepath.Join(dir, "cgi-"+v))
 		mustWrite(tb, filepath.Join(dir, "cgi-"+v, "who.sh"), 0o755, "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\ncgi "+v+"\\n'\n")
@@ -125,6 +131,7 @@ func (s *reloadSite) config(v string) string {
 	return fmt.Sprintf(`listen = ["http://%s", "http://%s", "fastcgi+unix://%s?mode=%s"]
 root = %q
 pid_file = %q
+admin = "http://%s"
 
 [log]
 access_log = false
@@ -135,7 +142,7 @@ backend = "cgi:%s"
 [mount."/fcgi/"]
 backend = "fastcgi+exec:%s?workers=%d"
 env = { FERRY_TEST_FCGI_WORKER = "1", VARIANT = %q }
-`, s.stable, s.only[v], s.sock, mode, filepath.Join(s.dir, "root"), s.pidFile, filepath.Join(s.dir, "cgi-"+v), s.self, s.workers[v], v)
+`, s.stable, s.only[v], s.sock, mode, filepath.Join(s.dir, "root"), s.pidFile, s.admin, filepath.Join(s.dir, "cgi-"+v), s.self, s.workers[v], v)
 }
 
 // use makes variant v the configuration file's content, at once (a
@@ -338,8 +345,9 @@ func getReused(c *http.Client, url string) (string, bool, error) {
 
 // fcgiGet sends GET uri to the FastCGI front on the unix socket sock.
 func fcgiGet(sock, uri string) (int, string) {
-	h := &fastcgi.Handler{Client: &fastcgi.Client{Network: "unix", Address: sock, MaxConns: 1}}
-	defer h.Client.CloseIdle()
+	c := &fastcgi.Client{Network: "unix", Address: sock, MaxConns: 1}
+	defer c.CloseIdle()
+	h := fastcgi.NewHandler(c, nil, cgi.Settings{})
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest("GET", uri, nil))
 	return w.Code, w.Body.String()
@@ -469,6 +477,39 @@ func (rr *reloadRun) checkInForce(reused, newPool bool) {
 		rr.workers[p] = true
 	}
 	rr.pool = pids
+	rr.checkStatus()
+}
+
+// checkStatus checks that the admin listener's /status reports the
+// configuration in force: its cgi-bin directory, and its pool's workers.
+func (rr *reloadRun) checkStatus() {
+	tb, s, v := rr.tb, rr.site, rr.cur
+	tb.Helper()
+	code, body := httpGetNoFatal("http://" + s.admin + "/status?json")
+	var st struct {
+		Mounts []struct {
+			Prefix, Backend string
+			Pool            *struct {
+				MaxWorkers int `json:"max_workers"`
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil {
+		tb.Errorf("variant %s: admin /status?json: %d %v\n%s", v, code, err, body)
+		return
+	}
+	want := map[string]string{"/cgi-bin/": "cgi:" + filepath.Join(s.dir, "cgi-"+v), "/fcgi/": "fastcgi+exec:" + s.self}
+	for _, m := range st.Mounts {
+		if m.Backend != want[m.Prefix] {
+			tb.Errorf("variant %s: /status reports %s -> %s; want %s", v, m.Prefix, m.Backend, want[m.Prefix])
+		}
+		if m.Prefix == "/fcgi/" && (m.Pool == nil || m.Pool.MaxWorkers != s.workers[v]) {
+			tb.Errorf("variant %s: /status reports the pool %+v; want %d workers at most", v, m.Pool, s.workers[v])
+		}
+	}
+	if len(st.Mounts) != len(want) {
+		tb.Errorf("variant %s: /status reports %d mounts; want %d:\n%s", v, len(st.Mounts), len(want), body)
+	}
 }
 
 // httpGetNoFatal GETs url on a new connection; an error is status 0.
@@ -498,7 +539,7 @@ func (rr *reloadRun) stop() {
 		tb.Fatalf("ferry %d did not exit within 60s of SIGTERM:\n%s", rr.pid, rr.ferry.logs)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		left := groupMembers(rr.ferry.pgid)
+		left := procfs.GroupMembers(rr.ferry.pgid)
 		for p := range rr.workers {
 			if leakcheck.Alive(p) {
 				left = append(left, p)
