@@ -28,7 +28,7 @@ func (c *Config) recipeScenarios(app string) []scenario {
 	)
 	for _, lang := range []string{"sh", "perl", "python", "php"} {
 		need := append([]string{"nginx"}, map[string][]string{"perl": {"perl"}, "python": {"python3"}, "php": {"php-cgi"}}[lang]...)
-		out = append(out, scenario{app: app, lang: lang, mode: "cgi", gateway: "nginx-ferry-fastcgi", vs: lang + "/cgi/ferry", need: need,
+		out = append(out, scenario{app: app, lang: lang, mode: "cgi", gateway: "nginx-ferry-fastcgi", beside: lang + "/cgi/ferry", need: need,
 			start: func(ctx context.Context, e *env) (*setup, error) {
 				return nginxFerryCGI(ctx, e, "bench."+scriptExt(lang))
 			}})

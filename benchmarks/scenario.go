@@ -102,6 +102,10 @@ type scenario struct {
 	// the ferry row doing their job; a new row (wsgi: workers against
 	// Gunicorn and uWSGI, say) needs only its vs to join the comparisons.
 	vs string
+	// beside, if set, places the row right after another as vs does, with
+	// no ratio: nginx → ferry FastCGI → cgi-bin sits by ferry's own cgi-bin
+	// row but is compared with fcgiwrap, the thing it replaces.
+	beside string
 	// na, if set, makes the row n/a with this reason: it cannot exist.
 	na string
 	// need lists programs that must be installed; a missing one skips the
@@ -314,8 +318,8 @@ func (c *Config) scenarios() []scenario {
 	return nextToReference(out)
 }
 
-// nextToReference returns list with every row that has a vs placed right
-// after the row it is compared with; rows whose reference is not in list
+// nextToReference returns list with every row that has a vs (or beside)
+// placed right after the row it is compared with (or sits beside); rows whose reference is not in list
 // keep their place.
 func nextToReference(list []scenario) []scenario {
 	names := make(map[string]bool)
@@ -325,7 +329,7 @@ func nextToReference(list []scenario) []scenario {
 	after := make(map[string][]scenario)
 	var out []scenario
 	for _, s := range list {
-		if ref := s.reference(); ref != "" && names[ref] {
+		if ref := s.placement(); ref != "" && names[ref] {
 			after[ref] = append(after[ref], s)
 		}
 	}
@@ -337,7 +341,7 @@ func nextToReference(list []scenario) []scenario {
 		}
 	}
 	for _, s := range list {
-		if ref := s.reference(); ref == "" || !names[ref] {
+		if ref := s.placement(); ref == "" || !names[ref] {
 			add(s)
 		}
 	}
@@ -350,6 +354,18 @@ func (s *scenario) reference() string {
 		return ""
 	}
 	return s.app + "/" + s.vs
+}
+
+// placement returns the scenario name of the row s is placed after: its
+// reference, or the row it sits beside; "" for neither.
+func (s *scenario) placement() string {
+	switch {
+	case s.vs != "":
+		return s.reference()
+	case s.beside != "":
+		return s.app + "/" + s.beside
+	}
+	return ""
 }
 
 func (e *env) newDir(name string) string {

@@ -3,6 +3,7 @@ package benchmarks
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"strconv"
@@ -65,13 +66,16 @@ func pairs(rows []Row) []Pair {
 			p.Note = o.Scenario + " has no numbers: " + cmpNote(&o)
 		default:
 			p.Ratio = f.RPS.Median / o.RPS.Median
+			if f.Runs < 2 || o.Runs < 2 {
+				// One run has no interval: a range of 0.96–0.96 would
+				// claim a precision the run does not have.
+				p.Note = "one run: no spread (--repeat 3 shows it)"
+				break
+			}
 			if o.RPS.Max > 0 && o.RPS.Min > 0 {
 				p.Low, p.High = f.RPS.Min/o.RPS.Max, f.RPS.Max/o.RPS.Min
 			}
 			p.WithinNoise = f.RPS.Min <= o.RPS.Max && o.RPS.Min <= f.RPS.Max
-			if f.Runs < 2 || o.Runs < 2 {
-				p.Note = "one run: no spread (--repeat 3 shows it)"
-			}
 		}
 		out = append(out, p)
 	}
@@ -98,8 +102,12 @@ func cmpNote(r *Row) string {
 	return "not run"
 }
 
-// Verdict is the pair's ratio in words: "within noise", "ferry faster",
-// "ferry slower", or "—" without a ratio.
+// evenBand is how far from 1 a single run's ratio may be and still read
+// "about even": one run's req/s on a shared machine move by a few percent.
+const evenBand = 0.05
+
+// Verdict is the pair's ratio in words: "within noise", "about even" (one
+// run, within 5%), "ferry faster", "ferry slower", or "—" without a ratio.
 func (p Pair) Verdict() string { return p.verdict() }
 
 // verdict is a pair's ratio in words, for the tables.
@@ -109,6 +117,8 @@ func (p Pair) verdict() string {
 		return "—"
 	case p.WithinNoise && p.Note == "":
 		return "within noise"
+	case p.Low == 0 && math.Abs(p.Ratio-1) < evenBand:
+		return "about even"
 	case p.Ratio >= 1:
 		return "ferry faster"
 	}
