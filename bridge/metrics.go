@@ -80,7 +80,7 @@ func newServerStats(version string) *serverStats {
 		spawn:     histogram("ferry_cgi_spawn_seconds", "Time starting a CGI script process took (fork and exec).", spawnBuckets),
 		killed:    counter("ferry_cgi_scripts_killed_total", "CGI scripts ferry stopped before they exited, by reason.", "reason"),
 		exits:     counter("ferry_cgi_script_exits_total", "CGI scripts reaped, by exit code or the signal that ended them.", "code"),
-		restarts:  counter("ferry_pool_worker_restarts_total", "Workers of a pool that ended, by reason (crash, max_requests and scale-down while it runs; stop with the pool).", "reason"),
+		restarts:  counter("ferry_pool_worker_restarts_total", "Workers of a pool that ended, by reason (crash, max_requests and scale-down while it runs; stop with the pool; reload when a reload replaced or removed the pool).", "reason"),
 	}
 	s.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -135,16 +135,32 @@ type cgiStats struct {
 	count   atomic.Uint64 // scripts started, for the status page
 }
 
+// exitReload is why the workers of a pool a reload replaced or removed
+// ended, as the metrics and the status page count them: spawn says
+// [spawn.WorkerStopped], stopped with the pool.
+const exitReload = spawn.WorkerStopped + 1
+
+// exitName names why a worker ended, as the reason label does.
+func exitName(why spawn.WorkerExit) string {
+	if why == exitReload {
+		return "reload"
+	}
+	return why.String()
+}
+
 // poolStats are a worker pool's figures. They go with the pool: a reload
 // that keeps the pool keeps them ([Server.addPool]).
 type poolStats struct {
 	pool     *spawn.Pool
 	server   *serverStats
 	prefix   string // the mount's, which labels restarts
-	restarts [spawn.WorkerStopped + 1]prometheus.Counter
-	counts   [spawn.WorkerStopped + 1]atomic.Uint64 // the same, for the status page
-	mu       sync.Mutex                             // guards started
-	started  map[int]time.Time                      // live workers' start times by pid
+	restarts [exitReload + 1]prometheus.Counter
+	counts   [exitReload + 1]atomic.Uint64 // the same, for the status page
+	// reloaded is set once a reload has replaced or removed the pool: its
+	// workers stopped from then on count as exitReload.
+	reloaded atomic.Bool
+	mu       sync.Mutex        // guards started
+	started  map[int]time.Time // live workers' start times by pid
 }
 
 // newMount returns the figures of mount m, registered with s. Its
@@ -196,7 +212,7 @@ func (m *mountStats) watchPool(p *spawn.Pool) *poolStats {
 	}
 	ps := &poolStats{pool: p, server: m.server, prefix: m.prefix, started: make(map[int]time.Time)}
 	for why := range ps.restarts {
-		ps.restarts[why] = m.server.restarts.WithLabelValues(m.prefix, m.backend, spawn.WorkerExit(why).String())
+		ps.restarts[why] = m.server.restarts.WithLabelValues(m.prefix, m.backend, exitName(spawn.WorkerExit(why)))
 	}
 	p.Observer = spawn.PoolObserver{WorkerStarted: ps.workerStarted, WorkerExited: ps.workerExited}
 	return ps
@@ -221,6 +237,9 @@ func (ps *poolStats) workerExited(pid int, why spawn.WorkerExit, _ time.Duration
 	ps.mu.Lock()
 	delete(ps.started, pid)
 	ps.mu.Unlock()
+	if why == spawn.WorkerStopped && ps.reloaded.Load() {
+		why = exitReload
+	}
 	ps.restarts[why].Inc()
 	ps.counts[why].Add(1)
 }

@@ -332,7 +332,8 @@ func (r *runner) planAdmin(a Address, ch *changes) (adminPlan, error) {
 }
 
 // retire lets the requests of old, a configuration next replaced, finish
-// (up to timeout), then stops the worker pools next dropped, and closes
+// (up to timeout), then stops the worker pools next dropped (their
+// workers' ends count as reason "reload" in the metrics), and closes
 // old's access log file unless next writes to it too. A pool or a log
 // file may have been kept from configurations replaced before old, whose
 // requests may still use it: so each retirement also waits for the one
@@ -352,6 +353,11 @@ func (r *runner) retire(old, next *Server, drop []spawned, timeout time.Duration
 		}
 		if prev != nil {
 			<-prev
+		}
+		for _, sp := range drop {
+			if sp.stats != nil {
+				sp.stats.reloaded.Store(true) // its workers end for the reload
+			}
 		}
 		stopPools(r.log, drop)
 		old.closeLogsFor(next)

@@ -61,9 +61,10 @@ type adminStatus struct {
 // TestReloadAdmin reloads a server with an admin listener: a mount a
 // reload adds is measured, the counters of a mount that stays go on, a
 // pool kept is reported with its workers, /status lists the mounts in
-// force; the admin listener stays on its endpoint, moves to a unix
-// socket, goes away and comes back (its figures then start again, and so
-// does the pool, which has none).
+// force, the workers of a pool a reload replaces count as restarts for
+// the reason "reload"; the admin listener stays on its endpoint, moves to
+// a unix socket, goes away and comes back (its figures then start again,
+// and so does the pool, which has none).
 func TestReloadAdmin(t *testing.T) {
 	leakcheck.Check(t)
 	dir := testdir.Open(t)
@@ -74,8 +75,9 @@ func TestReloadAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &testlog.Buffer{}
+	workers := "2"
 	config := func(admin string, more bool) Config {
-		cfg := reloadConfig(t, logs, []string{"http://127.0.0.1:0"}, dir, "2")
+		cfg := reloadConfig(t, logs, []string{"http://127.0.0.1:0"}, dir, workers)
 		if admin != "" {
 			if cfg.Admin, err = ParseAdminAddress(admin); err != nil {
 				t.Fatal(err)
@@ -179,6 +181,29 @@ func TestReloadAdmin(t *testing.T) {
 	if want := []string{"/cgi/", matrixPrefix, "/more/"}; !slices.Equal(prefixes, want) {
 		t.Errorf("/status lists %v; want the mounts in force %v", prefixes, want)
 	}
+
+	// The pool's settings change: a new pool replaces it, and its two
+	// workers, once stopped, count as restarts for the reason "reload".
+	restarts := func(reason string) float64 {
+		t.Helper()
+		return parseMetrics(t, adminGet("/metrics"))[series("ferry_pool_worker_restarts_total", matrixPrefix, "fastcgi+exec:"+self, "reason="+reason)]
+	}
+	workers = "1"
+	if err := s.Reload(config("http://127.0.0.1:0", true)); err != nil {
+		t.Fatal(err)
+	}
+	if runningPool(s) == pool {
+		t.Fatalf("a reload that changed the pool's settings kept the pool")
+	}
+	for deadline := time.Now().Add(10 * time.Second); restarts("reload") != 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the replaced pool's workers: %v restarts for reload, %v for stop; want 2 for reload", restarts("reload"), restarts("stop"))
+		}
+	}
+	if n := restarts("stop"); n != 0 {
+		t.Errorf("%v restarts for stop; want the replaced pool's workers counted for reload only", n)
+	}
+	pool = runningPool(s)
 
 	// The admin listener moves to a unix socket.
 	if err := s.Reload(config("unix://"+sock+"?mode=0600", true)); err != nil {

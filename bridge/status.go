@@ -123,7 +123,7 @@ func (ps *poolStats) status(c *fastcgi.Client, now time.Time, full bool) (*poolS
 	p := &poolStatus{MaxWorkers: st.Max, Workers: st.Running, Idle: st.Running - busy, Busy: busy, Starting: st.Starting,
 		Restarts: make(map[string]uint64, len(ps.counts))}
 	for why := range ps.counts {
-		p.Restarts[spawn.WorkerExit(why).String()] = ps.counts[why].Load()
+		p.Restarts[exitName(spawn.WorkerExit(why))] = ps.counts[why].Load()
 	}
 	if !full {
 		return p, nil
