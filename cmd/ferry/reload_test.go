@@ -247,8 +247,9 @@ type load struct {
 	served  atomic.Int64
 	failed  atomic.Int64
 	refused atomic.Int64
-	mu      sync.Mutex // guards errs
-	errs    []string   // the first failures
+	admin   atomic.Int64 // answers of the admin listener (watchAdmin)
+	mu      sync.Mutex   // guards errs
+	errs    []string     // the first failures
 }
 
 // reloadTargets are the paths the load requests, and the bodies each may
@@ -302,6 +303,42 @@ func (ld *load) run(c *http.Client, base string, i int) {
 			ld.served.Add(1)
 		}
 	}
+}
+
+// watchAdmin GETs url, the admin listener's /healthz, on a new
+// connection every few milliseconds until the load ends: an answer other
+// than 200 "ok" fails as a request of the load does.
+func (ld *load) watchAdmin(url string) {
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
+	ld.clients = append(ld.clients, c)
+	ld.wg.Add(1)
+	go func() {
+		defer ld.wg.Done()
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ld.stop:
+				return
+			case <-t.C:
+			}
+			resp, err := c.Get(url)
+			if err != nil {
+				if errors.Is(err, syscall.ECONNREFUSED) {
+					ld.refused.Add(1)
+				}
+				ld.fail(fmt.Sprintf("admin: %v", err))
+				continue
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 || string(b) != "ok\n" {
+				ld.fail(fmt.Sprintf("admin: %d %q %v", resp.StatusCode, b, err))
+				continue
+			}
+			ld.admin.Add(1)
+		}
+	}()
 }
 
 func (ld *load) fail(msg string) {
@@ -563,8 +600,10 @@ func (rr *reloadRun) stop() {
 // configurations that change a mount, a front and a worker pool, and
 // upgrades it once, while clients keep requesting a cgi-bin script, a
 // fastcgi+exec pool and a static file over kept-alive and new
-// connections: no request may fail and no connection be refused, each
-// reload must put its configuration in force, and no process may be left.
+// connections, and the admin listener's /healthz over new connections:
+// no request may fail and no connection be refused (the upgrade hands the
+// admin listener's socket over too), each reload must put its
+// configuration in force, and no process may be left.
 func TestReloadUnderLoad(t *testing.T) {
 	s := newReloadSite(t)
 	var out, errb bytes.Buffer
@@ -576,6 +615,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	g := rr.ferry
 
 	ld := startLoad("http://"+s.stable, 4, 2)
+	ld.watchAdmin("http://" + s.admin + "/healthz")
 	for i := 1; i <= 10; i++ {
 		if i == 6 {
 			rr.upgrade()
@@ -585,12 +625,12 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // some load on the last configuration
 	ld.end()
-	t.Logf("%d requests served during 10 reloads and an upgrade; %d failed, %d refused", ld.served.Load(), ld.failed.Load(), ld.refused.Load())
+	t.Logf("%d requests served during 10 reloads and an upgrade; %d failed, %d refused; the admin listener answered %d", ld.served.Load(), ld.failed.Load(), ld.refused.Load(), ld.admin.Load())
 	if ld.failed.Load() > 0 || ld.refused.Load() > 0 {
 		t.Errorf("%d requests failed, %d connections refused; first failures:\n%s", ld.failed.Load(), ld.refused.Load(), strings.Join(ld.errs, "\n"))
 	}
-	if ld.served.Load() < 100 {
-		t.Errorf("only %d requests served: the load did not run", ld.served.Load())
+	if ld.served.Load() < 100 || ld.admin.Load() < 10 {
+		t.Errorf("only %d requests served, %d by the admin listener: the load did not run", ld.served.Load(), ld.admin.Load())
 	}
 	// Once the load is over, ferry runs its workers and nothing else.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
