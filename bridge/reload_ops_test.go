@@ -270,9 +270,10 @@ func TestReloadAdmin(t *testing.T) {
 }
 
 // TestReloadHTTPS: a reload keeps an https:// front's socket and connections
-// and reads its certificate again (here other files); a certificate that
-// does not load fails the reload, which changes nothing; the front turns
-// into plain HTTP and back into HTTPS on the same socket.
+// and reads its certificate again (other files, or the same files changed
+// in a way the handshakes cannot see); a certificate that does not load
+// fails the reload, which changes nothing; the front turns into plain
+// HTTP and back into HTTPS on the same socket.
 func TestReloadHTTPS(t *testing.T) {
 	leakcheck.Check(t)
 	dir := testdir.Open(t)
@@ -364,8 +365,65 @@ func TestReloadHTTPS(t *testing.T) {
 	if got := serial(); got != 1 {
 		t.Errorf("HTTPS again: serial %d; want 1", got)
 	}
+
+	// Other certificate files copied over those in force with their
+	// modification times kept (cp -p, rsync -t) and of the same size: the
+	// handshakes cannot tell they changed, but a reload reads them again.
+	swapped := sameSizeCert(t, filepath.Join(dir, "c"), certs[0], 3)
+	for _, f := range [][2]string{{swapped.certFile, certs[0].certFile}, {swapped.keyFile, certs[0].keyFile}} {
+		fi, err := os.Stat(f[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(f[0])
+		if err == nil {
+			err = os.WriteFile(f[1], b, 0o600)
+		}
+		if err == nil {
+			err = os.Chtimes(f[1], fi.ModTime(), fi.ModTime())
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool.AddCert(certPoolCert(t, certs[0]))
+	if got := serial(); got != 1 {
+		t.Fatalf("before the reload, serial %d; want 1 (the copy was to look unchanged)", got)
+	}
+	if err := s.Reload(config(certs[0].httpsListen())); err != nil {
+		t.Fatal(err)
+	}
+	if got := serial(); got != 3 {
+		t.Errorf("after a reload with certificate files changed in place, serial %d; want 3", got)
+	}
 	kept.CloseIdleConnections()
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// sameSizeCert writes, in dir, a certificate with the given serial number
+// whose files have the sizes of c's.
+func sameSizeCert(t *testing.T, dir string, c testCert, serial int64) testCert {
+	t.Helper()
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	size := func(name string) int64 {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	// An ECDSA signature's DER length varies by a byte or two: try again
+	// until it is the same.
+	for range 100 {
+		n := writeTestCert(t, dir, serial)
+		if size(n.certFile) == size(c.certFile) && size(n.keyFile) == size(c.keyFile) {
+			return n
+		}
+	}
+	t.Fatalf("no certificate of the sizes of %s and %s in 100 tries", c.certFile, c.keyFile)
+	return testCert{}
 }
 
 // certPoolCert returns c's certificate.
