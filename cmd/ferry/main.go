@@ -245,7 +245,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		next.Logger = &l
 		next.Stderr = cfg.Stderr
 		next.Version = cfg.Version
-		return next, checkScriptUser(&cgi.Handler{User: next.Settings.User, Group: next.Settings.Group}, l)
+		// The scripts' user is checked again, and said again if it changed.
+		said := l
+		if next.Settings.User == cfg.Settings.User && next.Settings.Group == cfg.Settings.Group {
+			said = zerolog.Nop()
+		}
+		return next, checkScriptUser(&cgi.Handler{User: next.Settings.User, Group: next.Settings.Group}, said)
 	})
 	go c.run(ctx, sigs, *f.config)
 	defer reopenOnSIGUSR1(srv, &logger)()
