@@ -301,12 +301,7 @@ func TestReloadHTTPS(t *testing.T) {
 	defer kept.CloseIdleConnections()
 	serial := func() int64 {
 		t.Helper()
-		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+		return peerSerial(t, addr, pool)
 	}
 	keptGet := func() bool {
 		t.Helper()

@@ -89,16 +89,8 @@ func runReloadable(t *testing.T, s *Server) (addr string, stop func()) {
 // getBody GETs url and returns the body.
 func getBody(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	return string(b)
+	_, body := get(t, "GET", url, nil)
+	return body
 }
 
 // TestReload reloads a running server: a mount switches at once while a
