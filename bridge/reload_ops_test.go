@@ -60,8 +60,8 @@ type adminStatus struct {
 
 // TestReloadAdmin reloads a server with an admin listener: a mount a
 // reload adds is measured, the counters of a mount that stays go on, a
-// pool kept is reported with its workers, /status lists the mounts in
-// force, the workers of a pool a reload replaces count as restarts for
+// pool kept is reported with its workers, /status and /readyz list the
+// mounts in force, the workers of a pool a reload replaces count as restarts for
 // the reason "reload"; the admin listener stays on its endpoint, moves to
 // a unix socket, goes away and comes back (its figures then start again,
 // and so does the pool, which has none).
@@ -181,6 +181,9 @@ func TestReloadAdmin(t *testing.T) {
 	if want := []string{"/cgi/", matrixPrefix, "/more/"}; !slices.Equal(prefixes, want) {
 		t.Errorf("/status lists %v; want the mounts in force %v", prefixes, want)
 	}
+	if got, want := adminGet("/readyz"), "ok /more/ cgi:"+dir+"\n"; !strings.Contains(got, want) {
+		t.Errorf("/readyz says\n%s\nwant a line %q for the added mount", got, want)
+	}
 
 	// The pool's settings change: a new pool replaces it, and its two
 	// workers, once stopped, count as restarts for the reason "reload".
@@ -264,6 +267,21 @@ func TestReloadAdmin(t *testing.T) {
 	}
 	if lines := logs.Lines("configuration reloaded"); !strings.Contains(lines[len(lines)-1], `"pools_started":["`+self+`"]`) {
 		t.Errorf("the last reload's line %s; want the pool started", lines[len(lines)-1])
+	}
+
+	// A mount removed: /status and /readyz no longer report it.
+	if err := s.Reload(config("http://127.0.0.1:0", false)); err != nil {
+		t.Fatal(err)
+	}
+	prefixes = prefixes[:0]
+	for _, m := range status().Mounts {
+		prefixes = append(prefixes, m.Prefix)
+	}
+	if want := []string{"/cgi/", matrixPrefix}; !slices.Equal(prefixes, want) {
+		t.Errorf("/status lists %v after /more/ was removed; want %v", prefixes, want)
+	}
+	if got := adminGet("/readyz"); strings.Contains(got, "/more/") {
+		t.Errorf("/readyz still reports the removed mount:\n%s", got)
 	}
 	client.CloseIdleConnections()
 	http.DefaultClient.CloseIdleConnections()
