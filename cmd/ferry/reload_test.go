@@ -600,6 +600,7 @@ func (rr *reloadRun) stop() {
 // configurations that change a mount, a front and a worker pool, and
 // upgrades it once, while clients keep requesting a cgi-bin script, a
 // fastcgi+exec pool and a static file over kept-alive and new
+// connections, wrk (when installed) on the pool over kept-alive
 // connections, and the admin listener's /healthz over new connections:
 // no request may fail and no connection be refused (the upgrade hands the
 // admin listener's socket over too), each reload must put its
@@ -616,6 +617,12 @@ func TestReloadUnderLoad(t *testing.T) {
 
 	ld := startLoad("http://"+s.stable, 4, 2)
 	ld.watchAdmin("http://" + s.admin + "/healthz")
+	endWrk := func() (int64, int64, string) { return 0, 0, "" }
+	wrk, withWrk := peerstest.Want(t, "wrk")
+	if withWrk {
+		// wrk's kept-alive connections on the pool every reload replaces.
+		endWrk = startWrk(t, wrk, "http://"+s.stable+"/fcgi/app.php")
+	}
 	for i := 1; i <= 10; i++ {
 		if i == 6 {
 			rr.upgrade()
@@ -625,9 +632,16 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // some load on the last configuration
 	ld.end()
+	wrkServed, wrkFailed, wrkErrs := endWrk()
 	t.Logf("%d requests served during 10 reloads and an upgrade; %d failed, %d refused; the admin listener answered %d", ld.served.Load(), ld.failed.Load(), ld.refused.Load(), ld.admin.Load())
 	if ld.failed.Load() > 0 || ld.refused.Load() > 0 {
 		t.Errorf("%d requests failed, %d connections refused; first failures:\n%s", ld.failed.Load(), ld.refused.Load(), strings.Join(ld.errs, "\n"))
+	}
+	if withWrk {
+		t.Logf("wrk: %d requests served, %d failed (refused connections included)", wrkServed, wrkFailed)
+		if wrkFailed > 0 || wrkServed < 100 {
+			t.Errorf("wrk: %d requests served, %d failed:\n%s", wrkServed, wrkFailed, wrkErrs)
+		}
 	}
 	if ld.served.Load() < 100 || ld.admin.Load() < 10 {
 		t.Errorf("only %d requests served, %d by the admin listener: the load did not run", ld.served.Load(), ld.admin.Load())
@@ -828,21 +842,31 @@ func BenchmarkReload(b *testing.B) {
 	b.Run("wrk", func(b *testing.B) {
 		bins := peerstest.Need(b, "wrk")
 		benchReload(b, func(s *reloadSite) func() (int64, int64, string) {
-			ctx, cancel := context.WithCancel(context.Background())
-			cmd := exec.CommandContext(ctx, bins["wrk"], "-t", "2", "-c", "8", "-d", "60s", "--timeout", "10s", "http://"+s.stable+"/fcgi/app.php")
-			cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) } // wrk prints its report on SIGINT
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				b.Fatal(err)
-			}
-			return func() (int64, int64, string) {
-				cancel()
-				cmd.Wait()
-				return parseWrk(b, out.String())
-			}
+			return startWrk(b, bins["wrk"], "http://"+s.stable+"/fcgi/app.php")
 		})
 	})
+}
+
+// startWrk runs wrk (at bin) on url, 2 threads and 8 connections, until
+// the function it returns is called, which says what wrk served and what
+// failed (socket errors, refused connections among them, and answers
+// other than 2xx and 3xx).
+func startWrk(tb testing.TB, bin, url string) func() (served, failed int64, errs string) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "-t", "2", "-c", "8", "-d", "600s", "--timeout", "10s", url)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) } // wrk prints its report on SIGINT
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		cancel()
+		tb.Fatal(err)
+	}
+	return func() (int64, int64, string) {
+		cancel()
+		cmd.Wait()
+		return parseWrk(tb, out.String())
+	}
 }
 
 // benchReload runs ten reloads b.N times under the load start begins,
