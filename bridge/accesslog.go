@@ -171,8 +171,10 @@ type accessOutput struct {
 }
 
 // newAccessOutput returns the access log's own output for cfg, or nil
-// when its lines go to the process log.
-func newAccessOutput(cfg *Config) *accessOutput {
+// when its lines go to the process log. keep, if not nil, is the access
+// log file of the configuration in force, which a reload's goes on
+// writing to if it names the same file.
+func newAccessOutput(cfg *Config, keep *logFile) *accessOutput {
 	format := cfg.AccessLogFormat
 	if format == "" || format == "auto" {
 		if cfg.AccessLogFile == "" {
@@ -185,7 +187,10 @@ func newAccessOutput(cfg *Config) *accessOutput {
 		o.w = os.Stderr
 	}
 	if cfg.AccessLogFile != "" {
-		o.file = &logFile{name: cfg.AccessLogFile}
+		o.file = keep
+		if keep == nil || keep.name != cfg.AccessLogFile {
+			o.file = &logFile{name: cfg.AccessLogFile}
+		}
 		o.w = o.file
 	}
 	switch format {
@@ -300,14 +305,26 @@ func appendEscaped(b []byte, v string) []byte {
 }
 
 // ReopenLogs opens the access log file again under its name, as logrotate
-// needs once it has renamed the file (ferry serve does it on SIGUSR1).
-// Lines go on to the old file until the new one is open. It does nothing
-// without an access log file.
+// needs once it has renamed the file (ferry serve does it on SIGUSR1):
+// that of the configuration in force while Run serves. Lines go on to the
+// old file until the new one is open. It does nothing without an access
+// log file.
 func (s *Server) ReopenLogs() error {
-	if s.access == nil || s.access.file == nil {
+	if r := s.run.Load(); r != nil {
+		s = r.cur.Load()
+	}
+	if f := s.accessFile(); f != nil {
+		return f.reopen()
+	}
+	return nil
+}
+
+// accessFile returns the access log file of s, or nil.
+func (s *Server) accessFile() *logFile {
+	if s == nil || s.access == nil {
 		return nil
 	}
-	return s.access.file.reopen()
+	return s.access.file
 }
 
 // logWriter records the status and body size of a response. Flush, Hijack

@@ -1,14 +1,12 @@
 package bridge
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -27,21 +25,24 @@ func checkAdmin(a Address) error {
 
 var errAdminSpelling = errors.New("the admin listener is http://HOST:PORT or unix:///path/to.sock[?mode=0660]")
 
-// admin is the admin listener: /metrics (Prometheus), /status (php-fpm's
-// status page, as HTML or JSON), /healthz and /readyz (for load balancers
-// and Kubernetes probes).
+// admin is what the admin listener serves for one configuration:
+// /metrics (Prometheus), /status (php-fpm's status page, as HTML or JSON),
+// /healthz and /readyz (for load balancers and Kubernetes probes). The
+// listener itself is the running ferry's ([runner.openAdmin]), which
+// hands each request to the admin of the configuration in force.
 type admin struct {
-	s     *Server
-	stats *serverStats
-	srv   *http.Server
-
-	mu sync.Mutex // guards f
-	f  front      // the listener, once Run opened it
+	// stats holds the registry and the metrics. A reload's configuration
+	// shares those of the one it replaces, so that counters go on across
+	// reloads for the mounts that stay.
+	stats   *serverStats
+	mounts  []*mountStats // this configuration's, in configuration order; appended while New builds the routes
+	handler http.Handler
 }
 
 // setUpAdmin checks Config.Admin and, when it is set, prepares the admin
-// listener and the figures it reports, before the routes are built.
-func (s *Server) setUpAdmin() error {
+// handler and the figures it reports, before the routes are built. stats,
+// if not nil, are those of the configuration this one replaces.
+func (s *Server) setUpAdmin(stats *serverStats) error {
 	a := s.cfg.Admin
 	if a.Scheme == "" {
 		return nil
@@ -52,20 +53,17 @@ func (s *Server) setUpAdmin() error {
 	if len(s.cfg.Listen) == 1 && s.cfg.Listen[0].Protocol() == "cgi" {
 		return fmt.Errorf("bridge: admin %s: a cgi: front serves one request and exits: it has no admin listener", a)
 	}
-	errLog := log.New(s.log.With().Str("component", "admin").Logger(), "", 0)
-	adm := &admin{s: s, stats: newServerStats(s.cfg.Version)}
-	adm.srv = &http.Server{
-		Handler:           adm.handler(errLog),
-		ReadHeaderTimeout: DefaultReadHeaderTimeout,
-		IdleTimeout:       DefaultIdleTimeout,
-		ErrorLog:          errLog,
+	if stats == nil {
+		stats = newServerStats(s.cfg.Version)
 	}
+	adm := &admin{stats: stats}
+	adm.handler = adm.newHandler(log.New(s.log.With().Str("component", "admin").Logger(), "", 0))
 	s.admin = adm
 	return nil
 }
 
-// handler routes the admin paths; errLog logs failed scrapes.
-func (a *admin) handler(errLog *log.Logger) http.Handler {
+// newHandler routes the admin paths; errLog logs failed scrapes.
+func (a *admin) newHandler(errLog *log.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.stats.reg, promhttp.HandlerOpts{ErrorLog: errLog}))
 	mux.HandleFunc("GET /status", a.serveStatus)
@@ -84,67 +82,38 @@ func (a *admin) newMount(m Mount) *mountStats {
 	if a == nil {
 		return nil
 	}
-	return a.stats.newMount(m)
+	ms := a.stats.newMount(m)
+	a.mounts = append(a.mounts, ms)
+	return ms
 }
 
-// listen opens the admin listener; it does nothing without one.
-func (a *admin) listen() error {
-	if a == nil {
+// inForce makes a's mounts those the metrics of gauges report: a's
+// configuration is in force. It does nothing without an admin listener.
+func (a *admin) inForce() {
+	if a != nil {
+		a.stats.inForce.Store(a)
+	}
+}
+
+// adminStats returns the admin figures of s, or nil.
+func (s *Server) adminStats() *serverStats {
+	if s == nil || s.admin == nil {
 		return nil
 	}
-	l, err := listen(a.s.cfg.Admin, &a.s.log)
-	if err != nil {
-		return err
-	}
-	a.mu.Lock()
-	a.f = front{addr: a.s.cfg.Admin, l: l}
-	a.mu.Unlock()
-	a.s.log.Info().Str("admin", a.f.String()).Msg("ferry: admin listening")
-	return nil
-}
-
-// serve serves the admin paths until Shutdown, sending its error to errc.
-func (a *admin) serve(errc chan<- error) {
-	if a == nil {
-		return
-	}
-	go func() { errc <- a.srv.Serve(a.f.l) }()
-}
-
-// Shutdown stops the admin listener as http.Server.Shutdown does.
-func (a *admin) Shutdown(ctx context.Context) error {
-	if a == nil {
-		return nil
-	}
-	return a.srv.Shutdown(ctx)
-}
-
-// close closes the admin connections still open and removes the unix
-// socket.
-func (a *admin) close() {
-	if a == nil {
-		return
-	}
-	a.srv.Close()
-	a.mu.Lock()
-	f := a.f
-	a.f = front{}
-	a.mu.Unlock()
-	if f.l != nil {
-		f.cleanup()
-	}
+	return s.admin.stats
 }
 
 // AdminAddr returns the address the admin listener is bound to while Run
 // serves, or nil.
 func (s *Server) AdminAddr() net.Addr {
-	if s.admin == nil {
+	r := s.run.Load()
+	if r == nil {
 		return nil
 	}
-	s.admin.mu.Lock()
-	defer s.admin.mu.Unlock()
-	if s.admin.f.l == nil {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.admin == nil {
 		return nil
 	}
-	return s.admin.f.l.Addr()
+	return r.admin.l.Addr()
 }

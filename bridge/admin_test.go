@@ -311,6 +311,7 @@ func TestAdminMetrics(t *testing.T) {
 		series("ferry_pool_worker_restarts_total", matrixPrefix+"/", poolB, "reason=max_requests"): 0,
 		series("ferry_pool_worker_restarts_total", matrixPrefix+"/", poolB, "reason=scale-down"):   0,
 		series("ferry_pool_worker_restarts_total", matrixPrefix+"/", poolB, "reason=stop"):         0,
+		series("ferry_pool_worker_restarts_total", matrixPrefix+"/", poolB, "reason=reload"):       0,
 		series("ferry_pool_workers_max", matrixPrefix+"/", poolB):                                  1,
 		series("ferry_pool_workers", matrixPrefix+"/", poolB, "state=busy"):                        0,
 		series("ferry_pool_max_workers_reached_total", matrixPrefix+"/", poolB):                    0,
@@ -417,7 +418,7 @@ func TestAdminStatus(t *testing.T) {
 			Connections: &connStatus{Idle: 1}, Requests: []requestEntry{}},
 		{Prefix: matrixPrefix + "/", Backend: fx.pool, Kind: "fastcgi+exec", Accepted: 2, MaxActive: 1,
 			Pool: &poolStatus{MaxWorkers: 1, Workers: 1, Idle: 1,
-				Restarts: map[string]uint64{"crash": 1, "max_requests": 0, "scale-down": 0, "stop": 0}},
+				Restarts: map[string]uint64{"crash": 1, "max_requests": 0, "scale-down": 0, "stop": 0, "reload": 0}},
 			Connections: &connStatus{}, Requests: []requestEntry{}},
 		{Prefix: "/dead/", Backend: fx.dead, Kind: "fastcgi", Accepted: 1, MaxActive: 1, Connections: &connStatus{}, Requests: []requestEntry{}},
 		{Prefix: "/http/", Backend: fx.deadHT, Kind: "http", Accepted: 1, MaxActive: 1, Requests: []requestEntry{}},
@@ -688,6 +689,11 @@ func TestAdminQueueAndAbort(t *testing.T) {
 	// appears); a second waits for it.
 	stream := filepath.Join(marks, "stream")
 	one := fetch(context.Background(), matrixPrefix+"/stream?mark="+stream)
+	// The second starts once the first holds the worker: started
+	// together, either could get it.
+	waitFor("busy worker", func(m metricSet) bool {
+		return m[series("ferry_pool_workers", matrixPrefix+"/", pool, "state=busy")] == 1
+	})
 	two := fetch(context.Background(), matrixPrefix+"/status")
 	m = waitFor("request waiting for the worker", func(m metricSet) bool {
 		return m[series("ferry_queue_length", matrixPrefix+"/", pool)] == 1

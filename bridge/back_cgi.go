@@ -106,8 +106,8 @@ func (b *builder) persistent(m Mount, o options, h *cgi.Handler) (http.Handler, 
 		w.Pool = b.pool(o, "php-cgi-workers", php)
 		w.Pool.Path, w.Pool.MaxRequestsEnv = php, fastcgi.MaxRequestsEnv
 		client := &fastcgi.Client{Network: "unix", QueueTimeout: st.QueueTimeout, Logger: b.logger("fastcgi-client")}
-		b.spawnFastCGI(w, w.Pool, client, "php-cgi workers", php)
-		b.stats.watchFastCGI(client, w.Pool)
+		sp := b.spawnFastCGI(w, w.Pool, client, "php-cgi workers", php)
+		b.stats.watchFastCGI(client, sp.stats)
 		p.Workers, p.Accept = w.Handler(fastcgi.NewHandler(client, scripts, b.gateway())), appserver.IsPHP
 	case "perl":
 		w.App, w.IDHeader = &appserver.PerlCGI{}, "X-Ferry-Request-Id"

@@ -62,15 +62,19 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 	client := &fastcgi.Client{Network: m.Backend.Network(), Address: addr, Logger: b.logger("fastcgi-client"),
 		QueueTimeout: st.QueueTimeout, MaxConns: o.positive("max_conns")}
 	var pool *spawn.Pool
+	var ps *poolStats
 	if m.Backend.Scheme == "fastcgi+exec" {
 		if _, err := os.Stat(m.Backend.Path); err != nil {
 			return nil, err
 		}
-		pool = b.pool(o, "fastcgi-workers", m.Backend.Path)
-		pool.Path, pool.MaxRequestsEnv = m.Backend.Path, fastcgi.MaxRequestsEnv
-		b.spawnFastCGI(pool, pool, client, "FastCGI workers", m.Backend.Path)
+		p := b.pool(o, "fastcgi-workers", m.Backend.Path)
+		p.Path, p.MaxRequestsEnv = m.Backend.Path, fastcgi.MaxRequestsEnv
+		// A reload keeps the running pool, with its figures, if nothing
+		// changed.
+		sp := b.spawnFastCGI(p, p, client, "FastCGI workers", m.Backend.Path)
+		pool, client, ps = sp.procs, sp.client.(*fastcgi.Client), sp.stats
 	}
-	b.stats.watchFastCGI(client, pool)
+	b.stats.watchFastCGI(client, ps)
 	app := fastcgi.NewHandler(client, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway())
 	if pool != nil && pool.IdleTimeout > 0 {
 		app.Busy = pool.Busy

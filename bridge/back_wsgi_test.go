@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +15,8 @@ import (
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/ferrygw/ferry/internal/testdir"
+	"github.com/ferrygw/ferry/internal/testlog"
+	"github.com/rs/zerolog"
 )
 
 // TestAppBackAddresses: wsgi: names a file by a path and a module by its
@@ -151,7 +154,7 @@ func TestAppBackAdmin(t *testing.T) {
 		}
 		rep.Mounts[i].Workers, rep.Mounts[i].Requests = nil, nil
 	}
-	none := map[string]uint64{"crash": 0, "max_requests": 0, "scale-down": 0, "stop": 0}
+	none := map[string]uint64{"crash": 0, "max_requests": 0, "reload": 0, "scale-down": 0, "stop": 0}
 	want := []mountStatus{
 		{Prefix: "/app/", Backend: wsgiB, Kind: "wsgi", Accepted: 2, Active: 1, MaxActive: 1,
 			Pool: &poolStatus{MaxWorkers: 2, Workers: 2, Idle: 1, Busy: 1, Restarts: none}},
@@ -206,3 +209,88 @@ def application(environ, start_response):
         return [b"waited"]
     return [b"hello from " + environ["SCRIPT_NAME"].encode()]
 `
+
+// TestReloadReplacesAppWorkers: a reload with the same configuration
+// replaces a wsgi: mount's workers, which load the application's new
+// code (a deploy), and stops the old ones; a fastcgi+exec: pool beside
+// it, unchanged, is kept.
+func TestReloadReplacesAppWorkers(t *testing.T) {
+	leakcheck.Check(t)
+	bins := peerstest.Need(t, "python3")
+	app := filepath.Join(t.TempDir(), "app.py")
+	version := func(v string) {
+		t.Helper()
+		src := "def application(environ, start_response):\n" +
+			"    start_response('200 OK', [('Content-Type', 'text/plain')])\n" +
+			"    return [b'" + v + "']\n"
+		if err := os.WriteFile(app, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version("v1")
+	logs := &testlog.Buffer{}
+	config := func() Config {
+		cfg, err := matrixConfig("http://127.0.0.1:0", []string{
+			"/app/=wsgi:" + app + "?workers=2&python=" + url.QueryEscape(bins["python3"]),
+			matrixPrefix + "=fastcgi+exec:" + os.Args[0] + "?workers=1",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := zerolog.New(logs)
+		cfg.Logger = &log
+		return cfg
+	}
+	s, err := New(config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, stop := runReloadable(t, s)
+	defer func() {
+		stop()
+		if t.Failed() {
+			t.Logf("log:\n%s", logs)
+		}
+	}()
+	if got := getBody(t, "http://"+addr+"/app/"); got != "v1" {
+		t.Fatalf("before the reload: %q; want v1", got)
+	}
+	pools := func() (app, exec spawned) {
+		for _, sp := range s.run.Load().cur.Load().pools {
+			if sp.what == "FastCGI workers" {
+				exec = sp
+			} else {
+				app = sp
+			}
+		}
+		return app, exec
+	}
+	oldApp, oldExec := pools()
+	old := oldApp.procs.PIDs()
+	if len(old) == 0 {
+		t.Fatal("the wsgi: pool runs no worker")
+	}
+
+	version("v2")
+	if err := s.Reload(config()); err != nil {
+		t.Fatal(err)
+	}
+	if got := getBody(t, "http://"+addr+"/app/"); got != "v2" {
+		t.Errorf("after the reload: %q; want v2, the application's new code", got)
+	}
+	newApp, newExec := pools()
+	if newApp.pool == oldApp.pool {
+		t.Errorf("the reload kept the wsgi: workers")
+	}
+	if newExec.pool != oldExec.pool {
+		t.Errorf("the reload replaced the unchanged fastcgi+exec: pool")
+	}
+	for deadline := time.Now().Add(10 * time.Second); slices.ContainsFunc(old, leakcheck.Alive); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the replaced workers %v still run", old)
+		}
+	}
+	if !strings.Contains(logs.String(), `"pools_started":["`+app+`"],"pools_stopped":["`+app+`"],"pools_kept":1`) {
+		t.Errorf("no reload log line with the wsgi: pool replaced and the other kept:\n%s", logs)
+	}
+}

@@ -2,21 +2,19 @@ package bridge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
-	"github.com/ferrygw/ferry/fastcgi"
-	"github.com/ferrygw/ferry/scgi"
 	"github.com/ferrygw/ferry/spawn"
 	"github.com/rs/zerolog"
 )
@@ -81,9 +79,9 @@ type Config struct {
 	// AccessLog, if true, logs one line per request.
 	AccessLog bool
 	// AccessLogFile, if set, is the file the access log is appended to
-	// (created with mode 0640), opened by Run and reopened by
-	// [Server.ReopenLogs], as logrotate needs. If empty, the access log
-	// goes to Logger (format "auto") or Stderr.
+	// (created with mode 0640), opened by Run (or by the reload that names
+	// it) and reopened by [Server.ReopenLogs], as logrotate needs. If
+	// empty, the access log goes to Logger (format "auto") or Stderr.
 	AccessLogFile string
 	// AccessLogFormat is "json" (a JSON object per line), "console" (for
 	// people: method, path, status and duration first), "combined"
@@ -108,9 +106,12 @@ type Config struct {
 	// Admin, if set (its Scheme not empty), is where the admin listener
 	// serves metrics, status and health: http://HOST:PORT or
 	// unix:///path/to.sock ([ParseAdminAddress]). If zero, there is none.
+	// An upgrade hands its socket over as it does the fronts'.
 	Admin Address
 	// PIDFile, if set, is the file Run writes the process ID to once it
-	// listens, and removes when it stops.
+	// listens, and removes when it stops (unless another process has
+	// written its own since, as the new process of an upgrade does). A
+	// reload that names another file moves it there.
 	PIDFile string
 	// Log says how the process logs; the command builds Logger from it.
 	Log LogConfig
@@ -126,7 +127,9 @@ type LogConfig struct {
 	Level string
 }
 
-// Server is a configured ferry: build it with [New], run it with Run.
+// Server is a configured ferry: build it with [New], run it with Run,
+// apply another configuration to it while it runs with [Server.Reload],
+// and hand it over to a new process with [Server.Upgrade].
 type Server struct {
 	pools    []spawned
 	access   *accessOutput // the access log's own output; nil: the process log
@@ -135,12 +138,36 @@ type Server struct {
 	handler  http.Handler
 	rt       *router
 	inflight sync.WaitGroup
-	admin    *admin // nil without Config.Admin
+
+	// reqs counts the requests this configuration serves in a running
+	// ferry: a reload waits for them before it stops what it replaced.
+	reqs requests
+	// carry holds the worker pools of the configuration in force that
+	// this one, being built by a reload, may keep ([Server.addPool]).
+	carry []spawned
+	// handover holds the listening sockets a replaced ferry handed over
+	// ([Server.TakeOver]); Run takes them.
+	handover *Handover
+	// run is the running state, set by Run on the Server it was called
+	// on while it serves.
+	run atomic.Pointer[runner]
+	// admin is the admin listener's handler and figures; nil without
+	// Config.Admin.
+	admin *admin
 }
 
 // New checks cfg and builds the routes.
-func New(cfg Config) (*Server, error) {
+func New(cfg Config) (*Server, error) { return newServer(cfg, nil) }
+
+// newServer is New for a configuration that replaces prev, the one in
+// force, when a reload builds it (prev is nil otherwise): it may keep
+// prev's worker pools, and goes on with its admin figures and, if it
+// names the same file, its access log file.
+func newServer(cfg Config, prev *Server) (*Server, error) {
 	s := &Server{cfg: cfg, log: zerolog.Nop()}
+	if prev != nil {
+		s.carry = slices.Clone(prev.pools)
+	}
 	if cfg.Logger != nil {
 		s.log = *cfg.Logger
 	}
@@ -153,13 +180,13 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("bridge: listen %s: %w", a, err)
 		}
 	}
-	if err := s.setUpAdmin(); err != nil {
+	if err := s.setUpAdmin(prev.adminStats()); err != nil {
 		return nil, err
 	}
 	if err := checkAccessLog(&s.cfg); err != nil {
 		return nil, err
 	}
-	s.access = newAccessOutput(&s.cfg)
+	s.access = newAccessOutput(&s.cfg, prev.accessFile())
 	rt, err := s.buildRouter()
 	if err != nil {
 		return nil, err
@@ -170,14 +197,18 @@ func New(cfg Config) (*Server, error) {
 }
 
 // Handler returns the server's whole HTTP handler: routes, access log and
-// request IDs. It is what every front serves.
+// request IDs. It is what every front serves while this configuration is
+// in force.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Run listens on every front and serves until ctx ends, then shuts down:
 // listeners close, in-flight requests get up to ShutdownTimeout to finish,
 // then the scripts still running are stopped (and reaped) before Run returns.
 // ready, if not nil, is called with the bound listeners once they accept.
-// The access log file, if any, is open while Run runs.
+// The admin listener, if any, opens after the fronts, and the access log
+// file, if any, is open while Run runs. While Run serves, [Server.Reload]
+// applies another configuration and [Server.Upgrade] hands the listeners
+// over to a new process, after which Run drains and returns nil.
 func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	if err := s.openLogs(); err != nil {
 		return err
@@ -186,124 +217,49 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	if len(s.cfg.Listen) == 1 && s.cfg.Listen[0].Protocol() == "cgi" {
 		return s.runCGI(ctx)
 	}
-	var fronts []front
-	closeAll := func() {
-		for _, f := range fronts {
-			f.l.Close()
-		}
-	}
-	stopPools := func() {
-		for _, sp := range s.pools {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if err := sp.pool.Stop(ctx); err != nil {
-				s.log.Warn().Err(err).Str("worker", sp.name).Msg("ferry: stopping workers")
-			}
-			cancel()
-		}
-	}
-	for _, sp := range s.pools {
-		if err := sp.pool.Start(context.Background()); err != nil {
-			stopPools()
-			return fmt.Errorf("bridge: starting %s: %w", sp.what, err)
-		}
-		sp.connect(sp.pool.Address())
-		s.log.Info().Str("worker", sp.name).Ints("pids", startedPIDs(sp.procs)).Str("socket", sp.pool.Address()).Msg("ferry: " + sp.what + " started")
-	}
-	defer stopPools()
-	for _, a := range s.cfg.Listen {
-		l, err := listen(a, &s.log)
-		if err != nil {
-			closeAll()
-			return err
-		}
-		fronts = append(fronts, front{addr: a, l: l})
-	}
-	if err := s.admin.listen(); err != nil {
-		closeAll()
+	if err := startPools(s.log, s.pools); err != nil {
 		return err
 	}
-	if s.cfg.PIDFile != "" {
-		remove, err := writePIDFile(s.cfg.PIDFile)
-		if err != nil {
-			closeAll()
-			return err
-		}
-		defer remove()
+	r := newRunner(s)
+	fronts, err := r.open(s.cfg.Listen, s.handover)
+	var adm []front
+	if err == nil {
+		adm, err = r.openAdmin(s.cfg.Admin, s.handover)
 	}
-	baseCtx, stopScripts := context.WithCancel(context.Background())
-	defer stopScripts()
-	base := func(net.Listener) context.Context { return baseCtx }
-	httpSrv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: DefaultReadHeaderTimeout,
-		IdleTimeout:       DefaultIdleTimeout,
-		BaseContext:       base,
-		ErrorLog:          log.New(s.log.With().Str("component", "http").Logger(), "", 0),
+	if err == nil {
+		err = r.setPIDFile(s.cfg.PIDFile)
 	}
-	fcgiLog := s.log.With().Str("component", "fastcgi").Logger()
-	fcgiSrv := &fastcgi.Server{Handler: s.handler, BaseContext: base, Logger: &fcgiLog}
-	scgiLog := s.log.With().Str("component", "scgi").Logger()
-	scgiSrv := &scgi.Server{Handler: s.handler, BaseContext: base, Logger: &scgiLog}
-
-	errc := make(chan error, len(fronts)+1)
-	s.admin.serve(errc)
-	lns := make([]net.Listener, 0, len(fronts))
-	for _, f := range fronts {
-		s.log.Info().Str("listen", f.String()).Msg("ferry: listening")
-		switch f.addr.Protocol() {
-		case "http":
-			go func() { errc <- httpSrv.Serve(f.l) }()
-		case "fastcgi":
-			go func() { errc <- fcgiSrv.Serve(f.l) }()
-		case "scgi":
-			go func() { errc <- scgiSrv.Serve(f.l) }()
+	if err != nil {
+		closeFronts(append(fronts, adm...), s.handover != nil)
+		stopPools(s.log, s.pools)
+		r.stopScripts()
+		return err
+	}
+	lns := r.serve(fronts)
+	for _, f := range adm {
+		r.serveAdminOn(f)
+	}
+	s.admin.inForce()
+	s.run.Store(r)
+	defer s.run.Store(nil)
+	if s.handover != nil {
+		if err := s.handover.ready(); err != nil {
+			s.log.Warn().Err(err).Msg("ferry: upgrade: telling the replaced ferry we listen")
+		} else {
+			s.log.Info().Int("pid", os.Getpid()).Msg("ferry: upgrade: serving on the sockets handed over; the replaced ferry drains")
 		}
-		lns = append(lns, f.l)
 	}
 	if ready != nil {
 		ready(lns)
 	}
 
-	var err error
 	select {
 	case <-ctx.Done():
-	case err = <-errc:
+	case err = <-r.errc:
 		err = fmt.Errorf("bridge: serving: %w", err)
+	case <-r.handedOver:
 	}
-	timeout := s.cfg.ShutdownTimeout
-	if timeout <= 0 {
-		timeout = DefaultShutdownTimeout
-	}
-	s.log.Info().Dur("timeout_ms", timeout).Msg("ferry: shutting down; draining in-flight requests")
-	sctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, shut := range []func(context.Context) error{httpSrv.Shutdown, fcgiSrv.Shutdown, scgiSrv.Shutdown, s.admin.Shutdown} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if serr := shut(sctx); serr != nil {
-				s.log.Warn().Err(serr).Msg("ferry: drain timed out; stopping the scripts still running")
-			}
-		}()
-	}
-	wg.Wait()
-	// Requests still running (timed out, or on hijacked connections) see
-	// their context end: their scripts get SIGTERM, then SIGKILL.
-	stopScripts()
-	httpSrv.Close()
-	fcgiSrv.Close()
-	scgiSrv.Close()
-	s.admin.close()
-	s.inflight.Wait()
-	for _, f := range fronts {
-		f.cleanup()
-	}
-	stopPools()
-	s.log.Info().Msg("ferry: stopped")
-	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, fastcgi.ErrServerClosed) || errors.Is(err, scgi.ErrServerClosed) {
-		err = nil
-	}
+	r.shutdown()
 	return err
 }
 
@@ -394,11 +350,14 @@ type workerPool interface {
 	PIDs() []int
 }
 
-// spawned is a worker pool ferry runs, and how its client learns where.
+// spawned is a worker pool ferry runs, the client that reaches it, and
+// its figures for the admin listener (nil without one).
 type spawned struct {
 	pool    workerPool
 	procs   *spawn.Pool       // the processes: pool itself, or the pool an *appserver.Workers supervises
+	client  any               // *fastcgi.Client or *scgi.Client
 	what    string            // "FastCGI workers", for log lines and errors
 	name    string            // the program, or the application
 	connect func(addr string) // tells the client the pool's socket, once known
+	stats   *poolStats
 }

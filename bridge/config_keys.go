@@ -52,7 +52,7 @@ func Keys() []Key {
 		cfgKey("", Option{Name: "admin", Type: AddressType, Default: "none: no admin listener",
 			Doc: "admin listener (metrics, status, health): http://HOST:PORT or unix:///path/to.sock"}, "admin", func(c *Config) any { return &c.Admin }),
 		cfgKey("", Option{Name: "pid_file", Type: String, Default: "none",
-			Doc: "file to write the process ID to while serving"}, "pid-file", func(c *Config) any { return &c.PIDFile }),
+			Doc: "file to write the process ID to while serving, which ferry reload signals"}, "pid-file", func(c *Config) any { return &c.PIDFile }),
 		cfgKey("", Option{Name: "shutdown_timeout", Type: Duration, Default: "30s",
 			Doc: "how long in-flight requests may take to finish on shutdown"}, "shutdown-timeout", func(c *Config) any { return &c.ShutdownTimeout }),
 		cfgKey("log", Option{Name: "format", Type: String, Values: []string{"json", "console", "auto"}, Default: "auto",

@@ -28,4 +28,10 @@
 // ([ConfigReference]) all come from it and from [Backends]. [Check] checks
 // a configuration without serving it, and [Server.Explain] says what a
 // request would reach and with which meta-variables.
+//
+// A running Server takes another configuration with [Server.Reload]
+// (fronts that stay keep their sockets, the mounts switch atomically for
+// new requests, worker pools are kept or replaced once their requests are
+// over) and hands its listening sockets over to a new process with
+// [Server.Upgrade], whose side is [TakeHandover] and [Server.TakeOver].
 package bridge

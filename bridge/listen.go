@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -79,14 +78,11 @@ func listen(a Address, log *zerolog.Logger) (net.Listener, error) {
 		}
 		return l, nil
 	}
-	var certs *certFiles
-	if a.Scheme == "https" {
-		// Read before listening: a missing or bad certificate is a start
-		// error naming its file, not a failure of every handshake.
-		var err error
-		if certs, err = loadCertFiles(a.Query.Get("cert"), a.Query.Get("key"), log); err != nil {
-			return nil, fmt.Errorf("bridge: listen https://%s: %w", a.Host, err) // the error names the files
-		}
+	// Read before listening: a missing or bad certificate is a start
+	// error naming its file, not a failure of every handshake.
+	certs, err := frontCerts(a, log)
+	if err != nil {
+		return nil, err
 	}
 	var lc net.ListenConfig
 	if a.Protocol() != "http" {
@@ -100,10 +96,7 @@ func listen(a Address, log *zerolog.Logger) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bridge: listen %s: %w", a, err)
 	}
-	if certs != nil {
-		return tls.NewListener(l, certs.tlsConfig()), nil
-	}
-	return l, nil
+	return withTLS(l, certs), nil
 }
 
 // checkFrontOptions checks the options of a, an address ferry listens on

@@ -115,3 +115,11 @@ func (s *Server) closeLogs() {
 		s.access.file.close() // nothing is written after this; a close error cannot lose a line
 	}
 }
+
+// closeLogsFor closes the access log file of s, a configuration that is
+// not in force (any more), unless cur, the one in force, writes to it too.
+func (s *Server) closeLogsFor(cur *Server) {
+	if f := s.accessFile(); f != nil && f != cur.accessFile() {
+		f.close() // nothing is written after this; a close error cannot lose a line
+	}
+}

@@ -40,7 +40,9 @@ type serverStats struct {
 	start   time.Time
 	version string
 	reg     *prometheus.Registry
-	mounts  []*mountStats // in configuration order; appended while New builds the routes
+	// inForce is the admin of the configuration in force, whose mounts
+	// the gauges report.
+	inForce atomic.Pointer[admin]
 
 	requests  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
@@ -78,7 +80,7 @@ func newServerStats(version string) *serverStats {
 		spawn:     histogram("ferry_cgi_spawn_seconds", "Time starting a CGI script process took (fork and exec).", spawnBuckets),
 		killed:    counter("ferry_cgi_scripts_killed_total", "CGI scripts ferry stopped before they exited, by reason.", "reason"),
 		exits:     counter("ferry_cgi_script_exits_total", "CGI scripts reaped, by exit code or the signal that ended them.", "code"),
-		restarts:  counter("ferry_pool_worker_restarts_total", "Workers of a pool that ended, by reason (crash, max_requests and scale-down while it runs; stop with the pool).", "reason"),
+		restarts:  counter("ferry_pool_worker_restarts_total", "Workers of a pool that ended, by reason (crash, max_requests and scale-down while it runs; stop with the pool; reload when a reload replaced or removed the pool).", "reason"),
 	}
 	s.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -133,18 +135,39 @@ type cgiStats struct {
 	count   atomic.Uint64 // scripts started, for the status page
 }
 
-// poolStats are a worker pool's figures.
+// exitReload is why the workers of a pool a reload replaced or removed
+// ended, as the metrics and the status page count them: spawn says
+// [spawn.WorkerStopped], stopped with the pool.
+const exitReload = spawn.WorkerStopped + 1
+
+// exitName names why a worker ended, as the reason label does.
+func exitName(why spawn.WorkerExit) string {
+	if why == exitReload {
+		return "reload"
+	}
+	return why.String()
+}
+
+// poolStats are a worker pool's figures. They go with the pool: a reload
+// that keeps the pool keeps them ([Server.addPool]).
 type poolStats struct {
 	pool     *spawn.Pool
 	inFlight func() int // the requests holding a connection to the workers now
-	restarts [spawn.WorkerStopped + 1]prometheus.Counter
-	counts   [spawn.WorkerStopped + 1]atomic.Uint64 // the same, for the status page
-	mu       sync.Mutex                             // guards started
-	started  map[int]time.Time                      // live workers' start times by pid
+	server   *serverStats
+	prefix   string // the mount's, which labels restarts
+	restarts [exitReload + 1]prometheus.Counter
+	counts   [exitReload + 1]atomic.Uint64 // the same, for the status page
+	// reloaded is set once a reload has replaced or removed the pool: its
+	// workers stopped from then on count as exitReload.
+	reloaded atomic.Bool
+	mu       sync.Mutex        // guards started
+	started  map[int]time.Time // live workers' start times by pid
 }
 
-// newMount returns the figures of mount m, registered with s. It returns
-// nil when s is nil: a Server without an admin listener keeps none.
+// newMount returns the figures of mount m, registered with s. Its
+// counters are those of any mount before it with the same prefix and
+// backend (in a configuration a reload replaced). It returns nil when s
+// is nil: a Server without an admin listener keeps none.
 func (s *serverStats) newMount(m Mount) *mountStats {
 	if s == nil {
 		return nil
@@ -178,35 +201,41 @@ func (s *serverStats) newMount(m Mount) *mountStats {
 		}
 		ms.cgi = cs
 	}
-	s.mounts = append(s.mounts, ms)
 	return ms
 }
 
-// watchFastCGI makes the mount report c's connections and, for a
-// fastcgi+exec: mount (or cgi:DIR?persist=php), pool p's workers (p is nil
-// otherwise). It must be called before the pool starts.
-func (m *mountStats) watchFastCGI(c *fastcgi.Client, p *spawn.Pool) {
+// watchPool returns the figures of p, the worker pool of the mount, of
+// which those inFlight counts are busy, and has p tell them of its
+// workers' starts and exits: it must be called before p starts. It
+// returns nil without an admin listener.
+func (m *mountStats) watchPool(p *spawn.Pool, inFlight func() int) *poolStats {
 	if m == nil {
-		return
+		return nil
 	}
-	m.client = c
-	if p != nil {
-		m.watchPool(p, func() int { return c.Stats().Requests })
-	}
-}
-
-// watchPool makes the mount report pool p's workers, of which those
-// inFlight counts are busy, and its readiness that of the workers. It must
-// be called before the pool starts.
-func (m *mountStats) watchPool(p *spawn.Pool, inFlight func() int) {
-	if m == nil {
-		return
-	}
-	ps := &poolStats{pool: p, inFlight: inFlight, started: make(map[int]time.Time)}
+	ps := &poolStats{pool: p, inFlight: inFlight, server: m.server, prefix: m.prefix, started: make(map[int]time.Time)}
 	for why := range ps.restarts {
-		ps.restarts[why] = m.server.restarts.WithLabelValues(m.prefix, m.backend, spawn.WorkerExit(why).String())
+		ps.restarts[why] = m.server.restarts.WithLabelValues(m.prefix, m.backend, exitName(spawn.WorkerExit(why)))
 	}
 	p.Observer = spawn.PoolObserver{WorkerStarted: ps.workerStarted, WorkerExited: ps.workerExited}
+	return ps
+}
+
+// watchFastCGI makes the mount report c's connections and, for a
+// fastcgi+exec: mount (or cgi:DIR?persist=php), the workers of the pool
+// ps watches (nil otherwise).
+func (m *mountStats) watchFastCGI(c *fastcgi.Client, ps *poolStats) {
+	if m == nil {
+		return
+	}
+	m.client, m.pool = c, ps
+}
+
+// showPool makes the mount report the workers of the pool ps watches,
+// and its readiness theirs.
+func (m *mountStats) showPool(ps *poolStats) {
+	if m == nil {
+		return
+	}
 	m.pool = ps
 }
 
@@ -220,6 +249,9 @@ func (ps *poolStats) workerExited(pid int, why spawn.WorkerExit, _ time.Duration
 	ps.mu.Lock()
 	delete(ps.started, pid)
 	ps.mu.Unlock()
+	if why == spawn.WorkerStopped && ps.reloaded.Load() {
+		why = exitReload
+	}
 	ps.restarts[why].Inc()
 	ps.counts[why].Add(1)
 }
@@ -337,9 +369,9 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// stateCollector reports, at each scrape, what the mounts hold now:
-// requests in progress and queued, scripts running, pool workers by state,
-// FastCGI client connections.
+// stateCollector reports, at each scrape, what the mounts of the
+// configuration in force hold now: requests in progress and queued,
+// scripts running, pool workers by state, FastCGI client connections.
 type stateCollector struct{ s *serverStats }
 
 var (
@@ -365,7 +397,11 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v int, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
 	}
-	for _, m := range c.s.mounts {
+	a := c.s.inForce.Load()
+	if a == nil {
+		return
+	}
+	for _, m := range a.mounts {
 		m.mu.Lock()
 		active := m.active
 		m.mu.Unlock()

@@ -48,20 +48,26 @@ func (b *builder) spawnSCGI(pool workerPool, procs *spawn.Pool, timeout time.Dur
 	if timeout > scgi.DefaultReadTimeout {
 		client.ReadTimeout = timeout + time.Second
 	}
-	b.s.pools = append(b.s.pools, spawned{pool: pool, procs: procs, what: what, name: name, connect: func(a string) { client.Address = a }})
-	b.stats.watchPool(procs, func() int { return client.Stats().Requests })
-	return client
+	sp := b.s.addPool(spawned{pool: pool, procs: procs, client: client, what: what, name: name,
+		connect: func(a string) { client.Address = a },
+		stats:   b.stats.watchPool(procs, func() int { return client.Stats().Requests })})
+	b.stats.showPool(sp.stats)
+	return sp.client.(*scgi.Client)
 }
 
 // spawnFastCGI sets client up for workers ferry runs (pool, which runs
 // the processes of procs): a connection per request, as mod_fcgid does (a
 // kept connection holds its worker, and while a worker is being replaced,
 // requests on new connections would wait behind the idle ones); the pool's
-// size still caps what runs at once. The caller has the mount report them
+// size still caps what runs at once. It returns the pool the mount uses:
+// this one, or the running one a reload keeps ([Server.addPool]), with its
+// client and figures, which the caller has the mount report
 // ([mountStats.watchFastCGI]).
-func (b *builder) spawnFastCGI(pool workerPool, procs *spawn.Pool, client *fastcgi.Client, what, name string) {
+func (b *builder) spawnFastCGI(pool workerPool, procs *spawn.Pool, client *fastcgi.Client, what, name string) spawned {
 	client.Address = "" // the pool's socket, known once it runs
 	client.NoKeepConn = true
 	client.MaxConns = procs.Size()
-	b.s.pools = append(b.s.pools, spawned{pool: pool, procs: procs, what: what, name: name, connect: func(a string) { client.Address = a }})
+	return b.s.addPool(spawned{pool: pool, procs: procs, client: client, what: what, name: name,
+		connect: func(a string) { client.Address = a },
+		stats:   b.stats.watchPool(procs, func() int { return client.Stats().Requests })})
 }

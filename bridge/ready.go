@@ -68,7 +68,7 @@ func (m *mountStats) probe(ctx context.Context) error {
 // serveReady answers /readyz: 200 when every mount has a live backend, else
 // 503; the body has a line per mount, "ok" or "not ready" with the reason.
 func (a *admin) serveReady(w http.ResponseWriter, r *http.Request) {
-	mounts := a.stats.mounts
+	mounts := a.mounts
 	errs := make([]error, len(mounts))
 	var wg sync.WaitGroup
 	for i, m := range mounts {

@@ -80,13 +80,15 @@ type workerEntry struct {
 	UptimeSeconds float64   `json:"uptime_seconds"`
 }
 
-// report takes a snapshot of every mount; with full, of every request in
-// progress and every pool worker too.
+// report takes a snapshot of every mount of a's configuration (the one in
+// force, as the admin listener serves it); with full, of every request in
+// progress and every pool worker too. A mount's figures count from when
+// its configuration came into force; a pool's, from when it started.
 func (a *admin) report(full bool) statusReport {
 	now := time.Now()
 	st := a.stats
 	rep := statusReport{Version: st.version, StartTime: st.start.Round(time.Second), UptimeSeconds: seconds(now.Sub(st.start)), Full: full}
-	for _, m := range st.mounts {
+	for _, m := range a.mounts {
 		ms := mountStatus{Prefix: m.prefix, Backend: m.backend, Kind: m.kind, Queue: int(m.waiting.Load()), MaxReached: m.maxReached.Load()}
 		m.mu.Lock()
 		ms.Accepted, ms.Active, ms.MaxActive, ms.MaxQueue = m.accepted, m.active, m.maxActive, m.maxQueue
@@ -120,7 +122,7 @@ func (ps *poolStats) status(now time.Time, full bool) (*poolStatus, []workerEntr
 	p := &poolStatus{MaxWorkers: st.Max, Workers: st.Running, Idle: st.Running - busy, Busy: busy, Starting: st.Starting,
 		Restarts: make(map[string]uint64, len(ps.counts))}
 	for why := range ps.counts {
-		p.Restarts[spawn.WorkerExit(why).String()] = ps.counts[why].Load()
+		p.Restarts[exitName(spawn.WorkerExit(why))] = ps.counts[why].Load()
 	}
 	if !full {
 		return p, nil

@@ -3,8 +3,10 @@ package bridge
 import (
 	"crypto/tls"
 	"fmt"
+	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rs/zerolog"
 )
@@ -99,13 +101,66 @@ func (c *certFiles) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, erro
 	return pair, nil
 }
 
-// tlsConfig is the TLS configuration of an https:// front: TLS 1.2 and up
-// with Go's default cipher suites, HTTP/2 offered by ALPN (net/http serves
-// it on the connections that pick it), and the certificate from c.
-func (c *certFiles) tlsConfig() *tls.Config {
-	return &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		NextProtos:     []string{"h2", "http/1.1"},
-		GetCertificate: c.getCertificate,
+// tlsListener is the listener of an https:// front: it accepts on the TCP
+// socket it wraps, which a reload keeps and an upgrade hands over, and
+// serves TLS with the certificate of certs, which a reload replaces: TLS
+// 1.2 and up with Go's default cipher suites, HTTP/2 offered by ALPN
+// (net/http serves it on the connections that pick it).
+type tlsListener struct {
+	net.Listener
+	certs  atomic.Pointer[certFiles]
+	config *tls.Config
+}
+
+func newTLSListener(l net.Listener, c *certFiles) *tlsListener {
+	tl := &tlsListener{Listener: l}
+	tl.certs.Store(c)
+	tl.config = &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"},
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return tl.certs.Load().getCertificate(hello)
+		},
 	}
+	return tl
+}
+
+// Accept returns the next connection as the server side of TLS; its
+// handshake runs on its first read or write.
+func (l *tlsListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return tls.Server(c, l.config), nil
+}
+
+// frontCerts reads the certificate of a, an https:// front, or returns nil
+// for another front; the error names the files.
+func frontCerts(a Address, log *zerolog.Logger) (*certFiles, error) {
+	if a.Scheme != "https" {
+		return nil, nil
+	}
+	c, err := loadCertFiles(a.Query.Get("cert"), a.Query.Get("key"), log)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: listen https://%s: %w", a.Host, err) // the error names the files
+	}
+	return c, nil
+}
+
+// withTLS returns l serving TLS with certs, or l itself when certs is nil.
+func withTLS(l net.Listener, certs *certFiles) net.Listener {
+	if certs == nil {
+		return l
+	}
+	return newTLSListener(l, certs)
+}
+
+// socketOf returns the listener that holds l's socket: l itself, or the
+// TCP listener under an https:// front's TLS.
+func socketOf(l net.Listener) net.Listener {
+	if tl, ok := l.(*tlsListener); ok {
+		return tl.Listener
+	}
+	return l
 }

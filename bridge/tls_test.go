@@ -76,6 +76,18 @@ func writeTestCert(t *testing.T, dir string, serial int64) testCert {
 	return c
 }
 
+// peerSerial makes a TLS connection to addr, trusting pool, and returns
+// the serial number of the certificate the server sent.
+func peerSerial(t *testing.T, addr string, pool *x509.CertPool) int64 {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+}
+
 // httpsListen is the https:// front address for c on a free port.
 func (c testCert) httpsListen() string {
 	return "https://127.0.0.1:0?" + url.Values{"cert": {c.certFile}, "key": {c.keyFile}}.Encode()
@@ -148,12 +160,7 @@ func TestHTTPSCertificateReload(t *testing.T) {
 	addr, logs := serveTLS(t, c.httpsListen(), "/cgi-bin/=cgi:"+dir)
 	serial := func(pool *x509.CertPool) int64 {
 		t.Helper()
-		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+		return peerSerial(t, addr, pool)
 	}
 	if got := serial(c.pool); got != 1 {
 		t.Fatalf("serial %d; want 1", got)

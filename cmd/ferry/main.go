@@ -4,6 +4,7 @@
 //	ferry serve [flags]     serve (with no flags: the bundled example site)
 //	ferry check [flags]     check a configuration without serving it
 //	ferry explain [flags] URL  say what serves URL, and with which meta-variables
+//	ferry reload [flags]    make the running ferry apply its configuration file again
 //	ferry migrate apache|nginx FILE... --out DIR  translate a web server's configuration
 //	ferry probe URL [flags] send one request to a backend and time it
 //	ferry version           print the version
@@ -51,6 +52,9 @@ Usage:
   ferry explain [flags] URL
                          say which mount URL reaches and the meta-variables its
                          script or application would get (or why 404/403)
+  ferry reload [flags]   make the running ferry (its --pid-file) read its
+                         configuration again (SIGHUP), or --upgrade to a new
+                         binary (SIGUSR2)
   ferry migrate apache|nginx FILE... --out DIR
                          translate an Apache or nginx configuration's CGI,
                          FastCGI and PHP parts to ferry.toml, with a report
@@ -78,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr)
 	case "explain":
 		return explain(args[1:], stdout, stderr)
+	case "reload":
+		return reload(args[1:], stdout, stderr)
 	case "probe":
 		return probe(args[1:], stdout, stderr)
 	case "bench":
@@ -90,7 +96,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "--help", "-h":
 		if len(args) > 1 {
 			switch args[1] {
-			case "serve", "check", "explain", "probe", "bench", "migrate":
+			case "serve", "check", "explain", "reload", "probe", "bench", "migrate":
 				return run([]string{args[1], "--help"}, stdout, stderr)
 			}
 		}
@@ -162,10 +168,20 @@ named by --pass-env (and PATH, LANG, LC_*, TZ, TMPDIR), and --env values. Each
 runs in its own process group, in its own directory, and is stopped (SIGTERM,
 then SIGKILL) at --cgi-timeout or when the client goes away. SIGTERM or SIGINT
 drains in-flight requests for up to --shutdown-timeout, then stops scripts;
-SIGUSR1 reopens the --access-log file (logrotate).
+SIGUSR1 reopens the --access-log file (logrotate). SIGHUP (ferry reload) reads
+the --config file again and applies it without refusing a connection; SIGUSR2
+(ferry reload --upgrade) starts the binary again, hands it the listening
+sockets, and drains. Under systemd, ferry speaks Type=notify (READY, RELOADING,
+STOPPING, WATCHDOG).
 `
 
 func serve(args []string, stdout, stderr io.Writer) int {
+	// From the start, SIGHUP reloads and SIGUSR2 upgrades (once ferry
+	// listens): neither may kill ferry and leave its scripts and workers
+	// behind.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
 	f := newServeFlags()
 	cfg, _, code, ok := f.parse("serve", serveUsage, nil, "", args, stdout, stderr)
 	if !ok {
@@ -176,29 +192,16 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
 		return 2
 	}
-	cfg.Logger = &logger
-	cfg.Stderr = stderr
-	cfg.Version = getVersion()
+	handover, err := bridge.TakeHandover()
+	if err != nil {
+		logger.Error().Err(err).Msg("ferry: upgrade")
+		return 1
+	}
+	var d serveDefaults
 	if len(cfg.Listen) == 0 {
-		var fronts []string
-		if fds := systemdListeners(); len(fds) > 0 {
-			// Socket activation: systemd passed the listening sockets.
-			fronts = fds
-		} else if stdinIsListener() {
-			// Spawned by spawn-fcgi, mod_fcgid or lighttpd: the FastCGI
-			// listening socket is descriptor 0 (FCGI_LISTENSOCK_FILENO).
-			fronts = []string{"fastcgi+fd://0"}
-		} else if strings.HasPrefix(os.Getenv("GATEWAY_INTERFACE"), "CGI/") {
-			// Run by a web server as a CGI program: serve its request.
-			fronts = []string{"cgi:"}
-		}
-		for _, l := range fronts {
-			a, err := bridge.ParseAddress(l)
-			if err != nil {
-				fmt.Fprintf(stderr, "ferry serve: %v\n", err)
-				return 2
-			}
-			cfg.Listen = append(cfg.Listen, a)
+		if d.listen, err = defaultFronts(handover); err != nil {
+			fmt.Fprintf(stderr, "ferry serve: %v\n", err)
+			return 2
 		}
 	}
 	if len(cfg.Mounts) == 0 && cfg.Root == "" && *f.config == "" {
@@ -214,11 +217,13 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			logger.Error().Err(err).Msg("ferry: cannot set up the example site")
 			return 1
 		}
-		cfg.Root = dir
-		m, _ := bridge.ParseMount("/cgi-bin/=cgi:" + dir + "/cgi-bin")
-		cfg.Mounts = []bridge.Mount{m}
+		d.site = dir
 		logger.Info().Str("root", dir).Msg("ferry: no --mount or --root given; serving the bundled example site")
 	}
+	d.apply(&cfg)
+	cfg.Logger = &logger
+	cfg.Stderr = stderr
+	cfg.Version = getVersion()
 
 	if err := checkScriptUser(&cgi.Handler{User: cfg.Settings.User, Group: cfg.Settings.Group}, logger); err != nil {
 		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
@@ -229,15 +234,89 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		logger.Error().Err(err).Msg("ferry: bad configuration")
 		return 2
 	}
+	srv.TakeOver(handover)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	defer ignoreHangups(ctx, logger)()
+	c := newController(srv, logger, handover != nil, func() (bridge.Config, error) {
+		next, _, err := f.load()
+		if err != nil {
+			return next, err
+		}
+		d.apply(&next)
+		l := logger
+		if next.Log != cfg.Log {
+			if l, err = newLogger(stderr, next.Log.Format, next.Log.Level); err != nil {
+				return next, err
+			}
+		}
+		next.Logger = &l
+		next.Stderr = cfg.Stderr
+		next.Version = cfg.Version
+		// The scripts' user is checked again, and said again if it changed.
+		said := l
+		if next.Settings.User == cfg.Settings.User && next.Settings.Group == cfg.Settings.Group {
+			said = zerolog.Nop()
+		}
+		return next, checkScriptUser(&cgi.Handler{User: next.Settings.User, Group: next.Settings.Group}, said)
+	})
+	go c.run(ctx, sigs, *f.config)
 	defer reopenOnSIGUSR1(srv, &logger)()
-	if err := srv.Run(ctx, nil); err != nil {
+	err = srv.Run(ctx, c.ready)
+	c.stopped()
+	if err != nil {
 		logger.Error().Err(err).Msg("ferry: stopped with an error")
 		return 1
 	}
 	return 0
+}
+
+// serveDefaults are what serve adds to a configuration that lacks them,
+// decided once at start, so that a reload adds the same.
+type serveDefaults struct {
+	listen []bridge.Address // for a configuration with no front
+	site   string           // the bundled example site, for one with no mount and no root
+}
+
+func (d serveDefaults) apply(cfg *bridge.Config) {
+	if len(cfg.Listen) == 0 {
+		cfg.Listen = d.listen
+	}
+	if d.site != "" && len(cfg.Mounts) == 0 && cfg.Root == "" {
+		cfg.Root = d.site
+		m, _ := bridge.ParseMount("/cgi-bin/=cgi:" + d.site + "/cgi-bin")
+		cfg.Mounts = []bridge.Mount{m}
+	}
+}
+
+// defaultFronts returns the fronts of a configuration that names none:
+// those the ferry this one replaces handed over, else those systemd socket
+// activation passed, else the listening socket on descriptor 0, else the
+// CGI request of this process; nil means http://127.0.0.1:8080.
+func defaultFronts(h *bridge.Handover) ([]bridge.Address, error) {
+	if addrs := h.Addresses(); len(addrs) > 0 {
+		return addrs, nil
+	}
+	var fronts []string
+	if fds := systemdListeners(); len(fds) > 0 {
+		// Socket activation: systemd passed the listening sockets.
+		fronts = fds
+	} else if stdinIsListener() {
+		// Spawned by spawn-fcgi, mod_fcgid or lighttpd: the FastCGI
+		// listening socket is descriptor 0 (FCGI_LISTENSOCK_FILENO).
+		fronts = []string{"fastcgi+fd://0"}
+	} else if strings.HasPrefix(os.Getenv("GATEWAY_INTERFACE"), "CGI/") {
+		// Run by a web server as a CGI program: serve its request.
+		fronts = []string{"cgi:"}
+	}
+	var addrs []bridge.Address
+	for _, l := range fronts {
+		a, err := bridge.ParseAddress(l)
+		if err != nil {
+			return nil, err
+		}
+		addrs = append(addrs, a)
+	}
+	return addrs, nil
 }
 
 // checkScriptUser checks the user and group scripts run as, and says once
@@ -260,34 +339,6 @@ func checkScriptUser(h *cgi.Handler, logger zerolog.Logger) error {
 		logger.Info().Str("user", h.User).Uint32("uid", cred.Uid).Uint32("gid", cred.Gid).Msg("ferry: CGI scripts run as " + h.User)
 	}
 	return nil
-}
-
-// ignoreHangups logs and ignores SIGHUP, which would otherwise end ferry
-// at once, with no drain, leaving its scripts and workers behind: there is
-// no configuration reload yet for it to mean. The returned function stops
-// it.
-func ignoreHangups(ctx context.Context, logger zerolog.Logger) (stop func()) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-hup:
-				logger.Warn().Msg("ferry: SIGHUP ignored: configuration reload is not implemented; restart ferry to change its configuration")
-			case <-ctx.Done():
-				return
-			case <-quit:
-				return
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(hup)
-		close(quit)
-		<-done
-	}
 }
 
 // systemdListeners returns the fronts systemd socket activation passed

@@ -44,7 +44,7 @@ func TestPersistentPerlConformance(t *testing.T) {
 		args = append(args, "--env", kv)
 	}
 	p := startFerry(t, args...)
-	pids := workerPIDs(t, p, "Perl CGI workers")
+	pids := loggedPool(t, p, "Perl CGI workers")
 	runConformance(t, p, cgiDir, git)
 
 	// gitweb ran in the workers (compiled on each run: it has named subs
@@ -72,7 +72,7 @@ func TestPersistentPerlConformance(t *testing.T) {
 		}
 	}
 	// Still the workers ferry started: none died on the way.
-	if now := workerPIDs(t, p, "Perl CGI workers"); !slices.Equal(now, pids) {
+	if now := loggedPool(t, p, "Perl CGI workers"); !slices.Equal(now, pids) {
 		t.Errorf("workers %v; started %v", now, pids)
 	}
 	stopAndCheckWorkers(t, p)
@@ -99,7 +99,7 @@ func TestPersistentPHP(t *testing.T) {
 	writeExec(t, filepath.Join(dir, "hello.php"), phpScript)
 	writeExec(t, filepath.Join(dir, "hello.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nsh pid=%s\\n' $$\n")
 	p := startFerry(t, "--mount", "/cgi-bin/=cgi:"+dir+"?persist=php&workers=2&max_requests=50", "--mount", "/plain/=cgi:"+dir)
-	workerPIDs(t, p, "php-cgi workers")
+	loggedPool(t, p, "php-cgi workers")
 	for i := range 5 {
 		q := strconv.Itoa(i)
 		_, kept := httpGet(t, p.URL+"/cgi-bin/hello.php?"+q)

@@ -46,10 +46,11 @@ func getInBackground(url string) <-chan string {
 	return result
 }
 
-// TestSIGHUPIgnored: SIGHUP used to end ferry at once, with no drain and no
-// log line, leaving its scripts behind. Until reload exists it is ignored,
-// with a log line, and requests in flight carry on.
-func TestSIGHUPIgnored(t *testing.T) {
+// TestSIGHUPKeepsScripts: SIGHUP used to end ferry at once, with no drain
+// and no log line, leaving its scripts behind. Now it reloads (here the
+// flags' configuration, with no file), says so, and requests in flight
+// carry on.
+func TestSIGHUPKeepsScripts(t *testing.T) {
 	leakcheck.Check(t)
 	dir, state := testdir.Open(t), testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "wait.sh"), `#!/bin/sh
@@ -66,7 +67,7 @@ echo finished`)
 			t.Fatal(err)
 		}
 	}
-	waitLog(t, p, "SIGHUP ignored")
+	waitLog(t, p, "configuration reloaded")
 	if code, body := httpGet(t, p.URL+"/cgi-bin/ok.sh"); code != 200 || body != "ok" {
 		t.Errorf("after SIGHUP: %d %q; want 200 ok", code, body)
 	}

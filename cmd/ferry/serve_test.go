@@ -25,10 +25,15 @@ import (
 )
 
 // The test binary doubles as the ferry command: tests run it with
-// FERRY_TEST_MAIN=1 to get a real ferry process without a separate build.
+// FERRY_TEST_MAIN=1 to get a real ferry process without a separate build,
+// and with FERRY_TEST_FCGI_WORKER=1 as a FastCGI worker of a
+// fastcgi+exec: mount.
 func TestMain(m *testing.M) {
-	if os.Getenv("FERRY_TEST_MAIN") == "1" {
+	switch {
+	case os.Getenv("FERRY_TEST_MAIN") == "1":
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	case os.Getenv("FERRY_TEST_FCGI_WORKER") == "1":
+		os.Exit(fcgiWorkerMain())
 	}
 	os.Exit(m.Run())
 }
@@ -100,8 +105,11 @@ func startFerryArgs(t *testing.T, args ...string) *ferryProc {
 
 // stop sends sig and waits for the process to exit, returning its error.
 func (p *ferryProc) stop(t *testing.T, sig os.Signal) error {
-	if p.cmd.ProcessState != nil {
-		return nil
+	select {
+	case err := <-p.done: // it has exited (reading cmd.ProcessState here would race with Wait)
+		p.done <- err
+		return err
+	default:
 	}
 	_ = p.cmd.Process.Signal(sig) // it may have exited already
 	select {

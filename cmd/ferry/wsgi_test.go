@@ -148,8 +148,8 @@ func checkStream(t *testing.T, url, state string) {
 	}
 }
 
-// workerPIDs returns the pids ferry logged for the workers it started.
-func workerPIDs(t *testing.T, p *ferryProc, what string) []int {
+// loggedPool returns the pids ferry logged for the workers it started.
+func loggedPool(t *testing.T, p *ferryProc, what string) []int {
 	t.Helper()
 	for _, line := range strings.Split(p.logs.String(), "\n") {
 		var l struct {
@@ -214,7 +214,7 @@ func TestWSGIFlask(t *testing.T) {
 
 	t.Run("http", func(t *testing.T) {
 		p := startFerry(t, "--mount", mount, "--env", "TEST_STATE="+state, "--cgi-kill-grace", "1s")
-		pids := workerPIDs(t, p, "WSGI workers")
+		pids := loggedPool(t, p, "WSGI workers")
 		if len(pids) != 2 {
 			t.Fatalf("workers started: %v; want 2", pids)
 		}

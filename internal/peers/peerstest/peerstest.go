@@ -64,6 +64,27 @@ func Need(tb testing.TB, names ...string) map[string]string {
 	return nil
 }
 
+// Want returns the absolute path of the named program, for a test that
+// does more with it but runs without it: when it is missing, Want logs so
+// and returns false, unless the CI environment variable is true, where it
+// fails the test (CI must have every peer). With -short it returns false.
+func Want(tb testing.TB, name string) (string, bool) {
+	tb.Helper()
+	if testing.Short() {
+		return "", false
+	}
+	p, err := peers.Lookup(name)
+	if err == nil {
+		return p, true
+	}
+	msg := fmt.Sprintf("peers: %s not installed (.ci/run installs it); going on without it", name)
+	if onCI() {
+		tb.Fatalf("%s", msg)
+	}
+	tb.Logf("%s", msg)
+	return "", false
+}
+
 // onCI reports whether the CI environment variable is set to a true value.
 func onCI() bool {
 	ci, err := strconv.ParseBool(os.Getenv("CI"))

@@ -1,0 +1,370 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/scgi"
+	"github.com/rs/zerolog"
+)
+
+// runner is a running ferry: its fronts, the configuration in force, which
+// a reload replaces, and the replaced ones still draining. Every front
+// serves the runner, which hands each request to the configuration in
+// force when the request starts.
+type runner struct {
+	log zerolog.Logger // the log of the Server Run was called on
+	cur atomic.Pointer[Server]
+	// baseCtx is the base of every request's context; stopScripts ends
+	// it once the shutdown's drain is over.
+	baseCtx     context.Context
+	stopScripts context.CancelFunc
+	errc        chan error    // the first front that failed; Run stops on it
+	handedOver  chan struct{} // closed once an upgrade took the fronts over
+
+	mu        sync.Mutex // serializes reloads, the upgrade and the shutdown; guards the fields below
+	fronts    []*frontServer
+	admin     *frontServer // the admin listener, if the configuration in force has one
+	stopping  bool         // Run is shutting down: no more reloads
+	handed    bool         // handedOver is closed: unix socket files belong to the new process
+	pidFile   string
+	removePID func()
+	// draining counts what a reload or the shutdown left to finish in the
+	// background: fronts removed, configurations replaced.
+	draining sync.WaitGroup
+	retired  chan struct{} // closed once the last configuration replaced has retired ([runner.retire])
+}
+
+func newRunner(s *Server) *runner {
+	r := &runner{log: s.log, errc: make(chan error, 1), handedOver: make(chan struct{})}
+	r.baseCtx, r.stopScripts = context.WithCancel(context.Background())
+	r.cur.Store(s)
+	return r
+}
+
+// ServeHTTP serves r with the configuration in force. Requests are counted
+// per configuration, so that a reload knows when the one it replaced is
+// idle; a request that meets a configuration just replaced takes the new
+// one instead.
+func (r *runner) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	s := r.enter()
+	defer s.reqs.leave()
+	s.handler.ServeHTTP(w, req)
+}
+
+// enter returns the configuration in force, with the request counted in.
+func (r *runner) enter() *Server {
+	for {
+		if s := r.cur.Load(); s.reqs.enter() {
+			return s
+		}
+		// Replaced between the load and the count: the next load has
+		// its successor.
+	}
+}
+
+// protoServer is the server of one front's protocol: *http.Server,
+// *fastcgi.Server or *scgi.Server.
+type protoServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// frontServer is one front being served: its listener and the server of
+// its protocol, which serves the runner's configuration in force.
+type frontServer struct {
+	front
+	srv protoServer
+	// stopped is set before the front is stopped on purpose, so that the
+	// end of its Serve is not an error.
+	stopped atomic.Bool
+	served  chan struct{} // closed when Serve has returned: no connection is accepted any more
+	conns   atomic.Int64  // HTTP connections open, hijacked ones aside
+}
+
+// newFrontServer makes the server of f's protocol. Each front has its
+// own, so that a reload can drain one front without touching the others.
+// The admin listener's serves the admin paths of the configuration in
+// force ([runner.serveAdmin]).
+func (r *runner) newFrontServer(f front, admin bool) *frontServer {
+	fs := &frontServer{front: f, served: make(chan struct{})}
+	base := func(net.Listener) context.Context { return r.baseCtx }
+	switch f.addr.Protocol() {
+	case "http":
+		var h http.Handler = r
+		component := "http"
+		if admin {
+			h, component = http.HandlerFunc(r.serveAdmin), "admin"
+		}
+		fs.srv = &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: DefaultReadHeaderTimeout,
+			IdleTimeout:       DefaultIdleTimeout,
+			BaseContext:       base,
+			ErrorLog:          log.New(r.log.With().Str("component", component).Logger(), "", 0),
+			ConnState: func(_ net.Conn, st http.ConnState) {
+				switch st {
+				case http.StateNew:
+					fs.conns.Add(1)
+				case http.StateClosed, http.StateHijacked:
+					fs.conns.Add(-1)
+				}
+			},
+		}
+	case "fastcgi":
+		l := r.log.With().Str("component", "fastcgi").Logger()
+		fs.srv = &fastcgi.Server{Handler: r, BaseContext: base, Logger: &l}
+	case "scgi":
+		l := r.log.With().Str("component", "scgi").Logger()
+		fs.srv = &scgi.Server{Handler: r, BaseContext: base, Logger: &l}
+	}
+	return fs
+}
+
+const (
+	// drainPoll is how often drainConns looks again at the connections left.
+	drainPoll = 10 * time.Millisecond
+	// firstRecordGrace is how long drainConns leaves a FastCGI connection
+	// accepted just before the front stopped accepting to send its
+	// BEGIN_REQUEST: the FastCGI server's Shutdown closes a connection
+	// with no request yet as idle.
+	firstRecordGrace = 500 * time.Millisecond
+)
+
+// drainConns stops fs gracefully, until ctx ends: it stops accepting, and
+// waits for the connections accepted to serve their requests and close.
+// Close it afterwards. With grace, a connection accepted at the last
+// moment gets time to begin its request: for a front a reload removes,
+// or one whose socket goes on being served by a new front or process.
+//
+// For HTTP, http.Server.Shutdown will not do: a connection accepted just
+// before it whose request is read just after is closed unanswered
+// (net/http's conn.serve returns when it finds the server shutting down),
+// and while an upgrade or a removed front is draining, clients keep
+// connecting. So keep-alives are turned off instead (idle connections
+// close; others close after their next response), and drainConns waits
+// until no connection is left. The FastCGI and SCGI servers' Shutdown
+// serves the requests they have begun; an SCGI connection carries its
+// request from the start, a FastCGI one gets firstRecordGrace to begin
+// one with grace.
+func (fs *frontServer) drainConns(ctx context.Context, grace bool) error {
+	fs.stopped.Store(true)
+	fs.l.Close()
+	select {
+	case <-fs.served: // no connection can be accepted from here on
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	hs, ok := fs.srv.(*http.Server)
+	if !ok {
+		if _, fcgi := fs.srv.(*fastcgi.Server); fcgi && grace {
+			select {
+			case <-time.After(firstRecordGrace):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return fs.srv.Shutdown(ctx)
+	}
+	t := time.NewTicker(drainPoll)
+	defer t.Stop()
+	for {
+		// Again at each poll: a connection may have turned idle just
+		// as keep-alives were turned off.
+		hs.SetKeepAlivesEnabled(false)
+		if fs.conns.Load() <= 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// serve starts serving fronts and returns their listeners. Run calls it
+// before it shares r; a reload, with r.mu held.
+func (r *runner) serve(fronts []front) []net.Listener {
+	lns := make([]net.Listener, 0, len(fronts))
+	for _, f := range fronts {
+		fs := r.newFrontServer(f, false)
+		r.fronts = append(r.fronts, fs)
+		r.log.Info().Str("listen", f.String()).Msg("ferry: listening")
+		r.start(fs)
+		lns = append(lns, f.l)
+	}
+	return lns
+}
+
+// serveAdminOn starts serving the admin listener on f. Run calls it
+// before it shares r; a reload, with r.mu held.
+func (r *runner) serveAdminOn(f front) {
+	r.admin = r.newFrontServer(f, true)
+	r.log.Info().Str("admin", f.String()).Msg("ferry: admin listening")
+	r.start(r.admin)
+}
+
+// start runs fs's Serve; its failure, unless fs was stopped, stops Run.
+func (r *runner) start(fs *frontServer) {
+	go func() {
+		err := fs.srv.Serve(fs.l)
+		close(fs.served)
+		if fs.stopped.Load() || errors.Is(err, http.ErrServerClosed) || errors.Is(err, fastcgi.ErrServerClosed) || errors.Is(err, scgi.ErrServerClosed) {
+			return
+		}
+		select {
+		case r.errc <- err:
+		default: // another front failed first
+		}
+	}()
+}
+
+// serveAdmin answers a request to the admin listener with the admin paths
+// of the configuration in force: its mounts, its pools. A configuration
+// a reload has just put in force without an admin listener answers 404
+// while the listener closes.
+func (r *runner) serveAdmin(w http.ResponseWriter, req *http.Request) {
+	a := r.cur.Load().admin
+	if a == nil {
+		http.NotFound(w, req)
+		return
+	}
+	a.handler.ServeHTTP(w, req)
+}
+
+// drain stops fs: it stops accepting at once, its connections get up to
+// timeout to finish their requests (idle ones close), and then it is
+// closed. The socket file of a unix front is removed unless keepFile.
+// drain runs in the background, counted by r.draining.
+func (r *runner) drain(fs *frontServer, timeout time.Duration, keepFile bool) {
+	fs.stopped.Store(true)
+	fs.l.Close() // drainConns closes it too; here it stops accepting before the reload returns
+	if !keepFile {
+		fs.cleanup()
+	}
+	r.draining.Add(1)
+	go func() {
+		defer r.draining.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := fs.drainConns(ctx, true); err != nil {
+			r.log.Warn().Err(err).Str("listen", fs.String()).Msg("ferry: removed front's drain timed out; closing its connections")
+		}
+		fs.srv.Close()
+		r.log.Info().Str("listen", fs.String()).Msg("ferry: stopped listening")
+	}()
+}
+
+// shutdown ends Run: the fronts stop accepting, in-flight requests get up
+// to ShutdownTimeout to finish, then the scripts still running are
+// stopped, and every worker pool is stopped once the requests that use it
+// are over.
+func (r *runner) shutdown() {
+	r.mu.Lock()
+	r.stopping = true
+	fronts := r.fronts
+	if r.admin != nil {
+		fronts = append(slices.Clip(fronts), r.admin)
+	}
+	handed := r.handed
+	r.mu.Unlock()
+	cur := r.cur.Load()
+	timeout := cur.cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = DefaultShutdownTimeout
+	}
+	r.log.Info().Dur("timeout_ms", timeout).Msg("ferry: shutting down; draining in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, fs := range fronts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fs.drainConns(sctx, handed); err != nil {
+				r.log.Warn().Err(err).Str("listen", fs.String()).Msg("ferry: drain timed out; stopping the scripts still running")
+			}
+		}()
+	}
+	wg.Wait()
+	// Requests still running (timed out, or on hijacked connections) see
+	// their context end: their scripts get SIGTERM, then SIGKILL.
+	r.stopScripts()
+	for _, fs := range fronts {
+		fs.srv.Close()
+	}
+	// The scripts were stopped: the requests end. Replaced configurations
+	// stop their pools once theirs have.
+	cur.reqs.close()
+	_ = cur.reqs.wait(context.Background()) // no deadline: it cannot fail
+	r.draining.Wait()
+	if !handed {
+		// After an upgrade the socket files are the new process's.
+		for _, fs := range fronts {
+			fs.cleanup()
+		}
+	}
+	stopPools(r.log, cur.pools)
+	cur.closeLogs()
+	if r.removePID != nil {
+		r.removePID()
+	}
+	r.log.Info().Msg("ferry: stopped")
+}
+
+// setPIDFile writes the pid file at path, and removes the one written
+// before if it was another. An empty path writes none. Called before Run
+// serves, or with r.mu held.
+func (r *runner) setPIDFile(path string) error {
+	if path == r.pidFile {
+		return nil
+	}
+	var remove func()
+	if path != "" {
+		var err error
+		if remove, err = writePIDFile(path); err != nil {
+			return err
+		}
+	}
+	if r.removePID != nil {
+		r.removePID()
+	}
+	r.pidFile, r.removePID = path, remove
+	return nil
+}
+
+// startPools starts the worker pools and points their clients at their
+// sockets. If one fails, those started are stopped again.
+func startPools(l zerolog.Logger, pools []spawned) error {
+	for i, sp := range pools {
+		if err := sp.pool.Start(context.Background()); err != nil {
+			stopPools(l, pools[:i])
+			return fmt.Errorf("bridge: starting %s: %w", sp.what, err)
+		}
+		sp.connect(sp.pool.Address())
+		l.Info().Str("worker", sp.name).Ints("pids", startedPIDs(sp.procs)).Str("socket", sp.pool.Address()).Msg("ferry: " + sp.what + " started")
+	}
+	return nil
+}
+
+// stopPools stops the worker pools, each within 10 s.
+func stopPools(l zerolog.Logger, pools []spawned) {
+	for _, sp := range pools {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := sp.pool.Stop(ctx); err != nil {
+			l.Warn().Err(err).Str("worker", sp.name).Msg("ferry: stopping workers")
+		}
+		cancel()
+	}
+}
