@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"net"
 	"net/http"
 	"os"
@@ -72,6 +71,13 @@ type Config struct {
 	Root string
 	// Settings are what every mount starts from.
 	Settings Settings
+	// Fronts bounds what the clients and web servers talking to ferry may
+	// take: timeouts and connections.
+	Fronts FrontLimits
+	// RootSymlinks is the symlink policy of Root's static files, as
+	// nginx's disable_symlinks: "off", "if_not_owner" or "on". If empty,
+	// "off".
+	RootSymlinks string
 	// ShutdownTimeout bounds the drain of in-flight requests on shutdown;
 	// scripts still running then are stopped. If zero,
 	// DefaultShutdownTimeout.
@@ -192,17 +198,13 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	baseCtx, stopScripts := context.WithCancel(context.Background())
 	defer stopScripts()
 	base := func(net.Listener) context.Context { return baseCtx }
-	httpSrv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: DefaultReadHeaderTimeout,
-		IdleTimeout:       DefaultIdleTimeout,
-		BaseContext:       base,
-		ErrorLog:          log.New(s.log.With().Str("component", "http").Logger(), "", 0),
-	}
+	lim := s.cfg.Fronts
+	httpFront := newHTTPFront(s.handler, lim, base, s.log)
+	httpSrv := httpFront.srv
 	fcgiLog := s.log.With().Str("component", "fastcgi").Logger()
-	fcgiSrv := &fastcgi.Server{Handler: s.handler, BaseContext: base, Logger: &fcgiLog}
+	fcgiSrv := &fastcgi.Server{Handler: s.handler, BaseContext: base, Logger: &fcgiLog, MaxConns: lim.MaxConns, ReadHeaderTimeout: lim.HeaderTimeout}
 	scgiLog := s.log.With().Str("component", "scgi").Logger()
-	scgiSrv := &scgi.Server{Handler: s.handler, BaseContext: base, Logger: &scgiLog}
+	scgiSrv := &scgi.Server{Handler: s.handler, BaseContext: base, Logger: &scgiLog, MaxConns: lim.MaxConns, ReadHeaderTimeout: lim.HeaderTimeout}
 
 	errc := make(chan error, len(fronts))
 	lns := make([]net.Listener, 0, len(fronts))
@@ -210,7 +212,7 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 		s.log.Info().Str("listen", f.String()).Msg("ferry: listening")
 		switch f.addr.Protocol() {
 		case "http":
-			go func() { errc <- httpSrv.Serve(f.l) }()
+			go func() { errc <- httpFront.serve(f.l) }()
 		case "fastcgi":
 			go func() { errc <- fcgiSrv.Serve(f.l) }()
 		case "scgi":
@@ -307,12 +309,15 @@ func checkFront(a Address, n int) error {
 func (s *Server) buildRouter() (*router, error) {
 	rt := &router{}
 	b := &builder{s: s}
+	if err := checkSymlinkPolicy(s.cfg.RootSymlinks); err != nil {
+		return nil, err
+	}
 	if s.cfg.Root != "" {
 		fi, err := os.Stat(s.cfg.Root)
 		if err != nil || !fi.IsDir() {
 			return nil, fmt.Errorf("bridge: document root %q is not a directory: %v", s.cfg.Root, err)
 		}
-		rt.static = &staticFiles{root: s.cfg.Root}
+		rt.static = &staticFiles{root: s.cfg.Root, symlinks: s.cfg.RootSymlinks}
 		b.static = rt.static
 	}
 	for _, m := range s.cfg.Mounts {

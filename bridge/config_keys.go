@@ -44,8 +44,18 @@ func Keys() []Key {
 	return []Key{
 		cfgKey("", Option{Name: "listen", Type: AddressList, Default: "http://127.0.0.1:8080 (or the sockets systemd, spawn-fcgi or a CGI web server hands over)",
 			Doc: "front address to listen on"}, "listen", func(c *Config) any { return &c.Listen }),
+		cfgKey("", Option{Name: "client_header_timeout", Type: Timeout, Default: "10s",
+			Doc: "longest wait for a request head on every front: HTTP request line and headers, FastCGI PARAMS (408), an SCGI header block (0: none)"}, "client-header-timeout", func(c *Config) any { return &c.Fronts.HeaderTimeout }),
+		cfgKey("", Option{Name: "client_body_timeout", Type: Timeout, Default: "60s",
+			Doc: "longest wait for more of an HTTP request body, as nginx's (logged 408, connection closed; 0: none)"}, "client-body-timeout", func(c *Config) any { return &c.Fronts.BodyTimeout }),
+		cfgKey("", Option{Name: "send_timeout", Type: Timeout, Default: "60s",
+			Doc: "longest wait for an HTTP client to take more of a response, as nginx's (connection closed; 0: none)"}, "send-timeout", func(c *Config) any { return &c.Fronts.SendTimeout }),
+		cfgKey("", Option{Name: "max_conns", Type: Count, Default: "0: 10000 per HTTP front, 1024 per FastCGI or SCGI front, at most half the open-file limit",
+			Doc: "connections open per front; past it the one waiting longest for a request is closed, or new ones wait"}, "max-conns", func(c *Config) any { return &c.Fronts.MaxConns }),
 		cfgKey("", Option{Name: "root", Type: String, Default: "none",
 			Doc: "document root: static files for paths no mount covers, and DOCUMENT_ROOT"}, "root", func(c *Config) any { return &c.Root }),
+		cfgKey("", Option{Name: "root_symlinks", Type: String, Values: []string{"off", "if_not_owner", "on"}, Default: "off",
+			Doc: "symlinks under root, as nginx's disable_symlinks: off (followed), if_not_owner (refused unless link and target have one owner), on (refused)"}, "root-symlinks", func(c *Config) any { return &c.RootSymlinks }),
 		cfgKey("", Option{Name: "admin", Type: AddressType, Default: "none: no admin listener",
 			Doc: "admin listener (metrics, status, health): http://HOST:PORT or unix:///path/to.sock"}, "admin", func(c *Config) any { return &c.Admin }),
 		cfgKey("", Option{Name: "pid_file", Type: String, Default: "none",
@@ -115,6 +125,8 @@ func DefaultSettings() Settings {
 func DefaultConfig() Config {
 	return Config{
 		Settings:        DefaultSettings(),
+		Fronts:          FrontLimits{HeaderTimeout: DefaultHeaderTimeout, BodyTimeout: DefaultBodyTimeout, SendTimeout: DefaultSendTimeout},
+		RootSymlinks:    "off",
 		ShutdownTimeout: DefaultShutdownTimeout,
 		AccessLog:       true,
 		Log:             LogConfig{Format: "auto", Level: "info"},

@@ -1,11 +1,13 @@
 package bridge
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // route is one mount.
@@ -72,9 +74,11 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // staticFiles serves a document root the way a cautious web server does:
 // index.html for directories, no listings, nothing whose name starts with a
-// dot.
+// dot, a file only at its own path ("/file.txt/" is 404, as nginx), and
+// symlinks as symlinks says.
 type staticFiles struct {
-	root string
+	root     string
+	symlinks string // "off" or "" (followed), "if_not_owner", "on": see checkSymlinks
 }
 
 func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -92,7 +96,7 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	file := filepath.Join(s.root, filepath.FromSlash(clean))
 	fi, err := os.Stat(file)
-	if err != nil {
+	if err != nil || (!fi.IsDir() && strings.HasSuffix(r.URL.Path, "/")) {
 		http.NotFound(w, r)
 		return
 	}
@@ -107,11 +111,74 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	f, err := os.Open(file)
+	if !s.checkSymlinks(file) {
+		http.Error(w, "403 Forbidden", http.StatusForbidden)
+		return
+	}
+	f, err := s.open(file)
 	if err != nil {
 		http.Error(w, "403 Forbidden", http.StatusForbidden)
 		return
 	}
 	defer f.Close()
 	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+}
+
+// checkSymlinks applies the symlink policy to file, a path under the root,
+// as nginx's disable_symlinks does from the document root on: with "on",
+// no component of the path below the root may be a symlink; with
+// "if_not_owner", a symlink's target must have the link's owner. The root
+// itself may be a symlink whatever the policy.
+func (s *staticFiles) checkSymlinks(file string) bool {
+	if s.symlinks == "" || s.symlinks == "off" {
+		return true
+	}
+	rel, err := filepath.Rel(s.root, file)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return false
+	}
+	p := s.root
+	for _, seg := range strings.Split(rel, string(filepath.Separator)) {
+		p = filepath.Join(p, seg)
+		li, err := os.Lstat(p)
+		if err != nil {
+			return false
+		}
+		if li.Mode()&os.ModeSymlink == 0 {
+			continue
+		}
+		if s.symlinks == "on" {
+			return false
+		}
+		ti, err := os.Stat(p)
+		if err != nil || !sameOwner(li, ti) {
+			return false
+		}
+	}
+	return true
+}
+
+// open opens file; when no symlink is followed, one put in its place
+// since checkSymlinks looked is not either (O_NOFOLLOW).
+func (s *staticFiles) open(file string) (*os.File, error) {
+	if s.symlinks != "on" {
+		return os.Open(file)
+	}
+	return os.OpenFile(file, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+}
+
+// checkSymlinkPolicy checks a value of Config.RootSymlinks.
+func checkSymlinkPolicy(p string) error {
+	switch p {
+	case "", "off", "if_not_owner", "on":
+		return nil
+	}
+	return fmt.Errorf("bridge: root_symlinks %q: want off, if_not_owner or on", p)
+}
+
+// sameOwner reports whether a and b belong to the same user.
+func sameOwner(a, b os.FileInfo) bool {
+	sa, ok1 := a.Sys().(*syscall.Stat_t)
+	sb, ok2 := b.Sys().(*syscall.Stat_t)
+	return ok1 && ok2 && sa.Uid == sb.Uid
 }
