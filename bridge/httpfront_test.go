@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -491,5 +492,29 @@ func TestFrontKeys(t *testing.T) {
 	k, _ := lookupKey("", "root_symlinks")
 	if err := k.Set(&c, "maybe"); err == nil {
 		t.Errorf("root_symlinks=maybe accepted")
+	}
+}
+
+// TestHTTPHugeHeaderCountIs431 is issue 16's "100,000 headers packed into
+// 1 MB reach execve and fail with argument list too long (502 instead of
+// 431)".
+func TestHTTPHugeHeaderCountIs431(t *testing.T) {
+	leakcheck.Check(t)
+	dir := t.TempDir()
+	writeExec(t, filepath.Join(dir, "env.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nran\\n'\n")
+	m, _ := ParseMount("/cgi-bin/=cgi:" + dir)
+	addr, _ := startFerry(t, Config{Mounts: []Mount{m}})
+	var b strings.Builder
+	b.WriteString("GET /cgi-bin/env.sh HTTP/1.1\r\nHost: x\r\n")
+	for i := range 100000 {
+		b.WriteString("X" + strconv.FormatInt(int64(i), 36) + ":1\r\n")
+	}
+	b.WriteString("Connection: close\r\n\r\n")
+	if b.Len() > 1<<20 {
+		t.Fatalf("the request is %d bytes, over net/http's 1 MiB header limit", b.Len())
+	}
+	out, _ := rawExchange(t, addr, b.String(), 20*time.Second)
+	if !strings.HasPrefix(out, "HTTP/1.1 431 ") {
+		t.Errorf("response %q; want 431", firstLine(out))
 	}
 }

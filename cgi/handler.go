@@ -251,7 +251,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s Script, self h
 	env, err = AppendEnv(env, r, s, orString(h.ServerSoftware, DefaultServerSoftware))
 	if err != nil {
 		log.Warn().Err(err).Str("script", s.Filename).Msg("cgi: refusing request")
-		http.Error(w, "400 Bad Request", http.StatusBadRequest)
+		status := http.StatusBadRequest
+		if errors.Is(err, ErrEnvTooLarge) {
+			status = http.StatusRequestHeaderFieldsTooLarge
+		}
+		http.Error(w, fmt.Sprintf("%d %s", status, http.StatusText(status)), status)
 		return
 	}
 	if !h.PassAuthorization {
