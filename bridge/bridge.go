@@ -111,6 +111,8 @@ type LogConfig struct {
 
 // Server is a configured ferry: build it with [New], run it with Run.
 type Server struct {
+	hurry    context.Context // ended by StopNow: the drain ends at once
+	stopNow  context.CancelFunc
 	pools    []spawned
 	cfg      Config
 	log      zerolog.Logger
@@ -122,6 +124,7 @@ type Server struct {
 // New checks cfg and builds the routes.
 func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: zerolog.Nop()}
+	s.hurry, s.stopNow = context.WithCancel(context.Background())
 	if cfg.Logger != nil {
 		s.log = *cfg.Logger
 	}
@@ -235,7 +238,7 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 		timeout = DefaultShutdownTimeout
 	}
 	s.log.Info().Dur("timeout", timeout).Msg("ferry: shutting down; draining in-flight requests")
-	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	sctx, cancel := context.WithTimeout(s.hurry, timeout)
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, shut := range []func(context.Context) error{httpSrv.Shutdown, fcgiSrv.Shutdown, scgiSrv.Shutdown} {

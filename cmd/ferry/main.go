@@ -133,7 +133,8 @@ Scripts get the CGI/1.1 meta-variables, the variables of ferry's environment
 named by --pass-env (and PATH, LANG, LC_*, TZ, TMPDIR), and --env values. Each
 runs in its own process group, in its own directory, and is stopped (SIGTERM,
 then SIGKILL) at --cgi-timeout or when the client goes away. SIGTERM or SIGINT
-drains in-flight requests for up to --shutdown-timeout, then stops scripts.
+drains in-flight requests for up to --shutdown-timeout, then stops scripts; a
+second one stops at once.
 `
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -195,13 +196,44 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		logger.Error().Err(err).Msg("ferry: bad configuration")
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := stopOnSignals(srv, logger)
 	defer stop()
 	if err := srv.Run(ctx, nil); err != nil {
 		logger.Error().Err(err).Msg("ferry: stopped with an error")
 		return 1
 	}
 	return 0
+}
+
+// stopOnSignals returns a context that ends on the first SIGTERM or
+// SIGINT, which starts the drain; a second one ends the drain at once
+// (srv.StopNow), as an operator who does not want to wait asks. The
+// returned function stops listening for them.
+func stopOnSignals(srv *bridge.Server, logger zerolog.Logger) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			logger.Info().Str("signal", sig.String()).Msg("ferry: signal received; draining (send it again to stop at once)")
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-sigs:
+			logger.Warn().Str("signal", sig.String()).Msg("ferry: second signal")
+			srv.StopNow()
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
 }
 
 // systemdListeners returns the fronts systemd socket activation passed

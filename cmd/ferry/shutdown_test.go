@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/internal/leakcheck"
+)
+
+// slowFastCGIApp serves, over FastCGI on a loopback port, an application
+// that answers "fastcgi done" after d.
+func slowFastCGIApp(t *testing.T, d time.Duration) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fastcgi.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(d)
+		io.WriteString(w, "fastcgi done\n")
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
+}
+
+// TestShutdownUnderLoad is point 8 of issue 16: SIGTERM with 50 CGI and 50
+// FastCGI requests in flight lets every one finish within
+// --shutdown-timeout, and leaves no process behind.
+func TestShutdownUnderLoad(t *testing.T) {
+	leakcheck.Check(t)
+	dir, state := t.TempDir(), t.TempDir()
+	writeExec(t, filepath.Join(dir, "slow.sh"), `#!/bin/sh
+echo $$ > "$STATE/$QUERY_STRING.pid"
+sleep 1
+printf 'Content-Type: text/plain\n\ncgi done\n'`)
+	app := slowFastCGIApp(t, time.Second)
+	p := startFerry(t, "--mount", "/cgi-bin/=cgi:"+dir, "--mount", "/app/=fastcgi://"+app+"?max_conns=64",
+		"--env", "STATE="+state, "--cgi-max-concurrent", "64", "--shutdown-timeout", "20s", "--access-log=false")
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 200}}
+	defer client.CloseIdleConnections()
+
+	type result struct {
+		path, body string
+		status     int
+		err        error
+	}
+	results := make(chan result, 100)
+	var wg sync.WaitGroup
+	for i := range 50 {
+		for _, path := range []string{"/cgi-bin/slow.sh?" + strconv.Itoa(i), "/app/x"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := client.Get(p.URL + path)
+				if err != nil {
+					results <- result{path: path, err: err}
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				results <- result{path, string(b), resp.StatusCode, err}
+			}()
+		}
+	}
+	// Every CGI script runs; the FastCGI requests have been sent.
+	var pids []int
+	for i := range 50 {
+		pids = append(pids, waitFile(t, filepath.Join(state, strconv.Itoa(i)+".pid")))
+	}
+	start := time.Now()
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("ferry exited with %v:\n%s", err, p.logs)
+	}
+	took := time.Since(start)
+	wg.Wait()
+	close(results)
+	n := 0
+	for r := range results {
+		n++
+		want := "cgi done\n"
+		if strings.HasPrefix(r.path, "/app/") {
+			want = "fastcgi done\n"
+		}
+		if r.err != nil || r.status != 200 || r.body != want {
+			t.Errorf("%s: %d %q %v; want 200 %q", r.path, r.status, r.body, r.err, want)
+		}
+	}
+	if n != 100 {
+		t.Errorf("%d results; want 100", n)
+	}
+	if took > 20*time.Second {
+		t.Errorf("the drain took %v; want it within --shutdown-timeout", took)
+	}
+	for _, pid := range pids {
+		if leakcheck.Alive(pid) {
+			t.Errorf("script %d outlived ferry", pid)
+		}
+	}
+	t.Logf("100 requests drained in %v", took)
+}
+
+// TestSecondSignalStopsAtOnce: the first SIGTERM starts the drain; a
+// second one ends it at once, cutting off the requests in flight and
+// stopping their scripts, instead of waiting --shutdown-timeout.
+func TestSecondSignalStopsAtOnce(t *testing.T) {
+	leakcheck.Check(t)
+	dir, state := t.TempDir(), t.TempDir()
+	writeExec(t, filepath.Join(dir, "forever.sh"), `#!/bin/sh
+echo $$ > "$STATE/$QUERY_STRING.pid"
+printf 'Content-Type: text/plain\n\nstarted\n'
+sleep 300
+echo finished`)
+	p := startFerry(t, "--mount", "/cgi-bin/=cgi:"+dir, "--env", "STATE="+state,
+		"--shutdown-timeout", "5m", "--cgi-kill-grace", "200ms")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	bodies := make([]string, 5)
+	for i := range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequestWithContext(ctx, "GET", p.URL+"/cgi-bin/forever.sh?"+strconv.Itoa(i), nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			bodies[i] = string(b)
+		}()
+	}
+	var pids []int
+	for i := range 5 {
+		pids = append(pids, waitFile(t, filepath.Join(state, strconv.Itoa(i)+".pid")))
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	waitLog(t, p, "shutting down")
+	start := time.Now()
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("ferry exited with %v", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("ferry took %v to exit after the second SIGTERM; want at once", took)
+	}
+	wg.Wait()
+	for i, b := range bodies {
+		if strings.Contains(b, "finished") {
+			t.Errorf("request %d finished: %q", i, b)
+		}
+	}
+	for _, pid := range pids {
+		if leakcheck.Alive(pid) {
+			t.Errorf("script %d outlived ferry", pid)
+		}
+	}
+	if !strings.Contains(p.logs.String(), "stopping now") {
+		t.Errorf("no log line for the second signal:\n%s", p.logs)
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
