@@ -23,8 +23,9 @@ import (
 // timeout there and nowhere else. It holds no message: a few bytes of the
 // request line and of the Content-Length and Transfer-Encoding fields.
 type http1Framer struct {
-	st   framerState
-	dead bool // not checking: net/http fails or has hijacked the connection
+	st    framerState
+	dead  bool // not checking: net/http fails or has hijacked the connection
+	heads int  // header blocks passed
 
 	// The request line: the method's first bytes, and the protocol.
 	method   [8]byte
@@ -337,6 +338,7 @@ func (f *http1Framer) endBlock() string {
 
 // startBody moves past the header block, to the body or the next request.
 func (f *http1Framer) startBody() {
+	f.heads++
 	chunked := len(f.tes) > 0
 	switch {
 	case chunked:

@@ -24,6 +24,13 @@ import (
 // log. It stops at cleanup.
 func startFerry(t testing.TB, cfg Config) (string, *testlog.Buffer) {
 	t.Helper()
+	addrs, logs := startFerryFronts(t, cfg)
+	return addrs[0], logs
+}
+
+// startFerryFronts is startFerry returning the address of every front.
+func startFerryFronts(t testing.TB, cfg Config) ([]string, *testlog.Buffer) {
+	t.Helper()
 	if len(cfg.Listen) == 0 {
 		a, _ := ParseAddress("http://127.0.0.1:0")
 		cfg.Listen = []Address{a}
@@ -40,11 +47,17 @@ func startFerry(t testing.TB, cfg Config) (string, *testlog.Buffer) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
+	addrs := make(chan []string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- s.Run(ctx, func(ls []net.Listener) { addr <- ls[0].Addr().String() })
-		close(addr)
+		done <- s.Run(ctx, func(ls []net.Listener) {
+			var as []string
+			for _, l := range ls {
+				as = append(as, l.Addr().String())
+			}
+			addrs <- as
+		})
+		close(addrs)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -55,11 +68,11 @@ func startFerry(t testing.TB, cfg Config) (string, *testlog.Buffer) {
 			t.Logf("ferry's log:\n%s", logs)
 		}
 	})
-	a, ok := <-addr
+	as, ok := <-addrs
 	if !ok {
 		t.Fatalf("ferry stopped before listening:\n%s", logs)
 	}
-	return a, logs
+	return as, logs
 }
 
 // staticRoot writes files (name, content, ...) into a new document root.

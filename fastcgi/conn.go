@@ -504,7 +504,7 @@ func (c *conn) start(r *request, chunked bool) {
 	first := c.running == 1
 	c.mu.Unlock()
 	if first {
-		c.slot.SetWaiting(false)
+		c.slot.SetWaiting(false) // for good: see finish
 	}
 	c.wg.Add(1)
 	go c.serveRequest(r, chunked)
@@ -635,17 +635,16 @@ func (c *conn) finish(r *request, rw *cgi.ResponseWriter, appStatus uint32) {
 	last := len(c.reqs) == 0
 	closeNow := last && c.closing
 	c.ending.Add(1)
-	noneRunning := false
 	if r.started {
+		// A connection that has served a request keeps its place when
+		// idle: the web server keeps it on purpose (nginx's keepalive),
+		// and a worker serving one connection at a time, as php-cgi
+		// does, is held by it.
 		c.running--
-		noneRunning = c.running == 0
 	}
 	c.mu.Unlock()
 	if r.started {
 		c.srv.requests.Add(-1)
-	}
-	if noneRunning {
-		c.slot.SetWaiting(true)
 	}
 	_ = c.write(func(b []byte) []byte {
 		if rw != nil {

@@ -52,10 +52,11 @@ type Server struct {
 	// Handler serves the requests. If nil, http.DefaultServeMux is used.
 	Handler http.Handler
 	// MaxConns bounds open connections, and is reported as
-	// FCGI_MAX_CONNS. A connection with no request running (its first
-	// request's PARAMS have not all come, or it is kept idle) gives its
-	// place to a new connection when all are taken; when every connection
-	// runs a request, new ones wait to be accepted. If zero,
+	// FCGI_MAX_CONNS. A connection whose first request has not started
+	// (its PARAMS have not all come) gives its place to a new connection
+	// when all are taken; once it has served a request it keeps its place,
+	// kept idle or not, and when every place is so held, new connections
+	// wait to be accepted. If zero,
 	// DefaultMaxConns, or half the open-file limit if that is less.
 	MaxConns int
 	// MaxRequests bounds the requests running (their PARAMS complete) over

@@ -37,6 +37,12 @@ type Gate struct {
 // logEvery is how often at most a Gate logs that it is full.
 const logEvery = 10 * time.Second
 
+// minWait is how long a connection must have waited before it may be
+// closed for a new one: a connection just accepted is about to send its
+// request, and workers sharing a listening socket, one connection each
+// (php-cgi's way), must not take one another's connections.
+const minWait = 100 * time.Millisecond
+
 // NewGate returns a Gate admitting max connections at once (at least
 // one), logging to log (nil: nowhere) under the front's name.
 func NewGate(n int, name string, log *zerolog.Logger) *Gate {
@@ -63,46 +69,70 @@ type Slot struct {
 	g       *Gate
 	close   func()        // closes the connection
 	elem    *list.Element // in g.waiting while waiting
+	since   time.Time     // when it began to wait
 	evicted bool
 	done    bool
 }
 
 // Wait waits until a connection may be accepted: a slot is free, or a
-// waiting connection can be closed for the new one. It returns false once
-// stop is closed.
+// connection that has waited at least minWait can be closed for the new
+// one. It returns false once stop is closed.
 func (g *Gate) Wait(stop <-chan struct{}) bool {
 	for {
 		g.mu.Lock()
-		ok := g.open-g.evicting < g.max || g.waiting.Len() > 0
+		ok := g.open-g.evicting < g.max
+		var again time.Duration // when the oldest waiting may be closed
 		if !ok {
-			g.sayFullLocked()
+			if e := g.waiting.Front(); e != nil {
+				again = minWait - time.Since(e.Value.(*Slot).since)
+				ok = again <= 0
+			} else {
+				g.sayFullLocked()
+			}
 		}
 		g.mu.Unlock()
 		if ok {
 			return true
 		}
-		select {
-		case <-g.room:
-		case <-stop:
+		if !g.sleep(again, stop) {
 			return false
 		}
 	}
 }
 
+// sleep waits for d (forever if d is not positive), a slot to free or a
+// connection to start waiting, or stop; it reports false for stop.
+func (g *Gate) sleep(d time.Duration, stop <-chan struct{}) bool {
+	var timer <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-g.room:
+	case <-timer:
+	case <-stop:
+		return false
+	}
+	return true
+}
+
 // Admit takes a slot for a connection just accepted, which close closes.
 // If every slot is taken, the connection that has waited longest for a
-// request is closed to make room, or, when every connection is serving a
-// request, Admit waits for one to end. The new connection starts waiting
-// (for its request head). Admit returns nil once stop is closed.
+// request is closed to make room, if it has waited minWait; otherwise
+// Admit waits for one to end or to have waited that long. The new
+// connection starts waiting (for its request head). Admit returns nil
+// once stop is closed.
 func (g *Gate) Admit(close func(), stop <-chan struct{}) *Slot {
 	for {
 		g.mu.Lock()
 		var victim *Slot
 		if g.open-g.evicting >= g.max {
-			victim = g.evictLocked("connections open, the limit")
+			victim = g.evictLocked("connections open, the limit", minWait)
 		}
 		if g.open-g.evicting < g.max {
-			s := &Slot{g: g, close: close}
+			s := &Slot{g: g, close: close, since: time.Now()}
 			g.open++
 			s.elem = g.waiting.PushBack(s)
 			g.mu.Unlock()
@@ -111,11 +141,11 @@ func (g *Gate) Admit(close func(), stop <-chan struct{}) *Slot {
 			}
 			return s
 		}
-		g.sayFullLocked()
+		if g.waiting.Len() == 0 {
+			g.sayFullLocked()
+		}
 		g.mu.Unlock()
-		select {
-		case <-g.room:
-		case <-stop:
+		if !g.sleep(minWait/5, stop) {
 			return nil
 		}
 	}
@@ -125,7 +155,7 @@ func (g *Gate) Admit(close func(), stop <-chan struct{}) *Slot {
 // descriptor back: on accept failing with EMFILE ([IsFDExhausted]).
 func (g *Gate) Shed() {
 	g.mu.Lock()
-	victim := g.evictLocked("accept: too many open files")
+	victim := g.evictLocked("accept: too many open files", 0)
 	g.mu.Unlock()
 	if victim != nil {
 		victim.close()
@@ -133,11 +163,12 @@ func (g *Gate) Shed() {
 }
 
 // evictLocked takes the slot that has waited longest out of the waiting
-// list, logs (at most every logEvery), and returns it for its connection
-// to be closed outside the lock; nil if none waits. g.mu is held.
-func (g *Gate) evictLocked(why string) *Slot {
+// list, if it has waited at least least, logs (at most every logEvery),
+// and returns it for its connection to be closed outside the lock; nil if
+// none may be. g.mu is held.
+func (g *Gate) evictLocked(why string, least time.Duration) *Slot {
 	e := g.waiting.Front()
-	if e == nil {
+	if e == nil || time.Since(e.Value.(*Slot).since) < least {
 		return nil
 	}
 	s := g.waiting.Remove(e).(*Slot)
@@ -181,6 +212,7 @@ func (s *Slot) SetWaiting(waiting bool) {
 	switch {
 	case waiting && s.elem == nil:
 		s.elem = g.waiting.PushBack(s)
+		s.since = time.Now()
 		g.mu.Unlock()
 		g.wake() // the accept loop may wait for one
 		return
