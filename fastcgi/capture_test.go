@@ -40,7 +40,9 @@ func TestCaptureCorpus(t *testing.T) {
 		name  string
 		start func() *peers.Server
 	}{
-		{"nginx", func() *peers.Server { return peerstest.NginxFastCGI(t, peers.NginxFastCGIConfig{Backend: ln.Addr().String()}) }},
+		{"nginx", func() *peers.Server {
+			return peerstest.NginxFastCGI(t, peers.NginxFastCGIConfig{Backend: ln.Addr().String()})
+		}},
 		{"nginx-keepalive", func() *peers.Server {
 			return peerstest.NginxFastCGI(t, peers.NginxFastCGIConfig{Backend: ln.Addr().String(), KeepAlive: 2})
 		}},
