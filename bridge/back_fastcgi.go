@@ -19,6 +19,13 @@ func phpSiteOptions() []Option {
 	}
 }
 
+// readTimeoutOption bounds each wait for an application's answer, as
+// nginx's fastcgi_read_timeout and scgi_read_timeout.
+func readTimeoutOption() Option {
+	return Option{Name: "read_timeout", Type: Duration, Default: "60s",
+		Doc: "longest wait for each read of the application's answer; past it 504 if nothing was sent yet, else the response is cut"}
+}
+
 // fastcgiBackend reaches a FastCGI application that runs on its own
 // (php-fpm, a Go or Perl FastCGI server).
 func fastcgiBackend() Backend {
@@ -28,6 +35,7 @@ func fastcgiBackend() Backend {
 		Options: append([]Option{
 			{Name: "max_conns", Type: PositiveInt, Default: "a connection per request (kept and multiplexed up to the application's FCGI_MAX_CONNS when it allows)",
 				Doc: "connections kept to the application, its worker count (php-fpm's pm.max_children); further requests queue in ferry"},
+			readTimeoutOption(),
 		}, phpSiteOptions()...),
 		Settings: forwardSettings(),
 		build:    buildFastCGI,
@@ -51,6 +59,7 @@ func fastcgiExecBackend() Backend {
 			{Name: "max_requests", Type: PositiveInt, Default: "no limit", Doc: "requests a worker serves before it is replaced (PHP_FCGI_MAX_REQUESTS)"},
 			{Name: "min_workers", Type: PositiveInt, Default: "all workers always run", Doc: "workers kept when idle: scale on demand between this and workers, as php-fpm's pm = ondemand"},
 			{Name: "idle_timeout", Type: Duration, Default: "10s with min_workers", Doc: "how long workers beyond the peak of the last window stay"},
+			readTimeoutOption(),
 		}, phpSiteOptions()...),
 		Settings: append(forwardSettings(), "pass_env", "cgi_kill_grace"),
 		build:    buildFastCGI,
@@ -64,7 +73,7 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 		addr = m.Backend.Path
 	}
 	client := &fastcgi.Client{Network: m.Backend.Network(), Address: addr, Logger: b.logger("fastcgi-client"),
-		QueueTimeout: st.QueueTimeout, MaxConns: o.positive("max_conns")}
+		QueueTimeout: st.QueueTimeout, MaxConns: o.positive("max_conns"), ReadTimeout: o.duration("read_timeout")}
 	var pool *spawn.Pool
 	if m.Backend.Scheme == "fastcgi+exec" {
 		if _, err := os.Stat(m.Backend.Path); err != nil {

@@ -31,6 +31,13 @@ func startFerry(t testing.TB, cfg Config) (string, *testlog.Buffer) {
 // startFerryFronts is startFerry returning the address of every front.
 func startFerryFronts(t testing.TB, cfg Config) ([]string, *testlog.Buffer) {
 	t.Helper()
+	_, addrs, logs := startFerryServer(t, cfg)
+	return addrs, logs
+}
+
+// startFerryServer is startFerryFronts returning the Server too.
+func startFerryServer(t testing.TB, cfg Config) (*Server, []string, *testlog.Buffer) {
+	t.Helper()
 	if len(cfg.Listen) == 0 {
 		a, _ := ParseAddress("http://127.0.0.1:0")
 		cfg.Listen = []Address{a}
@@ -72,7 +79,7 @@ func startFerryFronts(t testing.TB, cfg Config) ([]string, *testlog.Buffer) {
 	if !ok {
 		t.Fatalf("ferry stopped before listening:\n%s", logs)
 	}
-	return as, logs
+	return s, as, logs
 }
 
 // staticRoot writes files (name, content, ...) into a new document root.
