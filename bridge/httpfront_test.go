@@ -538,3 +538,34 @@ func TestHTTPHugeHeaderCountIs431(t *testing.T) {
 		t.Errorf("response %q; want 431", firstLine(out))
 	}
 }
+
+// TestHTTPScriptAnswersBeforeReading: a script that writes its header and
+// then reads its stdin gets the whole body, however slowly it comes.
+// net/http drains and closes a request body still unread when the
+// response's header goes out, so the script's stdin ended there ("http:
+// invalid Read on closed Body") and it answered 200 for part of its input.
+func TestHTTPScriptAnswersBeforeReading(t *testing.T) {
+	leakcheck.Check(t)
+	dir := t.TempDir()
+	writeExec(t, filepath.Join(dir, "count.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nwc -c | tr -d ' '\n")
+	addr, _ := startFerry(t, Config{Mounts: []Mount{mustMount(t, "/cgi-bin/=cgi:"+dir)}})
+	pr, pw := io.Pipe()
+	go func() {
+		for range 6 {
+			pw.Write([]byte("0123456789"))
+			time.Sleep(150 * time.Millisecond)
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", "http://"+addr+"/cgi-bin/count.sh", pr)
+	req.ContentLength = 60
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got := strings.TrimSpace(string(b)); got != "60" {
+		t.Errorf("the script read %s bytes of its stdin; want 60", got)
+	}
+}

@@ -224,6 +224,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s Script, self http.Handler) {
 	h.init()
 	log := h.log(r)
+	// A script may answer before it has read all its stdin, as CGI lets
+	// it; net/http would then drain and close the request body at the
+	// first write of the response, and the script's stdin would end
+	// early. Full duplex keeps the body flowing to it. Other fronts
+	// (FastCGI, SCGI) do not support it and need not.
+	_ = http.NewResponseController(w).EnableFullDuplex() // ErrNotSupported there
 	if s.Root == "" {
 		s.Root = filepath.Dir(s.Filename)
 	}
