@@ -149,7 +149,7 @@ func (l *httpListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	hc := &httpConn{Conn: c, front: l.front}
-	hc.slot = l.gate.Admit(func() { c.Close() }, l.stop)
+	hc.slot = l.gate.Admit(c, l.stop)
 	if hc.slot == nil {
 		c.Close()
 		return nil, net.ErrClosed

@@ -3,6 +3,7 @@ package serving
 import (
 	"container/list"
 	"errors"
+	"io"
 	"sync"
 	"syscall"
 	"time"
@@ -67,7 +68,7 @@ func (g *Gate) Max() int { return g.max }
 // Slot is one connection's place in a Gate.
 type Slot struct {
 	g       *Gate
-	close   func()        // closes the connection
+	conn    io.Closer     // the connection
 	elem    *list.Element // in g.waiting while waiting
 	since   time.Time     // when it began to wait
 	evicted bool
@@ -118,13 +119,13 @@ func (g *Gate) sleep(d time.Duration, stop <-chan struct{}) bool {
 	return true
 }
 
-// Admit takes a slot for a connection just accepted, which close closes.
+// Admit takes a slot for c, a connection just accepted.
 // If every slot is taken, the connection that has waited longest for a
 // request is closed to make room, if it has waited minWait; otherwise
 // Admit waits for one to end or to have waited that long. The new
 // connection starts waiting (for its request head). Admit returns nil
 // once stop is closed.
-func (g *Gate) Admit(close func(), stop <-chan struct{}) *Slot {
+func (g *Gate) Admit(c io.Closer, stop <-chan struct{}) *Slot {
 	for {
 		g.mu.Lock()
 		var victim *Slot
@@ -132,12 +133,12 @@ func (g *Gate) Admit(close func(), stop <-chan struct{}) *Slot {
 			victim = g.evictLocked("connections open, the limit", minWait)
 		}
 		if g.open-g.evicting < g.max {
-			s := &Slot{g: g, close: close, since: time.Now()}
+			s := &Slot{g: g, conn: c, since: time.Now()}
 			g.open++
 			s.elem = g.waiting.PushBack(s)
 			g.mu.Unlock()
 			if victim != nil {
-				victim.close()
+				_ = victim.conn.Close() // an error: it was closed already
 			}
 			return s
 		}
@@ -158,7 +159,7 @@ func (g *Gate) Shed() {
 	victim := g.evictLocked("accept: too many open files", 0)
 	g.mu.Unlock()
 	if victim != nil {
-		victim.close()
+		_ = victim.conn.Close() // an error: it was closed already
 	}
 }
 

@@ -151,7 +151,7 @@ func (s *Server) accept(l net.Listener, g *Gate, stop <-chan struct{}, start fun
 			return err
 		}
 		delay = 0
-		slot := g.Admit(func() { rwc.Close() }, stop)
+		slot := g.Admit(rwc, stop)
 		if slot == nil {
 			rwc.Close()
 			return errClosed
