@@ -41,8 +41,9 @@ const (
 var frontNames = [...]string{"http", "fastcgi", "scgi"}
 
 // floodFerry runs one ferry with an HTTP, a FastCGI and an SCGI front over
-// a static root holding /a ("A").
-func floodFerry(t *testing.T) [3]string {
+// a static root holding /a ("A"), and returns their addresses and what
+// the process holds once it serves, for settled.
+func floodFerry(t *testing.T) ([3]string, leakcheck.Snapshot) {
 	t.Helper()
 	var cfg Config
 	for _, l := range []string{"http://127.0.0.1:0", "fastcgi://127.0.0.1:0", "scgi://127.0.0.1:0"} {
@@ -52,7 +53,8 @@ func floodFerry(t *testing.T) [3]string {
 	cfg.Root = staticRoot(t, "a", "A")
 	cfg.Fronts.HeaderTimeout = floodHeaderTimeout
 	addrs, _ := startFerryFronts(t, cfg)
-	return [3]string(addrs)
+	time.Sleep(100 * time.Millisecond) // every front accepts
+	return [3]string(addrs), leakcheck.Take()
 }
 
 // probe sends one normal request for /a to a front, on a new connection,
@@ -316,9 +318,7 @@ func TestFloodSlowloris(t *testing.T) {
 	}
 	leakcheck.Check(t)
 	raiseFDLimit(8192)
-	addrs := floodFerry(t)
-	time.Sleep(100 * time.Millisecond)
-	base := leakcheck.Take()
+	addrs, base := floodFerry(t)
 	for kind, addr := range addrs {
 		what := "slowloris on " + frontNames[kind]
 		p := startProber(kind, addr)
@@ -361,9 +361,7 @@ func TestFloodIdle(t *testing.T) {
 		n = int(lim-1000) / 2
 		t.Logf("open-file limit %d: %d connections", lim, n)
 	}
-	addrs := floodFerry(t)
-	time.Sleep(100 * time.Millisecond)
-	base := leakcheck.Take()
+	addrs, base := floodFerry(t)
 	for kind, addr := range addrs {
 		what := fmt.Sprintf("%d idle connections on %s", n, frontNames[kind])
 		before := rssKiB()
@@ -392,9 +390,7 @@ func TestFloodHostilePeers(t *testing.T) {
 	}
 	leakcheck.Check(t)
 	raiseFDLimit(8192)
-	addrs := floodFerry(t)
-	time.Sleep(100 * time.Millisecond)
-	base := leakcheck.Take()
+	addrs, base := floodFerry(t)
 
 	t.Run("http smuggling", func(t *testing.T) {
 		p := startProber(frontHTTP, addrs[frontHTTP])

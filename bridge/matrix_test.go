@@ -17,7 +17,6 @@ import (
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
-	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/ferrygw/ferry/scgi"
 	"github.com/rs/zerolog"
 )
@@ -260,34 +259,8 @@ func startMatrixFerry(t *testing.T, listen string, mounts []string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &testlog.Buffer{}
-	log := zerolog.New(logs)
-	cfg.Logger = &log
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- s.Run(ctx, func(ls []net.Listener) { addr <- ls[0].Addr().String() })
-		close(addr)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ferry stopped with %v", err)
-		}
-		if t.Failed() {
-			t.Logf("ferry's log:\n%s", logs)
-		}
-	})
-	a, ok := <-addr
-	if !ok {
-		t.Fatalf("ferry stopped before listening:\n%s", logs)
-	}
-	return a
+	_, addrs, _ := startFerryServer(t, cfg)
+	return addrs[0]
 }
 
 // testLogger logs to t, so that a failing pair shows what the front saw.

@@ -27,11 +27,10 @@ func TestCaptureCorpus(t *testing.T) {
 	if !fuzzcorpus.Capturing() {
 		t.Skip("FERRY_CAPTURE_CORPUS=1 writes the fuzz corpora from real peers")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	rec, err := fuzzcorpus.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &fuzzcorpus.Listener{Listener: ln}
 	srv := &Server{Handler: http.HandlerFunc(echoHandler)}
 	go srv.Serve(rec)
 	defer srv.Close()
@@ -41,25 +40,22 @@ func TestCaptureCorpus(t *testing.T) {
 		start func() *peers.Server
 	}{
 		{"nginx", func() *peers.Server {
-			return peerstest.NginxFastCGI(t, peers.NginxFastCGIConfig{Backend: ln.Addr().String()})
+			return peerstest.NginxFastCGI(t, peers.NginxFastCGIConfig{Backend: rec.Addr().String()})
 		}},
 		{"nginx-keepalive", func() *peers.Server {
-			return peerstest.NginxFastCGI(t, peers.NginxFastCGIConfig{Backend: ln.Addr().String(), KeepAlive: 2})
+			return peerstest.NginxFastCGI(t, peers.NginxFastCGIConfig{Backend: rec.Addr().String(), KeepAlive: 2})
 		}},
 		{"apache", func() *peers.Server {
-			return peerstest.ApacheProxyFCGI(t, peers.ApacheProxyFCGIConfig{Backend: ln.Addr().String(), Prefix: "/"})
+			return peerstest.ApacheProxyFCGI(t, peers.ApacheProxyFCGIConfig{Backend: rec.Addr().String(), Prefix: "/"})
 		}},
 	}
 	for _, f := range fronts {
-		before := len(rec.Reads())
 		p := f.start()
-		must(t, fuzzcorpus.SendRequests(p.URL))
-		p.Stop()
-		time.Sleep(200 * time.Millisecond) // the connections end
-		for i, b := range rec.Reads()[before:] {
-			if len(b) == 0 {
-				continue
-			}
+		reads, err := fuzzcorpus.Through(rec, p.URL, p.Stop)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, b := range reads {
 			name := fmt.Sprintf("%s-%d", f.name, i)
 			must(t, fuzzcorpus.Write("testdata", "FuzzServerConn", name, b))
 			must(t, fuzzcorpus.Write("testdata", "FuzzReader", name, b))

@@ -23,15 +23,14 @@ func TestCaptureCorpus(t *testing.T) {
 	if !fuzzcorpus.Capturing() {
 		t.Skip("FERRY_CAPTURE_CORPUS=1 writes the fuzz corpora from real peers")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	rec, err := fuzzcorpus.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &fuzzcorpus.Listener{Listener: ln}
 	srv := &Server{Handler: http.HandlerFunc(echoHandler)}
 	go srv.Serve(rec)
 	defer srv.Close()
-	addr := ln.Addr().String()
+	addr := rec.Addr().String()
 	for _, f := range []struct {
 		name  string
 		start func() *peers.Server
@@ -40,17 +39,13 @@ func TestCaptureCorpus(t *testing.T) {
 		{"apache", func() *peers.Server { return peerstest.ApacheProxySCGI(t, peers.ApacheProxySCGIConfig{Backend: addr}) }},
 		{"lighttpd", func() *peers.Server { return peerstest.LighttpdSCGI(t, peers.LighttpdSCGIConfig{Backend: addr}) }},
 	} {
-		before := len(rec.Reads())
 		p := f.start()
-		if err := fuzzcorpus.SendRequests(p.URL); err != nil {
+		reads, err := fuzzcorpus.Through(rec, p.URL, p.Stop)
+		if err != nil {
 			t.Fatal(err)
 		}
-		p.Stop()
-		time.Sleep(200 * time.Millisecond)
-		for i, b := range rec.Reads()[before:] {
-			if len(b) > 0 {
-				must(t, fuzzcorpus.Write("testdata", "FuzzReadRequest", fmt.Sprintf("%s-%d", f.name, i), b))
-			}
+		for i, b := range reads {
+			must(t, fuzzcorpus.Write("testdata", "FuzzReadRequest", fmt.Sprintf("%s-%d", f.name, i), b))
 		}
 	}
 

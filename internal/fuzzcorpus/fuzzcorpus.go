@@ -130,3 +130,31 @@ func SendRequests(base string) error {
 	}
 	return nil
 }
+
+// Through sends SendRequests to the web server at url, stops it with stop,
+// and returns what the connections l accepted meanwhile read: what that
+// web server sent.
+func Through(l *Listener, url string, stop func() error) ([][]byte, error) {
+	before := len(l.Reads())
+	if err := SendRequests(url); err != nil {
+		return nil, err
+	}
+	_ = stop()                         // a peer that fails to stop has still sent its requests; its test reports it
+	time.Sleep(200 * time.Millisecond) // the connections end
+	var out [][]byte
+	for _, b := range l.Reads()[before:] {
+		if len(b) > 0 {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+// Listen returns a recording Listener on a free loopback port.
+func Listen() (*Listener, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	return &Listener{Listener: l}, nil
+}

@@ -1,7 +1,6 @@
 package serving
 
 import (
-	"context"
 	"net"
 	"os"
 	"strings"
@@ -22,17 +21,7 @@ func TestGateClosesWaiting(t *testing.T) {
 	leakcheck.Check(t)
 	logs := &testlog.Buffer{}
 	log := zerolog.New(logs)
-	l := listen(t)
-	ls := &lineServer{t: t, l: l, conns: make(chan *lineConn, 16), done: make(chan error, 1)}
-	go func() {
-		ls.done <- ls.s.Serve(l, Config{MaxConns: 3, Protocol: "test", Logger: &log, NewConn: func(rwc net.Conn, ctx context.Context, slot *Slot) Conn {
-			c := newLineConn(rwc, ctx)
-			c.slot = slot
-			ls.conns <- c
-			return c
-		}, Closed: errTestClosed})
-	}()
-	t.Cleanup(func() { ls.s.Close() })
+	ls := startLineServerOn(t, listen(t), Config{MaxConns: 3, Protocol: "test", Logger: &log})
 
 	busy, busyR, _ := ls.dial()
 	send(t, busy, busyR, "begin\n")
@@ -102,16 +91,7 @@ func (l *emfile) Accept() (net.Conn, error) {
 func TestAcceptEMFILE(t *testing.T) {
 	leakcheck.Check(t)
 	ln := &emfile{Listener: listen(t)}
-	ls := &lineServer{t: t, l: ln, conns: make(chan *lineConn, 16), done: make(chan error, 1)}
-	go func() {
-		ls.done <- ls.s.Serve(ln, Config{MaxConns: 8, NewConn: func(rwc net.Conn, ctx context.Context, slot *Slot) Conn {
-			c := newLineConn(rwc, ctx)
-			c.slot = slot
-			ls.conns <- c
-			return c
-		}, Closed: errTestClosed})
-	}()
-	t.Cleanup(func() { ls.s.Close() })
+	ls := startLineServerOn(t, ln, Config{MaxConns: 8})
 	idle, idleR, _ := ls.dial()
 	ln.fail.Store(true)
 	probe, err := net.Dial("tcp", ln.Addr().String())

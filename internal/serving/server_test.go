@@ -94,17 +94,23 @@ type lineServer struct {
 
 func startLineServer(t *testing.T, maxConns int, base func(net.Listener) context.Context) *lineServer {
 	t.Helper()
-	l := listen(t)
+	return startLineServerOn(t, listen(t), Config{MaxConns: maxConns, BaseContext: base})
+}
+
+// startLineServerOn serves the toy protocol on l with cfg (its NewConn and
+// Closed filled in).
+func startLineServerOn(t *testing.T, l net.Listener, cfg Config) *lineServer {
+	t.Helper()
 	ls := &lineServer{t: t, l: l, conns: make(chan *lineConn, 16), done: make(chan error, 1)}
-	go func() {
-		ls.done <- ls.s.Serve(l, Config{MaxConns: maxConns, BaseContext: base, NewConn: func(rwc net.Conn, ctx context.Context, slot *Slot) Conn {
-			c := newLineConn(rwc, ctx)
-			c.slot = slot
-			c.finishing = &ls.finishing
-			ls.conns <- c
-			return c
-		}, Closed: errTestClosed})
-	}()
+	cfg.Closed = errTestClosed
+	cfg.NewConn = func(rwc net.Conn, ctx context.Context, slot *Slot) Conn {
+		c := newLineConn(rwc, ctx)
+		c.slot = slot
+		c.finishing = &ls.finishing
+		ls.conns <- c
+		return c
+	}
+	go func() { ls.done <- ls.s.Serve(l, cfg) }()
 	t.Cleanup(func() { ls.s.Close() })
 	return ls
 }
