@@ -14,10 +14,12 @@ import (
 // an error"; nginx answers 400); it unfolds obs-fold lines (§ 5.2: reject,
 // as nginx does); and it ignores Transfer-Encoding in an HTTP/1.0 request
 // (§ 6.1: the framing is faulty). Everything else net/http gets right
-// (two different Content-Lengths, bare LF, bad chunk sizes: 400 and
-// close), so the framer only needs to stay in step with the messages net/http
-// accepts; where net/http fails a message it also closes the connection,
-// and the framer stops checking ("dead").
+// (two different Content-Lengths: 400 and close; bad chunk sizes or bare
+// LF in chunked framing: the body fails and the connection closes; bare
+// LF in headers: accepted, as § 2.2 allows), so the framer only needs to
+// stay in step with the messages net/http accepts; where net/http fails a
+// message it also closes the connection, and the framer stops checking
+// ("dead"). FuzzHTTP1Framer holds it to net/http's own reader.
 //
 // The framer knows where each body is, so the HTTP front applies its body
 // timeout there and nowhere else. It holds no message: a few bytes of the
