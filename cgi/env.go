@@ -285,11 +285,16 @@ func appendConn(e *envBuf, r *http.Request) {
 // lacks (an SCGI front need only send CONTENT_LENGTH and SCGI), derived from
 // the request as the front described it: its Host and RemoteAddr.
 func appendRequired(e *envBuf, r *http.Request, origin map[string]string) {
+	// A value appendOrigin dropped (NUL, CR or LF in it) is no value.
+	given := func(name string) bool {
+		v, ok := origin[name]
+		return ok && !hasCTL(v)
+	}
 	hostName, hostPort := splitHost(r.Host)
-	if _, ok := origin["SERVER_NAME"]; !ok && hostName != "" && !hasCTL(hostName) {
+	if !given("SERVER_NAME") && hostName != "" && !hasCTL(hostName) {
 		e.add("SERVER_NAME", hostName)
 	}
-	if _, ok := origin["SERVER_PORT"]; !ok {
+	if !given("SERVER_PORT") {
 		switch {
 		case hostPort != "" && isDigits(hostPort):
 			e.add("SERVER_PORT", hostPort)
@@ -299,12 +304,12 @@ func appendRequired(e *envBuf, r *http.Request, origin map[string]string) {
 			e.add("SERVER_PORT", "80")
 		}
 	}
-	if _, ok := origin["REMOTE_ADDR"]; !ok {
+	if !given("REMOTE_ADDR") {
 		if ip, _ := splitHostPort(r.RemoteAddr); ip != "" && !hasCTL(ip) {
 			e.add("REMOTE_ADDR", ip)
 		}
 	}
-	if _, ok := origin["SERVER_PROTOCOL"]; !ok {
+	if !given("SERVER_PROTOCOL") {
 		e.add("SERVER_PROTOCOL", serverProtocol(r))
 	}
 }
