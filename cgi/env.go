@@ -259,7 +259,7 @@ func appendConn(e *envBuf, r *http.Request) {
 	}
 	// § 4.1.15: the port on which the request was received.
 	port := localPort
-	if port == "" {
+	if port == "" && isDigits(hostPort) {
 		port = hostPort
 	}
 	if port == "" {
