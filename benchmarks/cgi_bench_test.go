@@ -89,8 +89,9 @@ var gateways = []gateway{
 		// The same environment net/http/cgi gives: passing LANG (ferry's
 		// default) makes Perl and Python initialise their locale, which
 		// costs more than the whole gateway.
-		h := &cgi.Handler{Logger: &nop, InheritEnv: []string{"PATH"}}
-		srv := httptest.NewServer(&cgi.Dir{Path: dir, Prefix: "/cgi-bin/", Handler: h})
+		h := &cgi.Handler{Settings: cgi.Settings{Logger: &nop}, InheritEnv: []string{"PATH"},
+			Resolver: &cgi.Dir{Path: dir, Prefix: "/cgi-bin/"}}
+		srv := httptest.NewServer(h)
 		tb.Cleanup(srv.Close)
 		return srv.URL
 	}},

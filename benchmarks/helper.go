@@ -71,11 +71,12 @@ func RunHelper(ctx context.Context, args []string) error {
 
 // frontSpec describes the gateway a front helper runs.
 type frontSpec struct {
-	// Kind is "cgi" (ferry's cgi.Handler), "stdcgi" (Go's net/http/cgi),
+	// Kind is "cgi" (ferry's cgi.Handler), "cgi-dir" (a cgi.Handler of a
+	// cgi.Dir: the scripts of Path at Prefix), "stdcgi" (Go's net/http/cgi),
 	// "fastcgi-pool" (a spawn.Pool of Workers processes of Path and
-	// fastcgi.Handler), "fastcgi" (fastcgi.Handler to Network/Address),
-	// "scgi" (scgi.Handler to Network/Address), "scgi-pool" (a spawn.Pool
-	// and scgi.Handler), "gofast" (gofast v0.8.0 to Network/Address) or
+	// fastcgi.NewHandler), "fastcgi" (fastcgi.NewHandler to Network/Address),
+	// "scgi" (scgi.NewHandler to Network/Address), "scgi-pool" (a spawn.Pool
+	// and scgi.NewHandler), "gofast" (gofast v0.8.0 to Network/Address) or
 	// "app" (the Go app as a plain HTTP handler).
 	Kind    string   `json:"kind"`
 	Path    string   `json:"path,omitempty"`
@@ -93,35 +94,46 @@ type frontSpec struct {
 	// MaxConcurrent bounds CGI scripts running at once; zero is ferry's
 	// default.
 	MaxConcurrent int `json:"max_concurrent,omitempty"`
+	// Prefix is the URL path a "cgi-dir" gateway serves Path at, such as
+	// "/cgi-bin/".
+	Prefix string `json:"prefix,omitempty"`
+	// Listen is the front's protocol: "" for HTTP, "fastcgi" for ferry's
+	// FastCGI server (a web server in front of ferry, as in the README's
+	// fcgiwrap replacement).
+	Listen string `json:"listen,omitempty"`
 }
 
 // handler builds the gateway, and a function that stops what it started.
 func (s frontSpec) handler(ctx context.Context) (http.Handler, func(), error) {
 	nop := zerolog.Nop()
-	fcgiScript := func(*http.Request) (cgi.Script, error) {
+	fcgiScript := cgi.ResolverFunc(func(*http.Request) (cgi.Script, error) {
 		return cgi.Script{Name: "/", Filename: s.Script, Root: s.Root}, nil
-	}
+	})
+	settings := cgi.Settings{Logger: &nop}
 	switch s.Kind {
 	case "app":
 		return goApp(), func() {}, nil
 	case "cgi":
-		return &cgi.Handler{Path: s.Path, Args: s.Args, Env: s.Env, InheritEnv: []string{"PATH"},
-			MaxConcurrent: s.MaxConcurrent, Logger: &nop}, func() {}, nil
+		return &cgi.Handler{Path: s.Path, Args: s.Args, Settings: cgi.Settings{Env: s.Env, Logger: &nop}, InheritEnv: []string{"PATH"},
+			MaxConcurrent: s.MaxConcurrent}, func() {}, nil
+	case "cgi-dir":
+		return &cgi.Handler{Resolver: &cgi.Dir{Path: s.Path, Prefix: s.Prefix}, Settings: cgi.Settings{Env: s.Env, Logger: &nop},
+			InheritEnv: []string{"PATH"}, MaxConcurrent: s.MaxConcurrent}, func() {}, nil
 	case "stdcgi":
 		return &stdcgi.Handler{Path: s.Path, Args: s.Args, Env: s.Env, Logger: log.New(io.Discard, "", 0)}, func() {}, nil
 	case "fastcgi":
 		c := &fastcgi.Client{Network: s.Network, Address: s.Address, MaxConns: s.Workers, Logger: &nop}
-		return &fastcgi.Handler{Client: c, Script: fcgiScript, Logger: &nop}, c.CloseIdle, nil
+		return fastcgi.NewHandler(c, fcgiScript, settings), c.CloseIdle, nil
 	case "fastcgi-pool":
 		p, stop, err := s.startPool(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
 		c := &fastcgi.Client{Network: p.Network(), Address: p.Address(), MaxConns: p.Size(), Logger: &nop}
-		return &fastcgi.Handler{Client: c, Script: fcgiScript, Logger: &nop}, func() { c.CloseIdle(); stop() }, nil
+		return fastcgi.NewHandler(c, fcgiScript, settings), func() { c.CloseIdle(); stop() }, nil
 	case "scgi":
 		c := &scgi.Client{Network: s.Network, Address: s.Address, MaxConns: s.Workers, Logger: &nop}
-		return &scgi.Handler{Client: c, Logger: &nop}, func() {}, nil
+		return scgi.NewHandler(c, nil, settings), func() {}, nil
 	case "scgi-pool":
 		p, stop, err := s.startPool(ctx)
 		if err != nil {
@@ -130,7 +142,7 @@ func (s frontSpec) handler(ctx context.Context) (http.Handler, func(), error) {
 		// As many requests at once as workers, as the FastCGI pool's
 		// client has connections.
 		c := &scgi.Client{Network: p.Network(), Address: p.Address(), MaxConns: p.Size(), Logger: &nop}
-		return &scgi.Handler{Client: c, Logger: &nop}, stop, nil
+		return scgi.NewHandler(c, nil, settings), stop, nil
 	case "gofast":
 		factory := gofast.SimpleClientFactory(gofast.SimpleConnFactory(s.Network, s.Address))
 		sess := func(client gofast.Client, req *gofast.Request) (*gofast.ResponsePipe, error) {
@@ -162,8 +174,9 @@ func (s frontSpec) startPool(ctx context.Context) (*spawn.Pool, func(), error) {
 	return p, stop, nil
 }
 
-// runFront serves spec on a loopback port, writes "http://ADDR\n" to out and
-// serves until in reaches EOF or ctx ends.
+// runFront serves spec on a loopback port, writes "http://ADDR\n" (or
+// "fastcgi://ADDR\n" for a FastCGI front) to out and serves until in
+// reaches EOF or ctx ends.
 func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -176,11 +189,26 @@ func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) 
 	if err != nil {
 		return fmt.Errorf("benchmarks: front: %w", err)
 	}
-	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
 	go func() {
 		io.Copy(io.Discard, in) // until the harness closes our stdin or dies
 		cancel()
 	}()
+	if spec.Listen == "fastcgi" {
+		nop := zerolog.Nop()
+		srv := &fastcgi.Server{Handler: h, Logger: &nop}
+		go func() {
+			<-ctx.Done()
+			srv.Close()
+		}()
+		if _, err := fmt.Fprintf(out, "fastcgi://%s\n", l.Addr()); err != nil {
+			return fmt.Errorf("benchmarks: front: %w", err)
+		}
+		if err := srv.Serve(l); err != nil && ctx.Err() == nil {
+			return fmt.Errorf("benchmarks: front: %w", err)
+		}
+		return nil
+	}
+	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
 	go func() {
 		<-ctx.Done()
 		srv.Close()
@@ -237,7 +265,7 @@ func startFront(ctx context.Context, self []string, spec frontSpec) (*front, err
 	case <-ctx.Done():
 	case <-time.After(15 * time.Second):
 	}
-	if !strings.HasPrefix(f.URL, "http://") {
+	if !strings.HasPrefix(f.URL, "http://") && !strings.HasPrefix(f.URL, "fastcgi://") {
 		f.Stop()
 		return nil, fmt.Errorf("benchmarks: front %s did not start: %s", spec.Kind, strings.TrimSpace(errs.String()))
 	}

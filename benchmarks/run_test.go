@@ -19,6 +19,7 @@ import (
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"github.com/ferrygw/ferry/scgi"
 )
 
@@ -235,7 +236,7 @@ func TestTargets(t *testing.T) {
 	// An SCGI application answering with an HTTP status line, as uwsgi does.
 	nph := nphSCGIServer(t, "HTTP/1.1 201 Created\r\nContent-Type: text/plain\r\n\r\n"+helloBody, &seen)
 
-	dir := t.TempDir()
+	dir := testdir.Open(t) // the script runs as www-data when the tests run as root
 	script := filepath.Join(dir, "hello.sh")
 	if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s %s\\n' \"$REQUEST_METHOD\" \"$QUERY_STRING\"\n"), 0o755); err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 
 // scgiTarget sends requests straight to an SCGI application with ferry's
 // scgi.Client, a connection per request (protocol.txt § 2), and reads the
-// answer as scgi.Handler does: a CGI response, or an HTTP status line and
+// answer as scgi.NewHandler does: a CGI response, or an HTTP status line and
 // header (uwsgi). The header block is the same for every request, so it
 // is built once: the load generator's cost per request is the exchange.
 type scgiTarget struct {
@@ -47,7 +47,7 @@ func newSCGITarget(u *url.URL, req Request, conns int) (*scgiTarget, error) {
 		r.Host = h
 	}
 	r.ContentLength = int64(len(req.Body))
-	// As scgi.Handler mounted at "/": the whole path is PATH_INFO, the WSGI
+	// As scgi.NewHandler mounted at "/": the whole path is PATH_INFO, the WSGI
 	// convention.
 	s := cgi.Script{PathInfo: r.URL.Path, Root: req.Root, Filename: req.Script}
 	params, err := cgi.AppendEnv(nil, r, s, cgi.DefaultServerSoftware)
@@ -60,11 +60,11 @@ func newSCGITarget(u *url.URL, req Request, conns int) (*scgiTarget, error) {
 }
 
 func (t *scgiTarget) Do(ctx context.Context) (int, error) {
-	req := &scgi.Request{Params: t.params, ContentLength: int64(len(t.body))}
+	req := &cgi.AppRequest{Params: t.params, ContentLength: int64(len(t.body))}
 	if len(t.body) > 0 {
 		req.Body = bytes.NewReader(t.body)
 	}
-	resp, err := t.client.Do(ctx, req)
+	resp, err := t.client.RoundTrip(ctx, req)
 	if err != nil {
 		return 0, err
 	}

@@ -219,7 +219,7 @@ func newCGITarget(script string, req Request, conns int) (*handlerTarget, error)
 		// and Python set up their locale, which costs more than the gateway.
 		InheritEnv:    []string{"PATH"},
 		MaxConcurrent: conns,
-		Logger:        &nop,
+		Settings:      cgi.Settings{Logger: &nop},
 	}
 	return &handlerTarget{h: h, req: req, target: requestPath(req.Path)}, nil
 }
@@ -291,10 +291,6 @@ func newFastCGITarget(u *url.URL, req Request, conns int) (*handlerTarget, error
 	if req.Script != "" {
 		s.Filename = req.Script
 	}
-	h := &fastcgi.Handler{
-		Client: c,
-		Script: func(*http.Request) (cgi.Script, error) { return s, nil },
-		Logger: &nop,
-	}
+	h := fastcgi.NewHandler(c, cgi.ResolverFunc(func(*http.Request) (cgi.Script, error) { return s, nil }), cgi.Settings{Logger: &nop})
 	return &handlerTarget{h: h, req: req, target: target, closeFn: c.CloseIdle}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/spawn"
 )
@@ -96,17 +97,8 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 		client.MaxConns = pool.Size()
 		b.s.pools = append(b.s.pools, spawned{pool: pool, client: client})
 	}
-	app := &fastcgi.Handler{
-		Client:         client,
-		Prefix:         m.Prefix,
-		Root:           b.s.cfg.Root,
-		Env:            st.Env,
-		ServerSoftware: b.serverSoftware(),
-		MaxRequestBody: st.MaxRequestBody,
-		SpoolMemory:    st.SpoolMemory,
-		TempDir:        st.TempDir,
-		HeaderLimits:   b.scriptHandler().HeaderLimits,
-	}
+	b.stats.watchFastCGI(client, pool)
+	app := fastcgi.NewHandler(client, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway())
 	if pool != nil && pool.IdleTimeout > 0 {
 		app.Busy = pool.Busy
 	}
@@ -116,7 +108,7 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 	// With a document root, a PHP site as nginx + php-fpm serves it:
 	// scripts split at .php, index.php, a front controller, and static
 	// files served here, never by the application.
-	site := &fastcgi.PHPSite{Root: b.s.cfg.Root, Ext: o.str("ext"), Index: o.str("index"), FrontController: "/index.php"}
+	site := &cgi.PHPSite{Root: b.s.cfg.Root, Ext: o.str("ext"), Index: o.str("index"), FrontController: "/index.php"}
 	if o.has("front") {
 		site.FrontController = o.str("front")
 	}
@@ -127,6 +119,25 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 // what [Server.Explain] asks how it maps a path.
 type phpSite struct {
 	http.Handler
-	site *fastcgi.PHPSite
-	app  *fastcgi.Handler
+	site *cgi.PHPSite
+	app  *cgi.Forwarder
+}
+
+// startedPIDs returns the pids of the workers a pool starts with, once
+// they run: Start returns when the first does, and starts the others in
+// the background. It waits for them a second at most, and then returns
+// the pids of those running.
+func startedPIDs(p *spawn.Pool) []int {
+	want := p.Size()
+	if p.IdleTimeout > 0 {
+		want = min(max(p.MinWorkers, 1), want)
+	}
+	deadline := time.Now().Add(time.Second)
+	for {
+		pids := p.PIDs()
+		if len(pids) >= want || time.Now().After(deadline) {
+			return pids
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }

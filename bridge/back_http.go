@@ -153,5 +153,6 @@ func (b *httpBack) fail(w http.ResponseWriter, r *http.Request, err error) {
 		log = &b.log
 	}
 	log.Error().Err(err).Str("backend", b.target.String()).Int("status", status).Msg("http: request to the application failed")
+	cgi.ObserverFrom(r.Context()).Failed(status, err)
 	http.Error(w, http.StatusText(status), status)
 }

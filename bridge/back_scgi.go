@@ -3,6 +3,7 @@ package bridge
 import (
 	"net/http"
 
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/scgi"
 )
 
@@ -29,15 +30,5 @@ func buildSCGI(b *builder, m Mount, o options) (http.Handler, error) {
 	}
 	client := &scgi.Client{Network: m.Backend.Network(), Address: addr, MaxConns: o.positive("max_conns"),
 		QueueTimeout: st.QueueTimeout, ReadTimeout: o.duration("read_timeout"), Logger: b.logger("scgi-client")}
-	return &scgi.Handler{
-		Client:         client,
-		Prefix:         m.Prefix,
-		Root:           b.s.cfg.Root,
-		Env:            st.Env,
-		ServerSoftware: b.serverSoftware(),
-		MaxRequestBody: st.MaxRequestBody,
-		SpoolMemory:    st.SpoolMemory,
-		TempDir:        st.TempDir,
-		HeaderLimits:   b.scriptHandler().HeaderLimits,
-	}, nil
+	return scgi.NewHandler(client, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway()), nil
 }

@@ -44,12 +44,7 @@ func backendFor(name string) (Backend, bool) {
 }
 
 // frontOptions returns the options a front address of scheme sc takes.
-func frontOptions(sc *scheme) []Option {
-	if sc.form == formUnix {
-		return []Option{{Name: "mode", Type: FileMode, Default: "0666 less the umask", Doc: "the socket file's permissions"}}
-	}
-	return nil
-}
+func frontOptions(sc *scheme) []Option { return sc.options }
 
 // checkBackend checks that a can be mounted: a scheme with a kind of back,
 // and options that kind declares.
@@ -68,6 +63,7 @@ type builder struct {
 	s      *Server
 	st     Settings     // the settings of the mount being built
 	static http.Handler // the document root's files, nil without --root
+	stats  *mountStats  // the figures of the mount being built, nil without an admin listener
 	// onRouter holds what needs the finished router: the handlers that
 	// serve local redirects (RFC 3875 § 6.2.2) through every mount.
 	onRouter []func(http.Handler)
@@ -92,9 +88,8 @@ func (b *builder) serverSoftware() string {
 func (b *builder) scriptHandler() *cgi.Handler {
 	st := &b.st
 	return &cgi.Handler{
-		Env:               st.Env,
+		Settings:          b.gateway(),
 		InheritEnv:        st.inheritEnv(),
-		ServerSoftware:    b.serverSoftware(),
 		PassAuthorization: st.PassAuthorization,
 		DocumentRoot:      b.s.cfg.Root,
 		Timeout:           st.ScriptTimeout,
@@ -102,11 +97,27 @@ func (b *builder) scriptHandler() *cgi.Handler {
 		MaxConcurrent:     st.MaxConcurrent,
 		MaxQueue:          st.MaxQueue,
 		QueueTimeout:      st.QueueTimeout,
-		MaxRequestBody:    st.MaxRequestBody,
-		SpoolMemory:       st.SpoolMemory,
-		TempDir:           st.TempDir,
-		HeaderLimits:      cgi.HeaderLimits{MaxLine: st.MaxHeaderLine},
-		Logger:            &b.s.log,
+		User:              st.User,
+		Group:             st.Group,
+		KeepBackground:    st.KeepBackground,
+		RLimitCPU:         max(st.RLimitCPU, 0),
+		RLimitAS:          st.RLimitAS,
+		RLimitNProc:       st.RLimitNProc,
+		RLimitNoFile:      st.RLimitNoFile,
+		MaxOutput:         st.MaxOutput,
+	}
+}
+
+// gateway returns the settings every request to a script or an
+// application of the mount shares.
+func (b *builder) gateway() cgi.Settings {
+	st := &b.st
+	return cgi.Settings{
+		Env:            st.Env,
+		ServerSoftware: b.serverSoftware(),
+		BodyLimits:     cgi.BodyLimits{Max: st.MaxRequestBody, Memory: st.SpoolMemory, TempDir: st.TempDir},
+		HeaderLimits:   cgi.HeaderLimits{MaxLine: st.MaxHeaderLine},
+		Logger:         &b.s.log,
 	}
 }
 

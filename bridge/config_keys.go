@@ -25,7 +25,10 @@ type Key struct {
 	// ([Backend].Settings).
 	Table string
 	// Flag is the ferry serve flag that sets it, or "" when only a file
-	// can.
+	// can. Two keys share a flag when one value says both: a Bool key,
+	// then a key of any other type, which takes the flag's values that are
+	// not true or false and turns the Bool on (access_log and
+	// access_log_file: --access-log=false, --access-log FILE).
 	Flag string
 
 	cfg func(*Config) any   // the field, for keys outside [defaults]
@@ -68,6 +71,14 @@ func Keys() []Key {
 			Doc: "log level: debug, info, warn, error"}, "log-level", func(c *Config) any { return &c.Log.Level }),
 		cfgKey("log", Option{Name: "access_log", Type: Bool, Default: "true",
 			Doc: "log one line per request"}, "access-log", func(c *Config) any { return &c.AccessLog }),
+		cfgKey("log", Option{Name: "access_log_file", Type: String, Default: "none: standard error",
+			Doc: "the file the access log is appended to; SIGUSR1 reopens it (logrotate)"}, "access-log", func(c *Config) any { return &c.AccessLogFile }),
+		cfgKey("log", Option{Name: "access_log_format", Type: String, Values: []string{"auto", "json", "console", "combined"}, Default: "auto",
+			Doc: "access log format: json, console, combined (Apache's), or auto (the process log's lines; json in a file)"},
+			"access-log-format", func(c *Config) any { return &c.AccessLogFormat }),
+		cfgKey("log", Option{Name: "request_id_header", Type: HeaderName, Default: DefaultRequestIDHeader,
+			Doc: "header a request's ID comes in (kept if printable and at most 128 bytes, else replaced), goes on to the application in, and is answered in"},
+			"request-id-header", func(c *Config) any { return &c.RequestIDHeader }),
 
 		setting(Option{Name: "env", Type: Env, Default: "none",
 			Doc: "KEY=VALUE given to every script, worker and application"}, "env", func(s *Settings) any { return &s.Env }),
@@ -79,6 +90,22 @@ func Keys() []Key {
 			Doc: "wall-clock limit per script (0 or less: none)"}, "cgi-timeout", func(s *Settings) any { return &s.ScriptTimeout }),
 		setting(Option{Name: "cgi_kill_grace", Type: Duration, Default: "3s",
 			Doc: "time between SIGTERM and SIGKILL for a script or worker being stopped"}, "cgi-kill-grace", func(s *Settings) any { return &s.KillGrace }),
+		setting(Option{Name: "cgi_user", Type: String, Default: "ferry's own user; as root, www-data (else nobody): root must be written out",
+			Doc: "user scripts run as, a name or uid"}, "cgi-user", func(s *Settings) any { return &s.User }),
+		setting(Option{Name: "cgi_group", Type: String, Default: "the user's primary group",
+			Doc: "group scripts run as, a name or gid"}, "cgi-group", func(s *Settings) any { return &s.Group }),
+		setting(Option{Name: "cgi_keep_background", Type: Bool, Default: "false",
+			Doc: "let processes a script leaves in the background outlive its request"}, "cgi-keep-background", func(s *Settings) any { return &s.KeepBackground }),
+		setting(Option{Name: "cgi_rlimit_cpu", Type: Timeout, Default: "0: no limit",
+			Doc: "CPU time per script process, whole seconds, as Apache's RLimitCPU"}, "cgi-rlimit-cpu", func(s *Settings) any { return &s.RLimitCPU }),
+		setting(Option{Name: "cgi_rlimit_as", Type: Size, Default: "0: no limit",
+			Doc: "address space per script process, such as 512M, as Apache's RLimitMEM"}, "cgi-rlimit-as", func(s *Settings) any { return &s.RLimitAS }),
+		setting(Option{Name: "cgi_rlimit_nproc", Type: Count, Default: "0: no limit",
+			Doc: "processes of the scripts' user, as Apache's RLimitNPROC (root is not bound)"}, "cgi-rlimit-nproc", func(s *Settings) any { return &s.RLimitNProc }),
+		setting(Option{Name: "cgi_rlimit_nofile", Type: Count, Default: "0: ferry's own limit",
+			Doc: "open files per script process"}, "cgi-rlimit-nofile", func(s *Settings) any { return &s.RLimitNoFile }),
+		setting(Option{Name: "cgi_max_output", Type: Size, Default: "0: no limit",
+			Doc: "largest response body a script may send; past it the response is cut, visibly"}, "cgi-max-output", func(s *Settings) any { return &s.MaxOutput }),
 		setting(Option{Name: "cgi_max_concurrent", Type: Count, Default: "0: 4 per CPU",
 			Doc: "scripts running at once per mount (0: 4 per CPU)"}, "cgi-max-concurrent", func(s *Settings) any { return &s.MaxConcurrent }),
 		setting(Option{Name: "cgi_max_queue", Type: Count, Default: "1024",
@@ -111,6 +138,7 @@ func lookupKey(table, name string) (Key, bool) {
 func DefaultSettings() Settings {
 	return Settings{
 		ScriptTimeout:  cgi.DefaultTimeout,
+		RLimitCPU:      -1, // none: a Timeout key keeps "0 or less" as -1
 		KillGrace:      cgi.DefaultKillGrace,
 		MaxQueue:       cgi.DefaultMaxQueue,
 		QueueTimeout:   cgi.DefaultQueueTimeout,
@@ -129,6 +157,8 @@ func DefaultConfig() Config {
 		RootSymlinks:    "off",
 		ShutdownTimeout: DefaultShutdownTimeout,
 		AccessLog:       true,
+		AccessLogFormat: "auto",
+		RequestIDHeader: DefaultRequestIDHeader,
 		Log:             LogConfig{Format: "auto", Level: "info"},
 	}
 }
@@ -267,6 +297,9 @@ func setValue(o Option, p any, vals []string) error {
 	case *string:
 		if strings.ContainsRune(v, 0) {
 			return fmt.Errorf("want %s without NUL", o.Type)
+		}
+		if o.Type == HeaderName && !validHeaderName(v) {
+			return fmt.Errorf("want %s", o.Type)
 		}
 		*p = v
 	case *bool:
@@ -433,7 +466,7 @@ func parseAdmin(s string) (Address, error) {
 	if a.Path != "" && sc.form == formHostPort {
 		return Address{}, fmt.Errorf("the admin listener takes no path; its paths are /metrics, /status, /healthz, /readyz")
 	}
-	if _, err := checkOptions(a.Query, frontOptions(sc), schemeNames(func(s *scheme) bool { return s == sc })+" (as the admin listener)"); err != nil {
+	if err := checkFrontOptions(a, sc, " (as the admin listener)"); err != nil {
 		return Address{}, err
 	}
 	return a, nil

@@ -23,7 +23,7 @@ var badConfigs = []struct {
 	{"misspelt mount option", "[mount.\"/\"]\nbackend = \"fastcgi://127.0.0.1:9000\"\n\nmax_con = 4\n", `f.toml:4: mount."/".max_con: unknown key (did you mean max_conns?)`},
 	{"listen not a list", "listen = \"http://127.0.0.1:8080\"\n", `f.toml:1: listen: want a list of addresses, not "http://127.0.0.1:8080"`},
 	{"listen no scheme", "listen = [\"127.0.0.1:8080\"]\n", "f.toml:1: listen: no scheme; did you mean http://127.0.0.1:8080 (or fastcgi://, scgi://)?"},
-	{"listen back only", "listen = [\"fastcgi+exec:/bin/true\"]\n", "f.toml:1: listen: ferry listens on http://, fastcgi://, fastcgi+unix://, scgi://, scgi+unix://, cgi:, fastcgi+fd://, http+fd://, scgi+fd://"},
+	{"listen back only", "listen = [\"fastcgi+exec:/bin/true\"]\n", "f.toml:1: listen: ferry listens on http://, https://, fastcgi://, fastcgi+unix://, scgi://, scgi+unix://, cgi:, fastcgi+fd://, http+fd://, scgi+fd://"},
 	{"two listens one bad", "listen = [\"http://127.0.0.1:1\", \"scgi+unix://rel.sock\"]\n", `f.toml:1: listen: "scgi+unix://rel.sock": want scgi+unix:///path/to.sock (three slashes)`},
 	{"bad unix mode", "listen = [\"scgi+unix:///tmp/x.sock?mode=999\"]\n", `f.toml:1: listen: mode="999": want an octal mode such as 0660`},
 	{"admin is a front scheme", "admin = \"fastcgi://127.0.0.1:2020\"\n", "f.toml:1: admin: the admin listener takes http://, unix://"},
@@ -45,9 +45,9 @@ var badConfigs = []struct {
 	{"mount prefix", "[mount.cgi-bin]\nbackend = \"cgi:/srv\"\n", "f.toml:1: mount.cgi-bin: a mount prefix starts with /"},
 	{"mount no backend", "[mount.\"/x/\"]\nmax_conns = 1\n", `f.toml:1: mount."/x/": no backend; want backend = "ADDRESS", such as "cgi:/usr/lib/cgi-bin" or "fastcgi://127.0.0.1:9000"`},
 	{"mount backend number", "[mount.\"/x/\"]\nbackend = 9000\n", `f.toml:2: mount."/x/".backend: want an address, not the number 9000`},
-	{"mount backend scheme", "[mount.\"/x/\"]\nbackend = \"gopher://h:70\"\n", `f.toml:2: mount."/x/".backend: unknown scheme "gopher"; want http://, fastcgi://, fastcgi+unix://, fastcgi+exec:, scgi://, scgi+unix://, cgi:, fastcgi+fd://, http+fd://, scgi+fd://, unix://`},
+	{"mount backend scheme", "[mount.\"/x/\"]\nbackend = \"gopher://h:70\"\n", `f.toml:2: mount."/x/".backend: unknown scheme "gopher"; want http://, https://, fastcgi://, fastcgi+unix://, fastcgi+exec:, scgi://, scgi+unix://, cgi:, fastcgi+fd://, http+fd://, scgi+fd://, unix://`},
 	{"mount backend front", "[mount.\"/x/\"]\nbackend = \"fastcgi+fd://0\"\n", `f.toml:2: mount."/x/".backend: fastcgi+fd is not a backend; ferry's backends are http://, fastcgi://, fastcgi+unix://, fastcgi+exec:, scgi://, scgi+unix://, cgi:`},
-	{"mount option in address", "[mount.\"/x/\"]\nbackend = \"cgi:/srv?bogus=1\"\n", `f.toml:2: mount."/x/".backend: unknown option "bogus"; cgi: takes from`},
+	{"mount option in address", "[mount.\"/x/\"]\nbackend = \"cgi:/srv?bogus=1\"\n", `f.toml:2: mount."/x/".backend: unknown option "bogus"; cgi: takes symlinks, from`},
 	{"mount option twice", "[mount.\"/x/\"]\nbackend = \"scgi://127.0.0.1:4000?max_conns=2\"\nmax_conns = 3\n", `f.toml:3: mount."/x/".max_conns: given in the backend address too`},
 	{"mount option type", "[mount.\"/x/\"]\nbackend = \"scgi://127.0.0.1:4000\"\nmax_conns = \"3\"\n", `f.toml:3: mount."/x/".max_conns: want a positive number, not "3"`},
 	{"mount option zero", "[mount.\"/x/\"]\nbackend = \"scgi://127.0.0.1:4000\"\nmax_conns = 0\n", `f.toml:3: mount."/x/".max_conns: want a positive number, not the number 0`},
@@ -229,7 +229,7 @@ backend = "cgi:`+dir+`"
 	}
 	timeouts := map[string]time.Duration{}
 	for _, r := range srv.rt.routes {
-		timeouts[r.prefix] = r.handler.(*cgi.Dir).Handler.Timeout
+		timeouts[r.prefix] = r.handler.(*cgi.Handler).Timeout
 	}
 	if timeouts["/slow/"] != 5*time.Minute || timeouts["/fast/"] != 30*time.Second {
 		t.Errorf("handler timeouts %v; want /slow/ 5m and /fast/ 30s", timeouts)

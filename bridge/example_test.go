@@ -19,6 +19,9 @@ func Example() {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil { // scripts may run as another user (www-data when ferry is root)
+		panic(err)
+	}
 	script := "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n%s %s\\n' \"$SCRIPT_NAME\" \"$PATH_INFO\"\n"
 	if err := os.WriteFile(filepath.Join(dir, "hello.sh"), []byte(script), 0o755); err != nil {
 		panic(err)

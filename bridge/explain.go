@@ -3,15 +3,12 @@ package bridge
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"net/http/httputil"
 	"path/filepath"
 	"strings"
 
 	"github.com/ferrygw/ferry/cgi"
-	"github.com/ferrygw/ferry/fastcgi"
-	"github.com/ferrygw/ferry/scgi"
 )
 
 // Explanation says what ferry would do with a request, found by the same
@@ -75,29 +72,39 @@ func (s *Server) resolve(e *Explanation, h http.Handler, r *http.Request) {
 	var env []string
 	script := false // a CGI script, run by cgi.Handler
 	switch h := h.(type) {
-	case *cgi.Dir:
-		e.Kind = "a CGI script of " + h.Path + " (ScriptAlias semantics)"
-		sc, status := h.Script(r)
-		if status != http.StatusOK {
-			e.Status, e.Reason = status, "no script for "+r.URL.Path+" in "+h.Path+": missing, not executable, a directory, or outside it"
+	case *cgi.Handler:
+		switch res := h.Resolver.(type) {
+		case *cgi.Dir:
+			e.Kind = "a CGI script of " + res.Path + " (ScriptAlias semantics)"
+			sc, err := res.Resolve(r)
+			if err != nil {
+				e.Status, e.Reason = scriptStatus(err), "no script for "+r.URL.Path+" in "+res.Path+": missing, not executable, a directory, or outside it"
+				return
+			}
+			e.Script = sc
+		case *cgi.FilenameDir:
+			e.Kind = "a CGI script of " + strings.Join(res.Roots, ", ") + ", named by the front web server"
+			e.Reason = "the script is the SCRIPT_FILENAME the front web server sends, if it lies under " + strings.Join(res.Roots, ", ") + "; a plain HTTP request gets 500"
+			return
+		case nil:
+			e.Kind = "the CGI script " + h.Path
+			sc, err := cgi.Mount{Prefix: h.ScriptName, Filename: h.Path, Root: h.DocumentRoot}.Resolve(r)
+			if err != nil {
+				e.Status, e.Reason = scriptStatus(err), err.Error()
+				return
+			}
+			e.Script = sc
+		default:
+			e.Reason = fmt.Sprintf("ferry cannot explain a %T", res)
 			return
 		}
-		e.Script, env, script = sc, cgiExtra(h.Handler), true
-	case *cgi.Handler:
-		e.Kind = "the CGI script " + h.Path
-		e.Script = cgi.PrefixScript(r, h.ScriptName, h.DocumentRoot)
-		e.Script.Filename = h.Path
 		env, script = cgiExtra(h), true
-	case *cgi.FilenameDir:
-		e.Kind = "a CGI script of " + strings.Join(h.Roots, ", ") + ", named by the front web server"
-		e.Reason = "the script is the SCRIPT_FILENAME the front web server sends, if it lies under " + strings.Join(h.Roots, ", ") + "; a plain HTTP request gets 500"
-		return
 	case *phpSite:
 		e.Kind = "a PHP site under " + h.site.Root + " (scripts split at " + orDefault(h.site.Ext, ".php") + ", as nginx + php-fpm do)"
-		sc, err := h.site.Script(r)
+		sc, err := h.site.Resolve(r)
 		if err != nil {
 			e.Status, e.Reason = scriptStatus(err), err.Error()
-			if errors.Is(err, fs.ErrNotExist) && s.rt.static != nil {
+			if e.Status == http.StatusNotFound && s.rt.static != nil {
 				if st, why := staticStatus(s.rt.static, r); st != http.StatusNotFound {
 					e.Kind = "a static file under " + s.cfg.Root + " (never sent to the application)"
 					e.Status, e.Reason = st, why
@@ -106,12 +113,14 @@ func (s *Server) resolve(e *Explanation, h http.Handler, r *http.Request) {
 			return
 		}
 		e.Script, env = sc, h.app.Env
-	case *fastcgi.Handler:
-		e.Kind = "a FastCGI application (SCRIPT_NAME is the prefix)"
-		e.Script, env = cgi.PrefixScript(r, h.Prefix, h.Root), h.Env
-	case *scgi.Handler:
-		e.Kind = "an SCGI application (SCRIPT_NAME is the prefix)"
-		e.Script, env = cgi.PrefixScript(r, h.Prefix, h.Root), h.Env
+	case *cgi.Forwarder:
+		e.Kind = "a " + map[string]string{"fastcgi": "FastCGI", "scgi": "SCGI"}[h.Name] + " application (SCRIPT_NAME is the prefix)"
+		sc, err := h.Resolver.Resolve(r)
+		if err != nil {
+			e.Status, e.Reason = scriptStatus(err), err.Error()
+			return
+		}
+		e.Script, env = sc, h.Env
 	case *httpBack:
 		e.Kind = "an HTTP application, through ferry's reverse proxy"
 		out := r.Clone(r.Context())
@@ -154,14 +163,12 @@ func cgiExtra(h *cgi.Handler) []string {
 	return append(cgi.InheritedEnv(h.InheritEnv), h.Env...)
 }
 
-// scriptStatus is the status cgi.Forwarding answers with when finding the
-// script failed with err.
+// scriptStatus is the status ferry answers with when finding the script
+// failed with err: the resolver's status error, else 404.
 func scriptStatus(err error) int {
-	switch {
-	case errors.Is(err, fs.ErrPermission):
-		return http.StatusForbidden
-	case errors.Is(err, cgi.ErrInvalidMetaVariable):
-		return http.StatusBadRequest
+	var se *cgi.StatusError
+	if errors.As(err, &se) {
+		return se.Status
 	}
 	return http.StatusNotFound
 }

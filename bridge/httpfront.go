@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log"
@@ -70,6 +71,7 @@ func timeoutOr(d, def time.Duration) time.Duration {
 // and send timeouts, and the framing checks ([http1Framer]).
 type httpFront struct {
 	srv                      *http.Server
+	handler                  http.Handler
 	log                      zerolog.Logger
 	bodyTimeout, sendTimeout time.Duration
 	maxConns                 int
@@ -78,6 +80,7 @@ type httpFront struct {
 // newHTTPFront configures the http.Server serving h on the HTTP fronts.
 func newHTTPFront(h http.Handler, lim FrontLimits, base func(net.Listener) context.Context, l zerolog.Logger) *httpFront {
 	f := &httpFront{
+		handler:     h,
 		log:         l.With().Str("component", "http").Logger(),
 		bodyTimeout: timeoutOr(lim.BodyTimeout, DefaultBodyTimeout),
 		sendTimeout: timeoutOr(lim.SendTimeout, DefaultSendTimeout),
@@ -87,7 +90,7 @@ func newHTTPFront(h http.Handler, lim FrontLimits, base func(net.Listener) conte
 		f.maxConns = serving.FDBound(DefaultHTTPMaxConns)
 	}
 	f.srv = &http.Server{
-		Handler:           h,
+		Handler:           http.HandlerFunc(f.serveHTTP),
 		ReadHeaderTimeout: timeoutOr(lim.HeaderTimeout, DefaultHeaderTimeout),
 		IdleTimeout:       DefaultIdleTimeout,
 		BaseContext:       base,
@@ -103,17 +106,60 @@ func newHTTPFront(h http.Handler, lim FrontLimits, base func(net.Listener) conte
 	return f
 }
 
-// serve serves HTTP on l until the server shuts down.
+// serve serves HTTP on l until the server shuts down. On an https://
+// front (a *tlsListener), the connection bound and the send timeout apply
+// below TLS, from the handshake on, and the framing checks and the body
+// timeout above it, on what the client sends over HTTP/1.1 (an HTTP/2
+// connection has no HTTP/1 framing to check).
 func (f *httpFront) serve(l net.Listener) error {
-	return f.srv.Serve(&httpListener{Listener: l, front: f, gate: serving.NewGate(f.maxConns, "http", &f.log), stop: make(chan struct{})})
+	ctx, cancel := context.WithCancel(context.Background())
+	hl := &httpListener{Listener: l, front: f, gate: serving.NewGate(f.maxConns, "http", &f.log), ctx: ctx, cancel: cancel}
+	if tl, ok := l.(*tlsListener); ok {
+		hl.Listener, hl.tls = tl.Listener, tl.config
+		hl.ready, hl.failed = make(chan net.Conn), make(chan error, 1)
+	}
+	return f.srv.Serve(hl)
+}
+
+// serveHTTP is the front's handler: an HTTP/1.1 request over TLS gets its
+// connection's TLS state, which net/http sets only on the connections it
+// sees as *tls.Conn (the front hands it an httpConn above TLS), so that a
+// script sees HTTPS=on.
+func (f *httpFront) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.TLS == nil {
+		if c, _ := r.Context().Value(httpConnKey{}).(*httpConn); c != nil && c.tlsState != nil {
+			r = r.WithContext(r.Context()) // a shallow copy: the server's request is not ours to change
+			r.TLS = c.tlsState
+		}
+	}
+	f.handler.ServeHTTP(w, r)
+}
+
+// frontConn returns the front's connection of c, as net/http has it: c
+// itself, or the one below TLS of an HTTP/2 connection.
+func frontConn(c net.Conn) *httpConn {
+	switch c := c.(type) {
+	case *httpConn:
+		return c
+	case *tls.Conn:
+		hc, _ := c.NetConn().(*httpConn)
+		return hc
+	}
+	return nil
 }
 
 // connState keeps the connection's place in its Gate up to date: it waits
 // (and may be closed for a new connection) while net/http waits for a
-// request head, and serves from the moment the head is in.
+// request head, and serves from the moment the head is in. An HTTP/2
+// connection serves from its handshake on: net/http reports no states of
+// its streams.
 func (f *httpFront) connState(c net.Conn, st http.ConnState) {
-	hc, ok := c.(*httpConn)
-	if !ok {
+	hc := frontConn(c)
+	if hc == nil {
+		return
+	}
+	if _, h2 := c.(*tls.Conn); h2 {
+		hc.slot.SetWaiting(false)
 		return
 	}
 	switch st {
@@ -127,18 +173,59 @@ func (f *httpFront) connState(c net.Conn, st http.ConnState) {
 	}
 }
 
+// tlsListener is an https:// front's listener. It accepts as
+// tls.NewListener's does, and keeps the plain listener and the
+// configuration for the HTTP front, which puts TLS between its own two
+// layers (see [httpFront.serve]).
+type tlsListener struct {
+	net.Listener
+	config *tls.Config
+}
+
+// Accept accepts a connection and returns its TLS server side.
+func (l *tlsListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return tls.Server(c, l.config), nil
+}
+
 // httpListener gives each connection a place in the front's Gate and
-// wraps it in an httpConn.
+// wraps it in an httpConn. On an https:// front, connections are handed
+// to net/http once their handshake is done, each done in its own
+// goroutine so that a slow one holds up no other.
 type httpListener struct {
 	net.Listener
 	front     *httpFront
 	gate      *serving.Gate
-	stop      chan struct{}
+	ctx       context.Context // ended by Close
+	cancel    context.CancelFunc
+	tls       *tls.Config   // nil: plain HTTP
+	ready     chan net.Conn // connections past their handshake
+	failed    chan error    // the error that ended the accept loop
+	startTLS  sync.Once
 	closeOnce sync.Once
 }
 
 func (l *httpListener) Accept() (net.Conn, error) {
-	if !l.gate.Wait(l.stop) {
+	if l.tls == nil {
+		return l.accept()
+	}
+	l.startTLS.Do(func() { go l.acceptTLS() })
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case err := <-l.failed:
+		return nil, err
+	case <-l.ctx.Done():
+		return nil, net.ErrClosed
+	}
+}
+
+// accept waits for a place in the Gate and accepts a connection.
+func (l *httpListener) accept() (*httpConn, error) {
+	if !l.gate.Wait(l.ctx.Done()) {
 		return nil, net.ErrClosed
 	}
 	c, err := l.Listener.Accept()
@@ -149,7 +236,7 @@ func (l *httpListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	hc := &httpConn{Conn: c, front: l.front}
-	hc.slot = l.gate.Admit(c, l.stop)
+	hc.slot = l.gate.Admit(c, l.ctx.Done())
 	if hc.slot == nil {
 		c.Close()
 		return nil, net.ErrClosed
@@ -157,8 +244,63 @@ func (l *httpListener) Accept() (net.Conn, error) {
 	return hc, nil
 }
 
+// acceptTLS is the accept loop of an https:// front: it starts each
+// connection's handshake, and backs off from temporary failures as
+// net/http does (5 ms, doubling up to 1 s).
+func (l *httpListener) acceptTLS() {
+	var delay time.Duration
+	for {
+		c, err := l.accept()
+		if err != nil {
+			var ne net.Error
+			if serving.IsFDExhausted(err) || (errors.As(err, &ne) && ne.Timeout()) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				select {
+				case <-time.After(delay):
+					continue
+				case <-l.ctx.Done():
+					return
+				}
+			}
+			l.failed <- err // buffered: the loop sends once
+			return
+		}
+		delay = 0
+		go l.handshake(c)
+	}
+}
+
+// handshake does c's TLS handshake, within the header timeout, and hands
+// the connection to net/http: an HTTP/2 one as the *tls.Conn, which
+// net/http serves with its HTTP/2 server, an HTTP/1.1 one in an httpConn
+// of its own that checks what comes over TLS.
+func (l *httpListener) handshake(c *httpConn) {
+	c.fr.dead = true // TLS records: the checks apply above TLS
+	tc := tls.Server(c, l.tls)
+	ctx := l.ctx
+	if d := l.front.srv.ReadHeaderTimeout; d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	if err := tc.HandshakeContext(ctx); err != nil {
+		l.front.log.Info().Err(err).Str("remote", c.RemoteAddr().String()).Msg("http: TLS handshake failed")
+		tc.Close()
+		return
+	}
+	var hc net.Conn = tc
+	if st := tc.ConnectionState(); st.NegotiatedProtocol != "h2" {
+		hc = &httpConn{Conn: tc, front: l.front, slot: c.slot, tlsState: &st}
+	}
+	select {
+	case l.ready <- hc:
+	case <-l.ctx.Done():
+		hc.Close()
+	}
+}
+
 func (l *httpListener) Close() error {
-	l.closeOnce.Do(func() { close(l.stop) })
+	l.closeOnce.Do(l.cancel)
 	return l.Listener.Close()
 }
 
@@ -172,8 +314,9 @@ type httpConnKey struct{}
 // the earlier of its deadline and the connection's own applies.
 type httpConn struct {
 	net.Conn
-	front *httpFront
-	slot  *serving.Slot
+	front    *httpFront
+	slot     *serving.Slot
+	tlsState *tls.ConnectionState // an HTTP/1.1 connection over TLS: its state, for requests; else nil
 
 	// Owned by the reader (net/http reads from one goroutine at a time).
 	fr     http1Framer

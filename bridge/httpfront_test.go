@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/rs/zerolog"
 )
@@ -42,44 +42,11 @@ func startFerryServer(t testing.TB, cfg Config) (*Server, []string, *testlog.Buf
 		a, _ := ParseAddress("http://127.0.0.1:0")
 		cfg.Listen = []Address{a}
 	}
-	logs := &testlog.Buffer{}
-	log := zerolog.New(logs)
-	cfg.Logger = &log
 	cfg.AccessLog = true
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 5 * time.Second
 	}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrs := make(chan []string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- s.Run(ctx, func(ls []net.Listener) {
-			var as []string
-			for _, l := range ls {
-				as = append(as, l.Addr().String())
-			}
-			addrs <- as
-		})
-		close(addrs)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ferry stopped with %v", err)
-		}
-		if t.Failed() {
-			t.Logf("ferry's log:\n%s", logs)
-		}
-	})
-	as, ok := <-addrs
-	if !ok {
-		t.Fatalf("ferry stopped before listening:\n%s", logs)
-	}
-	return s, as, logs
+	return runFerryFronts(t, cfg)
 }
 
 // staticRoot writes files (name, content, ...) into a new document root.
@@ -225,7 +192,7 @@ func TestHTTPBodyNeverComes(t *testing.T) {
 // aborted with 499, never as a 200 with 0 bytes.
 func TestHTTPAbortedUpload(t *testing.T) {
 	leakcheck.Check(t)
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "read.sh"), "#!/bin/sh\ncat >/dev/null\nprintf 'Content-Type: text/plain\\n\\nread\\n'\n")
 	m, err := ParseMount("/cgi-bin/=cgi:" + dir)
 	if err != nil {
@@ -490,7 +457,7 @@ func TestFrontKeys(t *testing.T) {
 // 431)".
 func TestHTTPHugeHeaderCountIs431(t *testing.T) {
 	leakcheck.Check(t)
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "env.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nran\\n'\n")
 	m, _ := ParseMount("/cgi-bin/=cgi:" + dir)
 	addr, _ := startFerry(t, Config{Mounts: []Mount{m}})
@@ -517,7 +484,7 @@ func TestHTTPHugeHeaderCountIs431(t *testing.T) {
 // invalid Read on closed Body") and it answered 200 for part of its input.
 func TestHTTPSlowBody(t *testing.T) {
 	leakcheck.Check(t)
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "read-first.sh"), "#!/bin/sh\nn=$(wc -c | tr -d ' ')\nprintf 'Content-Type: text/plain\\n\\n%s\\n' \"$n\"\n")
 	writeExec(t, filepath.Join(dir, "answer-first.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nwc -c | tr -d ' '\n")
 	addr, _ := startFerry(t, Config{Mounts: []Mount{mustMount(t, "/cgi-bin/=cgi:"+dir)}, Fronts: FrontLimits{BodyTimeout: 400 * time.Millisecond}})

@@ -17,14 +17,17 @@ import (
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/internal/testdir"
+	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/ferrygw/ferry/scgi"
 	"github.com/rs/zerolog"
 )
 
-// The front x back matrix: every way a request can reach ferry (HTTP, a web
-// server speaking FastCGI or SCGI to it, a web server running it as a CGI
-// program) against every kind of application it can reach (a cgi-bin,
-// FastCGI over TCP, FastCGI workers it spawns, SCGI, HTTP): twenty pairs.
+// The front x back matrix: every way a request can reach ferry (HTTP, HTTPS
+// over HTTP/2, a web server speaking FastCGI or SCGI to it, a web server
+// running it as a CGI program) against every kind of application it can
+// reach (a cgi-bin, FastCGI over TCP, FastCGI workers it spawns, SCGI,
+// HTTP): twenty-five pairs.
 // Each pair must pass the same core checks.
 //
 // The web servers in front are ferry's own FastCGI and SCGI clients and CGI
@@ -155,7 +158,7 @@ func deadAddr(t *testing.T) string {
 func matrixBacks() []matrixBack {
 	return []matrixBack{
 		{name: "cgi", badPath: "/bad/bad.sh", mount: func(t *testing.T) (string, string) {
-			dir := t.TempDir()
+			dir := testdir.Open(t)
 			writeExec(t, filepath.Join(dir, "matrix.sh"), matrixScript)
 			writeExec(t, filepath.Join(dir, "bad.sh"), matrixBadScript)
 			return "/app/=cgi:" + dir, "/bad/=cgi:" + dir
@@ -259,8 +262,61 @@ func startMatrixFerry(t *testing.T, listen string, mounts []string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, addrs, _ := startFerryServer(t, cfg)
-	return addrs[0]
+	_, a, _ := runFerry(t, cfg)
+	return a
+}
+
+// runFerry runs a Server of cfg, logging to the buffer it returns unless
+// cfg has a Logger, and returns it and the address of its first front. It stops
+// at cleanup (stopping its workers), showing its log if the test failed.
+func runFerry(t *testing.T, cfg Config) (*Server, string, *testlog.Buffer) {
+	t.Helper()
+	s, addrs, logs := runFerryFronts(t, cfg)
+	return s, addrs[0], logs
+}
+
+// runFerryFronts is runFerry returning the addresses of every front, in
+// the order of cfg.Listen.
+func runFerryFronts(t testing.TB, cfg Config) (*Server, []string, *testlog.Buffer) {
+	t.Helper()
+	logs := &testlog.Buffer{}
+	if cfg.Logger == nil {
+		log := zerolog.New(logs)
+		cfg.Logger = &log
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan []string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Run(ctx, func(ls []net.Listener) {
+			as := make([]string, len(ls))
+			for i, l := range ls {
+				as[i] = l.Addr().String()
+			}
+			addrs <- as
+		})
+		close(addrs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ferry stopped with %v", err)
+		}
+		if t.Failed() {
+			t.Logf("ferry's log:\n%s", logs)
+		}
+	})
+	as, ok := <-addrs
+	if !ok {
+		err := <-done
+		done <- nil // for the cleanup
+		t.Fatalf("ferry stopped before listening: %v\n%s", err, logs)
+	}
+	return s, as, logs
 }
 
 // testLogger logs to t, so that a failing pair shows what the front saw.
@@ -293,25 +349,34 @@ func matrixFronts() []matrixFront {
 			_, port, _ := net.SplitHostPort(a)
 			return "http://" + a, &http.Client{Timeout: 60 * time.Second}, port
 		}},
+		{name: "https", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
+			c := writeTestCert(t, t.TempDir(), 1)
+			a := startMatrixFerry(t, c.httpsListen(), args)
+			_, port, _ := net.SplitHostPort(a)
+			return "https://" + a, c.client(true), port
+		}},
 		{name: "fastcgi", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
 			a := startMatrixFerry(t, "fastcgi://127.0.0.1:0", args)
 			log := testLogger(t)
 			c := &fastcgi.Client{Network: "tcp", Address: a, Logger: log}
 			t.Cleanup(c.CloseIdle)
-			return tlsFront(t, &fastcgi.Handler{Client: c, Logger: log})
+			return tlsFront(t, fastcgi.NewHandler(c, nil, cgi.Settings{Logger: log}))
 		}},
 		{name: "scgi", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
 			a := startMatrixFerry(t, "scgi://127.0.0.1:0", args)
 			log := testLogger(t)
 			c := &scgi.Client{Network: "tcp", Address: a, Logger: log}
-			return tlsFront(t, &scgi.Handler{Client: c, Logger: log})
+			return tlsFront(t, scgi.NewHandler(c, nil, cgi.Settings{Logger: log}))
 		}},
 		{name: "cgi", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
 			self, err := os.Executable()
 			if err != nil {
 				t.Fatal(err)
 			}
-			h := &cgi.Handler{Path: self, Args: args, Env: []string{"FERRY_TEST_CGI_FRONT=1"}, MaxConcurrent: 16}
+			// User root: the test binary sits where only root may enter
+			// (the build cache); ferry, as root, runs the scripts as
+			// www-data.
+			h := &cgi.Handler{Path: self, Args: args, Settings: cgi.Settings{Env: []string{"FERRY_TEST_CGI_FRONT=1"}}, MaxConcurrent: 16, User: "root"}
 			return tlsFront(t, h)
 		}},
 	}
@@ -401,6 +466,9 @@ func checkMatrixPair(t *testing.T, base string, client *http.Client, port string
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil { // the script may run as www-data
+		t.Fatal(err)
+	}
 	mark := filepath.Join(dir, "go-on")
 	resp = get("GET", matrixPrefix+"/stream?mark="+mark, nil)
 	br := bufio.NewReader(resp.Body)

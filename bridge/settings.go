@@ -25,6 +25,18 @@ type Settings struct {
 	// KillGrace is the time between SIGTERM and SIGKILL for a script or
 	// worker being stopped. If zero or negative, cgi.DefaultKillGrace.
 	KillGrace time.Duration
+	// User and Group are who scripts run as (see cgi.Handler.User): as
+	// root with no User, www-data, else nobody.
+	User, Group string
+	// KeepBackground lets processes a script leaves in the background
+	// outlive its request.
+	KeepBackground bool
+	// RLimitCPU, RLimitAS, RLimitNProc and RLimitNoFile bound each script
+	// process (see cgi.Handler). If zero or negative, no bound.
+	RLimitCPU                           time.Duration
+	RLimitAS, RLimitNProc, RLimitNoFile int64
+	// MaxOutput bounds a script's response body. If zero, no bound.
+	MaxOutput int64
 	// MaxConcurrent bounds the scripts running at once per mount. If zero
 	// or negative, four per CPU.
 	MaxConcurrent int

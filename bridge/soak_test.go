@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"github.com/ferrygw/ferry/scgi"
 )
 
@@ -201,7 +202,7 @@ func TestSoak(t *testing.T) {
 		t.Skip("no /bin/sh for the CGI back")
 	}
 	raiseFDLimit(8192)
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "matrix.sh"), matrixScript)
 	writeExec(t, filepath.Join(dir, "bad.sh"), matrixBadScript)
 	self, err := os.Executable()

@@ -2,6 +2,7 @@ package cgi
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -11,16 +12,21 @@ import (
 	"syscall"
 )
 
-// Dir serves a directory of CGI scripts with Apache's ScriptAlias semantics:
-// the first segment of the request path (after Prefix) that names an
-// executable regular file is the script, and the rest of the path is
-// PATH_INFO. So with Prefix "/cgi-bin/", "/cgi-bin/wiki.pl/Main/Page" runs
-// Path/wiki.pl with PATH_INFO "/Main/Page".
+// Dir resolves requests to the CGI scripts of a directory with Apache's
+// ScriptAlias semantics: the first segment of the request path (after
+// Prefix) that names an executable regular file is the script, and the rest
+// of the path is PATH_INFO. So with Prefix "/cgi-bin/",
+// "/cgi-bin/wiki.pl/Main/Page" runs Path/wiki.pl with PATH_INFO
+// "/Main/Page". Serve it with a [Handler]:
 //
-// Nothing outside Path runs: "." and ".." segments, encoded slashes, NUL, CR
-// and LF are refused, and a symbolic link must resolve inside Path. A file
-// without an execute bit is neither run nor shown (403); a directory is not
-// listed (403); a missing script is 404.
+//	h := &cgi.Handler{Resolver: &cgi.Dir{Path: "/usr/lib/cgi-bin", Prefix: "/cgi-bin/"}}
+//
+// Nothing outside Path runs but what a symbolic link leads to, as Symlinks
+// allows: "." and ".." segments, encoded slashes, NUL, CR and LF are
+// refused. A file without an execute bit is neither run nor shown (403); a
+// directory is not listed (403); a missing script is 404. Each 403 carries
+// its reason (a symbolic link refused, no execute bit, a directory), which
+// the [Handler] logs at info level.
 //
 // A Dir must not be copied after first use.
 type Dir struct {
@@ -29,15 +35,79 @@ type Dir struct {
 	// Prefix is the URL path the directory is mounted at, such as
 	// "/cgi-bin/". If empty, "/" is used.
 	Prefix string
-	// Handler holds the settings every script runs with, and the concurrency
-	// limit they share. Its Path and ScriptName are ignored. Its
-	// LocalRedirect, if nil, is the Dir itself. If nil, defaults are used.
-	Handler *Handler
+	// Root is DOCUMENT_ROOT, and the base of PATH_TRANSLATED. If empty,
+	// the script's directory.
+	Root string
+	// Symlinks says which symbolic links on a script's path are followed.
+	// The zero value, SymlinksOwnerMatch, is Apache's SymLinksIfOwnerMatch,
+	// as Debian's cgi-bin has it (/usr/lib/cgi-bin/gitweb.cgi is a link
+	// into /usr/share/gitweb).
+	Symlinks SymlinkPolicy
 
 	once    sync.Once
-	h       *Handler
 	root    string // Path, absolute and with symbolic links resolved
 	rootErr error
+}
+
+// SymlinkPolicy says which symbolic links a [Dir] follows on the way to a
+// script.
+type SymlinkPolicy uint8
+
+// Symbolic link policies.
+const (
+	// SymlinksOwnerMatch follows a link that resolves inside the
+	// directory, or whose owner owns what it leads to (Apache's
+	// SymLinksIfOwnerMatch).
+	SymlinksOwnerMatch SymlinkPolicy = iota
+	// SymlinksFollow follows every link (Apache's FollowSymLinks).
+	SymlinksFollow
+	// SymlinksNever follows none.
+	SymlinksNever
+)
+
+var symlinkPolicyNames = [...]string{SymlinksOwnerMatch: "owner-match", SymlinksFollow: "follow", SymlinksNever: "never"}
+
+// String returns the policy's name: "owner-match", "follow" or "never".
+func (p SymlinkPolicy) String() string {
+	if int(p) < len(symlinkPolicyNames) {
+		return symlinkPolicyNames[p]
+	}
+	return fmt.Sprintf("SymlinkPolicy(%d)", p)
+}
+
+// ParseSymlinkPolicy returns the policy named s.
+func ParseSymlinkPolicy(s string) (SymlinkPolicy, error) {
+	for i, n := range symlinkPolicyNames {
+		if n == s {
+			return SymlinkPolicy(i), nil
+		}
+	}
+	return 0, fmt.Errorf("cgi: symbolic link policy %q: want owner-match, follow or never", s)
+}
+
+// followLink reports whether the policy follows the link at file, which
+// resolves to real, and if not, why.
+func (d *Dir) followLink(file, real string, link fs.FileInfo) error {
+	inside := real == d.root || strings.HasPrefix(real, d.root+string(filepath.Separator))
+	switch d.Symlinks {
+	case SymlinksFollow:
+		return nil
+	case SymlinksNever:
+		return fmt.Errorf("cgi: %s is a symbolic link, and the directory's policy is never to follow one", file)
+	}
+	if inside {
+		return nil
+	}
+	target, err := os.Stat(real)
+	if err != nil {
+		return err
+	}
+	lst, ok1 := link.Sys().(*syscall.Stat_t)
+	tst, ok2 := target.Sys().(*syscall.Stat_t)
+	if ok1 && ok2 && lst.Uid == tst.Uid {
+		return nil
+	}
+	return fmt.Errorf("cgi: %s is a symbolic link to %s, outside %s, and the link's owner does not own its target (policy owner-match)", file, real, d.root)
 }
 
 func (d *Dir) init() {
@@ -47,11 +117,6 @@ func (d *Dir) init() {
 			abs, err = filepath.EvalSymlinks(abs)
 		}
 		d.root, d.rootErr = abs, err
-		d.h = d.Handler
-		if d.h == nil {
-			d.h = &Handler{}
-		}
-		d.h.init()
 	})
 }
 
@@ -66,97 +131,92 @@ func (d *Dir) prefix() string {
 	return p
 }
 
-// ServeHTTP finds the script r names and runs it.
-func (d *Dir) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// Resolve finds the script r names.
+func (d *Dir) Resolve(r *http.Request) (Script, error) {
 	d.init()
-	log := d.h.log(r)
 	if d.rootErr != nil {
-		log.Error().Err(d.rootErr).Str("dir", d.Path).Msg("cgi: script directory unusable")
-		http.Error(w, "500 Internal Server Error", http.StatusInternalServerError)
-		return
+		return Script{}, statusError(http.StatusInternalServerError, fmt.Errorf("cgi: script directory %s unusable: %w", d.Path, d.rootErr))
 	}
-	script, status := d.lookup(r)
-	if status != http.StatusOK {
-		log.Debug().Str("path", r.URL.Path).Int("status", status).Msg("cgi: no script for path")
-		http.Error(w, http.StatusText(status), status)
-		return
-	}
-	d.h.serve(w, r, script, d)
+	return d.lookup(r)
 }
 
-// lookup maps r's path to a script. It returns 200 with the script, or the
-// status to answer with.
-func (d *Dir) lookup(r *http.Request) (Script, int) {
+// lookup maps r's path to a script, or says which status to answer with.
+func (d *Dir) lookup(r *http.Request) (Script, error) {
 	prefix := d.prefix()
 	p := r.URL.Path
 	if p+"/" == prefix {
-		return Script{}, http.StatusForbidden
+		return Script{}, statusError(http.StatusForbidden, nil)
 	}
 	rel, ok := strings.CutPrefix(p, prefix)
 	if !ok {
-		return Script{}, http.StatusNotFound
+		return Script{}, statusError(http.StatusNotFound, nil)
 	}
 	if rel == "" {
-		return Script{}, http.StatusForbidden // the directory itself: no listing
+		return Script{}, statusError(http.StatusForbidden, nil) // the directory itself: no listing
 	}
 	// An encoded slash would let a segment name a path (Apache's
 	// AllowEncodedSlashes Off answers 404 too).
 	if ep := r.URL.EscapedPath(); strings.Contains(ep, "%2f") || strings.Contains(ep, "%2F") ||
 		strings.Contains(ep, "%5c") || strings.Contains(ep, "%5C") {
-		return Script{}, http.StatusNotFound
+		return Script{}, statusError(http.StatusNotFound, nil)
 	}
 	if hasCTL(p) || strings.ContainsRune(p, '\\') {
-		return Script{}, http.StatusBadRequest
+		return Script{}, statusError(http.StatusBadRequest, nil)
 	}
 	segs := strings.Split(rel, "/")
 	for _, seg := range segs {
 		if seg == "." || seg == ".." {
-			return Script{}, http.StatusBadRequest
+			return Script{}, statusError(http.StatusBadRequest, nil)
 		}
 	}
 	file := d.root
 	for i, seg := range segs {
 		if seg == "" {
 			if i == len(segs)-1 {
-				return Script{}, http.StatusForbidden // "sub/": a directory
+				return Script{}, statusError(http.StatusForbidden, nil) // "sub/": a directory
 			}
-			return Script{}, http.StatusNotFound // "//"
+			return Script{}, statusError(http.StatusNotFound, nil) // "//"
 		}
 		file = filepath.Join(file, seg)
 		fi, err := os.Lstat(file)
 		if err != nil {
-			return Script{}, statusFor(err)
+			return Script{}, fsError(err)
 		}
 		if fi.Mode()&fs.ModeSymlink != 0 {
 			real, err := filepath.EvalSymlinks(file)
 			if err != nil {
-				return Script{}, statusFor(err)
+				return Script{}, fsError(err)
 			}
-			if real != d.root && !strings.HasPrefix(real, d.root+string(filepath.Separator)) {
-				return Script{}, http.StatusForbidden
+			if err := d.followLink(file, real, fi); err != nil {
+				return Script{}, statusError(http.StatusForbidden, err)
 			}
 			if fi, err = os.Stat(real); err != nil {
-				return Script{}, statusFor(err)
+				return Script{}, fsError(err)
 			}
 		}
 		switch {
 		case fi.IsDir():
 			continue
-		case !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0:
-			return Script{}, http.StatusForbidden
+		case !fi.Mode().IsRegular():
+			return Script{}, statusError(http.StatusForbidden, fmt.Errorf("cgi: %s is not a regular file", file))
+		case fi.Mode().Perm()&0o111 == 0:
+			return Script{}, statusError(http.StatusForbidden, fmt.Errorf("cgi: %s has no execute bit", file))
 		}
 		s := Script{
 			Name:     prefix + strings.Join(segs[:i+1], "/"),
 			Filename: file,
-			Root:     d.h.DocumentRoot,
+			Root:     d.Root,
 		}
 		if i+1 < len(segs) {
 			s.PathInfo = "/" + strings.Join(segs[i+1:], "/")
 		}
-		return s, http.StatusOK
+		return s, nil
 	}
-	return Script{}, http.StatusForbidden // a directory
+	return Script{}, statusError(http.StatusForbidden, nil) // a directory
 }
+
+// fsError is a failure to look a script up, with its status.
+func fsError(err error) error { return statusError(statusFor(err), err) }
 
 func statusFor(err error) int {
 	switch {

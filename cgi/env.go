@@ -33,16 +33,18 @@ type Script struct {
 
 // ErrInvalidMetaVariable reports a meta-variable value that cannot be passed
 // to a script: it holds a NUL, CR or LF byte (from a decoded %00, %0d or %0a).
-// A gateway answers such a request with 400 Bad Request.
-var ErrInvalidMetaVariable = errors.New("cgi: meta-variable value contains NUL, CR or LF")
+// It is a [*StatusError]: a gateway answers such a request with 400 Bad
+// Request.
+var ErrInvalidMetaVariable error = &StatusError{Status: http.StatusBadRequest, Err: errors.New("cgi: meta-variable value contains NUL, CR or LF")}
 
 // ErrEnvTooLarge reports an environment too large to give a script: its
 // variables together, with what execve counts for each (a pointer and the
 // final NUL), over MaxEnvBytes, or one variable over MaxEnvVarBytes. The
-// request's headers made it so; a gateway answers 431 Request Header Fields
-// Too Large, as it would for the headers themselves, rather than let
-// execve fail with E2BIG ("argument list too long").
-var ErrEnvTooLarge = errors.New("cgi: environment too large for a script")
+// request's headers made it so. It is a [*StatusError]: a gateway answers
+// 431 Request Header Fields Too Large, as it would for the headers
+// themselves, rather than let execve fail with E2BIG ("argument list too
+// long").
+var ErrEnvTooLarge error = &StatusError{Status: http.StatusRequestHeaderFieldsTooLarge, Err: errors.New("cgi: environment too large for a script")}
 
 // Bounds of the environment AppendEnv builds. Linux's execve takes at most
 // a quarter of the stack limit (2 MiB by default) for the arguments and the

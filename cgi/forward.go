@@ -1,174 +1,185 @@
 package cgi
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"strings"
 
 	"github.com/rs/zerolog"
 )
 
-// Forwarding is the part of passing a request to a long-lived application
-// (FastCGI, SCGI) that does not depend on the framing: the request becomes
-// meta-variables and an exact-length body, the application's answer a CGI
-// response copied to the client, and failures 502, 503 or 504 with one log
-// line. A framing supplies the [Exchange] that carries the bytes.
-type Forwarding struct {
-	// Protocol names the framing in log lines: "fastcgi", "scgi".
-	Protocol string
-	// Network and Address name the application in log lines, as
-	// "network:address" (joined only when a line is logged).
-	Network, Address string
-	// Env holds extra "NAME=value" meta-variables for every request.
-	Env []string
-	// ServerSoftware is SERVER_SOFTWARE. If empty, DefaultServerSoftware.
-	ServerSoftware string
-	// MaxRequestBody bounds request bodies (413 past it). If zero,
-	// DefaultMaxRequestBody.
-	MaxRequestBody int64
-	// SpoolMemory bounds the memory a chunked body is spooled in before a
-	// temporary file in TempDir. If zero, DefaultSpoolMemory.
-	SpoolMemory int64
-	// TempDir holds spooled bodies. If empty, os.TempDir().
-	TempDir string
-	// HeaderLimits bounds the application's response header block.
-	HeaderLimits HeaderLimits
-	// StatusLine accepts an HTTP status line ("HTTP/1.1 200 OK") in place
-	// of a Status field, as uwsgi answers over SCGI and nginx accepts.
+// AppRequest is one request to a long-lived application, as a [Forwarder]
+// hands it to a [Transport]: the meta-variables and a body of exact length.
+type AppRequest struct {
+	// Params are the CGI meta-variables, "NAME=value" ([AppendEnv]).
+	Params []string
+	// Body is the request body; nil when there is none. At most
+	// ContentLength bytes are read from it: once the application has
+	// answered, net/http may close a request body under a read that only
+	// waits for its EOF.
+	Body io.Reader
+	// ContentLength is the body's exact length, as CONTENT_LENGTH among
+	// Params says.
+	ContentLength int64
+}
+
+// AppResponse is an application's answer as it begins.
+type AppResponse struct {
+	// Body streams the response, header block included: a CGI response
+	// (RFC 3875 § 6). It must be closed.
+	Body io.ReadCloser
+	// Ready reports whether the next Body read returns without waiting for
+	// the application, so that output is flushed to the client only
+	// before a read that would wait (see [CopyResponseReady]). If nil,
+	// every read is flushed.
+	Ready func() bool
+	// StatusLine says the response may begin with an HTTP status line
+	// ("HTTP/1.1 200 OK") in place of a Status field, as uwsgi answers
+	// over SCGI and nginx accepts.
 	StatusLine bool
-	// StatusFor maps an exchange's error to the status answered: 503, 504
-	// or 502. If nil, 504 for context.DeadlineExceeded, else 502.
-	StatusFor func(error) int
-	// Logger receives errors. A logger in the request's context
-	// (zerolog.Ctx) takes precedence. If both are absent, nothing is logged.
-	Logger *zerolog.Logger
 }
 
-// Exchange sends one request to the application, the meta-variables and
-// the body of n bytes (nil when there is none), and returns the response
-// stream once it has begun, and a function that reports whether the next
-// read of it returns without waiting (see [CopyResponseReady]).
-type Exchange func(ctx context.Context, params []string, body io.Reader, n int64) (io.ReadCloser, func() bool, error)
-
-// PrefixScript is the script of a request to an application mounted at
-// prefix, by the WSGI convention: SCRIPT_NAME is the prefix (without its
-// trailing slash), PATH_INFO the rest of the path, and root DOCUMENT_ROOT.
-func PrefixScript(r *http.Request, prefix, root string) Script {
-	name := strings.TrimSuffix(prefix, "/")
-	rest, _ := strings.CutPrefix(r.URL.Path, name)
-	if rest != "" && rest[0] != '/' {
-		rest = "/" + rest
-	}
-	return Script{Name: name, PathInfo: rest, Root: root}
+// Transport carries requests to a long-lived application, in the spirit
+// of [http.RoundTripper]: fastcgi.Client and scgi.Client implement it.
+//
+// RoundTrip sends req and returns the response once it has begun, so
+// that a failing application shows in the error before anything goes to
+// the client. The error's status is read with [StatusOf]: a transport
+// attaches one with [StatusError] where the default (504 for a timeout,
+// 502 for the rest) is wrong, such as 503 for no connection free in time.
+// Ending ctx abandons the request.
+type Transport interface {
+	RoundTrip(ctx context.Context, req *AppRequest) (*AppResponse, error)
 }
 
-func (f *Forwarding) backend() string { return f.Network + ":" + f.Address }
+// Forwarder passes requests to a long-lived application (FastCGI, SCGI)
+// through a [Transport]: the request becomes meta-variables (the same a CGI
+// script gets) and an exact-length body, the application's answer a CGI
+// response copied to the client. fastcgi.NewHandler and scgi.NewHandler
+// return one.
+//
+// Failures are answered in one place: the status [StatusOf] gives (a
+// resolver's 404, 403 or 400; 413 for a body too large; 503, with
+// Retry-After, when the application is overloaded; 504 for a timeout; 502
+// for the rest), with one log line naming the backend. A local redirect
+// from the application goes to the client as 302, as nginx does.
+type Forwarder struct {
+	Settings
+	// Transport carries the requests to the application.
+	Transport Transport
+	// Resolver says which script a request runs (SCRIPT_NAME, PATH_INFO,
+	// SCRIPT_FILENAME, DOCUMENT_ROOT). If nil, the application is mounted
+	// at the root: the zero [Mount].
+	Resolver Resolver
+	// Busy, if set, is called as each request goes to the application,
+	// and the function it returns when the request is over: an on-demand
+	// worker pool counts its load so.
+	Busy func() (done func())
+	// Name names the framing at the start of log messages: "fastcgi",
+	// "scgi". If empty, "cgi". The backend field of a log line is the
+	// Transport's String, if it has that method.
+	Name string
+}
 
-func (f *Forwarding) log(r *http.Request) *zerolog.Logger {
-	if l := zerolog.Ctx(r.Context()); l.GetLevel() != zerolog.Disabled {
-		return l
+// backend names the application in log lines.
+func (f *Forwarder) backend() string {
+	if s, ok := f.Transport.(fmt.Stringer); ok {
+		return s.String()
 	}
+	return ""
+}
+
+func (f *Forwarder) log(r *http.Request) *zerolog.Logger {
 	if f.Logger != nil {
-		return f.Logger
+		return logFor(r, f.Logger)
 	}
-	l := zerolog.Nop()
-	return &l
+	return logFor(r, &nopLogger)
 }
 
-// Forward passes r, for script s, to the application through x, and
-// copies the answer to w. If err is not nil, finding the script failed
-// instead: 403 for an error wrapping fs.ErrPermission, 400 for
-// ErrInvalidMetaVariable, 404 for the rest.
-func (f *Forwarding) Forward(w http.ResponseWriter, r *http.Request, s Script, err error, x Exchange) {
+// ServeHTTP resolves r's script and forwards r.
+func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var s Script
+	var err error
+	if f.Resolver != nil {
+		s, err = f.Resolver.Resolve(r)
+	} else {
+		s, err = Mount{}.Resolve(r)
+	}
+	f.ServeScript(w, r, s, err)
+}
+
+// ServeScript forwards r, for script s, to the application and copies the
+// answer to w. If err is not nil, resolving the script failed instead, and
+// the answer is its status (see [Resolver]).
+func (f *Forwarder) ServeScript(w http.ResponseWriter, r *http.Request, s Script, err error) {
 	log := f.log(r)
+	name := cmp.Or(f.Name, "cgi")
 	if err != nil {
-		status := http.StatusNotFound
-		if errors.Is(err, os.ErrPermission) {
-			status = http.StatusForbidden
-		} else if errors.Is(err, ErrInvalidMetaVariable) {
-			status = http.StatusBadRequest
-		}
-		log.Debug().Err(err).Str("path", r.URL.Path).Msg(f.Protocol + ": no script")
-		http.Error(w, http.StatusText(status), status)
+		answerNoScript(w, r, log, err, name+": no script")
 		return
+	}
+	if f.Busy != nil {
+		done := f.Busy()
+		defer done()
 	}
 
 	// CONTENT_LENGTH must be exact: applications read exactly that much.
 	path := r.URL.Path
-	r, body, sp, status, err := ExactBody(r, BodyLimits{Max: f.MaxRequestBody, Memory: f.SpoolMemory, TempDir: f.TempDir}, false)
+	r, body, sp, err := ExactBody(r, f.BodyLimits, false)
 	if err != nil {
-		log.Warn().Err(err).Str("path", path).Msg(f.Protocol + ": request body refused")
-		http.Error(w, http.StatusText(status), status)
+		answerError(w, r, log, zerolog.WarnLevel, StatusOf(err), err, "", name+": request body refused")
 		return
 	}
 	if sp != nil {
 		defer sp.Close()
 	}
-	software := f.ServerSoftware
-	if software == "" {
-		software = DefaultServerSoftware
-	}
-	params, err := AppendEnv(append([]string(nil), f.Env...), r, s, software)
+	params, err := AppendEnv(append([]string(nil), f.Env...), r, s, f.software())
 	if err != nil {
-		log.Debug().Err(err).Str("path", path).Msg(f.Protocol + ": request refused")
-		http.Error(w, "400 Bad Request", http.StatusBadRequest)
+		answerError(w, r, log, zerolog.DebugLevel, StatusOf(err), err, "", name+": request refused")
 		return
 	}
-	var n int64
+	req := AppRequest{Params: params, Body: body}
 	if body != nil {
-		n = max(r.ContentLength, 0)
+		req.ContentLength = max(r.ContentLength, 0)
 	}
 
-	stdout, ready, err := x(r.Context(), params, body, n)
+	ObserverFrom(r.Context()).Forwarded(s)
+	resp, err := f.Transport.RoundTrip(r.Context(), &req)
 	if err != nil {
-		f.fail(w, r, err, f.Protocol+": request to the application failed")
+		answerError(w, r, log, zerolog.ErrorLevel, StatusOf(err), err, f.backend(), name+": request to the application failed")
 		return
 	}
-	defer stdout.Close()
-	br := getReader(stdout)
+	defer resp.Body.Close()
+	br := getReader(resp.Body)
 	defer putReader(br)
 	nph := false
-	if f.StatusLine {
+	if resp.StatusLine {
 		start, _ := br.Peek(5) // a short peek is no status line; ReadResponse reports the rest
 		nph = string(start) == "HTTP/"
 	}
 	cr, err := ReadResponse(br, nph, f.HeaderLimits)
 	if err != nil {
-		f.fail(w, r, err, f.Protocol+": bad response from the application")
+		answerError(w, r, log, zerolog.ErrorLevel, StatusOf(err), err, f.backend(), name+": bad response from the application")
 		return
 	}
 	if cr.Kind == LocalRedirect {
 		// As nginx does for FastCGI and SCGI: the client follows it.
 		cr.Status = http.StatusFound
 	}
-	more := func() bool { return br.Buffered() > 0 || ready() }
+	var more func() bool
+	if ready := resp.Ready; ready != nil {
+		more = func() bool { return br.Buffered() > 0 || ready() }
+	} else {
+		more = func() bool { return br.Buffered() > 0 }
+	}
 	if _, err := CopyResponseReady(w, cr, br, more); err != nil {
 		var ce *ClientError
 		if !errors.As(err, &ce) && r.Context().Err() == nil {
-			log.Warn().Err(err).Str("backend", f.backend()).Str("path", path).Msg(f.Protocol + ": response cut short")
+			log.Warn().Err(err).Str("backend", f.backend()).Str("path", path).Msg(name + ": response cut short")
 			panic(http.ErrAbortHandler) // the client must not take it for whole
 		}
 	}
-}
-
-// fail answers for an error on the application's side, unless the client
-// is gone.
-func (f *Forwarding) fail(w http.ResponseWriter, r *http.Request, err error, msg string) {
-	if r.Context().Err() != nil {
-		return
-	}
-	status := http.StatusBadGateway
-	if f.StatusFor != nil {
-		status = f.StatusFor(err)
-	} else if errors.Is(err, context.DeadlineExceeded) {
-		status = http.StatusGatewayTimeout
-	}
-	f.log(r).Error().Err(err).Str("backend", f.backend()).Int("status", status).Str("path", r.URL.Path).Msg(msg)
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
-	http.Error(w, http.StatusText(status), status)
 }

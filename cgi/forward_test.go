@@ -28,14 +28,15 @@ func (s *stream) Read(p []byte) (int, error) {
 
 func (s *stream) Close() error { return nil }
 
+// transportFunc adapts a function to a Transport.
+type transportFunc func(ctx context.Context, req *AppRequest) (*AppResponse, error)
+
+func (f transportFunc) RoundTrip(ctx context.Context, req *AppRequest) (*AppResponse, error) {
+	return f(ctx, req)
+}
+
 func TestForwarding(t *testing.T) {
-	errBusy := errors.New("busy")
-	statusFor := func(err error) int {
-		if errors.Is(err, errBusy) {
-			return http.StatusServiceUnavailable
-		}
-		return http.StatusBadGateway
-	}
+	errBusy := &StatusError{Status: http.StatusServiceUnavailable, Err: errors.New("busy")}
 	for _, tt := range []struct {
 		name       string
 		scriptErr  error
@@ -62,14 +63,15 @@ func TestForwarding(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var gotParams []string
-			x := func(ctx context.Context, params []string, body io.Reader, n int64) (io.ReadCloser, func() bool, error) {
-				gotParams = params
+			x := transportFunc(func(ctx context.Context, req *AppRequest) (*AppResponse, error) {
+				gotParams = req.Params
 				if tt.doErr != nil {
-					return nil, nil, tt.doErr
+					return nil, tt.doErr
 				}
-				return &stream{r: strings.NewReader(tt.answer), err: tt.answerErr}, func() bool { return true }, nil
-			}
-			f := Forwarding{Protocol: "test", Network: "tcp", Address: "app", StatusLine: tt.statusLine, StatusFor: statusFor, Env: []string{"EXTRA=1"}}
+				body := &stream{r: strings.NewReader(tt.answer), err: tt.answerErr}
+				return &AppResponse{Body: body, Ready: func() bool { return true }, StatusLine: tt.statusLine}, nil
+			})
+			f := Forwarder{Name: "test", Transport: x, Settings: Settings{Env: []string{"EXTRA=1"}}}
 			r := httptest.NewRequest("GET", "/app/x/y", nil)
 			w := httptest.NewRecorder()
 			aborted := false
@@ -79,7 +81,11 @@ func TestForwarding(t *testing.T) {
 						aborted = v == http.ErrAbortHandler
 					}
 				}()
-				f.Forward(w, r, PrefixScript(r, "/app/", "/srv"), tt.scriptErr, x)
+				s, err := Mount{Prefix: "/app/", Root: "/srv"}.Resolve(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.ServeScript(w, r, s, tt.scriptErr)
 			}()
 			if aborted != tt.aborted {
 				t.Fatalf("aborted = %v; want %v", aborted, tt.aborted)
@@ -107,16 +113,23 @@ func TestForwarding(t *testing.T) {
 	}
 }
 
-func TestPrefixScript(t *testing.T) {
+func TestMount(t *testing.T) {
 	for _, tt := range []struct{ prefix, path, name, info string }{
 		{"/app/", "/app/x/y", "/app", "/x/y"},
 		{"/app", "/app", "/app", ""},
 		{"/app/", "/app/", "/app", "/"},
 		{"/", "/a/b", "", "/a/b"},
+		{"", "/a/b", "", "/a/b"},
 	} {
-		s := PrefixScript(httptest.NewRequest("GET", tt.path, nil), tt.prefix, "")
-		if s.Name != tt.name || s.PathInfo != tt.info {
-			t.Errorf("PrefixScript(%q, %q) = %q, %q; want %q, %q", tt.path, tt.prefix, s.Name, s.PathInfo, tt.name, tt.info)
+		s, err := Mount{Prefix: tt.prefix}.Resolve(httptest.NewRequest("GET", tt.path, nil))
+		if err != nil || s.Name != tt.name || s.PathInfo != tt.info {
+			t.Errorf("Mount{%q}.Resolve(%q) = %q, %q, %v; want %q, %q", tt.prefix, tt.path, s.Name, s.PathInfo, err, tt.name, tt.info)
+		}
+	}
+	for _, tt := range []struct{ prefix, path string }{{"/app/", "/apple"}, {"/app", "/other"}} {
+		_, err := Mount{Prefix: tt.prefix}.Resolve(httptest.NewRequest("GET", tt.path, nil))
+		if resolveStatus(err) != http.StatusNotFound {
+			t.Errorf("Mount{%q}.Resolve(%q): %v; want 404", tt.prefix, tt.path, err)
 		}
 	}
 }

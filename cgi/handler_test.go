@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/rs/zerolog"
 )
@@ -53,7 +54,8 @@ func serveDir(t *testing.T, dir string, h *Handler) (*httptest.Server, *syncBuff
 	if h.Logger == nil {
 		h.Logger = testLogger(logs)
 	}
-	srv := httptest.NewServer(&Dir{Path: dir, Prefix: "/cgi-bin/", Handler: h})
+	h.Resolver = &Dir{Path: dir, Prefix: "/cgi-bin/"}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv, logs
 }
@@ -103,7 +105,7 @@ func readPID(t *testing.T, file string) int {
 }
 
 func TestHandlerResponses(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeScript(t, dir, "doc.sh", `printf 'Content-Type: text/plain\n\nhello %s' "$QUERY_STRING"`)
 	writeScript(t, dir, "status.sh", `printf 'Status: 418 Teapot\r\nContent-Type: text/plain\r\n\r\nshort and stout'`)
 	writeScript(t, dir, "cookies.sh", `printf 'Content-Type: text/plain\nSet-Cookie: a=1\nSet-Cookie: b=2\n\nok'`)
@@ -182,12 +184,12 @@ func TestHandlerResponses(t *testing.T) {
 }
 
 func TestHandlerEnvironment(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeScript(t, dir, "env.sh", `printf 'Content-Type: text/plain\n\n'; env; echo "PWD_IS=$(pwd)"`)
 	t.Setenv("FERRY_TEST_SECRET", "must-not-leak")
 	t.Setenv("FERRY_TEST_PASSED", "passed")
 	h := &Handler{
-		Env:        []string{"EXTRA=1", "REQUEST_METHOD=FORGED"},
+		Settings:   Settings{Env: []string{"EXTRA=1", "REQUEST_METHOD=FORGED"}},
 		InheritEnv: []string{"PATH", "FERRY_TEST_PASSED"},
 	}
 	srv, _ := serveDir(t, dir, h)
@@ -220,9 +222,9 @@ func TestHandlerEnvironment(t *testing.T) {
 }
 
 func TestHandlerRequestBodies(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeScript(t, dir, "echo.sh", `printf 'Content-Type: text/plain\n\n'; echo "len=$CONTENT_LENGTH"; head -c "${CONTENT_LENGTH:-0}" | sha256sum`)
-	h := &Handler{SpoolMemory: 64 << 10, MaxRequestBody: 4 << 20}
+	h := &Handler{Settings: Settings{BodyLimits: BodyLimits{Memory: 64 << 10, Max: 4 << 20}}}
 	srv, _ := serveDir(t, dir, h)
 
 	for _, tc := range []struct {
@@ -267,8 +269,8 @@ func TestHandlerRequestBodies(t *testing.T) {
 
 func TestHandlerTimeoutKillsProcessGroup(t *testing.T) {
 	leakcheck.Check(t)
-	dir := t.TempDir()
-	state := t.TempDir()
+	dir := testdir.Open(t)
+	state := testdir.Open(t)
 	// The script forks a child, ignores SIGTERM, and never answers: only
 	// SIGKILL to the whole group ends both.
 	writeScript(t, dir, "hang.sh", `trap '' TERM
@@ -276,7 +278,7 @@ sleep 60 &
 echo $! > "$STATE/child"
 echo $$ > "$STATE/parent"
 wait`)
-	h := &Handler{Timeout: 300 * time.Millisecond, KillGrace: 200 * time.Millisecond, Env: []string{"STATE=" + state}}
+	h := &Handler{Timeout: 300 * time.Millisecond, KillGrace: 200 * time.Millisecond, Settings: Settings{Env: []string{"STATE=" + state}}}
 	srv, logs := serveDir(t, dir, h)
 	resp, _ := get(t, srv.URL+"/cgi-bin/hang.sh")
 	if resp.StatusCode != http.StatusGatewayTimeout {
@@ -290,7 +292,7 @@ wait`)
 }
 
 func TestHandlerTimeoutMidBodyAborts(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeScript(t, dir, "slow.sh", `printf 'Content-Type: text/plain\n\nfirst\n'; sleep 60`)
 	srv, _ := serveDir(t, dir, &Handler{Timeout: 300 * time.Millisecond, KillGrace: 100 * time.Millisecond})
 	resp, err := http.Get(srv.URL + "/cgi-bin/slow.sh")
@@ -306,12 +308,12 @@ func TestHandlerTimeoutMidBodyAborts(t *testing.T) {
 
 func TestHandlerClientDisconnectKillsScript(t *testing.T) {
 	leakcheck.Check(t)
-	dir := t.TempDir()
-	state := t.TempDir()
+	dir := testdir.Open(t)
+	state := testdir.Open(t)
 	writeScript(t, dir, "sleep.sh", `echo $$ > "$STATE/pid"
 printf 'Content-Type: text/plain\n\nstarted\n'
 sleep 60`)
-	srv, _ := serveDir(t, dir, &Handler{Env: []string{"STATE=" + state}, KillGrace: 200 * time.Millisecond})
+	srv, _ := serveDir(t, dir, &Handler{Settings: Settings{Env: []string{"STATE=" + state}}, KillGrace: 200 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/cgi-bin/sleep.sh", nil)
 	resp, err := http.DefaultClient.Do(req)
@@ -330,12 +332,12 @@ sleep 60`)
 }
 
 func TestHandlerStreams(t *testing.T) {
-	dir := t.TempDir()
-	state := t.TempDir()
+	dir := testdir.Open(t)
+	state := testdir.Open(t)
 	writeScript(t, dir, "stream.sh", `printf 'Content-Type: text/plain\n\nfirst\n'
 while [ ! -e "$STATE/go" ]; do sleep 0.01; done
 echo second`)
-	srv, _ := serveDir(t, dir, &Handler{Env: []string{"STATE=" + state}})
+	srv, _ := serveDir(t, dir, &Handler{Settings: Settings{Env: []string{"STATE=" + state}}})
 	resp, err := http.Get(srv.URL + "/cgi-bin/stream.sh")
 	if err != nil {
 		t.Fatal(err)
@@ -355,7 +357,7 @@ echo second`)
 }
 
 func TestHandlerStderrIsLoggedWithinBounds(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeScript(t, dir, "noisy.sh", `echo "marker-one" >&2
 yes 0123456789012345678901234567890123456789 | head -c 20000000 >&2
 printf 'Content-Type: text/plain\n\ndone'`)
@@ -377,12 +379,12 @@ printf 'Content-Type: text/plain\n\ndone'`)
 }
 
 func TestHandlerConcurrencyLimit(t *testing.T) {
-	dir := t.TempDir()
-	state := t.TempDir()
+	dir := testdir.Open(t)
+	state := testdir.Open(t)
 	writeScript(t, dir, "block.sh", `echo $$ >> "$STATE/started"
 while [ ! -e "$STATE/go" ]; do sleep 0.01; done
 printf 'Content-Type: text/plain\n\nok'`)
-	srv, _ := serveDir(t, dir, &Handler{MaxConcurrent: 1, MaxQueue: 1, QueueTimeout: 10 * time.Second, Env: []string{"STATE=" + state}})
+	srv, _ := serveDir(t, dir, &Handler{MaxConcurrent: 1, MaxQueue: 1, QueueTimeout: 10 * time.Second, Settings: Settings{Env: []string{"STATE=" + state}}})
 
 	results := make(chan int, 2)
 	for range 2 {
@@ -422,7 +424,7 @@ printf 'Content-Type: text/plain\n\nok'`)
 }
 
 func TestHandlerNPH(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeScript(t, dir, "nph-raw.sh", `printf 'HTTP/1.1 299 Custom Reason\r\nX-NPH: yes\r\nContent-Type: text/plain\r\n\r\nraw body'`)
 	writeScript(t, dir, "nph-bad.sh", `printf 'Content-Type: text/plain\r\n\r\nnot nph'`)
 	srv, _ := serveDir(t, dir, nil)
@@ -449,8 +451,8 @@ func TestHandlerNPH(t *testing.T) {
 }
 
 func TestDirLookup(t *testing.T) {
-	root := t.TempDir()
-	outside := t.TempDir()
+	root := testdir.Open(t)
+	outside := testdir.Open(t)
 	writeScript(t, root, "ok.sh", `printf 'Content-Type: text/plain\n\nok %s' "$PATH_INFO"`)
 	if err := os.WriteFile(filepath.Join(root, "noexec.sh"), []byte("#!/bin/sh\necho SOURCE\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -458,7 +460,10 @@ func TestDirLookup(t *testing.T) {
 	os.Mkdir(filepath.Join(root, "sub"), 0o755)
 	writeScript(t, filepath.Join(root, "sub"), "deep.sh", `printf 'Content-Type: text/plain\n\ndeep %s' "$SCRIPT_NAME"`)
 	writeScript(t, outside, "evil.sh", `printf 'Content-Type: text/plain\n\nEVIL'`)
+	// A link out of the directory planted by another user: the default
+	// policy (owner-match, Apache's SymLinksIfOwnerMatch) refuses it.
 	os.Symlink(filepath.Join(outside, "evil.sh"), filepath.Join(root, "out.sh"))
+	planted := os.Geteuid() == 0 && os.Lchown(filepath.Join(root, "out.sh"), 65534, 65534) == nil
 	os.Symlink(filepath.Join(root, "ok.sh"), filepath.Join(root, "in.sh"))
 	srv, _ := serveDir(t, root, nil)
 
@@ -487,6 +492,9 @@ func TestDirLookup(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {
+			if tt.raw == "/cgi-bin/out.sh" && !planted {
+				t.Skip("only root can give the escaping link another owner")
+			}
 			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 			if err != nil {
 				t.Fatal(err)
@@ -514,7 +522,7 @@ func TestDirLookup(t *testing.T) {
 // TestHandlerNoLeaks runs many requests of every kind and checks that no
 // goroutine, descriptor or child process is left.
 func TestHandlerNoLeaks(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeScript(t, dir, "ok.sh", `printf 'Content-Type: text/plain\n\nok'`)
 	writeScript(t, dir, "echo.sh", `printf 'Content-Type: text/plain\n\n'; cat`)
 	writeScript(t, dir, "bad.sh", `echo nonsense`)
@@ -568,7 +576,7 @@ func TestHandlerNoLeaks(t *testing.T) {
 }
 
 func TestHandlerAuthorization(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeScript(t, dir, "auth.sh", `printf 'Content-Type: text/plain\n\n[%s][%s]' "$HTTP_AUTHORIZATION" "$HTTP_PROXY_AUTHORIZATION"`)
 	for _, tc := range []struct {
 		pass bool
@@ -594,31 +602,40 @@ func TestHandlerAuthorization(t *testing.T) {
 // checks Clone carries each one, so that a new setting cannot be forgotten.
 func TestCloneCopiesEverySetting(t *testing.T) {
 	h := &Handler{}
-	v := reflect.ValueOf(h).Elem()
-	for i := 0; i < v.NumField(); i++ {
-		f := v.Field(i)
-		if !v.Type().Field(i).IsExported() {
-			continue
-		}
-		switch f.Kind() {
-		case reflect.String:
-			f.SetString("x")
-		case reflect.Bool:
-			f.SetBool(true)
-		case reflect.Int, reflect.Int64:
-			f.SetInt(7)
-		case reflect.Slice:
-			f.Set(reflect.MakeSlice(f.Type(), 1, 1))
-		case reflect.Pointer:
-			f.Set(reflect.New(f.Type().Elem()))
-		case reflect.Struct:
-			f.Field(0).SetInt(3)
-		case reflect.Interface:
-			f.Set(reflect.ValueOf(http.NotFoundHandler()))
-		default:
-			t.Fatalf("field %s: kind %s not covered by this test", v.Type().Field(i).Name, f.Kind())
+	var fill func(v reflect.Value)
+	fill = func(v reflect.Value) {
+		for i := 0; i < v.NumField(); i++ {
+			f := v.Field(i)
+			if !v.Type().Field(i).IsExported() {
+				continue
+			}
+			switch f.Kind() {
+			case reflect.String:
+				f.SetString("x")
+			case reflect.Bool:
+				f.SetBool(true)
+			case reflect.Int, reflect.Int64:
+				f.SetInt(7)
+			case reflect.Slice:
+				f.Set(reflect.MakeSlice(f.Type(), 1, 1))
+			case reflect.Pointer:
+				f.Set(reflect.New(f.Type().Elem()))
+			case reflect.Struct:
+				fill(f) // Settings, and the limits in it
+			case reflect.Interface:
+				for _, c := range []any{http.NotFoundHandler(), Mount{Prefix: "/x"}} {
+					if reflect.TypeOf(c).Implements(f.Type()) {
+						f.Set(reflect.ValueOf(c))
+						break
+					}
+				}
+			default:
+				t.Fatalf("field %s: kind %s not covered by this test", v.Type().Field(i).Name, f.Kind())
+			}
 		}
 	}
+	v := reflect.ValueOf(h).Elem()
+	fill(v)
 	c := reflect.ValueOf(h.Clone()).Elem()
 	for i := 0; i < v.NumField(); i++ {
 		name := v.Type().Field(i).Name

@@ -48,6 +48,10 @@ func (l *Limiter) Acquire(ctx context.Context) error {
 	if l.timeout <= 0 {
 		return ErrNoSlot
 	}
+	// The request waits: its observer (metrics, status) is told.
+	o := ObserverFrom(ctx)
+	o.QueueEnter()
+	defer o.QueueLeave()
 	if l.maxWait >= 0 {
 		if l.waiting.Add(1) > l.maxWait {
 			l.waiting.Add(-1)

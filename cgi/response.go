@@ -10,6 +10,8 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+
+	"github.com/ferrygw/ferry/internal/defaults"
 )
 
 // Limits on a script's response header block. Zero fields of [HeaderLimits]
@@ -22,27 +24,20 @@ const (
 
 // HeaderLimits bounds the header block of a CGI response.
 type HeaderLimits struct {
-	// MaxLine is the longest header line in bytes, line end included. If zero,
-	// DefaultMaxHeaderLine is used.
+	// MaxLine is the longest header line in bytes, line end included. If
+	// zero or negative, DefaultMaxHeaderLine is used.
 	MaxLine int
-	// MaxBytes bounds the whole header block. If zero, DefaultMaxHeaderBytes
-	// is used.
+	// MaxBytes bounds the whole header block. If zero or negative,
+	// DefaultMaxHeaderBytes is used.
 	MaxBytes int
-	// MaxFields bounds the number of header lines. If zero,
+	// MaxFields bounds the number of header lines. If zero or negative,
 	// DefaultMaxHeaderFields is used.
 	MaxFields int
 }
 
-func (l HeaderLimits) maxLine() int   { return orDefault(l.MaxLine, DefaultMaxHeaderLine) }
-func (l HeaderLimits) maxBytes() int  { return orDefault(l.MaxBytes, DefaultMaxHeaderBytes) }
-func (l HeaderLimits) maxFields() int { return orDefault(l.MaxFields, DefaultMaxHeaderFields) }
-
-func orDefault(v, def int) int {
-	if v <= 0 {
-		return def
-	}
-	return v
-}
+func (l HeaderLimits) maxLine() int   { return defaults.Or(l.MaxLine, DefaultMaxHeaderLine) }
+func (l HeaderLimits) maxBytes() int  { return defaults.Or(l.MaxBytes, DefaultMaxHeaderBytes) }
+func (l HeaderLimits) maxFields() int { return defaults.Or(l.MaxFields, DefaultMaxHeaderFields) }
 
 // ErrMalformedResponse is wrapped by every error [ReadResponse] returns for
 // output that is not a valid CGI response: a gateway answers 502 Bad Gateway.

@@ -7,11 +7,13 @@ import (
 	"io"
 	"net/http"
 	"os"
+
+	"github.com/ferrygw/ferry/internal/defaults"
 )
 
 // ErrBodyTooLarge is returned when a request body exceeds the configured
-// limit: a gateway answers 413 Content Too Large.
-var ErrBodyTooLarge = errors.New("cgi: request body too large")
+// limit. It is a [*StatusError]: a gateway answers 413 Content Too Large.
+var ErrBodyTooLarge error = &StatusError{Status: http.StatusRequestEntityTooLarge, Err: errors.New("cgi: request body too large")}
 
 // Spool holds a request body of unknown length (chunked transfer coding) so
 // that CONTENT_LENGTH can be given exactly, as RFC 3875 § 4.1.2 requires: in
@@ -94,10 +96,12 @@ func (s *Spool) Close() error {
 
 // BodyLimits bounds the request bodies a gateway passes on.
 type BodyLimits struct {
-	// Max bounds a body; larger ones get 413. If zero, DefaultMaxRequestBody.
+	// Max bounds a body; larger ones get 413. If zero or negative,
+	// DefaultMaxRequestBody (1 GiB).
 	Max int64
 	// Memory is how much of a spooled body stays in memory before the rest
-	// goes to a temporary file in TempDir. If zero, DefaultSpoolMemory.
+	// goes to a temporary file in TempDir. If zero or negative,
+	// DefaultSpoolMemory.
 	Memory int64
 	// TempDir holds spooled bodies. If empty, os.TempDir().
 	TempDir string
@@ -109,29 +113,30 @@ type BodyLimits struct {
 // when spool is set, is read first into a [Spool]. It returns the request to
 // describe (its ContentLength exact), the body to send (nil for none) and the
 // spool, which the caller must Close when done (nil if none). On failure it
-// returns the status to answer: 413 past lim.Max, 400 for a broken upload.
-func ExactBody(r *http.Request, lim BodyLimits, spool bool) (*http.Request, io.Reader, *Spool, int, error) {
-	max := orDefault64(lim.Max, DefaultMaxRequestBody)
+// returns r itself and a [*StatusError]: 413 past lim.Max, 400 for a broken
+// upload.
+func ExactBody(r *http.Request, lim BodyLimits, spool bool) (*http.Request, io.Reader, *Spool, error) {
+	max := defaults.Or(lim.Max, DefaultMaxRequestBody)
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return r, nil, nil, 0, nil
+		return r, nil, nil, nil
 	}
 	if r.ContentLength > max {
-		return nil, nil, nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: Content-Length %d", ErrBodyTooLarge, r.ContentLength)
+		return r, nil, nil, fmt.Errorf("%w: Content-Length %d", ErrBodyTooLarge, r.ContentLength)
 	}
 	if r.ContentLength > 0 && !spool {
-		return r, r.Body, nil, 0, nil
+		return r, r.Body, nil, nil
 	}
-	sp, err := SpoolBody(r.Body, orDefault64(lim.Memory, DefaultSpoolMemory), max, lim.TempDir)
-	if errors.Is(err, ErrBodyTooLarge) {
-		return nil, nil, nil, http.StatusRequestEntityTooLarge, err
-	}
+	sp, err := SpoolBody(r.Body, defaults.Or(lim.Memory, DefaultSpoolMemory), max, lim.TempDir)
 	if err != nil {
-		return nil, nil, nil, http.StatusBadRequest, err
+		if !errors.Is(err, ErrBodyTooLarge) {
+			err = statusError(http.StatusBadRequest, err)
+		}
+		return r, nil, nil, err
 	}
 	r2 := *r
 	r2.ContentLength = sp.Size()
 	if sp.Size() == 0 {
-		return &r2, nil, sp, 0, nil
+		return &r2, nil, sp, nil
 	}
-	return &r2, sp.Reader(), sp, 0, nil
+	return &r2, sp.Reader(), sp, nil
 }

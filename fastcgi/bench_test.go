@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferrygw/ferry/cgi"
 )
 
 // benchParams is what nginx's stock fastcgi_params send for a small GET,
@@ -131,14 +133,14 @@ func BenchmarkServerRequest(b *testing.B) {
 	}
 }
 
-// BenchmarkHandler: an HTTP request through Handler (meta-variables, the
+// BenchmarkHandler: an HTTP request through NewHandler (meta-variables, the
 // client, the response copied back) to a Server on a kept loopback
 // connection, both sides counted: the gateway's hot path.
 func BenchmarkHandler(b *testing.B) {
 	b.ReportAllocs()
 	c := &Client{Network: "tcp", Address: benchServer(b, &Server{Handler: benchHello}), MaxConns: 1, NoMultiplex: true}
 	defer c.CloseIdle()
-	h := &Handler{Client: c, Prefix: "/app/"}
+	h := NewHandler(c, cgi.Mount{Prefix: "/app/"}, cgi.Settings{})
 	r := httptest.NewRequest("GET", "http://example.com/app/x?y=1", nil)
 	r.Header.Set("User-Agent", "bench")
 	w := &discardWriter{h: make(http.Header)}
@@ -161,7 +163,7 @@ func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 
-// BenchmarkMultiplexing: 16 clients at once through Handler to an
+// BenchmarkMultiplexing: 16 clients at once through NewHandler to an
 // application that takes 1 ms per request and allows 2 connections
 // (FCGI_MAX_CONNS), with and without request-ID multiplexing. Without it,
 // requests queue for the 2 connections; with it, they share them.
@@ -175,7 +177,7 @@ func BenchmarkMultiplexing(b *testing.B) {
 			b.ReportAllocs()
 			c := &Client{Network: "tcp", Address: addr, MaxConns: 2, NoMultiplex: !mpx}
 			defer c.CloseIdle()
-			h := &Handler{Client: c}
+			h := NewHandler(c, nil, cgi.Settings{})
 			b.SetParallelism(8) // 16 goroutines on 2 CPUs
 			b.RunParallel(func(pb *testing.PB) {
 				r := httptest.NewRequest("GET", "http://example.com/x", nil)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/internal/defaults"
 	"github.com/ferrygw/ferry/internal/linelog"
 	"github.com/rs/zerolog"
 )
@@ -28,12 +30,14 @@ const (
 	DefaultClientMaxConn = 64
 )
 
-// Errors a [Client] returns; [Handler] maps them to statuses.
+// Errors a [Client] returns. Those answered with another status than 502
+// are [*cgi.StatusError]s, read with cgi.StatusOf; a timeout wraps
+// context.DeadlineExceeded (504).
 var (
 	// ErrPoolTimeout: every connection stayed busy for QueueTimeout (503).
-	ErrPoolTimeout = errors.New("fastcgi: no backend connection free in time")
+	ErrPoolTimeout error = &cgi.StatusError{Status: http.StatusServiceUnavailable, Err: errors.New("fastcgi: no backend connection free in time")}
 	// ErrOverloaded: the application answered OVERLOADED (503).
-	ErrOverloaded = errors.New("fastcgi: application overloaded")
+	ErrOverloaded error = &cgi.StatusError{Status: http.StatusServiceUnavailable, Err: errors.New("fastcgi: application overloaded")}
 	// ErrUnknownRole: the application does not take the role (502).
 	ErrUnknownRole = errors.New("fastcgi: application refused the role")
 	// ErrCantMpxConn: the application refused a second request on a
@@ -47,7 +51,12 @@ var (
 // Perl FCGI, uwsgi, ferry) over a pool of kept-alive connections
 // (FCGI_KEEP_CONN). The pool is capped at MaxConns; more requests wait in
 // ferry, up to QueueTimeout, rather than pile up in the application's
-// listen backlog. The zero value needs only Network and Address.
+// listen backlog. The zero value needs only Network and Address; sizes
+// and durations that are zero or negative take their defaults.
+//
+// A Client is a [cgi.Transport]: [NewHandler] forwards HTTP requests
+// through it. [Client.Do] is the lower-level call, for the other roles
+// (Authorizer, Filter), the application's stderr and its exit status.
 type Client struct {
 	// Network and Address name the application: "tcp" and "127.0.0.1:9000",
 	// or "unix" and "/run/php/php-fpm.sock".
@@ -62,20 +71,12 @@ type Client struct {
 	// application's backlog behind idle connections for ever. Then at most
 	// DefaultClientMaxConn requests run at once.
 	MaxConns int
-	// QueueTimeout bounds the wait for a free connection. If zero,
-	// DefaultQueueTimeout.
-	QueueTimeout time.Duration
-	// DialTimeout bounds connecting. If zero, DefaultDialTimeout.
-	DialTimeout time.Duration
-	// ReadTimeout bounds the wait for each record of the response. If zero,
-	// DefaultReadTimeout.
-	ReadTimeout time.Duration
-	// WriteTimeout bounds each write of the request. If zero,
-	// DefaultWriteTimeout.
-	WriteTimeout time.Duration
-	// IdleTimeout closes connections idle for longer. If zero,
-	// DefaultClientIdle.
-	IdleTimeout time.Duration
+	// The timeouts, each DefaultXxx when zero or negative: QueueTimeout
+	// bounds the wait for a free connection, DialTimeout connecting,
+	// ReadTimeout the wait for each record of the response, WriteTimeout
+	// each write of the request; IdleTimeout closes connections idle for
+	// longer (DefaultClientIdle).
+	QueueTimeout, DialTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// NoKeepConn asks the application to close the connection after each
 	// request.
 	NoKeepConn bool
@@ -96,6 +97,7 @@ type Client struct {
 	mu       sync.Mutex   // guards idle and mpx
 	idle     []*clientConn
 	mpx      []*mpxConn
+	state    clientState // for Stats
 }
 
 // clientConn is one connection to the application.
@@ -126,6 +128,7 @@ const (
 
 func (c *Client) init() {
 	c.once.Do(func() {
+		defer c.state.ready.Store(true)
 		n, known := c.MaxConns, c.MaxConns > 0
 		if c.NoKeepConn {
 			if !known {
@@ -137,7 +140,7 @@ func (c *Client) init() {
 		// Ask even when the size is given, for FCGI_MPXS_CONNS, but
 		// briefly: an application that ignores management records must
 		// not hold up the first request.
-		wait := dur(c.DialTimeout, DefaultDialTimeout)
+		wait := defaults.Or(c.DialTimeout, DefaultDialTimeout)
 		if known {
 			wait = min(wait, 500*time.Millisecond)
 		}
@@ -174,7 +177,7 @@ func (c *Client) init() {
 // newLimiter bounds the requests in progress at n, with no bound on the
 // requests waiting for one to end: only QueueTimeout.
 func (c *Client) newLimiter(n int) *cgi.Limiter {
-	return cgi.NewLimiter(n, -1, dur(c.QueueTimeout, DefaultQueueTimeout))
+	return cgi.NewLimiter(n, -1, defaults.Or(c.QueueTimeout, DefaultQueueTimeout))
 }
 
 func (c *Client) log() *zerolog.Logger {
@@ -185,17 +188,10 @@ func (c *Client) log() *zerolog.Logger {
 	return c.Logger
 }
 
-func dur(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
-}
-
 func (c *Client) dial(ctx context.Context) (*clientConn, error) {
 	// No TCP keep-alive probes: idle connections are closed after
 	// IdleTimeout anyway, and the setsockopt calls cost on every dial.
-	d := net.Dialer{Timeout: dur(c.DialTimeout, DefaultDialTimeout), KeepAlive: -1}
+	d := net.Dialer{Timeout: defaults.Or(c.DialTimeout, DefaultDialTimeout), KeepAlive: -1}
 	nc, err := d.DialContext(ctx, c.Network, c.Address)
 	if err != nil {
 		return nil, fmt.Errorf("fastcgi: connecting to %s:%s: %w", c.Network, c.Address, err)
@@ -208,7 +204,7 @@ func (c *Client) dial(ctx context.Context) (*clientConn, error) {
 // GetValues asks the application for the named variables (FCGI_MAX_CONNS,
 // FCGI_MAX_REQS, FCGI_MPXS_CONNS) on a connection of its own.
 func (c *Client) GetValues(ctx context.Context, names ...string) (map[string]string, error) {
-	return c.getValues(ctx, dur(c.DialTimeout, DefaultDialTimeout), names...)
+	return c.getValues(ctx, defaults.Or(c.DialTimeout, DefaultDialTimeout), names...)
 }
 
 // getValues is GetValues waiting at most wait for the answer.
@@ -253,7 +249,7 @@ func (c *Client) acquire(ctx context.Context, check, fresh bool) (*clientConn, b
 	if err := c.takeSlot(ctx); err != nil {
 		return nil, false, err
 	}
-	idleFor := dur(c.IdleTimeout, DefaultClientIdle)
+	idleFor := defaults.Or(c.IdleTimeout, DefaultClientIdle)
 	for !fresh {
 		c.mu.Lock()
 		var cc *clientConn
@@ -330,7 +326,13 @@ func (c *Client) CloseIdle() {
 type Request struct {
 	Role   Role // zero: RoleResponder
 	Params []string
-	Body   io.Reader
+	// Body is sent as the STDIN stream; nil for none.
+	Body io.Reader
+	// ContentLength, if positive, bounds what is read of Body: once the
+	// application has answered, net/http may close a request body under
+	// a read that only waits for its EOF. If zero or negative, Body is read
+	// to EOF.
+	ContentLength int64
 	// Stderr, if set, receives the application's STDERR stream; else it is
 	// logged line by line.
 	Stderr io.Writer
@@ -347,38 +349,62 @@ type Response struct {
 	AppStatus uint32
 }
 
+var _ cgi.Transport = (*Client)(nil)
+
+// String names the application as log lines do: "network:address".
+func (c *Client) String() string { return c.Network + ":" + c.Address }
+
 // Do sends req and returns the response once the first STDOUT byte is
 // there. The request body is written concurrently with reading the
 // response, so an application that answers before it has read everything
 // cannot deadlock. Ending ctx aborts the request (ABORT_REQUEST) and closes
 // the connection.
 func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
+	resp := &Response{}
+	app, err := c.send(ctx, req, resp)
+	if err != nil {
+		return nil, err
+	}
+	resp.Stdout, resp.Ready = app.Body, app.Ready
+	return resp, nil
+}
+
+// RoundTrip sends req as a Responder request, as [Client.Do] does, and
+// returns the STDOUT stream: a [cgi.Transport].
+func (c *Client) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppResponse, error) {
+	return c.send(ctx, &Request{Params: req.Params, Body: req.Body, ContentLength: req.ContentLength}, nil)
+}
+
+// send sends req; resp, if not nil, gets the application status. The
+// response returned is part of the request's stream: no allocation of its
+// own.
+func (c *Client) send(ctx context.Context, req *Request, resp *Response) (*cgi.AppResponse, error) {
 	// A request without a body can be sent again: a kept connection the
 	// application closed meanwhile (php-fpm's pm.max_requests) is not
 	// probed first, and on failure before any answer the request goes once
 	// more on a new connection, as nginx's next upstream does.
 	c.init()
 	if c.multi {
-		return c.doMpx(ctx, req)
+		return c.doMpx(ctx, req, resp)
 	}
 	retryable := req.Body == nil
-	resp, reused, err := c.do(ctx, req, !retryable, false)
+	app, reused, err := c.do(ctx, req, resp, !retryable, false)
 	if err != nil && reused && retryable && ctx.Err() == nil && errors.Is(err, errStale) {
 		// Again on a new connection: other idle ones may be as stale.
-		resp, _, err = c.do(ctx, req, false, true)
+		app, _, err = c.do(ctx, req, resp, false, true)
 	}
-	return resp, err
+	return app, err
 }
 
 // errStale marks a failure on a reused connection before any answer.
 var errStale = errors.New("fastcgi: kept connection closed by the application")
 
-func (c *Client) do(ctx context.Context, req *Request, check, fresh bool) (*Response, bool, error) {
+func (c *Client) do(ctx context.Context, req *Request, resp *Response, check, fresh bool) (*cgi.AppResponse, bool, error) {
 	cc, reused, err := c.acquire(ctx, check, fresh)
 	if err != nil {
 		return nil, false, err
 	}
-	x := &exchange{c: c, cc: cc, ctx: ctx, stderr: req.Stderr}
+	x := &exchange{c: c, cc: cc, ctx: ctx, stderr: req.Stderr, resp: resp}
 	x.stop = context.AfterFunc(ctx, func() {
 		// Wake blocked reads and writes; the reader then aborts.
 		cc.nc.SetDeadline(time.Unix(1, 0))
@@ -390,8 +416,7 @@ func (c *Client) do(ctx context.Context, req *Request, check, fresh bool) (*Resp
 		}
 		return nil, reused, err
 	}
-	resp := &Response{Stdout: x, Ready: x.ready}
-	x.resp = resp
+	x.app = cgi.AppResponse{Body: x, Ready: x.ready}
 	// Wait for the first output so that connection failures show here, as
 	// a dial-time error would, and map to 502 before anything is sent.
 	if _, err := x.fill(); err != nil && err != io.EOF {
@@ -401,7 +426,7 @@ func (c *Client) do(ctx context.Context, req *Request, check, fresh bool) (*Resp
 		}
 		return nil, reused, err
 	}
-	return resp, reused, nil
+	return &x.app, reused, nil
 }
 
 // exchange is one request in flight on a connection; it reads the STDOUT
@@ -412,11 +437,12 @@ type exchange struct {
 	ctx      context.Context
 	stop     func() bool
 	stderr   io.Writer
-	resp     *Response
-	buf      []byte // unread STDOUT content of the current record
-	pending  []byte // content of the record read by fill
-	done     bool   // END_REQUEST seen
-	answered bool   // a record came back
+	resp     *Response       // gets the application status; nil for RoundTrip
+	app      cgi.AppResponse // what the caller reads
+	buf      []byte          // unread STDOUT content of the current record
+	pending  []byte          // content of the record read by fill
+	done     bool            // END_REQUEST seen
+	answered bool            // a record came back
 	err      error
 	closed   bool
 	bodyErr  chan error // the body writer's result, when there is a body
@@ -457,15 +483,24 @@ func (x *exchange) send(req *Request) error {
 	if cap(b) <= 64<<10 {
 		bp.rec, bp.pairs = b, pairs
 	}
-	x.cc.nc.SetWriteDeadline(time.Now().Add(dur(x.c.WriteTimeout, DefaultWriteTimeout)))
+	x.cc.nc.SetWriteDeadline(time.Now().Add(defaults.Or(x.c.WriteTimeout, DefaultWriteTimeout)))
 	if _, err := x.cc.nc.Write(b); err != nil {
 		return fmt.Errorf("fastcgi: sending request: %w", err)
 	}
 	if req.Body != nil {
 		x.bodyErr = make(chan error, 1)
-		go x.writeBody(req.Body)
+		go x.writeBody(limitBody(req))
 	}
 	return nil
+}
+
+// limitBody returns req's body, bounded by its ContentLength when that is
+// positive.
+func limitBody(req *Request) io.Reader {
+	if req.ContentLength <= 0 {
+		return req.Body
+	}
+	return io.LimitReader(req.Body, req.ContentLength)
 }
 
 // writeBody streams the request body as STDIN records.
@@ -476,7 +511,7 @@ func (x *exchange) writeBody(body io.Reader) {
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
-			x.cc.nc.SetWriteDeadline(time.Now().Add(dur(x.c.WriteTimeout, DefaultWriteTimeout)))
+			x.cc.nc.SetWriteDeadline(time.Now().Add(defaults.Or(x.c.WriteTimeout, DefaultWriteTimeout)))
 			pad := -n & 7
 			hdr = [HeaderLen]byte{Version1, byte(TypeStdin), 0, requestID, byte(n >> 8), byte(n), byte(pad), 0}
 			bufs := net.Buffers{hdr[:], buf[:n], zeros[:pad]}
@@ -506,7 +541,7 @@ func (x *exchange) fill() (int, error) {
 		if x.err != nil {
 			return 0, x.err
 		}
-		x.cc.nc.SetReadDeadline(time.Now().Add(dur(x.c.ReadTimeout, DefaultReadTimeout)))
+		x.cc.nc.SetReadDeadline(time.Now().Add(defaults.Or(x.c.ReadTimeout, DefaultReadTimeout)))
 		rec, err := x.cc.rd.Next()
 		if err != nil {
 			x.err = x.readError(err)
@@ -570,7 +605,7 @@ func (x *exchange) readError(err error) error {
 	case x.ctx.Err() != nil:
 		return x.ctx.Err()
 	case isTimeout(err):
-		return fmt.Errorf("fastcgi: no response from %s within %v: %w", x.c.Address, dur(x.c.ReadTimeout, DefaultReadTimeout), context.DeadlineExceeded)
+		return fmt.Errorf("fastcgi: no response from %s within %v: %w", x.c.Address, defaults.Or(x.c.ReadTimeout, DefaultReadTimeout), context.DeadlineExceeded)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%w (%s)", ErrNoEndRequest, x.c.Address)
 	}
@@ -629,7 +664,7 @@ func (x *exchange) logStderr(p []byte) {
 		return
 	}
 	if x.lines == nil {
-		x.lines = x.c.stderrLog()
+		x.lines = x.c.stderrLog(x.ctx)
 	}
 	x.lines.Write(p)
 }
@@ -640,10 +675,16 @@ func (x *exchange) flushStderr() {
 	}
 }
 
-// stderrLog returns the logger of one request's STDERR stream.
-func (c *Client) stderrLog() *linelog.Writer {
+// stderrLog returns the logger of one request's STDERR stream: the
+// request's own logger (zerolog.Ctx), so that its lines carry the request's
+// fields (ferry's req_id), else the client's.
+func (c *Client) stderrLog(ctx context.Context) *linelog.Writer {
+	l := zerolog.Ctx(ctx)
+	if l.GetLevel() == zerolog.Disabled {
+		l = c.log()
+	}
 	return &linelog.Writer{
-		Event: func() *zerolog.Event { return c.log().Warn().Str("backend", c.Address) },
+		Event: func() *zerolog.Event { return l.Warn().Str("backend", c.Address) },
 		Msg:   "fastcgi: application stderr",
 	}
 }

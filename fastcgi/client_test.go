@@ -149,8 +149,8 @@ func TestClientQueueTimeout(t *testing.T) {
 	}()
 	<-started
 	_, err := c.Do(context.Background(), &Request{Params: clientParams("/queued")})
-	if !errors.Is(err, ErrPoolTimeout) || StatusFor(err) != http.StatusServiceUnavailable {
-		t.Errorf("second request with the only connection busy: %v (status %d); want ErrPoolTimeout, 503", err, StatusFor(err))
+	if !errors.Is(err, ErrPoolTimeout) || cgi.StatusOf(err) != http.StatusServiceUnavailable {
+		t.Errorf("second request with the only connection busy: %v (status %d); want ErrPoolTimeout, 503", err, cgi.StatusOf(err))
 	}
 	close(release)
 	if err := <-first; err != nil {
@@ -200,8 +200,8 @@ func TestClientErrorsMapToStatus(t *testing.T) {
 	ln.Close() // nothing listens: connection refused
 	c := &Client{Network: "tcp", Address: addr, MaxConns: 1}
 	_, err = c.Do(context.Background(), &Request{Params: clientParams("/")})
-	if err == nil || StatusFor(err) != http.StatusBadGateway {
-		t.Errorf("connection refused: %v (status %d); want 502", err, StatusFor(err))
+	if err == nil || cgi.StatusOf(err) != http.StatusBadGateway {
+		t.Errorf("connection refused: %v (status %d); want 502", err, cgi.StatusOf(err))
 	}
 
 	// An application that never answers: 504.
@@ -221,7 +221,7 @@ func TestClientErrorsMapToStatus(t *testing.T) {
 	}()
 	c = &Client{Network: "tcp", Address: slow.Addr().String(), MaxConns: 1, ReadTimeout: 100 * time.Millisecond}
 	_, err = c.Do(context.Background(), &Request{Params: clientParams("/")})
-	if StatusFor(err) != http.StatusGatewayTimeout {
-		t.Errorf("silent application: %v (status %d); want 504", err, StatusFor(err))
+	if cgi.StatusOf(err) != http.StatusGatewayTimeout {
+		t.Errorf("silent application: %v (status %d); want 504", err, cgi.StatusOf(err))
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/internal/defaults"
 	"github.com/ferrygw/ferry/internal/serving"
 )
 
@@ -50,14 +51,16 @@ type request struct {
 	// tells whether a body follows.
 	waitStdin bool
 	vars      map[string]string
-	bad       error // PARAMS did not parse: answered with badStatus
-	badStatus int
+	bad       error // PARAMS did not parse: a *cgi.StatusError to answer with
 	// began is when BEGIN_REQUEST came: ReadHeaderTimeout runs from it
 	// until the request starts.
 	began time.Time
 	// expired: ReadHeaderTimeout passed in setup; the request is being
 	// answered 408, and its records are ignored.
 	expired bool
+	// abortRequested: ABORT_REQUEST came, so the web server takes no more
+	// of the response.
+	abortRequested atomic.Bool
 }
 
 // conn is one FastCGI connection. Its read loop (Serve) owns the request
@@ -252,8 +255,8 @@ func (c *conn) expire(headerTimeout time.Duration) {
 		r.expired = true
 		c.leaveSetup(r)
 		r.params, r.vars = nil, nil
-		r.bad = fmt.Errorf("fastcgi: request %d: PARAMS not complete within %v", r.id, headerTimeout)
-		r.badStatus = http.StatusRequestTimeout
+		r.bad = &cgi.StatusError{Status: http.StatusRequestTimeout,
+			Err: fmt.Errorf("fastcgi: request %d: PARAMS not complete within %v", r.id, headerTimeout)}
 		c.start(r, false)
 	}
 }
@@ -317,7 +320,7 @@ func (c *conn) handleRecord(rec Record) error {
 			c.paramsDone(r)
 			return nil
 		}
-		if r.paramsDropped || c.setupBytes+len(rec.Content) > orInt(c.srv.MaxParamsBytes, DefaultMaxParamsBytes) {
+		if r.paramsDropped || c.setupBytes+len(rec.Content) > defaults.Or(c.srv.MaxParamsBytes, DefaultMaxParamsBytes) {
 			// Read and dropped: memory stays bounded whatever is sent.
 			c.setupBytes -= len(r.params)
 			r.paramsDropped, r.params = true, nil
@@ -383,7 +386,7 @@ func (c *conn) getValues(q []byte) error {
 		case "FCGI_MAX_CONNS":
 			body = AppendPair(body, n, strconv.Itoa(c.srv.maxConns()))
 		case "FCGI_MAX_REQS":
-			body = AppendPair(body, n, strconv.Itoa(orInt(c.srv.MaxRequests, DefaultMaxRequests)))
+			body = AppendPair(body, n, strconv.Itoa(defaults.Or(c.srv.MaxRequests, DefaultMaxRequests)))
 		case "FCGI_MPXS_CONNS":
 			body = AppendPair(body, n, "1")
 		}
@@ -422,12 +425,12 @@ func (c *conn) begin(id uint16, content []byte) error {
 	if br.Role < RoleResponder || br.Role > RoleFilter {
 		return end(UnknownRole)
 	}
-	if n >= orInt(c.srv.MaxConnRequests, DefaultMaxConnRequests) ||
-		c.srv.requests.Load() >= int64(orInt(c.srv.MaxRequests, DefaultMaxRequests)) {
+	if n >= defaults.Or(c.srv.MaxConnRequests, DefaultMaxConnRequests) ||
+		c.srv.requests.Load() >= int64(defaults.Or(c.srv.MaxRequests, DefaultMaxRequests)) {
 		c.srv.log().Warn().Uint16("request", id).Msg("fastcgi: overloaded; answering OVERLOADED")
 		return end(Overloaded)
 	}
-	if c.setup >= orInt(c.srv.MaxConnSetup, DefaultMaxConnSetup) {
+	if c.setup >= defaults.Or(c.srv.MaxConnSetup, DefaultMaxConnSetup) {
 		if !c.saidSetup { // once per connection: a flood must not flood the log
 			c.saidSetup = true
 			c.srv.log().Warn().Uint16("request", id).Int("in_setup", c.setup).Str("remote", c.rwc.RemoteAddr().String()).
@@ -443,12 +446,12 @@ func (c *conn) begin(id uint16, content []byte) error {
 		ctx:    ctx,
 		cancel: cancel,
 		began:  time.Now(),
-		stdin: newBodyBuffer(orInt64(c.srv.BodyMemory, DefaultBodyMemory),
-			orInt64(c.srv.MaxRequestBody, DefaultMaxRequestBody), c.srv.TempDir),
+		stdin: newBodyBuffer(defaults.Or(c.srv.BodyMemory, DefaultBodyMemory),
+			defaults.Or(c.srv.MaxRequestBody, DefaultMaxRequestBody), c.srv.TempDir),
 	}
 	if r.role == RoleFilter {
-		r.data = newBodyBuffer(orInt64(c.srv.BodyMemory, DefaultBodyMemory),
-			orInt64(c.srv.MaxRequestBody, DefaultMaxRequestBody), c.srv.TempDir)
+		r.data = newBodyBuffer(defaults.Or(c.srv.BodyMemory, DefaultBodyMemory),
+			defaults.Or(c.srv.MaxRequestBody, DefaultMaxRequestBody), c.srv.TempDir)
 	}
 	c.mu.Lock()
 	c.reqs[id] = r
@@ -463,6 +466,7 @@ func (c *conn) begin(id uint16, content []byte) error {
 // abort handles ABORT_REQUEST: a running handler sees its context end and
 // its body fail; a request still reading PARAMS ends at once.
 func (c *conn) abort(r *request) {
+	r.abortRequested.Store(true)
 	r.cancel()
 	r.stdin.abort(ErrRequestAborted)
 	if r.data != nil {
@@ -478,7 +482,7 @@ func (c *conn) abort(r *request) {
 // waits for the first STDIN record when the body's length is not given.
 func (c *conn) paramsDone(r *request) {
 	r.state = stateStdin
-	r.vars, r.badStatus, r.bad = c.parseParams(r)
+	r.vars, r.bad = c.parseParams(r)
 	if r.bad == nil && r.role != RoleAuthorizer && r.vars["CONTENT_LENGTH"] == "" {
 		// Still in setup until the first STDIN record, but its PARAMS
 		// no longer take memory.
@@ -510,13 +514,14 @@ func (c *conn) start(r *request, chunked bool) {
 	go c.serveRequest(r, chunked)
 }
 
-// parseParams parses the PARAMS stream, or says which status to answer with.
-func (c *conn) parseParams(r *request) (map[string]string, int, error) {
+// parseParams parses the PARAMS stream, or returns a *cgi.StatusError
+// saying which status to answer with.
+func (c *conn) parseParams(r *request) (map[string]string, error) {
 	if r.paramsDropped {
-		return nil, http.StatusRequestHeaderFieldsTooLarge, fmt.Errorf("fastcgi: PARAMS longer than %d bytes", orInt(c.srv.MaxParamsBytes, DefaultMaxParamsBytes))
+		return nil, &cgi.StatusError{Status: http.StatusRequestHeaderFieldsTooLarge, Err: fmt.Errorf("fastcgi: PARAMS longer than %d bytes", defaults.Or(c.srv.MaxParamsBytes, DefaultMaxParamsBytes))}
 	}
 	vars := make(map[string]string)
-	maxParams := orInt(c.srv.MaxParams, DefaultMaxParams)
+	maxParams := defaults.Or(c.srv.MaxParams, DefaultMaxParams)
 	err := ParsePairs(r.params, func(name, value []byte) error {
 		if len(vars) >= maxParams {
 			return fmt.Errorf("fastcgi: more than %d params", maxParams)
@@ -526,19 +531,19 @@ func (c *conn) parseParams(r *request) (map[string]string, int, error) {
 	})
 	switch {
 	case errors.Is(err, ErrMalformedPairs):
-		return nil, http.StatusBadRequest, err
+		return nil, &cgi.StatusError{Status: http.StatusBadRequest, Err: err}
 	case err != nil:
-		return nil, http.StatusRequestHeaderFieldsTooLarge, err
+		return nil, &cgi.StatusError{Status: http.StatusRequestHeaderFieldsTooLarge, Err: err}
 	}
-	return vars, 0, nil
+	return vars, nil
 }
 
 // serveRequest runs the handler for r and ends the request.
 func (c *conn) serveRequest(r *request, chunked bool) {
 	defer c.wg.Done()
 	sw := &streamWriter{c: c, id: r.id}
-	status, err := c.buildRequest(r, chunked)
-	if err != nil {
+	if err := c.buildRequest(r, chunked); err != nil {
+		status := cgi.StatusOf(err)
 		// Answer as a web server would: the client sees why.
 		c.srv.log().Warn().Err(err).Uint16("request", r.id).Msg("fastcgi: bad request")
 		rw := cgi.NewResponseWriter(sw, nil)
@@ -554,6 +559,13 @@ func (c *conn) serveRequest(r *request, chunked bool) {
 	if p != nil && p != http.ErrAbortHandler {
 		c.srv.log().Error().Interface("panic", p).Str("path", req.URL.Path).Msg("fastcgi: handler panic")
 	}
+	if aborted && r.abortRequested.Load() {
+		// The web server asked for the abort and takes no more of this
+		// response: it ends with END_REQUEST (spec § 5.4), and the
+		// connection goes on.
+		c.finish(r, rw, 1)
+		return
+	}
 	if aborted {
 		// The response must not look complete; on FastCGI only a closed
 		// connection says so to the web server (and ends any other request
@@ -566,11 +578,11 @@ func (c *conn) serveRequest(r *request, chunked bool) {
 	c.finish(r, rw, 0)
 }
 
-// buildRequest turns the parsed PARAMS into the http.Request, or says which
-// status to answer with.
-func (c *conn) buildRequest(r *request, chunked bool) (int, error) {
+// buildRequest turns the parsed PARAMS into the http.Request, or returns a
+// *cgi.StatusError saying which status to answer with.
+func (c *conn) buildRequest(r *request, chunked bool) error {
 	if r.bad != nil {
-		return r.badStatus, r.bad
+		return r.bad
 	}
 	vars := r.vars
 	ctx := context.WithValue(r.ctx, roleKey{}, r.role)
@@ -579,7 +591,7 @@ func (c *conn) buildRequest(r *request, chunked bool) (int, error) {
 	}
 	req, err := cgi.RequestFromEnv(ctx, vars)
 	if err != nil {
-		return http.StatusBadRequest, err
+		return &cgi.StatusError{Status: http.StatusBadRequest, Err: err}
 	}
 	switch r.role {
 	case RoleAuthorizer:
@@ -592,7 +604,7 @@ func (c *conn) buildRequest(r *request, chunked bool) (int, error) {
 		}
 	}
 	r.httpReq = req
-	return 0, nil
+	return nil
 }
 
 // roleKey and dataKey are the context keys buildRequest sets.

@@ -6,10 +6,12 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/signal"
 	"time"
 
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
 )
 
@@ -91,4 +93,30 @@ func ExampleServer_ServeConn() {
 	// STDOUT "Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nGET /hello?x=1"
 	// STDOUT ""
 	// END_REQUEST REQUEST_COMPLETE
+}
+
+// NewHandler puts a FastCGI application (here a Server on loopback) behind
+// an HTTP server, mounted at /app: SCRIPT_NAME is /app and the rest of the
+// path PATH_INFO.
+func ExampleNewHandler() {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	app := &fastcgi.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		env := cgi.Origin(r.Context()) // the PARAMS the gateway sent
+		fmt.Fprintf(w, "SCRIPT_NAME=%s PATH_INFO=%s\n", env["SCRIPT_NAME"], env["PATH_INFO"])
+	})}
+	go app.Serve(l)
+	defer app.Close()
+
+	c := &fastcgi.Client{Network: "tcp", Address: l.Addr().String(), MaxConns: 4}
+	defer c.CloseIdle()
+	h := fastcgi.NewHandler(c, cgi.Mount{Prefix: "/app/"}, cgi.Settings{})
+
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/app/users/7", nil))
+	fmt.Printf("%d: %s", w.Code, w.Body)
+	// Output:
+	// 200: SCRIPT_NAME=/app PATH_INFO=/users/7
 }

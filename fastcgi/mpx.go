@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/internal/defaults"
 	"github.com/ferrygw/ferry/internal/linelog"
 )
 
@@ -58,15 +60,17 @@ type mpxStream struct {
 	id     uint16
 	out    *bodyBuffer
 	stderr io.Writer
+	ctx    context.Context // the request's, for its logger
 	lines  *linelog.Writer // the STDERR stream's log, once it has some (read loop only)
 
-	got     atomic.Bool  // a record for this request came back
-	last    atomic.Int64 // when the last record came, unix nanoseconds
-	ended   atomic.Bool  // END_REQUEST seen or the connection died
-	aborted atomic.Bool  // ABORT_REQUEST sent
-	timer   *time.Timer  // the read timeout
-	release sync.Once    // gives back the client's slot
-	resp    *Response
+	got     atomic.Bool     // a record for this request came back
+	last    atomic.Int64    // when the last record came, unix nanoseconds
+	ended   atomic.Bool     // END_REQUEST seen or the connection died
+	aborted atomic.Bool     // ABORT_REQUEST sent
+	timer   *time.Timer     // the read timeout
+	release sync.Once       // gives back the client's slot
+	resp    *Response       // gets the application status; nil for RoundTrip
+	app     cgi.AppResponse // what the caller reads
 
 	// The consumer's side.
 	stop    func() bool // undoes the context.AfterFunc
@@ -74,21 +78,22 @@ type mpxStream struct {
 	closed  bool
 }
 
-// doMpx sends req as a new request on a multiplexed connection.
-func (c *Client) doMpx(ctx context.Context, req *Request) (*Response, error) {
+// doMpx sends req as a new request on a multiplexed connection; resp, if
+// not nil, gets the application status.
+func (c *Client) doMpx(ctx context.Context, req *Request, resp *Response) (*cgi.AppResponse, error) {
 	retryable := req.Body == nil
 	for attempt := 0; ; attempt++ {
 		if err := c.takeSlot(ctx); err != nil {
 			return nil, err
 		}
-		st, reused, err := c.openStream(ctx, attempt > 0)
+		st, reused, err := c.openStream(ctx, attempt > 0, req.Stderr, resp)
 		if err != nil {
 			return nil, err // the failed stream gave its slot back
 		}
-		st.stderr = req.Stderr
-		resp, err := st.start(ctx, req)
+		st.ctx = ctx // its stderr lines go to the request's logger
+		app, err := st.start(ctx, req)
 		if err == nil {
-			return resp, nil
+			return app, nil
 		}
 		// The application closed the idle connection (net.ErrClosed: the
 		// read loop saw it first and closed our end under the write).
@@ -106,7 +111,9 @@ func (c *Client) doMpx(ctx context.Context, req *Request) (*Response, error) {
 // busy; or a new one if fresh is set. So requests spread over connections
 // (and the worker processes behind them) as without multiplexing, and only
 // share connections past the cap, where they would otherwise queue.
-func (c *Client) openStream(ctx context.Context, fresh bool) (*mpxStream, bool, error) {
+//
+// The stream's stderr and resp are set before the read loop can see it.
+func (c *Client) openStream(ctx context.Context, fresh bool, stderr io.Writer, resp *Response) (*mpxStream, bool, error) {
 	c.mu.Lock()
 	if !fresh {
 		var best *mpxConn
@@ -120,21 +127,21 @@ func (c *Client) openStream(ctx context.Context, fresh bool) (*mpxStream, bool, 
 			}
 		}
 		if best != nil && (bestN == 0 || len(c.mpx) >= c.mpxConns) {
-			st, err := best.newStream()
+			st, err := best.newStream(stderr, resp)
 			c.mu.Unlock()
 			if err == nil {
 				// Only an idle connection can have been closed by the
 				// application unseen (the retry case).
 				return st, bestN == 0, nil
 			}
-			return c.openStream(ctx, true)
+			return c.openStream(ctx, true, stderr, resp)
 		}
 	}
 	// A new connection, in the list before it is dialled so that
 	// concurrent requests count it (and wait for it) instead of dialling
 	// past the cap.
 	mc := &mpxConn{c: c, streams: make(map[uint16]*mpxStream), ready: make(chan struct{})}
-	st, _ := mc.newStream()
+	st, _ := mc.newStream(stderr, resp)
 	c.mpx = append(c.mpx, mc)
 	c.mu.Unlock()
 	cc, err := c.dial(ctx)
@@ -149,8 +156,10 @@ func (c *Client) openStream(ctx context.Context, fresh bool) (*mpxStream, bool, 
 	return st, false, nil
 }
 
-// newStream reserves the next free request ID.
-func (mc *mpxConn) newStream() (*mpxStream, error) {
+// newStream reserves the next free request ID for a request whose
+// application stderr goes to stderr (nil: the log) and whose application
+// status to resp (nil: nowhere).
+func (mc *mpxConn) newStream(stderr io.Writer, resp *Response) (*mpxStream, error) {
 	mc.mu.Lock()
 	defer mc.mu.Unlock()
 	if mc.dead != nil {
@@ -167,16 +176,16 @@ func (mc *mpxConn) newStream() (*mpxStream, error) {
 	}
 	out := newBodyBuffer(mpxStreamMemory, mpxStreamMax, "")
 	out.what, out.tooLarge = "response", errResponseTooLarge
-	st := &mpxStream{mc: mc, id: mc.nextID, out: out}
-	st.resp = &Response{Stdout: st, Ready: out.ready}
+	st := &mpxStream{mc: mc, id: mc.nextID, out: out, stderr: stderr, resp: resp}
+	st.app = cgi.AppResponse{Body: st, Ready: out.ready}
 	st.last.Store(time.Now().UnixNano())
-	st.timer = time.AfterFunc(dur(mc.c.ReadTimeout, DefaultReadTimeout), st.checkTimeout)
+	st.timer = time.AfterFunc(defaults.Or(mc.c.ReadTimeout, DefaultReadTimeout), st.checkTimeout)
 	mc.streams[st.id] = st
 	return st, nil
 }
 
 // start sends the request and waits for its first output.
-func (st *mpxStream) start(ctx context.Context, req *Request) (*Response, error) {
+func (st *mpxStream) start(ctx context.Context, req *Request) (*cgi.AppResponse, error) {
 	mc := st.mc
 	<-mc.ready
 	if mc.nc == nil {
@@ -212,13 +221,13 @@ func (st *mpxStream) start(ctx context.Context, req *Request) (*Response, error)
 	st.stop = context.AfterFunc(ctx, func() { st.abort(ctx.Err()) })
 	if req.Body != nil {
 		st.bodyErr = make(chan error, 1)
-		go st.writeBody(req.Body)
+		go st.writeBody(limitBody(req))
 	}
 	if err := st.out.wait(); err != nil {
 		st.Close()
 		return nil, err
 	}
-	return st.resp, nil
+	return &st.app, nil
 }
 
 // write writes b whole, under the write lock; a failed write kills the
@@ -226,7 +235,7 @@ func (st *mpxStream) start(ctx context.Context, req *Request) (*Response, error)
 func (mc *mpxConn) write(b []byte) error {
 	mc.wmu.Lock()
 	defer mc.wmu.Unlock()
-	mc.nc.SetWriteDeadline(time.Now().Add(dur(mc.c.WriteTimeout, DefaultWriteTimeout)))
+	mc.nc.SetWriteDeadline(time.Now().Add(defaults.Or(mc.c.WriteTimeout, DefaultWriteTimeout)))
 	if _, err := mc.nc.Write(b); err != nil {
 		err = fmt.Errorf("fastcgi: sending to %s: %w", mc.c.Address, err)
 		mc.kill(err)
@@ -247,7 +256,7 @@ func (st *mpxStream) writeBody(body io.Reader) {
 			pad := -n & 7
 			hdr := [HeaderLen]byte{Version1, byte(TypeStdin), byte(st.id >> 8), byte(st.id), byte(n >> 8), byte(n), byte(pad), 0}
 			mc.wmu.Lock()
-			mc.nc.SetWriteDeadline(time.Now().Add(dur(mc.c.WriteTimeout, DefaultWriteTimeout)))
+			mc.nc.SetWriteDeadline(time.Now().Add(defaults.Or(mc.c.WriteTimeout, DefaultWriteTimeout)))
 			bufs := net.Buffers{hdr[:], buf[:n], zeros[:pad]}
 			_, err = bufs.WriteTo(mc.nc)
 			mc.wmu.Unlock()
@@ -280,7 +289,7 @@ func (st *mpxStream) checkTimeout() {
 	if st.ended.Load() {
 		return
 	}
-	rt := dur(st.mc.c.ReadTimeout, DefaultReadTimeout)
+	rt := defaults.Or(st.mc.c.ReadTimeout, DefaultReadTimeout)
 	if left := rt - time.Since(time.Unix(0, st.last.Load())); left > 0 {
 		st.timer.Reset(left)
 		return
@@ -339,7 +348,9 @@ func (st *mpxStream) end(er EndRequest) {
 	st.timer.Stop()
 	switch er.ProtocolStatus {
 	case RequestComplete:
-		st.resp.AppStatus = er.AppStatus
+		if st.resp != nil {
+			st.resp.AppStatus = er.AppStatus
+		}
 		st.out.end()
 	case Overloaded:
 		st.out.abort(ErrOverloaded)
@@ -357,7 +368,7 @@ func (st *mpxStream) end(er EndRequest) {
 // requests, until the connection fails or stays idle for the idle timeout.
 func (mc *mpxConn) readLoop() {
 	c := mc.c
-	idle := dur(c.IdleTimeout, DefaultClientIdle)
+	idle := defaults.Or(c.IdleTimeout, DefaultClientIdle)
 	var err error
 	for {
 		mc.mu.Lock()
@@ -493,7 +504,7 @@ func (st *mpxStream) logStderr(p []byte) {
 		return
 	}
 	if st.lines == nil {
-		st.lines = st.mc.c.stderrLog()
+		st.lines = st.mc.c.stderrLog(st.ctx)
 	}
 	st.lines.Write(p)
 }

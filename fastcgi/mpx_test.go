@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
 )
 
@@ -176,8 +177,8 @@ func TestClientMultiplexAbortAndTimeout(t *testing.T) {
 	c2 := &Client{Network: "tcp", Address: rl.Addr().String(), MaxConns: 1, ReadTimeout: 200 * time.Millisecond}
 	defer c2.CloseIdle()
 	_, err := c2.Do(context.Background(), &Request{Params: clientParams("/hang")})
-	if StatusFor(err) != http.StatusGatewayTimeout {
-		t.Errorf("silent request: %v (status %d); want 504", err, StatusFor(err))
+	if cgi.StatusOf(err) != http.StatusGatewayTimeout {
+		t.Errorf("silent request: %v (status %d); want 504", err, cgi.StatusOf(err))
 	}
 	if got, err := doBody(t, c2, context.Background(), &Request{Params: clientParams("/after")}); err != nil || got != "ok /after" {
 		t.Errorf("after a timed-out request: %q, %v", got, err)
@@ -219,8 +220,8 @@ func TestClientMultiplexConnectionLost(t *testing.T) {
 	}
 	rl.closeAll()
 	for range 3 {
-		if err := <-errs; !errors.Is(err, ErrNoEndRequest) || StatusFor(err) != http.StatusBadGateway {
-			t.Errorf("request on a lost connection: %v (status %d); want ErrNoEndRequest, 502", err, StatusFor(err))
+		if err := <-errs; !errors.Is(err, ErrNoEndRequest) || cgi.StatusOf(err) != http.StatusBadGateway {
+			t.Errorf("request on a lost connection: %v (status %d); want ErrNoEndRequest, 502", err, cgi.StatusOf(err))
 		}
 	}
 	if got, err := doBody(t, c, context.Background(), &Request{Params: clientParams("/next")}); err != nil || got != "ok" {

@@ -147,25 +147,12 @@ func (s *Server) readHeaderTimeout() time.Duration {
 	return s.ReadHeaderTimeout
 }
 
+// maxConns is MaxConns, or DefaultMaxConns bounded by the open-file limit.
 func (s *Server) maxConns() int {
 	if s.MaxConns > 0 {
 		return s.MaxConns
 	}
 	return serving.FDBound(DefaultMaxConns)
-}
-
-func orInt(v, def int) int {
-	if v <= 0 {
-		return def
-	}
-	return v
-}
-
-func orInt64(v, def int64) int64 {
-	if v <= 0 {
-		return def
-	}
-	return v
 }
 
 // Serve accepts connections on l and serves them until l fails or the

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/internal/defaults"
 	"github.com/rs/zerolog"
 )
 
@@ -23,11 +25,13 @@ const (
 	DefaultClientConns  = 64
 )
 
-// Errors a [Client] returns; [StatusFor] maps them to statuses.
+// Errors a [Client] returns. Those answered with another status than 502
+// are [*cgi.StatusError]s, read with cgi.StatusOf; a timeout wraps
+// context.DeadlineExceeded (504).
 var (
 	// ErrPoolTimeout: MaxConns requests stayed in progress for
 	// QueueTimeout (503).
-	ErrPoolTimeout = errors.New("scgi: no backend connection free in time")
+	ErrPoolTimeout error = &cgi.StatusError{Status: http.StatusServiceUnavailable, Err: errors.New("scgi: no backend connection free in time")}
 	// ErrNoResponse: the application closed the connection without a byte
 	// of response (502).
 	ErrNoResponse = errors.New("scgi: connection closed without a response")
@@ -38,25 +42,23 @@ var (
 // (protocol.txt § 2). At most MaxConns requests are in progress at once;
 // more wait in ferry, up to QueueTimeout, rather than pile up in the
 // application's listen backlog. The zero value needs only Network and
-// Address. A Client must not be copied after first use.
+// Address; sizes and durations that are zero or negative take their
+// defaults. A Client must not be copied after first use.
+//
+// A Client is a [cgi.Transport]: [NewHandler] forwards HTTP requests
+// through it, and [Client.RoundTrip] is the call for other uses.
 type Client struct {
 	// Network and Address name the application: "tcp" and
 	// "127.0.0.1:4000", or "unix" and "/run/app.sock".
 	Network, Address string
 	// MaxConns bounds the requests in progress; set it to the
-	// application's worker count. If zero, DefaultClientConns.
+	// application's worker count. If zero or negative, DefaultClientConns.
 	MaxConns int
-	// QueueTimeout bounds the wait for a free slot. If zero,
-	// DefaultQueueTimeout.
-	QueueTimeout time.Duration
-	// DialTimeout bounds connecting. If zero, DefaultDialTimeout.
-	DialTimeout time.Duration
-	// ReadTimeout bounds the wait for each read of the response, the first
-	// byte included. If zero, DefaultReadTimeout.
-	ReadTimeout time.Duration
-	// WriteTimeout bounds each write of the request. If zero,
-	// DefaultWriteTimeout.
-	WriteTimeout time.Duration
+	// QueueTimeout bounds the wait for a request slot, DialTimeout
+	// connecting, ReadTimeout each read of the response (the first byte
+	// included), WriteTimeout each write of the request. Each is
+	// DefaultXxx when zero or negative.
+	QueueTimeout, DialTimeout, ReadTimeout, WriteTimeout time.Duration
 	// Logger receives connection errors. If nil, nothing is logged.
 	Logger *zerolog.Logger
 
@@ -64,45 +66,13 @@ type Client struct {
 	slots *cgi.Limiter // the requests in progress
 }
 
-// Request is one request to send.
-type Request struct {
-	// Params are the CGI meta-variables, "NAME=value" (cgi.AppendEnv).
-	// CONTENT_LENGTH and SCGI among them are replaced: see ContentLength.
-	Params []string
-	// Body is the request body, if any: exactly ContentLength bytes are
-	// read from it and sent. Fewer fail the request.
-	Body io.Reader
-	// ContentLength is sent as CONTENT_LENGTH, the first header.
-	ContentLength int64
-}
-
-// Response is the application's answer: Body streams the response as the
-// application sent it, header block included (a CGI response, or an HTTP
-// status line and header from servers such as uwsgi). It must be read to
-// EOF or closed; closing it early closes the connection.
-type Response struct {
-	Body io.ReadCloser
-	// Ready reports whether the next Body read returns without waiting
-	// for the application (for cgi.CopyResponseReady).
-	Ready func() bool
-}
+var _ cgi.Transport = (*Client)(nil)
 
 func (c *Client) init() {
 	c.once.Do(func() {
-		n := c.MaxConns
-		if n <= 0 {
-			n = DefaultClientConns
-		}
 		// No bound on the requests waiting for a slot: only QueueTimeout.
-		c.slots = cgi.NewLimiter(n, -1, dur(c.QueueTimeout, DefaultQueueTimeout))
+		c.slots = cgi.NewLimiter(defaults.Or(c.MaxConns, DefaultClientConns), -1, defaults.Or(c.QueueTimeout, DefaultQueueTimeout))
 	})
-}
-
-func dur(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }
 
 func (c *Client) log() *zerolog.Logger {
@@ -115,6 +85,9 @@ func (c *Client) log() *zerolog.Logger {
 
 func (c *Client) backend() string { return c.Network + ":" + c.Address }
 
+// String names the application as log lines do: "network:address".
+func (c *Client) String() string { return c.backend() }
+
 // takeSlot waits for room for one more request in progress, up to the
 // queue timeout.
 func (c *Client) takeSlot(ctx context.Context) error {
@@ -125,13 +98,23 @@ func (c *Client) takeSlot(ctx context.Context) error {
 	return err
 }
 
-// Do sends req on a new connection and returns the response once its first
-// byte has arrived, so that a failing application shows here (502, 504)
-// before anything goes to the client. The body is written concurrently
-// with reading the response: an application that answers before reading
-// everything cannot deadlock. Ending ctx closes the connection, which tells
-// the application its client is gone.
-func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
+// RoundTrip sends req on a new connection and returns the response once
+// its first byte has arrived, so that a failing application shows here
+// (502, 504) before anything goes to the client.
+//
+// The header block holds req.Params, the CGI meta-variables
+// ([cgi.AppendEnv]), with CONTENT_LENGTH (req.ContentLength) first and
+// SCGI=1 (protocol.txt § 3); those two among Params are replaced. Exactly
+// ContentLength bytes are read from req.Body and sent; fewer fail the
+// request. The body is written concurrently with reading the response: an
+// application that answers before reading everything cannot deadlock.
+//
+// The response's Body streams the answer as the application sent it,
+// header block included: a CGI response, or an HTTP status line and
+// header from servers such as uwsgi (StatusLine is set). It must be read
+// to EOF or closed; closing it early closes the connection. Ending ctx
+// closes the connection, which tells the application its client is gone.
+func (c *Client) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppResponse, error) {
 	c.init()
 	if req.ContentLength < 0 {
 		return nil, fmt.Errorf("scgi: negative ContentLength %d", req.ContentLength)
@@ -147,7 +130,7 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 		return nil, err
 	}
 	// No TCP keep-alive probes: a connection carries one request.
-	d := net.Dialer{Timeout: dur(c.DialTimeout, DefaultDialTimeout), KeepAlive: -1}
+	d := net.Dialer{Timeout: defaults.Or(c.DialTimeout, DefaultDialTimeout), KeepAlive: -1}
 	nc, err := d.DialContext(ctx, c.Network, c.Address)
 	if err != nil {
 		c.slots.Release()
@@ -160,7 +143,7 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	x.br = clientReaderPool.Get().(*bufio.Reader)
 	x.br.Reset(readerFunc(x.read))
 	x.stop = context.AfterFunc(ctx, x.interrupt)
-	_ = nc.SetWriteDeadline(time.Now().Add(dur(c.WriteTimeout, DefaultWriteTimeout))) // a dead conn fails the write
+	_ = nc.SetWriteDeadline(time.Now().Add(defaults.Or(c.WriteTimeout, DefaultWriteTimeout))) // a dead conn fails the write
 	if _, err := nc.Write(hdr); err != nil {
 		x.close()
 		return nil, x.wrap("sending request header", err)
@@ -179,8 +162,12 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 		}
 		return nil, x.wrap("reading response", err)
 	}
-	return &Response{Body: x, Ready: func() bool { return x.br.Buffered() > 0 }}, nil
+	x.app = cgi.AppResponse{Body: x, Ready: x.ready, StatusLine: true}
+	return &x.app, nil
 }
+
+// ready reports whether the next read returns without waiting.
+func (x *exchange) ready() bool { return x.br.Buffered() > 0 }
 
 // clientReaderPool holds response readers.
 var clientReaderPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
@@ -197,6 +184,7 @@ type exchange struct {
 	ctx  context.Context
 	br   *bufio.Reader
 	stop func() bool
+	app  cgi.AppResponse // what the caller reads
 
 	mu       sync.Mutex // guards canceled, closed, bodyFail and the read deadline
 	canceled bool
@@ -228,7 +216,7 @@ func (x *exchange) read(p []byte) (int, error) {
 		x.mu.Unlock()
 		return 0, x.bodyFail
 	}
-	_ = x.nc.SetReadDeadline(time.Now().Add(dur(x.c.ReadTimeout, DefaultReadTimeout))) // a closed conn fails the read
+	_ = x.nc.SetReadDeadline(time.Now().Add(defaults.Or(x.c.ReadTimeout, DefaultReadTimeout))) // a closed conn fails the read
 	x.mu.Unlock()
 	return x.nc.Read(p)
 }
@@ -255,7 +243,7 @@ func (x *exchange) wrap(what string, err error) error {
 		return berr
 	}
 	if isTimeout(err) {
-		return fmt.Errorf("scgi: %s: no answer from %s within %v: %w", what, x.c.backend(), dur(x.c.ReadTimeout, DefaultReadTimeout), context.DeadlineExceeded)
+		return fmt.Errorf("scgi: %s: no answer from %s within %v: %w", what, x.c.backend(), defaults.Or(x.c.ReadTimeout, DefaultReadTimeout), context.DeadlineExceeded)
 	}
 	return fmt.Errorf("scgi: %s from %s: %w", what, x.c.backend(), err)
 }
@@ -315,7 +303,7 @@ func (w bodyWriter) run(body io.Reader, n int64) {
 	for n > 0 {
 		m, rerr := body.Read(buf[:min(n, int64(len(buf)))])
 		if m > 0 {
-			_ = x.nc.SetWriteDeadline(time.Now().Add(dur(x.c.WriteTimeout, DefaultWriteTimeout))) // a closed conn fails the write
+			_ = x.nc.SetWriteDeadline(time.Now().Add(defaults.Or(x.c.WriteTimeout, DefaultWriteTimeout))) // a closed conn fails the write
 			if _, werr := x.nc.Write(buf[:m]); werr != nil {
 				// The application may have answered without reading the
 				// whole body and closed: its response is still to be read,

@@ -15,20 +15,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/rs/zerolog"
 )
 
-// front runs a Handler in an httptest server in front of the SCGI
-// application at addr.
-func front(t *testing.T, addr string, opts ...func(*Handler)) (*httptest.Server, *syncBuffer) {
+// front runs a NewHandler in an httptest server in front of the SCGI
+// application at addr; opts adjust its client.
+func front(t *testing.T, addr string, opts ...func(*Client)) (*httptest.Server, *syncBuffer) {
 	t.Helper()
 	log := &syncBuffer{}
 	logger := zerolog.New(log)
-	h := &Handler{Client: &Client{Network: "tcp", Address: addr, Logger: &logger}, Prefix: "/app", Logger: &logger}
+	c := &Client{Network: "tcp", Address: addr, Logger: &logger}
 	for _, o := range opts {
-		o(h)
+		o(c)
 	}
+	h := NewHandler(c, cgi.Mount{Prefix: "/app"}, cgi.Settings{Logger: &logger})
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
 	return hs, log
@@ -193,15 +195,15 @@ func TestHandlerFailures(t *testing.T) {
 	for _, tt := range []struct {
 		name, addr string
 		status     int
-		opt        func(*Handler)
+		opt        func(*Client)
 	}{
 		{"down", downAddr, 502, nil},
-		{"silent", silent, 504, func(h *Handler) { h.Client.ReadTimeout = 200 * time.Millisecond }},
+		{"silent", silent, 504, func(c *Client) { c.ReadTimeout = 200 * time.Millisecond }},
 		{"garbage", garbage, 502, nil},
 		{"cut", cut, 200, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			opts := []func(*Handler){}
+			opts := []func(*Client){}
 			if tt.opt != nil {
 				opts = append(opts, tt.opt)
 			}
@@ -239,7 +241,7 @@ func TestClientPoolTimeout(t *testing.T) {
 	c := &Client{Network: "tcp", Address: ts.addr, MaxConns: 1, QueueTimeout: 50 * time.Millisecond}
 	first := make(chan error, 1)
 	go func() {
-		resp, err := c.Do(context.Background(), &Request{Params: []string{"REQUEST_METHOD=GET", "REQUEST_URI=/"}})
+		resp, err := c.RoundTrip(context.Background(), &cgi.AppRequest{Params: []string{"REQUEST_METHOD=GET", "REQUEST_URI=/"}})
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
@@ -247,9 +249,9 @@ func TestClientPoolTimeout(t *testing.T) {
 		first <- err
 	}()
 	time.Sleep(20 * time.Millisecond)
-	_, err := c.Do(context.Background(), &Request{Params: []string{"REQUEST_METHOD=GET", "REQUEST_URI=/"}})
-	if !errors.Is(err, ErrPoolTimeout) || StatusFor(err) != 503 {
-		t.Errorf("second request: %v (status %d); want ErrPoolTimeout, 503", err, StatusFor(err))
+	_, err := c.RoundTrip(context.Background(), &cgi.AppRequest{Params: []string{"REQUEST_METHOD=GET", "REQUEST_URI=/"}})
+	if !errors.Is(err, ErrPoolTimeout) || cgi.StatusOf(err) != 503 {
+		t.Errorf("second request: %v (status %d); want ErrPoolTimeout, 503", err, cgi.StatusOf(err))
 	}
 	close(release)
 	if err := <-first; err != nil {
@@ -270,7 +272,7 @@ func TestClientCancel(t *testing.T) {
 	}))
 	c := &Client{Network: "tcp", Address: ts.addr}
 	ctx, cancel := context.WithCancel(context.Background())
-	resp, err := c.Do(ctx, &Request{Params: []string{"REQUEST_METHOD=GET", "REQUEST_URI=/"}})
+	resp, err := c.RoundTrip(ctx, &cgi.AppRequest{Params: []string{"REQUEST_METHOD=GET", "REQUEST_URI=/"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,9 +295,9 @@ func TestClientShortBody(t *testing.T) {
 	leakcheck.Check(t)
 	ts := startServer(t, http.HandlerFunc(echoHandler))
 	c := &Client{Network: "tcp", Address: ts.addr}
-	_, err := c.Do(context.Background(), &Request{Params: []string{"REQUEST_METHOD=POST", "REQUEST_URI=/"}, Body: strings.NewReader("abc"), ContentLength: 10})
+	_, err := c.RoundTrip(context.Background(), &cgi.AppRequest{Params: []string{"REQUEST_METHOD=POST", "REQUEST_URI=/"}, Body: strings.NewReader("abc"), ContentLength: 10})
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Errorf("Do with a short body: %v; want io.ErrUnexpectedEOF", err)
+		t.Errorf("RoundTrip with a short body: %v; want io.ErrUnexpectedEOF", err)
 	}
 }
 
@@ -304,7 +306,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	c := &Client{Network: "tcp", Address: ts.addr}
 	b.ReportAllocs()
 	for b.Loop() {
-		resp, err := c.Do(context.Background(), &Request{Params: nginxParams[1:]})
+		resp, err := c.RoundTrip(context.Background(), &cgi.AppRequest{Params: nginxParams[1:]})
 		if err != nil {
 			b.Fatal(err)
 		}

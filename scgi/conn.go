@@ -220,11 +220,14 @@ var errBodyClosed = errors.New("scgi: read of request body after the handler ret
 // body is a request body: exactly CONTENT_LENGTH bytes read from the
 // connection as the handler asks.
 type body struct {
-	mu  sync.Mutex // guards all: handlers may read from several goroutines
+	mu  sync.Mutex // guards the fields below: handlers may read from several goroutines
 	c   *conn
 	br  *bufio.Reader // nil once closed
 	n   int64         // bytes left
 	err error
+
+	reading atomic.Bool // a Read waits on the connection
+	closing atomic.Bool // the handler closed the body
 }
 
 // Read reads the body. A body shorter than CONTENT_LENGTH fails with an
@@ -244,7 +247,13 @@ func (b *body) Read(p []byte) (int, error) {
 	if int64(len(p)) > b.n {
 		p = p[:b.n]
 	}
+	b.reading.Store(true)
+	if b.closing.Load() {
+		b.reading.Store(false)
+		return 0, errBodyClosedByHandler
+	}
 	n, err := b.br.Read(p)
+	b.reading.Store(false)
 	b.n -= int64(n)
 	if b.n == 0 {
 		b.c.watch()
@@ -260,14 +269,27 @@ func (b *body) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Close does nothing: the server reads or drops what is left once the
-// handler has returned.
-func (b *body) Close() error { return nil }
+// errBodyClosedByHandler is returned by reads of a request body after the
+// handler closed it.
+var errBodyClosedByHandler = errors.New("scgi: read of request body after Close")
+
+// Close ends the handler's reading: later reads fail, and a read waiting
+// for the web server returns at once, so that a handler giving up on a
+// body that does not come (a CGI script killed before the web server sent
+// all of CONTENT_LENGTH) is not held by it. What is left of the body is
+// read or dropped by the server once the handler has returned.
+func (b *body) Close() error {
+	b.closing.Store(true)
+	if b.reading.Load() {
+		_ = b.c.rwc.SetReadDeadline(aLongTimeAgo) // an error means the conn is closed: the read returns anyway
+	}
+	return nil
+}
 
 // close ends the body and reports whether some of it was not read.
 func (b *body) close() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.br = nil
-	return b.n > 0 && b.err == nil
+	return b.n > 0 && (b.err == nil || b.closing.Load())
 }

@@ -16,8 +16,14 @@
 //
 // [Server] is the application side: it serves an [http.Handler] to a web
 // server that speaks SCGI (nginx scgi_pass, Apache mod_proxy_scgi, lighttpd
-// mod_scgi). [Client] and [Handler] are the web-server side: they forward
-// requests to an SCGI application (uwsgi --scgi-socket, python scgi, ferry).
-// Both sides share the CGI translations of package cgi with ferry's FastCGI
-// and CGI code: the header block is the set of CGI meta-variables.
+// mod_scgi); [Serve] is the one-call form. [Client] is the web-server side:
+// it sends requests to an SCGI application (uwsgi --scgi-socket, python
+// scgi, ferry), a connection per request, and is a cgi.Transport;
+// [NewHandler] puts it behind a cgi.Forwarder, an [http.Handler] with a
+// cgi.Resolver saying which script runs. Both sides share the CGI
+// translations of package cgi with ferry's FastCGI and CGI code: the header
+// block is the set of CGI meta-variables.
+//
+// Worker pools that start the application's processes are moving to a
+// package of their own, spawn, shared with the FastCGI framing.
 package scgi

@@ -130,7 +130,7 @@ def post():
     return "got %d bytes: %s" % (len(data), data[:16].decode()), 201, {"X-Flask": "yes"}
 `
 
-// TestUWSGIFlask puts ferry's scgi.Handler, mounted at /app, in front of
+// TestUWSGIFlask puts ferry's scgi.NewHandler, mounted at /app, in front of
 // uwsgi serving a Flask application over SCGI.
 func TestUWSGIFlask(t *testing.T) {
 	peerstest.Need(t, "uwsgi", "python3")
@@ -142,7 +142,7 @@ func TestUWSGIFlask(t *testing.T) {
 	for _, listen := range []string{"", "127.0.0.1:0"} {
 		t.Run("listen="+listen, func(t *testing.T) {
 			u := peerstest.RunUWSGI(t, peers.UWSGIConfig{WSGIFile: file, Callable: "app", Listen: listen})
-			h := &scgi.Handler{Client: &scgi.Client{Network: u.Network, Address: u.Address}, Prefix: "/app"}
+			h := scgi.NewHandler(&scgi.Client{Network: u.Network, Address: u.Address}, cgi.Mount{Prefix: "/app"}, cgi.Settings{})
 			mux := http.NewServeMux()
 			mux.Handle("/app/", h)
 			hs := newHTTPServer(t, mux)

@@ -118,6 +118,9 @@ type Pool struct {
 	// Logger receives the workers' stderr lines, starts, exits and
 	// restarts, each with the worker's pid. If nil, nothing is logged.
 	Logger *zerolog.Logger
+	// Observer is told of worker starts and exits, for metrics and status
+	// pages. Its zero value tells nobody.
+	Observer PoolObserver
 
 	startMu  sync.Mutex // held through Start: Stop waits for it
 	mu       sync.Mutex // guards the fields below
@@ -329,7 +332,7 @@ func (p *Pool) scaleDown() {
 		}
 		p.mu.Unlock()
 		for _, pid := range victims {
-			p.log().Info().Str("program", p.Path).Int("pid", pid).Dur("idle", p.IdleTimeout).Msg("spawn: stopping an idle worker")
+			p.log().Info().Str("program", p.Path).Int("pid", pid).Dur("idle_timeout_ms", p.IdleTimeout).Msg("spawn: stopping an idle worker")
 			_ = syscall.Kill(-pid, syscall.SIGTERM) // ESRCH: it is gone already
 			time.AfterFunc(orDefault(p.KillGrace, DefaultKillGrace), func() {
 				p.mu.Lock()

@@ -60,6 +60,7 @@ func (p *Pool) spawn() (*worker, error) {
 	}
 	w := &worker{cmd: cmd, pid: cmd.Process.Pid, start: time.Now(), stderr: stderrR, stderrDone: make(chan struct{})}
 	p.log().Info().Str("program", p.Path).Int("pid", w.pid).Msg("spawn: worker started")
+	p.Observer.started(w.pid)
 	go p.logStderr(w)
 	return w, nil
 }
@@ -88,7 +89,7 @@ func (p *Pool) supervise(w *worker) {
 			if err != nil {
 				streak++
 				delay := backoff(base, streak)
-				p.log().Error().Err(err).Dur("delay", delay).Msg("spawn: worker failed to start; retrying")
+				p.log().Error().Err(err).Dur("delay_ms", delay).Msg("spawn: worker failed to start; retrying")
 				if !p.sleep(delay) {
 					return
 				}
@@ -102,8 +103,9 @@ func (p *Pool) supervise(w *worker) {
 		retired := p.retiring[pid]
 		delete(p.retiring, pid)
 		p.mu.Unlock()
+		p.Observer.exited(pid, p.exitCause(retired, state, ran), ran)
 		if retired {
-			p.log().Info().Str("program", p.Path).Int("pid", pid).Stringer("status", state).Dur("ran", ran).Msg("spawn: idle worker stopped")
+			p.log().Info().Str("program", p.Path).Int("pid", pid).Stringer("status", state).Dur("ran_ms", ran).Msg("spawn: idle worker stopped")
 			return
 		}
 		if ran >= restartResetAfter {
@@ -115,7 +117,7 @@ func (p *Pool) supervise(w *worker) {
 		if clean || stopping {
 			ev = p.log().Info()
 		}
-		ev = ev.Str("program", p.Path).Int("pid", pid).Stringer("status", state).Dur("ran", ran)
+		ev = ev.Str("program", p.Path).Int("pid", pid).Stringer("status", state).Dur("ran_ms", ran)
 		if stopping {
 			ev.Msg("spawn: worker stopped")
 			return
@@ -126,7 +128,7 @@ func (p *Pool) supervise(w *worker) {
 			streak++
 			delay = backoff(base, streak)
 		}
-		p.log().Info().Str("program", p.Path).Int("pid", pid).Dur("delay", delay).Int("failures", streak).Msg("spawn: restarting worker")
+		p.log().Info().Str("program", p.Path).Int("pid", pid).Dur("delay_ms", delay).Int("failures", streak).Msg("spawn: restarting worker")
 		if !p.sleep(delay) {
 			return
 		}

@@ -17,13 +17,14 @@ import (
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
+	"github.com/ferrygw/ferry/internal/testdir"
 )
 
 // conformanceDir copies the conformance scripts and the git apps into a
 // fresh directory and builds the git fixture.
 func conformanceDir(t *testing.T) (string, *conformance.GitFixture) {
 	t.Helper()
-	dir := t.TempDir()
+	dir := testdir.Open(t) // the scripts run as www-data when the tests run as root
 	cgiDir := filepath.Join(dir, "cgi-bin")
 	if err := conformance.CopyScripts(cgiDir); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"github.com/ferrygw/ferry/internal/testlog"
 )
 
@@ -141,7 +142,7 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"bench", "--frobnicate"}, "ferry bench: unknown flag: --frobnicate (see ferry bench --help)\n"},
 		{[]string{"serve", "--listen", "127.0.0.1:8080"}, "did you mean http://127.0.0.1:8080"},
 		{[]string{"serve", "--mount", "/x/=fastcgi://127.0.0.1:9000?max_con=4"}, `unknown option "max_con" (did you mean max_conns?)`},
-		{[]string{"serve", "--mount", "/x/=cgi:/tmp?bogus=1"}, `unknown option "bogus"; cgi: takes from`},
+		{[]string{"serve", "--mount", "/x/=cgi:/tmp?bogus=1"}, `unknown option "bogus"; cgi: takes symlinks, from`},
 	} {
 		var out, errb bytes.Buffer
 		code := run(tt.args, &out, &errb)
@@ -339,8 +340,8 @@ func TestServeConformance(t *testing.T) {
 // stopped before ferry exits.
 func TestServeGracefulShutdown(t *testing.T) {
 	leakcheck.Check(t)
-	dir := t.TempDir()
-	state := t.TempDir()
+	dir := testdir.Open(t)
+	state := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "wait.sh"), `#!/bin/sh
 echo $$ > "$STATE/wait.pid"
 printf 'Content-Type: text/plain\n\n'
@@ -353,17 +354,7 @@ sleep 300`)
 
 	t.Run("drain", func(t *testing.T) {
 		p := startFerry(t, "--mount", "/cgi-bin/=cgi:"+dir, "--env", "STATE="+state)
-		result := make(chan string, 1)
-		go func() {
-			resp, err := http.Get(p.URL + "/cgi-bin/wait.sh")
-			if err != nil {
-				result <- err.Error()
-				return
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			result <- string(b)
-		}()
+		result := getInBackground(p.URL + "/cgi-bin/wait.sh")
 		waitFile(t, filepath.Join(state, "wait.pid"))
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		waitLog(t, p, "shutting down")

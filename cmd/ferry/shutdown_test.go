@@ -9,23 +9,27 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/testdir"
 )
 
 // slowFastCGIApp serves, over FastCGI on a loopback port, an application
-// that answers "fastcgi done" after d.
-func slowFastCGIApp(t *testing.T, d time.Duration) string {
+// that answers "fastcgi done" after d; arrived counts the requests it has
+// been sent.
+func slowFastCGIApp(t *testing.T, d time.Duration, arrived *atomic.Int32) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := &fastcgi.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
 		time.Sleep(d)
 		io.WriteString(w, "fastcgi done\n")
 	})}
@@ -39,14 +43,20 @@ func slowFastCGIApp(t *testing.T, d time.Duration) string {
 // --shutdown-timeout, and leaves no process behind.
 func TestShutdownUnderLoad(t *testing.T) {
 	leakcheck.Check(t)
-	dir, state := t.TempDir(), t.TempDir()
+	dir, state := testdir.Open(t), testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "slow.sh"), `#!/bin/sh
 echo $$ > "$STATE/$QUERY_STRING.pid"
 sleep 1
 printf 'Content-Type: text/plain\n\ncgi done\n'`)
-	app := slowFastCGIApp(t, time.Second)
+	var arrived atomic.Int32
+	app := slowFastCGIApp(t, time.Second, &arrived)
 	p := startFerry(t, "--mount", "/cgi-bin/=cgi:"+dir, "--mount", "/app/=fastcgi://"+app+"?max_conns=64",
 		"--env", "STATE="+state, "--cgi-max-concurrent", "64", "--shutdown-timeout", "20s", "--access-log=false")
+	defer func() {
+		if t.Failed() {
+			t.Logf("ferry's log:\n%s", p.logs)
+		}
+	}()
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 200}}
 	defer client.CloseIdleConnections()
 
@@ -73,10 +83,16 @@ printf 'Content-Type: text/plain\n\ncgi done\n'`)
 			}()
 		}
 	}
-	// Every CGI script runs; the FastCGI requests have been sent.
+	// Every CGI script runs; every FastCGI request has reached the
+	// application.
 	var pids []int
 	for i := range 50 {
 		pids = append(pids, waitFile(t, filepath.Join(state, strconv.Itoa(i)+".pid")))
+	}
+	for deadline := time.Now().Add(10 * time.Second); arrived.Load() < 50; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d FastCGI requests reached the application in 10s; want 50", arrived.Load())
+		}
 	}
 	start := time.Now()
 	if err := p.stop(t, syscall.SIGTERM); err != nil {
@@ -115,7 +131,7 @@ printf 'Content-Type: text/plain\n\ncgi done\n'`)
 // stopping their scripts, instead of waiting --shutdown-timeout.
 func TestSecondSignalStopsAtOnce(t *testing.T) {
 	leakcheck.Check(t)
-	dir, state := t.TempDir(), t.TempDir()
+	dir, state := testdir.Open(t), testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "forever.sh"), `#!/bin/sh
 echo $$ > "$STATE/$QUERY_STRING.pid"
 printf 'Content-Type: text/plain\n\nstarted\n'

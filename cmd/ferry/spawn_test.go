@@ -20,6 +20,8 @@ import (
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
+	"github.com/ferrygw/ferry/internal/procfs"
+	"github.com/ferrygw/ferry/internal/testdir"
 )
 
 // Interop with the FastCGI tools of the spawn-fcgi and libfcgi-bin Debian
@@ -32,7 +34,7 @@ import (
 // writeSpawnScripts writes the CGI scripts the cgi-fcgi cases run.
 func writeSpawnScripts(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "hello.sh"), `#!/bin/sh
 printf 'Content-Type: text/plain\r\nX-Script: hello\r\n\r\n'
 printf 'method=%s\n' "$REQUEST_METHOD"
@@ -231,7 +233,7 @@ func startSpawnFCGI(t *testing.T, spawnBin, network string, args ...string) (*sp
 		}()
 		t.Cleanup(func() {
 			p.stop(t, syscall.SIGKILL)
-			if left := groupMembers(p.pgid); len(left) > 0 {
+			if left := procfs.GroupMembers(p.pgid); len(left) > 0 {
 				t.Errorf("processes %v of ferry's group %d outlived it", left, p.pgid)
 			}
 		})
@@ -287,33 +289,6 @@ func (p *spawnedFerry) stop(t *testing.T, sig syscall.Signal) error {
 	return p.err
 }
 
-// groupMembers returns the live (not zombie) processes of process group
-// pgid, from /proc.
-func groupMembers(pgid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) >= 3 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
 // TestSpawnFCGI starts ferry the way spawn-fcgi, mod_fcgid and lighttpd
 // start FastCGI applications (the listening socket as descriptor 0, no
 // --listen), drives it with libfcgi's cgi-fcgi, then stops ferry's process
@@ -324,7 +299,7 @@ func TestSpawnFCGI(t *testing.T) {
 		t.Run(network, func(t *testing.T) {
 			leakcheck.Check(t)
 			dir := writeSpawnScripts(t)
-			state := t.TempDir()
+			state := testdir.Open(t)
 			p, addr := startSpawnFCGI(t, bins["spawn-fcgi"], network, "--mount", "/cgi-bin/=cgi:"+dir, "--env", "STATE="+state,
 				"--shutdown-timeout", "300ms", "--cgi-kill-grace", "200ms")
 			checkCGIFCGICases(t, bins["cgi-fcgi"], addr, p.logs.String)
@@ -355,7 +330,7 @@ func TestSpawnFCGI(t *testing.T) {
 					_ = syscall.Kill(pid, syscall.SIGKILL) // leave nothing behind
 				}
 			}
-			if left := groupMembers(p.pgid); len(left) > 0 {
+			if left := procfs.GroupMembers(p.pgid); len(left) > 0 {
 				t.Errorf("processes %v of ferry's group %d outlived it", left, p.pgid)
 			}
 			if strings.Contains(p.logs.String(), "panic") {

@@ -18,6 +18,7 @@ import (
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"github.com/ferrygw/ferry/scgi"
 )
 
@@ -31,7 +32,7 @@ func TestSystemdSocketActivation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
+	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "hi.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhi %s' \"$SERVER_PORT\"\n")
 	start := func(t *testing.T, extra ...string) string {
 		t.Helper()
@@ -102,7 +103,7 @@ func TestSystemdSocketActivation(t *testing.T) {
 	})
 	t.Run("scgi", func(t *testing.T) {
 		addr := start(t, "--fdname=scgi")
-		h := &scgi.Handler{Client: &scgi.Client{Network: "tcp", Address: addr}}
+		h := scgi.NewHandler(&scgi.Client{Network: "tcp", Address: addr}, nil, cgi.Settings{})
 		r := httptest.NewRequest("GET", "https://front.example:8443/cgi-bin/hi.sh", nil)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)

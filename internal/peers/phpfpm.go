@@ -30,6 +30,9 @@ type PHPFPMConfig struct {
 	// the caller's environment. Values must not contain '$', '"', '\' or
 	// control characters.
 	Env map[string]string
+	// PingPath, if set, is php-fpm's ping.path, such as "/ping": a request
+	// whose SCRIPT_NAME it is gets "pong".
+	PingPath string
 }
 
 // PHPFPM is a started php-fpm master and its pool of workers.
@@ -65,6 +68,7 @@ type phpfpmParams struct {
 	children     int
 	owner, group string // listen.owner and listen.group, or empty
 	env          map[string]string
+	pingPath     string // ping.path, or empty
 }
 
 // phpfpmConfig renders php-fpm.conf. Values are double-quoted; the caller
@@ -90,6 +94,10 @@ func phpfpmConfig(p phpfpmParams) string {
 	}
 	w("pm = static")
 	w("pm.max_children = %d", p.children)
+	if p.pingPath != "" {
+		w("ping.path = %s", p.pingPath)
+		w("ping.response = pong")
+	}
 	// Workers' stderr goes to error_log rather than /dev/null.
 	w("catch_workers_output = yes")
 	w("clear_env = yes")
@@ -150,6 +158,9 @@ func StartPHPFPM(ctx context.Context, dir string, cfg PHPFPMConfig) (*PHPFPM, er
 	}
 	if cfg.Children < 0 {
 		return nil, fmt.Errorf("peers: Children %d is negative", cfg.Children)
+	}
+	if p := cfg.PingPath; p != "" && (!strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t\"';\\$")) {
+		return nil, fmt.Errorf("peers: PingPath %q: want a path without spaces or quotes", p)
 	}
 	for k, v := range cfg.Env {
 		if !envName.MatchString(k) {
@@ -213,7 +224,7 @@ func StartPHPFPM(ctx context.Context, dir string, cfg PHPFPMConfig) (*PHPFPM, er
 		be.setReady(&spec)
 		p, err := startConfigured(ctx, spec, conf, phpfpmConfig(phpfpmParams{
 			dir: dir, listen: be.address, unix: be.network == "unix",
-			children: positiveOr(cfg.Children, 4), owner: owner, group: group, env: cfg.Env,
+			children: positiveOr(cfg.Children, 4), owner: owner, group: group, env: cfg.Env, pingPath: cfg.PingPath,
 		}))
 		if err != nil {
 			return nil, err

@@ -30,8 +30,14 @@ import (
 // found by [peers.Lookup]. When any is missing it stops the test: with
 // tb.Fatalf when the CI environment variable is true (CI must have every
 // peer; .ci/run installs them), with tb.Skipf otherwise.
+//
+// With -short (the edit-test loop), it skips: real peers start only in the
+// whole suite.
 func Need(tb testing.TB, names ...string) map[string]string {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skipf("peers: %s not started with -short; go test ./... runs this test", strings.Join(names, ", "))
+	}
 	paths := make(map[string]string, len(names))
 	var missing []string
 	for _, n := range names {

@@ -20,6 +20,9 @@ func (tb *stopTB) Fatalf(format string, args ...any) {
 }
 
 func TestNeed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Need skips every test with -short")
+	}
 	for _, tt := range []struct {
 		ci       string
 		wantFail bool

@@ -1,6 +1,7 @@
-package fastcgi
+package cgi
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -8,12 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-
-	"github.com/ferrygw/ferry/cgi"
 )
 
-// PHPSite maps request paths to PHP scripts under a document root the way
-// an nginx + php-fpm site is configured (fastcgi_split_path_info
+// PHPSite resolves request paths to scripts under a document root by
+// splitting them at an extension, the way an nginx + php-fpm site is
+// configured (fastcgi_split_path_info
 // ^(.+?\.php)(/.*)$, try_files $fastcgi_script_name =404, index index.php,
 // try_files $uri $uri/ /index.php?$query_string), but with the checks done
 // on decoded paths so that CVE-2019-11043-style PATH_INFO games cannot
@@ -22,12 +22,19 @@ import (
 //   - the script is the first path segment ending in the extension that
 //     names a regular file under Root; the rest of the path is PATH_INFO;
 //   - a path ending in "/" runs its directory's index.php;
-//   - a path naming a file that is not a script is static: ServeHTTP in
-//     [PHPSite.Handler] serves it itself, never the application;
+//   - a path naming a file that is not a script is static: the handler
+//     [PHPSite.Handler] returns serves it itself, never the application
+//     (Resolve alone answers 404 for it);
 //   - anything else falls back to FrontController (with the whole path as
 //     PATH_INFO), if set, or is 404;
 //   - NUL, CR, LF, "." and ".." segments are refused, and nothing outside
 //     Root runs, symbolic links included.
+//
+// The layout is not tied to a protocol: PHPSite serves php-fpm through a
+// FastCGI handler, and as well an SCGI application or php-cgi as a CGI
+// script through a [Handler].
+//
+// A PHPSite must not be copied after first use.
 type PHPSite struct {
 	// Root is the document root.
 	Root string
@@ -59,34 +66,35 @@ func (p *PHPSite) index() string {
 }
 
 // errStatic says a path names a static file.
-var errStatic = fmt.Errorf("fastcgi: a static file")
+var errStatic = statusError(http.StatusNotFound, errors.New("cgi: a static file"))
 
-// Script maps r to its script, or returns an error wrapping fs.ErrNotExist
-// (404), fs.ErrPermission (403) or cgi.ErrInvalidMetaVariable (400).
-func (p *PHPSite) Script(r *http.Request) (cgi.Script, error) {
+// Resolve maps r to its script, or returns a [*StatusError]: 404 for no
+// script (a static file among them), 403 for a document root that cannot
+// be read, 400 for a path no script may have.
+func (p *PHPSite) Resolve(r *http.Request) (Script, error) {
 	s, err := p.lookup(r.URL.Path)
 	if err == errStatic {
-		return cgi.Script{}, fmt.Errorf("fastcgi: %s is not a script: %w", r.URL.Path, fs.ErrNotExist)
+		return Script{}, statusError(http.StatusNotFound, fmt.Errorf("cgi: %s is not a script", r.URL.Path))
 	}
 	return s, err
 }
 
-func (p *PHPSite) lookup(urlPath string) (cgi.Script, error) {
+func (p *PHPSite) lookup(urlPath string) (Script, error) {
 	if strings.ContainsAny(urlPath, "\x00\r\n\\") {
-		return cgi.Script{}, fmt.Errorf("%w: path %q", cgi.ErrInvalidMetaVariable, urlPath)
+		return Script{}, fmt.Errorf("%w: path %q", ErrInvalidMetaVariable, urlPath)
 	}
 	if !strings.HasPrefix(urlPath, "/") {
-		return cgi.Script{}, fs.ErrNotExist
+		return Script{}, statusError(http.StatusNotFound, fmt.Errorf("cgi: no script for %q", urlPath))
 	}
 	segs := strings.Split(urlPath[1:], "/")
 	for _, seg := range segs {
 		if seg == "." || seg == ".." {
-			return cgi.Script{}, fmt.Errorf("%w: dot segment in %q", cgi.ErrInvalidMetaVariable, urlPath)
+			return Script{}, fmt.Errorf("%w: dot segment in %q", ErrInvalidMetaVariable, urlPath)
 		}
 	}
 	p.once.Do(func() { p.root, p.rootErr = filepath.EvalSymlinks(p.Root) })
 	if p.rootErr != nil {
-		return cgi.Script{}, fmt.Errorf("fastcgi: document root: %w", p.rootErr)
+		return Script{}, fsError(fmt.Errorf("cgi: document root: %w", p.rootErr))
 	}
 	root := p.root
 	scriptLike := false
@@ -97,7 +105,7 @@ func (p *PHPSite) lookup(urlPath string) (cgi.Script, error) {
 		scriptLike = true
 		name := "/" + strings.Join(segs[:i+1], "/")
 		if file, ok := p.regular(root, name); ok {
-			s := cgi.Script{Name: name, Filename: file, Root: p.Root}
+			s := Script{Name: name, Filename: file, Root: p.Root}
 			if i+1 < len(segs) {
 				s.PathInfo = "/" + strings.Join(segs[i+1:], "/")
 			}
@@ -108,21 +116,21 @@ func (p *PHPSite) lookup(urlPath string) (cgi.Script, error) {
 	if strings.HasSuffix(urlPath, "/") {
 		name := urlPath + p.index()
 		if file, ok := p.regular(root, name); ok {
-			return cgi.Script{Name: name, Filename: file, Root: p.Root}, nil
+			return Script{Name: name, Filename: file, Root: p.Root}, nil
 		}
 	} else if _, ok := p.regular(root, urlPath); ok && !strings.HasSuffix(urlPath, p.ext()) {
-		return cgi.Script{}, errStatic
+		return Script{}, errStatic
 	} else if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(urlPath))); err == nil && fi.IsDir() {
-		return cgi.Script{}, errStatic // the static side redirects to the slash
+		return Script{}, errStatic // the static side redirects to the slash
 	}
 	// A path naming a missing script is refused, never handed to the front
 	// controller.
 	if fc := p.FrontController; fc != "" && !scriptLike {
 		if file, ok := p.regular(root, fc); ok {
-			return cgi.Script{Name: fc, Filename: file, Root: p.Root}, nil
+			return Script{Name: fc, Filename: file, Root: p.Root}, nil
 		}
 	}
-	return cgi.Script{}, fmt.Errorf("fastcgi: no script for %s: %w", urlPath, fs.ErrNotExist)
+	return Script{}, statusError(http.StatusNotFound, fmt.Errorf("cgi: no script for %s", urlPath))
 }
 
 // regular reports whether name (a URL path) is a regular file inside root,
@@ -158,15 +166,17 @@ func (p *PHPSite) regular(root, name string) (string, bool) {
 	return filepath.Join(p.Root, filepath.FromSlash(name)), true
 }
 
-// Handler returns a handler serving the site: scripts through app, static
-// files from Root by static (which must refuse what it should not show).
-func (p *PHPSite) Handler(app *Handler, static http.Handler) http.Handler {
+// Handler returns a handler serving the site: scripts through app (a
+// [Forwarder] or a [Handler]; its own Resolver is not asked), static files
+// from Root by static (which must refuse what it should not show). Each
+// path is resolved once.
+func (p *PHPSite) Handler(app ScriptHandler, static http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, err := p.lookup(r.URL.Path)
 		if err == errStatic {
 			static.ServeHTTP(w, r)
 			return
 		}
-		app.serve(w, r, s, err)
+		app.ServeScript(w, r, s, err)
 	})
 }

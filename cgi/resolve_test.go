@@ -1,0 +1,277 @@
+package cgi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"github.com/ferrygw/ferry/internal/testdir"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestStatusOf(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"status error", &StatusError{Status: 503, Err: errors.New("busy")}, 503},
+		{"wrapped status error", fmt.Errorf("x: %w", &StatusError{Status: 404}), 404},
+		{"body too large", fmt.Errorf("%w: Content-Length 9", ErrBodyTooLarge), 413},
+		{"invalid meta-variable", fmt.Errorf("%w: PATH_INFO", ErrInvalidMetaVariable), 400},
+		{"deadline", fmt.Errorf("no answer: %w", context.DeadlineExceeded), 504},
+		{"net timeout", fmt.Errorf("read: %w", os.ErrDeadlineExceeded), 504},
+		{"other", errors.New("connection refused"), 502},
+		{"malformed", fmt.Errorf("%w: no header", ErrMalformedResponse), 502},
+	} {
+		if got := StatusOf(tt.err); got != tt.want {
+			t.Errorf("StatusOf(%s: %v) = %d; want %d", tt.name, tt.err, got, tt.want)
+		}
+	}
+	if got := (&StatusError{Status: 404}).Error(); got != "cgi: 404 Not Found" {
+		t.Errorf("StatusError without a cause: %q", got)
+	}
+	if !errors.Is(fmt.Errorf("x: %w", ErrBodyTooLarge), ErrBodyTooLarge) {
+		t.Error("ErrBodyTooLarge is not found by errors.Is")
+	}
+}
+
+func TestResolveStatus(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want int
+	}{
+		{os.ErrNotExist, 404},
+		{fmt.Errorf("x: %w", os.ErrPermission), 403},
+		{ErrInvalidMetaVariable, 400},
+		{errors.New("anything"), 404},
+		{&StatusError{Status: 500}, 500},
+	} {
+		if got := resolveStatus(tt.err); got != tt.want {
+			t.Errorf("resolveStatus(%v) = %d; want %d", tt.err, got, tt.want)
+		}
+	}
+}
+
+// phpSite builds a document root for PHPSite's tests; outside holds what
+// must never run.
+func phpSite(t *testing.T) (root string) {
+	t.Helper()
+	root, outside := t.TempDir(), t.TempDir()
+	for _, f := range []string{"index.php", "info.php", "sub/index.php", "style.css", "assets/logo.png", "uploads/evil.jpg"} {
+		p := filepath.Join(root, filepath.FromSlash(f))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(outside, "evil.php"), []byte("evil"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "evil.php"), filepath.Join(root, "out.php")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(root, "info.php"), filepath.Join(root, "in.php")); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func TestPHPSiteResolve(t *testing.T) {
+	root := phpSite(t)
+	for _, front := range []string{"", "/index.php"} {
+		site := &PHPSite{Root: root, FrontController: front}
+		for _, tt := range []struct {
+			path         string
+			status       int // 0: a script
+			name, info   string
+			frontOnly    bool // the front controller answers only if set
+			static       bool // PHPSite.Handler serves it as a static file
+			filenameLeaf string
+		}{
+			{path: "/info.php", name: "/info.php", filenameLeaf: "info.php"},
+			{path: "/info.php/a/b", name: "/info.php", info: "/a/b", filenameLeaf: "info.php"},
+			{path: "/", name: "/index.php", filenameLeaf: "index.php"},
+			{path: "/sub/", name: "/sub/index.php", filenameLeaf: "sub/index.php"},
+			{path: "/in.php", name: "/in.php", filenameLeaf: "in.php"},
+			{path: "/style.css", status: 404, static: true},
+			{path: "/assets", status: 404, static: true},
+			{path: "/missing.php", status: 404},
+			{path: "/missing.php/x", status: 404},
+			{path: "/uploads/evil.jpg/x.php", status: 404}, // CVE-2019-11043 style
+			{path: "/out.php", status: 404},                // a symbolic link out of Root
+			{path: "/pretty/url", status: 404, name: "/index.php", frontOnly: true, filenameLeaf: "index.php"},
+			{path: "/a\x00.php", status: 400},
+			{path: "/x\\info.php", status: 400},
+			{path: "/sub/../info.php", status: 400},
+			{path: "/./info.php", status: 400},
+		} {
+			t.Run(fmt.Sprintf("front=%q%s", front, tt.path), func(t *testing.T) {
+				r := httptest.NewRequest("GET", "/", nil)
+				r.URL.Path = tt.path
+				s, err := site.Resolve(r)
+				want := tt.status
+				if tt.frontOnly && front != "" {
+					want = 0
+				}
+				if want != 0 {
+					if err == nil || StatusOf(err) != want {
+						t.Fatalf("Resolve(%q) = %+v, %v; want status %d", tt.path, s, err, want)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("Resolve(%q): %v", tt.path, err)
+				}
+				wantFile := filepath.Join(root, filepath.FromSlash(tt.filenameLeaf))
+				if s.Name != tt.name || s.PathInfo != tt.info || s.Filename != wantFile || s.Root != root {
+					t.Errorf("Resolve(%q) = %+v; want Name %q PathInfo %q Filename %q Root %q", tt.path, s, tt.name, tt.info, wantFile, root)
+				}
+			})
+		}
+	}
+}
+
+// scriptRecorder is a ScriptHandler that writes what it was given.
+type scriptRecorder struct{}
+
+func (scriptRecorder) ServeScript(w http.ResponseWriter, r *http.Request, s Script, err error) {
+	if err != nil {
+		http.Error(w, "error", StatusOf(err))
+		return
+	}
+	fmt.Fprintf(w, "script %s %s", s.Name, s.PathInfo)
+}
+
+func TestPHPSiteHandler(t *testing.T) {
+	root := phpSite(t)
+	static := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "static "+r.URL.Path) })
+	h := (&PHPSite{Root: root}).Handler(scriptRecorder{}, static)
+	for _, tt := range []struct {
+		path   string
+		status int
+		body   string
+	}{
+		{"/info.php/x", 200, "script /info.php /x"},
+		{"/style.css", 200, "static /style.css"},
+		{"/assets", 200, "static /assets"},
+		{"/missing.php", 404, "error\n"},
+		{"/uploads/evil.jpg/x.php", 404, "error\n"},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", tt.path, nil))
+		if w.Code != tt.status || w.Body.String() != tt.body {
+			t.Errorf("GET %s: %d %q; want %d %q", tt.path, w.Code, w.Body, tt.status, tt.body)
+		}
+	}
+}
+
+func TestFilenameDirResolve(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	ok := writeScript(t, root, "ok.sh", "true")
+	writeScript(t, outside, "evil.sh", "true")
+	if err := os.WriteFile(filepath.Join(root, "noexec.sh"), []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "evil.sh"), filepath.Join(root, "out.sh")); err != nil {
+		t.Fatal(err)
+	}
+	d := &FilenameDir{Roots: []string{root}}
+	for _, tt := range []struct {
+		name   string
+		origin map[string]string // nil: no FastCGI or SCGI front
+		status int               // 0: runs ok.sh
+	}{
+		{"script", map[string]string{"SCRIPT_FILENAME": ok, "SCRIPT_NAME": "/cgi-bin/ok.sh", "PATH_INFO": "/x", "DOCUMENT_ROOT": root}, 0},
+		{"from document root", map[string]string{"SCRIPT_NAME": "/ok.sh", "PATH_INFO": "/x", "DOCUMENT_ROOT": root}, 0},
+		{"no origin", nil, 500},
+		{"no filename", map[string]string{"SCRIPT_NAME": "/ok.sh"}, 400},
+		{"relative", map[string]string{"SCRIPT_FILENAME": "ok.sh"}, 400},
+		{"unclean", map[string]string{"SCRIPT_FILENAME": root + "/../" + filepath.Base(root) + "/ok.sh"}, 400},
+		{"missing", map[string]string{"SCRIPT_FILENAME": filepath.Join(root, "missing.sh")}, 404},
+		{"not executable", map[string]string{"SCRIPT_FILENAME": filepath.Join(root, "noexec.sh")}, 403},
+		{"outside", map[string]string{"SCRIPT_FILENAME": filepath.Join(outside, "evil.sh")}, 403},
+		{"link outside", map[string]string{"SCRIPT_FILENAME": filepath.Join(root, "out.sh")}, 403},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/cgi-bin/ok.sh/x", nil)
+			if tt.origin != nil {
+				r = r.WithContext(WithOrigin(r.Context(), tt.origin))
+			}
+			s, err := d.Resolve(r)
+			if tt.status != 0 {
+				if err == nil || StatusOf(err) != tt.status {
+					t.Fatalf("Resolve = %+v, %v; want status %d", s, err, tt.status)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Filename != ok || s.PathInfo != "/x" || s.Root != root || !strings.HasSuffix(s.Name, "ok.sh") {
+				t.Errorf("Resolve = %+v; want %s with PATH_INFO /x", s, ok)
+			}
+		})
+	}
+}
+
+// TestForwarderBusy checks the Busy hook brackets each forwarded request,
+// and is not called for a request that finds no script.
+func TestForwarderBusy(t *testing.T) {
+	busy, done := 0, 0
+	x := transportFunc(func(ctx context.Context, req *AppRequest) (*AppResponse, error) {
+		if busy != done+1 {
+			t.Errorf("request sent with %d busy, %d done", busy, done)
+		}
+		return &AppResponse{Body: io.NopCloser(strings.NewReader("Content-Type: text/plain\r\n\r\nok"))}, nil
+	})
+	f := &Forwarder{Transport: x, Busy: func() func() { busy++; return func() { done++ } }}
+	w := httptest.NewRecorder()
+	f.ServeHTTP(w, httptest.NewRequest("GET", "/a/b", nil))
+	if w.Code != 200 || w.Body.String() != "ok" || busy != 1 || done != 1 {
+		t.Errorf("got %d %q, busy %d done %d; want 200 \"ok\", 1 and 1", w.Code, w.Body, busy, done)
+	}
+	f.Resolver = Mount{Prefix: "/app/"}
+	w = httptest.NewRecorder()
+	f.ServeHTTP(w, httptest.NewRequest("GET", "/other", nil))
+	if w.Code != 404 || busy != 1 {
+		t.Errorf("outside the mount: %d, busy %d; want 404 and no Busy call", w.Code, busy)
+	}
+}
+
+// TestHandlerMount checks the single-script Handler (no Resolver): paths
+// outside ScriptName are 404, and a Resolver that names no file is 500.
+func TestHandlerMount(t *testing.T) {
+	dir := testdir.Open(t)
+	script := writeScript(t, dir, "s.sh", `printf 'Content-Type: text/plain\n\n%s|%s' "$SCRIPT_NAME" "$PATH_INFO"`)
+	var logs syncBuffer
+	h := &Handler{Path: script, ScriptName: "/app", Settings: Settings{Logger: testLogger(&logs)}}
+	for _, tt := range []struct {
+		path   string
+		status int
+		body   string
+	}{
+		{"/app/x", 200, "/app|/x"},
+		{"/app", 200, "/app|"},
+		{"/apple", 404, "404 Not Found\n"},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", tt.path, nil))
+		if w.Code != tt.status || w.Body.String() != tt.body {
+			t.Errorf("GET %s: %d %q; want %d %q", tt.path, w.Code, w.Body, tt.status, tt.body)
+		}
+	}
+	noFile := &Handler{Resolver: Mount{Prefix: "/"}, Settings: Settings{Logger: testLogger(&logs)}}
+	w := httptest.NewRecorder()
+	noFile.ServeHTTP(w, httptest.NewRequest("GET", "/x", nil))
+	if w.Code != 500 {
+		t.Errorf("a resolver without SCRIPT_FILENAME: %d; want 500", w.Code)
+	}
+}

@@ -1,0 +1,815 @@
+package migrate
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// scope is where an Apache directive sits.
+type scope struct {
+	vhost int    // 0: the main server
+	dir   string // <Directory> path, or a .htaccess file's directory
+	loc   string // <Location> path
+	files string // <Files>/<FilesMatch> pattern
+}
+
+// item is a directive the second pass translates, with its scope.
+type item struct {
+	d *Directive
+	s scope
+}
+
+// apacheMig holds what the first pass collected.
+type apacheMig struct {
+	*mig
+	vhosts   int
+	docroots map[int]*Directive
+	execDirs map[string]*Directive // directory -> Options +ExecCGI
+	cgiDirs  map[string]*Directive // directory -> AddHandler/SetHandler cgi-script
+	aliases  []item
+	makers   []item // directives that make mounts
+	settings []item
+	php      []item
+	fcgid    []item
+	// AddHandler/SetHandler fcgid-script, resolved to the FcgidWrapper
+	// mount of their directory
+	fcgidHandlers []item
+	unsetPxy      bool
+}
+
+// webServerOwn lists directives that are the web server's own job and stay
+// with it.
+var webServerOwn = map[string]bool{
+	"require": true, "allowoverride": true, "servername": true, "serveralias": true, "serveradmin": true, "errorlog": true,
+	"customlog": true, "loglevel": true, "logformat": true, "redirect": true, "redirectmatch": true, "directoryindex": true,
+	"header": true, "order": true, "allow": true, "deny": true, "satisfy": true, "authtype": true, "authname": true,
+	"authuserfile": true, "rewriteengine": true, "rewriterule": true, "rewritecond": true, "listen": true, "servertokens": true,
+	"serversignature": true, "adddefaultcharset": true, "addtype": true, "define": true, "sslengine": true, "sslcertificatefile": true,
+	"sslcertificatekeyfile": true, "expiresactive": true, "expiresdefault": true, "errordocument": true, "indexoptions": true,
+	"proxypassreverse": true, "user": true, "group": true, "keepalive": true, "maxkeepaliverequests": true, "keepalivetimeout": true,
+	"setenvif": true, "setenvifnocase": true, "browsermatch": true, "requestheader": true, "scriptlog": true, "dav": true,
+}
+
+// Apache translates Apache httpd configuration files (or the output of
+// apache2ctl -t -D DUMP_INCLUDES) into a ferry configuration. The error is
+// a [*ParseError] for input it cannot read.
+func Apache(files []string, opts Options) (*Result, error) {
+	g := &apacheMig{mig: newMig("apache", files, opts), docroots: map[int]*Directive{}, execDirs: map[string]*Directive{}, cgiDirs: map[string]*Directive{}}
+	inputs, err := g.splitPools(files)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := loadApache(g.r, inputs)
+	if err != nil {
+		return nil, err
+	}
+	g.walk(ds, scope{})
+	if err := g.htaccess(); err != nil {
+		return nil, err
+	}
+	g.translate()
+	g.reportPools(g.usedPool())
+	if len(g.mounts) > 0 {
+		g.listen(g.opts.fastcgi())
+		g.listen(g.opts.http())
+	}
+	res := g.finish()
+	res.Front = g.front()
+	return res, nil
+}
+
+func cleanDir(p string) string {
+	if p == "" {
+		return ""
+	}
+	return path.Clean(p)
+}
+
+func (g *apacheMig) walk(ds []*Directive, s scope) {
+	for _, d := range ds {
+		name := strings.ToLower(d.Name)
+		if d.Section {
+			inner := s
+			switch name {
+			case "virtualhost":
+				g.vhosts++
+				inner.vhost = g.vhosts
+				g.entry(d, Kept, "", "a virtual host: its dynamic paths are translated below")
+			case "directory", "directorymatch":
+				if len(d.Args) > 0 {
+					inner.dir = cleanDir(d.Args[0])
+				}
+				g.entry(d, Kept, "", "")
+			case "location", "locationmatch":
+				if len(d.Args) > 0 {
+					inner.loc = d.Args[0]
+				}
+				g.entry(d, Kept, "", "")
+			case "files", "filesmatch":
+				if len(d.Args) > 0 {
+					inner.files = d.Args[0]
+				}
+				g.entry(d, Kept, "", "")
+			case "ifmodule", "ifdefine", "ifversion":
+				g.entry(d, Kept, "", "assumed to hold")
+			default:
+				g.entry(d, Kept, "", "a section of the web server's own; its directives are listed one by one")
+			}
+			g.walk(d.Block, inner)
+			continue
+		}
+		g.directive(d, name, s)
+	}
+}
+
+func (g *apacheMig) directive(d *Directive, name string, s scope) {
+	arg := func(i int) string {
+		if i < len(d.Args) {
+			return d.Args[i]
+		}
+		return ""
+	}
+	switch {
+	case strings.HasPrefix(name, "#resolved"):
+		d.Name = strings.TrimPrefix(d.Name, "#resolved ")
+		g.entry(d, Kept, "", "resolved from the DUMP_INCLUDES list: the included files are read in its place")
+	case name == "include" || name == "includeoptional":
+		g.entry(d, Untranslated, "", "includes are not followed: give the included files too, or the output of apache2ctl -t -D DUMP_INCLUDES")
+	case name == "documentroot":
+		if _, ok := g.docroots[s.vhost]; ok {
+			g.entry(d, Untranslated, "", "a second DocumentRoot for the same server")
+			return
+		}
+		g.docroots[s.vhost] = d
+	case name == "scriptalias", name == "scriptaliasmatch", name == "fcgidwrapper", name == "proxypass", name == "proxypassmatch",
+		name == "perlresponsehandler" || name == "perlhandler", name == "pythonhandler":
+		g.makers = append(g.makers, item{d, s})
+	case name == "alias" || name == "aliasmatch":
+		g.aliases = append(g.aliases, item{d, s})
+	case name == "options":
+		for _, o := range d.Args {
+			if strings.EqualFold(strings.TrimPrefix(o, "+"), "ExecCGI") {
+				g.execDirs[s.dir] = d
+				return
+			}
+		}
+		g.entry(d, Kept, "", "")
+	case name == "addhandler" || name == "sethandler" || name == "addtype":
+		h := strings.ToLower(arg(0))
+		switch {
+		case h == "cgi-script":
+			g.cgiDirs[s.dir] = d
+		case strings.Contains(h, "x-httpd-php") && !strings.HasSuffix(h, "-source"):
+			g.makers = append(g.makers, item{d, s})
+			if name == "addhandler" {
+				g.finding(d, "php-upload-exec", `use <FilesMatch "\.php$"> SetHandler ... </FilesMatch> instead of AddHandler`,
+					"AddHandler maps every file with .php among its extensions (photo.php.jpg) to PHP: an upload with such a name runs as PHP")
+			}
+		case strings.HasPrefix(h, "proxy:"):
+			g.makers = append(g.makers, item{d, s})
+		case h == "fcgid-script":
+			g.fcgidHandlers = append(g.fcgidHandlers, item{d, s})
+		case h == "perl-script" || h == "mod_python" || h == "python-program":
+			g.entry(d, Kept, "", "the handler's module is translated with its Perl/Python handler directive")
+		default:
+			g.entry(d, Kept, "", "")
+		}
+	case name == "php_value" || name == "php_flag" || name == "php_admin_value" || name == "php_admin_flag":
+		g.php = append(g.php, item{d, s})
+		if strings.EqualFold(arg(0), "cgi.fix_pathinfo") && arg(1) == "1" {
+			g.finding(d, "fix-pathinfo", "set cgi.fix_pathinfo=0, or have the web server check that the script exists before passing it",
+				"cgi.fix_pathinfo=1 lets /uploads/photo.jpg/x.php run photo.jpg as PHP")
+		}
+	case name == "setenv" || name == "passenv" || name == "unsetenv" || name == "cgipassauth" || name == "cgiscripttimeout" ||
+		name == "timeout" || name == "limitrequestbody" || name == "suexecusergroup" || strings.HasPrefix(name, "fcgid"):
+		g.settings = append(g.settings, item{d, s})
+	case name == "perlmodule" && strings.HasPrefix(arg(0), "ModPerl::"), name == "perloptions":
+		g.entry(d, Translated, "", "nothing to write: CGI scripts print their own headers and load their modules themselves")
+	case name == "proxyfcgisetenvif":
+		if strings.Contains(strings.ToUpper(arg(1)), "PHP_") && (strings.Contains(arg(2), "%{HTTP") || strings.Contains(arg(2), "%{QUERY_STRING") || strings.Contains(arg(2), "%{REQUEST_URI")) {
+			g.finding(d, "php-value-from-client", "set PHP_VALUE only from constants; never from headers, the query or the URL",
+				"PHP settings taken from the request: a client can set any PHP ini value, such as auto_prepend_file")
+		}
+		g.entry(d, Untranslated, "", "ferry sets fixed variables only (env of the mount)")
+	case name == "requestheader":
+		if strings.EqualFold(arg(0), "unset") && strings.EqualFold(arg(1), "proxy") {
+			g.unsetPxy = true
+		}
+		g.entry(d, Kept, "", "")
+	case (name == "setenvif" || name == "setenvifnocase") && strings.Contains(strings.ToUpper(strings.Join(d.Args, " ")), "PHP_VALUE"):
+		g.finding(d, "php-value-from-client", "set PHP_VALUE only from constants; never from headers, the query or the URL",
+			"PHP_VALUE set from a request attribute: a client can influence PHP ini values")
+		g.entry(d, Untranslated, "", "ferry sets fixed variables only (env of the mount)")
+	case webServerOwn[name]:
+		g.entry(d, Kept, "", "")
+	default:
+		g.entry(d, Untranslated, "", "ferry does not know this directive: check whether the scripts depend on it")
+	}
+}
+
+// htaccess reads the .htaccess files under each document root, as
+// <Directory> sections of their directory.
+func (g *apacheMig) htaccess() error {
+	for _, dr := range g.docroots {
+		if len(dr.Args) == 0 {
+			continue
+		}
+		root := cleanDir(dr.Args[0])
+		base := g.r.path(root)
+		walkErr := filepath.WalkDir(base, func(p string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() || e.Name() != ".htaccess" {
+				return nil
+			}
+			rel, _ := filepath.Rel(base, filepath.Dir(p))
+			dir := path.Join(root, filepath.ToSlash(rel))
+			name := path.Join(dir, ".htaccess")
+			data, err := g.r.read(name)
+			if err != nil {
+				return err
+			}
+			ds, err := ParseApache(name, data, g.r.lim)
+			if err != nil {
+				return err
+			}
+			g.walk(ds, scope{vhost: 0, dir: dir})
+			return nil
+		})
+		if walkErr != nil {
+			return walkErr
+		}
+	}
+	return nil
+}
+
+// docroot returns the document root of a virtual host, or the main
+// server's.
+func (g *apacheMig) docroot(vhost int) string {
+	if d, ok := g.docroots[vhost]; ok && len(d.Args) > 0 {
+		return cleanDir(d.Args[0])
+	}
+	if d, ok := g.docroots[0]; ok && len(d.Args) > 0 {
+		return cleanDir(d.Args[0])
+	}
+	return ""
+}
+
+var scriptAliasMatchRE = regexp.MustCompile(`^\^(/[A-Za-z0-9_./~-]*/)\(\.\*\)\$?$`)
+
+func (g *apacheMig) translate() {
+	first := -1
+	for vh := 0; vh <= g.vhosts; vh++ {
+		d, ok := g.docroots[vh]
+		if !ok {
+			continue
+		}
+		if first < 0 {
+			first = vh
+			g.cfg.Root = cleanDir(d.Args[0])
+			g.entry(d, Translated, "root", "")
+		} else {
+			g.entry(d, Untranslated, "", "ferry serves one document root: run one ferry per virtual host (this one: --root %s)", d.Args[0])
+		}
+	}
+	for _, it := range g.makers {
+		g.maker(it)
+	}
+	for _, it := range g.aliases {
+		g.alias(it)
+	}
+	for dir, d := range g.execDirs {
+		if d == nil {
+			continue
+		}
+		if h, ok := g.cgiDirs[dir]; ok && dir != "" {
+			root := g.docroot(0)
+			if root != "" && (dir == root || strings.HasPrefix(dir, root+"/")) {
+				prefix := strings.TrimPrefix(dir, root) + "/"
+				if m := g.mount(d, prefix, "cgi:"+dir, dir, 0); m != nil {
+					g.entry(d, Review, mountKey(m, "backend"), "ExecCGI in the document root: ferry runs every executable file under %s as a script, and serves no static files there", prefix)
+					g.entry(h, Translated, mountKey(m, "backend"), "")
+					g.checkCGIDir(d, dir)
+				}
+				continue
+			}
+		}
+		if m := g.mountUnder(dir); m != nil {
+			g.entry(d, Translated, mountKey(m, "backend"), "the directory of a script mount")
+			continue
+		}
+		if m := g.mountOf(dir); m != nil {
+			g.entry(d, Translated, mountKey(m, "backend"), "the directory of a FastCGI mount")
+			continue
+		}
+		g.entry(d, Kept, "", "ExecCGI on a directory no ScriptAlias, Alias or document root maps to a URL")
+	}
+	for _, it := range g.fcgidHandlers {
+		if m := g.mountOf(it.s.dir); m != nil && m.m.Backend.Scheme == "fastcgi+exec" {
+			g.entry(it.d, Translated, mountKey(m, "backend"), "the FcgidWrapper mount runs these files")
+			continue
+		}
+		g.entry(it.d, Untranslated, "", "fcgid-script without a FcgidWrapper: a native FastCGI program; mount it as fastcgi+exec:PROGRAM")
+	}
+	for dir, h := range g.cgiDirs {
+		if _, ok := g.execDirs[dir]; !ok {
+			g.entry(h, Kept, "", "a cgi-script handler without Options +ExecCGI runs nothing")
+		}
+	}
+	for _, it := range g.settings {
+		g.setting(it)
+	}
+	g.phpSettings()
+	g.vhostMounts()
+	if !g.unsetPxy && len(g.mounts) > 0 {
+		g.finding(g.mounts[0].src, "httpoxy", `RequestHeader unset Proxy early (ferry drops the Proxy header itself)`,
+			"the client's Proxy header reaches scripts as HTTP_PROXY, which many HTTP libraries take as their proxy (httpoxy, CVE-2016-5385)")
+	}
+}
+
+// vhostMounts marks the mounts of a virtual host for review when mounts
+// come from more than one server: ferry does not route by host name.
+func (g *apacheMig) vhostMounts() {
+	servers := map[int]bool{}
+	for _, m := range g.mounts {
+		servers[m.vhost] = true
+	}
+	if len(servers) < 2 {
+		return
+	}
+	for _, m := range g.mounts {
+		if m.vhost == 0 {
+			continue
+		}
+		for i := range g.rep.Entries {
+			e := &g.rep.Entries[i]
+			if e.File == m.src.File && e.Line == m.src.Line && e.Key == mountKey(m, "backend") {
+				e.Status = Review
+				e.Note = strings.TrimPrefix(e.Note+"; ", "; ") + "from a <VirtualHost>: ferry does not route by host name, so this mount answers for every host; hand it to ferry from that virtual host only"
+			}
+		}
+	}
+}
+
+// maker translates a directive that makes a mount.
+func (g *apacheMig) maker(it item) {
+	d, s := it.d, it.s
+	name := strings.ToLower(d.Name)
+	arg := func(i int) string {
+		if i < len(d.Args) {
+			return d.Args[i]
+		}
+		return ""
+	}
+	switch name {
+	case "scriptalias":
+		url, target := arg(0), arg(1)
+		if target == "" {
+			g.entry(d, Untranslated, "", "ScriptAlias without a target")
+			return
+		}
+		clean := cleanDir(target)
+		fi, err := os.Stat(g.r.path(clean))
+		isFile := err == nil && fi.Mode().IsRegular() || err != nil && path.Ext(clean) != "" && !strings.HasSuffix(target, "/")
+		if !isFile && !strings.HasSuffix(url, "/") {
+			url += "/"
+		}
+		if m := g.mount(d, url, "cgi:"+clean, clean, s.vhost); m != nil {
+			g.entry(d, Translated, mountKey(m, "backend"), "")
+			if !isFile {
+				g.checkCGIDir(d, clean)
+				g.execDirs[clean] = nil
+				g.cgiDirs[clean] = d
+			}
+		}
+	case "scriptaliasmatch":
+		sm := scriptAliasMatchRE.FindStringSubmatch(arg(0))
+		if sm == nil || !strings.HasSuffix(arg(1), "$1") {
+			g.entry(d, Untranslated, "", "only ^/PREFIX/(.*) to DIR/$1 maps to a mount; write a mount per script directory")
+			return
+		}
+		dir := cleanDir(strings.TrimSuffix(arg(1), "$1"))
+		if m := g.mount(d, sm[1], "cgi:"+dir, dir, s.vhost); m != nil {
+			g.entry(d, Translated, mountKey(m, "backend"), "")
+			g.checkCGIDir(d, dir)
+		}
+	case "fcgidwrapper":
+		cmd := strings.Fields(arg(0))
+		if len(cmd) != 1 {
+			g.entry(d, Untranslated, "", "a wrapper with arguments: write a script that runs it, and give that to fastcgi+exec:")
+			return
+		}
+		root := g.docroot(s.vhost)
+		ext := arg(1)
+		backend := "fastcgi+exec:" + cmd[0]
+		if ext != "" && ext != ".php" {
+			backend += "?ext=" + ext
+		}
+		if root == "" {
+			g.entry(d, Untranslated, "", "no DocumentRoot: ferry runs FastCGI workers as a site of its document root")
+			return
+		}
+		if m := g.mount(d, "/", backend, root, s.vhost); m != nil {
+			g.entry(d, Translated, mountKey(m, "backend"), "")
+		}
+	case "proxypass", "proxypassmatch":
+		g.proxy(d, s, arg(0), arg(1))
+	case "sethandler", "addhandler", "addtype":
+		h := arg(0)
+		if strings.HasPrefix(strings.ToLower(h), "proxy:") {
+			g.proxy(d, s, "", strings.TrimPrefix(h, "proxy:"))
+			return
+		}
+		root := g.docroot(s.vhost)
+		if root == "" {
+			g.entry(d, Untranslated, "", "mod_php without a DocumentRoot")
+			return
+		}
+		backend, listen := g.poolBackend()
+		note := "mod_php becomes php-fpm"
+		if backend != "" {
+			note += ": the pool of " + listen.Where() + " serves it"
+		} else {
+			backend = "fastcgi+unix:///run/php/php8.2-fpm.sock"
+			note = "mod_php becomes php-fpm: no pool file was given, so this assumes Debian's php8.2-fpm www pool on /run/php/php8.2-fpm.sock (give the pool file after the configuration to take its listen address)"
+		}
+		if m := g.mount(d, "/", backend, root, s.vhost); m != nil {
+			// mod_php runs the file a path names, and has no front
+			// controller: a missing file is 404.
+			m.m.Backend.Query.Set("front", "")
+			g.entry(d, Review, mountKey(m, "backend"), note+"; php_value settings become PHP_VALUE params of the mount")
+		}
+	case "perlresponsehandler", "perlhandler":
+		if !strings.Contains(arg(0), "ModPerl::Registry") && !strings.Contains(arg(0), "ModPerl::PerlRun") {
+			g.entry(d, Untranslated, "", "a mod_perl handler module is not a script: port it to PSGI (plackup -s FCGI) and mount it as fastcgi+exec: or http://")
+			return
+		}
+		prefix, dir := g.locationDir(s)
+		if dir == "" {
+			g.entry(d, Untranslated, "", "run the Registry scripts as CGI: mount their URL prefix to cgi:DIR (the scripts' directory was not found from an Alias)")
+			return
+		}
+		if m := g.mount(d, prefix, "cgi:"+dir, dir, s.vhost); m != nil {
+			g.entry(d, Review, mountKey(m, "backend"), "Registry scripts now run as CGI, a process per request: globals no longer persist between requests, and each needs #!/usr/bin/perl and +x")
+			g.checkCGIDir(d, dir)
+		}
+	case "pythonhandler":
+		g.entry(d, Untranslated, "", "mod_python has no CGI equivalent: port the handler to WSGI, run it with gunicorn or uwsgi --http, and mount its prefix to http://127.0.0.1:PORT (see docs/migrate/mod_python.md)")
+	}
+}
+
+// locationDir returns the URL prefix and directory of a <Location> or
+// <Directory> scope, through the Alias that maps one to the other.
+func (g *apacheMig) locationDir(s scope) (prefix, dir string) {
+	for _, a := range g.aliases {
+		if len(a.d.Args) < 2 || !strings.EqualFold(a.d.Name, "Alias") {
+			continue
+		}
+		url, target := strings.TrimSuffix(a.d.Args[0], "/"), cleanDir(a.d.Args[1])
+		if s.loc != "" && strings.TrimSuffix(s.loc, "/") == url || s.dir != "" && s.dir == target {
+			return url + "/", target
+		}
+	}
+	return "", ""
+}
+
+var proxyMatchPHP = regexp.MustCompile(`\\\.php`)
+
+// proxy translates ProxyPass, ProxyPassMatch and SetHandler proxy: to a
+// FastCGI or SCGI application.
+func (g *apacheMig) proxy(d *Directive, s scope, from, to string) {
+	low := strings.ToLower(to)
+	var backend, host string
+	sock, rest, isUnix := strings.Cut(to, "|")
+	switch {
+	case isUnix && strings.HasPrefix(strings.ToLower(sock), "unix:"):
+		scheme := "fastcgi+unix"
+		if strings.HasPrefix(strings.ToLower(rest), "scgi:") {
+			scheme = "scgi+unix"
+		}
+		backend = scheme + "://" + strings.TrimPrefix(sock[len("unix:"):], "//")
+	case strings.HasPrefix(low, "fcgi://"), strings.HasPrefix(low, "scgi://"):
+		hostport, _, _ := strings.Cut(to[len("fcgi://"):], "/")
+		host = hostport
+		if h, _, ok := strings.Cut(hostport, ":"); ok {
+			host = h
+		}
+		scheme := "fastcgi"
+		if strings.HasPrefix(low, "scgi") {
+			scheme = "scgi"
+		}
+		backend = scheme + "://" + hostport
+	default:
+		g.entry(d, Kept, "", "an HTTP reverse proxy: the web server keeps doing it")
+		return
+	}
+	if host != "" && !loopback(host) {
+		g.finding(d, "php-fpm-exposed", "have the application listen on 127.0.0.1 or a unix socket (php-fpm: listen = /run/php/php-fpm.sock), or firewall its port",
+			"the FastCGI/SCGI application listens on %s, beyond this machine: anyone who reaches its port can run any script file as any SCRIPT_FILENAME", host)
+	}
+	php := proxyMatchPHP.MatchString(from) || strings.Contains(s.files, "ph")
+	prefix := from
+	if php || from == "" {
+		root := g.docroot(s.vhost)
+		if root == "" {
+			g.entry(d, Untranslated, "", "a PHP handler without a DocumentRoot")
+			return
+		}
+		if m := g.mount(d, "/", backend, root, s.vhost); m != nil {
+			g.entry(d, Translated, mountKey(m, "backend"), "a PHP site: ferry serves static files from root and runs .php through the application, index.php for directories")
+			m.m.Backend.Query.Set("front", "")
+		}
+		return
+	}
+	if strings.EqualFold(d.Name, "ProxyPassMatch") {
+		g.entry(d, Untranslated, "", "a ProxyPassMatch that is not a .php pattern: write the mount by hand")
+		return
+	}
+	if m := g.mount(d, prefix, backend, "", s.vhost); m != nil {
+		g.entry(d, Translated, mountKey(m, "backend"), "")
+	}
+}
+
+// alias translates Alias to a directory of CGI scripts; others stay.
+func (g *apacheMig) alias(it item) {
+	d := it.d
+	if len(d.Args) < 2 || !strings.EqualFold(d.Name, "Alias") {
+		g.entry(d, Kept, "", "")
+		return
+	}
+	dir := cleanDir(d.Args[1])
+	for _, m := range g.mounts {
+		if m.dir == dir && m.m.Prefix == strings.TrimSuffix(d.Args[0], "/")+"/" {
+			g.entry(d, Translated, mountKey(m, "backend"), "the URL of the scripts' mount")
+			return
+		}
+	}
+	opt, exec := g.execDirs[dir]
+	h, cgi := g.cgiDirs[dir]
+	if !exec || !cgi || opt == nil {
+		g.entry(d, Kept, "", "static files: the web server keeps serving them")
+		return
+	}
+	prefix := strings.TrimSuffix(d.Args[0], "/") + "/"
+	if m := g.mount(d, prefix, "cgi:"+dir, dir, it.s.vhost); m != nil {
+		g.entry(d, Review, mountKey(m, "backend"), "ferry runs the executable files of %s as scripts: its static files (%s) are no longer served under %s; leave an Alias for them in the web server", dir, "not executable", prefix)
+		g.entry(opt, Translated, mountKey(m, "backend"), "")
+		g.entry(h, Translated, mountKey(m, "backend"), "")
+		g.execDirs[dir] = nil
+		g.checkCGIDir(d, dir)
+	}
+}
+
+// scoped returns the mounts a scope covers; nil means every mount (the
+// defaults).
+func (g *apacheMig) scoped(s scope) ([]*mnt, bool) {
+	if s.vhost == 0 && s.dir == "" && s.loc == "" && s.files == "" {
+		return nil, true
+	}
+	var out []*mnt
+	for _, m := range g.mounts {
+		switch {
+		case s.dir != "" && (m.dir == s.dir || strings.HasPrefix(m.dir, s.dir+"/") || strings.HasPrefix(s.dir, m.dir+"/") && m.m.Prefix == "/"):
+		case s.loc != "" && strings.HasPrefix(m.m.Prefix, strings.TrimSuffix(s.loc, "/")):
+		case s.dir == "" && s.loc == "" && (m.vhost == s.vhost || s.vhost == 0 || m.vhost == 0):
+			// a virtual host inherits the main server's mounts
+		default:
+			continue
+		}
+		out = append(out, m)
+	}
+	return out, len(out) > 0
+}
+
+func (g *apacheMig) setting(it item) {
+	d := it.d
+	name := strings.ToLower(d.Name)
+	ms, ok := g.scoped(it.s)
+	if !ok {
+		g.entry(d, Untranslated, "", "no ferry mount is under this directive's scope")
+		return
+	}
+	arg := func(i int) string {
+		if i < len(d.Args) {
+			return d.Args[i]
+		}
+		return ""
+	}
+	secs := func(v string) (string, bool) {
+		n, err := strconv.Atoi(strings.TrimSuffix(v, "s"))
+		return strconv.Itoa(n) + "s", err == nil
+	}
+	execMounts := func() []*mnt {
+		var out []*mnt
+		for _, m := range g.mounts {
+			if m.m.Backend.Scheme == "fastcgi+exec" && (ms == nil || containsMount(ms, m)) {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	switch name {
+	case "setenv", "fcgidinitialenv":
+		kv := arg(0) + "=" + arg(1)
+		if ms == nil {
+			g.defEnv = addEnv(g.defEnv, kv)
+			g.entry(d, Translated, "defaults.env", "")
+			return
+		}
+		for _, m := range ms {
+			m.env = addEnv(m.env, kv)
+		}
+		g.entry(d, Translated, mountsKey(ms, "env"), "")
+	case "passenv":
+		g.setOn(d, ms, "pass_env", d.Args...)
+	case "unsetenv":
+		g.entry(d, Translated, "", "nothing to write: ferry passes scripts only PATH, LANG, LC_*, TZ, TMPDIR and pass_env of its own environment")
+	case "cgipassauth":
+		g.setOn(d, ms, "cgi_pass_auth", strconv.FormatBool(strings.EqualFold(arg(0), "on")))
+	case "cgiscripttimeout", "timeout":
+		v, ok := secs(arg(0))
+		if !ok {
+			g.entry(d, Untranslated, "", "not a number of seconds")
+			return
+		}
+		if name == "timeout" {
+			g.setOn(d, ms, "cgi_timeout", v)
+			g.rep.Entries[len(g.rep.Entries)-1].Note = "mod_cgi stops a script that is silent for Timeout; ferry's cgi_timeout bounds its whole run"
+			return
+		}
+		g.setOn(d, ms, "cgi_timeout", v)
+	case "limitrequestbody", "fcgidmaxrequestlen":
+		if arg(0) == "0" {
+			g.entry(d, Review, "", "0 means no limit in Apache; ferry keeps a limit: max_request_body stays 1G")
+			return
+		}
+		g.setOn(d, ms, "max_request_body", arg(0))
+	case "suexecusergroup":
+		var cgi []*mnt
+		for _, m := range g.mounts {
+			if m.m.Backend.Scheme == "cgi" && (ms == nil || containsMount(ms, m)) {
+				cgi = append(cgi, m)
+			}
+		}
+		if len(cgi) == 0 {
+			g.entry(d, Untranslated, "", "no CGI mount in its scope: for PHP, run a php-fpm pool as %s:%s (user = / group = in the pool file)", arg(0), arg(1))
+			return
+		}
+		g.setOn(d, cgi, "cgi_user", arg(0))
+		g.setOn(d, cgi, "cgi_group", arg(1))
+		g.rep.Entries = g.rep.Entries[:len(g.rep.Entries)-1]
+		g.rep.Entries[len(g.rep.Entries)-1].Key += ", cgi_group"
+	case "fcgidmaxprocesses", "fcgidmaxprocessesperclass":
+		g.setOption(d, execMounts(), "workers", arg(0))
+	case "fcgidminprocessesperclass":
+		if arg(0) == "0" {
+			g.entry(d, Translated, "", "ferry's default: workers start with the first request")
+			return
+		}
+		g.setOption(d, execMounts(), "min_workers", arg(0))
+	case "fcgidmaxrequestsperprocess":
+		g.setOption(d, execMounts(), "max_requests", arg(0))
+	case "fcgididletimeout":
+		v, ok := secs(arg(0))
+		if !ok {
+			g.entry(d, Untranslated, "", "not a number of seconds")
+			return
+		}
+		g.setOption(d, execMounts(), "idle_timeout", v)
+	case "fcgidiotimeout", "fcgidbusytimeout":
+		g.entry(d, Untranslated, "", "ferry bounds a FastCGI request by the client and cgi_queue_timeout only: no per-request time limit for workers")
+	default:
+		g.entry(d, Untranslated, "", "a mod_fcgid setting ferry has no counterpart for")
+	}
+}
+
+func containsMount(ms []*mnt, m *mnt) bool {
+	for _, x := range ms {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+func mountsKey(ms []*mnt, key string) string {
+	var keys []string
+	for _, m := range ms {
+		keys = append(keys, mountKey(m, key))
+	}
+	return strings.Join(keys, ", ")
+}
+
+// phpSettings turns php_value and friends into PHP_VALUE and
+// PHP_ADMIN_VALUE of the PHP mounts; a directory below the document root
+// gets a mount of its own.
+func (g *apacheMig) phpSettings() {
+	for _, it := range g.php {
+		d := it.d
+		if len(d.Args) < 2 {
+			g.entry(d, Untranslated, "", "want NAME VALUE")
+			continue
+		}
+		var site *mnt
+		for _, m := range g.mounts {
+			if m.m.Prefix == "/" && m.m.Backend.Protocol() == "fastcgi" && m.vhost == it.s.vhost || site == nil && m.m.Prefix == "/" && m.m.Backend.Protocol() == "fastcgi" {
+				site = m
+			}
+		}
+		if site == nil {
+			g.entry(d, Untranslated, "", "no PHP mount to give it to")
+			continue
+		}
+		target := site
+		if root := site.dir; it.s.dir != "" && strings.HasPrefix(it.s.dir, root+"/") {
+			prefix := strings.TrimPrefix(it.s.dir, root) + "/"
+			target = nil
+			for _, m := range g.mounts {
+				if m.m.Prefix == prefix {
+					target = m
+				}
+			}
+			if target == nil {
+				target = &mnt{m: site.m, dir: site.dir, vhost: site.vhost, src: d, php: map[string][]string{}, env: append([]string(nil), site.env...)}
+				target.m.Prefix = prefix
+				target.m.Own = append([]string(nil), site.m.Own...)
+				for k, v := range site.php {
+					target.php[k] = append([]string(nil), v...)
+				}
+				g.mounts = append(g.mounts, target)
+			}
+		}
+		env := "PHP_VALUE"
+		if strings.Contains(strings.ToLower(d.Name), "admin") {
+			env = "PHP_ADMIN_VALUE"
+		}
+		val := d.Args[1]
+		if strings.HasSuffix(strings.ToLower(d.Name), "flag") {
+			val = map[bool]string{true: "1", false: "0"}[strings.EqualFold(val, "on") || val == "1"]
+		}
+		line := fmt.Sprintf("%s=%s", d.Args[0], val)
+		for _, m := range g.mounts {
+			if m == target || target == site && m.m.Prefix != "/" && m.m.Backend.String() == site.m.Backend.String() {
+				m.php[env] = append(m.php[env], line)
+			}
+		}
+		note := "php-fpm reads it from the " + env + " param ferry sends"
+		if target != site {
+			note += fmt.Sprintf("; a mount of its own for %s, whose settings came from %s", target.m.Prefix, it.s.dir)
+		}
+		g.entry(d, Translated, mountKey(target, "env")+"."+env, note)
+	}
+}
+
+// front writes the Apache snippet that hands the mounts to ferry.
+//
+// It speaks FastCGI to ferry's fastcgi:// listener (mod_proxy_fcgi), not
+// HTTP: scripts then see the client's REMOTE_ADDR, not 127.0.0.1.
+func (g *apacheMig) front() string {
+	var b strings.Builder
+	if len(g.mounts) == 0 {
+		return "# nothing to hand to ferry: no CGI, FastCGI, SCGI or PHP path was translated\n"
+	}
+	b.WriteString("# Apache: hand ferry's paths to its FastCGI listener (a2enmod proxy proxy_fcgi), in\n# place of the ScriptAlias/Alias/handler directives report.txt lists as translated.\n")
+	b.WriteString("RequestHeader unset Proxy early\n")
+	addr := strings.TrimPrefix(g.opts.fastcgi(), "fastcgi://")
+	if sock, ok := strings.CutPrefix(g.opts.fastcgi(), "fastcgi+unix://"); ok {
+		addr = "unix:" + sock + "|fcgi://localhost"
+	}
+	site := false
+	for _, m := range g.mounts {
+		if m.m.Prefix == "/" {
+			site = true
+			continue
+		}
+		fmt.Fprintf(&b, "ProxyPass %q \"fcgi://%s%s\"\n", m.m.Prefix, addr, m.m.Prefix)
+	}
+	if site {
+		fmt.Fprintf(&b, "# The PHP site: ferry serves it whole (static files from root too), so it can\n# serve it alone on port 80 (its http:// listener); or behind Apache, last:\nProxyPass \"/\" \"fcgi://%s/\"\n", addr)
+	}
+	return b.String()
+}
+
+// mountOf returns a mount whose directory (or document root) is dir.
+func (g *apacheMig) mountOf(dir string) *mnt {
+	for _, m := range g.mounts {
+		if dir != "" && m.dir == dir {
+			return m
+		}
+	}
+	return nil
+}
+
+// mountUnder returns a cgi: mount of dir or of a script in it.
+func (g *apacheMig) mountUnder(dir string) *mnt {
+	for _, m := range g.mounts {
+		if m.m.Backend.Scheme == "cgi" && (m.dir == dir || path.Dir(m.dir) == dir) {
+			return m
+		}
+	}
+	return nil
+}

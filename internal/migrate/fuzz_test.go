@@ -1,0 +1,59 @@
+package migrate
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func seeds(f *testing.F, dir string) {
+	files, _ := filepath.Glob(filepath.Join("../../testdata/migrate", dir, "*.conf"))
+	for _, p := range files {
+		if data, err := os.ReadFile(p); err == nil {
+			f.Add(data)
+		}
+	}
+}
+
+// FuzzApacheConfig: the parser never panics, and fails only with its named
+// errors.
+func FuzzApacheConfig(f *testing.F) {
+	seeds(f, "apache")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if _, err := ParseApache("fuzz.conf", data, Limits{}); err != nil && !errors.Is(err, ErrSyntax) && !errors.Is(err, ErrTooDeep) && !errors.Is(err, ErrLineTooLong) && !errors.Is(err, ErrFileTooLarge) {
+			t.Fatalf("unnamed error: %v", err)
+		}
+	})
+}
+
+// FuzzNginxConfig: the parser never panics, and fails only with its named
+// errors.
+func FuzzNginxConfig(f *testing.F) {
+	seeds(f, "nginx")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if _, err := ParseNginx("fuzz.conf", data, Limits{}); err != nil && !errors.Is(err, ErrSyntax) && !errors.Is(err, ErrTooDeep) && !errors.Is(err, ErrLineTooLong) && !errors.Is(err, ErrFileTooLarge) {
+			t.Fatalf("unnamed error: %v", err)
+		}
+	})
+}
+
+func TestLimits(t *testing.T) {
+	deep := []byte{}
+	for range 40 {
+		deep = append(deep, "a {\n"...)
+	}
+	if _, err := ParseNginx("x", deep, Limits{}); !errors.Is(err, ErrTooDeep) {
+		t.Errorf("ParseNginx(40 nested blocks) = %v; want ErrTooDeep", err)
+	}
+	if _, err := ParseApache("x", make([]byte, 100), Limits{MaxFileSize: 10}); !errors.Is(err, ErrFileTooLarge) {
+		t.Errorf("ParseApache(100 bytes, max 10) = %v; want ErrFileTooLarge", err)
+	}
+	long := append([]byte("SetEnv A "), make([]byte, 200)...)
+	for i := range long[9:] {
+		long[9+i] = 'x'
+	}
+	if _, err := ParseApache("x", long, Limits{MaxLine: 100}); !errors.Is(err, ErrLineTooLong) {
+		t.Errorf("ParseApache(long line) = %v; want ErrLineTooLong", err)
+	}
+}

@@ -1,0 +1,73 @@
+// Package procfs reads the process table from Linux's /proc: for ferry to
+// find what a script left running, and for tests to check that nothing is.
+// Without /proc (other systems) it finds no process.
+package procfs
+
+import (
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Process is a process as its /proc/PID/stat file shows it.
+type Process struct {
+	PID   int
+	State byte // 'R', 'S', 'D', 'T', 'Z' (a zombie: exited, not yet reaped)...
+	PPID  int
+	PGID  int
+}
+
+// Each calls fn for every process in /proc.
+func Each(fn func(Process)) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if p, ok := Stat(pid); ok {
+			fn(p)
+		}
+	}
+}
+
+// Stat reads process pid's stat file; ok is false if there is no such
+// process.
+func Stat(pid int) (p Process, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return Process{}, false
+	}
+	// "pid (comm) state ppid pgrp ...": comm may hold spaces and
+	// parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return Process{}, false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 3 || len(f[0]) != 1 {
+		return Process{}, false
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	pgid, err2 := strconv.Atoi(f[2])
+	if err1 != nil || err2 != nil {
+		return Process{}, false
+	}
+	return Process{PID: pid, State: f[0][0], PPID: ppid, PGID: pgid}, true
+}
+
+// GroupMembers returns the pids of the live (not zombie) processes in
+// process group pgid.
+func GroupMembers(pgid int) []int {
+	var pids []int
+	Each(func(p Process) {
+		if p.PGID == pgid && p.State != 'Z' {
+			pids = append(pids, p.PID)
+		}
+	})
+	return pids
+}
