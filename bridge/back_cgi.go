@@ -17,7 +17,7 @@ func cgiBackend() Backend {
 		Schemes: []string{"cgi"},
 		Summary: "CGI scripts, a process per request: a directory (ScriptAlias semantics) or one script",
 		Options: []Option{
-			{Name: "symlinks", Type: String, Values: []string{"owner-match", "follow", "never"}, Default: "owner-match",
+			{Name: "symlinks", Type: String, Values: symlinkPolicies(), Default: "owner-match",
 				Doc: "which symbolic links on a script's path are followed: those whose owner owns the target or that stay inside the directory (Apache's SymLinksIfOwnerMatch), all, or none"},
 			{Name: "from", Type: String, Values: []string{"script-filename"}, Default: "the URL path",
 				Doc: "take the script from the SCRIPT_FILENAME the front web server sends, confined to the directory (fcgiwrap's way)"},

@@ -76,9 +76,10 @@ type Config struct {
 	// Fronts bounds what the clients and web servers talking to ferry may
 	// take: timeouts and connections.
 	Fronts FrontLimits
-	// RootSymlinks is the symlink policy of Root's static files, as
-	// nginx's disable_symlinks: "off", "if_not_owner" or "on". If empty,
-	// "off".
+	// RootSymlinks is the symbolic link policy of Root's static files,
+	// as a cgi: mount's (cgi.SymlinkPolicy): "owner-match" (links inside
+	// Root, or whose owner owns the target), "follow" or "never". If
+	// empty, "owner-match".
 	RootSymlinks string
 	// ShutdownTimeout bounds the drain of in-flight requests on shutdown;
 	// scripts still running then are stopped. If zero,
@@ -354,15 +355,14 @@ func checkFront(a Address, n int) error {
 func (s *Server) buildRouter() (*router, error) {
 	rt := &router{}
 	b := &builder{s: s}
-	if err := checkSymlinkPolicy(s.cfg.RootSymlinks); err != nil {
+	if _, err := parseRootSymlinks(s.cfg.RootSymlinks); err != nil {
 		return nil, err
 	}
 	if s.cfg.Root != "" {
-		fi, err := os.Stat(s.cfg.Root)
-		if err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("bridge: document root %q is not a directory: %v", s.cfg.Root, err)
+		var err error
+		if rt.static, err = newStaticFiles(s.cfg.Root, s.cfg.RootSymlinks); err != nil {
+			return nil, err
 		}
-		rt.static = &staticFiles{root: s.cfg.Root, symlinks: s.cfg.RootSymlinks}
 		b.static = rt.static
 	}
 	for _, m := range s.cfg.Mounts {

@@ -390,9 +390,10 @@ func (r *statusRecorder) WriteHeader(code int) {
 	}
 }
 
-// TestRootSymlinks: the three policies of root_symlinks, as nginx's
-// disable_symlinks, on a link to a file outside the root (the issue's
-// /etc/passwd case), a link inside it, and a directory link.
+// TestRootSymlinks: the three policies of root_symlinks, a cgi: mount's
+// (nginx's disable_symlinks), on a link to a file outside the root, a link
+// inside it, a directory link, and a link to a file of another user (the
+// issue's /etc/passwd case).
 func TestRootSymlinks(t *testing.T) {
 	root := staticRoot(t, "real.txt", "real")
 	outside := filepath.Join(t.TempDir(), "secret")
@@ -402,29 +403,35 @@ func TestRootSymlinks(t *testing.T) {
 	os.Mkdir(filepath.Join(root, "d"), 0o755)
 	os.WriteFile(filepath.Join(root, "d", "f.txt"), []byte("f"), 0o644)
 	os.Symlink("d", filepath.Join(root, "dl"))
-	// A link whose target belongs to another user: /etc/passwd is root's.
-	os.Symlink("/etc/passwd", filepath.Join(root, "passwd"))
-	otherOwner := os.Geteuid() != 0
+	// /etc/passwd is root's: a link to it planted by another user.
+	passwd := filepath.Join(root, "passwd")
+	os.Symlink("/etc/passwd", passwd)
+	if os.Geteuid() == 0 {
+		if err := os.Lchown(passwd, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	for _, tt := range []struct {
 		policy string
 		want   map[string]int
 	}{
-		{"off", map[string]int{"/real.txt": 200, "/out.txt": 200, "/in.txt": 200, "/dl/f.txt": 200, "/passwd": 200}},
-		{"if_not_owner", map[string]int{"/real.txt": 200, "/out.txt": 200, "/in.txt": 200, "/dl/f.txt": 200, "/passwd": 403}},
-		{"on", map[string]int{"/real.txt": 200, "/out.txt": 403, "/in.txt": 403, "/dl/f.txt": 403, "/passwd": 403}},
+		{"follow", map[string]int{"/real.txt": 200, "/out.txt": 200, "/in.txt": 200, "/dl/f.txt": 200, "/passwd": 200}},
+		{"", map[string]int{"/real.txt": 200, "/out.txt": 200, "/in.txt": 200, "/dl/f.txt": 200, "/passwd": 403}},
+		{"owner-match", map[string]int{"/real.txt": 200, "/out.txt": 200, "/in.txt": 200, "/dl/f.txt": 200, "/passwd": 403}},
+		{"never", map[string]int{"/real.txt": 200, "/out.txt": 403, "/in.txt": 403, "/dl/f.txt": 403, "/passwd": 403}},
 	} {
-		h := &staticFiles{root: root, symlinks: tt.policy}
+		h, err := newStaticFiles(root, tt.policy)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for path, want := range tt.want {
-			if path == "/passwd" && tt.policy == "if_not_owner" && !otherOwner {
-				continue // running as root: /etc/passwd has the link's owner
-			}
 			if got := serveStatic(h, path); got != want {
-				t.Errorf("root_symlinks=%s: GET %s = %d; want %d", tt.policy, path, got, want)
+				t.Errorf("root_symlinks=%q: GET %s = %d; want %d", tt.policy, path, got, want)
 			}
 		}
 	}
-	if err := checkSymlinkPolicy("sometimes"); err == nil {
+	if _, err := newStaticFiles(root, "off"); err == nil {
 		t.Errorf("a bad policy was accepted")
 	}
 }
@@ -433,7 +440,7 @@ func TestRootSymlinks(t *testing.T) {
 // keys, spelt as flags.
 func TestFrontKeys(t *testing.T) {
 	c := DefaultConfig()
-	for _, kv := range [][2]string{{"client_header_timeout", "5s"}, {"client_body_timeout", "0"}, {"send_timeout", "2m"}, {"max_conns", "50"}, {"root_symlinks", "on"}} {
+	for _, kv := range [][2]string{{"client_header_timeout", "5s"}, {"client_body_timeout", "0"}, {"send_timeout", "2m"}, {"max_conns", "50"}, {"root_symlinks", "never"}} {
 		k, ok := lookupKey("", kv[0])
 		if !ok {
 			t.Fatalf("no key %s", kv[0])
@@ -443,8 +450,8 @@ func TestFrontKeys(t *testing.T) {
 		}
 	}
 	want := FrontLimits{HeaderTimeout: 5 * time.Second, BodyTimeout: -1, SendTimeout: 2 * time.Minute, MaxConns: 50}
-	if c.Fronts != want || c.RootSymlinks != "on" {
-		t.Errorf("Fronts = %+v, RootSymlinks = %q; want %+v, on", c.Fronts, c.RootSymlinks, want)
+	if c.Fronts != want || c.RootSymlinks != "never" {
+		t.Errorf("Fronts = %+v, RootSymlinks = %q; want %+v, never", c.Fronts, c.RootSymlinks, want)
 	}
 	k, _ := lookupKey("", "root_symlinks")
 	if err := k.Set(&c, "maybe"); err == nil {

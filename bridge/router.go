@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -8,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/ferrygw/ferry/cgi"
 )
 
 // route is one mount.
@@ -75,10 +78,10 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // staticFiles serves a document root the way a cautious web server does:
 // index.html for directories, no listings, nothing whose name starts with a
 // dot, a file only at its own path ("/file.txt/" is 404, as nginx), and
-// symlinks as symlinks says.
+// symbolic links as its policy says (403 for those it refuses).
 type staticFiles struct {
-	root     string
-	symlinks string // "off" or "" (followed), "if_not_owner", "on": see checkSymlinks
+	root     string            // absolute, its own links resolved (newStaticFiles)
+	symlinks cgi.SymlinkPolicy // as a cgi: mount's: owner-match, follow, never
 }
 
 func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -111,10 +114,6 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !s.checkSymlinks(file) {
-		http.Error(w, "403 Forbidden", http.StatusForbidden)
-		return
-	}
 	f, err := s.open(file)
 	if err != nil {
 		http.Error(w, "403 Forbidden", http.StatusForbidden)
@@ -124,61 +123,64 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
 }
 
-// checkSymlinks applies the symlink policy to file, a path under the root,
-// as nginx's disable_symlinks does from the document root on: with "on",
-// no component of the path below the root may be a symlink; with
-// "if_not_owner", a symlink's target must have the link's owner. The root
-// itself may be a symlink whatever the policy.
-func (s *staticFiles) checkSymlinks(file string) bool {
-	if s.symlinks == "" || s.symlinks == "off" {
-		return true
-	}
-	rel, err := filepath.Rel(s.root, file)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return false
-	}
-	p := s.root
-	for _, seg := range strings.Split(rel, string(filepath.Separator)) {
-		p = filepath.Join(p, seg)
-		li, err := os.Lstat(p)
-		if err != nil {
-			return false
-		}
-		if li.Mode()&os.ModeSymlink == 0 {
-			continue
-		}
-		if s.symlinks == "on" {
-			return false
-		}
-		ti, err := os.Stat(p)
-		if err != nil || !sameOwner(li, ti) {
-			return false
-		}
-	}
-	return true
-}
-
-// open opens file; when no symlink is followed, one put in its place
-// since checkSymlinks looked is not either (O_NOFOLLOW).
+// open opens file, a path under the root, if the symlink policy allows
+// every link on its way; with SymlinksNever, one put in its place since
+// the check is not followed either (O_NOFOLLOW).
 func (s *staticFiles) open(file string) (*os.File, error) {
-	if s.symlinks != "on" {
+	if s.symlinks == cgi.SymlinksFollow {
 		return os.Open(file)
 	}
-	return os.OpenFile(file, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-}
-
-// checkSymlinkPolicy checks a value of Config.RootSymlinks.
-func checkSymlinkPolicy(p string) error {
-	switch p {
-	case "", "off", "if_not_owner", "on":
-		return nil
+	if err := s.symlinks.CheckPath(s.root, file); err != nil {
+		return nil, err
 	}
-	return fmt.Errorf("bridge: root_symlinks %q: want off, if_not_owner or on", p)
+	if s.symlinks == cgi.SymlinksNever {
+		return os.OpenFile(file, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	}
+	return os.Open(file)
 }
 
-// sameOwner reports whether a and b belong to the same user.
-func sameOwner(a, b os.FileInfo) bool {
-	sa, ok1 := a.Sys().(*syscall.Stat_t)
-	sb, ok2 := b.Sys().(*syscall.Stat_t)
-	return ok1 && ok2 && sa.Uid == sb.Uid
+// newStaticFiles serves root with the symbolic link policy named policy
+// (empty: owner-match).
+func newStaticFiles(root, policy string) (*staticFiles, error) {
+	p, err := parseRootSymlinks(policy)
+	if err != nil {
+		return nil, err
+	}
+	real, err := filepath.Abs(root)
+	if err == nil {
+		real, err = filepath.EvalSymlinks(real)
+	}
+	var fi os.FileInfo
+	if err == nil {
+		fi, err = os.Stat(real)
+	}
+	if err == nil && !fi.IsDir() {
+		err = errors.New("not a directory")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bridge: document root %q is not a directory: %w", root, err)
+	}
+	return &staticFiles{root: real, symlinks: p}, nil
+}
+
+// parseRootSymlinks parses a value of Config.RootSymlinks.
+func parseRootSymlinks(policy string) (cgi.SymlinkPolicy, error) {
+	if policy == "" {
+		return cgi.SymlinksOwnerMatch, nil
+	}
+	p, err := cgi.ParseSymlinkPolicy(policy)
+	if err != nil {
+		return 0, fmt.Errorf("bridge: root_symlinks: %w", err)
+	}
+	return p, nil
+}
+
+// symlinkPolicies names the symbolic link policies, for the options that
+// take one (a cgi: mount's symlinks, root_symlinks).
+func symlinkPolicies() []string {
+	var names []string
+	for p := cgi.SymlinksOwnerMatch; p <= cgi.SymlinksNever; p++ {
+		names = append(names, p.String())
+	}
+	return names
 }
