@@ -69,6 +69,12 @@ func rawExchange(t testing.TB, addr, req string, d time.Duration) (string, bool)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rawExchangeOn(t, c, req, d)
+}
+
+// rawExchangeOn is rawExchange on c, which it closes.
+func rawExchangeOn(t testing.TB, c net.Conn, req string, d time.Duration) (string, bool) {
+	t.Helper()
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(d))
 	if _, err := io.WriteString(c, req); err != nil {
