@@ -48,7 +48,7 @@ func Keys() []Key {
 		cfgKey("", Option{Name: "listen", Type: AddressList, Default: "http://127.0.0.1:8080 (or the sockets systemd, spawn-fcgi or a CGI web server hands over)",
 			Doc: "front address to listen on"}, "listen", func(c *Config) any { return &c.Listen }),
 		cfgKey("", Option{Name: "client_header_timeout", Type: Timeout, Default: "10s",
-			Doc: "longest wait for a request head on every front: HTTP request line and headers, FastCGI PARAMS (408), an SCGI header block (0: none)"}, "client-header-timeout", func(c *Config) any { return &c.Fronts.HeaderTimeout }),
+			Doc: "longest wait for a request head on every front: HTTP request line and headers (and an https:// front's TLS handshake), FastCGI PARAMS (408), an SCGI header block (0: none)"}, "client-header-timeout", func(c *Config) any { return &c.Fronts.HeaderTimeout }),
 		cfgKey("", Option{Name: "client_body_timeout", Type: Timeout, Default: "60s",
 			Doc: "longest wait for more of an HTTP request body, as nginx's (logged 408, connection closed; 0: none)"}, "client-body-timeout", func(c *Config) any { return &c.Fronts.BodyTimeout }),
 		cfgKey("", Option{Name: "send_timeout", Type: Timeout, Default: "60s",

@@ -32,7 +32,8 @@ const (
 type FrontLimits struct {
 	// HeaderTimeout bounds the wait for a request head once a connection
 	// has been accepted or has finished its previous request: HTTP request
-	// line and headers (408-free close, as net/http does), a FastCGI
+	// line and headers (408-free close, as net/http does), and before
+	// them an https:// front's TLS handshake (closed), a FastCGI
 	// request's PARAMS (answered 408), an SCGI header block (closed). If
 	// zero, DefaultHeaderTimeout; if negative, none.
 	HeaderTimeout time.Duration
