@@ -5,7 +5,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +18,8 @@ import (
 
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/ferrygw/ferry/internal/testdir"
 )
 
@@ -185,4 +189,71 @@ echo finished`)
 		t.Errorf("no log line for the second signal:\n%s", p.logs)
 	}
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// TestChildrenDieWithFerry is point 3 of issue 16: however ferry ends
+// (SIGTERM or SIGINT, which drain; SIGQUIT, a panic or SIGKILL, which
+// stop nothing), neither a CGI script it runs nor a FastCGI worker it
+// spawned is left running: a drain stops them, and otherwise their
+// parent-death signal kills them.
+func TestChildrenDieWithFerry(t *testing.T) {
+	peerstest.Need(t, "php-cgi")
+	php, _ := peers.Lookup("php-cgi")
+	for _, tt := range []struct {
+		way  string
+		sig  syscall.Signal // 0: a panic
+		exit int
+	}{{"SIGTERM", syscall.SIGTERM, 0}, {"SIGINT", syscall.SIGINT, 0}, {"SIGQUIT", syscall.SIGQUIT, 2}, {"panic", 0, 2}, {"SIGKILL", syscall.SIGKILL, -1}} {
+		t.Run(tt.way, func(t *testing.T) {
+			dir, state := testdir.Open(t), testdir.Open(t)
+			writeExec(t, filepath.Join(dir, "long.sh"), `#!/bin/sh
+echo $$ > "$STATE/pid"
+printf 'Content-Type: text/plain\n\nstarted\n'
+exec sleep 300`)
+			panicFile := filepath.Join(state, "panic")
+			t.Setenv("FERRY_TEST_PANIC_FILE", panicFile)
+			p := startFerry(t, "--mount", "/cgi-bin/=cgi:"+dir, "--mount", "/php/=fastcgi+exec:"+php+"?workers=2",
+				"--env", "STATE="+state, "--shutdown-timeout", "1s", "--cgi-kill-grace", "200ms")
+			answer := getInBackground(p.URL + "/cgi-bin/long.sh")
+			script := waitFile(t, filepath.Join(state, "pid"))
+			var children []int
+			for deadline := time.Now().Add(10 * time.Second); len(children) < 3; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("ferry's children: %v; want the script and 2 workers", children)
+				}
+				children = leakcheck.Children(p.cmd.Process.Pid)
+			}
+			t.Cleanup(func() {
+				if t.Failed() { // none left behind by a failure either
+					for _, pid := range children {
+						syscall.Kill(pid, syscall.SIGKILL)
+					}
+				}
+			})
+			if !slices.Contains(children, script) {
+				t.Fatalf("ferry's children %v do not include the script %d", children, script)
+			}
+
+			if tt.sig != 0 {
+				p.cmd.Process.Signal(tt.sig)
+			} else if err := os.WriteFile(panicFile, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			select {
+			case err = <-p.done:
+				p.done <- err
+			case <-time.After(30 * time.Second):
+				t.Fatalf("ferry did not end within 30s of %s", tt.way)
+			}
+			if code := p.cmd.ProcessState.ExitCode(); code != tt.exit {
+				t.Errorf("ferry ended with %v; want exit code %d", err, tt.exit)
+			}
+			for _, pid := range children {
+				waitDead(t, pid, 5*time.Second)
+			}
+			<-answer
+			http.DefaultClient.CloseIdleConnections()
+		})
+	}
 }

@@ -1,0 +1,12 @@
+//go:build !linux
+
+package spawn
+
+import "syscall"
+
+// workerProcAttr returns how a worker starts: in its own process group.
+// There is no parent-death signal here: a worker ferry could not stop
+// outlives it.
+func workerProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true}
+}
