@@ -62,7 +62,7 @@ func fastcgiExecBackend() Backend {
 			{Name: "idle_timeout", Type: Duration, Default: "10s with min_workers", Doc: "how long workers beyond the peak of the last window stay"},
 			readTimeoutOption(),
 		}, phpSiteOptions()...),
-		Settings: append(forwardSettings(), "pass_env", "cgi_kill_grace"),
+		Settings: append(forwardSettings(), "pass_env", "cgi_kill_grace", "cgi_user", "cgi_group"),
 		build:    buildFastCGI,
 	}
 }
@@ -84,10 +84,15 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 		if idle == 0 && o.positive("min_workers") > 0 {
 			idle = 10 * time.Second // php-fpm's pm.process_idle_timeout
 		}
+		// Workers run as scripts do: never as root unless asked.
+		cred, err := (&cgi.Handler{User: st.User, Group: st.Group}).Credential()
+		if err != nil {
+			return nil, err
+		}
 		pl := b.s.log.With().Str("component", "fastcgi-workers").Str("worker", m.Backend.Path).Logger()
 		pool = &spawn.Pool{Path: m.Backend.Path, Workers: o.positive("workers"), Env: b.workerEnv(),
 			MaxRequests: o.positive("max_requests"), MaxRequestsEnv: fastcgi.MaxRequestsEnv,
-			MinWorkers: o.positive("min_workers"), IdleTimeout: idle, KillGrace: st.KillGrace, Logger: &pl}
+			MinWorkers: o.positive("min_workers"), IdleTimeout: idle, KillGrace: st.KillGrace, Credential: cred, Logger: &pl}
 		// A connection per request, as mod_fcgid does: a kept connection
 		// holds its worker, and while a worker is being replaced, requests
 		// on new connections would wait behind the idle ones. The pool

@@ -223,12 +223,8 @@ func (ld *load) finish() map[int]int {
 // had, the pool restarts them (no zombie left), and serves again.
 func TestFaultWorkersKilledUnderLoad(t *testing.T) {
 	leakcheck.Check(t)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := Config{Settings: Settings{Env: []string{"FERRY_TEST_MATRIX_WORKER=1"}},
-		Mounts: []Mount{mustMount(t, matrixPrefix+"/=fastcgi+exec:"+self+"?workers=3")}}
+		Mounts: []Mount{mustMount(t, matrixPrefix+"/=fastcgi+exec:"+workerSelf(t)+"?workers=3")}}
 	s, addrs, logs := startFerryServer(t, cfg)
 	pool := s.pools[0].pool
 	url := "http://" + addrs[0] + matrixPrefix + "/env"

@@ -173,11 +173,10 @@ func transportCause(err error) string {
 }
 
 // matrixWorkers returns the pids of this process's children that are
-// fastcgi+exec workers of the matrix application: this test binary with
-// FERRY_TEST_MATRIX_WORKER=1 (the matrix's CGI scripts have it too, but
-// are shell scripts).
-func matrixWorkers() []int {
-	self, _ := os.Executable()
+// fastcgi+exec workers of the matrix application: this test binary
+// (workerSelf's copy) with FERRY_TEST_MATRIX_WORKER=1 (the matrix's CGI
+// scripts have it too, but are shell scripts).
+func matrixWorkers(self string) []int {
 	var out []int
 	for _, pid := range leakcheck.Children(os.Getpid()) {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
@@ -205,10 +204,7 @@ func TestSoak(t *testing.T) {
 	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "matrix.sh"), matrixScript)
 	writeExec(t, filepath.Join(dir, "bad.sh"), matrixBadScript)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	self := workerSelf(t)
 	apps := []*restartable{
 		newRestartable(t, "fastcgi", func(l net.Listener) io.Closer {
 			s := &fastcgi.Server{Handler: matrixApp()}
@@ -264,7 +260,7 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Second)
-	base, baseRSS, baseWorkers := leakcheck.Take(), rssKiB(), len(matrixWorkers())
+	base, baseRSS, baseWorkers := leakcheck.Take(), rssKiB(), len(matrixWorkers(self))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -293,7 +289,7 @@ func TestSoak(t *testing.T) {
 		peakRSS = max(peakRSS, rssKiB())
 		switch n % 3 {
 		case 0:
-			if ws := matrixWorkers(); len(ws) > 0 {
+			if ws := matrixWorkers(self); len(ws) > 0 {
 				syscall.Kill(ws[n%len(ws)], syscall.SIGKILL)
 				faults["worker killed"]++
 			}
@@ -336,7 +332,7 @@ func TestSoak(t *testing.T) {
 	var now leakcheck.Snapshot
 	var nowWorkers int
 	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
-		now, nowWorkers = leakcheck.Take(), len(matrixWorkers())
+		now, nowWorkers = leakcheck.Take(), len(matrixWorkers(self))
 		if now.Goroutines <= base.Goroutines+10 && now.FDs <= base.FDs+10 && len(now.Children) <= len(base.Children) && nowWorkers == baseWorkers {
 			break
 		}
