@@ -201,7 +201,7 @@ func newCountersFixture(t *testing.T) *countersFixture {
 	fx.fcgi = "fastcgi://" + l.Addr().String()
 	fx.dead = "fastcgi://" + deadAddr(t)
 	fx.deadHT = "http://" + deadAddr(t)
-	fx.pool = "fastcgi+exec:" + workerSelf(t)
+	fx.pool = "fastcgi+exec:" + testdir.Executable(t)
 
 	cfg, err := matrixConfig("http://127.0.0.1:0", []string{
 		"/cgi-bin/=cgi:" + fx.cgiDir,
@@ -606,7 +606,7 @@ func TestAdminStatusPage(t *testing.T) {
 func TestAdminQueueAndAbort(t *testing.T) {
 	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "wait.sh"), waitScript)
-	pool := "fastcgi+exec:" + workerSelf(t)
+	pool := "fastcgi+exec:" + testdir.Executable(t)
 	cfg, err := matrixConfig("http://127.0.0.1:0", []string{"/cgi-bin/=cgi:" + dir, matrixPrefix + "/=" + pool + "?workers=1"})
 	if err != nil {
 		t.Fatal(err)

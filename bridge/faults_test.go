@@ -19,6 +19,7 @@ import (
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"github.com/ferrygw/ferry/internal/testlog"
 )
 
@@ -224,7 +225,7 @@ func (ld *load) finish() map[int]int {
 func TestFaultWorkersKilledUnderLoad(t *testing.T) {
 	leakcheck.Check(t)
 	cfg := Config{Settings: Settings{Env: []string{"FERRY_TEST_MATRIX_WORKER=1"}},
-		Mounts: []Mount{mustMount(t, matrixPrefix+"/=fastcgi+exec:"+workerSelf(t)+"?workers=3")}}
+		Mounts: []Mount{mustMount(t, matrixPrefix+"/=fastcgi+exec:"+testdir.Executable(t)+"?workers=3")}}
 	s, addrs, logs := startFerryServer(t, cfg)
 	pool := s.pools[0].pool
 	url := "http://" + addrs[0] + matrixPrefix + "/env"

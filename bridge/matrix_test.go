@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -176,7 +175,7 @@ func matrixBacks() []matrixBack {
 		}},
 		{name: "fastcgi+exec", badPath: matrixPrefix + "/crash", mount: func(t *testing.T) (string, string) {
 			// The worker is this test binary; Settings.Env marks it a worker.
-			return matrixPrefix + "/=fastcgi+exec:" + workerSelf(t) + "?workers=2", ""
+			return matrixPrefix + "/=fastcgi+exec:" + testdir.Executable(t) + "?workers=2", ""
 		}},
 		{name: "scgi", badPath: "/bad/x", mount: func(t *testing.T) (string, string) {
 			l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -213,64 +212,7 @@ func TestMain(m *testing.M) {
 	case os.Getenv("FERRY_TEST_MATRIX_WORKER") == "1":
 		os.Exit(matrixWorkerMain())
 	}
-	code := m.Run()
-	if workerBin.dir != "" {
-		os.RemoveAll(workerBin.dir)
-	}
-	os.Exit(code)
-}
-
-// workerBin is the copy of this test binary that fastcgi+exec mounts run
-// as their worker (workerSelf).
-var workerBin struct {
-	once      sync.Once
-	path, dir string
-	err       error
-}
-
-// workerSelf returns this test binary, for a fastcgi+exec mount's worker,
-// where the workers' user can run it: ferry, as root, runs its workers as
-// www-data, and go test builds the binary where only root may enter. The
-// copy is made once, and removed by TestMain.
-func workerSelf(t testing.TB) string {
-	t.Helper()
-	workerBin.once.Do(func() {
-		self, err := os.Executable()
-		if err != nil || os.Geteuid() != 0 {
-			workerBin.path, workerBin.err = self, err
-			return
-		}
-		if workerBin.dir, err = os.MkdirTemp("", "ferry-worker-"); err == nil {
-			err = os.Chmod(workerBin.dir, 0o755)
-		}
-		if err == nil {
-			workerBin.path = filepath.Join(workerBin.dir, filepath.Base(self))
-			err = copyFile(self, workerBin.path, 0o755)
-		}
-		workerBin.err = err
-	})
-	if workerBin.err != nil {
-		t.Fatal(workerBin.err)
-	}
-	return workerBin.path
-}
-
-// copyFile copies the file src to a new file dst of mode perm.
-func copyFile(src, dst string, perm os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	os.Exit(m.Run())
 }
 
 // matrixConfig is the configuration of a ferry of the matrix: its mounts

@@ -173,9 +173,9 @@ func transportCause(err error) string {
 }
 
 // matrixWorkers returns the pids of this process's children that are
-// fastcgi+exec workers of the matrix application: this test binary
-// (workerSelf's copy) with FERRY_TEST_MATRIX_WORKER=1 (the matrix's CGI
-// scripts have it too, but are shell scripts).
+// fastcgi+exec workers of the matrix application: this test binary at
+// self (testdir.Executable) with FERRY_TEST_MATRIX_WORKER=1 (the matrix's
+// CGI scripts have it too, but are shell scripts).
 func matrixWorkers(self string) []int {
 	var out []int
 	for _, pid := range leakcheck.Children(os.Getpid()) {
@@ -204,7 +204,7 @@ func TestSoak(t *testing.T) {
 	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "matrix.sh"), matrixScript)
 	writeExec(t, filepath.Join(dir, "bad.sh"), matrixBadScript)
-	self := workerSelf(t)
+	self := testdir.Executable(t)
 	apps := []*restartable{
 		newRestartable(t, "fastcgi", func(l net.Listener) io.Closer {
 			s := &fastcgi.Server{Handler: matrixApp()}
