@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
@@ -81,6 +83,13 @@ func (s *Server) requestIDHeader() string {
 // and a logger carrying it as req_id; it counts the request as in flight,
 // and logs one line when it ends: method, path, status, bytes, duration,
 // backend, remote address, host, user agent and referer.
+//
+// The line says what the client really got. On the HTTP front, a request
+// whose body never came in full (the client stopped sending it for the
+// body timeout, or went away) has its response aborted, not sent, and is
+// logged with status 408 or 499 (nginx's "client closed request") and
+// aborted=true, the handler's status beside it: a 404 or a 200 written
+// for a request that never arrived is not an answer the client saw.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	hdr := s.requestIDHeader()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -95,13 +104,33 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		lw.Header().Set(hdr, info.id)
 		defer func() {
 			p := recover()
+			var bodyErr error
+			if p == nil || p == http.ErrAbortHandler {
+				bodyErr = finishBody(r, p == nil)
+			}
 			status := lw.status
 			if status == 0 && p == nil {
 				status = http.StatusOK
 			}
-			if s.cfg.AccessLog || p != nil {
-				s.logRequest(&accessEntry{r: r, id: info.id, backend: info.backend, start: start,
-					status: status, bytes: lw.bytes, dur: time.Since(start), aborted: p != nil})
+			if s.cfg.AccessLog || p != nil || bodyErr != nil {
+				e := &accessEntry{r: r, id: info.id, backend: info.backend, start: start,
+					status: status, bytes: lw.bytes, dur: time.Since(start), aborted: p != nil}
+				switch {
+				case bodyErr != nil:
+					e.handlerStatus, e.aborted = status, true
+					e.status = http.StatusRequestTimeout
+					if !isTimeout(bodyErr) {
+						e.status = statusClientClosed
+					}
+					e.cause = "request body: " + bodyErrText(bodyErr)
+				case p == nil && lw.err != nil:
+					// The client did not take the whole response.
+					e.aborted, e.cause = true, "response: "+sendErrText(lw.err)
+				}
+				s.logRequest(e)
+			}
+			if p == nil && bodyErr != nil {
+				p = http.ErrAbortHandler // nothing more reaches a client that never sent its request
 			}
 			if p != nil {
 				panic(p) // net/http ends the connection, and logs any panic but ErrAbortHandler
@@ -122,6 +151,52 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 	})
 }
 
+// statusClientClosed is nginx's status for a request whose client closed
+// the connection before it was answered.
+const statusClientClosed = 499
+
+// maxPostHandlerDrain is how much of a body its handler left unread is
+// read after it, as net/http does before sending the response.
+const maxPostHandlerDrain = 256 << 10
+
+// finishBody returns why r's body failed to come from an HTTP client, if
+// it did. If drain, the part of a body the handler left unread is read
+// first (up to what net/http would read itself before answering), so
+// that a body that never comes shows here, within the body timeout.
+func finishBody(r *http.Request, drain bool) error {
+	if err := bodyFailure(r); err != nil || !drain {
+		return err
+	}
+	c, _ := r.Context().Value(httpConnKey{}).(*httpConn)
+	if c == nil || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 ||
+		strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		// Not the HTTP front's, no body, or one net/http will not wait
+		// for: it closes the connection rather than ask for it.
+		return nil
+	}
+	_, _ = io.CopyN(io.Discard, r.Body, maxPostHandlerDrain+1) // a failure reading from the client shows in bodyFailure
+	return bodyFailure(r)
+}
+
+// sendErrText says why a response could not be sent, for the log.
+func sendErrText(err error) string {
+	if isTimeout(err) {
+		return "the client took nothing within the send timeout (send_timeout)"
+	}
+	return err.Error()
+}
+
+// bodyErrText says why a body did not come, for the log.
+func bodyErrText(err error) string {
+	switch {
+	case isTimeout(err):
+		return "no data within the body timeout (client_body_timeout)"
+	case errors.Is(err, io.EOF):
+		return "the client closed the connection"
+	}
+	return err.Error()
+}
+
 // accessEntry is what one access log line says.
 type accessEntry struct {
 	r       *http.Request
@@ -132,6 +207,11 @@ type accessEntry struct {
 	bytes   int64
 	dur     time.Duration
 	aborted bool
+	// cause says why an aborted request's client did not get its
+	// response; handlerStatus is what the handler answered when status is
+	// not it (a body that never came). Both are empty otherwise.
+	cause         string
+	handlerStatus int
 }
 
 // fields adds the entry's fields to ev, those the console format leads
@@ -146,6 +226,12 @@ func (e *accessEntry) fields(ev *zerolog.Event) *zerolog.Event {
 	}
 	if ref := r.Referer(); ref != "" {
 		ev = ev.Str("referer", ref)
+	}
+	if e.cause != "" {
+		ev = ev.Str("cause", e.cause)
+	}
+	if e.handlerStatus != 0 {
+		ev = ev.Int("handler_status", e.handlerStatus)
 	}
 	return ev
 }
@@ -335,6 +421,7 @@ type logWriter struct {
 	status  int
 	bytes   int64
 	started time.Time // when the status was sent
+	err     error     // the first write that failed
 }
 
 func (lw *logWriter) WriteHeader(code int) {
@@ -350,6 +437,9 @@ func (lw *logWriter) Write(p []byte) (int, error) {
 	}
 	n, err := lw.ResponseWriter.Write(p)
 	lw.bytes += int64(n)
+	if err != nil && lw.err == nil {
+		lw.err = err
+	}
 	return n, err
 }
 

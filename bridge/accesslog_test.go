@@ -463,11 +463,7 @@ func TestAccessLogFileError(t *testing.T) {
 // TestWorkersStartedLogsEveryPID: the line that says the workers of a
 // fastcgi+exec mount started lists every one of them.
 func TestWorkersStartedLogsEveryPID(t *testing.T) {
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _, logs := runFerry(t, mustConfig(t, "http://127.0.0.1:0", "/w/=fastcgi+exec:"+self+"?workers=3"))
+	_, _, logs := runFerry(t, mustConfig(t, "http://127.0.0.1:0", "/w/=fastcgi+exec:"+testdir.Executable(t)+"?workers=3"))
 	for _, l := range logLines(t, logs.String()) {
 		if l["message"] == "ferry: FastCGI workers started" {
 			if pids, _ := l["pids"].([]any); len(pids) != 3 {

@@ -201,11 +201,7 @@ func newCountersFixture(t *testing.T) *countersFixture {
 	fx.fcgi = "fastcgi://" + l.Addr().String()
 	fx.dead = "fastcgi://" + deadAddr(t)
 	fx.deadHT = "http://" + deadAddr(t)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fx.pool = "fastcgi+exec:" + self
+	fx.pool = "fastcgi+exec:" + testdir.Executable(t)
 
 	cfg, err := matrixConfig("http://127.0.0.1:0", []string{
 		"/cgi-bin/=cgi:" + fx.cgiDir,
@@ -611,11 +607,7 @@ func TestAdminStatusPage(t *testing.T) {
 func TestAdminQueueAndAbort(t *testing.T) {
 	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "wait.sh"), waitScript)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := "fastcgi+exec:" + self
+	pool := "fastcgi+exec:" + testdir.Executable(t)
 	cfg, err := matrixConfig("http://127.0.0.1:0", []string{"/cgi-bin/=cgi:" + dir, matrixPrefix + "/=" + pool + "?workers=1"})
 	if err != nil {
 		t.Fatal(err)

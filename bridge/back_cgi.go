@@ -21,7 +21,7 @@ func cgiBackend() Backend {
 		Schemes: []string{"cgi"},
 		Summary: "CGI scripts, a process per request: a directory (ScriptAlias semantics) or one script",
 		Options: append([]Option{
-			{Name: "symlinks", Type: String, Values: []string{"owner-match", "follow", "never"}, Default: "owner-match",
+			{Name: "symlinks", Type: String, Values: symlinkPolicies(), Default: "owner-match",
 				Doc: "which symbolic links on a script's path are followed: those whose owner owns the target or that stay inside the directory (Apache's SymLinksIfOwnerMatch), all, or none"},
 			{Name: "from", Type: String, Values: []string{"script-filename"}, Default: "the URL path",
 				Doc: "take the script from the SCRIPT_FILENAME the front web server sends, confined to the directory (fcgiwrap's way)"},
@@ -103,7 +103,9 @@ func (b *builder) persistent(m Mount, o options, h *cgi.Handler) (http.Handler, 
 		if err != nil {
 			return nil, fmt.Errorf("persist=php: %w", err)
 		}
-		w.Pool = b.pool(o, "php-cgi-workers", php)
+		if w.Pool, err = b.pool(o, "php-cgi-workers", php, false); err != nil {
+			return nil, err
+		}
 		w.Pool.Path, w.Pool.MaxRequestsEnv = php, fastcgi.MaxRequestsEnv
 		client := &fastcgi.Client{Network: "unix", QueueTimeout: st.QueueTimeout, Logger: b.logger("fastcgi-client")}
 		sp := b.spawnFastCGI(w, w.Pool, client, "php-cgi workers", php)
@@ -114,7 +116,10 @@ func (b *builder) persistent(m Mount, o options, h *cgi.Handler) (http.Handler, 
 		if err := w.App.Check(); err != nil {
 			return nil, err
 		}
-		w.Pool = b.pool(o, "perl-cgi-workers", m.Backend.Path)
+		var err error
+		if w.Pool, err = b.pool(o, "perl-cgi-workers", m.Backend.Path, false); err != nil {
+			return nil, err
+		}
 		// The wall-clock limit of a script, as under CGI.
 		switch t := st.ScriptTimeout; {
 		case t == 0:

@@ -20,6 +20,13 @@ func phpSiteOptions() []Option {
 	}
 }
 
+// readTimeoutOption bounds each wait for an application's answer, as
+// nginx's fastcgi_read_timeout and scgi_read_timeout.
+func readTimeoutOption() Option {
+	return Option{Name: "read_timeout", Type: Duration, Default: "60s",
+		Doc: "longest wait for each read of the application's answer; past it 504 if nothing was sent yet, else the response is cut"}
+}
+
 // fastcgiBackend reaches a FastCGI application that runs on its own
 // (php-fpm, a Go or Perl FastCGI server).
 func fastcgiBackend() Backend {
@@ -29,6 +36,7 @@ func fastcgiBackend() Backend {
 		Options: append([]Option{
 			{Name: "max_conns", Type: PositiveInt, Default: "a connection per request (kept and multiplexed up to the application's FCGI_MAX_CONNS when it allows)",
 				Doc: "connections kept to the application, its worker count (php-fpm's pm.max_children); further requests queue in ferry"},
+			readTimeoutOption(),
 		}, phpSiteOptions()...),
 		Settings: forwardSettings(),
 		build:    buildFastCGI,
@@ -47,8 +55,8 @@ func fastcgiExecBackend() Backend {
 	return Backend{
 		Schemes:  []string{"fastcgi+exec"},
 		Summary:  "FastCGI workers ferry starts, restarts and stops itself (mod_fcgid's job), sharing one socket",
-		Options:  append(poolOptions("(PHP_FCGI_MAX_REQUESTS)"), phpSiteOptions()...),
-		Settings: append(forwardSettings(), "pass_env", "cgi_kill_grace"),
+		Options:  append(append(poolOptions("(PHP_FCGI_MAX_REQUESTS)"), readTimeoutOption()), phpSiteOptions()...),
+		Settings: append(forwardSettings(), "pass_env", "cgi_kill_grace", "cgi_user", "cgi_group"),
 		build:    buildFastCGI,
 	}
 }
@@ -60,14 +68,17 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 		addr = m.Backend.Path
 	}
 	client := &fastcgi.Client{Network: m.Backend.Network(), Address: addr, Logger: b.logger("fastcgi-client"),
-		QueueTimeout: st.QueueTimeout, MaxConns: o.positive("max_conns")}
+		QueueTimeout: st.QueueTimeout, MaxConns: o.positive("max_conns"), ReadTimeout: o.duration("read_timeout")}
 	var pool *spawn.Pool
 	var ps *poolStats
 	if m.Backend.Scheme == "fastcgi+exec" {
 		if _, err := os.Stat(m.Backend.Path); err != nil {
 			return nil, err
 		}
-		p := b.pool(o, "fastcgi-workers", m.Backend.Path)
+		p, err := b.pool(o, "fastcgi-workers", m.Backend.Path, false)
+		if err != nil {
+			return nil, err
+		}
 		p.Path, p.MaxRequestsEnv = m.Backend.Path, fastcgi.MaxRequestsEnv
 		// A reload keeps the running pool, with its figures, if nothing
 		// changed.

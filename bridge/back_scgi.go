@@ -15,6 +15,7 @@ func scgiBackend() Backend {
 		Summary: "an SCGI application such as uwsgi --scgi-socket",
 		Options: []Option{
 			{Name: "max_conns", Type: PositiveInt, Default: "64", Doc: "requests in progress at once, the application's worker count; further requests queue in ferry"},
+			readTimeoutOption(),
 		},
 		Settings: forwardSettings(),
 		build:    buildSCGI,
@@ -28,6 +29,6 @@ func buildSCGI(b *builder, m Mount, o options) (http.Handler, error) {
 		addr = m.Backend.Path
 	}
 	client := &scgi.Client{Network: m.Backend.Network(), Address: addr, MaxConns: o.positive("max_conns"),
-		QueueTimeout: st.QueueTimeout, Logger: b.logger("scgi-client")}
+		QueueTimeout: st.QueueTimeout, ReadTimeout: o.duration("read_timeout"), Logger: b.logger("scgi-client")}
 	return scgi.NewHandler(client, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway()), nil
 }

@@ -35,7 +35,7 @@ func wsgiBackend() Backend {
 			{Name: "chdir", Type: String, Default: "the file's directory; ferry's for a module", Doc: "the workers' working directory"},
 			{Name: "pythonpath", Type: String, Default: "none", Doc: "directories put first on sys.path, separated by :"},
 		}, appOptions()...),
-		Settings: append(forwardSettings(), "pass_env", "cgi_kill_grace"),
+		Settings: append(forwardSettings(), "pass_env", "cgi_kill_grace", "cgi_user", "cgi_group"),
 		build:    buildWSGI,
 	}
 }
@@ -79,7 +79,11 @@ func (b *builder) appBack(m Mount, o options, app appserver.App, what, component
 	if o.has("timeout") {
 		timeout = o.timeout("timeout")
 	}
-	w := &appserver.Workers{App: app, Pool: b.pool(o, component, name), Timeout: timeout, MaxRSS: o.size("max_rss"),
+	pool, err := b.pool(o, component, name, true)
+	if err != nil {
+		return nil, err
+	}
+	w := &appserver.Workers{App: app, Pool: pool, Timeout: timeout, MaxRSS: o.size("max_rss"),
 		ResponseIDHeader: b.s.requestIDHeader()}
 	client := b.spawnSCGI(w, w.Pool, timeout, what, name)
 	h := scgi.NewHandler(client, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway())

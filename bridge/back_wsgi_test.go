@@ -232,7 +232,7 @@ func TestReloadReplacesAppWorkers(t *testing.T) {
 	config := func() Config {
 		cfg, err := matrixConfig("http://127.0.0.1:0", []string{
 			"/app/=wsgi:" + app + "?workers=2&python=" + url.QueryEscape(bins["python3"]),
-			matrixPrefix + "=fastcgi+exec:" + os.Args[0] + "?workers=1",
+			matrixPrefix + "=fastcgi+exec:" + reloadWorker(t) + "?workers=1",
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -72,6 +72,14 @@ type Config struct {
 	Root string
 	// Settings are what every mount starts from.
 	Settings Settings
+	// Fronts bounds what the clients and web servers talking to ferry may
+	// take: timeouts and connections.
+	Fronts FrontLimits
+	// RootSymlinks is the symbolic link policy of Root's static files,
+	// as a cgi: mount's (cgi.SymlinkPolicy): "owner-match" (links inside
+	// Root, or whose owner owns the target), "follow" or "never". If
+	// empty, "owner-match".
+	RootSymlinks string
 	// ShutdownTimeout bounds the drain of in-flight requests on shutdown;
 	// scripts still running then are stopped. If zero,
 	// DefaultShutdownTimeout.
@@ -131,6 +139,8 @@ type LogConfig struct {
 // apply another configuration to it while it runs with [Server.Reload],
 // and hand it over to a new process with [Server.Upgrade].
 type Server struct {
+	hurry    context.Context // ended by StopNow: the drain ends at once
+	stopNow  context.CancelFunc
 	pools    []spawned
 	access   *accessOutput // the access log's own output; nil: the process log
 	cfg      Config
@@ -168,6 +178,7 @@ func newServer(cfg Config, prev *Server) (*Server, error) {
 	if prev != nil {
 		s.carry = slices.Clone(prev.pools)
 	}
+	s.hurry, s.stopNow = context.WithCancel(context.Background())
 	if cfg.Logger != nil {
 		s.log = *cfg.Logger
 	}
@@ -305,12 +316,14 @@ func checkFront(a Address, n int) error {
 func (s *Server) buildRouter() (*router, error) {
 	rt := &router{}
 	b := &builder{s: s}
+	if _, err := parseRootSymlinks(s.cfg.RootSymlinks); err != nil {
+		return nil, err
+	}
 	if s.cfg.Root != "" {
-		fi, err := os.Stat(s.cfg.Root)
-		if err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("bridge: document root %q is not a directory: %v", s.cfg.Root, err)
+		var err error
+		if rt.static, err = newStaticFiles(s.cfg.Root, s.cfg.RootSymlinks); err != nil {
+			return nil, err
 		}
-		rt.static = &staticFiles{root: s.cfg.Root}
 		b.static = rt.static
 	}
 	for _, m := range s.cfg.Mounts {

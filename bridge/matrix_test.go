@@ -174,12 +174,8 @@ func matrixBacks() []matrixBack {
 			return matrixPrefix + "/=fastcgi://" + l.Addr().String(), "/bad/=fastcgi://" + deadAddr(t)
 		}},
 		{name: "fastcgi+exec", badPath: matrixPrefix + "/crash", mount: func(t *testing.T) (string, string) {
-			self, err := os.Executable()
-			if err != nil {
-				t.Fatal(err)
-			}
 			// The worker is this test binary; Settings.Env marks it a worker.
-			return matrixPrefix + "/=fastcgi+exec:" + self + "?workers=2", ""
+			return matrixPrefix + "/=fastcgi+exec:" + testdir.Executable(t) + "?workers=2", ""
 		}},
 		{name: "scgi", badPath: "/bad/x", mount: func(t *testing.T) (string, string) {
 			l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -271,6 +267,14 @@ func startMatrixFerry(t *testing.T, listen string, mounts []string) string {
 // at cleanup (stopping its workers), showing its log if the test failed.
 func runFerry(t *testing.T, cfg Config) (*Server, string, *testlog.Buffer) {
 	t.Helper()
+	s, addrs, logs := runFerryFronts(t, cfg)
+	return s, addrs[0], logs
+}
+
+// runFerryFronts is runFerry returning the addresses of every front, in
+// the order of cfg.Listen.
+func runFerryFronts(t testing.TB, cfg Config) (*Server, []string, *testlog.Buffer) {
+	t.Helper()
 	logs := &testlog.Buffer{}
 	if cfg.Logger == nil {
 		log := zerolog.New(logs)
@@ -281,11 +285,17 @@ func runFerry(t *testing.T, cfg Config) (*Server, string, *testlog.Buffer) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
+	addrs := make(chan []string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- s.Run(ctx, func(ls []net.Listener) { addr <- ls[0].Addr().String() })
-		close(addr)
+		done <- s.Run(ctx, func(ls []net.Listener) {
+			as := make([]string, len(ls))
+			for i, l := range ls {
+				as[i] = l.Addr().String()
+			}
+			addrs <- as
+		})
+		close(addrs)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -296,13 +306,13 @@ func runFerry(t *testing.T, cfg Config) (*Server, string, *testlog.Buffer) {
 			t.Logf("ferry's log:\n%s", logs)
 		}
 	})
-	a, ok := <-addr
+	as, ok := <-addrs
 	if !ok {
 		err := <-done
 		done <- nil // for the cleanup
 		t.Fatalf("ferry stopped before listening: %v\n%s", err, logs)
 	}
-	return s, a, logs
+	return s, as, logs
 }
 
 // testLogger logs to t, so that a failing pair shows what the front saw.

@@ -1,8 +1,11 @@
 package bridge
 
 import (
+	"os"
+	"syscall"
 	"time"
 
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/scgi"
 	"github.com/ferrygw/ferry/spawn"
@@ -24,16 +27,31 @@ var maxRSSOption = Option{Name: "max_rss", Type: Size, Default: "no limit",
 	Doc: "resident memory past which a worker finishes its request and is replaced (uWSGI's reload-on-rss; Linux)"}
 
 // pool returns a worker pool with the mount's pool options and settings;
-// the caller sets what it runs.
-func (b *builder) pool(o options, component, name string) *spawn.Pool {
+// the caller sets what it runs. Workers of scripts (fastcgi+exec, persist)
+// run as scripts do: as the mount's cgi_user and cgi_group, and never as
+// root unless asked. An application server's workers (appServer) run as
+// ferry does unless cgi_user or cgi_group names someone, as Gunicorn's
+// --user and uWSGI's uid do: the application's files and interpreter are
+// the operator's, not a cgi-bin's.
+func (b *builder) pool(o options, component, name string, appServer bool) (*spawn.Pool, error) {
 	st := &b.st
 	idle := o.duration("idle_timeout")
 	if idle == 0 && o.positive("min_workers") > 0 {
 		idle = 10 * time.Second // php-fpm's pm.process_idle_timeout
 	}
 	pl := b.s.log.With().Str("component", component).Str("worker", name).Logger()
+	var cred *syscall.Credential
+	if !appServer || st.User != "" || st.Group != "" {
+		c, err := (&cgi.Handler{User: st.User, Group: st.Group}).Credential()
+		if err != nil {
+			return nil, err
+		}
+		cred = c
+	} else if os.Geteuid() == 0 {
+		pl.Warn().Msg("ferry: application workers run as root; set cgi_user to run them as another user")
+	}
 	return &spawn.Pool{Workers: o.positive("workers"), Env: b.workerEnv(), MaxRequests: o.positive("max_requests"),
-		MinWorkers: o.positive("min_workers"), IdleTimeout: idle, KillGrace: st.KillGrace, Logger: &pl}
+		MinWorkers: o.positive("min_workers"), IdleTimeout: idle, KillGrace: st.KillGrace, Credential: cred, Logger: &pl}, nil
 }
 
 // spawnSCGI returns an SCGI client for workers ferry runs (pool, which

@@ -90,7 +90,7 @@ func (r *runner) reload(cfg Config) error {
 	}
 	var ch changes
 	ch.compare(old, next)
-	if fp, err = r.planFronts(next.cfg.Listen, &ch); err != nil {
+	if fp, err = r.planFronts(next.cfg.Listen, old.cfg.Fronts != next.cfg.Fronts, &ch); err != nil {
 		return fail(err)
 	}
 	if ap, err = r.planAdmin(next.cfg.Admin, &ch); err != nil {
@@ -209,9 +209,10 @@ type frontPlan struct {
 // planFronts matches the fronts of a configuration to the running ones,
 // by endpoint: those that stay are kept, new ones opened, the others are
 // to be removed. A front whose protocol changes on the same endpoint is
-// removed, and its socket served by a new front ([dupListener]). Called
-// with r.mu held; on error, nothing was opened.
-func (r *runner) planFronts(listen []Address, ch *changes) (frontPlan, error) {
+// removed, and its socket served by a new front ([dupListener]); so is
+// every front when the front limits change (renew). Called with r.mu
+// held; on error, nothing was opened.
+func (r *runner) planFronts(listen []Address, renew bool, ch *changes) (frontPlan, error) {
 	fp := frontPlan{switched: map[*frontServer]bool{}}
 	byEndpoint := map[string]*frontServer{}
 	for _, fs := range r.fronts {
@@ -224,7 +225,7 @@ func (r *runner) planFronts(listen []Address, ch *changes) (frontPlan, error) {
 		switch {
 		case fs == nil:
 			toOpen = append(toOpen, a)
-		case fs.addr.Protocol() == a.Protocol() && (fs.addr.Scheme == "https") == (a.Scheme == "https"):
+		case !renew && fs.addr.Protocol() == a.Protocol() && (fs.addr.Scheme == "https") == (a.Scheme == "https"):
 			used[fs] = true
 			k, err := r.keep(fs, a, ch)
 			if err != nil {
@@ -234,9 +235,9 @@ func (r *runner) planFronts(listen []Address, ch *changes) (frontPlan, error) {
 			fp.keep = append(fp.keep, k)
 		default:
 			// Another protocol on the same socket (or TLS, or no
-			// more): the new front serves a copy of it, so that the
-			// socket (and what waits in its backlog) lives on when the
-			// old front closes.
+			// more, or other limits): the new front serves a copy of
+			// it, so that the socket (and what waits in its backlog)
+			// lives on when the old front closes.
 			certs, err := frontCerts(a, &r.log)
 			var l net.Listener
 			if err == nil {

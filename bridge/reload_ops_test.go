@@ -70,15 +70,13 @@ func TestReloadAdmin(t *testing.T) {
 	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "ok.sh"), okScript)
 	sock := filepath.Join(t.TempDir(), "admin.sock")
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	self := reloadWorker(t)
 	logs := &testlog.Buffer{}
 	workers := "2"
 	config := func(admin string, more bool) Config {
 		cfg := reloadConfig(t, logs, []string{"http://127.0.0.1:0"}, dir, workers)
 		if admin != "" {
+			var err error
 			if cfg.Admin, err = ParseAdminAddress(admin); err != nil {
 				t.Fatal(err)
 			}

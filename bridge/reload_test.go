@@ -27,14 +27,28 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// reloadWorkers holds, per test, the copy of this test binary its
+// fastcgi+exec pools run (testdir.Executable: the workers run as www-data
+// when the test runs as root). One path per test, so that a configuration
+// built twice names the same pool.
+var reloadWorkers sync.Map // testing.TB -> string
+
+// reloadWorker returns t's copy of this test binary.
+func reloadWorker(t testing.TB) string {
+	if w, ok := reloadWorkers.Load(t); ok {
+		return w.(string)
+	}
+	w := testdir.Executable(t)
+	reloadWorkers.Store(t, w)
+	t.Cleanup(func() { reloadWorkers.Delete(t) })
+	return w
+}
+
 // reloadConfig is a configuration of TestReload: fronts, a cgi-bin
 // directory, and a pool of matrix workers (this test binary).
 func reloadConfig(t *testing.T, logs io.Writer, listen []string, cgiDir string, workers string) Config {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	self := reloadWorker(t)
 	log := zerolog.New(logs)
 	cfg := Config{Logger: &log, Settings: Settings{Env: []string{"FERRY_TEST_MATRIX_WORKER=1"}}}
 	for _, l := range listen {
@@ -81,6 +95,7 @@ func runReloadable(t *testing.T, s *Server) (addr string, stop func()) {
 	select {
 	case addr = <-addrc:
 	case err := <-done:
+		once.Do(cancel) // Run is over: stop must not wait for it again
 		t.Fatalf("Run: %v", err)
 	}
 	return addr, stop

@@ -1,11 +1,16 @@
 package bridge
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
+
+	"github.com/ferrygw/ferry/cgi"
 )
 
 // route is one mount.
@@ -72,9 +77,11 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // staticFiles serves a document root the way a cautious web server does:
 // index.html for directories, no listings, nothing whose name starts with a
-// dot.
+// dot, a file only at its own path ("/file.txt/" is 404, as nginx), and
+// symbolic links as its policy says (403 for those it refuses).
 type staticFiles struct {
-	root string
+	root     string            // absolute, its own links resolved (newStaticFiles)
+	symlinks cgi.SymlinkPolicy // as a cgi: mount's: owner-match, follow, never
 }
 
 func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -92,7 +99,7 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	file := filepath.Join(s.root, filepath.FromSlash(clean))
 	fi, err := os.Stat(file)
-	if err != nil {
+	if err != nil || (!fi.IsDir() && strings.HasSuffix(r.URL.Path, "/")) {
 		http.NotFound(w, r)
 		return
 	}
@@ -107,11 +114,73 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	f, err := os.Open(file)
+	f, err := s.open(file)
 	if err != nil {
 		http.Error(w, "403 Forbidden", http.StatusForbidden)
 		return
 	}
 	defer f.Close()
 	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+}
+
+// open opens file, a path under the root, if the symlink policy allows
+// every link on its way; with SymlinksNever, one put in its place since
+// the check is not followed either (O_NOFOLLOW).
+func (s *staticFiles) open(file string) (*os.File, error) {
+	if s.symlinks == cgi.SymlinksFollow {
+		return os.Open(file)
+	}
+	if err := s.symlinks.CheckPath(s.root, file); err != nil {
+		return nil, err
+	}
+	if s.symlinks == cgi.SymlinksNever {
+		return os.OpenFile(file, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	}
+	return os.Open(file)
+}
+
+// newStaticFiles serves root with the symbolic link policy named policy
+// (empty: owner-match).
+func newStaticFiles(root, policy string) (*staticFiles, error) {
+	p, err := parseRootSymlinks(policy)
+	if err != nil {
+		return nil, err
+	}
+	real, err := filepath.Abs(root)
+	if err == nil {
+		real, err = filepath.EvalSymlinks(real)
+	}
+	var fi os.FileInfo
+	if err == nil {
+		fi, err = os.Stat(real)
+	}
+	if err == nil && !fi.IsDir() {
+		err = errors.New("not a directory")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bridge: document root %q is not a directory: %w", root, err)
+	}
+	return &staticFiles{root: real, symlinks: p}, nil
+}
+
+// parseRootSymlinks parses a value of Config.RootSymlinks.
+func parseRootSymlinks(policy string) (cgi.SymlinkPolicy, error) {
+	if policy == "" {
+		return cgi.SymlinksOwnerMatch, nil
+	}
+	p, err := cgi.ParseSymlinkPolicy(policy)
+	if err != nil {
+		return 0, fmt.Errorf("bridge: root_symlinks: %w", err)
+	}
+	return p, nil
+}
+
+// symlinkPolicies names the symbolic link policies, for the options that
+// take one (a cgi: mount's symlinks, root_symlinks).
+func symlinkPolicies() []string {
+	var names []string
+	for p := cgi.SymlinksOwnerMatch; p <= cgi.SymlinksNever; p++ {
+		names = append(names, p.String())
+	}
+	return names
 }

@@ -28,8 +28,11 @@ type runner struct {
 	// it once the shutdown's drain is over.
 	baseCtx     context.Context
 	stopScripts context.CancelFunc
-	errc        chan error    // the first front that failed; Run stops on it
-	handedOver  chan struct{} // closed once an upgrade took the fronts over
+	// hurry ends the shutdown's drain at once ([Server.StopNow] on the
+	// Server Run was called on).
+	hurry      context.Context
+	errc       chan error    // the first front that failed; Run stops on it
+	handedOver chan struct{} // closed once an upgrade took the fronts over
 
 	mu        sync.Mutex // serializes reloads, the upgrade and the shutdown; guards the fields below
 	fronts    []*frontServer
@@ -45,7 +48,7 @@ type runner struct {
 }
 
 func newRunner(s *Server) *runner {
-	r := &runner{log: s.log, errc: make(chan error, 1), handedOver: make(chan struct{})}
+	r := &runner{log: s.log, errc: make(chan error, 1), handedOver: make(chan struct{}), hurry: s.hurry}
 	r.baseCtx, r.stopScripts = context.WithCancel(context.Background())
 	r.cur.Store(s)
 	return r
@@ -99,36 +102,74 @@ type frontServer struct {
 func (r *runner) newFrontServer(f front, admin bool) *frontServer {
 	fs := &frontServer{front: f, served: make(chan struct{})}
 	base := func(net.Listener) context.Context { return r.baseCtx }
+	count := func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			fs.conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			fs.conns.Add(-1)
+		}
+	}
+	// While the front drains, each response closes its connection: a
+	// kept-alive client learns from the response itself rather than from
+	// a close that may cross its next request (see drainConns).
+	closing := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if fs.stopped.Load() {
+				w.Header().Set("Connection", "close")
+			}
+			h.ServeHTTP(w, req)
+		})
+	}
+	lim := r.cur.Load().cfg.Fronts
 	switch f.addr.Protocol() {
 	case "http":
-		var h http.Handler = r
-		component := "http"
 		if admin {
-			h, component = http.HandlerFunc(r.serveAdmin), "admin"
+			fs.srv = &http.Server{
+				Handler:           closing(http.HandlerFunc(r.serveAdmin)),
+				ReadHeaderTimeout: DefaultReadHeaderTimeout,
+				IdleTimeout:       DefaultIdleTimeout,
+				BaseContext:       base,
+				ErrorLog:          log.New(r.log.With().Str("component", "admin").Logger(), "", 0),
+				ConnState:         count,
+			}
+			break
 		}
-		fs.srv = &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: DefaultReadHeaderTimeout,
-			IdleTimeout:       DefaultIdleTimeout,
-			BaseContext:       base,
-			ErrorLog:          log.New(r.log.With().Str("component", component).Logger(), "", 0),
-			ConnState: func(_ net.Conn, st http.ConnState) {
-				switch st {
-				case http.StateNew:
-					fs.conns.Add(1)
-				case http.StateClosed, http.StateHijacked:
-					fs.conns.Add(-1)
-				}
-			},
+		hf := newHTTPFront(closing(r), lim, base, r.log)
+		gate := hf.srv.ConnState
+		hf.srv.ConnState = func(c net.Conn, st http.ConnState) {
+			gate(c, st)
+			count(c, st)
 		}
+		fs.srv = httpProto{hf}
 	case "fastcgi":
 		l := r.log.With().Str("component", "fastcgi").Logger()
-		fs.srv = &fastcgi.Server{Handler: r, BaseContext: base, Logger: &l}
+		fs.srv = &fastcgi.Server{Handler: r, BaseContext: base, Logger: &l, MaxConns: lim.MaxConns, ReadHeaderTimeout: lim.HeaderTimeout}
 	case "scgi":
 		l := r.log.With().Str("component", "scgi").Logger()
-		fs.srv = &scgi.Server{Handler: r, BaseContext: base, Logger: &l}
+		fs.srv = &scgi.Server{Handler: r, BaseContext: base, Logger: &l, MaxConns: lim.MaxConns, ReadHeaderTimeout: lim.HeaderTimeout}
 	}
 	return fs
+}
+
+// httpProto serves an HTTP front through its [httpFront]: the connection
+// bound, the body and send timeouts, the framing checks.
+type httpProto struct{ *httpFront }
+
+func (p httpProto) Serve(l net.Listener) error         { return p.serve(l) }
+func (p httpProto) Shutdown(ctx context.Context) error { return p.srv.Shutdown(ctx) }
+func (p httpProto) Close() error                       { return p.srv.Close() }
+
+// httpServer returns the http.Server of an HTTP front or admin listener,
+// or nil.
+func httpServer(srv protoServer) *http.Server {
+	switch s := srv.(type) {
+	case *http.Server:
+		return s
+	case httpProto:
+		return s.srv
+	}
+	return nil
 }
 
 const (
@@ -139,6 +180,13 @@ const (
 	// BEGIN_REQUEST: the FastCGI server's Shutdown closes a connection
 	// with no request yet as idle.
 	firstRecordGrace = 500 * time.Millisecond
+	// idleCloseGrace is how long drainConns leaves kept-alive HTTP
+	// connections to bring their next request, answered with
+	// "Connection: close", before it closes the idle ones: closing an
+	// idle connection races a client's next request on it, which the
+	// client sees fail (wrk, curl without retries), so the close is
+	// kept for clients that went quiet.
+	idleCloseGrace = time.Second
 )
 
 // drainConns stops fs gracefully, until ctx ends: it stops accepting, and
@@ -151,8 +199,9 @@ const (
 // before it whose request is read just after is closed unanswered
 // (net/http's conn.serve returns when it finds the server shutting down),
 // and while an upgrade or a removed front is draining, clients keep
-// connecting. So keep-alives are turned off instead (idle connections
-// close; others close after their next response), and drainConns waits
+// connecting. So each response from here on says "Connection: close"
+// and closes its connection; after idleCloseGrace keep-alives are turned
+// off too, which closes the connections left idle, and drainConns waits
 // until no connection is left. The FastCGI and SCGI servers' Shutdown
 // serves the requests they have begun; an SCGI connection carries its
 // request from the start, a FastCGI one gets firstRecordGrace to begin
@@ -165,8 +214,8 @@ func (fs *frontServer) drainConns(ctx context.Context, grace bool) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	hs, ok := fs.srv.(*http.Server)
-	if !ok {
+	hs := httpServer(fs.srv)
+	if hs == nil {
 		if _, fcgi := fs.srv.(*fastcgi.Server); fcgi && grace {
 			select {
 			case <-time.After(firstRecordGrace):
@@ -178,10 +227,13 @@ func (fs *frontServer) drainConns(ctx context.Context, grace bool) error {
 	}
 	t := time.NewTicker(drainPoll)
 	defer t.Stop()
+	idleClose := time.Now().Add(idleCloseGrace)
 	for {
-		// Again at each poll: a connection may have turned idle just
-		// as keep-alives were turned off.
-		hs.SetKeepAlivesEnabled(false)
+		if time.Now().After(idleClose) {
+			// Again at each poll: a connection may have turned idle
+			// just as keep-alives were turned off.
+			hs.SetKeepAlivesEnabled(false)
+		}
 		if fs.conns.Load() <= 0 {
 			return nil
 		}
@@ -285,7 +337,7 @@ func (r *runner) shutdown() {
 		timeout = DefaultShutdownTimeout
 	}
 	r.log.Info().Dur("timeout_ms", timeout).Msg("ferry: shutting down; draining in-flight requests")
-	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	sctx, cancel := context.WithTimeout(r.hurry, timeout)
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, fs := range fronts {

@@ -25,8 +25,8 @@ type Settings struct {
 	// KillGrace is the time between SIGTERM and SIGKILL for a script or
 	// worker being stopped. If zero or negative, cgi.DefaultKillGrace.
 	KillGrace time.Duration
-	// User and Group are who scripts run as (see cgi.Handler.User): as
-	// root with no User, www-data, else nobody.
+	// User and Group are who scripts and spawned FastCGI workers run as
+	// (see cgi.Handler.User): as root with no User, www-data, else nobody.
 	User, Group string
 	// KeepBackground lets processes a script leaves in the background
 	// outlive its request.

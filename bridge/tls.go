@@ -105,7 +105,9 @@ func (c *certFiles) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, erro
 // socket it wraps, which a reload keeps and an upgrade hands over, and
 // serves TLS with the certificate of certs, which a reload replaces: TLS
 // 1.2 and up with Go's default cipher suites, HTTP/2 offered by ALPN
-// (net/http serves it on the connections that pick it).
+// (net/http serves it on the connections that pick it). The HTTP front
+// puts TLS between its own two layers with the socket and config (see
+// [httpFront.serve]).
 type tlsListener struct {
 	net.Listener
 	certs  atomic.Pointer[certFiles]

@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"github.com/ferrygw/ferry/internal/testdir"
 	"io"
 	"math/big"
 	"net"
@@ -21,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"github.com/ferrygw/ferry/internal/testlog"
 )
 
@@ -147,6 +148,73 @@ func TestHTTPSFront(t *testing.T) {
 	if conn, err := tls.Dial("tcp", addr, old); err == nil {
 		conn.Close()
 		t.Errorf("a TLS 1.1 handshake succeeded; want TLS 1.2 or later only")
+	}
+}
+
+// TestHTTPSFrontChecks: an https:// front keeps the HTTP front's
+// defences. Connections that never start their handshake give their place
+// when the bound is reached; over HTTP/1.1, the framing checks refuse a
+// smuggling attempt and the body timeout closes a body that never comes,
+// logged 408; HTTP/2 is still served.
+func TestHTTPSFrontChecks(t *testing.T) {
+	leakcheck.Check(t)
+	c := writeTestCert(t, testdir.Open(t), 1)
+	cfg, err := matrixConfig(c.httpsListen(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Root = staticRoot(t, "a", "A", "smuggled", "SMUGGLED")
+	cfg.Fronts = FrontLimits{MaxConns: 4, BodyTimeout: 300 * time.Millisecond}
+	cfg.AccessLog = true
+	_, addr, logs := runFerry(t, cfg)
+	for range 4 {
+		silent, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer silent.Close()
+	}
+	time.Sleep(150 * time.Millisecond) // past the Gate's least wait
+	h1 := func() net.Conn {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: c.pool, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return conn
+	}
+
+	out, closed := rawExchangeOn(t, h1(), "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n", 5*time.Second)
+	if !strings.HasPrefix(out, "HTTP/1.1 400 ") || strings.Contains(out, "SMUGGLED") || !closed {
+		t.Errorf("CL+TE over TLS: %q (closed: %v); want 400 alone, and the connection closed", out, closed)
+	}
+	if !logs.Contains("Content-Length with Transfer-Encoding") {
+		t.Errorf("no log line of the refusal")
+	}
+
+	start := time.Now()
+	out, closed = rawExchangeOn(t, h1(), "GET /nothing HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nsome", 10*time.Second)
+	if !closed || time.Since(start) > 5*time.Second || strings.Contains(out, "404") {
+		t.Errorf("a body that never comes over TLS: %q after %v (closed: %v); want the connection closed at the body timeout, unanswered", out, time.Since(start), closed)
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(logs.Lines(`"path":"/nothing"`)) == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if lines := logs.Lines(`"path":"/nothing"`); len(lines) != 1 || !strings.Contains(lines[0], `"status":408`) {
+		t.Errorf("access log %q; want the request logged 408", lines)
+	}
+
+	client := c.client(true)
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("https://" + addr + "/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Proto != "HTTP/2.0" {
+		t.Errorf("GET /a over HTTP/2 = %d %s; want 200 over HTTP/2.0", resp.StatusCode, resp.Proto)
+	}
+	if !logs.Contains("closing the connections that waited longest") {
+		t.Errorf("no log line about the bound: the silent connections kept their places")
 	}
 }
 

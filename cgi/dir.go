@@ -85,17 +85,17 @@ func ParseSymlinkPolicy(s string) (SymlinkPolicy, error) {
 	return 0, fmt.Errorf("cgi: symbolic link policy %q: want owner-match, follow or never", s)
 }
 
-// followLink reports whether the policy follows the link at file, which
-// resolves to real, and if not, why.
-func (d *Dir) followLink(file, real string, link fs.FileInfo) error {
-	inside := real == d.root || strings.HasPrefix(real, d.root+string(filepath.Separator))
-	switch d.Symlinks {
+// follow reports whether p follows the link at file (link is its Lstat),
+// which resolves to real, under root (absolute, its own links resolved),
+// and if not, why.
+func (p SymlinkPolicy) follow(root, file, real string, link fs.FileInfo) error {
+	switch p {
 	case SymlinksFollow:
 		return nil
 	case SymlinksNever:
-		return fmt.Errorf("cgi: %s is a symbolic link, and the directory's policy is never to follow one", file)
+		return fmt.Errorf("cgi: %s is a symbolic link, and the policy is never to follow one", file)
 	}
-	if inside {
+	if real == root || strings.HasPrefix(real, root+string(filepath.Separator)) {
 		return nil
 	}
 	target, err := os.Stat(real)
@@ -107,7 +107,43 @@ func (d *Dir) followLink(file, real string, link fs.FileInfo) error {
 	if ok1 && ok2 && lst.Uid == tst.Uid {
 		return nil
 	}
-	return fmt.Errorf("cgi: %s is a symbolic link to %s, outside %s, and the link's owner does not own its target (policy owner-match)", file, real, d.root)
+	return fmt.Errorf("cgi: %s is a symbolic link to %s, outside %s, and the link's owner does not own its target (policy owner-match)", file, real, root)
+}
+
+// CheckPath applies the policy to every symbolic link on the way from
+// root down to file, a path below it, as a [Dir] does on the way to a
+// script: it returns nil if each may be followed, else an error saying
+// which may not. root must be absolute, with its own links resolved
+// (filepath.EvalSymlinks); root itself may be reached through links
+// whatever the policy. Web servers serving static files apply the same
+// rule to their document root (nginx's disable_symlinks).
+func (p SymlinkPolicy) CheckPath(root, file string) error {
+	rel, err := filepath.Rel(root, file)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("cgi: %s is not below %s", file, root)
+	}
+	if rel == "." {
+		return nil
+	}
+	cur := root
+	for _, seg := range strings.Split(rel, string(filepath.Separator)) {
+		cur = filepath.Join(cur, seg)
+		fi, err := os.Lstat(cur)
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			continue
+		}
+		real, err := filepath.EvalSymlinks(cur)
+		if err != nil {
+			return err
+		}
+		if err := p.follow(root, cur, real, fi); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (d *Dir) init() {
@@ -187,7 +223,7 @@ func (d *Dir) lookup(r *http.Request) (Script, error) {
 			if err != nil {
 				return Script{}, fsError(err)
 			}
-			if err := d.followLink(file, real, fi); err != nil {
+			if err := d.Symlinks.follow(d.root, file, real, fi); err != nil {
 				return Script{}, statusError(http.StatusForbidden, err)
 			}
 			if fi, err = os.Stat(real); err != nil {

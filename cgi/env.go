@@ -37,6 +37,29 @@ type Script struct {
 // Request.
 var ErrInvalidMetaVariable error = &StatusError{Status: http.StatusBadRequest, Err: errors.New("cgi: meta-variable value contains NUL, CR or LF")}
 
+// ErrEnvTooLarge reports an environment too large to give a script: its
+// variables together, with what execve counts for each (a pointer and the
+// final NUL), over MaxEnvBytes, or one variable over MaxEnvVarBytes. The
+// request's headers made it so. It is a [*StatusError]: a gateway answers
+// 431 Request Header Fields Too Large, as it would for the headers
+// themselves, rather than let execve fail with E2BIG ("argument list too
+// long").
+var ErrEnvTooLarge error = &StatusError{Status: http.StatusRequestHeaderFieldsTooLarge, Err: errors.New("cgi: environment too large for a script")}
+
+// Bounds of the environment AppendEnv builds. Linux's execve takes at most
+// a quarter of the stack limit (2 MiB by default) for the arguments and the
+// environment together, and 128 KiB (MAX_ARG_STRLEN) for one string:
+// MaxEnvBytes leaves half of the first to the script's arguments and
+// anything else.
+const (
+	MaxEnvBytes    = 1 << 20
+	MaxEnvVarBytes = 128<<10 - 1
+)
+
+// envOverhead is what execve counts for a variable beyond its bytes: its
+// pointer and its NUL.
+const envOverhead = 9
+
 // derivedVars are computed for every hop from the request and the script, so an
 // origin's values for them are not copied.
 var derivedVars = [...]string{
@@ -79,7 +102,9 @@ func Origin(ctx context.Context) map[string]string {
 //
 // Variables are appended in a fixed order, headers sorted by name. If a
 // variable derived from the URL path holds NUL, CR or LF, AppendEnv returns
-// an error wrapping [ErrInvalidMetaVariable].
+// an error wrapping [ErrInvalidMetaVariable]; if dst and the variables
+// together go past MaxEnvBytes (or one past MaxEnvVarBytes), an error
+// wrapping [ErrEnvTooLarge].
 func AppendEnv(dst []string, r *http.Request, s Script, software string) ([]string, error) {
 	for _, v := range [...]struct{ name, value string }{
 		{"SCRIPT_NAME", s.Name}, {"PATH_INFO", s.PathInfo}, {"SCRIPT_FILENAME", s.Filename}, {"DOCUMENT_ROOT", s.Root},
@@ -132,7 +157,30 @@ func AppendEnv(dst []string, r *http.Request, s Script, software string) ([]stri
 		e.add("HTTP_HOST", r.Host)
 	}
 	appendHeaders(e, r.Header)
+	if err := e.checkSize(dst); err != nil {
+		return dst, err
+	}
 	return e.appendTo(dst), nil
+}
+
+// checkSize checks that dst and the variables in e fit an execve.
+func (e *envBuf) checkSize(dst []string) error {
+	total := len(e.b) + envOverhead*len(e.ends)
+	for _, kv := range dst {
+		total += len(kv) + envOverhead
+	}
+	if total > MaxEnvBytes {
+		return fmt.Errorf("%w: %d variables, %d bytes, over %d", ErrEnvTooLarge, len(e.ends)+len(dst), total, MaxEnvBytes)
+	}
+	start := 0
+	for _, end := range e.ends {
+		if end-start > MaxEnvVarBytes {
+			name, _, _ := strings.Cut(string(e.b[start:min(end, start+64)]), "=")
+			return fmt.Errorf("%w: %s is %d bytes, over %d", ErrEnvTooLarge, name, end-start, MaxEnvVarBytes)
+		}
+		start = end
+	}
+	return nil
 }
 
 // envBuf builds "NAME=value" strings into one buffer, so that a request's
@@ -213,7 +261,7 @@ func appendConn(e *envBuf, r *http.Request) {
 	}
 	// § 4.1.15: the port on which the request was received.
 	port := localPort
-	if port == "" {
+	if port == "" && isDigits(hostPort) {
 		port = hostPort
 	}
 	if port == "" {
@@ -239,11 +287,16 @@ func appendConn(e *envBuf, r *http.Request) {
 // lacks (an SCGI front need only send CONTENT_LENGTH and SCGI), derived from
 // the request as the front described it: its Host and RemoteAddr.
 func appendRequired(e *envBuf, r *http.Request, origin map[string]string) {
+	// A value appendOrigin dropped (NUL, CR or LF in it) is no value.
+	given := func(name string) bool {
+		v, ok := origin[name]
+		return ok && !hasCTL(v)
+	}
 	hostName, hostPort := splitHost(r.Host)
-	if _, ok := origin["SERVER_NAME"]; !ok && hostName != "" && !hasCTL(hostName) {
+	if !given("SERVER_NAME") && hostName != "" && !hasCTL(hostName) {
 		e.add("SERVER_NAME", hostName)
 	}
-	if _, ok := origin["SERVER_PORT"]; !ok {
+	if !given("SERVER_PORT") {
 		switch {
 		case hostPort != "" && isDigits(hostPort):
 			e.add("SERVER_PORT", hostPort)
@@ -253,12 +306,12 @@ func appendRequired(e *envBuf, r *http.Request, origin map[string]string) {
 			e.add("SERVER_PORT", "80")
 		}
 	}
-	if _, ok := origin["REMOTE_ADDR"]; !ok {
+	if !given("REMOTE_ADDR") {
 		if ip, _ := splitHostPort(r.RemoteAddr); ip != "" && !hasCTL(ip) {
 			e.add("REMOTE_ADDR", ip)
 		}
 	}
-	if _, ok := origin["SERVER_PROTOCOL"]; !ok {
+	if !given("SERVER_PROTOCOL") {
 		e.add("SERVER_PROTOCOL", serverProtocol(r))
 	}
 }

@@ -24,19 +24,7 @@ import (
 // arrive, and that the parsed response written back as a CGI header block
 // parses to the same Response.
 func FuzzReadResponse(f *testing.F) {
-	files, err := filepath.Glob(filepath.Join(responseGoldenDir, "*.txt"))
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no golden seeds in %s: %v", responseGoldenDir, err)
-	}
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		c := parseGolden(f, string(data))
-		if len(c.output) > 1<<10 {
-			continue // the long-line cases add nothing the fuzzer cannot build
-		}
+	for _, c := range goldenSeeds(f) {
 		f.Add(c.output, c.nph)
 	}
 	f.Add([]byte("Status: 200 OK\r\nContent-Type: text/plain\r\nLocation: /x\r\n\r\nbody"), false)
@@ -80,6 +68,26 @@ func FuzzReadResponse(f *testing.F) {
 			t.Fatalf("ReadResponse(%q) = %+v; written back as %q it parses as %+v", data, resp, b.String(), again)
 		}
 	})
+}
+
+// goldenSeeds returns the golden ReadResponse cases short enough to seed
+// the fuzzers: the long-line cases add nothing the fuzzer cannot build.
+func goldenSeeds(f *testing.F) []goldenCase {
+	files, err := filepath.Glob(filepath.Join(responseGoldenDir, "*.txt"))
+	if err != nil || len(files) == 0 {
+		f.Fatalf("no golden seeds in %s: %v", responseGoldenDir, err)
+	}
+	var out []goldenCase
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if c := parseGolden(f, string(data)); len(c.output) <= 1<<10 {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func checkParsedResponse(t *testing.T, data []byte, resp *Response, rest []byte) {

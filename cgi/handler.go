@@ -281,6 +281,20 @@ func (h *Handler) ServeScript(w http.ResponseWriter, r *http.Request, s Script, 
 		answerNoScript(w, r, log, err, "cgi: no script")
 		return
 	}
+	// A script may answer before it has read all its stdin, as CGI lets
+	// it; net/http would then drain and close the request body at the
+	// first write of the response, and the script's stdin would end
+	// early. Full duplex keeps the body flowing to it. Other fronts
+	// (FastCGI, SCGI) do not support it and need not.
+	if http.NewResponseController(w).EnableFullDuplex() == nil {
+		// In full duplex, net/http drains what is left of the body only
+		// after the handler, when the background read that reaching its
+		// end starts can no longer be stopped, and the next request's
+		// read then panics ("invalid concurrent Body.Read call",
+		// go.dev/issue/68560). Closed here, the body is drained while
+		// net/http still stops that read.
+		defer r.Body.Close()
+	}
 	if s.Root == "" {
 		s.Root = filepath.Dir(s.Filename)
 	}
@@ -411,6 +425,9 @@ const (
 	// stderrGrace bounds the wait for stderr's end after the script has
 	// exited: grandchildren may hold it.
 	stderrGrace = 100 * time.Millisecond
+	// stdinGrace is how long the copy of a request body to a script that
+	// has finished may take to end by itself before its read is cut.
+	stdinGrace = 100 * time.Millisecond
 	// bodyReadGrace bounds the wait for a woken request body read.
 	bodyReadGrace = time.Second
 )
@@ -604,16 +621,19 @@ func (run *scriptRun) reap() {
 }
 
 // exitedWithin reports whether the script's own process exits within d.
-func (run *scriptRun) exitedWithin(d time.Duration) bool {
+func (run *scriptRun) exitedWithin(d time.Duration) bool { return closedWithin(run.exited, d) }
+
+// closedWithin reports whether ch is closed within d.
+func closedWithin(ch <-chan struct{}, d time.Duration) bool {
 	select {
-	case <-run.exited:
+	case <-ch:
 		return true
 	default:
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-run.exited:
+	case <-ch:
 		return true
 	case <-t.C:
 		return false
@@ -908,10 +928,11 @@ func (run *scriptRun) endStdin(stdinW *os.File, done <-chan struct{}) {
 		return
 	}
 	stdinW.Close()
-	select {
-	case <-done:
+	// A body still coming ends the copy by itself at its next write, to
+	// the closed pipe: cutting the read instead would leave the rest of
+	// the body where the server takes it for the next request.
+	if closedWithin(done, stdinGrace) {
 		return
-	default:
 	}
 	if err := http.NewResponseController(run.w).SetReadDeadline(time.Now()); err != nil {
 		_ = run.r.Body.Close() // what matters is that the read returns, below

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -648,5 +649,39 @@ func TestCloneCopiesEverySetting(t *testing.T) {
 		if v.Field(i).Kind() == reflect.Interface && c.Field(i).IsNil() {
 			t.Errorf("Clone lost %s", name)
 		}
+	}
+}
+
+// TestFullDuplexUnreadBody is go.dev/issue/68560 as a script meets it: a
+// script that answers without reading its request body, on a kept
+// connection. In full duplex, net/http drains the rest of the body after
+// the handler, and the background read reaching its end starts made the
+// next request's read panic ("invalid concurrent Body.Read call") unless
+// the handler closes the body itself.
+func TestFullDuplexUnreadBody(t *testing.T) {
+	dir := testdir.Open(t)
+	writeScript(t, dir, "ignore.sh", `printf 'Content-Type: text/plain\n\nignored'`)
+	serverLog := &syncBuffer{}
+	h := &Handler{Resolver: &Dir{Path: dir, Prefix: "/cgi-bin/"}}
+	h.Logger = testLogger(&syncBuffer{})
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ErrorLog = log.New(serverLog, "", 0)
+	srv.Start()
+	defer srv.Close()
+	client := srv.Client()
+	defer client.CloseIdleConnections()
+	for i := range 20 {
+		resp, err := client.Post(srv.URL+"/cgi-bin/ignore.sh", "application/octet-stream", bytes.NewReader(make([]byte, 100<<10)))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "ignored" {
+			t.Errorf("request %d: %d %q; want 200 \"ignored\"", i, resp.StatusCode, b)
+		}
+	}
+	if strings.Contains(serverLog.String(), "panic") {
+		t.Errorf("net/http panicked:\n%.600s", serverLog)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/internal/defaults"
+	"github.com/ferrygw/ferry/internal/serving"
 )
 
 // reqState is where a request is in its record sequence (spec § 6):
@@ -51,6 +52,12 @@ type request struct {
 	waitStdin bool
 	vars      map[string]string
 	bad       error // PARAMS did not parse: a *cgi.StatusError to answer with
+	// began is when BEGIN_REQUEST came: ReadHeaderTimeout runs from it
+	// until the request starts.
+	began time.Time
+	// expired: ReadHeaderTimeout passed in setup; the request is being
+	// answered 408, and its records are ignored.
+	expired bool
 	// abortRequested: ABORT_REQUEST came, so the web server takes no more
 	// of the response.
 	abortRequested atomic.Bool
@@ -64,9 +71,17 @@ type conn struct {
 	rwc    net.Conn
 	ctx    context.Context
 	cancel context.CancelFunc
+	slot   *serving.Slot // the connection's place among MaxConns; nil for ServeConn's
 
-	mu      sync.Mutex // guards reqs, keep, closing, lastActive
+	// setup and setupBytes count the requests in setup (not started) and
+	// their PARAMS bytes; owned by the read loop.
+	setup      int
+	setupBytes int
+	saidSetup  bool // the bound on setup was logged
+
+	mu      sync.Mutex // guards reqs, running, closing
 	reqs    map[uint16]*request
+	running int  // requests started and not finished
 	closing bool // close once the last request ends
 	wg      sync.WaitGroup
 	// ending counts the requests out of reqs whose END_REQUEST is being
@@ -89,7 +104,7 @@ func (c *conn) Serve() {
 		rd.br.Reset(nil)
 		readerPool.Put(rd)
 	}()
-	err := c.readLoop(rd.rd)
+	err := c.readLoop(rd)
 	var ce *ConnError
 	if errors.As(err, &ce) {
 		c.srv.log().Warn().Err(err).Str("remote", c.rwc.RemoteAddr().String()).Msg("fastcgi: closing connection")
@@ -104,9 +119,8 @@ func (c *conn) Serve() {
 			r.data.abort(ErrRequestAborted)
 		}
 		if !r.started {
-			// No handler will finish it: give its slot back here.
+			// No handler will finish it.
 			delete(c.reqs, id)
-			c.srv.requests.Add(-1)
 		}
 	}
 	c.mu.Unlock()
@@ -140,23 +154,40 @@ func newConnWriter(rwc net.Conn) *bufio.Writer {
 	return bw
 }
 
-func (c *conn) readLoop(rd *Reader) error {
-	idle := c.srv.idleTimeout()
+// readLoop reads and handles records until the connection ends. Between
+// records it waits at most until the idle timeout (no request) or the
+// ReadHeaderTimeout of the oldest request in setup, whichever applies;
+// a record that has begun to arrive must end within ReadHeaderTimeout.
+func (c *conn) readLoop(cr *connReader) error {
+	idle, headerTimeout := c.srv.idleTimeout(), c.srv.readHeaderTimeout()
+	arm := func(d time.Time) {
+		// Set each time, not only when it changes: finish sets the idle
+		// deadline from the handler's goroutine.
+		_ = c.rwc.SetReadDeadline(d) // a closed conn fails the read that follows
+	}
 	for {
-		if idle > 0 {
-			c.mu.Lock()
-			n := len(c.reqs)
-			c.mu.Unlock()
-			if n == 0 {
-				c.rwc.SetReadDeadline(time.Now().Add(idle))
-			} else {
-				c.rwc.SetReadDeadline(time.Time{})
-			}
-		}
-		rec, err := rd.Next()
-		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isTimeout(err) {
+		arm(c.nextDeadline(idle, headerTimeout))
+		if _, err := cr.br.Peek(1); err != nil {
+			switch {
+			case isTimeout(err) && c.setup > 0:
+				c.expire(headerTimeout)
+				continue
+			case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isTimeout(err):
 				return nil
+			}
+			return &ConnError{err}
+		}
+		if headerTimeout > 0 && !recordBuffered(cr.br) {
+			// A record has begun: the rest must follow.
+			arm(time.Now().Add(headerTimeout))
+		}
+		rec, err := cr.rd.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			if isTimeout(err) {
+				err = fmt.Errorf("a record did not end within %v: %w", headerTimeout, err)
 			}
 			return &ConnError{err}
 		}
@@ -167,6 +198,74 @@ func (c *conn) readLoop(rd *Reader) error {
 			return err
 		}
 	}
+}
+
+// recordBuffered reports whether the next record is all in br.
+func recordBuffered(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n < HeaderLen {
+		return false
+	}
+	h, _ := br.Peek(HeaderLen)
+	return n >= HeaderLen+int(h[4])<<8+int(h[5])+int(h[6])
+}
+
+// nextDeadline is the read deadline until the next record begins: the
+// ReadHeaderTimeout of the oldest request in setup, else the idle timeout
+// if no request is in progress, else none.
+func (c *conn) nextDeadline(idle, headerTimeout time.Duration) time.Time {
+	if c.setup > 0 && headerTimeout > 0 {
+		var oldest time.Time
+		c.mu.Lock()
+		for _, r := range c.reqs {
+			if !r.started && !r.expired && (oldest.IsZero() || r.began.Before(oldest)) {
+				oldest = r.began
+			}
+		}
+		c.mu.Unlock()
+		if !oldest.IsZero() {
+			return oldest.Add(headerTimeout)
+		}
+	}
+	if idle > 0 {
+		c.mu.Lock()
+		n := len(c.reqs)
+		c.mu.Unlock()
+		if n == 0 {
+			return time.Now().Add(idle)
+		}
+	}
+	return time.Time{}
+}
+
+// expire answers 408 to the requests whose setup has taken longer than
+// headerTimeout: a web server sends PARAMS at once, so one that does not
+// is stuck or hostile, and the request must not hold its place.
+func (c *conn) expire(headerTimeout time.Duration) {
+	now := time.Now()
+	var late []*request
+	c.mu.Lock()
+	for _, r := range c.reqs {
+		if !r.started && !r.expired && now.Sub(r.began) >= headerTimeout {
+			late = append(late, r)
+		}
+	}
+	c.mu.Unlock()
+	for _, r := range late {
+		r.expired = true
+		c.leaveSetup(r)
+		r.params, r.vars = nil, nil
+		r.bad = &cgi.StatusError{Status: http.StatusRequestTimeout,
+			Err: fmt.Errorf("fastcgi: request %d: PARAMS not complete within %v", r.id, headerTimeout)}
+		c.start(r, false)
+	}
+}
+
+// leaveSetup takes r, whose PARAMS have ended or expired, out of the
+// connection's setup counts.
+func (c *conn) leaveSetup(r *request) {
+	c.setup--
+	c.setupBytes -= len(r.params)
 }
 
 // errDone ends the read loop without an error: the connection is done.
@@ -207,7 +306,7 @@ func (c *conn) handleRecord(rec Record) error {
 	c.mu.Lock()
 	r := c.reqs[id]
 	c.mu.Unlock()
-	if r == nil {
+	if r == nil || r.expired {
 		return nil // spec § 3.3: records of inactive requests are ignored
 	}
 	switch rec.Type {
@@ -221,12 +320,14 @@ func (c *conn) handleRecord(rec Record) error {
 			c.paramsDone(r)
 			return nil
 		}
-		if r.paramsDropped || len(r.params)+len(rec.Content) > defaults.Or(c.srv.MaxParamsBytes, DefaultMaxParamsBytes) {
+		if r.paramsDropped || c.setupBytes+len(rec.Content) > defaults.Or(c.srv.MaxParamsBytes, DefaultMaxParamsBytes) {
 			// Read and dropped: memory stays bounded whatever is sent.
+			c.setupBytes -= len(r.params)
 			r.paramsDropped, r.params = true, nil
 			return nil
 		}
 		r.params = append(r.params, rec.Content...)
+		c.setupBytes += len(rec.Content)
 	case TypeStdin:
 		switch {
 		case r.state == stateParams:
@@ -283,7 +384,7 @@ func (c *conn) getValues(q []byte) error {
 	for _, n := range names {
 		switch n {
 		case "FCGI_MAX_CONNS":
-			body = AppendPair(body, n, strconv.Itoa(defaults.Or(c.srv.MaxConns, DefaultMaxConns)))
+			body = AppendPair(body, n, strconv.Itoa(c.srv.maxConns()))
 		case "FCGI_MAX_REQS":
 			body = AppendPair(body, n, strconv.Itoa(defaults.Or(c.srv.MaxRequests, DefaultMaxRequests)))
 		case "FCGI_MPXS_CONNS":
@@ -329,6 +430,14 @@ func (c *conn) begin(id uint16, content []byte) error {
 		c.srv.log().Warn().Uint16("request", id).Msg("fastcgi: overloaded; answering OVERLOADED")
 		return end(Overloaded)
 	}
+	if c.setup >= defaults.Or(c.srv.MaxConnSetup, DefaultMaxConnSetup) {
+		if !c.saidSetup { // once per connection: a flood must not flood the log
+			c.saidSetup = true
+			c.srv.log().Warn().Uint16("request", id).Int("in_setup", c.setup).Str("remote", c.rwc.RemoteAddr().String()).
+				Msg("fastcgi: too many requests on the connection wait for their PARAMS; answering OVERLOADED")
+		}
+		return end(Overloaded)
+	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	r := &request{
 		id:     id,
@@ -336,6 +445,7 @@ func (c *conn) begin(id uint16, content []byte) error {
 		keep:   br.Flags&FlagKeepConn != 0,
 		ctx:    ctx,
 		cancel: cancel,
+		began:  time.Now(),
 		stdin: newBodyBuffer(defaults.Or(c.srv.BodyMemory, DefaultBodyMemory),
 			defaults.Or(c.srv.MaxRequestBody, DefaultMaxRequestBody), c.srv.TempDir),
 	}
@@ -349,7 +459,7 @@ func (c *conn) begin(id uint16, content []byte) error {
 		c.closing = true
 	}
 	c.mu.Unlock()
-	c.srv.requests.Add(1)
+	c.setup++
 	return nil
 }
 
@@ -363,6 +473,7 @@ func (c *conn) abort(r *request) {
 		r.data.abort(ErrRequestAborted)
 	}
 	if !r.started {
+		c.leaveSetup(r)
 		c.finish(r, nil, 0)
 	}
 }
@@ -372,8 +483,11 @@ func (c *conn) abort(r *request) {
 func (c *conn) paramsDone(r *request) {
 	r.state = stateStdin
 	r.vars, r.bad = c.parseParams(r)
-	r.params = nil
 	if r.bad == nil && r.role != RoleAuthorizer && r.vars["CONTENT_LENGTH"] == "" {
+		// Still in setup until the first STDIN record, but its PARAMS
+		// no longer take memory.
+		c.setupBytes -= len(r.params)
+		r.params = nil
 		r.waitStdin = true
 		return
 	}
@@ -381,8 +495,21 @@ func (c *conn) paramsDone(r *request) {
 }
 
 // start runs the handler; chunked says a body of unknown length follows.
+// The request leaves setup.
 func (c *conn) start(r *request, chunked bool) {
+	if !r.expired {
+		c.leaveSetup(r)
+	}
+	r.params = nil
 	r.started = true
+	c.srv.requests.Add(1)
+	c.mu.Lock()
+	c.running++
+	first := c.running == 1
+	c.mu.Unlock()
+	if first {
+		c.slot.SetWaiting(false) // for good: see finish
+	}
 	c.wg.Add(1)
 	go c.serveRequest(r, chunked)
 }
@@ -520,8 +647,17 @@ func (c *conn) finish(r *request, rw *cgi.ResponseWriter, appStatus uint32) {
 	last := len(c.reqs) == 0
 	closeNow := last && c.closing
 	c.ending.Add(1)
+	if r.started {
+		// A connection that has served a request keeps its place when
+		// idle: the web server keeps it on purpose (nginx's keepalive),
+		// and a worker serving one connection at a time, as php-cgi
+		// does, is held by it.
+		c.running--
+	}
 	c.mu.Unlock()
-	c.srv.requests.Add(-1)
+	if r.started {
+		c.srv.requests.Add(-1)
+	}
 	_ = c.write(func(b []byte) []byte {
 		if rw != nil {
 			b = AppendRecord(b, TypeStdout, r.id, nil)

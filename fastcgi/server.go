@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ferrygw/ferry/internal/defaults"
 	"github.com/ferrygw/ferry/internal/serving"
 	"github.com/rs/zerolog"
 )
@@ -19,11 +18,14 @@ const (
 	DefaultMaxConns        = 1024
 	DefaultMaxRequests     = 4096
 	DefaultMaxConnRequests = 256
+	DefaultMaxConnSetup    = 16
 	DefaultMaxParamsBytes  = 1 << 20
 	DefaultMaxParams       = 2000
 	DefaultBodyMemory      = 1 << 20
 	DefaultMaxRequestBody  = 1 << 30
 	DefaultIdleTimeout     = 5 * time.Minute
+	// DefaultReadHeaderTimeout is SCGI's (scgi.DefaultReadHeaderTimeout).
+	DefaultReadHeaderTimeout = 30 * time.Second
 )
 
 // ErrServerClosed is returned by [Server.Serve] after [Server.Shutdown] or
@@ -49,20 +51,30 @@ func (e *ConnError) Unwrap() error { return e.Err }
 type Server struct {
 	// Handler serves the requests. If nil, http.DefaultServeMux is used.
 	Handler http.Handler
-	// MaxConns bounds open connections; more wait to be accepted. It is
-	// reported as FCGI_MAX_CONNS. If zero, DefaultMaxConns.
+	// MaxConns bounds open connections, and is reported as
+	// FCGI_MAX_CONNS. A connection whose first request has not started
+	// (its PARAMS have not all come) gives its place to a new connection
+	// when all are taken; once it has served a request it keeps its place,
+	// kept idle or not, and when every place is so held, new connections
+	// wait to be accepted. If zero,
+	// DefaultMaxConns, or half the open-file limit if that is less.
 	MaxConns int
-	// MaxRequests bounds the requests in progress over all connections,
-	// reported as FCGI_MAX_REQS; past it, BEGIN_REQUEST is answered with
-	// OVERLOADED. If zero, DefaultMaxRequests.
+	// MaxRequests bounds the requests running (their PARAMS complete) over
+	// all connections, reported as FCGI_MAX_REQS; past it, BEGIN_REQUEST is
+	// answered with OVERLOADED. If zero, DefaultMaxRequests.
 	MaxRequests int
 	// MaxConnRequests bounds the requests in progress on one connection;
 	// past it, BEGIN_REQUEST is answered with OVERLOADED. If zero,
 	// DefaultMaxConnRequests.
 	MaxConnRequests int
-	// MaxParamsBytes bounds a request's PARAMS stream; a larger one is read
-	// and dropped, and the request answered 431. If zero,
-	// DefaultMaxParamsBytes.
+	// MaxConnSetup bounds the requests of one connection whose PARAMS
+	// have not all come (in setup); past it, BEGIN_REQUEST is answered
+	// with OVERLOADED. If zero, DefaultMaxConnSetup.
+	MaxConnSetup int
+	// MaxParamsBytes bounds the PARAMS of the requests in setup on one
+	// connection, together: the request whose PARAMS go past it has them
+	// read and dropped, and is answered 431. So PARAMS held in memory never
+	// exceed MaxConns × MaxParamsBytes. If zero, DefaultMaxParamsBytes.
 	MaxParamsBytes int
 	// MaxParams bounds the number of name-value pairs in PARAMS; past it the
 	// request is answered 431. If zero, DefaultMaxParams.
@@ -80,6 +92,13 @@ type Server struct {
 	// progress after this long. If zero, DefaultIdleTimeout; if negative,
 	// never.
 	IdleTimeout time.Duration
+	// ReadHeaderTimeout bounds the time from a request's BEGIN_REQUEST to
+	// the end of its PARAMS (and its first STDIN record when PARAMS give
+	// no CONTENT_LENGTH): past it the request is answered 408 and ended.
+	// It also bounds the time a record that has begun to arrive may take
+	// to end; past that the connection is closed. If zero,
+	// DefaultReadHeaderTimeout; if negative, none.
+	ReadHeaderTimeout time.Duration
 	// Logger receives protocol errors and handler panics. If nil, nothing is
 	// logged.
 	Logger *zerolog.Logger
@@ -88,7 +107,7 @@ type Server struct {
 	BaseContext func(net.Listener) context.Context
 
 	serving  serving.Server // listeners, connections, Shutdown and Close
-	requests atomic.Int64   // requests in progress over all connections
+	requests atomic.Int64   // requests running over all connections
 }
 
 // Serve accepts FastCGI connections on l and serves h on them, until l
@@ -121,11 +140,27 @@ func (s *Server) idleTimeout() time.Duration {
 	return s.IdleTimeout
 }
 
+func (s *Server) readHeaderTimeout() time.Duration {
+	if s.ReadHeaderTimeout == 0 {
+		return DefaultReadHeaderTimeout
+	}
+	return s.ReadHeaderTimeout
+}
+
+// maxConns is MaxConns, or DefaultMaxConns bounded by the open-file limit.
+func (s *Server) maxConns() int {
+	if s.MaxConns > 0 {
+		return s.MaxConns
+	}
+	return serving.FDBound(DefaultMaxConns)
+}
+
 // Serve accepts connections on l and serves them until l fails or the
 // server is shut down, then returns ErrServerClosed. If l is nil, it
 // serves on the listening socket at file descriptor 0, as [Serve] does.
 func (s *Server) Serve(l net.Listener) error {
-	return s.serving.Serve(l, defaults.Or(s.MaxConns, DefaultMaxConns), s.BaseContext, s.newConn, ErrServerClosed)
+	return s.serving.Serve(l, serving.Config{MaxConns: s.maxConns(), BaseContext: s.BaseContext, NewConn: s.newConn,
+		Closed: ErrServerClosed, Protocol: "fastcgi", Logger: s.Logger})
 }
 
 // ServeConn serves one connection, returning when it closes. It is how an
@@ -135,11 +170,12 @@ func (s *Server) ServeConn(rwc net.Conn) {
 }
 
 // newConn makes the conn serving rwc; the server's lifecycle tracks it.
-func (s *Server) newConn(rwc net.Conn, base context.Context) serving.Conn {
+func (s *Server) newConn(rwc net.Conn, base context.Context, slot *serving.Slot) serving.Conn {
 	ctx, cancel := context.WithCancel(base)
 	return &conn{
 		srv:    s,
 		rwc:    rwc,
+		slot:   slot,
 		bw:     newConnWriter(rwc),
 		reqs:   make(map[uint16]*request),
 		ctx:    ctx,

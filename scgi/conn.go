@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/internal/serving"
 )
 
 // Bounds of the lingering close: after answering a request whose input was
@@ -35,6 +36,7 @@ type conn struct {
 	rwc    net.Conn
 	ctx    context.Context
 	cancel context.CancelFunc
+	slot   *serving.Slot // the connection's place among MaxConns; nil for ServeConn's
 
 	watchOnce sync.Once
 	watchDone chan struct{} // closed when the watcher has returned; nil if none started
@@ -96,6 +98,7 @@ func (c *conn) Serve() {
 		return
 	}
 	_ = c.rwc.SetReadDeadline(time.Time{}) // as above
+	c.slot.SetWaiting(false)               // a request: the connection keeps its place
 	noBodyMeansUnset(h.Vars)
 	req, err := cgi.RequestFromEnv(c.ctx, h.Vars)
 	if err != nil {

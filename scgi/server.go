@@ -40,8 +40,13 @@ type Server struct {
 	// Limits bounds the header block. Limits.MaxContentLength, if zero,
 	// is MaxRequestBody.
 	Limits Limits
-	// MaxConns bounds the connections served at once; more wait to be
-	// accepted. If zero, DefaultMaxConns.
+	// MaxConns bounds the connections open at once. A connection whose
+	// header block has not all come gives its place to a new connection
+	// when all are taken (the one that has waited longest goes first), so
+	// that slow or silent connections cannot keep a request out; when
+	// every connection is serving a request, new ones wait to be
+	// accepted. If zero, DefaultMaxConns, or half the open-file limit if
+	// that is less.
 	MaxConns int
 	// ReadHeaderTimeout bounds the wait for the header block once a
 	// connection is accepted. If zero, DefaultReadHeaderTimeout; if
@@ -101,9 +106,10 @@ func (s *Server) readHeaderTimeout() time.Duration {
 func (s *Server) Serve(l net.Listener) error {
 	maxConns := s.MaxConns
 	if maxConns <= 0 {
-		maxConns = DefaultMaxConns
+		maxConns = serving.FDBound(DefaultMaxConns)
 	}
-	return s.serving.Serve(l, maxConns, s.BaseContext, s.newConn, ErrServerClosed)
+	return s.serving.Serve(l, serving.Config{MaxConns: maxConns, BaseContext: s.BaseContext, NewConn: s.newConn,
+		Closed: ErrServerClosed, Protocol: "scgi", Logger: s.Logger})
 }
 
 // ServeConn serves the one request of a connection the caller accepted,
@@ -113,9 +119,9 @@ func (s *Server) ServeConn(rwc net.Conn) {
 }
 
 // newConn makes the conn serving rwc; the server's lifecycle tracks it.
-func (s *Server) newConn(rwc net.Conn, base context.Context) serving.Conn {
+func (s *Server) newConn(rwc net.Conn, base context.Context, slot *serving.Slot) serving.Conn {
 	ctx, cancel := context.WithCancel(base)
-	return &conn{srv: s, rwc: rwc, ctx: ctx, cancel: cancel}
+	return &conn{srv: s, rwc: rwc, ctx: ctx, cancel: cancel, slot: slot}
 }
 
 // Shutdown stops the server gracefully: the listeners close, and the

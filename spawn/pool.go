@@ -69,6 +69,10 @@ type Pool struct {
 	// (php-cgi: PHP_FCGI_CHILDREN=0 or unset), so that the pool, not the
 	// program, manages the processes.
 	Env []string
+	// Credential, if not nil, is the user and groups the workers run as,
+	// set before they start (they get the listening socket open, and need
+	// no access to its file). If nil, ferry's own: as root, root.
+	Credential *syscall.Credential
 	// Workers is the number of worker processes, or with IdleTimeout the
 	// most. If zero or negative, DefaultWorkers.
 	Workers int

@@ -37,7 +37,7 @@ func (p *Pool) spawn() (*worker, error) {
 		Dir:         p.Dir,
 		Stdout:      nil, // /dev/null
 		Stderr:      stderrW,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		SysProcAttr: workerProcAttr(p.Credential),
 	}
 	p.mu.Lock()
 	if p.stopping {

@@ -167,12 +167,12 @@ Scripts get the CGI/1.1 meta-variables, the variables of ferry's environment
 named by --pass-env (and PATH, LANG, LC_*, TZ, TMPDIR), and --env values. Each
 runs in its own process group, in its own directory, and is stopped (SIGTERM,
 then SIGKILL) at --cgi-timeout or when the client goes away. SIGTERM or SIGINT
-drains in-flight requests for up to --shutdown-timeout, then stops scripts;
-SIGUSR1 reopens the --access-log file (logrotate). SIGHUP (ferry reload) reads
-the --config file again and applies it without refusing a connection; SIGUSR2
-(ferry reload --upgrade) starts the binary again, hands it the listening
-sockets, and drains. Under systemd, ferry speaks Type=notify (READY, RELOADING,
-STOPPING, WATCHDOG).
+drains in-flight requests for up to --shutdown-timeout, then stops scripts; a
+second one stops at once. SIGUSR1 reopens the --access-log file (logrotate).
+SIGHUP (ferry reload) reads the --config file again and applies it without
+refusing a connection; SIGUSR2 (ferry reload --upgrade) starts the binary
+again, hands it the listening sockets, and drains. Under systemd, ferry speaks
+Type=notify (READY, RELOADING, STOPPING, WATCHDOG).
 `
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -235,7 +235,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	srv.TakeOver(handover)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := stopOnSignals(srv, logger)
 	defer stop()
 	c := newController(srv, logger, handover != nil, func() (bridge.Config, error) {
 		next, _, err := f.load()
@@ -317,6 +317,37 @@ func defaultFronts(h *bridge.Handover) ([]bridge.Address, error) {
 		addrs = append(addrs, a)
 	}
 	return addrs, nil
+}
+
+// stopOnSignals returns a context that ends on the first SIGTERM or
+// SIGINT, which starts the drain; a second one ends the drain at once
+// (srv.StopNow), as an operator who does not want to wait asks. The
+// returned function stops listening for them.
+func stopOnSignals(srv *bridge.Server, logger zerolog.Logger) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			logger.Info().Str("signal", sig.String()).Msg("ferry: signal received; draining (send it again to stop at once)")
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-sigs:
+			logger.Warn().Str("signal", sig.String()).Msg("ferry: second signal")
+			srv.StopNow()
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
 }
 
 // checkScriptUser checks the user and group scripts run as, and says once

@@ -69,10 +69,7 @@ type reloadSite struct {
 
 func newReloadSite(tb testing.TB) *reloadSite {
 	tb.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		tb.Fatal(err)
-	}
+	self := testdir.Executable(tb)
 	dir := testdir.Open(tb)
 	s := &reloadSite{dir: dir, file: filepath.Join(dir, "ferry.toml"), pidFile: filepath.Join(dir, "ferry.pid"),
 		sock: filepath.Join(dir, "f.sock"), only: map[string]string{}, workers: map[string]int{"a": 2, "b": 3}, self: self}
@@ -718,10 +715,7 @@ func TestReloadKeepsConfigurationOnError(t *testing.T) {
 // never kills ferry (as it did before reload existed, leaving its
 // workers behind).
 func TestReloadWithoutConfigFile(t *testing.T) {
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	self := testdir.Executable(t)
 	p := startFerry(t, "--mount", "/fcgi/=fastcgi+exec:"+self+"?workers=2", "--env", "FERRY_TEST_FCGI_WORKER=1", "--env", "VARIANT=flags")
 	pid := p.cmd.Process.Pid
 	var before []int

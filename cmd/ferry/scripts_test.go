@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/ferrygw/ferry/internal/testdir"
 )
 
@@ -177,4 +180,56 @@ func TestCGIUserRefused(t *testing.T) {
 	if code != 2 || !strings.Contains(errb.String(), "--cgi-user") {
 		t.Errorf("ferry serve --cgi-user no-such-user-here = %d, %q; want 2 and the flag named", code, errb.String())
 	}
+}
+
+// TestWorkersNotRoot is point 2 of issue 16 for spawned FastCGI workers:
+// started as root, ferry runs its php-cgi workers as the scripts' user
+// (www-data, else nobody) unless --cgi-user names another, root included.
+func TestWorkersNotRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("changing the workers' user needs root")
+	}
+	peerstest.Need(t, "php-cgi")
+	php, _ := peers.Lookup("php-cgi")
+	cred, err := (&cgi.Handler{}).Credential()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args []string
+		uid  uint32
+	}{{nil, cred.Uid}, {[]string{"--cgi-user", "nobody"}, 65534}, {[]string{"--cgi-user", "root"}, 0}} {
+		p := startFerry(t, append([]string{"--mount", "/php/=fastcgi+exec:" + php + "?workers=2"}, tt.args...)...)
+		var workers []int
+		for deadline := time.Now().Add(10 * time.Second); len(workers) < 2; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%v: ferry's children %v; want 2 workers", tt.args, workers)
+			}
+			workers = leakcheck.Children(p.cmd.Process.Pid)
+		}
+		for _, pid := range workers {
+			if uid, ok := processUID(pid); !ok || uid != tt.uid {
+				t.Errorf("%v: worker %d runs as uid %d; want %d", tt.args, pid, uid, tt.uid)
+			}
+		}
+		p.stop(t, syscall.SIGTERM)
+	}
+}
+
+// processUID returns the real uid of process pid.
+func processUID(pid int) (uint32, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "Uid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				uid, err := strconv.ParseUint(f[0], 10, 32)
+				return uint32(uid), err == nil
+			}
+		}
+	}
+	return 0, false
 }

@@ -31,11 +31,25 @@ import (
 func TestMain(m *testing.M) {
 	switch {
 	case os.Getenv("FERRY_TEST_MAIN") == "1":
+		if f := os.Getenv("FERRY_TEST_PANIC_FILE"); f != "" {
+			go panicOnFile(f)
+		}
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	case os.Getenv("FERRY_TEST_FCGI_WORKER") == "1":
 		os.Exit(fcgiWorkerMain())
 	}
 	os.Exit(m.Run())
+}
+
+// panicOnFile panics, ending the process as a bug in ferry would, once
+// file exists: how TestChildrenDieWithFerry ends a ferry with a panic.
+func panicOnFile(file string) {
+	for {
+		if _, err := os.Stat(file); err == nil {
+			panic("ferry test: " + file + " appeared")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // logBuffer is the shared concurrent log sink.

@@ -159,7 +159,8 @@ func (w *Workers) Start(ctx context.Context) error {
 }
 
 // prepare writes the adapter into a private directory with the
-// scoreboard, and sets the pool's program from App.
+// scoreboard, owned by the user the workers run as (Pool.Credential), and
+// sets the pool's program from App.
 func (w *Workers) prepare() error {
 	dir, err := os.MkdirTemp(w.Pool.TempDir, "ferry-app-")
 	if err != nil {
@@ -179,6 +180,14 @@ func (w *Workers) prepare() error {
 	board := filepath.Join(dir, "board")
 	if err := os.Mkdir(board, 0o700); err != nil {
 		return fmt.Errorf("appserver: %w", err)
+	}
+	if c := w.Pool.Credential; c != nil {
+		// The workers run as another user: the directory is theirs.
+		for _, name := range []string{dir, adapter, board} {
+			if err := os.Chown(name, int(c.Uid), int(c.Gid)); err != nil {
+				return fmt.Errorf("appserver: %w", err)
+			}
+		}
 	}
 	cmd, err := w.App.command(adapter)
 	if err != nil {

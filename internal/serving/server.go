@@ -5,7 +5,10 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // errClosed ends the accept loop of a closed server.
@@ -28,8 +31,11 @@ type Conn interface {
 }
 
 // NewConn makes the Conn that serves rwc; ctx is the base of its requests'
-// contexts. It runs with the Server's lock held.
-type NewConn func(rwc net.Conn, ctx context.Context) Conn
+// contexts, and slot its place in its listener's [Gate] (nil for a
+// connection given to ServeConn), which the Conn marks waiting or serving
+// as requests come and go ([Slot.SetWaiting]). It runs with the Server's
+// lock held.
+type NewConn func(rwc net.Conn, ctx context.Context, slot *Slot) Conn
 
 // Server is the lifecycle of a protocol server, the same for every
 // protocol: its listeners, the connections being served, the accept loop,
@@ -38,8 +44,9 @@ type NewConn func(rwc net.Conn, ctx context.Context) Conn
 type Server struct {
 	mu        sync.Mutex // guards listeners, conns, closed, drained
 	listeners map[net.Listener]struct{}
-	conns     map[Conn]struct{}
+	conns     map[Conn]*Slot // the slot in its listener's Gate; nil for ServeConn's
 	closed    bool
+	quit      chan struct{}  // closed once closed; made by quitLocked
 	drained   chan struct{}  // made by Shutdown; closed once closed and conns is empty
 	wg        sync.WaitGroup // connections being served
 }
@@ -48,16 +55,38 @@ type Server struct {
 // become idle.
 const shutdownPoll = 20 * time.Millisecond
 
+// Config says how [Server.Serve] serves a listener.
+type Config struct {
+	// MaxConns bounds the connections open at once on the listener
+	// ([Gate]): past it, the connection that has waited longest for a
+	// request ([Slot.SetWaiting]) is closed to make room, and when every
+	// connection is serving a request, new ones wait in the listen
+	// backlog.
+	MaxConns int
+	// BaseContext, if not nil, gives the base context of the requests of
+	// the listener.
+	BaseContext func(net.Listener) context.Context
+	// NewConn makes the Conn serving an accepted connection.
+	NewConn NewConn
+	// Closed is the protocol's error for a closed server.
+	Closed error
+	// Protocol names the front in log lines: "fastcgi", "scgi".
+	Protocol string
+	// Logger receives the lines about the bound and accept failures; nil
+	// means none.
+	Logger *zerolog.Logger
+}
+
 // Serve accepts connections on l and serves each in its own goroutine,
-// with at most maxConns served at once (more wait in the listen backlog),
-// until l fails or the server is closed; l is closed when Serve returns.
-// If l is nil, Serve takes the listening socket at file descriptor 0, as
-// a web server that spawns its application passes it. base, if not nil,
-// gives the base context of the requests of l. Serve returns closed, the
-// protocol's error, once the server is closed, and otherwise l's error as
-// net/http does. Temporary accept errors (too many open files) back off
-// from 5 ms, doubling up to 1 s.
-func (s *Server) Serve(l net.Listener, maxConns int, base func(net.Listener) context.Context, newConn NewConn, closed error) error {
+// with at most cfg.MaxConns open at once, until l fails or the server is
+// closed; l is closed when Serve returns. If l is nil, Serve takes the
+// listening socket at file descriptor 0, as a web server that spawns its
+// application passes it. Serve returns cfg.Closed once the server is
+// closed, and otherwise l's error as net/http does. Temporary accept
+// errors back off from 5 ms, doubling up to 1 s; running out of file
+// descriptors (EMFILE) also closes the connection that has waited longest
+// for a request, to give its descriptor back.
+func (s *Server) Serve(l net.Listener, cfg Config) error {
 	if l == nil {
 		var err error
 		if l, err = ListenerFromFD(0); err != nil {
@@ -68,12 +97,13 @@ func (s *Server) Serve(l net.Listener, maxConns int, base func(net.Listener) con
 	if s.closed {
 		s.mu.Unlock()
 		l.Close()
-		return closed
+		return cfg.Closed
 	}
 	if s.listeners == nil {
 		s.listeners = make(map[net.Listener]struct{})
 	}
 	s.listeners[l] = struct{}{}
+	stop := s.quitLocked()
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -83,12 +113,13 @@ func (s *Server) Serve(l net.Listener, maxConns int, base func(net.Listener) con
 	}()
 
 	ctx := context.Background()
-	if base != nil {
-		ctx = base(l)
+	if cfg.BaseContext != nil {
+		ctx = cfg.BaseContext(l)
 	}
-	err := s.accept(l, maxConns, func(rwc net.Conn) Conn { return s.track(rwc, ctx, newConn) })
+	g := NewGate(cfg.MaxConns, cfg.Protocol, cfg.Logger)
+	err := s.accept(l, g, stop, func(rwc net.Conn, slot *Slot) Conn { return s.track(rwc, ctx, cfg.NewConn, slot) })
 	if err == errClosed {
-		return closed
+		return cfg.Closed
 	}
 	return err
 }
@@ -96,19 +127,23 @@ func (s *Server) Serve(l net.Listener, maxConns int, base func(net.Listener) con
 // accept is Serve's loop: start registers an accepted connection, or
 // returns nil when the server was closed meanwhile (the connection is then
 // closed). It returns errClosed once the server is closed.
-func (s *Server) accept(l net.Listener, maxConns int, start func(net.Conn) Conn) error {
-	slots := make(chan struct{}, maxConns)
+func (s *Server) accept(l net.Listener, g *Gate, stop <-chan struct{}, start func(net.Conn, *Slot) Conn) error {
 	var delay time.Duration
 	for {
-		slots <- struct{}{}
+		if !g.Wait(stop) {
+			return errClosed
+		}
 		rwc, err := l.Accept()
 		if err != nil {
-			<-slots
 			if s.Closed() {
 				return errClosed
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			fds := IsFDExhausted(err)
+			if fds || (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, syscall.ECONNABORTED) {
+				if fds {
+					g.Shed()
+				}
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				time.Sleep(delay)
 				continue
@@ -116,20 +151,19 @@ func (s *Server) accept(l net.Listener, maxConns int, start func(net.Conn) Conn)
 			return err
 		}
 		delay = 0
-		c := start(rwc)
-		if c == nil {
-			<-slots
+		slot := g.Admit(rwc, stop)
+		if slot == nil {
 			rwc.Close()
 			return errClosed
 		}
-		go s.serveAccepted(c, slots)
+		c := start(rwc, slot)
+		if c == nil {
+			slot.Release()
+			rwc.Close()
+			return errClosed
+		}
+		go s.serve(c)
 	}
-}
-
-// serveAccepted serves an accepted connection and gives its slot back.
-func (s *Server) serveAccepted(c Conn, slots chan struct{}) {
-	defer func() { <-slots }()
-	s.serve(c)
 }
 
 // serve serves a tracked connection, then forgets it.
@@ -142,7 +176,7 @@ func (s *Server) serve(c Conn) {
 // newConn makes, and returns when it ends. On a closed server it closes
 // rwc at once.
 func (s *Server) ServeConn(rwc net.Conn, newConn NewConn) {
-	c := s.track(rwc, context.Background(), newConn)
+	c := s.track(rwc, context.Background(), newConn, nil)
 	if c == nil {
 		rwc.Close()
 		return
@@ -150,19 +184,19 @@ func (s *Server) ServeConn(rwc net.Conn, newConn NewConn) {
 	s.serve(c)
 }
 
-// track registers the connection newConn makes for rwc, or returns nil if
-// the server is closed.
-func (s *Server) track(rwc net.Conn, ctx context.Context, newConn NewConn) Conn {
+// track registers the connection newConn makes for rwc, holding slot, or
+// returns nil if the server is closed.
+func (s *Server) track(rwc net.Conn, ctx context.Context, newConn NewConn, slot *Slot) Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil
 	}
 	if s.conns == nil {
-		s.conns = make(map[Conn]struct{})
+		s.conns = make(map[Conn]*Slot)
 	}
-	c := newConn(rwc, ctx)
-	s.conns[c] = struct{}{}
+	c := newConn(rwc, ctx, slot)
+	s.conns[c] = slot
 	s.wg.Add(1)
 	return c
 }
@@ -170,6 +204,7 @@ func (s *Server) track(rwc net.Conn, ctx context.Context, newConn NewConn) Conn 
 // forget removes a connection whose Serve has returned.
 func (s *Server) forget(c Conn) {
 	s.mu.Lock()
+	s.conns[c].Release()
 	delete(s.conns, c)
 	if len(s.conns) == 0 && s.drained != nil {
 		// Only Shutdown makes drained, after closing: no connection
@@ -187,9 +222,23 @@ func (s *Server) Closed() bool {
 	return s.closed
 }
 
+// quitLocked returns a channel closed once the server is; s.mu is held.
+func (s *Server) quitLocked() chan struct{} {
+	if s.quit == nil {
+		s.quit = make(chan struct{})
+		if s.closed {
+			close(s.quit)
+		}
+	}
+	return s.quit
+}
+
 // closeListeners marks the server closed and closes its listeners, so
 // that Serve returns; s.mu is held.
 func (s *Server) closeListeners() {
+	if !s.closed {
+		close(s.quitLocked())
+	}
 	s.closed = true
 	for l := range s.listeners {
 		l.Close()

@@ -23,6 +23,7 @@ var errTestClosed = errors.New("test: server closed")
 // "end\n" ends it, each answered "ok\n"; between the two the connection is
 // busy.
 type lineConn struct {
+	slot   *Slot // told when the connection serves a request
 	rwc    net.Conn
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -56,12 +57,14 @@ func (c *lineConn) Serve() {
 		begin := line == "begin\n"
 		if begin {
 			c.busy.Store(true)
+			c.slot.SetWaiting(false)
 		}
 		if _, err := io.WriteString(c.rwc, "ok\n"); err != nil {
 			return
 		}
 		if !begin {
 			c.busy.Store(false)
+			c.slot.SetWaiting(true)
 		}
 	}
 }
@@ -91,16 +94,23 @@ type lineServer struct {
 
 func startLineServer(t *testing.T, maxConns int, base func(net.Listener) context.Context) *lineServer {
 	t.Helper()
-	l := listen(t)
+	return startLineServerOn(t, listen(t), Config{MaxConns: maxConns, BaseContext: base})
+}
+
+// startLineServerOn serves the toy protocol on l with cfg (its NewConn and
+// Closed filled in).
+func startLineServerOn(t *testing.T, l net.Listener, cfg Config) *lineServer {
+	t.Helper()
 	ls := &lineServer{t: t, l: l, conns: make(chan *lineConn, 16), done: make(chan error, 1)}
-	go func() {
-		ls.done <- ls.s.Serve(l, maxConns, base, func(rwc net.Conn, ctx context.Context) Conn {
-			c := newLineConn(rwc, ctx)
-			c.finishing = &ls.finishing
-			ls.conns <- c
-			return c
-		}, errTestClosed)
-	}()
+	cfg.Closed = errTestClosed
+	cfg.NewConn = func(rwc net.Conn, ctx context.Context, slot *Slot) Conn {
+		c := newLineConn(rwc, ctx)
+		c.slot = slot
+		c.finishing = &ls.finishing
+		ls.conns <- c
+		return c
+	}
+	go func() { ls.done <- ls.s.Serve(l, cfg) }()
 	t.Cleanup(func() { ls.s.Close() })
 	return ls
 }
@@ -201,7 +211,7 @@ func TestShutdown(t *testing.T) {
 		t.Errorf("second Shutdown = %v; want nil", err)
 	}
 	l2 := listen(t)
-	if err := ls.s.Serve(l2, 1, nil, nil, errTestClosed); err != errTestClosed {
+	if err := ls.s.Serve(l2, Config{MaxConns: 1, Closed: errTestClosed}); err != errTestClosed {
 		t.Errorf("Serve after Shutdown = %v; want the closed error", err)
 	}
 	if _, err := l2.Accept(); !errors.Is(err, net.ErrClosed) {
@@ -273,7 +283,7 @@ func TestServeConn(t *testing.T) {
 	returned := make(chan struct{})
 	go func() {
 		defer close(returned)
-		s.ServeConn(sc, func(rwc net.Conn, ctx context.Context) Conn {
+		s.ServeConn(sc, func(rwc net.Conn, ctx context.Context, _ *Slot) Conn {
 			c := newLineConn(rwc, ctx)
 			made <- c
 			return c
@@ -307,7 +317,7 @@ func wantServeConnRefused(t *testing.T, s *Server) {
 	t.Helper()
 	sc, cc := net.Pipe()
 	defer cc.Close()
-	s.ServeConn(sc, func(net.Conn, context.Context) Conn {
+	s.ServeConn(sc, func(net.Conn, context.Context, *Slot) Conn {
 		t.Errorf("ServeConn on a closed server made a Conn")
 		return nil
 	})
@@ -349,15 +359,18 @@ func (f *flaky) Accept() (net.Conn, error) {
 	return f.Listener.Accept()
 }
 
-// blockConn is a Conn whose Serve waits for release, counting how many run.
+// blockConn is a Conn whose Serve waits for release, counting how many run;
+// it is serving a request from the start.
 type blockConn struct {
+	slot          *Slot
 	rwc           net.Conn
 	release       <-chan struct{}
 	running, peak *atomic.Int32
 	mu            *sync.Mutex
 }
 
-func (c blockConn) Serve() {
+func (c *blockConn) Serve() {
+	c.slot.SetWaiting(false)
 	n := c.running.Add(1)
 	c.mu.Lock()
 	c.peak.Store(max(c.peak.Load(), n))
@@ -367,8 +380,8 @@ func (c blockConn) Serve() {
 	c.rwc.Close()
 }
 
-func (c blockConn) CloseIfIdle() {}
-func (c blockConn) Close()       { c.rwc.Close() }
+func (c *blockConn) CloseIfIdle() {}
+func (c *blockConn) Close()       { c.rwc.Close() }
 
 func TestServeMaxConns(t *testing.T) {
 	leakcheck.Check(t)
@@ -381,17 +394,20 @@ func TestServeMaxConns(t *testing.T) {
 	var mu sync.Mutex
 	done := make(chan error, 1)
 	go func() {
-		done <- s.Serve(l, 2, nil, func(rwc net.Conn, _ context.Context) Conn {
-			return &blockConn{rwc: rwc, release: release, running: &running, peak: &peak, mu: &mu}
-		}, errTestClosed)
+		done <- s.Serve(l, Config{MaxConns: 2, NewConn: func(rwc net.Conn, _ context.Context, slot *Slot) Conn {
+			return &blockConn{slot: slot, rwc: rwc, release: release, running: &running, peak: &peak, mu: &mu}
+		}, Closed: errTestClosed})
 	}()
 	var conns []net.Conn
-	for range 4 {
+	for i := range 4 {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		conns = append(conns, c)
+		for deadline := time.Now().Add(timeout); i < 2 && running.Load() <= int32(i) && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond) // serving (not waiting) before the next comes
+		}
 	}
 	time.Sleep(200 * time.Millisecond)
 	if got := running.Load(); got != 2 {
@@ -419,7 +435,7 @@ func TestServeListenerFails(t *testing.T) {
 	ln := listen(t)
 	ln.Close() // closed by someone else: not a shutdown
 	var s Server
-	err := s.Serve(ln, 1, nil, nil, errTestClosed)
+	err := s.Serve(ln, Config{MaxConns: 1, Closed: errTestClosed})
 	if err == nil || errors.Is(err, errTestClosed) || !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Serve on a failing listener = %v; want its error", err)
 	}
@@ -434,7 +450,7 @@ func TestAcceptRefused(t *testing.T) {
 	}
 	defer nc.Close()
 	var s Server
-	err = s.accept(ln, 1, func(net.Conn) Conn { return nil })
+	err = s.accept(ln, NewGate(1, "test", nil), make(chan struct{}), func(net.Conn, *Slot) Conn { return nil })
 	if err != errClosed {
 		t.Errorf("start refusing = %v; want errClosed", err)
 	}

@@ -1,8 +1,9 @@
 // Package serving holds what ferry's FastCGI and SCGI servers share and no
 // user should import: the lifecycle of a server ([Server]: the accept
-// loop, the connections being served, Shutdown and Close) and listening
-// sockets handed over as file descriptors. Each protocol keeps only its
-// framing.
+// loop, the connections being served, Shutdown and Close), the bound on a
+// listener's connections that makes slow or silent peers give their place
+// first ([Gate], which ferry's HTTP front uses too), and listening sockets
+// handed over as file descriptors. Each protocol keeps only its framing.
 package serving
 
 import (

@@ -1,0 +1,525 @@
+package bridge
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/testdir"
+	"github.com/ferrygw/ferry/internal/testlog"
+	"github.com/rs/zerolog"
+)
+
+// startFerry runs a bridge Server for cfg on an HTTP front (unless cfg
+// lists its fronts), and returns the address of its first front and its
+// log. It stops at cleanup.
+func startFerry(t testing.TB, cfg Config) (string, *testlog.Buffer) {
+	t.Helper()
+	addrs, logs := startFerryFronts(t, cfg)
+	return addrs[0], logs
+}
+
+// startFerryFronts is startFerry returning the address of every front.
+func startFerryFronts(t testing.TB, cfg Config) ([]string, *testlog.Buffer) {
+	t.Helper()
+	_, addrs, logs := startFerryServer(t, cfg)
+	return addrs, logs
+}
+
+// startFerryServer is startFerryFronts returning the Server too.
+func startFerryServer(t testing.TB, cfg Config) (*Server, []string, *testlog.Buffer) {
+	t.Helper()
+	if len(cfg.Listen) == 0 {
+		a, _ := ParseAddress("http://127.0.0.1:0")
+		cfg.Listen = []Address{a}
+	}
+	cfg.AccessLog = true
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 5 * time.Second
+	}
+	return runFerryFronts(t, cfg)
+}
+
+// staticRoot writes files (name, content, ...) into a new document root.
+func staticRoot(t testing.TB, nameContent ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for i := 0; i+1 < len(nameContent); i += 2 {
+		if err := os.WriteFile(filepath.Join(dir, nameContent[i]), []byte(nameContent[i+1]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// rawExchange writes req on a new connection to addr and returns all the
+// connection gives back until it closes or d passes, and whether it closed.
+func rawExchange(t testing.TB, addr, req string, d time.Duration) (string, bool) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rawExchangeOn(t, c, req, d)
+}
+
+// rawExchangeOn is rawExchange on c, which it closes.
+func rawExchangeOn(t testing.TB, c net.Conn, req string, d time.Duration) (string, bool) {
+	t.Helper()
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(d))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(c)
+	return string(b), err == nil || !isTimeout(err)
+}
+
+// TestHTTPFraming probes what reaches the handler, and what comes back,
+// for each framing trick of RFC 9112 § 6 and § 5.2. The rows marked
+// "net/http" are what Go 1.26's server does by itself, kept so; the
+// others are the framer's refusals.
+func TestHTTPFraming(t *testing.T) {
+	leakcheck.Check(t)
+	root := staticRoot(t, "a", "A", "second", "S", "smuggled", "SMUGGLED")
+	addr, logs := startFerry(t, Config{Root: root})
+	const second = "GET /second HTTP/1.1\r\nHost: x\r\n\r\n"
+	tests := []struct {
+		name      string
+		req       string
+		status    string // the first response's status line
+		served    int    // responses in all
+		closed    bool   // the connection closed after them
+		refusedBy string // the framer's reason in the log; "" for net/http's own
+	}{
+		{"CL+TE", "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+			"HTTP/1.1 400 Bad Request", 1, true, "Content-Length with Transfer-Encoding"},
+		{"TE+CL", "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+			"HTTP/1.1 400 Bad Request", 1, true, "Content-Length with Transfer-Encoding"},
+		{"obs-fold", "GET /a HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  folded\r\n\r\n" + second,
+			"HTTP/1.1 400 Bad Request", 1, true, "obs-fold"},
+		{"folded Transfer-Encoding", "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n" + second,
+			"HTTP/1.1 400 Bad Request", 1, true, "obs-fold"},
+		{"TE in HTTP/1.0", "POST /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nabc" + second,
+			"HTTP/1.1 400 Bad Request", 1, true, "Content-Length with Transfer-Encoding"},
+		{"TE alone in HTTP/1.0", "POST /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + second,
+			"HTTP/1.1 400 Bad Request", 1, true, "Transfer-Encoding in an HTTP/1.0 request"},
+		{"obs-fold in a trailer", "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\r\n folded\r\n\r\n" + second,
+			"HTTP/1.1 405 Method Not Allowed", 1, true, "obs-fold in the trailer"},
+		{"oversized Content-Length", "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: " + strings.Repeat("0", 200) + "1\r\n\r\nx" + second,
+			"HTTP/1.1 400 Bad Request", 1, true, "over 128 bytes"},
+		// net/http's own answers.
+		{"two Content-Lengths", "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde" + second,
+			"HTTP/1.1 400 Bad Request", 1, true, ""},
+		{"Content-Length list", "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4, 4\r\n\r\nabcd" + second,
+			"HTTP/1.1 400 Bad Request", 1, true, ""},
+		{"two equal Content-Lengths", "GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd" + second,
+			"HTTP/1.1 200 OK", 2, false, ""},
+		{"bare LF", "GET /a HTTP/1.1\nHost: x\n\nGET /second HTTP/1.1\nHost: x\n\n",
+			"HTTP/1.1 200 OK", 2, false, ""},
+		{"chunk size over 64 bits", "GET /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\nabc\r\n0\r\n\r\n" + second,
+			"HTTP/1.1 200 OK", 1, true, ""},
+		{"negative chunk size", "GET /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nabc\r\n0\r\n\r\n" + second,
+			"HTTP/1.1 200 OK", 1, true, ""},
+		{"bare LF in chunked", "GET /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n" + second,
+			"HTTP/1.1 200 OK", 1, true, ""},
+		{"chunked, extensions and trailer", "GET /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nX-T: 1\r\n\r\n" + second,
+			"HTTP/1.1 200 OK", 2, false, ""},
+		{"chunked gzip", "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n" + second,
+			"HTTP/1.1 501 Not Implemented", 1, true, ""},
+		{"CRLF after a POST", "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\r\n" + second,
+			"HTTP/1.1 405 Method Not Allowed", 2, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(logs.Lines("request refused"))
+			out, closed := rawExchange(t, addr, tt.req, 2*time.Second)
+			if !strings.HasPrefix(out, tt.status+"\r\n") {
+				t.Errorf("first response %q; want %q", firstLine(out), tt.status)
+			}
+			if got := strings.Count(out, "HTTP/1.1 "); got != tt.served {
+				t.Errorf("%d responses; want %d:\n%s", got, tt.served, out)
+			}
+			if strings.Contains(out, "SMUGGLED") {
+				t.Errorf("the smuggled request was served")
+			}
+			if closed != tt.closed {
+				t.Errorf("connection closed: %v; want %v", closed, tt.closed)
+			}
+			refusals := logs.Lines("request refused")[before:]
+			switch {
+			case tt.refusedBy != "" && (len(refusals) != 1 || !strings.Contains(refusals[0], tt.refusedBy)):
+				t.Errorf("log lines of refusal %q; want one saying %q", refusals, tt.refusedBy)
+			case tt.refusedBy == "" && len(refusals) != 0:
+				t.Errorf("the framer refused what net/http handles: %q", refusals)
+			}
+		})
+	}
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\r\n")
+	return l
+}
+
+// TestHTTPBodyNeverComes is issue 16's "a request declaring
+// Content-Length: 100000 that never sends the body got no bytes at all in
+// 660 s (the log says its 404 was served in 0.57 ms)": the connection is
+// closed at the body timeout, and the access log says 408, aborted, not
+// the 404 the handler wrote and no client saw.
+func TestHTTPBodyNeverComes(t *testing.T) {
+	leakcheck.Check(t)
+	addr, logs := startFerry(t, Config{Root: staticRoot(t, "a", "A"), Fronts: FrontLimits{BodyTimeout: 300 * time.Millisecond}})
+	start := time.Now()
+	out, closed := rawExchange(t, addr, "GET /nothing HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nsome", 10*time.Second)
+	if !closed || time.Since(start) > 5*time.Second {
+		t.Fatalf("the connection was held %v (closed: %v); want it closed at the 300ms body timeout", time.Since(start), closed)
+	}
+	if strings.Contains(out, "404") {
+		t.Errorf("the client got %q, an answer to a request it never finished sending", firstLine(out))
+	}
+	lines := logs.Lines(`"path":"/nothing"`)
+	if len(lines) != 1 || !strings.Contains(lines[0], `"status":408`) || !strings.Contains(lines[0], `"aborted":true`) ||
+		!strings.Contains(lines[0], `"handler_status":404`) || !strings.Contains(lines[0], "body timeout") {
+		t.Errorf("access log %q; want one line with status 408, aborted, handler_status 404 and the cause", lines)
+	}
+}
+
+// TestHTTPAbortedUpload: an upload cut short by the client is logged as
+// aborted with 499, never as a 200 with 0 bytes.
+func TestHTTPAbortedUpload(t *testing.T) {
+	leakcheck.Check(t)
+	dir := testdir.Open(t)
+	writeExec(t, filepath.Join(dir, "read.sh"), "#!/bin/sh\ncat >/dev/null\nprintf 'Content-Type: text/plain\\n\\nread\\n'\n")
+	m, err := ParseMount("/cgi-bin/=cgi:" + dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, logs := startFerry(t, Config{Mounts: []Mount{m}})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "POST /cgi-bin/read.sh HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("x", 1000))
+	time.Sleep(100 * time.Millisecond)
+	c.Close()
+	var lines []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if lines = logs.Lines(`"path":"/cgi-bin/read.sh"`, `"message":"request"`); len(lines) > 0 {
+			break
+		}
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], `"status":499`) || !strings.Contains(lines[0], `"aborted":true`) ||
+		!strings.Contains(lines[0], "the client closed the connection") {
+		t.Errorf("access log %q; want one line with status 499, aborted, the client closed", lines)
+	}
+}
+
+// TestHTTPClientNeverReads is issue 16's "a client that never reads a
+// 100 MB static file is held indefinitely (nginx closes at 60 s)": the
+// connection is closed at the send timeout.
+func TestHTTPClientNeverReads(t *testing.T) {
+	leakcheck.Check(t)
+	root := t.TempDir()
+	f, err := os.Create(filepath.Join(root, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(100 << 20)
+	f.Close()
+	addr, logs := startFerry(t, Config{Root: root, Fronts: FrontLimits{SendTimeout: 300 * time.Millisecond}})
+	before := leakcheck.Take().FDs
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	// The client reads nothing. ferry gives up on it and closes its end
+	// (what was sent may linger in the kernel, which is not ferry's).
+	var lines []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if lines = logs.Lines(`"path":"/big"`); len(lines) > 0 && leakcheck.Take().FDs == before+1 {
+			break
+		}
+	}
+	if n := leakcheck.Take().FDs - before; n != 1 {
+		t.Errorf("%d descriptors for one connection; want only the client's: ferry still holds its end", n)
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], `"aborted":true`) || !strings.Contains(lines[0], "send timeout") {
+		t.Errorf("access log %q; want the response logged aborted at the send timeout", lines)
+	}
+}
+
+// TestHTTPSlowConnectionsGiveWay: with every connection of the front
+// taken by clients that send nothing, or stall in their body, a normal
+// request is still answered at once.
+func TestHTTPSlowConnectionsGiveWay(t *testing.T) {
+	leakcheck.Check(t)
+	addr, logs := startFerry(t, Config{Root: staticRoot(t, "a", "A"), Fronts: FrontLimits{MaxConns: 8}})
+	var slow []net.Conn
+	for i := range 8 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if i%2 == 0 {
+			io.WriteString(c, "G") // a head begun
+		} else {
+			io.WriteString(c, "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nx") // a body stalled
+		}
+		slow = append(slow, c)
+	}
+	time.Sleep(100 * time.Millisecond)
+	for range 3 {
+		start := time.Now()
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + addr + "/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if took := time.Since(start); resp.StatusCode != 200 || took > time.Second {
+			t.Errorf("a normal request beside 8 slow connections: %d in %v", resp.StatusCode, took)
+		}
+	}
+	if !logs.Contains("closing the connections that waited longest") {
+		t.Errorf("no log line about the bound")
+	}
+}
+
+// emfileListener fails one Accept with EMFILE when fail is set.
+type emfileListener struct {
+	net.Listener
+	fail atomic.Bool
+}
+
+func (l *emfileListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil && l.fail.CompareAndSwap(true, false) {
+		c.Close()
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return c, err
+}
+
+// TestHTTPAcceptEMFILE: accept failing for want of descriptors closes the
+// connection that has waited longest for a request, to give its
+// descriptor back, and the front goes on serving.
+func TestHTTPAcceptEMFILE(t *testing.T) {
+	leakcheck.Check(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &emfileListener{Listener: ln}
+	log := zerolog.Nop()
+	f := newHTTPFront(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }), FrontLimits{}, nil, log)
+	done := make(chan error, 1)
+	go func() { done <- f.serve(l) }()
+	defer func() {
+		f.srv.Close()
+		<-done
+	}()
+	idle, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	time.Sleep(50 * time.Millisecond) // accepted, waiting for its request
+	l.fail.Store(true)
+	probe, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.Close()
+	idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idle.Read(make([]byte, 1)); isTimeout(err) {
+		t.Errorf("the idle connection was not closed when accept ran out of descriptors")
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatalf("after EMFILE: %v", err)
+	}
+	resp.Body.Close()
+}
+
+// TestStaticTrailingSlash: "/file.txt/" is not the file (nginx: 404).
+func TestStaticTrailingSlash(t *testing.T) {
+	h := &staticFiles{root: staticRoot(t, "file.txt", "hi")}
+	for _, tt := range []struct {
+		path   string
+		status int
+	}{{"/file.txt", 200}, {"/file.txt/", 404}, {"/file.txt/.", 200}} {
+		rec := serveStatic(h, tt.path)
+		if rec != tt.status {
+			t.Errorf("GET %s = %d; want %d", tt.path, rec, tt.status)
+		}
+	}
+}
+
+// serveStatic serves path from h and returns the status.
+func serveStatic(h http.Handler, path string) int {
+	rec := &statusRecorder{header: http.Header{}}
+	req, _ := http.NewRequest("GET", "http://x"+path, nil)
+	h.ServeHTTP(rec, req)
+	if rec.status == 0 {
+		return 200
+	}
+	return rec.status
+}
+
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *statusRecorder) Header() http.Header { return r.header }
+func (r *statusRecorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = 200
+	}
+	return len(p), nil
+}
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+}
+
+// TestRootSymlinks: the three policies of root_symlinks, a cgi: mount's
+// (nginx's disable_symlinks), on a link to a file outside the root, a link
+// inside it, a directory link, and a link to a file of another user (the
+// issue's /etc/passwd case).
+func TestRootSymlinks(t *testing.T) {
+	root := staticRoot(t, "real.txt", "real")
+	outside := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(outside, []byte("secret"), 0o644)
+	os.Symlink(outside, filepath.Join(root, "out.txt"))
+	os.Symlink("real.txt", filepath.Join(root, "in.txt"))
+	os.Mkdir(filepath.Join(root, "d"), 0o755)
+	os.WriteFile(filepath.Join(root, "d", "f.txt"), []byte("f"), 0o644)
+	os.Symlink("d", filepath.Join(root, "dl"))
+	// /etc/passwd is root's: a link to it planted by another user.
+	passwd := filepath.Join(root, "passwd")
+	os.Symlink("/etc/passwd", passwd)
+	if os.Geteuid() == 0 {
+		if err := os.Lchown(passwd, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for _, tt := range []struct {
+		policy string
+		want   map[string]int
+	}{
+		{"follow", map[string]int{"/real.txt": 200, "/out.txt": 200, "/in.txt": 200, "/dl/f.txt": 200, "/passwd": 200}},
+		{"", map[string]int{"/real.txt": 200, "/out.txt": 200, "/in.txt": 200, "/dl/f.txt": 200, "/passwd": 403}},
+		{"owner-match", map[string]int{"/real.txt": 200, "/out.txt": 200, "/in.txt": 200, "/dl/f.txt": 200, "/passwd": 403}},
+		{"never", map[string]int{"/real.txt": 200, "/out.txt": 403, "/in.txt": 403, "/dl/f.txt": 403, "/passwd": 403}},
+	} {
+		h, err := newStaticFiles(root, tt.policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for path, want := range tt.want {
+			if got := serveStatic(h, path); got != want {
+				t.Errorf("root_symlinks=%q: GET %s = %d; want %d", tt.policy, path, got, want)
+			}
+		}
+	}
+	if _, err := newStaticFiles(root, "off"); err == nil {
+		t.Errorf("a bad policy was accepted")
+	}
+}
+
+// TestFrontKeys: the front settings reach the configuration through their
+// keys, spelt as flags.
+func TestFrontKeys(t *testing.T) {
+	c := DefaultConfig()
+	for _, kv := range [][2]string{{"client_header_timeout", "5s"}, {"client_body_timeout", "0"}, {"send_timeout", "2m"}, {"max_conns", "50"}, {"root_symlinks", "never"}} {
+		k, ok := lookupKey("", kv[0])
+		if !ok {
+			t.Fatalf("no key %s", kv[0])
+		}
+		if err := k.Set(&c, kv[1]); err != nil {
+			t.Fatalf("%s=%s: %v", kv[0], kv[1], err)
+		}
+	}
+	want := FrontLimits{HeaderTimeout: 5 * time.Second, BodyTimeout: -1, SendTimeout: 2 * time.Minute, MaxConns: 50}
+	if c.Fronts != want || c.RootSymlinks != "never" {
+		t.Errorf("Fronts = %+v, RootSymlinks = %q; want %+v, never", c.Fronts, c.RootSymlinks, want)
+	}
+	k, _ := lookupKey("", "root_symlinks")
+	if err := k.Set(&c, "maybe"); err == nil {
+		t.Errorf("root_symlinks=maybe accepted")
+	}
+}
+
+// TestHTTPHugeHeaderCountIs431 is issue 16's "100,000 headers packed into
+// 1 MB reach execve and fail with argument list too long (502 instead of
+// 431)".
+func TestHTTPHugeHeaderCountIs431(t *testing.T) {
+	leakcheck.Check(t)
+	dir := testdir.Open(t)
+	writeExec(t, filepath.Join(dir, "env.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nran\\n'\n")
+	m, _ := ParseMount("/cgi-bin/=cgi:" + dir)
+	addr, _ := startFerry(t, Config{Mounts: []Mount{m}})
+	var b strings.Builder
+	b.WriteString("GET /cgi-bin/env.sh HTTP/1.1\r\nHost: x\r\n")
+	for i := range 100000 {
+		b.WriteString("X" + strconv.FormatInt(int64(i), 36) + ":1\r\n")
+	}
+	b.WriteString("Connection: close\r\n\r\n")
+	if b.Len() > 1<<20 {
+		t.Fatalf("the request is %d bytes, over net/http's 1 MiB header limit", b.Len())
+	}
+	out, _ := rawExchange(t, addr, b.String(), 20*time.Second)
+	if !strings.HasPrefix(out, "HTTP/1.1 431 ") {
+		t.Errorf("response %q; want 431", firstLine(out))
+	}
+}
+
+// TestHTTPSlowBody: a body that comes slowly, but within the body timeout
+// at each step, reaches the script whole: the timeout is per read, as
+// nginx's. Also when the script answers its header before reading its
+// stdin: net/http drained and closed a body still unread when the
+// response's header went out, so the script's stdin ended there ("http:
+// invalid Read on closed Body") and it answered 200 for part of its input.
+func TestHTTPSlowBody(t *testing.T) {
+	leakcheck.Check(t)
+	dir := testdir.Open(t)
+	writeExec(t, filepath.Join(dir, "read-first.sh"), "#!/bin/sh\nn=$(wc -c | tr -d ' ')\nprintf 'Content-Type: text/plain\\n\\n%s\\n' \"$n\"\n")
+	writeExec(t, filepath.Join(dir, "answer-first.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nwc -c | tr -d ' '\n")
+	addr, _ := startFerry(t, Config{Mounts: []Mount{mustMount(t, "/cgi-bin/=cgi:"+dir)}, Fronts: FrontLimits{BodyTimeout: 400 * time.Millisecond}})
+	for _, script := range []string{"read-first.sh", "answer-first.sh"} {
+		pr, pw := io.Pipe()
+		go func() {
+			for range 6 {
+				pw.Write([]byte("0123456789"))
+				time.Sleep(150 * time.Millisecond)
+			}
+			pw.Close()
+		}()
+		req, _ := http.NewRequest("POST", "http://"+addr+"/cgi-bin/"+script, pr)
+		req.ContentLength = 60
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := strings.TrimSpace(string(b)); got != "60" {
+			t.Errorf("%s read %s bytes of its stdin; want 60", script, got)
+		}
+	}
+}

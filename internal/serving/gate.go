@@ -1,0 +1,266 @@
+package serving
+
+import (
+	"container/list"
+	"errors"
+	"io"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Gate bounds the connections open on a listener. A connection that has
+// not sent a complete request head yet, or waits idle between requests,
+// is marked waiting ([Slot.SetWaiting]); when the bound is reached, a new
+// connection closes the one that has been waiting longest instead of
+// waiting itself, as nginx reuses its keep-alive and request-waiting
+// connections when worker_connections run out ("worker_connections are
+// not enough, reusing connections"). So a flood of connections that send
+// nothing, or a byte now and then, never keeps a normal request out: only
+// connections serving a request hold their place. Each front has its own
+// Gate; the zero value is not usable, use [NewGate].
+type Gate struct {
+	max  int
+	log  *zerolog.Logger
+	name string // the front, for the log: "http", "fastcgi", "scgi"
+
+	mu       sync.Mutex // guards the fields below
+	open     int        // connections open
+	evicting int        // waiting connections closed, whose slot is not back yet
+	waiting  list.List  // of *Slot, longest waiting first
+	saidAt   time.Time  // when the last line about the bound was logged
+	unsaid   int        // connections closed for room since then
+	room     chan struct{}
+}
+
+// logEvery is how often at most a Gate logs that it is full.
+const logEvery = 10 * time.Second
+
+// minWait is how long a connection must have waited before it may be
+// closed for a new one: a connection just accepted is about to send its
+// request, and workers sharing a listening socket, one connection each
+// (php-cgi's way), must not take one another's connections.
+const minWait = 100 * time.Millisecond
+
+// NewGate returns a Gate admitting max connections at once (at least
+// one), logging to log (nil: nowhere) under the front's name.
+func NewGate(n int, name string, log *zerolog.Logger) *Gate {
+	return &Gate{max: max(n, 1), name: name, log: Logger(log), room: make(chan struct{}, 1)}
+}
+
+// FDBound returns n, or half the process's open-file limit if that is
+// less (and at least 16): the other half is left for what the requests
+// open (a script's pipes, a backend connection, a spooled body), so that
+// the connections alone can never make accept fail with EMFILE.
+func FDBound(n int) int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur >= 1<<40 { // none, or RLIM_INFINITY
+		return n
+	}
+	return min(n, max(int(rl.Cur/2), 16))
+}
+
+// Max returns the bound.
+func (g *Gate) Max() int { return g.max }
+
+// Slot is one connection's place in a Gate.
+type Slot struct {
+	g       *Gate
+	conn    io.Closer     // the connection
+	elem    *list.Element // in g.waiting while waiting
+	since   time.Time     // when it began to wait
+	evicted bool
+	done    bool
+}
+
+// Wait waits until a connection may be accepted: a slot is free, or a
+// connection that has waited at least minWait can be closed for the new
+// one. It returns false once stop is closed.
+func (g *Gate) Wait(stop <-chan struct{}) bool {
+	for {
+		g.mu.Lock()
+		ok := g.open-g.evicting < g.max
+		var again time.Duration // when the oldest waiting may be closed
+		if !ok {
+			if e := g.waiting.Front(); e != nil {
+				again = minWait - time.Since(e.Value.(*Slot).since)
+				ok = again <= 0
+			} else {
+				g.sayFullLocked()
+			}
+		}
+		g.mu.Unlock()
+		if ok {
+			return true
+		}
+		if !g.sleep(again, stop) {
+			return false
+		}
+	}
+}
+
+// sleep waits for d (forever if d is not positive), a slot to free or a
+// connection to start waiting, or stop; it reports false for stop.
+func (g *Gate) sleep(d time.Duration, stop <-chan struct{}) bool {
+	var timer <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-g.room:
+	case <-timer:
+	case <-stop:
+		return false
+	}
+	return true
+}
+
+// Admit takes a slot for c, a connection just accepted.
+// If every slot is taken, the connection that has waited longest for a
+// request is closed to make room, if it has waited minWait; otherwise
+// Admit waits for one to end or to have waited that long. The new
+// connection starts waiting (for its request head). Admit returns nil
+// once stop is closed.
+func (g *Gate) Admit(c io.Closer, stop <-chan struct{}) *Slot {
+	for {
+		g.mu.Lock()
+		var victim *Slot
+		if g.open-g.evicting >= g.max {
+			victim = g.evictLocked("connections open, the limit", minWait)
+		}
+		if g.open-g.evicting < g.max {
+			s := &Slot{g: g, conn: c, since: time.Now()}
+			g.open++
+			s.elem = g.waiting.PushBack(s)
+			g.mu.Unlock()
+			if victim != nil {
+				_ = victim.conn.Close() // an error: it was closed already
+			}
+			return s
+		}
+		if g.waiting.Len() == 0 {
+			g.sayFullLocked()
+		}
+		g.mu.Unlock()
+		if !g.sleep(minWait/5, stop) {
+			return nil
+		}
+	}
+}
+
+// Shed closes the connection that has waited longest, if any, to give its
+// descriptor back: on accept failing with EMFILE ([IsFDExhausted]).
+func (g *Gate) Shed() {
+	g.mu.Lock()
+	victim := g.evictLocked("accept: too many open files", 0)
+	g.mu.Unlock()
+	if victim != nil {
+		_ = victim.conn.Close() // an error: it was closed already
+	}
+}
+
+// evictLocked takes the slot that has waited longest out of the waiting
+// list, if it has waited at least least, logs (at most every logEvery),
+// and returns it for its connection to be closed outside the lock; nil if
+// none may be. g.mu is held.
+func (g *Gate) evictLocked(why string, least time.Duration) *Slot {
+	e := g.waiting.Front()
+	if e == nil || time.Since(e.Value.(*Slot).since) < least {
+		return nil
+	}
+	s := g.waiting.Remove(e).(*Slot)
+	s.elem = nil
+	s.evicted = true
+	g.evicting++
+	g.unsaid++
+	if now := time.Now(); now.Sub(g.saidAt) >= logEvery {
+		g.saidAt = now
+		g.log.Warn().Str("front", g.name).Int("max_conns", g.max).Int("closed", g.unsaid).
+			Msg(g.name + ": " + why + "; closing the connections that waited longest for a request")
+		g.unsaid = 0
+	}
+	return s
+}
+
+// sayFullLocked logs (at most every logEvery) that every slot is taken by
+// a connection serving a request. g.mu is held.
+func (g *Gate) sayFullLocked() {
+	if now := time.Now(); now.Sub(g.saidAt) >= logEvery {
+		g.saidAt = now
+		g.log.Warn().Str("front", g.name).Int("max_conns", g.max).
+			Msg(g.name + ": connections open, the limit, each serving a request; new ones wait in the listen backlog")
+	}
+}
+
+// SetWaiting marks the connection waiting (no request in progress: its
+// head has not all come, or it is idle between requests), which makes it
+// the first to close when the Gate is full, or serving, which keeps its
+// place.
+func (s *Slot) SetWaiting(waiting bool) {
+	if s == nil {
+		return
+	}
+	g := s.g
+	g.mu.Lock()
+	if s.done || s.evicted {
+		g.mu.Unlock()
+		return
+	}
+	switch {
+	case waiting && s.elem == nil:
+		s.elem = g.waiting.PushBack(s)
+		s.since = time.Now()
+		g.mu.Unlock()
+		g.wake() // the accept loop may wait for one
+		return
+	case !waiting && s.elem != nil:
+		g.waiting.Remove(s.elem)
+		s.elem = nil
+	}
+	g.mu.Unlock()
+}
+
+// Release gives the slot back once its connection has closed. Later calls
+// do nothing.
+func (s *Slot) Release() {
+	if s == nil {
+		return
+	}
+	g := s.g
+	g.mu.Lock()
+	if s.done {
+		g.mu.Unlock()
+		return
+	}
+	s.done = true
+	if s.elem != nil {
+		g.waiting.Remove(s.elem)
+		s.elem = nil
+	}
+	if s.evicted {
+		g.evicting--
+	}
+	g.open--
+	g.mu.Unlock()
+	g.wake()
+}
+
+// wake lets a waiting Wait look again.
+func (g *Gate) wake() {
+	select {
+	case g.room <- struct{}{}:
+	default: // a token is there already
+	}
+}
+
+// IsFDExhausted reports whether err is an accept failing for want of a
+// file descriptor or of kernel memory: a condition that passes as
+// connections close, not a broken listener.
+func IsFDExhausted(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
+}

@@ -1,0 +1,119 @@
+package serving
+
+import (
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/testlog"
+	"github.com/rs/zerolog"
+)
+
+// TestGateClosesWaiting: at the bound, a new connection closes the one
+// that has waited longest for a request, never one serving a request, and
+// the log says so once.
+func TestGateClosesWaiting(t *testing.T) {
+	leakcheck.Check(t)
+	logs := &testlog.Buffer{}
+	log := zerolog.New(logs)
+	ls := startLineServerOn(t, listen(t), Config{MaxConns: 3, Protocol: "test", Logger: &log})
+
+	busy, busyR, _ := ls.dial()
+	send(t, busy, busyR, "begin\n")
+	silent1, silent1R, _ := ls.dial() // sends nothing: waiting
+	silent2, _, _ := ls.dial()
+	// The bound is reached: the next connection is served, and the
+	// connection that waited longest is closed for it.
+	next, nextR, _ := ls.dial()
+	send(t, next, nextR, "begin\n")
+	wantClosed(t, silent1R, silent1)
+	send(t, busy, busyR, "end\n") // the busy one was left alone
+	silent2.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := silent2.Read(make([]byte, 1)); !isTimeout(err) {
+		t.Errorf("the younger waiting connection: %v; want it still open", err)
+	}
+	if n := strings.Count(logs.String(), "closing the connections that waited longest"); n != 1 {
+		t.Errorf("%d log lines about the bound; want 1:\n%s", n, logs)
+	}
+}
+
+// TestGateAllServing: when every connection serves a request, a new one
+// waits in the backlog until one ends.
+func TestGateAllServing(t *testing.T) {
+	leakcheck.Check(t)
+	ls := startLineServer(t, 1, nil)
+	a, aR, _ := ls.dial()
+	send(t, a, aR, "begin\n")
+	b, err := net.Dial("tcp", ls.l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	select {
+	case <-ls.conns:
+		t.Fatal("a connection was accepted past the bound while every one served a request")
+	case <-time.After(100 * time.Millisecond):
+	}
+	send(t, a, aR, "end\n") // waiting now: the one in the backlog takes its place
+	select {
+	case <-ls.conns:
+	case <-time.After(timeout):
+		t.Fatal("the connection in the backlog was never accepted")
+	}
+	wantClosed(t, aR, a)
+}
+
+// emfile fails Accept with EMFILE while fail is set: the connection that
+// came is closed, as the kernel leaves it in the backlog.
+type emfile struct {
+	net.Listener
+	fail atomic.Bool
+	n    atomic.Int32
+}
+
+func (l *emfile) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil && l.fail.Load() {
+		c.Close()
+		l.n.Add(1)
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return c, err
+}
+
+// TestAcceptEMFILE: running out of descriptors does not end Serve (it
+// backs off), and it closes the connection waiting longest to get one back.
+func TestAcceptEMFILE(t *testing.T) {
+	leakcheck.Check(t)
+	ln := &emfile{Listener: listen(t)}
+	ls := startLineServerOn(t, ln, Config{MaxConns: 8})
+	idle, idleR, _ := ls.dial()
+	ln.fail.Store(true)
+	probe, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.Close()
+	wantClosed(t, idleR, idle)
+	if ln.n.Load() != 1 {
+		t.Fatalf("%d accepts failed; want 1", ln.n.Load())
+	}
+	ln.fail.Store(false)
+	c, cR, _ := ls.dial()
+	send(t, c, cR, "begin\n")
+	select {
+	case err := <-ls.done:
+		t.Fatalf("Serve returned %v", err)
+	default:
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}

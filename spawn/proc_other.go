@@ -1,0 +1,13 @@
+//go:build !linux
+
+package spawn
+
+import "syscall"
+
+// workerProcAttr returns how a worker starts: as cred (nil: ferry's own
+// user), in its own process group.
+// There is no parent-death signal here: a worker ferry could not stop
+// outlives it.
+func workerProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Credential: cred}
+}
