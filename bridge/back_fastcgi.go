@@ -29,7 +29,7 @@ func fastcgiBackend() Backend {
 		Options: append([]Option{
 			{Name: "max_conns", Type: PositiveInt, Default: "a connection per request (kept and multiplexed up to the application's FCGI_MAX_CONNS when it allows)",
 				Doc: "connections kept to the application, its worker count (php-fpm's pm.max_children); further requests queue in ferry"},
-		}, phpSiteOptions()...),
+		}, append(phpSiteOptions(), groupOptions()...)...),
 		Settings: forwardSettings(),
 		build:    buildFastCGI,
 	}
@@ -52,46 +52,41 @@ func fastcgiExecBackend() Backend {
 			{Name: "max_requests", Type: PositiveInt, Default: "no limit", Doc: "requests a worker serves before it is replaced (PHP_FCGI_MAX_REQUESTS)"},
 			{Name: "min_workers", Type: PositiveInt, Default: "all workers always run", Doc: "workers kept when idle: scale on demand between this and workers, as php-fpm's pm = ondemand"},
 			{Name: "idle_timeout", Type: Duration, Default: "10s with min_workers", Doc: "how long workers beyond the peak of the last window stay"},
-		}, phpSiteOptions()...),
+		}, append(phpSiteOptions(), groupOptions()...)...),
 		Settings: append(forwardSettings(), "pass_env", "cgi_kill_grace"),
 		build:    buildFastCGI,
 	}
 }
 
 func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
-	st := &b.st
-	addr := m.Backend.Host
-	if m.Backend.Network() == "unix" {
-		addr = m.Backend.Path
-	}
-	client := &fastcgi.Client{Network: m.Backend.Network(), Address: addr, Logger: b.logger("fastcgi-client"),
-		QueueTimeout: st.QueueTimeout, MaxConns: o.positive("max_conns")}
-	var pool *spawn.Pool
-	if m.Backend.Scheme == "fastcgi+exec" {
-		if _, err := os.Stat(m.Backend.Path); err != nil {
+	var app *cgi.Forwarder
+	if m.isGroup() {
+		g, err := b.newGroup(m, o, func(a Address, o options) (*member, error) {
+			client, pool, err := b.fastcgiClient(a, o)
+			if err != nil {
+				return nil, err
+			}
+			mb := &member{t: client}
+			if pool != nil && pool.IdleTimeout > 0 {
+				mb.busy = pool.Busy
+			}
+			return mb, nil
+		})
+		if err != nil {
 			return nil, err
 		}
-		idle := o.duration("idle_timeout")
-		if idle == 0 && o.positive("min_workers") > 0 {
-			idle = 10 * time.Second // php-fpm's pm.process_idle_timeout
+		app = fastcgi.NewHandler(nil, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway())
+		app.Transport = g
+	} else {
+		client, pool, err := b.fastcgiClient(m.Backend, o)
+		if err != nil {
+			return nil, err
 		}
-		pl := b.s.log.With().Str("component", "fastcgi-workers").Str("worker", m.Backend.Path).Logger()
-		pool = &spawn.Pool{Path: m.Backend.Path, Workers: o.positive("workers"), Env: b.workerEnv(),
-			MaxRequests: o.positive("max_requests"), MaxRequestsEnv: fastcgi.MaxRequestsEnv,
-			MinWorkers: o.positive("min_workers"), IdleTimeout: idle, KillGrace: st.KillGrace, Logger: &pl}
-		// A connection per request, as mod_fcgid does: a kept connection
-		// holds its worker, and while a worker is being replaced, requests
-		// on new connections would wait behind the idle ones. The pool
-		// size still caps what runs at once.
-		client.Address = "" // the pool's socket, known once it runs
-		client.NoKeepConn = true
-		client.MaxConns = pool.Size()
-		b.s.pools = append(b.s.pools, spawned{pool: pool, client: client})
-	}
-	b.stats.watchFastCGI(client, pool)
-	app := fastcgi.NewHandler(client, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway())
-	if pool != nil && pool.IdleTimeout > 0 {
-		app.Busy = pool.Busy
+		b.stats.watchFastCGI(client, pool)
+		app = fastcgi.NewHandler(client, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway())
+		if pool != nil && pool.IdleTimeout > 0 {
+			app.Busy = pool.Busy
+		}
 	}
 	if b.s.cfg.Root == "" {
 		return app, nil
@@ -104,6 +99,41 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 		site.FrontController = o.str("front")
 	}
 	return &phpSite{Handler: site.Handler(app, b.static), site: site, app: app}, nil
+}
+
+// fastcgiClient returns the client of FastCGI backend a and, for a
+// fastcgi+exec: one, the pool of workers it reaches (started by Run).
+func (b *builder) fastcgiClient(a Address, o options) (*fastcgi.Client, *spawn.Pool, error) {
+	st := &b.st
+	addr := a.Host
+	if a.Network() == "unix" {
+		addr = a.Path
+	}
+	client := &fastcgi.Client{Network: a.Network(), Address: addr, Logger: b.logger("fastcgi-client"),
+		QueueTimeout: st.QueueTimeout, MaxConns: o.positive("max_conns")}
+	if a.Scheme != "fastcgi+exec" {
+		return client, nil, nil
+	}
+	if _, err := os.Stat(a.Path); err != nil {
+		return nil, nil, err
+	}
+	idle := o.duration("idle_timeout")
+	if idle == 0 && o.positive("min_workers") > 0 {
+		idle = 10 * time.Second // php-fpm's pm.process_idle_timeout
+	}
+	pl := b.s.log.With().Str("component", "fastcgi-workers").Str("worker", a.Path).Logger()
+	pool := &spawn.Pool{Path: a.Path, Workers: o.positive("workers"), Env: b.workerEnv(),
+		MaxRequests: o.positive("max_requests"), MaxRequestsEnv: fastcgi.MaxRequestsEnv,
+		MinWorkers: o.positive("min_workers"), IdleTimeout: idle, KillGrace: st.KillGrace, Logger: &pl}
+	// A connection per request, as mod_fcgid does: a kept connection
+	// holds its worker, and while a worker is being replaced, requests
+	// on new connections would wait behind the idle ones. The pool
+	// size still caps what runs at once.
+	client.Address = "" // the pool's socket, known once it runs
+	client.NoKeepConn = true
+	client.MaxConns = pool.Size()
+	b.s.pools = append(b.s.pools, spawned{pool: pool, client: client})
+	return client, pool, nil
 }
 
 // phpSite is the handler of a FastCGI mount with a document root, and

@@ -27,11 +27,22 @@ func httpBackend() Backend {
 	return Backend{
 		Schemes: []string{"http"},
 		Summary: "an HTTP application, as a reverse proxy with X-Forwarded-For/-Proto/-Host/-Port/-Prefix",
-		Options: []Option{
+		Options: append([]Option{
 			{Name: "max_conns", Type: PositiveInt, Default: "no limit", Doc: "connections to the application at once"},
-		},
+		}, groupOptions()...),
 		build: func(b *builder, m Mount, o options) (http.Handler, error) {
-			return newHTTPBack(m, *b.logger("http-proxy"), o.positive("max_conns")), nil
+			hb := newHTTPBack(m, *b.logger("http-proxy"), o.positive("max_conns"))
+			if !m.isGroup() {
+				return hb, nil
+			}
+			g, err := b.newGroup(m, o, func(a Address, o options) (*member, error) {
+				return &member{rt: newProxyTransport(o.positive("max_conns")), host: a.Host}, nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			hb.proxy.Transport = httpGroup{g}
+			return hb, nil
 		},
 	}
 }
@@ -56,8 +67,21 @@ type httpBack struct {
 
 func newHTTPBack(m Mount, log zerolog.Logger, maxConns int) *httpBack {
 	b := &httpBack{prefix: m.Prefix, target: &url.URL{Scheme: "http", Host: m.Backend.Host, Path: m.Backend.Path}, log: log}
+	b.proxy = &httputil.ReverseProxy{
+		Rewrite:       b.rewrite,
+		Transport:     newProxyTransport(maxConns),
+		FlushInterval: -1, // stream: every write of the application goes on at once
+		ErrorHandler:  b.fail,
+		BufferPool:    proxyBuffers{},
+	}
+	return b
+}
+
+// newProxyTransport returns the transport of an HTTP backend that allows
+// maxConns connections (0: no limit).
+func newProxyTransport(maxConns int) *http.Transport {
 	d := &net.Dialer{Timeout: proxyDialTimeout, KeepAlive: 30 * time.Second}
-	tr := &http.Transport{
+	return &http.Transport{
 		DialContext:           d.DialContext,
 		MaxIdleConns:          256,
 		MaxIdleConnsPerHost:   256,
@@ -66,14 +90,6 @@ func newHTTPBack(m Mount, log zerolog.Logger, maxConns int) *httpBack {
 		ResponseHeaderTimeout: proxyHeaderTimeout,
 		DisableCompression:    true, // pass the client's Accept-Encoding and the answer as they are
 	}
-	b.proxy = &httputil.ReverseProxy{
-		Rewrite:       b.rewrite,
-		Transport:     tr,
-		FlushInterval: -1, // stream: every write of the application goes on at once
-		ErrorHandler:  b.fail,
-		BufferPool:    proxyBuffers{},
-	}
-	return b
 }
 
 // proxyBuffers lends the 32 KiB buffers response bodies are copied

@@ -69,6 +69,7 @@ type builder struct {
 	st     Settings     // the settings of the mount being built
 	static http.Handler // the document root's files, nil without --root
 	stats  *mountStats  // the figures of the mount being built, nil without an admin listener
+	group  *group       // the upstream group of the mount being built, if it is one
 	// onRouter holds what needs the finished router: the handlers that
 	// serve local redirects (RFC 3875 § 6.2.2) through every mount.
 	onRouter []func(http.Handler)

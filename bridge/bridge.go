@@ -7,6 +7,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -32,8 +33,17 @@ type Mount struct {
 	// Prefix is the URL path prefix, such as "/cgi-bin/". A prefix ending in
 	// "/" covers its subtree; one without covers that path and its subtree.
 	Prefix string
-	// Backend is where requests go, in ferry's address spelling.
+	// Backend is where requests go, in ferry's address spelling. For an
+	// upstream group it is the group's first backend, and its options
+	// (after "?") are the group's: those of [groupOptions] and the
+	// kind's, which apply to each backend.
 	Backend Address
+	// More are the other backends of an upstream group, of Backend's
+	// kind. Each may carry options of its own: weight and max_conns.
+	More []Address
+	// FirstOptions are the group's first backend's own weight and
+	// max_conns, as the configuration file's backend tables give them.
+	FirstOptions url.Values
 	// Settings holds this mount's own values of the settings Own names;
 	// the others come from Config.Settings ([Config.MountSettings]). Set
 	// them with [Mount.Set].
@@ -50,14 +60,15 @@ func ParseMount(s string) (Mount, error) {
 	if !ok || !strings.HasPrefix(prefix, "/") {
 		return Mount{}, fmt.Errorf("bridge: mount %q: want PREFIX=BACKEND with PREFIX starting with /", s)
 	}
-	a, err := parseAddress(backend)
+	a, more, err := parseBackends(backend)
+	m := Mount{Prefix: prefix, Backend: a, More: more}
 	if err == nil {
-		_, _, err = checkBackend(a)
+		err = checkMount(m)
 	}
 	if err != nil {
 		return Mount{}, fmt.Errorf("bridge: mount %q: %w", s, err)
 	}
-	return Mount{Prefix: prefix, Backend: a}, nil
+	return m, nil
 }
 
 // Config describes what ferry serves.
@@ -106,6 +117,7 @@ type LogConfig struct {
 // Server is a configured ferry: build it with [New], run it with Run.
 type Server struct {
 	pools    []spawned
+	groups   []*group // upstream groups, whose checks Run runs
 	cfg      Config
 	log      zerolog.Logger
 	handler  http.Handler
@@ -177,6 +189,7 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 		s.log.Info().Str("worker", sp.pool.Path).Ints("pids", sp.pool.PIDs()).Str("socket", sp.pool.Address()).Msg("ferry: FastCGI workers started")
 	}
 	defer stopPools()
+	defer s.startGroups()()
 	for _, a := range s.cfg.Listen {
 		l, err := listen(a)
 		if err != nil {
@@ -327,6 +340,9 @@ func (s *Server) buildRouter() (*router, error) {
 	}
 	for _, m := range s.cfg.Mounts {
 		k, o, err := checkBackend(m.Backend)
+		if err == nil {
+			err = checkGroup(m, k)
+		}
 		var h http.Handler
 		b.stats = s.admin.newMount(m)
 		if err == nil {
@@ -334,7 +350,11 @@ func (s *Server) buildRouter() (*router, error) {
 		}
 		if err == nil {
 			b.st = s.cfg.MountSettings(m)
+			b.group = nil
 			h, err = k.build(b, m, o)
+		}
+		if err == nil && b.group != nil {
+			h = b.group.handler(h)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("bridge: mount %s=%s: %w", m.Prefix, m.Backend, err)

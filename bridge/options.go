@@ -119,6 +119,12 @@ func (o Option) check(v string) error {
 	case FileMode:
 		m, err := strconv.ParseUint(v, 8, 32)
 		bad = err != nil || m > 0o7777
+	case Count:
+		n, err := strconv.Atoi(v)
+		bad = err != nil || n < 0
+	case Bool:
+		_, err := strconv.ParseBool(v)
+		bad = err != nil
 	}
 	if bad {
 		return fmt.Errorf("want %s", o.Type)
@@ -177,6 +183,21 @@ func (o options) str(name string) string { return o.q.Get(name) }
 func (o options) positive(name string) int {
 	n, _ := strconv.Atoi(o.q.Get(name)) // checked by checkOptions
 	return n
+}
+
+// count returns a Count option's value, or def when absent.
+func (o options) count(name string, def int) int {
+	if !o.q.Has(name) {
+		return def
+	}
+	n, _ := strconv.Atoi(o.q.Get(name)) // checked by checkOptions
+	return n
+}
+
+// boolean returns a Bool option's value, false when absent.
+func (o options) boolean(name string) bool {
+	b, _ := strconv.ParseBool(o.q.Get(name)) // checked by checkOptions
+	return b
 }
 
 // duration returns a Duration option's value, or 0 when absent.
