@@ -29,7 +29,8 @@ func fastcgiBackend() Backend {
 		Options: append([]Option{
 			{Name: "max_conns", Type: PositiveInt, Default: "a connection per request (kept and multiplexed up to the application's FCGI_MAX_CONNS when it allows)",
 				Doc: "connections kept to the application, its worker count (php-fpm's pm.max_children); further requests queue in ferry"},
-		}, append(phpSiteOptions(), groupOptions()...)...),
+		}, phpSiteOptions()...),
+		Group:    true,
 		Settings: forwardSettings(),
 		build:    buildFastCGI,
 	}
@@ -52,7 +53,8 @@ func fastcgiExecBackend() Backend {
 			{Name: "max_requests", Type: PositiveInt, Default: "no limit", Doc: "requests a worker serves before it is replaced (PHP_FCGI_MAX_REQUESTS)"},
 			{Name: "min_workers", Type: PositiveInt, Default: "all workers always run", Doc: "workers kept when idle: scale on demand between this and workers, as php-fpm's pm = ondemand"},
 			{Name: "idle_timeout", Type: Duration, Default: "10s with min_workers", Doc: "how long workers beyond the peak of the last window stay"},
-		}, append(phpSiteOptions(), groupOptions()...)...),
+		}, phpSiteOptions()...),
+		Group:    true,
 		Settings: append(forwardSettings(), "pass_env", "cgi_kill_grace"),
 		build:    buildFastCGI,
 	}

@@ -27,9 +27,10 @@ func httpBackend() Backend {
 	return Backend{
 		Schemes: []string{"http"},
 		Summary: "an HTTP application, as a reverse proxy with X-Forwarded-For/-Proto/-Host/-Port/-Prefix",
-		Options: append([]Option{
+		Options: []Option{
 			{Name: "max_conns", Type: PositiveInt, Default: "no limit", Doc: "connections to the application at once"},
-		}, groupOptions()...),
+		},
+		Group: true,
 		build: func(b *builder, m Mount, o options) (http.Handler, error) {
 			hb := newHTTPBack(m, *b.logger("http-proxy"), o.positive("max_conns"))
 			if !m.isGroup() {

@@ -13,9 +13,10 @@ func scgiBackend() Backend {
 	return Backend{
 		Schemes: []string{"scgi", "scgi+unix"},
 		Summary: "an SCGI application such as uwsgi --scgi-socket",
-		Options: append([]Option{
+		Options: []Option{
 			{Name: "max_conns", Type: PositiveInt, Default: "64", Doc: "requests in progress at once, the application's worker count; further requests queue in ferry"},
-		}, groupOptions()...),
+		},
+		Group:    true,
 		Settings: forwardSettings(),
 		build:    buildSCGI,
 	}

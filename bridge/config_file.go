@@ -301,8 +301,8 @@ func (l *loader) mount(prefix string, v any) (Mount, bool) {
 			continue
 		}
 		kpath := append(slices.Clone(path), name)
-		if i := slices.IndexFunc(kind.Options, func(o Option) bool { return o.Name == name }); i >= 0 {
-			o := kind.Options[i]
+		if i := slices.IndexFunc(kind.allOptions(), func(o Option) bool { return o.Name == name }); i >= 0 {
+			o := kind.allOptions()[i]
 			if a.Query.Has(name) {
 				l.fail(kpath, "given in the backend address too")
 				good = false

@@ -29,7 +29,7 @@ func WriteConfig(w io.Writer, c Config) error {
 		a.Query = nil
 		var opts []Option
 		for name, vals := range m.Backend.Query {
-			i := slices.IndexFunc(kind.Options, func(o Option) bool { return o.Name == name })
+			i := slices.IndexFunc(kind.allOptions(), func(o Option) bool { return o.Name == name })
 			if i < 0 || len(vals) != 1 {
 				if a.Query == nil {
 					a.Query = make(map[string][]string)
@@ -37,10 +37,14 @@ func WriteConfig(w io.Writer, c Config) error {
 				a.Query[name] = vals // not an option of its kind: left for the loader to refuse
 				continue
 			}
-			opts = append(opts, kind.Options[i])
+			opts = append(opts, kind.allOptions()[i])
 		}
-		b.WriteString("# where requests go\nbackend = " + tomlString(a.String()) + "\n")
-		for _, o := range kind.Options {
+		backend := a.String()
+		for _, x := range m.More {
+			backend += "," + x.String()
+		}
+		b.WriteString("# where requests go\nbackend = " + tomlString(backend) + "\n")
+		for _, o := range kind.allOptions() {
 			if slices.ContainsFunc(opts, func(p Option) bool { return p.Name == o.Name }) {
 				writeKey(&b, o, m.Backend.Query[o.Name], false)
 			}
