@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -136,7 +135,7 @@ func checkGroup(m Mount, k Backend) error {
 	if !m.isGroup() {
 		return nil
 	}
-	if !slices.ContainsFunc(k.Options, func(o Option) bool { return o.Name == "policy" }) {
+	if !k.Group {
 		return fmt.Errorf("%s backends cannot form a group", m.Backend.Scheme)
 	}
 	for i, a := range m.More {

@@ -30,6 +30,9 @@ type PHPFPMConfig struct {
 	// the caller's environment. Values must not contain '$', '"', '\' or
 	// control characters.
 	Env map[string]string
+	// PingPath, if set, is the pool's ping.path (answering "pong"), for
+	// health checks; it must start with "/".
+	PingPath string
 }
 
 // PHPFPM is a started php-fpm master and its pool of workers.
@@ -65,6 +68,7 @@ type phpfpmParams struct {
 	children     int
 	owner, group string // listen.owner and listen.group, or empty
 	env          map[string]string
+	ping         string // ping.path, or ""
 }
 
 // phpfpmConfig renders php-fpm.conf. Values are double-quoted; the caller
@@ -93,6 +97,10 @@ func phpfpmConfig(p phpfpmParams) string {
 	// Workers' stderr goes to error_log rather than /dev/null.
 	w("catch_workers_output = yes")
 	w("clear_env = yes")
+	if p.ping != "" {
+		w("ping.path = %s", quote(p.ping))
+		w("ping.response = pong")
+	}
 	for _, k := range slices.Sorted(maps.Keys(p.env)) {
 		w("env[%s] = %s", k, quote(p.env[k]))
 	}
@@ -159,6 +167,9 @@ func StartPHPFPM(ctx context.Context, dir string, cfg PHPFPMConfig) (*PHPFPM, er
 			return nil, err
 		}
 	}
+	if cfg.PingPath != "" && (!strings.HasPrefix(cfg.PingPath, "/") || checkINIString("PingPath", cfg.PingPath) != nil) {
+		return nil, fmt.Errorf("peers: PingPath %q: want a path starting with / and no quotes", cfg.PingPath)
+	}
 	if dir, err = workDir(dir); err != nil {
 		return nil, err
 	}
@@ -214,6 +225,7 @@ func StartPHPFPM(ctx context.Context, dir string, cfg PHPFPMConfig) (*PHPFPM, er
 		p, err := startConfigured(ctx, spec, conf, phpfpmConfig(phpfpmParams{
 			dir: dir, listen: be.address, unix: be.network == "unix",
 			children: positiveOr(cfg.Children, 4), owner: owner, group: group, env: cfg.Env,
+			ping: cfg.PingPath,
 		}))
 		if err != nil {
 			return nil, err

@@ -1,0 +1,250 @@
+package bridge
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
+)
+
+// startPool starts php-fpm on port (0: a free one) naming itself name,
+// with ping.path /ping; the caller stops it.
+func startPool(t *testing.T, name string, port int) *peers.PHPFPM {
+	t.Helper()
+	peerstest.Need(t, "php-fpm")
+	f, err := peers.StartPHPFPM(t.Context(), t.TempDir(), peers.PHPFPMConfig{
+		Listen: fmt.Sprintf("127.0.0.1:%d", port), Children: 4, PingPath: "/ping", Env: map[string]string{"POOL": name}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// poolSite writes the PHP scripts the group tests request: pool.php
+// answers the pool's name, post.php counts its runs in a file and then
+// waits, so that its pool can die under it.
+func poolSite(t *testing.T) string {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o777)
+	for name, text := range map[string]string{
+		"pool.php": `<?php echo getenv("POOL");`,
+		"slow.php": `<?php usleep(200000); echo getenv("POOL");`,
+		"post.php": `<?php file_put_contents(__DIR__."/runs", "x", FILE_APPEND); $b = file_get_contents("php://input"); sleep(5); echo strlen($b);`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// scrapeBackend returns metric for the group backend whose address ends
+// in ":port".
+func scrapeBackend(t *testing.T, admin string, metric string, port int) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, metric+"{") && strings.Contains(line, fmt.Sprintf(":%d\"", port)) {
+			var v float64
+			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+			return v
+		}
+	}
+	return 0
+}
+
+// TestGroupKillPHPFPM: three php-fpm pools behind one mount; one is killed
+// (SIGKILL, master and workers) under load: no GET fails, the dead pool
+// gets no request once its checks fail, and once started again it is back
+// after its checks pass.
+func TestGroupKillPHPFPM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real peers")
+	}
+	root := poolSite(t)
+	names := []string{"a", "b", "c"}
+	pools := make([]*peers.PHPFPM, 3)
+	ports := make([]int, 3)
+	for i, n := range names {
+		pools[i] = startPool(t, n, 0)
+		_, p, _ := net.SplitHostPort(pools[i].Address)
+		fmt.Sscan(p, &ports[i])
+	}
+	t.Cleanup(func() {
+		for _, p := range pools {
+			p.Stop() // the killed one reports its death: nothing to check
+		}
+	})
+	m, err := ParseMount(fmt.Sprintf("/=fastcgi://127.0.0.1:%d,fastcgi://127.0.0.1:%d,fastcgi://127.0.0.1:%d?max_fails=1&fail_timeout=10s&health=/ping&health_body=pong&health_interval=300ms&health_fails=1&health_passes=2", ports[0], ports[1], ports[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr, _ := ParseAdminAddress("http://127.0.0.1:0")
+	s, addr := runFerry(t, Config{Listen: []Address{mustAddr(t, "http://127.0.0.1:0")}, Mounts: []Mount{m}, Root: root, Admin: adminAddr})
+	admin := s.AdminAddr().String()
+
+	var mu sync.Mutex
+	counts := map[string]int{}
+	var failed, total atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 30 * time.Second}
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := client.Get("http://" + addr + "/pool.php")
+				total.Add(1)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+					t.Logf("GET: %d %s", resp.StatusCode, b)
+					continue
+				}
+				mu.Lock()
+				counts[string(b)]++
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+	if err := syscall.Kill(-pools[1].Process.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-pools[1].Process.Done()
+	time.Sleep(time.Second) // the checks notice
+	before := scrapeBackend(t, admin, "ferry_backend_requests_total", ports[1])
+	time.Sleep(2 * time.Second)
+	after := scrapeBackend(t, admin, "ferry_backend_requests_total", ports[1])
+	if after != before {
+		t.Errorf("the dead pool got %v requests within fail_timeout, once its check failed; want 0", after-before)
+	}
+	mu.Lock()
+	bBefore := counts["b"]
+	mu.Unlock()
+	pools[1] = startPool(t, "b", ports[1])
+	deadline := time.Now().Add(10 * time.Second)
+	back := false
+	for time.Now().Before(deadline) && !back {
+		time.Sleep(200 * time.Millisecond)
+		mu.Lock()
+		back = counts["b"] > bBefore
+		mu.Unlock()
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("requests: %d, failed: %d, by pool: %v", total.Load(), failed.Load(), counts)
+	if failed.Load() != 0 {
+		t.Errorf("%d of %d GETs failed; want 0", failed.Load(), total.Load())
+	}
+	if !back {
+		t.Errorf("the restarted pool got no request within 10 s")
+	}
+}
+
+func mustAddr(t *testing.T, s string) Address {
+	a, err := ParseAddress(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestGroupPostNotReplayed: a POST in flight on a pool that dies gets a
+// 502 and runs once: it is not sent to another pool.
+func TestGroupPostNotReplayed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real peers")
+	}
+	root := poolSite(t)
+	a, b := startPool(t, "a", 0), startPool(t, "b", 0)
+	t.Cleanup(func() { a.Stop(); b.Stop() })
+	m, err := ParseMount(fmt.Sprintf("/=fastcgi://%s,fastcgi://%s?policy=round_robin", a.Address, b.Address))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := runFerry(t, Config{Listen: []Address{mustAddr(t, "http://127.0.0.1:0")}, Mounts: []Mount{m}, Root: root})
+	done := make(chan int, 1)
+	go func() {
+		resp, err := http.Post("http://"+addr+"/post.php", "text/plain", strings.NewReader("hello"))
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	// Wait for the run to start (the file says so), then kill the pool
+	// running it: the one holding a connection from ferry.
+	runs := filepath.Join(root, "runs")
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(runs); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	victim := a
+	if scrapeBusy(t, b) {
+		victim = b
+	}
+	syscall.Kill(-victim.Process.Pid(), syscall.SIGKILL)
+	select {
+	case code := <-done:
+		if code != http.StatusBadGateway {
+			t.Errorf("POST whose pool died: status %d; want 502", code)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("POST did not end")
+	}
+	time.Sleep(6 * time.Second) // a replay would have run by now
+	got, _ := os.ReadFile(runs)
+	if len(got) != 1 {
+		t.Errorf("the POST ran %d times; want once", len(got))
+	}
+}
+
+// scrapeBusy reports whether a pool has a connection from ferry now.
+func scrapeBusy(t *testing.T, f *peers.PHPFPM) bool {
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return false
+	}
+	_, p, _ := net.SplitHostPort(f.Address)
+	var port int
+	fmt.Sscan(p, &port)
+	local := fmt.Sprintf("0100007F:%04X", port)
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 3 && fields[1] == local && fields[3] == "01" { // ESTABLISHED
+			return true
+		}
+	}
+	return false
+}
