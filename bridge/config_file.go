@@ -284,16 +284,19 @@ func (l *loader) mount(prefix string, v any) (Mount, bool) {
 		l.fail(bpath, "want an address, not %s", describe(raw))
 		return Mount{}, false
 	}
-	a, err := parseAddress(s)
+	a, more, err := parseBackends(s)
 	var kind Backend
 	if err == nil {
 		kind, _, err = checkBackend(a)
+	}
+	if err == nil {
+		err = checkGroup(Mount{Backend: a, More: more}, kind)
 	}
 	if err != nil {
 		l.fail(bpath, "%s", err)
 		return Mount{}, false
 	}
-	m.Backend = a
+	m.Backend, m.More = a, more
 	what := schemeNames(func(sc *scheme) bool { return sc.name == a.Scheme }) + " mounts"
 	good := true
 	for _, name := range l.byLine(path, t) {

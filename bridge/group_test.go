@@ -248,3 +248,26 @@ func scrapeBusy(t *testing.T, f *peers.PHPFPM) bool {
 	}
 	return false
 }
+
+// TestGroupConfigFile: a group in the configuration file, as on the
+// command line, and its errors with file:line.
+func TestGroupConfigFile(t *testing.T) {
+	f, err := ParseConfig("f.toml", []byte("[mount.\"/\"]\nbackend = \"fastcgi://127.0.0.1:9000,fastcgi://127.0.0.1:9001\"\npolicy = \"round_robin\"\nweights = \"3,1\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := f.Config.Mounts[0]
+	if len(m.More) != 1 || m.Backend.Query.Get("policy") != "round_robin" || m.memberWeight(0) != 3 || m.memberWeight(1) != 1 {
+		t.Errorf("group = %+v", m)
+	}
+	_, err = ParseConfig("f.toml", []byte("[mount.\"/\"]\nbackend = \"fastcgi://127.0.0.1:9000,scgi://127.0.0.1:9001\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "f.toml:2:") || !strings.Contains(err.Error(), "not of the group's kind") {
+		t.Errorf("mixed kinds: %v", err)
+	}
+	if _, err := ParseMount("/=fastcgi://127.0.0.1:1,fastcgi://127.0.0.1:2?weights=1"); err == nil || !strings.Contains(err.Error(), "1 weights for 2 backends") {
+		t.Errorf("weights that do not match: %v", err)
+	}
+	if _, err := ParseMount("/=fastcgi://127.0.0.1:1,fastcgi://127.0.0.1:2?sticky=session"); err == nil || !strings.Contains(err.Error(), "want addr or cookie:NAME") {
+		t.Errorf("a bad sticky: %v", err)
+	}
+}
