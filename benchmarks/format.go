@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,11 +26,12 @@ func mib(kib int64) string {
 // WriteTable writes the report as aligned text tables: the rows, the
 // startup-cost breakdown, the skipped scenarios, and the machine.
 func (rep *Report) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "%s\n\n", wrap(rep.Overview(), 100))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tconc\treq/s\t±%\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tcpu µs/req gw\tworkers\tloadgen\tworker rss MiB\terrors\t")
 	for _, r := range rep.Rows {
-		if r.Note != "" && r.Runs == 0 {
-			fmt.Fprintf(tw, "%s\t%d\tn/a\t\t\t\t\t\t\t\t\t\t\t%s\n", r.Scenario, r.Concurrency, r.Note)
+		if !r.measured() {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t\t\t\t\t\t\t\t\t\t%d\t%s\n", r.Scenario, r.Concurrency, r.noNumbers(), r.Errors, cmpNote(&r))
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%d\t%s\n", r.Scenario, r.Concurrency,
@@ -58,16 +60,30 @@ func (rep *Report) WriteTable(w io.Writer) error {
 			return fmt.Errorf("benchmarks: writing table: %w", err)
 		}
 	}
+	if len(rep.Pairs) > 0 {
+		fmt.Fprintln(w, "\nferry against what it replaces (ferry's req/s over the other's; higher is better for ferry):")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, p := range rep.Pairs {
+			ratio := "—"
+			if p.Ratio > 0 {
+				ratio = fmt.Sprintf("%.2fx", p.Ratio)
+				if p.Low > 0 {
+					ratio += fmt.Sprintf(" (%.2f–%.2f)", p.Low, p.High)
+				}
+			}
+			fmt.Fprintf(tw, "  %s\tvs %s\t@%d\t%s\t%s\t%s\n", p.Ferry, p.Other, p.Concurrency, ratio, p.verdict(), p.Note)
+		}
+		if err := tw.Flush(); err != nil {
+			return fmt.Errorf("benchmarks: writing table: %w", err)
+		}
+	}
 	if len(rep.Skipped) > 0 {
 		fmt.Fprintln(w, "\nSkipped:")
 		for _, s := range rep.Skipped {
 			fmt.Fprintf(w, "  %s: %s\n", s.Scenario, s.Reason)
 		}
 	}
-	m := rep.Machine
-	_, err := fmt.Fprintf(w, "\nMachine: %d cores, %s, %s, %s %s/%s, load %s. Profile %s, %s loop, %gs per run after %gs warm-up, %d run(s).\nCommand: %s\n",
-		m.Cores, m.CPU, m.Kernel, m.Go, m.OS, m.Arch, m.LoadAvg, rep.Profile, rep.Load.Mode, rep.Load.DurationS, rep.Load.WarmupS,
-		rep.Load.Repeat, strings.Join(rep.Command, " "))
+	_, err := fmt.Fprintf(w, "\n%s\nCommand: %s\n", rep.machineLine(), strings.Join(rep.Command, " "))
 	if err != nil {
 		return fmt.Errorf("benchmarks: writing table: %w", err)
 	}
@@ -163,4 +179,68 @@ func WriteCompare(w io.Writer, a, b *Report) error {
 		fmt.Fprintf(w, "only in b: %s\n", k)
 	}
 	return nil
+}
+
+// singleRunDrift is how far apart single runs of one build may be, in
+// percent, before CompareWarnings calls it more than noise: the drift
+// between runs on a shared machine.
+const singleRunDrift = 25
+
+// CompareWarnings returns a warning for every row of a and b, two reports
+// of the same build (Machine.Build), whose req/s differ by more than their
+// spread: their min..max intervals do not overlap (or, for single runs,
+// they differ by more than 25 %). The machine changed between them, so
+// neither is to be trusted for a comparison. Reports of different builds
+// get no warnings: there a difference is what is measured.
+func CompareWarnings(a, b *Report) []string {
+	if a.Machine.Build == "" || a.Machine.Build != b.Machine.Build {
+		return nil
+	}
+	ra := make(map[string]Row)
+	for _, r := range a.Rows {
+		ra[rowKey(r)] = r
+	}
+	var out []string
+	for _, r := range b.Rows {
+		o, ok := ra[rowKey(r)]
+		if !ok || !o.measured() || !r.measured() {
+			continue
+		}
+		apart := r.RPS.Min > o.RPS.Max || o.RPS.Min > r.RPS.Max
+		if o.Runs < 2 || r.Runs < 2 {
+			apart = math.Abs(r.RPS.Median-o.RPS.Median)/o.RPS.Median*100 > singleRunDrift
+		}
+		if apart {
+			out = append(out, fmt.Sprintf("%s at %d: same build %s, but %.0f req/s (%.0f–%.0f) in a and %.0f (%.0f–%.0f) in b differ by more than their spread: the machine's load differed",
+				r.Scenario, r.Concurrency, shortBuild(a.Machine.Build), o.RPS.Median, o.RPS.Min, o.RPS.Max, r.RPS.Median, r.RPS.Min, r.RPS.Max))
+		}
+	}
+	return out
+}
+
+func shortBuild(b string) string {
+	if len(b) > 12 && !strings.Contains(b, "@") {
+		return b[:12]
+	}
+	return b
+}
+
+// wrap breaks s into lines of at most width bytes at spaces.
+func wrap(s string, width int) string {
+	var b strings.Builder
+	n := 0
+	for i, word := range strings.Fields(s) {
+		if i > 0 {
+			if n+1+len(word) > width {
+				b.WriteByte('\n')
+				n = 0
+			} else {
+				b.WriteByte(' ')
+				n++
+			}
+		}
+		b.WriteString(word)
+		n += len(word)
+	}
+	return b.String()
 }

@@ -71,7 +71,8 @@ func RunHelper(ctx context.Context, args []string) error {
 
 // frontSpec describes the gateway a front helper runs.
 type frontSpec struct {
-	// Kind is "cgi" (ferry's cgi.Handler), "stdcgi" (Go's net/http/cgi),
+	// Kind is "cgi" (ferry's cgi.Handler), "cgi-dir" (a cgi.Handler of a
+	// cgi.Dir: the scripts of Path at Prefix), "stdcgi" (Go's net/http/cgi),
 	// "fastcgi-pool" (a spawn.Pool of Workers processes of Path and
 	// fastcgi.NewHandler), "fastcgi" (fastcgi.NewHandler to Network/Address),
 	// "scgi" (scgi.NewHandler to Network/Address), "scgi-pool" (a spawn.Pool
@@ -93,6 +94,13 @@ type frontSpec struct {
 	// MaxConcurrent bounds CGI scripts running at once; zero is ferry's
 	// default.
 	MaxConcurrent int `json:"max_concurrent,omitempty"`
+	// Prefix is the URL path a "cgi-dir" gateway serves Path at, such as
+	// "/cgi-bin/".
+	Prefix string `json:"prefix,omitempty"`
+	// Listen is the front's protocol: "" for HTTP, "fastcgi" for ferry's
+	// FastCGI server (a web server in front of ferry, as in the README's
+	// fcgiwrap replacement).
+	Listen string `json:"listen,omitempty"`
 }
 
 // handler builds the gateway, and a function that stops what it started.
@@ -108,6 +116,9 @@ func (s frontSpec) handler(ctx context.Context) (http.Handler, func(), error) {
 	case "cgi":
 		return &cgi.Handler{Path: s.Path, Args: s.Args, Settings: cgi.Settings{Env: s.Env, Logger: &nop}, InheritEnv: []string{"PATH"},
 			MaxConcurrent: s.MaxConcurrent}, func() {}, nil
+	case "cgi-dir":
+		return &cgi.Handler{Resolver: &cgi.Dir{Path: s.Path, Prefix: s.Prefix}, Settings: cgi.Settings{Env: s.Env, Logger: &nop},
+			InheritEnv: []string{"PATH"}, MaxConcurrent: s.MaxConcurrent}, func() {}, nil
 	case "stdcgi":
 		return &stdcgi.Handler{Path: s.Path, Args: s.Args, Env: s.Env, Logger: log.New(io.Discard, "", 0)}, func() {}, nil
 	case "fastcgi":
@@ -163,8 +174,9 @@ func (s frontSpec) startPool(ctx context.Context) (*spawn.Pool, func(), error) {
 	return p, stop, nil
 }
 
-// runFront serves spec on a loopback port, writes "http://ADDR\n" to out and
-// serves until in reaches EOF or ctx ends.
+// runFront serves spec on a loopback port, writes "http://ADDR\n" (or
+// "fastcgi://ADDR\n" for a FastCGI front) to out and serves until in
+// reaches EOF or ctx ends.
 func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -177,11 +189,26 @@ func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) 
 	if err != nil {
 		return fmt.Errorf("benchmarks: front: %w", err)
 	}
-	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
 	go func() {
 		io.Copy(io.Discard, in) // until the harness closes our stdin or dies
 		cancel()
 	}()
+	if spec.Listen == "fastcgi" {
+		nop := zerolog.Nop()
+		srv := &fastcgi.Server{Handler: h, Logger: &nop}
+		go func() {
+			<-ctx.Done()
+			srv.Close()
+		}()
+		if _, err := fmt.Fprintf(out, "fastcgi://%s\n", l.Addr()); err != nil {
+			return fmt.Errorf("benchmarks: front: %w", err)
+		}
+		if err := srv.Serve(l); err != nil && ctx.Err() == nil {
+			return fmt.Errorf("benchmarks: front: %w", err)
+		}
+		return nil
+	}
+	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
 	go func() {
 		<-ctx.Done()
 		srv.Close()
@@ -238,7 +265,7 @@ func startFront(ctx context.Context, self []string, spec frontSpec) (*front, err
 	case <-ctx.Done():
 	case <-time.After(15 * time.Second):
 	}
-	if !strings.HasPrefix(f.URL, "http://") {
+	if !strings.HasPrefix(f.URL, "http://") && !strings.HasPrefix(f.URL, "fastcgi://") {
 		f.Stop()
 		return nil, fmt.Errorf("benchmarks: front %s did not start: %s", spec.Kind, strings.TrimSpace(errs.String()))
 	}

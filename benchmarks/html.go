@@ -27,38 +27,6 @@ func (b *svgBuilder) f(format string, a ...any) { fmt.Fprintf(&b.Builder, format
 
 func esc(s string) string { return template.HTMLEscapeString(s) }
 
-// throughputChart draws one horizontal bar per row (at each row's first
-// concurrency level), peers in grey-blue.
-func throughputChart(rep *Report) template.HTML {
-	var rows []Row
-	for _, r := range rep.Rows {
-		if r.Runs > 0 && r.Concurrency == rep.Load.Concurrency[0] {
-			rows = append(rows, r)
-		}
-	}
-	maxV := 1.0
-	for _, r := range rows {
-		maxV = max(maxV, r.RPS.Median)
-	}
-	const label, width, barH = 300, 900, 18
-	h := 30 + len(rows)*(barH+4)
-	var b svgBuilder
-	b.f(`<svg id="%s" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img"><title>Requests per second by scenario</title>`, chartThroughput, width, h)
-	for i, r := range rows {
-		y := 20 + i*(barH+4)
-		w := float64(width-label-80) * r.RPS.Median / maxV
-		fill := "#1f77b4"
-		if r.Peer {
-			fill = "#8c9fb4"
-		}
-		b.f(`<text x="%d" y="%d" font-size="12" text-anchor="end">%s</text>`, label-6, y+13, esc(r.Scenario))
-		b.f(`<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"><title>%s: %.0f req/s</title></rect>`, label, y, w, barH, fill, esc(r.Scenario), r.RPS.Median)
-		b.f(`<text x="%.1f" y="%d" font-size="11">%.0f</text>`, float64(label)+w+4, y+13, r.RPS.Median)
-	}
-	b.f(`<text x="%d" y="12" font-size="12">requests/s (peers lighter)</text></svg>`, label)
-	return template.HTML(b.String())
-}
-
 // plot is a line chart with labelled series.
 type plot struct {
 	id, title, xLabel, yLabel string
@@ -131,9 +99,10 @@ func (p plot) svg() template.HTML {
 		if p.xTickLabel != nil {
 			l = p.xTickLabel(t)
 		}
-		b.f(`<text x="%.1f" y="%d" font-size="11" text-anchor="middle">%s</text>`, px(t), h-bottom+14, esc(l))
+		// Below the lowest y tick's label, which ends at the axis corner.
+		b.f(`<text x="%.1f" y="%d" font-size="11" text-anchor="middle">%s</text>`, px(t), h-bottom+20, esc(l))
 	}
-	b.f(`<text x="%d" y="%d" font-size="12" text-anchor="middle">%s</text>`, (left+w-right)/2, h-6, esc(p.xLabel))
+	b.f(`<text x="%d" y="%d" font-size="12" text-anchor="middle">%s</text>`, (left+w-right)/2, h-3, esc(p.xLabel))
 	b.f(`<text x="12" y="%d" font-size="12" transform="rotate(-90 12 %d)" text-anchor="middle">%s</text>`, (top+h-bottom)/2, (top+h-bottom)/2, esc(p.yLabel))
 	for i, s := range p.series {
 		var pts []string
@@ -160,36 +129,12 @@ func shortNum(v float64) string {
 	return fmt.Sprintf("%.2g", v)
 }
 
-// latencyChart draws each row's latency distribution against the
-// percentile, on HdrHistogram's "1/(1-p)" axis, so the tail shows.
-func latencyChart(rep *Report) template.HTML {
-	p := plot{id: chartLatency, title: "Latency distribution", xLabel: "percentile", yLabel: "latency ms (log)", logX: true, logY: true,
-		xTicks: []float64{1, 2, 10, 100, 1000, 10000},
-		xTickLabel: func(v float64) string {
-			return map[float64]string{1: "0%", 2: "50%", 10: "90%", 100: "99%", 1000: "99.9%", 10000: "99.99%"}[v]
-		}}
-	for _, r := range rep.Rows {
-		if r.Runs == 0 || r.Concurrency != rep.Load.Concurrency[0] {
-			continue
-		}
-		s := series{name: r.Scenario}
-		for _, d := range r.Distribution {
-			if d.Percentile >= 100 {
-				continue
-			}
-			s.x = append(s.x, 1/(1-d.Percentile/100))
-			s.y = append(s.y, d.Ms)
-		}
-		p.series = append(p.series, s)
-	}
-	return p.svg()
-}
-
 // concurrencyChart draws throughput against concurrency, one line per
 // scenario.
 func concurrencyChart(rep *Report) template.HTML {
-	p := plot{id: chartConcurrency, title: "Throughput against concurrency", xLabel: "concurrency (log)", yLabel: "requests/s", logX: true,
-		xTicks: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}}
+	p := plot{id: chartConcurrency, title: "Throughput against concurrency", xLabel: "concurrency (log scale)",
+		yLabel: "requests per second — higher is better", logX: true,
+		xTicks: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}, xTickLabel: func(v float64) string { return fmt.Sprintf("%g", v) }}
 	idx := make(map[string]int)
 	for _, r := range rep.Rows {
 		if r.Runs == 0 {
@@ -245,21 +190,28 @@ var htmlPage = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 <style>
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
 table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:right}
-td:first-child,th:first-child{text-align:left}.peer{color:#567}.na{color:#999}
+td:first-child,th:first-child{text-align:left}.peer{color:#567}.na{color:#999}.busy{color:#b00;font-weight:bold}.overview{font-size:15px;max-width:60em}
 svg{display:block;margin:1em 0;font-family:system-ui,sans-serif}
 </style></head><body>
 <h1>ferry bench</h1>
-<p>{{.M.Cores}} cores, {{.M.CPU}}, {{.M.Kernel}}, {{.M.Go}} {{.M.OS}}/{{.M.Arch}}, load {{.M.LoadAvg}}. Started {{.R.Started.Format "2006-01-02 15:04:05 MST"}}.
-Profile {{.R.Profile}}, {{.R.Load.Mode}} loop, {{.R.Load.DurationS}}s per run after {{.R.Load.WarmupS}}s warm-up, {{.R.Load.Repeat}} run(s) per row.</p>
+<p class="overview">{{.R.Overview}}</p>
+{{with .R.MachineLoad}}{{if .Busy}}<p class="busy">{{.Reason}}</p>{{end}}{{end}}
+<p>{{.R.MachineLine}}</p>
 <p>Reproduce: <code>{{.Cmd}}</code></p>
+{{if .R.Pairs}}<h2>ferry against what it replaces</h2>
+<p>Ratio: ferry's req/s over the other's (higher is better for ferry); the range comes from the runs' extremes.</p>
+<table><tr><th>ferry row</th><th>compared with</th><th>conc</th><th>ratio</th><th>range</th><th>verdict</th></tr>
+{{range .R.Pairs}}<tr><td>{{.Ferry}}</td><td>{{.Other}}</td><td>{{.Concurrency}}</td><td>{{if .Ratio}}{{printf "%.2f×" .Ratio}}{{else}}—{{end}}</td><td>{{if .Low}}{{printf "%.2f–%.2f" .Low .High}}{{else}}—{{end}}</td><td>{{.Verdict}}{{if .Note}}: {{.Note}}{{end}}</td></tr>
+{{end}}</table>{{end}}
 <h2>Throughput</h2>{{.Throughput}}
-<h2>Latency distribution</h2>{{.Latency}}
+<h2>Latency percentiles</h2>{{.Latency}}
 {{if .Sweep}}<h2>Throughput against concurrency</h2>{{end}}{{.Concurrency}}
 {{if .R.Startup}}<h2>Startup cost of per-request CGI</h2>{{end}}{{.Startup}}
 <h2>All numbers</h2>
-<table><tr><th>scenario</th><th>conc</th><th>req/s</th><th>±%</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>cpu µs/req gateway</th><th>workers</th><th>loadgen</th><th>worker RSS KiB</th><th>errors</th><th>note</th></tr>
-{{range .R.Rows}}<tr{{if .Peer}} class="peer"{{end}}{{if eq .Runs 0}} class="na"{{end}}><td>{{.Scenario}}</td><td>{{.Concurrency}}</td><td>{{printf "%.0f" .RPS.Median}}</td><td>{{printf "%.0f" .RPS.Spread}}</td><td>{{printf "%.2f" .Latency.P50}}</td><td>{{printf "%.2f" .Latency.P90}}</td><td>{{printf "%.2f" .Latency.P99}}</td><td>{{printf "%.2f" .Latency.P999}}</td><td>{{printf "%.0f" .CPU.Gateway}}</td><td>{{printf "%.0f" .CPU.Workers}}</td><td>{{printf "%.0f" .CPU.LoadGen}}</td><td>{{.TotalRSSKiB}}</td><td>{{.Errors}}</td><td>{{.Note}}</td></tr>
-{{end}}</table>
+<table><tr><th>scenario</th><th>conc</th><th>req/s</th><th>±%</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>cpu µs/req gateway</th><th>workers</th><th>loadgen</th><th>worker RSS MiB</th><th>errors</th><th>note</th></tr>
+{{range .Rows}}{{if .Measured}}<tr{{if .R.Peer}} class="peer"{{end}}><td>{{.R.Scenario}}</td><td>{{.R.Concurrency}}</td><td>{{printf "%.0f" .R.RPS.Median}}</td><td>{{printf "%.0f" .R.RPS.Spread}}</td><td>{{printf "%.2f" .R.Latency.P50}}</td><td>{{printf "%.2f" .R.Latency.P90}}</td><td>{{printf "%.2f" .R.Latency.P99}}</td><td>{{printf "%.2f" .R.Latency.P999}}</td><td>{{printf "%.0f" .R.CPU.Gateway}}</td><td>{{printf "%.0f" .R.CPU.Workers}}</td><td>{{printf "%.0f" .R.CPU.LoadGen}}</td><td>{{.MiB}}</td><td>{{.R.Errors}}</td><td>{{.R.Note}}</td></tr>
+{{else}}<tr class="na"><td>{{.R.Scenario}}</td><td>{{.R.Concurrency}}</td><td title="{{.Why}}">{{.Missing}}</td><td colspan="9"></td><td>{{.R.Errors}}</td><td>{{.Why}}</td></tr>
+{{end}}{{end}}</table>
 {{if .R.Skipped}}<h2>Skipped</h2><ul>{{range .R.Skipped}}<li>{{.Scenario}}: {{.Reason}}</li>{{end}}</ul>{{end}}
 </body></html>
 `))
@@ -272,8 +224,17 @@ func (rep *Report) WriteHTML(w io.Writer) error {
 	if len(rep.Load.Concurrency) == 0 {
 		rep.Load.Concurrency = []int{defaultConcurrency}
 	}
+	type htmlRow struct {
+		R                 Row
+		Measured          bool
+		MiB, Missing, Why string
+	}
+	var rows []htmlRow
+	for _, r := range rep.Rows {
+		rows = append(rows, htmlRow{R: r, Measured: r.measured(), MiB: mib(r.TotalRSSKiB), Missing: r.noNumbers(), Why: cmpNote(&r)})
+	}
 	data := map[string]any{
-		"R": rep, "M": rep.Machine, "Cmd": strings.Join(rep.Command, " "),
+		"R": rep, "M": rep.Machine, "Cmd": strings.Join(rep.Command, " "), "Rows": rows,
 		"Throughput": throughputChart(rep), "Latency": latencyChart(rep), "Sweep": len(rep.Load.Concurrency) > 1,
 	}
 	if len(rep.Load.Concurrency) > 1 {

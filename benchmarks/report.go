@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -32,6 +33,27 @@ type Report struct {
 	Startup []Startup `json:"startup,omitempty"`
 	// Skipped lists the scenarios not run, and why.
 	Skipped []Skip `json:"skipped,omitempty"`
+	// Pairs compares each ferry row with the rows doing its job otherwise.
+	Pairs []Pair `json:"pairs,omitempty"`
+	// MachineLoad is what else the machine was doing during the run.
+	MachineLoad *MachineLoad `json:"machine_load,omitempty"`
+	// Failed lists the rows whose requests all failed (row@concurrency).
+	Failed []string `json:"failed,omitempty"`
+}
+
+// finish completes a measured report: the failed rows, the pairs and the
+// machine's load. It returns ErrAllFailed when a row failed.
+func (rep *Report) finish(m *loadMeter) error {
+	err := markFailed(rep.Rows)
+	rep.Failed = nil
+	for _, r := range rep.Rows {
+		if r.failed() {
+			rep.Failed = append(rep.Failed, rowKey(r))
+		}
+	}
+	rep.Pairs = pairs(rep.Rows)
+	rep.MachineLoad = m.stop()
+	return err
 }
 
 // LoadSpec records the load settings of a run.
@@ -48,12 +70,15 @@ type LoadSpec struct {
 // Row is one scenario at one concurrency level.
 type Row struct {
 	// Scenario is the row's stable key: APP/LANG/MODE/GATEWAY.
-	Scenario    string `json:"scenario"`
-	App         string `json:"app"`
-	Lang        string `json:"lang"`
-	Mode        string `json:"mode"` // cgi, fastcgi, scgi, http
-	Gateway     string `json:"gateway"`
-	Peer        bool   `json:"peer"`
+	Scenario string `json:"scenario"`
+	App      string `json:"app"`
+	Lang     string `json:"lang"`
+	Mode     string `json:"mode"` // cgi, fastcgi, scgi, http
+	Gateway  string `json:"gateway"`
+	Peer     bool   `json:"peer"`
+	// VS is the scenario of the ferry row this one is compared with (see
+	// Report.Pairs), or "".
+	VS          string `json:"vs,omitempty"`
 	Target      string `json:"target"`
 	Concurrency int    `json:"concurrency"`
 	// Note says why a row has no numbers (n/a), or what to know about it.
@@ -142,11 +167,15 @@ type Machine struct {
 	Arch    string `json:"arch"`
 	Go      string `json:"go"`
 	LoadAvg string `json:"loadavg,omitempty"`
+	// Build identifies the program that ran: its VCS revision ("-dirty"
+	// when modified) or module version. ferry bench compare warns when two
+	// reports of one build differ by more than their spread.
+	Build string `json:"build,omitempty"`
 }
 
 // describeMachine returns the description of this machine.
 func describeMachine() Machine {
-	m := Machine{Cores: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version()}
+	m := Machine{Cores: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version(), Build: buildID()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.Lines(string(b)) {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
@@ -165,6 +194,33 @@ func describeMachine() Machine {
 		}
 	}
 	return m
+}
+
+// buildID returns the VCS revision of this program, with "-dirty" when
+// its tree was modified, or its main module's version.
+func buildID() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if rev != "" {
+		return rev + dirty
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return bi.Main.Path + "@" + v
+	}
+	return ""
 }
 
 func utsString[T int8 | uint8](b []T) string {

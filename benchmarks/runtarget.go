@@ -29,6 +29,8 @@ type TargetOptions struct {
 	Command []string
 	// Progress, if set, is told the level being run and how far it is.
 	Progress func(name string, i, n int, done float64)
+	// Done, if set, is given each row as soon as it is done.
+	Done func(Row)
 }
 
 // RunTarget loads one target at each concurrency level and returns a
@@ -48,6 +50,9 @@ type TargetOptions struct {
 // it bounds the requests in progress, each on a connection of its own
 // (SCGI has no keep-alive). Other query parameters of a fastcgi:// or
 // scgi:// address are the request's query.
+//
+// When every request of a level fails, the report is returned with
+// ErrAllFailed.
 func RunTarget(ctx context.Context, addr string, req Request, o TargetOptions) (*Report, error) {
 	if o.Profile == "" {
 		o.Profile = "quick"
@@ -84,6 +89,7 @@ func RunTarget(ctx context.Context, addr string, req Request, o TargetOptions) (
 		return nil, err
 	}
 	t.Close()
+	meter := startLoadMeter()
 	for i, c := range levels {
 		row := Row{Scenario: "target", App: "target", Lang: "-", Mode: mode, Gateway: "-", Target: addr, Concurrency: c}
 		lc := l
@@ -93,9 +99,13 @@ func RunTarget(ctx context.Context, addr string, req Request, o TargetOptions) (
 		}
 		measureRow(ctx, &row, addr, req, procTrees{}, lc, repeat)
 		rep.Rows = append(rep.Rows, row)
+		if o.Done != nil {
+			o.Done(row)
+		}
 		if err := ctx.Err(); err != nil {
+			rep.finish(meter)
 			return rep, err
 		}
 	}
-	return rep, nil
+	return rep, rep.finish(meter)
 }

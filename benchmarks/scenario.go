@@ -49,6 +49,9 @@ type Config struct {
 	// Progress, if set, is told the scenario being run, its index among n,
 	// and the fraction of it done.
 	Progress func(name string, i, n int, done float64)
+	// Done, if set, is given each row as soon as it is done: measured, n/a,
+	// or (with no runs and a note starting "skipped: ") not run.
+	Done func(Row)
 }
 
 func (c *Config) full() bool { return c.Profile == "full" }
@@ -93,6 +96,12 @@ type setup struct {
 type scenario struct {
 	app, lang, mode, gateway string
 	peer                     bool
+	// vs, if set, names the ferry row of the same app this row is compared
+	// with, as LANG/MODE/GATEWAY: the report puts the row right after it and
+	// gives the ratio of their throughputs (Report.Pairs). Peers set it to
+	// the ferry row doing their job; a new row (wsgi: workers against
+	// Gunicorn and uWSGI, say) needs only its vs to join the comparisons.
+	vs string
 	// na, if set, makes the row n/a with this reason: it cannot exist.
 	na string
 	// need lists programs that must be installed; a missing one skips the
@@ -238,8 +247,13 @@ func (c *Config) scenarios() []scenario {
 		peerApps = apps
 	}
 	for _, app := range peerApps {
+		// Each source of rows compared with the peers is a function of the
+		// app; the README's recipes come first.
+		for _, rows := range []func(string) []scenario{c.recipeScenarios} {
+			out = append(out, rows(app)...)
+		}
 		for _, lang := range []string{"sh", "perl", "python", "php"} {
-			out = append(out, scenario{app: app, lang: lang, mode: "cgi", gateway: "apache-mod_cgid", peer: true, need: []string{"apache2"},
+			out = append(out, scenario{app: app, lang: lang, mode: "cgi", gateway: "apache-mod_cgid", peer: true, vs: lang + "/cgi/ferry", need: []string{"apache2"},
 				start: func(ctx context.Context, e *env) (*setup, error) {
 					dir := e.newDir("apache")
 					srv, err := peers.StartApacheCGI(ctx, dir, peers.ApacheCGIConfig{CGIDir: e.apps})
@@ -248,7 +262,7 @@ func (c *Config) scenarios() []scenario {
 					}
 					return &setup{addr: srv.URL + "/cgi-bin/bench." + scriptExt(lang), trees: procTrees{Marks: []string{dir}, Gateway: isGatewayComm}, stop: func() { srv.Stop() }}, nil
 				}})
-			out = append(out, scenario{app: app, lang: lang, mode: "cgi", gateway: "nginx-fcgiwrap", peer: true, need: []string{"nginx", "fcgiwrap"},
+			out = append(out, scenario{app: app, lang: lang, mode: "cgi", gateway: "nginx-fcgiwrap", peer: true, vs: lang + "/cgi/nginx-ferry-fastcgi", need: []string{"nginx", "fcgiwrap"},
 				start: func(ctx context.Context, e *env) (*setup, error) {
 					dir := e.newDir("fcgiwrap")
 					srv, err := peers.StartNginxFcgiwrap(ctx, dir, peers.NginxFcgiwrapConfig{CGIDir: e.apps, Workers: 4})
@@ -259,7 +273,7 @@ func (c *Config) scenarios() []scenario {
 				}})
 		}
 		out = append(out,
-			scenario{app: app, lang: "php", mode: "fastcgi", gateway: "nginx-php-fpm", peer: true, need: []string{"nginx", "php-fpm"},
+			scenario{app: app, lang: "php", mode: "fastcgi", gateway: "nginx-php-fpm", peer: true, vs: "php/fastcgi/ferry-php-fpm", need: []string{"nginx", "php-fpm"},
 				start: func(ctx context.Context, e *env) (*setup, error) {
 					fpm, fdir, err := e.startFPM(ctx)
 					if err != nil {
@@ -274,7 +288,7 @@ func (c *Config) scenarios() []scenario {
 					return &setup{addr: srv.URL + "/bench.php", trees: procTrees{Marks: []string{dir, fdir}, Gateway: isGatewayComm},
 						stop: func() { srv.Stop(); fpm.Stop() }}, nil
 				}},
-			scenario{app: app, lang: "php", mode: "fastcgi", gateway: "php-fpm-direct", peer: true, need: []string{"php-fpm"},
+			scenario{app: app, lang: "php", mode: "fastcgi", gateway: "php-fpm-direct", peer: true, vs: "php/fastcgi/ferry-php-fpm", need: []string{"php-fpm"},
 				start: func(ctx context.Context, e *env) (*setup, error) {
 					fpm, fdir, err := e.startFPM(ctx)
 					if err != nil {
@@ -283,36 +297,59 @@ func (c *Config) scenarios() []scenario {
 					return &setup{addr: "fastcgi://" + fpm.Address + "/bench.php?max_conns=4", req: Request{Root: e.apps},
 						trees: procTrees{Marks: []string{fdir}, Gateway: isGatewayComm}, stop: func() { fpm.Stop() }}, nil
 				}},
-			scenario{app: app, lang: "php", mode: "fastcgi", gateway: "gofast-php-fpm", peer: true, need: []string{"php-fpm"},
-				start: func(ctx context.Context, e *env) (*setup, error) {
-					fpm, fdir, err := e.startFPM(ctx)
-					if err != nil {
-						return nil, err
-					}
-					s, err := ferryFront(ctx, e, frontSpec{Kind: "gofast", Network: fpm.Network, Address: fpm.Address,
-						Script: filepath.Join(e.apps, "bench.php"), Root: e.apps})
-					if err != nil {
-						fpm.Stop()
-						return nil, err
-					}
-					s.trees.Marks = []string{fdir}
-					stop := s.stop
-					s.stop = func() { stop(); fpm.Stop() }
-					return s, nil
-				}},
-			scenario{app: app, lang: "go", mode: "cgi", gateway: "net/http/cgi", peer: true,
+			scenario{app: app, lang: "php", mode: "fastcgi", gateway: "gofast-php-fpm", peer: true, vs: "php/fastcgi/ferry-php-fpm", need: []string{"php-fpm"},
+				start: func(ctx context.Context, e *env) (*setup, error) { return frontFPM(ctx, e, "gofast", 0) }},
+			scenario{app: app, lang: "go", mode: "cgi", gateway: "net/http/cgi", peer: true, vs: "go/cgi/ferry",
 				start: func(ctx context.Context, e *env) (*setup, error) {
 					path, args := e.helperArgs("app-cgi")
 					return ferryFront(ctx, e, frontSpec{Kind: "stdcgi", Path: path, Args: args})
 				}},
-			scenario{app: app, lang: "go", mode: "fastcgi", gateway: "net/http/fcgi", peer: true,
+			scenario{app: app, lang: "go", mode: "fastcgi", gateway: "net/http/fcgi", peer: true, vs: "go/fastcgi/ferry-pool",
 				start: func(ctx context.Context, e *env) (*setup, error) {
 					path, args := e.helperArgs("app-stdfcgi")
 					return ferryFront(ctx, e, frontSpec{Kind: "fastcgi-pool", Path: path, Args: args, Workers: 2})
 				}},
 		)
 	}
+	return nextToReference(out)
+}
+
+// nextToReference returns list with every row that has a vs placed right
+// after the row it is compared with; rows whose reference is not in list
+// keep their place.
+func nextToReference(list []scenario) []scenario {
+	names := make(map[string]bool)
+	for _, s := range list {
+		names[s.name()] = true
+	}
+	after := make(map[string][]scenario)
+	var out []scenario
+	for _, s := range list {
+		if ref := s.reference(); ref != "" && names[ref] {
+			after[ref] = append(after[ref], s)
+		}
+	}
+	var add func(s scenario)
+	add = func(s scenario) {
+		out = append(out, s)
+		for _, f := range after[s.name()] {
+			add(f)
+		}
+	}
+	for _, s := range list {
+		if ref := s.reference(); ref == "" || !names[ref] {
+			add(s)
+		}
+	}
 	return out
+}
+
+// reference returns the scenario name of the row s is compared with, or "".
+func (s *scenario) reference() string {
+	if s.vs == "" {
+		return ""
+	}
+	return s.app + "/" + s.vs
 }
 
 func (e *env) newDir(name string) string {
@@ -345,23 +382,31 @@ func firstLine(s string) string {
 	return l
 }
 
-// startUwsgi runs the Python app in uwsgi (4 processes) on a unix socket
-// speaking proto, "fastcgi" or "scgi", and a ferry front to it.
-func startUwsgi(ctx context.Context, e *env, proto string) (*setup, error) {
+// startUwsgiApp runs the Python app in uwsgi (4 processes) on a unix
+// socket speaking proto, "fastcgi" or "scgi", and returns the process, its
+// directory and the socket.
+func (e *env) startUwsgiApp(ctx context.Context, proto string) (*peers.Process, string, string, error) {
 	uw, err := peers.Lookup("uwsgi")
 	if err != nil {
-		return nil, err
+		return nil, "", "", err
 	}
 	dir := e.newDir("uwsgi")
 	sock := filepath.Join(dir, "app.sock")
 	p, err := peers.Start(ctx, peers.Spec{
 		Path: uw,
 		Args: []string{"--plugin", "python3", "--" + proto + "-socket", sock, "--wsgi-file", filepath.Join(e.apps, "bench.py"),
-			"--processes", "4", "--disable-logging", "--master", "--die-on-term"},
+			"--processes", "4", "--disable-logging", "--master", "--die-on-term", "--chmod-socket=666"},
 		Dir:       e.apps,
 		LogFile:   filepath.Join(dir, "uwsgi.log"),
 		ReadyUnix: sock,
 	})
+	return p, dir, sock, err
+}
+
+// startUwsgi runs the Python app in uwsgi (startUwsgiApp) and a ferry
+// front to it.
+func startUwsgi(ctx context.Context, e *env, proto string) (*setup, error) {
+	p, _, sock, err := e.startUwsgiApp(ctx, proto)
 	if err != nil {
 		return nil, err
 	}
@@ -410,6 +455,7 @@ func RunScenarios(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("benchmarks: %w", err)
 	}
 	e := &env{cfg: &cfg, apps: apps, tmp: tmp}
+	meter := startLoadMeter()
 
 	var list []scenario
 	for _, s := range cfg.scenarios() {
@@ -423,18 +469,27 @@ func RunScenarios(ctx context.Context, cfg Config) (*Report, error) {
 		if s.na != "" {
 			for _, c := range cfg.levels() {
 				rep.Rows = append(rep.Rows, s.row(c, s.na))
+				if cfg.Done != nil {
+					cfg.Done(s.row(c, s.na))
+				}
 			}
 			i += len(cfg.levels())
 			continue
 		}
 		if why := s.unavailable(); why != "" {
 			rep.Skipped = append(rep.Skipped, Skip{Scenario: s.name(), Reason: why})
+			if cfg.Done != nil {
+				cfg.Done(s.row(0, "skipped: "+why))
+			}
 			i += len(cfg.levels())
 			continue
 		}
 		st, err := s.start(ctx, e)
 		if err != nil {
 			rep.Skipped = append(rep.Skipped, Skip{Scenario: s.name(), Reason: "did not start: " + err.Error()})
+			if cfg.Done != nil {
+				cfg.Done(s.row(0, "skipped: did not start: "+err.Error()))
+			}
 			i += len(cfg.levels())
 			continue
 		}
@@ -456,12 +511,18 @@ func RunScenarios(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		}
 		st.stop()
+		if cfg.Done != nil {
+			for _, r := range rep.Rows[len(rep.Rows)-len(cfg.levels()):] {
+				cfg.Done(r)
+			}
+		}
 		if err := ctx.Err(); err != nil {
+			rep.finish(meter)
 			return rep, err
 		}
 	}
 	rep.Startup = startupCosts(ctx, rep.Rows, apps, e)
-	return rep, nil
+	return rep, rep.finish(meter)
 }
 
 // withQuery adds the query of appPath to base, an http:// or fastcgi://
@@ -485,7 +546,8 @@ func withQuery(base, appPath string) string {
 }
 
 func (s *scenario) row(conc int, note string) Row {
-	return Row{Scenario: s.name(), App: s.app, Lang: s.lang, Mode: s.mode, Gateway: s.gateway, Peer: s.peer, Concurrency: conc, Note: note}
+	return Row{Scenario: s.name(), App: s.app, Lang: s.lang, Mode: s.mode, Gateway: s.gateway, Peer: s.peer, VS: s.reference(),
+		Concurrency: conc, Note: note}
 }
 
 func (s *scenario) unavailable() string {

@@ -111,7 +111,7 @@ func TestAppsAgree(t *testing.T) {
 // behind ferry's scgi.NewHandler, and the n/a rows of the languages with no
 // long-lived SCGI form.
 func TestScenariosSCGI(t *testing.T) {
-	peerstest.Need(t, "uwsgi", "python3", "perl")
+	peerstest.Need(t, "uwsgi", "python3", "perl", "nginx")
 	if why := uwsgiPython(); why != "" {
 		t.Fatal(why)
 	}
@@ -133,6 +133,7 @@ func TestScenariosSCGI(t *testing.T) {
 		want[app+"/perl/scgi/ferry-workers"] = measured
 		want[app+"/go/scgi/ferry-workers"] = measured
 	}
+	want["hello/python/scgi/nginx-uwsgi"] = "" // the README recipe's peer, on the hello app only in the quick profile
 	for _, s := range rep.Skipped {
 		if strings.Contains(s.Scenario, "/perl/scgi/") && strings.Contains(s.Reason, "libscgi-perl") {
 			t.Logf("%s skipped: %s", s.Scenario, s.Reason)

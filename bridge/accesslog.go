@@ -4,12 +4,17 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
+	"github.com/rs/zerolog"
 )
 
 // reqInfo collects what the access log line reports about a request.
@@ -34,19 +39,54 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// accessLog gives each request an ID and a logger carrying it, counts it as
-// in flight, and logs one line when it ends: method, path, status, bytes,
-// duration and backend.
+// maxRequestID bounds the length of a request ID taken from a client.
+const maxRequestID = 128
+
+// validRequestID reports whether id, from a client or a front web server,
+// can be the request's ID: 1 to 128 printable ASCII characters, no space.
+// Anything else could forge log lines or headers further on.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// requestID returns the ID of r: the one in header h if there is exactly
+// one and it is valid, else a new one, and whether r's header must be
+// changed to carry it on.
+func requestID(r *http.Request, h string) (string, bool) {
+	if v := r.Header[h]; len(v) == 1 && validRequestID(v[0]) {
+		return v[0], false
+	}
+	return newRequestID(), true
+}
+
+// accessLog gives each request an ID (its own, if valid, else a new one),
+// passed on to the application and answered in the request ID header,
+// and a logger carrying it as req_id; it counts the request as in flight,
+// and logs one line when it ends: method, path, status, bytes, duration,
+// backend, remote address, host, user agent and referer.
 func (s *Server) accessLog(next http.Handler) http.Handler {
+	hdr := http.CanonicalHeaderKey(s.cfg.RequestIDHeader)
+	if s.cfg.RequestIDHeader == "" {
+		hdr = DefaultRequestIDHeader
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.inflight.Add(1)
 		defer s.inflight.Done()
 		start := time.Now()
-		info := &reqInfo{id: newRequestID(), liveRequest: liveRequest{start: start}}
+		id, replace := requestID(r, hdr)
+		info := &reqInfo{id: id, liveRequest: liveRequest{start: start}}
 		l := s.log.With().Str("req_id", info.id).Logger()
 		ctx := cgi.WithObserver(l.WithContext(r.Context()), info)
 		lw := &logWriter{ResponseWriter: w}
-		lw.Header().Set("X-Request-Id", info.id)
+		lw.Header().Set(hdr, info.id)
 		defer func() {
 			p := recover()
 			status := lw.status
@@ -54,20 +94,214 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 				status = http.StatusOK
 			}
 			if s.cfg.AccessLog || p != nil {
-				ev := s.log.Info()
-				if p != nil {
-					ev = s.log.Warn().Bool("aborted", true)
-				}
-				ev.Str("req_id", info.id).Str("method", r.Method).Str("path", r.URL.RequestURI()).
-					Str("remote", r.RemoteAddr).Int("status", status).Int64("bytes", lw.bytes).
-					Float64("duration_ms", float64(time.Since(start).Microseconds())/1000).Str("backend", info.backend).Msg("request")
+				s.logRequest(&accessEntry{r: r, id: info.id, backend: info.backend, start: start,
+					status: status, bytes: lw.bytes, dur: time.Since(start), aborted: p != nil})
 			}
 			if p != nil {
 				panic(p) // net/http ends the connection, and logs any panic but ErrAbortHandler
 			}
 		}()
-		next.ServeHTTP(lw, r.WithContext(ctx))
+		r = r.WithContext(ctx)
+		if replace {
+			// The next hop gets the ID this line logs: a copy of the
+			// header (the server's request is not ours to change).
+			h := make(http.Header, len(r.Header)+1)
+			for k, v := range r.Header {
+				h[k] = v
+			}
+			h[hdr] = []string{info.id}
+			r.Header = h
+		}
+		next.ServeHTTP(lw, r)
 	})
+}
+
+// accessEntry is what one access log line says.
+type accessEntry struct {
+	r       *http.Request
+	id      string
+	backend string
+	start   time.Time
+	status  int
+	bytes   int64
+	dur     time.Duration
+	aborted bool
+}
+
+// fields adds the entry's fields to ev, those the console format leads
+// with first ([consoleFieldsOrder]).
+func (e *accessEntry) fields(ev *zerolog.Event) *zerolog.Event {
+	r := e.r
+	ev = ev.Str("method", r.Method).Str("path", r.URL.RequestURI()).Int("status", e.status).
+		Float64("duration_ms", float64(e.dur.Microseconds())/1000).Int64("bytes", e.bytes).
+		Str("req_id", e.id).Str("backend", e.backend).Str("remote", r.RemoteAddr).Str("host", r.Host)
+	if ua := r.UserAgent(); ua != "" {
+		ev = ev.Str("user_agent", ua)
+	}
+	if ref := r.Referer(); ref != "" {
+		ev = ev.Str("referer", ref)
+	}
+	return ev
+}
+
+// consoleFieldsOrder puts the fields a person reads first at the front of
+// a console line.
+var consoleFieldsOrder = []string{"method", "path", "status", "duration_ms"}
+
+// NewConsoleWriter returns the writer of ferry's console log format to w:
+// the time, the level and the message, then an access line's method, path,
+// status and duration, then the other fields.
+func NewConsoleWriter(w io.Writer, color bool) zerolog.ConsoleWriter {
+	return zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !color, FieldsOrder: consoleFieldsOrder}
+}
+
+// accessOutput is where access log lines go when they are not lines of
+// the process log: a file, reopened on request, or Stderr.
+type accessOutput struct {
+	format string   // "json", "console" or "combined"
+	file   *logFile // nil: to w
+	w      io.Writer
+	zl     zerolog.Logger // json and console
+}
+
+// newAccessOutput returns the access log's own output for cfg, or nil
+// when its lines go to the process log.
+func newAccessOutput(cfg *Config) *accessOutput {
+	format := cfg.AccessLogFormat
+	if format == "" || format == "auto" {
+		if cfg.AccessLogFile == "" {
+			return nil
+		}
+		format = "json"
+	}
+	o := &accessOutput{format: format, w: cfg.Stderr}
+	if o.w == nil {
+		o.w = os.Stderr
+	}
+	if cfg.AccessLogFile != "" {
+		o.file = &logFile{name: cfg.AccessLogFile}
+		o.w = o.file
+	}
+	switch format {
+	case "json":
+		o.zl = zerolog.New(o.w).With().Timestamp().Logger()
+	case "console":
+		o.zl = zerolog.New(NewConsoleWriter(o.w, false)).With().Timestamp().Logger()
+	}
+	return o
+}
+
+// checkAccessLog checks the access log settings of cfg.
+func checkAccessLog(cfg *Config) error {
+	switch cfg.AccessLogFormat {
+	case "", "auto", "json", "console", "combined":
+	default:
+		return fmt.Errorf("bridge: access log format %q: want json, console, combined or auto", cfg.AccessLogFormat)
+	}
+	if h := cfg.RequestIDHeader; h != "" && !validHeaderName(h) {
+		return fmt.Errorf("bridge: request ID header %q: want %s", h, HeaderName)
+	}
+	return nil
+}
+
+// logRequest writes the access line of e: to the process log, or to the
+// access log's own output; an aborted request gets a warning in the
+// process log either way.
+func (s *Server) logRequest(e *accessEntry) {
+	o := s.access
+	if o == nil || e.aborted {
+		ev := s.log.Info()
+		if e.aborted {
+			ev = s.log.Warn().Bool("aborted", true)
+		}
+		e.fields(ev).Msg("request")
+	}
+	if o == nil || !s.cfg.AccessLog {
+		return
+	}
+	if o.format == "combined" {
+		o.w.Write(appendCombined(make([]byte, 0, 256), e)) // a log line that cannot be written has nowhere else to go
+		return
+	}
+	e.fields(o.zl.Log()).Msg("request")
+}
+
+// appendCombined appends e as a line of Apache's combined log format,
+//
+//	%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"
+//
+// as Apache writes it: "-" for what is missing or empty (%b for no body
+// bytes), and in the quoted fields '"' and '\' escaped with '\', and
+// control and non-ASCII bytes as \xhh.
+func appendCombined(b []byte, e *accessEntry) []byte {
+	r := e.r
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	user := ""
+	if o := cgi.Origin(r.Context()); o != nil {
+		user = o["REMOTE_USER"] // authenticated by the front web server
+	}
+	b = appendField(b, host)
+	b = append(b, " - "...)
+	b = appendField(b, user)
+	b = append(b, " ["...)
+	b = e.start.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+	b = append(b, `] "`...)
+	uri := r.RequestURI
+	if uri == "" {
+		uri = r.URL.RequestURI()
+	}
+	b = appendEscaped(b, r.Method+" "+uri+" "+r.Proto)
+	b = append(b, `" `...)
+	b = strconv.AppendInt(b, int64(e.status), 10)
+	b = append(b, ' ')
+	if e.bytes > 0 {
+		b = strconv.AppendInt(b, e.bytes, 10)
+	} else {
+		b = append(b, '-')
+	}
+	b = append(b, ` "`...)
+	b = appendField(b, r.Referer())
+	b = append(b, `" "`...)
+	b = appendField(b, r.UserAgent())
+	return append(b, "\"\n"...)
+}
+
+// appendField appends v escaped, or "-" when it is empty.
+func appendField(b []byte, v string) []byte {
+	if v == "" {
+		return append(b, '-')
+	}
+	return appendEscaped(b, v)
+}
+
+// appendEscaped appends v as Apache escapes logged text.
+func appendEscaped(b []byte, v string) []byte {
+	const hexDigits = "0123456789abcdef"
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < ' ' || c >= 0x7f:
+			b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// ReopenLogs opens the access log file again under its name, as logrotate
+// needs once it has renamed the file (ferry serve does it on SIGUSR1).
+// Lines go on to the old file until the new one is open. It does nothing
+// without an access log file.
+func (s *Server) ReopenLogs() error {
+	if s.access == nil || s.access.file == nil {
+		return nil
+	}
+	return s.access.file.reopen()
 }
 
 // logWriter records the status and body size of a response. Flush, Hijack

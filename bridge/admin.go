@@ -94,7 +94,7 @@ func (a *admin) listen() error {
 	if a == nil {
 		return nil
 	}
-	l, err := listen(a.s.cfg.Admin)
+	l, err := listen(a.s.cfg.Admin, &a.s.log)
 	if err != nil {
 		return err
 	}

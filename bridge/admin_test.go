@@ -83,7 +83,7 @@ func startAdminFerry(t *testing.T, cfg Config) *adminFerry {
 	if cfg.Admin, err = ParseAdminAddress("http://127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
-	s, a := runFerry(t, cfg)
+	s, a, _ := runFerry(t, cfg)
 	return &adminFerry{srv: s, base: "http://" + a, admin: "http://" + s.AdminAddr().String()}
 }
 

@@ -17,6 +17,8 @@ func cgiBackend() Backend {
 		Schemes: []string{"cgi"},
 		Summary: "CGI scripts, a process per request: a directory (ScriptAlias semantics) or one script",
 		Options: []Option{
+			{Name: "symlinks", Type: String, Values: []string{"owner-match", "follow", "never"}, Default: "owner-match",
+				Doc: "which symbolic links on a script's path are followed: those whose owner owns the target or that stay inside the directory (Apache's SymLinksIfOwnerMatch), all, or none"},
 			{Name: "from", Type: String, Values: []string{"script-filename"}, Default: "the URL path",
 				Doc: "take the script from the SCRIPT_FILENAME the front web server sends, confined to the directory (fcgiwrap's way)"},
 		},
@@ -48,7 +50,15 @@ func buildCGI(b *builder, m Mount, o options) (http.Handler, error) {
 		if !strings.HasSuffix(m.Prefix, "/") {
 			return nil, fmt.Errorf("a directory must be mounted at a prefix ending in /")
 		}
-		h.Resolver = &cgi.Dir{Path: m.Backend.Path, Prefix: m.Prefix, Root: h.DocumentRoot}
+		dir := &cgi.Dir{Path: m.Backend.Path, Prefix: m.Prefix, Root: h.DocumentRoot}
+		if o.has("symlinks") {
+			p, err := cgi.ParseSymlinkPolicy(o.str("symlinks"))
+			if err != nil {
+				return nil, err
+			}
+			dir.Symlinks = p
+		}
+		h.Resolver = dir
 		return h, nil
 	case fi.Mode().Perm()&0o111 == 0:
 		return nil, fmt.Errorf("%s is not executable", m.Backend.Path)

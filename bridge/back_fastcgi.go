@@ -145,3 +145,22 @@ type phpSite struct {
 	site *cgi.PHPSite
 	app  *cgi.Forwarder
 }
+
+// startedPIDs returns the pids of the workers a pool starts with, once
+// they run: Start returns when the first does, and starts the others in
+// the background. It waits for them a second at most, and then returns
+// the pids of those running.
+func startedPIDs(p *spawn.Pool) []int {
+	want := p.Size()
+	if p.IdleTimeout > 0 {
+		want = min(max(p.MinWorkers, 1), want)
+	}
+	deadline := time.Now().Add(time.Second)
+	for {
+		pids := p.PIDs()
+		if len(pids) >= want || time.Now().After(deadline) {
+			return pids
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

@@ -48,12 +48,7 @@ func backendFor(name string) (Backend, bool) {
 }
 
 // frontOptions returns the options a front address of scheme sc takes.
-func frontOptions(sc *scheme) []Option {
-	if sc.form == formUnix {
-		return []Option{{Name: "mode", Type: FileMode, Default: "0666 less the umask", Doc: "the socket file's permissions"}}
-	}
-	return nil
-}
+func frontOptions(sc *scheme) []Option { return sc.options }
 
 // checkBackend checks that a can be mounted: a scheme with a kind of back,
 // and options that kind declares.

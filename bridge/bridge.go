@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -26,6 +27,7 @@ const (
 	DefaultShutdownTimeout   = 30 * time.Second
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
+	DefaultRequestIDHeader   = "X-Request-Id"
 )
 
 // Mount attaches a back to a URL path prefix.
@@ -89,6 +91,27 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// AccessLog, if true, logs one line per request.
 	AccessLog bool
+	// AccessLogFile, if set, is the file the access log is appended to
+	// (created with mode 0640), opened by Run and reopened by
+	// [Server.ReopenLogs], as logrotate needs. If empty, the access log
+	// goes to Logger (format "auto") or Stderr.
+	AccessLogFile string
+	// AccessLogFormat is "json" (a JSON object per line), "console" (for
+	// people: method, path, status and duration first), "combined"
+	// (Apache's combined format, for the tools that read it), or "auto":
+	// lines of the process log (Logger), or JSON in AccessLogFile. If
+	// empty, "auto".
+	AccessLogFormat string
+	// Stderr receives an access log of a format of its own ("json",
+	// "console", "combined") with no AccessLogFile. If nil, os.Stderr.
+	Stderr io.Writer
+	// RequestIDHeader names the header a request's ID comes in: one that
+	// is printable ASCII and at most 128 bytes is kept, else ferry makes
+	// one. It goes on to the application in that header (HTTP_X_REQUEST_ID
+	// for scripts and FastCGI and SCGI applications), comes back to the
+	// client in it, and tags the request's log lines as req_id. If empty,
+	// DefaultRequestIDHeader.
+	RequestIDHeader string
 	// Logger receives access and error logs. If nil, nothing is logged.
 	Logger *zerolog.Logger
 	// Version is reported in SERVER_SOFTWARE as "ferry/VERSION".
@@ -117,7 +140,8 @@ type LogConfig struct {
 // Server is a configured ferry: build it with [New], run it with Run.
 type Server struct {
 	pools    []spawned
-	groups   []*group // upstream groups, whose checks Run runs
+	groups   []*group      // upstream groups, whose checks Run runs
+	access   *accessOutput // the access log's own output; nil: the process log
 	cfg      Config
 	log      zerolog.Logger
 	handler  http.Handler
@@ -144,6 +168,10 @@ func New(cfg Config) (*Server, error) {
 	if err := s.setUpAdmin(); err != nil {
 		return nil, err
 	}
+	if err := checkAccessLog(&s.cfg); err != nil {
+		return nil, err
+	}
+	s.access = newAccessOutput(&s.cfg)
 	rt, err := s.buildRouter()
 	if err != nil {
 		return nil, err
@@ -161,7 +189,12 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // listeners close, in-flight requests get up to ShutdownTimeout to finish,
 // then the scripts still running are stopped (and reaped) before Run returns.
 // ready, if not nil, is called with the bound listeners once they accept.
+// The access log file, if any, is open while Run runs.
 func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
+	if err := s.openLogs(); err != nil {
+		return err
+	}
+	defer s.closeLogs()
 	if len(s.cfg.Listen) == 1 && s.cfg.Listen[0].Protocol() == "cgi" {
 		return s.runCGI(ctx)
 	}
@@ -186,12 +219,12 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 			return fmt.Errorf("bridge: starting FastCGI workers: %w", err)
 		}
 		sp.client.Address = sp.pool.Address()
-		s.log.Info().Str("worker", sp.pool.Path).Ints("pids", sp.pool.PIDs()).Str("socket", sp.pool.Address()).Msg("ferry: FastCGI workers started")
+		s.log.Info().Str("worker", sp.pool.Path).Ints("pids", startedPIDs(sp.pool)).Str("socket", sp.pool.Address()).Msg("ferry: FastCGI workers started")
 	}
 	defer stopPools()
 	defer s.startGroups()()
 	for _, a := range s.cfg.Listen {
-		l, err := listen(a)
+		l, err := listen(a, &s.log)
 		if err != nil {
 			closeAll()
 			return err
@@ -254,7 +287,7 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	if timeout <= 0 {
 		timeout = DefaultShutdownTimeout
 	}
-	s.log.Info().Dur("timeout", timeout).Msg("ferry: shutting down; draining in-flight requests")
+	s.log.Info().Dur("timeout_ms", timeout).Msg("ferry: shutting down; draining in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -322,8 +355,7 @@ func checkFront(a Address, n int) error {
 	if sc.name == "cgi" && (a.Path != "" || n > 1) {
 		return fmt.Errorf("a cgi: front is this process's one CGI request: spell it cgi: alone, with no other front")
 	}
-	_, err := checkOptions(a.Query, frontOptions(sc), schemeNames(func(s *scheme) bool { return s == sc })+" (as a front)")
-	return err
+	return checkFrontOptions(a, sc, " (as a front)")
 }
 
 // buildRouter makes the handler for every mount and the static root.

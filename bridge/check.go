@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -137,6 +138,12 @@ func (c *checker) fronts() {
 		if a.Network() == "unix" {
 			c.socket([]string{"listen"}, a)
 		}
+		if a.Scheme == "https" {
+			c.certificate([]string{"listen"}, a)
+		}
+	}
+	if f := c.cfg.AccessLogFile; f != "" {
+		c.writableDir([]string{"log", "access_log_file"}, filepath.Dir(f))
 	}
 	if a := c.cfg.Admin; a.Scheme != "" {
 		if seen[a.String()] || slices.ContainsFunc(c.cfg.Listen, func(l Address) bool { return l.Network() == a.Network() && l.Host == a.Host && l.Path == a.Path }) {
@@ -177,6 +184,30 @@ func (c *checker) socket(path []string, a Address) {
 		if err := os.Chmod(probe, os.FileMode(mode)); err != nil {
 			c.add(Problem, path, "cannot give a socket in %s mode %s%s", dir, m, because(err))
 		}
+	}
+	if uid, gid, err := socketOwner(a.Query); err == nil && (uid >= 0 || gid >= 0) {
+		if err := os.Lchown(probe, uid, gid); err != nil {
+			c.add(Problem, path, "cannot give a socket in %s owner %q group %q%s", dir, a.Query.Get("owner"), a.Query.Get("group"), because(err))
+		}
+	}
+}
+
+// certificate checks that an https:// front's certificate and key load
+// and that the certificate is valid now.
+func (c *checker) certificate(path []string, a Address) {
+	certs, err := loadCertFiles(a.Query.Get("cert"), a.Query.Get("key"), nil)
+	if err != nil {
+		c.add(Problem, path, "%s: %v", a.Scheme+"://"+a.Host, err)
+		return
+	}
+	leaf, err := x509.ParseCertificate(certs.pair.Certificate[0])
+	if err != nil {
+		c.add(Problem, path, "%s: cert=%s: %v", a.Scheme+"://"+a.Host, certs.cert, err)
+		return
+	}
+	if now := time.Now(); now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
+		c.add(Warning, path, "%s: the certificate in %s is valid from %s to %s only", a.Scheme+"://"+a.Host, certs.cert,
+			leaf.NotBefore.Format(time.DateOnly), leaf.NotAfter.Format(time.DateOnly))
 	}
 }
 

@@ -92,6 +92,10 @@ func TestCheck(t *testing.T) {
 		}, false, Problem, "admin", "is also a front"},
 		{"admin socket in a missing directory", func(c *Config) { c.Admin, _ = ParseAdminAddress("unix://" + dir + "/nope/admin.sock") }, false, Problem, "admin", "cannot create a socket"},
 		{"pid file in a missing directory", func(c *Config) { c.PIDFile = dir + "/nope/ferry.pid" }, false, Problem, "pid_file", "does not exist"},
+		{"access log in a missing directory", func(c *Config) { c.AccessLogFile = dir + "/nope/access.log" }, false, Problem, "log.access_log_file", "does not exist"},
+		{"https front without its certificate", func(c *Config) {
+			c.Listen = []Address{addr("https://127.0.0.1:0?cert=" + dir + "/none.pem&key=" + dir + "/none.key")}
+		}, false, Problem, "listen", "cert=" + dir + "/none.pem: no such file"},
 		{"root not a directory", func(c *Config) { c.Root = plain }, false, Problem, "root", "is not a directory"},
 		{"nothing to serve", func(c *Config) { c.Mounts = nil }, false, Warning, "mount", "every request would get 404"},
 		{"mounted twice", func(c *Config) { c.Mounts = append(c.Mounts, c.Mounts[0]) }, false, Problem, `mount."/cgi-bin/"`, "mounted twice"},

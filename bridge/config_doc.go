@@ -33,6 +33,25 @@ func ConfigReference() string {
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString("`listen` (and `admin`) addresses take these options after `?`:\n\n| address | option | value | default | |\n|---|---|---|---|---|\n")
+	done := map[string]bool{} // schemes that share their options are one row per option
+	for i := range schemes {
+		opts := fmt.Sprint(schemes[i].options)
+		if len(schemes[i].options) == 0 || done[opts] {
+			continue
+		}
+		done[opts] = true
+		var names []string
+		for j := range schemes {
+			if sc := &schemes[j]; fmt.Sprint(sc.options) == opts {
+				names = append(names, "`"+schemeNames(func(s *scheme) bool { return s == sc })+"`")
+			}
+		}
+		for _, o := range schemes[i].options {
+			fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s |\n", strings.Join(names, " "), o.Name, value(o), cell(o.Default), cell(o.Doc))
+		}
+	}
+	b.WriteString("\n")
 	b.WriteString("`[defaults]`, and a `[mount.\"PREFIX\"]` table of a kind that uses the setting:\n\n")
 	b.WriteString("| key | flag | value | default | mounts | |\n|---|---|---|---|---|---|\n")
 	for _, k := range Keys() {

@@ -404,7 +404,7 @@ func tableKeys(table string) []string {
 // it is of the TOML type that t is written in.
 func tomlValues(t OptionType, v any) ([]string, bool) {
 	switch t {
-	case String, Duration, Timeout, FileMode, AddressType:
+	case String, Duration, Timeout, FileMode, AddressType, HeaderName:
 		s, ok := v.(string)
 		return []string{s}, ok
 	case PositiveInt, Count:

@@ -25,7 +25,10 @@ type Key struct {
 	// ([Backend].Settings).
 	Table string
 	// Flag is the ferry serve flag that sets it, or "" when only a file
-	// can.
+	// can. Two keys share a flag when one value says both: a Bool key,
+	// then a key of any other type, which takes the flag's values that are
+	// not true or false and turns the Bool on (access_log and
+	// access_log_file: --access-log=false, --access-log FILE).
 	Flag string
 
 	cfg func(*Config) any   // the field, for keys outside [defaults]
@@ -58,6 +61,14 @@ func Keys() []Key {
 			Doc: "log level: debug, info, warn, error"}, "log-level", func(c *Config) any { return &c.Log.Level }),
 		cfgKey("log", Option{Name: "access_log", Type: Bool, Default: "true",
 			Doc: "log one line per request"}, "access-log", func(c *Config) any { return &c.AccessLog }),
+		cfgKey("log", Option{Name: "access_log_file", Type: String, Default: "none: standard error",
+			Doc: "the file the access log is appended to; SIGUSR1 reopens it (logrotate)"}, "access-log", func(c *Config) any { return &c.AccessLogFile }),
+		cfgKey("log", Option{Name: "access_log_format", Type: String, Values: []string{"auto", "json", "console", "combined"}, Default: "auto",
+			Doc: "access log format: json, console, combined (Apache's), or auto (the process log's lines; json in a file)"},
+			"access-log-format", func(c *Config) any { return &c.AccessLogFormat }),
+		cfgKey("log", Option{Name: "request_id_header", Type: HeaderName, Default: DefaultRequestIDHeader,
+			Doc: "header a request's ID comes in (kept if printable and at most 128 bytes, else replaced), goes on to the application in, and is answered in"},
+			"request-id-header", func(c *Config) any { return &c.RequestIDHeader }),
 
 		setting(Option{Name: "env", Type: Env, Default: "none",
 			Doc: "KEY=VALUE given to every script, worker and application"}, "env", func(s *Settings) any { return &s.Env }),
@@ -134,6 +145,8 @@ func DefaultConfig() Config {
 		Settings:        DefaultSettings(),
 		ShutdownTimeout: DefaultShutdownTimeout,
 		AccessLog:       true,
+		AccessLogFormat: "auto",
+		RequestIDHeader: DefaultRequestIDHeader,
 		Log:             LogConfig{Format: "auto", Level: "info"},
 	}
 }
@@ -272,6 +285,9 @@ func setValue(o Option, p any, vals []string) error {
 	case *string:
 		if strings.ContainsRune(v, 0) {
 			return fmt.Errorf("want %s without NUL", o.Type)
+		}
+		if o.Type == HeaderName && !validHeaderName(v) {
+			return fmt.Errorf("want %s", o.Type)
 		}
 		*p = v
 	case *bool:
@@ -438,7 +454,7 @@ func parseAdmin(s string) (Address, error) {
 	if a.Path != "" && sc.form == formHostPort {
 		return Address{}, fmt.Errorf("the admin listener takes no path; its paths are /metrics, /status, /healthz, /readyz")
 	}
-	if _, err := checkOptions(a.Query, frontOptions(sc), schemeNames(func(s *scheme) bool { return s == sc })+" (as the admin listener)"); err != nil {
+	if err := checkFrontOptions(a, sc, " (as the admin listener)"); err != nil {
 		return Address{}, err
 	}
 	return a, nil

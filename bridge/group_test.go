@@ -96,7 +96,7 @@ func TestGroupKillPHPFPM(t *testing.T) {
 		t.Fatal(err)
 	}
 	adminAddr, _ := ParseAdminAddress("http://127.0.0.1:0")
-	s, addr := runFerry(t, Config{Listen: []Address{mustAddr(t, "http://127.0.0.1:0")}, Mounts: []Mount{m}, Root: root, Admin: adminAddr})
+	s, addr, _ := runFerry(t, Config{Listen: []Address{mustAddr(t, "http://127.0.0.1:0")}, Mounts: []Mount{m}, Root: root, Admin: adminAddr})
 	admin := s.AdminAddr().String()
 
 	var mu sync.Mutex
@@ -190,7 +190,7 @@ func TestGroupPostNotReplayed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, addr := runFerry(t, Config{Listen: []Address{mustAddr(t, "http://127.0.0.1:0")}, Mounts: []Mount{m}, Root: root})
+	_, addr, _ := runFerry(t, Config{Listen: []Address{mustAddr(t, "http://127.0.0.1:0")}, Mounts: []Mount{m}, Root: root})
 	done := make(chan int, 1)
 	go func() {
 		resp, err := http.Post("http://"+addr+"/post.php", "text/plain", strings.NewReader("hello"))

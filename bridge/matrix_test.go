@@ -23,10 +23,11 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// The front x back matrix: every way a request can reach ferry (HTTP, a web
-// server speaking FastCGI or SCGI to it, a web server running it as a CGI
-// program) against every kind of application it can reach (a cgi-bin,
-// FastCGI over TCP, FastCGI workers it spawns, SCGI, HTTP): twenty pairs.
+// The front x back matrix: every way a request can reach ferry (HTTP, HTTPS
+// over HTTP/2, a web server speaking FastCGI or SCGI to it, a web server
+// running it as a CGI program) against every kind of application it can
+// reach (a cgi-bin, FastCGI over TCP, FastCGI workers it spawns, SCGI,
+// HTTP): twenty-five pairs.
 // Each pair must pass the same core checks.
 //
 // The web servers in front are ferry's own FastCGI and SCGI clients and CGI
@@ -261,19 +262,20 @@ func startMatrixFerry(t *testing.T, listen string, mounts []string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, a := runFerry(t, cfg)
+	_, a, _ := runFerry(t, cfg)
 	return a
 }
 
-// runFerry runs cfg, logging to a buffer, until the test ends, and returns
-// the Server and the address of its first front once it listens. At
-// cleanup it shuts down (stopping its workers), showing its log if the test
-// failed.
-func runFerry(t *testing.T, cfg Config) (*Server, string) {
+// runFerry runs a Server of cfg, logging to the buffer it returns unless
+// cfg has a Logger, and returns it and the address of its first front. It stops
+// at cleanup (stopping its workers), showing its log if the test failed.
+func runFerry(t *testing.T, cfg Config) (*Server, string, *testlog.Buffer) {
 	t.Helper()
 	logs := &testlog.Buffer{}
-	log := zerolog.New(logs)
-	cfg.Logger = &log
+	if cfg.Logger == nil {
+		log := zerolog.New(logs)
+		cfg.Logger = &log
+	}
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -296,9 +298,11 @@ func runFerry(t *testing.T, cfg Config) (*Server, string) {
 	})
 	a, ok := <-addr
 	if !ok {
-		t.Fatalf("ferry stopped before listening:\n%s", logs)
+		err := <-done
+		done <- nil // for the cleanup
+		t.Fatalf("ferry stopped before listening: %v\n%s", err, logs)
 	}
-	return s, a
+	return s, a, logs
 }
 
 // testLogger logs to t, so that a failing pair shows what the front saw.
@@ -330,6 +334,12 @@ func matrixFronts() []matrixFront {
 			a := startMatrixFerry(t, "http://127.0.0.1:0", args)
 			_, port, _ := net.SplitHostPort(a)
 			return "http://" + a, &http.Client{Timeout: 60 * time.Second}, port
+		}},
+		{name: "https", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
+			c := writeTestCert(t, t.TempDir(), 1)
+			a := startMatrixFerry(t, c.httpsListen(), args)
+			_, port, _ := net.SplitHostPort(a)
+			return "https://" + a, c.client(true), port
 		}},
 		{name: "fastcgi", https: true, start: func(t *testing.T, args []string) (string, *http.Client, string) {
 			a := startMatrixFerry(t, "fastcgi://127.0.0.1:0", args)

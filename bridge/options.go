@@ -39,13 +39,15 @@ const (
 	AddressType
 	// AddressList is a list of addresses.
 	AddressList
+	// HeaderName is an HTTP header name: "X-Request-Id".
+	HeaderName
 )
 
 var optionTypeNames = [...]string{String: "text", PositiveInt: "a positive number", Duration: "a duration such as 10s",
 	FileMode: "an octal mode such as 0660", Bool: "true or false", Count: "a whole number, 0 or more",
 	Size: "a size such as 1048576, 512K, 10M or 1GiB", Timeout: "a duration such as 30s (0: none)",
 	List: "a list of names", Env: "a table of NAME = \"value\"", AddressType: "an address",
-	AddressList: "a list of addresses"}
+	AddressList: "a list of addresses", HeaderName: "a header name such as X-Request-Id"}
 
 // String names the type as error messages do.
 func (t OptionType) String() string {
@@ -125,6 +127,8 @@ func (o Option) check(v string) error {
 	case Bool:
 		_, err := strconv.ParseBool(v)
 		bad = err != nil
+	case HeaderName:
+		bad = !validHeaderName(v)
 	}
 	if bad {
 		return fmt.Errorf("want %s", o.Type)
@@ -213,4 +217,19 @@ func (o options) mode(name string) (uint32, bool) {
 	}
 	m, _ := strconv.ParseUint(o.q.Get(name), 8, 32) // checked by checkOptions
 	return uint32(m), true
+}
+
+// validHeaderName reports whether v is a header field name: a token of
+// RFC 9110 § 5.1.
+func validHeaderName(v string) bool {
+	if v == "" {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }

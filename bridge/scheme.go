@@ -30,23 +30,40 @@ type scheme struct {
 	form     form
 	front    bool
 	back     bool
-	admin    bool   // can be the admin listener's address (Config.Admin)
-	usage    string // the spelling, for error messages
+	admin    bool     // can be the admin listener's address (Config.Admin)
+	usage    string   // the spelling, for error messages
+	options  []Option // the options it takes as a front or the admin listener's address
+	required []string // the options it cannot do without
+}
+
+// unixSocketOptions are the options of a unix socket ferry listens on.
+var unixSocketOptions = []Option{
+	{Name: "mode", Type: FileMode, Default: "0666 less the umask", Doc: "the socket file's permissions"},
+	{Name: "owner", Type: String, Default: "ferry's user", Doc: "the socket file's owner, a user name or uid (ferry must run as root to give it away)"},
+	{Name: "group", Type: String, Default: "ferry's group", Doc: "the socket file's group, a group name or gid: www-data lets nginx's and Apache's workers in with mode=0660"},
+}
+
+// tlsOptions are the options of an https:// front.
+var tlsOptions = []Option{
+	{Name: "cert", Type: String, Default: "none: required", Doc: "the PEM certificate file (the chain after it), read again when it changes"},
+	{Name: "key", Type: String, Default: "none: required", Doc: "the PEM private key file, read again when it changes"},
 }
 
 // schemes lists every scheme, in the order error messages name them.
 var schemes = [...]scheme{
 	{name: "http", protocol: "http", network: "tcp", form: formHostPort, front: true, back: true, admin: true, usage: "http://HOST:PORT[/base]"},
+	{name: "https", protocol: "http", network: "tcp", form: formHostPort, front: true, usage: "https://HOST:PORT?cert=FILE&key=FILE",
+		options: tlsOptions, required: []string{"cert", "key"}},
 	{name: "fastcgi", protocol: "fastcgi", network: "tcp", form: formHostPort, front: true, back: true, usage: "fastcgi://HOST:PORT"},
-	{name: "fastcgi+unix", protocol: "fastcgi", network: "unix", form: formUnix, front: true, back: true, usage: "fastcgi+unix:///path/to.sock"},
+	{name: "fastcgi+unix", protocol: "fastcgi", network: "unix", form: formUnix, front: true, back: true, usage: "fastcgi+unix:///path/to.sock", options: unixSocketOptions},
 	{name: "fastcgi+exec", protocol: "fastcgi", network: "unix", form: formPath, back: true, usage: "fastcgi+exec:/path/to/worker"},
 	{name: "scgi", protocol: "scgi", network: "tcp", form: formHostPort, front: true, back: true, usage: "scgi://HOST:PORT"},
-	{name: "scgi+unix", protocol: "scgi", network: "unix", form: formUnix, front: true, back: true, usage: "scgi+unix:///path/to.sock"},
+	{name: "scgi+unix", protocol: "scgi", network: "unix", form: formUnix, front: true, back: true, usage: "scgi+unix:///path/to.sock", options: unixSocketOptions},
 	{name: "cgi", protocol: "cgi", network: "tcp", form: formPath, front: true, back: true, usage: "cgi:/path (a directory or a script; cgi: alone as a front)"},
 	{name: "fastcgi+fd", protocol: "fastcgi", network: "fd", form: formFD, front: true, usage: "fastcgi+fd://N"},
 	{name: "http+fd", protocol: "http", network: "fd", form: formFD, front: true, usage: "http+fd://N"},
 	{name: "scgi+fd", protocol: "scgi", network: "fd", form: formFD, front: true, usage: "scgi+fd://N"},
-	{name: "unix", protocol: "http", network: "unix", form: formUnix, admin: true, usage: "unix:///path/to.sock"},
+	{name: "unix", protocol: "http", network: "unix", form: formUnix, admin: true, usage: "unix:///path/to.sock", options: unixSocketOptions},
 }
 
 // lookupScheme returns the scheme named name, or nil.
@@ -77,7 +94,7 @@ func schemeNames(keep func(*scheme) bool) string {
 
 // Address is a front or back address in ferry's one spelling:
 //
-//	http://HOST:PORT
+//	http://HOST:PORT       https://HOST:PORT?cert=FILE&key=FILE   (a front)
 //	fastcgi://HOST:PORT    fastcgi+unix:///run/app.sock
 //	scgi://HOST:PORT       scgi+unix:///run/app.sock
 //	fastcgi+fd://0         (a listening socket handed over as a file descriptor:
@@ -92,11 +109,12 @@ func schemeNames(keep func(*scheme) bool) string {
 //	                        directory: fcgiwrap's behaviour)
 //
 // Options follow "?"; each kind of back declares the ones it takes (see
-// [Backends]), and a +unix listen address takes ?mode=0660 for the socket's
-// permissions.
+// [Backends]), a +unix listen address takes ?mode=0660&owner=USER&group=GROUP
+// for the socket file, and an https:// front ?cert=FILE&key=FILE.
 type Address struct {
-	// Scheme is "http", "fastcgi", "fastcgi+unix", "fastcgi+fd", "scgi",
-	// "scgi+unix", "cgi", or "unix" (the admin listener's socket only).
+	// Scheme is "http", "https" (a front only), "fastcgi", "fastcgi+unix",
+	// "fastcgi+fd", "scgi", "scgi+unix", "cgi", or "unix" (the admin
+	// listener's socket only).
 	Scheme string
 	// Host is HOST:PORT for TCP schemes, the descriptor number for +fd.
 	Host string

@@ -21,10 +21,12 @@ import (
 //
 //	h := &cgi.Handler{Resolver: &cgi.Dir{Path: "/usr/lib/cgi-bin", Prefix: "/cgi-bin/"}}
 //
-// Nothing outside Path runs: "." and ".." segments, encoded slashes, NUL, CR
-// and LF are refused, and a symbolic link must resolve inside Path. A file
-// without an execute bit is neither run nor shown (403); a directory is not
-// listed (403); a missing script is 404.
+// Nothing outside Path runs but what a symbolic link leads to, as Symlinks
+// allows: "." and ".." segments, encoded slashes, NUL, CR and LF are
+// refused. A file without an execute bit is neither run nor shown (403); a
+// directory is not listed (403); a missing script is 404. Each 403 carries
+// its reason (a symbolic link refused, no execute bit, a directory), which
+// the [Handler] logs at info level.
 //
 // A Dir must not be copied after first use.
 type Dir struct {
@@ -36,10 +38,76 @@ type Dir struct {
 	// Root is DOCUMENT_ROOT, and the base of PATH_TRANSLATED. If empty,
 	// the script's directory.
 	Root string
+	// Symlinks says which symbolic links on a script's path are followed.
+	// The zero value, SymlinksOwnerMatch, is Apache's SymLinksIfOwnerMatch,
+	// as Debian's cgi-bin has it (/usr/lib/cgi-bin/gitweb.cgi is a link
+	// into /usr/share/gitweb).
+	Symlinks SymlinkPolicy
 
 	once    sync.Once
 	root    string // Path, absolute and with symbolic links resolved
 	rootErr error
+}
+
+// SymlinkPolicy says which symbolic links a [Dir] follows on the way to a
+// script.
+type SymlinkPolicy uint8
+
+// Symbolic link policies.
+const (
+	// SymlinksOwnerMatch follows a link that resolves inside the
+	// directory, or whose owner owns what it leads to (Apache's
+	// SymLinksIfOwnerMatch).
+	SymlinksOwnerMatch SymlinkPolicy = iota
+	// SymlinksFollow follows every link (Apache's FollowSymLinks).
+	SymlinksFollow
+	// SymlinksNever follows none.
+	SymlinksNever
+)
+
+var symlinkPolicyNames = [...]string{SymlinksOwnerMatch: "owner-match", SymlinksFollow: "follow", SymlinksNever: "never"}
+
+// String returns the policy's name: "owner-match", "follow" or "never".
+func (p SymlinkPolicy) String() string {
+	if int(p) < len(symlinkPolicyNames) {
+		return symlinkPolicyNames[p]
+	}
+	return fmt.Sprintf("SymlinkPolicy(%d)", p)
+}
+
+// ParseSymlinkPolicy returns the policy named s.
+func ParseSymlinkPolicy(s string) (SymlinkPolicy, error) {
+	for i, n := range symlinkPolicyNames {
+		if n == s {
+			return SymlinkPolicy(i), nil
+		}
+	}
+	return 0, fmt.Errorf("cgi: symbolic link policy %q: want owner-match, follow or never", s)
+}
+
+// followLink reports whether the policy follows the link at file, which
+// resolves to real, and if not, why.
+func (d *Dir) followLink(file, real string, link fs.FileInfo) error {
+	inside := real == d.root || strings.HasPrefix(real, d.root+string(filepath.Separator))
+	switch d.Symlinks {
+	case SymlinksFollow:
+		return nil
+	case SymlinksNever:
+		return fmt.Errorf("cgi: %s is a symbolic link, and the directory's policy is never to follow one", file)
+	}
+	if inside {
+		return nil
+	}
+	target, err := os.Stat(real)
+	if err != nil {
+		return err
+	}
+	lst, ok1 := link.Sys().(*syscall.Stat_t)
+	tst, ok2 := target.Sys().(*syscall.Stat_t)
+	if ok1 && ok2 && lst.Uid == tst.Uid {
+		return nil
+	}
+	return fmt.Errorf("cgi: %s is a symbolic link to %s, outside %s, and the link's owner does not own its target (policy owner-match)", file, real, d.root)
 }
 
 func (d *Dir) init() {
@@ -119,8 +187,8 @@ func (d *Dir) lookup(r *http.Request) (Script, error) {
 			if err != nil {
 				return Script{}, fsError(err)
 			}
-			if real != d.root && !strings.HasPrefix(real, d.root+string(filepath.Separator)) {
-				return Script{}, statusError(http.StatusForbidden, nil)
+			if err := d.followLink(file, real, fi); err != nil {
+				return Script{}, statusError(http.StatusForbidden, err)
 			}
 			if fi, err = os.Stat(real); err != nil {
 				return Script{}, fsError(err)
@@ -129,8 +197,10 @@ func (d *Dir) lookup(r *http.Request) (Script, error) {
 		switch {
 		case fi.IsDir():
 			continue
-		case !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0:
-			return Script{}, statusError(http.StatusForbidden, nil)
+		case !fi.Mode().IsRegular():
+			return Script{}, statusError(http.StatusForbidden, fmt.Errorf("cgi: %s is not a regular file", file))
+		case fi.Mode().Perm()&0o111 == 0:
+			return Script{}, statusError(http.StatusForbidden, fmt.Errorf("cgi: %s has no execute bit", file))
 		}
 		s := Script{
 			Name:     prefix + strings.Join(segs[:i+1], "/"),

@@ -668,7 +668,7 @@ func (run *scriptRun) finish(status int, nbytes int64, outErr error, detached bo
 	if run.waitErr != nil || outErr != nil || run.timedOut.Load() {
 		ev = run.log.Warn()
 	}
-	ev = ev.Str("script", run.s.Filename).Int("status", status).Int64("bytes", nbytes).Dur("duration", time.Since(run.start))
+	ev = ev.Str("script", run.s.Filename).Int("status", status).Int64("bytes", nbytes).Dur("duration_ms", time.Since(run.start))
 	if run.waitErr != nil {
 		ev = ev.Str("exit", run.waitErr.Error())
 	} else {
@@ -709,7 +709,7 @@ func (run *scriptRun) respond() (status int, n int64, err error) {
 	if err != nil {
 		switch why := run.cutReason(); {
 		case run.timedOut.Load():
-			log.Error().Str("script", run.s.Filename).Dur("timeout", h.timeout()).Msg("cgi: script timed out before sending headers")
+			log.Error().Str("script", run.s.Filename).Dur("timeout_ms", h.timeout()).Msg("cgi: script timed out before sending headers")
 			ObserverFrom(r.Context()).Failed(http.StatusGatewayTimeout, err)
 			http.Error(w, "504 Gateway Timeout", http.StatusGatewayTimeout)
 			run.answered = true

@@ -460,7 +460,10 @@ func TestDirLookup(t *testing.T) {
 	os.Mkdir(filepath.Join(root, "sub"), 0o755)
 	writeScript(t, filepath.Join(root, "sub"), "deep.sh", `printf 'Content-Type: text/plain\n\ndeep %s' "$SCRIPT_NAME"`)
 	writeScript(t, outside, "evil.sh", `printf 'Content-Type: text/plain\n\nEVIL'`)
+	// A link out of the directory planted by another user: the default
+	// policy (owner-match, Apache's SymLinksIfOwnerMatch) refuses it.
 	os.Symlink(filepath.Join(outside, "evil.sh"), filepath.Join(root, "out.sh"))
+	planted := os.Geteuid() == 0 && os.Lchown(filepath.Join(root, "out.sh"), 65534, 65534) == nil
 	os.Symlink(filepath.Join(root, "ok.sh"), filepath.Join(root, "in.sh"))
 	srv, _ := serveDir(t, root, nil)
 
@@ -489,6 +492,9 @@ func TestDirLookup(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {
+			if tt.raw == "/cgi-bin/out.sh" && !planted {
+				t.Skip("only root can give the escaping link another owner")
+			}
 			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 			if err != nil {
 				t.Fatal(err)

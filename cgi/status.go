@@ -68,8 +68,14 @@ func isTimeout(err error) bool {
 func answerNoScript(w http.ResponseWriter, r *http.Request, log *zerolog.Logger, err error, msg string) {
 	status := resolveStatus(err)
 	lvl := zerolog.DebugLevel
-	if status >= http.StatusInternalServerError {
+	switch {
+	case status >= http.StatusInternalServerError:
 		lvl = zerolog.ErrorLevel
+	case status == http.StatusForbidden && err != nil && errors.Unwrap(err) != nil:
+		// A refusal with a reason (a symbolic link refused, no execute
+		// bit, a directory): the cause of the common "403 for a script
+		// that is right there" puzzle, so it is logged where people look.
+		lvl = zerolog.InfoLevel
 	}
 	answerError(w, r, log, lvl, status, err, "", msg)
 }

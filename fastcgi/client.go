@@ -675,7 +675,7 @@ func (x *exchange) logStderr(p []byte) {
 		return
 	}
 	if x.lines == nil {
-		x.lines = x.c.stderrLog()
+		x.lines = x.c.stderrLog(x.ctx)
 	}
 	x.lines.Write(p)
 }
@@ -686,10 +686,16 @@ func (x *exchange) flushStderr() {
 	}
 }
 
-// stderrLog returns the logger of one request's STDERR stream.
-func (c *Client) stderrLog() *linelog.Writer {
+// stderrLog returns the logger of one request's STDERR stream: the
+// request's own logger (zerolog.Ctx), so that its lines carry the request's
+// fields (ferry's req_id), else the client's.
+func (c *Client) stderrLog(ctx context.Context) *linelog.Writer {
+	l := zerolog.Ctx(ctx)
+	if l.GetLevel() == zerolog.Disabled {
+		l = c.log()
+	}
 	return &linelog.Writer{
-		Event: func() *zerolog.Event { return c.log().Warn().Str("backend", c.Address) },
+		Event: func() *zerolog.Event { return l.Warn().Str("backend", c.Address) },
 		Msg:   "fastcgi: application stderr",
 	}
 }

@@ -60,6 +60,7 @@ type mpxStream struct {
 	id     uint16
 	out    *bodyBuffer
 	stderr io.Writer
+	ctx    context.Context // the request's, for its logger
 	lines  *linelog.Writer // the STDERR stream's log, once it has some (read loop only)
 
 	got     atomic.Bool     // a record for this request came back
@@ -93,6 +94,7 @@ func (c *Client) doMpx(ctx context.Context, req *Request, resp *Response) (*cgi.
 		if err != nil {
 			return nil, cgi.NotSent(err) // the failed stream gave its slot back
 		}
+		st.ctx = ctx // its stderr lines go to the request's logger
 		app, err := st.start(ctx, req)
 		if err == nil {
 			return app, nil
@@ -513,7 +515,7 @@ func (st *mpxStream) logStderr(p []byte) {
 		return
 	}
 	if st.lines == nil {
-		st.lines = st.mc.c.stderrLog()
+		st.lines = st.mc.c.stderrLog(st.ctx)
 	}
 	st.lines.Write(p)
 }

@@ -332,7 +332,7 @@ func (p *Pool) scaleDown() {
 		}
 		p.mu.Unlock()
 		for _, pid := range victims {
-			p.log().Info().Str("program", p.Path).Int("pid", pid).Dur("idle", p.IdleTimeout).Msg("spawn: stopping an idle worker")
+			p.log().Info().Str("program", p.Path).Int("pid", pid).Dur("idle_timeout_ms", p.IdleTimeout).Msg("spawn: stopping an idle worker")
 			_ = syscall.Kill(-pid, syscall.SIGTERM) // ESRCH: it is gone already
 			time.AfterFunc(orDefault(p.KillGrace, DefaultKillGrace), func() {
 				p.mu.Lock()

@@ -89,7 +89,7 @@ func (p *Pool) supervise(w *worker) {
 			if err != nil {
 				streak++
 				delay := backoff(base, streak)
-				p.log().Error().Err(err).Dur("delay", delay).Msg("spawn: worker failed to start; retrying")
+				p.log().Error().Err(err).Dur("delay_ms", delay).Msg("spawn: worker failed to start; retrying")
 				if !p.sleep(delay) {
 					return
 				}
@@ -105,7 +105,7 @@ func (p *Pool) supervise(w *worker) {
 		p.mu.Unlock()
 		p.Observer.exited(pid, p.exitCause(retired, state, ran), ran)
 		if retired {
-			p.log().Info().Str("program", p.Path).Int("pid", pid).Stringer("status", state).Dur("ran", ran).Msg("spawn: idle worker stopped")
+			p.log().Info().Str("program", p.Path).Int("pid", pid).Stringer("status", state).Dur("ran_ms", ran).Msg("spawn: idle worker stopped")
 			return
 		}
 		if ran >= restartResetAfter {
@@ -117,7 +117,7 @@ func (p *Pool) supervise(w *worker) {
 		if clean || stopping {
 			ev = p.log().Info()
 		}
-		ev = ev.Str("program", p.Path).Int("pid", pid).Stringer("status", state).Dur("ran", ran)
+		ev = ev.Str("program", p.Path).Int("pid", pid).Stringer("status", state).Dur("ran_ms", ran)
 		if stopping {
 			ev.Msg("spawn: worker stopped")
 			return
@@ -128,7 +128,7 @@ func (p *Pool) supervise(w *worker) {
 			streak++
 			delay = backoff(base, streak)
 		}
-		p.log().Info().Str("program", p.Path).Int("pid", pid).Dur("delay", delay).Int("failures", streak).Msg("spawn: restarting worker")
+		p.log().Info().Str("program", p.Path).Int("pid", pid).Dur("delay_ms", delay).Int("failures", streak).Msg("spawn: restarting worker")
 		if !p.sleep(delay) {
 			return
 		}

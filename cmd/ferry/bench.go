@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -73,6 +74,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	repeat := fs.Int("repeat", 0, "runs per row; the median is shown with the spread (default 1; 3 with --profile full)")
 	format := fs.String("format", "table", "output: table, json or csv")
 	htmlOut := fs.String("html", "", "also write a self-contained HTML report with charts to this file")
+	mdOut := fs.String("markdown", "", "also write a Markdown report, for pasting into an issue, to this file")
 	profile := fs.String("profile", "quick", "quick (about a minute) or full (concurrency sweep, repeated runs)")
 	only := fs.String("only", "", "run only the scenarios whose name holds this (such as python/ or /cgi/)")
 	apps := fs.String("apps", "", "directory of the bundled apps (default: testdata/bench, searched upward from here)")
@@ -133,6 +135,8 @@ func bench(args []string, stdout, stderr io.Writer) int {
 			Duration: *duration, Warmup: *warmup, Repeat: *repeat, Only: *only, Command: command}
 		if bar != nil {
 			cfg.Progress = bar.scenario
+		} else {
+			cfg.Done = progressLine(stderr)
 		}
 		rep, err = benchmarks.RunScenarios(ctx, cfg)
 	} else {
@@ -159,6 +163,8 @@ func bench(args []string, stdout, stderr io.Writer) int {
 			Rate: *rate, Warmup: *warmup, Repeat: *repeat, Command: command}
 		if bar != nil {
 			opts.Progress = bar.scenario
+		} else {
+			opts.Done = progressLine(stderr)
 		}
 		rep, err = benchmarks.RunTarget(ctx, fs.Arg(0), req, opts)
 	}
@@ -168,9 +174,16 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	code := 0
-	if err != nil {
+	switch {
+	case errors.Is(err, benchmarks.ErrAllFailed):
+		fmt.Fprintf(stderr, "ferry bench: %v: the report shows the errors instead of req/s\n", err)
+		code = 1
+	case err != nil:
 		fmt.Fprintf(stderr, "ferry bench: %v (partial results follow)\n", err)
 		code = 1
+	}
+	if l := rep.MachineLoad; l != nil && l.Busy {
+		fmt.Fprintf(stderr, "ferry bench: %s\n", l.Reason)
 	}
 	switch *format {
 	case "json":
@@ -181,7 +194,10 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		err = rep.WriteTable(stdout)
 	}
 	if err == nil && *htmlOut != "" {
-		err = writeHTMLFile(*htmlOut, rep)
+		err = writeReportFile(*htmlOut, rep.WriteHTML)
+	}
+	if err == nil && *mdOut != "" {
+		err = writeReportFile(*mdOut, rep.WriteMarkdown)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry bench: %v\n", err)
@@ -190,12 +206,13 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-func writeHTMLFile(name string, rep *benchmarks.Report) error {
+// writeReportFile writes a report to the file name with write.
+func writeReportFile(name string, write func(io.Writer) error) error {
 	f, err := os.Create(name)
 	if err != nil {
-		return fmt.Errorf("writing the HTML report: %w", err)
+		return fmt.Errorf("writing the report: %w", err)
 	}
-	if err := rep.WriteHTML(f); err != nil {
+	if err := write(f); err != nil {
 		f.Close()
 		return err
 	}
@@ -225,6 +242,9 @@ func benchCompare(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ferry bench compare: %v\n", err)
 		return 1
 	}
+	for _, w := range benchmarks.CompareWarnings(reps[0], reps[1]) {
+		fmt.Fprintf(stderr, "ferry bench compare: warning: %s\n", w)
+	}
 	return 0
 }
 
@@ -245,6 +265,25 @@ func findApps() string {
 			return ""
 		}
 		dir = parent
+	}
+}
+
+// progressLine returns a function that writes one line per finished row
+// to w, for when stderr is not a terminal (CI, a pipe to tee): a long run
+// is never silent.
+func progressLine(w io.Writer) func(benchmarks.Row) {
+	return func(r benchmarks.Row) {
+		switch {
+		case r.Runs == 0 && strings.HasPrefix(r.Note, "skipped: "):
+			fmt.Fprintf(w, "ferry bench: %s: %s\n", r.Scenario, r.Note)
+		case r.Runs == 0 && r.Note != "":
+			fmt.Fprintf(w, "ferry bench: %s: n/a: %s\n", r.Scenario, r.Note)
+		case r.Requests > 0 && r.Errors == r.Requests:
+			fmt.Fprintf(w, "ferry bench: %s at %d: every request failed\n", r.Scenario, r.Concurrency)
+		default:
+			fmt.Fprintf(w, "ferry bench: %s at %d: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %d errors\n", r.Scenario, r.Concurrency,
+				r.RPS.Median, r.Latency.P50, r.Latency.P99, r.Errors)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/ferrygw/ferry/benchmarks"
 	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/scgi"
 )
@@ -126,5 +128,44 @@ func TestBenchUsageErrors(t *testing.T) {
 				t.Errorf("run(%q) = %d; want 2 (stderr %q)", tt.args, code, errb.String())
 			}
 		})
+	}
+}
+
+// TestBenchDeadBackendFails loads a ferry FastCGI mount whose application
+// is gone: every request is a 502, so ferry bench must exit non-zero and
+// the report must say so instead of showing req/s.
+func TestBenchDeadBackendFails(t *testing.T) {
+	c := make(chan os.Signal, 1) // see TestBenchTargetJSONAndCompare
+	signal.Notify(c, syscall.SIGUSR2)
+	signal.Stop(c)
+	leakcheck.Check(t)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := dead.Addr().String()
+	dead.Close() // nothing listens there any more
+	client := &fastcgi.Client{Network: "tcp", Address: addr, MaxConns: 2}
+	defer client.CloseIdle()
+	mount := httptest.NewServer(fastcgi.NewHandler(client, nil, cgi.Settings{}))
+	defer mount.Close()
+	var out, errb bytes.Buffer
+	md := filepath.Join(t.TempDir(), "report.md")
+	code := run([]string{"bench", mount.URL + "/app", "--requests", "20", "--concurrency", "2", "--warmup", "1ms", "--markdown", md}, &out, &errb)
+	if code == 0 {
+		t.Fatalf("ferry bench at a dead backend exited 0:\n%s%s", out.String(), errb.String())
+	}
+	if !strings.Contains(errb.String(), "every request of a row failed") {
+		t.Errorf("stderr does not say that every request failed:\n%s", errb.String())
+	}
+	if !strings.Contains(out.String(), "failed") || !strings.Contains(out.String(), "status 502") {
+		t.Errorf("table does not show the failed row with its 502s:\n%s", out.String())
+	}
+	b, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatalf("no Markdown report: %v", err)
+	}
+	if !strings.Contains(string(b), "Every request failed") || !strings.Contains(string(b), "| failed |") {
+		t.Errorf("Markdown report does not say the row failed:\n%s", b)
 	}
 }

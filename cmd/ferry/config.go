@@ -24,7 +24,7 @@ var flagLayout = []struct {
 		"cgi-queue-timeout", "max-request-body", "max-header-line"}},
 	{"Script processes", []string{"cgi-user", "cgi-group", "cgi-keep-background", "cgi-rlimit-cpu", "cgi-rlimit-as",
 		"cgi-rlimit-nproc", "cgi-rlimit-nofile", "cgi-max-output"}},
-	{"Logging and shutdown", []string{"shutdown-timeout", "access-log", "log-format", "log-level"}},
+	{"Logging and shutdown", []string{"shutdown-timeout", "access-log", "access-log-format", "request-id-header", "log-format", "log-level"}},
 }
 
 // serveFlags are the flags serve, check and explain share: the
@@ -35,15 +35,16 @@ type serveFlags struct {
 	groups []flagGroup
 	config *string
 	mounts *[]string
-	cfg    bridge.Config // what the flags say, over the defaults
+	cfg    bridge.Config       // what the flags say, over the defaults
+	byFlag map[string]*keyFlag // the flags of keys, by name
 }
 
 func newServeFlags() *serveFlags {
-	f := &serveFlags{fs: pflag.NewFlagSet("serve", pflag.ContinueOnError), cfg: bridge.DefaultConfig()}
-	keys := map[string]bridge.Key{}
+	f := &serveFlags{fs: pflag.NewFlagSet("serve", pflag.ContinueOnError), cfg: bridge.DefaultConfig(), byFlag: map[string]*keyFlag{}}
+	keys := map[string][]bridge.Key{} // by flag; two keys may share one (bridge.Key.Flag)
 	for _, k := range bridge.Keys() {
 		if k.Flag != "" {
-			keys[k.Flag] = k
+			keys[k.Flag] = append(keys[k.Flag], k)
 		}
 	}
 	for _, layout := range flagLayout {
@@ -55,20 +56,27 @@ func newServeFlags() *serveFlags {
 			case "mount":
 				f.mounts = g.fs.StringArray("mount", nil, "route PREFIX=BACKEND, e.g. /cgi-bin/=cgi:/usr/lib/cgi-bin (repeatable; replaces the file's mount at PREFIX)")
 			default:
-				k, ok := keys[name]
+				ks, ok := keys[name]
 				if !ok {
 					panic("ferry: flag layout names " + name + ", which no key has")
 				}
 				delete(keys, name)
+				k := ks[0]
 				usage := k.Doc
 				switch {
+				case len(ks) == 2 && k.Type == bridge.Bool:
+					usage += " (true or false), or " + ks[1].Doc
+				case len(ks) > 1:
+					panic("ferry: flag " + name + " is shared by keys other than a Bool and one more")
 				case k.Type == bridge.AddressList:
 					usage += " (repeatable; default " + k.Default + ")"
 				case isList(k.Type):
 					usage += " (repeatable)"
 				}
-				g.fs.Var(&keyFlag{key: k, cfg: &f.cfg}, name, usage)
-				if k.Type == bridge.Bool {
+				kf := &keyFlag{keys: ks, cfg: &f.cfg, set: map[string]bool{}}
+				f.byFlag[name] = kf
+				g.fs.Var(kf, name, usage)
+				if k.Type == bridge.Bool && len(ks) == 1 {
 					g.fs.Lookup(name).NoOptDefVal = "true"
 				}
 			}
@@ -135,7 +143,7 @@ func (f *serveFlags) load() (bridge.Config, *bridge.ConfigFile, error) {
 		cfg = file.Config
 	}
 	for _, k := range bridge.Keys() {
-		if k.Flag == "" || !f.fs.Changed(k.Flag) {
+		if !f.gave(k) {
 			continue
 		}
 		vals := k.Get(&f.cfg)
@@ -171,7 +179,7 @@ func (f *serveFlags) where(file *bridge.ConfigFile, path []string) string {
 		table := path[0]
 		if table == "log" || table == "defaults" {
 			for _, k := range bridge.Keys() {
-				if k.Table == table && k.Name == path[1] && k.Flag != "" && f.fs.Changed(k.Flag) {
+				if k.Table == table && k.Name == path[1] && f.gave(k) {
 					return "--" + k.Flag
 				}
 			}
@@ -179,7 +187,7 @@ func (f *serveFlags) where(file *bridge.ConfigFile, path []string) string {
 	}
 	if len(path) == 1 {
 		for _, k := range bridge.Keys() {
-			if k.Table == "" && k.Name == path[0] && k.Flag != "" && f.fs.Changed(k.Flag) {
+			if k.Table == "" && k.Name == path[0] && f.gave(k) {
 				return "--" + k.Flag
 			}
 		}
@@ -199,6 +207,12 @@ func (f *serveFlags) where(file *bridge.ConfigFile, path []string) string {
 	return ""
 }
 
+// gave reports whether the flags given set key k.
+func (f *serveFlags) gave(k bridge.Key) bool {
+	kf := f.byFlag[k.Flag]
+	return kf != nil && kf.set[k.Name]
+}
+
 // printErrors writes each of err's lines as "ferry COMMAND: LINE".
 func printErrors(w io.Writer, command string, err error) {
 	var lines []string
@@ -214,34 +228,51 @@ func printErrors(w io.Writer, command string, err error) {
 	}
 }
 
-// keyFlag is the flag of a configuration key: it parses its values as the
-// file's loader does.
+// keyFlag is the flag of a configuration key, or of two that share it (a
+// Bool, then a key for the other values: bridge.Key.Flag): it parses its
+// values as the file's loader does.
 type keyFlag struct {
-	key  bridge.Key
+	keys []bridge.Key
 	cfg  *bridge.Config
 	vals []string
+	set  map[string]bool // the keys the values given set, by name
 }
 
 // String spells the current value, as help texts show the default.
-func (f *keyFlag) String() string { return strings.Join(f.key.Get(f.cfg), ",") }
+func (f *keyFlag) String() string { return strings.Join(f.keys[0].Get(f.cfg), ",") }
 
-// Set parses one value; a list's values accumulate.
+// Set parses one value; a list's values accumulate. A value the first of
+// two keys refuses goes to the second, and turns the first on.
 func (f *keyFlag) Set(v string) error {
+	k := f.keys[0]
 	var scratch bridge.Config
-	if err := f.key.Set(&scratch, v); err != nil {
+	err := k.Set(&scratch, v)
+	if err != nil && len(f.keys) == 2 {
+		k = f.keys[1]
+		if err = k.Set(&scratch, v); err == nil {
+			if err = f.keys[0].Set(f.cfg, "true"); err == nil {
+				f.set[f.keys[0].Name] = true
+			}
+		}
+	}
+	if err != nil {
 		return err
 	}
-	if isList(f.key.Type) {
+	if isList(k.Type) {
 		f.vals = append(f.vals, v)
 	} else {
 		f.vals = []string{v}
 	}
-	return f.key.Set(f.cfg, f.vals...)
+	f.set[k.Name] = true
+	return k.Set(f.cfg, f.vals...)
 }
 
 // Type names the value in help texts.
 func (f *keyFlag) Type() string {
-	switch f.key.Type {
+	if len(f.keys) > 1 {
+		return "string"
+	}
+	switch f.keys[0].Type {
 	case bridge.Bool:
 		return "bool"
 	case bridge.Duration, bridge.Timeout:

@@ -46,6 +46,9 @@ func TestConfigFlagsRoundTrip(t *testing.T) {
 			"--cgi-queue-timeout", "2m", "--max-request-body", "10M", "--max-header-line", "1000",
 			"--shutdown-timeout", "5s", "--access-log=false", "--log-format", "console", "--log-level", "warn",
 			"--admin", "unix:///run/ferry-admin.sock?mode=0600", "--pid-file", "/run/ferry.pid"},
+		{"--listen", "https://127.0.0.1:8443?cert=/etc/ssl/ferry.pem&key=/etc/ssl/ferry.key",
+			"--listen", "fastcgi+unix:///run/ferry.sock?mode=0660&owner=www-data&group=www-data",
+			"--access-log", "/var/log/ferry/access.log", "--access-log-format", "combined", "--request-id-header", "X-Trace-Id"},
 	} {
 		t.Run(strconv.Itoa(len(args)), func(t *testing.T) {
 			want := flagsConfig(t, args...)

@@ -5,6 +5,7 @@
 //	ferry check [flags]     check a configuration without serving it
 //	ferry explain [flags] URL  say what serves URL, and with which meta-variables
 //	ferry migrate apache|nginx FILE... --out DIR  translate a web server's configuration
+//	ferry probe URL [flags] send one request to a backend and time it
 //	ferry version           print the version
 //
 // Run "ferry serve --help" for the flags.
@@ -32,6 +33,10 @@ import (
 var version = ""
 
 func main() {
+	// Every duration ferry logs is a field named *_ms, in milliseconds
+	// with a fraction: zerolog's default, said here once for all of them.
+	zerolog.DurationFieldUnit = time.Millisecond
+	zerolog.DurationFieldInteger = false
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -49,6 +54,10 @@ Usage:
   ferry migrate apache|nginx FILE... --out DIR
                          translate an Apache or nginx configuration's CGI,
                          FastCGI and PHP parts to ferry.toml, with a report
+  ferry probe URL [--path P] [--method M] [--data FILE] [--param K=V]...
+                         send one request to a backend (fastcgi://, scgi://,
+                         cgi:, http://) and print the answer and its timings;
+                         exit 0 (2xx, 3xx), 1 (other status), 2 (unreachable)
   ferry bench [TARGET]   benchmark the bundled scenarios, or load one target
                          ("ferry bench --help" for the flags)
   ferry version          print the version
@@ -69,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr)
 	case "explain":
 		return explain(args[1:], stdout, stderr)
+	case "probe":
+		return probe(args[1:], stdout, stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
 	case "migrate":
@@ -79,7 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "--help", "-h":
 		if len(args) > 1 {
 			switch args[1] {
-			case "serve", "check", "explain", "bench", "migrate":
+			case "serve", "check", "explain", "probe", "bench", "migrate":
 				return run([]string{args[1], "--help"}, stdout, stderr)
 			}
 		}
@@ -98,9 +109,12 @@ example site (static pages and a cgi-bin of sh, Perl, Python and PHP scripts).
 
 Addresses:
   listen:   http://HOST:PORT
-            fastcgi://HOST:PORT, fastcgi+unix:///run/ferry.sock?mode=0660 (ferry as the
-            FastCGI application behind nginx fastcgi_pass or Apache mod_proxy_fcgi:
-            with a cgi: mount, an fcgiwrap replacement)
+            https://HOST:PORT?cert=FILE&key=FILE (TLS 1.2+, HTTP/2; the files are read
+            again when they change)
+            fastcgi://HOST:PORT, fastcgi+unix:///run/ferry.sock?mode=0660&group=www-data
+            (ferry as the FastCGI application behind nginx fastcgi_pass or Apache
+            mod_proxy_fcgi: with a cgi: mount, an fcgiwrap replacement; owner= and
+            group= give the socket to the web server's user)
             scgi://HOST:PORT, scgi+unix:///run/ferry.sock (ferry as the SCGI application
             behind nginx scgi_pass, Apache mod_proxy_scgi, lighttpd mod_scgi)
             fastcgi+fd://N, scgi+fd://N, http+fd://N (a listening socket handed over on
@@ -140,7 +154,8 @@ Scripts get the CGI/1.1 meta-variables, the variables of ferry's environment
 named by --pass-env (and PATH, LANG, LC_*, TZ, TMPDIR), and --env values. Each
 runs in its own process group, in its own directory, and is stopped (SIGTERM,
 then SIGKILL) at --cgi-timeout or when the client goes away. SIGTERM or SIGINT
-drains in-flight requests for up to --shutdown-timeout, then stops scripts.
+drains in-flight requests for up to --shutdown-timeout, then stops scripts;
+SIGUSR1 reopens the --access-log file (logrotate).
 `
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -155,6 +170,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Logger = &logger
+	cfg.Stderr = stderr
 	cfg.Version = getVersion()
 	if len(cfg.Listen) == 0 {
 		var fronts []string
@@ -209,6 +225,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	defer ignoreHangups(ctx, logger)()
+	defer reopenOnSIGUSR1(srv, &logger)()
 	if err := srv.Run(ctx, nil); err != nil {
 		logger.Error().Err(err).Msg("ferry: stopped with an error")
 		return 1
@@ -312,14 +329,41 @@ func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
 	case "auto":
 		if f, ok := w.(*os.File); ok {
 			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-				w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+				w = bridge.NewConsoleWriter(w, true)
 			}
 		}
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: true}
+		w = bridge.NewConsoleWriter(w, false)
 	case "json":
 	default:
 		return zerolog.Logger{}, fmt.Errorf("--log-format %q: want json, console or auto", format)
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// reopenOnSIGUSR1 reopens the access log file on each SIGUSR1, as
+// logrotate's postrotate asks (kill -USR1, as for nginx), until the
+// function it returns is called.
+func reopenOnSIGUSR1(srv *bridge.Server, log *zerolog.Logger) (stop func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGUSR1)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sigs:
+				if err := srv.ReopenLogs(); err != nil {
+					log.Error().Err(err).Msg("ferry: reopening the access log")
+				} else {
+					log.Info().Msg("ferry: access log reopened")
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
 }

@@ -142,7 +142,7 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"bench", "--frobnicate"}, "ferry bench: unknown flag: --frobnicate (see ferry bench --help)\n"},
 		{[]string{"serve", "--listen", "127.0.0.1:8080"}, "did you mean http://127.0.0.1:8080"},
 		{[]string{"serve", "--mount", "/x/=fastcgi://127.0.0.1:9000?max_con=4"}, `unknown option "max_con" (did you mean max_conns?)`},
-		{[]string{"serve", "--mount", "/x/=cgi:/tmp?bogus=1"}, `unknown option "bogus"; cgi: takes from`},
+		{[]string{"serve", "--mount", "/x/=cgi:/tmp?bogus=1"}, `unknown option "bogus"; cgi: takes symlinks, from`},
 	} {
 		var out, errb bytes.Buffer
 		code := run(tt.args, &out, &errb)

@@ -100,6 +100,9 @@ func newGitFixture(t *testing.T, cgiDir string) *conformance.GitFixture {
 // expected checks fail, so that a change to the suite that makes a check pass
 // or fail by accident shows up here.
 func TestStdlibCGI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures Go's net/http/cgi, not ferry; go test ./... runs it")
+	}
 	checkGoroutineLeaks(t)
 	cgiDir := t.TempDir()
 	if err := conformance.CopyScripts(cgiDir); err != nil {

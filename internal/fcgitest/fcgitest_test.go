@@ -165,6 +165,9 @@ func (a *stdApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // TestPeers scores the two application servers ferry is compared with. They
 // run in parallel; neither measures memory the other allocates much of.
 func TestPeers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures peers (net/http/fcgi, fcgiwrap), not ferry; go test ./... runs it")
+	}
 	leakcheck.Check(t)
 	t.Run("net-http-fcgi", func(t *testing.T) {
 		t.Parallel()

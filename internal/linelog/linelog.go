@@ -117,7 +117,7 @@ func (w *Writer) emit(b []byte, split bool) {
 	if w.MaxBytes > 0 && w.logged >= w.MaxBytes {
 		w.dropped = true
 		w.line = nil
-		w.Event().Int64("limit", w.MaxBytes).Msg(w.DropMsg)
+		w.Event().Int64("limit_bytes", w.MaxBytes).Msg(w.DropMsg)
 	}
 }
 

@@ -47,7 +47,7 @@ func decode(t *testing.T, buf *bytes.Buffer) []string {
 			Msg    string `json:"message"`
 			Stderr string `json:"stderr"`
 			Split  bool   `json:"split"`
-			Limit  int64  `json:"limit"`
+			Limit  int64  `json:"limit_bytes"`
 			Level  string `json:"level"`
 		}
 		if err := json.Unmarshal([]byte(l), &ev); err != nil {

@@ -37,7 +37,10 @@ type apacheMig struct {
 	settings []item
 	php      []item
 	fcgid    []item
-	unsetPxy bool
+	// AddHandler/SetHandler fcgid-script, resolved to the FcgidWrapper
+	// mount of their directory
+	fcgidHandlers []item
+	unsetPxy      bool
 }
 
 // webServerOwn lists directives that are the web server's own job and stay
@@ -58,7 +61,11 @@ var webServerOwn = map[string]bool{
 // a [*ParseError] for input it cannot read.
 func Apache(files []string, opts Options) (*Result, error) {
 	g := &apacheMig{mig: newMig("apache", files, opts), docroots: map[int]*Directive{}, execDirs: map[string]*Directive{}, cgiDirs: map[string]*Directive{}}
-	ds, err := loadApache(g.r, files)
+	inputs, err := g.splitPools(files)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := loadApache(g.r, inputs)
 	if err != nil {
 		return nil, err
 	}
@@ -67,6 +74,11 @@ func Apache(files []string, opts Options) (*Result, error) {
 		return nil, err
 	}
 	g.translate()
+	g.reportPools(g.usedPool())
+	if len(g.mounts) > 0 {
+		g.listen(g.opts.fastcgi())
+		g.listen(g.opts.http())
+	}
 	res := g.finish()
 	res.Front = g.front()
 	return res, nil
@@ -161,6 +173,8 @@ func (g *apacheMig) directive(d *Directive, name string, s scope) {
 			}
 		case strings.HasPrefix(h, "proxy:"):
 			g.makers = append(g.makers, item{d, s})
+		case h == "fcgid-script":
+			g.fcgidHandlers = append(g.fcgidHandlers, item{d, s})
 		case h == "perl-script" || h == "mod_python" || h == "python-program":
 			g.entry(d, Kept, "", "the handler's module is translated with its Perl/Python handler directive")
 		default:
@@ -175,6 +189,8 @@ func (g *apacheMig) directive(d *Directive, name string, s scope) {
 	case name == "setenv" || name == "passenv" || name == "unsetenv" || name == "cgipassauth" || name == "cgiscripttimeout" ||
 		name == "timeout" || name == "limitrequestbody" || name == "suexecusergroup" || strings.HasPrefix(name, "fcgid"):
 		g.settings = append(g.settings, item{d, s})
+	case name == "perlmodule" && strings.HasPrefix(arg(0), "ModPerl::"), name == "perloptions":
+		g.entry(d, Translated, "", "nothing to write: CGI scripts print their own headers and load their modules themselves")
 	case name == "proxyfcgisetenvif":
 		if strings.Contains(strings.ToUpper(arg(1)), "PHP_") && (strings.Contains(arg(2), "%{HTTP") || strings.Contains(arg(2), "%{QUERY_STRING") || strings.Contains(arg(2), "%{REQUEST_URI")) {
 			g.finding(d, "php-value-from-client", "set PHP_VALUE only from constants; never from headers, the query or the URL",
@@ -189,7 +205,7 @@ func (g *apacheMig) directive(d *Directive, name string, s scope) {
 	case (name == "setenvif" || name == "setenvifnocase") && strings.Contains(strings.ToUpper(strings.Join(d.Args, " ")), "PHP_VALUE"):
 		g.finding(d, "php-value-from-client", "set PHP_VALUE only from constants; never from headers, the query or the URL",
 			"PHP_VALUE set from a request attribute: a client can influence PHP ini values")
-		g.entry(d, Untranslated, "", "")
+		g.entry(d, Untranslated, "", "ferry sets fixed variables only (env of the mount)")
 	case webServerOwn[name]:
 		g.entry(d, Kept, "", "")
 	default:
@@ -286,7 +302,18 @@ func (g *apacheMig) translate() {
 			g.entry(d, Translated, mountKey(m, "backend"), "the directory of a script mount")
 			continue
 		}
+		if m := g.mountOf(dir); m != nil {
+			g.entry(d, Translated, mountKey(m, "backend"), "the directory of a FastCGI mount")
+			continue
+		}
 		g.entry(d, Kept, "", "ExecCGI on a directory no ScriptAlias, Alias or document root maps to a URL")
+	}
+	for _, it := range g.fcgidHandlers {
+		if m := g.mountOf(it.s.dir); m != nil && m.m.Backend.Scheme == "fastcgi+exec" {
+			g.entry(it.d, Translated, mountKey(m, "backend"), "the FcgidWrapper mount runs these files")
+			continue
+		}
+		g.entry(it.d, Untranslated, "", "fcgid-script without a FcgidWrapper: a native FastCGI program; mount it as fastcgi+exec:PROGRAM")
 	}
 	for dir, h := range g.cgiDirs {
 		if _, ok := g.execDirs[dir]; !ok {
@@ -297,9 +324,34 @@ func (g *apacheMig) translate() {
 		g.setting(it)
 	}
 	g.phpSettings()
+	g.vhostMounts()
 	if !g.unsetPxy && len(g.mounts) > 0 {
 		g.finding(g.mounts[0].src, "httpoxy", `RequestHeader unset Proxy early (ferry drops the Proxy header itself)`,
 			"the client's Proxy header reaches scripts as HTTP_PROXY, which many HTTP libraries take as their proxy (httpoxy, CVE-2016-5385)")
+	}
+}
+
+// vhostMounts marks the mounts of a virtual host for review when mounts
+// come from more than one server: ferry does not route by host name.
+func (g *apacheMig) vhostMounts() {
+	servers := map[int]bool{}
+	for _, m := range g.mounts {
+		servers[m.vhost] = true
+	}
+	if len(servers) < 2 {
+		return
+	}
+	for _, m := range g.mounts {
+		if m.vhost == 0 {
+			continue
+		}
+		for i := range g.rep.Entries {
+			e := &g.rep.Entries[i]
+			if e.File == m.src.File && e.Line == m.src.Line && e.Key == mountKey(m, "backend") {
+				e.Status = Review
+				e.Note = strings.TrimPrefix(e.Note+"; ", "; ") + "from a <VirtualHost>: ferry does not route by host name, so this mount answers for every host; hand it to ferry from that virtual host only"
+			}
+		}
 	}
 }
 
@@ -377,8 +429,19 @@ func (g *apacheMig) maker(it item) {
 			g.entry(d, Untranslated, "", "mod_php without a DocumentRoot")
 			return
 		}
-		if m := g.mount(d, "/", "fastcgi+unix:///run/php/php8.2-fpm.sock", root, s.vhost); m != nil {
-			g.entry(d, Review, mountKey(m, "backend"), "mod_php becomes php-fpm: install and start php8.2-fpm (its www pool listens on /run/php/php8.2-fpm.sock); php_value settings become PHP_VALUE params of the mount")
+		backend, listen := g.poolBackend()
+		note := "mod_php becomes php-fpm"
+		if backend != "" {
+			note += ": the pool of " + listen.Where() + " serves it"
+		} else {
+			backend = "fastcgi+unix:///run/php/php8.2-fpm.sock"
+			note = "mod_php becomes php-fpm: no pool file was given, so this assumes Debian's php8.2-fpm www pool on /run/php/php8.2-fpm.sock (give the pool file after the configuration to take its listen address)"
+		}
+		if m := g.mount(d, "/", backend, root, s.vhost); m != nil {
+			// mod_php runs the file a path names, and has no front
+			// controller: a missing file is 404.
+			m.m.Backend.Query.Set("front", "")
+			g.entry(d, Review, mountKey(m, "backend"), note+"; php_value settings become PHP_VALUE params of the mount")
 		}
 	case "perlresponsehandler", "perlhandler":
 		if !strings.Contains(arg(0), "ModPerl::Registry") && !strings.Contains(arg(0), "ModPerl::PerlRun") {
@@ -479,6 +542,12 @@ func (g *apacheMig) alias(it item) {
 		return
 	}
 	dir := cleanDir(d.Args[1])
+	for _, m := range g.mounts {
+		if m.dir == dir && m.m.Prefix == strings.TrimSuffix(d.Args[0], "/")+"/" {
+			g.entry(d, Translated, mountKey(m, "backend"), "the URL of the scripts' mount")
+			return
+		}
+	}
 	opt, exec := g.execDirs[dir]
 	h, cgi := g.cgiDirs[dir]
 	if !exec || !cgi || opt == nil {
@@ -506,7 +575,8 @@ func (g *apacheMig) scoped(s scope) ([]*mnt, bool) {
 		switch {
 		case s.dir != "" && (m.dir == s.dir || strings.HasPrefix(m.dir, s.dir+"/") || strings.HasPrefix(s.dir, m.dir+"/") && m.m.Prefix == "/"):
 		case s.loc != "" && strings.HasPrefix(m.m.Prefix, strings.TrimSuffix(s.loc, "/")):
-		case s.dir == "" && s.loc == "" && (m.vhost == s.vhost || s.vhost == 0):
+		case s.dir == "" && s.loc == "" && (m.vhost == s.vhost || s.vhost == 0 || m.vhost == 0):
+			// a virtual host inherits the main server's mounts
 		default:
 			continue
 		}
@@ -696,23 +766,42 @@ func (g *apacheMig) phpSettings() {
 }
 
 // front writes the Apache snippet that hands the mounts to ferry.
+//
+// It speaks FastCGI to ferry's fastcgi:// listener (mod_proxy_fcgi), not
+// HTTP: scripts then see the client's REMOTE_ADDR, not 127.0.0.1.
 func (g *apacheMig) front() string {
 	var b strings.Builder
-	b.WriteString("# Apache: hand ferry's paths to it (a2enmod proxy proxy_http), in place of the\n# ScriptAlias/Alias/handler directives report.txt lists as translated.\n")
+	if len(g.mounts) == 0 {
+		return "# nothing to hand to ferry: no CGI, FastCGI, SCGI or PHP path was translated\n"
+	}
+	b.WriteString("# Apache: hand ferry's paths to its FastCGI listener (a2enmod proxy proxy_fcgi), in\n# place of the ScriptAlias/Alias/handler directives report.txt lists as translated.\n")
 	b.WriteString("RequestHeader unset Proxy early\n")
-	http := strings.TrimPrefix(g.opts.http(), "http://")
+	addr := strings.TrimPrefix(g.opts.fastcgi(), "fastcgi://")
+	if sock, ok := strings.CutPrefix(g.opts.fastcgi(), "fastcgi+unix://"); ok {
+		addr = "unix:" + sock + "|fcgi://localhost"
+	}
 	site := false
 	for _, m := range g.mounts {
 		if m.m.Prefix == "/" {
 			site = true
 			continue
 		}
-		fmt.Fprintf(&b, "ProxyPass %q \"http://%s%s\"\nProxyPassReverse %q \"http://%s%s\"\n", m.m.Prefix, http, m.m.Prefix, m.m.Prefix, http, m.m.Prefix)
+		fmt.Fprintf(&b, "ProxyPass %q \"fcgi://%s%s\"\n", m.m.Prefix, addr, m.m.Prefix)
 	}
 	if site {
-		fmt.Fprintf(&b, "# The PHP site: ferry serves it whole (static files from root too), so it can\n# serve it alone on port 80; or behind Apache:\nProxyPass \"/\" \"http://%s/\"\nProxyPassReverse \"/\" \"http://%s/\"\n", http, http)
+		fmt.Fprintf(&b, "# The PHP site: ferry serves it whole (static files from root too), so it can\n# serve it alone on port 80 (its http:// listener); or behind Apache, last:\nProxyPass \"/\" \"fcgi://%s/\"\n", addr)
 	}
 	return b.String()
+}
+
+// mountOf returns a mount whose directory (or document root) is dir.
+func (g *apacheMig) mountOf(dir string) *mnt {
+	for _, m := range g.mounts {
+		if dir != "" && m.dir == dir {
+			return m
+		}
+	}
+	return nil
 }
 
 // mountUnder returns a cgi: mount of dir or of a script in it.

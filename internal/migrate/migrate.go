@@ -62,6 +62,7 @@ type mig struct {
 	defEnv  []string
 	order   map[string]int // file -> order of first appearance
 	listens []string
+	pools   []*fpmPool // php-fpm pool files given as input
 }
 
 func newMig(server string, files []string, opts Options) *mig {
@@ -113,6 +114,18 @@ func (g *mig) mount(d *Directive, prefix, backend, dir string, vhost int) *mnt {
 	mt := &mnt{m: m, dir: dir, vhost: vhost, src: d, php: map[string][]string{}}
 	g.mounts = append(g.mounts, mt)
 	return mt
+}
+
+// usedPool returns the listen line of the pool a mount's backend is, or
+// nil.
+func (g *mig) usedPool() *Directive {
+	b, d := g.poolBackend()
+	for _, m := range g.mounts {
+		if b != "" && strings.HasPrefix(m.m.Backend.String(), b) {
+			return d
+		}
+	}
+	return nil
 }
 
 // mountKey spells a mount's key path.

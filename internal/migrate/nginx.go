@@ -30,7 +30,11 @@ type nginxMig struct {
 // cannot read.
 func Nginx(files []string, opts Options) (*Result, error) {
 	g := &nginxMig{mig: newMig("nginx", files, opts), upstreams: map[string]*Directive{}}
-	ds, missing, err := loadNginx(g.r, files)
+	inputs, err := g.splitPools(files)
+	if err != nil {
+		return nil, err
+	}
+	ds, missing, err := loadNginx(g.r, inputs)
 	if err != nil {
 		return nil, err
 	}
@@ -45,6 +49,7 @@ func Nginx(files []string, opts Options) (*Result, error) {
 			}
 		}
 	}
+	g.reportPools(g.usedPool())
 	res := g.finish()
 	if g.front.Len() == 0 {
 		g.front.WriteString("# nothing to hand to ferry: no CGI, FastCGI or SCGI location was found\n")
@@ -133,6 +138,12 @@ func (g *nginxMig) plain(d *Directive) {
 	}
 }
 
+// cgiVars are the params ferry sets itself, from the request.
+var cgiVars = map[string]bool{"GATEWAY_INTERFACE": true, "SERVER_SOFTWARE": true, "SERVER_PROTOCOL": true, "SERVER_NAME": true, "SERVER_PORT": true,
+	"SERVER_ADDR": true, "REMOTE_ADDR": true, "REMOTE_PORT": true, "REQUEST_METHOD": true, "REQUEST_URI": true, "DOCUMENT_URI": true, "DOCUMENT_ROOT": true,
+	"SCRIPT_NAME": true, "SCRIPT_FILENAME": true, "PATH_INFO": true, "QUERY_STRING": true, "CONTENT_TYPE": true, "CONTENT_LENGTH": true,
+	"HTTPS": true, "REDIRECT_STATUS": true, "HTTP_PROXY": true, "REQUEST_SCHEME": true}
+
 var clientVars = []string{"$http_", "$arg_", "$cookie_", "$args", "$query_string", "$request_uri", "$uri", "$request_body"}
 
 // location translates one location block.
@@ -191,7 +202,7 @@ func (g *nginxMig) location(loc *Directive, outer nctx) {
 		}
 	}
 	if pass.Name != "proxy_pass" && pass.Name != "uwsgi_pass" && !httpoxy {
-		g.finding(pass, "httpoxy", `fastcgi_param HTTP_PROXY ""; (ferry drops the Proxy header itself)`,
+		g.finding(pass, "httpoxy", strings.TrimSuffix(pass.Name, "_pass")+`_param HTTP_PROXY ""; (ferry drops the Proxy header itself)`,
 			"the client's Proxy header reaches the application as HTTP_PROXY, which many HTTP libraries take as their proxy (httpoxy, CVE-2016-5385)")
 	}
 	if host != "" && !loopback(host) && pass.Name == "fastcgi_pass" {
@@ -220,6 +231,10 @@ func (g *nginxMig) location(loc *Directive, outer nctx) {
 		}
 		m = g.mount(pass, prefix, backend, "", 0)
 		mode = "scgi"
+		if m != nil {
+			fmt.Fprintf(&g.front, "# %s: ferry speaks SCGI to the application now\nlocation %s {\n    proxy_pass %s;\n    proxy_set_header Host $host;\n    proxy_set_header Proxy \"\";\n}\n",
+				loc.Where(), strings.Join(loc.Args, " "), g.opts.http())
+		}
 	case isPHP:
 		if c.split != nil && !tried {
 			g.finding(c.split, "cve-2019-11043", "add try_files $fastcgi_script_name =404; to the location (as Debian's snippets/fastcgi-php.conf does)",
@@ -253,7 +268,7 @@ func (g *nginxMig) location(loc *Directive, outer nctx) {
 		fmt.Fprintf(&g.front, "# %s: ferry serves this PHP site itself (static files from %s, .php through %s):\n# it can serve it alone; or keep nginx in front with\n#   location / { proxy_pass %s; proxy_set_header Host $host; }\n",
 			loc.Where(), c.root, backend, g.opts.http())
 	default:
-		dir := ""
+		dir, fixed := "", false
 		if v, ok := strings.CutSuffix(scriptFilename, "$fastcgi_script_name"); ok {
 			if v == "$document_root" || v == "$realpath_root" {
 				v = c.root
@@ -265,7 +280,10 @@ func (g *nginxMig) location(loc *Directive, outer nctx) {
 				}
 			}
 		} else if scriptFilename != "" && !strings.Contains(scriptFilename, "$") {
+			// one fixed script: the mount is the location's path, as
+			// nginx matches it (/gitweb.cgi and /gitweb.cgi/...)
 			dir = path.Dir(scriptFilename)
+			fixed = true
 		}
 		if dir == "" {
 			g.entry(pass, Untranslated, "", "SCRIPT_FILENAME %q does not name a script directory ferry can confine scripts to", scriptFilename)
@@ -274,10 +292,17 @@ func (g *nginxMig) location(loc *Directive, outer nctx) {
 		if !strings.HasPrefix(prefix, "/") {
 			prefix = "/"
 		}
-		if !strings.HasSuffix(prefix, "/") {
+		if !strings.HasSuffix(prefix, "/") && !fixed {
 			prefix += "/"
 		}
-		m = g.mount(pass, prefix, "cgi:"+dir+"?from=script-filename", dir, 0)
+		// A plain cgi: mount runs the same scripts as fcgiwrap did, both
+		// behind nginx (ferry's FastCGI listener takes the path from
+		// REQUEST_URI) and alone over HTTP, where no SCRIPT_FILENAME comes.
+		backend := "cgi:" + dir
+		if fixed {
+			backend = "cgi:" + scriptFilename
+		}
+		m = g.mount(pass, prefix, backend, dir, 0)
 		if m != nil {
 			g.listen(g.opts.fastcgi())
 			g.listen(g.opts.http())
@@ -289,7 +314,7 @@ func (g *nginxMig) location(loc *Directive, outer nctx) {
 	if m != nil {
 		note := ""
 		if mode == "cgi" {
-			note = "fcgiwrap's job: ferry listens on " + g.opts.fastcgi() + " and runs the script nginx names in SCRIPT_FILENAME, confined to the directory"
+			note = "fcgiwrap's job: ferry listens on " + g.opts.fastcgi() + " for nginx (front.conf) and on " + g.opts.http() + " to serve alone, and runs the scripts of " + m.dir + " under " + m.m.Prefix
 		}
 		g.entry(pass, Translated, mountKey(m, "backend"), note)
 	} else if mode == "kept" {
@@ -316,6 +341,8 @@ func (g *nginxMig) locationDirectives(loc *Directive, c nctx, m *mnt, mode strin
 			arg = d.Args[0]
 		}
 		switch {
+		case m != nil && d.Name == "fastcgi_param" && (arg == "PHP_VALUE" || arg == "PHP_ADMIN_VALUE") && len(d.Args) > 1 && strings.Contains(d.Args[1], "$"):
+			g.entry(d, Untranslated, "", "built from nginx variables: ferry sends fixed values only (env of the mount)")
 		case m != nil && d.Name == "fastcgi_param" && (arg == "PHP_VALUE" || arg == "PHP_ADMIN_VALUE") && len(d.Args) > 1:
 			for _, line := range strings.Split(d.Args[1], "\n") {
 				if line = strings.TrimSpace(line); line != "" {
@@ -329,7 +356,9 @@ func (g *nginxMig) locationDirectives(loc *Directive, c nctx, m *mnt, mode strin
 			g.setOn(d, []*mnt{m}, "cgi_timeout", nginxDuration(arg))
 		case m != nil && d.Name == "client_max_body_size":
 			g.setOn(d, []*mnt{m}, "max_request_body", strings.ToUpper(arg))
-		case m != nil && mode == "php" && (strings.HasSuffix(d.Name, "_timeout") || d.Name == "fastcgi_keep_conn"):
+		case m != nil && d.Name == "fastcgi_keep_conn":
+			g.entry(d, Translated, "", "ferry keeps its connections to FastCGI applications (max_conns sets how many)")
+		case m != nil && mode == "php" && strings.HasSuffix(d.Name, "_timeout"):
 			g.entry(d, Untranslated, "", "ferry has no per-request timeout for FastCGI applications; the client's own and cgi_queue_timeout bound a request")
 		case d.Name == "fastcgi_split_path_info" && mode == "php":
 			g.entry(d, Translated, "", "ferry's PHP site splits the path at .php itself (ext option)")
@@ -337,6 +366,10 @@ func (g *nginxMig) locationDirectives(loc *Directive, c nctx, m *mnt, mode strin
 			g.entry(d, Translated, "", "ferry checks the script exists before passing it")
 		case d.Name == "fastcgi_index" && m != nil:
 			g.entry(d, Translated, mountKey(m, "index"), "")
+		case m != nil && d.Name == "fastcgi_param" && mode == "cgi" && len(d.Args) > 1 && !strings.Contains(d.Args[1], "$") && !cgiVars[arg]:
+			// fcgiwrap gives scripts its params as their environment
+			m.env = addEnv(m.env, arg+"="+d.Args[1])
+			g.entry(d, Translated, mountKey(m, "env"), "fcgiwrap passed it to the scripts as environment")
 		case d.Name == "fastcgi_param" && mode == "cgi":
 			g.entry(d, Kept, "", "nginx keeps sending it to ferry (front.conf)")
 		case strings.HasPrefix(d.Name, "fastcgi_") && mode == "php":
@@ -425,15 +458,26 @@ func (g *nginxMig) frontLocation(loc *Directive) {
 		addr = "unix:" + a
 	}
 	fmt.Fprintf(&g.front, "# %s: fcgiwrap replaced by ferry\n%s {\n", loc.Where(), loc.Text())
+	httpoxy := false
 	for _, d := range loc.Block {
 		switch {
+		case d.File != loc.File:
+			// brought in by an include, which the snippet keeps
 		case d.Section:
 			fmt.Fprintf(&g.front, "    # %s { ... } kept as it was (%s)\n", d.Text(), d.Where())
 		case d.Name == "fastcgi_pass":
 			fmt.Fprintf(&g.front, "    fastcgi_pass %s;\n", addr)
+		case d.Name == "#resolved include":
+			fmt.Fprintf(&g.front, "    include %s;\n", strings.Join(d.Args, " "))
 		default:
+			if d.Name == "fastcgi_param" && len(d.Args) > 1 && d.Args[0] == "HTTP_PROXY" && d.Args[1] == "" {
+				httpoxy = true
+			}
 			fmt.Fprintf(&g.front, "    %s;\n", d.Text())
 		}
 	}
-	g.front.WriteString("    fastcgi_param HTTP_PROXY \"\";\n}\n")
+	if !httpoxy {
+		g.front.WriteString("    fastcgi_param HTTP_PROXY \"\";\n")
+	}
+	g.front.WriteString("}\n")
 }

@@ -30,8 +30,8 @@ type PHPFPMConfig struct {
 	// the caller's environment. Values must not contain '$', '"', '\' or
 	// control characters.
 	Env map[string]string
-	// PingPath, if set, is the pool's ping.path (answering "pong"), for
-	// health checks; it must start with "/".
+	// PingPath, if set, is php-fpm's ping.path, such as "/ping": a request
+	// whose SCRIPT_NAME it is gets "pong".
 	PingPath string
 }
 
@@ -68,7 +68,7 @@ type phpfpmParams struct {
 	children     int
 	owner, group string // listen.owner and listen.group, or empty
 	env          map[string]string
-	ping         string // ping.path, or ""
+	pingPath     string // ping.path, or empty
 }
 
 // phpfpmConfig renders php-fpm.conf. Values are double-quoted; the caller
@@ -94,13 +94,13 @@ func phpfpmConfig(p phpfpmParams) string {
 	}
 	w("pm = static")
 	w("pm.max_children = %d", p.children)
+	if p.pingPath != "" {
+		w("ping.path = %s", p.pingPath)
+		w("ping.response = pong")
+	}
 	// Workers' stderr goes to error_log rather than /dev/null.
 	w("catch_workers_output = yes")
 	w("clear_env = yes")
-	if p.ping != "" {
-		w("ping.path = %s", quote(p.ping))
-		w("ping.response = pong")
-	}
 	for _, k := range slices.Sorted(maps.Keys(p.env)) {
 		w("env[%s] = %s", k, quote(p.env[k]))
 	}
@@ -159,6 +159,9 @@ func StartPHPFPM(ctx context.Context, dir string, cfg PHPFPMConfig) (*PHPFPM, er
 	if cfg.Children < 0 {
 		return nil, fmt.Errorf("peers: Children %d is negative", cfg.Children)
 	}
+	if p := cfg.PingPath; p != "" && (!strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t\"';\\$")) {
+		return nil, fmt.Errorf("peers: PingPath %q: want a path without spaces or quotes", p)
+	}
 	for k, v := range cfg.Env {
 		if !envName.MatchString(k) {
 			return nil, fmt.Errorf("peers: invalid environment variable name %q", k)
@@ -166,9 +169,6 @@ func StartPHPFPM(ctx context.Context, dir string, cfg PHPFPMConfig) (*PHPFPM, er
 		if err := checkINIString("value of "+k, v); err != nil {
 			return nil, err
 		}
-	}
-	if cfg.PingPath != "" && (!strings.HasPrefix(cfg.PingPath, "/") || checkINIString("PingPath", cfg.PingPath) != nil) {
-		return nil, fmt.Errorf("peers: PingPath %q: want a path starting with / and no quotes", cfg.PingPath)
 	}
 	if dir, err = workDir(dir); err != nil {
 		return nil, err
@@ -224,8 +224,7 @@ func StartPHPFPM(ctx context.Context, dir string, cfg PHPFPMConfig) (*PHPFPM, er
 		be.setReady(&spec)
 		p, err := startConfigured(ctx, spec, conf, phpfpmConfig(phpfpmParams{
 			dir: dir, listen: be.address, unix: be.network == "unix",
-			children: positiveOr(cfg.Children, 4), owner: owner, group: group, env: cfg.Env,
-			ping: cfg.PingPath,
+			children: positiveOr(cfg.Children, 4), owner: owner, group: group, env: cfg.Env, pingPath: cfg.PingPath,
 		}))
 		if err != nil {
 			return nil, err

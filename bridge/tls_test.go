@@ -1,0 +1,238 @@
+package bridge
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"github.com/ferrygw/ferry/internal/testdir"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrygw/ferry/internal/testlog"
+)
+
+// testCert is a self-signed certificate for 127.0.0.1 and localhost,
+// written as PEM files.
+type testCert struct {
+	certFile, keyFile string
+	pool              *x509.CertPool // trusts it
+	serial            int64
+}
+
+// writeTestCert makes a certificate with the given serial number and
+// writes it to cert.pem and key.pem in dir.
+func writeTestCert(t *testing.T, dir string, serial int64) testCert {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(serial),
+		Subject:               pkix.Name{CommonName: "ferry test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testCert{certFile: filepath.Join(dir, "cert.pem"), keyFile: filepath.Join(dir, "key.pem"), pool: x509.NewCertPool(), serial: serial}
+	// Written next to the files and renamed over them, as certbot's
+	// renewal links do: a handshake never reads half a file.
+	for name, block := range map[string]*pem.Block{c.certFile: {Type: "CERTIFICATE", Bytes: der}, c.keyFile: {Type: "PRIVATE KEY", Bytes: keyDER}} {
+		if err := os.WriteFile(name+".new", pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(name+".new", name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cert, _ := x509.ParseCertificate(der)
+	c.pool.AddCert(cert)
+	return c
+}
+
+// httpsListen is the https:// front address for c on a free port.
+func (c testCert) httpsListen() string {
+	return "https://127.0.0.1:0?" + url.Values{"cert": {c.certFile}, "key": {c.keyFile}}.Encode()
+}
+
+// client returns an HTTP client that trusts c, speaking HTTP/2 when h2,
+// else HTTP/1.1 only.
+func (c testCert) client(h2 bool) *http.Client {
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.pool}, ForceAttemptHTTP2: h2}
+	if !h2 {
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{} // no h2
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// serveTLS runs a Server listening on listen with mounts and returns its
+// address and logs; it stops at cleanup.
+func serveTLS(t *testing.T, listen string, mounts ...string) (string, *testlog.Buffer) {
+	t.Helper()
+	cfg, err := matrixConfig(listen, mounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.AccessLog = true
+	_, a, logs := runFerry(t, cfg)
+	return a, logs
+}
+
+// TestHTTPSFront: an https:// front speaks HTTP/2 to a client that offers
+// it (ALPN) and HTTP/1.1 to one that does not, TLS 1.2 at least; a CGI
+// script behind it gets HTTPS=on and REQUEST_SCHEME=https.
+func TestHTTPSFront(t *testing.T) {
+	dir := testdir.Open(t)
+	c := writeTestCert(t, dir, 1)
+	writeExec(t, filepath.Join(dir, "env.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhttps=%s scheme=%s port=%s\\n' \"$HTTPS\" \"$REQUEST_SCHEME\" \"$SERVER_PORT\"\n")
+	addr, _ := serveTLS(t, c.httpsListen(), "/cgi-bin/=cgi:"+dir)
+	_, port, _ := net.SplitHostPort(addr)
+	for _, tt := range []struct {
+		h2    bool
+		proto string
+	}{{true, "HTTP/2.0"}, {false, "HTTP/1.1"}} {
+		resp, err := c.client(tt.h2).Get("https://" + addr + "/cgi-bin/env.sh")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.Proto != tt.proto || resp.TLS == nil || resp.TLS.Version < tls.VersionTLS12 {
+			t.Errorf("h2 %v: %s over %v; want %s over TLS 1.2 or later", tt.h2, resp.Proto, resp.TLS, tt.proto)
+		}
+		if want := "https=on scheme=https port=" + port + "\n"; string(body) != want {
+			t.Errorf("h2 %v: the script said %q; want %q", tt.h2, body, want)
+		}
+	}
+	// A client that offers only TLS 1.1 is refused.
+	old := &tls.Config{RootCAs: c.pool, MaxVersion: tls.VersionTLS11}
+	if conn, err := tls.Dial("tcp", addr, old); err == nil {
+		conn.Close()
+		t.Errorf("a TLS 1.1 handshake succeeded; want TLS 1.2 or later only")
+	}
+}
+
+// TestHTTPSCertificateReload: a certificate renewed on disk serves the
+// next handshake, with no restart; a broken renewal leaves the old one in
+// service and says so in the log.
+func TestHTTPSCertificateReload(t *testing.T) {
+	dir := testdir.Open(t)
+	c := writeTestCert(t, dir, 1)
+	writeExec(t, filepath.Join(dir, "ok.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nok'\n")
+	addr, logs := serveTLS(t, c.httpsListen(), "/cgi-bin/=cgi:"+dir)
+	serial := func(pool *x509.CertPool) int64 {
+		t.Helper()
+		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+	}
+	if got := serial(c.pool); got != 1 {
+		t.Fatalf("serial %d; want 1", got)
+	}
+	c2 := writeTestCert(t, dir, 2)
+	if got := serial(c2.pool); got != 2 {
+		t.Errorf("after the renewal, serial %d; want 2", got)
+	}
+	// A key that is not the certificate's: the last good pair serves on.
+	if err := os.WriteFile(c.keyFile, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := serial(c2.pool); got != 2 {
+		t.Errorf("after a broken renewal, serial %d; want 2 still", got)
+	}
+	if !strings.Contains(logs.String(), "cannot be loaded; serving the previous one") || !strings.Contains(logs.String(), c.keyFile) {
+		t.Errorf("no warning naming %s in the log:\n%s", c.keyFile, logs)
+	}
+}
+
+// TestHTTPSCertificateErrors: a missing or bad certificate is a start
+// error naming the file; an https:// front without cert and key is a
+// configuration error.
+func TestHTTPSCertificateErrors(t *testing.T) {
+	dir := testdir.Open(t)
+	c := writeTestCert(t, dir, 1)
+	garbage := filepath.Join(dir, "garbage.pem")
+	os.WriteFile(garbage, []byte("not a certificate\n"), 0o600)
+	for _, tt := range []struct {
+		name, listen, want string
+	}{
+		{"missing cert", "https://127.0.0.1:0?cert=" + dir + "/none.pem&key=" + c.keyFile, "bridge: listen https://127.0.0.1:0: cert=" + dir + "/none.pem: no such file"},
+		{"missing key", "https://127.0.0.1:0?cert=" + c.certFile + "&key=" + dir + "/none.pem", "key=" + dir + "/none.pem: no such file"},
+		{"bad cert", "https://127.0.0.1:0?cert=" + garbage + "&key=" + c.keyFile, "cert=" + garbage + " key=" + c.keyFile + ": tls: failed to find any PEM data in certificate input"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := matrixConfig(tt.listen, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.Run(context.Background(), func([]net.Listener) { t.Error("ferry listened") })
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Run = %v; want an error with %q", err, tt.want)
+			}
+		})
+	}
+	for _, listen := range []string{"https://127.0.0.1:0", "https://127.0.0.1:0?cert=" + c.certFile} {
+		if _, err := matrixConfig(listen, nil); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := ParseAddress(listen)
+		if _, err := New(Config{Listen: []Address{a}}); err == nil || !strings.Contains(err.Error(), "https:// needs cert=FILE and key=FILE") {
+			t.Errorf("New(listen %s) = %v; want https:// needs cert=FILE and key=FILE", listen, err)
+		}
+	}
+}
+
+// TestCheckHTTPSCertificate: ferry check loads an https:// front's pair.
+func TestCheckHTTPSCertificate(t *testing.T) {
+	dir := testdir.Open(t)
+	c := writeTestCert(t, dir, 1)
+	for _, tt := range []struct{ cert, want string }{
+		{c.certFile, ""},
+		{dir + "/none.pem", "https://127.0.0.1:0: cert=" + dir + "/none.pem: no such file"},
+		{c.keyFile, "https://127.0.0.1:0: cert=" + c.keyFile + " key=" + c.keyFile + ": tls: "},
+	} {
+		cfg := mustConfig(t, "https://127.0.0.1:0?"+url.Values{"cert": {tt.cert}, "key": {c.keyFile}}.Encode())
+		var got []string
+		for _, f := range Check(t.Context(), cfg, CheckOptions{}) {
+			if f.Severity == Problem {
+				got = append(got, f.Msg)
+			}
+		}
+		if (tt.want == "") != (len(got) == 0) || (tt.want != "" && !strings.Contains(strings.Join(got, "\n"), tt.want)) {
+			t.Errorf("check with cert=%s: problems %q; want %q", tt.cert, got, tt.want)
+		}
+	}
+}
