@@ -68,7 +68,7 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 			if err != nil {
 				return nil, err
 			}
-			mb := &member{t: client}
+			mb := &member{t: client, limit: int64(client.MaxConns)}
 			if pool != nil && pool.IdleTimeout > 0 {
 				mb.busy = pool.Busy
 			}

@@ -1,8 +1,6 @@
 package bridge
 
 import (
-	"context"
-	"errors"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -37,7 +35,8 @@ func httpBackend() Backend {
 				return hb, nil
 			}
 			g, err := b.newGroup(m, o, func(a Address, o options) (*member, error) {
-				return &member{rt: newProxyTransport(o.positive("max_conns")), host: a.Host}, nil
+				n := o.positive("max_conns")
+				return &member{rt: newProxyTransport(n), host: a.Host, limit: int64(n)}, nil
 			})
 			if err != nil {
 				return nil, err
@@ -160,11 +159,7 @@ func (b *httpBack) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if r.Context().Err() != nil {
 		return // the client went away: nobody to answer
 	}
-	status := http.StatusBadGateway
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		status = http.StatusGatewayTimeout
-	}
+	status := cgi.StatusOf(err) // 504 for a timeout, 503 for a group's full queue, else 502
 	log := zerolog.Ctx(r.Context())
 	if log.GetLevel() == zerolog.Disabled {
 		log = &b.log

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/internal/defaults"
 	"github.com/ferrygw/ferry/scgi"
 )
 
@@ -27,7 +28,8 @@ func buildSCGI(b *builder, m Mount, o options) (http.Handler, error) {
 		return scgi.NewHandler(b.scgiClient(m.Backend, o), cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway()), nil
 	}
 	g, err := b.newGroup(m, o, func(a Address, o options) (*member, error) {
-		return &member{t: b.scgiClient(a, o)}, nil
+		c := b.scgiClient(a, o)
+		return &member{t: c, limit: int64(defaults.Or(c.MaxConns, scgi.DefaultClientConns))}, nil
 	})
 	if err != nil {
 		return nil, err

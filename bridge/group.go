@@ -53,6 +53,10 @@ type member struct {
 	host   string            // HTTP backends: HOST:PORT requests go to
 	cookie string            // the sticky cookie's value naming it
 	busy   func() func()     // an on-demand worker pool's load count, or nil
+	// limit is the requests the backend takes at once (its max_conns):
+	// with every backend up at its limit, requests wait in the group's
+	// queue. Zero: no limit the group knows of.
+	limit int64
 
 	inflight atomic.Int64
 	draining atomic.Bool
@@ -102,6 +106,7 @@ type group struct {
 	rrMu    sync.Mutex                // guards rrCurrent
 	rrCur   map[*member]int           // smooth weighted round robin's current weights
 	budget  retryBudget
+	queue   groupQueue
 	// resolver re-resolves the backends' names (the resolve option), or
 	// is nil.
 	resolver *groupResolver
@@ -130,6 +135,11 @@ func (m *member) usable(now time.Time) bool {
 	return m.state(now) == stateUp
 }
 
+// full reports whether m has as many requests in flight as it takes.
+func (m *member) full() bool {
+	return m.limit > 0 && m.inflight.Load() >= m.limit
+}
+
 // effWeight is m's weight at now, ramped up after it came back when the
 // group has a slow start.
 func (g *group) effWeight(m *member, now time.Time) float64 {
@@ -155,43 +165,61 @@ func (g *group) load(m *member, now time.Time) float64 {
 }
 
 // pick chooses a backend for a request, none of tried. key is the sticky
-// key (REMOTE_ADDR, or the cookie's value), or "". When every backend left
-// is down, it picks among those anyway (not the draining ones): with all
-// of them marked down, trying one is better than refusing everything, as
-// nginx does for a group of one.
-func (g *group) pick(tried []*member, key string) *member {
+// key (REMOTE_ADDR, or the cookie's value), or "". A request with a key
+// goes to the backend it names while that one is up, however busy (its own
+// queue holds it). The others go to a backend up with room (see
+// member.limit); when every backend up is at its limit, pick returns nil
+// and full: the request waits in the group's queue. When every backend
+// left is down, it picks among those anyway (not the draining ones): with
+// all of them marked down, trying one is better than refusing everything,
+// as nginx does for a group of one. nil without full: none is left.
+func (g *group) pick(tried []*member, key string) (m *member, full bool) {
 	now := time.Now()
 	all := g.list()
-	var cands []*member
 	var buf [8]*member
-	cands = buf[:0]
+	up := buf[:0]
 	for _, m := range all {
 		if m.usable(now) && !slices.Contains(tried, m) {
-			cands = append(cands, m)
+			up = append(up, m)
 		}
 	}
-	if len(cands) == 0 {
+	if len(up) == 0 {
 		for _, m := range all {
 			if !m.draining.Load() && !slices.Contains(tried, m) {
-				cands = append(cands, m)
+				up = append(up, m)
 			}
 		}
-	}
-	switch len(cands) {
-	case 0:
-		return nil
-	case 1:
-		return cands[0]
+		if len(up) == 0 {
+			return nil, false
+		}
+		return g.choose(up, now), false
 	}
 	if key != "" {
 		if g.sticky == "addr" {
-			return rendezvous(cands, key)
+			return rendezvous(up, key), false
 		}
-		for _, m := range cands {
+		for _, m := range up {
 			if m.cookie == key {
-				return m
+				return m, false
 			}
 		}
+	}
+	room := up[:0] // filtered in place
+	for _, m := range up {
+		if !m.full() {
+			room = append(room, m)
+		}
+	}
+	if len(room) == 0 {
+		return nil, true
+	}
+	return g.choose(room, now), false
+}
+
+// choose picks one of cands as the policy says.
+func (g *group) choose(cands []*member, now time.Time) *member {
+	if len(cands) == 1 {
+		return cands[0]
 	}
 	switch g.policy {
 	case "round_robin":
@@ -280,6 +308,15 @@ func cookieValue(name string) string {
 	return string(b)
 }
 
+// release ends a request's count on m, and hands its room to the request
+// first in the group's queue.
+func (g *group) release(m *member) {
+	m.inflight.Add(-1)
+	if m.limit > 0 && g.queue.waiting.Load() > 0 {
+		g.queue.wake()
+	}
+}
+
 // failed counts a failure of m at now: max_fails of them within
 // fail_timeout mark it down for fail_timeout.
 func (g *group) failed(m *member, err error) {
@@ -348,13 +385,16 @@ func (g *group) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRes
 		req.Body = tb
 		defer func() { req.Body = body }()
 	}
-	var tried []*member
 	var triedBuf [4]*member
-	tried = triedBuf[:0]
+	tried := triedBuf[:0]
+	var lastErr error
 	for {
-		m := g.pick(tried, key)
-		if m == nil {
-			return nil, cgi.NotSent(errNoBackend)
+		m, err := g.next(ctx, tried, key)
+		if err != nil {
+			if lastErr != nil && errors.Is(err, errNoBackend) {
+				return nil, lastErr // every backend tried
+			}
+			return nil, err
 		}
 		if len(tried) > 0 {
 			m.retries.Add(1)
@@ -369,12 +409,12 @@ func (g *group) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRes
 		resp, err := m.t.RoundTrip(ctx, req)
 		if err == nil {
 			aff.chose(g, m)
-			gb := &groupBody{ReadCloser: resp.Body, m: m, idle: idle}
+			gb := &groupBody{ReadCloser: resp.Body, g: g, m: m, idle: idle}
 			gb.app = *resp
 			gb.app.Body = gb
 			return &gb.app, nil
 		}
-		m.inflight.Add(-1)
+		g.release(m)
 		if idle != nil {
 			idle()
 		}
@@ -385,8 +425,32 @@ func (g *group) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRes
 		if ctx.Err() != nil || !retryable(err, tb != nil && tb.touched.Load(), req.ContentLength == 0 && g.safe(req.Params)) || !g.budget.retry() {
 			return nil, err
 		}
+		lastErr = err
 		g.log.Debug().Err(err).Str("mount", g.prefix).Str("backend", m.name).Msg("ferry: trying another backend")
 	}
+}
+
+// next returns the backend a request goes to, none of tried: the one
+// pick chooses, or, when every backend up is at its limit, the first to
+// have room while the request waits in the group's queue. It fails
+// (marked cgi.ErrNotSent) when no backend is left, or none had room in
+// time.
+func (g *group) next(ctx context.Context, tried []*member, key string) (*member, error) {
+	var m *member
+	full := key == "" && g.queue.waiting.Load() > 0 // first come, first served
+	if !full {
+		m, full = g.pick(tried, key)
+	}
+	if full {
+		var err error
+		if m, err = g.wait(ctx, tried, key); err != nil {
+			return nil, cgi.NotSent(err)
+		}
+	}
+	if m == nil {
+		return nil, cgi.NotSent(errNoBackend)
+	}
+	return m, nil
 }
 
 // errNoBackend is the failure of a group whose backends are all draining.
@@ -411,6 +475,7 @@ func (g *group) safe(params []string) bool {
 // on the backend.
 type groupBody struct {
 	io.ReadCloser
+	g      *group
 	m      *member
 	idle   func()
 	app    cgi.AppResponse
@@ -420,7 +485,7 @@ type groupBody struct {
 func (b *groupBody) Close() error {
 	if !b.closed {
 		b.closed = true
-		b.m.inflight.Add(-1)
+		b.g.release(b.m)
 		if b.idle != nil {
 			b.idle()
 		}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"strings"
 	"sync"
+
+	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/internal/defaults"
 )
 
 // newGroup builds the upstream group of mount m, whose options are o, with
@@ -33,6 +36,7 @@ func (b *builder) newGroup(m Mount, o options, newMember func(Address, options) 
 			serverSoftware: b.serverSoftware(),
 		},
 	}
+	g.queue.timeout = defaults.Or(b.st.QueueTimeout, cgi.DefaultQueueTimeout)
 	if g.policy == "" {
 		g.policy = "least_busy"
 	}

@@ -64,9 +64,9 @@ var groupOptionNames = func() map[string]bool {
 }()
 
 // isGroup reports whether m's backend is an upstream group: several
-// backends, or one with group options.
+// backends, or one with group options or options of its own.
 func (m Mount) isGroup() bool {
-	if len(m.More) > 0 {
+	if len(m.More) > 0 || len(m.FirstOptions) > 0 {
 		return true
 	}
 	for k := range m.Backend.Query {

@@ -146,11 +146,16 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 	key := aff.key()
 	noBody := req.Body == nil || req.Body == http.NoBody
 	safe := noBody && (g.idempotent || req.Method == http.MethodGet || req.Method == http.MethodHead)
-	var tried []*member
+	var triedBuf [4]*member
+	tried := triedBuf[:0]
+	var lastErr error
 	for {
-		m := g.pick(tried, key)
-		if m == nil {
-			return nil, errNoBackend
+		m, err := g.next(ctx, tried, key)
+		if err != nil {
+			if lastErr != nil && errors.Is(err, errNoBackend) {
+				return nil, lastErr // every backend tried
+			}
+			return nil, err
 		}
 		if len(tried) > 0 {
 			m.retries.Add(1)
@@ -169,13 +174,13 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 			if resp.StatusCode == http.StatusSwitchingProtocols {
 				// The body is the upgraded connection, which the proxy
 				// needs as it is (an io.ReadWriteCloser).
-				m.inflight.Add(-1)
+				g.release(m)
 				return resp, nil
 			}
-			resp.Body = &httpGroupBody{ReadCloser: resp.Body, m: m}
+			resp.Body = &httpGroupBody{ReadCloser: resp.Body, g: g, m: m}
 			return resp, nil
 		}
-		m.inflight.Add(-1)
+		g.release(m)
 		if ctx.Err() == nil {
 			aff.failed()
 			g.failed(m, err)
@@ -184,6 +189,7 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 		if ctx.Err() != nil || !(notSent || safe) || !g.budget.retry() {
 			return nil, err
 		}
+		lastErr = err
 		g.log.Debug().Err(err).Str("mount", g.prefix).Str("backend", m.name).Msg("ferry: trying another backend")
 	}
 }
@@ -199,6 +205,7 @@ func isDialError(err error) bool {
 // request's count on the backend.
 type httpGroupBody struct {
 	io.ReadCloser
+	g      *group
 	m      *member
 	closed bool
 }
@@ -206,7 +213,7 @@ type httpGroupBody struct {
 func (b *httpGroupBody) Close() error {
 	if !b.closed {
 		b.closed = true
-		b.m.inflight.Add(-1)
+		b.g.release(b.m)
 	}
 	return b.ReadCloser.Close()
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,9 +23,17 @@ import (
 // with ping.path /ping; the caller stops it.
 func startPool(t *testing.T, name string, port int) *peers.PHPFPM {
 	t.Helper()
+	return startPoolEnv(t, port, map[string]string{"POOL": name})
+}
+
+// startPoolEnv starts php-fpm as startPool does, with env in its workers'
+// environment: POOL, the name pool.php answers, and DELAY, the
+// microseconds slow.php takes.
+func startPoolEnv(t *testing.T, port int, env map[string]string) *peers.PHPFPM {
+	t.Helper()
 	peerstest.Need(t, "php-fpm")
 	f, err := peers.StartPHPFPM(t.Context(), t.TempDir(), peers.PHPFPMConfig{
-		Listen: fmt.Sprintf("127.0.0.1:%d", port), Children: 4, PingPath: "/ping", Env: map[string]string{"POOL": name}})
+		Listen: fmt.Sprintf("127.0.0.1:%d", port), Children: 4, PingPath: "/ping", Env: env})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +48,7 @@ func poolSite(t *testing.T) string {
 	os.Chmod(dir, 0o777)
 	for name, text := range map[string]string{
 		"pool.php": `<?php echo getenv("POOL");`,
-		"slow.php": `<?php usleep(200000); echo getenv("POOL");`,
+		"slow.php": `<?php usleep((int)(getenv("DELAY") ?: 200000)); echo getenv("POOL");`,
 		"post.php": `<?php file_put_contents(__DIR__."/runs", "x", FILE_APPEND); $b = file_get_contents("php://input"); sleep(5); echo strlen($b);`,
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
@@ -269,5 +278,145 @@ func TestGroupConfigFile(t *testing.T) {
 	}
 	if _, err := ParseMount("/=fastcgi://127.0.0.1:1,fastcgi://127.0.0.1:2?sticky=session"); err == nil || !strings.Contains(err.Error(), "want addr or cookie:NAME") {
 		t.Errorf("a bad sticky: %v", err)
+	}
+}
+
+// TestGroupConfigTables: a group as [[mount."/".backend]] tables, each
+// backend with its own weight and max_conns, read, written by WriteConfig
+// and read back the same; mistakes name the table.
+func TestGroupConfigTables(t *testing.T) {
+	const text = `[mount."/"]
+policy = "round_robin"
+max_conns = 8
+
+[[mount."/".backend]]
+address = "fastcgi://127.0.0.1:9000"
+weight = 3
+max_conns = 16
+
+[[mount."/".backend]]
+address = "fastcgi://127.0.0.1:9001"
+`
+	f, err := ParseConfig("f.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, m Mount) {
+		t.Helper()
+		if len(m.More) != 1 || m.Backend.Query.Get("policy") != "round_robin" {
+			t.Fatalf("%s: group = %+v", what, m)
+		}
+		if w0, w1 := m.memberWeight(0), m.memberWeight(1); w0 != 3 || w1 != 1 {
+			t.Errorf("%s: weights %d, %d; want 3, 1", what, w0, w1)
+		}
+		if c0, c1 := m.memberQuery(0).Get("max_conns"), m.memberQuery(1).Get("max_conns"); c0 != "16" || c1 != "8" {
+			t.Errorf("%s: max_conns %s, %s; want 16 (its own), 8 (the mount's)", what, c0, c1)
+		}
+	}
+	check("read", f.Config.Mounts[0])
+	var out strings.Builder
+	if err := WriteConfig(&out, f.Config); err != nil {
+		t.Fatal(err)
+	}
+	g, err := ParseConfig("printed.toml", []byte(out.String()))
+	if err != nil {
+		t.Fatalf("WriteConfig's output does not read back: %v\n%s", err, out.String())
+	}
+	check("written and read back", g.Config.Mounts[0])
+
+	for _, tt := range []struct{ name, text, want string }{
+		{"unknown key", "[mount.\"/\"]\n[[mount.\"/\".backend]]\naddress = \"fastcgi://127.0.0.1:1\"\n[[mount.\"/\".backend]]\naddress = \"fastcgi://127.0.0.1:2\"\nwieght = 2\n",
+			`f.toml:6: mount."/".backend[2].wieght: unknown key (did you mean weight?)`},
+		{"no address", "[mount.\"/\"]\n[[mount.\"/\".backend]]\nweight = 2\n", `f.toml:2: mount."/".backend[1]: want address = "ADDRESS"`},
+		{"options in the address", "[mount.\"/\"]\n[[mount.\"/\".backend]]\naddress = \"fastcgi://127.0.0.1:1?max_conns=2\"\n",
+			`f.toml:3: mount."/".backend[1].address: one address without options`},
+		{"mixed kinds", "[mount.\"/\"]\n[[mount.\"/\".backend]]\naddress = \"fastcgi://127.0.0.1:1\"\n[[mount.\"/\".backend]]\naddress = \"scgi://127.0.0.1:2\"\n",
+			"not of the group's kind"},
+		{"a zero weight", "[mount.\"/\"]\n[[mount.\"/\".backend]]\naddress = \"fastcgi://127.0.0.1:1\"\nweight = 0\n",
+			`f.toml:4: mount."/".backend[1].weight: want a positive number, not the number 0`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig("f.toml", []byte(tt.text))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ParseConfig = %v; want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// getAll sends n GETs of url at once and returns their statuses and
+// bodies, in no order.
+func getAll(t *testing.T, url string, n int) (codes []int, bodies []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, body := 0, ""
+			if resp, err := http.Get(url); err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				code, body = resp.StatusCode, string(b)
+			} else {
+				body = err.Error()
+			}
+			mu.Lock()
+			codes, bodies = append(codes, code), append(bodies, body)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return codes, bodies
+}
+
+// TestGroupQueue: with every backend at its max_conns, requests wait in
+// the group's queue and each goes to the first backend to free a slot:
+// of six at once on two backends of one slot each, where pool a takes
+// 1.5 s and pool b 0.1 s, a serves one and b the five others (behind a
+// backend's own queue, about three would wait for a). Past
+// cgi_queue_timeout, a request still waiting gets 503.
+func TestGroupQueue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real peers")
+	}
+	root := poolSite(t)
+	a := startPoolEnv(t, 0, map[string]string{"POOL": "a", "DELAY": "1500000"})
+	b := startPoolEnv(t, 0, map[string]string{"POOL": "b", "DELAY": "100000"})
+	t.Cleanup(func() { a.Stop(); b.Stop() })
+	m, err := ParseMount(fmt.Sprintf("/=fastcgi://%s,fastcgi://%s?max_conns=1", a.Address, b.Address))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Listen: []Address{mustAddr(t, "http://127.0.0.1:0")}, Mounts: []Mount{m}, Root: root}
+	_, addr, _ := runFerry(t, cfg)
+	start := time.Now()
+	codes, bodies := getAll(t, "http://"+addr+"/slow.php", 6)
+	took := time.Since(start)
+	byPool := map[string]int{}
+	for i, body := range bodies {
+		if codes[i] != 200 {
+			t.Errorf("GET: %d %s", codes[i], body)
+		}
+		byPool[body]++
+	}
+	t.Logf("6 requests in %v: %v", took, byPool)
+	if byPool["a"] != 1 || byPool["b"] != 5 {
+		t.Errorf("by pool: %v; want a:1 b:5", byPool)
+	}
+
+	cfg.Settings.QueueTimeout = 300 * time.Millisecond
+	c := startPoolEnv(t, 0, map[string]string{"POOL": "c", "DELAY": "1000000"})
+	t.Cleanup(func() { c.Stop() })
+	cfg.Mounts[0], err = ParseMount(fmt.Sprintf("/=fastcgi://%s?max_conns=1&policy=least_busy", c.Address))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr, _ = runFerry(t, cfg)
+	codes, bodies = getAll(t, "http://"+addr+"/slow.php", 2)
+	slices.Sort(codes)
+	if !slices.Equal(codes, []int{200, 503}) {
+		t.Errorf("two requests for one slot, queue timeout 300ms: %v %q; want 200 and 503", codes, bodies)
 	}
 }
