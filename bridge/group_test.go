@@ -5,12 +5,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -41,14 +45,17 @@ func startPoolEnv(t *testing.T, port int, env map[string]string) *peers.PHPFPM {
 }
 
 // poolSite writes the PHP scripts the group tests request: pool.php
-// answers the pool's name, post.php counts its runs in a file and then
-// waits, so that its pool can die under it.
+// answers the pool's name, slow.php too after DELAY microseconds,
+// session.php the pool's name and the requests of the PHP session, kept
+// in the pool's own SESSIONS directory; post.php counts its runs in a file
+// and then waits, so that its pool can die under it.
 func poolSite(t *testing.T) string {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o777)
 	for name, text := range map[string]string{
 		"pool.php": `<?php echo getenv("POOL");`,
 		"slow.php": `<?php usleep((int)(getenv("DELAY") ?: 200000)); echo getenv("POOL");`,
+		"session.php": `<?php session_save_path(getenv("SESSIONS")); session_start(); $_SESSION["n"] = ($_SESSION["n"] ?? 0) + 1; echo getenv("POOL"), " ", $_SESSION["n"];`,
 		"post.php": `<?php file_put_contents(__DIR__."/runs", "x", FILE_APPEND); $b = file_get_contents("php://input"); sleep(5); echo strlen($b);`,
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
@@ -79,102 +86,155 @@ func scrapeBackend(t *testing.T, admin string, metric string, port int) float64 
 }
 
 // TestGroupKillPHPFPM: three php-fpm pools behind one mount; one is killed
-// (SIGKILL, master and workers) under load: no GET fails, the dead pool
-// gets no request once its checks fail, and once started again it is back
-// after its checks pass.
+// (SIGKILL, master and workers) under wrk's load: no GET fails, the dead
+// pool gets no request once its checks fail, and once started again it is
+// back after its checks pass.
 func TestGroupKillPHPFPM(t *testing.T) {
+	testGroupKill(t, killCase{scheme: "fastcgi", path: "/pool.php", root: poolSite(t),
+		start: func(t *testing.T, name string, port int) (*peers.Process, string) {
+			f := startPool(t, name, port)
+			return f.Process, f.Address
+		}})
+}
+
+// TestGroupKillUWSGI: TestGroupKillPHPFPM with three uwsgi applications
+// over SCGI, checked with an SCGI request for /ping.
+func TestGroupKillUWSGI(t *testing.T) {
+	app := filepath.Join(t.TempDir(), "pool.py")
+	if err := os.WriteFile(app, []byte(poolWSGI), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testGroupKill(t, killCase{scheme: "scgi", path: "/pool",
+		start: func(t *testing.T, name string, port int) (*peers.Process, string) {
+			peerstest.Need(t, "uwsgi")
+			u, err := peers.StartUWSGI(t.Context(), t.TempDir(), peers.UWSGIConfig{WSGIFile: app,
+				Listen: fmt.Sprintf("127.0.0.1:%d", port), Processes: 4, Env: map[string]string{"POOL": name}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return u.Process, u.Address
+		}})
+}
+
+// poolWSGI answers its pool's name, and pong for /ping.
+const poolWSGI = `import os
+
+def application(environ, start_response):
+    body = b"pong" if environ.get("PATH_INFO") == "/ping" else os.environ.get("POOL", "").encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+`
+
+// killCase is a kind of backend testGroupKill runs three of.
+type killCase struct {
+	scheme string // of the backends' addresses
+	path   string // what the load requests
+	root   string // the document root, or ""
+	// start starts backend name on port (0: a free one), and returns its
+	// process group and address; it is stopped at cleanup.
+	start func(t *testing.T, name string, port int) (*peers.Process, string)
+}
+
+// testGroupKill puts three backends behind one mount, checked every
+// 300 ms, and kills the second under wrk's load.
+func testGroupKill(t *testing.T, kc killCase) {
 	if testing.Short() {
 		t.Skip("real peers")
 	}
-	root := poolSite(t)
-	names := []string{"a", "b", "c"}
-	pools := make([]*peers.PHPFPM, 3)
+	peerstest.Need(t, "wrk")
+	procs := make([]*peers.Process, 3)
 	ports := make([]int, 3)
-	for i, n := range names {
-		pools[i] = startPool(t, n, 0)
-		_, p, _ := net.SplitHostPort(pools[i].Address)
-		fmt.Sscan(p, &ports[i])
+	for i, name := range []string{"a", "b", "c"} {
+		p, addr := kc.start(t, name, 0)
+		procs[i] = p
+		_, port, _ := net.SplitHostPort(addr)
+		fmt.Sscan(port, &ports[i])
 	}
 	t.Cleanup(func() {
-		for _, p := range pools {
+		for _, p := range procs {
 			p.Stop() // the killed one reports its death: nothing to check
 		}
 	})
-	m, err := ParseMount(fmt.Sprintf("/=fastcgi://127.0.0.1:%d,fastcgi://127.0.0.1:%d,fastcgi://127.0.0.1:%d?max_fails=1&fail_timeout=10s&health=/ping&health_body=pong&health_interval=300ms&health_fails=1&health_passes=2", ports[0], ports[1], ports[2]))
+	list := make([]string, 3)
+	for i, port := range ports {
+		list[i] = fmt.Sprintf("%s://127.0.0.1:%d", kc.scheme, port)
+	}
+	m, err := ParseMount("/=" + strings.Join(list, ",") + "?max_fails=1&fail_timeout=10s&health=/ping&health_body=pong&health_interval=300ms&health_fails=1&health_passes=2")
 	if err != nil {
 		t.Fatal(err)
 	}
 	adminAddr, _ := ParseAdminAddress("http://127.0.0.1:0")
-	s, addr, _ := runFerry(t, Config{Listen: []Address{mustAddr(t, "http://127.0.0.1:0")}, Mounts: []Mount{m}, Root: root, Admin: adminAddr})
+	s, addr, _ := runFerry(t, Config{Listen: []Address{mustAddr(t, "http://127.0.0.1:0")}, Mounts: []Mount{m}, Root: kc.root, Admin: adminAddr})
 	admin := s.AdminAddr().String()
+	requests := func(i int) float64 { return scrapeBackend(t, admin, "ferry_backend_requests_total", ports[i]) }
 
-	var mu sync.Mutex
-	counts := map[string]int{}
-	var failed, total atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 30 * time.Second}
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := client.Get("http://" + addr + "/pool.php")
-				total.Add(1)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed.Add(1)
-					t.Logf("GET: %d %s", resp.StatusCode, b)
-					continue
-				}
-				mu.Lock()
-				counts[string(b)]++
-				mu.Unlock()
-			}
-		}()
-	}
+	load := startWrk(t, "http://"+addr+kc.path, 6*time.Second)
 	time.Sleep(time.Second)
-	if err := syscall.Kill(-pools[1].Process.Pid(), syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(-procs[1].Pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-pools[1].Process.Done()
-	time.Sleep(time.Second) // the checks notice
-	before := scrapeBackend(t, admin, "ferry_backend_requests_total", ports[1])
-	time.Sleep(2 * time.Second)
-	after := scrapeBackend(t, admin, "ferry_backend_requests_total", ports[1])
-	if after != before {
-		t.Errorf("the dead pool got %v requests within fail_timeout, once its check failed; want 0", after-before)
+	<-procs[1].Done()
+	time.Sleep(700 * time.Millisecond) // the checks notice
+	before := requests(1)
+	time.Sleep(1500 * time.Millisecond)
+	if after := requests(1); after != before {
+		t.Errorf("the dead backend got %v requests within fail_timeout, once its check failed; want 0", after-before)
 	}
-	mu.Lock()
-	bBefore := counts["b"]
-	mu.Unlock()
-	pools[1] = startPool(t, "b", ports[1])
-	deadline := time.Now().Add(10 * time.Second)
+	procs[1], _ = kc.start(t, "b", ports[1])
+	restarted := requests(1)
 	back := false
-	for time.Now().Before(deadline) && !back {
-		time.Sleep(200 * time.Millisecond)
-		mu.Lock()
-		back = counts["b"] > bBefore
-		mu.Unlock()
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) && !back; {
+		time.Sleep(100 * time.Millisecond)
+		back = requests(1) > restarted
 	}
-	close(stop)
-	wg.Wait()
-	t.Logf("requests: %d, failed: %d, by pool: %v", total.Load(), failed.Load(), counts)
-	if failed.Load() != 0 {
-		t.Errorf("%d of %d GETs failed; want 0", failed.Load(), total.Load())
+	res := load()
+	t.Logf("wrk: %d requests, %d failed; by backend: a %v, b %v, c %v", res.requests, res.failed, requests(0), requests(1), requests(2))
+	if res.requests == 0 || res.failed != 0 {
+		t.Errorf("%d of %d GETs failed; want 0 of some\n%s", res.failed, res.requests, res.out)
 	}
 	if !back {
-		t.Errorf("the restarted pool got no request within 10 s")
+		t.Errorf("the restarted backend got no request within 2 s")
+	}
+}
+
+// wrkResult is what a wrk run says.
+type wrkResult struct {
+	requests, failed int    // failed: socket errors and answers not 2xx or 3xx
+	out              string // wrk's report
+}
+
+var (
+	wrkRequests = regexp.MustCompile(`(\d+) requests in`)
+	wrkFailures = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)|connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+)
+
+// startWrk runs wrk on url for d, in whole seconds (8 connections, 2 threads); the function
+// it returns waits for its report.
+func startWrk(t *testing.T, url string, d time.Duration) func() wrkResult {
+	t.Helper()
+	var out strings.Builder
+	cmd := exec.Command("wrk", "-t2", "-c8", fmt.Sprintf("-d%ds", int(d.Seconds())), "--timeout", "10s", url)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return func() wrkResult {
+		t.Helper()
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("wrk: %v\n%s", err, out.String())
+		}
+		r := wrkResult{out: out.String()}
+		if m := wrkRequests.FindStringSubmatch(r.out); m != nil {
+			r.requests, _ = strconv.Atoi(m[1])
+		}
+		for _, m := range wrkFailures.FindAllStringSubmatch(r.out, -1) {
+			for _, n := range m[1:] {
+				v, _ := strconv.Atoi(n)
+				r.failed += v
+			}
+		}
+		return r
 	}
 }
 
@@ -418,5 +478,108 @@ func TestGroupQueue(t *testing.T) {
 	slices.Sort(codes)
 	if !slices.Equal(codes, []int{200, 503}) {
 		t.Errorf("two requests for one slot, queue timeout 300ms: %v %q; want 200 and 503", codes, bodies)
+	}
+}
+
+// TestGroupLeastBusy: least_busy with one slow pool of three (200 ms a
+// request, the others 1 ms) under wrk's load: the fast pools take the
+// load, as the per-backend counts of /metrics say.
+func TestGroupLeastBusy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real peers")
+	}
+	peerstest.Need(t, "wrk")
+	root := poolSite(t)
+	var list []string
+	ports := make([]int, 3)
+	for i, delay := range []string{"1000", "200000", "1000"} {
+		f := startPoolEnv(t, 0, map[string]string{"POOL": fmt.Sprint(i), "DELAY": delay})
+		t.Cleanup(func() { f.Stop() })
+		list = append(list, "fastcgi://"+f.Address)
+		_, port, _ := net.SplitHostPort(f.Address)
+		fmt.Sscan(port, &ports[i])
+	}
+	m, err := ParseMount("/=" + strings.Join(list, ",") + "?policy=least_busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr, _ := ParseAdminAddress("http://127.0.0.1:0")
+	s, addr, _ := runFerry(t, Config{Listen: []Address{mustAddr(t, "http://127.0.0.1:0")}, Mounts: []Mount{m}, Root: root, Admin: adminAddr})
+	res := startWrk(t, "http://"+addr+"/slow.php", 2*time.Second)()
+	if res.failed != 0 {
+		t.Errorf("%d of %d requests failed\n%s", res.failed, res.requests, res.out)
+	}
+	var n [3]float64
+	for i := range n {
+		n[i] = scrapeBackend(t, s.AdminAddr().String(), "ferry_backend_requests_total", ports[i])
+	}
+	total := n[0] + n[1] + n[2]
+	t.Logf("wrk: %d requests; by backend (ferry_backend_requests_total): fast %v, slow %v, fast %v", res.requests, n[0], n[1], n[2])
+	if total == 0 || n[1]/total > 0.05 {
+		t.Errorf("the slow pool took %v of %v requests; want under 5%%", n[1], total)
+	}
+	if n[0] < total/4 || n[2] < total/4 {
+		t.Errorf("the fast pools took %v and %v of %v; want each a good share", n[0], n[2], total)
+	}
+}
+
+// TestGroupStickyCookie: with sticky=cookie:NAME, a client keeps its pool
+// across 100 requests, as its PHP session on that pool's disk shows (its
+// count reaches 100); once that pool is drained the client moves to
+// another and stays there.
+func TestGroupStickyCookie(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real peers")
+	}
+	root := poolSite(t)
+	var list []string
+	for _, name := range []string{"a", "b", "c"} {
+		dir := filepath.Join(root, "sessions-"+name)
+		if err := os.Mkdir(dir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(dir, 0o777)
+		f := startPoolEnv(t, 0, map[string]string{"POOL": name, "SESSIONS": dir})
+		t.Cleanup(func() { f.Stop() })
+		list = append(list, "fastcgi://"+f.Address)
+	}
+	m, err := ParseMount("/=" + strings.Join(list, ",") + "?sticky=cookie:ferry_backend")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr, _ := ParseAdminAddress("http://127.0.0.1:0")
+	s, addr, _ := runFerry(t, Config{Listen: []Address{mustAddr(t, "http://127.0.0.1:0")}, Mounts: []Mount{m}, Root: root, Admin: adminAddr})
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	// session sends 100 requests and returns the pool that answered.
+	session := func(what string) string {
+		t.Helper()
+		pool := ""
+		for i := 1; i <= 100; i++ {
+			resp, err := client.Get("http://" + addr + "/session.php")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var name string
+			var n int
+			fmt.Sscan(string(b), &name, &n)
+			if i == 1 {
+				pool = name
+			}
+			if name != pool || n != i {
+				t.Fatalf("%s: request %d answered %q; want %q %d (the same pool, the same session)", what, i, b, pool, i)
+			}
+		}
+		return pool
+	}
+	first := session("a new client")
+	u := fmt.Sprintf("http://%s/backends/drain?mount=/&backend=%s", s.AdminAddr(), url.QueryEscape(list[first[0]-'a']))
+	if code, body := get(t, "POST", u, nil); code != 200 {
+		t.Fatalf("drain: %d %s", code, body)
+	}
+	if second := session("after its pool was drained"); second == first {
+		t.Errorf("the client stayed on the drained pool %s", first)
 	}
 }
