@@ -53,10 +53,10 @@ func poolSite(t *testing.T) string {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o777)
 	for name, text := range map[string]string{
-		"pool.php": `<?php echo getenv("POOL");`,
-		"slow.php": `<?php usleep((int)(getenv("DELAY") ?: 200000)); echo getenv("POOL");`,
+		"pool.php":    `<?php echo getenv("POOL");`,
+		"slow.php":    `<?php usleep((int)(getenv("DELAY") ?: 200000)); echo getenv("POOL");`,
 		"session.php": `<?php session_save_path(getenv("SESSIONS")); session_start(); $_SESSION["n"] = ($_SESSION["n"] ?? 0) + 1; echo getenv("POOL"), " ", $_SESSION["n"];`,
-		"post.php": `<?php file_put_contents(__DIR__."/runs", "x", FILE_APPEND); $b = file_get_contents("php://input"); sleep(5); echo strlen($b);`,
+		"post.php":    `<?php file_put_contents(__DIR__."/runs", "x", FILE_APPEND); $b = file_get_contents("php://input"); sleep(5); echo strlen($b);`,
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
