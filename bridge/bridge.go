@@ -79,6 +79,10 @@ type Config struct {
 	Listen []Address
 	// Mounts are the routes, matched longest prefix first.
 	Mounts []Mount
+	// Resolver looks up the host names of upstream groups' backends that
+	// are re-resolved (their resolve option) or SRV records. If nil,
+	// net.DefaultResolver.
+	Resolver *net.Resolver
 	// Root, if set, is a document root: paths no mount covers are served as
 	// static files from it (no directory listings, no dotfiles), and it is
 	// DOCUMENT_ROOT for scripts.

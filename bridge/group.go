@@ -453,8 +453,9 @@ func (g *group) next(ctx context.Context, tried []*member, key string) (*member,
 	return m, nil
 }
 
-// errNoBackend is the failure of a group whose backends are all draining.
-var errNoBackend = errors.New("bridge: no backend of the group takes requests (all draining)")
+// errNoBackend is the failure of a group whose backends are all draining,
+// or whose names resolved to nothing yet.
+var errNoBackend = errors.New("bridge: no backend of the group takes requests (all draining, or none resolved)")
 
 // safe reports whether a request with these meta-variables may be
 // repeated: GET or HEAD, or any method on an idempotent mount.

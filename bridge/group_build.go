@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"context"
+	"net"
+	"slices"
 	"strings"
 	"sync"
 
@@ -62,6 +64,9 @@ func (b *builder) newGroup(m Mount, o options, newMember func(Address, options) 
 	}
 	var list []*member
 	for i, a := range m.members() {
+		if isSRV(a) {
+			continue // its backends come from its answers
+		}
 		mb, err := newMember(a, options{q: m.memberQuery(i)})
 		if err != nil {
 			return nil, err
@@ -72,8 +77,12 @@ func (b *builder) newGroup(m Mount, o options, newMember func(Address, options) 
 		list = append(list, mb)
 	}
 	g.members.Store(&list)
-	if d := o.duration("resolve"); d > 0 {
-		g.resolver = &groupResolver{every: d, addrs: m.members(), opts: func(i int) options { return options{q: m.memberQuery(i)} },
+	if d := o.duration("resolve"); d > 0 || slices.ContainsFunc(m.members(), isSRV) {
+		dns := b.s.cfg.Resolver
+		if dns == nil {
+			dns = net.DefaultResolver
+		}
+		g.resolver = &groupResolver{every: d, dns: dns, addrs: m.members(), opts: func(i int) options { return options{q: m.memberQuery(i)} },
 			weight: m.memberWeight, newMember: newMember}
 	}
 	b.s.groups = append(b.s.groups, g)

@@ -49,8 +49,8 @@ func groupOptions() []Option {
 		{Name: "health_passes", Type: PositiveInt, Default: "2", Doc: "passing checks in a row that bring a down backend back"},
 		{Name: "health_fails", Type: PositiveInt, Default: "2", Doc: "failing checks in a row that take a backend down"},
 		{Name: "slow_start", Type: Duration, Default: "none", Doc: "a backend coming back up gets its weight ramped up over this time"},
-		{Name: "resolve", Type: Duration, Default: "once, at start",
-			Doc: "re-resolve the backends' host names this often; the group follows the answers (a backend per address)"},
+		{Name: "resolve", Type: Duration, Default: "never: a backend per name, resolved at each connection; SRV records once, at start",
+			Doc: "re-resolve the backends' host names, and SRV records (an address such as fastcgi://_php._tcp.example.org, without a port), this often; the group follows the answers: a backend per address, those gone drained"},
 	}
 }
 
@@ -64,9 +64,10 @@ var groupOptionNames = func() map[string]bool {
 }()
 
 // isGroup reports whether m's backend is an upstream group: several
-// backends, or one with group options or options of its own.
+// backends, an SRV record's, or one with group options or options of its
+// own.
 func (m Mount) isGroup() bool {
-	if len(m.More) > 0 || len(m.FirstOptions) > 0 {
+	if len(m.More) > 0 || len(m.FirstOptions) > 0 || isSRV(m.Backend) {
 		return true
 	}
 	for k := range m.Backend.Query {

@@ -44,6 +44,15 @@ func startPoolEnv(t *testing.T, port int, env map[string]string) *peers.PHPFPM {
 	return f
 }
 
+// startPHPFPMOn starts pool name as startPool does, listening on listen
+// (IP:PORT); the caller stops it.
+func startPHPFPMOn(t *testing.T, listen, name string) (*peers.PHPFPM, error) {
+	t.Helper()
+	peerstest.Need(t, "php-fpm")
+	return peers.StartPHPFPM(t.Context(), t.TempDir(), peers.PHPFPMConfig{
+		Listen: listen, Children: 4, PingPath: "/ping", Env: map[string]string{"POOL": name}})
+}
+
 // poolSite writes the PHP scripts the group tests request: pool.php
 // answers the pool's name, slow.php too after DELAY microseconds,
 // session.php the pool's name and the requests of the PHP session, kept

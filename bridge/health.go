@@ -40,7 +40,7 @@ func (g *group) start(ctx context.Context) (stop func()) {
 			g.checkLoop(ctx)
 		}()
 	}
-	if g.resolver != nil {
+	if g.resolver != nil && g.resolver.every > 0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
