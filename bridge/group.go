@@ -164,8 +164,8 @@ func (g *group) load(m *member, now time.Time) float64 {
 	return float64(m.inflight.Load()+1) / g.effWeight(m, now)
 }
 
-// pick chooses a backend for a request, none of tried. key is the sticky
-// key (REMOTE_ADDR, or the cookie's value), or "". A request with a key
+// pick chooses a backend for a request at now, none of tried. key is the
+// sticky key (REMOTE_ADDR, or the cookie's value), or "". A request with a key
 // goes to the backend it names while that one is up, however busy (its own
 // queue holds it). The others go to a backend up with room (see
 // member.limit); when every backend up is at its limit, pick returns nil
@@ -173,8 +173,7 @@ func (g *group) load(m *member, now time.Time) float64 {
 // left is down, it picks among those anyway (not the draining ones): with
 // all of them marked down, trying one is better than refusing everything,
 // as nginx does for a group of one. nil without full: none is left.
-func (g *group) pick(tried []*member, key string) (m *member, full bool) {
-	now := time.Now()
+func (g *group) pick(tried []*member, key string, now time.Time) (m *member, full bool) {
 	all := g.list()
 	var buf [8]*member
 	up := buf[:0]
@@ -375,8 +374,9 @@ func retryable(err error, bodyRead, safe bool) bool {
 // RoundTrip sends req to a backend the policy picks, and to another when
 // it fails in a way that allows (see retryable), within the retry budget.
 func (g *group) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppResponse, error) {
-	g.budget.request()
-	aff := affinityFrom(ctx)
+	now := time.Now() // one clock reading for the first try: a cost of every request
+	g.budget.request(now)
+	aff := g.affinity(ctx)
 	key := aff.key()
 	body := req.Body
 	var tb *touchedBody
@@ -389,7 +389,10 @@ func (g *group) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRes
 	tried := triedBuf[:0]
 	var lastErr error
 	for {
-		m, err := g.next(ctx, tried, key)
+		if len(tried) > 0 {
+			now = time.Now()
+		}
+		m, err := g.next(ctx, tried, key, now)
 		if err != nil {
 			if lastErr != nil && errors.Is(err, errNoBackend) {
 				return nil, lastErr // every backend tried
@@ -435,11 +438,11 @@ func (g *group) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRes
 // have room while the request waits in the group's queue. It fails
 // (marked cgi.ErrNotSent) when no backend is left, or none had room in
 // time.
-func (g *group) next(ctx context.Context, tried []*member, key string) (*member, error) {
+func (g *group) next(ctx context.Context, tried []*member, key string, now time.Time) (*member, error) {
 	var m *member
 	full := key == "" && g.queue.waiting.Load() > 0 // first come, first served
 	if !full {
-		m, full = g.pick(tried, key)
+		m, full = g.pick(tried, key, now)
 	}
 	if full {
 		var err error
@@ -529,10 +532,10 @@ func (b *retryBudget) bucket(now time.Time) *budgetBucket {
 	return bk
 }
 
-// request counts a request.
-func (b *retryBudget) request() {
+// request counts a request at now.
+func (b *retryBudget) request(now time.Time) {
 	b.mu.Lock()
-	b.bucket(time.Now()).requests++
+	b.bucket(now).requests++
 	b.mu.Unlock()
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/ferrygw/ferry/cgi"
 )
@@ -22,8 +23,12 @@ type affinity struct {
 
 type affinityKey struct{}
 
-// affinityFrom returns the request's affinity, or nil.
-func affinityFrom(ctx context.Context) *affinity {
+// affinity returns the request's affinity, or nil: only the groups whose
+// handler wraps the mount's (see group.handler) pay for the lookup.
+func (g *group) affinity(ctx context.Context) *affinity {
+	if g.sticky == "" && !g.fail5xx {
+		return nil
+	}
 	a, _ := ctx.Value(affinityKey{}).(*affinity)
 	return a
 }
@@ -141,8 +146,9 @@ var _ http.RoundTripper = httpGroup{}
 func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 	g := hg.group
 	ctx := req.Context()
-	g.budget.request()
-	aff := affinityFrom(ctx)
+	now := time.Now()
+	g.budget.request(now)
+	aff := g.affinity(ctx)
 	key := aff.key()
 	noBody := req.Body == nil || req.Body == http.NoBody
 	safe := noBody && (g.idempotent || req.Method == http.MethodGet || req.Method == http.MethodHead)
@@ -150,7 +156,10 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 	tried := triedBuf[:0]
 	var lastErr error
 	for {
-		m, err := g.next(ctx, tried, key)
+		if len(tried) > 0 {
+			now = time.Now()
+		}
+		m, err := g.next(ctx, tried, key, now)
 		if err != nil {
 			if lastErr != nil && errors.Is(err, errNoBackend) {
 				return nil, lastErr // every backend tried

@@ -61,7 +61,7 @@ func (g *group) wait(ctx context.Context, tried []*member, key string) (*member,
 		if woken || len(q.waiters) == 0 {
 			// Under the lock, so that no backend ends a request between
 			// this look and the request's place in the queue unseen.
-			if m, full := g.pick(tried, key); !full {
+			if m, full := g.pick(tried, key, time.Now()); !full {
 				q.mu.Unlock()
 				return m, nil
 			}

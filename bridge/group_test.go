@@ -1,26 +1,28 @@
 package bridge
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/peers"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
+	"github.com/rs/zerolog"
 )
 
 // startPool starts php-fpm on port (0: a free one) naming itself name,
@@ -177,7 +179,7 @@ func testGroupKill(t *testing.T, kc killCase) {
 	admin := s.AdminAddr().String()
 	requests := func(i int) float64 { return scrapeBackend(t, admin, "ferry_backend_requests_total", ports[i]) }
 
-	load := startWrk(t, "http://"+addr+kc.path, 6*time.Second)
+	load := peerstest.Wrk(t, peers.WrkConfig{URL: "http://" + addr + kc.path, Duration: 6 * time.Second})
 	time.Sleep(time.Second)
 	if err := syscall.Kill(-procs[1].Pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -197,53 +199,12 @@ func testGroupKill(t *testing.T, kc killCase) {
 		back = requests(1) > restarted
 	}
 	res := load()
-	t.Logf("wrk: %d requests, %d failed; by backend: a %v, b %v, c %v", res.requests, res.failed, requests(0), requests(1), requests(2))
-	if res.requests == 0 || res.failed != 0 {
-		t.Errorf("%d of %d GETs failed; want 0 of some\n%s", res.failed, res.requests, res.out)
+	t.Logf("wrk: %d requests, %d failed; by backend: a %v, b %v, c %v", res.Requests, res.Failed, requests(0), requests(1), requests(2))
+	if res.Requests == 0 || res.Failed != 0 {
+		t.Errorf("%d of %d GETs failed; want 0 of some\n%s", res.Failed, res.Requests, res.Report)
 	}
 	if !back {
 		t.Errorf("the restarted backend got no request within 2 s")
-	}
-}
-
-// wrkResult is what a wrk run says.
-type wrkResult struct {
-	requests, failed int    // failed: socket errors and answers not 2xx or 3xx
-	out              string // wrk's report
-}
-
-var (
-	wrkRequests = regexp.MustCompile(`(\d+) requests in`)
-	wrkFailures = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)|connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
-)
-
-// startWrk runs wrk on url for d, in whole seconds (8 connections, 2 threads); the function
-// it returns waits for its report.
-func startWrk(t *testing.T, url string, d time.Duration) func() wrkResult {
-	t.Helper()
-	var out strings.Builder
-	cmd := exec.Command("wrk", "-t2", "-c8", fmt.Sprintf("-d%ds", int(d.Seconds())), "--timeout", "10s", url)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	return func() wrkResult {
-		t.Helper()
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("wrk: %v\n%s", err, out.String())
-		}
-		r := wrkResult{out: out.String()}
-		if m := wrkRequests.FindStringSubmatch(r.out); m != nil {
-			r.requests, _ = strconv.Atoi(m[1])
-		}
-		for _, m := range wrkFailures.FindAllStringSubmatch(r.out, -1) {
-			for _, n := range m[1:] {
-				v, _ := strconv.Atoi(n)
-				r.failed += v
-			}
-		}
-		return r
 	}
 }
 
@@ -514,16 +475,16 @@ func TestGroupLeastBusy(t *testing.T) {
 	}
 	adminAddr, _ := ParseAdminAddress("http://127.0.0.1:0")
 	s, addr, _ := runFerry(t, Config{Listen: []Address{mustAddr(t, "http://127.0.0.1:0")}, Mounts: []Mount{m}, Root: root, Admin: adminAddr})
-	res := startWrk(t, "http://"+addr+"/slow.php", 2*time.Second)()
-	if res.failed != 0 {
-		t.Errorf("%d of %d requests failed\n%s", res.failed, res.requests, res.out)
+	res := peerstest.Wrk(t, peers.WrkConfig{URL: "http://" + addr + "/slow.php", Duration: 2 * time.Second})()
+	if res.Failed != 0 {
+		t.Errorf("%d of %d requests failed\n%s", res.Failed, res.Requests, res.Report)
 	}
 	var n [3]float64
 	for i := range n {
 		n[i] = scrapeBackend(t, s.AdminAddr().String(), "ferry_backend_requests_total", ports[i])
 	}
 	total := n[0] + n[1] + n[2]
-	t.Logf("wrk: %d requests; by backend (ferry_backend_requests_total): fast %v, slow %v, fast %v", res.requests, n[0], n[1], n[2])
+	t.Logf("wrk: %d requests; by backend (ferry_backend_requests_total): fast %v, slow %v, fast %v", res.Requests, n[0], n[1], n[2])
 	if total == 0 || n[1]/total > 0.05 {
 		t.Errorf("the slow pool took %v of %v requests; want under 5%%", n[1], total)
 	}
@@ -590,5 +551,80 @@ func TestGroupStickyCookie(t *testing.T) {
 	}
 	if second := session("after its pool was drained"); second == first {
 		t.Errorf("the client stayed on the drained pool %s", first)
+	}
+}
+
+// BenchmarkGroupOfOne measures what an upstream group costs a request:
+// the same FastCGI backend (a Go application on loopback, the fastest real
+// backend, so that ferry's own share is largest) as a plain mount and as a
+// group of one, alternating blocks of requests in one run. It reports each
+// side's time per request and the group's overhead in percent; the
+// issue's bar is 2 %.
+func BenchmarkGroupOfOne(b *testing.B) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	app := &fastcgi.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello")
+	})}
+	go app.Serve(l)
+	defer app.Close()
+	var handlers [2]http.Handler
+	for i, query := range []string{"?max_conns=4", "?max_conns=4&policy=least_busy"} {
+		cfg, err := matrixConfig("http://127.0.0.1:0", []string{"/app/=fastcgi://" + l.Addr().String() + query})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := New(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if (len(s.groups) == 1) != (i == 1) {
+			b.Fatalf("%s: %d groups", query, len(s.groups))
+		}
+		handlers[i] = s.Handler()
+	}
+	perReq, overhead := alternate(b, handlers, func(h http.Handler) {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", "/app/x?q=1", nil))
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d", w.Code)
+		}
+	})
+	b.ReportMetric(perReq[0], "ns/plain-req")
+	b.ReportMetric(perReq[1], "ns/group-req")
+	b.ReportMetric(overhead, "overhead-%")
+}
+
+// cannedTransport answers every request with an empty response, at once.
+type cannedTransport struct{}
+
+func (cannedTransport) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppResponse, error) {
+	return &cgi.AppResponse{Body: io.NopCloser(strings.NewReader(""))}, nil
+}
+
+// BenchmarkGroupRoundTrip measures a group's own cost, in nanoseconds per
+// request, in front of a backend that answers at once: the absolute price
+// BenchmarkGroupOfOne compares with a real request.
+func BenchmarkGroupRoundTrip(b *testing.B) {
+	for _, n := range []int{1, 3} {
+		b.Run(fmt.Sprintf("backends=%d", n), func(b *testing.B) {
+			g := &group{policy: "least_busy", log: zerolog.Nop()}
+			var list []*member
+			for i := range n {
+				list = append(list, &member{name: fmt.Sprint(i), weight: 1, t: cannedTransport{}, limit: 4})
+			}
+			g.members.Store(&list)
+			req := &cgi.AppRequest{Params: []string{"REQUEST_METHOD=GET"}}
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := g.RoundTrip(b.Context(), req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				resp.Body.Close()
+			}
+		})
 	}
 }
