@@ -85,5 +85,10 @@ func ConfigReference() string {
 	for _, o := range groupOptions() {
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", o.Name, value(o), cell(o.Default), cell(o.Doc))
 	}
+	b.WriteString("\nIn the configuration file, `[[mount.\"PREFIX\".backend]]` tables may list a group's backends instead, each an `address` with options of its own:\n\n")
+	b.WriteString("| option | value | default | |\n|---|---|---|---|\n")
+	for _, o := range memberOptions() {
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", o.Name, value(o), cell(o.Default), cell(o.Doc))
+	}
 	return b.String()
 }
