@@ -374,10 +374,9 @@ func retryable(err error, bodyRead, safe bool) bool {
 // RoundTrip sends req to a backend the policy picks, and to another when
 // it fails in a way that allows (see retryable), within the retry budget.
 func (g *group) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppResponse, error) {
-	now := time.Now() // one clock reading for the first try: a cost of every request
-	g.budget.request(now)
-	aff := g.affinity(ctx)
-	key := aff.key()
+	t := g.newTries(ctx)
+	var buf [4]*member
+	tried := buf[:0]
 	body := req.Body
 	var tb *touchedBody
 	if body != nil {
@@ -385,52 +384,91 @@ func (g *group) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRes
 		req.Body = tb
 		defer func() { req.Body = body }()
 	}
-	var triedBuf [4]*member
-	tried := triedBuf[:0]
-	var lastErr error
 	for {
-		if len(tried) > 0 {
-			now = time.Now()
-		}
-		m, err := g.next(ctx, tried, key, now)
+		m, err := t.next(tried)
 		if err != nil {
-			if lastErr != nil && errors.Is(err, errNoBackend) {
-				return nil, lastErr // every backend tried
-			}
 			return nil, err
 		}
-		if len(tried) > 0 {
-			m.retries.Add(1)
-		}
 		tried = append(tried, m)
-		m.requests.Add(1)
-		m.inflight.Add(1)
 		var idle func()
 		if m.busy != nil {
 			idle = m.busy()
 		}
 		resp, err := m.t.RoundTrip(ctx, req)
 		if err == nil {
-			aff.chose(g, m)
+			t.aff.chose(g, m)
 			gb := &groupBody{ReadCloser: resp.Body, g: g, m: m, idle: idle}
 			gb.app = *resp
 			gb.app.Body = gb
 			return &gb.app, nil
 		}
-		g.release(m)
 		if idle != nil {
 			idle()
 		}
-		if countsAsFailure(ctx, err) {
-			aff.failed()
-			g.failed(m, err)
-		}
-		if ctx.Err() != nil || !retryable(err, tb != nil && tb.touched.Load(), req.ContentLength == 0 && g.safe(req.Params)) || !g.budget.retry() {
+		if !t.failed(m, err, countsAsFailure(ctx, err), retryable(err, tb != nil && tb.touched.Load(), req.ContentLength == 0 && g.safe(req.Params))) {
 			return nil, err
 		}
-		lastErr = err
-		g.log.Debug().Err(err).Str("mount", g.prefix).Str("backend", m.name).Msg("ferry: trying another backend")
 	}
+}
+
+// tries is one request's tries at the backends of a group: the FastCGI
+// and SCGI transport's (group.RoundTrip) and the HTTP one's
+// (httpGroup.RoundTrip).
+type tries struct {
+	g       *group
+	ctx     context.Context
+	aff     *affinity
+	key     string    // the sticky key, or ""
+	now     time.Time // when the request came: one clock reading for the first try
+	lastErr error     // the last try's, once one failed
+}
+
+// newTries counts a request against the retry budget and starts its
+// tries.
+func (g *group) newTries(ctx context.Context) tries {
+	t := tries{g: g, ctx: ctx, aff: g.affinity(ctx), now: time.Now()}
+	t.key = t.aff.key()
+	g.budget.request(t.now)
+	return t
+}
+
+// next returns the backend the next try goes to, none of tried, counted
+// as serving it, or why there is none: the last try's error once every
+// backend was tried. (tried is the caller's, on its stack while it fits.)
+func (t *tries) next(tried []*member) (*member, error) {
+	if len(tried) > 0 {
+		t.now = time.Now()
+	}
+	m, err := t.g.next(t.ctx, tried, t.key, t.now)
+	if err != nil {
+		if t.lastErr != nil && errors.Is(err, errNoBackend) {
+			return nil, t.lastErr // every backend tried
+		}
+		return nil, err
+	}
+	if len(tried) > 0 {
+		m.retries.Add(1)
+	}
+	m.requests.Add(1)
+	m.inflight.Add(1)
+	return m, nil
+}
+
+// failed ends a try of m that failed with err: counts says whether the
+// failure counts against m (max_fails), retry whether the request may go
+// to another backend. It reports whether it may, within the budget.
+func (t *tries) failed(m *member, err error, counts, retry bool) bool {
+	t.g.release(m)
+	if counts {
+		t.aff.failed()
+		t.g.failed(m, err)
+	}
+	if t.ctx.Err() != nil || !retry || !t.g.budget.retry() {
+		return false
+	}
+	t.lastErr = err
+	t.g.log.Debug().Err(err).Str("mount", t.g.prefix).Str("backend", m.name).Msg("ferry: trying another backend")
+	return true
 }
 
 // next returns the backend a request goes to, none of tried: the one

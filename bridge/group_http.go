@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/ferrygw/ferry/cgi"
 )
@@ -146,32 +145,17 @@ var _ http.RoundTripper = httpGroup{}
 func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 	g := hg.group
 	ctx := req.Context()
-	now := time.Now()
-	g.budget.request(now)
-	aff := g.affinity(ctx)
-	key := aff.key()
+	t := g.newTries(ctx)
+	var buf [4]*member
+	tried := buf[:0]
 	noBody := req.Body == nil || req.Body == http.NoBody
 	safe := noBody && (g.idempotent || req.Method == http.MethodGet || req.Method == http.MethodHead)
-	var triedBuf [4]*member
-	tried := triedBuf[:0]
-	var lastErr error
 	for {
-		if len(tried) > 0 {
-			now = time.Now()
-		}
-		m, err := g.next(ctx, tried, key, now)
+		m, err := t.next(tried)
 		if err != nil {
-			if lastErr != nil && errors.Is(err, errNoBackend) {
-				return nil, lastErr // every backend tried
-			}
 			return nil, err
 		}
-		if len(tried) > 0 {
-			m.retries.Add(1)
-		}
 		tried = append(tried, m)
-		m.requests.Add(1)
-		m.inflight.Add(1)
 		out := req
 		if len(tried) > 1 || req.URL.Host != m.host {
 			out = req.Clone(ctx)
@@ -179,7 +163,7 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		resp, err := m.rt.RoundTrip(out)
 		if err == nil {
-			aff.chose(g, m)
+			t.aff.chose(g, m)
 			if resp.StatusCode == http.StatusSwitchingProtocols {
 				// The body is the upgraded connection, which the proxy
 				// needs as it is (an io.ReadWriteCloser).
@@ -189,17 +173,9 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 			resp.Body = &httpGroupBody{ReadCloser: resp.Body, g: g, m: m}
 			return resp, nil
 		}
-		g.release(m)
-		if ctx.Err() == nil {
-			aff.failed()
-			g.failed(m, err)
-		}
-		notSent := isDialError(err)
-		if ctx.Err() != nil || !(notSent || safe) || !g.budget.retry() {
+		if !t.failed(m, err, ctx.Err() == nil, isDialError(err) || safe) {
 			return nil, err
 		}
-		lastErr = err
-		g.log.Debug().Err(err).Str("mount", g.prefix).Str("backend", m.name).Msg("ferry: trying another backend")
 	}
 }
 

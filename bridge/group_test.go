@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
-	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/peers"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/rs/zerolog"
@@ -561,18 +560,10 @@ func TestGroupStickyCookie(t *testing.T) {
 // side's time per request and the group's overhead in percent; the
 // issue's bar is 2 %.
 func BenchmarkGroupOfOne(b *testing.B) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	app := &fastcgi.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "hello")
-	})}
-	go app.Serve(l)
-	defer app.Close()
+	addr := helloFastCGI(b)
 	var handlers [2]http.Handler
 	for i, query := range []string{"?max_conns=4", "?max_conns=4&policy=least_busy"} {
-		cfg, err := matrixConfig("http://127.0.0.1:0", []string{"/app/=fastcgi://" + l.Addr().String() + query})
+		cfg, err := matrixConfig("http://127.0.0.1:0", []string{"/app/=fastcgi://" + addr + query})
 		if err != nil {
 			b.Fatal(err)
 		}
