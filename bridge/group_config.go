@@ -151,6 +151,14 @@ func checkGroup(m Mount, k Backend) error {
 	if err := checkMemberOptions(m.FirstOptions); err != nil {
 		return fmt.Errorf("backend 1 (%s): %w", m.Backend, err)
 	}
+	seen := map[string]int{}
+	for i, a := range m.members() {
+		name := memberName(a)
+		if j, ok := seen[name]; ok {
+			return fmt.Errorf("backend %d (%s) repeats backend %d; give it a weight instead", i+1, name, j+1)
+		}
+		seen[name] = i
+	}
 	q := m.Backend.Query
 	if w := q.Get("weights"); q.Has("weights") {
 		ws := strings.Split(w, ",")

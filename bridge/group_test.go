@@ -305,6 +305,9 @@ func TestGroupConfigFile(t *testing.T) {
 	if _, err := ParseMount("/=fastcgi://127.0.0.1:1,fastcgi://127.0.0.1:2?weights=1"); err == nil || !strings.Contains(err.Error(), "1 weights for 2 backends") {
 		t.Errorf("weights that do not match: %v", err)
 	}
+	if _, err := ParseMount("/=fastcgi://127.0.0.1:1,fastcgi://127.0.0.1:1?max_fails=2"); err == nil || !strings.Contains(err.Error(), "backend 2 (fastcgi://127.0.0.1:1) repeats backend 1") {
+		t.Errorf("a backend twice: %v", err)
+	}
 	if _, err := ParseMount("/=fastcgi://127.0.0.1:1,fastcgi://127.0.0.1:2?sticky=session"); err == nil || !strings.Contains(err.Error(), "want addr or cookie:NAME") {
 		t.Errorf("a bad sticky: %v", err)
 	}
