@@ -73,6 +73,8 @@ func (a *admin) newHandler(errLog *log.Logger) http.Handler {
 		_, _ = io.WriteString(w, "ok\n") // a probe that went away reads nothing
 	})
 	mux.HandleFunc("GET /readyz", a.serveReady)
+	mux.HandleFunc("POST /backends/drain", a.serveDrain(true))
+	mux.HandleFunc("POST /backends/undrain", a.serveDrain(false))
 	return mux
 }
 

@@ -38,6 +38,7 @@ func fastcgiBackend() Backend {
 				Doc: "connections kept to the application, its worker count (php-fpm's pm.max_children); further requests queue in ferry"},
 			readTimeoutOption(),
 		}, phpSiteOptions()...),
+		Group:    true,
 		Settings: forwardSettings(),
 		build:    buildFastCGI,
 	}
@@ -56,39 +57,41 @@ func fastcgiExecBackend() Backend {
 		Schemes:  []string{"fastcgi+exec"},
 		Summary:  "FastCGI workers ferry starts, restarts and stops itself (mod_fcgid's job), sharing one socket",
 		Options:  append(append(poolOptions("(PHP_FCGI_MAX_REQUESTS)"), readTimeoutOption()), phpSiteOptions()...),
+		Group:    true,
 		Settings: append(forwardSettings(), "pass_env", "cgi_kill_grace", "cgi_user", "cgi_group"),
 		build:    buildFastCGI,
 	}
 }
 
 func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
-	st := &b.st
-	addr := m.Backend.Host
-	if m.Backend.Network() == "unix" {
-		addr = m.Backend.Path
-	}
-	client := &fastcgi.Client{Network: m.Backend.Network(), Address: addr, Logger: b.logger("fastcgi-client"),
-		QueueTimeout: st.QueueTimeout, MaxConns: o.positive("max_conns"), ReadTimeout: o.duration("read_timeout")}
-	var pool *spawn.Pool
-	var ps *poolStats
-	if m.Backend.Scheme == "fastcgi+exec" {
-		if _, err := os.Stat(m.Backend.Path); err != nil {
-			return nil, err
-		}
-		p, err := b.pool(o, "fastcgi-workers", m.Backend.Path, false)
+	var app *cgi.Forwarder
+	if m.isGroup() {
+		g, err := b.newGroup(m, o, func(a Address, o options) (*member, error) {
+			client, pool, _, err := b.fastcgiClient(a, o)
+			if err != nil {
+				return nil, err
+			}
+			mb := &member{t: client, limit: int64(client.MaxConns)}
+			if pool != nil && pool.IdleTimeout > 0 {
+				mb.busy = pool.Busy
+			}
+			return mb, nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		p.Path, p.MaxRequestsEnv = m.Backend.Path, fastcgi.MaxRequestsEnv
-		// A reload keeps the running pool, with its figures, if nothing
-		// changed.
-		sp := b.spawnFastCGI(p, p, client, "FastCGI workers", m.Backend.Path)
-		pool, client, ps = sp.procs, sp.client.(*fastcgi.Client), sp.stats
-	}
-	b.stats.watchFastCGI(client, ps)
-	app := fastcgi.NewHandler(client, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway())
-	if pool != nil && pool.IdleTimeout > 0 {
-		app.Busy = pool.Busy
+		app = fastcgi.NewHandler(nil, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway())
+		app.Transport = g
+	} else {
+		client, pool, ps, err := b.fastcgiClient(m.Backend, o)
+		if err != nil {
+			return nil, err
+		}
+		b.stats.watchFastCGI(client, ps)
+		app = fastcgi.NewHandler(client, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway())
+		if pool != nil && pool.IdleTimeout > 0 {
+			app.Busy = pool.Busy
+		}
 	}
 	if b.s.cfg.Root == "" {
 		return app, nil
@@ -101,6 +104,31 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 		site.FrontController = o.str("front")
 	}
 	return &phpSite{Handler: site.Handler(app, b.static), site: site, app: app}, nil
+}
+
+// fastcgiClient returns the client of FastCGI backend a and, for a
+// fastcgi+exec: one, the pool of workers it reaches (started by Run, or the
+// running one a reload keeps) and the figures the mount reports of it.
+func (b *builder) fastcgiClient(a Address, o options) (*fastcgi.Client, *spawn.Pool, *poolStats, error) {
+	addr := a.Host
+	if a.Network() == "unix" {
+		addr = a.Path
+	}
+	client := &fastcgi.Client{Network: a.Network(), Address: addr, Logger: b.logger("fastcgi-client"),
+		QueueTimeout: b.st.QueueTimeout, MaxConns: o.positive("max_conns"), ReadTimeout: o.duration("read_timeout")}
+	if a.Scheme != "fastcgi+exec" {
+		return client, nil, nil, nil
+	}
+	if _, err := os.Stat(a.Path); err != nil {
+		return nil, nil, nil, err
+	}
+	p, err := b.pool(o, "fastcgi-workers", a.Path, false)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p.Path, p.MaxRequestsEnv = a.Path, fastcgi.MaxRequestsEnv
+	sp := b.spawnFastCGI(p, p, client, "FastCGI workers", a.Path)
+	return sp.client.(*fastcgi.Client), sp.procs, sp.stats, nil
 }
 
 // phpSite is the handler of a FastCGI mount with a document root, and

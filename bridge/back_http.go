@@ -1,8 +1,6 @@
 package bridge
 
 import (
-	"context"
-	"errors"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -30,8 +28,21 @@ func httpBackend() Backend {
 		Options: []Option{
 			{Name: "max_conns", Type: PositiveInt, Default: "no limit", Doc: "connections to the application at once"},
 		},
+		Group: true,
 		build: func(b *builder, m Mount, o options) (http.Handler, error) {
-			return newHTTPBack(m, *b.logger("http-proxy"), o.positive("max_conns")), nil
+			hb := newHTTPBack(m, *b.logger("http-proxy"), o.positive("max_conns"))
+			if !m.isGroup() {
+				return hb, nil
+			}
+			g, err := b.newGroup(m, o, func(a Address, o options) (*member, error) {
+				n := o.positive("max_conns")
+				return &member{rt: newProxyTransport(n), host: a.Host, limit: int64(n)}, nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			hb.proxy.Transport = httpGroup{g}
+			return hb, nil
 		},
 	}
 }
@@ -56,8 +67,21 @@ type httpBack struct {
 
 func newHTTPBack(m Mount, log zerolog.Logger, maxConns int) *httpBack {
 	b := &httpBack{prefix: m.Prefix, target: &url.URL{Scheme: "http", Host: m.Backend.Host, Path: m.Backend.Path}, log: log}
+	b.proxy = &httputil.ReverseProxy{
+		Rewrite:       b.rewrite,
+		Transport:     newProxyTransport(maxConns),
+		FlushInterval: -1, // stream: every write of the application goes on at once
+		ErrorHandler:  b.fail,
+		BufferPool:    proxyBuffers{},
+	}
+	return b
+}
+
+// newProxyTransport returns the transport of an HTTP backend that allows
+// maxConns connections (0: no limit).
+func newProxyTransport(maxConns int) *http.Transport {
 	d := &net.Dialer{Timeout: proxyDialTimeout, KeepAlive: 30 * time.Second}
-	tr := &http.Transport{
+	return &http.Transport{
 		DialContext:           d.DialContext,
 		MaxIdleConns:          256,
 		MaxIdleConnsPerHost:   256,
@@ -66,14 +90,6 @@ func newHTTPBack(m Mount, log zerolog.Logger, maxConns int) *httpBack {
 		ResponseHeaderTimeout: proxyHeaderTimeout,
 		DisableCompression:    true, // pass the client's Accept-Encoding and the answer as they are
 	}
-	b.proxy = &httputil.ReverseProxy{
-		Rewrite:       b.rewrite,
-		Transport:     tr,
-		FlushInterval: -1, // stream: every write of the application goes on at once
-		ErrorHandler:  b.fail,
-		BufferPool:    proxyBuffers{},
-	}
-	return b
 }
 
 // proxyBuffers lends the 32 KiB buffers response bodies are copied
@@ -143,11 +159,7 @@ func (b *httpBack) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if r.Context().Err() != nil {
 		return // the client went away: nobody to answer
 	}
-	status := http.StatusBadGateway
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		status = http.StatusGatewayTimeout
-	}
+	status := cgi.StatusOf(err) // 504 for a timeout, 503 for a group's full queue, else 502
 	log := zerolog.Ctx(r.Context())
 	if log.GetLevel() == zerolog.Disabled {
 		log = &b.log

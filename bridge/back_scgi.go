@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/internal/defaults"
 	"github.com/ferrygw/ferry/scgi"
 )
 
@@ -17,18 +18,34 @@ func scgiBackend() Backend {
 			{Name: "max_conns", Type: PositiveInt, Default: "64", Doc: "requests in progress at once, the application's worker count; further requests queue in ferry"},
 			readTimeoutOption(),
 		},
+		Group:    true,
 		Settings: forwardSettings(),
 		build:    buildSCGI,
 	}
 }
 
 func buildSCGI(b *builder, m Mount, o options) (http.Handler, error) {
-	st := &b.st
-	addr := m.Backend.Host
-	if m.Backend.Network() == "unix" {
-		addr = m.Backend.Path
+	if !m.isGroup() {
+		return scgi.NewHandler(b.scgiClient(m.Backend, o), cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway()), nil
 	}
-	client := &scgi.Client{Network: m.Backend.Network(), Address: addr, MaxConns: o.positive("max_conns"),
-		QueueTimeout: st.QueueTimeout, ReadTimeout: o.duration("read_timeout"), Logger: b.logger("scgi-client")}
-	return scgi.NewHandler(client, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway()), nil
+	g, err := b.newGroup(m, o, func(a Address, o options) (*member, error) {
+		c := b.scgiClient(a, o)
+		return &member{t: c, limit: int64(defaults.Or(c.MaxConns, scgi.DefaultClientConns))}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	app := scgi.NewHandler(nil, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway())
+	app.Transport = g
+	return app, nil
+}
+
+// scgiClient returns the client of SCGI backend a.
+func (b *builder) scgiClient(a Address, o options) *scgi.Client {
+	addr := a.Host
+	if a.Network() == "unix" {
+		addr = a.Path
+	}
+	return &scgi.Client{Network: a.Network(), Address: addr, MaxConns: o.positive("max_conns"),
+		QueueTimeout: b.st.QueueTimeout, ReadTimeout: o.duration("read_timeout"), Logger: b.logger("scgi-client")}
 }

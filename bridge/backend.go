@@ -3,6 +3,7 @@ package bridge
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 
 	"github.com/ferrygw/ferry/cgi"
@@ -23,6 +24,9 @@ type Backend struct {
 	// Settings names the settings its handlers use ([Keys] of the
 	// "defaults" table): those a mount of this kind may set itself.
 	Settings []string
+	// Group says backends of this kind can form an upstream group: a
+	// mount's list of them, taking [groupOptions] besides Options.
+	Group bool
 
 	build func(b *builder, m Mount, o options) (http.Handler, error)
 }
@@ -54,8 +58,37 @@ func checkBackend(a Address) (Backend, options, error) {
 	if sc == nil || !sc.back || !ok {
 		return Backend{}, options{}, fmt.Errorf("%s is not a backend; ferry's backends are %s", a.Scheme, schemeNames(func(s *scheme) bool { return s.back }))
 	}
-	o, err := checkOptions(a.Query, k.Options, schemeNames(func(s *scheme) bool { return s == sc }))
-	return k, o, err
+	what := schemeNames(func(s *scheme) bool { return s == sc })
+	if !k.Group {
+		o, err := checkOptions(a.Query, k.Options, what)
+		return k, o, err
+	}
+	// The group's options apart, so that a misspelt option is told
+	// against the kind's own.
+	own, grp := url.Values{}, url.Values{}
+	for name, v := range a.Query {
+		if groupOptionNames[name] {
+			grp[name] = v
+		} else {
+			own[name] = v
+		}
+	}
+	if _, err := checkOptions(own, k.Options, what); err != nil {
+		return k, options{}, err
+	}
+	if _, err := checkOptions(grp, groupOptions(), what+" groups"); err != nil {
+		return k, options{}, err
+	}
+	return k, options{q: a.Query}, nil
+}
+
+// allOptions returns the options a mount of kind k takes: its own, and
+// those of a group when its backends can form one.
+func (k Backend) allOptions() []Option {
+	if !k.Group {
+		return k.Options
+	}
+	return append(slices.Clone(k.Options), groupOptions()...)
 }
 
 // builder builds the handlers of one Server's mounts.
@@ -64,6 +97,7 @@ type builder struct {
 	st     Settings     // the settings of the mount being built
 	static http.Handler // the document root's files, nil without --root
 	stats  *mountStats  // the figures of the mount being built, nil without an admin listener
+	group  *group       // the upstream group of the mount being built, if it is one
 	// onRouter holds what needs the finished router: the handlers that
 	// serve local redirects (RFC 3875 § 6.2.2) through every mount.
 	onRouter []func(http.Handler)

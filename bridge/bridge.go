@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"sort"
@@ -32,8 +33,17 @@ type Mount struct {
 	// Prefix is the URL path prefix, such as "/cgi-bin/". A prefix ending in
 	// "/" covers its subtree; one without covers that path and its subtree.
 	Prefix string
-	// Backend is where requests go, in ferry's address spelling.
+	// Backend is where requests go, in ferry's address spelling. For an
+	// upstream group it is the group's first backend, and its options
+	// (after "?") are the group's: those of [groupOptions] and the
+	// kind's, which apply to each backend.
 	Backend Address
+	// More are the other backends of an upstream group, of Backend's
+	// kind. Each may carry options of its own: weight and max_conns.
+	More []Address
+	// FirstOptions are the group's first backend's own weight and
+	// max_conns, as the configuration file's backend tables give them.
+	FirstOptions url.Values
 	// Settings holds this mount's own values of the settings Own names;
 	// the others come from Config.Settings ([Config.MountSettings]). Set
 	// them with [Mount.Set].
@@ -50,14 +60,15 @@ func ParseMount(s string) (Mount, error) {
 	if !ok || !strings.HasPrefix(prefix, "/") {
 		return Mount{}, fmt.Errorf("bridge: mount %q: want PREFIX=BACKEND with PREFIX starting with /", s)
 	}
-	a, err := parseAddress(backend)
+	a, more, err := parseBackends(backend)
+	m := Mount{Prefix: prefix, Backend: a, More: more}
 	if err == nil {
-		_, _, err = checkBackend(a)
+		err = checkMount(m)
 	}
 	if err != nil {
 		return Mount{}, fmt.Errorf("bridge: mount %q: %w", s, err)
 	}
-	return Mount{Prefix: prefix, Backend: a}, nil
+	return m, nil
 }
 
 // Config describes what ferry serves.
@@ -66,6 +77,10 @@ type Config struct {
 	Listen []Address
 	// Mounts are the routes, matched longest prefix first.
 	Mounts []Mount
+	// Resolver looks up the host names of upstream groups' backends that
+	// are re-resolved (their resolve option) or SRV records. If nil,
+	// net.DefaultResolver.
+	Resolver *net.Resolver
 	// Root, if set, is a document root: paths no mount covers are served as
 	// static files from it (no directory listings, no dotfiles), and it is
 	// DOCUMENT_ROOT for scripts.
@@ -142,6 +157,15 @@ type Server struct {
 	hurry    context.Context // ended by StopNow: the drain ends at once
 	stopNow  context.CancelFunc
 	pools    []spawned
+	groups   []*group      // upstream groups, whose checks run while this configuration is in force
+	// drained names the group backends ("PREFIX BACKEND") drained
+	// through the admin listener in the configuration this one replaces:
+	// they stay drained across the reload, as HAProxy's server state file
+	// keeps them.
+	drained map[string]bool
+	// stopGroups stops the groups' health checks and re-resolution that
+	// Run or a reload started ([Server.startGroups]); nil before.
+	stopGroups func()
 	access   *accessOutput // the access log's own output; nil: the process log
 	cfg      Config
 	log      zerolog.Logger
@@ -177,6 +201,7 @@ func newServer(cfg Config, prev *Server) (*Server, error) {
 	s := &Server{cfg: cfg, log: zerolog.Nop()}
 	if prev != nil {
 		s.carry = slices.Clone(prev.pools)
+		s.drained = prev.drainedBackends()
 	}
 	s.hurry, s.stopNow = context.WithCancel(context.Background())
 	if cfg.Logger != nil {
@@ -231,6 +256,7 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	if err := startPools(s.log, s.pools); err != nil {
 		return err
 	}
+	s.stopGroups = s.startGroups()
 	r := newRunner(s)
 	fronts, err := r.open(s.cfg.Listen, s.handover)
 	var adm []front
@@ -242,6 +268,7 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	}
 	if err != nil {
 		closeFronts(append(fronts, adm...), s.handover != nil)
+		s.stopGroups()
 		stopPools(s.log, s.pools)
 		r.stopScripts()
 		return err
@@ -286,6 +313,7 @@ func (s *Server) runCGI(ctx context.Context) error {
 		sp.connect(sp.pool.Address())
 		defer sp.pool.Stop(context.Background())
 	}
+	defer s.startGroups()() // the first resolution of names and SRV records, before the request
 	env := make(map[string]string)
 	for _, kv := range os.Environ() {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -328,6 +356,9 @@ func (s *Server) buildRouter() (*router, error) {
 	}
 	for _, m := range s.cfg.Mounts {
 		k, o, err := checkBackend(m.Backend)
+		if err == nil {
+			err = checkGroup(m, k)
+		}
 		var h http.Handler
 		b.stats = s.admin.newMount(m)
 		if err == nil {
@@ -335,7 +366,11 @@ func (s *Server) buildRouter() (*router, error) {
 		}
 		if err == nil {
 			b.st = s.cfg.MountSettings(m)
+			b.group = nil
 			h, err = k.build(b, m, o)
+		}
+		if err == nil && b.group != nil {
+			h = b.group.handler(h)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("bridge: mount %s=%s: %w", m.Prefix, m.Backend, err)

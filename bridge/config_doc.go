@@ -80,5 +80,15 @@ func ConfigReference() string {
 			fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s |\n", strings.Join(names, " "), o.Name, value(o), cell(o.Default), cell(o.Doc))
 		}
 	}
+	b.WriteString("\nUpstream groups (`fastcgi`, `fastcgi+exec`, `scgi`, `http` backends): a comma-separated list of backends of one kind, such as `fastcgi://10.0.0.1:9000,fastcgi://10.0.0.2:9000?policy=round_robin`, or one backend with any of these options; they apply to the group, the kind's options to each backend:\n\n")
+	b.WriteString("| option | value | default | |\n|---|---|---|---|\n")
+	for _, o := range groupOptions() {
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", o.Name, value(o), cell(o.Default), cell(o.Doc))
+	}
+	b.WriteString("\nIn the configuration file, `[[mount.\"PREFIX\".backend]]` tables may list a group's backends instead, each an `address` with options of its own:\n\n")
+	b.WriteString("| option | value | default | |\n|---|---|---|---|\n")
+	for _, o := range memberOptions() {
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", o.Name, value(o), cell(o.Default), cell(o.Doc))
+	}
 	return b.String()
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -152,11 +153,21 @@ func (f *ConfigFile) index(data []byte) {
 	var p unstable.Parser
 	p.Reset(data)
 	var table []string
+	arrays := map[string]int{} // tables so far of each array of tables
 	for p.NextExpression() {
 		e := p.Expression()
 		switch e.Kind {
-		case unstable.Table, unstable.ArrayTable:
+		case unstable.Table:
 			table = f.noteKey(&p, nil, e.Key())
+		case unstable.ArrayTable:
+			// The Nth table of the array is the path element "[N]".
+			table = f.noteKey(&p, nil, e.Key())
+			k := strings.Join(table, "\x00")
+			arrays[k]++
+			table = append(table, fmt.Sprintf("[%d]", arrays[k]))
+			for it := e.Key(); it.Next(); {
+				f.lines[k+"\x00"+table[len(table)-1]] = p.Shape(it.Node().Raw).Start.Line
+			}
 		case unstable.KeyValue:
 			f.noteValue(&p, f.noteKey(&p, table, e.Key()), e.Value())
 		}
@@ -279,15 +290,25 @@ func (l *loader) mount(prefix string, v any) (Mount, bool) {
 		return Mount{}, false
 	}
 	bpath := append(slices.Clone(path), "backend")
-	s, ok := raw.(string)
-	if !ok {
+	var a Address
+	var err error
+	switch raw := raw.(type) {
+	case string:
+		a, m.More, err = parseBackends(raw)
+	case []any:
+		if a, m.More, m.FirstOptions, ok = l.backendTables(bpath, raw); !ok {
+			return Mount{}, false
+		}
+	default:
 		l.fail(bpath, "want an address, not %s", describe(raw))
 		return Mount{}, false
 	}
-	a, err := parseAddress(s)
 	var kind Backend
 	if err == nil {
 		kind, _, err = checkBackend(a)
+	}
+	if err == nil {
+		err = checkGroup(Mount{Backend: a, More: m.More, FirstOptions: m.FirstOptions}, kind)
 	}
 	if err != nil {
 		l.fail(bpath, "%s", err)
@@ -301,8 +322,8 @@ func (l *loader) mount(prefix string, v any) (Mount, bool) {
 			continue
 		}
 		kpath := append(slices.Clone(path), name)
-		if i := slices.IndexFunc(kind.Options, func(o Option) bool { return o.Name == name }); i >= 0 {
-			o := kind.Options[i]
+		if i := slices.IndexFunc(kind.allOptions(), func(o Option) bool { return o.Name == name }); i >= 0 {
+			o := kind.allOptions()[i]
 			if a.Query.Has(name) {
 				l.fail(kpath, "given in the backend address too")
 				good = false
@@ -345,6 +366,75 @@ func (l *loader) mount(prefix string, v any) (Mount, bool) {
 	}
 	sortOwn(m.Own)
 	return m, good
+}
+
+// backendTables checks a mount's [[mount."PREFIX".backend]] tables: an
+// upstream group's backends, each an address and its own options (weight,
+// max_conns). It returns the first backend, whose Query the mount's table
+// fills with the group's options, the others with their own options, and
+// the first one's own.
+func (l *loader) backendTables(path []string, list []any) (Address, []Address, url.Values, bool) {
+	var all []Address
+	var own []url.Values
+	good := true
+	for i, raw := range list {
+		tpath := append(slices.Clone(path), fmt.Sprintf("[%d]", i+1))
+		t, ok := raw.(map[string]any)
+		if !ok {
+			l.fail(tpath, "want a table with address = \"ADDRESS\", not %s", describe(raw))
+			return Address{}, nil, nil, false
+		}
+		s, ok := t["address"].(string)
+		if !ok {
+			l.fail(tpath, `want address = "ADDRESS", such as "fastcgi://10.0.0.1:9000"`)
+			good = false
+			continue
+		}
+		apath := append(slices.Clone(tpath), "address")
+		a, err := parseAddress(s)
+		if err == nil && (strings.Contains(s, ",") || len(a.Query) > 0) {
+			err = errors.New("one address without options: the group's go in the mount's table, weight and max_conns in this one")
+		}
+		if err != nil {
+			l.fail(apath, "%s", err)
+			good = false
+			continue
+		}
+		a.Query = url.Values{}
+		q := url.Values{}
+		for _, name := range l.byLine(tpath, t) {
+			if name == "address" {
+				continue
+			}
+			kpath := append(slices.Clone(tpath), name)
+			i := slices.IndexFunc(memberOptions(), func(o Option) bool { return o.Name == name })
+			if i < 0 {
+				l.fail(kpath, "unknown key%s", l.hint(name, []string{"address", "weight", "max_conns"}, "a group's backend"))
+				good = false
+				continue
+			}
+			o := memberOptions()[i]
+			vals, ok := tomlValues(o.Type, t[name])
+			if !ok || o.check(vals[0]) != nil {
+				l.fail(kpath, "want %s, not %s", o.Type, describe(t[name]))
+				good = false
+				continue
+			}
+			q.Set(name, vals[0])
+		}
+		all, own = append(all, a), append(own, q)
+	}
+	if !good {
+		return Address{}, nil, nil, false
+	}
+	if len(all) == 0 {
+		l.fail(path, "an empty list of backends")
+		return Address{}, nil, nil, false
+	}
+	for i := range all[1:] {
+		all[i+1].Query = own[i+1]
+	}
+	return all[0], all[1:], own[0], true
 }
 
 // set checks the TOML value v for o and stores it in p; it reports
@@ -471,11 +561,18 @@ func describe(v any) string {
 
 // keyPath spells a key path as TOML does: mount."/cgi-bin/".backend.
 func keyPath(path []string) string {
-	parts := make([]string, len(path))
+	var b strings.Builder
 	for i, p := range path {
-		parts[i] = tomlKey(p)
+		switch {
+		case strings.HasPrefix(p, "["):
+			b.WriteString(p) // the Nth table of an array: backend[2]
+			continue
+		case i > 0:
+			b.WriteByte('.')
+		}
+		b.WriteString(tomlKey(p))
 	}
-	return strings.Join(parts, ".")
+	return b.String()
 }
 
 // tomlKey spells a key bare when TOML allows, else quoted.

@@ -111,7 +111,7 @@ func Keys() []Key {
 		setting(Option{Name: "cgi_max_queue", Type: Count, Default: "1024",
 			Doc: "requests waiting for a script slot before 503"}, "cgi-max-queue", func(s *Settings) any { return &s.MaxQueue }),
 		setting(Option{Name: "cgi_queue_timeout", Type: Duration, Default: "30s",
-			Doc: "longest wait for a script slot, or a FastCGI or SCGI connection, before 503"}, "cgi-queue-timeout", func(s *Settings) any { return &s.QueueTimeout }),
+			Doc: "longest wait for a script slot, a FastCGI or SCGI connection, or a group's backend, before 503"}, "cgi-queue-timeout", func(s *Settings) any { return &s.QueueTimeout }),
 		setting(Option{Name: "max_request_body", Type: Size, Default: "1G",
 			Doc: "largest request body, such as 10M or 1G (413 past it)"}, "max-request-body", func(s *Settings) any { return &s.MaxRequestBody }),
 		setting(Option{Name: "max_header_line", Type: Size, Default: "16K",

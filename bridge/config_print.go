@@ -29,7 +29,7 @@ func WriteConfig(w io.Writer, c Config) error {
 		a.Query = nil
 		var opts []Option
 		for name, vals := range m.Backend.Query {
-			i := slices.IndexFunc(kind.Options, func(o Option) bool { return o.Name == name })
+			i := slices.IndexFunc(kind.allOptions(), func(o Option) bool { return o.Name == name })
 			if i < 0 || len(vals) != 1 {
 				if a.Query == nil {
 					a.Query = make(map[string][]string)
@@ -37,10 +37,17 @@ func WriteConfig(w io.Writer, c Config) error {
 				a.Query[name] = vals // not an option of its kind: left for the loader to refuse
 				continue
 			}
-			opts = append(opts, kind.Options[i])
+			opts = append(opts, kind.allOptions()[i])
 		}
-		b.WriteString("# where requests go\nbackend = " + tomlString(a.String()) + "\n")
-		for _, o := range kind.Options {
+		tables := len(m.FirstOptions) > 0 || slices.ContainsFunc(m.More, func(x Address) bool { return len(x.Query) > 0 })
+		if !tables {
+			backend := a.String()
+			for _, x := range m.More {
+				backend += "," + x.String()
+			}
+			b.WriteString("# where requests go\nbackend = " + tomlString(backend) + "\n")
+		}
+		for _, o := range kind.allOptions() {
 			if slices.ContainsFunc(opts, func(p Option) bool { return p.Name == o.Name }) {
 				writeKey(&b, o, m.Backend.Query[o.Name], false)
 			}
@@ -55,9 +62,28 @@ func WriteConfig(w io.Writer, c Config) error {
 			}
 			writeKey(&b, k.Option, getValue(k.Option, p), true)
 		}
+		if tables {
+			writeBackendTables(&b, m, a)
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeBackendTables writes the backends of m's group as
+// [[mount."PREFIX".backend]] tables, each with its own options; first is
+// the first backend without the group's options.
+func writeBackendTables(b *strings.Builder, m Mount, first Address) {
+	for i, x := range append([]Address{first}, m.More...) {
+		own := m.memberOwn(i)
+		x.Query = nil
+		fmt.Fprintf(b, "\n# backend %d of the group\n[[mount.%s.backend]]\naddress = %s\n", i+1, tomlKey(m.Prefix), tomlString(x.String()))
+		for _, o := range memberOptions() {
+			if own.Has(o.Name) {
+				writeKey(b, o, own[o.Name], false)
+			}
+		}
+	}
 }
 
 // writeKey writes one key, its doc above it, its value in the TOML type

@@ -87,7 +87,7 @@ func newServerStats(version string) *serverStats {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		s.requests, s.duration, s.firstByte, s.bytesIn, s.bytesOut, s.queueWait, s.failures,
 		s.started, s.spawn, s.killed, s.exits, s.restarts,
-		stateCollector{s},
+		stateCollector{s}, groupCollector{s},
 	)
 	return s
 }
@@ -111,6 +111,7 @@ type mountStats struct {
 	cgi       *cgiStats              // for cgi: mounts
 	pool      *poolStats             // for mounts of workers ferry runs: fastcgi+exec:, wsgi:, psgi:, cgi:DIR?persist=
 	client    *fastcgi.Client        // for fastcgi mounts
+	group     *group                 // for a mount of an upstream group
 
 	waiting    atomic.Int64  // requests in the queue now
 	maxReached atomic.Uint64 // requests that found every slot taken
@@ -173,6 +174,9 @@ func (s *serverStats) newMount(m Mount) *mountStats {
 		return nil
 	}
 	backend, _, _ := strings.Cut(m.Backend.String(), "?")
+	if m.isGroup() {
+		backend = m.backendList()
+	}
 	ms := &mountStats{server: s, prefix: m.Prefix, backend: backend, addr: m.Backend}
 	if k, ok := backendFor(m.Backend.Scheme); ok {
 		ms.kind = k.Schemes[0]

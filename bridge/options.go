@@ -127,6 +127,12 @@ func (o Option) check(v string) error {
 	case Size:
 		_, err := ParseSize(v)
 		bad = err != nil
+	case Count:
+		n, err := strconv.Atoi(v)
+		bad = err != nil || n < 0
+	case Bool:
+		_, err := strconv.ParseBool(v)
+		bad = err != nil
 	case HeaderName:
 		bad = !validHeaderName(v)
 	}
@@ -187,6 +193,21 @@ func (o options) str(name string) string { return o.q.Get(name) }
 func (o options) positive(name string) int {
 	n, _ := strconv.Atoi(o.q.Get(name)) // checked by checkOptions
 	return n
+}
+
+// count returns a Count option's value, or def when absent.
+func (o options) count(name string, def int) int {
+	if !o.q.Has(name) {
+		return def
+	}
+	n, _ := strconv.Atoi(o.q.Get(name)) // checked by checkOptions
+	return n
+}
+
+// boolean returns a Bool option's value, false when absent.
+func (o options) boolean(name string) bool {
+	b, _ := strconv.ParseBool(o.q.Get(name)) // checked by checkOptions
+	return b
 }
 
 // duration returns a Duration option's value, or 0 when absent.

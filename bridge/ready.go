@@ -44,6 +44,8 @@ func (m *mountStats) checkReady(ctx context.Context) error {
 // connection.
 func (m *mountStats) probe(ctx context.Context) error {
 	switch {
+	case m.group != nil:
+		return m.group.ready()
 	case m.kind == "cgi":
 		_, err := os.Stat(m.addr.Path)
 		return err

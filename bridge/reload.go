@@ -82,6 +82,9 @@ func (r *runner) reload(cfg Config) error {
 	var ap adminPlan
 	var start []spawned
 	fail := func(err error) error {
+		if next.stopGroups != nil {
+			next.stopGroups()
+		}
 		stopPools(r.log, start)
 		fp.close()
 		closeFronts(ap.opened, false)
@@ -113,6 +116,9 @@ func (r *runner) reload(cfg Config) error {
 		start = nil // startPools stopped those it started
 		return fail(err)
 	}
+	// The new groups' first resolution answers before their first
+	// request; the old groups keep checking until their requests end.
+	next.stopGroups = next.startGroups()
 	if err := r.setPIDFile(next.cfg.PIDFile); err != nil {
 		return fail(err)
 	}
@@ -336,9 +342,9 @@ func (r *runner) planAdmin(a Address, ch *changes) (adminPlan, error) {
 }
 
 // retire lets the requests of old, a configuration next replaced, finish
-// (up to timeout), then stops the worker pools next dropped (their
-// workers' ends count as reason "reload" in the metrics), and closes
-// old's access log file unless next writes to it too. A pool or a log
+// (up to timeout), then stops old's groups' health checks and the worker
+// pools next dropped (their workers' ends count as reason "reload" in the
+// metrics), and closes old's access log file unless next writes to it too. A pool or a log
 // file may have been kept from configurations replaced before old, whose
 // requests may still use it: so each retirement also waits for the one
 // before it. Called with r.mu held.
@@ -358,6 +364,7 @@ func (r *runner) retire(old, next *Server, drop []spawned, timeout time.Duration
 		if prev != nil {
 			<-prev
 		}
+		old.stopGroups()
 		for _, sp := range drop {
 			if sp.stats != nil {
 				sp.stats.reloaded.Store(true) // its workers end for the reload

@@ -367,6 +367,7 @@ func (r *runner) shutdown() {
 			fs.cleanup()
 		}
 	}
+	cur.stopGroups()
 	stopPools(r.log, cur.pools)
 	cur.closeLogs()
 	if r.removePID != nil {

@@ -234,7 +234,9 @@ func parseAddress(s string) (Address, error) {
 	a := Address{Scheme: sc.name, Query: u.Query()}
 	switch sc.form {
 	case formHostPort:
-		if u.Host == "" || u.Port() == "" {
+		// A name starting with "_" is an SRV record's
+		// (_service._proto.name), which gives the ports.
+		if u.Host == "" || (u.Port() == "" && !strings.HasPrefix(u.Host, "_")) {
 			return Address{}, fmt.Errorf("want %s", sc.usage)
 		}
 		a.Host, a.Path = u.Host, u.Path

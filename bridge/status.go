@@ -25,20 +25,21 @@ type statusReport struct {
 // processes, max active processes, listen queue, max listen queue and max
 // children reached, counted per mount.
 type mountStatus struct {
-	Prefix      string         `json:"prefix"`
-	Backend     string         `json:"backend"`
-	Kind        string         `json:"kind"`
-	Accepted    uint64         `json:"accepted"`
-	Active      int            `json:"active"`
-	MaxActive   int            `json:"max_active"`
-	Queue       int            `json:"queue"`
-	MaxQueue    int            `json:"max_queue"`
-	MaxReached  uint64         `json:"max_reached"`
-	Scripts     *scriptsStatus `json:"scripts,omitempty"`
-	Pool        *poolStatus    `json:"pool,omitempty"`
-	Connections *connStatus    `json:"connections,omitempty"`
-	Requests    []requestEntry `json:"requests,omitzero"` // with full
-	Workers     []workerEntry  `json:"workers,omitzero"`  // with full, for pools
+	Prefix      string          `json:"prefix"`
+	Backend     string          `json:"backend"`
+	Kind        string          `json:"kind"`
+	Accepted    uint64          `json:"accepted"`
+	Active      int             `json:"active"`
+	MaxActive   int             `json:"max_active"`
+	Queue       int             `json:"queue"`
+	MaxQueue    int             `json:"max_queue"`
+	MaxReached  uint64          `json:"max_reached"`
+	Scripts     *scriptsStatus  `json:"scripts,omitempty"`
+	Pool        *poolStatus     `json:"pool,omitempty"`
+	Connections *connStatus     `json:"connections,omitempty"`
+	Backends    []backendStatus `json:"backends,omitempty"` // for an upstream group
+	Requests    []requestEntry  `json:"requests,omitzero"`  // with full
+	Workers     []workerEntry   `json:"workers,omitzero"`   // with full, for pools
 }
 
 // scriptsStatus is a cgi: mount's scripts.
@@ -106,6 +107,9 @@ func (a *admin) report(full bool) statusReport {
 		}
 		if m.pool != nil {
 			ms.Pool, ms.Workers = m.pool.status(now, full)
+		}
+		if m.group != nil {
+			ms.Backends = m.group.status()
 		}
 		if m.client != nil {
 			cs := m.client.Stats()
@@ -199,6 +203,10 @@ code { font-size: .95em; }
 <tr><th>connections idle</th><td class="n">{{.Idle}}</td></tr>
 <tr><th>multiplexed requests</th><td class="n">{{.Multiplexed}}</td></tr>{{end}}
 </table>
+{{with .Backends}}<table class="backends">
+<tr><th>backend</th><th>state</th><th>weight</th><th>in flight</th><th>requests</th><th>failures</th><th>retries</th><th>checks passed</th><th>checks failed</th><th>last check</th></tr>
+{{range .}}<tr><td><code>{{.Address}}</code></td><td>{{.State}}</td><td class="n">{{printf "%.2f" .Weight}}</td><td class="n">{{.InFlight}}</td><td class="n">{{.Requests}}</td><td class="n">{{.Failures}}</td><td class="n">{{.Retries}}</td><td class="n">{{.ChecksPassed}}</td><td class="n">{{.ChecksFailed}}</td><td>{{.LastCheck}}</td></tr>
+{{end}}</table>{{end}}
 {{if $.Full}}
 <table class="requests">
 <tr><th>pid</th><th>method</th><th>URI</th><th>script</th><th>duration (s)</th></tr>

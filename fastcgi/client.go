@@ -402,7 +402,9 @@ var errStale = errors.New("fastcgi: kept connection closed by the application")
 func (c *Client) do(ctx context.Context, req *Request, resp *Response, check, fresh bool) (*cgi.AppResponse, bool, error) {
 	cc, reused, err := c.acquire(ctx, check, fresh)
 	if err != nil {
-		return nil, false, err
+		// No connection (none free in time, or the dial failed): the
+		// application never saw the request.
+		return nil, false, cgi.NotSent(err)
 	}
 	x := &exchange{c: c, cc: cc, ctx: ctx, stderr: req.Stderr, resp: resp}
 	x.stop = context.AfterFunc(ctx, func() {
@@ -414,15 +416,24 @@ func (c *Client) do(ctx context.Context, req *Request, resp *Response, check, fr
 		if reused {
 			err = fmt.Errorf("%w: %w", errStale, err)
 		}
-		return nil, reused, err
+		// BEGIN_REQUEST, PARAMS and their end go in one write, ahead of
+		// any body: a failed write left the request incomplete, so the
+		// application cannot have started it, and the body is unread.
+		return nil, reused, cgi.NotSent(err)
 	}
 	x.app = cgi.AppResponse{Body: x, Ready: x.ready}
 	// Wait for the first output so that connection failures show here, as
 	// a dial-time error would, and map to 502 before anything is sent.
 	if _, err := x.fill(); err != nil && err != io.EOF {
 		x.close(err)
-		if reused && !x.answered && (errors.Is(err, ErrNoEndRequest) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+		lost := !x.answered && (errors.Is(err, ErrNoEndRequest) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
+		if reused && lost {
 			err = fmt.Errorf("%w: %w", errStale, err)
+		}
+		if lost {
+			// The request went out whole; the application may have run
+			// it before the connection broke.
+			err = cgi.NoAnswer(err)
 		}
 		return nil, reused, err
 	}

@@ -78,17 +78,21 @@ type mpxStream struct {
 	closed  bool
 }
 
+// errNotWritten marks a multiplexed request that failed before its
+// records were written (doMpx turns it into cgi.ErrNotSent).
+var errNotWritten = errors.New("fastcgi: request not written")
+
 // doMpx sends req as a new request on a multiplexed connection; resp, if
 // not nil, gets the application status.
 func (c *Client) doMpx(ctx context.Context, req *Request, resp *Response) (*cgi.AppResponse, error) {
 	retryable := req.Body == nil
 	for attempt := 0; ; attempt++ {
 		if err := c.takeSlot(ctx); err != nil {
-			return nil, err
+			return nil, cgi.NotSent(err)
 		}
 		st, reused, err := c.openStream(ctx, attempt > 0, req.Stderr, resp)
 		if err != nil {
-			return nil, err // the failed stream gave its slot back
+			return nil, cgi.NotSent(err) // the failed stream gave its slot back
 		}
 		st.ctx = ctx // its stderr lines go to the request's logger
 		app, err := st.start(ctx, req)
@@ -100,6 +104,11 @@ func (c *Client) doMpx(ctx context.Context, req *Request, resp *Response) (*cgi.
 		stale := errors.Is(err, ErrNoEndRequest) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed)
 		if attempt == 0 && reused && retryable && !st.got.Load() && ctx.Err() == nil && stale {
 			continue // the connection was closed under us: once more on a new one
+		}
+		if errors.Is(err, errNotWritten) {
+			err = cgi.NotSent(err)
+		} else if stale && !st.got.Load() {
+			err = cgi.NoAnswer(err) // sent whole: the application may have run it
 		}
 		return nil, err
 	}
@@ -190,7 +199,7 @@ func (st *mpxStream) start(ctx context.Context, req *Request) (*cgi.AppResponse,
 	<-mc.ready
 	if mc.nc == nil {
 		st.fail(mc.err())
-		return nil, mc.err()
+		return nil, fmt.Errorf("%w: %w", errNotWritten, mc.err())
 	}
 	role := req.Role
 	if role == 0 {
@@ -216,7 +225,9 @@ func (st *mpxStream) start(ctx context.Context, req *Request) (*cgi.AppResponse,
 	if err != nil {
 		st.fail(err)
 		st.Close()
-		return nil, err
+		// The request's records go in one write: a failed one left it
+		// incomplete, so the application cannot have started it.
+		return nil, fmt.Errorf("%w: %w", errNotWritten, err)
 	}
 	st.stop = context.AfterFunc(ctx, func() { st.abort(ctx.Err()) })
 	if req.Body != nil {

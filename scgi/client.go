@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
@@ -127,7 +128,7 @@ func (c *Client) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRe
 		return nil, err
 	}
 	if err := c.takeSlot(ctx); err != nil {
-		return nil, err
+		return nil, cgi.NotSent(err)
 	}
 	// No TCP keep-alive probes: a connection carries one request.
 	d := net.Dialer{Timeout: defaults.Or(c.DialTimeout, DefaultDialTimeout), KeepAlive: -1}
@@ -137,7 +138,7 @@ func (c *Client) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRe
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("scgi: connecting to %s: %w", c.backend(), err)
+		return nil, cgi.NotSent(fmt.Errorf("scgi: connecting to %s: %w", c.backend(), err))
 	}
 	x := &exchange{c: c, nc: nc, ctx: ctx}
 	x.br = clientReaderPool.Get().(*bufio.Reader)
@@ -146,7 +147,10 @@ func (c *Client) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRe
 	_ = nc.SetWriteDeadline(time.Now().Add(defaults.Or(c.WriteTimeout, DefaultWriteTimeout))) // a dead conn fails the write
 	if _, err := nc.Write(hdr); err != nil {
 		x.close()
-		return nil, x.wrap("sending request header", err)
+		// The netstring goes in one write, ahead of the body: a failed
+		// write left it incomplete, so the application cannot have
+		// started the request (protocol.txt § 3).
+		return nil, cgi.NotSent(x.wrap("sending request header", err))
 	}
 	if req.ContentLength > 0 {
 		x.bodyDone = make(chan struct{})
@@ -158,9 +162,14 @@ func (c *Client) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRe
 			if berr := x.bodyErr(); berr != nil {
 				return nil, berr
 			}
-			return nil, fmt.Errorf("%w (%s)", ErrNoResponse, c.backend())
+			// Sent whole: the application may have run it.
+			return nil, cgi.NoAnswer(fmt.Errorf("%w (%s)", ErrNoResponse, c.backend()))
 		}
-		return nil, x.wrap("reading response", err)
+		err = x.wrap("reading response", err)
+		if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+			err = cgi.NoAnswer(err)
+		}
+		return nil, err
 	}
 	x.app = cgi.AppResponse{Body: x, Ready: x.ready, StatusLine: true}
 	return &x.app, nil

@@ -176,3 +176,31 @@ func RunRTorrent(tb testing.TB) *peers.RTorrent {
 		return peers.StartRTorrent(ctx, dir)
 	}, struct{}{}, "rtorrent")
 }
+
+// HAProxy starts HAProxy ([peers.StartHAProxy]).
+func HAProxy(tb testing.TB, cfg peers.HAProxyConfig) *peers.Server {
+	tb.Helper()
+	return start(tb, peers.StartHAProxy, cfg, "haproxy")
+}
+
+// Wrk starts wrk's load ([peers.StartWrk]); the function it returns waits
+// for the report, and fails the test if wrk failed. The load stops at
+// cleanup if it still runs.
+func Wrk(tb testing.TB, cfg peers.WrkConfig) func() peers.WrkResult {
+	tb.Helper()
+	Need(tb, "wrk")
+	ctx, cancel := context.WithCancel(context.Background())
+	tb.Cleanup(cancel)
+	w, err := peers.StartWrk(ctx, cfg)
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	return func() peers.WrkResult {
+		tb.Helper()
+		r, err := w.Wait()
+		if err != nil {
+			tb.Fatalf("%v", err)
+		}
+		return r
+	}
+}

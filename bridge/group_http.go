@@ -1,0 +1,204 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+
+	"github.com/ferrygw/ferry/cgi"
+)
+
+// affinity is what a group's handler learns of a request before its
+// transport picks a backend, and what the transport tells it back: the
+// sticky key, the backend chosen, and whether that one failed.
+type affinity struct {
+	stickyKey string
+	chosen    *member
+	cookie    string // the Set-Cookie value to send, if the backend changed
+	failedAt  bool   // the chosen backend's failure is counted already
+}
+
+type affinityKey struct{}
+
+// affinity returns the request's affinity, or nil: only the groups whose
+// handler wraps the mount's (see group.handler) pay for the lookup.
+func (g *group) affinity(ctx context.Context) *affinity {
+	if g.sticky == "" && !g.fail5xx {
+		return nil
+	}
+	a, _ := ctx.Value(affinityKey{}).(*affinity)
+	return a
+}
+
+// key returns the sticky key, "" for none.
+func (a *affinity) key() string {
+	if a == nil {
+		return ""
+	}
+	return a.stickyKey
+}
+
+// chose records the backend a request went to; with a sticky cookie that
+// did not name it, the response sets one that does.
+func (a *affinity) chose(g *group, m *member) {
+	if a == nil {
+		return
+	}
+	a.chosen = m
+	if g.sticky != "" && g.sticky != "addr" && a.stickyKey != m.cookie {
+		a.cookie = (&http.Cookie{Name: g.sticky, Value: m.cookie, Path: cookiePath(g.prefix), HttpOnly: true, SameSite: http.SameSiteLaxMode}).String()
+	}
+}
+
+// failed notes that the chosen backend's failure was counted.
+func (a *affinity) failed() {
+	if a != nil {
+		a.failedAt = true
+	}
+}
+
+// cookiePath is the sticky cookie's Path: the mount's prefix.
+func cookiePath(prefix string) string {
+	if prefix == "" {
+		return "/"
+	}
+	return prefix
+}
+
+// handler wraps the mount's handler h when the group needs to see requests
+// and responses: a sticky key to read, a cookie to set, an application's
+// 5xx to count. Otherwise it returns h: the hot path pays nothing.
+func (g *group) handler(h http.Handler) http.Handler {
+	if g.sticky == "" && !g.fail5xx {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := &affinity{}
+		switch {
+		case g.sticky == "addr":
+			a.stickyKey = clientAddr(r)
+		case g.sticky != "":
+			if c, err := r.Cookie(g.sticky); err == nil {
+				a.stickyKey = c.Value
+			}
+		}
+		r = r.WithContext(context.WithValue(r.Context(), affinityKey{}, a))
+		h.ServeHTTP(&groupWriter{ResponseWriter: w, g: g, a: a}, r)
+	})
+}
+
+// clientAddr is the client's address: REMOTE_ADDR from the web server in
+// front, else the connection's.
+func clientAddr(r *http.Request) string {
+	if o := cgi.Origin(r.Context()); o != nil && o["REMOTE_ADDR"] != "" {
+		return o["REMOTE_ADDR"]
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
+// groupWriter adds the sticky cookie to the response, and counts a 5xx
+// from the application against its backend when the group says so.
+type groupWriter struct {
+	http.ResponseWriter
+	g     *group
+	a     *affinity
+	wrote bool
+}
+
+func (w *groupWriter) WriteHeader(code int) {
+	if !w.wrote && code >= 200 {
+		w.wrote = true
+		if w.a.cookie != "" {
+			w.Header().Add("Set-Cookie", w.a.cookie)
+		}
+		if w.g.fail5xx && code >= 500 && w.a.chosen != nil && !w.a.failedAt {
+			w.g.failed(w.a.chosen, errors.New("bridge: the application answered "+http.StatusText(code)))
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *groupWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the writer beneath (Flush).
+func (w *groupWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// httpGroup is a group of HTTP backends as the reverse proxy's transport.
+type httpGroup struct{ *group }
+
+var _ http.RoundTripper = httpGroup{}
+
+// RoundTrip sends an HTTP request to a backend the policy picks, and to
+// another when it fails in a way that allows: the connection could not be
+// made (the request was not sent), or, for a request without a body that
+// is safe to repeat, the connection broke before the response.
+func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
+	g := hg.group
+	ctx := req.Context()
+	t := g.newTries(ctx)
+	var buf [4]*member
+	tried := buf[:0]
+	noBody := req.Body == nil || req.Body == http.NoBody
+	safe := noBody && (g.idempotent || req.Method == http.MethodGet || req.Method == http.MethodHead)
+	for {
+		m, err := t.next(tried)
+		if err != nil {
+			return nil, err
+		}
+		tried = append(tried, m)
+		out := req
+		if len(tried) > 1 || req.URL.Host != m.host {
+			out = req.Clone(ctx)
+			out.URL.Host = m.host
+		}
+		resp, err := m.rt.RoundTrip(out)
+		if err == nil {
+			t.aff.chose(g, m)
+			if resp.StatusCode == http.StatusSwitchingProtocols {
+				// The body is the upgraded connection, which the proxy
+				// needs as it is (an io.ReadWriteCloser).
+				g.release(m)
+				return resp, nil
+			}
+			resp.Body = &httpGroupBody{ReadCloser: resp.Body, g: g, m: m}
+			return resp, nil
+		}
+		if !t.failed(m, err, ctx.Err() == nil, isDialError(err) || safe) {
+			return nil, err
+		}
+	}
+}
+
+// isDialError reports whether err is a failure to connect: nothing of the
+// request was sent.
+func isDialError(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
+}
+
+// httpGroupBody is an HTTP backend's response body: closing it ends the
+// request's count on the backend.
+type httpGroupBody struct {
+	io.ReadCloser
+	g      *group
+	m      *member
+	closed bool
+}
+
+func (b *httpGroupBody) Close() error {
+	if !b.closed {
+		b.closed = true
+		b.g.release(b.m)
+	}
+	return b.ReadCloser.Close()
+}

@@ -1,0 +1,128 @@
+package bridge
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/internal/leakcheck"
+)
+
+// namedFastCGI starts a Go FastCGI application that answers its name, and
+// "pong" on /ping (counted in pings); it stops at the end of the test.
+func namedFastCGI(t *testing.T, name string, pings *atomic.Int64) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := &fastcgi.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ping" {
+			pings.Add(1)
+			io.WriteString(w, "pong")
+			return
+		}
+		io.WriteString(w, name)
+	})}
+	go app.Serve(l)
+	t.Cleanup(func() { app.Close() })
+	return "fastcgi://" + l.Addr().String()
+}
+
+// groupChecks returns the health checks s's groups have run.
+func groupChecks(s *Server) (n uint64) {
+	for _, g := range s.groups {
+		for _, m := range g.list() {
+			n += m.checksPassed.Load() + m.checksFailed.Load()
+		}
+	}
+	return n
+}
+
+// TestGroupReload reloads a ferry whose mount is a group: a backend
+// drained through the admin listener stays drained in the new
+// configuration, the new group's health checks run from the switch and the
+// replaced group's stop once its requests are over, and nothing is left
+// running at the end.
+func TestGroupReload(t *testing.T) {
+	leakcheck.Check(t)
+	var pingsA, pingsB atomic.Int64
+	a, b := namedFastCGI(t, "a", &pingsA), namedFastCGI(t, "b", &pingsB)
+	config := func(more bool) Config {
+		mounts := []string{"/=" + a + "," + b + "?health=/ping&health_body=pong&health_interval=20ms&policy=round_robin"}
+		if more {
+			mounts = append(mounts, "/more/="+b)
+		}
+		cfg := mustConfig(t, "http://127.0.0.1:0", mounts...)
+		var err error
+		if cfg.Admin, err = ParseAdminAddress("http://127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	s, err := New(config(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, stop := runReloadable(t, s)
+	answers := func(what string) string {
+		t.Helper()
+		var got []string
+		for range 6 {
+			got = append(got, getBody(t, "http://"+addr+"/x"))
+		}
+		return strings.Join(got, "")
+	}
+	if got := answers("before the drain"); strings.Count(got, "a") != 3 {
+		t.Fatalf("round robin over a and b answered %q", got)
+	}
+	u := fmt.Sprintf("http://%s/backends/drain?mount=/&backend=%s", s.AdminAddr(), url.QueryEscape(a))
+	if code, body := get(t, "POST", u, nil); code != 200 {
+		t.Fatalf("drain: %d %s", code, body)
+	}
+	if got := answers("drained"); got != "bbbbbb" {
+		t.Fatalf("with a drained: %q; want b only", got)
+	}
+
+	if err := s.Reload(config(true)); err != nil {
+		t.Fatal(err)
+	}
+	r := s.run.Load()
+	r.mu.Lock()
+	retired, next := r.retired, r.cur.Load()
+	r.mu.Unlock()
+	<-retired // the replaced configuration had no request left
+	if got := answers("after the reload"); got != "bbbbbb" {
+		t.Errorf("after the reload: %q; want b only (a stays drained)", got)
+	}
+	metrics := getBody(t, "http://"+s.AdminAddr().String()+"/metrics")
+	want := fmt.Sprintf(`ferry_backend_state{backend=%q,mount="/",state="draining"} 1`, a)
+	if !strings.Contains(metrics, want) {
+		t.Errorf("/metrics after the reload has no %s", want)
+	}
+
+	old, fresh := groupChecks(s), groupChecks(next)
+	deadline := time.Now().Add(10 * time.Second)
+	for groupChecks(next) < fresh+5 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := groupChecks(next); n < fresh+5 {
+		t.Errorf("the new group ran %d health checks in 10 s; want them every 20 ms", n-fresh)
+	}
+	if n := groupChecks(s); n != old {
+		t.Errorf("the replaced group ran %d more health checks after it retired", n-old)
+	}
+	stop()
+	pa, pb := pingsA.Load(), pingsB.Load()
+	time.Sleep(100 * time.Millisecond)
+	if pingsA.Load() != pa || pingsB.Load() != pb {
+		t.Errorf("health checks went on after Run returned")
+	}
+}
