@@ -154,10 +154,10 @@ type LogConfig struct {
 // apply another configuration to it while it runs with [Server.Reload],
 // and hand it over to a new process with [Server.Upgrade].
 type Server struct {
-	hurry    context.Context // ended by StopNow: the drain ends at once
-	stopNow  context.CancelFunc
-	pools    []spawned
-	groups   []*group      // upstream groups, whose checks run while this configuration is in force
+	hurry   context.Context // ended by StopNow: the drain ends at once
+	stopNow context.CancelFunc
+	pools   []spawned
+	groups  []*group // upstream groups, whose checks run while this configuration is in force
 	// drained names the group backends ("PREFIX BACKEND") drained
 	// through the admin listener in the configuration this one replaces:
 	// they stay drained across the reload, as HAProxy's server state file
@@ -166,12 +166,12 @@ type Server struct {
 	// stopGroups stops the groups' health checks and re-resolution that
 	// Run or a reload started ([Server.startGroups]); nil before.
 	stopGroups func()
-	access   *accessOutput // the access log's own output; nil: the process log
-	cfg      Config
-	log      zerolog.Logger
-	handler  http.Handler
-	rt       *router
-	inflight sync.WaitGroup
+	access     *accessOutput // the access log's own output; nil: the process log
+	cfg        Config
+	log        zerolog.Logger
+	handler    http.Handler
+	rt         *router
+	inflight   sync.WaitGroup
 
 	// reqs counts the requests this configuration serves in a running
 	// ferry: a reload waits for them before it stops what it replaced.
