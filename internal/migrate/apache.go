@@ -160,6 +160,10 @@ func (g *apacheMig) directive(d *Directive, name string, s scope) {
 	case name == "include" || name == "includeoptional":
 		g.entry(d, Untranslated, "", "includes are not followed: give the included files too, or the output of apache2ctl -t -D DUMP_INCLUDES")
 	case name == "documentroot":
+		if len(d.Args) == 0 {
+			g.entry(d, Untranslated, "", "DocumentRoot without a directory")
+			return
+		}
 		if _, ok := g.docroots[s.vhost]; ok {
 			g.entry(d, Untranslated, "", "a second DocumentRoot for the same server")
 			return
@@ -535,9 +539,11 @@ func (g *apacheMig) alias(it item) {
 	if len(d.Args) < 2 || !strings.EqualFold(d.Name, "Alias") {
 		// AliasMatch into a PHP site's directory: once mod_php is off,
 		// Apache would send its .php files as text.
-		target, _, _ := strings.Cut(d.Args[len(d.Args)-1], "$")
 		for _, m := range g.mounts {
-			if len(d.Args) >= 2 && m.phpSite && within(cleanDir(target), m.dir) {
+			if len(d.Args) < 2 {
+				break
+			}
+			if target, _, _ := strings.Cut(d.Args[1], "$"); m.phpSite && within(cleanDir(target), m.dir) {
 				g.entry(d, Untranslated, "", "maps URLs into the PHP site of %s (mounted at %s): ferry mounts no regular expressions, and without mod_php Apache would send its .php files as text; remove it, or mount each path it maps", m.dir, m.m.Prefix)
 				return
 			}

@@ -18,6 +18,7 @@ type accessBlock struct {
 	files *Directive // the <Files>/<FilesMatch> section the rules are in, or nil
 	url   string     // the URL path of the directory
 	order int        // sorts the blocks as Apache merges the sections
+	first int        // then in the order of their first directive
 	items []item
 }
 
@@ -123,7 +124,7 @@ func (g *apacheMig) accessRules() {
 			key := fmt.Sprintf("%p %p %s", s.sect, files, u)
 			b := byKey[key]
 			if b == nil {
-				b = &accessBlock{src: s.sect, files: files, url: u, order: order<<16 | i}
+				b = &accessBlock{src: s.sect, files: files, url: u, order: order, first: i}
 				byKey[key] = b
 				g.blocks = append(g.blocks, b)
 			}
@@ -137,7 +138,10 @@ func (g *apacheMig) accessRules() {
 			g.entry(d, Kept, "", "%s", note)
 		}
 	}
-	sort.SliceStable(g.blocks, func(i, j int) bool { return g.blocks[i].order < g.blocks[j].order })
+	sort.SliceStable(g.blocks, func(i, j int) bool {
+		a, b := g.blocks[i], g.blocks[j]
+		return a.order < b.order || a.order == b.order && a.first < b.first
+	})
 }
 
 // open is the block's opening line.

@@ -40,8 +40,8 @@ func dirMatches(pattern, dir string) bool {
 func (g *apacheMig) allowOverride(dir string, vhost int) []string {
 	best, bestLen := []string{"None"}, -1
 	for _, it := range g.overrides {
-		p := cleanDir(it.s.sect.Args[0])
-		if (it.s.vhost != 0 && it.s.vhost != vhost) || !dirMatches(p, dir) {
+		p := it.s.dir
+		if p == "" || (it.s.vhost != 0 && it.s.vhost != vhost) || !dirMatches(p, dir) {
 			continue
 		}
 		if n := len(strings.Split(p, "/")); n >= bestLen {
