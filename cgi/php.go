@@ -95,22 +95,22 @@ func (p *PHPSite) lookup(urlPath string) (Script, error) {
 	if !strings.HasPrefix(urlPath, "/") {
 		return Script{}, statusError(http.StatusNotFound, fmt.Errorf("cgi: no script for %q", urlPath))
 	}
-	for _, seg := range strings.Split(urlPath[1:], "/") {
-		if seg == "." || seg == ".." {
-			return Script{}, fmt.Errorf("%w: dot segment in %q", ErrInvalidMetaVariable, urlPath)
-		}
-	}
 	base := strings.TrimSuffix(p.Prefix, "/")
 	rel, ok := strings.CutPrefix(urlPath, base)
 	if !ok || !strings.HasPrefix(rel, "/") {
 		return Script{}, statusError(http.StatusNotFound, fmt.Errorf("cgi: %s is outside the site at %s", urlPath, p.Prefix))
+	}
+	segs := strings.Split(rel[1:], "/")
+	for _, seg := range segs {
+		if seg == "." || seg == ".." {
+			return Script{}, fmt.Errorf("%w: dot segment in %q", ErrInvalidMetaVariable, urlPath)
+		}
 	}
 	p.once.Do(func() { p.root, p.rootErr = filepath.EvalSymlinks(p.Root) })
 	if p.rootErr != nil {
 		return Script{}, fsError(fmt.Errorf("cgi: document root: %w", p.rootErr))
 	}
 	root := p.root
-	segs := strings.Split(rel[1:], "/")
 	scriptLike := false
 	for i, seg := range segs {
 		if !strings.HasSuffix(seg, p.ext()) {
