@@ -179,21 +179,11 @@ var taskrunnerTime = regexp.MustCompile(`(taskrunner\.php\?id=[^"&]*&amp;)[0-9]+
 // carries a CSRF token (the ACL is off: no login form).
 func dokuwikiResponse(t *testing.T, base, path string, errorPage bool) string {
 	t.Helper()
-	resp, err := http.Get(base + path)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	if resp.StatusCode >= 400 && !errorPage {
+	status, code, body := fetch(t, base, path)
+	if code >= 400 && !errorPage {
 		body = nil
 	}
-	body = bytes.ReplaceAll(body, []byte(strings.TrimPrefix(base, "http://")), []byte("HOST"))
-	body = taskrunnerTime.ReplaceAll(body, []byte("${1}TIME"))
-	return resp.Status + "\n" + string(body)
+	return status + "\n" + string(taskrunnerTime.ReplaceAll(body, []byte("${1}TIME")))
 }
 
 // TestMigrateDokuWiki is the mod_php migration end to end: a DokuWiki site

@@ -63,30 +63,37 @@ func migrateSite(t *testing.T) (cgiDir string, env map[string]string, paths []st
 	return cgiDir, env, paths
 }
 
-// response is what a migration must keep: the status and the body, with
-// the server's own address and name taken out.
-func response(t *testing.T, base, path string) string {
+// fetch GETs base+path with a Proxy header (httpoxy: it must reach no
+// script) and returns the status and the body, the server's own address
+// (base's host:port) in it replaced by HOST.
+func fetch(t *testing.T, base, path string) (status string, code int, body []byte) {
 	t.Helper()
 	req, err := http.NewRequest("GET", base+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Proxy", "http://attacker.example:3128") // httpoxy: must reach no script
+	req.Header.Set("Proxy", "http://attacker.example:3128")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err = io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
-	if resp.StatusCode >= 400 {
+	return resp.Status, resp.StatusCode, bytes.ReplaceAll(body, []byte(strings.TrimPrefix(base, "http://")), []byte("HOST"))
+}
+
+// response is what a migration must keep: the status and the body, with
+// the server's own address and name taken out.
+func response(t *testing.T, base, path string) string {
+	t.Helper()
+	status, code, body := fetch(t, base, path)
+	if code >= 400 {
 		body = nil // error pages name their server
 	}
-	host := strings.TrimPrefix(base, "http://")
-	body = bytes.ReplaceAll(body, []byte(host), []byte("HOST"))
-	return resp.Status + "\n" + string(body)
+	return status + "\n" + string(body)
 }
 
 // TestMigrateEndToEnd starts the old setup (gitweb and a script under

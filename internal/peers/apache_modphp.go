@@ -74,16 +74,8 @@ func StartApacheModPHP(ctx context.Context, dir string, cfg ApacheModPHPConfig) 
 	if !strings.HasPrefix(prefix, "/") || prefix == apacheReadyPath {
 		return nil, fmt.Errorf("peers: Prefix %q does not start with '/' or is reserved", prefix)
 	}
-	usr, grp, err := apacheUser()
-	if err != nil {
-		return nil, err
-	}
-	if dir, err = prepareApacheDir(dir); err != nil {
-		return nil, err
-	}
-	return startApache(ctx, bin, dir, func(port int) string {
+	return startApacheSite(ctx, bin, dir, apacheParams{moduleDir: moduleDir, modules: modules}, func(int) string {
 		var b strings.Builder
-		b.WriteString(apacheConfig(apacheParams{dir: dir, moduleDir: moduleDir, modules: modules, port: port, user: usr, group: grp}))
 		w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 		w("LoadModule php_module %s", quote(php))
 		w("StartServers %d", workers)

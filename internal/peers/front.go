@@ -41,18 +41,8 @@ func StartApacheFront(ctx context.Context, dir string, cfg ApacheFrontConfig) (*
 	if err != nil {
 		return nil, err
 	}
-	usr, grp, err := apacheUser()
-	if err != nil {
-		return nil, err
-	}
-	if dir, err = prepareApacheDir(dir); err != nil {
-		return nil, err
-	}
-	return startApache(ctx, bin, dir, func(port int) string {
-		return apacheConfig(apacheParams{
-			dir: dir, moduleDir: moduleDir, modules: apacheModules(modules...), port: port, user: usr, group: grp,
-		}) + "# The site.\n" + cfg.Conf
-	})
+	return startApacheSite(ctx, bin, dir, apacheParams{moduleDir: moduleDir, modules: apacheModules(modules...)},
+		func(int) string { return "# The site.\n" + cfg.Conf })
 }
 
 // NginxFrontConfig configures [StartNginxFront].
