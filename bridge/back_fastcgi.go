@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"time"
@@ -14,9 +15,11 @@ import (
 // site (with a document root), shared by fastcgi:// and fastcgi+exec:.
 func phpSiteOptions() []Option {
 	return []Option{
-		{Name: "ext", Type: String, Default: ".php", Doc: "with --root: the script extension the path is split at"},
-		{Name: "index", Type: String, Default: "index.php", Doc: "with --root: the script a directory path runs"},
-		{Name: "front", Type: String, Default: "/index.php", Doc: "with --root: the front controller for paths that name nothing; empty turns it off (404)"},
+		{Name: "ext", Type: String, Default: ".php", Doc: "with --root or alias: the script extension the path is split at"},
+		{Name: "index", Type: String, Default: "index.php", Doc: "with --root or alias: the script a directory path runs"},
+		{Name: "front", Type: String, Default: "/index.php", Doc: "with --root or alias: the front controller for paths that name nothing; empty turns it off (404)"},
+		{Name: "alias", Type: String, Default: "none: the document root, at the same paths",
+			Doc: "the directory the mount's prefix serves as a PHP site, as Apache's Alias (scripts and static files; --root not needed)"},
 	}
 }
 
@@ -93,17 +96,33 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 			app.Busy = pool.Busy
 		}
 	}
-	if b.s.cfg.Root == "" {
+	root, static, prefix := b.s.cfg.Root, b.static, ""
+	var own *staticFiles // the alias's static files
+	if o.has("alias") {
+		root, prefix = o.str("alias"), m.Prefix
+		if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("alias %s is not a directory%s", root, because(err))
+		}
+		// Its static files follow the document root's symbolic link
+		// policy (root_symlinks).
+		var err error
+		if own, err = newStaticFiles(root, b.s.cfg.RootSymlinks); err != nil {
+			return nil, err
+		}
+		own.prefix = prefix
+		static = own
+	}
+	if root == "" {
 		return app, nil
 	}
 	// With a document root, a PHP site as nginx + php-fpm serves it:
 	// scripts split at .php, index.php, a front controller, and static
 	// files served here, never by the application.
-	site := &cgi.PHPSite{Root: b.s.cfg.Root, Ext: o.str("ext"), Index: o.str("index"), FrontController: "/index.php"}
+	site := &cgi.PHPSite{Root: root, Prefix: prefix, Ext: o.str("ext"), Index: o.str("index"), FrontController: "/index.php"}
 	if o.has("front") {
 		site.FrontController = o.str("front")
 	}
-	return &phpSite{Handler: site.Handler(app, b.static), site: site, app: app}, nil
+	return &phpSite{Handler: site.Handler(app, static), site: site, app: app, static: own}, nil
 }
 
 // fastcgiClient returns the client of FastCGI backend a and, for a
@@ -135,8 +154,9 @@ func (b *builder) fastcgiClient(a Address, o options) (*fastcgi.Client, *spawn.P
 // what [Server.Explain] asks how it maps a path.
 type phpSite struct {
 	http.Handler
-	site *cgi.PHPSite
-	app  *cgi.Forwarder
+	site   *cgi.PHPSite
+	app    *cgi.Forwarder
+	static *staticFiles // an alias's static files; nil: the document root's
 }
 
 // startedPIDs returns the pids of the workers a pool starts with, once

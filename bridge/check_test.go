@@ -154,6 +154,12 @@ func TestExplain(t *testing.T) {
 	writeFile(t, filepath.Join(root, "index.php"), "<?php", 0o644)
 	writeFile(t, filepath.Join(root, "app.php"), "<?php", 0o644)
 	writeFile(t, filepath.Join(root, "style.css"), "body{}", 0o644)
+	wiki := t.TempDir() // a PHP site under an Alias, outside the document root
+	writeFile(t, filepath.Join(wiki, "doku.php"), "<?php", 0o644)
+	if err := os.Mkdir(filepath.Join(wiki, "lib"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(wiki, "lib", "logo.png"), "png", 0o644)
 	f, err := ParseConfig("x.toml", []byte(`root = "`+root+`"
 [defaults]
 env = { APP_ENV = "prod" }
@@ -165,6 +171,10 @@ backend = "fastcgi://127.0.0.1:9000"
 backend = "scgi://127.0.0.1:4000"
 [mount."/api/"]
 backend = "http://127.0.0.1:5000/v1/"
+[mount."/wiki/"]
+backend = "fastcgi://127.0.0.1:9000"
+alias = "`+wiki+`"
+front = ""
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -190,6 +200,11 @@ backend = "http://127.0.0.1:5000/v1/"
 		{"/style.css", "/", http.StatusOK, []string{"served by ferry"}},
 		{"/app/x/y", "/app/", 0, []string{"SCRIPT_NAME=/app", "PATH_INFO=/x/y", "DOCUMENT_ROOT=" + root}},
 		{"/api/users?id=3", "/api/", 0, []string{"GET http://127.0.0.1:5000/v1/users?id=3", "X-Forwarded-Prefix: /api"}},
+		{"/wiki/doku.php/x?id=start", "/wiki/", 0, []string{"SCRIPT_NAME=/wiki/doku.php", "PATH_INFO=/x", "SCRIPT_FILENAME=" + wiki + "/doku.php", "DOCUMENT_ROOT=" + wiki}},
+		{"/wiki/", "/wiki/", http.StatusForbidden, []string{"a directory without index.html"}},
+		{"/wiki/lib/logo.png", "/wiki/", http.StatusOK, []string{"served by ferry"}},
+		{"/wiki/lib", "/wiki/", http.StatusMovedPermanently, []string{"redirected to /wiki/lib/"}},
+		{"/wiki/style.css", "/wiki/", http.StatusNotFound, []string{"no script for /wiki/style.css"}},
 	} {
 		t.Run(tt.url, func(t *testing.T) {
 			e := srv.Explain(httptest.NewRequest("GET", tt.url, nil))

@@ -52,5 +52,5 @@ func Example() {
 func ExampleParseMount() {
 	_, err := bridge.ParseMount("/app/=fastcgi://127.0.0.1:9000?max_con=4")
 	fmt.Println(err)
-	// Output: bridge: mount "/app/=fastcgi://127.0.0.1:9000?max_con=4": unknown option "max_con" (did you mean max_conns?); fastcgi:// takes max_conns, read_timeout, ext, index, front
+	// Output: bridge: mount "/app/=fastcgi://127.0.0.1:9000?max_con=4": unknown option "max_con" (did you mean max_conns?); fastcgi:// takes max_conns, read_timeout, ext, index, front, alias
 }

@@ -115,9 +115,13 @@ func (s *Server) resolve(e *Explanation, h http.Handler, r *http.Request) {
 		sc, err := h.site.Resolve(r)
 		if err != nil {
 			e.Status, e.Reason = scriptStatus(err), err.Error()
-			if e.Status == http.StatusNotFound && s.rt.static != nil {
-				if st, why := staticStatus(s.rt.static, r); st != http.StatusNotFound {
-					e.Kind = "a static file under " + s.cfg.Root + " (never sent to the application)"
+			static := s.rt.static
+			if h.static != nil {
+				static = h.static
+			}
+			if e.Status == http.StatusNotFound && static != nil {
+				if st, why := staticStatus(static, r); st != http.StatusNotFound {
+					e.Kind = "a static file under " + static.root + " (never sent to the application)"
 					e.Status, e.Reason = st, why
 				}
 			}

@@ -20,7 +20,7 @@ func TestParseMountOptions(t *testing.T) {
 		{"/a/=scgi://127.0.0.1:4000?max_conns=2", ""},
 		{"/a/=http://127.0.0.1:5000/base?max_conns=2", ""},
 		{"/a/=cgi:/usr/lib/cgi-bin?from=script-filename", ""},
-		{"/a/=fastcgi://127.0.0.1:9000?max_con=4", `unknown option "max_con" (did you mean max_conns?); fastcgi:// takes max_conns, read_timeout, ext, index, front`},
+		{"/a/=fastcgi://127.0.0.1:9000?max_con=4", `unknown option "max_con" (did you mean max_conns?); fastcgi:// takes max_conns, read_timeout, ext, index, front, alias`},
 		{"/a/=cgi:/srv/cgi?bogus=1", `unknown option "bogus"; cgi: takes symlinks, from`},
 		{"/a/=scgi://127.0.0.1:4000?workers=2", `unknown option "workers"; scgi:// takes max_conns, read_timeout`},
 		{"/a/=fastcgi+exec:/usr/bin/php-cgi?max_conns=2", `unknown option "max_conns"`},

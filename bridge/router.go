@@ -82,6 +82,7 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type staticFiles struct {
 	root     string            // absolute, its own links resolved (newStaticFiles)
 	symlinks cgi.SymlinkPolicy // as a cgi: mount's: owner-match, follow, never
+	prefix   string            // the URL path root is served at (a PHP site's alias); "" is "/"
 }
 
 func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -90,7 +91,12 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "405 Method Not Allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	clean := path.Clean("/" + r.URL.Path)
+	rel, ok := strings.CutPrefix(r.URL.Path, strings.TrimSuffix(s.prefix, "/"))
+	if !ok || !strings.HasPrefix(rel, "/") {
+		http.NotFound(w, r)
+		return
+	}
+	clean := path.Clean(rel)
 	for _, seg := range strings.Split(clean, "/") {
 		if strings.HasPrefix(seg, ".") || strings.ContainsRune(seg, '\x00') {
 			http.NotFound(w, r)

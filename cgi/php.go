@@ -28,7 +28,12 @@ import (
 //   - anything else falls back to FrontController (with the whole path as
 //     PATH_INFO), if set, or is 404;
 //   - NUL, CR, LF, "." and ".." segments are refused, and nothing outside
-//     Root runs, symbolic links included.
+//     Root runs, symbolic links included (a static file may be reached
+//     through a symbolic link out of Root: the static side decides).
+//
+// With a Prefix, the site is served under it, as Apache's Alias or
+// nginx's alias serve a directory: /wiki/doku.php runs Root/doku.php with
+// SCRIPT_NAME /wiki/doku.php.
 //
 // The layout is not tied to a protocol: PHPSite serves php-fpm through a
 // FastCGI handler, and as well an SCGI application or php-cgi as a CGI
@@ -36,8 +41,12 @@ import (
 //
 // A PHPSite must not be copied after first use.
 type PHPSite struct {
-	// Root is the document root.
+	// Root is the document root: the directory the site's files are in.
+	// It is DOCUMENT_ROOT too.
 	Root string
+	// Prefix is the URL path Root is served at, such as "/wiki/" for a
+	// site under an Alias; paths outside it are 404. If empty, "/".
+	Prefix string
 	// Ext is the script extension. If empty, ".php".
 	Ext string
 	// Index is the script for directory paths. If empty, "index.php".
@@ -86,7 +95,12 @@ func (p *PHPSite) lookup(urlPath string) (Script, error) {
 	if !strings.HasPrefix(urlPath, "/") {
 		return Script{}, statusError(http.StatusNotFound, fmt.Errorf("cgi: no script for %q", urlPath))
 	}
-	segs := strings.Split(urlPath[1:], "/")
+	base := strings.TrimSuffix(p.Prefix, "/")
+	rel, ok := strings.CutPrefix(urlPath, base)
+	if !ok || !strings.HasPrefix(rel, "/") {
+		return Script{}, statusError(http.StatusNotFound, fmt.Errorf("cgi: %s is outside the site at %s", urlPath, p.Prefix))
+	}
+	segs := strings.Split(rel[1:], "/")
 	for _, seg := range segs {
 		if seg == "." || seg == ".." {
 			return Script{}, fmt.Errorf("%w: dot segment in %q", ErrInvalidMetaVariable, urlPath)
@@ -105,7 +119,7 @@ func (p *PHPSite) lookup(urlPath string) (Script, error) {
 		scriptLike = true
 		name := "/" + strings.Join(segs[:i+1], "/")
 		if file, ok := p.regular(root, name); ok {
-			s := Script{Name: name, Filename: file, Root: p.Root}
+			s := Script{Name: base + name, Filename: file, Root: p.Root}
 			if i+1 < len(segs) {
 				s.PathInfo = "/" + strings.Join(segs[i+1:], "/")
 			}
@@ -113,21 +127,24 @@ func (p *PHPSite) lookup(urlPath string) (Script, error) {
 		}
 		break // "/missing.php/x": not a script, and not passed on
 	}
-	if strings.HasSuffix(urlPath, "/") {
-		name := urlPath + p.index()
+	if strings.HasSuffix(rel, "/") {
+		name := rel + p.index()
 		if file, ok := p.regular(root, name); ok {
-			return Script{Name: name, Filename: file, Root: p.Root}, nil
+			return Script{Name: base + name, Filename: file, Root: p.Root}, nil
 		}
-	} else if _, ok := p.regular(root, urlPath); ok && !strings.HasSuffix(urlPath, p.ext()) {
+	} else if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(rel))); err == nil &&
+		(fi.IsDir() || fi.Mode().IsRegular() && !strings.HasSuffix(rel, p.ext())) {
+		// A directory (the static side redirects to the slash) or a file
+		// that is not a script: symbolic links are followed, as the static
+		// side follows them (Debian's DokuWiki has its templates behind
+		// one); only scripts must be inside Root.
 		return Script{}, errStatic
-	} else if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(urlPath))); err == nil && fi.IsDir() {
-		return Script{}, errStatic // the static side redirects to the slash
 	}
 	// A path naming a missing script is refused, never handed to the front
 	// controller.
 	if fc := p.FrontController; fc != "" && !scriptLike {
 		if file, ok := p.regular(root, fc); ok {
-			return Script{Name: fc, Filename: file, Root: p.Root}, nil
+			return Script{Name: base + fc, Filename: file, Root: p.Root}, nil
 		}
 	}
 	return Script{}, statusError(http.StatusNotFound, fmt.Errorf("cgi: no script for %s", urlPath))

@@ -81,6 +81,12 @@ func phpSite(t *testing.T) (root string) {
 	if err := os.Symlink(filepath.Join(root, "info.php"), filepath.Join(root, "in.php")); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(outside, "theme.css"), []byte("theme"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "theme.css"), filepath.Join(root, "theme.css")); err != nil {
+		t.Fatal(err)
+	}
 	return root
 }
 
@@ -105,8 +111,9 @@ func TestPHPSiteResolve(t *testing.T) {
 			{path: "/assets", status: 404, static: true},
 			{path: "/missing.php", status: 404},
 			{path: "/missing.php/x", status: 404},
-			{path: "/uploads/evil.jpg/x.php", status: 404}, // CVE-2019-11043 style
-			{path: "/out.php", status: 404},                // a symbolic link out of Root
+			{path: "/uploads/evil.jpg/x.php", status: 404},  // CVE-2019-11043 style
+			{path: "/out.php", status: 404},                 // a symbolic link out of Root
+			{path: "/theme.css", status: 404, static: true}, // a static file may be one
 			{path: "/pretty/url", status: 404, name: "/index.php", frontOnly: true, filenameLeaf: "index.php"},
 			{path: "/a\x00.php", status: 400},
 			{path: "/x\\info.php", status: 400},
@@ -169,6 +176,43 @@ func TestPHPSiteHandler(t *testing.T) {
 		h.ServeHTTP(w, httptest.NewRequest("GET", tt.path, nil))
 		if w.Code != tt.status || w.Body.String() != tt.body {
 			t.Errorf("GET %s: %d %q; want %d %q", tt.path, w.Code, w.Body, tt.status, tt.body)
+		}
+	}
+}
+
+// TestPHPSitePrefix: a site under a prefix (Apache's Alias) runs the
+// files of Root with the prefix in SCRIPT_NAME, and nothing outside it.
+func TestPHPSitePrefix(t *testing.T) {
+	root := phpSite(t)
+	static := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "static "+r.URL.Path) })
+	for _, prefix := range []string{"/wiki/", "/wiki"} {
+		site := &PHPSite{Root: root, Prefix: prefix}
+		h := site.Handler(scriptRecorder{}, static)
+		for _, tt := range []struct {
+			path   string
+			status int
+			body   string
+		}{
+			{"/wiki/info.php/x", 200, "script /wiki/info.php /x"},
+			{"/wiki/", 200, "script /wiki/index.php "},
+			{"/wiki/sub/", 200, "script /wiki/sub/index.php "},
+			{"/wiki/style.css", 200, "static /wiki/style.css"},
+			{"/wiki/theme.css", 200, "static /wiki/theme.css"},
+			{"/wiki/missing.php", 404, "error\n"},
+			{"/info.php", 404, "error\n"},
+			{"/wikiinfo.php", 404, "error\n"},
+			{"/wiki/out.php", 404, "error\n"},
+		} {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest("GET", tt.path, nil))
+			if w.Code != tt.status || w.Body.String() != tt.body {
+				t.Errorf("prefix %s: GET %s: %d %q; want %d %q", prefix, tt.path, w.Code, w.Body, tt.status, tt.body)
+			}
+		}
+		r := httptest.NewRequest("GET", "/wiki/info.php", nil)
+		s, err := site.Resolve(r)
+		if err != nil || s.Filename != filepath.Join(root, "info.php") || s.Root != root {
+			t.Errorf("prefix %s: Resolve(/wiki/info.php) = %+v, %v; want %s", prefix, s, err, filepath.Join(root, "info.php"))
 		}
 	}
 }

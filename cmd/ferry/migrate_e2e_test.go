@@ -63,36 +63,44 @@ func migrateSite(t *testing.T) (cgiDir string, env map[string]string, paths []st
 	return cgiDir, env, paths
 }
 
-// response is what a migration must keep: the status and the body, with
-// the server's own address and name taken out.
-func response(t *testing.T, base, path string) string {
+// fetch GETs base+path with a Proxy header (httpoxy: it must reach no
+// script) and returns the status and the body, the server's own address
+// (base's host:port) in it replaced by HOST.
+func fetch(t *testing.T, base, path string) (status string, code int, body []byte) {
 	t.Helper()
 	req, err := http.NewRequest("GET", base+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Proxy", "http://attacker.example:3128") // httpoxy: must reach no script
+	req.Header.Set("Proxy", "http://attacker.example:3128")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err = io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
-	if resp.StatusCode >= 400 {
+	return resp.Status, resp.StatusCode, bytes.ReplaceAll(body, []byte(strings.TrimPrefix(base, "http://")), []byte("HOST"))
+}
+
+// response is what a migration must keep: the status and the body, with
+// the server's own address and name taken out.
+func response(t *testing.T, base, path string) string {
+	t.Helper()
+	status, code, body := fetch(t, base, path)
+	if code >= 400 {
 		body = nil // error pages name their server
 	}
-	host := strings.TrimPrefix(base, "http://")
-	body = bytes.ReplaceAll(body, []byte(host), []byte("HOST"))
-	return resp.Status + "\n" + string(body)
+	return status + "\n" + string(body)
 }
 
 // TestMigrateEndToEnd starts the old setup (gitweb and a script under
 // Apache mod_cgid; the same under nginx + fcgiwrap), records responses,
 // runs ferry migrate on the configuration, starts ferry with the
-// ferry.toml it wrote, and wants the same responses.
+// ferry.toml it wrote, and wants the same responses: from ferry alone, and
+// through the web server running the front.conf migrate wrote.
 func TestMigrateEndToEnd(t *testing.T) {
 	peerstest.Need(t, "perl", "git", "gitweb", "cgit")
 	for _, tc := range []struct {
@@ -147,7 +155,8 @@ func TestMigrateEndToEnd(t *testing.T) {
 					t.Fatalf("ferry.toml lacks the SetEnv of httpd.conf:\n%s\n%s", toml, stdout.String())
 				}
 			}
-			p := startFerryArgs(t, "--config", filepath.Join(out, "ferry.toml"), "--listen", "http://127.0.0.1:0")
+			fastcgi := freeAddr(t) // for the front
+			p := startFerryArgs(t, "--config", filepath.Join(out, "ferry.toml"), "--listen", "http://127.0.0.1:0", "--listen", "fastcgi://"+fastcgi)
 			if server == "nginx" {
 				// fcgiwrap answers 403 for a script that does not exist;
 				// ferry, as Apache, 404 (docs/migrate/fcgiwrap.md)
@@ -164,6 +173,27 @@ func TestMigrateEndToEnd(t *testing.T) {
 			for _, path := range paths {
 				if got := response(t, p.URL, path); got != want[path] {
 					t.Errorf("GET %s through ferry:\n%s\nwant (%s):\n%s", path, got, tc.name, want[path])
+				}
+			}
+
+			// The reduced front: the web server runs the front.conf
+			// migrate wrote, adapted only to the port of ferry's FastCGI
+			// listener, and hands the paths to ferry.
+			b, err := os.ReadFile(filepath.Join(out, "front.conf"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			front := strings.ReplaceAll(string(b), "127.0.0.1:9090", fastcgi)
+			var f *peers.Server
+			if server == "apache" {
+				f = peerstest.ApacheFront(t, peers.ApacheFrontConfig{Conf: front})
+			} else {
+				f = peerstest.NginxFront(t, peers.NginxFrontConfig{Server: front})
+			}
+			for _, path := range paths {
+				if got := response(t, f.URL, path); got != want[path] {
+					logs, _ := f.Logs()
+					t.Errorf("GET %s through %s's front.conf and ferry:\n%s\nwant (%s):\n%s\nfront.conf:\n%s\nlogs:\n%s", path, server, got, tc.name, want[path], front, logs)
 				}
 			}
 		})

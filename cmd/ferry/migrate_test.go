@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,40 +16,57 @@ import (
 // configurations Debian ships, and ferry check on every ferry.toml it
 // writes: only checks that need the input's paths on this machine may fail.
 func TestMigrateChecks(t *testing.T) {
+	const modPHP, fpmPool = "/etc/apache2/mods-available/php8.2.conf", "/etc/php/8.2/fpm/pool.d/www.conf"
 	cases := []struct {
 		server, file string
 		want         int
 		findings     []string
+		// name, if set, names the subtest; before and after are inputs
+		// given around file
+		name          string
+		before, after []string
 	}{
-		{"apache", "../../testdata/migrate/apache/clean.conf", 0, nil},
-		{"nginx", "../../testdata/migrate/nginx/cve-2019-11043.conf", 1, []string{"cve-2019-11043", "fastcgi-param-twice", "php-fpm-exposed"}},
-		{"nginx", "../../testdata/migrate/nginx/clean.conf", 0, nil},
-		{"apache", "../../testdata/migrate/apache/fcgid.conf", 1, nil},
-		{"apache", "../../testdata/migrate/apache/mod_php.conf", 1, nil},
-		{"apache", "../../testdata/migrate/apache/modperl.conf", 1, nil},
-		{"apache", "../../testdata/migrate/apache/modpython.conf", 1, nil},
-		{"apache", "/etc/apache2/conf-available/serve-cgi-bin.conf", 1, []string{"httpoxy"}},
-		{"apache", "/etc/apache2/conf-available/php8.2-fpm.conf", 1, nil},
-		{"apache", "/etc/apache2/conf-available/gitweb.conf", 1, []string{"httpoxy"}},
-		{"apache", "/etc/apache2/conf-available/cgit.conf", 1, []string{"httpoxy"}},
-		{"nginx", "/etc/nginx/snippets/fastcgi-php.conf", 0, nil},
-		{"nginx", "/etc/nginx/fastcgi_params", 0, nil},
+		{"apache", "../../testdata/migrate/apache/clean.conf", 0, nil, "", nil, nil},
+		{"nginx", "../../testdata/migrate/nginx/cve-2019-11043.conf", 1, []string{"cve-2019-11043", "fastcgi-param-twice", "php-fpm-exposed"}, "", nil, nil},
+		{"nginx", "../../testdata/migrate/nginx/clean.conf", 0, nil, "", nil, nil},
+		{"apache", "../../testdata/migrate/apache/fcgid.conf", 1, nil, "", nil, nil},
+		{"apache", "../../testdata/migrate/apache/mod_php.conf", 1, nil, "", nil, nil},
+		{"apache", "../../testdata/migrate/apache/modperl.conf", 1, nil, "", nil, nil},
+		{"apache", "../../testdata/migrate/apache/modpython.conf", 1, nil, "", nil, nil},
+		{"apache", "/etc/apache2/conf-available/serve-cgi-bin.conf", 1, []string{"httpoxy"}, "", nil, nil},
+		{"apache", "/etc/apache2/conf-available/php8.2-fpm.conf", 1, nil, "", nil, nil},
+		{"apache", "/etc/apache2/conf-available/gitweb.conf", 1, []string{"httpoxy"}, "", nil, nil},
+		{"apache", "/etc/apache2/conf-available/cgit.conf", 1, []string{"httpoxy"}, "", nil, nil},
+		{"nginx", "/etc/nginx/snippets/fastcgi-php.conf", 0, nil, "", nil, nil},
+		{"nginx", "/etc/nginx/fastcgi_params", 0, nil, "", nil, nil},
+		// dokuwiki's snippet alone: its Alias maps PHP files, but
+		// mod_php's handler is in a file not given (review)
+		{"apache", "/etc/dokuwiki/apache.conf", 1, nil, "dokuwiki-alone", nil, nil},
+		// with the handler and the pool (docs/migrate/mod_php.md): the
+		// Alias becomes a PHP mount; its AliasMatch lines cannot be
+		// (untranslated), and nothing unsets Proxy (httpoxy)
+		{"apache", "/etc/dokuwiki/apache.conf", 1, []string{"httpoxy"}, "dokuwiki", []string{modPHP}, []string{fpmPool}},
 	}
 	for _, tc := range cases {
-		t.Run(filepath.Base(tc.file), func(t *testing.T) {
-			if _, err := os.Stat(tc.file); err != nil {
-				t.Skipf("%s is not installed: %v", tc.file, err)
+		name := tc.name
+		if name == "" {
+			name = filepath.Base(tc.file)
+		}
+		t.Run(name, func(t *testing.T) {
+			after := tc.after
+			if strings.HasSuffix(tc.file, "mod_php.conf") {
+				// docs/migrate/mod_php.md: the pool that replaces mod_php
+				after = []string{fpmPool}
+			}
+			inputs := append(append(slices.Clone(tc.before), tc.file), after...)
+			for _, f := range inputs {
+				if _, err := os.Stat(f); err != nil {
+					t.Skipf("%s is not installed: %v", f, err)
+				}
 			}
 			dir := t.TempDir()
 			var stdout, stderr bytes.Buffer
-			args := []string{"migrate", tc.server, tc.file}
-			if strings.HasSuffix(tc.file, "mod_php.conf") {
-				// docs/migrate/mod_php.md: the pool that replaces mod_php
-				if _, err := os.Stat("/etc/php/8.2/fpm/pool.d/www.conf"); err != nil {
-					t.Skipf("php8.2-fpm is not installed: %v", err)
-				}
-				args = append(args, "/etc/php/8.2/fpm/pool.d/www.conf")
-			}
+			args := append([]string{"migrate", tc.server}, inputs...)
 			code := run(append(args, "--out", dir, "--format", "json"), &stdout, &stderr)
 			if code != tc.want {
 				t.Errorf("exit %d; want %d\n%s%s", code, tc.want, stdout.String(), stderr.String())

@@ -2,11 +2,11 @@ package migrate
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -17,6 +17,15 @@ type scope struct {
 	dir   string // <Directory> path, or a .htaccess file's directory
 	loc   string // <Location> path
 	files string // <Files>/<FilesMatch> pattern
+	// htaccess is true in a .htaccess file, whose directives Apache
+	// allows by AllowOverride.
+	htaccess bool
+	// sect is the <Directory> section, or for a .htaccess file a
+	// directive standing for the file; nil elsewhere.
+	sect *Directive
+	// wrap are the sections between sect (or the top) and the directive:
+	// <IfModule>, <Files>, <RequireAny>...
+	wrap []*Directive
 }
 
 // item is a directive the second pass translates, with its scope.
@@ -41,6 +50,10 @@ type apacheMig struct {
 	// mount of their directory
 	fcgidHandlers []item
 	unsetPxy      bool
+	phpHandler    bool   // a PHP handler (mod_php's, or php-fpm's SetHandler proxy:) is in the input
+	overrides     []item // AllowOverride, by <Directory>
+	access        []item // access rules and redirects, which ProxyPass skips in <Directory> and .htaccess
+	blocks        []*accessBlock
 }
 
 // webServerOwn lists directives that are the web server's own job and stay
@@ -96,14 +109,19 @@ func (g *apacheMig) walk(ds []*Directive, s scope) {
 		name := strings.ToLower(d.Name)
 		if d.Section {
 			inner := s
+			inner.wrap = append(s.wrap[:len(s.wrap):len(s.wrap)], d)
 			switch name {
 			case "virtualhost":
 				g.vhosts++
 				inner.vhost = g.vhosts
+				inner.wrap = nil
 				g.entry(d, Kept, "", "a virtual host: its dynamic paths are translated below")
 			case "directory", "directorymatch":
 				if len(d.Args) > 0 {
 					inner.dir = cleanDir(d.Args[0])
+				}
+				if name == "directory" {
+					inner.sect, inner.wrap = d, nil
 				}
 				g.entry(d, Kept, "", "")
 			case "location", "locationmatch":
@@ -113,7 +131,7 @@ func (g *apacheMig) walk(ds []*Directive, s scope) {
 				g.entry(d, Kept, "", "")
 			case "files", "filesmatch":
 				if len(d.Args) > 0 {
-					inner.files = d.Args[0]
+					inner.files = d.Args[len(d.Args)-1]
 				}
 				g.entry(d, Kept, "", "")
 			case "ifmodule", "ifdefine", "ifversion":
@@ -142,6 +160,10 @@ func (g *apacheMig) directive(d *Directive, name string, s scope) {
 	case name == "include" || name == "includeoptional":
 		g.entry(d, Untranslated, "", "includes are not followed: give the included files too, or the output of apache2ctl -t -D DUMP_INCLUDES")
 	case name == "documentroot":
+		if len(d.Args) == 0 {
+			g.entry(d, Untranslated, "", "DocumentRoot without a directory")
+			return
+		}
 		if _, ok := g.docroots[s.vhost]; ok {
 			g.entry(d, Untranslated, "", "a second DocumentRoot for the same server")
 			return
@@ -166,12 +188,14 @@ func (g *apacheMig) directive(d *Directive, name string, s scope) {
 		case h == "cgi-script":
 			g.cgiDirs[s.dir] = d
 		case strings.Contains(h, "x-httpd-php") && !strings.HasSuffix(h, "-source"):
+			g.phpHandler = true
 			g.makers = append(g.makers, item{d, s})
 			if name == "addhandler" {
 				g.finding(d, "php-upload-exec", `use <FilesMatch "\.php$"> SetHandler ... </FilesMatch> instead of AddHandler`,
 					"AddHandler maps every file with .php among its extensions (photo.php.jpg) to PHP: an upload with such a name runs as PHP")
 			}
 		case strings.HasPrefix(h, "proxy:"):
+			g.phpHandler = true
 			g.makers = append(g.makers, item{d, s})
 		case h == "fcgid-script":
 			g.fcgidHandlers = append(g.fcgidHandlers, item{d, s})
@@ -206,45 +230,18 @@ func (g *apacheMig) directive(d *Directive, name string, s scope) {
 		g.finding(d, "php-value-from-client", "set PHP_VALUE only from constants; never from headers, the query or the URL",
 			"PHP_VALUE set from a request attribute: a client can influence PHP ini values")
 		g.entry(d, Untranslated, "", "ferry sets fixed variables only (env of the mount)")
+	case name == "allowoverride":
+		if s.sect != nil && !s.htaccess {
+			g.overrides = append(g.overrides, item{d, s})
+		}
+		g.entry(d, Kept, "", "")
+	case accessDirectives[name]:
+		g.access = append(g.access, item{d, s})
 	case webServerOwn[name]:
 		g.entry(d, Kept, "", "")
 	default:
 		g.entry(d, Untranslated, "", "ferry does not know this directive: check whether the scripts depend on it")
 	}
-}
-
-// htaccess reads the .htaccess files under each document root, as
-// <Directory> sections of their directory.
-func (g *apacheMig) htaccess() error {
-	for _, dr := range g.docroots {
-		if len(dr.Args) == 0 {
-			continue
-		}
-		root := cleanDir(dr.Args[0])
-		base := g.r.path(root)
-		walkErr := filepath.WalkDir(base, func(p string, e fs.DirEntry, err error) error {
-			if err != nil || e.IsDir() || e.Name() != ".htaccess" {
-				return nil
-			}
-			rel, _ := filepath.Rel(base, filepath.Dir(p))
-			dir := path.Join(root, filepath.ToSlash(rel))
-			name := path.Join(dir, ".htaccess")
-			data, err := g.r.read(name)
-			if err != nil {
-				return err
-			}
-			ds, err := ParseApache(name, data, g.r.lim)
-			if err != nil {
-				return err
-			}
-			g.walk(ds, scope{vhost: 0, dir: dir})
-			return nil
-		})
-		if walkErr != nil {
-			return walkErr
-		}
-	}
-	return nil
 }
 
 // docroot returns the document root of a virtual host, or the main
@@ -324,6 +321,7 @@ func (g *apacheMig) translate() {
 		g.setting(it)
 	}
 	g.phpSettings()
+	g.accessRules()
 	g.vhostMounts()
 	if !g.unsetPxy && len(g.mounts) > 0 {
 		g.finding(g.mounts[0].src, "httpoxy", `RequestHeader unset Proxy early (ferry drops the Proxy header itself)`,
@@ -414,6 +412,7 @@ func (g *apacheMig) maker(it item) {
 			return
 		}
 		if m := g.mount(d, "/", backend, root, s.vhost); m != nil {
+			m.phpSite = true
 			g.entry(d, Translated, mountKey(m, "backend"), "")
 		}
 	case "proxypass", "proxypassmatch":
@@ -424,11 +423,6 @@ func (g *apacheMig) maker(it item) {
 			g.proxy(d, s, "", strings.TrimPrefix(h, "proxy:"))
 			return
 		}
-		root := g.docroot(s.vhost)
-		if root == "" {
-			g.entry(d, Untranslated, "", "mod_php without a DocumentRoot")
-			return
-		}
 		backend, listen := g.poolBackend()
 		note := "mod_php becomes php-fpm"
 		if backend != "" {
@@ -437,12 +431,14 @@ func (g *apacheMig) maker(it item) {
 			backend = "fastcgi+unix:///run/php/php8.2-fpm.sock"
 			note = "mod_php becomes php-fpm: no pool file was given, so this assumes Debian's php8.2-fpm www pool on /run/php/php8.2-fpm.sock (give the pool file after the configuration to take its listen address)"
 		}
-		if m := g.mount(d, "/", backend, root, s.vhost); m != nil {
-			// mod_php runs the file a path names, and has no front
-			// controller: a missing file is 404.
-			m.m.Backend.Query.Set("front", "")
-			g.entry(d, Review, mountKey(m, "backend"), note+"; php_value settings become PHP_VALUE params of the mount")
+		ms, notes := g.phpMounts(d, s, backend)
+		if len(ms) == 0 {
+			if !g.untranslated(d) {
+				g.entry(d, Untranslated, "", "mod_php without a DocumentRoot, or an Alias of a directory with PHP files, in its scope")
+			}
+			return
 		}
+		g.entry(d, Review, mountsKey(ms, "backend"), "%s", strings.Join(append([]string{note + "; php_value settings become PHP_VALUE params of the mount"}, notes...), "; "))
 	case "perlresponsehandler", "perlhandler":
 		if !strings.Contains(arg(0), "ModPerl::Registry") && !strings.Contains(arg(0), "ModPerl::PerlRun") {
 			g.entry(d, Untranslated, "", "a mod_perl handler module is not a script: port it to PSGI (plackup -s FCGI) and mount it as fastcgi+exec: or http://")
@@ -514,15 +510,18 @@ func (g *apacheMig) proxy(d *Directive, s scope, from, to string) {
 	php := proxyMatchPHP.MatchString(from) || strings.Contains(s.files, "ph")
 	prefix := from
 	if php || from == "" {
-		root := g.docroot(s.vhost)
-		if root == "" {
-			g.entry(d, Untranslated, "", "a PHP handler without a DocumentRoot")
+		ms, notes := g.phpMounts(d, s, backend)
+		if len(ms) == 0 {
+			if !g.untranslated(d) {
+				g.entry(d, Untranslated, "", "a PHP handler without a DocumentRoot, or an Alias of a directory with PHP files, in its scope")
+			}
 			return
 		}
-		if m := g.mount(d, "/", backend, root, s.vhost); m != nil {
-			g.entry(d, Translated, mountKey(m, "backend"), "a PHP site: ferry serves static files from root and runs .php through the application, index.php for directories")
-			m.m.Backend.Query.Set("front", "")
+		st := Translated
+		if len(notes) > 0 {
+			st = Review
 		}
+		g.entry(d, st, mountsKey(ms, "backend"), "%s", strings.Join(append([]string{"a PHP site: ferry serves static files from root and runs .php through the application, index.php for directories"}, notes...), "; "))
 		return
 	}
 	if strings.EqualFold(d.Name, "ProxyPassMatch") {
@@ -538,19 +537,38 @@ func (g *apacheMig) proxy(d *Directive, s scope, from, to string) {
 func (g *apacheMig) alias(it item) {
 	d := it.d
 	if len(d.Args) < 2 || !strings.EqualFold(d.Name, "Alias") {
+		// AliasMatch into a PHP site's directory: once mod_php is off,
+		// Apache would send its .php files as text.
+		for _, m := range g.mounts {
+			if len(d.Args) < 2 {
+				break
+			}
+			if target, _, _ := strings.Cut(d.Args[1], "$"); m.phpSite && within(cleanDir(target), m.dir) {
+				g.entry(d, Untranslated, "", "maps URLs into the PHP site of %s (mounted at %s): ferry mounts no regular expressions, and without mod_php Apache would send its .php files as text; remove it, or mount each path it maps", m.dir, m.m.Prefix)
+				return
+			}
+		}
 		g.entry(d, Kept, "", "")
 		return
 	}
 	dir := cleanDir(d.Args[1])
 	for _, m := range g.mounts {
 		if m.dir == dir && m.m.Prefix == strings.TrimSuffix(d.Args[0], "/")+"/" {
-			g.entry(d, Translated, mountKey(m, "backend"), "the URL of the scripts' mount")
+			note := "the URL of the scripts' mount"
+			if m.phpSite {
+				note = "the URL of the PHP site's mount (front.conf's ProxyPass takes the path before the Alias would)"
+			}
+			g.entry(d, Translated, mountKey(m, "backend"), "%s", note)
 			return
 		}
 	}
 	opt, exec := g.execDirs[dir]
 	h, cgi := g.cgiDirs[dir]
 	if !exec || !cgi || opt == nil {
+		if found, _ := g.holdsPHP(d, dir, scope{}); found && !g.phpHandler {
+			g.entry(d, Review, "", "%s holds PHP files, and no PHP handler in the input covers it: give the file that sets its handler (Debian: /etc/apache2/mods-enabled/php8.2.conf), or the output of apache2ctl -t -D DUMP_INCLUDES", dir)
+			return
+		}
 		g.entry(d, Kept, "", "static files: the web server keeps serving them")
 		return
 	}
@@ -704,67 +722,6 @@ func mountsKey(ms []*mnt, key string) string {
 	return strings.Join(keys, ", ")
 }
 
-// phpSettings turns php_value and friends into PHP_VALUE and
-// PHP_ADMIN_VALUE of the PHP mounts; a directory below the document root
-// gets a mount of its own.
-func (g *apacheMig) phpSettings() {
-	for _, it := range g.php {
-		d := it.d
-		if len(d.Args) < 2 {
-			g.entry(d, Untranslated, "", "want NAME VALUE")
-			continue
-		}
-		var site *mnt
-		for _, m := range g.mounts {
-			if m.m.Prefix == "/" && m.m.Backend.Protocol() == "fastcgi" && m.vhost == it.s.vhost || site == nil && m.m.Prefix == "/" && m.m.Backend.Protocol() == "fastcgi" {
-				site = m
-			}
-		}
-		if site == nil {
-			g.entry(d, Untranslated, "", "no PHP mount to give it to")
-			continue
-		}
-		target := site
-		if root := site.dir; it.s.dir != "" && strings.HasPrefix(it.s.dir, root+"/") {
-			prefix := strings.TrimPrefix(it.s.dir, root) + "/"
-			target = nil
-			for _, m := range g.mounts {
-				if m.m.Prefix == prefix {
-					target = m
-				}
-			}
-			if target == nil {
-				target = &mnt{m: site.m, dir: site.dir, vhost: site.vhost, src: d, php: map[string][]string{}, env: append([]string(nil), site.env...)}
-				target.m.Prefix = prefix
-				target.m.Own = append([]string(nil), site.m.Own...)
-				for k, v := range site.php {
-					target.php[k] = append([]string(nil), v...)
-				}
-				g.mounts = append(g.mounts, target)
-			}
-		}
-		env := "PHP_VALUE"
-		if strings.Contains(strings.ToLower(d.Name), "admin") {
-			env = "PHP_ADMIN_VALUE"
-		}
-		val := d.Args[1]
-		if strings.HasSuffix(strings.ToLower(d.Name), "flag") {
-			val = map[bool]string{true: "1", false: "0"}[strings.EqualFold(val, "on") || val == "1"]
-		}
-		line := fmt.Sprintf("%s=%s", d.Args[0], val)
-		for _, m := range g.mounts {
-			if m == target || target == site && m.m.Prefix != "/" && m.m.Backend.String() == site.m.Backend.String() {
-				m.php[env] = append(m.php[env], line)
-			}
-		}
-		note := "php-fpm reads it from the " + env + " param ferry sends"
-		if target != site {
-			note += fmt.Sprintf("; a mount of its own for %s, whose settings came from %s", target.m.Prefix, it.s.dir)
-		}
-		g.entry(d, Translated, mountKey(target, "env")+"."+env, note)
-	}
-}
-
 // front writes the Apache snippet that hands the mounts to ferry.
 //
 // It speaks FastCGI to ferry's fastcgi:// listener (mod_proxy_fcgi), not
@@ -781,7 +738,10 @@ func (g *apacheMig) front() string {
 		addr = "unix:" + sock + "|fcgi://localhost"
 	}
 	site := false
-	for _, m := range g.mounts {
+	// ProxyPass takes the first rule that matches: longer prefixes first.
+	ms := slices.Clone(g.mounts)
+	sort.SliceStable(ms, func(i, j int) bool { return len(ms[i].m.Prefix) > len(ms[j].m.Prefix) })
+	for _, m := range ms {
 		if m.m.Prefix == "/" {
 			site = true
 			continue
@@ -790,6 +750,12 @@ func (g *apacheMig) front() string {
 	}
 	if site {
 		fmt.Fprintf(&b, "# The PHP site: ferry serves it whole (static files from root too), so it can\n# serve it alone on port 80 (its http:// listener); or behind Apache, last:\nProxyPass \"/\" \"fcgi://%s/\"\n", addr)
+	}
+	if len(g.blocks) > 0 {
+		b.WriteString("# ProxyPass hands these paths to ferry without Apache's <Directory> and .htaccess\n# checks: their access rules again, by URL (Apache merges <Location> sections in order).\n")
+		for _, blk := range g.blocks {
+			blk.write(&b)
+		}
 	}
 	return b.String()
 }

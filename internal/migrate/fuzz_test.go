@@ -1,10 +1,13 @@
 package migrate
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/ferrygw/ferry/bridge"
 )
 
 func seeds(f *testing.F, dir string) {
@@ -23,6 +26,31 @@ func FuzzApacheConfig(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if _, err := ParseApache("fuzz.conf", data, Limits{}); err != nil && !errors.Is(err, ErrSyntax) && !errors.Is(err, ErrTooDeep) && !errors.Is(err, ErrLineTooLong) && !errors.Is(err, ErrFileTooLarge) {
 			t.Fatalf("unnamed error: %v", err)
+		}
+	})
+}
+
+// FuzzApacheMigrate: translating any configuration that parses never
+// panics, and the ferry configuration it writes loads back.
+func FuzzApacheMigrate(f *testing.F) {
+	seeds(f, "apache")
+	f.Add([]byte("<Directory>\nAllowOverride All\nRequire all denied\n</Directory>\nAlias /x\n<Files>\nDeny from all\n</Files>\n"))
+	f.Add([]byte("SetHandler application/x-httpd-php\nAliasMatch\nphp_value a b\n<Location>\nphp_flag c on\n</Location>\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		conf := filepath.Join(t.TempDir(), "fuzz.conf")
+		if err := os.WriteFile(conf, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res, err := Apache([]string{conf}, Options{Limits: Limits{MaxFiles: 20}})
+		if err != nil {
+			return
+		}
+		var b bytes.Buffer
+		if err := bridge.WriteConfig(&b, res.Config); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bridge.ParseConfig("ferry.toml", b.Bytes()); err != nil {
+			t.Fatalf("ferry.toml does not load: %v\n%s", err, b.String())
 		}
 	})
 }

@@ -50,6 +50,12 @@ type mnt struct {
 	src   *Directive
 	env   []string
 	php   map[string][]string // PHP_VALUE / PHP_ADMIN_VALUE lines
+	// phpSite is true for a PHP site (a document root or an Alias served
+	// by php-fpm), which php_value settings go to.
+	phpSite bool
+	// sub is true for a mount of a PHP site's subdirectory made for its
+	// own PHP settings.
+	sub bool
 }
 
 // mig is one migration under way.
@@ -281,4 +287,12 @@ func allUnused(errs []string) bool {
 		}
 	}
 	return true
+}
+
+// untranslated reports whether the report already says d is
+// untranslated.
+func (g *mig) untranslated(d *Directive) bool {
+	return slices.ContainsFunc(g.rep.Entries, func(e Entry) bool {
+		return e.File == d.File && e.Line == d.Line && e.Status == Untranslated
+	})
 }

@@ -299,6 +299,28 @@ func prepareApacheDir(dir string) (string, error) {
 	return dir, nil
 }
 
+// startApacheSite prepares dir and starts Apache with the configuration p
+// renders (dir, port and user filled in), followed by what site adds for
+// the port, if site is not nil.
+func startApacheSite(ctx context.Context, bin, dir string, p apacheParams, site func(port int) string) (*Server, error) {
+	usr, grp, err := apacheUser()
+	if err != nil {
+		return nil, err
+	}
+	if dir, err = prepareApacheDir(dir); err != nil {
+		return nil, err
+	}
+	p.dir, p.user, p.group = dir, usr, grp
+	return startApache(ctx, bin, dir, func(port int) string {
+		p.port = port
+		conf := apacheConfig(p)
+		if site != nil {
+			conf += site(port)
+		}
+		return conf
+	})
+}
+
 // startApache writes dir/httpd.conf, rendered by config for a free port,
 // and starts Apache in the foreground, trying another port if the one
 // chosen was taken meanwhile.

@@ -1,6 +1,7 @@
 package peers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -17,10 +18,25 @@ type ApacheModPHPConfig struct {
 	// MaxRequestWorkers, all started at once), and so of PHP requests in
 	// progress. If zero or negative, 4 is used.
 	Workers int
+	// Prefix is the URL path Root is served at (Alias Prefix Root/), such
+	// as "/dokuwiki" as Debian's dokuwiki package has it. If empty, "/php/".
+	Prefix string
+	// Options are the Options of Root's <Directory>, such as
+	// "+FollowSymLinks". If empty, None.
+	Options string
+	// AllowOverride says which directives Apache reads from .htaccess
+	// files under Root (php_value needs Options; Debian's dokuwiki has
+	// All). If empty, None: .htaccess files are not read.
+	AllowOverride string
+	// DirectoryIndex, if set, is the file a directory path serves, such as
+	// "index.php" (Debian's dir.conf lists it). If empty, Apache's default:
+	// index.html.
+	DirectoryIndex string
 }
 
 // StartApacheModPHP starts Apache httpd with mod_php (Debian's
-// libapache2-mod-php) on a free 127.0.0.1 port, serving cfg.Root at /php/:
+// libapache2-mod-php) on a free 127.0.0.1 port, serving cfg.Root at
+// cfg.Prefix (/php/ by default):
 // the mod_* setup sites migrate from. mod_php is not thread-safe, so the
 // MPM is prefork, with cfg.Workers processes. httpd.conf, the pid file and
 // the logs go into dir as in [StartApacheCGI]; PHP's errors go to
@@ -49,16 +65,17 @@ func StartApacheModPHP(ctx context.Context, dir string, cfg ApacheModPHPConfig) 
 	if workers <= 0 {
 		workers = 4
 	}
-	usr, grp, err := apacheUser()
-	if err != nil {
-		return nil, err
+	prefix, options, override := cmp.Or(cfg.Prefix, "/php/"), cmp.Or(cfg.Options, "None"), cmp.Or(cfg.AllowOverride, "None")
+	for _, f := range [][2]string{{"Prefix", prefix}, {"Options", options}, {"AllowOverride", override}, {"DirectoryIndex", cfg.DirectoryIndex}} {
+		if err := checkConfigString(f[0], f[1]); err != nil {
+			return nil, err
+		}
 	}
-	if dir, err = prepareApacheDir(dir); err != nil {
-		return nil, err
+	if !strings.HasPrefix(prefix, "/") || prefix == apacheReadyPath {
+		return nil, fmt.Errorf("peers: Prefix %q does not start with '/' or is reserved", prefix)
 	}
-	return startApache(ctx, bin, dir, func(port int) string {
+	return startApacheSite(ctx, bin, dir, apacheParams{moduleDir: moduleDir, modules: modules}, func(int) string {
 		var b strings.Builder
-		b.WriteString(apacheConfig(apacheParams{dir: dir, moduleDir: moduleDir, modules: modules, port: port, user: usr, group: grp}))
 		w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 		w("LoadModule php_module %s", quote(php))
 		w("StartServers %d", workers)
@@ -67,10 +84,13 @@ func StartApacheModPHP(ctx context.Context, dir string, cfg ApacheModPHPConfig) 
 		w("ServerLimit %d", workers)
 		w("MaxRequestWorkers %d", workers)
 		w("MaxConnectionsPerChild 0")
-		w("Alias /php/ %s", quote(root+"/"))
+		if cfg.DirectoryIndex != "" {
+			w("DirectoryIndex %s", cfg.DirectoryIndex)
+		}
+		w("Alias %s %s", quote(prefix), quote(root+"/"))
 		w("<Directory %s>", quote(root))
-		w("  AllowOverride None")
-		w("  Options None")
+		w("  AllowOverride %s", override)
+		w("  Options %s", options)
 		w("  Require all granted")
 		w("  <FilesMatch \"\\.php$\">")
 		w("    SetHandler application/x-httpd-php")

@@ -151,17 +151,6 @@ func startApacheProxy(ctx context.Context, dir string, site apacheProxySite) (*S
 			return nil, fmt.Errorf("%w; Apache connects to the backend as %s", err, account.Username)
 		}
 	}
-	usr, grp, err := apacheUser()
-	if err != nil {
-		return nil, err
-	}
-	if dir, err = prepareApacheDir(dir); err != nil {
-		return nil, err
-	}
-	return startApache(ctx, bin, dir, func(port int) string {
-		return apacheConfig(apacheParams{
-			dir: dir, moduleDir: moduleDir, modules: apacheModules(modules...), port: port,
-			user: usr, group: grp, env: site.env, maxWorkers: site.maxWorkers, proxy: &px,
-		})
-	})
+	return startApacheSite(ctx, bin, dir, apacheParams{moduleDir: moduleDir, modules: apacheModules(modules...),
+		env: site.env, maxWorkers: site.maxWorkers, proxy: &px}, nil)
 }

@@ -175,3 +175,19 @@ func TestUWSGIArgs(t *testing.T) {
 		t.Errorf("uwsgiArgs = %q; want %q", args, want)
 	}
 }
+
+// TestPHPFPMArgs: without SystemINI php-fpm reads no php.ini and loads
+// OPcache itself; with it, php.ini and conf.d (which loads OPcache) are
+// read, as the packaged service reads them.
+func TestPHPFPMArgs(t *testing.T) {
+	for _, system := range []bool{false, true} {
+		args := strings.Join(phpfpmArgs("/x/php-fpm.conf", false, system), " ")
+		own := strings.Contains(args, "-n ") && strings.Contains(args, "zend_extension=opcache")
+		if own == system || !strings.Contains(args, "-F -y /x/php-fpm.conf") || strings.Contains(args, "-R") {
+			t.Errorf("phpfpmArgs(systemINI %v) = %s", system, args)
+		}
+	}
+	if args := phpfpmArgs("/x/php-fpm.conf", true, true); args[len(args)-1] != "-R" {
+		t.Errorf("phpfpmArgs as root = %q; want -R", args)
+	}
+}

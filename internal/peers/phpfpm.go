@@ -33,6 +33,12 @@ type PHPFPMConfig struct {
 	// PingPath, if set, is php-fpm's ping.path, such as "/ping": a request
 	// whose SCRIPT_NAME it is gets "pong".
 	PingPath string
+	// SystemINI, if true, has php-fpm read the php.ini and conf.d
+	// directory it was built with (Debian's /etc/php/8.2/fpm/), as the
+	// packaged service does: the PHP a mod_php site moves to, whose
+	// php.ini on Debian is mod_php's. If false, php-fpm reads no php.ini
+	// (-n) and loads only what is compiled in.
+	SystemINI bool
 }
 
 // PHPFPM is a started php-fpm master and its pool of workers.
@@ -116,22 +122,25 @@ func checkINIString(what, s string) error {
 	return checkConfigString(what, s)
 }
 
-// phpfpmArgs are php-fpm's arguments besides -y. php.ini and the conf.d
-// scan directory are not read (-n), so that nothing depends on how /etc/php
-// is set up; the few settings that matter are given with -d: OPcache, as in
-// production (a silent no-op when the extension is missing) and
-// revalidating on every request so that rewritten test scripts take effect
-// at once; errors logged, not displayed, as in php.ini-production, so that
-// they reach the front as FastCGI stderr ("PHP message: ..."). -F keeps the
-// master in the foreground and in our process group.
-func phpfpmArgs(conf string, asRoot bool) []string {
-	args := []string{
-		"-n", "-F", "-y", conf,
-		"-d", "zend_extension=opcache",
+// phpfpmArgs are php-fpm's arguments besides -y. Unless systemINI, php.ini
+// and the conf.d scan directory are not read (-n), so that nothing depends
+// on how /etc/php is set up, and OPcache is loaded as in production (a
+// silent no-op when the extension is missing; with systemINI, conf.d loads
+// it). Either way OPcache revalidates on every request, so that rewritten
+// test scripts take effect at once, and errors are logged, not displayed,
+// as in php.ini-production, so that they reach the front as FastCGI stderr
+// ("PHP message: ..."). -F keeps the master in the foreground and in our
+// process group.
+func phpfpmArgs(conf string, asRoot, systemINI bool) []string {
+	args := []string{"-F", "-y", conf}
+	if !systemINI {
+		args = append([]string{"-n"}, append(args, "-d", "zend_extension=opcache")...)
+	}
+	args = append(args,
 		"-d", "opcache.revalidate_freq=0",
 		"-d", "display_errors=Off",
 		"-d", "log_errors=On",
-	}
+	)
 	if asRoot {
 		// Without -R, php-fpm refuses to run a pool as root; with it and no
 		// pool user, the workers stay root, like fcgiwrap's.
@@ -216,7 +225,7 @@ func StartPHPFPM(ctx context.Context, dir string, cfg PHPFPMConfig) (*PHPFPM, er
 	return listenOn(ctx, be, logs, func(be backend) (*PHPFPM, error) {
 		spec := Spec{
 			Path:      bin,
-			Args:      phpfpmArgs(conf, asRoot),
+			Args:      phpfpmArgs(conf, asRoot, cfg.SystemINI),
 			Dir:       dir,
 			LogFile:   stderrLog,
 			ErrorLogs: []string{errorLog},

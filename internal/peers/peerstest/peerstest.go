@@ -204,3 +204,24 @@ func Wrk(tb testing.TB, cfg peers.WrkConfig) func() peers.WrkResult {
 		return r
 	}
 }
+
+// ApacheModPHP starts Apache httpd with mod_php ([peers.StartApacheModPHP]);
+// a missing mod_php is treated as a missing peer.
+func ApacheModPHP(tb testing.TB, cfg peers.ApacheModPHPConfig) *peers.Server {
+	tb.Helper()
+	return start(tb, peers.StartApacheModPHP, cfg, "apache2")
+}
+
+// ApacheFront starts Apache httpd with a given site, in front of ferry
+// ([peers.StartApacheFront]).
+func ApacheFront(tb testing.TB, cfg peers.ApacheFrontConfig) *peers.Server {
+	tb.Helper()
+	return start(tb, peers.StartApacheFront, cfg, "apache2")
+}
+
+// NginxFront starts nginx with a given server block, in front of ferry
+// ([peers.StartNginxFront]).
+func NginxFront(tb testing.TB, cfg peers.NginxFrontConfig) *peers.Server {
+	tb.Helper()
+	return start(tb, peers.StartNginxFront, cfg, "nginx")
+}
