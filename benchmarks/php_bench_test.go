@@ -6,17 +6,28 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/ferrygw/ferry/bridge"
 	"github.com/ferrygw/ferry/internal/peers"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/yookoala/gofast"
 )
 
-// BenchmarkPHPFPM compares ferry's HTTP front with nginx in front of the
-// same php-fpm pool (4 static children) serving a 13-byte hello.php: nginx
-// with a connection per request (its default) and with kept connections,
-// ferry likewise, and gofast v0.8.0 (the off-the-shelf Go FastCGI proxy,
-// a connection per request). Load: wrk -t2 -c16.
+// phpChildren is the size of every php-fpm pool compared (pm = static),
+// and ferry's max_conns to it in the keepalive rows.
+const phpChildren = 4
+
+// BenchmarkPHPFPM compares ferry's HTTP front with nginx in front of
+// php-fpm (4 static children) serving a 13-byte hello.php: nginx with a
+// connection per request (its default) and with kept connections
+// (fastcgi_keep_conn, upstream keepalive 4), ferry likewise (max_conns=4),
+// and gofast v0.8.0 (the off-the-shelf Go FastCGI proxy, a connection per
+// request). Load: wrk -t2 -c16.
+//
+// Each row starts a php-fpm of its own: nginx's idle kept connections
+// would otherwise hold the children of a shared pool, and the next row
+// would wait behind them. gw-cpu-us/req is the front's CPU time per
+// request (nginx, or this process for ferry and gofast), app-cpu-us/req
+// php-fpm's; a ferry row reports its req/s over nginx's in the same mode
+// and run (x-nginx), and its front CPU over nginx's (x-nginx-gw-cpu).
 func BenchmarkPHPFPM(b *testing.B) {
 	peerstest.Need(b, "php-fpm", "nginx")
 	root, err := os.MkdirTemp("", "ferry-bench-php-*")
@@ -30,41 +41,54 @@ func BenchmarkPHPFPM(b *testing.B) {
 	if err := peers.MakeWorldReadable(root); err != nil {
 		b.Fatal(err)
 	}
-	fpm := peerstest.RunPHPFPM(b, peers.PHPFPMConfig{Listen: "127.0.0.1:0", Children: 4})
+	startFPM := func(b *testing.B) (*peers.PHPFPM, procTrees) {
+		fpm := peerstest.RunPHPFPM(b, peers.PHPFPMConfig{Listen: "127.0.0.1:0", Children: phpChildren})
+		return fpm, procTrees{Roots: []int{fpm.Process.Pid()}, Gateway: func(int, string) bool { return false }}
+	}
+	report := func(b *testing.B, m measured) {
+		b.ReportMetric(m.Self+m.PeerGateway, "gw-cpu-us/req")
+		b.ReportMetric(m.PeerWorkers, "app-cpu-us/req")
+	}
 	for _, tc := range []struct {
 		name string
 		keep int
-	}{{"newconn", 0}, {"keepalive", 4}} {
+	}{{"newconn", 0}, {"keepalive", phpChildren}} {
+		var nginx measured
+		var haveNginx bool
 		b.Run(tc.name+"/nginx", func(b *testing.B) {
+			fpm, t := startFPM(b)
 			ngx := peerstest.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: fpm.Address, Root: root, KeepAlive: tc.keep})
-			loadWrk(b, ngx.URL+"/hello.php", "Hello, world\n")
+			nt := nginxTrees(ngx)
+			nt.Roots = t.Roots
+			nginx, haveNginx = measureLoad(b, ngx.URL+"/hello.php", "Hello, world\n", nt), true
+			report(b, nginx)
 		})
 		if tc.keep == 0 {
 			// gofast v0.8.0, the off-the-shelf Go FastCGI proxy: a
 			// connection per request is all it does.
 			b.Run(tc.name+"/gofast", func(b *testing.B) {
+				fpm, t := startFPM(b)
 				factory := gofast.SimpleClientFactory(gofast.SimpleConnFactory("tcp", fpm.Address))
 				hs := httptest.NewServer(gofast.NewHandler(gofast.NewPHPFS(root)(gofast.BasicSession), factory))
 				defer hs.Close()
-				loadWrk(b, hs.URL+"/hello.php", "Hello, world\n")
+				m := measureLoad(b, hs.URL+"/hello.php", "Hello, world\n", t)
+				report(b, m)
+				reportRatio(b, m, nginx, haveNginx, "nginx")
 			})
 		}
 		b.Run(tc.name+"/ferry", func(b *testing.B) {
+			fpm, t := startFPM(b)
 			mount := "/=fastcgi://" + fpm.Address
 			if tc.keep > 0 {
 				mount += "?max_conns=4"
 			}
-			m, err := bridge.ParseMount(mount)
-			if err != nil {
-				b.Fatal(err)
+			url := ferryFrontURLRoot(b, root, mount)
+			m := measureLoad(b, url+"/hello.php", "Hello, world\n", t)
+			report(b, m)
+			reportRatio(b, m, nginx, haveNginx, "nginx")
+			if haveNginx && nginx.PeerGateway > 0 {
+				b.ReportMetric(m.Self/nginx.PeerGateway, "x-nginx-gw-cpu")
 			}
-			srv, err := bridge.New(bridge.Config{Root: root, Mounts: []bridge.Mount{m}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			hs := httptest.NewServer(srv.Handler())
-			defer hs.Close()
-			loadWrk(b, hs.URL+"/hello.php", "Hello, world\n")
 		})
 	}
 }

@@ -109,11 +109,18 @@ func serveFastCGI(tb testing.TB, h http.Handler) string {
 // `ferry serve --mount MOUNT` builds it.
 func ferryHandler(tb testing.TB, mount string) http.Handler {
 	tb.Helper()
+	return ferryHandlerRoot(tb, "", mount)
+}
+
+// ferryHandlerRoot is ferryHandler with a document root (--root): a PHP
+// site's static files and scripts.
+func ferryHandlerRoot(tb testing.TB, root, mount string) http.Handler {
+	tb.Helper()
 	m, err := bridge.ParseMount(mount)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv, err := bridge.New(bridge.Config{Mounts: []bridge.Mount{m}})
+	srv, err := bridge.New(bridge.Config{Root: root, Mounts: []bridge.Mount{m}})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -123,7 +130,12 @@ func ferryHandler(tb testing.TB, mount string) http.Handler {
 // ferryFrontURL serves ferry's HTTP front with one mount on a loopback port
 // until the test ends, and returns its URL.
 func ferryFrontURL(tb testing.TB, mount string) string {
-	hs := httptest.NewServer(ferryHandler(tb, mount))
+	return ferryFrontURLRoot(tb, "", mount)
+}
+
+// ferryFrontURLRoot is ferryFrontURL with a document root (--root).
+func ferryFrontURLRoot(tb testing.TB, root, mount string) string {
+	hs := httptest.NewServer(ferryHandlerRoot(tb, root, mount))
 	tb.Cleanup(hs.Close)
 	return hs.URL
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -212,6 +213,7 @@ func (e *envBuf) end() { e.ends = append(e.ends, len(e.b)) }
 
 // appendTo appends the variables to dst as substrings of one string.
 func (e *envBuf) appendTo(dst []string) []string {
+	dst = slices.Grow(dst, len(e.ends))
 	all := string(e.b)
 	start := 0
 	for _, end := range e.ends {
@@ -242,12 +244,22 @@ func appendConn(e *envBuf, r *http.Request) {
 
 	hostName, hostPort := splitHost(r.Host)
 	localIP, localPort := "", ""
+	var local netip.AddrPort // the local address of a TCP connection, not made a string
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		localIP, localPort = splitHostPort(a.String())
+		if t, ok := a.(*net.TCPAddr); ok && t.IP != nil && t.Zone == "" {
+			ap := t.AddrPort()
+			local = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+		if !local.IsValid() {
+			localIP, localPort = splitHostPort(a.String())
+		}
 	}
 	// § 4.1.14: the name of the server host the Script-URI names, from Host;
 	// an IPv6 literal keeps its brackets.
 	if hostName == "" || hasCTL(hostName) {
+		if local.IsValid() {
+			localIP = local.Addr().String()
+		}
 		hostName = localIP
 		if strings.Contains(localIP, ":") {
 			hostName = "[" + localIP + "]"
@@ -256,21 +268,32 @@ func appendConn(e *envBuf, r *http.Request) {
 	if hostName != "" {
 		e.add("SERVER_NAME", hostName)
 	}
-	if localIP != "" {
+	switch {
+	case local.IsValid():
+		e.b = append(e.b, "SERVER_ADDR="...)
+		e.b = local.Addr().AppendTo(e.b)
+		e.end()
+	case localIP != "":
 		e.add("SERVER_ADDR", localIP)
 	}
 	// § 4.1.15: the port on which the request was received.
 	port := localPort
-	if port == "" && isDigits(hostPort) {
+	if port == "" && !local.IsValid() && isDigits(hostPort) {
 		port = hostPort
 	}
-	if port == "" {
+	if port == "" && !local.IsValid() {
 		port = "80"
 		if https {
 			port = "443"
 		}
 	}
-	e.add("SERVER_PORT", port)
+	if local.IsValid() {
+		e.b = append(e.b, "SERVER_PORT="...)
+		e.b = strconv.AppendUint(e.b, uint64(local.Port()), 10)
+		e.end()
+	} else {
+		e.add("SERVER_PORT", port)
+	}
 
 	remoteIP, remotePort := splitHostPort(r.RemoteAddr)
 	if remoteIP != "" && !hasCTL(remoteIP) {

@@ -764,3 +764,43 @@ func TestAppendEnvConcurrent(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+// stringAddr is a net.Addr known only by its String, as a listener of
+// another kind gives it.
+type stringAddr string
+
+func (a stringAddr) Network() string { return "tcp" }
+func (a stringAddr) String() string  { return string(a) }
+
+// TestLocalTCPAddr: the server variables from a *net.TCPAddr, written
+// without making it a string, are those its String gives.
+func TestLocalTCPAddr(t *testing.T) {
+	for _, a := range []*net.TCPAddr{
+		{IP: net.ParseIP("203.0.113.5"), Port: 8080},
+		{IP: net.IPv4(192, 0, 2, 1).To4(), Port: 80},
+		{IP: net.ParseIP("2001:db8::2"), Port: 443},
+		{IP: net.ParseIP("::ffff:192.0.2.9"), Port: 1},
+		{IP: net.ParseIP("::1"), Port: 0},
+		{IP: net.ParseIP("fe80::1"), Port: 8080, Zone: "eth0"},
+		{Port: 8080},
+	} {
+		for _, host := range []string{"www.example.com", "", "bad\x7fhost"} {
+			r := envRequest("GET", "/x", nil)
+			r.Host = host
+			got, err := AppendEnv(nil, withLocalAddr(r, a), Script{}, "ferry")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := AppendEnv(nil, withLocalAddr(r, stringAddr(a.String())), Script{}, "ferry")
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, w := envMap(t, got), envMap(t, want)
+			for _, k := range []string{"SERVER_NAME", "SERVER_ADDR", "SERVER_PORT"} {
+				if g[k] != w[k] {
+					t.Errorf("local %v, Host %q: %s = %q; from its String %q", a, host, k, g[k], w[k])
+				}
+			}
+		}
+	}
+}

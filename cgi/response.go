@@ -103,7 +103,7 @@ var hopHeaders = [...]string{
 // a folded line, control bytes such as NUL, a Status that is not a three-digit
 // code from 200 to 599, or a repeated Status or Location.
 func ReadResponse(br *bufio.Reader, nph bool, lim HeaderLimits) (*Response, error) {
-	p := respParser{br: br, lim: lim, resp: &Response{Header: make(http.Header)}}
+	p := respParser{br: br, lim: lim, resp: &Response{}}
 	if nph {
 		line, err := p.line()
 		if err != nil {
@@ -137,6 +137,90 @@ type respParser struct {
 	hasStatus   bool // a Status field or status line was seen
 	hasCGIField bool // Content-Type, Location or Status was seen
 	long        []byte
+
+	// The fields to send, gathered so that finish builds the header with
+	// a few allocations, not three a field: their values side by side in
+	// vals, one string at the end.
+	fields [16]respField // the first fields, in place
+	more   []respField   // the rest, beyond len(fields)
+	nf     int           // fields gathered
+	vbuf   [512]byte     // the values, while they fit
+	vn     int           // bytes of vbuf used
+	vheap  []byte        // the values, once they do not fit in vbuf
+}
+
+// respField is a header field to send: its canonical name and its value,
+// vals[off:end].
+type respField struct {
+	key      string
+	off, end int
+}
+
+// field returns the i-th field gathered.
+func (p *respParser) fieldAt(i int) *respField {
+	if i < len(p.fields) {
+		return &p.fields[i]
+	}
+	return &p.more[i-len(p.fields)]
+}
+
+// vals returns the values gathered, side by side. (A slice of vbuf kept
+// in a field would move the parser to the heap.)
+func (p *respParser) vals() []byte {
+	if p.vheap != nil {
+		return p.vheap
+	}
+	return p.vbuf[:p.vn]
+}
+
+// lookup returns the value of the first field gathered named key.
+func (p *respParser) lookup(key string) ([]byte, bool) {
+	for i := range p.nf {
+		if f := p.fieldAt(i); f.key == key {
+			return p.vals()[f.off:f.end], true
+		}
+	}
+	return nil, false
+}
+
+// add gathers a field to send.
+func (p *respParser) add(key string, value []byte) {
+	f := respField{key: key, off: len(p.vals())}
+	switch {
+	case p.vheap == nil && p.vn+len(value) <= len(p.vbuf):
+		p.vn += copy(p.vbuf[p.vn:], value)
+	case p.vheap == nil:
+		p.vheap = append(make([]byte, 0, 2*(p.vn+len(value))), p.vbuf[:p.vn]...)
+		fallthrough
+	default:
+		p.vheap = append(p.vheap, value...)
+	}
+	f.end = f.off + len(value)
+	if p.nf < len(p.fields) {
+		p.fields[p.nf] = f
+	} else {
+		p.more = append(p.more, f)
+	}
+	p.nf++
+}
+
+// header builds the header from the fields gathered: one string holds
+// every value, one slice every single value.
+func (p *respParser) header() http.Header {
+	h := make(http.Header, p.nf)
+	all := string(p.vals())
+	slab := make([]string, p.nf)
+	for i := range p.nf {
+		f := p.fieldAt(i)
+		v := all[f.off:f.end]
+		if prev, ok := h[f.key]; ok {
+			h[f.key] = append(prev, v)
+			continue
+		}
+		slab[i] = v
+		h[f.key] = slab[i : i+1 : i+1] // an append by the caller copies
+	}
+	return h
 }
 
 func malformed(format string, args ...any) error {
@@ -184,36 +268,45 @@ func (p *respParser) line() ([]byte, error) {
 
 // statusLine parses "HTTP/1.1 200 OK" from an NPH script.
 func (p *respParser) statusLine(line []byte) error {
-	proto, rest, ok := strings.Cut(string(line), " ")
-	if !ok || !strings.HasPrefix(proto, "HTTP/") {
+	proto, rest, ok := bytes.Cut(line, []byte(" "))
+	if !ok || !bytes.HasPrefix(proto, []byte("HTTP/")) {
 		return malformed("NPH output does not start with an HTTP status line: %.64q", line)
 	}
-	if _, _, ok := http.ParseHTTPVersion(proto); !ok {
+	if _, _, ok := http.ParseHTTPVersion(string(proto)); !ok {
 		return malformed("NPH status line has a bad protocol %.32q", proto)
 	}
 	return p.status(rest)
 }
 
 // status parses "404 Not Found" (RFC 3875 § 6.3.3).
-func (p *respParser) status(v string) error {
+func (p *respParser) status(v []byte) error {
 	if p.hasStatus {
 		return malformed("Status given twice")
 	}
 	p.hasStatus = true
-	code, reason, _ := strings.Cut(v, " ")
+	code, reason, _ := bytes.Cut(v, []byte(" "))
 	if len(code) != 3 || !isDigits(code) {
 		return malformed("bad Status %.64q: want a three-digit code", v)
 	}
-	n, _ := strconv.Atoi(code)
+	n := int(code[0]-'0')*100 + int(code[1]-'0')*10 + int(code[2]-'0')
 	if n < 200 || n > 599 {
 		return malformed("bad Status %.64q: code must be 200 to 599", v)
 	}
 	if hasCTLByte(reason) {
 		return malformed("bad Status %.64q: control byte in reason phrase", v)
 	}
-	p.resp.Status, p.resp.Reason = n, strings.TrimSpace(reason)
+	p.resp.Status, p.resp.Reason = n, reasonPhrase(n, bytes.TrimSpace(reason))
 	p.hasCGIField = true
 	return nil
+}
+
+// reasonPhrase returns r as a string: net/http's text for code when it is
+// that ("OK", "Not Found"), which costs no allocation.
+func reasonPhrase(code int, r []byte) string {
+	if t := http.StatusText(code); string(r) == t {
+		return t
+	}
+	return string(r)
 }
 
 func (p *respParser) field(line []byte) error {
@@ -233,11 +326,11 @@ func (p *respParser) field(line []byte) error {
 			return malformed("header line %d has a bad field name %.64q", p.n, name)
 		}
 	}
-	value := strings.Trim(string(line[i+1:]), " \t")
+	value := bytes.Trim(line[i+1:], " \t")
 	if hasCTLByte(value) {
 		return malformed("header line %d (%s) holds a control byte", p.n, name)
 	}
-	key := textproto.CanonicalMIMEHeaderKey(string(name))
+	key := canonicalKey(name)
 	switch key {
 	case "Status":
 		return p.status(value)
@@ -245,14 +338,14 @@ func (p *respParser) field(line []byte) error {
 		if p.resp.Location != "" {
 			return malformed("Location given twice")
 		}
-		if value == "" {
+		if len(value) == 0 {
 			return malformed("empty Location")
 		}
-		p.resp.Location = value
+		p.resp.Location = string(value)
 		p.hasCGIField = true
 	case "Content-Type":
 		// RFC 3875 § 6.3: a CGI field appears at most once.
-		if _, dup := p.resp.Header["Content-Type"]; dup {
+		if _, dup := p.lookup("Content-Type"); dup {
 			return malformed("Content-Type given twice")
 		}
 		p.hasCGIField = true
@@ -260,9 +353,9 @@ func (p *respParser) field(line []byte) error {
 		if !isDigits(value) {
 			return malformed("bad Content-Length %.32q", value)
 		}
-		if prev, dup := p.resp.Header["Content-Length"]; dup {
-			if prev[0] != value {
-				return malformed("conflicting Content-Length values %.32q and %.32q", prev[0], value)
+		if prev, dup := p.lookup("Content-Length"); dup {
+			if !bytes.Equal(prev, value) {
+				return malformed("conflicting Content-Length values %.32q and %.32q", string(prev), value)
 			}
 			return nil // the same value again: one is enough
 		}
@@ -272,9 +365,55 @@ func (p *respParser) field(line []byte) error {
 			return nil
 		}
 	}
-	p.resp.Header[key] = append(p.resp.Header[key], value)
+	p.add(key, value)
 	return nil
 }
+
+// canonicalKey is [textproto.CanonicalMIMEHeaderKey] for a field name made
+// of token bytes, without an allocation for the names responses usually
+// carry.
+func canonicalKey(name []byte) string {
+	var buf [64]byte
+	if len(name) > len(buf) {
+		return textproto.CanonicalMIMEHeaderKey(string(name))
+	}
+	b := buf[:len(name)]
+	upper := true
+	for i, c := range name {
+		switch {
+		case upper && 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		case !upper && 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		b[i] = c
+		upper = c == '-'
+	}
+	if k, ok := commonKeys[string(b)]; ok {
+		return k
+	}
+	return string(b)
+}
+
+// commonKeys interns the canonical names of the fields responses usually
+// carry. It is never written after init.
+var commonKeys = func() map[string]string {
+	m := make(map[string]string)
+	for _, k := range []string{
+		"Accept-Ranges", "Access-Control-Allow-Credentials", "Access-Control-Allow-Headers",
+		"Access-Control-Allow-Methods", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers",
+		"Access-Control-Max-Age", "Age", "Allow", "Cache-Control", "Connection", "Content-Disposition",
+		"Content-Encoding", "Content-Language", "Content-Length", "Content-Location", "Content-Range",
+		"Content-Security-Policy", "Content-Type", "Date", "Etag", "Expires", "Keep-Alive",
+		"Last-Modified", "Link", "Location", "Pragma", "Proxy-Connection", "Referrer-Policy", "Refresh",
+		"Retry-After", "Server", "Set-Cookie", "Status", "Strict-Transport-Security", "Te", "Trailer",
+		"Transfer-Encoding", "Upgrade", "Vary", "Www-Authenticate", "X-Content-Type-Options",
+		"X-Frame-Options", "X-Powered-By", "X-Xss-Protection",
+	} {
+		m[k] = k
+	}
+	return m
+}()
 
 func (p *respParser) finish() (*Response, error) {
 	r := p.resp
@@ -283,6 +422,7 @@ func (p *respParser) finish() (*Response, error) {
 		// first line means the script wrote no header block at all.
 		return nil, malformed("no CGI field: the header block has no Content-Type, Location or Status")
 	}
+	r.Header = p.header()
 	switch {
 	case r.Location != "" && !p.hasStatus && isLocalPath(r.Location):
 		r.Kind, r.Status = LocalRedirect, http.StatusOK
@@ -305,8 +445,8 @@ func isLocalPath(loc string) bool {
 	return strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//")
 }
 
-func isDigits(s string) bool {
-	if s == "" {
+func isDigits[S string | []byte](s S) bool {
+	if len(s) == 0 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -318,7 +458,7 @@ func isDigits(s string) bool {
 }
 
 // hasCTLByte reports control bytes other than HTAB.
-func hasCTLByte(s string) bool {
+func hasCTLByte[S string | []byte](s S) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
 			return true

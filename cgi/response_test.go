@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/textproto"
 	"os"
 	"path/filepath"
 	"slices"
@@ -417,6 +418,24 @@ func TestKindString(t *testing.T) {
 	for _, tt := range tests {
 		if got := tt.k.String(); got != tt.want {
 			t.Errorf("Kind(%d).String() = %q; want %q", uint8(tt.k), got, tt.want)
+		}
+	}
+}
+
+// TestCanonicalKey: canonicalKey agrees with textproto for token names,
+// common or not, short or long.
+func TestCanonicalKey(t *testing.T) {
+	names := []string{
+		"content-type", "CONTENT-LENGTH", "x-powered-by", "X-POWERED-BY", "set-cookie", "status", "a", "-",
+		"-x", "x-", "x--y", "1abc-2DEF", "foo_bar", "~!#$%&'*+.^_`|", "te", "ETag", "WWW-Authenticate",
+		strings.Repeat("ab-", 21) + "c", strings.Repeat("Ab-", 22) + "c",
+	}
+	for k := range commonKeys {
+		names = append(names, k, strings.ToLower(k), strings.ToUpper(k))
+	}
+	for _, n := range names {
+		if got, want := canonicalKey([]byte(n)), textproto.CanonicalMIMEHeaderKey(n); got != want {
+			t.Errorf("canonicalKey(%q) = %q; want %q", n, got, want)
 		}
 	}
 }

@@ -450,8 +450,7 @@ type exchange struct {
 	stderr   io.Writer
 	resp     *Response       // gets the application status; nil for RoundTrip
 	app      cgi.AppResponse // what the caller reads
-	buf      []byte          // unread STDOUT content of the current record
-	pending  []byte          // content of the record read by fill
+	buf      []byte          // unread STDOUT content of the current record, in cc's reader
 	done     bool            // END_REQUEST seen
 	answered bool            // a record came back
 	err      error
@@ -564,8 +563,9 @@ func (x *exchange) fill() (int, error) {
 		}
 		switch rec.Type {
 		case TypeStdout:
-			x.pending = append(x.pending[:0], rec.Content...)
-			x.buf = x.pending
+			// The record stays in the connection's reader until the
+			// next fill, which comes only once x.buf is read: no copy.
+			x.buf = rec.Content
 		case TypeStderr:
 			x.logStderr(rec.Content)
 		case TypeEndRequest:
@@ -623,8 +623,15 @@ func (x *exchange) readError(err error) error {
 	return fmt.Errorf("fastcgi: reading from %s: %w", x.c.Address, err)
 }
 
+// errReadClosed is what a Read after Close returns: the connection may
+// carry another request by then.
+var errReadClosed = errors.New("fastcgi: read of a closed response")
+
 // Read reads the STDOUT stream.
 func (x *exchange) Read(p []byte) (int, error) {
+	if x.closed {
+		return 0, errReadClosed
+	}
 	if _, err := x.fill(); err != nil {
 		return 0, err
 	}
@@ -645,6 +652,7 @@ func (x *exchange) close(err error) {
 		return
 	}
 	x.closed = true
+	x.buf = nil // it points into the connection's reader
 	x.stop()
 	reusable := x.done && err == nil && x.ctx.Err() == nil
 	if x.bodyErr != nil {

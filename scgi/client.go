@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -141,6 +142,9 @@ func (c *Client) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRe
 		return nil, cgi.NotSent(fmt.Errorf("scgi: connecting to %s: %w", c.backend(), err))
 	}
 	x := &exchange{c: c, nc: nc, ctx: ctx}
+	if sc, ok := nc.(syscall.Conn); ok {
+		x.raw, _ = sc.SyscallConn() // without it, ready waits for nothing and reports false
+	}
 	x.br = clientReaderPool.Get().(*bufio.Reader)
 	x.br.Reset(readerFunc(x.read))
 	x.stop = context.AfterFunc(ctx, x.interrupt)
@@ -175,8 +179,51 @@ func (c *Client) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRe
 	return &x.app, nil
 }
 
-// ready reports whether the next read returns without waiting.
-func (x *exchange) ready() bool { return x.br.Buffered() > 0 }
+// ready reports whether the next read returns without waiting: a byte is
+// buffered, or one non-blocking read of the connection finds more, or its
+// end. An application answers and closes (SCGI has a connection per
+// request), so the end is usually there with the last bytes: seeing it
+// here, before the copy flushes what it has, lets net/http send the whole
+// response in one write with a Content-Length instead of a chunked body
+// and a second write for its last chunk.
+func (x *exchange) ready() bool {
+	if x.br.Buffered() > 0 || x.eof {
+		return true
+	}
+	if x.raw == nil {
+		return false
+	}
+	x.probing = true
+	_, err := x.br.Peek(1)
+	x.probing = false
+	return !errors.Is(err, errWouldBlock)
+}
+
+// errWouldBlock is what a probing read returns when nothing is at hand.
+var errWouldBlock = errors.New("scgi: read would block")
+
+// probe reads what the connection has at hand into p without waiting:
+// errWouldBlock if nothing, io.EOF at its end.
+func (x *exchange) probe(p []byte) (int, error) {
+	var n int
+	var rerr error
+	err := x.raw.Read(func(fd uintptr) bool {
+		n, rerr = syscall.Read(int(fd), p)
+		return true // do not wait
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr == syscall.EAGAIN || rerr == syscall.EINTR:
+		return 0, errWouldBlock
+	case rerr != nil:
+		return 0, os.NewSyscallError("read", rerr)
+	case n == 0 && len(p) > 0:
+		x.eof = true
+		return 0, io.EOF
+	}
+	return n, nil
+}
 
 // clientReaderPool holds response readers.
 var clientReaderPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
@@ -194,6 +241,10 @@ type exchange struct {
 	br   *bufio.Reader
 	stop func() bool
 	app  cgi.AppResponse // what the caller reads
+	raw  syscall.RawConn // nc's descriptor, for ready's probe; nil if nc has none
+
+	probing bool // the next read is ready's: it must not wait
+	eof     bool // a probe saw the end of the response
 
 	mu       sync.Mutex // guards canceled, closed, bodyFail and the read deadline
 	canceled bool
@@ -224,6 +275,14 @@ func (x *exchange) read(p []byte) (int, error) {
 	if x.bodyFail != nil {
 		x.mu.Unlock()
 		return 0, x.bodyFail
+	}
+	if x.eof {
+		x.mu.Unlock()
+		return 0, io.EOF
+	}
+	if x.probing {
+		x.mu.Unlock()
+		return x.probe(p)
 	}
 	_ = x.nc.SetReadDeadline(time.Now().Add(defaults.Or(x.c.ReadTimeout, DefaultReadTimeout))) // a closed conn fails the read
 	x.mu.Unlock()

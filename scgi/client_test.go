@@ -316,3 +316,45 @@ func BenchmarkRoundTrip(b *testing.B) {
 }
 
 func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
+
+// TestReadySeesEnd: once the response's bytes are read, Ready probes the
+// connection without waiting: false while the application holds it open,
+// true once it has closed, so that the copy to the client ends without a
+// flush (one write, with a Content-Length) when the end came with the
+// last bytes.
+func TestReadySeesEnd(t *testing.T) {
+	leakcheck.Check(t)
+	const answer = "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nhello"
+	closeApp := make(chan struct{})
+	closed := make(chan struct{})
+	addr := rawApp(t, func(c net.Conn) {
+		if _, err := ReadHeader(bufio.NewReader(c), Limits{}); err != nil {
+			t.Errorf("app: %v", err)
+		}
+		io.WriteString(c, answer)
+		<-closeApp
+		c.Close() // on loopback the FIN is queued at the client when Close returns
+		close(closed)
+	})
+	c := &Client{Network: "tcp", Address: addr}
+	resp, err := c.RoundTrip(context.Background(), &cgi.AppRequest{Params: nginxParams[1:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, len(answer))
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != answer {
+		t.Fatalf("ReadFull = %q, %v; want %q", buf, err, answer)
+	}
+	if resp.Ready() {
+		t.Errorf("Ready() = true with the connection open and nothing buffered")
+	}
+	close(closeApp)
+	<-closed
+	if !resp.Ready() {
+		t.Errorf("Ready() = false after the application closed")
+	}
+	if n, err := resp.Body.Read(buf); n != 0 || err != io.EOF {
+		t.Errorf("Read after the end = %d, %v; want 0, EOF", n, err)
+	}
+}
