@@ -3,10 +3,14 @@ package bridge
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,13 +23,17 @@ import (
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/scgi"
+	"github.com/rs/zerolog"
 )
 
 // Floods and slow peers on every front (issue 16, point 6): while each
 // flood runs, a normal request is sent every 20 ms on a new connection
-// and must be answered (within 1 s here; the figures measured are logged);
-// memory stays within a bound; and once the flood's connections are gone,
-// ferry's goroutines and descriptors come back to what they were.
+// and must be answered (see probeBound and heldP99Bound; the figures
+// measured are logged); memory stays within a bound; and once the
+// flood's connections are gone, ferry's goroutines and descriptors come
+// back to what they were. Ferry runs in a process of its own (floodFerry), so that the
+// flooder's goroutines and garbage collection, in the test process, stall
+// only the flooder, and what ferry holds is counted apart from it.
 
 // floodHeaderTimeout stands for the 10 s of client_header_timeout: the
 // issue's slowloris sends a byte every 10 s, here every half of this.
@@ -40,21 +48,146 @@ const (
 
 var frontNames = [...]string{"http", "fastcgi", "scgi"}
 
-// floodFerry runs one ferry with an HTTP, a FastCGI and an SCGI front over
-// a static root holding /a ("A"), and returns their addresses and what
-// the process holds once it serves, for settled.
-func floodFerry(t *testing.T) ([3]string, leakcheck.Snapshot) {
+// floodFerryEnv, set to a document root, makes this test binary the ferry
+// of the flood tests (TestMain, floodFerryMain).
+const floodFerryEnv = "FERRY_TEST_FLOOD_FERRY"
+
+// floodProc is the ferry of the flood tests, running as this test binary
+// in a process of its own.
+type floodProc struct {
+	pid int
+	in  io.Writer     // a line asks for a floodSnapshot
+	out *bufio.Reader // the answers
+}
+
+// floodSnapshot is what the ferry process holds.
+type floodSnapshot struct {
+	Goroutines, FDs int
+	RSS             int64 // KiB
+}
+
+// floodFerry starts a ferry process with an HTTP, a FastCGI and an SCGI
+// front over a static root holding /a ("A"), and returns their addresses,
+// the process, and what it holds once it serves, for settled. The
+// process stops at cleanup; its log is shown if t failed.
+func floodFerry(t *testing.T) ([3]string, *floodProc, floodSnapshot) {
 	t.Helper()
-	var cfg Config
+	root := staticRoot(t, "a", "A")
+	logPath := filepath.Join(t.TempDir(), "ferry.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), floodFerryEnv+"="+root)
+	cmd.Stderr = logFile
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		in.Close() // the end of stdin stops it
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("the ferry process: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Errorf("the ferry process did not stop within 15 s of its stdin closing")
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("ferry's log (the last 8 KiB):\n%s", b[max(0, len(b)-8<<10):])
+		}
+	})
+	f := &floodProc{pid: cmd.Process.Pid, in: in, out: bufio.NewReader(out)}
+	line, err := f.out.ReadString('\n')
+	addrs := strings.Fields(line)
+	if err != nil || len(addrs) != 3 {
+		t.Fatalf("the ferry process said %q, %v; want three addresses", line, err)
+	}
+	time.Sleep(100 * time.Millisecond) // every front accepts
+	return [3]string(addrs), f, f.snapshot(t)
+}
+
+// snapshot asks the ferry process what it holds.
+func (f *floodProc) snapshot(t *testing.T) floodSnapshot {
+	t.Helper()
+	var s floodSnapshot
+	if _, err := io.WriteString(f.in, "\n"); err != nil {
+		t.Fatalf("asking the ferry process: %v", err)
+	}
+	line, err := f.out.ReadString('\n')
+	if err == nil {
+		_, err = fmt.Sscan(line, &s.Goroutines, &s.FDs, &s.RSS)
+	}
+	if err != nil {
+		t.Fatalf("the ferry process answered %q: %v", line, err)
+	}
+	return s
+}
+
+// floodFerryMain is the ferry process of floodFerry: it serves root on an
+// HTTP, a FastCGI and an SCGI front, prints their addresses on one line,
+// answers each line it reads with the goroutines, descriptors and RSS
+// (KiB) it holds, and stops at the end of its input.
+func floodFerryMain(root string) int {
+	cfg := Config{Root: root, AccessLog: true, ShutdownTimeout: 5 * time.Second}
 	for _, l := range []string{"http://127.0.0.1:0", "fastcgi://127.0.0.1:0", "scgi://127.0.0.1:0"} {
-		a, _ := ParseAddress(l)
+		a, err := ParseAddress(l)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 		cfg.Listen = append(cfg.Listen, a)
 	}
-	cfg.Root = staticRoot(t, "a", "A")
 	cfg.Fronts.HeaderTimeout = floodHeaderTimeout
-	addrs, _ := startFerryFronts(t, cfg)
-	time.Sleep(100 * time.Millisecond) // every front accepts
-	return [3]string(addrs), leakcheck.Take()
+	log := zerolog.New(os.Stderr)
+	cfg.Logger = &log
+	s, err := New(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	go func() {
+		defer cancel()
+		<-ready
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			fmt.Printf("%d %d %d\n", runtime.NumGoroutine(), leakcheck.Take().FDs, rssKiB(os.Getpid()))
+		}
+	}()
+	err = s.Run(ctx, func(ls []net.Listener) {
+		as := make([]string, len(ls))
+		for i, l := range ls {
+			as[i] = l.Addr().String()
+		}
+		fmt.Println(strings.Join(as, " "))
+		close(ready)
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
 }
 
 // probe sends one normal request for /a to a front, on a new connection,
@@ -121,15 +254,21 @@ var probeVars = []string{"REQUEST_METHOD=GET", "REQUEST_URI=/a", "SCRIPT_NAME=",
 type prober struct {
 	mu    sync.Mutex
 	lat   []time.Duration
+	at    []time.Duration // when each probe began, from t0
+	t0    time.Time
+	held  time.Duration // from t0, when the flood's connections were all open; 0: not marked
 	errs  []error
 	stop  chan struct{}
 	done  chan struct{}
-	peak  atomic.Int64 // the largest RSS seen, in KiB
-	start int64        // RSS when probing began, in KiB
+	pid   int          // ferry's process
+	peak  atomic.Int64 // the largest RSS of ferry seen, in KiB
+	start int64        // ferry's RSS when probing began, in KiB
 }
 
-func startProber(kind int, addr string) *prober {
-	p := &prober{stop: make(chan struct{}), done: make(chan struct{}), start: rssKiB()}
+// startProber starts probing the front of kind at addr, served by the
+// ferry process f.
+func startProber(f *floodProc, kind int, addr string) *prober {
+	p := &prober{stop: make(chan struct{}), done: make(chan struct{}), pid: f.pid, start: rssKiB(f.pid), t0: time.Now()}
 	p.peak.Store(p.start)
 	go func() {
 		defer close(p.done)
@@ -144,11 +283,12 @@ func startProber(kind int, addr string) *prober {
 			t0 := time.Now()
 			err := probe(kind, addr)
 			d := time.Since(t0)
-			if r := rssKiB(); r > p.peak.Load() {
+			if r := rssKiB(p.pid); r > p.peak.Load() {
 				p.peak.Store(r)
 			}
 			p.mu.Lock()
 			p.lat = append(p.lat, d)
+			p.at = append(p.at, t0.Sub(p.t0))
 			if err != nil {
 				p.errs = append(p.errs, err)
 			}
@@ -158,8 +298,51 @@ func startProber(kind int, addr string) *prober {
 	return p
 }
 
-// probeBound is the slowest a probe may be: 1 s, 5 s under the race
-// detector, which slows everything down several times.
+// holding marks the moment the flood's connections are all open, and
+// ferry has taken them (drained): the probes that begin after it measure ferry holding the flood, those before
+// it ferry taking the flood on (the ramp), when the flooder, on the same
+// machine, competes with ferry for the CPUs.
+func (p *prober) holding() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = time.Since(p.t0)
+}
+
+// drained waits (up to 10 s) until the listen backlog of the front at
+// addr, a 127.0.0.1 address, is empty: ferry has accepted every
+// connection the flood opened, and closed those past its max_conns. The
+// backlog is the rx_queue of the listening socket in /proc/net/tcp.
+func drained(t *testing.T, addr string) {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(port)
+	local := fmt.Sprintf("0100007F:%04X", n)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		b, err := os.ReadFile("/proc/net/tcp")
+		if err != nil {
+			return // not Linux: the held phase starts when the flooder is done
+		}
+		queued := -1
+		for _, l := range strings.Split(string(b), "\n") {
+			f := strings.Fields(l)
+			if len(f) > 4 && f[1] == local && f[3] == "0A" { // TCP_LISTEN
+				_, rx, _ := strings.Cut(f[4], ":")
+				q, _ := strconv.ParseInt(rx, 16, 64)
+				queued = int(q)
+			}
+		}
+		if queued <= 0 {
+			return
+		}
+	}
+	t.Errorf("%s: connections still wait in ferry's listen backlog after 10 s", addr)
+}
+
+// probeBound is the slowest any probe may be: 1 s, 5 s under the race
+// detector, which slows everything down several times. It is a bound for
+// single outliers on a shared machine (the CI's has 2 cores, and other
+// jobs run on it): the slowest probes come while the flooder opens its
+// connections, and measured up to 220 ms.
 func probeBound() time.Duration {
 	if raceEnabled {
 		return 5 * time.Second
@@ -167,8 +350,34 @@ func probeBound() time.Duration {
 	return time.Second
 }
 
-// finish stops probing, fails t on an error or a probe slower than
-// probeBound, and logs the figures.
+// heldP99Bound is the 99th percentile the probes may reach while ferry
+// holds a flood's connections (issue 16: "answers a normal request within
+// 100 ms throughout"); 500 ms under the race detector.
+func heldP99Bound() time.Duration {
+	if raceEnabled {
+		return 500 * time.Millisecond
+	}
+	return 100 * time.Millisecond
+}
+
+// minHeldProbes is how many probes the held phase needs for its 99th
+// percentile to be asserted.
+const minHeldProbes = 20
+
+// latencies returns the 50th and 99th percentiles and the maximum of lat,
+// which it sorts.
+func latencies(lat []time.Duration) (p50, p99, worst time.Duration) {
+	if len(lat) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
+}
+
+// finish stops probing, fails t on an error, a probe slower than
+// probeBound, or a 99th percentile over heldP99Bound while the flood was
+// held, and logs the figures: all probes, and those of the held phase if
+// it was marked.
 func (p *prober) finish(t *testing.T, what string) {
 	t.Helper()
 	close(p.stop)
@@ -178,11 +387,32 @@ func (p *prober) finish(t *testing.T, what string) {
 	if len(p.lat) == 0 {
 		t.Fatalf("%s: no probe ran", what)
 	}
-	slices.Sort(p.lat)
-	p50, p99, worst := p.lat[len(p.lat)/2], p.lat[len(p.lat)*99/100], p.lat[len(p.lat)-1]
-	t.Logf("%s: %d probes, p50 %v, p99 %v, max %v, %d errors; RSS +%d MiB at the peak",
-		what, len(p.lat), p50.Round(time.Microsecond), p99.Round(time.Microsecond), worst.Round(time.Microsecond),
-		len(p.errs), (p.peak.Load()-p.start)>>10)
+	slowest := 0
+	var held []time.Duration
+	for i, d := range p.lat {
+		if d > p.lat[slowest] {
+			slowest = i
+		}
+		if p.held > 0 && p.at[i] >= p.held {
+			held = append(held, d)
+		}
+	}
+	slowAt := p.at[slowest]
+	p50, p99, worst := latencies(p.lat)
+	r := func(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
+	msg := fmt.Sprintf("%s: %d probes, p50 %v, p99 %v, max %v (at +%v), %d errors; ferry's RSS +%d MiB at the peak",
+		what, len(p.lat), r(p50), r(p99), r(worst), slowAt.Round(time.Millisecond), len(p.errs), (p.peak.Load()-p.start)>>10)
+	if p.held > 0 {
+		h50, h99, hmax := latencies(held)
+		msg += fmt.Sprintf("; from +%v, the flood held: %d probes, p50 %v, p99 %v, max %v",
+			p.held.Round(time.Millisecond), len(held), r(h50), r(h99), r(hmax))
+		if len(held) < minHeldProbes {
+			t.Errorf("%s: %d probes while the flood was held; want at least %d", what, len(held), minHeldProbes)
+		} else if h99 > heldP99Bound() {
+			t.Errorf("%s: 99th percentile %v while the flood was held; want at most %v", what, h99, heldP99Bound())
+		}
+	}
+	t.Log(msg)
 	if len(p.errs) > 0 {
 		t.Errorf("%s: %d probes failed, first: %v", what, len(p.errs), p.errs[0])
 	}
@@ -191,9 +421,9 @@ func (p *prober) finish(t *testing.T, what string) {
 	}
 }
 
-// rssKiB is this process's resident set, in KiB.
-func rssKiB() int64 {
-	b, _ := os.ReadFile("/proc/self/status")
+// rssKiB is the resident set of process pid, in KiB.
+func rssKiB(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, l := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
 			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
@@ -283,12 +513,13 @@ func closeAll(conns []net.Conn) {
 	}
 }
 
-// settled waits for goroutines and descriptors to come back to base.
-func settled(t *testing.T, base leakcheck.Snapshot, what string) {
+// settled waits for the goroutines and descriptors of the ferry process
+// f to come back to base.
+func settled(t *testing.T, f *floodProc, base floodSnapshot, what string) {
 	t.Helper()
-	var now leakcheck.Snapshot
+	var now floodSnapshot
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if now = leakcheck.Take(); now.Goroutines <= base.Goroutines+2 && now.FDs <= base.FDs {
+		if now = f.snapshot(t); now.Goroutines <= base.Goroutines+2 && now.FDs <= base.FDs {
 			return
 		}
 	}
@@ -318,12 +549,14 @@ func TestFloodSlowloris(t *testing.T) {
 	}
 	leakcheck.Check(t)
 	raiseFDLimit(8192)
-	addrs, base := floodFerry(t)
+	addrs, ferry, base := floodFerry(t)
 	for kind, addr := range addrs {
 		what := "slowloris on " + frontNames[kind]
-		p := startProber(kind, addr)
+		p := startProber(ferry, kind, addr)
 		head := slowHead(kind)
 		conns := dialMany(t, addr, 1000, head[:1])
+		drained(t, addr)
+		p.holding()
 		if len(conns) < 1000 {
 			t.Errorf("%s: %d of 1000 connections opened", what, len(conns))
 		}
@@ -342,12 +575,15 @@ func TestFloodSlowloris(t *testing.T) {
 			t.Errorf("%s: %d of %d connections closed by ferry after %v; want all (client_header_timeout %v)", what, n, len(conns), time.Since(start), floodHeaderTimeout)
 		}
 		closeAll(conns)
-		settled(t, base, what)
+		settled(t, ferry, base, what)
 	}
 }
 
 // TestFloodIdle: 10,000 connections per front that send nothing (2,000
 // under the race detector, which allows 8128 goroutines), then go away.
+// Ferry holds up to its max_conns of them (HTTP 10,000, FastCGI and SCGI
+// 1,024) and closes the one waiting longest for each new one past that;
+// its RSS grows by at most floodConnKiB a connection it holds.
 func TestFloodIdle(t *testing.T) {
 	if testing.Short() {
 		t.Skip("floods take a while")
@@ -357,28 +593,41 @@ func TestFloodIdle(t *testing.T) {
 	if raceEnabled {
 		n = 2000
 	}
-	if lim := raiseFDLimit(uint64(2*n + 1000)); lim < uint64(2*n+1000) {
-		n = int(lim-1000) / 2
+	// Ferry, in its own process, has as many descriptors as the test: its
+	// HTTP front holds up to half of them (serving.FDBound).
+	lim := raiseFDLimit(uint64(2*n + 1000))
+	if n > int(lim)-1000 {
+		n = int(lim) - 1000
 		t.Logf("open-file limit %d: %d connections", lim, n)
 	}
-	addrs, base := floodFerry(t)
+	held := [...]int{min(n, DefaultHTTPMaxConns, int(lim/2)), min(n, 1024, int(lim/2)), min(n, 1024, int(lim/2))}
+	addrs, ferry, base := floodFerry(t)
 	for kind, addr := range addrs {
 		what := fmt.Sprintf("%d idle connections on %s", n, frontNames[kind])
-		before := rssKiB()
-		p := startProber(kind, addr)
+		before := rssKiB(ferry.pid)
+		p := startProber(ferry, kind, addr)
+		dialStart := time.Now()
 		conns := dialMany(t, addr, n, nil)
-		time.Sleep(500 * time.Millisecond)
-		peak := rssKiB()
+		dialed := time.Since(dialStart)
+		drained(t, addr)
+		p.holding()
+		time.Sleep(time.Second) // held: probes go on
+		peak := rssKiB(ferry.pid)
 		p.finish(t, what)
-		t.Logf("%s: %d connected; RSS %d -> %d MiB (%.1f KiB a connection, both ends in this process)",
-			what, len(conns), before>>10, peak>>10, float64(peak-before)/float64(max(len(conns), 1)))
-		if grew := (peak - before) << 10; !raceEnabled && grew > int64(len(conns))*64<<10 {
-			t.Errorf("%s: RSS grew %d MiB, over 64 KiB a connection", what, grew>>20)
+		perConn := float64(peak-before) / float64(held[kind])
+		t.Logf("%s: %d connected in %v, ferry holds up to %d; ferry's RSS %d -> %d MiB (%.1f KiB a connection held)",
+			what, len(conns), dialed.Round(time.Millisecond), held[kind], before>>10, peak>>10, perConn)
+		if !raceEnabled && perConn > floodConnKiB {
+			t.Errorf("%s: ferry's RSS grew %d MiB, over %d KiB a connection held", what, (peak-before)>>10, floodConnKiB)
 		}
 		closeAll(conns)
-		settled(t, base, what)
+		settled(t, ferry, base, what)
 	}
 }
+
+// floodConnKiB bounds what an idle connection costs ferry in RSS, the
+// bound the README's limits table states.
+const floodConnKiB = 64
 
 // TestFloodHostilePeers: request smuggling attempts on the HTTP front;
 // 10,000 request IDs on one FastCGI connection, GET_VALUES with 10,000
@@ -390,10 +639,10 @@ func TestFloodHostilePeers(t *testing.T) {
 	}
 	leakcheck.Check(t)
 	raiseFDLimit(8192)
-	addrs, base := floodFerry(t)
+	addrs, ferry, base := floodFerry(t)
 
 	t.Run("http smuggling", func(t *testing.T) {
-		p := startProber(frontHTTP, addrs[frontHTTP])
+		p := startProber(ferry, frontHTTP, addrs[frontHTTP])
 		var refused atomic.Int32
 		var wg sync.WaitGroup
 		for range 1000 {
@@ -414,7 +663,7 @@ func TestFloodHostilePeers(t *testing.T) {
 	})
 
 	t.Run("fastcgi 10k request IDs", func(t *testing.T) {
-		p := startProber(frontFastCGI, addrs[frontFastCGI])
+		p := startProber(ferry, frontFastCGI, addrs[frontFastCGI])
 		c, err := net.Dial("tcp", addrs[frontFastCGI])
 		if err != nil {
 			t.Fatal(err)
@@ -453,7 +702,7 @@ func TestFloodHostilePeers(t *testing.T) {
 	})
 
 	t.Run("fastcgi GET_VALUES 10k names", func(t *testing.T) {
-		p := startProber(frontFastCGI, addrs[frontFastCGI])
+		p := startProber(ferry, frontFastCGI, addrs[frontFastCGI])
 		// 10,000 names over as many GET_VALUES records as they need.
 		var q, b []byte
 		for i := range 10000 {
@@ -488,8 +737,10 @@ func TestFloodHostilePeers(t *testing.T) {
 	})
 
 	t.Run("fastcgi half records", func(t *testing.T) {
-		p := startProber(frontFastCGI, addrs[frontFastCGI])
+		p := startProber(ferry, frontFastCGI, addrs[frontFastCGI])
 		conns := dialMany(t, addrs[frontFastCGI], 500, []byte("\x01\x01\x00\x01"))
+		drained(t, addrs[frontFastCGI])
+		p.holding()
 		time.Sleep(floodHeaderTimeout + 500*time.Millisecond)
 		p.finish(t, "500 FastCGI half records that stall")
 		if n := closedByServer(conns); n != len(conns) {
@@ -499,7 +750,7 @@ func TestFloodHostilePeers(t *testing.T) {
 	})
 
 	t.Run("scgi 20-digit lengths", func(t *testing.T) {
-		p := startProber(frontSCGI, addrs[frontSCGI])
+		p := startProber(ferry, frontSCGI, addrs[frontSCGI])
 		var bad atomic.Int32
 		var wg sync.WaitGroup
 		for range 500 {
@@ -525,7 +776,7 @@ func TestFloodHostilePeers(t *testing.T) {
 			t.Errorf("%d of 500 answered 4xx", bad.Load())
 		}
 	})
-	settled(t, base, "hostile peers")
+	settled(t, ferry, base, "hostile peers")
 }
 
 // pairsEnd reports whether b is whole name-value pairs.

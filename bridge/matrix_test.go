@@ -204,13 +204,15 @@ type matrixFront struct {
 }
 
 // TestMain makes this test binary the CGI front's ferry or the fastcgi+exec
-// worker when the matrix runs it as one.
+// worker when the matrix runs it as one, or the ferry of the flood tests.
 func TestMain(m *testing.M) {
 	switch {
 	case os.Getenv("FERRY_TEST_CGI_FRONT") == "1":
 		os.Exit(cgiFrontMain(os.Args[1:]))
 	case os.Getenv("FERRY_TEST_MATRIX_WORKER") == "1":
 		os.Exit(matrixWorkerMain())
+	case os.Getenv(floodFerryEnv) != "":
+		os.Exit(floodFerryMain(os.Getenv(floodFerryEnv)))
 	}
 	os.Exit(m.Run())
 }

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -28,6 +30,17 @@ import (
 // soak is how long TestSoak runs: go test -run Soak -soak 10m ./bridge.
 // Zero (the default) skips it.
 var soak = flag.Duration("soak", 0, "run TestSoak for this long (issue 16, point 9)")
+
+// soakHeapProfile, if set, is where TestSoak writes a heap profile at the
+// end, to tell what holds the memory if RSS did not come back.
+var soakHeapProfile = flag.String("soak-heap", "", "write TestSoak's final heap profile to this file")
+
+// soakRSSMargin is how much RSS (KiB) may be above the baseline at the end
+// of the soak, both measured after debug.FreeOSMemory: what the soak
+// leaves in the runtime (goroutine stacks, spans, the pools' buffers)
+// rather than the heap. A 2-minute soak went from 28 to 41 MiB (peak 717
+// MiB) with 6 MB of heap in use at the end.
+const soakRSSMargin = 64 << 10
 
 // restartable is an application served in this process on a fixed port,
 // which the soak stops and starts again.
@@ -260,7 +273,8 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Second)
-	base, baseRSS, baseWorkers := leakcheck.Take(), rssKiB(), len(matrixWorkers(self))
+	debug.FreeOSMemory() // RSS counts what the runtime holds, not what the heap keeps
+	base, baseRSS, baseWorkers := leakcheck.Take(), rssKiB(os.Getpid()), len(matrixWorkers(self))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -286,7 +300,7 @@ func TestSoak(t *testing.T) {
 	deadline := time.Now().Add(*soak)
 	for n, stopped := 0, 0; time.Now().Before(deadline); n++ {
 		time.Sleep(3 * time.Second)
-		peakRSS = max(peakRSS, rssKiB())
+		peakRSS = max(peakRSS, rssKiB(os.Getpid()))
 		switch n % 3 {
 		case 0:
 			if ws := matrixWorkers(self); len(ws) > 0 {
@@ -337,7 +351,14 @@ func TestSoak(t *testing.T) {
 			break
 		}
 	}
-	endRSS := rssKiB()
+	debug.FreeOSMemory()
+	endRSS := rssKiB(os.Getpid())
+	if *soakHeapProfile != "" {
+		if f, err := os.Create(*soakHeapProfile); err == nil {
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 
 	stats.mu.Lock()
 	defer stats.mu.Unlock()
@@ -364,8 +385,8 @@ func TestSoak(t *testing.T) {
 	if len(now.Children) > len(base.Children) || nowWorkers != baseWorkers {
 		t.Errorf("child processes %v → %v (workers %d → %d)", base.Children, now.Children, baseWorkers, nowWorkers)
 	}
-	if endRSS > baseRSS+256<<10 {
-		t.Errorf("RSS %d → %d MiB: grew by more than 256 MiB", baseRSS>>10, endRSS>>10)
+	if endRSS > baseRSS+soakRSSMargin {
+		t.Errorf("RSS %d → %d MiB: grew by more than %d MiB", baseRSS>>10, endRSS>>10, soakRSSMargin>>10)
 	}
 	if stats.ok == 0 {
 		t.Errorf("no request answered right")

@@ -41,8 +41,16 @@ const logEvery = 10 * time.Second
 // minWait is how long a connection must have waited before it may be
 // closed for a new one: a connection just accepted is about to send its
 // request, and workers sharing a listening socket, one connection each
-// (php-cgi's way), must not take one another's connections.
-const minWait = 100 * time.Millisecond
+// (php-cgi's way), must not take one another's connections. It also
+// bounds how fast a full Gate turns over: at most max connections per
+// minWait. At 100 ms, 1,024 places took 10,240 connections a second,
+// slower than one client opens idle connections over loopback (15,000 a
+// second in TestFloodIdle): the listen backlog filled, and a normal
+// request waited behind 4,096 flood connections, 350 ms. A web server
+// sends its request as soon as it has connected, so it is in the socket
+// when the connection is accepted; 20 ms leaves its goroutine time to
+// read it on a loaded machine.
+const minWait = 20 * time.Millisecond
 
 // NewGate returns a Gate admitting max connections at once (at least
 // one), logging to log (nil: nowhere) under the front's name.

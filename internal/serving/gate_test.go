@@ -117,3 +117,39 @@ func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
 }
+
+// closeCounter is a connection that counts its closes.
+type closeCounter struct{ n atomic.Int32 }
+
+func (c *closeCounter) Close() error { c.n.Add(1); return nil }
+
+// TestGateSparesNewConns: a full Gate does not close a connection that has
+// waited less than minWait for a new one, and closes it once it has.
+func TestGateSparesNewConns(t *testing.T) {
+	g := NewGate(1, "test", nil)
+	stop := make(chan struct{})
+	first, second := &closeCounter{}, &closeCounter{}
+	admitted := time.Now()
+	if g.Admit(first, stop) == nil {
+		t.Fatal("Admit on an empty Gate returned nil")
+	}
+	// Wait returns false only once stop is closed, which it is after
+	// minWait/2: sooner, it would have found first old enough.
+	time.AfterFunc(minWait/2, func() { close(stop) })
+	if g.Wait(stop) && time.Since(admitted) < minWait {
+		t.Fatalf("Wait let a new connection in %v after the only one was admitted; want at least %v", time.Since(admitted), minWait)
+	}
+	if first.n.Load() != 0 {
+		t.Fatal("the connection was closed before it had waited minWait")
+	}
+	time.Sleep(minWait - time.Since(admitted))
+	if !g.Wait(nil) {
+		t.Fatal("Wait returned false without stop")
+	}
+	if g.Admit(second, nil) == nil {
+		t.Fatal("Admit returned nil without stop")
+	}
+	if first.n.Load() != 1 || second.n.Load() != 0 {
+		t.Errorf("closes: first %d, second %d; want 1, 0", first.n.Load(), second.n.Load())
+	}
+}
