@@ -1,13 +1,17 @@
 package benchmarks
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -150,9 +154,11 @@ func nginxTrees(s *peers.Server) procTrees {
 // in this process behind the same nginx configuration: FastCGI with a
 // connection per request (nginx's default) and with kept connections
 // (fastcgi_keep_conn, upstream keepalive 16); SCGI has a connection per
-// request by design. Load: wrk -t2 -c16. The scgi row reports its req/s
-// over each FastCGI row's (x-fastcgi-newconn, x-fastcgi-keepalive);
-// cpu-us/req counts nginx and this process.
+// request by design. The scgi-minimal row is the floor a hand-written Go
+// SCGI server reaches behind the same nginx (serveMinimalSCGI). Load:
+// wrk -t2 -c16. The scgi row reports its req/s over each other row's
+// (x-fastcgi-newconn, x-fastcgi-keepalive, x-scgi-minimal; issue 11 asks
+// for x-scgi-minimal ≥ 1.05); cpu-us/req counts nginx and this process.
 func BenchmarkSCGIBehindNginx(b *testing.B) {
 	peerstest.Need(b, "nginx")
 	ref := make(map[string]measured)
@@ -166,6 +172,9 @@ func BenchmarkSCGIBehindNginx(b *testing.B) {
 		{"fastcgi-keepalive", func(b *testing.B) *peers.Server {
 			return peerstest.NginxFastCGI(b, peers.NginxFastCGIConfig{Backend: serveFastCGI(b, hello), KeepAlive: 16})
 		}},
+		{"scgi-minimal", func(b *testing.B) *peers.Server {
+			return peerstest.NginxSCGI(b, peers.NginxSCGIConfig{Backend: serveMinimalSCGI(b)})
+		}},
 		{"scgi", func(b *testing.B) *peers.Server {
 			return peerstest.NginxSCGI(b, peers.NginxSCGIConfig{Backend: serveSCGI(b, hello)})
 		}},
@@ -176,13 +185,71 @@ func BenchmarkSCGIBehindNginx(b *testing.B) {
 			m := measureLoad(b, ngx.URL+"/hello", "Hello, world\n", nginxTrees(ngx))
 			ref[row.name] = m
 			if row.name == "scgi" {
-				for _, f := range []string{"fastcgi-newconn", "fastcgi-keepalive"} {
+				for _, f := range []string{"fastcgi-newconn", "fastcgi-keepalive", "scgi-minimal"} {
 					r, ok := ref[f]
 					reportRatio(b, m, r, ok, f)
 				}
 			}
 		})
 	}
+}
+
+// minimalSCGIResponse is what serveMinimalSCGI answers to every request:
+// the hello handler's status, type and 13 bytes, as a CGI response.
+const minimalSCGIResponse = "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nHello, world\n"
+
+// serveMinimalSCGI runs, on a loopback port until the test ends, the
+// smallest SCGI server one would write by hand: a goroutine per connection
+// reads the netstring header block with bufio, skips the body by
+// CONTENT_LENGTH, writes minimalSCGIResponse and closes. It checks nothing
+// else and has no limits, timeouts or http.Handler: the floor that
+// scgi.Serve(hello) is compared with. It returns the address.
+func serveMinimalSCGI(tb testing.TB) string {
+	l := listenLoopback(tb)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return // the listener is closed: the test is over
+			}
+			go minimalSCGIConn(c)
+		}
+	}()
+	tb.Cleanup(func() { l.Close() })
+	return l.Addr().String()
+}
+
+// minimalSCGIConn serves serveMinimalSCGI's connection c: one request.
+func minimalSCGIConn(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	size, err := br.ReadString(':')
+	if err != nil {
+		return
+	}
+	n, err := strconv.Atoi(size[:len(size)-1])
+	if err != nil || n < 0 {
+		return
+	}
+	block := make([]byte, n+1) // the headers and the netstring's ','
+	if _, err := io.ReadFull(br, block); err != nil || block[n] != ',' {
+		return
+	}
+	// The SCGI protocol puts CONTENT_LENGTH first.
+	name, rest, _ := bytes.Cut(block[:n], []byte{0})
+	value, _, _ := bytes.Cut(rest, []byte{0})
+	if string(name) != "CONTENT_LENGTH" {
+		return
+	}
+	body, err := strconv.ParseInt(string(value), 10, 64)
+	if err != nil {
+		return
+	}
+	if _, err := io.CopyN(io.Discard, br, body); err != nil {
+		return
+	}
+	// A failed write means nginx went away; the connection closes anyway.
+	io.WriteString(c, minimalSCGIResponse)
 }
 
 // wsgiHello is the WSGI application uwsgi serves: the same 13 bytes.
