@@ -53,6 +53,8 @@ func Keys() []Key {
 			Doc: "longest wait for more of an HTTP request body, as nginx's (logged 408, connection closed; 0: none)"}, "client-body-timeout", func(c *Config) any { return &c.Fronts.BodyTimeout }),
 		cfgKey("", Option{Name: "send_timeout", Type: Timeout, Default: "60s",
 			Doc: "longest wait for an HTTP client to take more of a response, as nginx's (connection closed; 0: none)"}, "send-timeout", func(c *Config) any { return &c.Fronts.SendTimeout }),
+		cfgKey("", Option{Name: "keepalive_timeout", Type: Timeout, Default: "120s",
+			Doc: "how long an HTTP client's kept-alive connection may stay idle between requests, as nginx's (connection closed; 0: none)"}, "keepalive-timeout", func(c *Config) any { return &c.Fronts.KeepaliveTimeout }),
 		cfgKey("", Option{Name: "max_conns", Type: Count, Default: "0: 10000 per HTTP front, 1024 per FastCGI or SCGI front, at most half the open-file limit",
 			Doc: "connections open per front; past it the one waiting longest for a request is closed, or new ones wait"}, "max-conns", func(c *Config) any { return &c.Fronts.MaxConns }),
 		cfgKey("", Option{Name: "root", Type: String, Default: "none",
@@ -153,7 +155,7 @@ func DefaultSettings() Settings {
 func DefaultConfig() Config {
 	return Config{
 		Settings:        DefaultSettings(),
-		Fronts:          FrontLimits{HeaderTimeout: DefaultHeaderTimeout, BodyTimeout: DefaultBodyTimeout, SendTimeout: DefaultSendTimeout},
+		Fronts:          FrontLimits{HeaderTimeout: DefaultHeaderTimeout, BodyTimeout: DefaultBodyTimeout, SendTimeout: DefaultSendTimeout, KeepaliveTimeout: DefaultIdleTimeout},
 		RootSymlinks:    "owner-match",
 		ShutdownTimeout: DefaultShutdownTimeout,
 		AccessLog:       true,

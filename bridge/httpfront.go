@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -47,6 +48,11 @@ type FrontLimits struct {
 	// long has its connection closed. If zero, DefaultSendTimeout; if
 	// negative, none.
 	SendTimeout time.Duration
+	// KeepaliveTimeout bounds how long an HTTP client's connection may
+	// stay idle between two requests, as nginx's keepalive_timeout; past
+	// it the connection is closed. If zero, DefaultIdleTimeout; if
+	// negative, none (until the client or max_conns closes it).
+	KeepaliveTimeout time.Duration
 	// MaxConns bounds the connections open on each front. A connection
 	// waiting for a request (its head not all come, or idle between
 	// requests) or, on HTTP, for more of a request body, gives its place
@@ -55,6 +61,19 @@ type FrontLimits struct {
 	// backlog. If zero, DefaultHTTPMaxConns for HTTP fronts and 1024 for
 	// FastCGI and SCGI ones, each at most half the open-file limit.
 	MaxConns int
+}
+
+// keepalive returns the http.Server IdleTimeout for a KeepaliveTimeout
+// of d: net/http takes zero for "the read timeout", and ferry sets none,
+// so "none" is a bound no connection reaches.
+func keepalive(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return DefaultIdleTimeout
+	case d < 0:
+		return math.MaxInt64
+	}
+	return d
 }
 
 func timeoutOr(d, def time.Duration) time.Duration {
@@ -93,7 +112,7 @@ func newHTTPFront(h http.Handler, lim FrontLimits, base func(net.Listener) conte
 	f.srv = &http.Server{
 		Handler:           http.HandlerFunc(f.serveHTTP),
 		ReadHeaderTimeout: timeoutOr(lim.HeaderTimeout, DefaultHeaderTimeout),
-		IdleTimeout:       DefaultIdleTimeout,
+		IdleTimeout:       keepalive(lim.KeepaliveTimeout),
 		BaseContext:       base,
 		ErrorLog:          log.New(f.log, "", 0),
 		ConnState:         f.connState,

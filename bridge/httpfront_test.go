@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -446,7 +447,7 @@ func TestRootSymlinks(t *testing.T) {
 // keys, spelt as flags.
 func TestFrontKeys(t *testing.T) {
 	c := DefaultConfig()
-	for _, kv := range [][2]string{{"client_header_timeout", "5s"}, {"client_body_timeout", "0"}, {"send_timeout", "2m"}, {"max_conns", "50"}, {"root_symlinks", "never"}} {
+	for _, kv := range [][2]string{{"client_header_timeout", "5s"}, {"client_body_timeout", "0"}, {"send_timeout", "2m"}, {"keepalive_timeout", "0"}, {"max_conns", "50"}, {"root_symlinks", "never"}} {
 		k, ok := lookupKey("", kv[0])
 		if !ok {
 			t.Fatalf("no key %s", kv[0])
@@ -455,7 +456,7 @@ func TestFrontKeys(t *testing.T) {
 			t.Fatalf("%s=%s: %v", kv[0], kv[1], err)
 		}
 	}
-	want := FrontLimits{HeaderTimeout: 5 * time.Second, BodyTimeout: -1, SendTimeout: 2 * time.Minute, MaxConns: 50}
+	want := FrontLimits{HeaderTimeout: 5 * time.Second, BodyTimeout: -1, SendTimeout: 2 * time.Minute, KeepaliveTimeout: -1, MaxConns: 50}
 	if c.Fronts != want || c.RootSymlinks != "never" {
 		t.Errorf("Fronts = %+v, RootSymlinks = %q; want %+v, never", c.Fronts, c.RootSymlinks, want)
 	}
@@ -521,5 +522,56 @@ func TestHTTPSlowBody(t *testing.T) {
 		if got := strings.TrimSpace(string(b)); got != "60" {
 			t.Errorf("%s read %s bytes of its stdin; want 60", script, got)
 		}
+	}
+}
+
+// TestHTTPKeepaliveTimeout: a kept-alive connection idle past
+// keepalive_timeout is closed; one idle for less is still served; with the
+// timeout off (negative, "0" in the file) one idle past the other's
+// timeout is still served.
+func TestHTTPKeepaliveTimeout(t *testing.T) {
+	leakcheck.Check(t)
+	root := staticRoot(t, "a", "A")
+	const req = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+	// idle sends a request, waits d, and says whether a second request on
+	// the same connection is answered.
+	idle := func(addr string, d time.Duration) bool {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for i := range 2 {
+			if i == 1 {
+				time.Sleep(d)
+			}
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(c, req); err != nil {
+				return false
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				if i == 0 {
+					t.Fatalf("first request: %v", err)
+				}
+				return false
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return true
+	}
+	short, _ := startFerry(t, Config{Root: root, Fronts: FrontLimits{KeepaliveTimeout: 300 * time.Millisecond}})
+	if idle(short, time.Second) {
+		t.Errorf("keepalive_timeout 300ms: a connection idle for 1s was still served")
+	}
+	if !idle(short, 50*time.Millisecond) {
+		t.Errorf("keepalive_timeout 300ms: a connection idle for 50ms was closed")
+	}
+	none, _ := startFerry(t, Config{Root: root, Fronts: FrontLimits{KeepaliveTimeout: -1}})
+	if !idle(none, time.Second) {
+		t.Errorf("keepalive_timeout off: a connection idle for 1s was closed")
 	}
 }

@@ -18,7 +18,7 @@ var flagLayout = []struct {
 	flags []string
 }{
 	{"Configuration", []string{"config", "admin", "pid-file"}},
-	{"Listening", []string{"listen", "client-header-timeout", "client-body-timeout", "send-timeout", "max-conns"}},
+	{"Listening", []string{"listen", "client-header-timeout", "client-body-timeout", "send-timeout", "keepalive-timeout", "max-conns"}},
 	{"Routing", []string{"mount", "root", "root-symlinks", "env", "pass-env"}},
 	{"Scripts and limits", []string{"cgi-pass-auth", "cgi-timeout", "cgi-kill-grace", "cgi-max-concurrent", "cgi-max-queue",
 		"cgi-queue-timeout", "max-request-body", "max-header-line"}},
