@@ -226,6 +226,12 @@ func TestReloadReplacesAppWorkers(t *testing.T) {
 		if err := os.WriteFile(app, []byte(src), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		// The same size and mtime for each version: a worker that ran a
+		// .pyc cached from v1 (trusted on those two) would answer v1.
+		stamp := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		if err := os.Chtimes(app, stamp, stamp); err != nil {
+			t.Fatal(err)
+		}
 	}
 	version("v1")
 	logs := &testlog.Buffer{}

@@ -19,7 +19,7 @@ var badConfigs = []struct {
 	{"syntax", "listen = [\n", "f.toml:1: TOML: array is incomplete"},
 	{"syntax key", "root = \"/x\"\nroot = \"/y\"\n", "f.toml:2: root: TOML: key root is already defined"},
 	{"unknown top key", "roots = \"/var/www\"\n", "f.toml:1: roots: unknown key (did you mean root?)"},
-	{"unknown key far", "frobnicate = 1\n", "f.toml:1: frobnicate: unknown key; the top level takes listen, client_header_timeout, client_body_timeout, send_timeout, max_conns, root, root_symlinks, admin, pid_file, shutdown_timeout, log, defaults, mount"},
+	{"unknown key far", "frobnicate = 1\n", "f.toml:1: frobnicate: unknown key; the top level takes listen, client_header_timeout, client_body_timeout, send_timeout, keepalive_timeout, max_conns, root, root_symlinks, admin, pid_file, shutdown_timeout, log, defaults, mount"},
 	{"misspelt mount option", "[mount.\"/\"]\nbackend = \"fastcgi://127.0.0.1:9000\"\n\nmax_con = 4\n", `f.toml:4: mount."/".max_con: unknown key (did you mean max_conns?)`},
 	{"listen not a list", "listen = \"http://127.0.0.1:8080\"\n", `f.toml:1: listen: want a list of addresses, not "http://127.0.0.1:8080"`},
 	{"listen no scheme", "listen = [\"127.0.0.1:8080\"]\n", "f.toml:1: listen: no scheme; did you mean http://127.0.0.1:8080 (or fastcgi://, scgi://)?"},

@@ -512,7 +512,14 @@ def load_application():
         spec = importlib.util.spec_from_file_location(modname, path, loader=loader)
         mod = importlib.util.module_from_spec(spec)
         sys.modules[modname] = mod
-        loader.exec_module(mod)
+        # Compiled from its source at each start, as mod_wsgi does, never
+        # from __pycache__: a cached .pyc is trusted on the file's mtime
+        # (whole seconds) and size, so a file rewritten within the second
+        # it was cached, at the same size, would run its old code after a
+        # reload.
+        with open(path, "rb") as f:
+            source = f.read()
+        exec(compile(source, path, "exec"), mod.__dict__)
         where = path
     else:
         mod = importlib.import_module(module)
