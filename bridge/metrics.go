@@ -3,6 +3,7 @@ package bridge
 import (
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,6 +91,32 @@ func newServerStats(version string) *serverStats {
 		stateCollector{s}, groupCollector{s},
 	)
 	return s
+}
+
+// forgetMounts removes from the metrics the series of the mounts of old,
+// a configuration a reload replaced, that cur, the one in force, has not
+// (the same prefix and backend): a removed mount's counters stop being
+// exported, as its /status entry did at the switch. Nothing happens if
+// the two do not share their figures (the admin listener was removed or
+// added). Called once old's requests are over, with the runner's lock
+// held so that cur stays in force meanwhile.
+func forgetMounts(old, cur *Server) {
+	st := old.adminStats()
+	if st == nil || cur.adminStats() != st {
+		return
+	}
+	for _, m := range old.admin.mounts {
+		if slices.ContainsFunc(cur.admin.mounts, func(n *mountStats) bool { return n.prefix == m.prefix && n.backend == m.backend }) {
+			continue
+		}
+		l := prometheus.Labels{"mount": m.prefix, "backend": m.backend}
+		for _, v := range []interface {
+			DeletePartialMatch(prometheus.Labels) int
+		}{st.requests, st.duration, st.firstByte, st.bytesIn, st.bytesOut, st.queueWait, st.failures,
+			st.started, st.spawn, st.killed, st.exits, st.restarts} {
+			v.DeletePartialMatch(l)
+		}
+	}
 }
 
 // mountStats are one mount's figures: the metrics its requests update,

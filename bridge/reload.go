@@ -342,9 +342,11 @@ func (r *runner) planAdmin(a Address, ch *changes) (adminPlan, error) {
 }
 
 // retire lets the requests of old, a configuration next replaced, finish
-// (up to timeout), then stops old's groups' health checks and the worker
-// pools next dropped (their workers' ends count as reason "reload" in the
-// metrics), and closes old's access log file unless next writes to it too. A pool or a log
+// (up to timeout), then stops old's groups' health checks, removes the
+// metrics of its mounts the configuration then in force has not, stops the
+// worker pools next dropped (their workers' ends count as reason "reload"
+// in the metrics), and closes old's access log file unless next writes to
+// it too. A pool or a log
 // file may have been kept from configurations replaced before old, whose
 // requests may still use it: so each retirement also waits for the one
 // before it. Called with r.mu held.
@@ -365,6 +367,9 @@ func (r *runner) retire(old, next *Server, drop []spawned, timeout time.Duration
 			<-prev
 		}
 		old.stopGroups()
+		r.mu.Lock()
+		forgetMounts(old, r.cur.Load())
+		r.mu.Unlock()
 		for _, sp := range drop {
 			if sp.stats != nil {
 				sp.stats.reloaded.Store(true) // its workers end for the reload

@@ -267,9 +267,32 @@ func TestReloadAdmin(t *testing.T) {
 		t.Errorf("the last reload's line %s; want the pool started", lines[len(lines)-1])
 	}
 
-	// A mount removed: /status and /readyz no longer report it.
+	// A mount removed: /status and /readyz no longer report it, and once
+	// its requests are over neither does /metrics; the others keep their
+	// figures.
+	getBody(t, base+"/more/ok.sh")
+	if n := okCount("/more/"); n != 1 {
+		t.Fatalf("/more/ answered %v 2xx; want 1", n)
+	}
 	if err := s.Reload(config("http://127.0.0.1:0", false)); err != nil {
 		t.Fatal(err)
+	}
+	moreSeries := func() (names []string) {
+		for k := range parseMetrics(t, adminGet("/metrics")) {
+			if strings.Contains(k, "mount=/more/") {
+				names = append(names, k)
+			}
+		}
+		return names
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(moreSeries()) > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("/metrics still has the removed mount's series %v", moreSeries())
+			break
+		}
+	}
+	if n := okCount("/cgi/"); n != 1 {
+		t.Errorf("/cgi/ answered %v 2xx after another mount was removed; want 1", n)
 	}
 	prefixes = prefixes[:0]
 	for _, m := range status().Mounts {
