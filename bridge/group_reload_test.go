@@ -3,9 +3,11 @@ package bridge
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/testdir"
 )
 
 // namedFastCGI starts a Go FastCGI application that answers its name, and
@@ -124,5 +127,69 @@ func TestGroupReload(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if pingsA.Load() != pa || pingsB.Load() != pb {
 		t.Errorf("health checks went on after Run returned")
+	}
+}
+
+// TestGroupOfWorkerPools: pools ferry spawns (fastcgi+exec:) are a
+// group's backends too: round robin alternates between the two pools'
+// workers, each backend's requests show in /metrics, and a reload that
+// changes nothing keeps both pools and their workers.
+func TestGroupOfWorkerPools(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := testdir.Executable(t), testdir.Executable(t) // two programs: two backends
+	cfg, err := matrixConfig("http://127.0.0.1:0", []string{
+		matrixPrefix + "/=fastcgi+exec:" + a + ",fastcgi+exec:" + b + "?workers=1&policy=round_robin",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Admin, err = ParseAdminAddress("http://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := runReloadable(t, s)
+	pids := func() map[string]int {
+		t.Helper()
+		m := map[string]int{}
+		for _, sp := range s.run.Load().cur.Load().pools {
+			ps := sp.procs.PIDs()
+			if len(ps) != 1 {
+				t.Fatalf("pool %s runs %v; want one worker", sp.name, ps)
+			}
+			m[sp.name] = ps[0]
+		}
+		return m
+	}
+	before := pids()
+	if len(before) != 2 {
+		t.Fatalf("pools %v; want one per backend", before)
+	}
+	count := map[string]int{}
+	for range 10 {
+		count[getBody(t, "http://"+addr+matrixPrefix+"/pid")]++
+	}
+	for name, pid := range before {
+		if n := count[strconv.Itoa(pid)]; n != 5 {
+			t.Errorf("the worker of %s (pid %d) answered %d of 10; want 5 (round robin): %v", name, pid, n, count)
+		}
+	}
+	metrics := getBody(t, "http://"+s.AdminAddr().String()+"/metrics")
+	for _, w := range []string{a, b} {
+		want := fmt.Sprintf(`ferry_backend_requests_total{backend="fastcgi+exec:%s",mount=%q} 5`, w, matrixPrefix+"/")
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
+	if err := s.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if after := pids(); !maps.Equal(after, before) {
+		t.Errorf("a reload that changed nothing: workers %v; want the same %v", after, before)
+	}
+	if got := getBody(t, "http://"+addr+matrixPrefix+"/pid"); got != strconv.Itoa(before[a]) && got != strconv.Itoa(before[b]) {
+		t.Errorf("after the reload: %q; want one of the kept workers", got)
 	}
 }

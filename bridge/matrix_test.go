@@ -93,6 +93,8 @@ func matrixApp() http.Handler {
 			h := sha256.New()
 			io.Copy(h, r.Body)
 			fmt.Fprintf(w, "%x\n", h.Sum(nil))
+		case check == "/pid":
+			fmt.Fprint(w, os.Getpid())
 		case check == "/status":
 			w.WriteHeader(http.StatusCreated)
 			io.WriteString(w, "created")
