@@ -563,15 +563,15 @@ func TestHTTPKeepaliveTimeout(t *testing.T) {
 		}
 		return true
 	}
-	short, _ := startFerry(t, Config{Root: root, Fronts: FrontLimits{KeepaliveTimeout: 300 * time.Millisecond}})
-	if idle(short, time.Second) {
-		t.Errorf("keepalive_timeout 300ms: a connection idle for 1s was still served")
+	short, _ := startFerry(t, Config{Root: root, Fronts: FrontLimits{KeepaliveTimeout: 500 * time.Millisecond}})
+	if idle(short, 1500*time.Millisecond) {
+		t.Errorf("keepalive_timeout 500ms: a connection idle for 1.5s was still served")
 	}
-	if !idle(short, 50*time.Millisecond) {
-		t.Errorf("keepalive_timeout 300ms: a connection idle for 50ms was closed")
+	if !idle(short, 20*time.Millisecond) {
+		t.Errorf("keepalive_timeout 500ms: a connection idle for 20ms was closed")
 	}
 	none, _ := startFerry(t, Config{Root: root, Fronts: FrontLimits{KeepaliveTimeout: -1}})
-	if !idle(none, time.Second) {
-		t.Errorf("keepalive_timeout off: a connection idle for 1s was closed")
+	if !idle(none, 1500*time.Millisecond) {
+		t.Errorf("keepalive_timeout off: a connection idle for 1.5s was closed")
 	}
 }
