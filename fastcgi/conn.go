@@ -89,7 +89,11 @@ type conn struct {
 	// the record off. Incremented with mu held.
 	ending atomic.Int32
 
-	wmu     sync.Mutex // guards bw and wbuf, and orders records
+	wmu sync.Mutex // guards bw and wbuf, and orders records
+	// bw is the connection's write buffer while records wait in it: taken
+	// from writerPool by the first write and given back by the flush
+	// that empties it, so that an idle connection holds none (64 KiB
+	// each; a web server keeps hundreds of connections open).
 	bw      *bufio.Writer
 	wbuf    []byte
 	wbroken bool // a write failed: the connection is gone
@@ -126,9 +130,7 @@ func (c *conn) Serve() {
 	c.mu.Unlock()
 	c.wg.Wait()
 	c.wmu.Lock()
-	c.bw.Reset(nil)
-	writerPool.Put(c.bw)
-	c.bw = nil
+	c.release()
 	c.wbroken = true
 	c.wmu.Unlock()
 }
@@ -148,10 +150,37 @@ var readerPool = sync.Pool{New: func() any {
 
 var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
-func newConnWriter(rwc net.Conn) *bufio.Writer {
-	bw := writerPool.Get().(*bufio.Writer)
-	bw.Reset(rwc)
-	return bw
+// writer returns the connection's write buffer, taking one from the pool
+// if it holds none. Called with wmu held.
+func (c *conn) writer() *bufio.Writer {
+	if c.bw == nil {
+		c.bw = writerPool.Get().(*bufio.Writer)
+		c.bw.Reset(c.rwc)
+	}
+	return c.bw
+}
+
+// release gives the write buffer back to the pool; what it holds unsent
+// is dropped. Called with wmu held.
+func (c *conn) release() {
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		writerPool.Put(c.bw)
+		c.bw = nil
+	}
+}
+
+// flushLocked sends what the write buffer holds and gives the buffer back.
+// Called with wmu held.
+func (c *conn) flushLocked() error {
+	if c.bw == nil {
+		return nil
+	}
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	c.release()
+	return nil
 }
 
 // readLoop reads and handles records until the connection ends. Between
@@ -702,9 +731,9 @@ func (c *conn) write(fn func([]byte) []byte, flush bool) error {
 		return net.ErrClosed
 	}
 	c.wbuf = fn(c.wbuf[:0])
-	_, err := c.bw.Write(c.wbuf)
+	_, err := c.writer().Write(c.wbuf)
 	if err == nil && flush {
-		err = c.bw.Flush()
+		err = c.flushLocked()
 	}
 	if err != nil {
 		c.wbroken = true
@@ -727,13 +756,14 @@ func (sw *streamWriter) Write(p []byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	n := 0
+	bw := c.writer()
 	for n < len(p) {
 		chunk := p[n:min(len(p), n+MaxContent)]
 		pad := -len(chunk) & 7
 		hdr := [HeaderLen]byte{Version1, byte(TypeStdout), byte(sw.id >> 8), byte(sw.id), byte(len(chunk) >> 8), byte(len(chunk)), byte(pad), 0}
-		c.bw.Write(hdr[:])
-		c.bw.Write(chunk)
-		if _, err := c.bw.Write(zeros[:pad]); err != nil {
+		bw.Write(hdr[:])
+		bw.Write(chunk)
+		if _, err := bw.Write(zeros[:pad]); err != nil {
 			c.wbroken = true
 			return n, err
 		}
@@ -750,7 +780,7 @@ func (sw *streamWriter) Flush() error {
 	if c.wbroken {
 		return net.ErrClosed
 	}
-	if err := c.bw.Flush(); err != nil {
+	if err := c.flushLocked(); err != nil {
 		c.wbroken = true
 		return err
 	}

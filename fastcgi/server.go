@@ -176,7 +176,6 @@ func (s *Server) newConn(rwc net.Conn, base context.Context, slot *serving.Slot)
 		srv:    s,
 		rwc:    rwc,
 		slot:   slot,
-		bw:     newConnWriter(rwc),
 		reqs:   make(map[uint16]*request),
 		ctx:    ctx,
 		cancel: cancel,

@@ -1438,3 +1438,39 @@ func TestResponderGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestIdleConnHoldsNoWriteBuffer: a kept connection between requests
+// holds no write buffer (64 KiB each); the next request takes one again.
+func TestIdleConnHoldsNoWriteBuffer(t *testing.T) {
+	leakcheck.Check(t)
+	srv := &Server{Handler: http.HandlerFunc(echoHandler)}
+	sc, cc := net.Pipe()
+	c := srv.newConn(sc, context.Background(), nil).(*conn)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Serve()
+	}()
+	st := newClient(t, cc)
+	holds := func() bool {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		return c.bw != nil
+	}
+	for i := range 2 {
+		id := uint16(i + 1)
+		st.writeRequest(id, FlagKeepConn, "body", get("/idle")...)
+		if resp := st.readResponse(id); !strings.Contains(resp.stdout, "path=/idle ") {
+			t.Fatalf("request %d: STDOUT = %q", i, resp.stdout)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for holds() && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if holds() {
+			t.Errorf("after request %d the idle connection still holds its write buffer", i)
+		}
+	}
+	cc.Close()
+	<-done
+}
