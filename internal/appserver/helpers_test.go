@@ -100,10 +100,14 @@ func getStatus(url string) <-chan int {
 // rather than ended: an error reading its body or, when the application's
 // end came with its first bytes and none had reached the connection yet
 // (the SCGI client sees the end before the copy flushes), the connection
-// closed before any response. An error that is no such cut fails t.
+// closed before any response. It sends the request on a new connection,
+// so that such an end cannot be a kept connection closed before the
+// request reached the server. An error that is no such cut fails t.
 func readCut(t *testing.T, url string) (string, bool) {
 	t.Helper()
-	resp, err := http.Get(url)
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get(url)
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 			return "", true
