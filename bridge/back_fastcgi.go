@@ -53,6 +53,12 @@ func forwardSettings() []string {
 	return []string{"env", "cgi_queue_timeout", "max_request_body", "max_header_line", "spool_memory", "temp_dir"}
 }
 
+// workerSettings are the settings of the backs whose workers ferry
+// starts: fastcgi+exec:, wsgi:, psgi:.
+func workerSettings() []string {
+	return append(forwardSettings(), "pass_env", "cgi_kill_grace", "cgi_user", "cgi_group")
+}
+
 // fastcgiExecBackend starts and supervises FastCGI workers (php-cgi, a Perl
 // FCGI script), as mod_fcgid and spawn-fcgi do.
 func fastcgiExecBackend() Backend {
@@ -61,7 +67,7 @@ func fastcgiExecBackend() Backend {
 		Summary:  "FastCGI workers ferry starts, restarts and stops itself (mod_fcgid's job), sharing one socket",
 		Options:  append(append(poolOptions("(PHP_FCGI_MAX_REQUESTS)"), readTimeoutOption()), phpSiteOptions()...),
 		Group:    true,
-		Settings: append(forwardSettings(), "pass_env", "cgi_kill_grace", "cgi_user", "cgi_group"),
+		Settings: workerSettings(),
 		build:    buildFastCGI,
 	}
 }

@@ -19,7 +19,7 @@ func psgiBackend() Backend {
 			{Name: "chdir", Type: String, Default: "the file's directory", Doc: "the workers' working directory"},
 			{Name: "lib", Type: String, Default: "none", Doc: "directories put first on @INC (perl -I), separated by :"},
 		}, appOptions()...),
-		Settings: append(forwardSettings(), "pass_env", "cgi_kill_grace", "cgi_user", "cgi_group"),
+		Settings: workerSettings(),
 		build:    buildPSGI,
 	}
 }

@@ -35,7 +35,7 @@ func wsgiBackend() Backend {
 			{Name: "chdir", Type: String, Default: "the file's directory; ferry's for a module", Doc: "the workers' working directory"},
 			{Name: "pythonpath", Type: String, Default: "none", Doc: "directories put first on sys.path, separated by :"},
 		}, appOptions()...),
-		Settings: append(forwardSettings(), "pass_env", "cgi_kill_grace", "cgi_user", "cgi_group"),
+		Settings: workerSettings(),
 		build:    buildWSGI,
 	}
 }

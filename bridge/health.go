@@ -134,18 +134,17 @@ func (g *group) probe(ctx context.Context, m *member) error {
 		defer resp.Body.Close()
 		status, body = resp.StatusCode, resp.Body
 	} else {
-		resp, err := m.t.RoundTrip(ctx, &cgi.AppRequest{Params: g.healthParams()})
+		params, err := g.healthParams()
+		if err != nil {
+			return err
+		}
+		resp, err := m.t.RoundTrip(ctx, &cgi.AppRequest{Params: params})
 		if err != nil {
 			return err
 		}
 		defer resp.Body.Close()
 		br := bufio.NewReader(resp.Body)
-		nph := false
-		if resp.StatusLine {
-			start, _ := br.Peek(5) // a short peek is no status line
-			nph = string(start) == "HTTP/"
-		}
-		cr, err := cgi.ReadResponse(br, nph, cgi.HeaderLimits{})
+		cr, err := cgi.ReadAppResponse(br, resp, cgi.HeaderLimits{})
 		if err != nil {
 			return err
 		}
@@ -168,20 +167,20 @@ func (g *group) probe(ctx context.Context, m *member) error {
 }
 
 // healthParams are the meta-variables of a FastCGI or SCGI health check:
-// a GET of the path, which FastCGI names as the script (php-fpm's
-// ping.path matches SCRIPT_NAME) and SCGI as PATH_INFO (a WSGI
+// a GET of the path from 127.0.0.1, which FastCGI names as the script
+// (php-fpm's ping.path matches SCRIPT_NAME) and SCGI as PATH_INFO (a WSGI
 // application routes on it).
-func (g *group) healthParams() []string {
+func (g *group) healthParams() ([]string, error) {
 	p := g.health.path
-	script, info := p, ""
+	s := cgi.Script{Name: p, Filename: p}
 	if g.health.protocol == "scgi" {
-		script, info = "", p
+		s = cgi.Script{PathInfo: p}
 	}
-	return []string{
-		"GATEWAY_INTERFACE=CGI/1.1", "SERVER_SOFTWARE=" + g.health.serverSoftware,
-		"SERVER_PROTOCOL=HTTP/1.1", "SERVER_NAME=localhost", "SERVER_PORT=80", "HTTP_HOST=localhost",
-		"REQUEST_METHOD=GET", "REQUEST_URI=" + p, "DOCUMENT_URI=" + p, "QUERY_STRING=",
-		"SCRIPT_NAME=" + script, "SCRIPT_FILENAME=" + script, "PATH_INFO=" + info,
-		"REMOTE_ADDR=127.0.0.1", "REMOTE_PORT=0", "CONTENT_LENGTH=0", "HTTP_USER_AGENT=" + g.health.serverSoftware + " health check",
+	r, err := http.NewRequest(http.MethodGet, "http://localhost"+p, nil)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: health check of %s: %w", p, err)
 	}
+	r.RemoteAddr = "127.0.0.1:0"
+	r.Header.Set("User-Agent", g.health.serverSoftware+" health check")
+	return cgi.AppendEnv(nil, r, s, g.health.serverSoftware)
 }

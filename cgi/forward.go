@@ -155,12 +155,7 @@ func (f *Forwarder) ServeScript(w http.ResponseWriter, r *http.Request, s Script
 	defer resp.Body.Close()
 	br := getReader(resp.Body)
 	defer putReader(br)
-	nph := false
-	if resp.StatusLine {
-		start, _ := br.Peek(5) // a short peek is no status line; ReadResponse reports the rest
-		nph = string(start) == "HTTP/"
-	}
-	cr, err := ReadResponse(br, nph, f.HeaderLimits)
+	cr, err := ReadAppResponse(br, resp, f.HeaderLimits)
 	if err != nil {
 		answerError(w, r, log, zerolog.ErrorLevel, StatusOf(err), err, f.backend(), name+": bad response from the application")
 		return

@@ -93,6 +93,20 @@ var hopHeaders = [...]string{
 	"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
+// ReadAppResponse reads the header of resp, an application's answer,
+// from br, which reads resp.Body: a CGI header block or, where
+// resp.StatusLine says the application may send one (uwsgi does), an HTTP
+// status line and header. A short peek is no status line; ReadResponse
+// reports the rest.
+func ReadAppResponse(br *bufio.Reader, resp *AppResponse, lim HeaderLimits) (*Response, error) {
+	nph := false
+	if resp.StatusLine {
+		start, _ := br.Peek(5)
+		nph = string(start) == "HTTP/"
+	}
+	return ReadResponse(br, nph, lim)
+}
+
 // ReadResponse reads and parses a CGI response header block (RFC 3875 § 6)
 // from br, leaving br at the first byte of the body. Lines may end in LF or
 // CRLF. If nph is true, the first line must be an HTTP status line, as
