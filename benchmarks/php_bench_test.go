@@ -90,5 +90,23 @@ func BenchmarkPHPFPM(b *testing.B) {
 				b.ReportMetric(m.Self/nginx.PeerGateway, "x-nginx-gw-cpu")
 			}
 		})
+		for _, floor := range []struct {
+			name  string
+			serve func(testing.TB, string, string, int) string
+		}{{"go-floor", serveFloorFront}, {"go-floor-nethttp", serveFloorNetHTTP}} {
+			if tc.keep == 0 {
+				break
+			}
+			b.Run(tc.name+"/"+floor.name, func(b *testing.B) {
+				fpm, t := startFPM(b)
+				url := floor.serve(b, fpm.Address, filepath.Join(root, "hello.php"), tc.keep)
+				m := measureLoad(b, url+"/hello.php", "Hello, world\n", t)
+				report(b, m)
+				reportRatio(b, m, nginx, haveNginx, "nginx")
+				if haveNginx && nginx.PeerGateway > 0 {
+					b.ReportMetric(m.Self/nginx.PeerGateway, "x-nginx-gw-cpu")
+				}
+			})
+		}
 	}
 }

@@ -3,6 +3,7 @@ package benchmarks
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -137,11 +138,43 @@ func ferryFrontURL(tb testing.TB, mount string) string {
 	return ferryFrontURLRoot(tb, "", mount)
 }
 
-// ferryFrontURLRoot is ferryFrontURL with a document root (--root).
+// ferryFrontURLRoot is ferryFrontURL with a document root (--root). The
+// front is ferry's own (bridge.Server.Run on http://127.0.0.1:0), as
+// `ferry serve` runs it: its connection bound, timeouts and framing
+// checks included, without an access log.
 func ferryFrontURLRoot(tb testing.TB, root, mount string) string {
-	hs := httptest.NewServer(ferryHandlerRoot(tb, root, mount))
-	tb.Cleanup(hs.Close)
-	return hs.URL
+	tb.Helper()
+	m, err := bridge.ParseMount(mount)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	front, err := bridge.ParseAddress("http://127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv, err := bridge.New(bridge.Config{Root: root, Mounts: []bridge.Mount{m}, Listen: []bridge.Address{front}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- srv.Run(ctx, func(ls []net.Listener) { addr <- ls[0].Addr().String() })
+	}()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("ferry's front: %v", err)
+		}
+	})
+	select {
+	case a := <-addr:
+		return "http://" + a
+	case err := <-done:
+		tb.Fatalf("ferry's front: %v", err)
+	}
+	return ""
 }
 
 // nginxTrees measures the nginx processes of a peers.Server.

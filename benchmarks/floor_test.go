@@ -1,0 +1,199 @@
+package benchmarks
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+)
+
+// serveFloorFront runs, on a loopback port until the test ends, the least
+// an HTTP front to php-fpm written in Go can do with kept connections on
+// both sides: a goroutine per client connection reading request heads
+// with a bufio.Reader, one of max kept connections to the FastCGI
+// application at addr (a channel of them), one write of a fixed
+// BEGIN_REQUEST, PARAMS and empty STDIN naming script, a read of records
+// up to END_REQUEST, and one write of the answer with a Content-Length.
+// It reads no request body, checks nothing, logs nothing, and answers
+// every request with the script's output as a 200: the floor under any
+// real Go front (the go-floor row of BenchmarkPHPFPM), against which
+// ferry's front and nginx are compared. It returns the front's URL.
+func serveFloorFront(tb testing.TB, addr, script string, max int) string {
+	tb.Helper()
+	ups := make(chan floorUpstream, max)
+	for range max {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { c.Close() })
+		ups <- floorUpstream{c, bufio.NewReader(c), make([]byte, 8+65535+255)}
+	}
+	req := floorFastCGIRequest(script)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go floorServe(c, ups, req)
+		}
+	}()
+	return "http://" + l.Addr().String()
+}
+
+// floorUpstream is a kept connection to the application, with its reader.
+type floorUpstream struct {
+	c   net.Conn
+	br  *bufio.Reader
+	rec []byte // a record's room
+}
+
+// floorServe serves one client connection of serveFloorFront.
+func floorServe(c net.Conn, ups chan floorUpstream, req []byte) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	rec := make([]byte, 8, 8+65535+255)
+	var out, stdout []byte
+	for {
+		// The request head: lines up to an empty one.
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				return
+			}
+			if len(line) <= 2 {
+				break
+			}
+		}
+		up := <-ups
+		if _, err := up.c.Write(req); err != nil {
+			return
+		}
+		stdout = stdout[:0]
+		ubr := up.br
+		ended := false
+		for !ended {
+			if _, err := io.ReadFull(ubr, rec[:8]); err != nil {
+				return
+			}
+			n := int(binary.BigEndian.Uint16(rec[4:6])) + int(rec[6])
+			body := rec[8 : 8+n]
+			if _, err := io.ReadFull(ubr, body); err != nil {
+				return
+			}
+			switch rec[1] {
+			case 6: // FCGI_STDOUT
+				stdout = append(stdout, body[:binary.BigEndian.Uint16(rec[4:6])]...)
+			case 3: // FCGI_END_REQUEST
+				ended = true
+			}
+		}
+		ups <- up
+		head, content, ok := bytes.Cut(stdout, []byte("\r\n\r\n"))
+		if !ok {
+			head, content, _ = bytes.Cut(stdout, []byte("\n\n"))
+		}
+		out = append(out[:0], "HTTP/1.1 200 OK\r\nContent-Length: "...)
+		out = strconv.AppendInt(out, int64(len(content)), 10)
+		out = append(out, "\r\n"...)
+		out = append(out, head...)
+		out = append(out, "\r\n\r\n"...)
+		out = append(out, content...)
+		if _, err := c.Write(out); err != nil {
+			return
+		}
+	}
+}
+
+// floorFastCGIRequest is the FastCGI request of serveFloorFront: request
+// ID 1 with FCGI_KEEP_CONN, the meta-variables php-fpm needs to run
+// script by GET, and an empty STDIN.
+func floorFastCGIRequest(script string) []byte {
+	var params []byte
+	for _, kv := range [][2]string{
+		{"SCRIPT_FILENAME", script}, {"REQUEST_METHOD", "GET"}, {"SERVER_PROTOCOL", "HTTP/1.1"},
+		{"GATEWAY_INTERFACE", "CGI/1.1"}, {"REQUEST_URI", "/hello.php"}, {"SCRIPT_NAME", "/hello.php"},
+		{"QUERY_STRING", ""}, {"SERVER_NAME", "localhost"}, {"REMOTE_ADDR", "127.0.0.1"},
+	} {
+		params = append(params, byte(len(kv[0])), byte(len(kv[1])))
+		params = append(params, kv[0]...)
+		params = append(params, kv[1]...)
+	}
+	if len(params) > 65535 {
+		panic(errors.New("floor: params too long"))
+	}
+	rec := func(b []byte, typ byte, content []byte) []byte {
+		b = append(b, 1, typ, 0, 1, byte(len(content)>>8), byte(len(content)), 0, 0)
+		return append(b, content...)
+	}
+	var b []byte
+	b = rec(b, 1, []byte{0, 1, 1, 0, 0, 0, 0, 0}) // BEGIN_REQUEST: responder, keep the connection
+	b = rec(b, 4, params)
+	b = rec(b, 4, nil)
+	b = rec(b, 5, nil)
+	return b
+}
+
+// serveFloorNetHTTP is serveFloorFront's exchange behind net/http's
+// server instead of its hand-written loop: the difference between the
+// two rows is what net/http costs a front.
+func serveFloorNetHTTP(tb testing.TB, addr, script string, max int) string {
+	tb.Helper()
+	ups := make(chan floorUpstream, max)
+	for range max {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { c.Close() })
+		ups <- floorUpstream{c, bufio.NewReader(c), make([]byte, 8+65535+255)}
+	}
+	req := floorFastCGIRequest(script)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up := <-ups
+		defer func() { ups <- up }()
+		if _, err := up.c.Write(req); err != nil {
+			w.WriteHeader(502)
+			return
+		}
+		rec := up.rec
+		var stdout []byte
+		for ended := false; !ended; {
+			if _, err := io.ReadFull(up.br, rec[:8]); err != nil {
+				return
+			}
+			n := int(binary.BigEndian.Uint16(rec[4:6])) + int(rec[6])
+			body := rec[8 : 8+n]
+			if _, err := io.ReadFull(up.br, body); err != nil {
+				return
+			}
+			switch rec[1] {
+			case 6:
+				stdout = append(stdout, body[:binary.BigEndian.Uint16(rec[4:6])]...)
+			case 3:
+				ended = true
+			}
+		}
+		head, content, _ := bytes.Cut(stdout, []byte("\r\n\r\n"))
+		for _, line := range bytes.Split(head, []byte("\r\n")) {
+			k, v, _ := bytes.Cut(line, []byte(": "))
+			w.Header()[string(k)] = []string{string(v)}
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(content)))
+		w.Write(content)
+	}))
+	tb.Cleanup(hs.Close)
+	return hs.URL
+}
