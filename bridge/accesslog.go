@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/internal/h1"
 	"github.com/rs/zerolog"
 )
 
@@ -167,8 +168,9 @@ func finishBody(r *http.Request, drain bool) error {
 	if err := bodyFailure(r); err != nil || !drain {
 		return err
 	}
+	_, plain := h1.BodyError(r.Context())
 	c, _ := r.Context().Value(httpConnKey{}).(*httpConn)
-	if c == nil || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 ||
+	if (c == nil && !plain) || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 ||
 		strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
 		// Not the HTTP front's, no body, or one net/http will not wait
 		// for: it closes the connection rather than ask for it.

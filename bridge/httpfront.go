@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrygw/ferry/internal/h1"
 	"github.com/ferrygw/ferry/internal/serving"
 	"github.com/rs/zerolog"
 )
@@ -86,11 +87,16 @@ func timeoutOr(d, def time.Duration) time.Duration {
 	return d
 }
 
-// httpFront is the http.Server of the HTTP fronts, and what it wraps
-// around their listeners and connections: the connection bound, the body
-// and send timeouts, and the framing checks ([http1Framer]).
+// httpFront is the server of an HTTP front. A plain http:// front is
+// served by ferry's own HTTP/1.1 server ([h1.Server]): the connection
+// bound, the timeouts and the framing refusals are its own. An https://
+// front is served by net/http's http.Server (HTTP/1.1 and HTTP/2 over
+// TLS), with what the front wraps around its listener and connections:
+// the connection bound, the body and send timeouts, and the framing
+// checks ([http1Framer]) on HTTP/1.1.
 type httpFront struct {
 	srv                      *http.Server
+	plain                    *h1.Server
 	handler                  http.Handler
 	log                      zerolog.Logger
 	bodyTimeout, sendTimeout time.Duration
@@ -108,6 +114,20 @@ func newHTTPFront(h http.Handler, lim FrontLimits, base func(net.Listener) conte
 	}
 	if f.maxConns <= 0 {
 		f.maxConns = serving.FDBound(DefaultHTTPMaxConns)
+	}
+	f.plain = &h1.Server{
+		Handler:           h,
+		ReadHeaderTimeout: timeoutOr(lim.HeaderTimeout, DefaultHeaderTimeout),
+		IdleTimeout:       timeoutOr(lim.KeepaliveTimeout, DefaultIdleTimeout),
+		BodyTimeout:       f.bodyTimeout,
+		SendTimeout:       f.sendTimeout,
+		MaxConns:          f.maxConns,
+		BaseContext:       base,
+		Logger:            &f.log,
+		Refused: func(c net.Conn, why string) {
+			f.log.Warn().Str("remote", c.RemoteAddr().String()).Str("reason", why).
+				Msg("http: request refused (400) and connection closed: ambiguous framing, as in request smuggling")
+		},
 	}
 	f.srv = &http.Server{
 		Handler:           http.HandlerFunc(f.serveHTTP),
@@ -132,13 +152,36 @@ func newHTTPFront(h http.Handler, lim FrontLimits, base func(net.Listener) conte
 // timeout above it, on what the client sends over HTTP/1.1 (an HTTP/2
 // connection has no HTTP/1 framing to check).
 func (f *httpFront) serve(l net.Listener) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	hl := &httpListener{Listener: l, front: f, gate: serving.NewGate(f.maxConns, "http", &f.log), ctx: ctx, cancel: cancel}
-	if tl, ok := l.(*tlsListener); ok {
-		hl.Listener, hl.tls = tl.Listener, tl.config
-		hl.ready, hl.failed = make(chan net.Conn), make(chan error, 1)
+	tl, ok := l.(*tlsListener)
+	if !ok {
+		return f.plain.Serve(l)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	hl := &httpListener{Listener: tl.Listener, tls: tl.config, front: f, gate: serving.NewGate(f.maxConns, "http", &f.log), ctx: ctx, cancel: cancel}
+	hl.ready, hl.failed = make(chan net.Conn), make(chan error, 1)
 	return f.srv.Serve(hl)
+}
+
+// Shutdown shuts the front's server down gracefully.
+func (f *httpFront) Shutdown(ctx context.Context) error {
+	err := f.plain.Shutdown(ctx)
+	if err2 := f.srv.Shutdown(ctx); err == nil {
+		err = err2
+	}
+	return err
+}
+
+// Close closes the front's server and its connections at once.
+func (f *httpFront) Close() error {
+	f.plain.Close()
+	return f.srv.Close()
+}
+
+// SetKeepAlivesEnabled turns keep-alive on or off on the front's server;
+// off, the idle connections close.
+func (f *httpFront) SetKeepAlivesEnabled(on bool) {
+	f.plain.SetKeepAlivesEnabled(on)
+	f.srv.SetKeepAlivesEnabled(on)
 }
 
 // serveHTTP is the front's handler: an HTTP/1.1 request over TLS gets its
@@ -522,6 +565,9 @@ func (c *httpConn) hijacked() {
 // bodyFailure says why reading r's body from the client failed, if it did:
 // the body timeout passed, or the client went away.
 func bodyFailure(r *http.Request) error {
+	if err, ok := h1.BodyError(r.Context()); ok {
+		return err
+	}
 	c, _ := r.Context().Value(httpConnKey{}).(*httpConn)
 	if c == nil {
 		return nil

@@ -328,7 +328,7 @@ func TestHTTPAcceptEMFILE(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- f.serve(l) }()
 	defer func() {
-		f.srv.Close()
+		f.Close()
 		<-done
 	}()
 	idle, err := net.Dial("tcp", ln.Addr().String())

@@ -141,6 +141,7 @@ func (r *runner) newFrontServer(f front, admin bool) *frontServer {
 			gate(c, st)
 			count(c, st)
 		}
+		hf.plain.ConnState = count // the plain front keeps its Gate itself
 		fs.srv = httpProto{hf}
 	case "fastcgi":
 		l := r.log.With().Str("component", "fastcgi").Logger()
@@ -156,18 +157,20 @@ func (r *runner) newFrontServer(f front, admin bool) *frontServer {
 // bound, the body and send timeouts, the framing checks.
 type httpProto struct{ *httpFront }
 
-func (p httpProto) Serve(l net.Listener) error         { return p.serve(l) }
-func (p httpProto) Shutdown(ctx context.Context) error { return p.srv.Shutdown(ctx) }
-func (p httpProto) Close() error                       { return p.srv.Close() }
+func (p httpProto) Serve(l net.Listener) error { return p.serve(l) }
 
-// httpServer returns the http.Server of an HTTP front or admin listener,
-// or nil.
-func httpServer(srv protoServer) *http.Server {
+// keepAliver is the server of an HTTP front or admin listener: keep-alive
+// can be turned off.
+type keepAliver interface{ SetKeepAlivesEnabled(bool) }
+
+// httpServer returns the server of an HTTP front or admin listener, or
+// nil.
+func httpServer(srv protoServer) keepAliver {
 	switch s := srv.(type) {
 	case *http.Server:
 		return s
 	case httpProto:
-		return s.srv
+		return s.httpFront
 	}
 	return nil
 }

@@ -291,3 +291,13 @@ func (s *Server) Close() error {
 	s.wg.Wait()
 	return nil
 }
+
+// CloseIdle closes the connections that are idle now ([Conn.CloseIfIdle]),
+// without closing the server.
+func (s *Server) CloseIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.CloseIfIdle()
+	}
+}

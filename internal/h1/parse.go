@@ -1,0 +1,480 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// headError is a request head refused with an answer: net/http's text for
+// it, and the status.
+type headError struct {
+	status int
+	text   string // net/http's detail, in the status line and body; "" for none
+	plain  bool   // answered "400 Bad Request" with no detail, as net/http answers its parse errors
+	refuse string // the framing reason given to Server.Refused; "" if net/http refuses it too
+}
+
+func (e *headError) Error() string {
+	if e.text == "" {
+		return http.StatusText(e.status)
+	}
+	return http.StatusText(e.status) + ": " + e.text
+}
+
+// errTooLarge is a head over the header limit: 431.
+var errTooLarge = &headError{status: http.StatusRequestHeaderFieldsTooLarge}
+
+// badRequest is net/http's plain 400 for a head it cannot parse.
+func badRequest(detail string) *headError {
+	return &headError{status: http.StatusBadRequest, text: detail, plain: true}
+}
+
+// refused is a head refused for its framing (RFC 9112 § 6.1, § 5.2).
+func refused(reason string) *headError {
+	return &headError{status: http.StatusBadRequest, plain: true, refuse: reason}
+}
+
+// maxFramingValue bounds a Content-Length or Transfer-Encoding field's
+// value: a longer one is refused, as the framer of the TLS front does.
+const maxFramingValue = 128
+
+// headReader reads a request head from br, within a byte budget.
+type headReader struct {
+	br     *bufio.Reader
+	budget int    // bytes left to the header limit
+	long   []byte // a line longer than br's buffer, gathered
+}
+
+// line returns the next line without its line end (LF, or CRLF), valid
+// until the next call. A line that does not end within the budget is
+// errTooLarge; the connection's end, io.EOF or io.ErrUnexpectedEOF.
+func (h *headReader) line() ([]byte, error) {
+	b, err := h.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		h.long = append(h.long[:0], b...)
+		for err == bufio.ErrBufferFull {
+			if len(h.long) > h.budget {
+				return nil, errTooLarge
+			}
+			b, err = h.br.ReadSlice('\n')
+			h.long = append(h.long, b...)
+		}
+		b = h.long
+	}
+	h.budget -= len(b)
+	if h.budget < 0 {
+		return nil, errTooLarge
+	}
+	if err != nil {
+		if len(b) > 0 && err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	b = b[:len(b)-1]
+	if n := len(b); n > 0 && b[n-1] == '\r' {
+		b = b[:n-1]
+	}
+	return b, nil
+}
+
+// request is what the head of a request says, beyond the *http.Request.
+type request struct {
+	req          *http.Request
+	contentLen   int64 // -1: chunked
+	wantsClose   bool  // Connection: close, or HTTP/1.0 without keep-alive
+	wants10Keep  bool  // HTTP/1.0 with Connection: keep-alive
+	expect100    bool  // Expect: 100-continue with a body on HTTP/1.1
+	expectFailed bool  // an Expect other than 100-continue: 417
+}
+
+// readHead reads and checks a request head, as net/http's server reads
+// it, with the framing refusals of this package. The Body is left for
+// the caller.
+func readHead(h *headReader) (*request, error) {
+	line, err := h.line()
+	if err != nil {
+		return nil, err
+	}
+	r := &http.Request{}
+	method, rest, ok1 := bytes.Cut(line, []byte{' '})
+	uri, proto, ok2 := bytes.Cut(rest, []byte{' '})
+	if !ok1 || !ok2 {
+		return nil, badRequest("")
+	}
+	if len(method) == 0 || !isToken(method) {
+		return nil, badRequest("")
+	}
+	r.Method = methodString(method)
+	r.Proto = protoString(proto)
+	if r.ProtoMajor, r.ProtoMinor, ok1 = http.ParseHTTPVersion(r.Proto); !ok1 {
+		return nil, badRequest("")
+	}
+	r.RequestURI = string(uri)
+	raw := r.RequestURI
+	justAuthority := r.Method == "CONNECT" && !strings.HasPrefix(raw, "/")
+	if justAuthority {
+		raw = "http://" + raw
+	}
+	if r.URL, err = url.ParseRequestURI(raw); err != nil {
+		return nil, badRequest("")
+	}
+	if justAuthority {
+		r.URL.Scheme = ""
+	}
+
+	hdr, err := readFields(h, false)
+	if err != nil {
+		return nil, err
+	}
+	r.Header = hdr
+	if r.ProtoMajor != 1 {
+		return nil, &headError{status: http.StatusHTTPVersionNotSupported, text: "unsupported protocol version"}
+	}
+	hosts, haveHost := hdr["Host"]
+	if len(hosts) > 1 {
+		return nil, badRequest("")
+	}
+	if r.ProtoAtLeast(1, 1) && (!haveHost || len(hosts) == 0) && r.Method != "CONNECT" {
+		return nil, &headError{status: http.StatusBadRequest, text: "missing required Host header"}
+	}
+	if len(hosts) == 1 && !validHost(hosts[0]) {
+		return nil, &headError{status: http.StatusBadRequest, text: "malformed Host header"}
+	}
+	for k := range hdr {
+		if !isToken([]byte(k)) {
+			return nil, &headError{status: http.StatusBadRequest, text: "invalid header name"}
+		}
+	}
+	r.Host = r.URL.Host
+	if r.Host == "" && len(hosts) == 1 {
+		r.Host = hosts[0]
+	}
+	delete(hdr, "Host")
+	if pragma, ok := hdr["Pragma"]; ok && len(pragma) > 0 && pragma[0] == "no-cache" {
+		if _, ok := hdr["Cache-Control"]; !ok {
+			hdr["Cache-Control"] = []string{"no-cache"}
+		}
+	}
+
+	rq := &request{req: r}
+	conn := hdr["Connection"]
+	switch {
+	case r.ProtoMajor == 1 && r.ProtoMinor == 0:
+		rq.wantsClose = !hasToken(conn, "keep-alive") || hasToken(conn, "close")
+		rq.wants10Keep = hasToken(conn, "keep-alive")
+	default:
+		rq.wantsClose = hasToken(conn, "close")
+	}
+	r.Close = rq.wantsClose
+
+	// Framing (RFC 9112 § 6): refuse what smuggling is made of, then as
+	// net/http's readTransfer.
+	tes, haveTE := hdr["Transfer-Encoding"]
+	cls := hdr["Content-Length"]
+	for _, v := range append(tes[:len(tes):len(tes)], cls...) {
+		if len(v) > maxFramingValue {
+			return nil, refused("a Content-Length or Transfer-Encoding field over 128 bytes")
+		}
+	}
+	switch {
+	case haveTE && len(cls) > 0:
+		return nil, refused("Content-Length with Transfer-Encoding (RFC 9112 § 6.1)")
+	case haveTE && !r.ProtoAtLeast(1, 1):
+		return nil, refused("Transfer-Encoding in an HTTP/1.0 request (RFC 9112 § 6.1)")
+	}
+	chunked := false
+	if haveTE {
+		delete(hdr, "Transfer-Encoding")
+		if len(tes) != 1 || !strings.EqualFold(tes[0], "chunked") {
+			return nil, &headError{status: http.StatusNotImplemented}
+		}
+		chunked = true
+		r.TransferEncoding = []string{"chunked"}
+	}
+	if len(cls) > 1 {
+		first := textproto.TrimString(cls[0])
+		for _, v := range cls[1:] {
+			if textproto.TrimString(v) != first {
+				return nil, badRequest("")
+			}
+		}
+		hdr["Content-Length"] = []string{first}
+		cls = hdr["Content-Length"]
+	}
+	switch {
+	case chunked:
+		rq.contentLen = -1
+	case len(cls) > 0:
+		n, err := strconv.ParseUint(textproto.TrimString(cls[0]), 10, 63)
+		if err != nil {
+			return nil, badRequest("")
+		}
+		rq.contentLen = int64(n)
+	}
+	r.ContentLength = rq.contentLen
+	if vv, ok := hdr["Trailer"]; ok && chunked {
+		// Without chunking, net/http leaves the field in the header.
+		delete(hdr, "Trailer")
+		r.Trailer = make(http.Header)
+		for _, v := range vv {
+			for _, k := range strings.Split(v, ",") {
+				k = textproto.TrimString(k)
+				if k == "" {
+					continue
+				}
+				k = http.CanonicalHeaderKey(k)
+				switch k {
+				case "Transfer-Encoding", "Trailer", "Content-Length":
+					return nil, badRequest("")
+				}
+				r.Trailer[k] = nil
+			}
+		}
+		if len(r.Trailer) == 0 {
+			r.Trailer = nil
+		}
+	}
+
+	if ex, ok := hdr["Expect"]; ok && len(ex) > 0 {
+		if hasToken(ex[:1], "100-continue") {
+			rq.expect100 = r.ProtoAtLeast(1, 1) && rq.contentLen != 0
+		} else if ex[0] != "" {
+			rq.expectFailed = true
+		}
+	}
+	return rq, nil
+}
+
+// readFields reads header fields up to the empty line that ends them:
+// those of a head, or of a chunked body's trailer. An obs-fold line is
+// refused; a name must be a token followed at once by the colon.
+func readFields(h *headReader, trailer bool) (http.Header, error) {
+	hdr := make(http.Header, 8)
+	first := true
+	for {
+		line, err := h.line()
+		if err != nil {
+			return nil, err
+		}
+		if len(line) == 0 {
+			return hdr, nil
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if first {
+				// net/http: "malformed MIME header initial line".
+				return nil, badRequest("")
+			}
+			if trailer {
+				return nil, refused("obs-fold in the trailer of a chunked body")
+			}
+			return nil, refused("obs-fold (a header line starting with a space or tab)")
+		}
+		first = false
+		name, value, ok := bytes.Cut(line, []byte{':'})
+		if !ok || len(name) == 0 {
+			return nil, badRequest("")
+		}
+		value = trimOWS(value)
+		if !validValue(value) {
+			return nil, badRequest("")
+		}
+		// A name that is not a token is refused once the head is in, as
+		// net/http refuses it ("invalid header name").
+		key := canonicalKey(name)
+		v := string(value)
+		if vv := hdr[key]; vv == nil {
+			hdr[key] = []string{v}
+		} else {
+			hdr[key] = append(vv, v)
+		}
+	}
+}
+
+// canonicalKey is textproto's canonical form of a header name, without an
+// allocation for the common ones.
+func canonicalKey(name []byte) string {
+	if !isToken(name) {
+		return string(name)
+	}
+	upper := true
+	canonical := true
+	for _, c := range name {
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			canonical = false
+			break
+		}
+		upper = c == '-'
+	}
+	if canonical {
+		if k, ok := commonKeys[string(name)]; ok {
+			return k
+		}
+		return string(name)
+	}
+	return textproto.CanonicalMIMEHeaderKey(string(name))
+}
+
+// commonKeys interns the header names most requests carry.
+var commonKeys = func() map[string]string {
+	m := make(map[string]string)
+	for _, k := range []string{"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
+		"Connection", "Content-Length", "Content-Type", "Cookie", "Expect", "Host", "If-Modified-Since",
+		"If-None-Match", "Origin", "Pragma", "Range", "Referer", "Transfer-Encoding", "Upgrade", "User-Agent",
+		"X-Forwarded-For", "X-Forwarded-Proto", "X-Request-Id"} {
+		m[k] = k
+	}
+	return m
+}()
+
+// methodString returns the method, without an allocation for the common ones.
+func methodString(b []byte) string {
+	switch string(b) {
+	case "GET":
+		return "GET"
+	case "POST":
+		return "POST"
+	case "HEAD":
+		return "HEAD"
+	case "PUT":
+		return "PUT"
+	case "DELETE":
+		return "DELETE"
+	case "OPTIONS":
+		return "OPTIONS"
+	}
+	return string(b)
+}
+
+func protoString(b []byte) string {
+	switch string(b) {
+	case "HTTP/1.1":
+		return "HTTP/1.1"
+	case "HTTP/1.0":
+		return "HTTP/1.0"
+	}
+	return string(b)
+}
+
+// trimOWS trims spaces and tabs at both ends.
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// isToken reports whether b is an RFC 9110 token.
+func isToken(b []byte) bool {
+	for _, c := range b {
+		if int(c) >= len(tokenChars) || !tokenChars[c] {
+			return false
+		}
+	}
+	return true
+}
+
+var tokenChars = func() [128]bool {
+	var t [128]bool
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// validValue reports whether v may be a field value: no control bytes
+// but tab (RFC 9110 § 5.5), as net/http checks.
+func validValue(v []byte) bool {
+	for _, c := range v {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validHost reports whether h may be a Host field, as net/http checks:
+// the bytes of a reg-name, an IP literal and a port, and a few more that
+// clients send.
+func validHost(h string) bool {
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if c >= 0x80 {
+			continue // net/http lets UTF-8 through
+		}
+		if !hostChars[c] {
+			return false
+		}
+	}
+	return true
+}
+
+var hostChars = func() [128]bool {
+	var t [128]bool
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!$&'()*+,;=:.-_~%[]" {
+		t[c] = true
+	}
+	return t
+}()
+
+// hasToken reports whether any of the comma-separated lists vv holds
+// token, case-insensitively.
+func hasToken(vv []string, token string) bool {
+	for _, v := range vv {
+		for len(v) > 0 {
+			var e string
+			e, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(textproto.TrimString(e), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// errorAnswer is net/http's answer to a refused head.
+func errorAnswer(e *headError) string {
+	const errorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+	switch {
+	case e.status == http.StatusRequestHeaderFieldsTooLarge:
+		return "HTTP/1.1 431 Request Header Fields Too Large" + errorHeaders + "431 Request Header Fields Too Large"
+	case e.status == http.StatusNotImplemented:
+		return "HTTP/1.1 501 Not Implemented" + errorHeaders + "Unsupported transfer encoding"
+	case e.plain:
+		return "HTTP/1.1 400 Bad Request" + errorHeaders + "400 Bad Request"
+	}
+	st := fmt.Sprintf("%d %s: %s", e.status, http.StatusText(e.status), e.text)
+	return "HTTP/1.1 " + st + errorHeaders + st
+}
+
+// isHeadError reports whether err is a refused head, and which.
+func isHeadError(err error) (*headError, bool) {
+	var he *headError
+	ok := errors.As(err, &he)
+	return he, ok
+}

@@ -1,0 +1,213 @@
+package h1
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferrygw/ferry/internal/serving"
+	"github.com/rs/zerolog"
+)
+
+// Defaults for zero fields of [Server].
+const (
+	// DefaultMaxHeaderBytes bounds a request's line and header fields, as
+	// net/http's DefaultMaxHeaderBytes; past it (and net/http's 4 KiB of
+	// slack) a request gets 431.
+	DefaultMaxHeaderBytes = 1 << 20
+	// DefaultMaxConns is the connection bound of a Server with no
+	// MaxConns, at most half the open-file limit.
+	DefaultMaxConns = 10000
+)
+
+// Server serves HTTP/1.x on the listeners given to Serve. The zero value
+// serves http.DefaultServeMux with no timeouts.
+type Server struct {
+	// Handler answers the requests; nil means http.DefaultServeMux.
+	Handler http.Handler
+	// ReadHeaderTimeout bounds the wait for a request head: from the
+	// accept for the first request, from its first byte for the next
+	// ones. A connection that passes it is closed without an answer, as
+	// net/http does. Zero or negative: none.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout bounds the wait for the next request on a kept
+	// connection. Zero or negative: none.
+	IdleTimeout time.Duration
+	// BodyTimeout bounds each wait for more of a request body; a read
+	// that passes it fails with a timeout error, and the connection is
+	// closed after the response. Zero or negative: none.
+	BodyTimeout time.Duration
+	// SendTimeout bounds each wait for the client to take more of a
+	// response; a write that passes it fails, and the connection is
+	// closed. Zero or negative: none.
+	SendTimeout time.Duration
+	// MaxHeaderBytes bounds the request line and header fields; zero
+	// means DefaultMaxHeaderBytes.
+	MaxHeaderBytes int
+	// MaxConns bounds the connections open at once on each listener, as
+	// [serving.Gate] does: past it, the connection that has waited
+	// longest for a request (or for more of its body) is closed for a
+	// new one. Zero means DefaultMaxConns, at most half the open-file
+	// limit.
+	MaxConns int
+	// BaseContext, if not nil, gives the base context of a listener's
+	// requests.
+	BaseContext func(net.Listener) context.Context
+	// ConnContext, if not nil, derives a connection's context, the parent
+	// of its requests' contexts, as http.Server.ConnContext.
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
+	// ConnState, if not nil, is told of a connection's states as
+	// http.Server.ConnState is, except that StateActive comes when the
+	// request head is whole, not at its first byte.
+	ConnState func(net.Conn, http.ConnState)
+	// Refused, if not nil, is told of each request refused for its
+	// framing (400 and the connection closed), with the reason.
+	Refused func(c net.Conn, reason string)
+	// Logger receives the server's own lines (a panic in a handler, the
+	// connection bound); nil means none.
+	Logger *zerolog.Logger
+
+	serving  serving.Server
+	noKeep   atomic.Bool
+	sweep    sweeper
+	initOnce sync.Once
+}
+
+// Serve accepts connections on l and serves each in its own goroutine
+// until l fails or the server is shut down; l is closed when Serve
+// returns. Serve returns http.ErrServerClosed after Shutdown or Close.
+func (s *Server) Serve(l net.Listener) error {
+	return s.serving.Serve(l, serving.Config{
+		MaxConns:    s.maxConns(),
+		BaseContext: s.BaseContext,
+		NewConn:     s.newConn,
+		Closed:      http.ErrServerClosed,
+		Protocol:    "http",
+		Logger:      s.Logger,
+	})
+}
+
+// Shutdown stops the server gracefully: the listeners close, idle
+// connections close at once and others once their response is out, and
+// Shutdown returns nil when none is left, or ctx's error if ctx ends
+// first, after closing the rest.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.noKeep.Store(true)
+	return s.serving.Shutdown(ctx)
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error { return s.serving.Close() }
+
+// SetKeepAlivesEnabled turns keep-alive on or off, as net/http's: off,
+// each response says "Connection: close" and closes its connection, and
+// the connections idle now are closed.
+func (s *Server) SetKeepAlivesEnabled(on bool) {
+	s.noKeep.Store(!on)
+	if !on {
+		s.serving.CloseIdle()
+	}
+}
+
+func (s *Server) maxConns() int {
+	if s.MaxConns > 0 {
+		return s.MaxConns
+	}
+	return serving.FDBound(DefaultMaxConns)
+}
+
+func (s *Server) maxHeaderBytes() int {
+	if s.MaxHeaderBytes > 0 {
+		return s.MaxHeaderBytes
+	}
+	return DefaultMaxHeaderBytes
+}
+
+// handler returns the handler of r: OPTIONS * gets 200 and an empty
+// body, as net/http answers it, before any handler sees it.
+func (s *Server) handler(r *http.Request) http.Handler {
+	if r.RequestURI == "*" && r.Method == "OPTIONS" {
+		return http.HandlerFunc(optionsStar)
+	}
+	if s.Handler == nil {
+		return http.DefaultServeMux
+	}
+	return s.Handler
+}
+
+func optionsStar(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Length", "0")
+	if r.ContentLength != 0 {
+		io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 4<<10))
+	}
+}
+
+func (s *Server) setState(c net.Conn, st http.ConnState) {
+	if s.ConnState != nil {
+		s.ConnState(c, st)
+	}
+}
+
+// sweepEvery is how often the sweeper looks at the requests in their
+// handlers: one seen at two sweeps in a row gets a watch on its
+// connection, so a request notices its client going away 10-20 ms after
+// it began at the earliest.
+const sweepEvery = 10 * time.Millisecond
+
+// sweeper gives long requests a watch on their connection ([conn.watch]):
+// a read that ends the request's context if the client closes, as
+// net/http's background read does for every request. It runs while
+// requests are in their handlers.
+type sweeper struct {
+	mu      sync.Mutex
+	busy    map[*conn]bool // in a handler; true once seen by a sweep
+	running bool
+}
+
+// begin registers c's request as in its handler.
+func (w *sweeper) begin(c *conn) {
+	w.mu.Lock()
+	if w.busy == nil {
+		w.busy = make(map[*conn]bool)
+	}
+	w.busy[c] = false
+	if !w.running {
+		w.running = true
+		go w.run()
+	}
+	w.mu.Unlock()
+}
+
+// end removes c's request.
+func (w *sweeper) end(c *conn) {
+	w.mu.Lock()
+	delete(w.busy, c)
+	w.mu.Unlock()
+}
+
+func (w *sweeper) run() {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for range t.C {
+		w.mu.Lock()
+		if len(w.busy) == 0 {
+			w.running = false
+			w.mu.Unlock()
+			return
+		}
+		for c, seen := range w.busy {
+			if !seen {
+				w.busy[c] = true
+				continue
+			}
+			if c.startWatch() {
+				delete(w.busy, c)
+			}
+		}
+		w.mu.Unlock()
+	}
+}

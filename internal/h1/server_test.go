@@ -1,0 +1,373 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferrygw/ferry/internal/leakcheck"
+)
+
+// serve runs s on a loopback listener until the test ends and returns its
+// address.
+func serve(t *testing.T, s *Server) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(l) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve: %v; want ErrServerClosed", err)
+		}
+	})
+	return l.Addr().String()
+}
+
+// TestHeaderTimeout: a head that does not come whole within
+// ReadHeaderTimeout closes the connection with no answer, on the first
+// request and on a kept connection's next one.
+func TestHeaderTimeout(t *testing.T) {
+	leakcheck.Check(t)
+	addr := serve(t, &Server{Handler: testHandler(), ReadHeaderTimeout: 200 * time.Millisecond})
+	for _, lead := range []string{"", "GET /cl HTTP/1.1\r\nHost: x\r\n\r\n"} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		io.WriteString(c, lead+"GET /a HTTP/1.1\r\nHost: x\r\n")
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		b, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || time.Since(start) > 2*time.Second {
+			t.Fatalf("after %v: %v; want the connection closed at the header timeout", time.Since(start), err)
+		}
+		if n := strings.Count(string(b), "HTTP/1.1 "); n != strings.Count(lead, "GET") {
+			t.Errorf("%d responses %q; want one per whole head", n, b)
+		}
+	}
+}
+
+// TestIdleTimeout: a kept connection idle for IdleTimeout is closed.
+func TestIdleTimeout(t *testing.T) {
+	leakcheck.Check(t)
+	addr := serve(t, &Server{Handler: testHandler(), IdleTimeout: 200 * time.Millisecond})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /cl HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	b, err := io.ReadAll(c)
+	if err != nil || !strings.HasSuffix(string(b), "hello") || time.Since(start) > 2*time.Second {
+		t.Errorf("%q, %v after %v; want the answer, then the close at the idle timeout", b, err, time.Since(start))
+	}
+}
+
+// TestBodyTimeout: a body that stops coming fails the handler's read
+// with a timeout within BodyTimeout, BodyError says so, and the
+// connection closes.
+func TestBodyTimeout(t *testing.T) {
+	leakcheck.Check(t)
+	got := make(chan error, 1)
+	addr := serve(t, &Server{BodyTimeout: 200 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		berr, ok := BodyError(r.Context())
+		if !ok || berr == nil {
+			err = errors.New("BodyError says nothing")
+		}
+		got <- err
+	})})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+	select {
+	case err := <-got:
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Errorf("body read: %v; want a timeout", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the body read did not fail within 5 s")
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(c); err != nil {
+		t.Errorf("the connection was not closed: %v", err)
+	}
+}
+
+// TestSendTimeout: a client that stops reading a response is cut off at
+// SendTimeout, and the handler's write fails.
+func TestSendTimeout(t *testing.T) {
+	leakcheck.Check(t)
+	failed := make(chan error, 1)
+	addr := serve(t, &Server{SendTimeout: 200 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 64<<10)
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				failed <- err
+				return
+			}
+		}
+	})})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	select {
+	case <-failed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the write did not fail within 10 s of the client stopping to read")
+	}
+}
+
+// TestClientGoneCancels: a client that closes its connection while its
+// request is in the handler, its body read, ends the request's context.
+func TestClientGoneCancels(t *testing.T) {
+	leakcheck.Check(t)
+	ended := make(chan error, 1)
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body) // as net/http's, the watch starts once the body is all read
+		select {
+		case <-r.Context().Done():
+			ended <- nil
+		case <-time.After(5 * time.Second):
+			ended <- errors.New("the context was not cancelled within 5 s of the client closing")
+		}
+	})})
+	for _, req := range []string{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab"} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, req)
+		time.Sleep(100 * time.Millisecond)
+		c.Close()
+		if err := <-ended; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestPipelinedDuringWatch: a request pipelined while the one before it
+// is watched (in its handler past the sweeps) is served after it, byte
+// for byte.
+func TestPipelinedDuringWatch(t *testing.T) {
+	leakcheck.Check(t)
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(100 * time.Millisecond)
+		}
+		io.WriteString(w, r.URL.Path)
+	})})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(50 * time.Millisecond) // watched by now
+	io.WriteString(c, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	for _, want := range []string{"/slow", "/next"} {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if string(b) != want {
+			t.Errorf("body %q; want %q", b, want)
+		}
+	}
+}
+
+// TestHijack: a hijacked connection is the handler's, with what the
+// client sent beyond the head.
+func TestHijack(t *testing.T) {
+	leakcheck.Check(t)
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, rw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		line, _ := rw.ReadString('\n')
+		rw.WriteString("HTTP/1.0 200 OK\r\n\r\nhijacked " + line)
+		rw.Flush()
+	})})
+	out, _ := exchange(t, addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\nextra\n")
+	if out != "HTTP/1.0 200 OK\r\n\r\nhijacked extra\n" {
+		t.Errorf("got %q", out)
+	}
+}
+
+// TestSendfile: a file served with http.ServeContent goes out whole, by
+// ReadFrom, with its Content-Length.
+func TestSendfile(t *testing.T) {
+	leakcheck.Check(t)
+	dir := t.TempDir()
+	data := strings.Repeat("0123456789", 300<<10)
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, &Server{SendTimeout: 5 * time.Second, Handler: http.FileServer(http.Dir(dir))})
+	resp, err := http.Get("http://" + addr + "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || string(b) != data || resp.ContentLength != int64(len(data)) {
+		t.Errorf("%d bytes (Content-Length %d), %v; want the %d of the file", len(b), resp.ContentLength, err, len(data))
+	}
+}
+
+// TestShutdown: Shutdown closes idle connections at once, lets the
+// request in progress finish, and returns once it has.
+func TestShutdown(t *testing.T) {
+	leakcheck.Check(t)
+	release := make(chan struct{})
+	var served atomic.Int32
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		served.Add(1)
+		io.WriteString(w, "done")
+	})}
+	addr := serve(t, s)
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	http.ReadResponse(bufio.NewReader(idle), nil)
+	busy, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(50 * time.Millisecond)
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	idle.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := idle.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("idle connection: %v; want it closed", err)
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v with a request in progress", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	busy.SetDeadline(time.Now().Add(2 * time.Second))
+	b, _ := io.ReadAll(busy)
+	if !strings.HasSuffix(string(b), "done") || !strings.Contains(string(b), "Connection: close") {
+		t.Errorf("the request in progress got %q; want its answer, closing", b)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// TestPanicAborts: a handler's panic drops the response not yet sent and
+// closes the connection; a big response already begun is cut, without
+// its last chunk.
+func TestPanicAborts(t *testing.T) {
+	leakcheck.Check(t)
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			w.Write(make([]byte, 10000))
+			w.(http.Flusher).Flush()
+		} else {
+			io.WriteString(w, "looks fine")
+		}
+		panic(http.ErrAbortHandler)
+	})})
+	if out, closed := exchange(t, addr, "GET /small HTTP/1.1\r\nHost: x\r\n\r\n"); out != "" || !closed {
+		t.Errorf("small: %q (closed %v); want nothing and the connection closed", out, closed)
+	}
+	out, closed := exchange(t, addr, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	if !strings.Contains(out, "chunked") || strings.HasSuffix(out, "0\r\n\r\n") || !closed {
+		t.Errorf("big: %d bytes ending %q (closed %v); want a cut chunked body", len(out), out[max(0, len(out)-10):], closed)
+	}
+}
+
+// TestMaxConns: past MaxConns, an idle connection is closed for a new
+// one, which is served.
+func TestMaxConns(t *testing.T) {
+	leakcheck.Check(t)
+	addr := serve(t, &Server{Handler: testHandler(), MaxConns: 2})
+	var idle []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	time.Sleep(100 * time.Millisecond) // both accepted, and waiting longer than the Gate's minimum
+	if out, _ := exchange(t, addr, "GET /cl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); !strings.HasSuffix(out, "hello") {
+		t.Errorf("a new connection got %q", out)
+	}
+}
+
+// TestWatchEndsWithHandler: handlers that return around the moment their
+// request gets a watch (10-20 ms in) are answered at once, on kept
+// connections: a watch started as its handler returned once held the
+// response until the client's next request.
+func TestWatchEndsWithHandler(t *testing.T) {
+	leakcheck.Check(t)
+	var n atomic.Int64
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(time.Duration(5+n.Add(1)%20) * time.Millisecond)
+		io.WriteString(w, "ok")
+	})})
+	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	defer client.CloseIdleConnections()
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for range 40 {
+				resp, err := client.Get("http://" + addr + "/")
+				if err != nil {
+					errs <- err
+					return
+				}
+				io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
