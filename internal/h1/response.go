@@ -326,13 +326,10 @@ func (w *response) writeHeader(p []byte) {
 	h := w.header
 	code := w.status
 	keepAlives := !w.c.srv.noKeep.Load()
-	excluded := map[string]bool(nil)
-	exclude := func(k string) {
-		if excluded == nil {
-			excluded = make(map[string]bool, 4)
-		}
-		excluded[k] = true
-	}
+	var excluded []string // few: a scan beats a map
+	var excludedArr [8]string
+	excluded = excludedArr[:0]
+	exclude := func(k string) { excluded = append(excluded, k) }
 
 	trailers := false
 	for k := range h {
@@ -459,7 +456,7 @@ func (w *response) writeHeader(p []byte) {
 
 	bw := w.out.bw
 	writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), code)
-	writeFields(bw, h, func(k string) bool { return excluded[k] })
+	writeFields(bw, h, func(k string) bool { return slices.Contains(excluded, k) })
 	if !hasDate {
 		bw.WriteString("Date: ")
 		bw.Write(appendDate(clBuf[:0]))
