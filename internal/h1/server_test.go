@@ -371,3 +371,48 @@ func TestWatchEndsWithHandler(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusals: the framing that request smuggling is made of gets 400
+// and a closed connection, with the reason told to Refused, and nothing
+// behind it is served; a head over MaxHeaderBytes gets 431.
+func TestRefusals(t *testing.T) {
+	leakcheck.Check(t)
+	reasons := make(chan string, 10)
+	addr := serve(t, &Server{Handler: testHandler(), MaxHeaderBytes: 1000,
+		Refused: func(_ net.Conn, why string) { reasons <- why }})
+	const next = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, tc := range []struct{ name, req, status, reason string }{
+		{"CL+TE", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + next,
+			"HTTP/1.1 400 Bad Request", "Content-Length with Transfer-Encoding"},
+		{"TE+CL", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n" + next,
+			"HTTP/1.1 400 Bad Request", "Content-Length with Transfer-Encoding"},
+		{"obs-fold", "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n" + next, "HTTP/1.1 400 Bad Request", "obs-fold"},
+		{"folded TE", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n\tchunked\r\n\r\n0\r\n\r\n" + next, "HTTP/1.1 400 Bad Request", "obs-fold"},
+		{"TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + next, "HTTP/1.1 400 Bad Request", "HTTP/1.0"},
+		{"long Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " + strings.Repeat("0", 200) + "1\r\n\r\nx" + next,
+			"HTTP/1.1 400 Bad Request", "over 128 bytes"},
+		{"obs-fold in a trailer", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\r\n folded\r\n\r\n" + next,
+			"HTTP/1.1 200 OK", "obs-fold in the trailer"},
+		{"head over the limit", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 6000) + "\r\n\r\n" + next,
+			"HTTP/1.1 431 Request Header Fields Too Large", ""},
+		{"line over the limit", "GET /" + strings.Repeat("a", 6000) + " HTTP/1.1\r\nHost: x\r\n\r\n" + next,
+			"HTTP/1.1 431 Request Header Fields Too Large", ""},
+		{"chunk line over 4 KiB", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;" + strings.Repeat("e", 5000) + "\r\na\r\n0\r\n\r\n" + next,
+			"HTTP/1.1 200 OK", ""},
+	} {
+		out, closed := exchange(t, addr, tc.req)
+		if !strings.HasPrefix(out, tc.status+"\r\n") || strings.Contains(out, "smuggled") || !closed {
+			t.Errorf("%s: got %q (closed %v); want one %q and the connection closed", tc.name, out, closed, tc.status)
+		}
+		select {
+		case why := <-reasons:
+			if tc.reason == "" || !strings.Contains(why, tc.reason) {
+				t.Errorf("%s: refused for %q; want %q", tc.name, why, tc.reason)
+			}
+		default:
+			if tc.reason != "" {
+				t.Errorf("%s: no refusal reported; want %q", tc.name, tc.reason)
+			}
+		}
+	}
+}
