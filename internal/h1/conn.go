@@ -149,12 +149,12 @@ func (c *conn) Serve() {
 		c.srv.setState(c.rwc, http.StateClosed)
 	}()
 	for first := true; ; first = false {
-		rq, err := c.readRequest(first)
+		w, err := c.readRequest(first)
 		if err != nil {
 			c.answerError(err)
 			return
 		}
-		if !c.serveRequest(rq) {
+		if !c.serveRequest(w) {
 			return
 		}
 		c.mu.Lock()
@@ -170,7 +170,7 @@ func (c *conn) Serve() {
 }
 
 // readRequest waits for a request and reads its head.
-func (c *conn) readRequest(first bool) (*request, error) {
+func (c *conn) readRequest(first bool) (*response, error) {
 	hdrTimeout := c.srv.ReadHeaderTimeout
 	switch {
 	case first:
@@ -208,12 +208,12 @@ func (c *conn) readRequest(first bool) (*request, error) {
 		c.setRead(time.Now().Add(hdrTimeout))
 	}
 	h := headReader{br: c.br, budget: c.srv.maxHeaderBytes() + 4096}
-	rq, err := readHead(&h)
-	if err != nil {
+	w := &response{c: c, contentLength: -1}
+	if err := readHead(&h, &w.rq); err != nil {
 		return nil, err
 	}
-	c.lastPOST = rq.req.Method == "POST"
-	return rq, nil
+	c.lastPOST = w.rq.req.Method == "POST"
+	return w, nil
 }
 
 // headInBuffer reports whether a whole head is in br's buffer.
@@ -273,12 +273,12 @@ func (c *conn) closeWriteAndWait() {
 
 // serveRequest runs the handler on a request and finishes its response.
 // It reports whether the connection may carry another request.
-func (c *conn) serveRequest(rq *request) (keep bool) {
-	req := rq.req
+func (c *conn) serveRequest(w *response) (keep bool) {
+	rq := &w.rq
 	ctx, cancel := context.WithCancel(c.ctx)
-	req = req.WithContext(ctx)
+	req := rq.req.WithContext(ctx)
 	req.RemoteAddr = c.remote
-	w := &response{c: c, req: req, rq: rq, header: make(http.Header, 4), contentLength: -1, isHEAD: req.Method == "HEAD"}
+	w.req, w.header, w.isHEAD = req, make(http.Header, 4), req.Method == "HEAD"
 	switch {
 	case rq.contentLen == 0:
 		req.Body = http.NoBody

@@ -20,7 +20,8 @@ func FuzzReadHead(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h := &headReader{br: bufio.NewReaderSize(bytes.NewReader(data), readBufSize), budget: DefaultMaxHeaderBytes + 4096}
-		ours, err := readHead(h)
+		ours := &request{}
+		err := readHead(h, ours)
 		std, stdErr := http.ReadRequest(bufio.NewReaderSize(bytes.NewReader(data), readBufSize))
 		hosts, haveHost := rawHosts(data)
 		stdOK := stdErr == nil && serverTakes(std, hosts, haveHost)
@@ -33,7 +34,7 @@ func FuzzReadHead(f *testing.F) {
 		case err == nil && !stdOK:
 			t.Fatalf("%q: read, net/http refuses it (%v)", data, stdErr)
 		case err == nil:
-			r := ours.req
+			r := &ours.req
 			delete(std.Header, "Host")
 			delete(std.Header, "Transfer-Encoding")
 			if r.Method != std.Method || r.RequestURI != std.RequestURI || r.Proto != std.Proto ||

@@ -88,35 +88,35 @@ func (h *headReader) line() ([]byte, error) {
 
 // request is what the head of a request says, beyond the *http.Request.
 type request struct {
-	req          *http.Request
-	contentLen   int64 // -1: chunked
-	wantsClose   bool  // Connection: close, or HTTP/1.0 without keep-alive
-	wants10Keep  bool  // HTTP/1.0 with Connection: keep-alive
-	expect100    bool  // Expect: 100-continue with a body on HTTP/1.1
-	expectFailed bool  // an Expect other than 100-continue: 417
+	req          http.Request // as read: the server gives the handler a copy with its context
+	contentLen   int64        // -1: chunked
+	wantsClose   bool         // Connection: close, or HTTP/1.0 without keep-alive
+	wants10Keep  bool         // HTTP/1.0 with Connection: keep-alive
+	expect100    bool         // Expect: 100-continue with a body on HTTP/1.1
+	expectFailed bool         // an Expect other than 100-continue: 417
 }
 
 // readHead reads and checks a request head, as net/http's server reads
 // it, with the framing refusals of this package. The Body is left for
 // the caller.
-func readHead(h *headReader) (*request, error) {
+func readHead(h *headReader, rq *request) error {
 	line, err := h.line()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	r := &http.Request{}
+	r := &rq.req
 	method, rest, ok1 := bytes.Cut(line, []byte{' '})
 	uri, proto, ok2 := bytes.Cut(rest, []byte{' '})
 	if !ok1 || !ok2 {
-		return nil, badRequest("")
+		return badRequest("")
 	}
 	if len(method) == 0 || !isToken(method) {
-		return nil, badRequest("")
+		return badRequest("")
 	}
 	r.Method = methodString(method)
 	r.Proto = protoString(proto)
 	if r.ProtoMajor, r.ProtoMinor, ok1 = http.ParseHTTPVersion(r.Proto); !ok1 {
-		return nil, badRequest("")
+		return badRequest("")
 	}
 	r.RequestURI = string(uri)
 	raw := r.RequestURI
@@ -125,7 +125,7 @@ func readHead(h *headReader) (*request, error) {
 		raw = "http://" + raw
 	}
 	if r.URL, err = url.ParseRequestURI(raw); err != nil {
-		return nil, badRequest("")
+		return badRequest("")
 	}
 	if justAuthority {
 		r.URL.Scheme = ""
@@ -133,25 +133,25 @@ func readHead(h *headReader) (*request, error) {
 
 	hdr, err := readFields(h, false)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	r.Header = hdr
 	if r.ProtoMajor != 1 {
-		return nil, &headError{status: http.StatusHTTPVersionNotSupported, text: "unsupported protocol version"}
+		return &headError{status: http.StatusHTTPVersionNotSupported, text: "unsupported protocol version"}
 	}
 	hosts, haveHost := hdr["Host"]
 	if len(hosts) > 1 {
-		return nil, badRequest("")
+		return badRequest("")
 	}
 	if r.ProtoAtLeast(1, 1) && (!haveHost || len(hosts) == 0) && r.Method != "CONNECT" {
-		return nil, &headError{status: http.StatusBadRequest, text: "missing required Host header"}
+		return &headError{status: http.StatusBadRequest, text: "missing required Host header"}
 	}
 	if len(hosts) == 1 && !validHost(hosts[0]) {
-		return nil, &headError{status: http.StatusBadRequest, text: "malformed Host header"}
+		return &headError{status: http.StatusBadRequest, text: "malformed Host header"}
 	}
 	for k := range hdr {
 		if !isToken([]byte(k)) {
-			return nil, &headError{status: http.StatusBadRequest, text: "invalid header name"}
+			return &headError{status: http.StatusBadRequest, text: "invalid header name"}
 		}
 	}
 	r.Host = r.URL.Host
@@ -165,7 +165,6 @@ func readHead(h *headReader) (*request, error) {
 		}
 	}
 
-	rq := &request{req: r}
 	conn := hdr["Connection"]
 	switch {
 	case r.ProtoMajor == 1 && r.ProtoMinor == 0:
@@ -182,20 +181,20 @@ func readHead(h *headReader) (*request, error) {
 	cls := hdr["Content-Length"]
 	for _, v := range append(tes[:len(tes):len(tes)], cls...) {
 		if len(v) > maxFramingValue {
-			return nil, refused("a Content-Length or Transfer-Encoding field over 128 bytes")
+			return refused("a Content-Length or Transfer-Encoding field over 128 bytes")
 		}
 	}
 	switch {
 	case haveTE && len(cls) > 0:
-		return nil, refused("Content-Length with Transfer-Encoding (RFC 9112 § 6.1)")
+		return refused("Content-Length with Transfer-Encoding (RFC 9112 § 6.1)")
 	case haveTE && !r.ProtoAtLeast(1, 1):
-		return nil, refused("Transfer-Encoding in an HTTP/1.0 request (RFC 9112 § 6.1)")
+		return refused("Transfer-Encoding in an HTTP/1.0 request (RFC 9112 § 6.1)")
 	}
 	chunked := false
 	if haveTE {
 		delete(hdr, "Transfer-Encoding")
 		if len(tes) != 1 || !strings.EqualFold(tes[0], "chunked") {
-			return nil, &headError{status: http.StatusNotImplemented}
+			return &headError{status: http.StatusNotImplemented}
 		}
 		chunked = true
 		r.TransferEncoding = []string{"chunked"}
@@ -204,7 +203,7 @@ func readHead(h *headReader) (*request, error) {
 		first := textproto.TrimString(cls[0])
 		for _, v := range cls[1:] {
 			if textproto.TrimString(v) != first {
-				return nil, badRequest("")
+				return badRequest("")
 			}
 		}
 		hdr["Content-Length"] = []string{first}
@@ -216,7 +215,7 @@ func readHead(h *headReader) (*request, error) {
 	case len(cls) > 0:
 		n, err := strconv.ParseUint(textproto.TrimString(cls[0]), 10, 63)
 		if err != nil {
-			return nil, badRequest("")
+			return badRequest("")
 		}
 		rq.contentLen = int64(n)
 	}
@@ -234,7 +233,7 @@ func readHead(h *headReader) (*request, error) {
 				k = http.CanonicalHeaderKey(k)
 				switch k {
 				case "Transfer-Encoding", "Trailer", "Content-Length":
-					return nil, badRequest("")
+					return badRequest("")
 				}
 				r.Trailer[k] = nil
 			}
@@ -251,7 +250,7 @@ func readHead(h *headReader) (*request, error) {
 			rq.expectFailed = true
 		}
 	}
-	return rq, nil
+	return nil
 }
 
 // readFields reads header fields up to the empty line that ends them:

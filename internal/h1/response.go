@@ -40,7 +40,7 @@ var outPool = sync.Pool{New: func() any { return &outBuf{bw: bufio.NewWriterSize
 type response struct {
 	c      *conn
 	req    *http.Request
-	rq     *request
+	rq     request
 	body   *body // nil if none
 	header http.Header
 	out    *outBuf
@@ -107,7 +107,7 @@ func (w *response) WriteHeader(code int) {
 		w.buf()
 		bw := w.out.bw
 		writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), code)
-		writeFields(bw, w.header, func(k string) bool { return k == "Content-Length" || k == "Transfer-Encoding" })
+		writeFields(bw, w.header, []string{"Content-Length", "Transfer-Encoding"})
 		bw.WriteString("\r\n")
 		if err := bw.Flush(); err != nil {
 			w.fail(err)
@@ -205,8 +205,7 @@ func (w *response) writeBody(p []byte) error {
 	}
 	bw := w.out.bw
 	if w.chunking {
-		var hex [16]byte
-		bw.Write(strconv.AppendUint(hex[:0], uint64(len(p)), 16))
+		bw.Write(strconv.AppendUint(bw.AvailableBuffer(), uint64(len(p)), 16))
 		bw.WriteString("\r\n")
 	}
 	if _, err := bw.Write(p); err != nil {
@@ -316,7 +315,7 @@ func (w *response) writeTrailers(bw *bufio.Writer) {
 		}
 	}
 	if t != nil {
-		writeFields(bw, t, func(string) bool { return false })
+		writeFields(bw, t, nil)
 	}
 }
 
@@ -326,9 +325,8 @@ func (w *response) writeHeader(p []byte) {
 	h := w.header
 	code := w.status
 	keepAlives := !w.c.srv.noKeep.Load()
-	var excluded []string // few: a scan beats a map
-	var excludedArr [8]string
-	excluded = excludedArr[:0]
+	var excludedArr [8]string // few: a scan beats a map
+	excluded := excludedArr[:0]
 	exclude := func(k string) { excluded = append(excluded, k) }
 
 	trailers := false
@@ -354,13 +352,12 @@ func (w *response) writeHeader(p []byte) {
 
 	te := h.Get("Transfer-Encoding")
 	hasTE := te != ""
-	var setCL []byte
+	setCL := false
 	var setCT, setConn, setTE string
-	var clBuf [20]byte
 	_, hasCLField := h["Content-Length"]
 	if w.handlerDone && !trailers && !hasTE && bodyAllowed(code) && !hasCLField && (!w.isHEAD || len(p) > 0) {
 		w.contentLength = int64(len(p))
-		setCL = strconv.AppendInt(clBuf[:0], int64(len(p)), 10)
+		setCL = true
 	}
 	if w.rq.wants10Keep && keepAlives {
 		if h.Get("Content-Length") != "" && h.Get("Connection") == "keep-alive" {
@@ -456,15 +453,15 @@ func (w *response) writeHeader(p []byte) {
 
 	bw := w.out.bw
 	writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), code)
-	writeFields(bw, h, func(k string) bool { return slices.Contains(excluded, k) })
+	writeFields(bw, h, excluded)
 	if !hasDate {
 		bw.WriteString("Date: ")
-		bw.Write(appendDate(clBuf[:0]))
+		bw.Write(appendDate(bw.AvailableBuffer()))
 		bw.WriteString("\r\n")
 	}
-	if setCL != nil {
+	if setCL {
 		bw.WriteString("Content-Length: ")
-		bw.Write(setCL)
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), w.contentLength, 10))
 		bw.WriteString("\r\n")
 	}
 	for _, f := range [...]struct{ k, v string }{{"Content-Type", setCT}, {"Connection", setConn}, {"Transfer-Encoding", setTE}} {
@@ -493,14 +490,13 @@ func writeStatusLine(bw *bufio.Writer, is11 bool, code int) {
 	} else {
 		bw.WriteString("HTTP/1.0 ")
 	}
-	var b [3]byte
-	bw.Write(strconv.AppendInt(b[:0], int64(code), 10))
+	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
 	bw.WriteByte(' ')
 	if text := http.StatusText(code); text != "" {
 		bw.WriteString(text)
 	} else {
 		bw.WriteString("status code ")
-		bw.Write(strconv.AppendInt(b[:0], int64(code), 10))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
 	}
 	bw.WriteString("\r\n")
 }
@@ -509,13 +505,13 @@ func writeStatusLine(bw *bufio.Writer, is11 bool, code int) {
 var keysPool = sync.Pool{New: func() any { s := make([]string, 0, 16); return &s }}
 
 // writeFields writes h's fields sorted by name, as net/http does, but
-// those skip names and those set with http.TrailerPrefix; invalid names
-// are dropped, CR and LF in values become spaces.
-func writeFields(bw *bufio.Writer, h http.Header, skip func(string) bool) {
+// those in skip and those set with http.TrailerPrefix; invalid names are
+// dropped, CR and LF in values become spaces.
+func writeFields(bw *bufio.Writer, h http.Header, skip []string) {
 	kp := keysPool.Get().(*[]string)
 	keys := (*kp)[:0]
 	for k := range h {
-		if !skip(k) && !strings.HasPrefix(k, http.TrailerPrefix) {
+		if !slices.Contains(skip, k) && !strings.HasPrefix(k, http.TrailerPrefix) {
 			keys = append(keys, k)
 		}
 	}
