@@ -1,7 +1,6 @@
 package serving
 
 import (
-	"container/list"
 	"errors"
 	"io"
 	"sync"
@@ -29,7 +28,7 @@ type Gate struct {
 	mu       sync.Mutex // guards the fields below
 	open     int        // connections open
 	evicting int        // waiting connections closed, whose slot is not back yet
-	waiting  list.List  // of *Slot, longest waiting first
+	waiting  slotList   // the slots waiting, longest waiting first
 	saidAt   time.Time  // when the last line about the bound was logged
 	unsaid   int        // connections closed for room since then
 	room     chan struct{}
@@ -77,7 +76,9 @@ func (g *Gate) Max() int { return g.max }
 type Slot struct {
 	g       *Gate
 	conn    io.Closer     // the connection
-	elem    *list.Element // in g.waiting while waiting
+	queued  bool          // in g.waiting
+	prev    *Slot         // in g.waiting
+	next    *Slot
 	since   time.Time     // when it began to wait
 	evicted bool
 	done    bool
@@ -92,8 +93,8 @@ func (g *Gate) Wait(stop <-chan struct{}) bool {
 		ok := g.open-g.evicting < g.max
 		var again time.Duration // when the oldest waiting may be closed
 		if !ok {
-			if e := g.waiting.Front(); e != nil {
-				again = minWait - time.Since(e.Value.(*Slot).since)
+			if e := g.waiting.head; e != nil {
+				again = minWait - time.Since(e.since)
 				ok = again <= 0
 			} else {
 				g.sayFullLocked()
@@ -143,14 +144,14 @@ func (g *Gate) Admit(c io.Closer, stop <-chan struct{}) *Slot {
 		if g.open-g.evicting < g.max {
 			s := &Slot{g: g, conn: c, since: time.Now()}
 			g.open++
-			s.elem = g.waiting.PushBack(s)
+			g.waiting.pushBack(s)
 			g.mu.Unlock()
 			if victim != nil {
 				_ = victim.conn.Close() // an error: it was closed already
 			}
 			return s
 		}
-		if g.waiting.Len() == 0 {
+		if g.waiting.head == nil {
 			g.sayFullLocked()
 		}
 		g.mu.Unlock()
@@ -176,12 +177,11 @@ func (g *Gate) Shed() {
 // and returns it for its connection to be closed outside the lock; nil if
 // none may be. g.mu is held.
 func (g *Gate) evictLocked(why string, least time.Duration) *Slot {
-	e := g.waiting.Front()
-	if e == nil || time.Since(e.Value.(*Slot).since) < least {
+	s := g.waiting.head
+	if s == nil || time.Since(s.since) < least {
 		return nil
 	}
-	s := g.waiting.Remove(e).(*Slot)
-	s.elem = nil
+	g.waiting.remove(s)
 	s.evicted = true
 	g.evicting++
 	g.unsaid++
@@ -219,15 +219,14 @@ func (s *Slot) SetWaiting(waiting bool) {
 		return
 	}
 	switch {
-	case waiting && s.elem == nil:
-		s.elem = g.waiting.PushBack(s)
+	case waiting && !s.queued:
 		s.since = time.Now()
+		g.waiting.pushBack(s)
 		g.mu.Unlock()
 		g.wake() // the accept loop may wait for one
 		return
-	case !waiting && s.elem != nil:
-		g.waiting.Remove(s.elem)
-		s.elem = nil
+	case !waiting && s.queued:
+		g.waiting.remove(s)
 	}
 	g.mu.Unlock()
 }
@@ -245,9 +244,8 @@ func (s *Slot) Release() {
 		return
 	}
 	s.done = true
-	if s.elem != nil {
-		g.waiting.Remove(s.elem)
-		s.elem = nil
+	if s.queued {
+		g.waiting.remove(s)
 	}
 	if s.evicted {
 		g.evicting--
@@ -271,4 +269,35 @@ func (g *Gate) wake() {
 func IsFDExhausted(err error) bool {
 	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
 		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
+}
+
+// slotList is a list of waiting slots, linked through the slots
+// themselves: marking a connection waiting, once per request, allocates
+// nothing.
+type slotList struct {
+	head, tail *Slot
+}
+
+func (l *slotList) pushBack(s *Slot) {
+	s.prev, s.next, s.queued = l.tail, nil, true
+	if l.tail != nil {
+		l.tail.next = s
+	} else {
+		l.head = s
+	}
+	l.tail = s
+}
+
+func (l *slotList) remove(s *Slot) {
+	if s.prev != nil {
+		s.prev.next = s.next
+	} else {
+		l.head = s.next
+	}
+	if s.next != nil {
+		s.next.prev = s.prev
+	} else {
+		l.tail = s.prev
+	}
+	s.prev, s.next, s.queued = nil, nil, false
 }
