@@ -75,11 +75,11 @@ func (g *Gate) Max() int { return g.max }
 // Slot is one connection's place in a Gate.
 type Slot struct {
 	g       *Gate
-	conn    io.Closer     // the connection
-	queued  bool          // in g.waiting
-	prev    *Slot         // in g.waiting
+	conn    io.Closer // the connection
+	queued  bool      // in g.waiting
+	prev    *Slot     // in g.waiting
 	next    *Slot
-	since   time.Time     // when it began to wait
+	since   time.Time // when it began to wait
 	evicted bool
 	done    bool
 }
