@@ -206,7 +206,8 @@ type matrixFront struct {
 }
 
 // TestMain makes this test binary the CGI front's ferry or the fastcgi+exec
-// worker when the matrix runs it as one, or the ferry of the flood tests.
+// worker when the matrix runs it as one, or the ferry or the flooder of
+// the flood tests.
 func TestMain(m *testing.M) {
 	switch {
 	case os.Getenv("FERRY_TEST_CGI_FRONT") == "1":
@@ -215,6 +216,8 @@ func TestMain(m *testing.M) {
 		os.Exit(matrixWorkerMain())
 	case os.Getenv(floodFerryEnv) != "":
 		os.Exit(floodFerryMain(os.Getenv(floodFerryEnv)))
+	case os.Getenv(flooderEnv) == "1":
+		os.Exit(flooderMain())
 	}
 	os.Exit(m.Run())
 }

@@ -317,7 +317,7 @@ func TestSoak(t *testing.T) {
 			}
 			faults[a.name+" application stopped for 1s"]++
 		case 2:
-			conns := dialMany(t, httpFronts[n%len(httpFronts)], 200, []byte("G"))
+			conns := dialMany(httpFronts[n%len(httpFronts)], 200, []byte("G"))
 			time.AfterFunc(2*time.Second, func() { closeAll(conns) })
 			faults["slowloris burst of 200 connections"]++
 		}
