@@ -155,22 +155,26 @@ func (f *Forwarder) ServeScript(w http.ResponseWriter, r *http.Request, s Script
 	defer resp.Body.Close()
 	br := getReader(resp.Body)
 	defer putReader(br)
-	cr, err := ReadAppResponse(br, resp, f.HeaderLimits)
-	if err != nil {
+	// The header is read into a parser on this stack and its fields set
+	// in w.Header() directly: no Response, no map in between.
+	p := respParser{br: br, lim: f.HeaderLimits}
+	if err := p.read(appNPH(br, resp)); err != nil {
 		answerError(w, r, log, zerolog.ErrorLevel, StatusOf(err), err, f.backend(), name+": bad response from the application")
 		return
 	}
-	if cr.Kind == LocalRedirect {
+	status := p.resp.Status
+	if p.resp.Kind == LocalRedirect {
 		// As nginx does for FastCGI and SCGI: the client follows it.
-		cr.Status = http.StatusFound
+		status = http.StatusFound
 	}
+	p.setHeader(w.Header())
 	var more func() bool
 	if ready := resp.Ready; ready != nil {
 		more = func() bool { return br.Buffered() > 0 || ready() }
 	} else {
 		more = func() bool { return br.Buffered() > 0 }
 	}
-	if _, err := CopyResponseReady(w, cr, br, more); err != nil {
+	if _, err := copyBody(w, status, br, nil, more); err != nil {
 		var ce *ClientError
 		if !errors.As(err, &ce) && r.Context().Err() == nil {
 			log.Warn().Err(err).Str("backend", f.backend()).Str("path", path).Msg(name + ": response cut short")
