@@ -98,11 +98,14 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		defer s.inflight.Done()
 		start := time.Now()
 		id, replace := requestID(r, hdr)
-		info := &reqInfo{id: id, liveRequest: liveRequest{start: start}}
+		// The request's observer and its response writer come in one
+		// allocation, and so do the two one-value lists of its ID.
+		st := &accessState{info: reqInfo{id: id, liveRequest: liveRequest{start: start}}, lw: logWriter{ResponseWriter: w}}
+		info, lw := &st.info, &st.lw
 		l := s.log.With().Str("req_id", info.id).Logger()
 		ctx := cgi.WithObserver(l.WithContext(r.Context()), info)
-		lw := &logWriter{ResponseWriter: w}
-		lw.Header().Set(hdr, info.id)
+		ids := []string{info.id, info.id}
+		lw.Header()[hdr] = ids[0:1:1] // hdr is canonical
 		defer func() {
 			p := recover()
 			var bodyErr error
@@ -145,11 +148,17 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			for k, v := range r.Header {
 				h[k] = v
 			}
-			h[hdr] = []string{info.id}
+			h[hdr] = ids[1:2:2]
 			r.Header = h
 		}
 		next.ServeHTTP(lw, r)
 	})
+}
+
+// accessState is what accessLog keeps of one request.
+type accessState struct {
+	info reqInfo
+	lw   logWriter
 }
 
 // statusClientClosed is nginx's status for a request whose client closed

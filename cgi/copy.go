@@ -21,11 +21,17 @@ const flushDelay = 2 * time.Millisecond
 // WriteHeader sends resp's status and header fields to w. Fields already set
 // in w.Header() are replaced by the script's.
 func WriteHeader(w http.ResponseWriter, resp *Response) {
+	setHeader(w, resp)
+	w.WriteHeader(resp.Status)
+}
+
+// setHeader sets resp's header fields in w.Header(), replacing those
+// already there.
+func setHeader(w http.ResponseWriter, resp *Response) {
 	h := w.Header()
 	for k, v := range resp.Header {
 		h[k] = v
 	}
-	w.WriteHeader(resp.Status)
 }
 
 // CopyResponse sends resp and then the body from body to w, flushing as the
@@ -50,7 +56,8 @@ func CopyResponse(w http.ResponseWriter, resp *Response, body io.Reader) (int64,
 // only before a read that would wait, so a response that arrives whole goes
 // out in one write.
 func CopyResponseReady(w http.ResponseWriter, resp *Response, body io.Reader, ready func() bool) (int64, error) {
-	return copyBody(w, resp, body, nil, ready)
+	setHeader(w, resp)
+	return copyBody(w, resp.Status, body, nil, ready)
 }
 
 // deadliner is a reader whose reads can be bounded in time.
@@ -61,14 +68,16 @@ type deadliner interface {
 // copyResponse is CopyResponse reading body, whose reads dl (which may be
 // nil) bounds: body may be a buffered reader over dl.
 func copyResponse(w http.ResponseWriter, resp *Response, body io.Reader, dl deadliner) (int64, error) {
-	return copyBody(w, resp, body, dl, nil)
+	setHeader(w, resp)
+	return copyBody(w, resp.Status, body, dl, nil)
 }
 
-// copyBody sends resp and copies body: with dl, a flush waits flushDelay
-// for more output; with ready, it happens only before a read that would
-// wait; with neither, after every read.
-func copyBody(w http.ResponseWriter, resp *Response, body io.Reader, dl deadliner, ready func() bool) (int64, error) {
-	WriteHeader(w, resp)
+// copyBody sends status, with the header fields already in w.Header(),
+// and copies body: with dl, a flush waits flushDelay for more output;
+// with ready, it happens only before a read that would wait; with
+// neither, after every read.
+func copyBody(w http.ResponseWriter, status int, body io.Reader, dl deadliner, ready func() bool) (int64, error) {
+	w.WriteHeader(status)
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp

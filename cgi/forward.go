@@ -115,10 +115,10 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // answer to w. If err is not nil, resolving the script failed instead, and
 // the answer is its status (see [Resolver]).
 func (f *Forwarder) ServeScript(w http.ResponseWriter, r *http.Request, s Script, err error) {
-	log := f.log(r)
+	// The logger is looked up in r's context only for a line to log.
 	name := cmp.Or(f.Name, "cgi")
 	if err != nil {
-		answerNoScript(w, r, log, err, name+": no script")
+		answerNoScript(w, r, f.log(r), err, name+": no script")
 		return
 	}
 	if f.Busy != nil {
@@ -130,7 +130,7 @@ func (f *Forwarder) ServeScript(w http.ResponseWriter, r *http.Request, s Script
 	path := r.URL.Path
 	r, body, sp, err := ExactBody(r, f.BodyLimits, false)
 	if err != nil {
-		answerError(w, r, log, zerolog.WarnLevel, StatusOf(err), err, "", name+": request body refused")
+		answerError(w, r, f.log(r), zerolog.WarnLevel, StatusOf(err), err, "", name+": request body refused")
 		return
 	}
 	if sp != nil {
@@ -138,7 +138,7 @@ func (f *Forwarder) ServeScript(w http.ResponseWriter, r *http.Request, s Script
 	}
 	params, err := AppendEnv(append([]string(nil), f.Env...), r, s, f.software())
 	if err != nil {
-		answerError(w, r, log, zerolog.DebugLevel, StatusOf(err), err, "", name+": request refused")
+		answerError(w, r, f.log(r), zerolog.DebugLevel, StatusOf(err), err, "", name+": request refused")
 		return
 	}
 	req := AppRequest{Params: params, Body: body}
@@ -149,31 +149,35 @@ func (f *Forwarder) ServeScript(w http.ResponseWriter, r *http.Request, s Script
 	ObserverFrom(r.Context()).Forwarded(s)
 	resp, err := f.Transport.RoundTrip(r.Context(), &req)
 	if err != nil {
-		answerError(w, r, log, zerolog.ErrorLevel, StatusOf(err), err, f.backend(), name+": request to the application failed")
+		answerError(w, r, f.log(r), zerolog.ErrorLevel, StatusOf(err), err, f.backend(), name+": request to the application failed")
 		return
 	}
 	defer resp.Body.Close()
 	br := getReader(resp.Body)
 	defer putReader(br)
-	cr, err := ReadAppResponse(br, resp, f.HeaderLimits)
-	if err != nil {
-		answerError(w, r, log, zerolog.ErrorLevel, StatusOf(err), err, f.backend(), name+": bad response from the application")
+	// The header is read into a parser on this stack and its fields set
+	// in w.Header() directly: no Response, no map in between.
+	p := respParser{br: br, lim: f.HeaderLimits}
+	if err := p.read(appNPH(br, resp)); err != nil {
+		answerError(w, r, f.log(r), zerolog.ErrorLevel, StatusOf(err), err, f.backend(), name+": bad response from the application")
 		return
 	}
-	if cr.Kind == LocalRedirect {
+	status := p.resp.Status
+	if p.resp.Kind == LocalRedirect {
 		// As nginx does for FastCGI and SCGI: the client follows it.
-		cr.Status = http.StatusFound
+		status = http.StatusFound
 	}
+	p.setHeader(w.Header())
 	var more func() bool
 	if ready := resp.Ready; ready != nil {
 		more = func() bool { return br.Buffered() > 0 || ready() }
 	} else {
 		more = func() bool { return br.Buffered() > 0 }
 	}
-	if _, err := CopyResponseReady(w, cr, br, more); err != nil {
+	if _, err := copyBody(w, status, br, nil, more); err != nil {
 		var ce *ClientError
 		if !errors.As(err, &ce) && r.Context().Err() == nil {
-			log.Warn().Err(err).Str("backend", f.backend()).Str("path", path).Msg(name + ": response cut short")
+			f.log(r).Warn().Err(err).Str("backend", f.backend()).Str("path", path).Msg(name + ": response cut short")
 			panic(http.ErrAbortHandler) // the client must not take it for whole
 		}
 	}

@@ -1,6 +1,7 @@
 package cgi
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -130,6 +132,52 @@ func TestMount(t *testing.T) {
 		_, err := Mount{Prefix: tt.prefix}.Resolve(httptest.NewRequest("GET", tt.path, nil))
 		if resolveStatus(err) != http.StatusNotFound {
 			t.Errorf("Mount{%q}.Resolve(%q): %v; want 404", tt.prefix, tt.path, err)
+		}
+	}
+}
+
+// TestForwardingHeader: the Forwarder sets the application's fields in
+// w.Header() as WriteHeader copies a Response's: a field replaces what the
+// header held under its name, repeats are kept in order, past the fields
+// the parser holds in place too; a response refused adds none.
+func TestForwardingHeader(t *testing.T) {
+	var many strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&many, "X-F%d: %d\r\nSet-Cookie: c%d\r\n", i%7, i, i)
+	}
+	for _, answer := range []string{
+		"Content-Type: text/plain\r\nSet-Cookie: a=1\r\nX-Pre: mine\r\nSet-Cookie: b=2\r\n\r\nok",
+		"Content-Type: text/plain\r\nSet-Cookie: a=1\r\nX-Pre: mine\r\nSet-Cookie: b=2\r\n" + many.String() + "\r\nok",
+		"Content-Type: text/plain\r\nX-Pre: mine\r\nbad line\r\n\r\nok",
+	} {
+		f := Forwarder{Transport: transportFunc(func(ctx context.Context, req *AppRequest) (*AppResponse, error) {
+			return &AppResponse{Body: &stream{r: strings.NewReader(answer)}}, nil
+		})}
+		w := httptest.NewRecorder()
+		w.Header().Set("X-Pre", "front")
+		w.Header().Set("X-Front", "kept")
+		r := httptest.NewRequest("GET", "/x", nil)
+		f.ServeScript(w, r, Script{}, nil)
+
+		br := bufio.NewReader(strings.NewReader(answer))
+		want, err := ReadResponse(br, false, HeaderLimits{})
+		if err != nil {
+			if w.Code != http.StatusBadGateway || w.Header().Get("X-Pre") != "front" || w.Header()["Set-Cookie"] != nil {
+				t.Errorf("refused answer: %d, header %v; want 502 and the front's fields alone", w.Code, w.Header())
+			}
+			continue
+		}
+		wantHeader := http.Header{"X-Pre": {"front"}, "X-Front": {"kept"}}
+		for k, v := range want.Header {
+			wantHeader[k] = v
+		}
+		got := w.Result().Header
+		got.Del("Content-Length") // set by the recorder
+		if w.Code != 200 || !reflect.DeepEqual(got, wantHeader) {
+			t.Errorf("header:\n%v\nwant\n%v", got, wantHeader)
+		}
+		if c := got["Set-Cookie"]; len(c) < 2 || c[0] != "a=1" || c[1] != "b=2" {
+			t.Errorf("Set-Cookie = %q", c)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package cgi
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -22,6 +23,7 @@ type Limiter struct {
 	maxWait int64         // the queue's bound; negative: none
 	waiting atomic.Int64  // requests in the queue, counted if maxWait >= 0
 	timeout time.Duration
+	timers  sync.Pool // *time.Timer, stopped: a wait costs no new timer
 }
 
 // NewLimiter returns a Limiter allowing running requests at once, with at
@@ -59,7 +61,8 @@ func (l *Limiter) Acquire(ctx context.Context) error {
 		}
 		defer l.waiting.Add(-1)
 	}
-	t := time.NewTimer(l.timeout)
+	t := l.timer()
+	defer l.timers.Put(t)
 	defer t.Stop()
 	select {
 	case l.slots <- struct{}{}:
@@ -69,6 +72,17 @@ func (l *Limiter) Acquire(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// timer returns a timer running for the limiter's timeout.
+func (l *Limiter) timer() *time.Timer {
+	if t, ok := l.timers.Get().(*time.Timer); ok {
+		// Stopped before it was put back: since Go 1.23 a stopped or
+		// reset timer's channel holds no stale tick.
+		t.Reset(l.timeout)
+		return t
+	}
+	return time.NewTimer(l.timeout)
 }
 
 // Release frees a slot taken by Acquire.

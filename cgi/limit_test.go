@@ -202,3 +202,35 @@ func TestLimiterCap(t *testing.T) {
 	}()
 	NewLimiter(0, 0, 0)
 }
+
+// TestLimiterTimerReuse: a wait's timer goes back to the limiter for the
+// next wait, whether it fired or not; the next waits the whole timeout.
+func TestLimiterTimerReuse(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const wait = 10 * time.Second
+		l := NewLimiter(1, -1, wait)
+		ctx := context.Background()
+		if err := l.Acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// A waiter that gets its slot: its timer stops unfired.
+		done := make(chan error)
+		go func() { done <- l.Acquire(ctx) }()
+		synctest.Wait()
+		time.Sleep(wait / 2)
+		l.Release()
+		if err := <-done; err != nil {
+			t.Fatalf("waiter: %v", err)
+		}
+		for i := range 3 {
+			start := time.Now()
+			if err := l.Acquire(ctx); !errors.Is(err, ErrNoSlot) {
+				t.Fatalf("wait %d: %v; want ErrNoSlot", i, err)
+			}
+			if d := time.Since(start); d != wait {
+				t.Errorf("wait %d gave up after %v; want %v", i, d, wait)
+			}
+		}
+		l.Release()
+	})
+}

@@ -100,11 +100,14 @@ func (p *PHPSite) lookup(urlPath string) (Script, error) {
 	if !ok || !strings.HasPrefix(rel, "/") {
 		return Script{}, statusError(http.StatusNotFound, fmt.Errorf("cgi: %s is outside the site at %s", urlPath, p.Prefix))
 	}
-	segs := strings.Split(rel[1:], "/")
-	for _, seg := range segs {
-		if seg == "." || seg == ".." {
+	// The path is walked segment by segment in place: rel[start:end] is
+	// a segment, rel[:end] the path up to it.
+	for start := 1; start <= len(rel); {
+		end := segmentEnd(rel, start)
+		if seg := rel[start:end]; seg == "." || seg == ".." {
 			return Script{}, fmt.Errorf("%w: dot segment in %q", ErrInvalidMetaVariable, urlPath)
 		}
+		start = end + 1
 	}
 	p.once.Do(func() { p.root, p.rootErr = filepath.EvalSymlinks(p.Root) })
 	if p.rootErr != nil {
@@ -112,16 +115,18 @@ func (p *PHPSite) lookup(urlPath string) (Script, error) {
 	}
 	root := p.root
 	scriptLike := false
-	for i, seg := range segs {
-		if !strings.HasSuffix(seg, p.ext()) {
+	for start := 1; start <= len(rel); {
+		end := segmentEnd(rel, start)
+		if !strings.HasSuffix(rel[start:end], p.ext()) {
+			start = end + 1
 			continue
 		}
 		scriptLike = true
-		name := "/" + strings.Join(segs[:i+1], "/")
+		name := rel[:end]
 		if file, ok := p.regular(root, name); ok {
 			s := Script{Name: base + name, Filename: file, Root: p.Root}
-			if i+1 < len(segs) {
-				s.PathInfo = "/" + strings.Join(segs[i+1:], "/")
+			if end < len(rel) {
+				s.PathInfo = rel[end:]
 			}
 			return s, nil
 		}
@@ -156,6 +161,51 @@ func (p *PHPSite) lookup(urlPath string) (Script, error) {
 // Each component below root is checked with one Lstat; only a symbolic link
 // costs a full resolution.
 func (p *PHPSite) regular(root, name string) (string, bool) {
+	trimmed := strings.Trim(name, "/")
+	for start := 0; start <= len(trimmed); {
+		end := segmentEnd(trimmed, start)
+		switch seg := trimmed[start:end]; {
+		case seg == "":
+			return "", false
+		case seg == "." || seg == ".." || strings.ContainsRune(seg, filepath.Separator):
+			// Not one component of a clean path (only the site's own
+			// settings name such files): a join at each step.
+			return p.regularSteps(root, name)
+		}
+		start = end + 1
+	}
+	// Every component is plain: the path of each is a prefix of the
+	// whole, which costs one join.
+	full := filepath.Join(root, trimmed)
+	first := len(root) + 1 // where the first component starts in full
+	if strings.HasSuffix(root, string(filepath.Separator)) {
+		first = len(root)
+	}
+	if !strings.HasPrefix(full, root) || first > len(full) || full[first-1] != filepath.Separator {
+		return p.regularSteps(root, name) // root "." is no prefix of its joins
+	}
+	var fi os.FileInfo
+	for i := first; i <= len(full); i++ {
+		if i < len(full) && full[i] != filepath.Separator {
+			continue
+		}
+		var ok bool
+		if fi, ok = p.component(root, full[:i]); !ok {
+			return "", false
+		}
+	}
+	if fi == nil || !fi.Mode().IsRegular() {
+		return "", false
+	}
+	if p.Root == root {
+		return full, true
+	}
+	return filepath.Join(p.Root, filepath.FromSlash(name)), true
+}
+
+// regularSteps is regular for a name whose components need the join at
+// each step.
+func (p *PHPSite) regularSteps(root, name string) (string, bool) {
 	cur := root
 	var fi os.FileInfo
 	for _, seg := range strings.Split(strings.Trim(name, "/"), "/") {
@@ -163,24 +213,44 @@ func (p *PHPSite) regular(root, name string) (string, bool) {
 			return "", false
 		}
 		cur = filepath.Join(cur, seg)
-		var err error
-		if fi, err = os.Lstat(cur); err != nil {
+		var ok bool
+		if fi, ok = p.component(root, cur); !ok {
 			return "", false
-		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			real, err := filepath.EvalSymlinks(cur)
-			if err != nil || (real != root && !strings.HasPrefix(real, root+string(filepath.Separator))) {
-				return "", false
-			}
-			if fi, err = os.Stat(real); err != nil {
-				return "", false
-			}
 		}
 	}
 	if fi == nil || !fi.Mode().IsRegular() {
 		return "", false
 	}
 	return filepath.Join(p.Root, filepath.FromSlash(name)), true
+}
+
+// component returns what path, one component below root or deeper, is,
+// with one Lstat; a symbolic link costs a full resolution, and must end
+// inside root.
+func (p *PHPSite) component(root, path string) (os.FileInfo, bool) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, false
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		real, err := filepath.EvalSymlinks(path)
+		if err != nil || (real != root && !strings.HasPrefix(real, root+string(filepath.Separator))) {
+			return nil, false
+		}
+		if fi, err = os.Stat(real); err != nil {
+			return nil, false
+		}
+	}
+	return fi, true
+}
+
+// segmentEnd returns where the "/"-separated segment of p starting at
+// start ends: at the next "/", or at the end of p.
+func segmentEnd(p string, start int) int {
+	if i := strings.IndexByte(p[start:], '/'); i >= 0 {
+		return start + i
+	}
+	return len(p)
 }
 
 // Handler returns a handler serving the site: scripts through app (a

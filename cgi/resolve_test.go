@@ -319,3 +319,56 @@ func TestHandlerMount(t *testing.T) {
 		t.Errorf("a resolver without SCRIPT_FILENAME: %d; want 500", w.Code)
 	}
 }
+
+// TestPHPSiteRegularSteps: regular, which joins once and checks each
+// prefix of the path, answers as the join at each step does, for the
+// roots it takes that shortcut for and those it does not ("."), and
+// for names whose components are not plain.
+func TestPHPSiteRegularSteps(t *testing.T) {
+	root := phpSite(t)
+	if err := os.Symlink("sub", filepath.Join(root, "alias")); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{
+		"/info.php", "/sub/index.php", "/in.php", "/out.php", "/alias/index.php", "/missing.php",
+		"/sub", "/style.css", "/assets/logo.png", "/uploads/evil.jpg", "/uploads/evil.jpg/x.php",
+		"/", "//info.php", "/sub//index.php", "/sub/", "/./info.php", "/sub/../info.php",
+		"/../" + filepath.Base(root) + "/info.php", "info.php", "/sub/index.php/",
+	}
+	t.Chdir(root)
+	for _, dir := range []string{root, root + "/", ".", filepath.Dir(root) + "/" + filepath.Base(root) + "/sub/.."} {
+		site := &PHPSite{Root: dir}
+		real, err := filepath.EvalSymlinks(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range names {
+			file, ok := site.regular(real, name)
+			wantFile, wantOK := site.regularSteps(real, name)
+			if file != wantFile || ok != wantOK {
+				t.Errorf("root %q: regular(%q) = %q, %v; a join at each step: %q, %v", dir, name, file, ok, wantFile, wantOK)
+			}
+		}
+	}
+}
+
+// TestPHPSitePathInfoSplit: SCRIPT_NAME and PATH_INFO split the path
+// exactly where the script's segment ends, empty segments and a final
+// slash kept.
+func TestPHPSitePathInfoSplit(t *testing.T) {
+	site := &PHPSite{Root: phpSite(t), Prefix: "/w/"}
+	for _, tt := range []struct{ path, name, info string }{
+		{"/w/info.php", "/w/info.php", ""},
+		{"/w/info.php/", "/w/info.php", "/"},
+		{"/w/info.php//a//", "/w/info.php", "//a//"},
+		{"/w/sub/index.php/x.php/y", "/w/sub/index.php", "/x.php/y"},
+		{"/w//info.php/a", "/w//info.php", "/a"}, // the file is Root/info.php
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.URL.Path = tt.path
+		s, err := site.Resolve(r)
+		if err != nil || s.Name != tt.name || s.PathInfo != tt.info {
+			t.Errorf("Resolve(%q) = %q, %q, %v; want %q, %q", tt.path, s.Name, s.PathInfo, err, tt.name, tt.info)
+		}
+	}
+}

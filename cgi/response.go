@@ -99,12 +99,17 @@ var hopHeaders = [...]string{
 // status line and header. A short peek is no status line; ReadResponse
 // reports the rest.
 func ReadAppResponse(br *bufio.Reader, resp *AppResponse, lim HeaderLimits) (*Response, error) {
-	nph := false
-	if resp.StatusLine {
-		start, _ := br.Peek(5)
-		nph = string(start) == "HTTP/"
+	return ReadResponse(br, appNPH(br, resp), lim)
+}
+
+// appNPH reports whether resp, read by br, begins with an HTTP status
+// line.
+func appNPH(br *bufio.Reader, resp *AppResponse) bool {
+	if !resp.StatusLine {
+		return false
 	}
-	return ReadResponse(br, nph, lim)
+	start, _ := br.Peek(5)
+	return string(start) == "HTTP/"
 }
 
 // ReadResponse reads and parses a CGI response header block (RFC 3875 § 6)
@@ -117,26 +122,37 @@ func ReadAppResponse(br *bufio.Reader, resp *AppResponse, lim HeaderLimits) (*Re
 // a folded line, control bytes such as NUL, a Status that is not a three-digit
 // code from 200 to 599, or a repeated Status or Location.
 func ReadResponse(br *bufio.Reader, nph bool, lim HeaderLimits) (*Response, error) {
-	p := respParser{br: br, lim: lim, resp: &Response{}}
+	p := respParser{br: br, lim: lim}
+	if err := p.read(nph); err != nil {
+		return nil, err
+	}
+	r := p.resp
+	r.Header = p.header()
+	return &r, nil
+}
+
+// read reads and checks the header block, and settles the response's
+// kind and status; the fields to send stay gathered in p.
+func (p *respParser) read(nph bool) error {
 	if nph {
 		line, err := p.line()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if err := p.statusLine(line); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for {
 		line, err := p.line()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if len(line) == 0 {
 			break
 		}
 		if err := p.field(line); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	return p.finish()
@@ -145,11 +161,11 @@ func ReadResponse(br *bufio.Reader, nph bool, lim HeaderLimits) (*Response, erro
 type respParser struct {
 	br          *bufio.Reader
 	lim         HeaderLimits
-	resp        *Response
-	n           int  // lines read
-	bytes       int  // header bytes read
-	hasStatus   bool // a Status field or status line was seen
-	hasCGIField bool // Content-Type, Location or Status was seen
+	resp        Response // Header stays nil: the fields are gathered below
+	n           int      // lines read
+	bytes       int      // header bytes read
+	hasStatus   bool     // a Status field or status line was seen
+	hasCGIField bool     // Content-Type, Location or Status was seen
 	long        []byte
 
 	// The fields to send, gathered so that finish builds the header with
@@ -235,6 +251,45 @@ func (p *respParser) header() http.Header {
 		h[f.key] = slab[i : i+1 : i+1] // an append by the caller copies
 	}
 	return h
+}
+
+// setHeader sets the fields gathered in h, as [WriteHeader] copies a
+// Response's: a field replaces any h already holds under its name. Values
+// go in as header does build them; for a few fields no map is built in
+// between.
+func (p *respParser) setHeader(h http.Header) {
+	if p.nf > len(p.fields) {
+		for k, v := range p.header() {
+			h[k] = v
+		}
+		return
+	}
+	if p.nf == 0 {
+		return
+	}
+	all := string(p.vals())
+	slab := make([]string, p.nf)
+	for i := range p.nf {
+		f := &p.fields[i]
+		v := all[f.off:f.end]
+		if p.seenBefore(i) {
+			h[f.key] = append(h[f.key], v)
+			continue
+		}
+		slab[i] = v
+		h[f.key] = slab[i : i+1 : i+1] // an append by the caller copies
+	}
+}
+
+// seenBefore reports whether a field gathered before the i-th, one of the
+// first len(p.fields), has its name.
+func (p *respParser) seenBefore(i int) bool {
+	for j := range i {
+		if p.fields[j].key == p.fields[i].key {
+			return true
+		}
+	}
+	return false
 }
 
 func malformed(format string, args ...any) error {
@@ -429,14 +484,14 @@ var commonKeys = func() map[string]string {
 	return m
 }()
 
-func (p *respParser) finish() (*Response, error) {
-	r := p.resp
+// finish checks the header block read and settles the kind and status.
+func (p *respParser) finish() error {
+	r := &p.resp
 	if !p.hasCGIField {
 		// RFC 3875 § 6.3: at least one CGI field must be supplied; a blank
 		// first line means the script wrote no header block at all.
-		return nil, malformed("no CGI field: the header block has no Content-Type, Location or Status")
+		return malformed("no CGI field: the header block has no Content-Type, Location or Status")
 	}
-	r.Header = p.header()
 	switch {
 	case r.Location != "" && !p.hasStatus && isLocalPath(r.Location):
 		r.Kind, r.Status = LocalRedirect, http.StatusOK
@@ -450,7 +505,7 @@ func (p *respParser) finish() (*Response, error) {
 			r.Status = http.StatusOK
 		}
 	}
-	return r, nil
+	return nil
 }
 
 // isLocalPath reports whether a Location value is a local URL path (RFC 3875

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -192,5 +194,69 @@ func BenchmarkMultiplexing(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// cannedApp serves, on a loopback port until b ends, an application that
+// answers every request with the same records (php-fpm's answer to a
+// hello-world script) and allocates nothing per request, so that a
+// benchmark through it counts the gateway's side alone.
+func cannedApp(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	out := AppendStream(nil, TypeStdout, requestID, []byte("X-Powered-By: PHP/8.2.29\r\nContent-Type: text/plain;charset=UTF-8\r\n\r\nHello, world\n"))
+	out = AppendRecord(out, TypeStdout, requestID, nil)
+	out = AppendRecord(out, TypeEndRequest, requestID, []byte{0, 0, 0, 0, byte(RequestComplete), 0, 0, 0})
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				rd := NewReader(bufio.NewReaderSize(nc, 16<<10))
+				for {
+					rec, err := rd.Next()
+					if err != nil {
+						return
+					}
+					if rec.Type == TypeStdin && len(rec.Content) == 0 {
+						if _, err := nc.Write(out); err != nil {
+							return
+						}
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// BenchmarkGateway: an HTTP request for a PHP script through NewHandler
+// with a PHPSite (the script's stat, meta-variables, the client, the
+// response parsed and copied back) to a canned application on a kept
+// loopback connection: the gateway's side alone.
+func BenchmarkGateway(b *testing.B) {
+	b.ReportAllocs()
+	root := b.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "hello.php"), []byte("<?php echo 'x';"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	c := &Client{Network: "tcp", Address: cannedApp(b), MaxConns: 4, NoMultiplex: true}
+	defer c.CloseIdle()
+	h := NewHandler(c, &cgi.PHPSite{Root: root}, cgi.Settings{})
+	r := httptest.NewRequest("GET", "http://example.com/hello.php", nil)
+	r.Header.Set("User-Agent", "wrk")
+	w := &discardWriter{h: make(http.Header)}
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, r)
+		if w.code != 200 {
+			b.Fatalf("status %d", w.code)
+		}
 	}
 }

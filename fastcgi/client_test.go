@@ -225,3 +225,46 @@ func TestClientErrorsMapToStatus(t *testing.T) {
 		t.Errorf("silent application: %v (status %d); want 504", err, cgi.StatusOf(err))
 	}
 }
+
+// TestClientReadTimeoutPerRecord: ReadTimeout bounds the wait for each
+// record that is not at hand yet, not the whole response: pauses under
+// it pass, one over it ends the response with a timeout, whatever was
+// read at once before. A kept connection idle for longer than the
+// timeouts serves its next request: deadlines left from one request do
+// not cut the next.
+func TestClientReadTimeoutPerRecord(t *testing.T) {
+	leakcheck.Check(t)
+	const timeout = 400 * time.Millisecond
+	rl, _ := startApp(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pause, _ := time.ParseDuration(strings.TrimPrefix(r.URL.Path, "/"))
+		w.Header().Set("Content-Type", "text/plain")
+		for i := range 3 {
+			io.WriteString(w, strings.Repeat("x", 100)) // more than the first read takes
+			w.(http.Flusher).Flush()
+			if i < 2 {
+				time.Sleep(pause)
+			}
+		}
+	}))
+	c := &Client{Network: "tcp", Address: rl.Addr().String(), MaxConns: 1, NoMultiplex: true, ReadTimeout: timeout, WriteTimeout: timeout}
+	defer c.CloseIdle()
+	got, err := doBody(t, c, context.Background(), &Request{Params: clientParams("/250ms")})
+	if err != nil || len(got) != 300 {
+		t.Fatalf("pauses of 250ms under a read timeout of %v: %d bytes, %v; want 300 bytes", timeout, len(got), err)
+	}
+	time.Sleep(2 * timeout) // idle on its kept connection past every deadline it had
+	if got, err := doBody(t, c, context.Background(), &Request{Params: clientParams("/0s")}); err != nil || len(got) != 300 {
+		t.Fatalf("on the kept connection after %v idle: %d bytes, %v", 2*timeout, len(got), err)
+	}
+	start := time.Now()
+	_, err = doBody(t, c, context.Background(), &Request{Params: clientParams("/1s")})
+	if cgi.StatusOf(err) != http.StatusGatewayTimeout {
+		t.Fatalf("a pause of 1s: %v (status %d); want a timeout", err, cgi.StatusOf(err))
+	}
+	if d := time.Since(start); d < timeout || d > timeout+time.Second {
+		t.Errorf("the timeout came after %v; want about %v", d, timeout)
+	}
+	if rl.accepted() != 2 {
+		t.Errorf("%d connections; want 1 kept (and 1 for GET_VALUES)", rl.accepted())
+	}
+}

@@ -146,7 +146,7 @@ func (c *Client) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRe
 		x.raw, _ = sc.SyscallConn() // without it, ready waits for nothing and reports false
 	}
 	x.br = clientReaderPool.Get().(*bufio.Reader)
-	x.br.Reset(readerFunc(x.read))
+	x.br.Reset((*connSide)(x))
 	x.stop = context.AfterFunc(ctx, x.interrupt)
 	_ = nc.SetWriteDeadline(time.Now().Add(defaults.Or(c.WriteTimeout, DefaultWriteTimeout))) // a dead conn fails the write
 	if _, err := nc.Write(hdr); err != nil {
@@ -228,10 +228,11 @@ func (x *exchange) probe(p []byte) (int, error) {
 // clientReaderPool holds response readers.
 var clientReaderPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
 
-// readerFunc adapts a function to io.Reader.
-type readerFunc func([]byte) (int, error)
+// connSide is an exchange as the reader of its connection, behind the
+// bufio.Reader callers read (a pointer: no closure per request).
+type connSide exchange
 
-func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+func (c *connSide) Read(p []byte) (int, error) { return (*exchange)(c).read(p) }
 
 // exchange is one request in flight.
 type exchange struct {
