@@ -26,15 +26,7 @@ import (
 // ferry's front and nginx are compared. It returns the front's URL.
 func serveFloorFront(tb testing.TB, addr, script string, max int) string {
 	tb.Helper()
-	ups := make(chan floorUpstream, max)
-	for range max {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { c.Close() })
-		ups <- floorUpstream{c, bufio.NewReader(c), make([]byte, 8+65535+255)}
-	}
+	ups := floorPool(tb, addr, max)
 	req := floorFastCGIRequest(script)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -60,11 +52,51 @@ type floorUpstream struct {
 	rec []byte // a record's room
 }
 
+// floorPool opens max kept connections to the FastCGI application at
+// addr, closed when the test ends.
+func floorPool(tb testing.TB, addr string, max int) chan floorUpstream {
+	tb.Helper()
+	ups := make(chan floorUpstream, max)
+	for range max {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { c.Close() })
+		ups <- floorUpstream{c, bufio.NewReader(c), make([]byte, 8+65535+255)}
+	}
+	return ups
+}
+
+// exchange writes req and appends the application's STDOUT to stdout,
+// reading records up to END_REQUEST.
+func (up floorUpstream) exchange(req, stdout []byte) ([]byte, error) {
+	if _, err := up.c.Write(req); err != nil {
+		return stdout, err
+	}
+	rec := up.rec
+	for {
+		if _, err := io.ReadFull(up.br, rec[:8]); err != nil {
+			return stdout, err
+		}
+		n := int(binary.BigEndian.Uint16(rec[4:6]))
+		body := rec[8 : 8+n+int(rec[6])]
+		if _, err := io.ReadFull(up.br, body); err != nil {
+			return stdout, err
+		}
+		switch rec[1] {
+		case 6: // FCGI_STDOUT
+			stdout = append(stdout, body[:n]...)
+		case 3: // FCGI_END_REQUEST
+			return stdout, nil
+		}
+	}
+}
+
 // floorServe serves one client connection of serveFloorFront.
 func floorServe(c net.Conn, ups chan floorUpstream, req []byte) {
 	defer c.Close()
 	br := bufio.NewReader(c)
-	rec := make([]byte, 8, 8+65535+255)
 	var out, stdout []byte
 	for {
 		// The request head: lines up to an empty one.
@@ -78,27 +110,10 @@ func floorServe(c net.Conn, ups chan floorUpstream, req []byte) {
 			}
 		}
 		up := <-ups
-		if _, err := up.c.Write(req); err != nil {
+		var err error
+		stdout, err = up.exchange(req, stdout[:0])
+		if err != nil {
 			return
-		}
-		stdout = stdout[:0]
-		ubr := up.br
-		ended := false
-		for !ended {
-			if _, err := io.ReadFull(ubr, rec[:8]); err != nil {
-				return
-			}
-			n := int(binary.BigEndian.Uint16(rec[4:6])) + int(rec[6])
-			body := rec[8 : 8+n]
-			if _, err := io.ReadFull(ubr, body); err != nil {
-				return
-			}
-			switch rec[1] {
-			case 6: // FCGI_STDOUT
-				stdout = append(stdout, body[:binary.BigEndian.Uint16(rec[4:6])]...)
-			case 3: // FCGI_END_REQUEST
-				ended = true
-			}
 		}
 		ups <- up
 		head, content, ok := bytes.Cut(stdout, []byte("\r\n\r\n"))
@@ -151,40 +166,15 @@ func floorFastCGIRequest(script string) []byte {
 // two rows is what net/http costs a front.
 func serveFloorNetHTTP(tb testing.TB, addr, script string, max int) string {
 	tb.Helper()
-	ups := make(chan floorUpstream, max)
-	for range max {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { c.Close() })
-		ups <- floorUpstream{c, bufio.NewReader(c), make([]byte, 8+65535+255)}
-	}
+	ups := floorPool(tb, addr, max)
 	req := floorFastCGIRequest(script)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		up := <-ups
 		defer func() { ups <- up }()
-		if _, err := up.c.Write(req); err != nil {
+		stdout, err := up.exchange(req, nil)
+		if err != nil {
 			w.WriteHeader(502)
 			return
-		}
-		rec := up.rec
-		var stdout []byte
-		for ended := false; !ended; {
-			if _, err := io.ReadFull(up.br, rec[:8]); err != nil {
-				return
-			}
-			n := int(binary.BigEndian.Uint16(rec[4:6])) + int(rec[6])
-			body := rec[8 : 8+n]
-			if _, err := io.ReadFull(up.br, body); err != nil {
-				return
-			}
-			switch rec[1] {
-			case 6:
-				stdout = append(stdout, body[:binary.BigEndian.Uint16(rec[4:6])]...)
-			case 3:
-				ended = true
-			}
 		}
 		head, content, _ := bytes.Cut(stdout, []byte("\r\n\r\n"))
 		for _, line := range bytes.Split(head, []byte("\r\n")) {

@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ferrygw/ferry/internal/httpsyntax"
 )
 
 // FuzzReadResponse checks that ReadResponse never panics, that what it
@@ -95,18 +97,18 @@ func checkParsedResponse(t *testing.T, data []byte, resp *Response, rest []byte)
 	if resp.Status < 200 || resp.Status > 599 {
 		t.Fatalf("ReadResponse(%q).Status = %d; want 200 to 599", data, resp.Status)
 	}
-	if hasCTLByte(resp.Reason) || resp.Reason != strings.TrimSpace(resp.Reason) {
+	if httpsyntax.HasCTL(resp.Reason) || resp.Reason != strings.TrimSpace(resp.Reason) {
 		t.Fatalf("ReadResponse(%q).Reason = %q", data, resp.Reason)
 	}
 	for k, vs := range resp.Header {
-		if k != textproto.CanonicalMIMEHeaderKey(k) || k == "" || strings.IndexFunc(k, func(r rune) bool { return r > 0x7f || !isTokenByte(byte(r)) }) >= 0 {
+		if k != textproto.CanonicalMIMEHeaderKey(k) || k == "" || strings.IndexFunc(k, func(r rune) bool { return r > 0x7f || !httpsyntax.IsTokenByte(byte(r)) }) >= 0 {
 			t.Fatalf("ReadResponse(%q): header name %q not a canonical token", data, k)
 		}
 		if slices.Contains(hopHeaders[:], k) || k == "Status" {
 			t.Fatalf("ReadResponse(%q): header %q kept", data, k)
 		}
 		for _, v := range vs {
-			if strings.ContainsAny(v, "\x00\r\n") || hasCTLByte(v) {
+			if strings.ContainsAny(v, "\x00\r\n") || httpsyntax.HasCTL(v) {
 				t.Fatalf("ReadResponse(%q): header %s value %q holds a control byte", data, k, v)
 			}
 		}

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/ferrygw/ferry/internal/httpsyntax"
 )
 
 // ErrMissingMetaVariable is wrapped by [RequestFromEnv] errors for a
@@ -127,7 +129,7 @@ func headerName(v string) string {
 
 func validMethod(m string) bool {
 	for i := 0; i < len(m); i++ {
-		if !isTokenByte(m[i]) {
+		if !httpsyntax.IsTokenByte(m[i]) {
 			return false
 		}
 	}

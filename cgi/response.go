@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/ferrygw/ferry/internal/defaults"
+	"github.com/ferrygw/ferry/internal/httpsyntax"
 )
 
 // Limits on a script's response header block. Zero fields of [HeaderLimits]
@@ -361,7 +362,7 @@ func (p *respParser) status(v []byte) error {
 	if n < 200 || n > 599 {
 		return malformed("bad Status %.64q: code must be 200 to 599", v)
 	}
-	if hasCTLByte(reason) {
+	if httpsyntax.HasCTL(reason) {
 		return malformed("bad Status %.64q: control byte in reason phrase", v)
 	}
 	p.resp.Status, p.resp.Reason = n, reasonPhrase(n, bytes.TrimSpace(reason))
@@ -391,12 +392,12 @@ func (p *respParser) field(line []byte) error {
 	}
 	name := line[:i]
 	for _, c := range name {
-		if !isTokenByte(c) {
+		if !httpsyntax.IsTokenByte(c) {
 			return malformed("header line %d has a bad field name %.64q", p.n, name)
 		}
 	}
 	value := bytes.Trim(line[i+1:], " \t")
-	if hasCTLByte(value) {
+	if httpsyntax.HasCTL(value) {
 		return malformed("header line %d (%s) holds a control byte", p.n, name)
 	}
 	key := canonicalKey(name)
@@ -524,24 +525,4 @@ func isDigits[S string | []byte](s S) bool {
 		}
 	}
 	return true
-}
-
-// hasCTLByte reports control bytes other than HTAB.
-func hasCTLByte[S string | []byte](s S) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
-			return true
-		}
-	}
-	return false
-}
-
-// isTokenByte reports whether c may appear in a header field name (RFC 9110
-// § 5.6.2 tchar).
-func isTokenByte(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }

@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/ferrygw/ferry/internal/serving"
@@ -512,9 +511,4 @@ func (w connWriter) Write(p []byte) (int, error) {
 		w.c.setWriteLoose(d)
 	}
 	return w.c.rwc.Write(p)
-}
-
-// isClosedConn reports whether err says the connection is gone.
-func isClosedConn(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }

@@ -1,7 +1,6 @@
 package h1
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"log"
@@ -236,22 +235,5 @@ func TestDifferential(t *testing.T) {
 		if got.closed != want.closed && tc.closeDiffers == "" {
 			t.Errorf("%s: connection closed: %v; net/http: %v", tc.name, got.closed, want.closed)
 		}
-	}
-}
-
-// readResponses reads the responses in s.
-func readResponses(s string) ([]*http.Response, error) {
-	br := bufio.NewReader(strings.NewReader(s))
-	var out []*http.Response
-	for {
-		if _, err := br.Peek(1); err != nil {
-			return out, nil
-		}
-		r, err := http.ReadResponse(br, nil)
-		if err != nil {
-			return out, err
-		}
-		io.ReadAll(r.Body)
-		out = append(out, r)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ferrygw/ferry/internal/httpsyntax"
 )
 
 // FuzzReadHead holds the head parser to net/http's: where both accept a
@@ -74,11 +76,11 @@ func serverTakes(r *http.Request, hosts []string, haveHost bool) bool {
 		return false
 	}
 	for k, vv := range r.Header {
-		if !isToken([]byte(k)) {
+		if !httpsyntax.IsToken(k) {
 			return false
 		}
 		for _, v := range vv {
-			if !validValue([]byte(v)) {
+			if httpsyntax.HasCTL(v) {
 				return false
 			}
 		}

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/ferrygw/ferry/internal/httpsyntax"
 )
 
 // headError is a request head refused with an answer: net/http's text for
@@ -110,7 +112,7 @@ func readHead(h *headReader, rq *request) error {
 	if !ok1 || !ok2 {
 		return badRequest("")
 	}
-	if len(method) == 0 || !isToken(method) {
+	if !httpsyntax.IsToken(method) {
 		return badRequest("")
 	}
 	r.Method = methodString(method)
@@ -150,7 +152,7 @@ func readHead(h *headReader, rq *request) error {
 		return &headError{status: http.StatusBadRequest, text: "malformed Host header"}
 	}
 	for k := range hdr {
-		if !isToken([]byte(k)) {
+		if !httpsyntax.IsToken(k) {
 			return &headError{status: http.StatusBadRequest, text: "invalid header name"}
 		}
 	}
@@ -283,7 +285,7 @@ func readFields(h *headReader, trailer bool) (http.Header, error) {
 			return nil, badRequest("")
 		}
 		value = trimOWS(value)
-		if !validValue(value) {
+		if httpsyntax.HasCTL(value) {
 			return nil, badRequest("")
 		}
 		// A name that is not a token is refused once the head is in, as
@@ -301,7 +303,7 @@ func readFields(h *headReader, trailer bool) (http.Header, error) {
 // canonicalKey is textproto's canonical form of a header name, without an
 // allocation for the common ones.
 func canonicalKey(name []byte) string {
-	if !isToken(name) {
+	if !httpsyntax.IsToken(name) {
 		return string(name)
 	}
 	upper := true
@@ -372,42 +374,6 @@ func trimOWS(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
-}
-
-// isToken reports whether b is an RFC 9110 token.
-func isToken(b []byte) bool {
-	for _, c := range b {
-		if int(c) >= len(tokenChars) || !tokenChars[c] {
-			return false
-		}
-	}
-	return true
-}
-
-var tokenChars = func() [128]bool {
-	var t [128]bool
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
-// validValue reports whether v may be a field value: no control bytes
-// but tab (RFC 9110 § 5.5), as net/http checks.
-func validValue(v []byte) bool {
-	for _, c := range v {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // validHost reports whether h may be a Host field, as net/http checks:

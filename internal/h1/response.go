@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ferrygw/ferry/internal/httpsyntax"
 )
 
 // preSize is how much of a body a response holds before its header is
@@ -517,7 +519,7 @@ func writeFields(bw *bufio.Writer, h http.Header, skip []string) {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if !isToken([]byte(k)) {
+		if !httpsyntax.IsToken(k) {
 			continue
 		}
 		for _, v := range h[k] {
