@@ -643,28 +643,45 @@ func dialMany(addr string, n int, first []byte) []net.Conn {
 // closedByServer counts the connections the server has closed: a read
 // returns EOF or a reset, not a timeout.
 func closedByServer(conns []net.Conn) int {
-	var n atomic.Int32
-	var wg sync.WaitGroup
-	for _, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-			buf := make([]byte, 4096)
-			for {
-				_, err := c.Read(buf)
-				if err == nil {
-					continue
+	// A read whose deadline passes before it runs reports a timeout even
+	// with the server's close waiting in the socket: in a starved process
+	// (the flooder runs at SCHED_IDLE), so look again at the connections
+	// still open, until a look finds no new close.
+	open := conns
+	closed := 0
+	for range 20 {
+		var mu sync.Mutex
+		var still []net.Conn
+		var wg sync.WaitGroup
+		for _, c := range open {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+				buf := make([]byte, 4096)
+				for {
+					_, err := c.Read(buf)
+					if err == nil {
+						continue
+					}
+					if isTimeout(err) {
+						mu.Lock()
+						still = append(still, c)
+						mu.Unlock()
+					}
+					return
 				}
-				if !isTimeout(err) {
-					n.Add(1)
-				}
-				return
-			}
-		}()
+			}()
+		}
+		wg.Wait()
+		n := len(open) - len(still)
+		closed += n
+		open = still
+		if n == 0 || len(open) == 0 {
+			break
+		}
 	}
-	wg.Wait()
-	return int(n.Load())
+	return closed
 }
 
 func closeAll(conns []net.Conn) {
