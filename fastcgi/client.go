@@ -107,13 +107,6 @@ type clientConn struct {
 	br       *bufio.Reader
 	rd       *Reader
 	lastUsed time.Time
-	// wake ends the reads and writes blocked on the connection: a
-	// request's context.AfterFunc. ready is the Ready of the response
-	// of cur, the request in progress. Both are made once per
-	// connection, not per request.
-	wake  func()
-	ready func() bool
-	cur   *exchange
 }
 
 // close closes the connection and gives its buffers back.
@@ -205,10 +198,7 @@ func (c *Client) dial(ctx context.Context) (*clientConn, error) {
 	}
 	cr := readerPool.Get().(*connReader)
 	cr.br.Reset(nc)
-	cc := &clientConn{nc: nc, cr: cr, br: cr.br, rd: cr.rd}
-	cc.wake = func() { nc.SetDeadline(time.Unix(1, 0)) }
-	cc.ready = func() bool { return cc.cur == nil || cc.cur.ready() } // none: a Read returns at once
-	return cc, nil
+	return &clientConn{nc: nc, cr: cr, br: cr.br, rd: cr.rd}, nil
 }
 
 // GetValues asks the application for the named variables (FCGI_MAX_CONNS,
@@ -417,8 +407,10 @@ func (c *Client) do(ctx context.Context, req *Request, resp *Response, check, fr
 		return nil, false, cgi.NotSent(err)
 	}
 	x := &exchange{c: c, cc: cc, ctx: ctx, stderr: req.Stderr, resp: resp}
-	// Ending ctx wakes blocked reads and writes; the reader then aborts.
-	x.stop = context.AfterFunc(ctx, cc.wake)
+	x.stop = context.AfterFunc(ctx, func() {
+		// Wake blocked reads and writes; the reader then aborts.
+		cc.nc.SetDeadline(time.Unix(1, 0))
+	})
 	if err := x.send(req); err != nil {
 		x.close(err)
 		if reused {
@@ -429,8 +421,7 @@ func (c *Client) do(ctx context.Context, req *Request, resp *Response, check, fr
 		// application cannot have started it, and the body is unread.
 		return nil, reused, cgi.NotSent(err)
 	}
-	cc.cur = x
-	x.app = cgi.AppResponse{Body: x, Ready: cc.ready}
+	x.app = cgi.AppResponse{Body: x, Ready: x.ready}
 	// Wait for the first output so that connection failures show here, as
 	// a dial-time error would, and map to 502 before anything is sent.
 	if _, err := x.fill(); err != nil && err != io.EOF {
@@ -560,12 +551,7 @@ func (x *exchange) fill() (int, error) {
 		if x.err != nil {
 			return 0, x.err
 		}
-		if !x.recordBuffered() {
-			// The wait for this record is bounded; one already in the
-			// reader's buffer is read without a wait, and without the
-			// cost of a new deadline.
-			x.cc.nc.SetReadDeadline(time.Now().Add(defaults.Or(x.c.ReadTimeout, DefaultReadTimeout)))
-		}
+		x.cc.nc.SetReadDeadline(time.Now().Add(defaults.Or(x.c.ReadTimeout, DefaultReadTimeout)))
 		rec, err := x.cc.rd.Next()
 		if err != nil {
 			x.err = x.readError(err)
@@ -613,18 +599,15 @@ func (x *exchange) fill() (int, error) {
 // STDOUT content is at hand, the request has ended, or a whole record is
 // buffered.
 func (x *exchange) ready() bool {
-	return len(x.buf) > 0 || x.done || x.err != nil || x.recordBuffered()
-}
-
-// recordBuffered reports whether a whole record is in the connection's
-// reader: reading it does not touch the network.
-func (x *exchange) recordBuffered() bool {
-	n := x.cc.br.Buffered()
-	if n < HeaderLen {
+	if len(x.buf) > 0 || x.done || x.err != nil {
+		return true
+	}
+	if x.cc.br.Buffered() < HeaderLen {
 		return false
 	}
 	h, _ := x.cc.br.Peek(HeaderLen) // buffered: does not read
-	return n >= HeaderLen+(int(h[4])<<8|int(h[5]))+int(h[6])
+	need := HeaderLen + (int(h[4])<<8 | int(h[5])) + int(h[6])
+	return x.cc.br.Buffered() >= need
 }
 
 // readError describes why reading the response failed.
@@ -670,9 +653,6 @@ func (x *exchange) close(err error) {
 	}
 	x.closed = true
 	x.buf = nil // it points into the connection's reader
-	if x.cc.cur == x {
-		x.cc.cur = nil
-	}
 	x.stop()
 	reusable := x.done && err == nil && x.ctx.Err() == nil
 	if x.bodyErr != nil {
@@ -690,9 +670,9 @@ func (x *exchange) close(err error) {
 		x.cc.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 		x.cc.nc.Write(AppendRecord(nil, TypeAbortRequest, requestID, nil)) // best effort: the connection closes next
 	}
-	// A kept connection keeps its deadlines: the next request sets its
-	// write deadline before writing and its read deadline before a read
-	// that waits, and alive sets its own.
+	if reusable {
+		x.cc.nc.SetDeadline(time.Time{})
+	}
 	x.c.release(x.cc, reusable)
 }
 
