@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -93,11 +94,17 @@ func writeKey(b *strings.Builder, o Option, vals []string, blankUnset bool) {
 	fmt.Fprintf(b, "# %s\n", o.Doc)
 	name := tomlKey(o.Name)
 	switch o.Type {
-	case PositiveInt, Count, Bool:
-		fmt.Fprintf(b, "%s = %s\n", name, vals[0])
+	case PositiveInt, Count:
+		fmt.Fprintf(b, "%s = %s\n", name, tomlInt(vals[0]))
+	case Bool:
+		if v, err := strconv.ParseBool(vals[0]); err == nil {
+			fmt.Fprintf(b, "%s = %t\n", name, v)
+		} else {
+			fmt.Fprintf(b, "%s = %s\n", name, tomlString(vals[0]))
+		}
 	case Size:
 		if strings.Trim(vals[0], "0123456789") == "" {
-			fmt.Fprintf(b, "%s = %s\n", name, vals[0])
+			fmt.Fprintf(b, "%s = %s\n", name, tomlInt(vals[0]))
 		} else {
 			fmt.Fprintf(b, "%s = %s\n", name, tomlString(vals[0]))
 		}
@@ -129,4 +136,16 @@ func writeKey(b *strings.Builder, o Option, vals []string, blankUnset bool) {
 		}
 		fmt.Fprintf(b, "%s = %s\n", name, tomlString(vals[0]))
 	}
+}
+
+// tomlInt writes v, an integer as a mount's address or a flag spells it
+// (strconv's "007", "+5"), as a TOML integer, which has no leading zeros or
+// plus sign; what is not an integer is written as a string, for the loader
+// to refuse with its line.
+func tomlInt(v string) string {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return tomlString(v)
+	}
+	return strconv.FormatInt(n, 10)
 }

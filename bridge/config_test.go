@@ -265,3 +265,29 @@ func TestConfigReferenceInREADME(t *testing.T) {
 		t.Errorf("README.md's options table is not the generated one; replace it with:\n%s", want)
 	}
 }
+
+// TestConfigPrintsTOMLNumbers: numbers an address spells as strconv reads
+// them (leading zeros) print as TOML integers, which have
+// neither, and load back to the same values.
+func TestConfigPrintsTOMLNumbers(t *testing.T) {
+	f, err := ParseConfig("n.toml", []byte("[mount.\"/\"]\nbackend = \"fastcgi+exec:/usr/bin/php-cgi?workers=08&max_requests=0500\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := WriteConfig(&out, f.Config); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\nworkers = 8\n", "\nmax_requests = 500\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("printed configuration lacks %q:\n%s", want, out.String())
+		}
+	}
+	back, err := ParseConfig("printed.toml", out.Bytes())
+	if err != nil {
+		t.Fatalf("the printed configuration does not load: %v\n%s", err, out.String())
+	}
+	if got := back.Config.Mounts[0].Backend.Query; got.Get("workers") != "8" || got.Get("max_requests") != "500" {
+		t.Errorf("read back %v; want workers=8, max_requests=500", got)
+	}
+}

@@ -17,6 +17,9 @@ func ParseApache(name string, data []byte, lim Limits) ([]*Directive, error) {
 	if int64(len(data)) > lim.fileSize() {
 		return nil, &ParseError{File: name, Err: ErrFileTooLarge, Msg: fmt.Sprintf("%d bytes, more than %d", len(data), lim.fileSize())}
 	}
+	if err := checkNUL(name, data); err != nil {
+		return nil, err
+	}
 	root := &Directive{}
 	stack := []*Directive{root}
 	lines := bytes.Split(data, []byte("\n"))
@@ -73,6 +76,17 @@ func ParseApache(name string, data []byte, lim Limits) ([]*Directive, error) {
 		return nil, &ParseError{File: name, Line: top.Line, Err: ErrSyntax, Msg: fmt.Sprintf("<%s> is never closed", top.Name)}
 	}
 	return root.Block, nil
+}
+
+// checkNUL refuses a NUL byte anywhere in a configuration file: httpd and
+// nginx read their files as C strings, so what follows one is not what the
+// server saw, and no path, name or value ferry writes may hold one.
+func checkNUL(name string, data []byte) error {
+	i := bytes.IndexByte(data, 0)
+	if i < 0 {
+		return nil
+	}
+	return &ParseError{File: name, Line: bytes.Count(data[:i], []byte("\n")) + 1, Err: ErrSyntax, Msg: "a NUL byte"}
 }
 
 // apacheWords splits a line into words as httpd's ap_getword_conf does:

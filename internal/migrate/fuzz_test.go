@@ -85,3 +85,42 @@ func TestLimits(t *testing.T) {
 		t.Errorf("ParseApache(long line) = %v; want ErrLineTooLong", err)
 	}
 }
+
+// TestMalformed: each malformed configuration fails with its named error at
+// the line that holds the fault.
+func TestMalformed(t *testing.T) {
+	for _, tc := range []struct {
+		name, kind, conf string
+		want             error
+		line             int
+	}{
+		{"apache unbalanced quotes", "apache", "ServerName x\nDocumentRoot \"/srv\n", ErrSyntax, 2},
+		{"apache close without open", "apache", "\n</Directory>\n", ErrSyntax, 2},
+		{"apache section without >", "apache", "<Directory /x\n", ErrSyntax, 1},
+		{"apache never closed", "apache", "<Directory /x>\n<Files a>\n</Files>\n", ErrSyntax, 1},
+		{"apache wrong close", "apache", "<Directory /x>\n</Location>\n", ErrSyntax, 2},
+		{"apache NUL", "apache", "ServerName x\nDocumentRoot \"\x00\"\n", ErrSyntax, 2},
+		{"apache NUL in a comment", "apache", "# \x00\n", ErrSyntax, 1},
+		{"nginx unexpected }", "nginx", "http {\n}\n}\n", ErrSyntax, 3},
+		{"nginx unclosed block", "nginx", "http {\nserver {\n", ErrSyntax, 0},
+		{"nginx NUL", "nginx", "http {\n  root /\x00;\n}\n", ErrSyntax, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parse := ParseApache
+			if tc.kind == "nginx" {
+				parse = ParseNginx
+			}
+			_, err := parse("t.conf", []byte(tc.conf), Limits{})
+			var pe *ParseError
+			if !errors.Is(err, tc.want) || !errors.As(err, &pe) {
+				t.Fatalf("parse = %v; want a ParseError of %v", err, tc.want)
+			}
+			if tc.line > 0 && pe.Line != tc.line {
+				t.Errorf("parse = %v; want line %d", err, tc.line)
+			}
+			if pe.File != "t.conf" {
+				t.Errorf("parse = %v; want the file named", err)
+			}
+		})
+	}
+}

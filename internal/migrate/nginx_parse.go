@@ -16,6 +16,9 @@ func ParseNginx(name string, data []byte, lim Limits) ([]*Directive, error) {
 	if int64(len(data)) > lim.fileSize() {
 		return nil, &ParseError{File: name, Err: ErrFileTooLarge, Msg: fmt.Sprintf("%d bytes, more than %d", len(data), lim.fileSize())}
 	}
+	if err := checkNUL(name, data); err != nil {
+		return nil, err
+	}
 	p := &nginxParser{name: name, data: data, line: 1, lim: lim}
 	ds, closed, err := p.block(0)
 	if err != nil {
