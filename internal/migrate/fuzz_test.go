@@ -55,6 +55,30 @@ func FuzzApacheMigrate(f *testing.F) {
 	})
 }
 
+// FuzzNginxMigrate: translating any nginx configuration that parses never
+// panics, and the ferry configuration it writes loads back.
+func FuzzNginxMigrate(f *testing.F) {
+	seeds(f, "nginx")
+	f.Add([]byte("server {\nlisten 01;\nroot \"/srv\";\nlocation ~ \\.php$ {\nfastcgi_pass unix:/x.sock;\n}\n}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		conf := filepath.Join(t.TempDir(), "fuzz.conf")
+		if err := os.WriteFile(conf, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res, err := Nginx([]string{conf}, Options{Limits: Limits{MaxFiles: 20}})
+		if err != nil {
+			return
+		}
+		var b bytes.Buffer
+		if err := bridge.WriteConfig(&b, res.Config); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bridge.ParseConfig("ferry.toml", b.Bytes()); err != nil {
+			t.Fatalf("ferry.toml does not load: %v\n%s", err, b.String())
+		}
+	})
+}
+
 // FuzzNginxConfig: the parser never panics, and fails only with its named
 // errors.
 func FuzzNginxConfig(f *testing.F) {
