@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
@@ -24,7 +25,23 @@ import (
 type reqInfo struct {
 	id      string
 	backend string
+	base    *zerolog.Logger                // the server's, for logger
+	log     atomic.Pointer[zerolog.Logger] // base with req_id, built at the first line logged
 	liveRequest
+}
+
+var _ cgi.RequestLogger = (*reqInfo)(nil)
+
+// Logger implements cgi.RequestLogger: the server's logger with the
+// request's ID as req_id. It is built when the request first logs a line
+// (most never do), and is safe to call from any goroutine.
+func (i *reqInfo) Logger() *zerolog.Logger {
+	if l := i.log.Load(); l != nil {
+		return l
+	}
+	l := i.base.With().Str("req_id", i.id).Logger()
+	i.log.CompareAndSwap(nil, &l)
+	return i.log.Load()
 }
 
 func infoFrom(ctx context.Context) *reqInfo {
@@ -100,10 +117,9 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		id, replace := requestID(r, hdr)
 		// The request's observer and its response writer come in one
 		// allocation, and so do the two one-value lists of its ID.
-		st := &accessState{info: reqInfo{id: id, liveRequest: liveRequest{start: start}}, lw: logWriter{ResponseWriter: w}}
+		st := &accessState{info: reqInfo{id: id, base: &s.log, liveRequest: liveRequest{start: start}}, lw: logWriter{ResponseWriter: w}}
 		info, lw := &st.info, &st.lw
-		l := s.log.With().Str("req_id", info.id).Logger()
-		ctx := cgi.WithObserver(l.WithContext(r.Context()), info)
+		ctx := cgi.WithObserver(r.Context(), info)
 		ids := []string{info.id, info.id}
 		lw.Header()[hdr] = ids[0:1:1] // hdr is canonical
 		defer func() {
@@ -141,9 +157,14 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			}
 		}()
 		r = r.WithContext(ctx)
-		if replace {
-			// The next hop gets the ID this line logs: a copy of the
-			// header (the server's request is not ours to change).
+		switch {
+		case !replace:
+		case r.Header != nil && h1.HeaderOwned(ctx):
+			// The next hop gets the ID this line logs. ferry's own
+			// HTTP/1.1 server leaves the header to the handler.
+			r.Header[hdr] = ids[1:2:2]
+		default:
+			// net/http's request is not ours to change: a copy.
 			h := make(http.Header, len(r.Header)+1)
 			for k, v := range r.Header {
 				h[k] = v

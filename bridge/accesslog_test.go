@@ -60,10 +60,25 @@ func idApp(header string) http.Handler {
 // most 128 bytes, one value), else replaced; the one kept is the one the
 // application gets (as HTTP_X_REQUEST_ID from a script's or FastCGI
 // application's view, as the header behind HTTP), the client gets back
-// and the access log line carries.
+// and the access log line carries; through the http:// front (ferry's own
+// server, whose request header the handler may change) and the https://
+// one (net/http's, whose header is copied first).
 func TestRequestID(t *testing.T) {
 	dir := testdir.Open(t)
 	writeExec(t, filepath.Join(dir, "id.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n%s' \"$HTTP_X_REQUEST_ID$HTTP_X_TRACE\"\n")
+	cert := writeTestCert(t, dir, 1)
+	for _, front := range []struct {
+		scheme, listen string
+		client         *http.Client
+	}{
+		{"http", "http://127.0.0.1:0", http.DefaultClient},
+		{"https", cert.httpsListen(), cert.client(true)},
+	} {
+		t.Run(front.scheme, func(t *testing.T) { testRequestID(t, dir, front.scheme, front.listen, front.client) })
+	}
+}
+
+func testRequestID(t *testing.T, dir, scheme, listen string, client *http.Client) {
 	for _, header := range []string{"", "X-Trace"} {
 		name := header
 		if name == "" {
@@ -79,7 +94,7 @@ func TestRequestID(t *testing.T) {
 		happ := httptest.NewServer(idApp(name))
 		t.Cleanup(happ.Close)
 
-		cfg := mustConfig(t, "http://127.0.0.1:0", "/cgi/=cgi:"+dir, "/fcgi/=fastcgi://"+fl.Addr().String(), "/http/="+happ.URL)
+		cfg := mustConfig(t, listen, "/cgi/=cgi:"+dir, "/fcgi/=fastcgi://"+fl.Addr().String(), "/http/="+happ.URL)
 		cfg.AccessLog, cfg.RequestIDHeader = true, header
 		_, addr, logs := runFerry(t, cfg)
 		for _, tt := range []struct {
@@ -96,11 +111,11 @@ func TestRequestID(t *testing.T) {
 			{"two", []string{"a", "b"}, false},
 		} {
 			for _, path := range []string{"/cgi/id.sh", "/fcgi/x", "/http/x"} {
-				req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+				req, _ := http.NewRequest("GET", scheme+"://"+addr+path, nil)
 				for _, v := range tt.sent {
 					req.Header.Add(name, v)
 				}
-				resp, err := http.DefaultClient.Do(req)
+				resp, err := client.Do(req)
 				if err != nil {
 					t.Fatal(err)
 				}

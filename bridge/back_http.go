@@ -160,10 +160,7 @@ func (b *httpBack) fail(w http.ResponseWriter, r *http.Request, err error) {
 		return // the client went away: nobody to answer
 	}
 	status := cgi.StatusOf(err) // 504 for a timeout, 503 for a group's full queue, else 502
-	log := zerolog.Ctx(r.Context())
-	if log.GetLevel() == zerolog.Disabled {
-		log = &b.log
-	}
+	log := cgi.LoggerFrom(r.Context(), &b.log)
 	log.Error().Err(err).Str("backend", b.target.String()).Int("status", status).Msg("http: request to the application failed")
 	cgi.ObserverFrom(r.Context()).Failed(status, err)
 	http.Error(w, http.StatusText(status), status)

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // RequestObserver learns what happens to one request inside the handlers
@@ -85,6 +87,30 @@ func ObserverFrom(ctx context.Context) RequestObserver {
 		return o
 	}
 	return noObserver{}
+}
+
+// RequestLogger is a [RequestObserver] that also gives the request's
+// logger, whose lines name the request. A gateway that gives each request
+// a logger this way builds it only when something is logged, rather than
+// on every request as zerolog's WithContext would have it.
+type RequestLogger interface {
+	RequestObserver
+	Logger() *zerolog.Logger
+}
+
+// LoggerFrom returns the logger of the request whose context is ctx: the
+// one zerolog's WithContext put in it, else the one its observer gives if
+// the observer is a [RequestLogger], else def.
+func LoggerFrom(ctx context.Context, def *zerolog.Logger) *zerolog.Logger {
+	if l := zerolog.Ctx(ctx); l.GetLevel() != zerolog.Disabled {
+		return l
+	}
+	if o, ok := ctx.Value(observerKey{}).(RequestLogger); ok {
+		if l := o.Logger(); l != nil {
+			return l
+		}
+	}
+	return def
 }
 
 // noObserver is the RequestObserver of a request nobody observes.

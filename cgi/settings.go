@@ -24,8 +24,9 @@ type Settings struct {
 	// HeaderLimits bounds the response header block of a script or an
 	// application. Its zero fields take their defaults.
 	HeaderLimits HeaderLimits
-	// Logger receives errors, and a script's stderr lines. A logger in the
-	// request's context (zerolog.Ctx) takes precedence. If both are absent,
+	// Logger receives errors, and a script's stderr lines. The request's
+	// own logger takes precedence: one in its context (zerolog.Ctx), or
+	// its observer's ([RequestLogger], [LoggerFrom]). If both are absent,
 	// a Handler writes JSON lines to os.Stderr and a Forwarder logs nothing.
 	Logger *zerolog.Logger
 }
@@ -35,10 +36,7 @@ func (s *Settings) software() string { return cmp.Or(s.ServerSoftware, DefaultSe
 
 // logFor returns the logger for r: the request's own, else def.
 func logFor(r *http.Request, def *zerolog.Logger) *zerolog.Logger {
-	if l := zerolog.Ctx(r.Context()); l.GetLevel() != zerolog.Disabled {
-		return l
-	}
-	return def
+	return LoggerFrom(r.Context(), def)
 }
 
 // nopLogger is where a Forwarder without a Logger logs. It is never

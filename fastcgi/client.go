@@ -695,11 +695,11 @@ func (x *exchange) flushStderr() {
 }
 
 // stderrLog returns the logger of one request's STDERR stream: the
-// request's own logger (zerolog.Ctx), so that its lines carry the request's
-// fields (ferry's req_id), else the client's.
+// request's own logger ([cgi.LoggerFrom]), so that its lines carry the
+// request's fields (ferry's req_id), else the client's.
 func (c *Client) stderrLog(ctx context.Context) *linelog.Writer {
-	l := zerolog.Ctx(ctx)
-	if l.GetLevel() == zerolog.Disabled {
+	l := cgi.LoggerFrom(ctx, nil)
+	if l == nil {
 		l = c.log()
 	}
 	return &linelog.Writer{

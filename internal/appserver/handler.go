@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/rs/zerolog"
 )
 
@@ -145,7 +146,7 @@ func (g *guard) checkWhole(tw *trackingWriter, r *http.Request, id string) {
 // logFor returns the request's logger (which names the request), or the
 // workers' with the request's ID.
 func (g *guard) logFor(r *http.Request, id string) *zerolog.Logger {
-	if l := zerolog.Ctx(r.Context()); l.GetLevel() != zerolog.Disabled {
+	if l := cgi.LoggerFrom(r.Context(), nil); l != nil {
 		return l
 	}
 	l := g.w.log().With().Str("req_id", id).Logger()

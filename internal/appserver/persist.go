@@ -140,11 +140,8 @@ func IsPerl(filename string) bool {
 }
 
 func (p *Persistent) log(r *http.Request) *zerolog.Logger {
-	if l := zerolog.Ctx(r.Context()); l.GetLevel() != zerolog.Disabled {
+	if l := cgi.LoggerFrom(r.Context(), p.Logger); l != nil {
 		return l
-	}
-	if p.Logger != nil {
-		return p.Logger
 	}
 	l := zerolog.Nop()
 	return &l

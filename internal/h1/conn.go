@@ -39,6 +39,16 @@ func BodyError(ctx context.Context) (err error, ok bool) {
 	return c.bodyErr, true
 }
 
+// HeaderOwned reports whether the request whose context is ctx came
+// through a Server, whose handler owns the request's Header: unlike
+// net/http's server, a Server reads nothing of it once the head is parsed
+// (what it needs is kept apart), so a handler may change it in place
+// where with net/http it must copy it first.
+func HeaderOwned(ctx context.Context) bool {
+	c, _ := ctx.Value(connKey{}).(*conn)
+	return c != nil
+}
+
 // newIdleClose is how long a connection may wait for its first request
 // before CloseIfIdle (Shutdown, keep-alives off) may close it: a client
 // that has just connected is about to send its request.

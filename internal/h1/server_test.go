@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -414,5 +415,48 @@ func TestRefusals(t *testing.T) {
 				t.Errorf("%s: no refusal reported; want %q", tc.name, tc.reason)
 			}
 		}
+	}
+}
+
+// TestHeaderOwned: a Server's handler owns its request's header. It may
+// change it in place (HeaderOwned says so; not under net/http), and what
+// the server decided from the head stands: a request that asked for
+// Connection: close still gets its connection closed when the handler
+// deletes that field, and the next request's header is its own.
+func TestHeaderOwned(t *testing.T) {
+	leakcheck.Check(t)
+	seen := make(chan string, 4)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Get("X-Changed")
+		if !HeaderOwned(r.Context()) {
+			t.Errorf("HeaderOwned false for a request of a Server")
+		}
+		r.Header.Del("Connection")
+		r.Header.Set("X-Changed", "yes")
+		io.WriteString(w, "ok")
+	})
+	addr := serve(t, &Server{Handler: h})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("%q, %v; want two answers, then the close", b, err)
+	}
+	if n := strings.Count(string(b), "HTTP/1.1 200 OK"); n != 2 || !strings.Contains(string(b), "Connection: close\r\n") {
+		t.Errorf("%q; want two answers, the second with Connection: close", b)
+	}
+	for range 2 {
+		if v := <-seen; v != "" {
+			t.Errorf("a request's header has X-Changed: %q; want none (the one before changed its own)", v)
+		}
+	}
+	req := httptest.NewRequest("GET", "/", nil)
+	if HeaderOwned(req.Context()) {
+		t.Errorf("HeaderOwned true for a request not of a Server")
 	}
 }
