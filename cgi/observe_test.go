@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -131,5 +132,45 @@ func TestNoObserver(t *testing.T) {
 	o.Failed(http.StatusBadGateway, nil)
 	if _, ok := o.(noObserver); !ok {
 		t.Errorf("ObserverFrom(empty) = %T; want noObserver", o)
+	}
+}
+
+// loggingRecorder is a recorder that also gives the request's logger.
+type loggingRecorder struct {
+	recorder
+	log *zerolog.Logger
+}
+
+func (r *loggingRecorder) Logger() *zerolog.Logger { return r.log }
+
+// TestLoggerFrom: a request's logger is the one zerolog's WithContext put
+// in its context, else its observer's if that is a RequestLogger, else
+// the default.
+func TestLoggerFrom(t *testing.T) {
+	var ctxOut, obsOut, defOut strings.Builder
+	ctxLog, obsLog, def := zerolog.New(&ctxOut), zerolog.New(&obsOut), zerolog.New(&defOut)
+	bg := context.Background()
+	for _, tt := range []struct {
+		name string
+		ctx  context.Context
+		want *strings.Builder // where a line logged goes
+	}{
+		{"none", bg, &defOut},
+		{"an observer that gives none", WithObserver(bg, &recorder{}), &defOut},
+		{"the observer's", WithObserver(bg, &loggingRecorder{log: &obsLog}), &obsOut},
+		{"an observer's nil", WithObserver(bg, &loggingRecorder{}), &defOut},
+		{"the context's", ctxLog.WithContext(bg), &ctxOut},
+		{"the context's before the observer's", WithObserver(ctxLog.WithContext(bg), &loggingRecorder{log: &obsLog}), &ctxOut},
+	} {
+		ctxOut.Reset()
+		obsOut.Reset()
+		defOut.Reset()
+		LoggerFrom(tt.ctx, &def).Info().Msg(tt.name)
+		for _, out := range []*strings.Builder{&ctxOut, &obsOut, &defOut} {
+			if got := strings.Contains(out.String(), tt.name); got != (out == tt.want) {
+				t.Errorf("%s: the line went to the wrong logger (context %q, observer %q, default %q)", tt.name, ctxOut.String(), obsOut.String(), defOut.String())
+				break
+			}
+		}
 	}
 }
