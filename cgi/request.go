@@ -61,13 +61,21 @@ func RequestFromEnv(ctx context.Context, vars map[string]string) (*http.Request,
 		return nil, fmt.Errorf("cgi: bad request URI %.64q: %w", uri, err)
 	}
 
-	r := &http.Request{
+	n := 0 // the headers at most
+	for k := range vars {
+		if strings.HasPrefix(k, "HTTP_") {
+			n++
+		}
+	}
+	// r stays on this stack: WithContext below makes the one the caller
+	// gets.
+	r := http.Request{
 		Method:     method,
 		URL:        u,
 		Proto:      proto,
 		ProtoMajor: major,
 		ProtoMinor: minor,
-		Header:     make(http.Header),
+		Header:     make(http.Header, n+2), // and Content-Length, Content-Type
 		RequestURI: uri,
 		Host:       vars["HTTP_HOST"],
 	}
@@ -88,6 +96,9 @@ func RequestFromEnv(ctx context.Context, vars map[string]string) (*http.Request,
 	if ct := vars["CONTENT_TYPE"]; ct != "" && !hasCTL(ct) {
 		r.Header.Set("Content-Type", ct)
 	}
+	// Each header's one value is a slice of one list, as net/http's
+	// server does: not one allocation per header.
+	values := make([]string, n)
 	for k, v := range vars {
 		name, ok := strings.CutPrefix(k, "HTTP_")
 		// PROXY in any case: httpoxy, Go issue 16405.
@@ -95,7 +106,14 @@ func RequestFromEnv(ctx context.Context, vars map[string]string) (*http.Request,
 			strings.EqualFold(name, "CONTENT_LENGTH") || strings.EqualFold(name, "CONTENT_TYPE") || !validVarName(name) {
 			continue
 		}
-		r.Header.Add(headerName(name), v)
+		key := headerName(name)
+		if _, dup := r.Header[key]; dup {
+			r.Header[key] = append(r.Header[key], v) // HTTP_X_A and HTTP_x_a
+			continue
+		}
+		n--
+		values[n] = v
+		r.Header[key] = values[n : n+1 : n+1]
 	}
 	if addr := vars["REMOTE_ADDR"]; addr != "" {
 		if port := vars["REMOTE_PORT"]; port != "" {
@@ -110,8 +128,30 @@ func RequestFromEnv(ctx context.Context, vars map[string]string) (*http.Request,
 	return r.WithContext(WithOrigin(ctx, vars)), nil
 }
 
-// headerName turns "X_FORWARDED_FOR" into "X-Forwarded-For".
+// commonHeaders are the canonical names of the headers most requests
+// carry, by their meta-variable's name after HTTP_: a request's header
+// names need no allocation of their own.
+var commonHeaders = func() map[string]string {
+	m := make(map[string]string)
+	for _, h := range []string{"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language",
+		"Authorization", "Cache-Control", "Connection", "Cookie", "Dnt", "Forwarded", "If-Match",
+		"If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since", "Origin", "Pragma",
+		"Priority", "Range", "Referer", "Sec-Ch-Ua", "Sec-Ch-Ua-Mobile", "Sec-Ch-Ua-Platform",
+		"Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-User", "Te", "Upgrade",
+		"Upgrade-Insecure-Requests", "User-Agent", "Via", "X-Forwarded-For", "X-Forwarded-Host",
+		"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id",
+		"X-Requested-With"} {
+		m[strings.ToUpper(strings.ReplaceAll(h, "-", "_"))] = h
+	}
+	return m
+}()
+
+// headerName turns "X_FORWARDED_FOR" (or "x_forwarded_for") into
+// "X-Forwarded-For".
 func headerName(v string) string {
+	if h, ok := commonHeaders[v]; ok {
+		return h
+	}
 	b := []byte(v)
 	upper := true
 	for i, c := range b {
@@ -120,6 +160,9 @@ func headerName(v string) string {
 			b[i], upper = '-', true
 		case upper:
 			upper = false
+			if 'a' <= c && c <= 'z' {
+				b[i] = c - ('a' - 'A') // HTTP_x_a is X-A, as textproto has it
+			}
 		case 'A' <= c && c <= 'Z':
 			b[i] = c + ('a' - 'A')
 		}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -412,5 +413,36 @@ func TestEnvRoundTrip(t *testing.T) {
 				t.Errorf("round trip Header = %v; want %v", back.Header, want)
 			}
 		})
+	}
+}
+
+// TestRequestFromEnvHeaderValues: the header values share one list, but
+// each header's is its own: appending to one changes no other, and two
+// variables that name one header (HTTP_X_A, HTTP_x_a) give it both values.
+func TestRequestFromEnvHeaderValues(t *testing.T) {
+	env := baseEnv()
+	env["HTTP_X_A"], env["HTTP_x_a"], env["HTTP_user_agent"] = "1", "2", "ua"
+	r, err := RequestFromEnv(context.Background(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := slices.Sorted(slices.Values(r.Header["X-A"])); !slices.Equal(got, []string{"1", "2"}) {
+		t.Errorf("X-A = %q; want both values", got)
+	}
+	if got := slices.Sorted(slices.Values(r.Header["User-Agent"])); !slices.Equal(got, []string{"curl/8", "ua"}) {
+		t.Errorf("User-Agent = %q; want both values", got)
+	}
+	before := maps.Clone(r.Header)
+	for k := range before {
+		before[k] = slices.Clone(before[k])
+	}
+	for k := range r.Header {
+		r.Header[k] = append(r.Header[k], "appended to "+k)
+	}
+	for k, vs := range r.Header {
+		want := append(slices.Clone(before[k]), "appended to "+k)
+		if !slices.Equal(vs, want) {
+			t.Errorf("after appending to every header, %s = %q; want %q", k, vs, want)
+		}
 	}
 }

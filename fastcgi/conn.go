@@ -549,13 +549,20 @@ func (c *conn) parseParams(r *request) (map[string]string, error) {
 	if r.paramsDropped {
 		return nil, &cgi.StatusError{Status: http.StatusRequestHeaderFieldsTooLarge, Err: fmt.Errorf("fastcgi: PARAMS longer than %d bytes", defaults.Or(c.srv.MaxParamsBytes, DefaultMaxParamsBytes))}
 	}
-	vars := make(map[string]string)
+	// The names and values are substrings of one copy of the stream: one
+	// allocation, not two per pair. ParsePairs hands out subslices of
+	// r.params, whose offsets their capacities give.
+	all, end := string(r.params), cap(r.params)
 	maxParams := defaults.Or(c.srv.MaxParams, DefaultMaxParams)
+	n := 0
+	_ = ParsePairs(r.params, func(_, _ []byte) error { n++; return nil }) // its errors come again below
+	vars := make(map[string]string, min(n, maxParams))
 	err := ParsePairs(r.params, func(name, value []byte) error {
 		if len(vars) >= maxParams {
 			return fmt.Errorf("fastcgi: more than %d params", maxParams)
 		}
-		vars[string(name)] = string(value)
+		ni, vi := end-cap(name), end-cap(value)
+		vars[all[ni:ni+len(name)]] = all[vi : vi+len(value)]
 		return nil
 	})
 	switch {
