@@ -82,10 +82,19 @@ func (g *guard) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { g.expired(ctx, r2, id, start) })
 	g.next.ServeHTTP(tw, r2.WithContext(ctx))
-	if stop() || !errors.Is(context.Cause(ctx), errHardTimeout) || r.Context().Err() != nil {
+	stopped := stop()
+	timedOut := errors.Is(context.Cause(ctx), errHardTimeout) && r.Context().Err() == nil
+	if !timedOut || stopped && tw.wrote {
 		// Served in time, or the client left (expired watches the worker).
 		g.checkWhole(tw, r, id)
 		return
+	}
+	if stopped {
+		// The deadline passed and the handler gave up on it before the
+		// context got to starting expired: the context's error shows
+		// as soon as its Done closes, before its AfterFuncs are
+		// started, so stop can win. Its work is done here.
+		g.expired(ctx, r2, id, start)
 	}
 	if tw.wrote {
 		panic(http.ErrAbortHandler) // the client must not take it for whole
