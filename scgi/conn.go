@@ -41,6 +41,7 @@ type conn struct {
 	watchOnce sync.Once
 	watchDone chan struct{} // closed when the watcher has returned; nil if none started
 	stopping  atomic.Bool   // the response is done: a read error is no disconnect
+	bodyDone  atomic.Bool   // the body has been read whole: a read now sees only the close
 }
 
 // connWatcher reads from a connection whose request has been read in
@@ -60,6 +61,21 @@ func (w connWatcher) run() {
 		}
 		// Bytes after the body are not part of any request: dropped.
 	}
+}
+
+// StartWatch starts the watcher once the body has been read whole, for a
+// request its handler has been serving for two of the server's sweeps
+// (serving.Watcher): a request over sooner is spared the goroutine and its
+// reads. It reports whether the sweeper is done with the request.
+func (c *conn) StartWatch() bool {
+	if c.stopping.Load() {
+		return true
+	}
+	if !c.bodyDone.Load() {
+		return false // the handler may still read its body
+	}
+	c.watch()
+	return true
 }
 
 // watch starts the watcher, once.
@@ -113,12 +129,14 @@ func (c *conn) Serve() {
 	req.ContentLength = h.ContentLength
 	if h.ContentLength == 0 {
 		req.Body = http.NoBody
-		c.watch()
+		c.bodyDone.Store(true)
 	} else {
 		req.Body = b
 	}
 	rw := cgi.NewResponseWriter(c.rwc, req)
+	c.srv.sweep.Begin(c)
 	p, aborted := rw.Run(c.srv.handler(), req)
+	c.srv.sweep.End(c)
 	if p != nil && p != http.ErrAbortHandler {
 		c.srv.log().Error().Interface("panic", p).Str("remote", req.RemoteAddr).Str("path", req.URL.Path).Msg("scgi: handler panic")
 	}
@@ -256,7 +274,7 @@ func (b *body) Read(p []byte) (int, error) {
 	b.reading.Store(false)
 	b.n -= int64(n)
 	if b.n == 0 {
-		b.c.watch()
+		b.c.bodyDone.Store(true) // the sweeper may start the watch now
 		return n, nil
 	}
 	if err != nil {

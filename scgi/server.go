@@ -30,10 +30,11 @@ var ErrServerClosed = errors.New("scgi: server closed")
 // value serves http.DefaultServeMux with the default limits.
 //
 // The request body is read from the connection as the handler reads it,
-// never more than CONTENT_LENGTH bytes. Once it has been read, the server
-// watches the connection: when the web server closes it (its client went
-// away) the request's context ends, so a CGI script ferry runs for the
-// request is stopped.
+// never more than CONTENT_LENGTH bytes. Once it has been read and the
+// handler has run for 10-20 ms (two sweeps), the server watches the
+// connection: when the web server closes it (its client went away) the
+// request's context ends, so a CGI script ferry runs for the request is
+// stopped. Shorter requests are spared the watch's goroutine and reads.
 type Server struct {
 	// Handler serves the requests. If nil, http.DefaultServeMux is used.
 	Handler http.Handler
@@ -62,7 +63,8 @@ type Server struct {
 	// listener; when it ends, their contexts end.
 	BaseContext func(net.Listener) context.Context
 
-	serving serving.Server // listeners, connections, Shutdown and Close
+	serving serving.Server  // listeners, connections, Shutdown and Close
+	sweep   serving.Sweeper // starts the watches of long requests
 }
 
 // Serve accepts SCGI connections on l and serves h on them, until l fails.

@@ -323,9 +323,9 @@ func (c *conn) serveRequest(w *response) (keep bool) {
 	c.mu.Lock()
 	c.handling, c.cancelReq, c.gone = true, cancel, false
 	c.mu.Unlock()
-	c.srv.sweep.begin(c)
+	c.srv.sweep.Begin(c)
 	ok := c.runHandler(w, req)
-	c.srv.sweep.end(c)
+	c.srv.sweep.End(c)
 	if ok && !w.hijacked {
 		w.finish()
 	}
@@ -397,10 +397,10 @@ func (c *conn) setBodyErr(err error) {
 	c.mu.Unlock()
 }
 
-// startWatch gives the request in the handler a read that ends its
+// StartWatch gives the request in the handler a read that ends its
 // context if the client closes the connection. It reports whether the
-// sweeper is done with the request: watched, or over.
-func (c *conn) startWatch() bool {
+// sweeper is done with the request: watched, or over (serving.Watcher).
+func (c *conn) StartWatch() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.handling || c.hijacked || c.closed || c.watching != nil {

@@ -73,7 +73,7 @@ type Server struct {
 
 	serving  serving.Server
 	noKeep   atomic.Bool
-	sweep    sweeper
+	sweep    serving.Sweeper
 	initOnce sync.Once
 }
 
@@ -149,65 +149,5 @@ func optionsStar(w http.ResponseWriter, r *http.Request) {
 func (s *Server) setState(c net.Conn, st http.ConnState) {
 	if s.ConnState != nil {
 		s.ConnState(c, st)
-	}
-}
-
-// sweepEvery is how often the sweeper looks at the requests in their
-// handlers: one seen at two sweeps in a row gets a watch on its
-// connection, so a request notices its client going away 10-20 ms after
-// it began at the earliest.
-const sweepEvery = 10 * time.Millisecond
-
-// sweeper gives long requests a watch on their connection ([conn.watch]):
-// a read that ends the request's context if the client closes, as
-// net/http's background read does for every request. It runs while
-// requests are in their handlers.
-type sweeper struct {
-	mu      sync.Mutex
-	busy    map[*conn]bool // in a handler; true once seen by a sweep
-	running bool
-}
-
-// begin registers c's request as in its handler.
-func (w *sweeper) begin(c *conn) {
-	w.mu.Lock()
-	if w.busy == nil {
-		w.busy = make(map[*conn]bool)
-	}
-	w.busy[c] = false
-	if !w.running {
-		w.running = true
-		go w.run()
-	}
-	w.mu.Unlock()
-}
-
-// end removes c's request.
-func (w *sweeper) end(c *conn) {
-	w.mu.Lock()
-	delete(w.busy, c)
-	w.mu.Unlock()
-}
-
-func (w *sweeper) run() {
-	t := time.NewTicker(sweepEvery)
-	defer t.Stop()
-	for range t.C {
-		w.mu.Lock()
-		if len(w.busy) == 0 {
-			w.running = false
-			w.mu.Unlock()
-			return
-		}
-		for c, seen := range w.busy {
-			if !seen {
-				w.busy[c] = true
-				continue
-			}
-			if c.startWatch() {
-				delete(w.busy, c)
-			}
-		}
-		w.mu.Unlock()
 	}
 }
