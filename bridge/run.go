@@ -231,11 +231,21 @@ func (fs *frontServer) drainConns(ctx context.Context, grace bool) error {
 	t := time.NewTicker(drainPoll)
 	defer t.Stop()
 	idleClose := time.Now().Add(idleCloseGrace)
+	goAway := false
 	for {
 		if time.Now().After(idleClose) {
 			// Again at each poll: a connection may have turned idle
 			// just as keep-alives were turned off.
 			hs.SetKeepAlivesEnabled(false)
+			if !goAway {
+				// An HTTP/2 connection is never idle to net/http:
+				// only its Shutdown sends GOAWAY, after which the
+				// connection closes once its streams are done. It
+				// returns when the connections are gone, or at ctx's
+				// end; the caller's Close ends it otherwise.
+				goAway = true
+				go fs.srv.Shutdown(ctx)
+			}
 		}
 		if fs.conns.Load() <= 0 {
 			return nil

@@ -311,3 +311,49 @@ func TestCheckHTTPSCertificate(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownClosesIdleHTTP2: an HTTP/2 client connection left idle does
+// not hold ferry's shutdown for its timeout. net/http never counts such a
+// connection idle; the drain sends it GOAWAY, as nginx does, and it closes.
+func TestShutdownClosesIdleHTTP2(t *testing.T) {
+	dir := testdir.Open(t)
+	c := writeTestCert(t, dir, 1)
+	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := mustConfig(t, c.httpsListen())
+	cfg.Root, cfg.ShutdownTimeout = dir, time.Minute
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrs, done := make(chan string, 1), make(chan error, 1)
+	go func() { done <- s.Run(ctx, func(ls []net.Listener) { addrs <- ls[0].Addr().String() }) }()
+	addr := <-addrs
+	client := c.client(true)
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("https://" + addr + "/a.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("answered over %s; want HTTP/2", resp.Proto)
+	}
+	start := time.Now()
+	cancel() // the connection stays open and idle on the client's side
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("shutdown took %v with an idle HTTP/2 connection; want it closed after the 1 s grace", d)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("shutdown still waiting after 30 s (shutdown timeout 1 min): the idle HTTP/2 connection holds it")
+	}
+}
