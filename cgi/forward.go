@@ -94,9 +94,9 @@ func (f *Forwarder) backend() string {
 
 func (f *Forwarder) log(r *http.Request) *zerolog.Logger {
 	if f.Logger != nil {
-		return logFor(r, f.Logger)
+		return LoggerFrom(r.Context(), f.Logger)
 	}
-	return logFor(r, &nopLogger)
+	return LoggerFrom(r.Context(), &nopLogger)
 }
 
 // ServeHTTP resolves r's script and forwards r.

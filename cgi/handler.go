@@ -258,7 +258,7 @@ func (h *Handler) Clone() *Handler {
 	}
 }
 
-func (h *Handler) log(r *http.Request) *zerolog.Logger { return logFor(r, &h.logger) }
+func (h *Handler) log(r *http.Request) *zerolog.Logger { return LoggerFrom(r.Context(), &h.logger) }
 
 // ServeHTTP resolves r's script and runs it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

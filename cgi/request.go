@@ -61,11 +61,19 @@ func RequestFromEnv(ctx context.Context, vars map[string]string) (*http.Request,
 		return nil, fmt.Errorf("cgi: bad request URI %.64q: %w", uri, err)
 	}
 
-	n := 0 // the headers at most
+	n := 2 // the headers at most: Content-Length, Content-Type, HTTP_*
 	for k := range vars {
 		if strings.HasPrefix(k, "HTTP_") {
 			n++
 		}
+	}
+	// Each header's one value is a slice of one list, as net/http's
+	// server does: not one allocation per header.
+	values := make([]string, n)
+	one := func(v string) []string {
+		n--
+		values[n] = v
+		return values[n : n+1 : n+1]
 	}
 	// r stays on this stack: WithContext below makes the one the caller
 	// gets.
@@ -75,7 +83,7 @@ func RequestFromEnv(ctx context.Context, vars map[string]string) (*http.Request,
 		Proto:      proto,
 		ProtoMajor: major,
 		ProtoMinor: minor,
-		Header:     make(http.Header, n+2), // and Content-Length, Content-Type
+		Header:     make(http.Header, n),
 		RequestURI: uri,
 		Host:       vars["HTTP_HOST"],
 	}
@@ -86,19 +94,16 @@ func RequestFromEnv(ctx context.Context, vars map[string]string) (*http.Request,
 		}
 	}
 	if cl := vars["CONTENT_LENGTH"]; cl != "" {
-		n, err := strconv.ParseInt(cl, 10, 64)
-		if err != nil || n < 0 || !isDigits(cl) {
+		length, err := strconv.ParseInt(cl, 10, 64)
+		if err != nil || length < 0 || !isDigits(cl) {
 			return nil, fmt.Errorf("cgi: bad CONTENT_LENGTH %.32q", cl)
 		}
-		r.ContentLength = n
-		r.Header.Set("Content-Length", cl)
+		r.ContentLength = length
+		r.Header["Content-Length"] = one(cl)
 	}
 	if ct := vars["CONTENT_TYPE"]; ct != "" && !hasCTL(ct) {
-		r.Header.Set("Content-Type", ct)
+		r.Header["Content-Type"] = one(ct)
 	}
-	// Each header's one value is a slice of one list, as net/http's
-	// server does: not one allocation per header.
-	values := make([]string, n)
 	for k, v := range vars {
 		name, ok := strings.CutPrefix(k, "HTTP_")
 		// PROXY in any case: httpoxy, Go issue 16405.
@@ -111,9 +116,7 @@ func RequestFromEnv(ctx context.Context, vars map[string]string) (*http.Request,
 			r.Header[key] = append(r.Header[key], v) // HTTP_X_A and HTTP_x_a
 			continue
 		}
-		n--
-		values[n] = v
-		r.Header[key] = values[n : n+1 : n+1]
+		r.Header[key] = one(v)
 	}
 	if addr := vars["REMOTE_ADDR"]; addr != "" {
 		if port := vars["REMOTE_PORT"]; port != "" {

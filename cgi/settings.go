@@ -2,7 +2,6 @@ package cgi
 
 import (
 	"cmp"
-	"net/http"
 
 	"github.com/rs/zerolog"
 )
@@ -33,11 +32,6 @@ type Settings struct {
 
 // software returns SERVER_SOFTWARE.
 func (s *Settings) software() string { return cmp.Or(s.ServerSoftware, DefaultServerSoftware) }
-
-// logFor returns the logger for r: the request's own, else def.
-func logFor(r *http.Request, def *zerolog.Logger) *zerolog.Logger {
-	return LoggerFrom(r.Context(), def)
-}
 
 // nopLogger is where a Forwarder without a Logger logs. It is never
 // changed: zerolog's methods return copies.

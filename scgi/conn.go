@@ -68,9 +68,6 @@ func (w connWatcher) run() {
 // (serving.Watcher): a request over sooner is spared the goroutine and its
 // reads. It reports whether the sweeper is done with the request.
 func (c *conn) StartWatch() bool {
-	if c.stopping.Load() {
-		return true
-	}
 	if !c.bodyDone.Load() {
 		return false // the handler may still read its body
 	}

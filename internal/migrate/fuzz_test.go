@@ -36,47 +36,34 @@ func FuzzApacheMigrate(f *testing.F) {
 	seeds(f, "apache")
 	f.Add([]byte("<Directory>\nAllowOverride All\nRequire all denied\n</Directory>\nAlias /x\n<Files>\nDeny from all\n</Files>\n"))
 	f.Add([]byte("SetHandler application/x-httpd-php\nAliasMatch\nphp_value a b\n<Location>\nphp_flag c on\n</Location>\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		conf := filepath.Join(t.TempDir(), "fuzz.conf")
-		if err := os.WriteFile(conf, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		res, err := Apache([]string{conf}, Options{Limits: Limits{MaxFiles: 20}})
-		if err != nil {
-			return
-		}
-		var b bytes.Buffer
-		if err := bridge.WriteConfig(&b, res.Config); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := bridge.ParseConfig("ferry.toml", b.Bytes()); err != nil {
-			t.Fatalf("ferry.toml does not load: %v\n%s", err, b.String())
-		}
-	})
+	f.Fuzz(func(t *testing.T, data []byte) { migratesToLoadable(t, Apache, data) })
 }
 
-// FuzzNginxMigrate: translating any nginx configuration that parses never
-// panics, and the ferry configuration it writes loads back.
+// FuzzNginxMigrate: the same for nginx.
 func FuzzNginxMigrate(f *testing.F) {
 	seeds(f, "nginx")
 	f.Add([]byte("server {\nlisten 01;\nroot \"/srv\";\nlocation ~ \\.php$ {\nfastcgi_pass unix:/x.sock;\n}\n}\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		conf := filepath.Join(t.TempDir(), "fuzz.conf")
-		if err := os.WriteFile(conf, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		res, err := Nginx([]string{conf}, Options{Limits: Limits{MaxFiles: 20}})
-		if err != nil {
-			return
-		}
-		var b bytes.Buffer
-		if err := bridge.WriteConfig(&b, res.Config); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := bridge.ParseConfig("ferry.toml", b.Bytes()); err != nil {
-			t.Fatalf("ferry.toml does not load: %v\n%s", err, b.String())
-		}
-	})
+	f.Fuzz(func(t *testing.T, data []byte) { migratesToLoadable(t, Nginx, data) })
+}
+
+// migratesToLoadable translates data, as a file, with translate (Apache or
+// Nginx); if it parses, the ferry.toml written for it must load.
+func migratesToLoadable(t *testing.T, translate func([]string, Options) (*Result, error), data []byte) {
+	conf := filepath.Join(t.TempDir(), "fuzz.conf")
+	if err := os.WriteFile(conf, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := translate([]string{conf}, Options{Limits: Limits{MaxFiles: 20}})
+	if err != nil {
+		return
+	}
+	var b bytes.Buffer
+	if err := bridge.WriteConfig(&b, res.Config); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bridge.ParseConfig("ferry.toml", b.Bytes()); err != nil {
+		t.Fatalf("ferry.toml does not load: %v\n%s", err, b.String())
+	}
 }
 
 // FuzzNginxConfig: the parser never panics, and fails only with its named
