@@ -4,6 +4,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/ferrygw/ferry/internal/peers"
@@ -18,8 +19,9 @@ const phpChildren = 4
 // BenchmarkPHPFPM compares ferry's HTTP front with nginx in front of
 // php-fpm (4 static children) serving a 13-byte hello.php: nginx with a
 // connection per request (its default) and with kept connections
-// (fastcgi_keep_conn, upstream keepalive 4), ferry likewise (max_conns=4),
-// and gofast v0.8.0 (the off-the-shelf Go FastCGI proxy, a connection per
+// (fastcgi_keep_conn, upstream keepalive 4), ferry likewise (max_conns=4;
+// kept, also with cpus = 1, as nginx's one worker process), the Go floors
+// of floor_test.go (go-floor also on one CPU), and gofast v0.8.0 (the off-the-shelf Go FastCGI proxy, a connection per
 // request). Load: wrk -t2 -c16.
 //
 // Each row starts a php-fpm of its own: nginx's idle kept connections
@@ -76,28 +78,44 @@ func BenchmarkPHPFPM(b *testing.B) {
 				reportRatio(b, m, nginx, haveNginx, "nginx")
 			})
 		}
-		b.Run(tc.name+"/ferry", func(b *testing.B) {
-			fpm, t := startFPM(b)
-			mount := "/=fastcgi://" + fpm.Address
-			if tc.keep > 0 {
-				mount += "?max_conns=4"
+		// ferry with Go's default (both CPUs here), and with cpus = 1:
+		// nginx runs one worker process (worker_processes 1, its best here:
+		// with 2, each worker keeps its own 4 connections to the 4
+		// children and they queue behind each other's).
+		for _, fr := range []struct {
+			name string
+			cpus int
+		}{{"ferry", 0}, {"ferry-cpus1", 1}} {
+			if fr.cpus > 0 && tc.keep == 0 {
+				break
 			}
-			url := ferryFrontURLRoot(b, root, mount)
-			m := measureLoad(b, url+"/hello.php", "Hello, world\n", t)
-			report(b, m)
-			reportRatio(b, m, nginx, haveNginx, "nginx")
-			if haveNginx && nginx.PeerGateway > 0 {
-				b.ReportMetric(m.Self/nginx.PeerGateway, "x-nginx-gw-cpu")
-			}
-		})
+			b.Run(tc.name+"/"+fr.name, func(b *testing.B) {
+				fpm, t := startFPM(b)
+				mount := "/=fastcgi://" + fpm.Address
+				if tc.keep > 0 {
+					mount += "?max_conns=4"
+				}
+				url := ferryFrontURLCPUs(b, root, mount, fr.cpus)
+				m := measureLoad(b, url+"/hello.php", "Hello, world\n", t)
+				report(b, m)
+				reportRatio(b, m, nginx, haveNginx, "nginx")
+				if haveNginx && nginx.PeerGateway > 0 {
+					b.ReportMetric(m.Self/nginx.PeerGateway, "x-nginx-gw-cpu")
+				}
+			})
+		}
 		for _, floor := range []struct {
 			name  string
 			serve func(testing.TB, string, string, int) string
-		}{{"go-floor", serveFloorFront}, {"go-floor-nethttp", serveFloorNetHTTP}} {
+			cpus  int
+		}{{"go-floor", serveFloorFront, 0}, {"go-floor-cpus1", serveFloorFront, 1}, {"go-floor-nethttp", serveFloorNetHTTP, 0}} {
 			if tc.keep == 0 {
 				break
 			}
 			b.Run(tc.name+"/"+floor.name, func(b *testing.B) {
+				if floor.cpus > 0 {
+					defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(floor.cpus))
+				}
 				fpm, t := startFPM(b)
 				url := floor.serve(b, fpm.Address, filepath.Join(root, "hello.php"), tc.keep)
 				m := measureLoad(b, url+"/hello.php", "Hello, world\n", t)

@@ -144,6 +144,13 @@ func ferryFrontURL(tb testing.TB, mount string) string {
 // checks included, without an access log.
 func ferryFrontURLRoot(tb testing.TB, root, mount string) string {
 	tb.Helper()
+	return ferryFrontURLCPUs(tb, root, mount, 0)
+}
+
+// ferryFrontURLCPUs is ferryFrontURLRoot with ferry's cpus setting (0: Go's
+// default): GOMAXPROCS of this whole process while the front runs.
+func ferryFrontURLCPUs(tb testing.TB, root, mount string, cpus int) string {
+	tb.Helper()
 	m, err := bridge.ParseMount(mount)
 	if err != nil {
 		tb.Fatal(err)
@@ -152,7 +159,7 @@ func ferryFrontURLRoot(tb testing.TB, root, mount string) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv, err := bridge.New(bridge.Config{Root: root, Mounts: []bridge.Mount{m}, Listen: []bridge.Address{front}})
+	srv, err := bridge.New(bridge.Config{Root: root, Mounts: []bridge.Mount{m}, Listen: []bridge.Address{front}, CPUs: cpus})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -95,6 +95,13 @@ type Config struct {
 	// Root, or whose owner owns the target), "follow" or "never". If
 	// empty, "owner-match".
 	RootSymlinks string
+	// CPUs, if positive, is how many CPUs run Go code at once in this
+	// process while Run serves: Run sets runtime.GOMAXPROCS to it (a
+	// setting of the whole process) and gives back the value it found
+	// when it returns; a Reload that changes it sets it again, and one
+	// back to zero gives that value back. Zero leaves the runtime's own
+	// (every CPU the process may use, or $GOMAXPROCS). At most 1024.
+	CPUs int
 	// ShutdownTimeout bounds the drain of in-flight requests on shutdown;
 	// scripts still running then are stopped. If zero,
 	// DefaultShutdownTimeout.
@@ -265,6 +272,10 @@ func (s *Server) Run(ctx context.Context, ready func([]net.Listener)) error {
 	}
 	if err == nil {
 		err = r.setPIDFile(s.cfg.PIDFile)
+	}
+	if err == nil {
+		r.setCPUs(s.cfg.CPUs)
+		defer r.setCPUs(0)
 	}
 	if err != nil {
 		closeFronts(append(fronts, adm...), s.handover != nil)

@@ -65,6 +65,8 @@ func Keys() []Key {
 			Doc: "admin listener (metrics, status, health): http://HOST:PORT or unix:///path/to.sock"}, "admin", func(c *Config) any { return &c.Admin }),
 		cfgKey("", Option{Name: "pid_file", Type: String, Default: "none",
 			Doc: "file to write the process ID to while serving, which ferry reload signals"}, "pid-file", func(c *Config) any { return &c.PIDFile }),
+		cfgKey("", Option{Name: "cpus", Type: Count, Max: maxCPUs, Default: "0: every CPU the process may use (Go's default, or $GOMAXPROCS)",
+			Doc: "CPUs that run ferry's own code at once (Go's GOMAXPROCS), as nginx's worker_processes: 1 where ferry shares a small machine with its backends"}, "cpus", func(c *Config) any { return &c.CPUs }),
 		cfgKey("", Option{Name: "shutdown_timeout", Type: Duration, Default: "30s",
 			Doc: "how long in-flight requests may take to finish on shutdown"}, "shutdown-timeout", func(c *Config) any { return &c.ShutdownTimeout }),
 		cfgKey("log", Option{Name: "format", Type: String, Values: []string{"json", "console", "auto"}, Default: "auto",
@@ -317,6 +319,9 @@ func setValue(o Option, p any, vals []string) error {
 		}
 		if n > math.MaxInt32 {
 			return fmt.Errorf("want at most %s", FormatSize(math.MaxInt32))
+		}
+		if o.Max > 0 && n > o.Max {
+			return fmt.Errorf("want at most %d", o.Max)
 		}
 		*p = int(n)
 	case *int64:

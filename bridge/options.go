@@ -67,6 +67,8 @@ type Option struct {
 	Type OptionType
 	// Values, if not empty, lists the only values allowed.
 	Values []string
+	// Max, if positive, is the largest value a number may have.
+	Max int64
 	// Default describes the value used when the option is absent.
 	Default string
 	// Doc says what the option does, in one sentence.
@@ -138,6 +140,9 @@ func (o Option) check(v string) error {
 	}
 	if bad {
 		return fmt.Errorf("want %s", o.Type)
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && o.Max > 0 && n > o.Max && (o.Type == Count || o.Type == PositiveInt) {
+		return fmt.Errorf("want at most %d", o.Max)
 	}
 	return nil
 }

@@ -126,6 +126,10 @@ func (r *runner) reload(cfg Config) error {
 	// The switch: new requests get next from here on.
 	r.cur.Store(next)
 	next.admin.inForce()
+	if next.cfg.CPUs != r.cpus {
+		ch.cpus = fmt.Sprintf("%d -> %d", r.cpus, next.cfg.CPUs)
+		r.setCPUs(next.cfg.CPUs)
+	}
 	oldTimeout := old.cfg.ShutdownTimeout
 	if oldTimeout <= 0 {
 		oldTimeout = DefaultShutdownTimeout
@@ -551,6 +555,7 @@ type changes struct {
 	root                                      string // "old -> new", if it changed
 	admin                                     string // "old -> new", if the admin listener changed
 	accessLog                                 string // "old -> new", if the access log's settings changed
+	cpus                                      string // "old -> new", if Config.CPUs changed
 	poolsStarted, poolsStopped                []string
 	poolsKept                                 int
 }
@@ -607,7 +612,7 @@ func (ch *changes) log(l zerolog.Logger) {
 			n += len(f.vals)
 		}
 	}
-	for _, f := range []struct{ key, val string }{{"root", ch.root}, {"admin", ch.admin}, {"access_log", ch.accessLog}} {
+	for _, f := range []struct{ key, val string }{{"root", ch.root}, {"admin", ch.admin}, {"access_log", ch.accessLog}, {"cpus", ch.cpus}} {
 		if f.val != "" {
 			ev = ev.Str(f.key, f.val)
 			n++

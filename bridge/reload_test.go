@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -471,4 +473,50 @@ func TestReloadPIDFile(t *testing.T) {
 	if _, err := os.Stat(b); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s after Run: %v; want it removed", b, err)
 	}
+}
+
+// TestReloadCPUs: Config.CPUs sets GOMAXPROCS while Run serves, a reload
+// changes it (and says so in its line), one to zero gives back the value
+// Run found, and so does Run's return.
+func TestReloadCPUs(t *testing.T) {
+	found := runtime.GOMAXPROCS(0)
+	listen, err := ParseAddress("http://127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testlog.Buffer{}
+	logger := zerolog.New(logs)
+	cfg := func(n int) Config { return Config{Listen: []Address{listen}, CPUs: n, Logger: &logger} }
+	s, err := New(cfg(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stop := runReloadable(t, s)
+	check := func(when string, want int) {
+		t.Helper()
+		if got := runtime.GOMAXPROCS(0); got != want {
+			t.Errorf("GOMAXPROCS %s: %d; want %d", when, got, want)
+		}
+	}
+	check("while serving with cpus = 1", 1)
+	for _, step := range []struct {
+		cpus, want int
+		line       string
+	}{
+		{found + 1, found + 1, fmt.Sprintf(`"cpus":"1 -> %d"`, found+1)},
+		{found + 1, found + 1, "nothing changed"},
+		{0, found, fmt.Sprintf(`"cpus":"%d -> 0"`, found+1)},
+		{1, 1, `"cpus":"0 -> 1"`},
+	} {
+		if err := s.Reload(cfg(step.cpus)); err != nil {
+			t.Fatal(err)
+		}
+		check(fmt.Sprintf("after a reload to cpus = %d", step.cpus), step.want)
+		lines := logs.Lines("configuration reloaded")
+		if len(lines) == 0 || !strings.Contains(lines[len(lines)-1], step.line) {
+			t.Errorf("reload to cpus = %d logged %q; want %s in its line", step.cpus, lines, step.line)
+		}
+	}
+	stop()
+	check("after Run returned", found)
 }

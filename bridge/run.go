@@ -7,6 +7,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,8 @@ type runner struct {
 	handed    bool         // handedOver is closed: unix socket files belong to the new process
 	pidFile   string
 	removePID func()
+	cpus      int // the Config.CPUs in force; 0: the runtime's own
+	cpusFound int // GOMAXPROCS when cpus first became positive, given back when it goes to 0
 	// draining counts what a reload or the shutdown left to finish in the
 	// background: fronts removed, configurations replaced.
 	draining sync.WaitGroup
@@ -408,6 +411,30 @@ func (r *runner) setPIDFile(path string) error {
 	}
 	r.pidFile, r.removePID = path, remove
 	return nil
+}
+
+// maxCPUs is the largest Config.CPUs: the runtime allocates per-CPU
+// state for each.
+const maxCPUs = 1024
+
+// setCPUs makes n the number of CPUs that run Go code at once
+// (runtime.GOMAXPROCS), as Config.CPUs says; 0 gives back the value found
+// before it was first set. Called before Run serves, or with r.mu held.
+func (r *runner) setCPUs(n int) {
+	if n == r.cpus {
+		return
+	}
+	was := runtime.GOMAXPROCS(0)
+	switch {
+	case r.cpus == 0:
+		r.cpusFound = runtime.GOMAXPROCS(n)
+	case n > 0:
+		runtime.GOMAXPROCS(n)
+	default:
+		runtime.GOMAXPROCS(r.cpusFound)
+	}
+	r.log.Info().Int("cpus", runtime.GOMAXPROCS(0)).Int("was", was).Msg("ferry: CPUs running Go code at once (GOMAXPROCS)")
+	r.cpus = n
 }
 
 // startPools starts the worker pools and points their clients at their

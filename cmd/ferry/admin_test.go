@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"github.com/ferrygw/ferry/internal/testdir"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestServeAdmin runs "ferry serve --admin unix://..." and reads the admin
@@ -55,6 +57,64 @@ func TestServeAdmin(t *testing.T) {
 	}
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("the admin socket outlives ferry: %v", err)
+	}
+}
+
+// TestServeCPUs: ferry.toml's cpus sets how many CPUs run ferry's Go code
+// (GOMAXPROCS, which /metrics reports as go_sched_gomaxprocs_threads), and
+// a reload changes it.
+func TestServeCPUs(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "admin.sock")
+	conf := filepath.Join(dir, "ferry.toml")
+	write := func(cpus int) {
+		body := fmt.Sprintf("cpus = %d\nadmin = \"unix://%s\"\nroot = %q\n", cpus, sock, dir)
+		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(1)
+	p := startFerry(t, "--config", conf)
+	admin := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	defer admin.CloseIdleConnections()
+	gomaxprocs := func() string {
+		resp, err := admin.Get("http://admin/metrics")
+		if err != nil {
+			t.Fatalf("/metrics: %v\n%s", err, p.logs)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "go_sched_gomaxprocs_threads "); ok {
+				return v
+			}
+		}
+		t.Fatalf("/metrics has no go_sched_gomaxprocs_threads:\n%s", b)
+		return ""
+	}
+	if got := gomaxprocs(); got != "1" {
+		t.Errorf("with cpus = 1: go_sched_gomaxprocs_threads %s; want 1", got)
+	}
+	write(3)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); len(p.logs.Lines("configuration reloaded")) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload logged:\n%s", p.logs)
+		}
+	}
+	if l := p.logs.Lines("configuration reloaded"); !strings.Contains(l[0], `"cpus":"1 -> 3"`) {
+		t.Errorf("reload line %q; want cpus 1 -> 3 in it", l[0])
+	}
+	if got := gomaxprocs(); got != "3" {
+		t.Errorf("after a reload to cpus = 3: go_sched_gomaxprocs_threads %s; want 3", got)
+	}
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("ferry exited with %v:\n%s", err, p.logs)
 	}
 }
 

@@ -17,7 +17,7 @@ var flagLayout = []struct {
 	title string
 	flags []string
 }{
-	{"Configuration", []string{"config", "admin", "pid-file"}},
+	{"Configuration", []string{"config", "admin", "pid-file", "cpus"}},
 	{"Listening", []string{"listen", "client-header-timeout", "client-body-timeout", "send-timeout", "keepalive-timeout", "max-conns"}},
 	{"Routing", []string{"mount", "root", "root-symlinks", "env", "pass-env"}},
 	{"Scripts and limits", []string{"cgi-pass-auth", "cgi-timeout", "cgi-kill-grace", "cgi-max-concurrent", "cgi-max-queue",
