@@ -105,8 +105,11 @@ type frontSpec struct {
 	Listen string `json:"listen,omitempty"`
 	// Mount, for Kind "mount", is a --mount of ferry serve: the helper runs
 	// ferry itself (bridge.Server.Run), the workers such a mount starts
-	// included (wsgi:, psgi:, cgi:DIR?persist=...).
+	// included (wsgi:, psgi:, cgi:DIR?persist=...), with Root as its
+	// --root if set.
 	Mount string `json:"mount,omitempty"`
+	// CPUs, for Kind "mount", is ferry's cpus setting (0: Go's default).
+	CPUs int `json:"cpus,omitempty"`
 }
 
 // handler builds the gateway, and a function that stops what it started.
@@ -191,7 +194,7 @@ func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) 
 		cancel()
 	}()
 	if spec.Kind == "mount" {
-		return runMount(ctx, spec.Mount, out)
+		return runMount(ctx, spec, out)
 	}
 	h, stop, err := spec.handler(ctx)
 	if err != nil {
@@ -231,11 +234,11 @@ func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) 
 	return nil
 }
 
-// runMount runs ferry serve with one mount on a loopback port (its workers
-// started, and stopped when ctx ends), and writes "http://ADDR\n" to out
-// once it listens.
-func runMount(ctx context.Context, mount string, out io.Writer) error {
-	m, err := bridge.ParseMount(mount)
+// runMount runs ferry serve with spec's one mount, root and cpus on a
+// loopback port (its workers started, and stopped when ctx ends), and
+// writes "http://ADDR\n" to out once it listens.
+func runMount(ctx context.Context, spec frontSpec, out io.Writer) error {
+	m, err := bridge.ParseMount(spec.Mount)
 	if err != nil {
 		return err
 	}
@@ -244,7 +247,7 @@ func runMount(ctx context.Context, mount string, out io.Writer) error {
 		return err
 	}
 	lg := zerolog.New(os.Stderr).Level(zerolog.WarnLevel)
-	srv, err := bridge.New(bridge.Config{Listen: []bridge.Address{listen}, Mounts: []bridge.Mount{m}, Logger: &lg})
+	srv, err := bridge.New(bridge.Config{Listen: []bridge.Address{listen}, Mounts: []bridge.Mount{m}, Root: spec.Root, CPUs: spec.CPUs, Logger: &lg})
 	if err != nil {
 		return err
 	}

@@ -68,6 +68,7 @@ func describe(scenario string) string {
 	names := map[string]string{
 		"ferry-php-fpm":         "ferry in front of php-fpm",
 		"ferry-php-fpm-newconn": "a connection per request (max_conns unset)",
+		"ferry-php-fpm-cpus1":   "ferry on one CPU (cpus = 1)",
 		"nginx-php-fpm":         "nginx",
 		"ferry+uwsgi":           "ferry in front of uwsgi (SCGI)",
 		"nginx-uwsgi":           "nginx scgi_pass",

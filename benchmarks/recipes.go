@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"path/filepath"
+	"strconv"
 
 	"github.com/ferrygw/ferry/internal/peers"
 )
@@ -20,9 +21,11 @@ func (c *Config) recipeScenarios(app string) []scenario {
 	var out []scenario
 	out = append(out,
 		scenario{app: app, lang: "php", mode: "fastcgi", gateway: "ferry-php-fpm", need: []string{"php-fpm"},
-			start: func(ctx context.Context, e *env) (*setup, error) { return frontFPM(ctx, e, "fastcgi", 4) }},
+			start: func(ctx context.Context, e *env) (*setup, error) { return ferryFPM(ctx, e, 4, 0) }},
 		scenario{app: app, lang: "php", mode: "fastcgi", gateway: "ferry-php-fpm-newconn", vs: "php/fastcgi/ferry-php-fpm", need: []string{"php-fpm"},
-			start: func(ctx context.Context, e *env) (*setup, error) { return frontFPM(ctx, e, "fastcgi", 0) }},
+			start: func(ctx context.Context, e *env) (*setup, error) { return ferryFPM(ctx, e, 0, 0) }},
+		scenario{app: app, lang: "php", mode: "fastcgi", gateway: "ferry-php-fpm-cpus1", vs: "php/fastcgi/ferry-php-fpm", need: []string{"php-fpm"},
+			start: func(ctx context.Context, e *env) (*setup, error) { return ferryFPM(ctx, e, 4, 1) }},
 		scenario{app: app, lang: "python", mode: "scgi", gateway: "nginx-uwsgi", peer: true, vs: "python/scgi/ferry+uwsgi",
 			need: []string{"nginx", "uwsgi"}, check: uwsgiPython, start: startNginxUwsgi},
 	)
@@ -50,8 +53,36 @@ func (c *Config) recipeScenarios(app string) []scenario {
 	return out
 }
 
+// ferryFPM runs php-fpm (4 children) and, in front of it, ferry serve as
+// the README's recipe has it: the PHP site under --root, a fastcgi mount
+// with max_conns = maxConns (zero leaves it unset: a connection per
+// request) and cpus = cpus (zero: Go's default).
+func ferryFPM(ctx context.Context, e *env, maxConns, cpus int) (*setup, error) {
+	fpm, fdir, err := e.startFPM(ctx)
+	if err != nil {
+		return nil, err
+	}
+	mount := "/=fastcgi://" + fpm.Address
+	if fpm.Network == "unix" {
+		mount = "/=fastcgi+unix://" + fpm.Address
+	}
+	if maxConns > 0 {
+		mount += "?max_conns=" + strconv.Itoa(maxConns)
+	}
+	s, err := ferryFront(ctx, e, frontSpec{Kind: "mount", Mount: mount, Root: e.apps, CPUs: cpus})
+	if err != nil {
+		fpm.Stop()
+		return nil, err
+	}
+	s.addr += "/bench.php"
+	s.trees.Marks = []string{fdir}
+	stop := s.stop
+	s.stop = func() { stop(); fpm.Stop() }
+	return s, nil
+}
+
 // frontFPM runs php-fpm (4 children) and a front helper of kind
-// ("fastcgi": ferry's HTTP front; "gofast") to it. For ferry, maxConns is
+// ("fastcgi": ferry's FastCGI handler on net/http; "gofast") to it. For ferry, maxConns is
 // max_conns, the connections kept; zero leaves it unset: a connection per
 // request, as Caddy's FastCGI transport does.
 func frontFPM(ctx context.Context, e *env, kind string, maxConns int) (*setup, error) {
