@@ -54,6 +54,7 @@ func runFerry(tb testing.TB, cfg bridge.Config, mounts ...string) string {
 	case u := <-ready:
 		return u
 	case err := <-done:
+		done <- nil // Run returned: nothing left for the cleanup to wait for
 		tb.Fatalf("ferry did not start: %v", err)
 	case <-time.After(60 * time.Second):
 		tb.Fatal("ferry did not start within 60s")

@@ -179,6 +179,7 @@ func ferryFrontURLCPUs(tb testing.TB, root, mount string, cpus int) string {
 	case a := <-addr:
 		return "http://" + a
 	case err := <-done:
+		done <- nil // Run returned: nothing left for the cleanup to wait for
 		tb.Fatalf("ferry's front: %v", err)
 	}
 	return ""
