@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,7 +72,7 @@ type CheckOptions struct {
 // world-writable), unix sockets can be created where asked, the pid file's
 // directory is writable, backends answer (with opts.Connect); and it warns
 // of risky settings (a cgi-bin inside the document root, Authorization
-// passed to scripts, no script timeout). Findings come in the
+// passed to scripts, no script timeout, more CPUs than the machine has). Findings come in the
 // configuration's order. Problems New reports are findings too.
 func Check(ctx context.Context, cfg Config, opts CheckOptions) []Finding {
 	c := &checker{ctx: ctx, cfg: cfg, opts: opts}
@@ -83,6 +84,9 @@ func Check(ctx context.Context, cfg Config, opts CheckOptions) []Finding {
 	}
 	if cfg.PIDFile != "" {
 		c.writableDir([]string{"pid_file"}, filepath.Dir(cfg.PIDFile))
+	}
+	if n := runtime.NumCPU(); cfg.CPUs > n {
+		c.add(Warning, []string{"cpus"}, "%d is more than the %d CPUs ferry may use here: the threads past %d only take turns on them", cfg.CPUs, n, n)
 	}
 	if len(cfg.Mounts) == 0 && cfg.Root == "" {
 		c.add(Warning, []string{"mount"}, "no mount and no root: every request would get 404")

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -98,6 +99,7 @@ func TestCheck(t *testing.T) {
 		}, false, Problem, "listen", "cert=" + dir + "/none.pem: no such file"},
 		{"root not a directory", func(c *Config) { c.Root = plain }, false, Problem, "root", "is not a directory"},
 		{"nothing to serve", func(c *Config) { c.Mounts = nil }, false, Warning, "mount", "every request would get 404"},
+		{"more cpus than the machine", func(c *Config) { c.CPUs = runtime.NumCPU() + 1 }, false, Warning, "cpus", "only take turns"},
 		{"mounted twice", func(c *Config) { c.Mounts = append(c.Mounts, c.Mounts[0]) }, false, Problem, `mount."/cgi-bin/"`, "mounted twice"},
 		{"application socket missing", func(c *Config) { c.Mounts = []Mount{mount("/=fastcgi+unix://" + dir + "/php.sock")} }, false, Warning, `mount."/".backend`, "no socket at"},
 		{"application socket a file", func(c *Config) { c.Mounts = []Mount{mount("/=scgi+unix://" + plain)} }, false, Problem, `mount."/".backend`, "is not a socket"},
