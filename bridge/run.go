@@ -419,7 +419,8 @@ const maxCPUs = 1024
 
 // setCPUs makes n the number of CPUs that run Go code at once
 // (runtime.GOMAXPROCS), as Config.CPUs says; 0 gives back the value found
-// before it was first set. Called before Run serves, or with r.mu held.
+// before it was first set (the runtime's default, following the CPU limit
+// of the process's cgroup, when that was it). Called before Run serves, or with r.mu held.
 func (r *runner) setCPUs(n int) {
 	if n == r.cpus {
 		return
@@ -431,7 +432,12 @@ func (r *runner) setCPUs(n int) {
 	case n > 0:
 		runtime.GOMAXPROCS(n)
 	default:
-		runtime.GOMAXPROCS(r.cpusFound)
+		// The runtime's default, if that is what was found: it then
+		// follows the CPU limit again, as it did before.
+		runtime.SetDefaultGOMAXPROCS()
+		if runtime.GOMAXPROCS(0) != r.cpusFound {
+			runtime.GOMAXPROCS(r.cpusFound)
+		}
 	}
 	r.log.Info().Int("cpus", runtime.GOMAXPROCS(0)).Int("was", was).Msg("ferry: CPUs running Go code at once (GOMAXPROCS)")
 	r.cpus = n
