@@ -34,6 +34,10 @@ func TestParseAddress(t *testing.T) {
 		{"gopher://h:70", "", ""},
 		{"cgi:", "cgi:", "tcp"}, // the CGI front
 		{"scgi+fd://3", "scgi+fd://3", "fd"},
+		{"http://:0/%00", "", ""},                  // NUL: refused, not spelt as a raw NUL (FuzzParseAddress)
+		{"fastcgi+unix:///run/a%0Ab.sock", "", ""}, // a line feed in a socket path
+		{"http://127.0.0.1:9000/a%3Fb%20c", "http://127.0.0.1:9000/a%3Fb%20c", "tcp"},
+		{"scgi+unix:///run/a%3Fb.sock?max_conns=2", "scgi+unix:///run/a%3Fb.sock?max_conns=2", "unix"},
 		{"", "", ""},
 	}
 	for _, tt := range tests {

@@ -148,14 +148,21 @@ func (a Address) String() string {
 	case formPath:
 		b.WriteString(a.Scheme + ":" + a.Path)
 	case formUnix:
-		b.WriteString(a.Scheme + "://" + a.Path)
+		b.WriteString(a.Scheme + "://" + escapePath(a.Path))
 	default:
-		b.WriteString(a.Scheme + "://" + a.Host + a.Path)
+		b.WriteString(a.Scheme + "://" + a.Host + escapePath(a.Path))
 	}
 	if len(a.Query) > 0 {
 		b.WriteString("?" + a.Query.Encode())
 	}
 	return b.String()
+}
+
+// escapePath spells the path of a URL-form address as it is parsed back:
+// a "?", "#", "%" or space in it escaped ("/a?b" is "/a%3Fb").
+func escapePath(p string) string {
+	u := url.URL{Path: p}
+	return u.EscapedPath()
 }
 
 // Network returns the network to dial or listen on: "tcp", "unix", or "fd"
@@ -232,6 +239,9 @@ func parseAddress(s string) (Address, error) {
 		return Address{}, err
 	}
 	a := Address{Scheme: sc.name, Query: u.Query()}
+	if strings.ContainsFunc(u.Path, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return Address{}, fmt.Errorf("want a path without control characters (such as %%00)")
+	}
 	switch sc.form {
 	case formHostPort:
 		// A name starting with "_" is an SRV record's
