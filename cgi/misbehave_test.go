@@ -203,13 +203,29 @@ func TestKilledScriptNeverLooksLikeSuccess(t *testing.T) {
 		}
 	})
 	t.Run("mid-output", func(t *testing.T) {
-		go func() {
-			readPID(t, filepath.Join(state, "partial"))
-			c.fire()
-		}()
-		resp, body, err := getWithin(t, srv.URL+"/cgi-bin/partial.sh", 5*time.Second)
-		if err == nil {
-			t.Errorf("got %d %q read without error; a cut response must not look whole", resp.StatusCode, body)
+		// The request ends only once the client has the first line: until
+		// the handler has sent it, an abort sends nothing, and the client
+		// would send the GET again on a new connection.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/cgi-bin/partial.sh", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		br := bufio.NewReader(resp.Body)
+		if first, err := br.ReadString('\n'); first != "first\n" || err != nil {
+			t.Fatalf("first line %q, %v; want %q", first, err, "first\n")
+		}
+		readPID(t, filepath.Join(state, "partial"))
+		c.fire()
+		rest, err := io.ReadAll(br)
+		switch {
+		case ctx.Err() != nil:
+			t.Fatalf("response not cut within 5s (read %q after the first line)", rest)
+		case err == nil:
+			t.Errorf("got %d \"first\\n%s\" read without error; a cut response must not look whole", resp.StatusCode, rest)
 		}
 		if !strings.Contains(logs.String(), "mid-response") {
 			t.Errorf("log does not say the response was cut:\n%s", logs)

@@ -48,12 +48,57 @@ func Check(tb testing.TB) {
 		}
 		msg := fmt.Sprintf("leak: goroutines %d -> %d, fds %d -> %d, children %v -> %v",
 			before.Goroutines, now.Goroutines, before.FDs, now.FDs, before.Children, now.Children)
+		if now.FDs > before.FDs {
+			msg += "\nopen descriptors now: " + strings.Join(fdTargets(), ", ")
+		}
 		if now.Goroutines > before.Goroutines {
 			buf := make([]byte, 1<<20)
 			msg += "\n" + string(buf[:runtime.Stack(buf, true)])
 		}
 		tb.Error(msg)
 	})
+}
+
+// fdTargets names this process's open descriptors: "3 socket:[1234]",
+// and for a pipe or socket the other processes that hold it too.
+func fdTargets() []string {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		if strings.HasPrefix(target, "pipe:") || strings.HasPrefix(target, "socket:") {
+			if holders := holdersOf(target); len(holders) > 0 {
+				target += " (also held by " + strings.Join(holders, ", ") + ")"
+			}
+		}
+		out = append(out, e.Name()+" "+target)
+	}
+	return out
+}
+
+// holdersOf names the other processes with a descriptor on target, such
+// as "pipe:[1234]": "4242 sleep".
+func holdersOf(target string) []string {
+	self := strconv.Itoa(os.Getpid())
+	procs, _ := os.ReadDir("/proc")
+	var out []string
+	for _, p := range procs {
+		if _, err := strconv.Atoi(p.Name()); err != nil || p.Name() == self {
+			continue
+		}
+		fds, _ := os.ReadDir("/proc/" + p.Name() + "/fd")
+		for _, fd := range fds {
+			if t, _ := os.Readlink("/proc/" + p.Name() + "/fd/" + fd.Name()); t == target {
+				comm, _ := os.ReadFile("/proc/" + p.Name() + "/comm")
+				out = append(out, p.Name()+" "+strings.TrimSpace(string(comm)))
+				break
+			}
+		}
+	}
+	return out
 }
 
 func countFDs() int {
