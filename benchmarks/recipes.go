@@ -58,44 +58,31 @@ func (c *Config) recipeScenarios(app string) []scenario {
 // with max_conns = maxConns (zero leaves it unset: a connection per
 // request) and cpus = cpus (zero: Go's default).
 func ferryFPM(ctx context.Context, e *env, maxConns, cpus int) (*setup, error) {
-	fpm, fdir, err := e.startFPM(ctx)
-	if err != nil {
-		return nil, err
-	}
-	mount := "/=fastcgi://" + fpm.Address
-	if fpm.Network == "unix" {
-		mount = "/=fastcgi+unix://" + fpm.Address
-	}
-	if maxConns > 0 {
-		mount += "?max_conns=" + strconv.Itoa(maxConns)
-	}
-	s, err := ferryFront(ctx, e, frontSpec{Kind: "mount", Mount: mount, Root: e.apps, CPUs: cpus})
-	if err != nil {
-		fpm.Stop()
-		return nil, err
-	}
-	s.addr += "/bench.php"
-	s.trees.Marks = []string{fdir}
-	stop := s.stop
-	s.stop = func() { stop(); fpm.Stop() }
-	return s, nil
+	return frontFPM(ctx, e, "/bench.php", func(fpm *peers.PHPFPM) frontSpec {
+		mount := "/=fastcgi://" + fpm.Address
+		if fpm.Network == "unix" {
+			mount = "/=fastcgi+unix://" + fpm.Address
+		}
+		if maxConns > 0 {
+			mount += "?max_conns=" + strconv.Itoa(maxConns)
+		}
+		return frontSpec{Kind: "mount", Mount: mount, Root: e.apps, CPUs: cpus}
+	})
 }
 
-// frontFPM runs php-fpm (4 children) and a front helper of kind
-// ("fastcgi": ferry's FastCGI handler on net/http; "gofast") to it. For ferry, maxConns is
-// max_conns, the connections kept; zero leaves it unset: a connection per
-// request, as Caddy's FastCGI transport does.
-func frontFPM(ctx context.Context, e *env, kind string, maxConns int) (*setup, error) {
+// frontFPM runs php-fpm (4 children) and the front helper spec gives for
+// it; path is added to the front's address, the URL the load requests.
+func frontFPM(ctx context.Context, e *env, path string, spec func(*peers.PHPFPM) frontSpec) (*setup, error) {
 	fpm, fdir, err := e.startFPM(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s, err := ferryFront(ctx, e, frontSpec{Kind: kind, Network: fpm.Network, Address: fpm.Address, Workers: maxConns,
-		Script: filepath.Join(e.apps, "bench.php"), Root: e.apps})
+	s, err := ferryFront(ctx, e, spec(fpm))
 	if err != nil {
 		fpm.Stop()
 		return nil, err
 	}
+	s.addr += path
 	s.trees.Marks = []string{fdir}
 	stop := s.stop
 	s.stop = func() { stop(); fpm.Stop() }

@@ -306,7 +306,13 @@ func (c *Config) scenarios() []scenario {
 						trees: procTrees{Marks: []string{fdir}, Gateway: isGatewayComm}, stop: func() { fpm.Stop() }}, nil
 				}},
 			scenario{app: app, lang: "php", mode: "fastcgi", gateway: "gofast-php-fpm", peer: true, vs: "php/fastcgi/ferry-php-fpm", need: []string{"php-fpm"},
-				start: func(ctx context.Context, e *env) (*setup, error) { return frontFPM(ctx, e, "gofast", 0) }},
+				start: func(ctx context.Context, e *env) (*setup, error) {
+					return frontFPM(ctx, e, "", func(fpm *peers.PHPFPM) frontSpec {
+						// gofast, the off-the-shelf Go FastCGI proxy: a connection per request.
+						return frontSpec{Kind: "gofast", Network: fpm.Network, Address: fpm.Address,
+							Script: filepath.Join(e.apps, "bench.php"), Root: e.apps}
+					})
+				}},
 			scenario{app: app, lang: "go", mode: "cgi", gateway: "net/http/cgi", peer: true, vs: "go/cgi/ferry",
 				start: func(ctx context.Context, e *env) (*setup, error) {
 					path, args := e.helperArgs("app-cgi")

@@ -447,8 +447,9 @@ func (l *loader) set(path []string, o Option, p any, v any) bool {
 	}
 	if err := setValue(o, p, vals); err != nil {
 		msg := err.Error()
-		if n, perr := strconv.ParseInt(vals[0], 10, 64); perr == nil && o.Max > 0 && n > o.Max {
-			msg = fmt.Sprintf("want at most %d, not %s", o.Max, describe(v))
+		var above aboveMax
+		if errors.As(err, &above) {
+			msg = fmt.Sprintf("%s, not %s", msg, describe(v))
 		} else if len(vals) == 1 && (o.Type == Duration || o.Type == Timeout || o.Type == Size || o.Type == Count || o.Type == Bool) {
 			msg = fmt.Sprintf("want %s, not %s", o.Type, describe(v))
 			if o.Type == Duration {

@@ -286,6 +286,11 @@ func unset(o Option, v any) bool {
 
 // setValue parses vals for o and stores the result in p, a pointer to the
 // field.
+// aboveMax is the error of a number over its Option's Max.
+type aboveMax int64
+
+func (m aboveMax) Error() string { return fmt.Sprintf("want at most %d", int64(m)) }
+
 func setValue(o Option, p any, vals []string) error {
 	var v string
 	if o.Type != List && o.Type != Env && o.Type != AddressList {
@@ -321,7 +326,7 @@ func setValue(o Option, p any, vals []string) error {
 			return fmt.Errorf("want at most %s", FormatSize(math.MaxInt32))
 		}
 		if o.Max > 0 && n > o.Max {
-			return fmt.Errorf("want at most %d", o.Max)
+			return aboveMax(o.Max)
 		}
 		*p = int(n)
 	case *int64:

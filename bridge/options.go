@@ -114,9 +114,12 @@ func (o Option) check(v string) error {
 	}
 	bad := false
 	switch o.Type {
-	case PositiveInt:
+	case PositiveInt, Count:
 		n, err := strconv.Atoi(v)
-		bad = err != nil || n <= 0
+		bad = err != nil || n < 0 || n == 0 && o.Type == PositiveInt
+		if !bad && o.Max > 0 && int64(n) > o.Max {
+			return aboveMax(o.Max)
+		}
 	case Duration:
 		d, err := time.ParseDuration(v)
 		bad = err != nil || d <= 0
@@ -129,9 +132,6 @@ func (o Option) check(v string) error {
 	case Size:
 		_, err := ParseSize(v)
 		bad = err != nil
-	case Count:
-		n, err := strconv.Atoi(v)
-		bad = err != nil || n < 0
 	case Bool:
 		_, err := strconv.ParseBool(v)
 		bad = err != nil
@@ -140,9 +140,6 @@ func (o Option) check(v string) error {
 	}
 	if bad {
 		return fmt.Errorf("want %s", o.Type)
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil && o.Max > 0 && n > o.Max && (o.Type == Count || o.Type == PositiveInt) {
-		return fmt.Errorf("want at most %d", o.Max)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -94,5 +95,27 @@ func TestEditDistance(t *testing.T) {
 	}
 	if !slices.Equal(strings.Fields(schemeNames(func(s *scheme) bool { return s.front && s.form == formFD })), []string{"fastcgi+fd://,", "http+fd://,", "scgi+fd://"}) {
 		t.Errorf("schemeNames: %q", schemeNames(func(s *scheme) bool { return s.front && s.form == formFD }))
+	}
+}
+
+// TestOptionCheckNumbers: a count or positive number is checked for its
+// range, Max included, as the configuration file's loader checks a key.
+func TestOptionCheckNumbers(t *testing.T) {
+	for _, tt := range []struct {
+		o    Option
+		v    string
+		want string // "" for no error
+	}{
+		{Option{Type: Count}, "0", ""},
+		{Option{Type: Count}, "-1", "want a whole number, 0 or more"},
+		{Option{Type: PositiveInt}, "0", "want a positive number"},
+		{Option{Type: PositiveInt, Max: 3}, "3", ""},
+		{Option{Type: PositiveInt, Max: 3}, "4", "want at most 3"},
+		{Option{Type: Count, Max: 1024}, "2000", "want at most 1024"},
+	} {
+		err := tt.o.check(tt.v)
+		if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {
+			t.Errorf("%v check(%q) = %v; want %q", tt.o.Type, tt.v, err, tt.want)
+		}
 	}
 }

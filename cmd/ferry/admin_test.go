@@ -26,10 +26,7 @@ func TestServeAdmin(t *testing.T) {
 	if code, body := httpGet(t, p.URL+"/cgi-bin/ok.sh"); code != 200 || body != "ok" {
 		t.Fatalf("GET ok.sh = %d %q", code, body)
 	}
-	admin := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}}}
+	admin := unixClient(sock)
 	get := func(path string) (int, string) {
 		resp, err := admin.Get("http://admin" + path)
 		if err != nil {
@@ -60,6 +57,15 @@ func TestServeAdmin(t *testing.T) {
 	}
 }
 
+// unixClient is an HTTP client whose every request goes to the unix
+// socket sock, such as the admin listener's.
+func unixClient(sock string) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+}
+
 // TestServeCPUs: ferry.toml's cpus sets how many CPUs run ferry's Go code
 // (GOMAXPROCS, which /metrics reports as go_sched_gomaxprocs_threads), and
 // a reload changes it.
@@ -75,10 +81,7 @@ func TestServeCPUs(t *testing.T) {
 	}
 	write(1)
 	p := startFerry(t, "--config", conf)
-	admin := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}}}
+	admin := unixClient(sock)
 	defer admin.CloseIdleConnections()
 	gomaxprocs := func() string {
 		resp, err := admin.Get("http://admin/metrics")

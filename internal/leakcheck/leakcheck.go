@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferrygw/ferry/internal/procfs"
 )
 
 // Snapshot is a count of what a process holds.
@@ -82,22 +84,21 @@ func fdTargets() []string {
 // holdersOf names the other processes with a descriptor on target, such
 // as "pipe:[1234]": "4242 sleep".
 func holdersOf(target string) []string {
-	self := strconv.Itoa(os.Getpid())
-	procs, _ := os.ReadDir("/proc")
 	var out []string
-	for _, p := range procs {
-		if _, err := strconv.Atoi(p.Name()); err != nil || p.Name() == self {
-			continue
+	procfs.Each(func(p procfs.Process) {
+		if p.PID == os.Getpid() {
+			return
 		}
-		fds, _ := os.ReadDir("/proc/" + p.Name() + "/fd")
+		dir := "/proc/" + strconv.Itoa(p.PID)
+		fds, _ := os.ReadDir(dir + "/fd")
 		for _, fd := range fds {
-			if t, _ := os.Readlink("/proc/" + p.Name() + "/fd/" + fd.Name()); t == target {
-				comm, _ := os.ReadFile("/proc/" + p.Name() + "/comm")
-				out = append(out, p.Name()+" "+strings.TrimSpace(string(comm)))
-				break
+			if t, _ := os.Readlink(dir + "/fd/" + fd.Name()); t == target {
+				comm, _ := os.ReadFile(dir + "/comm")
+				out = append(out, strconv.Itoa(p.PID)+" "+strings.TrimSpace(string(comm)))
+				return
 			}
 		}
-	}
+	})
 	return out
 }
 
@@ -112,53 +113,17 @@ func countFDs() int {
 // Children returns the pids of the live (or zombie) processes whose parent
 // is ppid, from /proc.
 func Children(ppid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
+	procfs.Each(func(p procfs.Process) {
+		if p.PPID == ppid {
+			pids = append(pids, p.PID)
 		}
-		if p, ok := parent(pid); ok && p == ppid {
-			pids = append(pids, pid)
-		}
-	}
+	})
 	return pids
-}
-
-// parent returns the parent pid of pid from /proc/PID/stat.
-func parent(pid int) (int, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0, false
-	}
-	p, err := strconv.Atoi(f[1])
-	return p, err == nil
 }
 
 // Alive reports whether pid exists and is not a zombie.
 func Alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return false
-	}
-	return s[i+2] != 'Z'
+	p, ok := procfs.Stat(pid)
+	return ok && p.State != 'Z'
 }
