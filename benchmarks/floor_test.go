@@ -28,6 +28,13 @@ func serveFloorFront(tb testing.TB, addr, script string, max int) string {
 	tb.Helper()
 	ups := floorPool(tb, addr, max)
 	req := floorFastCGIRequest(script)
+	return floorListen(tb, func(c net.Conn) { floorServe(c, ups, req) })
+}
+
+// floorListen serves each connection to a loopback port with serve, in a
+// goroutine of its own, until the test ends; it returns the port's URL.
+func floorListen(tb testing.TB, serve func(net.Conn)) string {
+	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -39,7 +46,7 @@ func serveFloorFront(tb testing.TB, addr, script string, max int) string {
 			if err != nil {
 				return
 			}
-			go floorServe(c, ups, req)
+			go serve(c)
 		}
 	}()
 	return "http://" + l.Addr().String()
@@ -99,15 +106,8 @@ func floorServe(c net.Conn, ups chan floorUpstream, req []byte) {
 	br := bufio.NewReader(c)
 	var out, stdout []byte
 	for {
-		// The request head: lines up to an empty one.
-		for {
-			line, err := br.ReadSlice('\n')
-			if err != nil {
-				return
-			}
-			if len(line) <= 2 {
-				break
-			}
+		if !floorReadHead(br) {
+			return
 		}
 		up := <-ups
 		var err error
@@ -120,12 +120,7 @@ func floorServe(c net.Conn, ups chan floorUpstream, req []byte) {
 		if !ok {
 			head, content, _ = bytes.Cut(stdout, []byte("\n\n"))
 		}
-		out = append(out[:0], "HTTP/1.1 200 OK\r\nContent-Length: "...)
-		out = strconv.AppendInt(out, int64(len(content)), 10)
-		out = append(out, "\r\n"...)
-		out = append(out, head...)
-		out = append(out, "\r\n\r\n"...)
-		out = append(out, content...)
+		out = floorAnswer(out[:0], head, content)
 		if _, err := c.Write(out); err != nil {
 			return
 		}
@@ -186,4 +181,115 @@ func serveFloorNetHTTP(tb testing.TB, addr, script string, max int) string {
 	}))
 	tb.Cleanup(hs.Close)
 	return hs.URL
+}
+
+// serveSCGIFloorFront runs, on a loopback port until the test ends, the
+// least an HTTP front to an SCGI application written in Go can do: a
+// goroutine per client connection reading request heads with a
+// bufio.Reader, then, holding one of max tokens (a channel of them), a
+// connection per request to the application at addr (SCGI has no
+// keep-alive; TCP keep-alive off, as ferry's client has it), one write of
+// a fixed request, reads up to the application's close, and one write of
+// the answer with a Content-Length. Like serveFloorFront it reads no
+// request body, checks nothing, logs nothing, and answers every request
+// as a 200 with the application's header (less a status line) and body:
+// the floor under any Go front to uwsgi (the go-floor rows of
+// BenchmarkUWSGISCGI). It returns the front's URL.
+func serveSCGIFloorFront(tb testing.TB, addr string, max int) string {
+	tb.Helper()
+	tokens := make(chan struct{}, max)
+	req := floorSCGIRequest()
+	return floorListen(tb, func(c net.Conn) { floorServeSCGI(c, tokens, addr, req) })
+}
+
+// floorReadHead reads a request head, lines up to an empty one: false at
+// the connection's end.
+func floorReadHead(br *bufio.Reader) bool {
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return false
+		}
+		if len(line) <= 2 {
+			return true
+		}
+	}
+}
+
+// floorAnswer appends to out a 200 answer with the application's header
+// lines head and its body content, with a Content-Length.
+func floorAnswer(out, head, content []byte) []byte {
+	out = append(out, "HTTP/1.1 200 OK\r\nContent-Length: "...)
+	out = strconv.AppendInt(out, int64(len(content)), 10)
+	out = append(out, "\r\n"...)
+	out = append(out, head...)
+	out = append(out, "\r\n\r\n"...)
+	return append(out, content...)
+}
+
+// floorServeSCGI serves one client connection of serveSCGIFloorFront.
+func floorServeSCGI(c net.Conn, tokens chan struct{}, addr string, req []byte) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	d := net.Dialer{KeepAlive: -1}
+	var resp bytes.Buffer
+	var out []byte
+	for {
+		if !floorReadHead(br) {
+			return
+		}
+		tokens <- struct{}{}
+		resp.Reset()
+		err := floorSCGIExchange(&d, addr, req, &resp)
+		<-tokens
+		if err != nil {
+			return
+		}
+		stdout := resp.Bytes()
+		if bytes.HasPrefix(stdout, []byte("HTTP/")) { // uwsgi's status line
+			if _, rest, ok := bytes.Cut(stdout, []byte("\r\n")); ok {
+				stdout = rest
+			}
+		}
+		head, content, _ := bytes.Cut(stdout, []byte("\r\n\r\n"))
+		out = floorAnswer(out[:0], head, content)
+		if _, err := c.Write(out); err != nil {
+			return
+		}
+	}
+}
+
+// floorSCGIExchange sends req on a new connection to addr and reads the
+// answer into resp, up to the application's close.
+func floorSCGIExchange(d *net.Dialer, addr string, req []byte, resp *bytes.Buffer) error {
+	uc, err := d.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer uc.Close()
+	if _, err := uc.Write(req); err != nil {
+		return err
+	}
+	_, err = resp.ReadFrom(uc)
+	return err
+}
+
+// floorSCGIRequest is the SCGI request of serveSCGIFloorFront: the
+// meta-variables a WSGI application needs to run a GET of "/".
+func floorSCGIRequest() []byte {
+	var h []byte
+	for _, kv := range [][2]string{
+		{"CONTENT_LENGTH", "0"}, {"SCGI", "1"}, {"REQUEST_METHOD", "GET"}, {"REQUEST_URI", "/"},
+		{"PATH_INFO", "/"}, {"QUERY_STRING", ""}, {"SERVER_NAME", "localhost"}, {"SERVER_PORT", "80"},
+		{"SERVER_PROTOCOL", "HTTP/1.1"}, {"REMOTE_ADDR", "127.0.0.1"},
+	} {
+		h = append(h, kv[0]...)
+		h = append(h, 0)
+		h = append(h, kv[1]...)
+		h = append(h, 0)
+	}
+	b := strconv.AppendInt(nil, int64(len(h)), 10)
+	b = append(b, ':')
+	b = append(b, h...)
+	return append(b, ',')
 }

@@ -308,7 +308,10 @@ const uwsgiProcesses = 4
 // (4 processes, --scgi-socket on loopback TCP) serving a 13-byte WSGI
 // hello. Load: wrk -t2 -c16. gw-cpu-us/req is the front's CPU time per
 // request (nginx, or this process for ferry), app-cpu-us/req uwsgi's; the
-// ferry row reports its req/s over nginx's (x-nginx).
+// other rows report their req/s over nginx's (x-nginx). ferry-cpus1 is
+// ferry with cpus = 1 (GOMAXPROCS 1, as nginx runs one worker); go-floor
+// and go-floor-cpus1 are serveSCGIFloorFront with the same 4 connections,
+// the least a Go front can do on this path.
 func BenchmarkUWSGISCGI(b *testing.B) {
 	dir := b.TempDir()
 	app := filepath.Join(dir, "hello.py")
@@ -335,14 +338,37 @@ func BenchmarkUWSGISCGI(b *testing.B) {
 		haveNginx = true
 		report(b, nginx)
 	})
-	b.Run("ferry", func(b *testing.B) {
-		url := ferryFrontURL(b, fmt.Sprintf("/=scgi://%s?max_conns=%d", uw.Address, uwsgiProcesses))
-		t := uwsgiTree
-		t.Gateway = func(int, string) bool { return false } // the gateway is this process
-		m := measureLoad(b, url+"/", "Hello, world\n", t)
-		report(b, m)
-		reportRatio(b, m, nginx, haveNginx, "nginx")
-	})
+	for _, cpus := range []int{0, 1} {
+		name := "ferry"
+		if cpus > 0 {
+			name += "-cpus1"
+		}
+		b.Run(name, func(b *testing.B) {
+			url := ferryFrontURLCPUs(b, "", fmt.Sprintf("/=scgi://%s?max_conns=%d", uw.Address, uwsgiProcesses), cpus)
+			t := uwsgiTree
+			t.Gateway = func(int, string) bool { return false } // the gateway is this process
+			m := measureLoad(b, url+"/", "Hello, world\n", t)
+			report(b, m)
+			reportRatio(b, m, nginx, haveNginx, "nginx")
+		})
+	}
+	for _, cpus := range []int{0, 1} {
+		name := "go-floor"
+		if cpus > 0 {
+			name += "-cpus1"
+		}
+		b.Run(name, func(b *testing.B) {
+			if cpus > 0 {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(cpus))
+			}
+			url := serveSCGIFloorFront(b, uw.Address, uwsgiProcesses)
+			t := uwsgiTree
+			t.Gateway = func(int, string) bool { return false }
+			m := measureLoad(b, url+"/", "Hello, world\n", t)
+			report(b, m)
+			reportRatio(b, m, nginx, haveNginx, "nginx")
+		})
+	}
 }
 
 // BenchmarkHopCost measures what each hop of translation adds to a direct

@@ -205,12 +205,13 @@ var errWouldBlock = errors.New("scgi: read would block")
 // probe reads what the connection has at hand into p without waiting:
 // errWouldBlock if nothing, io.EOF at its end.
 func (x *exchange) probe(p []byte) (int, error) {
-	var n int
-	var rerr error
-	err := x.raw.Read(func(fd uintptr) bool {
-		n, rerr = syscall.Read(int(fd), p)
-		return true // do not wait
-	})
+	if x.probeFD == nil {
+		x.probeFD = x.probeRead // one closure for the exchange, not one per probe
+	}
+	x.pbuf = p
+	err := x.raw.Read(x.probeFD)
+	n, rerr := x.pn, x.perr
+	x.pbuf, x.perr = nil, nil
 	switch {
 	case err != nil:
 		return 0, err
@@ -223,6 +224,13 @@ func (x *exchange) probe(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// probeRead is probe's read of the descriptor: into x.pbuf, the result in
+// x.pn and x.perr.
+func (x *exchange) probeRead(fd uintptr) bool {
+	x.pn, x.perr = syscall.Read(int(fd), x.pbuf)
+	return true // do not wait
 }
 
 // clientReaderPool holds response readers.
@@ -246,6 +254,13 @@ type exchange struct {
 
 	probing bool // the next read is ready's: it must not wait
 	eof     bool // a probe saw the end of the response
+
+	// probe's read: its function (made at the first probe), its buffer and
+	// its result.
+	probeFD func(fd uintptr) bool
+	pbuf    []byte
+	pn      int
+	perr    error
 
 	mu       sync.Mutex // guards canceled, closed, bodyFail and the read deadline
 	canceled bool

@@ -349,6 +349,15 @@ func TestReadySeesEnd(t *testing.T) {
 	if resp.Ready() {
 		t.Errorf("Ready() = true with the connection open and nothing buffered")
 	}
+	// A probe that finds nothing allocates nothing: Ready runs before every
+	// read of a response.
+	if a := testing.AllocsPerRun(10, func() {
+		if resp.Ready() {
+			t.Errorf("Ready() = true with the connection open and nothing buffered")
+		}
+	}); a != 0 && !raceEnabled {
+		t.Errorf("Ready() with nothing at hand made %v allocations; want 0", a)
+	}
 	close(closeApp)
 	<-closed
 	if !resp.Ready() {

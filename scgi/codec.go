@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -359,6 +360,9 @@ func appendRequest(dst []byte, params []string, cl int64) ([]byte, error) {
 	if !scgi {
 		size += len("SCGI\x001\x00")
 	}
+	// One allocation for the whole netstring: its length's digits (at most
+	// 20), the colon, the block and the comma.
+	dst = slices.Grow(dst, 20+1+size+1)
 	dst = strconv.AppendInt(dst, int64(size), 10)
 	dst = append(dst, ':')
 	dst = append(dst, "CONTENT_LENGTH\x00"...)

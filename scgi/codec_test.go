@@ -189,6 +189,21 @@ func TestAppendRequestInvalid(t *testing.T) {
 	}
 }
 
+// TestAppendRequestAllocs: the netstring is sized before it is written, so
+// building one into nil allocates once.
+func TestAppendRequestAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's allocations are its own")
+	}
+	if a := testing.AllocsPerRun(100, func() {
+		if _, err := AppendRequest(nil, nginxParams); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 1 {
+		t.Errorf("AppendRequest(nil, ...) made %v allocations; want 1", a)
+	}
+}
+
 func BenchmarkReadHeader(b *testing.B) {
 	wire, err := AppendRequest(nil, nginxParams)
 	if err != nil {

@@ -1,0 +1,5 @@
+//go:build !race
+
+package scgi
+
+const raceEnabled = false
