@@ -76,17 +76,15 @@ type frontSpec struct {
 	// cgi.Handler), "cgi-dir" (a cgi.Handler of a cgi.Dir: the scripts of
 	// Path at Prefix), "stdcgi" (Go's net/http/cgi),
 	// "fastcgi-pool" (a spawn.Pool of Workers processes of Path and
-	// fastcgi.NewHandler), "fastcgi" (fastcgi.NewHandler to Network/Address),
-	// "scgi" (scgi.NewHandler to Network/Address), "scgi-pool" (a spawn.Pool
-	// and scgi.NewHandler), "gofast" (gofast v0.8.0 to Network/Address) or
-	// "app" (the Go app as a plain HTTP handler).
+	// fastcgi.NewHandler), "scgi-pool" (a spawn.Pool and scgi.NewHandler),
+	// "gofast" (gofast v0.8.0 to Network/Address) or "app" (the Go app as a
+	// plain HTTP handler).
 	Kind    string   `json:"kind"`
 	Path    string   `json:"path,omitempty"`
 	Args    []string `json:"args,omitempty"`
 	Env     []string `json:"env,omitempty"`
 	Workers int      `json:"workers,omitempty"`
-	// Network and Address name a FastCGI or SCGI application; Workers is
-	// the connection limit to it (its worker count).
+	// Network and Address name the FastCGI application of "gofast".
 	Network string `json:"network,omitempty"`
 	Address string `json:"address,omitempty"`
 	// Script is SCRIPT_FILENAME for FastCGI backs (PHP needs it); Root is
@@ -130,9 +128,6 @@ func (s frontSpec) handler(ctx context.Context) (http.Handler, func(), error) {
 			InheritEnv: []string{"PATH"}, MaxConcurrent: s.MaxConcurrent}, func() {}, nil
 	case "stdcgi":
 		return &stdcgi.Handler{Path: s.Path, Args: s.Args, Env: s.Env, Logger: log.New(io.Discard, "", 0)}, func() {}, nil
-	case "fastcgi":
-		c := &fastcgi.Client{Network: s.Network, Address: s.Address, MaxConns: s.Workers, Logger: &nop}
-		return fastcgi.NewHandler(c, fcgiScript, settings), c.CloseIdle, nil
 	case "fastcgi-pool":
 		p, stop, err := s.startPool(ctx)
 		if err != nil {
@@ -140,9 +135,6 @@ func (s frontSpec) handler(ctx context.Context) (http.Handler, func(), error) {
 		}
 		c := &fastcgi.Client{Network: p.Network(), Address: p.Address(), MaxConns: p.Size(), Logger: &nop}
 		return fastcgi.NewHandler(c, fcgiScript, settings), func() { c.CloseIdle(); stop() }, nil
-	case "scgi":
-		c := &scgi.Client{Network: s.Network, Address: s.Address, MaxConns: s.Workers, Logger: &nop}
-		return scgi.NewHandler(c, nil, settings), func() {}, nil
 	case "scgi-pool":
 		p, stop, err := s.startPool(ctx)
 		if err != nil {

@@ -440,13 +440,16 @@ func (e *env) startUwsgiApp(ctx context.Context, proto string, app wsgiApp) (*pe
 	return p, dir, sock, err
 }
 
-// startUwsgi runs app in uwsgi (startUwsgiApp) and a ferry front to it.
+// startUwsgi runs app in uwsgi (startUwsgiApp) and, in front of it,
+// ferry serve as the README's recipe deploys it: a mount of uwsgi's
+// socket (proto+unix://) with max_conns at its 4 processes.
 func startUwsgi(ctx context.Context, e *env, proto string, app wsgiApp) (*setup, error) {
 	p, _, sock, err := e.startUwsgiApp(ctx, proto, app)
 	if err != nil {
 		return nil, err
 	}
-	return ferryFrontTo(ctx, e, frontSpec{Kind: proto, Network: "unix", Address: sock, Workers: 4}, p.Pid(), p.Stop)
+	mount := fmt.Sprintf("/=%s+unix://%s?max_conns=4", proto, sock)
+	return ferryFrontTo(ctx, e, frontSpec{Kind: "mount", Mount: mount}, p.Pid(), p.Stop)
 }
 
 // ferryFrontTo starts a front helper with spec in front of a peer running
