@@ -73,8 +73,7 @@ func RunHelper(ctx context.Context, args []string) error {
 // frontSpec describes the gateway a front helper runs.
 type frontSpec struct {
 	// Kind is "mount" (ferry serve with Mount), "cgi" (ferry's
-	// cgi.Handler), "cgi-dir" (a cgi.Handler of a cgi.Dir: the scripts of
-	// Path at Prefix), "stdcgi" (Go's net/http/cgi),
+	// cgi.Handler), "stdcgi" (Go's net/http/cgi),
 	// "fastcgi-pool" (a spawn.Pool of Workers processes of Path and
 	// fastcgi.NewHandler), "scgi-pool" (a spawn.Pool and scgi.NewHandler),
 	// "gofast" (gofast v0.8.0 to Network/Address) or "app" (the Go app as a
@@ -94,9 +93,6 @@ type frontSpec struct {
 	// MaxConcurrent bounds CGI scripts running at once; zero is ferry's
 	// default.
 	MaxConcurrent int `json:"max_concurrent,omitempty"`
-	// Prefix is the URL path a "cgi-dir" gateway serves Path at, such as
-	// "/cgi-bin/".
-	Prefix string `json:"prefix,omitempty"`
 	// Listen is the front's protocol: "" for HTTP, "fastcgi" for ferry's
 	// FastCGI server (a web server in front of ferry, as in the README's
 	// fcgiwrap replacement).
@@ -123,9 +119,6 @@ func (s frontSpec) handler(ctx context.Context) (http.Handler, func(), error) {
 	case "cgi":
 		return &cgi.Handler{Path: s.Path, Args: s.Args, Settings: cgi.Settings{Env: s.Env, Logger: &nop}, InheritEnv: []string{"PATH"},
 			MaxConcurrent: s.MaxConcurrent}, func() {}, nil
-	case "cgi-dir":
-		return &cgi.Handler{Resolver: &cgi.Dir{Path: s.Path, Prefix: s.Prefix}, Settings: cgi.Settings{Env: s.Env, Logger: &nop},
-			InheritEnv: []string{"PATH"}, MaxConcurrent: s.MaxConcurrent}, func() {}, nil
 	case "stdcgi":
 		return &stdcgi.Handler{Path: s.Path, Args: s.Args, Env: s.Env, Logger: log.New(io.Discard, "", 0)}, func() {}, nil
 	case "fastcgi-pool":
@@ -228,13 +221,18 @@ func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) 
 
 // runMount runs ferry serve with spec's one mount, root and cpus on a
 // loopback port (its workers started, and stopped when ctx ends), and
-// writes "http://ADDR\n" to out once it listens.
+// writes "http://ADDR\n" to out once it listens: "fastcgi://ADDR\n", with
+// ferry as the FastCGI application, for spec.Listen "fastcgi".
 func runMount(ctx context.Context, spec frontSpec, out io.Writer) error {
 	m, err := bridge.ParseMount(spec.Mount)
 	if err != nil {
 		return err
 	}
-	listen, err := bridge.ParseAddress("http://127.0.0.1:0")
+	scheme := "http"
+	if spec.Listen == "fastcgi" {
+		scheme = "fastcgi"
+	}
+	listen, err := bridge.ParseAddress(scheme + "://127.0.0.1:0")
 	if err != nil {
 		return err
 	}
@@ -245,7 +243,7 @@ func runMount(ctx context.Context, spec frontSpec, out io.Writer) error {
 	}
 	var werr error
 	err = srv.Run(ctx, func(ls []net.Listener) {
-		_, werr = fmt.Fprintf(out, "http://%s\n", ls[0].Addr())
+		_, werr = fmt.Fprintf(out, "%s://%s\n", scheme, ls[0].Addr())
 	})
 	if werr != nil {
 		return fmt.Errorf("benchmarks: front: %w", werr)

@@ -123,10 +123,10 @@ func ferryFastCGIFront(ctx context.Context, e *env, spec frontSpec) (*setup, str
 }
 
 // nginxFerryCGI runs the README's fcgiwrap replacement: nginx
-// fastcgi_pass to ferry's FastCGI server running the apps directory as a
-// cgi-bin; addr loads script.
+// fastcgi_pass to ferry serve --listen fastcgi:// with the apps directory
+// mounted as a cgi-bin (--mount /cgi-bin/=cgi:DIR); addr loads script.
 func nginxFerryCGI(ctx context.Context, e *env, script string) (*setup, error) {
-	s, hostport, err := ferryFastCGIFront(ctx, e, frontSpec{Kind: "cgi-dir", Path: e.apps, Prefix: "/cgi-bin/"})
+	s, hostport, err := ferryFastCGIFront(ctx, e, frontSpec{Kind: "mount", Mount: "/cgi-bin/=cgi:" + e.apps})
 	if err != nil {
 		return nil, err
 	}
