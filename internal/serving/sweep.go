@@ -6,8 +6,9 @@ import (
 )
 
 // SweepEvery is how often a [Sweeper] looks at the requests in their
-// handlers: one seen at two sweeps in a row gets its watch, so a request
-// notices its peer going away 10-20 ms after it began at the earliest.
+// handlers: one that has been in its handler for SweepEvery or more gets
+// its watch, so a request notices its peer going away 10-20 ms after it
+// began at the earliest.
 const SweepEvery = 10 * time.Millisecond
 
 // A Watcher is a connection whose request, once it has been in its
@@ -23,21 +24,25 @@ type Watcher interface {
 }
 
 // Sweeper starts the watches of the requests that stay in their handlers
-// past two sweeps. Its goroutine runs only while requests are in their
-// handlers. The zero value is ready to use.
+// for SweepEvery or more. It goes by a request's age, not by a count of
+// sweeps: a sweeper that runs late (its ticker's buffered tick, then the
+// next, close together on a starved machine) does not watch every request
+// in flight a few milliseconds in. Its goroutine runs only while requests
+// are in their handlers. The zero value is ready to use.
 type Sweeper struct {
 	mu      sync.Mutex
-	busy    map[Watcher]bool // in a handler; true once seen by a sweep
+	busy    map[Watcher]time.Time // in a handler since
 	running bool
 }
 
 // Begin registers c's request as in its handler.
 func (s *Sweeper) Begin(c Watcher) {
+	now := time.Now()
 	s.mu.Lock()
 	if s.busy == nil {
-		s.busy = make(map[Watcher]bool)
+		s.busy = make(map[Watcher]time.Time)
 	}
-	s.busy[c] = false
+	s.busy[c] = now
 	if !s.running {
 		s.running = true
 		go s.run()
@@ -56,21 +61,28 @@ func (s *Sweeper) run() {
 	t := time.NewTicker(SweepEvery)
 	defer t.Stop()
 	for range t.C {
-		s.mu.Lock()
-		if len(s.busy) == 0 {
-			s.running = false
-			s.mu.Unlock()
+		// The clock, not the tick's time: a tick left in the channel
+		// while the goroutine waited for a CPU is stale.
+		if !s.sweep(time.Now()) {
 			return
 		}
-		for c, seen := range s.busy {
-			if !seen {
-				s.busy[c] = true
-				continue
-			}
-			if c.StartWatch() {
-				delete(s.busy, c)
-			}
-		}
-		s.mu.Unlock()
 	}
+}
+
+// sweep starts, at now, the watches of the requests in their handlers for
+// SweepEvery or more. It reports false, the goroutine's end, when no
+// request is left.
+func (s *Sweeper) sweep(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.busy) == 0 {
+		s.running = false
+		return false
+	}
+	for c, since := range s.busy {
+		if now.Sub(since) >= SweepEvery && c.StartWatch() {
+			delete(s.busy, c)
+		}
+	}
+	return true
 }

@@ -19,7 +19,7 @@ func (w *countingWatcher) StartWatch() bool {
 	return w.ready.Load()
 }
 
-// TestSweeper: a request in its handler past two sweeps gets StartWatch,
+// TestSweeper: a request in its handler past SweepEvery gets StartWatch,
 // again at each sweep until it says the sweeper is done with it; one that
 // ends before never does; the sweeper's goroutine ends with the last.
 func TestSweeper(t *testing.T) {
@@ -37,7 +37,7 @@ func TestSweeper(t *testing.T) {
 		t.Errorf("a request over before a sweep: StartWatch called %d times; want 0", n)
 	}
 	if n := long.calls.Load(); n != 1 {
-		t.Errorf("a request past two sweeps: StartWatch called %d times; want 1", n)
+		t.Errorf("a request past SweepEvery: StartWatch called %d times; want 1", n)
 	}
 	if n := waiting.calls.Load(); n < 2 {
 		t.Errorf("a request not ready for its watch: StartWatch called %d times; want one a sweep", n)
@@ -51,4 +51,33 @@ func TestSweeper(t *testing.T) {
 	}
 	s.End(long)
 	s.End(waiting)
+}
+
+// TestSweeperGoesByAge: sweeps close together, as a late ticker gives them,
+// start no watch for a request younger than SweepEvery; the first sweep
+// after it starts one, and the sweeper is done with the request.
+func TestSweeperGoesByAge(t *testing.T) {
+	var s Sweeper
+	w := &countingWatcher{}
+	w.ready.Store(true)
+	began := time.Now()
+	s.busy = map[Watcher]time.Time{w: began} // as Begin has it, without the goroutine
+	for range 3 {
+		s.sweep(began.Add(SweepEvery / 2))
+	}
+	if n := w.calls.Load(); n != 0 {
+		t.Errorf("three sweeps %v into a request: StartWatch called %d times; want 0", SweepEvery/2, n)
+	}
+	if !s.sweep(began.Add(SweepEvery)) {
+		t.Errorf("sweep reported no request left with one in its handler")
+	}
+	if n := w.calls.Load(); n != 1 {
+		t.Errorf("a sweep %v into a request: StartWatch called %d times; want 1", SweepEvery, n)
+	}
+	if s.sweep(began.Add(2 * SweepEvery)) {
+		t.Errorf("sweep reported a request left after its watch started")
+	}
+	if n := w.calls.Load(); n != 1 {
+		t.Errorf("StartWatch called %d times; want 1, the sweeper done with the request", n)
+	}
 }
