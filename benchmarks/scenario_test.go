@@ -192,6 +192,39 @@ func TestScenariosSCGI(t *testing.T) {
 	}
 }
 
+// TestScenariosFcgiwrapRecipe runs the README's fcgiwrap replacement for a
+// short time: nginx fastcgi_pass to ferry serve --listen fastcgi:// with the
+// cgi-bin mounted, beside nginx in front of fcgiwrap, on the sh script.
+func TestScenariosFcgiwrapRecipe(t *testing.T) {
+	peerstest.Need(t, "nginx", "fcgiwrap")
+	leakcheck.Check(t)
+	rep, err := RunScenarios(context.Background(), Config{Apps: "../testdata/bench", Self: []string{os.Args[0]}, Only: "hello/sh/cgi/nginx-",
+		Duration: 150 * time.Millisecond, Warmup: 10 * time.Millisecond, Concurrency: []int{2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range rep.Skipped {
+		t.Errorf("%s skipped: %s", s.Scenario, s.Reason)
+	}
+	want := map[string]bool{"hello/sh/cgi/nginx-ferry-fastcgi": false, "hello/sh/cgi/nginx-fcgiwrap": false}
+	for _, r := range rep.Rows {
+		if _, ok := want[r.Scenario]; !ok {
+			t.Errorf("unexpected row %s", r.Scenario)
+			continue
+		}
+		want[r.Scenario] = true
+		if r.Requests == 0 || r.Errors != 0 || r.CPU.Gateway <= 0 {
+			t.Errorf("%s: %d requests, %d errors (%s), %v µs gateway CPU; want requests, no errors, the gateway measured",
+				r.Scenario, r.Requests, r.Errors, r.Note, r.CPU.Gateway)
+		}
+	}
+	for name, seen := range want {
+		if !seen {
+			t.Errorf("no row %s", name)
+		}
+	}
+}
+
 // TestScenariosAppServers runs the application-server rows for a short
 // time: bench.py and the Flask and Django hellos in ferry's wsgi: workers
 // next to Gunicorn, bench.psgi in psgi: workers next to plackup's FastCGI
