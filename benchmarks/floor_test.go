@@ -11,6 +11,8 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"testing"
+
+	"github.com/ferrygw/ferry/scgi"
 )
 
 // serveFloorFront runs, on a loopback port until the test ends, the least
@@ -198,7 +200,7 @@ func serveFloorNetHTTP(tb testing.TB, addr, script string, max int) string {
 func serveSCGIFloorFront(tb testing.TB, addr string, max int) string {
 	tb.Helper()
 	tokens := make(chan struct{}, max)
-	req := floorSCGIRequest()
+	req := floorSCGIRequest(tb)
 	return floorListen(tb, func(c net.Conn) { floorServeSCGI(c, tokens, addr, req) })
 }
 
@@ -274,22 +276,14 @@ func floorSCGIExchange(d *net.Dialer, addr string, req []byte, resp *bytes.Buffe
 	return err
 }
 
-// floorSCGIRequest is the SCGI request of serveSCGIFloorFront: the
-// meta-variables a WSGI application needs to run a GET of "/".
-func floorSCGIRequest() []byte {
-	var h []byte
-	for _, kv := range [][2]string{
-		{"CONTENT_LENGTH", "0"}, {"SCGI", "1"}, {"REQUEST_METHOD", "GET"}, {"REQUEST_URI", "/"},
-		{"PATH_INFO", "/"}, {"QUERY_STRING", ""}, {"SERVER_NAME", "localhost"}, {"SERVER_PORT", "80"},
-		{"SERVER_PROTOCOL", "HTTP/1.1"}, {"REMOTE_ADDR", "127.0.0.1"},
-	} {
-		h = append(h, kv[0]...)
-		h = append(h, 0)
-		h = append(h, kv[1]...)
-		h = append(h, 0)
+// floorSCGIRequest is the SCGI request of serveSCGIFloorFront, made once
+// before the load: the meta-variables a WSGI application needs to run a
+// GET of "/" (scgi.AppendRequest adds CONTENT_LENGTH and SCGI).
+func floorSCGIRequest(tb testing.TB) []byte {
+	b, err := scgi.AppendRequest(nil, []string{"REQUEST_METHOD=GET", "REQUEST_URI=/", "PATH_INFO=/", "QUERY_STRING=",
+		"SERVER_NAME=localhost", "SERVER_PORT=80", "SERVER_PROTOCOL=HTTP/1.1", "REMOTE_ADDR=127.0.0.1"})
+	if err != nil {
+		tb.Fatal(err)
 	}
-	b := strconv.AppendInt(nil, int64(len(h)), 10)
-	b = append(b, ':')
-	b = append(b, h...)
-	return append(b, ',')
+	return b
 }

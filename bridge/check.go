@@ -72,8 +72,9 @@ type CheckOptions struct {
 // world-writable), unix sockets can be created where asked, the pid file's
 // directory is writable, backends answer (with opts.Connect); and it warns
 // of risky settings (a cgi-bin inside the document root, Authorization
-// passed to scripts, no script timeout, more CPUs than the machine has). Findings come in the
-// configuration's order. Problems New reports are findings too.
+// passed to scripts, no script timeout, more CPUs than the machine has).
+// Findings come in the configuration's order. Problems New reports are
+// findings too.
 func Check(ctx context.Context, cfg Config, opts CheckOptions) []Finding {
 	c := &checker{ctx: ctx, cfg: cfg, opts: opts}
 	c.fronts()

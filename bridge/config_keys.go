@@ -284,13 +284,13 @@ func unset(o Option, v any) bool {
 	return false
 }
 
-// setValue parses vals for o and stores the result in p, a pointer to the
-// field.
 // aboveMax is the error of a number over its Option's Max.
 type aboveMax int64
 
 func (m aboveMax) Error() string { return fmt.Sprintf("want at most %d", int64(m)) }
 
+// setValue parses vals for o and stores the result in p, a pointer to the
+// field.
 func setValue(o Option, p any, vals []string) error {
 	var v string
 	if o.Type != List && o.Type != Env && o.Type != AddressList {

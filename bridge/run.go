@@ -420,16 +420,18 @@ const maxCPUs = 1024
 // setCPUs makes n the number of CPUs that run Go code at once
 // (runtime.GOMAXPROCS), as Config.CPUs says; 0 gives back the value found
 // before it was first set (the runtime's default, following the CPU limit
-// of the process's cgroup, when that was it). Called before Run serves, or with r.mu held.
+// of the process's cgroup, when that was it). Called before Run serves, or
+// with r.mu held.
 func (r *runner) setCPUs(n int) {
 	if n == r.cpus {
 		return
 	}
 	was := runtime.GOMAXPROCS(0)
 	switch {
-	case r.cpus == 0:
-		r.cpusFound = runtime.GOMAXPROCS(n)
 	case n > 0:
+		if r.cpus == 0 {
+			r.cpusFound = was
+		}
 		runtime.GOMAXPROCS(n)
 	default:
 		// The runtime's default, if that is what was found: it then

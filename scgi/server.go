@@ -31,11 +31,11 @@ var ErrServerClosed = errors.New("scgi: server closed")
 //
 // The request body is read from the connection as the handler reads it,
 // never more than CONTENT_LENGTH bytes. Once it has been read and the
-// handler has run for 10-20 ms (the first sweep after 10 ms), the server
-// watches the connection: when the web server closes it (its client went
-// away) the request's context ends, so a CGI script ferry runs for the
-// request is stopped. Shorter requests are spared the watch's goroutine
-// and reads.
+// handler has run for 10 ms or more (10-20 ms when the sweeps that look
+// run on time), the server watches the connection: when the web server
+// closes it (its client went away) the request's context ends, so a CGI
+// script ferry runs for the request is stopped. Shorter requests are
+// spared the watch's goroutine and reads.
 type Server struct {
 	// Handler serves the requests. If nil, http.DefaultServeMux is used.
 	Handler http.Handler

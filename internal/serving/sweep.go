@@ -6,9 +6,9 @@ import (
 )
 
 // SweepEvery is how often a [Sweeper] looks at the requests in their
-// handlers: one that has been in its handler for SweepEvery or more gets
-// its watch, so a request notices its peer going away 10-20 ms after it
-// began at the earliest.
+// handlers: one still there SweepEvery after a sweep first saw it gets its
+// watch, so a request notices its peer going away 10-20 ms after it began
+// at the earliest.
 const SweepEvery = 10 * time.Millisecond
 
 // A Watcher is a connection whose request, once it has been in its
@@ -23,26 +23,26 @@ type Watcher interface {
 	StartWatch() bool
 }
 
-// Sweeper starts the watches of the requests that stay in their handlers
-// for SweepEvery or more. It goes by a request's age, not by a count of
-// sweeps: a sweeper that runs late (its ticker's buffered tick, then the
-// next, close together on a starved machine) does not watch every request
-// in flight a few milliseconds in. Its goroutine runs only while requests
-// are in their handlers. The zero value is ready to use.
+// Sweeper starts the watches of the requests still in their handlers
+// SweepEvery or more after a sweep first saw them there. It goes by the
+// clock, not by a count of sweeps: a sweeper that runs late (its ticker's
+// buffered tick, then the next, close together on a starved machine) does
+// not watch every request in flight a few milliseconds in. The clock is
+// read once a sweep, not once a request. Its goroutine runs only while
+// requests are in their handlers. The zero value is ready to use.
 type Sweeper struct {
 	mu      sync.Mutex
-	busy    map[Watcher]time.Time // in a handler since
+	busy    map[Watcher]time.Time // in a handler; when a sweep first saw it (zero: not yet)
 	running bool
 }
 
 // Begin registers c's request as in its handler.
 func (s *Sweeper) Begin(c Watcher) {
-	now := time.Now()
 	s.mu.Lock()
 	if s.busy == nil {
 		s.busy = make(map[Watcher]time.Time)
 	}
-	s.busy[c] = now
+	s.busy[c] = time.Time{}
 	if !s.running {
 		s.running = true
 		go s.run()
@@ -69,9 +69,9 @@ func (s *Sweeper) run() {
 	}
 }
 
-// sweep starts, at now, the watches of the requests in their handlers for
-// SweepEvery or more. It reports false, the goroutine's end, when no
-// request is left.
+// sweep, at now, notes the requests it sees for the first time and starts
+// the watches of those first seen SweepEvery or more before. It reports
+// false, the goroutine's end, when no request is left.
 func (s *Sweeper) sweep(now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -79,8 +79,11 @@ func (s *Sweeper) sweep(now time.Time) bool {
 		s.running = false
 		return false
 	}
-	for c, since := range s.busy {
-		if now.Sub(since) >= SweepEvery && c.StartWatch() {
+	for c, seen := range s.busy {
+		switch {
+		case seen.IsZero():
+			s.busy[c] = now
+		case now.Sub(seen) >= SweepEvery && c.StartWatch():
 			delete(s.busy, c)
 		}
 	}

@@ -54,27 +54,28 @@ func TestSweeper(t *testing.T) {
 }
 
 // TestSweeperGoesByAge: sweeps close together, as a late ticker gives them,
-// start no watch for a request younger than SweepEvery; the first sweep
-// after it starts one, and the sweeper is done with the request.
+// start no watch for a request first seen less than SweepEvery before; the
+// first sweep SweepEvery after starts one, and the sweeper is done with the
+// request.
 func TestSweeperGoesByAge(t *testing.T) {
 	var s Sweeper
 	w := &countingWatcher{}
 	w.ready.Store(true)
+	s.busy = map[Watcher]time.Time{w: {}} // as Begin has it, without the goroutine
 	began := time.Now()
-	s.busy = map[Watcher]time.Time{w: began} // as Begin has it, without the goroutine
 	for range 3 {
-		s.sweep(began.Add(SweepEvery / 2))
+		s.sweep(began.Add(SweepEvery / 2)) // the first sees the request
 	}
 	if n := w.calls.Load(); n != 0 {
 		t.Errorf("three sweeps %v into a request: StartWatch called %d times; want 0", SweepEvery/2, n)
 	}
-	if !s.sweep(began.Add(SweepEvery)) {
+	if !s.sweep(began.Add(SweepEvery / 2).Add(SweepEvery)) {
 		t.Errorf("sweep reported no request left with one in its handler")
 	}
 	if n := w.calls.Load(); n != 1 {
-		t.Errorf("a sweep %v into a request: StartWatch called %d times; want 1", SweepEvery, n)
+		t.Errorf("a sweep %v after the request was seen: StartWatch called %d times; want 1", SweepEvery, n)
 	}
-	if s.sweep(began.Add(2 * SweepEvery)) {
+	if s.sweep(began.Add(3 * SweepEvery)) {
 		t.Errorf("sweep reported a request left after its watch started")
 	}
 	if n := w.calls.Load(); n != 1 {
