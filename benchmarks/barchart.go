@@ -179,17 +179,23 @@ func naReason(r Row) string {
 
 // throughputChart draws req/s per row at the first concurrency level as
 // grouped horizontal bars on a log axis: each ferry row, then the rows
-// compared with it with ferry's ratio, and the runs' min..max as a whisker.
+// compared with it with ferry's ratio (an app served directly, then the
+// hops through ferry in front of it with what they leave of its req/s),
+// and the runs' min..max as a whisker.
 func throughputChart(rep *Report) template.HTML {
 	pairOf := make(map[string]Pair)
 	for _, p := range rep.Pairs {
-		pairOf[p.Other+"@"+fmt.Sprint(p.Concurrency)] = p
+		on := p.Other // a peer's bar gives ferry's ratio over it
+		if p.Hop {
+			on = p.Ferry // a hop's bar gives what it leaves of the app's req/s
+		}
+		pairOf[on+"@"+fmt.Sprint(p.Concurrency)] = p
 	}
 	c := barChart{id: chartThroughput, title: "Requests per second by scenario",
 		axis:   "requests per second (log scale) — higher is better",
 		legend: [][2]string{{colorFerry, "ferry"}, {colorVariant, "ferry, another setting"}, {colorPeer, "peer"}}, unit: reqsUnit}
 	for _, r := range chartRows(rep) {
-		br := barRow{label: r.Scenario, gapBefore: r.VS == ""}
+		br := barRow{label: r.Scenario, gapBefore: r.VS == "" && r.Over == ""}
 		if !r.measured() {
 			br.na = naReason(r)
 			c.rows = append(c.rows, br)
@@ -199,7 +205,11 @@ func throughputChart(rep *Report) template.HTML {
 		br.bars = []bar{{v: r.RPS.Median, lo: r.RPS.Min, hi: r.RPS.Max, color: rowColor(r), title: title}}
 		br.text = fmt.Sprintf("%.0f req/s", r.RPS.Median)
 		if p, ok := pairOf[rowKey(r)]; ok && p.Ratio > 0 {
-			br.text += fmt.Sprintf(" · ferry %.2f×", p.Ratio)
+			if p.Hop {
+				br.text += fmt.Sprintf(" · %.2f× direct", p.Ratio)
+			} else {
+				br.text += fmt.Sprintf(" · ferry %.2f×", p.Ratio)
+			}
 			if p.WithinNoise && p.Note == "" {
 				br.text += " (within noise)"
 			}
@@ -223,7 +233,7 @@ func latencyChart(rep *Report) template.HTML {
 		c.legend = append(c.legend, [2]string{percentileColors[i], n})
 	}
 	for _, r := range chartRows(rep) {
-		br := barRow{label: r.Scenario, gapBefore: r.VS == ""}
+		br := barRow{label: r.Scenario, gapBefore: r.VS == "" && r.Over == ""}
 		if !r.measured() {
 			br.na = naReason(r)
 			c.rows = append(c.rows, br)

@@ -76,8 +76,9 @@ type frontSpec struct {
 	// cgi.Handler), "stdcgi" (Go's net/http/cgi),
 	// "fastcgi-pool" (a spawn.Pool of Workers processes of Path and
 	// fastcgi.NewHandler), "scgi-pool" (a spawn.Pool and scgi.NewHandler),
-	// "gofast" (gofast v0.8.0 to Network/Address) or "app" (the Go app as a
-	// plain HTTP handler).
+	// "gofast" (gofast v0.8.0 to Network/Address), "app" (the Go app as a
+	// plain HTTP handler) or "scgi-minimal" (minimalSCGI: the least an SCGI
+	// server does, its own listener).
 	Kind    string   `json:"kind"`
 	Path    string   `json:"path,omitempty"`
 	Args    []string `json:"args,omitempty"`
@@ -93,9 +94,9 @@ type frontSpec struct {
 	// MaxConcurrent bounds CGI scripts running at once; zero is ferry's
 	// default.
 	MaxConcurrent int `json:"max_concurrent,omitempty"`
-	// Listen is the front's protocol: "" for HTTP, "fastcgi" for ferry's
-	// FastCGI server (a web server in front of ferry, as in the README's
-	// fcgiwrap replacement).
+	// Listen is the front's protocol: "" for HTTP, "fastcgi" or "scgi" for
+	// ferry's FastCGI or SCGI server (a web server in front of ferry, as in
+	// the README's fcgiwrap replacement, or of the Go app).
 	Listen string `json:"listen,omitempty"`
 	// Mount, for Kind "mount", is a --mount of ferry serve: the helper runs
 	// ferry itself (bridge.Server.Run), the workers such a mount starts
@@ -169,8 +170,8 @@ func (s frontSpec) startPool(ctx context.Context) (*spawn.Pool, func(), error) {
 }
 
 // runFront serves spec on a loopback port, writes "http://ADDR\n" (or
-// "fastcgi://ADDR\n" for a FastCGI front) to out and serves until in
-// reaches EOF or ctx ends.
+// "fastcgi://ADDR\n", "scgi://ADDR\n" for a FastCGI or SCGI front) to out
+// and serves until in reaches EOF or ctx ends.
 func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -181,39 +182,49 @@ func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) 
 	if spec.Kind == "mount" {
 		return runMount(ctx, spec, out)
 	}
-	h, stop, err := spec.handler(ctx)
-	if err != nil {
-		return err
-	}
-	defer stop()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("benchmarks: front: %w", err)
 	}
-	if spec.Listen == "fastcgi" {
-		nop := zerolog.Nop()
-		srv := &fastcgi.Server{Handler: h, Logger: &nop}
+	if spec.Kind == "scgi-minimal" {
 		go func() {
 			<-ctx.Done()
-			srv.Close()
+			l.Close()
 		}()
-		if _, err := fmt.Fprintf(out, "fastcgi://%s\n", l.Addr()); err != nil {
+		if _, err := fmt.Fprintf(out, "scgi://%s\n", l.Addr()); err != nil {
 			return fmt.Errorf("benchmarks: front: %w", err)
 		}
-		if err := srv.Serve(l); err != nil && ctx.Err() == nil {
-			return fmt.Errorf("benchmarks: front: %w", err)
-		}
+		minimalSCGI(l)
 		return nil
 	}
-	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
+	h, stop, err := spec.handler(ctx)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer stop()
+	nop := zerolog.Nop()
+	var srv interface {
+		Serve(net.Listener) error
+		Close() error
+	}
+	scheme := "http"
+	switch spec.Listen {
+	case "fastcgi":
+		srv, scheme = &fastcgi.Server{Handler: h, Logger: &nop}, "fastcgi"
+	case "scgi":
+		srv, scheme = &scgi.Server{Handler: h, Logger: &nop}, "scgi"
+	default:
+		srv = &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
+	}
 	go func() {
 		<-ctx.Done()
 		srv.Close()
 	}()
-	if _, err := fmt.Fprintf(out, "http://%s\n", l.Addr()); err != nil {
+	if _, err := fmt.Fprintf(out, "%s://%s\n", scheme, l.Addr()); err != nil {
 		return fmt.Errorf("benchmarks: front: %w", err)
 	}
-	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) && ctx.Err() == nil {
 		return fmt.Errorf("benchmarks: front: %w", err)
 	}
 	return nil
@@ -294,7 +305,7 @@ func startFront(ctx context.Context, self []string, spec frontSpec) (*front, err
 	case <-ctx.Done():
 	case <-time.After(15 * time.Second):
 	}
-	if !strings.HasPrefix(f.URL, "http://") && !strings.HasPrefix(f.URL, "fastcgi://") {
+	if !strings.HasPrefix(f.URL, "http://") && !strings.HasPrefix(f.URL, "fastcgi://") && !strings.HasPrefix(f.URL, "scgi://") {
 		f.Stop()
 		return nil, fmt.Errorf("benchmarks: front %s did not start: %s", spec.Kind, strings.TrimSpace(errs.String()))
 	}

@@ -53,8 +53,12 @@ func (rep *Report) Overview() string {
 }
 
 // headlinePair reports whether p belongs in the overview: the README's
-// recipes against the servers they replace.
+// recipes against the servers they replace, and the FastCGI hop through
+// ferry against the Go app served directly.
 func headlinePair(p Pair) bool {
+	if p.Hop {
+		return strings.HasSuffix(p.Ferry, "/go/fastcgi/ferry")
+	}
 	for _, g := range []string{"/nginx-php-fpm", "/ferry-php-fpm-newconn", "/nginx-uwsgi", "/apache-mod_php", "/sh/cgi/nginx-fcgiwrap", "/sh/cgi/apache-mod_cgid"} {
 		if strings.HasSuffix(p.Other, g) {
 			return true
@@ -79,8 +83,16 @@ func describe(scenario string) string {
 		"apache-ferry-php-cgi":  "Apache → ferry → php-cgi workers",
 		"apache-mod_php":        "Apache mod_php",
 	}
+	// Rows whose gateway name alone is ambiguous, by LANG/MODE/GATEWAY.
+	rows := map[string]string{
+		"go/fastcgi/ferry": "ferry in front of the Go app's fastcgi.Serve",
+		"go/http/net/http": "the Go app on net/http directly",
+	}
 	parts := strings.SplitN(scenario, "/", 4)
 	if len(parts) == 4 {
+		if n, ok := rows[strings.Join(parts[1:], "/")]; ok {
+			return n
+		}
 		if n, ok := names[parts[3]]; ok {
 			return n
 		}

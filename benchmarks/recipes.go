@@ -3,7 +3,6 @@ package benchmarks
 import (
 	"context"
 	"net/url"
-	"path/filepath"
 	"strconv"
 
 	"github.com/ferrygw/ferry/internal/peers"
@@ -140,15 +139,17 @@ func nginxFerryCGI(ctx context.Context, e *env, script string) (*setup, error) {
 }
 
 // startApacheFerryPHP runs Apache mod_proxy_fcgi (as the README's recipe:
-// flushpackets=on) to ferry's FastCGI server in front of 4 php-cgi workers
-// it spawned.
+// flushpackets=on) to ferry serve --listen fastcgi:// with the apps
+// directory as a PHP site at /php/ on 4 php-cgi workers ferry spawns
+// (--mount '/php/=fastcgi+exec:php-cgi?workers=4&alias=DIR'): ferry routes
+// on Apache's REQUEST_URI, /php/bench.php.
 func startApacheFerryPHP(ctx context.Context, e *env) (*setup, error) {
 	php, err := peers.Lookup("php-cgi")
 	if err != nil {
 		return nil, err
 	}
-	s, hostport, err := ferryFastCGIFront(ctx, e, frontSpec{Kind: "fastcgi-pool", Path: php, Workers: 4,
-		Script: filepath.Join(e.apps, "bench.php"), Root: e.apps, Env: []string{"PHP_FCGI_CHILDREN=0", "PHP_FCGI_MAX_REQUESTS=100000"}})
+	mount := "/php/=fastcgi+exec:" + php + "?workers=4&max_requests=100000&alias=" + url.QueryEscape(e.apps)
+	s, hostport, err := ferryFastCGIFront(ctx, e, frontSpec{Kind: "mount", Mount: mount})
 	if err != nil {
 		return nil, err
 	}

@@ -78,7 +78,10 @@ type Row struct {
 	Peer     bool   `json:"peer"`
 	// VS is the scenario of the ferry row this one is compared with (see
 	// Report.Pairs), or "".
-	VS          string `json:"vs,omitempty"`
+	VS string `json:"vs,omitempty"`
+	// Over is the scenario of the app served directly that this ferry row
+	// puts a hop in front of (see Report.Pairs), or "".
+	Over        string `json:"over,omitempty"`
 	Target      string `json:"target"`
 	Concurrency int    `json:"concurrency"`
 	// Note says why a row has no numbers (n/a), or what to know about it.

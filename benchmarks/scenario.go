@@ -106,6 +106,12 @@ type scenario struct {
 	// no ratio: nginx → ferry FastCGI → cgi-bin sits by ferry's own cgi-bin
 	// row but is compared with fcgiwrap, the thing it replaces.
 	beside string
+	// over, if set, names (as LANG/MODE/GATEWAY) the same app served
+	// without ferry that this ferry row puts a hop in front of: the report
+	// puts the row right after it and gives this row's req/s over that
+	// one's (Report.Pairs, with Hop set), what the hop through ferry
+	// leaves of it.
+	over string
 	// na, if set, makes the row n/a with this reason: it cannot exist.
 	na string
 	// need lists programs that must be installed; a missing one skips the
@@ -232,6 +238,9 @@ func (c *Config) scenarios() []scenario {
 				return ferryFront(ctx, e, frontSpec{Kind: "app"})
 			}},
 		)
+		if app == "hello" || c.full() {
+			out = append(out, c.frontPathScenarios(app)...)
+		}
 	}
 	out = append(out, c.frameworkScenarios()...)
 	if !c.full() {
@@ -328,9 +337,10 @@ func (c *Config) scenarios() []scenario {
 	return nextToReference(out)
 }
 
-// nextToReference returns list with every row that has a vs (or beside)
-// placed right after the row it is compared with (or sits beside); rows whose reference is not in list
-// keep their place.
+// nextToReference returns list with every row that has a vs (or over, or
+// beside) placed right after the row it is compared with (or is a hop in
+// front of, or sits beside); rows whose reference is not in list keep
+// their place.
 func nextToReference(list []scenario) []scenario {
 	names := make(map[string]bool)
 	for _, s := range list {
@@ -366,12 +376,24 @@ func (s *scenario) reference() string {
 	return s.app + "/" + s.vs
 }
 
+// overName returns the scenario name of the row s is a hop in front of,
+// or "".
+func (s *scenario) overName() string {
+	if s.over == "" {
+		return ""
+	}
+	return s.app + "/" + s.over
+}
+
 // placement returns the scenario name of the row s is placed after: its
-// reference, or the row it sits beside; "" for neither.
+// reference, the app it is a hop in front of, or the row it sits beside;
+// "" for none.
 func (s *scenario) placement() string {
 	switch {
 	case s.vs != "":
 		return s.reference()
+	case s.over != "":
+		return s.app + "/" + s.over
 	case s.beside != "":
 		return s.app + "/" + s.beside
 	}
@@ -593,7 +615,7 @@ func withQuery(base, appPath string) string {
 
 func (s *scenario) row(conc int, note string) Row {
 	return Row{Scenario: s.name(), App: s.app, Lang: s.lang, Mode: s.mode, Gateway: s.gateway, Peer: s.peer, VS: s.reference(),
-		Concurrency: conc, Note: note}
+		Over: s.overName(), Concurrency: conc, Note: note}
 }
 
 func (s *scenario) unavailable() string {

@@ -20,7 +20,10 @@ import (
 // TestScenariosGo runs the Go scenarios of the set for a short time: the
 // Go app as per-request CGI, as FastCGI and SCGI workers, as a plain HTTP handler,
 // and under Go's net/http/cgi and net/http/fcgi, through helper processes
-// (this test binary, re-executed).
+// (this test binary, re-executed); then the hops through ferry serve in
+// front of one app process (HTTP, FastCGI, SCGI), each measured against
+// the app served directly, and nginx in front of scgi.Serve of the app
+// against nginx in front of the minimal SCGI server.
 func TestScenariosGo(t *testing.T) {
 	leakcheck.Check(t)
 	rep, err := RunScenarios(context.Background(), Config{Apps: "../testdata/bench", Self: []string{os.Args[0]}, Only: "hello/go/",
@@ -28,14 +31,28 @@ func TestScenariosGo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"hello/go/cgi/ferry": false, "hello/go/fastcgi/ferry-pool": false, "hello/go/scgi/ferry-workers": false,
-		"hello/go/http/net/http": false, "hello/go/cgi/net/http/cgi": false, "hello/go/fastcgi/net/http/fcgi": false}
+	// The worker processes each row measures: the pools ferry starts have
+	// 2, a hop or nginx goes to one app process, the rest have none.
+	want := map[string]int{"hello/go/cgi/ferry": 0, "hello/go/fastcgi/ferry-pool": 2, "hello/go/scgi/ferry-workers": 2,
+		"hello/go/http/net/http": 0, "hello/go/cgi/net/http/cgi": 0, "hello/go/fastcgi/net/http/fcgi": 2,
+		"hello/go/http/ferry-http": 1, "hello/go/fastcgi/ferry": 1, "hello/go/scgi/ferry": 1,
+		"hello/go/scgi/nginx-ferry-scgi": 1, "hello/go/scgi/nginx-scgi-minimal": 1}
+	for _, s := range rep.Skipped {
+		if strings.Contains(s.Scenario, "/nginx-") && strings.Contains(s.Reason, "nginx") && !onCI() {
+			t.Logf("%s skipped: %s", s.Scenario, s.Reason)
+			delete(want, s.Scenario)
+			continue
+		}
+		t.Errorf("%s skipped: %s", s.Scenario, s.Reason)
+	}
+	seen := make(map[string]bool)
 	for _, r := range rep.Rows {
-		if _, ok := want[r.Scenario]; !ok {
+		procs, ok := want[r.Scenario]
+		if !ok {
 			t.Errorf("unexpected row %s", r.Scenario)
 			continue
 		}
-		want[r.Scenario] = true
+		seen[r.Scenario] = true
 		if raceEnabled && r.Mode == "cgi" {
 			continue // a race-instrumented test binary takes over a second to start
 		}
@@ -45,13 +62,36 @@ func TestScenariosGo(t *testing.T) {
 		if r.CPU.Gateway <= 0 {
 			t.Errorf("%s: no gateway CPU measured", r.Scenario)
 		}
-		if (r.Mode == "fastcgi" || r.Mode == "scgi") && (r.WorkerProcs != 2 || r.TotalRSSKiB == 0) {
-			t.Errorf("%s: %d worker processes, %d KiB; want 2 workers measured", r.Scenario, r.WorkerProcs, r.TotalRSSKiB)
+		if procs > 0 && (r.WorkerProcs != procs || r.TotalRSSKiB == 0) {
+			t.Errorf("%s: %d worker processes, %d KiB; want %d workers measured", r.Scenario, r.WorkerProcs, r.TotalRSSKiB, procs)
 		}
 	}
-	for name, seen := range want {
-		if !seen {
+	for name := range want {
+		if !seen[name] {
 			t.Errorf("no row %s", name)
+		}
+	}
+	// Each hop is measured against the app served directly, and ferry's
+	// SCGI server behind nginx against the minimal one.
+	wantPairs := map[Pair]bool{
+		{Ferry: "hello/go/http/ferry-http", Other: "hello/go/http/net/http", Concurrency: 2, Hop: true}:                  false,
+		{Ferry: "hello/go/fastcgi/ferry", Other: "hello/go/http/net/http", Concurrency: 2, Hop: true}:                    false,
+		{Ferry: "hello/go/scgi/ferry", Other: "hello/go/http/net/http", Concurrency: 2, Hop: true}:                       false,
+		{Ferry: "hello/go/scgi/nginx-ferry-scgi", Other: "hello/go/scgi/nginx-scgi-minimal", Concurrency: 2, Hop: false}: false,
+	}
+	for _, p := range rep.Pairs {
+		key := Pair{Ferry: p.Ferry, Other: p.Other, Concurrency: p.Concurrency, Hop: p.Hop}
+		if _, ok := wantPairs[key]; !ok {
+			continue // the CGI and FastCGI pairs with Go's own packages
+		}
+		wantPairs[key] = true
+		if p.Ratio <= 0 {
+			t.Errorf("%s over %s: no ratio (%s)", p.Ferry, p.Other, p.Note)
+		}
+	}
+	for p, found := range wantPairs {
+		if !found && seen[p.Ferry] && seen[p.Other] {
+			t.Errorf("no pair %s over %s (hop %v) in %+v", p.Ferry, p.Other, p.Hop, rep.Pairs)
 		}
 	}
 	if raceEnabled {
@@ -147,6 +187,11 @@ func TestScenariosSCGI(t *testing.T) {
 		want[app+"/go/scgi/ferry-workers"] = measured
 	}
 	want["hello/python/scgi/nginx-uwsgi"] = "" // the README recipe's peer, on the hello app only in the quick profile
+	// ferry serve in front of scgi.Serve of the Go app, and nginx in front
+	// of it and of the minimal SCGI server: hello only in the quick profile.
+	want["hello/go/scgi/ferry"] = ""
+	want["hello/go/scgi/nginx-ferry-scgi"] = ""
+	want["hello/go/scgi/nginx-scgi-minimal"] = ""
 	for _, fw := range frameworks {
 		want[fw+"/python/scgi/ferry+uwsgi"] = "" // compared with ferry's wsgi: workers
 	}
@@ -313,4 +358,30 @@ func TestScenariosAppServers(t *testing.T) {
 func onCI() bool {
 	ci, _ := strconv.ParseBool(os.Getenv("CI"))
 	return ci
+}
+
+// TestScenariosApachePHPRecipe runs the README's Apache recipe for legacy
+// PHP for a short time: Apache mod_proxy_fcgi to ferry serve --listen
+// fastcgi:// with a fastcgi+exec: mount of php-cgi workers, beside Apache
+// mod_php, on the hello app.
+func TestScenariosApachePHPRecipe(t *testing.T) {
+	peerstest.Need(t, "apache2", "php-cgi")
+	leakcheck.Check(t)
+	rep, err := RunScenarios(context.Background(), Config{Apps: "../testdata/bench", Self: []string{os.Args[0]}, Only: "hello/php/fastcgi/apache-ferry-php-cgi",
+		Duration: 300 * time.Millisecond, Warmup: 10 * time.Millisecond, Concurrency: []int{2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range rep.Skipped {
+		t.Errorf("%s skipped: %s", s.Scenario, s.Reason)
+	}
+	if len(rep.Rows) != 1 || rep.Rows[0].Scenario != "hello/php/fastcgi/apache-ferry-php-cgi" {
+		t.Fatalf("rows %+v; want hello/php/fastcgi/apache-ferry-php-cgi alone", rep.Rows)
+	}
+	r := rep.Rows[0]
+	// ferry's 4 php-cgi workers are its children: the workers measured.
+	if r.Requests == 0 || r.Errors != 0 || r.CPU.Gateway <= 0 || r.WorkerProcs != 4 {
+		t.Errorf("%s: %d requests, %d errors (%s), %v µs gateway CPU, %d worker processes; want requests, no errors, the gateway and 4 workers measured",
+			r.Scenario, r.Requests, r.Errors, r.Note, r.CPU.Gateway, r.WorkerProcs)
+	}
 }

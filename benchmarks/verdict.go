@@ -22,6 +22,10 @@ type Pair struct {
 	Ferry       string `json:"ferry"`
 	Other       string `json:"other"`
 	Concurrency int    `json:"concurrency"`
+	// Hop is set when Other is the app Ferry's row puts a hop through
+	// ferry in front of (the same app served directly): Ratio is what the
+	// hop leaves of its req/s.
+	Hop bool `json:"hop,omitempty"`
 	// Ratio is the ferry row's median req/s over the other's; Low and High
 	// bound it with the runs' extremes (ferry's min over the other's max,
 	// and the reverse).
@@ -43,27 +47,32 @@ func (r *Row) failed() bool { return r.Requests > 0 && r.Errors == r.Requests }
 func (r *Row) measured() bool { return r.Runs > 0 && r.Requests > 0 && !r.failed() }
 
 // pairs returns the comparisons of rows: each row with a VS against that
-// row at the same concurrency.
+// row at the same concurrency, and each row with an Over against the app
+// it is a hop in front of.
 func pairs(rows []Row) []Pair {
 	byKey := make(map[string]*Row)
 	for i := range rows {
 		byKey[rowKey(rows[i])] = &rows[i]
 	}
 	var out []Pair
-	for _, o := range rows {
-		if o.VS == "" {
+	for i := range rows {
+		var f, o *Row
+		var hop bool
+		switch r := &rows[i]; {
+		case r.VS != "":
+			f, o = byKey[r.VS+"@"+strconv.Itoa(r.Concurrency)], r
+		case r.Over != "":
+			f, o, hop = r, byKey[r.Over+"@"+strconv.Itoa(r.Concurrency)], true
+		}
+		if f == nil || o == nil {
 			continue
 		}
-		f, ok := byKey[o.VS+"@"+strconv.Itoa(o.Concurrency)]
-		if !ok {
-			continue
-		}
-		p := Pair{Ferry: f.Scenario, Other: o.Scenario, Concurrency: o.Concurrency}
+		p := Pair{Ferry: f.Scenario, Other: o.Scenario, Concurrency: o.Concurrency, Hop: hop}
 		switch {
 		case !f.measured():
 			p.Note = f.Scenario + " has no numbers: " + cmpNote(f)
 		case !o.measured():
-			p.Note = o.Scenario + " has no numbers: " + cmpNote(&o)
+			p.Note = o.Scenario + " has no numbers: " + cmpNote(o)
 		default:
 			p.Ratio = f.RPS.Median / o.RPS.Median
 			if f.Runs < 2 || o.Runs < 2 {

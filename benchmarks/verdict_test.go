@@ -1,6 +1,7 @@
 package benchmarks
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -58,12 +59,15 @@ func TestPairs(t *testing.T) {
 	}
 }
 
-// TestNextToReference checks the row order: a row with vs or beside right
-// after the row it names, and only vs rows paired.
+// TestNextToReference checks the row order: a row with vs, over or beside
+// right after the row it names; and the pairs: a vs row with the ferry row
+// it names, an over row (a hop) as the ferry side against the app it names,
+// beside rows not at all.
 func TestNextToReference(t *testing.T) {
 	list := []scenario{
 		{app: "a", lang: "sh", mode: "cgi", gateway: "nginx-ferry-fastcgi", beside: "sh/cgi/ferry"},
 		{app: "a", lang: "sh", mode: "cgi", gateway: "ferry"},
+		{app: "a", lang: "go", mode: "fastcgi", gateway: "ferry", over: "go/http/net/http"},
 		{app: "a", lang: "go", mode: "http", gateway: "net/http"},
 		{app: "a", lang: "sh", mode: "cgi", gateway: "apache-mod_cgid", peer: true, vs: "sh/cgi/ferry"},
 		{app: "a", lang: "sh", mode: "cgi", gateway: "nginx-fcgiwrap", peer: true, vs: "sh/cgi/nginx-ferry-fastcgi"},
@@ -75,18 +79,44 @@ func TestNextToReference(t *testing.T) {
 		got = append(got, s.name())
 		r := s.row(8, "")
 		r.Runs, r.Requests, r.RPS = 1, 10, Summary{Median: 10, Min: 10, Max: 10, N: 1}
+		if s.over != "" {
+			r.RPS = Summary{Median: 4, Min: 4, Max: 4, N: 1} // the hop keeps 0.4 of the direct row's
+		}
 		rows = append(rows, r)
 	}
-	want := []string{"a/sh/cgi/ferry", "a/sh/cgi/nginx-ferry-fastcgi", "a/sh/cgi/nginx-fcgiwrap", "a/sh/cgi/apache-mod_cgid", "a/go/http/net/http", "a/go/cgi/net/http/cgi"}
+	want := []string{"a/sh/cgi/ferry", "a/sh/cgi/nginx-ferry-fastcgi", "a/sh/cgi/nginx-fcgiwrap", "a/sh/cgi/apache-mod_cgid", "a/go/http/net/http", "a/go/fastcgi/ferry", "a/go/cgi/net/http/cgi"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("order:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	var ps []string
 	for _, p := range pairs(rows) {
-		ps = append(ps, p.Ferry+" vs "+p.Other)
+		ps = append(ps, fmt.Sprintf("%s vs %s %.1f hop=%v", p.Ferry, p.Other, p.Ratio, p.Hop))
 	}
-	wantPairs := []string{"a/sh/cgi/nginx-ferry-fastcgi vs a/sh/cgi/nginx-fcgiwrap", "a/sh/cgi/ferry vs a/sh/cgi/apache-mod_cgid"}
+	wantPairs := []string{"a/sh/cgi/nginx-ferry-fastcgi vs a/sh/cgi/nginx-fcgiwrap 1.0 hop=false", "a/sh/cgi/ferry vs a/sh/cgi/apache-mod_cgid 1.0 hop=false",
+		"a/go/fastcgi/ferry vs a/go/http/net/http 0.4 hop=true"}
 	if strings.Join(ps, "; ") != strings.Join(wantPairs, "; ") {
 		t.Errorf("pairs %q; want %q", ps, wantPairs)
+	}
+}
+
+// TestOverviewHop checks the overview's sentence on the FastCGI hop
+// through ferry: its req/s and what it leaves of the Go app's served
+// directly; the other hops stay in the table of pairs.
+func TestOverviewHop(t *testing.T) {
+	row := func(name, over string, rps float64) Row {
+		parts := strings.Split(name, "/")
+		return Row{Scenario: name, App: parts[0], Lang: parts[1], Mode: parts[2], Gateway: parts[3], Over: over, Concurrency: 8,
+			Runs: 1, Requests: 100, RPS: Summary{Median: rps, Min: rps, Max: rps, N: 1}}
+	}
+	rep := &Report{Load: LoadSpec{Concurrency: []int{8}}, Rows: []Row{
+		row("hello/go/http/net/http", "", 10000),
+		row("hello/go/http/ferry-http", "hello/go/http/net/http", 3000),
+		row("hello/go/fastcgi/ferry", "hello/go/http/net/http", 4000),
+	}}
+	rep.Pairs = pairs(rep.Rows)
+	got := rep.Overview()
+	want := "At concurrency 8: ferry in front of the Go app's fastcgi.Serve serves 4000 req/s, 0.40× the Go app on net/http directly."
+	if got != want {
+		t.Errorf("overview:\n%s\nwant:\n%s", got, want)
 	}
 }
