@@ -258,7 +258,12 @@ func TestScenariosFcgiwrapRecipe(t *testing.T) {
 			continue
 		}
 		want[r.Scenario] = true
-		if r.Requests == 0 || r.Errors != 0 || r.CPU.Gateway <= 0 {
+		// /proc counts CPU time in 10 ms ticks per process: nginx and
+		// fcgiwrap over a short run's few requests may measure 0 (19
+		// requests did, once, under CI); ferry under the race detector
+		// cannot.
+		gatewayCPU := r.CPU.Gateway > 0 || r.Scenario == "hello/sh/cgi/nginx-fcgiwrap" && r.CPU.Gateway == 0
+		if r.Requests == 0 || r.Errors != 0 || !gatewayCPU {
 			t.Errorf("%s: %d requests, %d errors (%s), %v µs gateway CPU; want requests, no errors, the gateway measured",
 				r.Scenario, r.Requests, r.Errors, r.Note, r.CPU.Gateway)
 		}
