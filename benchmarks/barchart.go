@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"math"
+	"strings"
 )
 
 // Colours of the bar charts: ferry's rows, ferry's rows compared with
@@ -179,15 +180,15 @@ func naReason(r Row) string {
 
 // throughputChart draws req/s per row at the first concurrency level as
 // grouped horizontal bars on a log axis: each ferry row, then the rows
-// compared with it with ferry's ratio (an app served directly, then the
-// hops through ferry in front of it with what they leave of its req/s),
-// and the runs' min..max as a whisker.
+// compared with it with ferry's ratio (and the rows that add to one, such
+// as the hops through ferry in front of an app served directly, with what
+// they leave of its req/s), and the runs' min..max as a whisker.
 func throughputChart(rep *Report) template.HTML {
 	pairOf := make(map[string]Pair)
 	for _, p := range rep.Pairs {
 		on := p.Other // a peer's bar gives ferry's ratio over it
-		if p.Hop {
-			on = p.Ferry // a hop's bar gives what it leaves of the app's req/s
+		if p.Over {
+			on = p.Ferry // what a row adds to another: its bar gives what is left
 		}
 		pairOf[on+"@"+fmt.Sprint(p.Concurrency)] = p
 	}
@@ -205,8 +206,8 @@ func throughputChart(rep *Report) template.HTML {
 		br.bars = []bar{{v: r.RPS.Median, lo: r.RPS.Min, hi: r.RPS.Max, color: rowColor(r), title: title}}
 		br.text = fmt.Sprintf("%.0f req/s", r.RPS.Median)
 		if p, ok := pairOf[rowKey(r)]; ok && p.Ratio > 0 {
-			if p.Hop {
-				br.text += fmt.Sprintf(" · %.2f× direct", p.Ratio)
+			if p.Over {
+				br.text += fmt.Sprintf(" · %.2f× %s", p.Ratio, gatewayOf(p.Other))
 			} else {
 				br.text += fmt.Sprintf(" · ferry %.2f×", p.Ratio)
 			}
@@ -246,4 +247,11 @@ func latencyChart(rep *Report) template.HTML {
 		c.rows = append(c.rows, br)
 	}
 	return c.svg()
+}
+
+// gatewayOf returns the gateway of scenario APP/LANG/MODE/GATEWAY (which
+// may hold slashes of its own, as net/http does).
+func gatewayOf(scenario string) string {
+	parts := strings.SplitN(scenario, "/", 4)
+	return parts[len(parts)-1]
 }

@@ -107,7 +107,7 @@ func TestChartsLayoutInChromium(t *testing.T) {
 	}
 	page := buf.String()
 	for _, want := range []string{"higher is better", "lower is better", "requests per second (log scale)", "latency in milliseconds",
-		`class="na"`, "every request failed", "within noise", "ferry 0.95× (within noise)", "ferry 1.71×", "0.45× direct", "worker RSS MiB"} {
+		`class="na"`, "every request failed", "within noise", "ferry 0.95× (within noise)", "ferry 1.71×", "0.45× net/http", "worker RSS MiB"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("HTML report lacks %q", want)
 		}

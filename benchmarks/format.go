@@ -23,6 +23,15 @@ func mib(kib int64) string {
 	return f1(float64(kib) / 1024)
 }
 
+// noteText is a row's note as the text table prints it after the last
+// column: apart from the right-aligned errors count.
+func noteText(note string) string {
+	if note == "" {
+		return ""
+	}
+	return "  " + note
+}
+
 // WriteTable writes the report as aligned text tables: the rows, the
 // startup-cost breakdown, the skipped scenarios, and the machine.
 func (rep *Report) WriteTable(w io.Writer) error {
@@ -31,12 +40,12 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintln(tw, "scenario\tconc\treq/s\t±%\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tcpu µs/req gw\tworkers\tloadgen\tworker rss MiB\terrors\t")
 	for _, r := range rep.Rows {
 		if !r.measured() {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t\t\t\t\t\t\t\t\t\t%d\t%s\n", r.Scenario, r.Concurrency, r.noNumbers(), r.Errors, cmpNote(&r))
+			fmt.Fprintf(tw, "%s\t%d\t%s\t\t\t\t\t\t\t\t\t\t%d\t%s\n", r.Scenario, r.Concurrency, r.noNumbers(), r.Errors, noteText(cmpNote(&r)))
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%d\t%s\n", r.Scenario, r.Concurrency,
 			r.RPS.Median, r.RPS.Spread, f2(r.Latency.P50), f2(r.Latency.P90), f2(r.Latency.P99), f2(r.Latency.P999),
-			r.CPU.Gateway, r.CPU.Workers, r.CPU.LoadGen, mib(r.TotalRSSKiB), r.Errors, r.Note)
+			r.CPU.Gateway, r.CPU.Workers, r.CPU.LoadGen, mib(r.TotalRSSKiB), r.Errors, noteText(r.Note))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("benchmarks: writing table: %w", err)

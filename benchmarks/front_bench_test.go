@@ -1,12 +1,7 @@
 package benchmarks
 
 import (
-	"bufio"
-	"bytes"
-	"cmp"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -14,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -240,21 +234,11 @@ func (f *ferryServe) load(b *testing.B) loadResult {
 // (VmRSS, VmHWM).
 func (f *ferryServe) status(tb testing.TB, name string) int64 {
 	tb.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", f.cmd.Process.Pid))
+	kib, err := vmStatus(f.cmd.Process.Pid, name)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, name+":"); ok {
-			kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				tb.Fatalf("/proc status %s: %v", line, err)
-			}
-			return kib
-		}
-	}
-	tb.Fatalf("no %s in /proc/%d/status", name, f.cmd.Process.Pid)
-	return 0
+	return kib
 }
 
 // sockets returns the number of sockets ferry has open.
@@ -293,91 +277,4 @@ func openFilesLimit(tb testing.TB, pid int) uint64 {
 	}
 	tb.Fatalf("no open-file limit in /proc/%d/limits", pid)
 	return 0
-}
-
-// idleRequest is the request each idle connection sends before it idles.
-const idleRequest = "GET /hello.txt HTTP/1.1\r\nHost: ferry.test\r\nUser-Agent: ferry-bench-idle\r\n\r\n"
-
-// openIdleConns opens n connections to addr, 8 at a time, each of which
-// sends idleRequest, reads the whole answer and is left open and idle. It
-// returns those it opened, with the first error met.
-func openIdleConns(addr string, n int) ([]net.Conn, error) {
-	const parallel = 8
-	var (
-		mu    sync.Mutex // guards conns and first
-		conns = make([]net.Conn, 0, n)
-		first error
-		wg    sync.WaitGroup
-	)
-	next := make(chan struct{})
-	for range parallel {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range next {
-				c, err := openIdleConn(addr)
-				mu.Lock()
-				if err != nil {
-					first = cmp.Or(first, err)
-				} else {
-					conns = append(conns, c)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	for range n {
-		next <- struct{}{}
-	}
-	close(next)
-	wg.Wait()
-	return conns, first
-}
-
-// openIdleConn dials addr, asks for idleRequest and reads the answer,
-// which must be a 200 with the hello body.
-func openIdleConn(addr string) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	resp, err := func() (*http.Response, error) {
-		if _, err := io.WriteString(c, idleRequest); err != nil {
-			return nil, err
-		}
-		return http.ReadResponse(bufio.NewReaderSize(c, 512), nil)
-	}()
-	if err == nil {
-		var body []byte
-		body, err = io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err == nil && (resp.StatusCode != http.StatusOK || !bytes.Equal(body, []byte("Hello, world\n"))) {
-			err = fmt.Errorf("GET /hello.txt: %s %q", resp.Status, body)
-		}
-		if err == nil && resp.Close {
-			err = errors.New("GET /hello.txt: the front closes the connection")
-		}
-	}
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	c.SetDeadline(time.Time{})
-	return c, nil
-}
-
-// leastSquaresSlope returns the slope of the least-squares line through
-// the points (x[i], y[i]).
-func leastSquaresSlope(x []int, y []float64) float64 {
-	var sx, sy, sxx, sxy float64
-	for i := range x {
-		xf := float64(x[i])
-		sx += xf
-		sy += y[i]
-		sxx += xf * xf
-		sxy += xf * y[i]
-	}
-	n := float64(len(x))
-	return (n*sxy - sx*sy) / (n*sxx - sx*sx)
 }

@@ -3,6 +3,7 @@ package benchmarks
 import (
 	"context"
 	"strings"
+	"syscall"
 
 	"github.com/ferrygw/ferry/internal/peers"
 )
@@ -73,4 +74,69 @@ func nginxSCGIApp(ctx context.Context, e *env, spec frontSpec) (*setup, error) {
 	}
 	return &setup{addr: srv.URL + "/", trees: procTrees{Roots: []int{app.Pid()}, Marks: []string{dir}, Gateway: isGatewayComm},
 		stop: func() { srv.Stop(); app.Stop() }}, nil
+}
+
+// idleConns returns how many idle connections the ferry-idle row holds:
+// 1,000 in the quick profile, 10,000 in the full one (issue 11's figure),
+// fewer when this process's open-file limit is under twice that: the
+// front, which inherits the limit, needs a descriptor for each too.
+func (c *Config) idleConns() int {
+	n := 1000
+	if c.full() {
+		n = 10000
+	}
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < uint64(2*n+200) {
+		n = max(int(rl.Cur/2)-100, 0)
+	}
+	return n
+}
+
+// idleScenarios returns the rows of what held client connections cost
+// ferry's HTTP front: ferry serve with a static root, the load on
+// /hello.txt, alone (static/http/ferry) and with idleConns idle keep-alive
+// connections held open through the load (static/http/ferry-idle, over the
+// first: its req/s over the load alone's). The idle row's note gives the
+// KiB an idle connection costs (VmRSS slope), ferry's RSS with all of
+// them and its peak, and whether every one is still open after the load.
+func (c *Config) idleScenarios(app string) []scenario {
+	n := c.idleConns()
+	idle := scenario{app: app, lang: "static", mode: "http", gateway: "ferry-idle", over: "static/http/ferry",
+		start: func(ctx context.Context, e *env) (*setup, error) { return ferryStatic(ctx, e, n) }}
+	if n == 0 {
+		idle.na = "the open-file limit leaves no room for idle connections"
+	}
+	return []scenario{
+		{app: app, lang: "static", mode: "http", gateway: "ferry",
+			start: func(ctx context.Context, e *env) (*setup, error) { return ferryStatic(ctx, e, 0) }},
+		idle,
+	}
+}
+
+// ferryStatic runs ferry serve with the static root alone, max_conns above
+// idle plus the load's, and, if idle > 0, holds that many idle keep-alive
+// connections open to it (holdIdle) until the setup stops.
+func ferryStatic(ctx context.Context, e *env, idle int) (*setup, error) {
+	root, err := staticRoot(e.newDir("static"))
+	if err != nil {
+		return nil, err
+	}
+	s, err := ferryFront(ctx, e, frontSpec{Kind: "mount", Root: root, MaxConns: idle + 1000})
+	if err != nil {
+		return nil, err
+	}
+	hostport := strings.TrimPrefix(s.addr, "http://")
+	s.addr += "/hello.txt"
+	if idle == 0 {
+		return s, nil
+	}
+	h, err := holdIdle(hostport, s.trees.Roots[0], idle)
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	s.annotate = h.note
+	stop := s.stop
+	s.stop = func() { h.close(); stop() }
+	return s, nil
 }

@@ -101,10 +101,12 @@ type frontSpec struct {
 	// Mount, for Kind "mount", is a --mount of ferry serve: the helper runs
 	// ferry itself (bridge.Server.Run), the workers such a mount starts
 	// included (wsgi:, psgi:, cgi:DIR?persist=...), with Root as its
-	// --root if set.
+	// --root if set. Empty, ferry serves Root's static files alone.
 	Mount string `json:"mount,omitempty"`
 	// CPUs, for Kind "mount", is ferry's cpus setting (0: Go's default).
 	CPUs int `json:"cpus,omitempty"`
+	// MaxConns, for Kind "mount", is ferry's max_conns (0: its default).
+	MaxConns int `json:"max_conns,omitempty"`
 }
 
 // handler builds the gateway, and a function that stops what it started.
@@ -230,25 +232,30 @@ func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) 
 	return nil
 }
 
-// runMount runs ferry serve with spec's one mount, root and cpus on a
+// runMount runs ferry serve with spec's one mount (or none), root, cpus and max_conns on a
 // loopback port (its workers started, and stopped when ctx ends), and
 // writes "http://ADDR\n" to out once it listens: "fastcgi://ADDR\n", with
 // ferry as the FastCGI application, for spec.Listen "fastcgi".
 func runMount(ctx context.Context, spec frontSpec, out io.Writer) error {
-	m, err := bridge.ParseMount(spec.Mount)
-	if err != nil {
-		return err
+	var mounts []bridge.Mount
+	if spec.Mount != "" {
+		m, err := bridge.ParseMount(spec.Mount)
+		if err != nil {
+			return err
+		}
+		mounts = append(mounts, m)
 	}
 	scheme := "http"
-	if spec.Listen == "fastcgi" {
-		scheme = "fastcgi"
+	if spec.Listen != "" {
+		scheme = spec.Listen
 	}
 	listen, err := bridge.ParseAddress(scheme + "://127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	lg := zerolog.New(os.Stderr).Level(zerolog.WarnLevel)
-	srv, err := bridge.New(bridge.Config{Listen: []bridge.Address{listen}, Mounts: []bridge.Mount{m}, Root: spec.Root, CPUs: spec.CPUs, Logger: &lg})
+	srv, err := bridge.New(bridge.Config{Listen: []bridge.Address{listen}, Mounts: mounts, Root: spec.Root, CPUs: spec.CPUs,
+		Fronts: bridge.FrontLimits{MaxConns: spec.MaxConns}, Logger: &lg})
 	if err != nil {
 		return err
 	}

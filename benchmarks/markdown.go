@@ -56,7 +56,7 @@ func (rep *Report) Overview() string {
 // recipes against the servers they replace, and the FastCGI hop through
 // ferry against the Go app served directly.
 func headlinePair(p Pair) bool {
-	if p.Hop {
+	if p.Over {
 		return strings.HasSuffix(p.Ferry, "/go/fastcgi/ferry")
 	}
 	for _, g := range []string{"/nginx-php-fpm", "/ferry-php-fpm-newconn", "/nginx-uwsgi", "/apache-mod_php", "/sh/cgi/nginx-fcgiwrap", "/sh/cgi/apache-mod_cgid"} {

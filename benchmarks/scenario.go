@@ -90,6 +90,9 @@ type setup struct {
 	req   Request
 	trees procTrees
 	stop  func()
+	// annotate, if set, is called after each concurrency level's runs:
+	// what it returns goes into the row's note.
+	annotate func() string
 }
 
 // scenario is one way of serving one app.
@@ -109,7 +112,7 @@ type scenario struct {
 	// over, if set, names (as LANG/MODE/GATEWAY) the same app served
 	// without ferry that this ferry row puts a hop in front of: the report
 	// puts the row right after it and gives this row's req/s over that
-	// one's (Report.Pairs, with Hop set), what the hop through ferry
+	// one's (Report.Pairs, with Over set), what the hop through ferry
 	// leaves of it.
 	over string
 	// na, if set, makes the row n/a with this reason: it cannot exist.
@@ -240,6 +243,9 @@ func (c *Config) scenarios() []scenario {
 		)
 		if app == "hello" || c.full() {
 			out = append(out, c.frontPathScenarios(app)...)
+		}
+		if app == "hello" {
+			out = append(out, c.idleScenarios(app)...)
 		}
 	}
 	out = append(out, c.frameworkScenarios()...)
@@ -572,6 +578,9 @@ func RunScenarios(ctx context.Context, cfg Config) (*Report, error) {
 			row := s.row(c, "")
 			row.Target = addr
 			measureRow(ctx, &row, addr, st.req, st.trees, loadPlan{Concurrency: c, Duration: dur, Warmup: warm, Progress: progress}, repeat)
+			if st.annotate != nil {
+				row.Note = strings.TrimPrefix(row.Note+". "+st.annotate(), ". ")
+			}
 			rep.Rows = append(rep.Rows, row)
 			i++
 			if ctx.Err() != nil {

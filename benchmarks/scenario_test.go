@@ -2,11 +2,13 @@ package benchmarks
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,13 +76,13 @@ func TestScenariosGo(t *testing.T) {
 	// Each hop is measured against the app served directly, and ferry's
 	// SCGI server behind nginx against the minimal one.
 	wantPairs := map[Pair]bool{
-		{Ferry: "hello/go/http/ferry-http", Other: "hello/go/http/net/http", Concurrency: 2, Hop: true}:                  false,
-		{Ferry: "hello/go/fastcgi/ferry", Other: "hello/go/http/net/http", Concurrency: 2, Hop: true}:                    false,
-		{Ferry: "hello/go/scgi/ferry", Other: "hello/go/http/net/http", Concurrency: 2, Hop: true}:                       false,
-		{Ferry: "hello/go/scgi/nginx-ferry-scgi", Other: "hello/go/scgi/nginx-scgi-minimal", Concurrency: 2, Hop: false}: false,
+		{Ferry: "hello/go/http/ferry-http", Other: "hello/go/http/net/http", Concurrency: 2, Over: true}:                  false,
+		{Ferry: "hello/go/fastcgi/ferry", Other: "hello/go/http/net/http", Concurrency: 2, Over: true}:                    false,
+		{Ferry: "hello/go/scgi/ferry", Other: "hello/go/http/net/http", Concurrency: 2, Over: true}:                       false,
+		{Ferry: "hello/go/scgi/nginx-ferry-scgi", Other: "hello/go/scgi/nginx-scgi-minimal", Concurrency: 2, Over: false}: false,
 	}
 	for _, p := range rep.Pairs {
-		key := Pair{Ferry: p.Ferry, Other: p.Other, Concurrency: p.Concurrency, Hop: p.Hop}
+		key := Pair{Ferry: p.Ferry, Other: p.Other, Concurrency: p.Concurrency, Over: p.Over}
 		if _, ok := wantPairs[key]; !ok {
 			continue // the CGI and FastCGI pairs with Go's own packages
 		}
@@ -91,7 +93,7 @@ func TestScenariosGo(t *testing.T) {
 	}
 	for p, found := range wantPairs {
 		if !found && seen[p.Ferry] && seen[p.Other] {
-			t.Errorf("no pair %s over %s (hop %v) in %+v", p.Ferry, p.Other, p.Hop, rep.Pairs)
+			t.Errorf("no pair %s over %s (over %v) in %+v", p.Ferry, p.Other, p.Over, rep.Pairs)
 		}
 	}
 	if raceEnabled {
@@ -388,5 +390,86 @@ func TestScenariosApachePHPRecipe(t *testing.T) {
 	if r.Requests == 0 || r.Errors != 0 || r.CPU.Gateway <= 0 || r.WorkerProcs != 4 {
 		t.Errorf("%s: %d requests, %d errors (%s), %v µs gateway CPU, %d worker processes; want requests, no errors, the gateway and 4 workers measured",
 			r.Scenario, r.Requests, r.Errors, r.Note, r.CPU.Gateway, r.WorkerProcs)
+	}
+}
+
+// TestScenariosFrontIdle runs the idle-connection rows for a short time:
+// ferry serve with a static root, alone and with 1,000 idle keep-alive
+// connections held through the load, whose note must give what each cost
+// ferry and say that ferry still held them all after the load.
+func TestScenariosFrontIdle(t *testing.T) {
+	leakcheck.Check(t)
+	cfg := Config{Apps: "../testdata/bench", Self: []string{os.Args[0]}, Only: "hello/static/",
+		Duration: 300 * time.Millisecond, Warmup: 10 * time.Millisecond, Concurrency: []int{2}}
+	n := cfg.idleConns()
+	if n < 1000 {
+		t.Fatalf("the open-file limit leaves room for %d idle connections; want 1000", n)
+	}
+	rep, err := RunScenarios(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rows) != 2 || rep.Rows[0].Scenario != "hello/static/http/ferry" || rep.Rows[1].Scenario != "hello/static/http/ferry-idle" {
+		t.Fatalf("rows %+v; want hello/static/http/ferry, then hello/static/http/ferry-idle", rep.Rows)
+	}
+	for _, r := range rep.Rows {
+		if r.Requests == 0 || r.Errors != 0 || r.CPU.Gateway <= 0 {
+			t.Errorf("%s: %d requests, %d errors (%s), %v µs gateway CPU; want requests, no errors, ferry measured",
+				r.Scenario, r.Requests, r.Errors, r.Note, r.CPU.Gateway)
+		}
+	}
+	note := rep.Rows[1].Note
+	m := regexp.MustCompile(`^1000 idle keep-alive connections held through the load: ([0-9.]+) KiB each \(VmRSS at 0, 100, 500, 1000 open\), RSS ([0-9.]+) MiB with them, peak ([0-9.]+) MiB; all still open after it$`).FindStringSubmatch(note)
+	if m == nil {
+		t.Fatalf("idle row's note %q; want the cost of 1000 idle connections, all still open after the load", note)
+	}
+	if kib, _ := strconv.ParseFloat(m[1], 64); kib <= 0 {
+		t.Errorf("idle connections cost %v KiB each; want a positive slope", kib)
+	}
+	if len(rep.Pairs) != 1 || !rep.Pairs[0].Over || rep.Pairs[0].Ferry != "hello/static/http/ferry-idle" || rep.Pairs[0].Other != "hello/static/http/ferry" || rep.Pairs[0].Ratio <= 0 {
+		t.Errorf("pairs %+v; want the idle row's req/s over the load alone's", rep.Pairs)
+	}
+}
+
+// TestStillOpen checks the peek that tells an idle connection still open
+// from one its peer closed, on real loopback connections.
+func TestStillOpen(t *testing.T) {
+	l := listenLoopback(t)
+	defer l.Close()
+	accepted := make(chan net.Conn, 2)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	open, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	openPeer := <-accepted
+	defer openPeer.Close()
+	closed, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closed.Close()
+	(<-accepted).Close()
+	if !stillOpen(open) {
+		t.Error("an idle connection whose peer holds it: stillOpen = false")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for stillOpen(closed) {
+		if time.Now().After(deadline) {
+			t.Fatal("a connection its peer closed: stillOpen = true after 5 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if stillOpen(&net.UnixConn{}) {
+		t.Error("a connection with no socket: stillOpen = true")
 	}
 }

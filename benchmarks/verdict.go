@@ -22,10 +22,11 @@ type Pair struct {
 	Ferry       string `json:"ferry"`
 	Other       string `json:"other"`
 	Concurrency int    `json:"concurrency"`
-	// Hop is set when Other is the app Ferry's row puts a hop through
-	// ferry in front of (the same app served directly): Ratio is what the
-	// hop leaves of its req/s.
-	Hop bool `json:"hop,omitempty"`
+	// Over is set when Ferry's row is Other's with something added: a hop
+	// through ferry in front of the app Other serves directly, or idle
+	// connections held through the load. Ratio is then what is left of
+	// Other's req/s.
+	Over bool `json:"over,omitempty"`
 	// Ratio is the ferry row's median req/s over the other's; Low and High
 	// bound it with the runs' extremes (ferry's min over the other's max,
 	// and the reverse).
@@ -47,8 +48,8 @@ func (r *Row) failed() bool { return r.Requests > 0 && r.Errors == r.Requests }
 func (r *Row) measured() bool { return r.Runs > 0 && r.Requests > 0 && !r.failed() }
 
 // pairs returns the comparisons of rows: each row with a VS against that
-// row at the same concurrency, and each row with an Over against the app
-// it is a hop in front of.
+// row at the same concurrency, and each row with an Over against the row
+// it adds to (Pair.Over).
 func pairs(rows []Row) []Pair {
 	byKey := make(map[string]*Row)
 	for i := range rows {
@@ -57,17 +58,17 @@ func pairs(rows []Row) []Pair {
 	var out []Pair
 	for i := range rows {
 		var f, o *Row
-		var hop bool
+		var over bool
 		switch r := &rows[i]; {
 		case r.VS != "":
 			f, o = byKey[r.VS+"@"+strconv.Itoa(r.Concurrency)], r
 		case r.Over != "":
-			f, o, hop = r, byKey[r.Over+"@"+strconv.Itoa(r.Concurrency)], true
+			f, o, over = r, byKey[r.Over+"@"+strconv.Itoa(r.Concurrency)], true
 		}
 		if f == nil || o == nil {
 			continue
 		}
-		p := Pair{Ferry: f.Scenario, Other: o.Scenario, Concurrency: o.Concurrency, Hop: hop}
+		p := Pair{Ferry: f.Scenario, Other: o.Scenario, Concurrency: o.Concurrency, Over: over}
 		switch {
 		case !f.measured():
 			p.Note = f.Scenario + " has no numbers: " + cmpNote(f)

@@ -90,10 +90,10 @@ func TestNextToReference(t *testing.T) {
 	}
 	var ps []string
 	for _, p := range pairs(rows) {
-		ps = append(ps, fmt.Sprintf("%s vs %s %.1f hop=%v", p.Ferry, p.Other, p.Ratio, p.Hop))
+		ps = append(ps, fmt.Sprintf("%s vs %s %.1f over=%v", p.Ferry, p.Other, p.Ratio, p.Over))
 	}
-	wantPairs := []string{"a/sh/cgi/nginx-ferry-fastcgi vs a/sh/cgi/nginx-fcgiwrap 1.0 hop=false", "a/sh/cgi/ferry vs a/sh/cgi/apache-mod_cgid 1.0 hop=false",
-		"a/go/fastcgi/ferry vs a/go/http/net/http 0.4 hop=true"}
+	wantPairs := []string{"a/sh/cgi/nginx-ferry-fastcgi vs a/sh/cgi/nginx-fcgiwrap 1.0 over=false", "a/sh/cgi/ferry vs a/sh/cgi/apache-mod_cgid 1.0 over=false",
+		"a/go/fastcgi/ferry vs a/go/http/net/http 0.4 over=true"}
 	if strings.Join(ps, "; ") != strings.Join(wantPairs, "; ") {
 		t.Errorf("pairs %q; want %q", ps, wantPairs)
 	}
