@@ -259,7 +259,13 @@ func readHead(h *headReader, rq *request) error {
 // those of a head, or of a chunked body's trailer. An obs-fold line is
 // refused; a name must be a token followed at once by the colon.
 func readFields(h *headReader, trailer bool) (http.Header, error) {
-	hdr := make(http.Header, 8)
+	// The values are gathered into one buffer and become substrings of
+	// one string, and the one-value lists share one backing array: three
+	// allocations for the fields, however many (as textproto does), where
+	// a string and a list each would be two a field.
+	var fieldsBuf [32]field
+	var valuesBuf [2048]byte
+	fields, values := fieldsBuf[:0], valuesBuf[:0]
 	first := true
 	for {
 		line, err := h.line()
@@ -267,7 +273,7 @@ func readFields(h *headReader, trailer bool) (http.Header, error) {
 			return nil, err
 		}
 		if len(line) == 0 {
-			return hdr, nil
+			break
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			if first {
@@ -290,14 +296,34 @@ func readFields(h *headReader, trailer bool) (http.Header, error) {
 		}
 		// A name that is not a token is refused once the head is in, as
 		// net/http refuses it ("invalid header name").
-		key := canonicalKey(name)
-		v := string(value)
-		if vv := hdr[key]; vv == nil {
-			hdr[key] = []string{v}
+		fields = append(fields, field{key: canonicalKey(name), end: len(values) + len(value)})
+		values = append(values, value...)
+	}
+	hdr := make(http.Header, max(len(fields), 8))
+	if len(fields) == 0 {
+		return hdr, nil
+	}
+	all := string(values)
+	lists := make([]string, len(fields))
+	start := 0
+	for i, f := range fields {
+		v := all[start:f.end]
+		start = f.end
+		if vv := hdr[f.key]; vv == nil {
+			lists[i] = v
+			hdr[f.key] = lists[i : i+1 : i+1]
 		} else {
-			hdr[key] = append(vv, v)
+			hdr[f.key] = append(vv, v)
 		}
 	}
+	return hdr, nil
+}
+
+// field is a header field readFields has read: its canonical name, and
+// where its value ends in the values gathered.
+type field struct {
+	key string
+	end int
 }
 
 // canonicalKey is textproto's canonical form of a header name, without an
@@ -330,7 +356,10 @@ var commonKeys = func() map[string]string {
 	for _, k := range []string{"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
 		"Connection", "Content-Length", "Content-Type", "Cookie", "Expect", "Host", "If-Modified-Since",
 		"If-None-Match", "Origin", "Pragma", "Range", "Referer", "Transfer-Encoding", "Upgrade", "User-Agent",
-		"X-Forwarded-For", "X-Forwarded-Proto", "X-Request-Id"} {
+		"X-Forwarded-For", "X-Forwarded-Proto", "X-Request-Id",
+		// What browsers send with every navigation (Chromium and Firefox).
+		"Upgrade-Insecure-Requests", "Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-User",
+		"Sec-Ch-Ua", "Sec-Ch-Ua-Mobile", "Sec-Ch-Ua-Platform", "Priority", "Dnt", "If-Range", "Te"} {
 		m[k] = k
 	}
 	return m
