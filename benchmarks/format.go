@@ -70,7 +70,7 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		}
 	}
 	if len(rep.Pairs) > 0 {
-		fmt.Fprintln(w, "\nferry against what it replaces (ferry's req/s over the other's; higher is better for ferry):")
+		fmt.Fprintln(w, "\nferry against what it replaces (ferry's req/s over the other's; higher is better for ferry; for a row that adds to another, a hop or idle connections, what is left of the other's):")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, p := range rep.Pairs {
 			ratio := "—"

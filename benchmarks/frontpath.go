@@ -2,6 +2,7 @@ package benchmarks
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -114,14 +115,16 @@ func (c *Config) idleScenarios(app string) []scenario {
 }
 
 // ferryStatic runs ferry serve with the static root alone, max_conns above
-// idle plus the load's, and, if idle > 0, holds that many idle keep-alive
-// connections open to it (holdIdle) until the setup stops.
+// idle plus the load's highest concurrency (past max_conns ferry would
+// close the idle connections that waited longest), and, if idle > 0, holds
+// that many idle keep-alive connections open to it (holdIdle) until the
+// setup stops.
 func ferryStatic(ctx context.Context, e *env, idle int) (*setup, error) {
 	root, err := staticRoot(e.newDir("static"))
 	if err != nil {
 		return nil, err
 	}
-	s, err := ferryFront(ctx, e, frontSpec{Kind: "mount", Root: root, MaxConns: idle + 1000})
+	s, err := ferryFront(ctx, e, frontSpec{Kind: "mount", Root: root, MaxConns: idle + slices.Max(e.cfg.levels()) + 100})
 	if err != nil {
 		return nil, err
 	}

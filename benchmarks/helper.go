@@ -232,10 +232,11 @@ func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) 
 	return nil
 }
 
-// runMount runs ferry serve with spec's one mount (or none), root, cpus and max_conns on a
-// loopback port (its workers started, and stopped when ctx ends), and
-// writes "http://ADDR\n" to out once it listens: "fastcgi://ADDR\n", with
-// ferry as the FastCGI application, for spec.Listen "fastcgi".
+// runMount runs ferry serve with spec's one mount (or none), root, cpus
+// and max_conns on a loopback port (its workers started, and stopped when
+// ctx ends), and writes "http://ADDR\n" to out once it listens; for
+// spec.Listen "fastcgi" or "scgi", ferry is the application behind a web
+// server, and the line is "fastcgi://ADDR\n" or "scgi://ADDR\n".
 func runMount(ctx context.Context, spec frontSpec, out io.Writer) error {
 	var mounts []bridge.Mount
 	if spec.Mount != "" {

@@ -199,7 +199,7 @@ svg{display:block;margin:1em 0;font-family:system-ui,sans-serif}
 <p>{{.R.MachineLine}}</p>
 <p>Reproduce: <code>{{.Cmd}}</code></p>
 {{if .R.Pairs}}<h2>ferry against what it replaces</h2>
-<p>Ratio: ferry's req/s over the other's (higher is better for ferry); the range comes from the runs' extremes.</p>
+<p>Ratio: ferry's req/s over the other's (higher is better for ferry; for a row that adds to another, a hop or idle connections, what is left of the other's); the range comes from the runs' extremes.</p>
 <table><tr><th>ferry row</th><th>compared with</th><th>conc</th><th>ratio</th><th>range</th><th>verdict</th></tr>
 {{range .R.Pairs}}<tr><td>{{.Ferry}}</td><td>{{.Other}}</td><td>{{.Concurrency}}</td><td>{{if .Ratio}}{{printf "%.2f×" .Ratio}}{{else}}—{{end}}</td><td>{{if .Low}}{{printf "%.2f–%.2f" .Low .High}}{{else}}—{{end}}</td><td>{{.Verdict}}{{if .Note}}: {{.Note}}{{end}}</td></tr>
 {{end}}</table>{{end}}

@@ -171,8 +171,9 @@ func holdIdle(addr string, pid, n int) (*idleHold, error) {
 		more, err := openIdleConns(addr, step-len(h.conns))
 		h.conns = append(h.conns, more...)
 		if err != nil {
+			open := len(h.conns)
 			h.close()
-			return nil, fmt.Errorf("benchmarks: %d idle connections open: %w", len(h.conns), err)
+			return nil, fmt.Errorf("benchmarks: %d idle connections open: %w", open, err)
 		}
 		time.Sleep(idleSettle)
 		rss, err := vmStatus(pid, "VmRSS")

@@ -118,7 +118,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) error {
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	p("## ferry bench\n\n%s\n\n", rep.Overview())
 	if len(rep.Pairs) > 0 {
-		p("### ferry against what it replaces\n\nRatio: ferry's req/s over the other's (higher is better for ferry); the range comes from the runs' extremes.\n\n")
+		p("### ferry against what it replaces\n\nRatio: ferry's req/s over the other's (higher is better for ferry; for a row that adds to another, a hop or idle connections, what is left of the other's); the range comes from the runs' extremes.\n\n")
 		p("| ferry row | compared with | conc | ratio | range | verdict |\n|---|---|---:|---:|---:|---|\n")
 		for _, pr := range rep.Pairs {
 			ratio, rng := "—", "—"

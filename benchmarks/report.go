@@ -79,8 +79,9 @@ type Row struct {
 	// VS is the scenario of the ferry row this one is compared with (see
 	// Report.Pairs), or "".
 	VS string `json:"vs,omitempty"`
-	// Over is the scenario of the app served directly that this ferry row
-	// puts a hop in front of (see Report.Pairs), or "".
+	// Over is the scenario of the row this ferry row adds something to (a
+	// hop through ferry in front of the app that row serves directly, or
+	// idle connections held through its load; see Report.Pairs), or "".
 	Over        string `json:"over,omitempty"`
 	Target      string `json:"target"`
 	Concurrency int    `json:"concurrency"`

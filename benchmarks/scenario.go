@@ -109,11 +109,11 @@ type scenario struct {
 	// no ratio: nginx → ferry FastCGI → cgi-bin sits by ferry's own cgi-bin
 	// row but is compared with fcgiwrap, the thing it replaces.
 	beside string
-	// over, if set, names (as LANG/MODE/GATEWAY) the same app served
-	// without ferry that this ferry row puts a hop in front of: the report
-	// puts the row right after it and gives this row's req/s over that
-	// one's (Report.Pairs, with Over set), what the hop through ferry
-	// leaves of it.
+	// over, if set, names (as LANG/MODE/GATEWAY) the row this ferry row
+	// adds something to: a hop through ferry in front of the app that row
+	// serves directly, or idle connections held through its load. The
+	// report puts the row right after it and gives this row's req/s over
+	// that one's (Report.Pairs, with Over set): what is left of it.
 	over string
 	// na, if set, makes the row n/a with this reason: it cannot exist.
 	na string
@@ -399,7 +399,7 @@ func (s *scenario) placement() string {
 	case s.vs != "":
 		return s.reference()
 	case s.over != "":
-		return s.app + "/" + s.over
+		return s.overName()
 	case s.beside != "":
 		return s.app + "/" + s.beside
 	}

@@ -117,7 +117,9 @@ func cmpNote(r *Row) string {
 const evenBand = 0.05
 
 // Verdict is the pair's ratio in words: "within noise", "about even" (one
-// run, within 5%), "ferry faster", "ferry slower", or "—" without a ratio.
+// run, within 5%), "ferry faster", "ferry slower", or "—" without a ratio;
+// for a row that adds to another (Over), "costs N% of the req/s" or "no
+// cost seen" in place of faster and slower.
 func (p Pair) Verdict() string { return p.verdict() }
 
 // verdict is a pair's ratio in words, for the tables.
@@ -129,6 +131,10 @@ func (p Pair) verdict() string {
 		return "within noise"
 	case p.Low == 0 && math.Abs(p.Ratio-1) < evenBand:
 		return "about even"
+	case p.Over && p.Ratio < 1:
+		return fmt.Sprintf("costs %.0f%% of the req/s", (1-p.Ratio)*100)
+	case p.Over:
+		return "no cost seen"
 	case p.Ratio >= 1:
 		return "ferry faster"
 	}

@@ -120,3 +120,22 @@ func TestOverviewHop(t *testing.T) {
 		t.Errorf("overview:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestVerdictOver checks the words of a pair whose row adds to another (a
+// hop, idle connections): what it costs, not "ferry slower".
+func TestVerdictOver(t *testing.T) {
+	for _, c := range []struct {
+		p    Pair
+		want string
+	}{
+		{Pair{Over: true, Ratio: 0.4, Note: "one run: no spread (--repeat 3 shows it)"}, "costs 60% of the req/s"},
+		{Pair{Over: true, Ratio: 0.98, Note: "one run: no spread (--repeat 3 shows it)"}, "about even"},
+		{Pair{Over: true, Ratio: 1.2, Low: 1.1, High: 1.3}, "no cost seen"},
+		{Pair{Over: true, Ratio: 0.9, Low: 0.8, High: 1.05, WithinNoise: true}, "within noise"},
+		{Pair{Ratio: 0.4, Note: "one run: no spread (--repeat 3 shows it)"}, "ferry slower"},
+	} {
+		if got := c.p.verdict(); got != c.want {
+			t.Errorf("verdict of %+v = %q; want %q", c.p, got, c.want)
+		}
+	}
+}

@@ -260,9 +260,11 @@ func readHead(h *headReader, rq *request) error {
 // refused; a name must be a token followed at once by the colon.
 func readFields(h *headReader, trailer bool) (http.Header, error) {
 	// The values are gathered into one buffer and become substrings of
-	// one string, and the one-value lists share one backing array: three
-	// allocations for the fields, however many (as textproto does), where
-	// a string and a list each would be two a field.
+	// one string, and the one-value lists share one backing array (as
+	// textproto's do): the map and two allocations for the fields, where
+	// a string and a list each would be two a field. Values past the
+	// buffer's 2 KiB get a string each, as net/http gives them, so that a
+	// value a handler keeps never keeps more than 2 KiB of the head.
 	var fieldsBuf [32]field
 	var valuesBuf [2048]byte
 	fields, values := fieldsBuf[:0], valuesBuf[:0]
@@ -303,11 +305,20 @@ func readFields(h *headReader, trailer bool) (http.Header, error) {
 	if len(fields) == 0 {
 		return hdr, nil
 	}
-	all := string(values)
+	spilled := len(values) > len(valuesBuf)
+	var all string
+	if !spilled {
+		all = string(values)
+	}
 	lists := make([]string, len(fields))
 	start := 0
 	for i, f := range fields {
-		v := all[start:f.end]
+		var v string
+		if spilled {
+			v = string(values[start:f.end])
+		} else {
+			v = all[start:f.end]
+		}
 		start = f.end
 		if vv := hdr[f.key]; vv == nil {
 			lists[i] = v
@@ -327,27 +338,32 @@ type field struct {
 }
 
 // canonicalKey is textproto's canonical form of a header name, without an
-// allocation for the common ones.
+// allocation for the common ones, whatever their case.
 func canonicalKey(name []byte) string {
 	if !httpsyntax.IsToken(name) {
-		return string(name)
+		return string(name) // refused once the head is in
 	}
+	var buf [64]byte
+	if len(name) > len(buf) {
+		return textproto.CanonicalMIMEHeaderKey(string(name))
+	}
+	// textproto's rule: upper case first and after each '-', lower case
+	// elsewhere.
 	upper := true
-	canonical := true
-	for _, c := range name {
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			canonical = false
-			break
+	for i, c := range name {
+		if upper && 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		} else if !upper && 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
 		}
+		buf[i] = c
 		upper = c == '-'
 	}
-	if canonical {
-		if k, ok := commonKeys[string(name)]; ok {
-			return k
-		}
-		return string(name)
+	key := buf[:len(name)]
+	if k, ok := commonKeys[string(key)]; ok {
+		return k
 	}
-	return textproto.CanonicalMIMEHeaderKey(string(name))
+	return string(key)
 }
 
 // commonKeys interns the header names most requests carry.
