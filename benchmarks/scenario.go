@@ -29,7 +29,7 @@ type Config struct {
 	// required: gateways and the Go app run in helper processes.
 	Self []string
 	// Profile is "quick" (the default: one concurrency level, one run,
-	// about a minute) or "full" (a sweep of concurrency levels, three runs
+	// about two minutes) or "full" (a sweep of concurrency levels, three runs
 	// each, the realistic app at the peers too).
 	Profile string
 	// Concurrency are the levels run. If nil: 8 for quick; 1, 4, 16 and 64
@@ -250,7 +250,7 @@ func (c *Config) scenarios() []scenario {
 	}
 	out = append(out, c.frameworkScenarios()...)
 	if !c.full() {
-		// The quick profile keeps to about a minute: the realistic app's
+		// The quick profile keeps to about two minutes: the realistic app's
 		// SCGI workers (which run as its FastCGI workers do) wait for
 		// --profile full.
 		for i, sc := range out {

@@ -75,7 +75,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	format := fs.String("format", "table", "output: table, json or csv")
 	htmlOut := fs.String("html", "", "also write a self-contained HTML report with charts to this file")
 	mdOut := fs.String("markdown", "", "also write a Markdown report, for pasting into an issue, to this file")
-	profile := fs.String("profile", "quick", "quick (about a minute) or full (concurrency sweep, repeated runs)")
+	profile := fs.String("profile", "quick", "quick (about two minutes) or full (concurrency sweep, repeated runs)")
 	only := fs.String("only", "", "run only the scenarios whose name holds this (such as python/ or /cgi/)")
 	apps := fs.String("apps", "", "directory of the bundled apps (default: testdata/bench, searched upward from here)")
 	help := func(w io.Writer) {
