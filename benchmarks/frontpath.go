@@ -97,21 +97,46 @@ func (c *Config) idleConns() int {
 // ferry's HTTP front: ferry serve with a static root, the load on
 // /hello.txt, alone (static/http/ferry) and with idleConns idle keep-alive
 // connections held open through the load (static/http/ferry-idle, over the
-// first: its req/s over the load alone's). The idle row's note gives the
-// KiB an idle connection costs (VmRSS slope), ferry's RSS with all of
-// them and its peak, and whether every one is still open after the load.
+// first: its req/s over the load alone's); and nginx serving the same
+// file with as many idle connections (static/http/nginx-idle, vs ferry's).
+// An idle row's note gives the KiB an idle connection costs the front
+// (VmRSS slope), its RSS with all of them and its peak, and whether every
+// one is still open after the load.
 func (c *Config) idleScenarios(app string) []scenario {
 	n := c.idleConns()
 	idle := scenario{app: app, lang: "static", mode: "http", gateway: "ferry-idle", over: "static/http/ferry",
 		start: func(ctx context.Context, e *env) (*setup, error) { return ferryStatic(ctx, e, n) }}
+	nginx := scenario{app: app, lang: "static", mode: "http", gateway: "nginx-idle", peer: true, vs: "static/http/ferry-idle",
+		need: []string{"nginx"}, start: func(ctx context.Context, e *env) (*setup, error) { return nginxStatic(ctx, e, n) }}
 	if n == 0 {
 		idle.na = "the open-file limit leaves no room for idle connections"
+		nginx.na = idle.na
 	}
 	return []scenario{
 		{app: app, lang: "static", mode: "http", gateway: "ferry",
 			start: func(ctx context.Context, e *env) (*setup, error) { return ferryStatic(ctx, e, 0) }},
 		idle,
+		nginx,
 	}
+}
+
+// nginxStatic runs nginx serving the static root (one worker, as every
+// generated nginx.conf has, with worker_connections above idle plus the
+// load's highest concurrency) and holds idle idle keep-alive connections
+// open to it (holdIdle) until the setup stops.
+func nginxStatic(ctx context.Context, e *env, idle int) (*setup, error) {
+	root, err := staticRoot(e.newDir("static"))
+	if err != nil {
+		return nil, err
+	}
+	dir := e.newDir("nginx")
+	srv, err := peers.StartNginxFront(ctx, dir, peers.NginxFrontConfig{Server: "    location / { }\n", Root: root,
+		WorkerConnections: idle + slices.Max(e.cfg.levels()) + 100})
+	if err != nil {
+		return nil, err
+	}
+	s := &setup{addr: srv.URL + "/hello.txt", trees: procTrees{Marks: []string{dir}, Gateway: isGatewayComm}, stop: func() { srv.Stop() }}
+	return holdIdleOn(s, strings.TrimPrefix(srv.URL, "http://"), idle)
 }
 
 // ferryStatic runs ferry serve with the static root alone, max_conns above
@@ -133,7 +158,14 @@ func ferryStatic(ctx context.Context, e *env, idle int) (*setup, error) {
 	if idle == 0 {
 		return s, nil
 	}
-	h, err := holdIdle(hostport, s.trees.Roots[0], idle)
+	return holdIdleOn(s, hostport, idle)
+}
+
+// holdIdleOn holds idle idle keep-alive connections open to the front of
+// s at hostport (holdIdle) until s stops, and puts what they cost in the
+// notes of its rows; it stops s if they cannot all be opened.
+func holdIdleOn(s *setup, hostport string, idle int) (*setup, error) {
+	h, err := holdIdle(hostport, s.trees, idle)
 	if err != nil {
 		s.stop()
 		return nil, err

@@ -150,7 +150,7 @@ func stillOpen(c net.Conn) bool {
 // idleHold is a set of idle keep-alive connections held open to a front
 // (holdIdle) while a load runs on others, and what they cost it.
 type idleHold struct {
-	pid   int // the front's process
+	front procTrees // the front's processes: its gateway is measured
 	conns []net.Conn
 	steps []int     // connections open at each step
 	rss   []float64 // the front's VmRSS at each step, KiB
@@ -162,11 +162,12 @@ type idleHold struct {
 const idleSettle = 500 * time.Millisecond
 
 // holdIdle opens n idle keep-alive connections to addr, a front serving
-// /hello.txt (idleRequest) in process pid, in steps of 0, n/10, n/2 and n,
-// and reads the front's VmRSS at each: the least-squares slope is what an
-// idle connection costs it. Close them with close.
-func holdIdle(addr string, pid, n int) (*idleHold, error) {
-	h := &idleHold{pid: pid, steps: []int{0, n / 10, n / 2, n}}
+// /hello.txt (idleRequest) whose processes are front's gateway, in steps
+// of 0, n/10, n/2 and n, and reads the front's VmRSS (summed over its
+// processes: nginx's master and worker) at each: the least-squares slope
+// is what an idle connection costs it. Close them with close.
+func holdIdle(addr string, front procTrees, n int) (*idleHold, error) {
+	h := &idleHold{front: front, steps: []int{0, n / 10, n / 2, n}}
 	for _, step := range h.steps {
 		more, err := openIdleConns(addr, step-len(h.conns))
 		h.conns = append(h.conns, more...)
@@ -176,7 +177,7 @@ func holdIdle(addr string, pid, n int) (*idleHold, error) {
 			return nil, fmt.Errorf("benchmarks: %d idle connections open: %w", open, err)
 		}
 		time.Sleep(idleSettle)
-		rss, err := vmStatus(pid, "VmRSS")
+		rss, err := h.memory("VmRSS")
 		if err != nil {
 			h.close()
 			return nil, err
@@ -198,13 +199,31 @@ func (h *idleHold) note() string {
 	}
 	s := fmt.Sprintf("%d idle keep-alive connections held through the load: %.1f KiB each (VmRSS at %s open), RSS %.1f MiB with them",
 		len(h.conns), h.slope, strings.Trim(strings.Join(strings.Fields(fmt.Sprint(h.steps)), ", "), "[]"), h.rss[len(h.rss)-1]/1024)
-	if peak, err := vmStatus(h.pid, "VmHWM"); err == nil {
+	if peak, err := h.memory("VmHWM"); err == nil {
 		s += fmt.Sprintf(", peak %.1f MiB", float64(peak)/1024)
 	}
 	if open == len(h.conns) {
 		return s + "; all still open after it"
 	}
 	return s + fmt.Sprintf("; only %d still open after it", open)
+}
+
+// memory returns the field name (VmRSS, VmHWM) of the front's processes
+// summed, in KiB.
+func (h *idleHold) memory(name string) (int64, error) {
+	pids := h.front.gatewayPids()
+	if len(pids) == 0 {
+		return 0, errors.New("benchmarks: the front has no process left")
+	}
+	var sum int64
+	for _, pid := range pids {
+		kib, err := vmStatus(pid, name)
+		if err != nil {
+			return 0, err
+		}
+		sum += kib
+	}
+	return sum, nil
 }
 
 // close closes the idle connections.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -145,6 +146,53 @@ type procTrees struct {
 // Measure reads the CPU time and memory of the selected processes from /proc.
 func (t procTrees) Measure() treeUsage {
 	procs := allProcs()
+	in := t.members(procs)
+	roots := make(map[int]bool)
+	for _, r := range t.Roots {
+		roots[r] = true
+	}
+	var u treeUsage
+	for _, p := range procs {
+		if !in[p.pid] {
+			continue
+		}
+		gw := roots[p.pid]
+		if t.Gateway != nil {
+			gw = t.Gateway(p.pid, p.comm)
+		}
+		u.Workers += p.childCPU
+		if gw {
+			u.Gateway += p.cpu
+			continue
+		}
+		u.Workers += p.cpu
+		u.Procs++
+		u.PeakRSSKiB = max(u.PeakRSSKiB, p.hwmKiB)
+		u.TotalRSSKiB += p.hwmKiB
+	}
+	return u
+}
+
+// gatewayPids returns the live processes of the gateway: ferry's helper,
+// or nginx's master and workers.
+func (t procTrees) gatewayPids() []int {
+	procs := allProcs()
+	in := t.members(procs)
+	var out []int
+	for _, p := range procs {
+		gw := slices.Contains(t.Roots, p.pid)
+		if t.Gateway != nil {
+			gw = t.Gateway(p.pid, p.comm)
+		}
+		if in[p.pid] && gw {
+			out = append(out, p.pid)
+		}
+	}
+	return out
+}
+
+// members returns the processes of procs that t selects.
+func (t procTrees) members(procs []procStat) map[int]bool {
 	in := make(map[int]bool)
 	for _, r := range t.Roots {
 		in[r] = true
@@ -172,28 +220,5 @@ func (t procTrees) Measure() treeUsage {
 			}
 		}
 	}
-	roots := make(map[int]bool)
-	for _, r := range t.Roots {
-		roots[r] = true
-	}
-	var u treeUsage
-	for _, p := range procs {
-		if !in[p.pid] {
-			continue
-		}
-		gw := roots[p.pid]
-		if t.Gateway != nil {
-			gw = t.Gateway(p.pid, p.comm)
-		}
-		u.Workers += p.childCPU
-		if gw {
-			u.Gateway += p.cpu
-			continue
-		}
-		u.Workers += p.cpu
-		u.Procs++
-		u.PeakRSSKiB = max(u.PeakRSSKiB, p.hwmKiB)
-		u.TotalRSSKiB += p.hwmKiB
-	}
-	return u
+	return in
 }

@@ -56,6 +56,9 @@ type NginxFrontConfig struct {
 	// Root is the server's root. If empty, an empty directory in the
 	// server's directory.
 	Root string
+	// WorkerConnections is nginx's worker_connections: the connections its
+	// one worker holds at once, clients' and backends'. If zero, 1024.
+	WorkerConnections int
 }
 
 // StartNginxFront starts nginx on a free 127.0.0.1 port with one server
@@ -88,7 +91,7 @@ func StartNginxFront(ctx context.Context, dir string, cfg NginxFrontConfig) (*Se
 	return startNginx(ctx, bin, dir, readyPath, func(port int) string {
 		var b strings.Builder
 		w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-		nginxHeader(w, dir, asRoot)
+		nginxHeader(w, dir, asRoot, cfg.WorkerConnections)
 		w("  server {")
 		w("    listen 127.0.0.1:%d;", port)
 		w("    server_name localhost;")
