@@ -167,7 +167,7 @@ func (f *Forwarder) ServeScript(w http.ResponseWriter, r *http.Request, s Script
 		// As nginx does for FastCGI and SCGI: the client follows it.
 		status = http.StatusFound
 	}
-	p.setHeader(w.Header())
+	p.fields.SetIn(w.Header())
 	var more func() bool
 	if ready := resp.Ready; ready != nil {
 		more = func() bool { return br.Buffered() > 0 || ready() }

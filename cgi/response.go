@@ -128,7 +128,7 @@ func ReadResponse(br *bufio.Reader, nph bool, lim HeaderLimits) (*Response, erro
 		return nil, err
 	}
 	r := p.resp
-	r.Header = p.header()
+	r.Header = p.fields.Header()
 	return &r, nil
 }
 
@@ -169,128 +169,9 @@ type respParser struct {
 	hasCGIField bool     // Content-Type, Location or Status was seen
 	long        []byte
 
-	// The fields to send, gathered so that finish builds the header with
-	// a few allocations, not three a field: their values side by side in
-	// vals, one string at the end.
-	fields [16]respField // the first fields, in place
-	more   []respField   // the rest, beyond len(fields)
-	nf     int           // fields gathered
-	vbuf   [512]byte     // the values, while they fit
-	vn     int           // bytes of vbuf used
-	vheap  []byte        // the values, once they do not fit in vbuf
-}
-
-// respField is a header field to send: its canonical name and its value,
-// vals[off:end].
-type respField struct {
-	key      string
-	off, end int
-}
-
-// field returns the i-th field gathered.
-func (p *respParser) fieldAt(i int) *respField {
-	if i < len(p.fields) {
-		return &p.fields[i]
-	}
-	return &p.more[i-len(p.fields)]
-}
-
-// vals returns the values gathered, side by side. (A slice of vbuf kept
-// in a field would move the parser to the heap.)
-func (p *respParser) vals() []byte {
-	if p.vheap != nil {
-		return p.vheap
-	}
-	return p.vbuf[:p.vn]
-}
-
-// lookup returns the value of the first field gathered named key.
-func (p *respParser) lookup(key string) ([]byte, bool) {
-	for i := range p.nf {
-		if f := p.fieldAt(i); f.key == key {
-			return p.vals()[f.off:f.end], true
-		}
-	}
-	return nil, false
-}
-
-// add gathers a field to send.
-func (p *respParser) add(key string, value []byte) {
-	f := respField{key: key, off: len(p.vals())}
-	switch {
-	case p.vheap == nil && p.vn+len(value) <= len(p.vbuf):
-		p.vn += copy(p.vbuf[p.vn:], value)
-	case p.vheap == nil:
-		p.vheap = append(make([]byte, 0, 2*(p.vn+len(value))), p.vbuf[:p.vn]...)
-		fallthrough
-	default:
-		p.vheap = append(p.vheap, value...)
-	}
-	f.end = f.off + len(value)
-	if p.nf < len(p.fields) {
-		p.fields[p.nf] = f
-	} else {
-		p.more = append(p.more, f)
-	}
-	p.nf++
-}
-
-// header builds the header from the fields gathered: one string holds
-// every value, one slice every single value.
-func (p *respParser) header() http.Header {
-	h := make(http.Header, p.nf)
-	all := string(p.vals())
-	slab := make([]string, p.nf)
-	for i := range p.nf {
-		f := p.fieldAt(i)
-		v := all[f.off:f.end]
-		if prev, ok := h[f.key]; ok {
-			h[f.key] = append(prev, v)
-			continue
-		}
-		slab[i] = v
-		h[f.key] = slab[i : i+1 : i+1] // an append by the caller copies
-	}
-	return h
-}
-
-// setHeader sets the fields gathered in h, as [WriteHeader] copies a
-// Response's: a field replaces any h already holds under its name. Values
-// go in as header does build them; for a few fields no map is built in
-// between.
-func (p *respParser) setHeader(h http.Header) {
-	if p.nf > len(p.fields) {
-		for k, v := range p.header() {
-			h[k] = v
-		}
-		return
-	}
-	if p.nf == 0 {
-		return
-	}
-	all := string(p.vals())
-	slab := make([]string, p.nf)
-	for i := range p.nf {
-		f := &p.fields[i]
-		v := all[f.off:f.end]
-		if p.seenBefore(i) {
-			h[f.key] = append(h[f.key], v)
-			continue
-		}
-		slab[i] = v
-		h[f.key] = slab[i : i+1 : i+1] // an append by the caller copies
-	}
-}
-
-// seenBefore reports whether a field gathered before the i-th, one of the
-// first len(p.fields), has its name.
-func (p *respParser) seenBefore(i int) bool {
-	for j := range i {
-		if p.fields[j].key == p.fields[i].key {
-			return true
-		}
-	}
-	return false
+	// The fields to send, gathered so that the header is built in a few
+	// allocations, not three a field.
+	fields httpsyntax.Fields
 }
 
 func malformed(format string, args ...any) error {
@@ -415,7 +296,7 @@ func (p *respParser) field(line []byte) error {
 		p.hasCGIField = true
 	case "Content-Type":
 		// RFC 3875 § 6.3: a CGI field appears at most once.
-		if _, dup := p.lookup("Content-Type"); dup {
+		if _, dup := p.fields.Lookup("Content-Type"); dup {
 			return malformed("Content-Type given twice")
 		}
 		p.hasCGIField = true
@@ -423,7 +304,7 @@ func (p *respParser) field(line []byte) error {
 		if !isDigits(value) {
 			return malformed("bad Content-Length %.32q", value)
 		}
-		if prev, dup := p.lookup("Content-Length"); dup {
+		if prev, dup := p.fields.Lookup("Content-Length"); dup {
 			if !bytes.Equal(prev, value) {
 				return malformed("conflicting Content-Length values %.32q and %.32q", string(prev), value)
 			}
@@ -435,7 +316,7 @@ func (p *respParser) field(line []byte) error {
 			return nil
 		}
 	}
-	p.add(key, value)
+	p.fields.Add(key, value)
 	return nil
 }
 

@@ -259,15 +259,9 @@ func readHead(h *headReader, rq *request) error {
 // those of a head, or of a chunked body's trailer. An obs-fold line is
 // refused; a name must be a token followed at once by the colon.
 func readFields(h *headReader, trailer bool) (http.Header, error) {
-	// The values are gathered into one buffer and become substrings of
-	// one string, and the one-value lists share one backing array (as
-	// textproto's do): the map and two allocations for the fields, where
-	// a string and a list each would be two a field. Values past the
-	// buffer's 2 KiB get a string each, as net/http gives them, so that a
-	// value a handler keeps never keeps more than 2 KiB of the head.
-	var fieldsBuf [32]field
-	var valuesBuf [2048]byte
-	fields, values := fieldsBuf[:0], valuesBuf[:0]
+	// The fields are gathered as cgi's response reader gathers them: the
+	// header costs a few allocations, not two a field.
+	var fields httpsyntax.Fields
 	first := true
 	for {
 		line, err := h.line()
@@ -275,7 +269,7 @@ func readFields(h *headReader, trailer bool) (http.Header, error) {
 			return nil, err
 		}
 		if len(line) == 0 {
-			break
+			return fields.Header(), nil
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			if first {
@@ -298,43 +292,8 @@ func readFields(h *headReader, trailer bool) (http.Header, error) {
 		}
 		// A name that is not a token is refused once the head is in, as
 		// net/http refuses it ("invalid header name").
-		fields = append(fields, field{key: canonicalKey(name), end: len(values) + len(value)})
-		values = append(values, value...)
+		fields.Add(canonicalKey(name), value)
 	}
-	hdr := make(http.Header, max(len(fields), 8))
-	if len(fields) == 0 {
-		return hdr, nil
-	}
-	spilled := len(values) > len(valuesBuf)
-	var all string
-	if !spilled {
-		all = string(values)
-	}
-	lists := make([]string, len(fields))
-	start := 0
-	for i, f := range fields {
-		var v string
-		if spilled {
-			v = string(values[start:f.end])
-		} else {
-			v = all[start:f.end]
-		}
-		start = f.end
-		if vv := hdr[f.key]; vv == nil {
-			lists[i] = v
-			hdr[f.key] = lists[i : i+1 : i+1]
-		} else {
-			hdr[f.key] = append(vv, v)
-		}
-	}
-	return hdr, nil
-}
-
-// field is a header field readFields has read: its canonical name, and
-// where its value ends in the values gathered.
-type field struct {
-	key string
-	end int
 }
 
 // canonicalKey is textproto's canonical form of a header name, without an

@@ -126,7 +126,7 @@ func TestCanonicalKey(t *testing.T) {
 	}
 }
 
-// TestReadFieldsSpill checks a head whose values pass the 2 KiB gathered
+// TestReadFieldsSpill checks a head whose values pass the 1 KiB gathered
 // in one string: every value still right, and each a string of its own,
 // so that a value kept does not keep the rest of the head.
 func TestReadFieldsSpill(t *testing.T) {
@@ -143,7 +143,7 @@ func TestReadFieldsSpill(t *testing.T) {
 	}
 	one, two := unsafe.StringData(hdr["X-One"][0]), unsafe.StringData(hdr["X-Two"][0])
 	if unsafe.Add(unsafe.Pointer(one), len(long)) == unsafe.Pointer(two) {
-		t.Error("past 2 KiB, X-Two's value sits right after X-One's in one string; want a string each")
+		t.Error("past 1 KiB, X-Two's value sits right after X-One's in one string; want a string each")
 	}
 	// Under the limit they share one string, side by side.
 	h = &headReader{br: bufio.NewReader(strings.NewReader("X-One: ab\r\nX-Two: cd\r\n\r\n")), budget: DefaultMaxHeaderBytes}
