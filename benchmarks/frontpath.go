@@ -121,8 +121,8 @@ func (c *Config) idleScenarios(app string) []scenario {
 }
 
 // nginxStatic runs nginx serving the static root (one worker, as every
-// generated nginx.conf has, with worker_connections above idle plus the
-// load's highest concurrency) and holds idle idle keep-alive connections
+// generated nginx.conf has, with worker_connections above idle and the
+// load: connsBeyond) and holds idle idle keep-alive connections
 // open to it (holdIdle) until the setup stops.
 func nginxStatic(ctx context.Context, e *env, idle int) (*setup, error) {
 	root, err := staticRoot(e.newDir("static"))
@@ -131,7 +131,7 @@ func nginxStatic(ctx context.Context, e *env, idle int) (*setup, error) {
 	}
 	dir := e.newDir("nginx")
 	srv, err := peers.StartNginxFront(ctx, dir, peers.NginxFrontConfig{Server: "    location / { }\n", Root: root,
-		WorkerConnections: idle + slices.Max(e.cfg.levels()) + 100})
+		WorkerConnections: e.connsBeyond(idle)})
 	if err != nil {
 		return nil, err
 	}
@@ -139,9 +139,14 @@ func nginxStatic(ctx context.Context, e *env, idle int) (*setup, error) {
 	return holdIdleOn(s, strings.TrimPrefix(srv.URL, "http://"), idle)
 }
 
+// connsBeyond returns a front's connection limit above idle held
+// connections and the load's highest concurrency: past its limit ferry
+// closes the idle connections that waited longest, and nginx refuses new
+// ones.
+func (e *env) connsBeyond(idle int) int { return idle + slices.Max(e.cfg.levels()) + 100 }
+
 // ferryStatic runs ferry serve with the static root alone, max_conns above
-// idle plus the load's highest concurrency (past max_conns ferry would
-// close the idle connections that waited longest), and, if idle > 0, holds
+// idle and the load (connsBeyond), and, if idle > 0, holds
 // that many idle keep-alive connections open to it (holdIdle) until the
 // setup stops.
 func ferryStatic(ctx context.Context, e *env, idle int) (*setup, error) {
@@ -149,7 +154,7 @@ func ferryStatic(ctx context.Context, e *env, idle int) (*setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := ferryFront(ctx, e, frontSpec{Kind: "mount", Root: root, MaxConns: idle + slices.Max(e.cfg.levels()) + 100})
+	s, err := ferryFront(ctx, e, frontSpec{Kind: "mount", Root: root, MaxConns: e.connsBeyond(idle)})
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package benchmarks
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -108,6 +110,9 @@ type frontSpec struct {
 	// MaxConns, for Kind "mount", is ferry's max_conns (0: its default).
 	MaxConns int `json:"max_conns,omitempty"`
 }
+
+// scheme is the scheme of the front's address: its Listen, or http.
+func (s frontSpec) scheme() string { return cmp.Or(s.Listen, "http") }
 
 // handler builds the gateway, and a function that stops what it started.
 func (s frontSpec) handler(ctx context.Context) (http.Handler, func(), error) {
@@ -210,12 +215,11 @@ func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) 
 		Serve(net.Listener) error
 		Close() error
 	}
-	scheme := "http"
 	switch spec.Listen {
 	case "fastcgi":
-		srv, scheme = &fastcgi.Server{Handler: h, Logger: &nop}, "fastcgi"
+		srv = &fastcgi.Server{Handler: h, Logger: &nop}
 	case "scgi":
-		srv, scheme = &scgi.Server{Handler: h, Logger: &nop}, "scgi"
+		srv = &scgi.Server{Handler: h, Logger: &nop}
 	default:
 		srv = &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
 	}
@@ -223,7 +227,7 @@ func runFront(ctx context.Context, spec frontSpec, in io.Reader, out io.Writer) 
 		<-ctx.Done()
 		srv.Close()
 	}()
-	if _, err := fmt.Fprintf(out, "%s://%s\n", scheme, l.Addr()); err != nil {
+	if _, err := fmt.Fprintf(out, "%s://%s\n", spec.scheme(), l.Addr()); err != nil {
 		return fmt.Errorf("benchmarks: front: %w", err)
 	}
 	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) && ctx.Err() == nil {
@@ -246,10 +250,7 @@ func runMount(ctx context.Context, spec frontSpec, out io.Writer) error {
 		}
 		mounts = append(mounts, m)
 	}
-	scheme := "http"
-	if spec.Listen != "" {
-		scheme = spec.Listen
-	}
+	scheme := spec.scheme()
 	listen, err := bridge.ParseAddress(scheme + "://127.0.0.1:0")
 	if err != nil {
 		return err
@@ -313,7 +314,7 @@ func startFront(ctx context.Context, self []string, spec frontSpec) (*front, err
 	case <-ctx.Done():
 	case <-time.After(15 * time.Second):
 	}
-	if !strings.HasPrefix(f.URL, "http://") && !strings.HasPrefix(f.URL, "fastcgi://") && !strings.HasPrefix(f.URL, "scgi://") {
+	if scheme, _, ok := strings.Cut(f.URL, "://"); !ok || !slices.Contains([]string{"http", "fastcgi", "scgi"}, scheme) {
 		f.Stop()
 		return nil, fmt.Errorf("benchmarks: front %s did not start: %s", spec.Kind, strings.TrimSpace(errs.String()))
 	}

@@ -105,26 +105,6 @@ func leastSquaresSlope(x []int, y []float64) float64 {
 	return (n*sxy - sx*sy) / (n*sxx - sx*sx)
 }
 
-// vmStatus returns the field name (VmRSS, VmHWM) of /proc/PID/status, in
-// KiB.
-func vmStatus(pid int, name string) (int64, error) {
-	path := fmt.Sprintf("/proc/%d/status", pid)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, fmt.Errorf("benchmarks: %w", err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, name+":"); ok {
-			kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("benchmarks: %s: %q: %w", path, line, err)
-			}
-			return kib, nil
-		}
-	}
-	return 0, fmt.Errorf("benchmarks: no %s in %s", name, path)
-}
-
 // stillOpen reports whether the peer of c, an idle connection, has not
 // closed it: a peek that does not wait finds nothing to read (EAGAIN)
 // rather than the end of the stream or an error.
@@ -197,8 +177,12 @@ func (h *idleHold) note() string {
 			open++
 		}
 	}
+	steps := make([]string, len(h.steps))
+	for i, n := range h.steps {
+		steps[i] = strconv.Itoa(n)
+	}
 	s := fmt.Sprintf("%d idle keep-alive connections held through the load: %.1f KiB each (VmRSS at %s open), RSS %.1f MiB with them",
-		len(h.conns), h.slope, strings.Trim(strings.Join(strings.Fields(fmt.Sprint(h.steps)), ", "), "[]"), h.rss[len(h.rss)-1]/1024)
+		len(h.conns), h.slope, strings.Join(steps, ", "), h.rss[len(h.rss)-1]/1024)
 	if peak, err := h.memory("VmHWM"); err == nil {
 		s += fmt.Sprintf(", peak %.1f MiB", float64(peak)/1024)
 	}

@@ -88,14 +88,13 @@ func describe(scenario string) string {
 		"go/fastcgi/ferry": "ferry in front of the Go app's fastcgi.Serve",
 		"go/http/net/http": "the Go app on net/http directly",
 	}
-	parts := strings.SplitN(scenario, "/", 4)
-	if len(parts) == 4 {
-		if n, ok := rows[strings.Join(parts[1:], "/")]; ok {
+	if _, row, ok := strings.Cut(scenario, "/"); ok {
+		if n, ok := rows[row]; ok {
 			return n
 		}
-		if n, ok := names[parts[3]]; ok {
-			return n
-		}
+	}
+	if n, ok := names[gatewayOf(scenario)]; ok {
+		return n
 	}
 	return scenario
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ferrygw/ferry/internal/procfs"
 )
 
 // cpuUsage is CPU time from getrusage: this process's own, and that of its
@@ -76,15 +78,21 @@ func readProcStat(pid int) (procStat, error) {
 		cpu:      time.Duration(num(14)+num(15)) * clockTick,
 		childCPU: time.Duration(num(16)+num(17)) * clockTick,
 	}
-	if st, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status")); err == nil {
-		for line := range strings.Lines(string(st)) {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				kib, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				s.hwmKiB = kib
-			}
-		}
-	}
+	s.hwmKiB, _, _ = procfs.StatusKiB(pid, "VmHWM") // none for a zombie
 	return s, nil
+}
+
+// vmStatus returns the field name (VmRSS, VmHWM) of /proc/PID/status, in
+// KiB.
+func vmStatus(pid int, name string) (int64, error) {
+	kib, ok, err := procfs.StatusKiB(pid, name)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("benchmarks: %w", err)
+	case !ok:
+		return 0, fmt.Errorf("benchmarks: process %d has no %s", pid, name)
+	}
+	return kib, nil
 }
 
 // allProcs returns every process readable in /proc.
@@ -147,21 +155,13 @@ type procTrees struct {
 func (t procTrees) Measure() treeUsage {
 	procs := allProcs()
 	in := t.members(procs)
-	roots := make(map[int]bool)
-	for _, r := range t.Roots {
-		roots[r] = true
-	}
 	var u treeUsage
 	for _, p := range procs {
 		if !in[p.pid] {
 			continue
 		}
-		gw := roots[p.pid]
-		if t.Gateway != nil {
-			gw = t.Gateway(p.pid, p.comm)
-		}
 		u.Workers += p.childCPU
-		if gw {
+		if t.isGateway(p) {
 			u.Gateway += p.cpu
 			continue
 		}
@@ -180,15 +180,20 @@ func (t procTrees) gatewayPids() []int {
 	in := t.members(procs)
 	var out []int
 	for _, p := range procs {
-		gw := slices.Contains(t.Roots, p.pid)
-		if t.Gateway != nil {
-			gw = t.Gateway(p.pid, p.comm)
-		}
-		if in[p.pid] && gw {
+		if in[p.pid] && t.isGateway(p) {
 			out = append(out, p.pid)
 		}
 	}
 	return out
+}
+
+// isGateway reports whether p, one of t's processes, is the gateway: as
+// t.Gateway says, or else one of the roots.
+func (t procTrees) isGateway(p procStat) bool {
+	if t.Gateway != nil {
+		return t.Gateway(p.pid, p.comm)
+	}
+	return slices.Contains(t.Roots, p.pid)
 }
 
 // members returns the processes of procs that t selects.

@@ -12,6 +12,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/ferrygw/ferry/internal/procfs"
 )
 
 // procStat is what the suite reads from /proc/PID/stat.
@@ -112,23 +114,8 @@ func treeRSS(pid int) (int64, error) {
 
 // vmRSS returns VmRSS of /proc/PID/status in bytes. A zombie has none.
 func vmRSS(pid int) (int64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.Lines(string(b)) {
-		v, ok := strings.CutPrefix(line, "VmRSS:")
-		if !ok {
-			continue
-		}
-		kb, ok := strings.CutSuffix(strings.TrimSpace(v), " kB")
-		n, err := strconv.ParseInt(strings.TrimSpace(kb), 10, 64)
-		if !ok || err != nil {
-			return 0, fmt.Errorf("pid %d: malformed VmRSS line %q", pid, line)
-		}
-		return n << 10, nil
-	}
-	return 0, nil
+	kib, _, err := procfs.StatusKiB(pid, "VmRSS")
+	return kib << 10, err
 }
 
 // kill sends SIGKILL to pid if it is still the process that started at

@@ -4,6 +4,7 @@
 package procfs
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -70,4 +71,29 @@ func GroupMembers(pgid int) []int {
 		}
 	})
 	return pids
+}
+
+// StatusKiB returns the field name of process pid's /proc/PID/status, a
+// size such as VmRSS or VmHWM ("VmRSS:  1234 kB"), in KiB. ok is false,
+// with no error, when the process has no such field: a zombie has no
+// memory fields. err is set when the file cannot be read (no such
+// process) or the field is malformed.
+func StatusKiB(pid int, name string) (kib int64, ok bool, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, false, err
+	}
+	for line := range strings.Lines(string(b)) {
+		v, found := strings.CutPrefix(line, name+":")
+		if !found {
+			continue
+		}
+		num, unit := strings.CutSuffix(strings.TrimSpace(v), " kB")
+		kib, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+		if !unit || err != nil {
+			return 0, false, fmt.Errorf("procfs: process %d: malformed %s line %q", pid, name, strings.TrimSpace(line))
+		}
+		return kib, true, nil
+	}
+	return 0, false, nil
 }
