@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 )
 
 // PHPSite resolves request paths to scripts under a document root by
@@ -30,6 +31,10 @@ import (
 //   - NUL, CR, LF, "." and ".." segments are refused, and nothing outside
 //     Root runs, symbolic links included (a static file may be reached
 //     through a symbolic link out of Root: the static side decides).
+//
+// A script found is not looked for again for two seconds, as nginx's
+// open_file_cache spares its checks: removed, it is still passed on for
+// that long, and the application answers 404 itself.
 //
 // With a Prefix, the site is served under it, as Apache's Alias or
 // nginx's alias serve a directory: /wiki/doku.php runs Root/doku.php with
@@ -58,7 +63,31 @@ type PHPSite struct {
 	once    sync.Once
 	root    string // Root, symbolic links resolved
 	rootErr error
+
+	mu    sync.RWMutex
+	found map[string]foundScript // scripts found lately, by URL path below Root
+	now   func() time.Time       // the clock; time.Now if nil (tests set it)
 }
+
+// foundScript is a script regular found: its file, and when.
+type foundScript struct {
+	file string
+	at   time.Time
+}
+
+// Scripts found are remembered for scriptCheckValid, up to maxFoundScripts
+// of them: a request for one within that time costs no file system check,
+// as nginx's open_file_cache spares its try_files. That is opcache's
+// default revalidate_freq, for which php-fpm itself runs what it compiled
+// without looking at the file again. Only what was found is remembered: a
+// new script runs at once, and one removed is still passed on for up to
+// that long (php-fpm then answers 404 itself). Nothing else changes: a
+// file can become a symbolic link out of Root only through a write to the
+// site, which could as well put a script there.
+const (
+	scriptCheckValid = 2 * time.Second
+	maxFoundScripts  = 4096
+)
 
 func (p *PHPSite) ext() string {
 	if p.Ext == "" {
@@ -123,7 +152,7 @@ func (p *PHPSite) lookup(urlPath string) (Script, error) {
 		}
 		scriptLike = true
 		name := rel[:end]
-		if file, ok := p.regular(root, name); ok {
+		if file, ok := p.script(root, name); ok {
 			s := Script{Name: base + name, Filename: file, Root: p.Root}
 			if end < len(rel) {
 				s.PathInfo = rel[end:]
@@ -134,7 +163,7 @@ func (p *PHPSite) lookup(urlPath string) (Script, error) {
 	}
 	if strings.HasSuffix(rel, "/") {
 		name := rel + p.index()
-		if file, ok := p.regular(root, name); ok {
+		if file, ok := p.script(root, name); ok {
 			return Script{Name: base + name, Filename: file, Root: p.Root}, nil
 		}
 	} else if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(rel))); err == nil &&
@@ -148,11 +177,48 @@ func (p *PHPSite) lookup(urlPath string) (Script, error) {
 	// A path naming a missing script is refused, never handed to the front
 	// controller.
 	if fc := p.FrontController; fc != "" && !scriptLike {
-		if file, ok := p.regular(root, fc); ok {
+		if file, ok := p.script(root, fc); ok {
 			return Script{Name: base + fc, Filename: file, Root: p.Root}, nil
 		}
 	}
 	return Script{}, statusError(http.StatusNotFound, fmt.Errorf("cgi: no script for %s", urlPath))
+}
+
+// script is regular for lookup, whose root is always p.root: a name
+// found within scriptCheckValid is not checked again.
+func (p *PHPSite) script(root, name string) (string, bool) {
+	now := time.Now
+	if p.now != nil {
+		now = p.now
+	}
+	t := now()
+	p.mu.RLock()
+	f, ok := p.found[name]
+	p.mu.RUnlock()
+	if ok && t.Sub(f.at) < scriptCheckValid && t.Sub(f.at) >= 0 {
+		return f.file, true
+	}
+	file, ok := p.regular(root, name)
+	if !ok {
+		return "", false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.found == nil {
+		p.found = make(map[string]foundScript)
+	}
+	if len(p.found) >= maxFoundScripts {
+		for k, f := range p.found {
+			if t.Sub(f.at) >= scriptCheckValid {
+				delete(p.found, k)
+			}
+		}
+		if len(p.found) >= maxFoundScripts {
+			clear(p.found) // all recent: start again rather than grow
+		}
+	}
+	p.found[name] = foundScript{file: file, at: t}
+	return file, true
 }
 
 // regular reports whether name (a URL path) is a regular file inside root,

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestStatusOf(t *testing.T) {
@@ -370,5 +371,79 @@ func TestPHPSitePathInfoSplit(t *testing.T) {
 		if err != nil || s.Name != tt.name || s.PathInfo != tt.info {
 			t.Errorf("Resolve(%q) = %q, %q, %v; want %q, %q", tt.path, s.Name, s.PathInfo, err, tt.name, tt.info)
 		}
+	}
+}
+
+// TestPHPSiteRemembersScripts checks the memory of scripts found: a
+// script removed is still found within scriptCheckValid and not after; a
+// missing one is never remembered; and the memory stays within
+// maxFoundScripts, dropping the expired first.
+func TestPHPSiteRemembersScripts(t *testing.T) {
+	root := t.TempDir()
+	write := func(name string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(root, name), []byte("<?php"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock := time.Unix(1e9, 0)
+	site := &PHPSite{Root: root, now: func() time.Time { return clock }}
+	resolve := func(path string) error {
+		t.Helper()
+		r := httptest.NewRequest("GET", path, nil)
+		_, err := site.Resolve(r)
+		return err
+	}
+	write("a.php")
+	if err := resolve("/a.php"); err != nil {
+		t.Fatalf("/a.php: %v", err)
+	}
+	if err := os.Remove(filepath.Join(root, "a.php")); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(scriptCheckValid - time.Millisecond)
+	if err := resolve("/a.php"); err != nil {
+		t.Errorf("/a.php removed %v after it was found: %v; want it still found", scriptCheckValid-time.Millisecond, err)
+	}
+	clock = clock.Add(time.Millisecond)
+	if err := resolve("/a.php"); StatusOf(err) != 404 {
+		t.Errorf("/a.php removed %v after it was found: %v; want 404", scriptCheckValid, err)
+	}
+
+	if err := resolve("/b.php"); StatusOf(err) != 404 {
+		t.Fatalf("/b.php before it exists: %v; want 404", err)
+	}
+	write("b.php")
+	if err := resolve("/b.php"); err != nil {
+		t.Errorf("/b.php once written: %v; a missing script must not be remembered", err)
+	}
+
+	// Full of scripts found at once, the memory starts again; full of
+	// expired ones, it drops them.
+	site.mu.Lock()
+	clear(site.found)
+	for i := range maxFoundScripts {
+		site.found[fmt.Sprintf("/s%d.php", i)] = foundScript{file: "x", at: clock}
+	}
+	site.mu.Unlock()
+	if err := resolve("/b.php"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(site.found); n != 1 {
+		t.Errorf("after a script found in a memory full of recent ones: %d remembered; want 1", n)
+	}
+	site.mu.Lock()
+	for i := range maxFoundScripts - 2 {
+		site.found[fmt.Sprintf("/s%d.php", i)] = foundScript{file: "x", at: clock.Add(-scriptCheckValid)}
+	}
+	site.found["/recent.php"] = foundScript{file: "x", at: clock}
+	site.mu.Unlock()
+	write("c.php")
+	if err := resolve("/c.php"); err != nil {
+		t.Fatal(err)
+	}
+	_, recent := site.found["/recent.php"]
+	if n := len(site.found); n != 3 || !recent {
+		t.Errorf("after a script found in a memory full of expired ones: %d remembered (recent kept: %v); want 3: b, recent and c", n, recent)
 	}
 }
