@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/testdir"
 	"github.com/ferrygw/ferry/internal/testlog"
@@ -364,6 +365,48 @@ func TestStaticTrailingSlash(t *testing.T) {
 		rec := serveStatic(h, tt.path)
 		if rec != tt.status {
 			t.Errorf("GET %s = %d; want %d", tt.path, rec, tt.status)
+		}
+	}
+}
+
+// TestStaticRegularOnly: a FIFO or socket in the root is 404, as nginx
+// answers anything but a regular file, and at once: opened, a FIFO with no
+// writer would hold the request forever. Files are still served under
+// each symbolic link policy's open, and a link "never" refuses stays
+// refused.
+func TestStaticRegularOnly(t *testing.T) {
+	root := staticRoot(t, "file.txt", "hi")
+	if err := syscall.Mkfifo(filepath.Join(root, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", filepath.Join(root, "sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	outside := staticRoot(t, "out.txt", "out")
+	if err := os.Symlink(filepath.Join(outside, "out.txt"), filepath.Join(root, "out.txt")); err != nil {
+		t.Fatal(err)
+	}
+	for _, policy := range []cgi.SymlinkPolicy{cgi.SymlinksOwnerMatch, cgi.SymlinksFollow, cgi.SymlinksNever} {
+		h := &staticFiles{root: root, symlinks: policy}
+		for _, tt := range []struct {
+			path   string
+			status int
+		}{{"/file.txt", 200}, {"/fifo", 404}, {"/sock", 404}, {"/out.txt", map[cgi.SymlinkPolicy]int{cgi.SymlinksNever: 403}[policy]}} {
+			if tt.status == 0 {
+				tt.status = 200 // owner-match: the tester owns the link and its target
+			}
+			got := make(chan int, 1)
+			go func() { got <- serveStatic(h, tt.path) }()
+			select {
+			case status := <-got:
+				if status != tt.status {
+					t.Errorf("symlinks %v: GET %s = %d; want %d", policy, tt.path, status, tt.status)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("symlinks %v: GET %s: no answer in 5s", policy, tt.path)
+			}
 		}
 	}
 }

@@ -120,6 +120,12 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if !fi.Mode().IsRegular() {
+		// A FIFO, device or socket is no page: its open or its reads
+		// could wait forever, or never end (nginx declines them too).
+		http.NotFound(w, r)
+		return
+	}
 	f, err := s.open(file)
 	if err != nil {
 		http.Error(w, "403 Forbidden", http.StatusForbidden)
@@ -134,15 +140,34 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the check is not followed either (O_NOFOLLOW).
 func (s *staticFiles) open(file string) (*os.File, error) {
 	if s.symlinks == cgi.SymlinksFollow {
-		return os.Open(file)
+		return openFile(file, 0)
 	}
 	if err := s.symlinks.CheckPath(s.root, file); err != nil {
 		return nil, err
 	}
 	if s.symlinks == cgi.SymlinksNever {
-		return os.OpenFile(file, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		return openFile(file, syscall.O_NOFOLLOW)
 	}
-	return os.Open(file)
+	return openFile(file, 0)
+}
+
+// openFile opens a regular file for reading, with flags added, as
+// os.OpenFile does but without trying the file on the network poller:
+// os.Open sets a new descriptor non-blocking, has epoll refuse it (a
+// regular file is always ready), and sets it blocking again. os.NewFile
+// takes the descriptor as it is, with one fcntl: a static file costs 10
+// system calls where it cost 14, for 12% more req/s (benchmarks/README.md).
+func openFile(file string, flags int) (*os.File, error) {
+	for {
+		fd, err := syscall.Open(file, syscall.O_RDONLY|syscall.O_CLOEXEC|flags, 0)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: file, Err: err}
+		}
+		return os.NewFile(uintptr(fd), file), nil
+	}
 }
 
 // newStaticFiles serves root with the symbolic link policy named policy
