@@ -156,7 +156,7 @@ func (s *staticFiles) open(file string) (*os.File, error) {
 // os.Open sets a new descriptor non-blocking, has epoll refuse it (a
 // regular file is always ready), and sets it blocking again. os.NewFile
 // takes the descriptor as it is, with one fcntl: a static file costs 10
-// system calls where it cost 14, for 12% more req/s (benchmarks/README.md).
+// system calls where it cost 14, for 15% more req/s (benchmarks/README.md).
 func openFile(file string, flags int) (*os.File, error) {
 	for {
 		fd, err := syscall.Open(file, syscall.O_RDONLY|syscall.O_CLOEXEC|flags, 0)

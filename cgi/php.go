@@ -217,7 +217,8 @@ func (p *PHPSite) script(root, name string) (string, bool) {
 			clear(p.found) // all recent: start again rather than grow
 		}
 	}
-	p.found[name] = foundScript{file: file, at: t}
+	// A copy: name is part of the request's path, which may be long.
+	p.found[strings.Clone(name)] = foundScript{file: file, at: t}
 	return file, true
 }
 
