@@ -139,16 +139,18 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // every link on its way; with SymlinksNever, one put in its place since
 // the check is not followed either (O_NOFOLLOW).
 func (s *staticFiles) open(file string) (*os.File, error) {
-	if s.symlinks == cgi.SymlinksFollow {
-		return openFile(file, 0)
+	flags := 0
+	switch s.symlinks {
+	case cgi.SymlinksFollow:
+	case cgi.SymlinksNever:
+		flags = syscall.O_NOFOLLOW
+		fallthrough
+	default:
+		if err := s.symlinks.CheckPath(s.root, file); err != nil {
+			return nil, err
+		}
 	}
-	if err := s.symlinks.CheckPath(s.root, file); err != nil {
-		return nil, err
-	}
-	if s.symlinks == cgi.SymlinksNever {
-		return openFile(file, syscall.O_NOFOLLOW)
-	}
-	return openFile(file, 0)
+	return openFile(file, flags)
 }
 
 // openFile opens a regular file for reading, with flags added, as

@@ -142,7 +142,6 @@ func (p *PHPSite) lookup(urlPath string) (Script, error) {
 	if p.rootErr != nil {
 		return Script{}, fsError(fmt.Errorf("cgi: document root: %w", p.rootErr))
 	}
-	root := p.root
 	scriptLike := false
 	for start := 1; start <= len(rel); {
 		end := segmentEnd(rel, start)
@@ -152,7 +151,7 @@ func (p *PHPSite) lookup(urlPath string) (Script, error) {
 		}
 		scriptLike = true
 		name := rel[:end]
-		if file, ok := p.script(root, name); ok {
+		if file, ok := p.script(name); ok {
 			s := Script{Name: base + name, Filename: file, Root: p.Root}
 			if end < len(rel) {
 				s.PathInfo = rel[end:]
@@ -163,10 +162,10 @@ func (p *PHPSite) lookup(urlPath string) (Script, error) {
 	}
 	if strings.HasSuffix(rel, "/") {
 		name := rel + p.index()
-		if file, ok := p.script(root, name); ok {
+		if file, ok := p.script(name); ok {
 			return Script{Name: base + name, Filename: file, Root: p.Root}, nil
 		}
-	} else if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(rel))); err == nil &&
+	} else if fi, err := os.Stat(filepath.Join(p.root, filepath.FromSlash(rel))); err == nil &&
 		(fi.IsDir() || fi.Mode().IsRegular() && !strings.HasSuffix(rel, p.ext())) {
 		// A directory (the static side redirects to the slash) or a file
 		// that is not a script: symbolic links are followed, as the static
@@ -177,16 +176,16 @@ func (p *PHPSite) lookup(urlPath string) (Script, error) {
 	// A path naming a missing script is refused, never handed to the front
 	// controller.
 	if fc := p.FrontController; fc != "" && !scriptLike {
-		if file, ok := p.script(root, fc); ok {
+		if file, ok := p.script(fc); ok {
 			return Script{Name: base + fc, Filename: file, Root: p.Root}, nil
 		}
 	}
 	return Script{}, statusError(http.StatusNotFound, fmt.Errorf("cgi: no script for %s", urlPath))
 }
 
-// script is regular for lookup, whose root is always p.root: a name
-// found within scriptCheckValid is not checked again.
-func (p *PHPSite) script(root, name string) (string, bool) {
+// script is regular under p.root for lookup: a name found within
+// scriptCheckValid is not checked again.
+func (p *PHPSite) script(name string) (string, bool) {
 	now := time.Now
 	if p.now != nil {
 		now = p.now
@@ -195,10 +194,10 @@ func (p *PHPSite) script(root, name string) (string, bool) {
 	p.mu.RLock()
 	f, ok := p.found[name]
 	p.mu.RUnlock()
-	if ok && t.Sub(f.at) < scriptCheckValid && t.Sub(f.at) >= 0 {
+	if age := t.Sub(f.at); ok && age >= 0 && age < scriptCheckValid {
 		return f.file, true
 	}
-	file, ok := p.regular(root, name)
+	file, ok := p.regular(p.root, name)
 	if !ok {
 		return "", false
 	}
