@@ -254,8 +254,6 @@ func FuzzRequestFromEnv(f *testing.F) {
 		}
 		for k, vs := range r.Header {
 			if strings.EqualFold(k, "Proxy") {
-				if xname != "HTTP_PROXY" && strings.EqualFold(xname, "HTTP_PROXY") {
-				}
 				t.Fatalf("RequestFromEnv(%q): Proxy header %q (httpoxy)", vars, vs)
 			}
 			for _, v := range vs {

@@ -24,7 +24,8 @@ var ErrMissingMetaVariable = errors.New("cgi: required meta-variable missing")
 // ContentLength comes from CONTENT_LENGTH.
 //
 // The URL is REQUEST_URI when present, else SCRIPT_NAME, PATH_INFO and
-// QUERY_STRING. Headers come from HTTP_* variables ('_' becomes '-'), Host
+// QUERY_STRING; then each of SCRIPT_NAME and PATH_INFO must be empty or start
+// with "/". Headers come from HTTP_* variables ('_' becomes '-'), Host
 // from HTTP_HOST or SERVER_NAME, RemoteAddr from REMOTE_ADDR and REMOTE_PORT,
 // and a non-nil TLS from HTTPS=on. The request's context, derived from ctx,
 // records vars through [WithOrigin], so that a script ferry runs next sees
@@ -48,7 +49,16 @@ func RequestFromEnv(ctx context.Context, vars map[string]string) (*http.Request,
 
 	uri := vars["REQUEST_URI"]
 	if uri == "" {
-		uri = (&url.URL{Path: vars["SCRIPT_NAME"] + vars["PATH_INFO"]}).EscapedPath()
+		// Each is empty or starts with "/" (RFC 3875 §§ 4.1.5, 4.1.13);
+		// "a" and "b" would make the request's path a relative "ab".
+		script, info := vars["SCRIPT_NAME"], vars["PATH_INFO"]
+		if script != "" && script[0] != '/' {
+			return nil, fmt.Errorf("cgi: bad SCRIPT_NAME %.64q: neither empty nor starting with /", script)
+		}
+		if info != "" && info[0] != '/' {
+			return nil, fmt.Errorf("cgi: bad PATH_INFO %.64q: neither empty nor starting with /", info)
+		}
+		uri = (&url.URL{Path: script + info}).EscapedPath()
 		if uri == "" {
 			uri = "/"
 		}

@@ -246,6 +246,9 @@ func TestRequestFromEnvErrors(t *testing.T) {
 		{"REQUEST_URI relative", map[string]string{"REQUEST_URI": "app/run"}, false, "bad request URI"},
 		{"REQUEST_URI with LF", map[string]string{"REQUEST_URI": "/a\nb"}, false, "bad request URI"},
 		{"REQUEST_URI with NUL", map[string]string{"REQUEST_URI": "/a\x00b"}, false, "bad request URI"},
+		{"SCRIPT_NAME relative", map[string]string{"REQUEST_URI": "", "SCRIPT_NAME": "cgi-bin/x"}, false, "bad SCRIPT_NAME"},
+		{"PATH_INFO relative", map[string]string{"REQUEST_URI": "", "PATH_INFO": "*"}, false, "bad PATH_INFO"},
+		{"PATH_INFO relative, no SCRIPT_NAME", map[string]string{"REQUEST_URI": "", "SCRIPT_NAME": "", "PATH_INFO": "x/y"}, false, "bad PATH_INFO"},
 		{"QUERY_STRING with LF", map[string]string{"REQUEST_URI": "", "QUERY_STRING": "a\nb"}, false, "bad request URI"},
 	}
 	for _, tt := range tests {
