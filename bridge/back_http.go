@@ -101,7 +101,15 @@ var proxyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return
 func (proxyBuffers) Get() []byte  { return *proxyBufPool.Get().(*[]byte) }
 func (proxyBuffers) Put(b []byte) { proxyBufPool.Put(&b) }
 
+// ServeHTTP proxies r. A request body goes on while the answer comes
+// back, as nginx sends it: an application may answer before it has read
+// its body, and the front must not then read the rest of the body for
+// itself (see cgi.Forwarder). ReverseProxy closes the body before it
+// returns, as net/http needs in full duplex.
 func (b *httpBack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		_ = http.NewResponseController(w).EnableFullDuplex() // HTTP/2 is full duplex already
+	}
 	b.proxy.ServeHTTP(w, r)
 }
 

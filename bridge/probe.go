@@ -282,7 +282,9 @@ func probeParams(a Address, params []string) (header http.Header, origin map[str
 	return header, origin, env, host, nil
 }
 
-// closeIdle closes the connections the server's FastCGI clients keep.
+// closeIdle closes the connections the server's FastCGI clients keep
+// (its HTTP backends' transports close theirs when idle for 90 s, and
+// SCGI keeps none).
 func (s *Server) closeIdle() {
 	for _, rt := range s.rt.routes {
 		var f *cgi.Forwarder

@@ -384,6 +384,7 @@ func (r *runner) shutdown() {
 		}
 	}
 	cur.stopGroups()
+	cur.closeIdle() // as nginx closes its kept upstream connections on exit
 	stopPools(r.log, cur.pools)
 	cur.closeLogs()
 	if r.removePID != nil {

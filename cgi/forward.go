@@ -146,6 +146,18 @@ func (f *Forwarder) ServeScript(w http.ResponseWriter, r *http.Request, s Script
 		req.ContentLength = max(r.ContentLength, 0)
 	}
 
+	if body != nil && sp == nil && http.NewResponseController(w).EnableFullDuplex() == nil {
+		// The Transport sends the body while the answer comes, as nginx
+		// does. Without full duplex, the server would read what is left
+		// of the body for itself when the answer's header goes out (up
+		// to 256 KiB, as net/http does): the application would get a body
+		// cut short and end at the cut, or the header would wait, under
+		// the body's lock, for a client that sends the rest only once the
+		// answer has begun. Closed before the handler returns, and after
+		// the Transport's last read (resp.Body.Close waits for it), as
+		// net/http needs in full duplex (go.dev/issue/68560).
+		defer r.Body.Close()
+	}
 	ObserverFrom(r.Context()).Forwarded(s)
 	resp, err := f.Transport.RoundTrip(r.Context(), &req)
 	if err != nil {
