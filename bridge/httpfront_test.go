@@ -226,6 +226,47 @@ func TestHTTPAbortedUpload(t *testing.T) {
 	}
 }
 
+// TestHTTPBodyCutNeverEndsStdin: a script whose request body stops
+// coming (the client stalls past the body timeout, or goes) is stopped
+// before its stdin is closed: it never reads an end of file, which would
+// make the part that came look like the whole body.
+func TestHTTPBodyCutNeverEndsStdin(t *testing.T) {
+	leakcheck.Check(t)
+	dir := testdir.Open(t)
+	for _, how := range []string{"stalls", "goes"} {
+		writeExec(t, filepath.Join(dir, how+".sh"), "#!/bin/sh\nn=$(wc -c)\necho \"stdin ended after $n bytes\" >&2\nprintf 'Content-Type: text/plain\\n\\n%s\\n' \"$n\"\n")
+	}
+	addr, logs := startFerry(t, Config{Mounts: []Mount{mustMount(t, "/cgi-bin/=cgi:"+dir)}, Fronts: FrontLimits{BodyTimeout: 300 * time.Millisecond}})
+	for _, how := range []string{"stalls", "goes"} {
+		t.Run(how, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			path := "/cgi-bin/" + how + ".sh"
+			io.WriteString(c, "POST "+path+" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+			if how == "goes" {
+				time.Sleep(100 * time.Millisecond)
+				c.Close()
+			}
+			var lines []string
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if lines = logs.Lines(`"message":"request"`, how); len(lines) > 0 {
+					break
+				}
+			}
+			if len(lines) != 1 || !strings.Contains(lines[0], `"aborted":true`) {
+				t.Errorf("access log %q; want one aborted request", lines)
+			}
+			time.Sleep(200 * time.Millisecond) // a script that saw an end of file has said so by now
+			if said := logs.Lines("stdin ended after", "/"+how+".sh"); len(said) > 0 {
+				t.Errorf("the script read an end of file on a body cut short: %q", said)
+			}
+		})
+	}
+}
+
 // TestHTTPClientNeverReads is issue 16's "a client that never reads a
 // 100 MB static file is held indefinitely (nginx closes at 60 s)": the
 // connection is closed at the send timeout.

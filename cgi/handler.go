@@ -453,8 +453,9 @@ type scriptRun struct {
 	stopping   atomic.Bool // stop has been called
 	leftOnce   sync.Once   // guards stopLeftovers
 	timedOut   atomic.Bool
-	answered   bool   // ferry answered itself (502, 503, 504): nothing of the script's was sent
-	location   string // a local redirect to serve once the script is done
+	stdinEnded atomic.Bool // endStdin has cut the body's copy
+	answered   bool        // ferry answered itself (502, 503, 504): nothing of the script's was sent
+	location   string      // a local redirect to serve once the script is done
 
 	mu        sync.Mutex // guards responded and cutBy
 	responded bool       // stdout has ended: the response is whole
@@ -907,13 +908,36 @@ func (run *scriptRun) stopLeftovers(holders []int) {
 	})
 }
 
-// copyStdin copies the request body to the script's stdin.
+// copyStdin copies the request body to the script's stdin. A body that
+// fails to come (the client went, or stalled past the body timeout)
+// stops the script before its stdin is closed: the script must not take
+// the part that came for the whole body.
 func (run *scriptRun) copyStdin(done chan<- struct{}, dst *os.File, src io.Reader) {
 	defer close(done)
 	defer dst.Close()
-	if _, err := io.Copy(dst, src); err != nil && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, os.ErrClosed) {
+	rs := &readState{r: src}
+	_, err := io.Copy(dst, rs)
+	if rs.err != nil && !run.stdinEnded.Load() {
+		run.stop("request body failed")
+	}
+	if err != nil && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, os.ErrClosed) {
 		run.log.Debug().Err(err).Str("script", run.s.Filename).Msg("cgi: copying request body")
 	}
+}
+
+// readState is a reader that keeps the error other than io.EOF its
+// reader returned, telling a failed read from a failed write.
+type readState struct {
+	r   io.Reader
+	err error
+}
+
+func (rs *readState) Read(p []byte) (int, error) {
+	n, err := rs.r.Read(p)
+	if err != nil && err != io.EOF {
+		rs.err = err
+	}
+	return n, err
 }
 
 // endStdin stops feeding the script its request body, before the handler
@@ -927,6 +951,7 @@ func (run *scriptRun) endStdin(stdinW *os.File, done <-chan struct{}) {
 	if stdinW == nil {
 		return
 	}
+	run.stdinEnded.Store(true) // the response is over: a read cut now stops nothing
 	stdinW.Close()
 	// A body still coming ends the copy by itself at its next write, to
 	// the closed pipe: cutting the read instead would leave the rest of

@@ -330,8 +330,9 @@ type Request struct {
 	Body io.Reader
 	// ContentLength, if positive, bounds what is read of Body: once the
 	// application has answered, net/http may close a request body under
-	// a read that only waits for its EOF. If zero or negative, Body is read
-	// to EOF.
+	// a read that only waits for its EOF. A Body that ends before fails the
+	// request, whose STDIN is then never ended. If zero or negative, Body
+	// is read to EOF.
 	ContentLength int64
 	// Stderr, if set, receives the application's STDERR stream; else it is
 	// logged line by line.
@@ -505,12 +506,35 @@ func (x *exchange) send(req *Request) error {
 }
 
 // limitBody returns req's body, bounded by its ContentLength when that is
-// positive.
+// positive. A body that ends short of that length fails with
+// io.ErrUnexpectedEOF, so that its STDIN is never ended: the application
+// must not take a cut body for a whole one.
 func limitBody(req *Request) io.Reader {
 	if req.ContentLength <= 0 {
 		return req.Body
 	}
-	return io.LimitReader(req.Body, req.ContentLength)
+	return &exactBody{r: req.Body, n: req.ContentLength}
+}
+
+// exactBody reads exactly n bytes of r.
+type exactBody struct {
+	r io.Reader
+	n int64 // bytes left
+}
+
+func (b *exactBody) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		return 0, io.EOF
+	}
+	n, err := b.r.Read(p[:min(int64(len(p)), b.n)])
+	b.n -= int64(n)
+	switch {
+	case b.n == 0:
+		return n, io.EOF
+	case err == io.EOF:
+		return n, fmt.Errorf("%d bytes short of CONTENT_LENGTH: %w", b.n, io.ErrUnexpectedEOF)
+	}
+	return n, err
 }
 
 // writeBody streams the request body as STDIN records.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -266,5 +267,39 @@ func TestClientReadTimeoutPerRecord(t *testing.T) {
 	}
 	if rl.accepted() != 2 {
 		t.Errorf("%d connections; want 1 kept (and 1 for GET_VALUES)", rl.accepted())
+	}
+}
+
+// TestClientShortBody: a body that ends before its ContentLength fails the
+// request; the application never sees its STDIN end, so never takes the
+// part that came for the whole body.
+func TestClientShortBody(t *testing.T) {
+	leakcheck.Check(t)
+	for _, multiplex := range []bool{true, false} {
+		t.Run(fmt.Sprintf("multiplex=%v", multiplex), func(t *testing.T) {
+			got := make(chan string, 1)
+			rl, _ := startApp(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, err := io.ReadAll(r.Body)
+				got <- fmt.Sprintf("%q, %v", b, err)
+			}))
+			c := &Client{Network: "tcp", Address: rl.Addr().String(), MaxConns: 1, NoMultiplex: !multiplex}
+			defer c.CloseIdle()
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			params := append(clientParams("/upload"), "CONTENT_LENGTH=10")
+			params[0] = "REQUEST_METHOD=POST"
+			out, err := doBody(t, c, ctx, &Request{Params: params, Body: strings.NewReader("short"), ContentLength: 10})
+			if err == nil {
+				t.Errorf("a body 5 bytes short: answered %q; want an error", out)
+			}
+			select {
+			case g := <-got:
+				if !strings.Contains(g, "fastcgi: request aborted") {
+					t.Errorf("the application read %s; want the request aborted", g)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the application's read never ended")
+			}
+		})
 	}
 }
