@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -457,6 +458,10 @@ type exchange struct {
 	err      error
 	closed   bool
 	bodyErr  chan error // the body writer's result, when there is a body
+	// bodyFailed is set once reading the request body failed, after
+	// bodyFailure says why: the response's reader stops waiting.
+	bodyFailed  atomic.Bool
+	bodyFailure error
 
 	lines *linelog.Writer // the STDERR stream's log, once it has some
 }
@@ -560,10 +565,21 @@ func (x *exchange) writeBody(body io.Reader) {
 		}
 		if rerr != nil {
 			err = fmt.Errorf("fastcgi: reading request body: %w", rerr)
+			x.failBody(err)
 			break
 		}
 	}
 	x.bodyErr <- err
+}
+
+// failBody ends the exchange for a request body that failed to come: the
+// application would wait for the rest of its STDIN until the read
+// timeout, holding its worker. The connection then closes (a request
+// left unended makes it useless), which ends the request there.
+func (x *exchange) failBody(err error) {
+	x.bodyFailure = err
+	x.bodyFailed.Store(true)
+	x.cc.nc.SetReadDeadline(time.Unix(1, 0)) // wakes a read under way; fill checks bodyFailed before the next
 }
 
 // fill reads records until STDOUT content or the end of the request.
@@ -576,6 +592,10 @@ func (x *exchange) fill() (int, error) {
 			return 0, x.err
 		}
 		x.cc.nc.SetReadDeadline(time.Now().Add(defaults.Or(x.c.ReadTimeout, DefaultReadTimeout)))
+		if x.bodyFailed.Load() { // after the deadline is set: see failBody
+			x.err = x.bodyFailure
+			return 0, x.err
+		}
 		rec, err := x.cc.rd.Next()
 		if err != nil {
 			x.err = x.readError(err)
@@ -639,6 +659,8 @@ func (x *exchange) readError(err error) error {
 	switch {
 	case x.ctx.Err() != nil:
 		return x.ctx.Err()
+	case x.bodyFailed.Load():
+		return x.bodyFailure
 	case isTimeout(err):
 		return fmt.Errorf("fastcgi: no response from %s within %v: %w", x.c.Address, defaults.Or(x.c.ReadTimeout, DefaultReadTimeout), context.DeadlineExceeded)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):

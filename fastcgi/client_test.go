@@ -271,26 +271,53 @@ func TestClientReadTimeoutPerRecord(t *testing.T) {
 }
 
 // TestClientShortBody: a body that ends before its ContentLength fails the
-// request; the application never sees its STDIN end, so never takes the
-// part that came for the whole body.
+// request at once; the application never sees its STDIN end, so never
+// takes the part that came for the whole body, and its worker is not held
+// until the read timeout.
 func TestClientShortBody(t *testing.T) {
 	leakcheck.Check(t)
-	for _, multiplex := range []bool{true, false} {
-		t.Run(fmt.Sprintf("multiplex=%v", multiplex), func(t *testing.T) {
-			got := make(chan string, 1)
+	for _, tt := range []struct{ multiplex, answerFirst bool }{{true, false}, {false, false}, {true, true}, {false, true}} {
+		multiplex := tt.multiplex
+		t.Run(fmt.Sprintf("multiplex=%v,answer_first=%v", multiplex, tt.answerFirst), func(t *testing.T) {
+			got, answered := make(chan string, 1), make(chan struct{})
 			rl, _ := startApp(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tt.answerFirst {
+					io.WriteString(w, "reading\n")
+					w.(http.Flusher).Flush()
+				}
 				b, err := io.ReadAll(r.Body)
 				got <- fmt.Sprintf("%q, %v", b, err)
 			}))
-			c := &Client{Network: "tcp", Address: rl.Addr().String(), MaxConns: 1, NoMultiplex: !multiplex}
+			c := &Client{Network: "tcp", Address: rl.Addr().String(), MaxConns: 1, NoMultiplex: !multiplex, ReadTimeout: time.Minute}
 			defer c.CloseIdle()
-			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-			defer cancel()
 			params := append(clientParams("/upload"), "CONTENT_LENGTH=10")
 			params[0] = "REQUEST_METHOD=POST"
-			out, err := doBody(t, c, ctx, &Request{Params: params, Body: strings.NewReader("short"), ContentLength: 10})
+			start := time.Now()
+			var body io.Reader = strings.NewReader("short")
+			if tt.answerFirst {
+				// The body ends only once the answer has begun.
+				pr, pw := io.Pipe()
+				go func() {
+					io.WriteString(pw, "short")
+					<-answered
+					pw.Close()
+				}()
+				body = pr
+			}
+			var endBody sync.Once
+			defer endBody.Do(func() { close(answered) })
+			var out []byte
+			resp, err := c.Do(context.Background(), &Request{Params: params, Body: body, ContentLength: 10})
 			if err == nil {
-				t.Errorf("a body 5 bytes short: answered %q; want an error", out)
+				endBody.Do(func() { close(answered) })
+				out, err = io.ReadAll(resp.Stdout)
+				resp.Stdout.Close()
+			}
+			if err == nil || !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("a body 5 bytes short: answered %q, %v; want io.ErrUnexpectedEOF", out, err)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("the request failed after %v; want at once, not at the read timeout", d)
 			}
 			select {
 			case g := <-got:

@@ -282,12 +282,12 @@ func (st *mpxStream) writeBody(body io.Reader) {
 			break
 		}
 		if rerr != nil {
+			// The application would wait for a body that will not come,
+			// until the read timeout: the request is over, whether or not
+			// its answer has begun (a client that never sent its request
+			// does not get it whole either).
 			err = fmt.Errorf("fastcgi: reading request body: %w", rerr)
-			if !st.got.Load() {
-				st.abort(err) // the application waits for a body that will not come
-			}
-			// Else it has begun to answer (before reading all of the
-			// body, say): its answer stands, and it ends the request.
+			st.abort(err)
 			break
 		}
 	}
