@@ -313,3 +313,41 @@ func TestFaultUWSGIRestartedUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestFaultPHPFPMUploadStalls: a client that stalls mid-upload past the
+// body timeout does not hold php-fpm's one worker, which waits for the
+// rest of its STDIN, until the FastCGI read timeout: the exchange ends
+// with the body, and the next request is served at once.
+func TestFaultPHPFPMUploadStalls(t *testing.T) {
+	leakcheck.Check(t)
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "upload.php"), []byte(`<?php echo strlen(file_get_contents("php://input")), "\n";`), 0o644)
+	os.WriteFile(filepath.Join(root, "hello.php"), []byte(`<?php echo "hello\n";`), 0o644)
+	peers.MakeWorldReadable(root)
+	fpm := peerstest.RunPHPFPM(t, peers.PHPFPMConfig{Listen: "127.0.0.1:0", Root: root, Children: 1})
+	addr, logs := startFerry(t, Config{Root: root, Mounts: []Mount{mustMount(t, "/=fastcgi://"+fpm.Listen+"?max_conns=1")},
+		Fronts: FrontLimits{BodyTimeout: 300 * time.Millisecond}})
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST /upload.php HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n0123456789")
+	// The upload holds the worker; once its body times out, the worker
+	// is free again.
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get("http://" + addr + "/hello.php")
+	if err != nil {
+		t.Fatalf("the request after the stalled upload: %v\n%s", err, logs)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != "hello\n" {
+		t.Errorf("the request after the stalled upload: %d %q; want 200 \"hello\\n\"", resp.StatusCode, b)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the request after the stalled upload waited %v for php-fpm's worker; want it freed at the 300ms body timeout", d)
+	}
+}
