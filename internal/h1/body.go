@@ -102,6 +102,14 @@ func (b *body) unread() int64 {
 	return b.unreadLocked()
 }
 
+// unfinished reports whether the body has neither ended nor failed: its
+// client may still be sending it.
+func (b *body) unfinished() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.sawEOF && b.err == nil
+}
+
 // discardRest reads what is left of the body after the response, up to
 // 256 KiB, and reports whether the connection can carry another request.
 func (b *body) discardRest() bool {

@@ -344,11 +344,15 @@ func (c *conn) serveRequest(w *response) (keep bool) {
 	if keep && w.body != nil && !w.body.discardRest() {
 		keep = false
 	}
+	// A body the client may still be sending, unread: closed at once,
+	// the connection would send an RST, and the client could lose the
+	// answer it has not read yet (as net/http's closedRequestBodyEarly).
+	linger := w.tooBig || (!keep && w.body != nil && w.body.unfinished())
 	c.endBody()
 	c.mu.Lock()
 	gone := c.gone
 	c.mu.Unlock()
-	if w.tooBig && w.err == nil {
+	if linger && w.err == nil && !gone {
 		c.closeWriteAndWait()
 	}
 	return keep && !gone && !c.srv.noKeep.Load()

@@ -460,3 +460,56 @@ func TestHeaderOwned(t *testing.T) {
 		t.Errorf("HeaderOwned true for a request not of a Server")
 	}
 }
+
+// TestUnreadBodyAnswerArrives: a handler that answers without reading a
+// large body, in full duplex or not, has its answer reach a client still
+// sending the body. The connection ends with a FIN and a wait, not closed
+// with the body unread, which sends an RST that can take an answer the
+// client has not read yet with it (net/http's closeWriteAndWait).
+func TestUnreadBodyAnswerArrives(t *testing.T) {
+	leakcheck.Check(t)
+	for _, duplex := range []bool{true, false} {
+		t.Run(map[bool]string{true: "full-duplex", false: "half-duplex"}[duplex], func(t *testing.T) {
+			addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if duplex {
+					http.NewResponseController(w).EnableFullDuplex()
+					defer r.Body.Close()
+				}
+				time.Sleep(50 * time.Millisecond) // as a script starts: the body fills the buffers
+				w.WriteHeader(http.StatusForbidden)
+				io.WriteString(w, "no\n")
+			})})
+			// An RST comes only now and then (when the body is queued unread
+			// at the close): ten tries.
+			for i := range 10 {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				sent := make(chan struct{})
+				go func() {
+					defer close(sent)
+					io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n")
+					c.Write(make([]byte, 8<<20)) // fails once the server closes
+				}()
+				br := bufio.NewReader(c)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					c.Close()
+					<-sent
+					t.Fatalf("try %d: no answer: %v", i, err)
+				}
+				if b, err := io.ReadAll(resp.Body); err != nil || resp.StatusCode != http.StatusForbidden || string(b) != "no\n" {
+					t.Errorf("try %d: answer %d %q, %v; want 403 \"no\\n\"", i, resp.StatusCode, b, err)
+				}
+				// The server's end: a FIN (EOF here), not an RST.
+				if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
+					t.Errorf("try %d: after the answer: %q, %v; want the connection half-closed (EOF)", i, rest, err)
+				}
+				c.Close()
+				<-sent
+			}
+		})
+	}
+}
