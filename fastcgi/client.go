@@ -462,6 +462,9 @@ type exchange struct {
 	// bodyFailure says why: the response's reader stops waiting.
 	bodyFailed  atomic.Bool
 	bodyFailure error
+	// ended is done, for the body writer: the rest of a body the
+	// application ended its request without is not sent.
+	ended atomic.Bool
 
 	lines *linelog.Writer // the STDERR stream's log, once it has some
 }
@@ -547,8 +550,11 @@ func (x *exchange) writeBody(body io.Reader) {
 	buf := make([]byte, 32<<10)
 	var hdr [HeaderLen]byte
 	var err error
-	for {
+	for !x.ended.Load() {
 		n, rerr := body.Read(buf)
+		if x.ended.Load() {
+			break // the application ended the request while the read waited
+		}
 		if n > 0 {
 			x.cc.nc.SetWriteDeadline(time.Now().Add(defaults.Or(x.c.WriteTimeout, DefaultWriteTimeout)))
 			pad := -n & 7
@@ -622,6 +628,7 @@ func (x *exchange) fill() (int, error) {
 			switch er.ProtocolStatus {
 			case RequestComplete:
 				x.done = true
+				x.ended.Store(true)
 				if x.resp != nil {
 					x.resp.AppStatus = er.AppStatus
 				}

@@ -330,3 +330,52 @@ func TestClientShortBody(t *testing.T) {
 		})
 	}
 }
+
+// countingBody is a long request body that comes slowly and counts what
+// was read of it.
+type countingBody struct {
+	left, read int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	if b.left == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(time.Millisecond)
+	n := min(int64(len(p)), b.left)
+	b.left -= n
+	b.read += n
+	return int(n), nil
+}
+
+// TestClientStopsBodyAfterEnd: once the application has ended a request
+// it answered without reading its body, the rest of the body is not sent
+// (it would be STDIN for a request that is over, which php-fpm takes for
+// a broken connection), and the connection is kept.
+func TestClientStopsBodyAfterEnd(t *testing.T) {
+	leakcheck.Check(t)
+	for _, multiplex := range []bool{true, false} {
+		t.Run(fmt.Sprintf("multiplex=%v", multiplex), func(t *testing.T) {
+			rl, _ := startApp(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusRequestEntityTooLarge)
+				io.WriteString(w, "too large")
+			}))
+			c := &Client{Network: "tcp", Address: rl.Addr().String(), MaxConns: 1, NoMultiplex: !multiplex}
+			defer c.CloseIdle()
+			const size = 1 << 30
+			body := &countingBody{left: size}
+			params := append(clientParams("/upload"), "CONTENT_LENGTH="+fmt.Sprint(size))
+			params[0] = "REQUEST_METHOD=POST"
+			out, err := doBody(t, c, context.Background(), &Request{Params: params, Body: body, ContentLength: size})
+			if err != nil || out != "too large" {
+				t.Fatalf("answer %q, %v; want \"too large\"", out, err)
+			}
+			if body.read > 64<<20 {
+				t.Errorf("%d bytes of the body were read after the application answered; want the sending stopped", body.read)
+			}
+			if got, err := doBody(t, c, context.Background(), &Request{Params: clientParams("/next")}); err != nil || got != "too large" {
+				t.Errorf("the next request: %q, %v", got, err)
+			}
+		})
+	}
+}
