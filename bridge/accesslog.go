@@ -120,7 +120,8 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		st := &accessState{info: reqInfo{id: id, base: &s.log, liveRequest: liveRequest{start: start}}, lw: logWriter{ResponseWriter: w}}
 		info, lw := &st.info, &st.lw
 		ctx := cgi.WithObserver(r.Context(), info)
-		ids := []string{info.id, info.id}
+		st.ids = [2]string{info.id, info.id}
+		ids := st.ids[:]
 		lw.Header()[hdr] = ids[0:1:1] // hdr is canonical
 		defer func() {
 			p := recover()
@@ -180,6 +181,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 type accessState struct {
 	info reqInfo
 	lw   logWriter
+	ids  [2]string // the request ID header's two values (the answer's, the next hop's): no list of their own
 }
 
 // statusClientClosed is nginx's status for a request whose client closed
