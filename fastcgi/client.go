@@ -368,6 +368,9 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 		return nil, err
 	}
 	resp.Stdout, resp.Ready = app.Body, app.Ready
+	if rb, ok := app.Body.(interface{ Ready() bool }); ok && resp.Ready == nil {
+		resp.Ready = rb.Ready
+	}
 	return resp, nil
 }
 
@@ -423,7 +426,7 @@ func (c *Client) do(ctx context.Context, req *Request, resp *Response, check, fr
 		// application cannot have started it, and the body is unread.
 		return nil, reused, cgi.NotSent(err)
 	}
-	x.app = cgi.AppResponse{Body: x, Ready: x.ready}
+	x.app = cgi.AppResponse{Body: x} // its Ready is x's: no method value to allocate
 	// Wait for the first output so that connection failures show here, as
 	// a dial-time error would, and map to 502 before anything is sent.
 	if _, err := x.fill(); err != nil && err != io.EOF {
@@ -646,10 +649,10 @@ func (x *exchange) fill() (int, error) {
 	return len(x.buf), nil
 }
 
-// ready reports whether Read can return without waiting on the network:
+// Ready reports whether Read can return without waiting on the network:
 // STDOUT content is at hand, the request has ended, or a whole record is
 // buffered.
-func (x *exchange) ready() bool {
+func (x *exchange) Ready() bool {
 	if len(x.buf) > 0 || x.done || x.err != nil {
 		return true
 	}

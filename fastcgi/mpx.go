@@ -186,7 +186,7 @@ func (mc *mpxConn) newStream(stderr io.Writer, resp *Response) (*mpxStream, erro
 	out := newBodyBuffer(mpxStreamMemory, mpxStreamMax, "")
 	out.what, out.tooLarge = "response", errResponseTooLarge
 	st := &mpxStream{mc: mc, id: mc.nextID, out: out, stderr: stderr, resp: resp}
-	st.app = cgi.AppResponse{Body: st, Ready: out.ready}
+	st.app = cgi.AppResponse{Body: st} // its Ready is st's: no method value to allocate
 	st.last.Store(time.Now().UnixNano())
 	st.timer = time.AfterFunc(defaults.Or(mc.c.ReadTimeout, DefaultReadTimeout), st.checkTimeout)
 	mc.streams[st.id] = st
@@ -325,6 +325,10 @@ func (st *mpxStream) fail(err error) {
 	st.out.abort(err)
 	st.release.Do(func() { st.mc.c.slots.Release() })
 }
+
+// Ready reports whether Read can return without waiting for the
+// application.
+func (st *mpxStream) Ready() bool { return st.out.ready() }
 
 // Read reads the STDOUT stream.
 func (st *mpxStream) Read(p []byte) (int, error) {

@@ -175,18 +175,18 @@ func (c *Client) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRe
 		}
 		return nil, err
 	}
-	x.app = cgi.AppResponse{Body: x, Ready: x.ready, StatusLine: true}
+	x.app = cgi.AppResponse{Body: x, StatusLine: true} // its Ready is x's: no method value to allocate
 	return &x.app, nil
 }
 
-// ready reports whether the next read returns without waiting: a byte is
+// Ready reports whether the next read returns without waiting: a byte is
 // buffered, or one non-blocking read of the connection finds more, or its
 // end. An application answers and closes (SCGI has a connection per
 // request), so the end is usually there with the last bytes: seeing it
 // here, before the copy flushes what it has, lets net/http send the whole
 // response in one write with a Content-Length instead of a chunked body
 // and a second write for its last chunk.
-func (x *exchange) ready() bool {
+func (x *exchange) Ready() bool {
 	if x.br.Buffered() > 0 || x.eof {
 		return true
 	}
