@@ -90,7 +90,7 @@ func (h *headReader) line() ([]byte, error) {
 
 // request is what the head of a request says, beyond the *http.Request.
 type request struct {
-	req          http.Request // as read: the server gives the handler a copy with its context
+	req          http.Request // as read, then with its context: the handler's request
 	contentLen   int64        // -1: chunked
 	wantsClose   bool         // Connection: close, or HTTP/1.0 without keep-alive
 	wants10Keep  bool         // HTTP/1.0 with Connection: keep-alive
