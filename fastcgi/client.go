@@ -367,10 +367,9 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp.Stdout, resp.Ready = app.Body, app.Ready
-	if rb, ok := app.Body.(interface{ Ready() bool }); ok && resp.Ready == nil {
-		resp.Ready = rb.Ready
-	}
+	// Both exchanges (one request per connection, multiplexed) give
+	// their Ready as the Body's method.
+	resp.Stdout, resp.Ready = app.Body, app.Body.(interface{ Ready() bool }).Ready
 	return resp, nil
 }
 
@@ -456,7 +455,7 @@ type exchange struct {
 	resp     *Response       // gets the application status; nil for RoundTrip
 	app      cgi.AppResponse // what the caller reads
 	buf      []byte          // unread STDOUT content of the current record, in cc's reader
-	done     bool            // END_REQUEST seen
+	done     atomic.Bool     // END_REQUEST seen; the body writer stops sending then
 	answered bool            // a record came back
 	err      error
 	closed   bool
@@ -465,9 +464,6 @@ type exchange struct {
 	// bodyFailure says why: the response's reader stops waiting.
 	bodyFailed  atomic.Bool
 	bodyFailure error
-	// ended is done, for the body writer: the rest of a body the
-	// application ended its request without is not sent.
-	ended atomic.Bool
 
 	lines *linelog.Writer // the STDERR stream's log, once it has some
 }
@@ -553,9 +549,9 @@ func (x *exchange) writeBody(body io.Reader) {
 	buf := make([]byte, 32<<10)
 	var hdr [HeaderLen]byte
 	var err error
-	for !x.ended.Load() {
+	for !x.done.Load() {
 		n, rerr := body.Read(buf)
-		if x.ended.Load() {
+		if x.done.Load() {
 			break // the application ended the request while the read waited
 		}
 		if n > 0 {
@@ -594,7 +590,7 @@ func (x *exchange) failBody(err error) {
 // fill reads records until STDOUT content or the end of the request.
 func (x *exchange) fill() (int, error) {
 	for len(x.buf) == 0 {
-		if x.done {
+		if x.done.Load() {
 			return 0, io.EOF
 		}
 		if x.err != nil {
@@ -630,8 +626,7 @@ func (x *exchange) fill() (int, error) {
 			x.flushStderr()
 			switch er.ProtocolStatus {
 			case RequestComplete:
-				x.done = true
-				x.ended.Store(true)
+				x.done.Store(true)
 				if x.resp != nil {
 					x.resp.AppStatus = er.AppStatus
 				}
@@ -653,7 +648,7 @@ func (x *exchange) fill() (int, error) {
 // STDOUT content is at hand, the request has ended, or a whole record is
 // buffered.
 func (x *exchange) Ready() bool {
-	if len(x.buf) > 0 || x.done || x.err != nil {
+	if len(x.buf) > 0 || x.done.Load() || x.err != nil {
 		return true
 	}
 	if x.cc.br.Buffered() < HeaderLen {
@@ -710,7 +705,7 @@ func (x *exchange) close(err error) {
 	x.closed = true
 	x.buf = nil // it points into the connection's reader
 	x.stop()
-	reusable := x.done && err == nil && x.ctx.Err() == nil
+	reusable := x.done.Load() && err == nil && x.ctx.Err() == nil
 	if x.bodyErr != nil {
 		if !reusable {
 			// Wake a body write stuck on a full socket.
@@ -720,7 +715,7 @@ func (x *exchange) close(err error) {
 			reusable = false
 		}
 	}
-	if !x.done && x.ctx.Err() != nil {
+	if !x.done.Load() && x.ctx.Err() != nil {
 		// The client went away: tell the application, then let the
 		// connection go (a partly written record makes it useless anyway).
 		x.cc.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
