@@ -524,6 +524,15 @@ type groupBody struct {
 	closed bool
 }
 
+// Ready is the backend body's own Ready (see [cgi.AppResponse]): without
+// it, the Forwarder would flush a response that came whole before reading
+// its end, and send it in two writes, chunked. A body with no Ready method
+// reports false, which flushes as a nil Ready does.
+func (b *groupBody) Ready() bool {
+	rb, ok := b.ReadCloser.(interface{ Ready() bool })
+	return ok && rb.Ready()
+}
+
 func (b *groupBody) Close() error {
 	if !b.closed {
 		b.closed = true

@@ -628,3 +628,49 @@ func BenchmarkGroupRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// TestGroupAnswerWhole: php-fpm writes a small answer whole, END_REQUEST
+// included, so ferry sends it whole, with a Content-Length, through a
+// group as through a lone backend. Before the group's body passed its
+// backend body's Ready on, a group's answer went out flushed before its
+// end was read, chunked in two writes; a ferry killed between them (the
+// README's HAProxy deployment) cut the answer HAProxy had begun.
+func TestGroupAnswerWhole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real peers")
+	}
+	root := poolSite(t)
+	a, b := startPool(t, "a", 0), startPool(t, "b", 0)
+	t.Cleanup(func() { a.Stop(); b.Stop() })
+	for _, tt := range []struct{ name, backend string }{
+		{"lone backend", "fastcgi://" + a.Address},
+		{"group of one", "fastcgi://" + a.Address + "?max_conns=4&policy=least_busy"},
+		{"group of two", "fastcgi://" + a.Address + ",fastcgi://" + b.Address},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := ParseMount("/=" + tt.backend)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, addr, _ := runFerry(t, Config{Listen: []Address{mustAddr(t, "http://127.0.0.1:0")}, Mounts: []Mount{m}, Root: root})
+			if grouped := len(s.groups) == 1; grouped != strings.HasPrefix(tt.name, "group") {
+				t.Fatalf("%s: %d groups", tt.backend, len(s.groups))
+			}
+			for range 10 {
+				resp, err := http.Get("http://" + addr + "/pool.php")
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if resp.StatusCode != 200 || resp.ContentLength != 1 || resp.TransferEncoding != nil || (string(body) != "a" && string(body) != "b") {
+					t.Fatalf("GET /pool.php = %d, Content-Length %d, Transfer-Encoding %q, %q; want 200, 1, none, the pool's name",
+						resp.StatusCode, resp.ContentLength, resp.TransferEncoding, body)
+				}
+			}
+		})
+	}
+}
