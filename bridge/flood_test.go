@@ -514,9 +514,11 @@ func p99Bound() time.Duration {
 	return 100 * time.Millisecond
 }
 
-// minHeldProbes is how many probes the held phase needs for its 99th
-// percentile to be asserted.
-const minHeldProbes = 20
+// minHeldProbes is how many probes the held phase needs. A 99th
+// percentile is asserted only over at least this many: over fewer it is
+// the slowest probe, which probeBound bounds (a single outlier under the
+// race detector, a ramp probe of 586 ms, failed CI so).
+const minHeldProbes = 100
 
 // latencies returns the 50th and 99th percentiles and the maximum of lat,
 // which it sorts.
@@ -530,7 +532,8 @@ func latencies(lat []time.Duration) (p50, p99, worst time.Duration) {
 
 // finish stops probing, fails t on an error, a probe slower than
 // probeBound, or, if the held phase was marked (the flood came from the
-// flooder), a 99th percentile over p99Bound, of all the probes or of the
+// flooder), fewer than minHeldProbes held, or a 99th percentile over
+// p99Bound, of all the probes (once they are minHeldProbes) or of the
 // held phase's; and logs the figures: of the ramp and of the held phase if
 // it was marked, else of all the probes.
 func (p *prober) finish(t *testing.T, what string) {
@@ -564,7 +567,7 @@ func (p *prober) finish(t *testing.T, what string) {
 		h50, h99, hmax := latencies(held)
 		msg += fmt.Sprintf("; the ramp, to +%v: %d probes, p50 %v, p99 %v, max %v; the flood held: %d probes, p50 %v, p99 %v, max %v",
 			p.held.Round(time.Millisecond), len(ramp), r(r50), r(r99), r(rmax), len(held), r(h50), r(h99), r(hmax))
-		if p99 > p99Bound() {
+		if len(p.lat) >= minHeldProbes && p99 > p99Bound() {
 			t.Errorf("%s: 99th percentile %v over all the probes; want at most %v", what, p99, p99Bound())
 		}
 		if len(held) < minHeldProbes {
@@ -788,7 +791,7 @@ func TestFloodIdle(t *testing.T) {
 		dialed := time.Since(dialStart)
 		drained(t, addr)
 		p.holding()
-		time.Sleep(time.Second) // held: probes go on
+		time.Sleep(2500 * time.Millisecond) // held: probes go on, minHeldProbes of them at least
 		peak := rssKiB(ferry.pid)
 		p.finish(t, what)
 		perConn := float64(peak-before) / float64(held[kind])
