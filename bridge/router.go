@@ -138,7 +138,7 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // open opens file, a path under the root, if the symlink policy allows
 // every link on its way; with SymlinksNever, one put in its place since
 // the check is not followed either (O_NOFOLLOW).
-func (s *staticFiles) open(file string) (*os.File, error) {
+func (s *staticFiles) open(file string) (*staticFile, error) {
 	flags := 0
 	switch s.symlinks {
 	case cgi.SymlinksFollow:
@@ -150,26 +150,7 @@ func (s *staticFiles) open(file string) (*os.File, error) {
 			return nil, err
 		}
 	}
-	return openFile(file, flags)
-}
-
-// openFile opens a regular file for reading, with flags added, as
-// os.OpenFile does but without trying the file on the network poller:
-// os.Open sets a new descriptor non-blocking, has epoll refuse it (a
-// regular file is always ready), and sets it blocking again. os.NewFile
-// takes the descriptor as it is, with one fcntl: a static file costs 10
-// system calls where it cost 14, for 15% more req/s (benchmarks/README.md).
-func openFile(file string, flags int) (*os.File, error) {
-	for {
-		fd, err := syscall.Open(file, syscall.O_RDONLY|syscall.O_CLOEXEC|flags, 0)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: file, Err: err}
-		}
-		return os.NewFile(uintptr(fd), file), nil
-	}
+	return openStatic(file, flags)
 }
 
 // newStaticFiles serves root with the symbolic link policy named policy

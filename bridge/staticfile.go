@@ -1,0 +1,168 @@
+package bridge
+
+import (
+	"errors"
+	"io"
+	"os"
+	"syscall"
+)
+
+// staticFile is a regular file open for http.ServeContent, its size taken
+// from an fstat of the descriptor. It spares what an *os.File costs a
+// request: the fcntl of os.NewFile, its finalizer, and the two lseeks
+// ServeContent makes to learn the size and go back. Its
+// SyscallConn gives the descriptor to sendfile, which reads from the
+// descriptor's own offset: the file keeps track of it.
+type staticFile struct {
+	fd   int
+	name string
+	size int64
+	pos  int64 // where the next Read reads; -1 after a sendfile, until asked
+	off  int64 // the descriptor's offset, which only Read and sync move; -1 after a sendfile
+}
+
+// errNotRegular is a static file replaced, between its Stat and its
+// open, by something that is not a regular file.
+var errNotRegular = errors.New("not a regular file")
+
+// openStatic opens file for reading, with flags added, as os.OpenFile does
+// but without trying it on the network poller (os.Open sets a new
+// descriptor non-blocking, has epoll refuse it, and sets it blocking
+// again), and takes its size from the open descriptor, so that a file
+// replaced since its Stat is served as it is now.
+func openStatic(file string, flags int) (*staticFile, error) {
+	var fd int
+	for {
+		var err error
+		fd, err = syscall.Open(file, syscall.O_RDONLY|syscall.O_CLOEXEC|flags, 0)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: file, Err: err}
+		}
+		break
+	}
+	var st syscall.Stat_t
+	err := syscall.Fstat(fd, &st)
+	if err == nil && st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		err = errNotRegular
+	}
+	if err != nil {
+		syscall.Close(fd)
+		return nil, &os.PathError{Op: "fstat", Path: file, Err: err}
+	}
+	return &staticFile{fd: fd, name: file, size: st.Size}, nil
+}
+
+// here learns the descriptor's offset after a sendfile moved it.
+func (f *staticFile) here() error {
+	if f.off >= 0 {
+		return nil
+	}
+	off, err := syscall.Seek(f.fd, 0, io.SeekCurrent)
+	if err != nil {
+		return &os.PathError{Op: "seek", Path: f.name, Err: err}
+	}
+	f.pos, f.off = off, off
+	return nil
+}
+
+// Read reads at the file's position: with read(2) where the descriptor's
+// offset is there already (a file read from its start), else pread(2).
+func (f *staticFile) Read(p []byte) (int, error) {
+	if err := f.here(); err != nil {
+		return 0, err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		var n int
+		var err error
+		if f.off == f.pos {
+			n, err = syscall.Read(f.fd, p)
+		} else {
+			n, err = syscall.Pread(f.fd, p, f.pos)
+		}
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, &os.PathError{Op: "read", Path: f.name, Err: err}
+		}
+		if f.off == f.pos {
+			f.off += int64(n)
+		}
+		f.pos += int64(n)
+		if n == 0 {
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+// Seek sets the position for the next Read; it makes no system call.
+func (f *staticFile) Seek(offset int64, whence int) (int64, error) {
+	if err := f.here(); err != nil {
+		return 0, err
+	}
+	switch whence {
+	case io.SeekCurrent:
+		offset += f.pos
+	case io.SeekEnd:
+		offset += f.size
+	case io.SeekStart:
+	default:
+		return 0, errors.New("bridge: seek: bad whence")
+	}
+	if offset < 0 {
+		return 0, errors.New("bridge: seek: negative position")
+	}
+	f.pos = offset
+	return offset, nil
+}
+
+// SyscallConn gives the descriptor to the network's sendfile, at the
+// file's position.
+func (f *staticFile) SyscallConn() (syscall.RawConn, error) { return rawStatic{f}, nil }
+
+// Close closes the descriptor.
+func (f *staticFile) Close() error {
+	if err := syscall.Close(f.fd); err != nil {
+		return &os.PathError{Op: "close", Path: f.name, Err: err}
+	}
+	return nil
+}
+
+// rawStatic is a staticFile's descriptor for sendfile.
+type rawStatic struct{ f *staticFile }
+
+func (r rawStatic) Control(fn func(fd uintptr)) error {
+	fn(uintptr(r.f.fd))
+	return nil
+}
+
+// Read moves the descriptor's offset to the file's position and calls fn
+// until it is done; what fn sent moved the offset, so it is asked again
+// before the next Read or Seek.
+func (r rawStatic) Read(fn func(fd uintptr) bool) error {
+	f := r.f
+	if err := f.here(); err != nil {
+		return err
+	}
+	if f.off != f.pos {
+		if _, err := syscall.Seek(f.fd, f.pos, io.SeekStart); err != nil {
+			return &os.PathError{Op: "seek", Path: f.name, Err: err}
+		}
+		f.off = f.pos
+	}
+	f.pos, f.off = -1, -1
+	for !fn(uintptr(f.fd)) {
+	}
+	return nil
+}
+
+func (r rawStatic) Write(fn func(fd uintptr) bool) error {
+	return errors.New("bridge: a static file is not written")
+}
