@@ -17,8 +17,11 @@ type staticFile struct {
 	fd   int
 	name string
 	size int64
-	pos  int64 // where the next Read reads; -1 after a sendfile, until asked
-	off  int64 // the descriptor's offset, which only Read and sync move; -1 after a sendfile
+	// pos is where the next Read reads, off the descriptor's offset (which
+	// read(2), lseek(2) and sendfile move, pread(2) not). Both are -1
+	// after a sendfile: the position is then the descriptor's offset,
+	// learnt (here) only if a Read or Seek needs it.
+	pos, off int64
 }
 
 // errNotRegular is a static file replaced, between its Stat and its
@@ -143,15 +146,12 @@ func (r rawStatic) Control(fn func(fd uintptr)) error {
 	return nil
 }
 
-// Read moves the descriptor's offset to the file's position and calls fn
-// until it is done; what fn sent moved the offset, so it is asked again
-// before the next Read or Seek.
+// Read moves the descriptor's offset to the file's position, unless a
+// sendfile left it there, and calls fn until it is done; what fn sent
+// moved the offset, which becomes the position.
 func (r rawStatic) Read(fn func(fd uintptr) bool) error {
 	f := r.f
-	if err := f.here(); err != nil {
-		return err
-	}
-	if f.off != f.pos {
+	if f.off >= 0 && f.off != f.pos {
 		if _, err := syscall.Seek(f.fd, f.pos, io.SeekStart); err != nil {
 			return &os.PathError{Op: "seek", Path: f.name, Err: err}
 		}

@@ -460,10 +460,9 @@ type exchange struct {
 	err      error
 	closed   bool
 	bodyErr  chan error // the body writer's result, when there is a body
-	// bodyFailed is set once reading the request body failed, after
-	// bodyFailure says why: the response's reader stops waiting.
-	bodyFailed  atomic.Bool
-	bodyFailure error
+	// bodyFailure is why reading the request body failed, once it has:
+	// the response's reader stops waiting.
+	bodyFailure atomic.Pointer[error]
 
 	lines *linelog.Writer // the STDERR stream's log, once it has some
 }
@@ -582,9 +581,8 @@ func (x *exchange) writeBody(body io.Reader) {
 // timeout, holding its worker. The connection then closes (a request
 // left unended makes it useless), which ends the request there.
 func (x *exchange) failBody(err error) {
-	x.bodyFailure = err
-	x.bodyFailed.Store(true)
-	x.cc.nc.SetReadDeadline(time.Unix(1, 0)) // wakes a read under way; fill checks bodyFailed before the next
+	x.bodyFailure.Store(&err)
+	x.cc.nc.SetReadDeadline(time.Unix(1, 0)) // wakes a read under way; fill checks bodyFailure before the next
 }
 
 // fill reads records until STDOUT content or the end of the request.
@@ -597,8 +595,8 @@ func (x *exchange) fill() (int, error) {
 			return 0, x.err
 		}
 		x.cc.nc.SetReadDeadline(time.Now().Add(defaults.Or(x.c.ReadTimeout, DefaultReadTimeout)))
-		if x.bodyFailed.Load() { // after the deadline is set: see failBody
-			x.err = x.bodyFailure
+		if failed := x.bodyFailure.Load(); failed != nil { // after the deadline is set: see failBody
+			x.err = *failed
 			return 0, x.err
 		}
 		rec, err := x.cc.rd.Next()
@@ -664,8 +662,8 @@ func (x *exchange) readError(err error) error {
 	switch {
 	case x.ctx.Err() != nil:
 		return x.ctx.Err()
-	case x.bodyFailed.Load():
-		return x.bodyFailure
+	case x.bodyFailure.Load() != nil:
+		return *x.bodyFailure.Load()
 	case isTimeout(err):
 		return fmt.Errorf("fastcgi: no response from %s within %v: %w", x.c.Address, defaults.Or(x.c.ReadTimeout, DefaultReadTimeout), context.DeadlineExceeded)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
