@@ -452,6 +452,56 @@ func TestStaticRegularOnly(t *testing.T) {
 	}
 }
 
+// TestStaticOpenErrors: what a path's open finds decides the answer, as
+// nginx's static module has it: 404 for nothing there (ENOENT, ENOTDIR,
+// ENAMETOOLONG) or what is not a regular file, a redirect for a directory
+// without its slash, its index.html with it, 403 for a directory without
+// one or whose index is a directory. With no Stat before the open, every
+// policy must still get there.
+func TestStaticOpenErrors(t *testing.T) {
+	root := staticRoot(t, "file.txt", "hi")
+	for _, d := range []string{"d", "noindex", "fifoindex", "dirindex/index.html"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "d", "index.html"), []byte("index"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(root, "fifoindex", "index.html"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, policy := range []cgi.SymlinkPolicy{cgi.SymlinksOwnerMatch, cgi.SymlinksFollow, cgi.SymlinksNever} {
+		h := &staticFiles{root: root, symlinks: policy}
+		for _, tt := range []struct {
+			path   string
+			status int
+		}{
+			{"/file.txt", 200},
+			{"/missing", 404},
+			{"/missing/", 404},
+			{"/file.txt/x", 404},                  // ENOTDIR
+			{"/" + strings.Repeat("n", 300), 404}, // ENAMETOOLONG
+			{"/d", 301},
+			{"/d/", 200},
+			{"/noindex/", 403},
+			{"/dirindex/", 403},
+			{"/fifoindex/", 404},
+		} {
+			got := make(chan int, 1)
+			go func() { got <- serveStatic(h, tt.path) }()
+			select {
+			case status := <-got:
+				if status != tt.status {
+					t.Errorf("symlinks %v: GET %s = %d; want %d", policy, tt.path, status, tt.status)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("symlinks %v: GET %s: no answer in 5s", policy, tt.path)
+			}
+		}
+	}
+}
+
 // serveStatic serves path from h and returns the status.
 func serveStatic(h http.Handler, path string) int {
 	rec := &statusRecorder{header: http.Header{}}

@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path"
@@ -104,35 +105,37 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	file := filepath.Join(s.root, filepath.FromSlash(clean))
-	fi, err := os.Stat(file)
-	if err != nil || (!fi.IsDir() && strings.HasSuffix(r.URL.Path, "/")) {
-		http.NotFound(w, r)
-		return
-	}
-	if fi.IsDir() {
+	f, err := s.open(file)
+	if errors.Is(err, errIsDir) {
 		if !strings.HasSuffix(r.URL.Path, "/") {
 			http.Redirect(w, r, r.URL.Path+"/", http.StatusMovedPermanently)
 			return
 		}
 		file = filepath.Join(file, "index.html")
-		if fi, err = os.Stat(file); err != nil || fi.IsDir() {
-			http.Error(w, "403 Forbidden", http.StatusForbidden)
+		if f, err = s.open(file); err != nil && !errors.Is(err, errNotRegular) {
+			http.Error(w, "403 Forbidden", http.StatusForbidden) // a directory without an index
 			return
 		}
+	} else if err == nil && strings.HasSuffix(r.URL.Path, "/") {
+		f.Close()
+		err = fs.ErrNotExist // "/file.txt/" is not the file (nginx: 404)
 	}
-	if !fi.Mode().IsRegular() {
-		// A FIFO, device or socket is no page: its open or its reads
-		// could wait forever, or never end (nginx declines them too).
+	switch {
+	case err == nil:
+	case errors.Is(err, errNotRegular), errors.Is(err, syscall.ENXIO),
+		errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.ENAMETOOLONG):
+		// A FIFO, device or socket (whose open fails with ENXIO) is no
+		// page: its reads could wait forever, or never end. nginx
+		// declines them too, and answers 404 for the open's ENOENT,
+		// ENOTDIR and ENAMETOOLONG, 403 for the others.
 		http.NotFound(w, r)
 		return
-	}
-	f, err := s.open(file)
-	if err != nil {
-		http.Error(w, "403 Forbidden", http.StatusForbidden)
+	default:
+		http.Error(w, "403 Forbidden", http.StatusForbidden) // EACCES, ELOOP, a link the policy refuses
 		return
 	}
 	defer f.Close()
-	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+	http.ServeContent(w, r, filepath.Base(file), f.mtime, f)
 }
 
 // open opens file, a path under the root, if the symlink policy allows

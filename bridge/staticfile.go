@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"syscall"
+	"time"
 )
 
 // staticFile is a regular file open for http.ServeContent, its size taken
@@ -14,9 +15,10 @@ import (
 // SyscallConn gives the descriptor to sendfile, which reads from the
 // descriptor's own offset: the file keeps track of it.
 type staticFile struct {
-	fd   int
-	name string
-	size int64
+	fd    int
+	name  string
+	size  int64
+	mtime time.Time
 	// pos is where the next Read reads, off the descriptor's offset (which
 	// read(2), lseek(2) and sendfile move, pread(2) not). Both are -1
 	// after a sendfile: the position is then the descriptor's offset,
@@ -24,20 +26,27 @@ type staticFile struct {
 	pos, off int64
 }
 
-// errNotRegular is a static file replaced, between its Stat and its
-// open, by something that is not a regular file.
-var errNotRegular = errors.New("not a regular file")
+// errIsDir and errNotRegular are what openStatic found where a file was
+// asked for: a directory, or a FIFO, device or socket.
+var (
+	errIsDir      = errors.New("is a directory")
+	errNotRegular = errors.New("not a regular file")
+)
 
-// openStatic opens file for reading, with flags added, as os.OpenFile does
-// but without trying it on the network poller (os.Open sets a new
-// descriptor non-blocking, has epoll refuse it, and sets it blocking
-// again), and takes its size from the open descriptor, so that a file
-// replaced since its Stat is served as it is now.
+// openStatic opens file for reading, with flags added, and fstats it: one
+// open and one fstat are all a static file costs before its reads, with
+// no Stat of its path first. The open does not wait (O_NONBLOCK, as nginx
+// opens its files): a FIFO with no writer would hold it forever. It is
+// not tried on the network poller either, as os.Open's is (os.Open sets
+// a new descriptor non-blocking, has epoll refuse it, and sets it
+// blocking again); a regular file's reads ignore O_NONBLOCK. What is not
+// a regular file is closed again, and refused with errIsDir or
+// errNotRegular.
 func openStatic(file string, flags int) (*staticFile, error) {
 	var fd int
 	for {
 		var err error
-		fd, err = syscall.Open(file, syscall.O_RDONLY|syscall.O_CLOEXEC|flags, 0)
+		fd, err = syscall.Open(file, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NONBLOCK|flags, 0)
 		if err == syscall.EINTR {
 			continue
 		}
@@ -48,14 +57,20 @@ func openStatic(file string, flags int) (*staticFile, error) {
 	}
 	var st syscall.Stat_t
 	err := syscall.Fstat(fd, &st)
-	if err == nil && st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		err = errNotRegular
+	if err == nil {
+		switch st.Mode & syscall.S_IFMT {
+		case syscall.S_IFREG:
+		case syscall.S_IFDIR:
+			err = errIsDir
+		default:
+			err = errNotRegular
+		}
 	}
 	if err != nil {
 		syscall.Close(fd)
 		return nil, &os.PathError{Op: "fstat", Path: file, Err: err}
 	}
-	return &staticFile{fd: fd, name: file, size: st.Size}, nil
+	return &staticFile{fd: fd, name: file, size: st.Size, mtime: time.Unix(st.Mtim.Unix())}, nil
 }
 
 // here learns the descriptor's offset after a sendfile moved it.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestStaticFileReadSeek: a staticFile reads and seeks as an *os.File
@@ -112,11 +113,33 @@ func sendThrough(t *testing.T, f *staticFile, n int64) []byte {
 }
 
 // TestStaticFileRefusals: openStatic refuses what is not a regular file,
-// and Seek a bad whence or a negative position.
+// a FIFO without waiting for a writer, and Seek a bad whence or a
+// negative position.
 func TestStaticFileRefusals(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := openStatic(dir, 0); !errors.Is(err, errNotRegular) {
-		t.Errorf("openStatic of a directory: %v; want %v", err, errNotRegular)
+	if _, err := openStatic(dir, 0); !errors.Is(err, errIsDir) {
+		t.Errorf("openStatic of a directory: %v; want %v", err, errIsDir)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan error, 1)
+	go func() {
+		_, err := openStatic(fifo, 0)
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		if !errors.Is(err, errNotRegular) {
+			t.Errorf("openStatic of a FIFO: %v; want %v", err, errNotRegular)
+		}
+	case <-time.After(5 * time.Second):
+		// The goroutine stays blocked in open; a writer frees it.
+		if w, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			w.Close()
+		}
+		t.Fatal("openStatic of a FIFO with no writer: still waiting after 5s")
 	}
 	if _, err := openStatic(filepath.Join(dir, "none"), 0); !errors.Is(err, syscall.ENOENT) {
 		t.Errorf("openStatic of nothing: %v; want ENOENT", err)
