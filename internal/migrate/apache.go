@@ -54,6 +54,7 @@ type apacheMig struct {
 	overrides     []item // AllowOverride, by <Directory>
 	access        []item // access rules and redirects, which ProxyPass skips in <Directory> and .htaccess
 	blocks        []*accessBlock
+	conds         *conds // Define and LoadModule so far, as httpd reads
 }
 
 // webServerOwn lists directives that are the web server's own job and stay
@@ -63,7 +64,7 @@ var webServerOwn = map[string]bool{
 	"customlog": true, "loglevel": true, "logformat": true, "redirect": true, "redirectmatch": true, "directoryindex": true,
 	"header": true, "order": true, "allow": true, "deny": true, "satisfy": true, "authtype": true, "authname": true,
 	"authuserfile": true, "rewriteengine": true, "rewriterule": true, "rewritecond": true, "listen": true, "servertokens": true,
-	"serversignature": true, "adddefaultcharset": true, "addtype": true, "define": true, "sslengine": true, "sslcertificatefile": true,
+	"serversignature": true, "adddefaultcharset": true, "addtype": true, "define": true, "undefine": true, "loadmodule": true, "serverroot": true, "sslengine": true, "sslcertificatefile": true,
 	"sslcertificatekeyfile": true, "expiresactive": true, "expiresdefault": true, "errordocument": true, "indexoptions": true,
 	"proxypassreverse": true, "user": true, "group": true, "keepalive": true, "maxkeepaliverequests": true, "keepalivetimeout": true,
 	"setenvif": true, "setenvifnocase": true, "browsermatch": true, "requestheader": true, "scriptlog": true, "dav": true,
@@ -82,6 +83,7 @@ func Apache(files []string, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	g.conds = newConds(ds)
 	g.walk(ds, scope{})
 	if err := g.htaccess(); err != nil {
 		return nil, err
@@ -107,6 +109,11 @@ func cleanDir(p string) string {
 func (g *apacheMig) walk(ds []*Directive, s scope) {
 	for _, d := range ds {
 		name := strings.ToLower(d.Name)
+		if unset := g.conds.expand(d); unset != "" && !d.Section && !webServerOwn[name] && !accessDirectives[name] {
+			g.entry(d, Untranslated, "", "${%s} is not defined by a Define of the input: httpd takes it from its environment (Debian: /etc/apache2/envvars); give a file that defines it, or write the value in", unset)
+			continue
+		}
+		g.conds.read(d)
 		if d.Section {
 			inner := s
 			inner.wrap = append(s.wrap[:len(s.wrap):len(s.wrap)], d)
@@ -135,7 +142,17 @@ func (g *apacheMig) walk(ds []*Directive, s scope) {
 				}
 				g.entry(d, Kept, "", "")
 			case "ifmodule", "ifdefine", "ifversion":
-				g.entry(d, Kept, "", "assumed to hold")
+				holds, known := g.conds.holds(d)
+				switch {
+				case !holds:
+					g.entry(d, Kept, "", "not in effect: %s", notHolding(d))
+					g.inert(d.Block, fmt.Sprintf("not in effect: <%s> at %s does not hold", d.Text(), d.Where()))
+					continue
+				case known:
+					g.entry(d, Kept, "", "holds")
+				default:
+					g.entry(d, Kept, "", "assumed to hold")
+				}
 			default:
 				g.entry(d, Kept, "", "a section of the web server's own; its directives are listed one by one")
 			}
