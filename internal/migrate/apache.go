@@ -273,6 +273,18 @@ func (g *apacheMig) docroot(vhost int) string {
 	return ""
 }
 
+// firstVhostRoot returns the document root of the first virtual host
+// that has one, which translate makes ferry's root when the main server
+// has none, and that virtual host.
+func (g *apacheMig) firstVhostRoot() (string, int) {
+	for vh := 1; vh <= g.vhosts; vh++ {
+		if d, ok := g.docroots[vh]; ok && len(d.Args) > 0 {
+			return cleanDir(d.Args[0]), vh
+		}
+	}
+	return "", 0
+}
+
 var scriptAliasMatchRE = regexp.MustCompile(`^\^(/[A-Za-z0-9_./~-]*/)\(\.\*\)\$?$`)
 
 func (g *apacheMig) translate() {

@@ -218,8 +218,16 @@ func (g *apacheMig) phpMounts(d *Directive, s scope, backend string) (ms []*mnt,
 		m.phpSite = true
 		ms = append(ms, m)
 	}
-	if root := g.docroot(s.vhost); root != "" && (s.dir == "" || within(root, s.dir) || within(s.dir, root)) {
-		add("/", root, s.vhost, false)
+	root, vhost := g.docroot(s.vhost), s.vhost
+	if root == "" && s.vhost == 0 {
+		// a handler of the main server covers its virtual hosts'
+		// document roots (Debian: mods-enabled/php8.2.conf and
+		// sites-enabled/000-default.conf); ferry serves the first, as
+		// its root
+		root, vhost = g.firstVhostRoot()
+	}
+	if root != "" && (s.dir == "" || within(root, s.dir) || within(s.dir, root)) {
+		add("/", root, vhost, false)
 	}
 	for _, a := range g.aliases {
 		if !strings.EqualFold(a.d.Name, "Alias") || len(a.d.Args) < 2 || s.vhost != 0 && a.s.vhost != 0 && a.s.vhost != s.vhost {
