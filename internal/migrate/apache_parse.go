@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -128,6 +129,11 @@ type includeList struct {
 	children map[string]map[int][]string // file -> Include line -> files
 }
 
+// httpdMessage is a line httpd writes to standard error, which
+// apache2ctl -t -D DUMP_INCLUDES 2>&1 mixes into the list: a logged
+// message (AH00558: no global ServerName) or -t's verdict.
+var httpdMessage = regexp.MustCompile(`^(AH[0-9]{5}: |Syntax OK$)`)
+
 // parseIncludeList reads DUMP_INCLUDES output, or returns false if data is
 // not that.
 func parseIncludeList(data []byte) (*includeList, bool) {
@@ -141,7 +147,7 @@ func parseIncludeList(data []byte) (*includeList, bool) {
 	var stack []level
 	for sc.Scan() {
 		text := sc.Text()
-		if strings.TrimSpace(text) == "" {
+		if strings.TrimSpace(text) == "" || httpdMessage.MatchString(text) {
 			continue
 		}
 		if first {
