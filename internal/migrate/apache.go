@@ -68,6 +68,18 @@ var webServerOwn = map[string]bool{
 	"sslcertificatekeyfile": true, "expiresactive": true, "expiresdefault": true, "errordocument": true, "indexoptions": true,
 	"proxypassreverse": true, "user": true, "group": true, "keepalive": true, "maxkeepaliverequests": true, "keepalivetimeout": true,
 	"setenvif": true, "setenvifnocase": true, "browsermatch": true, "requestheader": true, "scriptlog": true, "dav": true,
+	// Debian's stock mods-enabled: the core's, the MPM's, mime,
+	// autoindex, negotiation, deflate, reqtimeout, status
+	"defaultruntimedir": true, "pidfile": true, "traceenable": true, "mutex": true, "startservers": true,
+	"minspareservers": true, "maxspareservers": true, "minsparethreads": true, "maxsparethreads": true,
+	"maxrequestworkers": true, "maxclients": true, "maxconnectionsperchild": true, "maxrequestsperchild": true,
+	"serverlimit": true, "threadlimit": true, "threadsperchild": true, "typesconfig": true, "addlanguage": true,
+	"addcharset": true, "removetype": true, "addencoding": true, "addoutputfilter": true, "addoutputfilterbytype": true,
+	"addicon": true, "addiconbytype": true, "addiconbyencoding": true, "addalt": true, "addaltbytype": true,
+	"addaltbyencoding": true, "adddescription": true, "defaulticon": true, "readmename": true, "headername": true,
+	"indexignore": true, "indexorderdefault": true, "indexstylesheet": true, "languagepriority": true,
+	"forcelanguagepriority": true, "requestreadtimeout": true, "extendedstatus": true, "proxystatus": true,
+	"deflatecompressionlevel": true,
 }
 
 // Apache translates Apache httpd configuration files (or the output of
@@ -251,6 +263,12 @@ func (g *apacheMig) directive(d *Directive, name string, s scope) {
 		if s.sect != nil && !s.htaccess {
 			g.overrides = append(g.overrides, item{d, s})
 		}
+		g.entry(d, Kept, "", "")
+	case name == "hostnamelookups" && !strings.EqualFold(arg(0), "off"):
+		g.entry(d, Untranslated, "", "mod_cgi gave scripts the client's host name as REMOTE_HOST; ferry does not look names up (REMOTE_HOST is the address, as RFC 3875 § 4.1.9 allows)")
+	case name == "accessfilename" && !(len(d.Args) == 1 && d.Args[0] == ".htaccess"):
+		g.entry(d, Untranslated, "", "migrate reads .htaccess files only: give the settings of %s files in the input", strings.Join(d.Args, ", "))
+	case name == "hostnamelookups" || name == "accessfilename":
 		g.entry(d, Kept, "", "")
 	case accessDirectives[name]:
 		g.access = append(g.access, item{d, s})
