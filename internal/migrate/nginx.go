@@ -312,11 +312,16 @@ func (g *nginxMig) location(loc *Directive, outer nctx) {
 		mode = "cgi"
 	}
 	if m != nil {
-		note := ""
+		note, st := "", Translated
 		if mode == "cgi" {
 			note = "fcgiwrap's job: ferry listens on " + g.opts.fastcgi() + " for nginx (front.conf) and on " + g.opts.http() + " to serve alone, and runs the scripts of " + m.dir + " under " + m.m.Prefix
+			if len(loc.Args) > 1 && strings.HasPrefix(loc.Args[0], "~") {
+				// a regular expression: ferry mounts prefixes only
+				st = Review
+				note += "; nginx passed only the paths matching " + loc.Args[len(loc.Args)-1] + ", ferry runs every executable file of " + m.dir + " and serves no static file there: keep it behind nginx's location (front.conf), not alone"
+			}
 		}
-		g.entry(pass, Translated, mountKey(m, "backend"), note)
+		g.entry(pass, st, mountKey(m, "backend"), note)
 	} else if mode == "kept" {
 		g.entry(pass, Kept, "", "an HTTP reverse proxy: nginx keeps doing it")
 	} else if mode == "uwsgi" {
