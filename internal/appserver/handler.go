@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,7 +43,10 @@ var errHardTimeout = errors.New("appserver: hard timeout")
 //     ([spawn.Pool.Busy]);
 //   - past Timeout, the worker serving it is killed (and replaced by the
 //     pool), with a log line naming the request and the worker; the client
-//     gets 504, or, if its response had begun, a cut connection. A request
+//     gets 504, or, if its response had begun, a cut connection. Time spent
+//     waiting in next's queue for a connection to a worker (which next's
+//     client tells the request's [cgi.RequestObserver]) does not count:
+//     Timeout starts again when the wait ends. A request
 //     whose client left before Timeout still gets its worker killed at
 //     Timeout if that worker is still at it;
 //   - a response of unknown length that ends while a worker still names
@@ -77,10 +81,12 @@ func (g *guard) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		g.checkWhole(tw, r, id)
 		return
 	}
-	start := time.Now()
-	ctx, cancel := context.WithTimeoutCause(r.Context(), g.w.Timeout, errHardTimeout)
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { g.expired(ctx, r2, id, start) })
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	clock := startClock(g.w.Timeout, cgi.ObserverFrom(r.Context()), func() { cancel(errHardTimeout) })
+	defer clock.timer.Stop()
+	ctx = cgi.WithObserver(ctx, clock)
+	stop := context.AfterFunc(ctx, func() { g.expired(ctx, r2, id, clock.started()) })
 	g.next.ServeHTTP(tw, r2.WithContext(ctx))
 	stopped := stop()
 	timedOut := errors.Is(context.Cause(ctx), errHardTimeout) && r.Context().Err() == nil
@@ -94,12 +100,61 @@ func (g *guard) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		// context got to starting expired: the context's error shows
 		// as soon as its Done closes, before its AfterFuncs are
 		// started, so stop can win. Its work is done here.
-		g.expired(ctx, r2, id, start)
+		g.expired(ctx, r2, id, clock.started())
 	}
 	if tw.wrote {
 		panic(http.ErrAbortHandler) // the client must not take it for whole
 	}
 	http.Error(rw, "504 Gateway Timeout", http.StatusGatewayTimeout)
+}
+
+// hardClock is the hard timeout of one request. It runs while the request
+// is with the application, not while it waits in the client's queue for a
+// connection to a worker: uWSGI's harakiri and Gunicorn's timeout count
+// from when a worker takes the request too, and a request queued for most
+// of the timeout behind slow ones must not have the worker it then gets
+// killed (under load, every queued request would cost a worker). It is
+// the request's [cgi.RequestObserver], which the clients tell of a wait
+// for a connection, and passes every call on to the one it stands in for.
+type hardClock struct {
+	cgi.RequestObserver
+	timeout time.Duration
+	timer   *time.Timer  // calls expire past the timeout
+	start   atomic.Int64 // when the clock last started, in Unix nanoseconds
+}
+
+// startClock starts a clock that calls expire timeout from now, standing
+// in for o.
+func startClock(timeout time.Duration, o cgi.RequestObserver, expire func()) *hardClock {
+	c := &hardClock{RequestObserver: o, timeout: timeout}
+	c.start.Store(time.Now().UnixNano())
+	c.timer = time.AfterFunc(timeout, expire)
+	return c
+}
+
+// started returns when the clock last started.
+func (c *hardClock) started() time.Time { return time.Unix(0, c.start.Load()) }
+
+// QueueEnter stops the clock: the request waits for a worker.
+func (c *hardClock) QueueEnter() {
+	c.timer.Stop() // false if it expired already: the request ends anyway
+	c.RequestObserver.QueueEnter()
+}
+
+// QueueLeave starts the clock afresh: a worker can take the request.
+func (c *hardClock) QueueLeave() {
+	c.start.Store(time.Now().UnixNano())
+	c.timer.Reset(c.timeout)
+	c.RequestObserver.QueueLeave()
+}
+
+// Logger gives the request's logger, as the observer stood in for does
+// ([cgi.RequestLogger]); nil if it gives none.
+func (c *hardClock) Logger() *zerolog.Logger {
+	if l, ok := c.RequestObserver.(cgi.RequestLogger); ok {
+		return l.Logger()
+	}
+	return nil
 }
 
 // expired runs when a request's context ends before its response: past

@@ -46,9 +46,10 @@ type Workers struct {
 	// Logger are the caller's. With an App, Start sets Path, Args, Dir and
 	// MaxRequestsEnv. It is required.
 	Pool *spawn.Pool
-	// Timeout is the hard limit on a request: past it, the worker serving
-	// it is killed and the client gets 504 (see [Workers.Handler]). If
-	// zero or negative, none.
+	// Timeout is the hard limit on a request, counted from when a worker
+	// can take it (not while it waits for one in ferry's queue): past it,
+	// the worker serving it is killed and the client gets 504 (see
+	// [Workers.Handler]). If zero or negative, none.
 	Timeout time.Duration
 	// MaxRSS, if positive, is the resident memory, in bytes, past which a
 	// worker is recycled: sent SIGTERM, on which it finishes the request

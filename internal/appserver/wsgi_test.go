@@ -262,6 +262,32 @@ func TestWSGIHardTimeout(t *testing.T) {
 	}
 }
 
+// TestWSGIHardTimeoutQueued: the hard timeout counts from when a worker
+// can take the request, not from its arrival, as uWSGI's harakiri and
+// Gunicorn's timeout do: with one worker, a request that waited in ferry's
+// queue behind another for most of the timeout, then ran well within it,
+// is answered, and no worker is killed. It used to get 504 and have the
+// worker that had just taken it killed, so that under load every queued
+// request cost a worker.
+func TestWSGIHardTimeoutQueued(t *testing.T) {
+	leakcheck.Check(t)
+	s := wsgi(t, func(w *Workers) { w.Pool.Workers = 1; w.Timeout = 1800 * time.Millisecond })
+	first := getStatus(s.url + "/sleep?1")
+	waitFile(t, filepath.Join(s.state, "sleeping")) // the first holds the worker
+	start := time.Now()
+	code, body, _ := do(t, "GET", s.url+"/sleep?1", nil) // queued ~1 s, then runs 1 s
+	if code != 200 || body != "woke" {
+		t.Errorf("a request queued behind another, then served within the timeout: %d %q after %v; want 200 \"woke\"\n%s",
+			code, body, time.Since(start), lines(s.logs, "hard timeout"))
+	}
+	if code := <-first; code != 200 {
+		t.Errorf("the first request: %d; want 200", code)
+	}
+	if s.logs.Contains("passed the hard timeout") {
+		t.Errorf("a worker was killed for a request within its time:\n%s", lines(s.logs, "hard timeout"))
+	}
+}
+
 // TestWSGILongRequestID: the ID ferry's access log sets on the response,
 // in the header it is configured with, goes to the application, and a
 // 128-byte one (the longest ferry takes from a client) still names its
