@@ -104,6 +104,12 @@ func TestPSGI(t *testing.T) {
 	replaced(t, s.w, n, 2)
 }
 
+// TestPSGIIgnoredBody: a streamed response to a request whose body the
+// application did not read reaches the client whole.
+func TestPSGIIgnoredBody(t *testing.T) {
+	ignoredBodies(t, psgi(t, nil), "/ignore-body")
+}
+
 // TestPSGIHardTimeout: a PSGI worker past the hard timeout is killed and
 // replaced; the client gets 504.
 func TestPSGIHardTimeout(t *testing.T) {

@@ -167,6 +167,12 @@ func TestWSGIClose(t *testing.T) {
 	waitFor(t, "second close()", func() bool { b, _ := os.ReadFile(closed); return string(b) == "closed\nclosed\n" })
 }
 
+// TestWSGIIgnoredBody: a streamed response to a request whose body the
+// application did not read reaches the client whole.
+func TestWSGIIgnoredBody(t *testing.T) {
+	ignoredBodies(t, wsgi(t, nil), "/ignore-body")
+}
+
 // TestWSGIFileWrapper: wsgi.file_wrapper sends a file (sendfile), within
 // Content-Length when the application gives one.
 func TestWSGIFileWrapper(t *testing.T) {

@@ -50,6 +50,7 @@ my %cfg = map { $_ => delete $ENV{$_} }
 my $max_requests = $cfg{FERRY_MAX_REQUESTS} || 0;
 my $listen_fd = $cfg{FERRY_LISTEN_FD} || 0;
 use constant { RECV => 65536, MAX_HEADER => 16 << 20, BOARD_SIZE => 256, MAX_STDERR => 64 << 10 };
+use constant LINGER => 5;    # the longest wait, in seconds, for the rest of a body the application left
 
 # The listening socket leaves its descriptor (a copy above 2 is
 # close-on-exec), so that programs the application runs do not inherit it.
@@ -121,6 +122,30 @@ sub read_header {
 	return (\%env, substr($data, $end + 1));
 }
 
+# linger ends the answer (shutdown), then reads and drops the $left bytes
+# of the request body the application did not read, until ferry closes,
+# for at most LINGER seconds: a unix socket closed with unread data resets
+# its peer, and ferry, its read of the answer's end failing, would cut an
+# answer that went out whole.
+sub linger {
+	my ($conn, $left) = @_;
+	return unless $left > 0;
+	shutdown($conn, 1);
+	my $deadline = Time::HiRes::time() + LINGER;
+	my $rin = '';
+	vec($rin, fileno($conn), 1) = 1;
+	while ($left > 0) {
+		my $wait = $deadline - Time::HiRes::time();
+		last if $wait <= 0;
+		my $ready = select(my $rout = $rin, undef, undef, $wait);
+		next if $ready < 0;    # a signal
+		last unless $ready;
+		my $n = sysread($conn, my $buf, $left < RECV ? $left : RECV);
+		last unless $n;        # ferry closed, or an error: nothing more to do
+		$left -= $n;
+	}
+}
+
 sub send_all {
 	my ($conn, $data) = @_;
 	my $off = 0;
@@ -141,6 +166,8 @@ while (!$stopping) {
 	if ($env) {
 		my $rid = $env->{HTTP_X_FERRY_REQUEST_ID} // $env->{HTTP_X_REQUEST_ID} // '';
 		board($rid);
+		my $unread = ($env->{CONTENT_LENGTH} || 0) - length $rest;    # if no Ferry::Input reads it
+		$Ferry::input = undef;
 		my $whole = eval { $serve->($conn, $env, $rest, $rid) };
 		if (!defined $whole) {
 			log_lines($rid, "ferry perl: $@") if $@ && $@ !~ /^ferry perl: client gone/;
@@ -149,6 +176,7 @@ while (!$stopping) {
 		# Before the close: once ferry sees the end of the connection, the
 		# board must say whether the answer went out whole.
 		board($whole ? '' : "!$rid");
+		linger($conn, $Ferry::input ? $Ferry::input->{left} : $unread);
 		close $conn;
 	} else {
 		close $conn;
@@ -165,7 +193,8 @@ package Ferry::Input;
 sub new {
 	my ($class, $conn, $buf, $len) = @_;
 	$buf = substr($buf, 0, $len) if length $buf > $len;
-	return bless { conn => $conn, buf => $buf, left => $len - length $buf }, $class;
+	# The request's input: the main loop drops what is left of it.
+	return $Ferry::input = bless { conn => $conn, buf => $buf, left => $len - length $buf }, $class;
 }
 
 sub read {

@@ -44,6 +44,7 @@ import signal
 import socket
 import stat
 import sys
+import time
 import traceback
 
 # PEP 3333: applications must not send hop-by-hop headers; "a server should
@@ -56,6 +57,7 @@ TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ
 MAX_HEADER = 16 << 20  # the longest SCGI header block taken
 RECV = 65536
 BOARD_SIZE = 256
+LINGER = 5.0  # the longest wait for the rest of a body the application left
 
 
 class Input:
@@ -355,6 +357,31 @@ class Response:
         return True
 
 
+def linger(conn, inp):
+    """Ends the answer (shutdown), then reads and drops what is left of a
+    request body the application did not read, until ferry closes, for at
+    most LINGER seconds: a unix socket closed with unread data resets its
+    peer, and ferry, its read of the answer's end failing, would cut an
+    answer that went out whole."""
+    left = inp._left
+    if left <= 0:
+        return
+    deadline = time.monotonic() + LINGER
+    try:
+        conn.shutdown(socket.SHUT_WR)
+        while left > 0:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                return
+            conn.settimeout(wait)
+            n = len(conn.recv(min(left, RECV)))
+            if not n:
+                return  # ferry closed
+            left -= n
+    except OSError:
+        pass  # ferry has gone, or LINGER passed: nothing more to do
+
+
 def internal_error(resp, errors, where):
     errors.write("ferry wsgi: %s:\n%s" % (where, traceback.format_exc()))
     errors.flush()
@@ -446,7 +473,7 @@ class Worker:
             scheme = "https" if environ.get("HTTPS", "off").lower() in ("on", "1") else "http"
         environ["wsgi.version"] = (1, 0)
         environ["wsgi.url_scheme"] = scheme
-        environ["wsgi.input"] = Input(conn, rest, length)
+        inp = environ["wsgi.input"] = Input(conn, rest, length)
         environ["wsgi.input_terminated"] = True
         environ["wsgi.errors"] = errors
         environ["wsgi.multithread"] = False
@@ -462,6 +489,7 @@ class Worker:
             self.board.idle()
         else:
             self.board.cut(request_id)
+        linger(conn, inp)
         conn.close()
 
     def run(self, conn, environ, errors):

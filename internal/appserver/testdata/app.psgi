@@ -37,6 +37,14 @@ my $app = sub {
 			$w->close;
 		};
 	}
+	if ($p eq '/ignore-body') {
+		return sub {
+			my $w = shift->([200, ['Content-Type' => 'text/plain']]);
+			$w->write("first ");
+			$w->write("second");
+			$w->close;
+		};
+	}
 	if ($p eq '/delayed') {
 		return sub { my $respond = shift; $respond->(text("delayed")) };
 	}

@@ -94,6 +94,12 @@ def application(environ, start_response):
             yield b"second\n"
         start_response("200 OK", [("Content-Type", "text/plain")])
         return gen()
+    if path == "/ignore-body":
+        def gen():
+            yield b"first "
+            yield b"second"
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return gen()
     if path == "/die-mid-stream":
         def gen():
             yield b"first\n"
