@@ -128,6 +128,10 @@ func TestWSGIResponses(t *testing.T) {
 		{"/tuple-headers", "500 Internal Server Error\n", 500, "response_headers must be a list"},
 		{"/hop", "500 Internal Server Error\n", 500, "hop-by-hop header Connection"},
 		{"/str-body", "500 Internal Server Error\n", 500, "must produce bytes"},
+		// PEP 3333: header values are latin-1; one that is not is the
+		// application's error (500), not a worker that died (502).
+		{"/not-latin1", "500 Internal Server Error\n", 500, "is not latin-1"},
+		{"/latin1", "x", 200, ""},
 		{"/empty-then-error", "500 Internal Server Error\n", 500, "failing after the first block"},
 	} {
 		t.Run(strings.TrimPrefix(tc.path, "/"), func(t *testing.T) {

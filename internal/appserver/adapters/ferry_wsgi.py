@@ -137,6 +137,16 @@ class Input:
         return line
 
 
+def is_latin1(s):
+    """Reports whether s encodes in latin-1, as PEP 3333 has a status and
+    header values (the headers go out so)."""
+    try:
+        s.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def write_all(fd, data):
     while data:
         n = os.write(fd, data)
@@ -266,6 +276,8 @@ class Response:
             raise TypeError("status must be a str, not %s" % type(status).__name__)
         if len(status) < 4 or not status[:3].isdigit() or status[3] != " " or "\r" in status or "\n" in status:
             raise ValueError("status %r is not a code, a space and a reason phrase" % status)
+        if not status.isascii() and not is_latin1(status):
+            raise ValueError("status %r is not latin-1 (PEP 3333)" % status)
         if type(response_headers) is not list:
             raise TypeError("response_headers must be a list, not %s" % type(response_headers).__name__)
         length = None
@@ -279,6 +291,8 @@ class Response:
                 raise ValueError("header name %r is not a token" % name)
             if "\r" in value or "\n" in value or "\0" in value:
                 raise ValueError("header %s: value holds a CR, LF or NUL" % name)
+            if not value.isascii() and not is_latin1(value):
+                raise ValueError("header %s: value %r is not latin-1 (PEP 3333: ISO-8859-1, or RFC 2047)" % (name, value))
             lname = name.lower()
             if lname in HOP_BY_HOP:
                 raise ValueError("hop-by-hop header %s is forbidden to applications (PEP 3333)" % name)
@@ -293,12 +307,13 @@ class Response:
     def head(self):
         if self.status is None:
             raise AssertionError("the application returned or wrote before calling start_response")
-        self.sent_headers = True
         out = ["Status: ", self.status, "\r\n"]
         for name, value in self.headers:
             out += (name, ": ", value, "\r\n")
         out.append("\r\n")
-        return "".join(out).encode("latin-1")
+        head = "".join(out).encode("latin-1")
+        self.sent_headers = True
+        return head
 
     def send(self, data):
         """Sends a block, with the headers before the first one, at most

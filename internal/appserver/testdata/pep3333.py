@@ -115,6 +115,12 @@ def application(environ, start_response):
     if path == "/hop":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Connection", "close")])
         return [b"x"]
+    if path == "/not-latin1":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Price", "10 \u20ac")])
+        return [b"x"]
+    if path == "/latin1":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Name", "caf\u00e9")])
+        return [b"x"]
     if path == "/str-body":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return ["not bytes"]
