@@ -104,6 +104,19 @@ func TestPSGI(t *testing.T) {
 	replaced(t, s.w, n, 2)
 }
 
+// TestPSGIInputOffset: psgi.input's read takes an offset as Perl's read
+// does (PSGI: "like IO::Handle"): past the end of the buffer it pads with
+// NULs, negative it counts from the end. Past the end it used to die
+// ("substr outside of string"): 500.
+func TestPSGIInputOffset(t *testing.T) {
+	s := psgi(t, nil)
+	code, body, _ := do(t, "POST", s.url+"/read-offset", strings.NewReader("xyzuv"))
+	// "ab" + "\0\0" + "xyz", then the last byte replaced by "uv".
+	if want := "3,2,97,98,0,0,120,121,117,118"; code != 200 || body != want {
+		t.Errorf("read with offsets: %d %q; want 200 %q\n%s", code, body, want, lines(s.logs, "failed"))
+	}
+}
+
 // TestPSGIIgnoredBody: a streamed response to a request whose body the
 // application did not read reaches the client whole.
 func TestPSGIIgnoredBody(t *testing.T) {

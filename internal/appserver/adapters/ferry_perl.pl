@@ -209,6 +209,11 @@ sub read {
 	}
 	my $chunk = substr($self->{buf}, 0, $len, '');
 	$_[0] = '' unless defined $_[0];
+	# As Perl's read: a negative offset counts from the end, one past the
+	# end pads with NULs.
+	$off += length $_[0] if $off < 0;
+	die "ferry perl: psgi.input read: offset outside the buffer\n" if $off < 0;
+	$_[0] .= "\0" x ($off - length $_[0]) if $off > length $_[0];
 	substr($_[0], $off) = $chunk;
 	return length $chunk;
 }

@@ -22,6 +22,12 @@ my $app = sub {
 		my $more = $env->{'psgi.input'}->read($buf, 10);
 		return text(length($body) . " $more " . $body);
 	}
+	if ($p eq '/read-offset') {
+		my $buf = 'ab';
+		my $n = $env->{'psgi.input'}->read($buf, 3, 4);     # past the end: padded with NULs
+		my $m = $env->{'psgi.input'}->read($buf, 2, -1);    # from the end
+		return text(join ',', $n, $m, map { ord } split //, $buf);
+	}
 	if ($p eq '/errors') {
 		$env->{'psgi.errors'}->print("psgi error line\n");
 		return text("logged");
