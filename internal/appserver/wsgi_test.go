@@ -109,7 +109,8 @@ func TestWSGIErrors(t *testing.T) {
 	for _, want := range []string{"first line", "second line", "unfinished"} {
 		waitFor(t, "log line "+want, func() bool { return len(s.logs.Lines(id, want)) == 1 })
 	}
-	waitFor(t, "print()", func() bool { return s.logs.Contains("printed to stdout") })
+	// README: print()'s lines are marked with the request's ID too.
+	waitFor(t, "print() marked with the request's ID", func() bool { return len(s.logs.Lines(id, "printed to stdout")) == 1 })
 }
 
 // TestWSGIResponses: write(), status and repeated headers, start_response's

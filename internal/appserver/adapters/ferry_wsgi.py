@@ -188,6 +188,33 @@ class Errors:
             pass  # no log to report to
 
 
+class Console:
+    """sys.stdout: what the application prints reaches ferry's log, its
+    lines marked with the ID of the request in hand as wsgi.errors's are
+    (through that request's Errors), or as they are outside a request.
+    Anything else is asked of stderr."""
+
+    def __init__(self, stderr):
+        self.stderr = stderr
+        self.errors = None  # the request in hand's wsgi.errors
+
+    def write(self, s):
+        if self.errors is None:
+            return self.stderr.write(s)
+        self.errors.write(s)
+        return len(s)
+
+    def writelines(self, seq):
+        for s in seq:
+            self.write(s)
+
+    def flush(self):
+        self.stderr.flush()  # a partial line waits for the request's end
+
+    def __getattr__(self, name):
+        return getattr(self.stderr, name)
+
+
 class FileWrapper:
     """wsgi.file_wrapper: an iterable over a file in blocks, which the
     worker sends with sendfile(2) when the file is a regular one."""
@@ -439,10 +466,11 @@ def read_header(sock):
 
 
 class Worker:
-    def __init__(self, app, board, max_requests):
+    def __init__(self, app, board, max_requests, console=None):
         self.app = app
         self.board = board
         self.max_requests = max_requests
+        self.console = console or Console(sys.stderr)
         self.idle = True
         self.stopping = False
 
@@ -496,7 +524,11 @@ class Worker:
         environ["wsgi.run_once"] = False
         environ["wsgi.file_wrapper"] = FileWrapper
         self.board.busy(request_id)
-        whole = self.run(conn, environ, errors)
+        self.console.errors = errors
+        try:
+            whole = self.run(conn, environ, errors)
+        finally:
+            self.console.errors = None
         errors.flush()
         # Before the close: once ferry sees the end of the connection, the
         # board must say whether the answer went out whole.
@@ -589,8 +621,8 @@ def main():
     os.dup2(null, fd)
     os.close(null)
     # print() reaches ferry's log: stdout is /dev/null in a pool.
-    sys.stdout = sys.stderr
-    worker = Worker(None, None, max_requests)
+    console = sys.stdout = Console(sys.stderr)
+    worker = Worker(None, None, max_requests, console)
     signal.signal(signal.SIGTERM, worker.on_term)
     worker.app = load_application()
     # The board's line appears once the application has loaded: ferry
