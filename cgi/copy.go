@@ -32,6 +32,18 @@ func setHeader(w http.ResponseWriter, resp *Response) {
 	for k, v := range resp.Header {
 		h[k] = v
 	}
+	noSniff(h)
+}
+
+// noSniff keeps a response without a Content-Type without one: RFC 3875
+// § 6.3.1 says the server "SHOULD NOT attempt to determine the correct
+// content type", and a sniffed text/html would make a script's text an
+// HTML page. A nil value stops net/http's sniffing, and ours
+// ([ResponseWriter]).
+func noSniff(h http.Header) {
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil
+	}
 }
 
 // CopyResponse sends resp and then the body from body to w, flushing as the

@@ -181,6 +181,7 @@ func (f *Forwarder) ServeScript(w http.ResponseWriter, r *http.Request, s Script
 		status = http.StatusFound
 	}
 	p.fields.SetIn(w.Header())
+	noSniff(w.Header())
 	var more func() bool
 	ready := resp.Ready
 	if rb, ok := resp.Body.(interface{ Ready() bool }); ready == nil && ok {

@@ -115,6 +115,30 @@ func TestForwarding(t *testing.T) {
 	}
 }
 
+// TestForwardingNoContentTypeNotSniffed: an application's answer
+// without a Content-Type goes out without one, as a script's does (RFC
+// 3875 § 6.3.1), through a real server: net/http sniffed one.
+func TestForwardingNoContentTypeNotSniffed(t *testing.T) {
+	x := transportFunc(func(ctx context.Context, req *AppRequest) (*AppResponse, error) {
+		body := &stream{r: strings.NewReader("Status: 200 OK\r\n\r\n<html><script>alert(1)</script>")}
+		return &AppResponse{Body: body}, nil
+	})
+	srv := httptest.NewServer(&Forwarder{Name: "test", Transport: x, Resolver: Mount{Prefix: "/app/"}})
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/app/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != "<html><script>alert(1)</script>" {
+		t.Fatalf("got %d %q; want 200 and the application's body", resp.StatusCode, b)
+	}
+	if got := resp.Header.Values("Content-Type"); got != nil {
+		t.Errorf("Content-Type = %q; want none", got)
+	}
+}
+
 func TestMount(t *testing.T) {
 	for _, tt := range []struct{ prefix, path, name, info string }{
 		{"/app/", "/app/x/y", "/app", "/x/y"},

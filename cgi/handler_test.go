@@ -685,3 +685,35 @@ func TestFullDuplexUnreadBody(t *testing.T) {
 		t.Errorf("net/http panicked:\n%.600s", serverLog)
 	}
 }
+
+// TestHandlerNoContentTypeNotSniffed: a script that sends a body without
+// a Content-Type gets none (RFC 3875 § 6.3.1: the server "SHOULD NOT
+// attempt to determine the correct content type"); net/http's sniffing
+// made such text an HTML page, script tags and all.
+func TestHandlerNoContentTypeNotSniffed(t *testing.T) {
+	dir := testdir.Open(t)
+	writeScript(t, dir, "html.sh", `printf 'Status: 200 OK\n\n<html><script>alert(1)</script>'`)
+	writeScript(t, dir, "png.sh", `printf 'Status: 200 OK\n\n\211PNG\r\n\032\n'`)
+	writeScript(t, dir, "typed.sh", `printf 'Content-Type: text/plain\n\n<html>'`)
+	srv, _ := serveDir(t, dir, nil)
+
+	tests := []struct {
+		script string
+		want   []string // the Content-Type values
+	}{
+		{"html.sh", nil},
+		{"png.sh", nil},
+		{"typed.sh", []string{"text/plain"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.script, func(t *testing.T) {
+			resp, body := get(t, srv.URL+"/cgi-bin/"+tt.script)
+			if resp.StatusCode != http.StatusOK || body == "" {
+				t.Fatalf("GET %s: %d %q; want 200 and its body", tt.script, resp.StatusCode, body)
+			}
+			if got := resp.Header.Values("Content-Type"); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("GET %s: Content-Type = %q; want %q", tt.script, got, tt.want)
+			}
+		})
+	}
+}
