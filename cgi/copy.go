@@ -49,7 +49,8 @@ func noSniff(h http.Header) {
 // CopyResponse sends resp and then the body from body to w, flushing as the
 // script writes so that output streams to the client. It returns the number of
 // body bytes written. An error reading body is returned as is; an error
-// writing to w is wrapped in a *[ClientError].
+// writing to w is wrapped in a *[ClientError]. A body resp's status does
+// not allow (204, 304) is read and dropped.
 //
 // If body has a SetReadDeadline method (an *os.File pipe, a net.Conn), a
 // flush waits up to a few milliseconds for more output; otherwise every read
@@ -90,6 +91,12 @@ func copyResponse(w http.ResponseWriter, resp *Response, body io.Reader, dl dead
 // neither, after every read.
 func copyBody(w http.ResponseWriter, status int, body io.Reader, dl deadliner, ready func() bool) (int64, error) {
 	w.WriteHeader(status)
+	if status == http.StatusNoContent || status == http.StatusNotModified {
+		// RFC 9110 § 15.3.5, § 15.4.5: no content. What is sent anyway
+		// is dropped, as Apache does; writing it would fail as the
+		// client's error.
+		return 0, drain(body)
+	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -160,6 +167,12 @@ func copyBody(w http.ResponseWriter, status int, body io.Reader, dl deadliner, r
 			return n, rerr
 		}
 	}
+}
+
+// drain reads body to its end, and returns the error that ends it early.
+func drain(body io.Reader) error {
+	_, err := io.Copy(io.Discard, body)
+	return err
 }
 
 // ClientError reports that writing to the client failed: the client went away.

@@ -61,6 +61,7 @@
 //	header line past HeaderLimits        502                                          at the header
 //	binary garbage, no blank line        502                                          at its output's end
 //	body past MaxOutput                  MaxOutput bytes, then aborted; stopped       at the limit
+//	body on a 204 or 304                 the status and headers; the body dropped     at its output's end
 //	fork bomb                            as any script: 504 at Timeout, the whole     at Timeout
 //	                                     group killed; RLimitNProc bounds it, and
 //	                                     ferry serves other requests meanwhile

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -715,5 +716,67 @@ func TestHandlerNoContentTypeNotSniffed(t *testing.T) {
 				t.Errorf("GET %s: Content-Type = %q; want %q", tt.script, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestHandlerBodyOnBodilessStatus: a 204 or 304 sent with a body was a
+// write error taken for the client's: the script was stopped and the log
+// blamed the client. A 204 or 304 has no content (RFC 9110 § 15.3.5,
+// § 15.4.5); what the script sends anyway is read and dropped, as Apache
+// does, and the connection kept.
+func TestHandlerBodyOnBodilessStatus(t *testing.T) {
+	dir := testdir.Open(t)
+	writeScript(t, dir, "204.sh", `printf 'Status: 204 No Content\nContent-Type: text/plain\n\nnot for a 204'`)
+	writeScript(t, dir, "304.sh", `printf 'Status: 304 Not Modified\nETag: "x"\n\nnot for a 304'`)
+	for _, tt := range []struct {
+		script string
+		status int
+	}{
+		{"204.sh", 204},
+		{"304.sh", 304},
+	} {
+		t.Run(tt.script, func(t *testing.T) {
+			srv, logs := serveDir(t, dir, nil)
+			checkFraming(t, srv, "GET", tt.script, tt.status, "", false)
+			srv.Close() // the handler has returned: its log lines are in
+			for _, bad := range []string{"writing to client", "signal: terminated"} {
+				if strings.Contains(logs.String(), bad) {
+					t.Errorf("GET %s: log holds %q:\n%s", tt.script, bad, logs)
+				}
+			}
+		})
+	}
+}
+
+// checkFraming asks for script twice on one client and checks the answer
+// and, unless cut (the body must be cut short), that the connection was
+// kept.
+func checkFraming(t *testing.T, srv *httptest.Server, method, script string, status int, body string, cut bool) {
+	t.Helper()
+	client := srv.Client()
+	reused := false
+	for i := range 2 {
+		req, _ := http.NewRequest(method, srv.URL+"/cgi-bin/"+script, nil)
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(ci httptrace.GotConnInfo) { reused = ci.Reused },
+		}))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, script, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if cut {
+			if err == nil {
+				t.Fatalf("%s %s: body %q read whole; want it cut", method, script, b)
+			}
+			return
+		}
+		if err != nil || resp.StatusCode != status || string(b) != body {
+			t.Fatalf("%s %s: %d %q, %v; want %d %q", method, script, resp.StatusCode, b, err, status, body)
+		}
+		if i == 1 && !reused {
+			t.Errorf("%s %s: the connection was not kept", method, script)
+		}
 	}
 }
