@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -46,11 +47,19 @@ func noSniff(h http.Header) {
 	}
 }
 
+// ErrPastContentLength is returned by [CopyResponse] and
+// [CopyResponseReady] for a body longer than the response's Content-Length
+// field: the client got the bytes the field announced, a whole response,
+// and the rest was read and dropped. It is the script's or application's
+// error, not the client's; a gateway logs it.
+var ErrPastContentLength = errors.New("cgi: body longer than its Content-Length; the rest was dropped")
+
 // CopyResponse sends resp and then the body from body to w, flushing as the
 // script writes so that output streams to the client. It returns the number of
 // body bytes written. An error reading body is returned as is; an error
 // writing to w is wrapped in a *[ClientError]. A body resp's status does
-// not allow (204, 304) is read and dropped.
+// not allow (204, 304) is read and dropped; one past resp's Content-Length
+// is cut there, read to its end, and [ErrPastContentLength] returned.
 //
 // If body has a SetReadDeadline method (an *os.File pipe, a net.Conn), a
 // flush waits up to a few milliseconds for more output; otherwise every read
@@ -96,6 +105,12 @@ func copyBody(w http.ResponseWriter, status int, body io.Reader, dl deadliner, r
 		// is dropped, as Apache does; writing it would fail as the
 		// client's error.
 		return 0, drain(body)
+	}
+	limit := int64(-1) // the body's length, if the header says it
+	if v := w.Header()["Content-Length"]; len(v) == 1 {
+		if l, err := strconv.ParseInt(v[0], 10, 64); err == nil {
+			limit = l
+		}
 	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
@@ -144,12 +159,31 @@ func copyBody(w http.ResponseWriter, status int, body io.Reader, dl deadliner, r
 			continue
 		}
 		if nr > 0 {
-			nw, werr := w.Write(buf[:nr])
+			p := buf[:nr]
+			past := limit >= 0 && n+int64(nr) > limit
+			if past {
+				// Written whole, it would be refused whole (net/http's
+				// ErrContentLength): the client would get none of it.
+				p = p[:limit-n]
+			}
+			nw, werr := w.Write(p)
 			n += int64(nw)
 			if werr != nil {
 				return n, &ClientError{werr}
 			}
 			pending = true
+			if past {
+				if waiting {
+					_ = dl.SetReadDeadline(time.Time{})
+				}
+				if err := flush(); err != nil {
+					return n, err
+				}
+				if err := drain(body); err != nil {
+					return n, err
+				}
+				return n, ErrPastContentLength
+			}
 			if dl == nil && ready == nil {
 				if err := flush(); err != nil {
 					return n, err

@@ -61,6 +61,9 @@
 //	header line past HeaderLimits        502                                          at the header
 //	binary garbage, no blank line        502                                          at its output's end
 //	body past MaxOutput                  MaxOutput bytes, then aborted; stopped       at the limit
+//	body past its Content-Length         the Content-Length bytes, whole; the rest    at its output's end
+//	                                     read, dropped and logged
+//	body short of its Content-Length     what it sent, then aborted; logged           at its output's end
 //	body on a 204 or 304                 the status and headers; the body dropped     at its output's end
 //	fork bomb                            as any script: 504 at Timeout, the whole     at Timeout
 //	                                     group killed; RLimitNProc bounds it, and

@@ -192,8 +192,13 @@ func (f *Forwarder) ServeScript(w http.ResponseWriter, r *http.Request, s Script
 	} else {
 		more = func() bool { return br.Buffered() > 0 }
 	}
-	if _, err := copyBody(w, status, br, nil, more); err != nil {
+	if n, err := copyBody(w, status, br, nil, more); err != nil {
 		var ce *ClientError
+		if errors.Is(err, ErrPastContentLength) {
+			f.log(r).Warn().Str("backend", f.backend()).Str("path", path).Int64("content_length", n).
+				Msg(name + ": the application sent more than its Content-Length; the rest was dropped")
+			return
+		}
 		if !errors.As(err, &ce) && r.Context().Err() == nil {
 			f.log(r).Warn().Err(err).Str("backend", f.backend()).Str("path", path).Msg(name + ": response cut short")
 			panic(http.ErrAbortHandler) // the client must not take it for whole

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -786,6 +787,7 @@ func (run *scriptRun) respond() (status int, n int64, err error) {
 			return resp.Status, n, err
 		}
 		n, err := copyResponse(out, resp, br, stdout)
+		run.checkLength(resp, n, &err)
 		return resp.Status, n, err
 	case resp.Kind == LocalRedirect:
 		// § 6.2.2: nothing of this response is sent; the script is left to
@@ -795,7 +797,29 @@ func (run *scriptRun) respond() (status int, n int64, err error) {
 		return 0, 0, nil
 	}
 	n, err = copyResponse(out, resp, br, stdout)
+	run.checkLength(resp, n, &err)
 	return resp.Status, n, err
+}
+
+// checkLength logs a body that did not match its Content-Length field. One
+// past it was cut there and is whole: *err is cleared. One short of it is
+// cut short for the client by the server, which closes the connection.
+func (run *scriptRun) checkLength(resp *Response, n int64, err *error) {
+	if errors.Is(*err, ErrPastContentLength) {
+		run.log.Warn().Str("script", run.s.Filename).Int64("content_length", n).
+			Msg("cgi: script sent more than its Content-Length; the rest was dropped")
+		*err = nil
+		return
+	}
+	v := resp.Header.Get("Content-Length")
+	if *err != nil || v == "" || run.r.Method == http.MethodHead ||
+		resp.Status == http.StatusNoContent || resp.Status == http.StatusNotModified {
+		return
+	}
+	if l, perr := strconv.ParseInt(v, 10, 64); perr == nil && n < l {
+		run.log.Warn().Str("script", run.s.Filename).Int64("content_length", l).Int64("bytes", n).
+			Msg("cgi: script sent fewer body bytes than its Content-Length; the response is cut short")
+	}
 }
 
 // stop ends the script: SIGTERM to its process group, then SIGKILL to the

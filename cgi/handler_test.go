@@ -748,6 +748,18 @@ func TestHandlerBodyOnBodilessStatus(t *testing.T) {
 	}
 }
 
+// waitLog waits until the log holds msg n times.
+func waitLog(t *testing.T, logs *syncBuffer, msg string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(logs.String(), msg) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("log holds %q fewer than %d times:\n%s", msg, n, logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // checkFraming asks for script twice on one client and checks the answer
 // and, unless cut (the body must be cut short), that the connection was
 // kept.
@@ -778,5 +790,55 @@ func checkFraming(t *testing.T, srv *httptest.Server, method, script string, sta
 		if i == 1 && !reused {
 			t.Errorf("%s %s: the connection was not kept", method, script)
 		}
+	}
+}
+
+// TestHandlerContentLengthMismatch: a body past its Content-Length was
+// written in one piece that net/http refused whole (ErrContentLength,
+// taken for the client's error): the client got the header and none of
+// the body, then a closed connection. It is now cut at the Content-Length,
+// a whole response, the rest read and dropped, and logged, as nginx does
+// ("upstream sent more data than specified"). A body short of it is cut
+// short for the client, as before, and now logged too.
+func TestHandlerContentLengthMismatch(t *testing.T) {
+	dir := testdir.Open(t)
+	writeScript(t, dir, "past.sh", `printf 'Content-Type: text/plain\nContent-Length: 3\n\nmuchlonger'`)
+	writeScript(t, dir, "pastbig.sh", `printf 'Content-Type: text/plain\nContent-Length: 5\n\n'; head -c 1000000 /dev/zero`)
+	writeScript(t, dir, "exact.sh", `printf 'Content-Type: text/plain\nContent-Length: 5\n\nexact'`)
+	writeScript(t, dir, "short.sh", `printf 'Content-Type: text/plain\nContent-Length: 100\n\nshort'`)
+	writeScript(t, dir, "headonly.sh", `printf 'Content-Type: text/plain\nContent-Length: 100\n\n'`)
+
+	tests := []struct {
+		method, script string
+		body           string
+		cut            bool   // the client sees the body cut short
+		log, noLog     string // what the log holds, and must not
+	}{
+		{"GET", "past.sh", "muc", false, "more than its Content-Length", "writing to client"},
+		{"GET", "pastbig.sh", "\x00\x00\x00\x00\x00", false, "more than its Content-Length", "signal: terminated"},
+		{"HEAD", "past.sh", "", false, "", "writing to client"},
+		{"GET", "exact.sh", "exact", false, "", "Content-Length"},
+		{"GET", "short.sh", "", true, "fewer body bytes than its Content-Length", ""},
+		{"HEAD", "headonly.sh", "", false, "", "Content-Length"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.script, func(t *testing.T) {
+			srv, logs := serveDir(t, dir, nil)
+			checkFraming(t, srv, tt.method, tt.script, http.StatusOK, tt.body, tt.cut)
+			// The client may have its answer while the handler still
+			// drains the script: closing the server would stop it.
+			n := 2
+			if tt.cut {
+				n = 1
+			}
+			waitLog(t, logs, "cgi: script finished", n)
+			srv.Close()
+			if tt.log != "" && !strings.Contains(logs.String(), tt.log) {
+				t.Errorf("%s %s: log lacks %q:\n%s", tt.method, tt.script, tt.log, logs)
+			}
+			if tt.noLog != "" && strings.Contains(logs.String(), tt.noLog) {
+				t.Errorf("%s %s: log holds %q:\n%s", tt.method, tt.script, tt.noLog, logs)
+			}
+		})
 	}
 }
