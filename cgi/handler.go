@@ -367,6 +367,9 @@ func localRedirect(w http.ResponseWriter, r *http.Request, loc string, next http
 		http.Error(w, "500 Internal Server Error", http.StatusInternalServerError)
 		return
 	}
+	// A fragment is the client's, never sent to a server (RFC 3986
+	// § 3.5); ParseRequestURI would take it for part of the path or query.
+	loc, _, _ = strings.Cut(loc, "#")
 	u, err := url.ParseRequestURI(loc)
 	if err != nil {
 		log.Error().Err(err).Str("location", loc).Msg("cgi: bad local redirect")

@@ -114,6 +114,7 @@ func TestHandlerResponses(t *testing.T) {
 	writeScript(t, dir, "client.sh", `printf 'Location: http://example.invalid/x\n\n'`)
 	writeScript(t, dir, "moved.sh", `printf 'Status: 301 Moved\nLocation: http://example.invalid/y\n\n'`)
 	writeScript(t, dir, "local.sh", `printf 'Location: /cgi-bin/doc.sh?from-local\nX-Dropped: yes\n\nignored body'`)
+	writeScript(t, dir, "localfrag.sh", `printf 'Location: /cgi-bin/doc.sh?from-frag#top\n\n'`)
 	writeScript(t, dir, "loop.sh", `printf 'Location: /cgi-bin/loop.sh\n\n'`)
 	writeScript(t, dir, "bad.sh", `printf 'Status: -12\n\nx'`)
 	writeScript(t, dir, "nohead.sh", `echo just a body`)
@@ -136,6 +137,9 @@ func TestHandlerResponses(t *testing.T) {
 		{path: "/cgi-bin/client.sh", status: 302, header: "Location: http://example.invalid/x"},
 		{path: "/cgi-bin/moved.sh", status: 301, header: "Location: http://example.invalid/y"},
 		{path: "/cgi-bin/local.sh", status: 200, body: "hello from-local"},
+		// A fragment is the client's, never part of the path (RFC 3986
+		// § 3.5): it was, and the redirect answered 404. Apache drops it.
+		{path: "/cgi-bin/localfrag.sh", status: 200, body: "hello from-frag"},
 		{path: "/cgi-bin/loop.sh", status: 500, logContain: "too many local redirects"},
 		{path: "/cgi-bin/bad.sh", status: 502, logContain: "bad Status"},
 		{path: "/cgi-bin/nohead.sh", status: 502, logContain: "no header block"},
