@@ -72,5 +72,6 @@
 // A script is stopped with SIGTERM to its whole process group, then SIGKILL
 // once its own process has exited or after KillGrace. The request ends, and
 // the script slot is freed, by the time the client has its answer (a
-// script that closed stdout early keeps its slot until it exits).
+// script that closed stdout early keeps its slot until it exits, and one
+// that ignores its timeout's SIGTERM until its SIGKILL).
 package cgi

@@ -549,13 +549,17 @@ func (run *scriptRun) run(env []string, stdin io.Reader, stdinFile *os.File) (lo
 	run.exited = make(chan struct{})
 	go run.reap()
 
+	run.stdout = &scriptStdout{f: stdoutR}
 	// Stop the script when the request ends (the client goes away, the
-	// server shuts down) or it runs too long.
+	// server shuts down) or it runs too long. At its timeout the client
+	// is answered at once: a script that ignores SIGTERM, and whatever
+	// holds its stdout, must not make it wait KillGrace for the SIGKILL.
 	stopWatch := context.AfterFunc(run.r.Context(), func() { run.stop("request ended") })
 	if d := h.timeout(); d > 0 {
 		run.timeout = time.AfterFunc(d, func() {
 			run.timedOut.Store(true)
 			run.stop("timeout")
+			run.stdout.end()
 		})
 	}
 
@@ -567,7 +571,6 @@ func (run *scriptRun) run(env []string, stdin io.Reader, stdinFile *os.File) (lo
 	run.stderr, run.stderrDone = stderrR, make(chan struct{})
 	go run.logStderr(run.stderrDone, stderrR)
 
-	run.stdout = &scriptStdout{f: stdoutR}
 	respDone, watchDone := make(chan struct{}), make(chan struct{})
 	go run.watchStdout(respDone, watchDone)
 	status, nbytes, outErr := run.respond()
@@ -590,11 +593,21 @@ func (run *scriptRun) run(env []string, stdin io.Reader, stdinFile *os.File) (lo
 		go run.finish(status, nbytes, nil, true)
 		return ""
 	}
-	<-run.exited
-	stopWatch()
-	run.finish(status, nbytes, outErr, false)
-
-	killed := run.waitErr != nil && cmd.ProcessState != nil && !cmd.ProcessState.Exited()
+	var killed bool
+	if run.timedOut.Load() && run.location == "" && !run.exitedWithin(exitGrace) {
+		// Past its timeout and its SIGTERM, the script lives on: its
+		// SIGKILL comes KillGrace later. The request ends now, as at any
+		// timeout; the script holds its slot until it is gone.
+		stopWatch()
+		detached = true
+		go run.finish(status, nbytes, outErr, true)
+		killed = true // it will be; its ProcessState is the reaper's
+	} else {
+		<-run.exited
+		stopWatch()
+		run.finish(status, nbytes, outErr, false)
+		killed = run.waitErr != nil && cmd.ProcessState != nil && !cmd.ProcessState.Exited()
+	}
 	var ce *ClientError
 	clientGone := errors.As(outErr, &ce) && !errors.Is(outErr, errOutputTooLarge)
 	if status != 0 && !run.answered && !clientGone && (outErr != nil || cutBy != "" || killed) {
@@ -609,6 +622,8 @@ func (run *scriptRun) run(env []string, stdin io.Reader, stdinFile *os.File) (lo
 		case why != "":
 		case outErr != nil:
 			why = outErr.Error()
+		case detached:
+			why = "timeout"
 		default:
 			why = cmd.ProcessState.String()
 		}

@@ -419,3 +419,57 @@ func userProcesses(uid int) []int {
 	})
 	return pids
 }
+
+// TestTimeoutIgnoredSIGTERM: a script that ignores the SIGTERM of its
+// timeout got its 504 (or its cut response) only at its SIGKILL,
+// KillGrace after Timeout, though the package documentation says at
+// Timeout, as Apache answers: the stdout read waited for the pipe's end,
+// and the request for the script's exit. It is answered at Timeout now;
+// the script is still killed KillGrace later, and holds its slot till
+// then.
+func TestTimeoutIgnoredSIGTERM(t *testing.T) {
+	leakcheck.Check(t)
+	dir, state := testdir.Open(t), testdir.Open(t)
+	const (
+		timeout = 500 * time.Millisecond
+		grace   = 4 * time.Second
+	)
+	tests := []struct {
+		name   string
+		script string
+		status int
+		body   string
+		cut    bool
+	}{
+		{"never-answers", `trap '' TERM; exec sleep 30`, 504, "504 Gateway Timeout\n", false},
+		{"output-then-silence", `printf 'Content-Type: text/plain\n\nsome'; trap '' TERM; exec sleep 30`, 200, "some", true},
+	}
+	for _, tt := range tests {
+		writeScript(t, dir, tt.name+".sh", `echo $$ > "$STATE/`+tt.name+`"`+"\n"+tt.script)
+	}
+	h := &Handler{Timeout: timeout, KillGrace: grace, MaxConcurrent: 1, Settings: Settings{Env: []string{"STATE=" + state}}}
+	srv, logs := serveDir(t, dir, h)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			resp, err := http.Get(srv.URL + "/cgi-bin/" + tt.name + ".sh")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			took := time.Since(start)
+			if resp.StatusCode != tt.status || string(b) != tt.body || (err != nil) != tt.cut {
+				t.Errorf("%d %q, read error %v; want %d %q, cut %v", resp.StatusCode, b, err, tt.status, tt.body, tt.cut)
+			}
+			if took > timeout+grace/2 {
+				t.Errorf("answered in %v; want about %v (Timeout), not Timeout+KillGrace (%v)", took.Round(time.Millisecond), timeout, timeout+grace)
+			}
+			// Killed KillGrace later all the same.
+			processGroupGone(t, readPID(t, filepath.Join(state, tt.name)))
+		})
+	}
+	if !strings.Contains(logs.String(), `"timed_out":true`) {
+		t.Errorf("no script finished line says timed_out:\n%s", logs)
+	}
+}
