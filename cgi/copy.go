@@ -103,7 +103,11 @@ func copyBody(w http.ResponseWriter, status int, body io.Reader, dl deadliner, r
 	if status == http.StatusNoContent || status == http.StatusNotModified {
 		// RFC 9110 § 15.3.5, § 15.4.5: no content. What is sent anyway
 		// is dropped, as Apache does; writing it would fail as the
-		// client's error.
+		// client's error. The response is whole: it goes out now, not
+		// when a script that works on ends its output.
+		if err := http.NewResponseController(w).Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return 0, &ClientError{err}
+		}
 		return 0, drain(body)
 	}
 	limit := int64(-1) // the body's length, if the header says it

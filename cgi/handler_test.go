@@ -742,7 +742,10 @@ func TestHandlerBodyOnBodilessStatus(t *testing.T) {
 		t.Run(tt.script, func(t *testing.T) {
 			srv, logs := serveDir(t, dir, nil)
 			checkFraming(t, srv, "GET", tt.script, tt.status, "", false)
-			srv.Close() // the handler has returned: its log lines are in
+			// The client has its answer before the handler has drained
+			// the script: closing the server would stop it.
+			waitLog(t, logs, "cgi: script finished", 2)
+			srv.Close()
 			for _, bad := range []string{"writing to client", "signal: terminated"} {
 				if strings.Contains(logs.String(), bad) {
 					t.Errorf("GET %s: log holds %q:\n%s", tt.script, bad, logs)
@@ -761,6 +764,19 @@ func waitLog(t *testing.T, logs *syncBuffer, msg string, n int) {
 			t.Fatalf("log holds %q fewer than %d times:\n%s", msg, n, logs)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestHandlerBodilessStatusStreams: a 204 or 304 goes out when the
+// script sends it, not when its output ends: since its body is dropped
+// rather than copied, the copy's flush on a pause no longer sent it.
+func TestHandlerBodilessStatusStreams(t *testing.T) {
+	dir := testdir.Open(t)
+	writeScript(t, dir, "204slow.sh", `printf 'Status: 204 No Content\n\n'; sleep 3`)
+	srv, _ := serveDir(t, dir, nil)
+	resp, _, err := getWithin(t, srv.URL+"/cgi-bin/204slow.sh", 2*time.Second)
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("GET 204slow.sh: %v, %v; want 204 before the script ends", resp.StatusCode, err)
 	}
 }
 
