@@ -9,11 +9,11 @@ import (
 	"github.com/spf13/pflag"
 )
 
-const migrateUsage = `Usage: ferry migrate apache|nginx FILE... --out DIR [--format text|json]
+const migrateUsage = `Usage: ferry migrate apache|nginx FILE... --out DIR [--format text|json] [--server-root DIR]
 
-Read Apache httpd configuration files (or the output of
-apache2ctl -t -D DUMP_INCLUDES) or nginx ones (or the output of nginx -T), and
-write into DIR: ferry.toml (the dynamic part: CGI, FastCGI, SCGI, mod_php,
+Read Apache httpd configuration files, following their Include lines as httpd
+does (or the output of apache2ctl -t -D DUMP_INCLUDES), or nginx ones (or the
+output of nginx -T), and write into DIR: ferry.toml (the dynamic part: CGI, FastCGI, SCGI, mod_php,
 mod_fcgid), front.conf (the web-server snippet that hands those paths to ferry),
 report.txt and report.json (every directive, file:line -> ferry key or why not,
 and security findings). --format json also prints the JSON report.
@@ -28,6 +28,7 @@ func migrateCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, migrateUsage); fs.PrintDefaults() }
 	out := fs.String("out", "", "directory to write ferry.toml, front.conf, report.txt and report.json into")
 	format := fs.String("format", "text", "report on standard output: text or json")
+	serverRoot := fs.String("server-root", migrate.DefaultServerRoot, "apache: the ServerRoot until the input sets one (httpd's -d): relative Include and DocumentRoot paths are under it")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
@@ -43,7 +44,7 @@ func migrateCmd(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch rest[0] {
 	case "apache":
-		res, err = migrate.Apache(rest[1:], migrate.Options{})
+		res, err = migrate.Apache(rest[1:], migrate.Options{ServerRoot: *serverRoot})
 	case "nginx":
 		res, err = migrate.Nginx(rest[1:], migrate.Options{})
 	default:

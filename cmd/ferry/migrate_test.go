@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -46,6 +47,9 @@ func TestMigrateChecks(t *testing.T) {
 		// Alias becomes a PHP mount; its AliasMatch lines cannot be
 		// (untranslated), and nothing unsets Proxy (httpoxy)
 		{"apache", "/etc/dokuwiki/apache.conf", 1, []string{"httpoxy"}, "dokuwiki", []string{modPHP}, []string{fpmPool}},
+		// docs/migrate/mod_cgi.md's first command: Debian's whole tree
+		// through its Include lines
+		{"apache", "/etc/apache2/apache2.conf", 1, nil, "apache2.conf", nil, nil},
 	}
 	for _, tc := range cases {
 		name := tc.name
@@ -90,5 +94,51 @@ func TestMigrateChecks(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMigrateApacheIncludes: ferry migrate apache /etc/apache2/apache2.conf
+// follows the includes as httpd does, so it writes what it writes from
+// httpd's own list of them (apache2ctl -t -D DUMP_INCLUDES). Before, it read
+// apache2.conf alone and translated only its Timeout.
+func TestMigrateApacheIncludes(t *testing.T) {
+	const conf = "/etc/apache2/apache2.conf"
+	if _, err := os.Stat(conf); err != nil {
+		t.Skipf("apache2 is not installed (.ci/run installs it): %v", err)
+	}
+	ctl, err := exec.LookPath("apache2ctl")
+	if err != nil {
+		t.Skipf("apache2ctl is not installed: %v", err)
+	}
+	dump, err := exec.Command(ctl, "-t", "-D", "DUMP_INCLUDES").CombinedOutput()
+	if err != nil {
+		t.Fatalf("apache2ctl -t -D DUMP_INCLUDES: %v\n%s", err, dump)
+	}
+	list := filepath.Join(t.TempDir(), "includes.txt")
+	if err := os.WriteFile(list, dump, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, in := range []string{conf, list} {
+		dir := t.TempDir()
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"migrate", "apache", in, "--out", dir}, &stdout, &stderr); code == 2 {
+			t.Fatalf("ferry migrate apache %s: exit 2\n%s", in, stderr.String())
+		}
+		for _, name := range []string{"ferry.toml", "front.conf"} {
+			data, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[in+" "+name] = string(data)
+		}
+		if in == conf && strings.Count(stdout.String(), "\n") < 100 {
+			t.Errorf("ferry migrate apache %s reported %d lines: were the includes read?\n%s", conf, strings.Count(stdout.String(), "\n"), stdout.String())
+		}
+	}
+	for _, name := range []string{"ferry.toml", "front.conf"} {
+		if a, b := out[conf+" "+name], out[list+" "+name]; a != b {
+			t.Errorf("%s from %s differs from DUMP_INCLUDES's:\n%s", name, conf, firstDiff(b, a))
+		}
 	}
 }

@@ -91,7 +91,7 @@ func Apache(files []string, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	ds, err := loadApache(g.r, inputs)
+	ds, err := loadApache(g.r, inputs, g.opts.serverRoot())
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +120,9 @@ func cleanDir(p string) string {
 
 func (g *apacheMig) walk(ds []*Directive, s scope) {
 	for _, d := range ds {
+		if _, ok := g.order[d.File]; !ok {
+			g.order[d.File] = len(g.order) // the report lists files as httpd reads them
+		}
 		name := strings.ToLower(d.Name)
 		if unset := g.conds.expand(d); unset != "" && !d.Section && !webServerOwn[name] && !accessDirectives[name] {
 			g.entry(d, Untranslated, "", "${%s} is not defined by a Define of the input: httpd takes it from its environment (Debian: /etc/apache2/envvars); give a file that defines it, or write the value in", unset)
@@ -186,8 +189,14 @@ func (g *apacheMig) directive(d *Directive, name string, s scope) {
 	case strings.HasPrefix(name, "#resolved"):
 		d.Name = strings.TrimPrefix(d.Name, "#resolved ")
 		g.entry(d, Kept, "", "resolved from the DUMP_INCLUDES list: the included files are read in its place")
+	case (name == "include" || name == "includeoptional") && d.followed:
+		if len(d.included) == 0 {
+			g.entry(d, Kept, "", "matches no file: nothing included")
+			return
+		}
+		g.entry(d, Kept, "", "followed: %s", strings.Join(d.included, ", "))
 	case name == "include" || name == "includeoptional":
-		g.entry(d, Untranslated, "", "includes are not followed: give the included files too, or the output of apache2ctl -t -D DUMP_INCLUDES")
+		g.entry(d, Untranslated, "", "not followed: give the included files too, or the output of apache2ctl -t -D DUMP_INCLUDES")
 	case name == "documentroot":
 		if len(d.Args) == 0 {
 			g.entry(d, Untranslated, "", "DocumentRoot without a directory")

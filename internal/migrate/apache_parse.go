@@ -222,10 +222,12 @@ func (r *reader) path(name string) string {
 }
 
 // loadApache reads the files named on the command line: configuration
-// files, or DUMP_INCLUDES output, whose files are read with their Include
-// lines replaced by what they included.
-func loadApache(r *reader, files []string) ([]*Directive, error) {
+// files, whose includes are followed as httpd follows them from ServerRoot
+// root, or DUMP_INCLUDES output, whose files are read with their Include
+// lines replaced by what httpd included.
+func loadApache(r *reader, files []string, root string) ([]*Directive, error) {
 	var all []*Directive
+	in := newIncluder(r, root)
 	for _, f := range files {
 		data, err := r.read(f)
 		if err != nil {
@@ -242,6 +244,11 @@ func loadApache(r *reader, files []string) ([]*Directive, error) {
 			continue
 		}
 		ds, err := ParseApache(f, data, r.lim)
+		if err != nil {
+			return nil, err
+		}
+		in.files = []string{f}
+		ds, err = in.block(ds)
 		if err != nil {
 			return nil, err
 		}

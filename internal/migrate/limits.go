@@ -27,6 +27,11 @@ var (
 	ErrLineTooLong  = errors.New("migrate: line too long")
 	ErrTooManyFiles = errors.New("migrate: too many files")
 	ErrSyntax       = errors.New("migrate: syntax error")
+	// ErrIncludeCycle: an Apache file includes itself, directly or not.
+	ErrIncludeCycle = errors.New("migrate: include cycle")
+	// ErrNoMatch: an Apache Include wildcard matches no file, which httpd
+	// refuses (IncludeOptional allows it).
+	ErrNoMatch = errors.New("migrate: wildcard matches no file")
 )
 
 func (l Limits) fileSize() int64 {
@@ -88,6 +93,12 @@ type Directive struct {
 	Block []*Directive // nil for a simple directive
 	// Section is true for an Apache <Section> or an nginx block.
 	Section bool
+	// included holds, for an Apache Include the loader followed, the
+	// files it read, in order (none: an IncludeOptional that matched
+	// nothing).
+	included []string
+	// followed is true for an Apache Include the loader followed.
+	followed bool
 }
 
 // Where is FILE:LINE.

@@ -20,12 +20,23 @@ type Options struct {
 	// .htaccess files, cgi-bin directories) are looked for in first: tests
 	// use it to stand a corpus's paths somewhere else.
 	Chroot string
+	// ServerRoot is Apache's ServerRoot until the input sets one, as
+	// httpd's -d: relative Include and DocumentRoot paths are taken under
+	// it. If empty, [DefaultServerRoot].
+	ServerRoot string
 	// HTTP is the address ferry serves the web server's proxied paths on.
 	// If empty, http://127.0.0.1:8080.
 	HTTP string
 	// FastCGI is the address ferry listens on in place of fcgiwrap. If
 	// empty, fastcgi://127.0.0.1:9090.
 	FastCGI string
+}
+
+func (o Options) serverRoot() string {
+	if o.ServerRoot == "" {
+		return DefaultServerRoot
+	}
+	return o.ServerRoot
 }
 
 func (o Options) http() string {
