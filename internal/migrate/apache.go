@@ -55,6 +55,7 @@ type apacheMig struct {
 	access        []item // access rules and redirects, which ProxyPass skips in <Directory> and .htaccess
 	blocks        []*accessBlock
 	conds         *conds // Define and LoadModule so far, as httpd reads
+	serverRoot    string // the last ServerRoot read, or Options.ServerRoot
 }
 
 // webServerOwn lists directives that are the web server's own job and stay
@@ -96,6 +97,7 @@ func Apache(files []string, opts Options) (*Result, error) {
 		return nil, err
 	}
 	g.conds = newConds(ds)
+	g.serverRoot = g.opts.serverRoot()
 	g.walk(ds, scope{})
 	if err := g.htaccess(); err != nil {
 		return nil, err
@@ -109,6 +111,26 @@ func Apache(files []string, opts Options) (*Result, error) {
 	res := g.finish()
 	res.Front = g.front()
 	return res, nil
+}
+
+// path is a file name of the input as httpd takes it: cleaned, and a
+// relative one under ServerRoot. httpd resolves DocumentRoot with
+// ap_server_root_relative; Alias and ScriptAlias targets it keeps as
+// written, and a relative one still names a file under ServerRoot
+// (httpd 2.4.71, tried by hand: ServerRoot /tmp/rel, ScriptAlias /cgi/
+// www/cgi/ runs /tmp/rel/www/cgi/t.sh, whatever the directory httpd is
+// started from).
+func (g *apacheMig) path(p string) string {
+	return cleanDir(serverRootRelative(g.serverRoot, p))
+}
+
+// relative says, for the report, where a relative name of the input was
+// taken.
+func (g *apacheMig) relative(p string) string {
+	if p == "" || path.IsAbs(p) {
+		return ""
+	}
+	return fmt.Sprintf("%s is relative: under ServerRoot %s, as httpd takes it", p, g.serverRoot)
 }
 
 func cleanDir(p string) string {
@@ -141,6 +163,9 @@ func (g *apacheMig) walk(ds []*Directive, s scope) {
 			case "directory", "directorymatch":
 				if len(d.Args) > 0 {
 					inner.dir = cleanDir(d.Args[0])
+					if name == "directory" && d.Args[0] != "~" {
+						inner.dir = g.path(d.Args[0])
+					}
 				}
 				if name == "directory" {
 					inner.sect, inner.wrap = d, nil
@@ -197,6 +222,10 @@ func (g *apacheMig) directive(d *Directive, name string, s scope) {
 		g.entry(d, Kept, "", "followed: %s", strings.Join(d.included, ", "))
 	case name == "include" || name == "includeoptional":
 		g.entry(d, Untranslated, "", "not followed: give the included files too, or the output of apache2ctl -t -D DUMP_INCLUDES")
+	case name == "serverroot" && len(d.Args) == 1:
+		// the last one read is httpd's when it resolves names
+		g.serverRoot = serverRootRelative(g.serverRoot, d.Args[0])
+		g.entry(d, Kept, "", "")
 	case name == "documentroot":
 		if len(d.Args) == 0 {
 			g.entry(d, Untranslated, "", "DocumentRoot without a directory")
@@ -292,10 +321,10 @@ func (g *apacheMig) directive(d *Directive, name string, s scope) {
 // server's.
 func (g *apacheMig) docroot(vhost int) string {
 	if d, ok := g.docroots[vhost]; ok && len(d.Args) > 0 {
-		return cleanDir(d.Args[0])
+		return g.path(d.Args[0])
 	}
 	if d, ok := g.docroots[0]; ok && len(d.Args) > 0 {
-		return cleanDir(d.Args[0])
+		return g.path(d.Args[0])
 	}
 	return ""
 }
@@ -306,7 +335,7 @@ func (g *apacheMig) docroot(vhost int) string {
 func (g *apacheMig) firstVhostRoot() (string, int) {
 	for vh := 1; vh <= g.vhosts; vh++ {
 		if d, ok := g.docroots[vh]; ok && len(d.Args) > 0 {
-			return cleanDir(d.Args[0]), vh
+			return g.path(d.Args[0]), vh
 		}
 	}
 	return "", 0
@@ -323,10 +352,10 @@ func (g *apacheMig) translate() {
 		}
 		if first < 0 {
 			first = vh
-			g.cfg.Root = cleanDir(d.Args[0])
-			g.entry(d, Translated, "root", "")
+			g.cfg.Root = g.path(d.Args[0])
+			g.entry(d, Translated, "root", "%s", g.relative(d.Args[0]))
 		} else {
-			g.entry(d, Untranslated, "", "ferry serves one document root: run one ferry per virtual host (this one: --root %s)", d.Args[0])
+			g.entry(d, Untranslated, "", "ferry serves one document root: run one ferry per virtual host (this one: --root %s)", g.path(d.Args[0]))
 		}
 	}
 	for _, it := range g.makers {
@@ -426,14 +455,14 @@ func (g *apacheMig) maker(it item) {
 			g.entry(d, Untranslated, "", "ScriptAlias without a target")
 			return
 		}
-		clean := cleanDir(target)
+		clean := g.path(target)
 		fi, err := os.Stat(g.r.path(clean))
 		isFile := err == nil && fi.Mode().IsRegular() || err != nil && path.Ext(clean) != "" && !strings.HasSuffix(target, "/")
 		if !isFile && !strings.HasSuffix(url, "/") {
 			url += "/"
 		}
 		if m := g.mount(d, url, "cgi:"+clean, clean, s.vhost); m != nil {
-			g.entry(d, Translated, mountKey(m, "backend"), "")
+			g.entry(d, Translated, mountKey(m, "backend"), "%s", g.relative(target))
 			if !isFile {
 				g.checkCGIDir(d, clean)
 				g.execDirs[clean] = nil
@@ -446,9 +475,9 @@ func (g *apacheMig) maker(it item) {
 			g.entry(d, Untranslated, "", "only ^/PREFIX/(.*) to DIR/$1 maps to a mount; write a mount per script directory")
 			return
 		}
-		dir := cleanDir(strings.TrimSuffix(arg(1), "$1"))
+		dir := g.path(strings.TrimSuffix(arg(1), "$1"))
 		if m := g.mount(d, sm[1], "cgi:"+dir, dir, s.vhost); m != nil {
-			g.entry(d, Translated, mountKey(m, "backend"), "")
+			g.entry(d, Translated, mountKey(m, "backend"), "%s", g.relative(arg(1)))
 			g.checkCGIDir(d, dir)
 		}
 	case "fcgidwrapper":
@@ -521,7 +550,7 @@ func (g *apacheMig) locationDir(s scope) (prefix, dir string) {
 		if len(a.d.Args) < 2 || !strings.EqualFold(a.d.Name, "Alias") {
 			continue
 		}
-		url, target := strings.TrimSuffix(a.d.Args[0], "/"), cleanDir(a.d.Args[1])
+		url, target := strings.TrimSuffix(a.d.Args[0], "/"), g.path(a.d.Args[1])
 		if s.loc != "" && strings.TrimSuffix(s.loc, "/") == url || s.dir != "" && s.dir == target {
 			return url + "/", target
 		}
@@ -599,7 +628,7 @@ func (g *apacheMig) alias(it item) {
 			if len(d.Args) < 2 {
 				break
 			}
-			if target, _, _ := strings.Cut(d.Args[1], "$"); m.phpSite && within(cleanDir(target), m.dir) {
+			if target, _, _ := strings.Cut(d.Args[1], "$"); m.phpSite && within(g.path(target), m.dir) {
 				g.entry(d, Untranslated, "", "maps URLs into the PHP site of %s (mounted at %s): ferry mounts no regular expressions, and without mod_php Apache would send its .php files as text; remove it, or mount each path it maps", m.dir, m.m.Prefix)
 				return
 			}
@@ -607,7 +636,7 @@ func (g *apacheMig) alias(it item) {
 		g.entry(d, Kept, "", "")
 		return
 	}
-	dir := cleanDir(d.Args[1])
+	dir := g.path(d.Args[1])
 	for _, m := range g.mounts {
 		if m.dir == dir && m.m.Prefix == strings.TrimSuffix(d.Args[0], "/")+"/" {
 			note := "the URL of the scripts' mount"
@@ -630,7 +659,11 @@ func (g *apacheMig) alias(it item) {
 	}
 	prefix := strings.TrimSuffix(d.Args[0], "/") + "/"
 	if m := g.mount(d, prefix, "cgi:"+dir, dir, it.s.vhost); m != nil {
-		g.entry(d, Review, mountKey(m, "backend"), "ferry runs the executable files of %s as scripts: its static files (%s) are no longer served under %s; leave an Alias for them in the web server", dir, "not executable", prefix)
+		note := fmt.Sprintf("ferry runs the executable files of %s as scripts: its static files (not executable) are no longer served under %s; leave an Alias for them in the web server", dir, prefix)
+		if rel := g.relative(d.Args[1]); rel != "" {
+			note += "; " + rel
+		}
+		g.entry(d, Review, mountKey(m, "backend"), "%s", note)
 		g.entry(opt, Translated, mountKey(m, "backend"), "")
 		g.entry(h, Translated, mountKey(m, "backend"), "")
 		g.execDirs[dir] = nil

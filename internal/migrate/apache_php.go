@@ -90,7 +90,7 @@ func (g *apacheMig) htaccess() error {
 	}
 	read := map[string]bool{} // .htaccess files, by the path Apache knows them by
 	for _, rt := range roots {
-		root := cleanDir(rt.d.Args[len(rt.d.Args)-1])
+		root := g.path(rt.d.Args[len(rt.d.Args)-1])
 		err := g.walkDirs(rt.d, root, func(dir string, names []string) (bool, error) {
 			if !slices.Contains(names, ".htaccess") {
 				return true, nil
@@ -233,7 +233,7 @@ func (g *apacheMig) phpMounts(d *Directive, s scope, backend string) (ms []*mnt,
 		if !strings.EqualFold(a.d.Name, "Alias") || len(a.d.Args) < 2 || s.vhost != 0 && a.s.vhost != 0 && a.s.vhost != s.vhost {
 			continue
 		}
-		target := cleanDir(a.d.Args[1])
+		target := g.path(a.d.Args[1])
 		if s.dir != "" && !within(target, s.dir) && !within(s.dir, target) {
 			continue
 		}
