@@ -14,7 +14,7 @@ const migrateUsage = `Usage: ferry migrate apache|nginx FILE... --out DIR [--for
 Read Apache httpd configuration files, following their Include lines as httpd
 does (or the output of apache2ctl -t -D DUMP_INCLUDES), or nginx ones (or the
 output of nginx -T), and write into DIR: ferry.toml (the dynamic part: CGI, FastCGI, SCGI, mod_php,
-mod_fcgid), front.conf (the web-server snippet that hands those paths to ferry),
+mod_fcgid, mod_wsgi), front.conf (the web-server snippet that hands those paths to ferry),
 report.txt and report.json (every directive, file:line -> ferry key or why not,
 and security findings). --format json also prints the JSON report.
 

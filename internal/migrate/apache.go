@@ -56,6 +56,11 @@ type apacheMig struct {
 	blocks        []*accessBlock
 	conds         *conds // Define and LoadModule so far, as httpd reads
 	serverRoot    string // the last ServerRoot read, or Options.ServerRoot
+	// mod_wsgi: WSGIDaemonProcess by name, the settings wsgiMount looks
+	// up by scope, and those it used
+	wsgiDaemons map[string]*Directive
+	wsgi        []item
+	wsgiUsed    []*Directive
 }
 
 // webServerOwn lists directives that are the web server's own job and stay
@@ -280,6 +285,8 @@ func (g *apacheMig) directive(d *Directive, name string, s scope) {
 	case name == "setenv" || name == "passenv" || name == "unsetenv" || name == "cgipassauth" || name == "cgiscripttimeout" ||
 		name == "timeout" || name == "limitrequestbody" || name == "suexecusergroup" || strings.HasPrefix(name, "fcgid"):
 		g.settings = append(g.settings, item{d, s})
+	case strings.HasPrefix(name, "wsgi"):
+		g.wsgiDirective(d, name, s)
 	case name == "perlmodule" && strings.HasPrefix(arg(0), "ModPerl::"), name == "perloptions":
 		g.entry(d, Translated, "", "nothing to write: CGI scripts print their own headers and load their modules themselves")
 	case name == "proxyfcgisetenvif":
@@ -361,6 +368,7 @@ func (g *apacheMig) translate() {
 	for _, it := range g.makers {
 		g.maker(it)
 	}
+	g.wsgiSettings()
 	for _, it := range g.aliases {
 		g.alias(it)
 	}
@@ -538,6 +546,8 @@ func (g *apacheMig) maker(it item) {
 			g.entry(d, Review, mountKey(m, "backend"), "Registry scripts now run as CGI, a process per request: globals no longer persist between requests, and each needs #!/usr/bin/perl and +x")
 			g.checkCGIDir(d, dir)
 		}
+	case "wsgiscriptalias":
+		g.wsgiMount(d, s)
 	case "pythonhandler":
 		g.entry(d, Untranslated, "", "mod_python has no CGI equivalent: port the handler to WSGI, run it with gunicorn or uwsgi --http, and mount its prefix to http://127.0.0.1:PORT (see docs/migrate/mod_python.md)")
 	}
@@ -826,18 +836,26 @@ func (g *apacheMig) front() string {
 	if sock, ok := strings.CutPrefix(g.opts.fastcgi(), "fastcgi+unix://"); ok {
 		addr = "unix:" + sock + "|fcgi://localhost"
 	}
-	site := false
+	var site *mnt
 	// ProxyPass takes the first rule that matches: longer prefixes first.
 	ms := slices.Clone(g.mounts)
 	sort.SliceStable(ms, func(i, j int) bool { return len(ms[i].m.Prefix) > len(ms[j].m.Prefix) })
 	for _, m := range ms {
 		if m.m.Prefix == "/" {
-			site = true
+			site = m
 			continue
 		}
 		fmt.Fprintf(&b, "ProxyPass %q \"fcgi://%s%s\"\n", m.m.Prefix, addr, m.m.Prefix)
 	}
-	if site {
+	if site != nil && site.wsgi {
+		b.WriteString("# The WSGI application at /, last: the web server keeps the paths of its Alias lines.\n")
+		for _, a := range g.aliases {
+			if strings.EqualFold(a.d.Name, "Alias") && len(a.d.Args) >= 2 && g.mountOf(g.path(a.d.Args[1])) == nil {
+				fmt.Fprintf(&b, "ProxyPass %q \"!\"\n", a.d.Args[0])
+			}
+		}
+		fmt.Fprintf(&b, "ProxyPass \"/\" \"fcgi://%s/\"\n", addr)
+	} else if site != nil {
 		fmt.Fprintf(&b, "# The PHP site: ferry serves it whole (static files from root too), so it can\n# serve it alone on port 80 (its http:// listener); or behind Apache, last:\nProxyPass \"/\" \"fcgi://%s/\"\n", addr)
 	}
 	if len(g.blocks) > 0 {

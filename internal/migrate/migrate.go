@@ -67,6 +67,8 @@ type mnt struct {
 	// sub is true for a mount of a PHP site's subdirectory made for its
 	// own PHP settings.
 	sub bool
+	// wsgi is true for a WSGIScriptAlias's wsgi: mount.
+	wsgi bool
 }
 
 // mig is one migration under way.
