@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ferrygw/ferry/bridge"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 )
 
 // TestMigrateChecks runs ferry migrate on the corpus and on the
@@ -106,12 +107,9 @@ func TestMigrateChecks(t *testing.T) {
 // apache2.conf alone and translated only its Timeout.
 func TestMigrateApacheIncludes(t *testing.T) {
 	const conf = "/etc/apache2/apache2.conf"
+	ctl := peerstest.Need(t, "apache2ctl")["apache2ctl"] // fails under CI=true when missing
 	if _, err := os.Stat(conf); err != nil {
-		t.Skipf("apache2 is not installed (.ci/run installs it): %v", err)
-	}
-	ctl, err := exec.LookPath("apache2ctl")
-	if err != nil {
-		t.Skipf("apache2ctl is not installed: %v", err)
+		t.Fatalf("apache2ctl is installed, but not Debian's %s: %v", conf, err)
 	}
 	dump, err := exec.Command(ctl, "-t", "-D", "DUMP_INCLUDES").CombinedOutput()
 	if err != nil {
