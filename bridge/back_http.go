@@ -1,6 +1,10 @@
 package bridge
 
 import (
+	"context"
+	"errors"
+	"io"
+	stdlog "log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -73,6 +77,12 @@ func newHTTPBack(m Mount, log zerolog.Logger, maxConns int) *httpBack {
 		FlushInterval: -1, // stream: every write of the application goes on at once
 		ErrorHandler:  b.fail,
 		BufferPool:    proxyBuffers{},
+		// ModifyResponse watches the body for a read error (see ServeHTTP).
+		ModifyResponse: watchBody,
+		// Every failure is logged by fail or ServeHTTP, with the request's
+		// fields; ReverseProxy's own lines would go to the standard logger,
+		// one of them a "suppressing panic ... in test" for every cut body.
+		ErrorLog: stdlog.New(io.Discard, "", 0),
 	}
 	return b
 }
@@ -106,11 +116,55 @@ func (proxyBuffers) Put(b []byte) { proxyBufPool.Put(&b) }
 // its body, and the front must not then read the rest of the body for
 // itself (see cgi.Forwarder). ReverseProxy closes the body before it
 // returns, as net/http needs in full duplex.
+//
+// A response body that breaks off (the application closed or reset its
+// connection, a chunked body without its last chunk) is logged, and the
+// client's connection cut (http.ErrAbortHandler), as cgi.Forwarder does:
+// ReverseProxy aborts only under net/http's server (it looks for
+// http.ServerContextKey), and ferry's HTTP/1 front, FastCGI and SCGI fronts
+// are not that server, so it would end a chunked response cleanly and the
+// client would take the part for the whole.
 func (b *httpBack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		_ = http.NewResponseController(w).EnableFullDuplex() // HTTP/2 is full duplex already
 	}
-	b.proxy.ServeHTTP(w, r)
+	wb := &watchedBody{}
+	defer func() {
+		// Also when ReverseProxy panicked itself (under net/http's server).
+		if wb.err != nil && r.Context().Err() == nil {
+			cgi.LoggerFrom(r.Context(), &b.log).Warn().Err(wb.err).Str("backend", b.target.String()).Str("path", r.URL.Path).Msg("http: response cut short")
+		}
+	}()
+	b.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), watchedBodyKey{}, wb)))
+	if wb.err != nil && r.Context().Err() == nil {
+		panic(http.ErrAbortHandler) // the client must not take it for whole
+	}
+}
+
+// watchedBody is an application's response body that keeps the error a
+// read of it ended with, but for its end and the client going away.
+type watchedBody struct {
+	io.ReadCloser
+	err error
+}
+
+type watchedBodyKey struct{}
+
+func (wb *watchedBody) Read(p []byte) (int, error) {
+	n, err := wb.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && !errors.Is(err, context.Canceled) {
+		wb.err = err
+	}
+	return n, err
+}
+
+// watchBody puts the request's watchedBody around the response body.
+func watchBody(res *http.Response) error {
+	if wb, ok := res.Request.Context().Value(watchedBodyKey{}).(*watchedBody); ok && res.StatusCode != http.StatusSwitchingProtocols {
+		wb.ReadCloser = res.Body
+		res.Body = wb
+	}
+	return nil
 }
 
 // rewrite builds the outgoing request.

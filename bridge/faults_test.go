@@ -128,6 +128,34 @@ func TestFaultAppSendsGarbage(t *testing.T) {
 	}
 }
 
+// TestFaultHTTPAppCutsChunkedBody: an HTTP application that closes its
+// connection in the middle of a chunked body: the client's response is cut
+// too, never ended with a last chunk as if whole (ReverseProxy aborts only
+// under net/http's server), and one log line names the backend and the
+// cause. ferry keeps serving.
+func TestFaultHTTPAppCutsChunkedBody(t *testing.T) {
+	leakcheck.Check(t)
+	app := fakeApp(t, func(c net.Conn) {
+		c.Read(make([]byte, 4096))
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nthe first chunk\n\r\n10\r\nthe sec")
+	})
+	addr, logs := startFerry(t, Config{Mounts: []Mount{mustMount(t, "/app/=http://"+app)}})
+	for i := range 2 {
+		resp, err := (&http.Client{Timeout: 20 * time.Second}).Get("http://" + addr + "/app/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Errorf("request %d: the response ended cleanly (%q) after the application cut it; want it cut", i, b)
+		}
+	}
+	if lines := faultLines(logs, app); len(lines) != 2 || !strings.Contains(lines[0], "response cut short") || !strings.Contains(lines[0], "unexpected EOF") {
+		t.Errorf("log lines %q; want one a request naming %s and the cause", lines, app)
+	}
+}
+
 // TestFaultPHPFPMKilledMidResponse: php-fpm killed (SIGKILL, master and
 // workers) while a response streams: the client sees it cut, never
 // complete, and the log names the backend and the cause.
