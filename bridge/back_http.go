@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	stdlog "log"
 	"net"
@@ -11,17 +12,20 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/internal/defaults"
 	"github.com/rs/zerolog"
 )
 
 // Timeouts of an http:// back, as nginx's proxy_connect_timeout and
-// proxy_read_timeout.
+// proxy_read_timeout (the read_timeout option's default): the wait for the
+// response header, and for each read of its body.
 const (
-	proxyDialTimeout   = 3 * time.Second
-	proxyHeaderTimeout = 60 * time.Second
+	proxyDialTimeout = 3 * time.Second
+	proxyReadTimeout = 60 * time.Second
 )
 
 // httpBackend reaches an HTTP application as a reverse proxy.
@@ -31,16 +35,17 @@ func httpBackend() Backend {
 		Summary: "an HTTP application, as a reverse proxy with X-Forwarded-For/-Proto/-Host/-Port/-Prefix",
 		Options: []Option{
 			{Name: "max_conns", Type: PositiveInt, Default: "no limit", Doc: "connections to the application at once"},
+			readTimeoutOption(),
 		},
 		Group: true,
 		build: func(b *builder, m Mount, o options) (http.Handler, error) {
-			hb := newHTTPBack(m, *b.logger("http-proxy"), o.positive("max_conns"))
+			hb := newHTTPBack(m, *b.logger("http-proxy"), o.positive("max_conns"), o.duration("read_timeout"))
 			if !m.isGroup() {
 				return hb, nil
 			}
 			g, err := b.newGroup(m, o, func(a Address, o options) (*member, error) {
 				n := o.positive("max_conns")
-				return &member{rt: newProxyTransport(n), host: a.Host, limit: int64(n)}, nil
+				return &member{rt: newProxyTransport(n, o.duration("read_timeout")), host: a.Host, limit: int64(n)}, nil
 			})
 			if err != nil {
 				return nil, err
@@ -63,22 +68,28 @@ func httpBackend() Backend {
 // X-Forwarded-Prefix (the mount prefix), taken from what the front web
 // server said (REMOTE_ADDR, HTTPS, SERVER_PORT) when ferry sits behind one.
 type httpBack struct {
-	prefix string
-	target *url.URL
-	proxy  *httputil.ReverseProxy
-	log    zerolog.Logger
+	prefix      string
+	target      *url.URL
+	proxy       *httputil.ReverseProxy
+	log         zerolog.Logger
+	readTimeout time.Duration // the longest wait for each read of a response body
 }
 
-func newHTTPBack(m Mount, log zerolog.Logger, maxConns int) *httpBack {
-	b := &httpBack{prefix: m.Prefix, target: &url.URL{Scheme: "http", Host: m.Backend.Host, Path: m.Backend.Path}, log: log}
+// newHTTPBack returns the reverse proxy of mount m, which allows maxConns
+// connections (0: no limit) and waits readTimeout (0: proxyReadTimeout)
+// for the response header and for each read of its body.
+func newHTTPBack(m Mount, log zerolog.Logger, maxConns int, readTimeout time.Duration) *httpBack {
+	b := &httpBack{prefix: m.Prefix, target: &url.URL{Scheme: "http", Host: m.Backend.Host, Path: m.Backend.Path}, log: log,
+		readTimeout: defaults.Or(readTimeout, proxyReadTimeout)}
 	b.proxy = &httputil.ReverseProxy{
 		Rewrite:       b.rewrite,
-		Transport:     newProxyTransport(maxConns),
+		Transport:     newProxyTransport(maxConns, readTimeout),
 		FlushInterval: -1, // stream: every write of the application goes on at once
 		ErrorHandler:  b.fail,
 		BufferPool:    proxyBuffers{},
-		// ModifyResponse watches the body for a read error (see ServeHTTP).
-		ModifyResponse: watchBody,
+		// ModifyResponse watches the body: a read error, a read that
+		// waits too long (see ServeHTTP).
+		ModifyResponse: b.watchBody,
 		// Every failure is logged by fail or ServeHTTP, with the request's
 		// fields; ReverseProxy's own lines would go to the standard logger,
 		// one of them a "suppressing panic ... in test" for every cut body.
@@ -88,8 +99,9 @@ func newHTTPBack(m Mount, log zerolog.Logger, maxConns int) *httpBack {
 }
 
 // newProxyTransport returns the transport of an HTTP backend that allows
-// maxConns connections (0: no limit).
-func newProxyTransport(maxConns int) *http.Transport {
+// maxConns connections (0: no limit) and waits readTimeout (0:
+// proxyReadTimeout) for a response header.
+func newProxyTransport(maxConns int, readTimeout time.Duration) *http.Transport {
 	d := &net.Dialer{Timeout: proxyDialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		DialContext:           d.DialContext,
@@ -97,7 +109,7 @@ func newProxyTransport(maxConns int) *http.Transport {
 		MaxIdleConnsPerHost:   256,
 		MaxConnsPerHost:       maxConns,
 		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: proxyHeaderTimeout,
+		ResponseHeaderTimeout: defaults.Or(readTimeout, proxyReadTimeout),
 		DisableCompression:    true, // pass the client's Accept-Encoding and the answer as they are
 	}
 }
@@ -118,7 +130,8 @@ func (proxyBuffers) Put(b []byte) { proxyBufPool.Put(&b) }
 // returns, as net/http needs in full duplex.
 //
 // A response body that breaks off (the application closed or reset its
-// connection, a chunked body without its last chunk) is logged, and the
+// connection, a chunked body without its last chunk) or stops coming for
+// the read timeout, as nginx's proxy_read_timeout, is logged, and the
 // client's connection cut (http.ErrAbortHandler), as cgi.Forwarder does:
 // ReverseProxy aborts only under net/http's server (it looks for
 // http.ServerContextKey), and ferry's HTTP/1 front, FastCGI and SCGI fronts
@@ -142,26 +155,62 @@ func (b *httpBack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // watchedBody is an application's response body that keeps the error a
-// read of it ended with, but for its end and the client going away.
+// read of it ended with, but for its end and the client going away, and
+// closes it when a read waits longer than timeout: http.Transport bounds
+// the wait for the header only.
 type watchedBody struct {
 	io.ReadCloser
-	err error
+	err     error
+	timeout time.Duration
+	timer   *time.Timer // runs during a read: made at the first
+	expired atomic.Bool // the timer closed the body
+	closing sync.Once   // the body is closed once, by the timer or Close
 }
 
 type watchedBodyKey struct{}
 
 func (wb *watchedBody) Read(p []byte) (int, error) {
+	// Only the wait for the application counts, not the time the proxy
+	// spends writing to a slow client between two reads.
+	if wb.timer == nil {
+		wb.timer = time.AfterFunc(wb.timeout, wb.expire)
+	} else {
+		wb.timer.Reset(wb.timeout)
+	}
 	n, err := wb.ReadCloser.Read(p)
-	if err != nil && err != io.EOF && !errors.Is(err, context.Canceled) {
-		wb.err = err
+	wb.timer.Stop()
+	if err != nil && err != io.EOF {
+		if wb.expired.Load() {
+			err = fmt.Errorf("http: no more of the answer within %v: %w", wb.timeout, context.DeadlineExceeded)
+		}
+		if !errors.Is(err, context.Canceled) {
+			wb.err = err
+		}
 	}
 	return n, err
 }
 
+// expire ends a read that waited for the timeout: closing the body wakes it.
+func (wb *watchedBody) expire() {
+	wb.expired.Store(true)
+	wb.close()
+}
+
+func (wb *watchedBody) Close() error {
+	if wb.timer != nil {
+		wb.timer.Stop()
+	}
+	wb.close()
+	return nil
+}
+
+// close closes the body once, whether the timer or the proxy comes first.
+func (wb *watchedBody) close() { wb.closing.Do(func() { wb.ReadCloser.Close() }) }
+
 // watchBody puts the request's watchedBody around the response body.
-func watchBody(res *http.Response) error {
+func (b *httpBack) watchBody(res *http.Response) error {
 	if wb, ok := res.Request.Context().Value(watchedBodyKey{}).(*watchedBody); ok && res.StatusCode != http.StatusSwitchingProtocols {
-		wb.ReadCloser = res.Body
+		wb.ReadCloser, wb.timeout = res.Body, b.readTimeout
 		res.Body = wb
 	}
 	return nil

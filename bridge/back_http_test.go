@@ -49,7 +49,7 @@ func TestHTTPBack(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b := newHTTPBack(Mount{Prefix: "/app/", Backend: a}, zerolog.Nop(), 0)
+			b := newHTTPBack(Mount{Prefix: "/app/", Backend: a}, zerolog.Nop(), 0, 0)
 			r := httptest.NewRequest("GET", tt.path, nil)
 			r.Host = "client.example"
 			r.RemoteAddr = "192.0.2.7:5555"
@@ -77,7 +77,7 @@ func TestHTTPBackFailures(t *testing.T) {
 	dead := l.Addr().String()
 	l.Close()
 	a, _ := ParseAddress("http://" + dead)
-	b := newHTTPBack(Mount{Prefix: "/", Backend: a}, zerolog.Nop(), 0)
+	b := newHTTPBack(Mount{Prefix: "/", Backend: a}, zerolog.Nop(), 0, 0)
 	w := httptest.NewRecorder()
 	b.ServeHTTP(w, httptest.NewRequest("GET", "/x", nil))
 	if w.Code != http.StatusBadGateway {
@@ -90,7 +90,7 @@ func TestHTTPBackFailures(t *testing.T) {
 	defer app.Close()
 	defer close(stall)
 	a, _ = ParseAddress(app.URL)
-	b = newHTTPBack(Mount{Prefix: "/", Backend: a}, zerolog.Nop(), 0)
+	b = newHTTPBack(Mount{Prefix: "/", Backend: a}, zerolog.Nop(), 0, 0)
 	b.proxy.Transport.(*http.Transport).ResponseHeaderTimeout = 100 * time.Millisecond
 	w = httptest.NewRecorder()
 	b.ServeHTTP(w, httptest.NewRequest("GET", "/x", nil).WithContext(context.Background()))

@@ -156,6 +156,49 @@ func TestFaultHTTPAppCutsChunkedBody(t *testing.T) {
 	}
 }
 
+// TestFaultHTTPAppStalls: an HTTP application that stops answering gets
+// the mount's read_timeout, as nginx's proxy_read_timeout: before its
+// header, 504; in the middle of its body (which http.Transport does not
+// bound), the client's response cut, with one log line naming the backend.
+func TestFaultHTTPAppStalls(t *testing.T) {
+	leakcheck.Check(t)
+	stop := make(chan struct{})
+	app := fakeApp(t, func(c net.Conn) {
+		b := make([]byte, 4096)
+		n, _ := c.Read(b)
+		if strings.Contains(string(b[:n]), "/app/body") {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nthe first part")
+		}
+		<-stop
+	})
+	defer close(stop)
+	addr, logs := startFerry(t, Config{Mounts: []Mount{mustMount(t, "/app/=http://"+app+"?read_timeout=500ms")}})
+
+	start := time.Now()
+	status, _ := getStatus(t, "http://"+addr+"/app/head")
+	if status != http.StatusGatewayTimeout || time.Since(start) > 5*time.Second {
+		t.Errorf("no header: %d after %v; want 504 at the 500ms read_timeout", status, time.Since(start))
+	}
+
+	start = time.Now()
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Get("http://" + addr + "/app/body")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || string(b) != "the first part" || time.Since(start) > 5*time.Second {
+		t.Errorf("body stalled: got %q, %v after %v; want the first part, cut at the 500ms read_timeout", b, err, time.Since(start))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(faultLines(logs, app)) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if lines := faultLines(logs, app); len(lines) != 2 || !strings.Contains(lines[1], "response cut short") || !strings.Contains(lines[1], "within 500ms") {
+		t.Errorf("log lines %q; want one a request naming %s and the timeout", lines, app)
+	}
+}
+
 // TestFaultPHPFPMKilledMidResponse: php-fpm killed (SIGKILL, master and
 // workers) while a response streams: the client sees it cut, never
 // complete, and the log names the backend and the cause.
