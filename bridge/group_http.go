@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/ferrygw/ferry/cgi"
 )
@@ -150,6 +151,10 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 	tried := buf[:0]
 	noBody := req.Body == nil || req.Body == http.NoBody
 	safe := noBody && (g.idempotent || req.Method == http.MethodGet || req.Method == http.MethodHead)
+	var kb *keptBody
+	if !noBody {
+		kb = &keptBody{rc: req.Body}
+	}
 	for {
 		m, err := t.next(tried)
 		if err != nil {
@@ -160,6 +165,12 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 		if len(tried) > 1 || req.URL.Host != m.host {
 			out = req.Clone(ctx)
 			out.URL.Host = m.host
+		}
+		if kb != nil {
+			if out == req {
+				out = req.WithContext(ctx) // a copy: req keeps its own body
+			}
+			out.Body = kb
 		}
 		resp, err := m.rt.RoundTrip(out)
 		if err == nil {
@@ -177,6 +188,28 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
+}
+
+// keptBody is a request body as one try sends it: http.Transport closes a
+// request body when it fails, even before reading any of it (no
+// connection), which left nothing for the next backend but "invalid Read
+// on closed Body". Closing a body none of which was read is left to the
+// proxy, which closes the request's own body when it is done.
+type keptBody struct {
+	rc   io.ReadCloser
+	read atomic.Bool
+}
+
+func (b *keptBody) Read(p []byte) (int, error) {
+	b.read.Store(true)
+	return b.rc.Read(p)
+}
+
+func (b *keptBody) Close() error {
+	if !b.read.Load() {
+		return nil
+	}
+	return b.rc.Close()
 }
 
 // isDialError reports whether err is a failure to connect: nothing of the

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/rs/zerolog"
@@ -265,6 +266,40 @@ func TestGroupPostNotReplayed(t *testing.T) {
 	got, _ := os.ReadFile(runs)
 	if len(got) != 1 {
 		t.Errorf("the POST ran %d times; want once", len(got))
+	}
+}
+
+// TestGroupHTTPPostRetried: a POST to a group of HTTP backends whose
+// first pick refuses the connection goes to the other one, body and all
+// (README: a request not sent goes to another backend). http.Transport
+// closed the body on the refusal, and the retry failed with 502.
+func TestGroupHTTPPostRetried(t *testing.T) {
+	leakcheck.Check(t)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "got %s", b)
+	}))
+	defer app.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	// Round robin without max_fails: every other request tries the dead
+	// backend first.
+	m := mustMount(t, fmt.Sprintf("/=http://%s,%s?policy=round_robin&max_fails=0", dead, app.URL))
+	addr, _ := startFerry(t, Config{Mounts: []Mount{m}})
+	for i := range 4 {
+		resp, err := http.Post("http://"+addr+"/x", "text/plain", strings.NewReader(fmt.Sprint("hello ", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := fmt.Sprint("got hello ", i); resp.StatusCode != http.StatusOK || string(b) != want {
+			t.Errorf("POST %d: %d %q; want 200 %q", i, resp.StatusCode, b, want)
+		}
 	}
 }
 
