@@ -51,6 +51,7 @@ func httpBackend() Backend {
 				return nil, err
 			}
 			hb.proxy.Transport = httpGroup{g}
+			hb.backend = g
 			return hb, nil
 		},
 	}
@@ -73,6 +74,9 @@ type httpBack struct {
 	proxy       *httputil.ReverseProxy
 	log         zerolog.Logger
 	readTimeout time.Duration // the longest wait for each read of a response body
+	// backend names the application in log lines: target, or a group's
+	// backends (its errors name the one that failed).
+	backend fmt.Stringer
 }
 
 // newHTTPBack returns the reverse proxy of mount m, which allows maxConns
@@ -81,6 +85,7 @@ type httpBack struct {
 func newHTTPBack(m Mount, log zerolog.Logger, maxConns int, readTimeout time.Duration) *httpBack {
 	b := &httpBack{prefix: m.Prefix, target: &url.URL{Scheme: "http", Host: m.Backend.Host, Path: m.Backend.Path}, log: log,
 		readTimeout: defaults.Or(readTimeout, proxyReadTimeout)}
+	b.backend = b.target
 	b.proxy = &httputil.ReverseProxy{
 		Rewrite:       b.rewrite,
 		Transport:     newProxyTransport(maxConns, readTimeout),
@@ -145,7 +150,7 @@ func (b *httpBack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		// Also when ReverseProxy panicked itself (under net/http's server).
 		if wb.err != nil && r.Context().Err() == nil {
-			cgi.LoggerFrom(r.Context(), &b.log).Warn().Err(wb.err).Str("backend", b.target.String()).Str("path", r.URL.Path).Msg("http: response cut short")
+			cgi.LoggerFrom(r.Context(), &b.log).Warn().Err(wb.err).Stringer("backend", b.backend).Str("path", r.URL.Path).Msg("http: response cut short")
 		}
 	}()
 	b.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), watchedBodyKey{}, wb)))
@@ -165,6 +170,7 @@ type watchedBody struct {
 	timer   *time.Timer // runs during a read: made at the first
 	expired atomic.Bool // the timer closed the body
 	closing sync.Once   // the body is closed once, by the timer or Close
+	member  string      // in a group, the backend's HOST:PORT, which err names
 }
 
 type watchedBodyKey struct{}
@@ -185,6 +191,9 @@ func (wb *watchedBody) Read(p []byte) (int, error) {
 		}
 		if !errors.Is(err, context.Canceled) {
 			wb.err = err
+			if wb.member != "" {
+				wb.err = fmt.Errorf("http: http://%s: %w", wb.member, err)
+			}
 		}
 	}
 	return n, err
@@ -211,6 +220,9 @@ func (wb *watchedBody) close() { wb.closing.Do(func() { wb.ReadCloser.Close() })
 func (b *httpBack) watchBody(res *http.Response) error {
 	if wb, ok := res.Request.Context().Value(watchedBodyKey{}).(*watchedBody); ok && res.StatusCode != http.StatusSwitchingProtocols {
 		wb.ReadCloser, wb.timeout = res.Body, b.readTimeout
+		if _, ok := b.proxy.Transport.(httpGroup); ok {
+			wb.member = res.Request.URL.Host // the log line names the group
+		}
 		res.Body = wb
 	}
 	return nil
@@ -272,7 +284,7 @@ func (b *httpBack) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	status := cgi.StatusOf(err) // 504 for a timeout, 503 for a group's full queue, else 502
 	log := cgi.LoggerFrom(r.Context(), &b.log)
-	log.Error().Err(err).Str("backend", b.target.String()).Int("status", status).Msg("http: request to the application failed")
+	log.Error().Err(err).Stringer("backend", b.backend).Int("status", status).Msg("http: request to the application failed")
 	cgi.ObserverFrom(r.Context()).Failed(status, err)
 	http.Error(w, http.StatusText(status), status)
 }

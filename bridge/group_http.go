@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -184,6 +185,8 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 			resp.Body = &httpGroupBody{ReadCloser: resp.Body, g: g, m: m}
 			return resp, nil
 		}
+		// The log line names the group: the error, its backend.
+		err = fmt.Errorf("http: %s: %w", m.name, err)
 		if !t.failed(m, err, ctx.Err() == nil, isDialError(err) || safe) {
 			return nil, err
 		}

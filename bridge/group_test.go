@@ -303,6 +303,41 @@ func TestGroupHTTPPostRetried(t *testing.T) {
 	}
 }
 
+// TestGroupHTTPFailureNamesBackend: the log line of a request that failed
+// in a group of HTTP backends names the group, and its error the backend
+// that failed ("EOF" alone said nothing, and the line named the first
+// backend of the group, whichever had failed).
+func TestGroupHTTPFailureNamesBackend(t *testing.T) {
+	leakcheck.Check(t)
+	closing := func(c net.Conn) { c.Read(make([]byte, 4096)) }
+	a, b := fakeApp(t, closing), fakeApp(t, closing)
+	m := mustMount(t, fmt.Sprintf("/=http://%s,http://%s?policy=round_robin&max_fails=0", a, b))
+	addr, logs := startFerry(t, Config{Mounts: []Mount{m}})
+	for range 2 {
+		resp, err := http.Post("http://"+addr+"/x", "text/plain", strings.NewReader("hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Errorf("status %d; want 502", resp.StatusCode)
+		}
+	}
+	group := fmt.Sprintf(`"backend":"http://%s,http://%s"`, a, b)
+	for _, app := range []string{a, b} {
+		if lines := logs.Lines(group, `"error":"http: http://`+app+`: `, "request to the application failed"); len(lines) != 1 {
+			t.Errorf("log lines naming the group and %s as the failed backend: %d; want 1\n%s", app, len(lines), logs)
+		}
+	}
+	// A GET goes to both: its error is the last one's, which it names.
+	if status, _ := getStatus(t, "http://"+addr+"/x"); status != http.StatusBadGateway {
+		t.Errorf("GET: status %d; want 502", status)
+	}
+	if lines := logs.Lines(group, `"error":"http: http://`, "request to the application failed"); len(lines) != 3 {
+		t.Errorf("log lines naming the group and the failed backend: %d; want 3, the GET's too\n%s", len(lines), logs)
+	}
+}
+
 // scrapeBusy reports whether a pool has a connection from ferry now.
 func scrapeBusy(t *testing.T, f *peers.PHPFPM) bool {
 	b, err := os.ReadFile("/proc/net/tcp")
