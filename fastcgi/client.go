@@ -89,6 +89,10 @@ type Client struct {
 	// Logger receives the application's stderr lines and connection
 	// errors. If nil, nothing is logged.
 	Logger *zerolog.Logger
+	// MaxStderrBytes bounds the STDERR logged per request: past it, one
+	// line says so and the rest is read and dropped, as a CGI script's
+	// ([cgi.Handler]). If zero or negative, cgi.DefaultMaxStderrBytes.
+	MaxStderrBytes int64
 
 	once     sync.Once
 	keep     bool         // connections are kept: the pool size is known
@@ -752,7 +756,9 @@ func (c *Client) stderrLog(ctx context.Context) *linelog.Writer {
 		l = c.log()
 	}
 	return &linelog.Writer{
-		Event: func() *zerolog.Event { return l.Warn().Str("backend", c.Address) },
-		Msg:   "fastcgi: application stderr",
+		Event:    func() *zerolog.Event { return l.Warn().Str("backend", c.Address) },
+		Msg:      "fastcgi: application stderr",
+		MaxBytes: defaults.Or(c.MaxStderrBytes, cgi.DefaultMaxStderrBytes),
+		DropMsg:  "fastcgi: application stderr limit reached; dropping the rest",
 	}
 }

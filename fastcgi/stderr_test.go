@@ -99,3 +99,66 @@ func TestClientLogsStderr(t *testing.T) {
 		})
 	}
 }
+
+// TestClientStderrBounded: an application that writes without end to its
+// STDERR stream does not flood the log: past MaxStderrBytes a request's
+// stderr is dropped, said once, and the answer still comes (10 MiB of
+// it made 103,819 log lines).
+func TestClientStderrBounded(t *testing.T) {
+	leakcheck.Check(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	line := strings.Repeat("e", 99) + "\n"
+	serve := func(nc net.Conn) {
+		defer nc.Close()
+		rd := NewReader(bufio.NewReader(nc))
+		for {
+			rec, err := rd.Next()
+			if err != nil {
+				return
+			}
+			if rec.Type == TypeGetValues {
+				nc.Write(AppendRecord(nil, TypeGetValuesResult, 0, AppendPair(nil, "FCGI_MAX_CONNS", "1")))
+				continue
+			}
+			if rec.Type != TypeStdin || len(rec.Content) != 0 {
+				continue
+			}
+			id := rec.RequestID
+			for range 100 { // 100 records of 10,000 bytes: 1 MB
+				if _, err := nc.Write(AppendRecord(nil, TypeStderr, id, []byte(strings.Repeat(line, 100)))); err != nil {
+					return
+				}
+			}
+			out := AppendRecord(nil, TypeStdout, id, []byte("Content-Type: text/plain\r\n\r\nok"))
+			out = AppendRecord(out, TypeStdout, id, nil)
+			nc.Write(AppendEndRequest(out, id, 0, RequestComplete))
+		}
+	}
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go serve(nc)
+		}
+	}()
+	lg := &testlog.Buffer{}
+	logger := zerolog.New(lg)
+	c := &Client{Network: "tcp", Address: l.Addr().String(), MaxConns: 1, Logger: &logger}
+	defer c.CloseIdle()
+	if got, err := doBody(t, c, context.Background(), &Request{Params: clientParams("/")}); err != nil || got != "ok" {
+		t.Fatalf("Do = %q, %v; want ok", got, err)
+	}
+	// 64 KiB at 99 bytes a line: 662 lines, the last reaching the bound.
+	if got := len(lg.Lines(`"message":"fastcgi: application stderr"`)); got != 662 {
+		t.Errorf("%d stderr lines logged; want 662", got)
+	}
+	if got := lg.Lines("stderr limit reached", `"limit_bytes":65536`); len(got) != 1 {
+		t.Errorf("lines saying the rest is dropped: %q; want 1", got)
+	}
+}
