@@ -609,8 +609,16 @@ func (x *exchange) fill() (int, error) {
 			return 0, x.err
 		}
 		x.answered = true
-		if rec.RequestID != requestID {
+		if rec.RequestID == 0 {
 			continue // management records: nothing was asked
+		}
+		if rec.RequestID != requestID {
+			// The only request on the connection is ours: a record of
+			// another is the application's error (nginx: "unexpected
+			// FastCGI request id"), and waiting for ours to come would
+			// end at the read timeout, in a 504.
+			x.err = fmt.Errorf("fastcgi: %s sent a record of request ID %d on a connection carrying request ID %d", x.c.Address, rec.RequestID, requestID)
+			return 0, x.err
 		}
 		switch rec.Type {
 		case TypeStdout:

@@ -379,3 +379,51 @@ func TestClientStopsBodyAfterEnd(t *testing.T) {
 		})
 	}
 }
+
+// TestClientWrongRequestID: an application that answers with records of
+// another request than the connection's one fails the request at once with
+// 502, as nginx does ("unexpected FastCGI request id"), not at the read
+// timeout with 504.
+func TestClientWrongRequestID(t *testing.T) {
+	leakcheck.Check(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				rd := NewReader(bufio.NewReader(nc))
+				for {
+					rec, err := rd.Next()
+					if err != nil {
+						return
+					}
+					if rec.Type == TypeStdin && len(rec.Content) == 0 {
+						id := rec.RequestID + 1
+						out := AppendRecord(nil, TypeStdout, id, []byte("Content-Type: text/plain\r\n\r\nnot yours"))
+						out = AppendRecord(out, TypeStdout, id, nil)
+						nc.Write(AppendEndRequest(out, id, 0, RequestComplete))
+						<-stop // and nothing for the request asked
+						return
+					}
+				}
+			}()
+		}
+	}()
+	c := &Client{Network: "tcp", Address: l.Addr().String(), NoKeepConn: true, ReadTimeout: 10 * time.Second}
+	defer c.CloseIdle()
+	start := time.Now()
+	got, err := doBody(t, c, context.Background(), &Request{Params: clientParams("/")})
+	if err == nil || cgi.StatusOf(err) != http.StatusBadGateway || !strings.Contains(err.Error(), "request ID 2") || time.Since(start) > 5*time.Second {
+		t.Errorf("Do = %q, %v (status %d) after %v; want a 502 error naming request ID 2 at once", got, err, cgi.StatusOf(err), time.Since(start))
+	}
+}
