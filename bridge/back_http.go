@@ -115,7 +115,10 @@ func newProxyTransport(maxConns int, readTimeout time.Duration) *http.Transport 
 		MaxConnsPerHost:       maxConns,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: defaults.Or(readTimeout, proxyReadTimeout),
-		DisableCompression:    true, // pass the client's Accept-Encoding and the answer as they are
+		// The bound of every application's header block (README: Limits),
+		// not net/http's 10 MiB.
+		MaxResponseHeaderBytes: cgi.DefaultMaxHeaderBytes,
+		DisableCompression:     true, // pass the client's Accept-Encoding and the answer as they are
 	}
 }
 

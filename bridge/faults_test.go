@@ -199,6 +199,28 @@ func TestFaultHTTPAppStalls(t *testing.T) {
 	}
 }
 
+// TestFaultHTTPAppHugeHeader: an HTTP application's header block is
+// bounded as a FastCGI or SCGI application's is (256 KiB): past it 502,
+// with a log line, where http.Transport's own bound is 10 MiB.
+func TestFaultHTTPAppHugeHeader(t *testing.T) {
+	leakcheck.Check(t)
+	app := fakeApp(t, func(c net.Conn) {
+		c.Read(make([]byte, 4096))
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		for i := range 400 { // 400 fields of 1 KiB
+			fmt.Fprintf(c, "X-Field-%d: %s\r\n", i, strings.Repeat("v", 1024))
+		}
+		io.WriteString(c, "Content-Length: 2\r\n\r\nok")
+	})
+	addr, logs := startFerry(t, Config{Mounts: []Mount{mustMount(t, "/app/=http://"+app)}})
+	if status, _ := getStatus(t, "http://"+addr+"/app/x"); status != http.StatusBadGateway {
+		t.Errorf("%d; want 502", status)
+	}
+	if lines := faultLines(logs, app); len(lines) != 1 || !strings.Contains(lines[0], "exceeded") {
+		t.Errorf("log lines %q; want one naming %s and the cause", lines, app)
+	}
+}
+
 // TestFaultPHPFPMKilledMidResponse: php-fpm killed (SIGKILL, master and
 // workers) while a response streams: the client sees it cut, never
 // complete, and the log names the backend and the cause.
