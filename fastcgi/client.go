@@ -94,7 +94,7 @@ type Client struct {
 	// ([cgi.Handler]). If zero or negative, cgi.DefaultMaxStderrBytes.
 	MaxStderrBytes int64
 
-	once     sync.Once
+	initMu   sync.Mutex   // serialises init until it is done (state.ready)
 	keep     bool         // connections are kept: the pool size is known
 	slots    *cgi.Limiter // the requests allowed in progress
 	multi    bool         // requests are multiplexed
@@ -131,52 +131,69 @@ const (
 	maxPoolRequests = 16384
 )
 
-func (c *Client) init() {
-	c.once.Do(func() {
-		defer c.state.ready.Store(true)
-		n, known := c.MaxConns, c.MaxConns > 0
-		if c.NoKeepConn {
-			if !known {
-				n = DefaultClientMaxConn
-			}
-			c.slots = c.newLimiter(n)
-			return
-		}
-		// Ask even when the size is given, for FCGI_MPXS_CONNS, but
-		// briefly: an application that ignores management records must
-		// not hold up the first request.
-		wait := defaults.Or(c.DialTimeout, DefaultDialTimeout)
-		if known {
-			wait = min(wait, 500*time.Millisecond)
-		}
-		vals, err := c.getValues(context.Background(), wait, "FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS")
+// init sizes the pool once, from the application's GET_VALUES answer
+// unless NoKeepConn. An application that cannot be reached is asked again
+// by the next request (which fails to connect meanwhile, as it would
+// anyway), so that one down at the first request is not taken for good
+// for one that says neither FCGI_MAX_CONNS nor FCGI_MPXS_CONNS: never
+// multiplexed, its connections kept only with MaxConns.
+func (c *Client) init() error {
+	if c.state.ready.Load() {
+		return nil
+	}
+	c.initMu.Lock()
+	defer c.initMu.Unlock()
+	if c.state.ready.Load() {
+		return nil
+	}
+	n, known := c.MaxConns, c.MaxConns > 0
+	if c.NoKeepConn {
 		if !known {
-			for _, k := range []string{"FCGI_MAX_CONNS", "FCGI_MAX_REQS"} {
-				if v, err := strconv.Atoi(vals[k]); err == nil && v > 0 {
-					n, known = min(v, maxPool), true
-					c.log().Info().Str("backend", c.Address).Int("max_conns", n).Str("from", k).Msg("fastcgi: pool sized by the application; connections kept")
-					break
-				}
-			}
-			if !known {
-				// A kept pool larger than the application's workers
-				// starves it: a worker stays with its kept connection
-				// while requests wait in the listen backlog.
-				c.log().Warn().AnErr("get_values", err).Str("backend", c.Address).Msg("fastcgi: the application does not say FCGI_MAX_CONNS: a connection per request; set max_conns to its worker count (php-fpm pm.max_children) for kept connections")
-				n = DefaultClientMaxConn
-			}
-		}
-		c.keep = known
-		if known && !c.NoMultiplex && vals["FCGI_MPXS_CONNS"] == "1" {
-			reqs := n
-			if v, err := strconv.Atoi(vals["FCGI_MAX_REQS"]); err == nil && v > 0 {
-				reqs = min(v, maxPoolRequests)
-			}
-			c.multi, c.mpxConns, n = true, n, reqs
-			c.log().Info().Str("backend", c.Address).Int("max_requests", reqs).Int("max_conns", c.mpxConns).Msg("fastcgi: the application multiplexes: requests share connections")
+			n = DefaultClientMaxConn
 		}
 		c.slots = c.newLimiter(n)
-	})
+		c.state.ready.Store(true)
+		return nil
+	}
+	// Ask even when the size is given, for FCGI_MPXS_CONNS, but
+	// briefly: an application that ignores management records must
+	// not hold up the first request.
+	wait := defaults.Or(c.DialTimeout, DefaultDialTimeout)
+	if known {
+		wait = min(wait, 500*time.Millisecond)
+	}
+	vals, err := c.getValues(context.Background(), wait, "FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS")
+	if oe := (*net.OpError)(nil); errors.As(err, &oe) && oe.Op == "dial" {
+		return err
+	}
+	if !known {
+		for _, k := range []string{"FCGI_MAX_CONNS", "FCGI_MAX_REQS"} {
+			if v, err := strconv.Atoi(vals[k]); err == nil && v > 0 {
+				n, known = min(v, maxPool), true
+				c.log().Info().Str("backend", c.Address).Int("max_conns", n).Str("from", k).Msg("fastcgi: pool sized by the application; connections kept")
+				break
+			}
+		}
+		if !known {
+			// A kept pool larger than the application's workers
+			// starves it: a worker stays with its kept connection
+			// while requests wait in the listen backlog.
+			c.log().Warn().AnErr("get_values", err).Str("backend", c.Address).Msg("fastcgi: the application does not say FCGI_MAX_CONNS: a connection per request; set max_conns to its worker count (php-fpm pm.max_children) for kept connections")
+			n = DefaultClientMaxConn
+		}
+	}
+	c.keep = known
+	if known && !c.NoMultiplex && vals["FCGI_MPXS_CONNS"] == "1" {
+		reqs := n
+		if v, err := strconv.Atoi(vals["FCGI_MAX_REQS"]); err == nil && v > 0 {
+			reqs = min(v, maxPoolRequests)
+		}
+		c.multi, c.mpxConns, n = true, n, reqs
+		c.log().Info().Str("backend", c.Address).Int("max_requests", reqs).Int("max_conns", c.mpxConns).Msg("fastcgi: the application multiplexes: requests share connections")
+	}
+	c.slots = c.newLimiter(n)
+	c.state.ready.Store(true)
+	return nil
 }
 
 // newLimiter bounds the requests in progress at n, with no bound on the
@@ -391,7 +408,9 @@ func (c *Client) send(ctx context.Context, req *Request, resp *Response) (*cgi.A
 	// application closed meanwhile (php-fpm's pm.max_requests) is not
 	// probed first, and on failure before any answer the request goes once
 	// more on a new connection, as nginx's next upstream does.
-	c.init()
+	if err := c.init(); err != nil {
+		return nil, cgi.NotSent(err) // the application is not reachable
+	}
 	if c.multi {
 		return c.doMpx(ctx, req, resp)
 	}

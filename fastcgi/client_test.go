@@ -427,3 +427,40 @@ func TestClientWrongRequestID(t *testing.T) {
 		t.Errorf("Do = %q, %v (status %d) after %v; want a 502 error naming request ID 2 at once", got, err, cgi.StatusOf(err), time.Since(start))
 	}
 }
+
+// TestClientAppDownAtFirstRequest: an application that cannot be reached
+// at the client's first request is asked for its GET_VALUES again once it
+// is up: a multiplexing one (ferry's Server) gets its requests multiplexed,
+// as it would have had it been up. It was taken for good for one that says
+// nothing, and three requests over MaxConns 1 ran one after the other.
+func TestClientAppDownAtFirstRequest(t *testing.T) {
+	leakcheck.Check(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	c := &Client{Network: "tcp", Address: addr, MaxConns: 1}
+	defer c.CloseIdle()
+	_, err = c.Do(context.Background(), &Request{Params: clientParams("/")})
+	if !errors.Is(err, cgi.ErrNotSent) || cgi.StatusOf(err) != http.StatusBadGateway {
+		t.Fatalf("Do with the application down = %v; want a 502 not sent", err)
+	}
+
+	if ln, err = net.Listen("tcp", addr); err != nil {
+		t.Skipf("the port is taken again: %v", err)
+	}
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "ok")
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	if got, err := doBody(t, c, context.Background(), &Request{Params: clientParams("/")}); err != nil || got != "ok" {
+		t.Fatalf("Do with the application up = %q, %v; want ok", got, err)
+	}
+	if !c.multi {
+		t.Errorf("requests to a multiplexing application up since are not multiplexed")
+	}
+}
