@@ -94,7 +94,16 @@ type Client struct {
 	// ([cgi.Handler]). If zero or negative, cgi.DefaultMaxStderrBytes.
 	MaxStderrBytes int64
 
-	initMu   sync.Mutex   // serialises init until it is done (state.ready)
+	initMu sync.Mutex // serialises init until it is done (state.ready)
+	// initFails counts the inits that could not reach the application;
+	// initErr is the last one's error, under initMu. A request that
+	// waited for an init to fail takes its error rather than dialling
+	// in turn: with an application that drops connections (a host gone,
+	// a full backlog), each would wait its own dial timeout, one after
+	// another.
+	initFails atomic.Uint64
+	initErr   error
+
 	keep     bool         // connections are kept: the pool size is known
 	slots    *cgi.Limiter // the requests allowed in progress
 	multi    bool         // requests are multiplexed
@@ -141,10 +150,14 @@ func (c *Client) init() error {
 	if c.state.ready.Load() {
 		return nil
 	}
+	fails := c.initFails.Load()
 	c.initMu.Lock()
 	defer c.initMu.Unlock()
 	if c.state.ready.Load() {
 		return nil
+	}
+	if c.initFails.Load() != fails {
+		return c.initErr // an init failed while this request waited for it
 	}
 	n, known := c.MaxConns, c.MaxConns > 0
 	if c.NoKeepConn {
@@ -164,6 +177,8 @@ func (c *Client) init() error {
 	}
 	vals, err := c.getValues(context.Background(), wait, "FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS")
 	if oe := (*net.OpError)(nil); errors.As(err, &oe) && oe.Op == "dial" {
+		c.initErr = err
+		c.initFails.Add(1)
 		return err
 	}
 	if !known {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -462,5 +463,69 @@ func TestClientAppDownAtFirstRequest(t *testing.T) {
 	}
 	if !c.multi {
 		t.Errorf("requests to a multiplexing application up since are not multiplexed")
+	}
+}
+
+// TestClientAppDownSharedDial: requests that come together while the
+// application cannot be reached, and whose dials fail slowly (here a
+// listener whose backlog is full, so that the kernel drops their SYNs
+// until the dial timeout), share a failed init's error instead of
+// dialling one after another: 8 requests with a 300 ms dial timeout end
+// in about two timeouts, where in turn they took eight.
+func TestClientAppDownSharedDial(t *testing.T) {
+	leakcheck.Check(t)
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil { // room for one connection, never accepted
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	var filler []net.Conn
+	defer func() {
+		for _, c := range filler {
+			c.Close()
+		}
+	}()
+	for { // fill the backlog: the next connect waits
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		filler = append(filler, c)
+		if len(filler) > 16 {
+			t.Skip("this kernel accepts connections past a listen backlog of 0")
+		}
+	}
+
+	const n, timeout = 8, 300 * time.Millisecond
+	c := &Client{Network: "tcp", Address: addr, MaxConns: 1, DialTimeout: timeout}
+	defer c.CloseIdle()
+	start := time.Now()
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := c.Do(context.Background(), &Request{Params: clientParams("/")})
+			errs <- err
+		}()
+	}
+	for range n {
+		// nginx: "upstream timed out ... while connecting to upstream", 504
+		if err := <-errs; !errors.Is(err, cgi.ErrNotSent) || cgi.StatusOf(err) != http.StatusGatewayTimeout {
+			t.Errorf("Do with the application unreachable = %v (status %d, not sent %t); want a 504 not sent", err, cgi.StatusOf(err), errors.Is(err, cgi.ErrNotSent))
+		}
+	}
+	// Two timeouts are the expected; n timeouts, the dials in turn.
+	if took := time.Since(start); took > n/2*timeout {
+		t.Errorf("%d requests to an unreachable application took %v; dialling in turn takes %v", n, took, n*timeout)
 	}
 }
