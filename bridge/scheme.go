@@ -249,6 +249,14 @@ func parseAddress(s string) (Address, error) {
 		if u.Host == "" || (u.Port() == "" && !strings.HasPrefix(u.Host, "_")) {
 			return Address{}, fmt.Errorf("want %s", sc.usage)
 		}
+		// url.Parse takes any digits as a port; the kernel takes 16 bits,
+		// and a larger one would only fail at listen or dial, where no
+		// file line names it. 0 stays: a front on a port the kernel picks.
+		if p := u.Port(); p != "" {
+			if _, err := strconv.ParseUint(p, 10, 16); err != nil {
+				return Address{}, fmt.Errorf("port %s: want a port number up to 65535", p)
+			}
+		}
 		a.Host, a.Path = u.Host, u.Path
 	case formFD:
 		if _, err := strconv.Atoi(u.Host); err != nil || u.Path != "" {
