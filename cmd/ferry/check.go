@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/ferrygw/ferry/bridge"
@@ -46,14 +45,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 	counts := map[bridge.Severity]int{}
 	for _, fd := range bridge.Check(ctx, cfg, bridge.CheckOptions{Connect: *connect}) {
 		counts[fd.Severity]++
-		where := f.where(file, fd.Path)
-		if where != "" {
-			where += ": "
-		}
-		if key := fd.Key(); key != "" && !strings.HasPrefix(where, "--") {
-			where += key + ": "
-		}
-		fmt.Fprintf(stderr, "%s: %s%s\n", fd.Severity, where, fd.Msg)
+		fmt.Fprintf(stderr, "%s: %s%s\n", fd.Severity, f.place(file, fd.Path), fd.Msg)
 	}
 	what := "the flags"
 	if file != nil {

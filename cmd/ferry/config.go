@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -205,6 +207,50 @@ func (f *serveFlags) where(file *bridge.ConfigFile, path []string) string {
 		}
 	}
 	return ""
+}
+
+// place spells where a key of the configuration was given, as a
+// message's start: "ferry.toml:12: mount."/".backend: ", "--root: ", or ""
+// when neither the file nor a flag gave it.
+func (f *serveFlags) place(file *bridge.ConfigFile, path []string) string {
+	where := f.where(file, path)
+	if where != "" {
+		where += ": "
+	}
+	if key := (bridge.Finding{Path: path}).Key(); key != "" && !strings.HasPrefix(where, "--") {
+		where += key + ": "
+	}
+	return where
+}
+
+// locate turns err, which building or starting cfg (from file and the
+// flags) gave, into one error a line per mistake, each naming where it
+// was given, as ferry check does: serve and a reload say what check
+// says. It finds the mistakes again with [bridge.Check] (nothing is
+// connected to), and names the front or admin listener that did not
+// open. What it cannot place stays as err says it.
+func (f *serveFlags) locate(file *bridge.ConfigFile, cfg bridge.Config, err error) error {
+	var errs []error
+	for _, fd := range bridge.Check(context.Background(), cfg, bridge.CheckOptions{}) {
+		if fd.Severity == bridge.Problem && len(fd.Path) > 0 {
+			errs = append(errs, errors.New(f.place(file, fd.Path)+fd.Msg))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	// A front that did not open (a port taken, an address not here)
+	// shows only when ferry listens: the error names its address.
+	msg := err.Error()
+	for _, a := range cfg.Listen {
+		if strings.Contains(msg, "listen "+a.String()+":") {
+			return errors.New(f.place(file, []string{"listen"}) + strings.TrimPrefix(msg, "bridge: "))
+		}
+	}
+	if a := cfg.Admin; a.Scheme != "" && strings.Contains(msg, "listen "+a.String()+":") {
+		return errors.New(f.place(file, []string{"admin"}) + strings.TrimPrefix(msg, "bridge: "))
+	}
+	return err
 }
 
 // gave reports whether the flags given set key k.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -113,6 +114,48 @@ func TestServeConfigErrors(t *testing.T) {
 		if code := run(tt.args, &out, &errb); code != 2 || errb.String() != tt.want {
 			t.Errorf("ferry %q = exit %d, stderr:\n%s\nwant exit 2 and:\n%s", tt.args, code, errb.String(), tt.want)
 		}
+	}
+}
+
+// TestServeStartErrorsNameTheKey: a configuration that loads but cannot
+// start (a cgi-bin that does not exist, a port taken) stops ferry serve
+// with the file, the line and the key of each mistake, as ferry check
+// gives them; it logged bridge's error alone, which names no key.
+func TestServeStartErrorsNameTheKey(t *testing.T) {
+	dir := t.TempDir()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, tt := range []struct {
+		name, file string
+		code       int
+		want       []string
+	}{
+		{"missing directories", "listen = [\"http://127.0.0.1:0\"]\n\n[mount.\"/cgi-bin/\"]\nbackend = \"cgi:" + dir + "/missing\"\n\n[mount.\"/b/\"]\nbackend = \"cgi:" + dir + "/gone\"\n", 2,
+			[]string{`FILE:4: mount.\"/cgi-bin/\".backend: ` + dir + `/missing does not exist`, `FILE:7: mount.\"/b/\".backend: ` + dir + `/gone does not exist`}},
+		{"port taken", "root = \"" + dir + "\"\nlisten = [\"http://" + taken.Addr().String() + "\"]\n", 1,
+			[]string{"FILE:2: listen: listen http://" + taken.Addr().String() + ": "}},
+		{"admin port taken", "root = \"" + dir + "\"\nlisten = [\"http://127.0.0.1:0\"]\nadmin = \"http://" + taken.Addr().String() + "\"\n", 1,
+			[]string{"FILE:3: admin: listen http://" + taken.Addr().String() + ": "}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "ferry.toml")
+			if err := os.WriteFile(file, []byte(tt.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var out, errb bytes.Buffer
+			code := run([]string{"serve", "--config", file, "--log-format", "json"}, &out, &errb)
+			if code != tt.code {
+				t.Errorf("ferry serve = exit %d; want %d; stderr:\n%s", code, tt.code, errb.String())
+			}
+			for _, w := range tt.want {
+				if w = strings.ReplaceAll(w, "FILE", file); !strings.Contains(errb.String(), w) {
+					t.Errorf("ferry serve's stderr:\n%s\nlacks %s", errb.String(), w)
+				}
+			}
+		})
 	}
 }
 

@@ -183,7 +183,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	f := newServeFlags()
-	cfg, _, code, ok := f.parse("serve", serveUsage, nil, "", args, stdout, stderr)
+	cfg, file, code, ok := f.parse("serve", serveUsage, nil, "", args, stdout, stderr)
 	if !ok {
 		return code
 	}
@@ -231,17 +231,18 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	srv, err := bridge.New(cfg)
 	if err != nil {
-		logger.Error().Err(err).Msg("ferry: bad configuration")
+		logErrors(logger, f.locate(file, cfg, err), "ferry: bad configuration")
 		return 2
 	}
 	srv.TakeOver(handover)
 	ctx, stop := stopOnSignals(srv, logger)
 	defer stop()
 	c := newController(srv, logger, handover != nil, func() (bridge.Config, error) {
-		next, _, err := f.load()
+		next, nextFile, err := f.load()
 		if err != nil {
 			return next, err
 		}
+		file = nextFile
 		d.apply(&next)
 		l := logger
 		if next.Log != cfg.Log {
@@ -259,15 +260,32 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		return next, checkScriptUser(&cgi.Handler{User: next.Settings.User, Group: next.Settings.Group}, said)
 	})
+	// A reload that fails says where its mistakes are, as a start does;
+	// c.reload calls this after load, on the same goroutine.
+	c.locate = func(next bridge.Config, err error) error { return f.locate(file, next, err) }
 	go c.run(ctx, sigs, *f.config)
 	defer reopenOnSIGUSR1(srv, &logger)()
 	err = srv.Run(ctx, c.ready)
 	c.stopped()
 	if err != nil {
-		logger.Error().Err(err).Msg("ferry: stopped with an error")
+		if !c.listened() {
+			err = f.locate(file, cfg, err) // a front that did not open
+		}
+		logErrors(logger, err, "ferry: stopped with an error")
 		return 1
 	}
 	return 0
+}
+
+// logErrors logs err, a line per error it joins, with msg.
+func logErrors(logger zerolog.Logger, err error, msg string) {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		logger.Error().Err(e).Msg(msg)
+	}
 }
 
 // serveDefaults are what serve adds to a configuration that lacks them,

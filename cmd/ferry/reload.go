@@ -31,10 +31,13 @@ const upgradeTimeout = time.Minute
 // shuts down, WATCHDOG=1 at half $WATCHDOG_USEC, and MAINPID= when an
 // upgrade hands the service to a new process.
 type controller struct {
-	srv      *bridge.Server
-	log      zerolog.Logger
-	load     func() (bridge.Config, error) // the configuration as serve was started with, read again
-	takeover bool                          // this process replaces another, which told systemd it is ready
+	srv  *bridge.Server
+	log  zerolog.Logger
+	load func() (bridge.Config, error) // the configuration as serve was started with, read again
+	// locate, if set, turns the error of applying what load returned into
+	// one naming where each mistake was given (serveFlags.locate).
+	locate   func(bridge.Config, error) error
+	takeover bool // this process replaces another, which told systemd it is ready
 	notify   *sdnotify.Notifier
 
 	listening chan struct{} // closed by ready
@@ -68,6 +71,16 @@ func (c *controller) ready([]net.Listener) {
 		c.send("READY=1", "STATUS=serving")
 	}
 	close(c.listening)
+}
+
+// listened reports whether Run got as far as listening.
+func (c *controller) listened() bool {
+	select {
+	case <-c.listening:
+		return true
+	default:
+		return false
+	}
 }
 
 // stopped is called once Run has returned.
@@ -131,14 +144,14 @@ func (c *controller) reload(file string) {
 	}
 	cfg, err := c.load()
 	if err == nil {
-		err = c.srv.Reload(cfg)
+		if err = c.srv.Reload(cfg); err != nil && c.locate != nil {
+			err = c.locate(cfg, err)
+		}
 	}
 	if err != nil {
-		var errs []error
+		errs := []error{err}
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
 			errs = j.Unwrap()
-		} else {
-			errs = []error{err}
 		}
 		for _, e := range errs {
 			c.log.Error().Err(e).Msg("ferry: reload failed; serving on with the configuration in force")

@@ -695,13 +695,18 @@ func TestReloadKeepsConfigurationOnError(t *testing.T) {
 	rr.checkInForce(true, false)
 
 	// It loads, but cannot be built: a cgi-bin that does not exist.
-	mustWrite(t, s.file, 0o644, strings.Replace(s.config("b"), filepath.Join(s.dir, "cgi-b"), filepath.Join(s.dir, "nowhere"), 1))
+	// It names the file, line and key too, as ferry check does (it gave
+	// bridge's error alone).
+	unbuilt := strings.Replace(s.config("b"), filepath.Join(s.dir, "cgi-b"), filepath.Join(s.dir, "nowhere"), 1)
+	mustWrite(t, s.file, 0o644, unbuilt)
 	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	g.waitLines(t, "reload failed", 2)
-	if line := g.logs.Lines("reload failed")[1]; !strings.Contains(line, "nowhere") {
-		t.Errorf("reload failure logged as %s; want it to name the missing directory", line)
+	n = slices.IndexFunc(strings.Split(unbuilt, "\n"), func(l string) bool { return strings.Contains(l, "nowhere") }) + 1
+	wantErr = fmt.Sprintf(`%s:%d: mount.\"/cgi-bin/\".backend: %s does not exist`, s.file, n, filepath.Join(s.dir, "nowhere"))
+	if line := g.logs.Lines("reload failed")[1]; !strings.Contains(line, wantErr) {
+		t.Errorf("reload failure logged as %s; want the file, line and key: %s", line, wantErr)
 	}
 	rr.checkInForce(true, false)
 	if n := len(g.logs.Lines("ferry: listening")); n != 3 {
