@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -552,10 +553,11 @@ func poolNames(pools []spawned) []string {
 type changes struct {
 	listenAdded, listenRemoved, listenChanged []string
 	mountsAdded, mountsRemoved, mountsChanged []string
-	root                                      string // "old -> new", if it changed
-	admin                                     string // "old -> new", if the admin listener changed
-	accessLog                                 string // "old -> new", if the access log's settings changed
-	cpus                                      string // "old -> new", if Config.CPUs changed
+	root                                      string   // "old -> new", if it changed
+	admin                                     string   // "old -> new", if the admin listener changed
+	accessLog                                 string   // "old -> new", if the access log's settings changed
+	cpus                                      string   // "old -> new", if Config.CPUs changed
+	settings                                  []string // "key: old -> new", for the other top-level and [log] keys that changed
 	poolsStarted, poolsStopped                []string
 	poolsKept                                 int
 }
@@ -593,6 +595,33 @@ func (ch *changes) compare(old, next *Server) {
 	if o, n := accessLog(&old.cfg), accessLog(&next.cfg); o != n {
 		ch.accessLog = o + " -> " + n
 	}
+	// The other keys of the top level and [log]: shutdown_timeout,
+	// pid_file, root_symlinks, log.format, log.level, and any added
+	// later. A reload that changed one said "nothing changed".
+	for _, k := range Keys() {
+		if k.Table != "" && k.Table != "log" || reloadReported[k.Name] {
+			continue
+		}
+		o, n := strings.Join(k.Get(&old.cfg), ","), strings.Join(k.Get(&next.cfg), ",")
+		if o == n {
+			continue
+		}
+		name := k.Name
+		if k.Table != "" {
+			name = k.Table + "." + name
+		}
+		ch.settings = append(ch.settings, fmt.Sprintf("%s: %q -> %q", name, o, n))
+	}
+}
+
+// reloadReported are the keys of the top level and [log] whose changes
+// a reload's line reports under a name of their own: the fronts (whose
+// settings it reports as listen_changed), the admin listener, the
+// document root, the access log and cpus.
+var reloadReported = map[string]bool{
+	"listen": true, "client_header_timeout": true, "client_body_timeout": true, "send_timeout": true,
+	"keepalive_timeout": true, "max_conns": true, "admin": true, "root": true, "cpus": true,
+	"access_log": true, "access_log_file": true, "access_log_format": true, "request_id_header": true,
 }
 
 // log writes the reload's line: what changed, or that nothing did.
@@ -605,7 +634,7 @@ func (ch *changes) log(l zerolog.Logger) {
 	}{
 		{"listen_added", ch.listenAdded}, {"listen_removed", ch.listenRemoved}, {"listen_changed", ch.listenChanged},
 		{"mounts_added", ch.mountsAdded}, {"mounts_removed", ch.mountsRemoved}, {"mounts_changed", ch.mountsChanged},
-		{"pools_started", ch.poolsStarted}, {"pools_stopped", ch.poolsStopped},
+		{"pools_started", ch.poolsStarted}, {"pools_stopped", ch.poolsStopped}, {"settings_changed", ch.settings},
 	} {
 		if len(f.vals) > 0 {
 			ev = ev.Strs(f.key, f.vals)

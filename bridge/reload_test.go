@@ -520,3 +520,48 @@ func TestReloadCPUs(t *testing.T) {
 	stop()
 	check("after Run returned", found)
 }
+
+// TestReloadSaysWhatChanged: a reload that changes a key of the top level
+// or [log] that no other field of its line reports (shutdown_timeout,
+// pid_file, root_symlinks, log.level, log.format) names it, old and new;
+// it said "nothing changed", though the pid file moved.
+func TestReloadSaysWhatChanged(t *testing.T) {
+	dir := t.TempDir()
+	listen, err := ParseAddress("http://127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testlog.Buffer{}
+	logger := zerolog.New(logs)
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.Logger = []Address{listen}, &logger
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stop := runReloadable(t, s)
+	defer stop()
+	for _, step := range []struct{ table, key, val, want string }{
+		{"", "shutdown_timeout", "5s", `"settings_changed":["shutdown_timeout: \"30s\" -> \"5s\""]`},
+		{"", "pid_file", filepath.Join(dir, "ferry.pid"), `"settings_changed":["pid_file: \"\" -> \"` + filepath.Join(dir, "ferry.pid") + `\""]`},
+		{"", "root_symlinks", "never", `"settings_changed":["root_symlinks: \"owner-match\" -> \"never\""]`},
+		{"log", "level", "debug", `"settings_changed":["log.level: \"info\" -> \"debug\""]`},
+		{"log", "format", "json", `"settings_changed":["log.format: \"auto\" -> \"json\""]`},
+		{"log", "format", "json", "nothing changed"},
+	} {
+		i := slices.IndexFunc(Keys(), func(k Key) bool { return k.Table == step.table && k.Name == step.key })
+		if i < 0 {
+			t.Fatalf("no key %s.%s", step.table, step.key)
+		}
+		if err := Keys()[i].Set(&cfg, step.val); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+		lines := logs.Lines("configuration reloaded")
+		if len(lines) == 0 || !strings.Contains(lines[len(lines)-1], step.want) {
+			t.Errorf("reload to %s = %q logged %q; want %s in its line", step.key, step.val, lines[len(lines)-1], step.want)
+		}
+	}
+}
