@@ -117,7 +117,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		id, replace := requestID(r, hdr)
 		// The request's observer and its response writer come in one
 		// allocation, and so do the two one-value lists of its ID.
-		st := &accessState{info: reqInfo{id: id, base: &s.log, liveRequest: liveRequest{start: start}}, lw: logWriter{ResponseWriter: w}}
+		st := &accessState{info: reqInfo{id: id, base: &s.log, liveRequest: liveRequest{start: start}}, lw: logWriter{ResponseWriter: w, ctx: r.Context()}}
 		info, lw := &st.info, &st.lw
 		ctx := cgi.WithObserver(r.Context(), info)
 		st.ids = [2]string{info.id, info.id}
@@ -144,6 +144,19 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 						e.status = statusClientClosed
 					}
 					e.cause = "request body: " + bodyErrText(bodyErr)
+				case p == nil && lw.unanswered():
+					// The handler answered a request that had ended:
+					// the answer went nowhere. A client that left is
+					// nginx's 499, as for a body that never came; a
+					// request the shutdown cut off keeps the handler's
+					// status, aborted.
+					e.aborted = true
+					if errors.Is(context.Cause(r.Context()), errStopped) {
+						e.cause = "response: ferry stopped the request (shutdown) before it was sent"
+					} else {
+						e.handlerStatus, e.status = lw.status, statusClientClosed // 0 (none) when it wrote nothing
+						e.cause = "response: the client closed the connection or aborted the request before it"
+					}
 				case p == nil && lw.err != nil:
 					// The client did not take the whole response.
 					e.aborted, e.cause = true, "response: "+sendErrText(lw.err)
@@ -452,22 +465,40 @@ func (s *Server) accessFile() *logFile {
 // (http.ResponseController).
 type logWriter struct {
 	http.ResponseWriter
+	ctx     context.Context // the request's, as the front gave it
 	status  int
 	bytes   int64
 	started time.Time // when the status was sent
 	err     error     // the first write that failed
+	// late: the status came after the request's context had ended (the
+	// client closed the connection or aborted the request, or ferry
+	// stopped it at shutdown), so the client never got it.
+	late bool
+}
+
+// unanswered reports whether the client got no answer: the status came
+// after the request's context ended, or none came before it did (net/http
+// would answer 200 once the handler returns, to a request that is over).
+func (lw *logWriter) unanswered() bool {
+	return lw.late || lw.status == 0 && lw.ctx != nil && lw.ctx.Err() != nil
+}
+
+// answer records the status the handler answers with.
+func (lw *logWriter) answer(code int) {
+	lw.status, lw.started = code, time.Now()
+	lw.late = lw.ctx != nil && lw.ctx.Err() != nil
 }
 
 func (lw *logWriter) WriteHeader(code int) {
 	if lw.status == 0 && code >= 200 {
-		lw.status, lw.started = code, time.Now()
+		lw.answer(code)
 	}
 	lw.ResponseWriter.WriteHeader(code)
 }
 
 func (lw *logWriter) Write(p []byte) (int, error) {
 	if lw.status == 0 {
-		lw.status, lw.started = http.StatusOK, time.Now()
+		lw.answer(http.StatusOK)
 	}
 	n, err := lw.ResponseWriter.Write(p)
 	lw.bytes += int64(n)
@@ -483,7 +514,7 @@ func (lw *logWriter) Write(p []byte) (int, error) {
 // file went through a 32 KiB buffer, a read and a write a piece.
 func (lw *logWriter) ReadFrom(src io.Reader) (int64, error) {
 	if lw.status == 0 {
-		lw.status, lw.started = http.StatusOK, time.Now()
+		lw.answer(http.StatusOK)
 	}
 	var n int64
 	var err error

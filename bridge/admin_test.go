@@ -723,3 +723,66 @@ func TestAdminQueueAndAbort(t *testing.T) {
 		t.Errorf("cgi-bin status: max queue %d, max reached %d, max active %d, accepted %d; want 1, 1, 2, 2", c.MaxQueue, c.MaxReached, c.MaxActive, c.Accepted)
 	}
 }
+
+// TestClientGoneBeforeAnswer: a client that closes its connection while
+// a CGI script or a FastCGI application works on its request never gets
+// the answer, and the access log and ferry_requests_total say so: 499
+// (nginx's "client closed request"), aborted, counted "aborted". They
+// said what the handler wrote into the void: the CGI runner's 503 (a 5xx
+// in the metrics, for a client that left), and for FastCGI a 200 with 0
+// bytes.
+func TestClientGoneBeforeAnswer(t *testing.T) {
+	leakcheck.Check(t)
+	dir := testdir.Open(t)
+	writeExec(t, filepath.Join(dir, "sleep.sh"), "#!/bin/sh\nsleep 5\nprintf 'Content-Type: text/plain\\n\\nlate\\n'\n")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := &fastcgi.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done(): // ferry aborted the request
+		case <-time.After(5 * time.Second):
+			io.WriteString(w, "late")
+		}
+	})}
+	go app.Serve(l)
+	t.Cleanup(func() { app.Close() })
+	fcgi := "fastcgi://" + l.Addr().String()
+	cfg := Config{Mounts: []Mount{mustMount(t, "/cgi-bin/=cgi:"+dir), mustMount(t, "/fcgi/="+fcgi)}, AccessLog: true}
+	cfg.Version = "test"
+	if cfg.Admin, err = ParseAdminAddress("http://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	s, addr, logs := runFerry(t, cfg)
+	f := &adminFerry{srv: s, admin: "http://" + s.AdminAddr().String()}
+	for _, tt := range []struct{ path, backend, handlerStatus string }{
+		{"/cgi-bin/sleep.sh", "cgi:" + dir, `"handler_status":503`},
+		{"/fcgi/x", fcgi, ""},
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "GET "+tt.path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		time.Sleep(300 * time.Millisecond)
+		c.Close()
+		var lines []string
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if lines = logs.Lines(`"path":"`+tt.path+`"`, `"message":"request"`); len(lines) > 0 {
+				break
+			}
+		}
+		if len(lines) != 1 || !strings.Contains(lines[0], `"status":499`) || !strings.Contains(lines[0], `"aborted":true`) ||
+			!strings.Contains(lines[0], "the client closed the connection") || !strings.Contains(lines[0], tt.handlerStatus) {
+			t.Errorf("access log %q; want one line with status 499, aborted, the client closed, %s", lines, tt.handlerStatus)
+		}
+		got := parseMetrics(t, f.scrape(t))
+		mount := tt.path[:strings.LastIndex(tt.path, "/")+1]
+		for class, want := range map[string]float64{"aborted": 1, "2xx": 0, "5xx": 0} {
+			if k := series("ferry_requests_total", mount, tt.backend, "class="+class); got[k] != want {
+				t.Errorf("%s = %v; want %v", k, got[k], want)
+			}
+		}
+	}
+}

@@ -363,8 +363,8 @@ func (m *mountStats) end(l *liveRequest, lw *logWriter, in int64, body *counting
 
 	class := lw.status / 100
 	switch {
-	case lw.status == 0 && aborted:
-		class = 0
+	case lw.status == 0 && aborted, lw.unanswered():
+		class = 0 // the client got no status
 	case lw.status == 0:
 		class = 2 // net/http answers 200 for a handler that wrote nothing
 	case class >= len(statusClasses):

@@ -52,10 +52,16 @@ type runner struct {
 
 func newRunner(s *Server) *runner {
 	r := &runner{log: s.log, errc: make(chan error, 1), handedOver: make(chan struct{}), hurry: s.hurry}
-	r.baseCtx, r.stopScripts = context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
+	r.baseCtx, r.stopScripts = ctx, func() { cancel(errStopped) }
 	r.cur.Store(s)
 	return r
 }
+
+// errStopped is the cause of the requests' contexts ending when the
+// shutdown stops what still runs (runner.stopScripts); the access log
+// tells it from a client that went away.
+var errStopped = errors.New("bridge: ferry is stopping: request cut off")
 
 // ServeHTTP serves r with the configuration in force. Requests are counted
 // per configuration, so that a reload knows when the one it replaced is
