@@ -553,8 +553,28 @@ func describe(v any) string {
 	case bool:
 		return strconv.FormatBool(v)
 	case []any:
+		// Which item is wrong: a list of text holding a number says
+		// "not a list" otherwise, which reads as nonsense.
+		for _, e := range v {
+			if _, ok := e.(string); !ok {
+				return "a list holding " + describe(e)
+			}
+		}
 		return "a list"
 	case map[string]any:
+		names := make([]string, 0, len(v))
+		for k := range v {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		for _, k := range names {
+			if k == "" || strings.ContainsRune(k, '=') {
+				return "a table with the name " + strconv.Quote(k)
+			}
+			if _, ok := v[k].(string); !ok {
+				return "a table holding " + tomlKey(k) + " = " + describe(v[k])
+			}
+		}
 		return "a table"
 	case time.Time, toml.LocalDate, toml.LocalDateTime, toml.LocalTime:
 		return "a date or time"
