@@ -140,8 +140,11 @@ func (c *checker) fronts() {
 			c.add(Problem, []string{"listen"}, "%s is listed twice", a)
 		}
 		seen[a.String()] = true
-		if a.Network() == "unix" {
+		switch a.Network() {
+		case "unix":
 			c.socket([]string{"listen"}, a)
+		case "tcp":
+			c.port([]string{"listen"}, a)
 		}
 		if a.Scheme == "https" {
 			c.certificate([]string{"listen"}, a)
@@ -154,10 +157,38 @@ func (c *checker) fronts() {
 		if seen[a.String()] || slices.ContainsFunc(c.cfg.Listen, func(l Address) bool { return l.Network() == a.Network() && l.Host == a.Host && l.Path == a.Path }) {
 			c.add(Problem, []string{"admin"}, "%s is also a front", a)
 		}
-		if a.Network() == "unix" {
+		switch a.Network() {
+		case "unix":
 			c.socket([]string{"admin"}, a)
+		case "tcp":
+			c.port([]string{"admin"}, a)
 		}
 	}
+}
+
+// port checks that ferry can listen on a's host and port, as nginx -t
+// does: the host is an address of this machine (or resolves to one), and
+// the port is one this user may take. A port another process listens on
+// now is a warning: it is the running ferry when the file is checked
+// before a reload.
+func (c *checker) port(path []string, a Address) {
+	if a.Host == "" || a.Protocol() == "cgi" {
+		return
+	}
+	l, err := net.Listen("tcp", a.Host)
+	if err == nil {
+		l.Close()
+		return
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		c.add(Warning, path, "a process is listening on %s now: ferry serve will not start while it does", a.Host)
+		return
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		err = oe.Err
+	}
+	c.add(Problem, path, "cannot listen on %s: %v", a.Host, err)
 }
 
 // socket checks that a unix socket can be made at a's path with the mode

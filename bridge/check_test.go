@@ -35,6 +35,12 @@ func TestCheck(t *testing.T) {
 		defer l.Close()
 		return l.Addr().String()
 	}()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	taken := busy.Addr().String()
 	mount := func(s string) Mount {
 		m, err := ParseMount(s)
 		if err != nil {
@@ -69,6 +75,14 @@ func TestCheck(t *testing.T) {
 		msg     string // a substring of the finding's message; "" means no problem at all
 	}{
 		{"good", func(c *Config) {}, false, Problem, "", ""},
+		// As nginx -t: a host not of this machine cannot be listened on
+		// (ferry check said ok, ferry serve failed); a port taken now is
+		// a warning, the running ferry's when the file is checked before
+		// a reload.
+		{"front on an address not here", func(c *Config) { c.Listen = []Address{addr("http://192.0.2.1:8080")} }, false, Problem, "listen", "cannot listen on 192.0.2.1:8080"},
+		{"front on a host that does not resolve", func(c *Config) { c.Listen = []Address{addr("fastcgi://nosuchhost.invalid:9000")} }, false, Problem, "listen", "cannot listen on nosuchhost.invalid:9000"},
+		{"admin on an address not here", func(c *Config) { c.Admin = addr("http://192.0.2.1:2020") }, false, Problem, "admin", "cannot listen on 192.0.2.1:2020"},
+		{"front on a port taken", func(c *Config) { c.Listen = []Address{addr("http://" + taken)} }, false, Warning, "listen", "a process is listening on " + taken + " now"},
 		{"good unix front with a mode", func(c *Config) { c.Listen = []Address{addr("fastcgi+unix://" + dir + "/ferry.sock?mode=0660")} }, false, Problem, "", ""},
 		{"missing cgi-bin", func(c *Config) { c.Mounts = []Mount{mount("/cgi-bin/=cgi:" + dir + "/nope")} }, false, Problem, `mount."/cgi-bin/".backend`, "does not exist"},
 		{"world-writable cgi-bin", func(c *Config) { c.Mounts = []Mount{mount("/cgi-bin/=cgi:" + open)} }, false, Problem, `mount."/cgi-bin/".backend`, "is world-writable"},

@@ -15,7 +15,8 @@ const checkUsage = `Usage: ferry check [serve flags] [--print] [--connect]
 Load the configuration serve would (--config FILE and the flags given), and
 check what can be checked without serving: directories, scripts and workers
 exist and are executable, cgi-bins are not world-writable, unix sockets can be
-created with the mode asked, the pid file's directory is writable; with
+created with the mode asked, the fronts' hosts and ports can be listened on (a
+port taken now is a warning), the pid file's directory is writable; with
 --connect, every backend ferry does not start answers (a connect, and
 FCGI_GET_VALUES for FastCGI). Risky settings are warnings: a cgi-bin inside the
 document root, cgi_pass_auth, no cgi_timeout. Every problem is listed; the exit
