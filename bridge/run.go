@@ -367,7 +367,13 @@ func (r *runner) shutdown() {
 		go func() {
 			defer wg.Done()
 			if err := fs.drainConns(sctx, handed); err != nil {
-				r.log.Warn().Err(err).Str("listen", fs.String()).Msg("ferry: drain timed out; stopping the scripts still running")
+				msg := "ferry: drain timed out; stopping the scripts still running"
+				if r.hurry.Err() != nil {
+					// Not a timeout: StopNow (a second SIGTERM) said to
+					// stop at once, and its own line says so first.
+					msg = "ferry: drain cut short; stopping the scripts still running"
+				}
+				r.log.Warn().Err(err).Str("listen", fs.String()).Msg(msg)
 			}
 		}()
 	}

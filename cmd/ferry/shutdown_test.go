@@ -188,6 +188,11 @@ echo finished`)
 	if !strings.Contains(p.logs.String(), "stopping now") {
 		t.Errorf("no log line for the second signal:\n%s", p.logs)
 	}
+	// The drain did not time out (--shutdown-timeout 5m): the log must
+	// not say it did.
+	if strings.Contains(p.logs.String(), "drain timed out") || !strings.Contains(p.logs.String(), "drain cut short") {
+		t.Errorf("the log says the drain timed out, or not that it was cut short:\n%s", p.logs)
+	}
 	http.DefaultClient.CloseIdleConnections()
 }
 
