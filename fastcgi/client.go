@@ -141,12 +141,12 @@ const (
 )
 
 // init sizes the pool once, from the application's GET_VALUES answer
-// unless NoKeepConn. An application that cannot be reached is asked again
-// by the next request (which fails to connect meanwhile, as it would
-// anyway), so that one down at the first request is not taken for good
+// unless NoKeepConn; ctx is the request's that asks. An application that
+// cannot be reached is asked again by the next request (the one that
+// asked fails, as its own connect would have), so that one down at the first request is not taken for good
 // for one that says neither FCGI_MAX_CONNS nor FCGI_MPXS_CONNS: never
 // multiplexed, its connections kept only with MaxConns.
-func (c *Client) init() error {
+func (c *Client) init(ctx context.Context) error {
 	if c.state.ready.Load() {
 		return nil
 	}
@@ -175,7 +175,10 @@ func (c *Client) init() error {
 	if known {
 		wait = min(wait, 500*time.Millisecond)
 	}
-	vals, err := c.getValues(context.Background(), wait, "FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS")
+	// The request's context without its end: the dial is traced as the
+	// request's (httptrace, as ferry probe reads it), but a request
+	// that goes away does not fail the init the others wait for.
+	vals, err := c.getValues(context.WithoutCancel(ctx), wait, "FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS")
 	if oe := (*net.OpError)(nil); errors.As(err, &oe) && oe.Op == "dial" {
 		c.initErr = err
 		c.initFails.Add(1)
@@ -423,7 +426,7 @@ func (c *Client) send(ctx context.Context, req *Request, resp *Response) (*cgi.A
 	// application closed meanwhile (php-fpm's pm.max_requests) is not
 	// probed first, and on failure before any answer the request goes once
 	// more on a new connection, as nginx's next upstream does.
-	if err := c.init(); err != nil {
+	if err := c.init(ctx); err != nil {
 		return nil, cgi.NotSent(err) // the application is not reachable
 	}
 	if c.multi {

@@ -122,12 +122,12 @@ func TestClientAsksMaxConns(t *testing.T) {
 	if err != nil || vals["FCGI_MAX_CONNS"] == "" || vals["FCGI_MPXS_CONNS"] != "1" {
 		t.Fatalf("GetValues = %v, %v", vals, err)
 	}
-	c.init()
+	c.init(context.Background())
 	if !c.keep || !c.multi || c.mpxConns != DefaultMaxConns || c.slots.Cap() != DefaultMaxRequests {
 		t.Errorf("pool: keep=%v multiplexed=%v conns=%d requests=%d; want kept multiplexed connections sized by FCGI_MAX_CONNS (%d) and FCGI_MAX_REQS (%d)", c.keep, c.multi, c.mpxConns, c.slots.Cap(), DefaultMaxConns, DefaultMaxRequests)
 	}
 	c2 := &Client{Network: "tcp", Address: rl.Addr().String(), NoMultiplex: true}
-	c2.init()
+	c2.init(context.Background())
 	if !c2.keep || c2.multi || c2.slots.Cap() != DefaultMaxConns {
 		t.Errorf("NoMultiplex pool: keep=%v multiplexed=%v size=%d; want kept connections sized by FCGI_MAX_CONNS (%d)", c2.keep, c2.multi, c2.slots.Cap(), DefaultMaxConns)
 	}
