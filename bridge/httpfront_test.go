@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -406,6 +407,34 @@ func TestStaticTrailingSlash(t *testing.T) {
 		rec := serveStatic(h, tt.path)
 		if rec != tt.status {
 			t.Errorf("GET %s = %d; want %d", tt.path, rec, tt.status)
+		}
+	}
+}
+
+// TestStaticDirRedirect: a directory asked for without its slash is sent
+// to its cleaned path, escaped, with the query, as nginx sends it. The path
+// as it came named another host ("//evil.example/../sub/": an open
+// redirect), cut the path at a decoded "?", and lost the query.
+func TestStaticDirRedirect(t *testing.T) {
+	root := staticRoot(t)
+	for _, d := range []string{"sub", "my?dir"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := &staticFiles{root: root}
+	for _, tt := range []struct{ target, want string }{
+		{"/sub", "/sub/"},
+		{"/sub?x=1&y=%2F", "/sub/?x=1&y=%2F"},
+		{"//evil.example/../sub", "/sub/"},
+		{"/%2Fevil.example%2F..%2Fsub?q", "/sub/?q"},
+		{"/my%3Fdir", "/my%3Fdir/"},
+	} {
+		req := httptest.NewRequest("GET", tt.target, nil)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if got := rec.Header().Get("Location"); rec.Code != http.StatusMovedPermanently || got != tt.want {
+			t.Errorf("GET %s = %d, Location %q; want 301, %q", tt.target, rec.Code, got, tt.want)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -108,7 +109,12 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f, err := s.open(file)
 	if errors.Is(err, errIsDir) {
 		if !strings.HasSuffix(r.URL.Path, "/") {
-			http.Redirect(w, r, r.URL.Path+"/", http.StatusMovedPermanently)
+			// To the directory's cleaned path, escaped, with the query, as
+			// nginx redirects: r.URL.Path as it came may begin with "//"
+			// ("//evil.example/../dir" would send the client to another
+			// host) or hold a decoded "?" (%3F).
+			u := url.URL{Path: strings.TrimSuffix(s.prefix, "/") + clean + "/", RawQuery: r.URL.RawQuery}
+			http.Redirect(w, r, u.RequestURI(), http.StatusMovedPermanently)
 			return
 		}
 		file = filepath.Join(file, "index.html")
