@@ -439,6 +439,28 @@ func TestStaticDirRedirect(t *testing.T) {
 	}
 }
 
+// TestStaticContentType: a file's type comes from its extension, else it
+// is application/octet-stream, as nginx's default_type: HTML in a file
+// with no known extension (an upload) was sniffed and served as text/html.
+func TestStaticContentType(t *testing.T) {
+	const html = "<html><script>alert(1)</script>"
+	h := &staticFiles{root: staticRoot(t, "up.dat", html, "README", html, "page.html", html, "s.css", "a{}")}
+	for _, tt := range []struct{ path, want string }{
+		{"/up.dat", "application/octet-stream"},
+		{"/README", "application/octet-stream"},
+		{"/page.html", "text/html; charset=utf-8"},
+		{"/s.css", "text/css; charset=utf-8"},
+	} {
+		for _, method := range []string{"GET", "HEAD"} {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(method, tt.path, nil))
+			if got := rec.Header().Get("Content-Type"); rec.Code != 200 || got != tt.want {
+				t.Errorf("%s %s = %d, Content-Type %q; want 200, %q", method, tt.path, rec.Code, got, tt.want)
+			}
+		}
+	}
+}
+
 // TestStaticRegularOnly: a FIFO or socket in the root is 404, as nginx
 // answers anything but a regular file, and at once: opened, a FIFO with no
 // writer would hold the request forever. Files are still served under

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"mime"
 	"net/http"
 	"net/url"
 	"os"
@@ -141,6 +142,14 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
+	// The type by extension, else nginx's default_type: never sniffed from
+	// the content, which would serve an uploaded "photo.dat" holding HTML
+	// as text/html (a stored XSS on the site's own origin).
+	ctype := mime.TypeByExtension(filepath.Ext(file))
+	if ctype == "" {
+		ctype = "application/octet-stream"
+	}
+	w.Header().Set("Content-Type", ctype)
 	http.ServeContent(w, r, filepath.Base(file), f.mtime, f)
 }
 
