@@ -79,6 +79,14 @@ type conn struct {
 	rdl, wdl time.Time // the deadlines set on rwc
 	lastPOST bool
 
+	// dlMu orders a handler's read deadline against the body reads of
+	// another of its goroutines, which move the body timeout on.
+	dlMu sync.Mutex
+	// handlerRead: the handler set the read deadline (through
+	// http.ResponseController); the server leaves it alone until the
+	// request ends, and a read it cuts is not the client's failure.
+	handlerRead bool
+
 	inBody   atomic.Bool // reads are a body's
 	bodyDone atomic.Bool // the request's body is all read, or there is none
 
@@ -334,6 +342,7 @@ func (c *conn) serveRequest(w *response) (keep bool) {
 		w.finish()
 	}
 	c.stopWatch()
+	c.endHandlerRead()
 	if !ok {
 		cancel()
 		c.endBody()
@@ -465,6 +474,37 @@ func (c *conn) watch(cancel context.CancelFunc, done chan struct{}) {
 	cancel()
 }
 
+// setHandlerRead sets the read deadline t for the handler.
+func (c *conn) setHandlerRead(t time.Time) error {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	c.handlerRead = true
+	c.rdl = t
+	return c.rwc.SetReadDeadline(t)
+}
+
+// endHandlerRead gives the read deadline back to the server at the end
+// of a request whose handler set one.
+func (c *conn) endHandlerRead() {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	if c.handlerRead {
+		c.handlerRead = false
+		c.rdl = aLongTimeAgo // set anew at the next read
+	}
+}
+
+// cutByHandler reports whether err, from a body read, is the handler's
+// own read deadline passing: the handler stopped reading (a CGI script
+// that exited with its body unread), the client did not fail.
+func (c *conn) cutByHandler(err error) bool {
+	c.dlMu.Lock()
+	h := c.handlerRead
+	c.dlMu.Unlock()
+	var ne net.Error
+	return h && errors.As(err, &ne) && ne.Timeout()
+}
+
 // setRead sets the read deadline t, if it is not set already.
 func (c *conn) setRead(t time.Time) {
 	if !t.Equal(c.rdl) {
@@ -509,12 +549,16 @@ func (r connReader) Read(p []byte) (int, error) {
 		return c.rwc.Read(p)
 	}
 	if d := c.srv.BodyTimeout; d > 0 {
-		c.setReadLoose(d)
+		c.dlMu.Lock()
+		if !c.handlerRead {
+			c.setReadLoose(d)
+		}
+		c.dlMu.Unlock()
 	}
 	c.slot.SetWaiting(true)
 	n, err := c.rwc.Read(p)
 	c.slot.SetWaiting(false)
-	if err != nil {
+	if err != nil && !c.cutByHandler(err) {
 		c.setBodyErr(err)
 	}
 	return n, err

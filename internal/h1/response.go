@@ -657,10 +657,11 @@ func (w *response) EnableFullDuplex() error {
 }
 
 // SetReadDeadline sets the connection's read deadline, for
-// http.ResponseController.
+// http.ResponseController: the body timeout no longer moves it, and a
+// body read it cuts fails for the handler but is not reported by
+// BodyError, which says why the client failed.
 func (w *response) SetReadDeadline(t time.Time) error {
-	w.c.rdl = t
-	return w.c.rwc.SetReadDeadline(t)
+	return w.c.setHandlerRead(t)
 }
 
 // SetWriteDeadline sets the connection's write deadline, for

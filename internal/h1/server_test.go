@@ -115,6 +115,48 @@ func TestBodyTimeout(t *testing.T) {
 	}
 }
 
+// TestHandlerReadDeadlineCut: a body read cut by the handler's own read
+// deadline (http.ResponseController), as ferry's CGI runner cuts the copy
+// of a body to a script that exited without reading it, fails for the
+// handler but is not the client's failure: BodyError says nothing, and the
+// answer goes out, closing the connection (the body is unread). BodyError
+// reported the timeout, and the front logged 408 "client_body_timeout"
+// and dropped the script's answer, 100 ms after the script ended, for a
+// client whose body was on its way.
+func TestHandlerReadDeadlineCut(t *testing.T) {
+	leakcheck.Check(t)
+	addr := serve(t, &Server{BodyTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		read := make(chan error, 1)
+		go func() {
+			_, err := io.ReadAll(r.Body) // as the CGI runner's copy to stdin
+			read <- err
+		}()
+		time.Sleep(100 * time.Millisecond) // the copy waits for the rest
+		if err := http.NewResponseController(w).SetReadDeadline(time.Now()); err != nil {
+			t.Errorf("SetReadDeadline: %v", err)
+		}
+		var ne net.Error
+		if err := <-read; !errors.As(err, &ne) || !ne.Timeout() {
+			t.Errorf("body read: %v; want a timeout", err)
+		}
+		if berr, ok := BodyError(r.Context()); !ok || berr != nil {
+			t.Errorf("BodyError = %v, %v; want nil, true", berr, ok)
+		}
+		io.WriteString(w, "answer")
+	})})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil || !strings.Contains(string(b), "\r\nConnection: close\r\n") || !strings.HasSuffix(string(b), "\r\n\r\nanswer") {
+		t.Errorf("%q, %v; want the answer with Connection: close, then the close", b, err)
+	}
+}
+
 // TestSendTimeout: a client that stops reading a response is cut off at
 // SendTimeout, and the handler's write fails.
 func TestSendTimeout(t *testing.T) {
