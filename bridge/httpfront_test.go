@@ -461,6 +461,44 @@ func TestStaticContentType(t *testing.T) {
 	}
 }
 
+// TestStaticETag: a static file has nginx's ETag (mtime and size in hex),
+// so that If-None-Match gets 304 and If-Range its range; there was none,
+// and both were ignored.
+func TestStaticETag(t *testing.T) {
+	root := staticRoot(t, "a.txt", "hello\n")
+	mtime := time.Unix(0x6b16ec24, 0)
+	if err := os.Chtimes(filepath.Join(root, "a.txt"), mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	h := &staticFiles{root: root}
+	const etag = `"6b16ec24-6"`
+	for _, tt := range []struct {
+		name   string
+		header http.Header
+		status int
+		body   string
+	}{
+		{"plain", nil, 200, "hello\n"},
+		{"If-None-Match", http.Header{"If-None-Match": {etag}}, 304, ""},
+		{"If-None-Match other", http.Header{"If-None-Match": {`"1-6"`}}, 200, "hello\n"},
+		{"If-Range", http.Header{"Range": {"bytes=1-2"}, "If-Range": {etag}}, 206, "el"},
+		{"If-Range other", http.Header{"Range": {"bytes=1-2"}, "If-Range": {`"1-6"`}}, 200, "hello\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/a.txt", nil)
+			req.Header = tt.header
+			if req.Header == nil {
+				req.Header = http.Header{}
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if got := rec.Header().Get("Etag"); rec.Code != tt.status || rec.Body.String() != tt.body || got != etag {
+				t.Errorf("GET = %d %q, ETag %q; want %d %q, %q", rec.Code, rec.Body.String(), got, tt.status, tt.body, etag)
+			}
+		})
+	}
+}
+
 // TestStaticRegularOnly: a FIFO or socket in the root is 404, as nginx
 // answers anything but a regular file, and at once: opened, a FIFO with no
 // writer would hold the request forever. Files are still served under
