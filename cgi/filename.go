@@ -19,7 +19,9 @@ import (
 // absent, DOCUMENT_ROOT joined with SCRIPT_NAME is used, as fcgiwrap does.
 //
 // The request must come through a FastCGI or SCGI front, whose
-// meta-variables [Origin] holds; otherwise the answer is 500.
+// meta-variables [Origin] holds; otherwise the answer is 500. A script's
+// local redirect (RFC 3875 § 6.2.2) goes back to the front as 302 with its
+// Location ([FrontRedirect]): only the front knows which script a URL names.
 //
 // A FilenameDir must not be copied after first use.
 type FilenameDir struct {

@@ -340,6 +340,14 @@ func (h *Handler) ServeScript(w http.ResponseWriter, r *http.Request, s Script, 
 	run := &scriptRun{h: h, w: w, r: r, s: s, log: log, release: h.limiter.Release}
 	loc := run.run(env, stdin, stdinFile)
 	if loc != "" {
+		if _, ok := h.resolver.(*FilenameDir); ok {
+			// The front web server maps URLs to scripts (SCRIPT_FILENAME),
+			// not ferry: served here, the redirect's SCRIPT_FILENAME would
+			// name this script again (it ran maxLocalRedirects times, then
+			// 500). Handed back, as fcgiwrap hands it to nginx.
+			FrontRedirect(w, loc)
+			return
+		}
 		// The script has been reaped and its slot freed: the redirect does
 		// not hold two.
 		next := h.RedirectHandler
@@ -358,6 +366,15 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, log *zerolog.Lo
 }
 
 type redirectDepthKey struct{}
+
+// FrontRedirect answers a local redirect (RFC 3875 § 6.2.2) to loc that
+// ferry does not serve itself but leaves to the front web server in front
+// of it (nginx, Apache, lighttpd over FastCGI or SCGI): 302 with loc as
+// Location, which is what nginx makes of the same answer from fcgiwrap.
+func FrontRedirect(w http.ResponseWriter, loc string) {
+	w.Header().Set("Location", loc)
+	w.WriteHeader(http.StatusFound)
+}
 
 // localRedirect serves loc as a new GET request (RFC 3875 § 6.2.2).
 func localRedirect(w http.ResponseWriter, r *http.Request, loc string, next http.Handler, log *zerolog.Logger) {

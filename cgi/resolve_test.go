@@ -447,3 +447,26 @@ func TestPHPSiteRemembersScripts(t *testing.T) {
 		t.Errorf("after a script found in a memory full of expired ones: %d remembered (recent kept: %v); want 3: b, recent and c", n, recent)
 	}
 }
+
+// TestFilenameDirLocalRedirect checks that a local redirect (RFC 3875
+// § 6.2.2) from a script found by SCRIPT_FILENAME goes back to the front
+// web server as 302, as fcgiwrap's does behind nginx: the front maps URLs
+// to scripts, and served here the redirect's SCRIPT_FILENAME still named
+// the same script, which ran 10 times before a 500.
+func TestFilenameDirLocalRedirect(t *testing.T) {
+	dir := testdir.Open(t)
+	runs := filepath.Join(dir, "runs")
+	script := writeScript(t, dir, "loc.sh", "echo run >> "+runs+"\nprintf 'Location: /cgi-bin/env.sh?x=1\\n\\n'\n")
+	var logs syncBuffer
+	h := &Handler{Resolver: &FilenameDir{Roots: []string{dir}}, Settings: Settings{Logger: testLogger(&logs)}}
+	r := httptest.NewRequest("POST", "/cgi-bin/loc.sh", strings.NewReader("a=1"))
+	r = r.WithContext(WithOrigin(r.Context(), map[string]string{"SCRIPT_FILENAME": script, "SCRIPT_NAME": "/cgi-bin/loc.sh", "DOCUMENT_ROOT": dir}))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusFound || w.Header().Get("Location") != "/cgi-bin/env.sh?x=1" {
+		t.Errorf("local redirect: %d, Location %q; want 302 to /cgi-bin/env.sh?x=1\n%s", w.Code, w.Header().Get("Location"), logs.String())
+	}
+	if b, err := os.ReadFile(runs); err != nil || string(b) != "run\n" {
+		t.Errorf("the script ran %d times; want once", strings.Count(string(b), "run"))
+	}
+}
