@@ -395,7 +395,7 @@ func (s *Server) buildRouter() (*router, error) {
 		}
 	}
 	for _, f := range b.onRouter {
-		f(rt)
+		f(localRedirects{rt})
 	}
 	return rt, nil
 }

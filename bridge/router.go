@@ -79,6 +79,21 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.NotFound(w, r)
 }
 
+// localRedirects serves scripts' local redirects (RFC 3875 § 6.2.2)
+// through the router. Behind a FastCGI or SCGI front, a path that no mount
+// and no static root serves is the front web server's (a page nginx serves
+// beside the cgi-bin): the client is sent there with 302, as nginx does with
+// the same answer from fcgiwrap, where the router would answer 404.
+type localRedirects struct{ rt *router }
+
+func (l localRedirects) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if cgi.Origin(r.Context()) != nil && l.rt.static == nil && l.rt.match(r.URL.Path) == nil {
+		cgi.FrontRedirect(w, r.RequestURI) // the script's Location, set by the redirect
+		return
+	}
+	l.rt.ServeHTTP(w, r)
+}
+
 // staticFiles serves a document root the way a cautious web server does:
 // index.html for directories, no listings, nothing whose name starts with a
 // dot, a file only at its own path ("/file.txt/" is 404, as nginx), and

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -186,6 +187,89 @@ func TestFastCGIRawConformance(t *testing.T) {
 			}
 			if leakcheck.Alive(p.cmd.Process.Pid) {
 				t.Errorf("ferry still running")
+			}
+		})
+	}
+}
+
+// TestFastCGILocalRedirectBehindNginx runs ferry as nginx's FastCGI
+// application for a cgi-bin beside pages nginx serves itself, and checks
+// scripts' local redirects (RFC 3875 § 6.2.2): one to a script of the
+// mount is served inside ferry; one to a path ferry does not serve (the
+// site's /index.html) reaches the client as 302, as fcgiwrap's does, where
+// ferry answered 404; and with from=script-filename, where only nginx maps
+// URLs to scripts, every one is a 302, where the script ran 11 times and
+// ended in 500.
+func TestFastCGILocalRedirectBehindNginx(t *testing.T) {
+	root := testdir.Open(t)
+	cgiDir := filepath.Join(root, "cgi-bin")
+	runs := filepath.Join(root, "runs")
+	for name, body := range map[string]string{
+		"env.sh":  "printf 'Content-Type: text/plain\\n\\nenv %s\\n' \"$QUERY_STRING\"\n",
+		"home.sh": "printf 'Location: /index.html\\n\\n'\n",
+		"loc.sh":  "echo run >> " + runs + "\nprintf 'Location: /cgi-bin/env.sh?x=1\\n\\n'\n",
+	} {
+		if err := os.MkdirAll(cgiDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cgiDir, name), []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "index.html"), []byte("home page\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct {
+		name  string
+		mount string
+		want  map[string]string // path: status and Location or body
+	}{
+		{"dir", "/cgi-bin/=cgi:" + cgiDir, map[string]string{
+			"/cgi-bin/home.sh": "302 /index.html",
+			"/cgi-bin/loc.sh":  "200 env x=1\n",
+		}},
+		{"script-filename", "/=cgi:" + cgiDir + "?from=script-filename", map[string]string{
+			"/cgi-bin/home.sh": "302 /index.html",
+			"/cgi-bin/loc.sh":  "302 /cgi-bin/env.sh?x=1",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove(runs)
+			sock := filepath.Join(t.TempDir(), "ferry.sock")
+			p := startFerryArgs(t, "--listen", "fastcgi+unix://"+sock, "--mount", tc.mount)
+			front := peerstest.NginxFront(t, peers.NginxFrontConfig{Root: root, Server: `
+    location /cgi-bin/ {
+      include fastcgi_params;
+      fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+      fastcgi_pass unix:` + sock + `;
+    }`})
+			for path, want := range tc.want {
+				res, err := noFollow.Get(front.URL + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				got := strconv.Itoa(res.StatusCode) + " " + res.Header.Get("Location")
+				if res.StatusCode == http.StatusOK {
+					got = "200 " + string(b)
+				}
+				if got != want {
+					t.Errorf("GET %s: %q; want %q\n%s", path, got, want, p.logs)
+				}
+			}
+			if b, _ := os.ReadFile(runs); string(b) != "run\n" {
+				t.Errorf("loc.sh ran %d times; want once", strings.Count(string(b), "run"))
+			}
+			res, err := http.Get(front.URL + "/cgi-bin/home.sh")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK || string(b) != "home page\n" {
+				t.Errorf("GET /cgi-bin/home.sh, redirects followed: %d %q; want nginx's /index.html", res.StatusCode, b)
 			}
 		})
 	}
