@@ -1110,13 +1110,16 @@ func TestIdleTimeout(t *testing.T) {
 }
 
 // TestIdleTimeoutAfterRequest: IdleTimeout "closes a kept-alive connection
-// with no request in progress", also once a request has come and gone.
+// with no request in progress", also once a request has come and gone. The
+// connection is idle from its start too, until the request's first record:
+// the timeout leaves the test room to write it on a loaded machine (20 ms
+// did not, under -race in a full run).
 func TestIdleTimeoutAfterRequest(t *testing.T) {
 	leakcheck.Check(t)
 	release, released := releaseOnCleanup(t)
 	st := newServerTester(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		<-released
-	}), func(s *Server) { s.IdleTimeout = 20 * time.Millisecond })
+	}), func(s *Server) { s.IdleTimeout = 500 * time.Millisecond })
 	st.writeRequest(1, FlagKeepConn, "", get("/")...)
 	st.sync() // the read loop saw the request in progress, and waits for the next record
 	release()
