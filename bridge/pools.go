@@ -1,6 +1,10 @@
 package bridge
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"syscall"
 	"time"
@@ -77,7 +81,9 @@ func (b *builder) spawnSCGI(pool workerPool, procs *spawn.Pool, timeout time.Dur
 // the processes of procs): a connection per request, as mod_fcgid does (a
 // kept connection holds its worker, and while a worker is being replaced,
 // requests on new connections would wait behind the idle ones); the pool's
-// size still caps what runs at once. It returns the pool the mount uses:
+// size still caps what runs at once. The pool starts once a worker
+// answers [fastcgiProbe]: a program that exits at once is a start error,
+// and a reload to it is refused. It returns the pool the mount uses:
 // this one, or the running one a reload keeps ([Server.addPool]), with its
 // client and figures, which the caller has the mount report
 // ([mountStats.watchFastCGI]).
@@ -85,7 +91,33 @@ func (b *builder) spawnFastCGI(pool workerPool, procs *spawn.Pool, client *fastc
 	client.Address = "" // the pool's socket, known once it runs
 	client.NoKeepConn = true
 	client.MaxConns = procs.Size()
+	procs.Probe = fastcgiProbe
 	return b.s.addPool(spawned{pool: pool, procs: procs, client: client, what: what, name: name,
 		connect: func(a string) { client.Address = a },
 		stats:   b.stats.watchPool(procs, func() int { return client.Stats().Requests })})
+}
+
+// fastcgiProbe asks the FastCGI workers at network and address for
+// FCGI_GET_VALUES (FastCGI Specification § 4.1) on a connection of its
+// own. Any answer, or the connection closed unanswered, shows that a
+// worker accepted it: the pool holds the listening socket, so a
+// connection no worker accepts waits in its backlog until ctx ends.
+func fastcgiProbe(ctx context.Context, network, address string) error {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, network, address)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) }) // unblock the read
+	defer stop()
+	q := fastcgi.AppendPair(nil, "FCGI_MAX_CONNS", "")
+	if _, err := nc.Write(fastcgi.AppendRecord(nil, fastcgi.TypeGetValues, 0, q)); err != nil {
+		return fmt.Errorf("fastcgi: GET_VALUES: %w", err)
+	}
+	var b [1]byte
+	if _, err := nc.Read(b[:]); err != nil && err != io.EOF {
+		return fmt.Errorf("fastcgi: GET_VALUES: %w", err)
+	}
+	return nil
 }

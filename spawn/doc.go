@@ -32,6 +32,12 @@
 // (SIGTERM, then SIGKILL after KillGrace), reaps them all, and removes the
 // socket.
 //
+// With a Probe, [Pool.Start] returns once the first worker serves (a
+// FastCGI worker answers FCGI_GET_VALUES), and fails with [ErrNotStarted],
+// the program's exit status and the end of its stderr, if that worker
+// exits first: a program that cannot start is an error at start, not a
+// pool that restarts it forever while clients wait.
+//
 // Workers accept connections themselves, so ferry cannot count a
 // worker's requests nor tell which worker is idle. Recycling after
 // MaxRequests is the worker's own, asked for through an environment

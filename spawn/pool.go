@@ -23,6 +23,7 @@ const (
 	DefaultRestartBackoff = 500 * time.Millisecond
 	DefaultKillGrace      = 5 * time.Second
 	DefaultMaxStderrLine  = linelog.DefaultMaxLine // longest stderr line logged in one piece
+	DefaultStartTimeout   = 10 * time.Second
 	maxRestartBackoff     = 30 * time.Second
 	// A worker that ran this long before exiting was healthy: the backoff
 	// starts again from RestartBackoff.
@@ -37,6 +38,12 @@ const (
 // ErrStopped is returned by [Pool.Start] on a pool that has been stopped:
 // a Pool runs once.
 var ErrStopped = errors.New("spawn: pool stopped")
+
+// ErrNotStarted is returned by [Pool.Start] when the first worker exits
+// before [Pool.Probe] finds it serving, or does not serve within
+// StartTimeout: a program that cannot start, as a broken script or a
+// php-cgi with a bad php.ini.
+var ErrNotStarted = errors.New("spawn: the workers did not start")
 
 // Pool spawns and supervises Workers long-lived processes of Path, all
 // accepting connections on one listening unix socket that the pool
@@ -125,6 +132,17 @@ type Pool struct {
 	// Observer is told of worker starts and exits, for metrics and status
 	// pages. Its zero value tells nobody.
 	Observer PoolObserver
+	// Probe, if not nil, tells whether a worker serves on the socket at
+	// network and address: [Pool.Start] calls it, again every 20 ms while
+	// it fails, until it returns nil, and fails with ErrNotStarted if the
+	// first worker exits or StartTimeout passes first. ctx ends when the
+	// first worker exits. A FastCGI pool asks FCGI_GET_VALUES on a
+	// connection of its own: the answer comes once a worker accepts it. If
+	// nil, Start does not wait for the workers to serve.
+	Probe func(ctx context.Context, network, address string) error
+	// StartTimeout bounds the wait for Probe in [Pool.Start]. If zero or
+	// negative, DefaultStartTimeout.
+	StartTimeout time.Duration
 
 	startMu  sync.Mutex // held through Start: Stop waits for it
 	mu       sync.Mutex // guards the fields below
@@ -192,8 +210,10 @@ func orDefault[T int | time.Duration](v, def T) T {
 
 // Start creates the socket, starts the workers and supervises them in the
 // background. It fails if the pool is misconfigured, the socket cannot be
-// made or the first worker cannot be started (a wrong Path); later start
-// failures are logged and retried with backoff. If ctx ends, the pool
+// made or the first worker cannot be started (a wrong Path), and with
+// Probe, if the first worker exits before it serves (ErrNotStarted, with
+// its exit status and the last lines of its stderr); later start failures
+// and exits are logged and retried with backoff. If ctx ends, the pool
 // stops as [Pool.Stop] with a background context does; call Stop to wait
 // for that.
 func (p *Pool) Start(ctx context.Context) error {
@@ -239,10 +259,19 @@ func (p *Pool) Start(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	p.running = true
-	p.sups = n
+	p.sups = 1
 	p.retiring = make(map[int]bool)
 	p.mu.Unlock()
 	go p.supervise(first)
+	// The others start once the first serves: a program that cannot start
+	// is reported once, not by n workers.
+	if err := p.waitReady(ctx, first); err != nil {
+		p.stop(context.Background())
+		return err
+	}
+	p.mu.Lock()
+	p.sups = n
+	p.mu.Unlock()
 	for range n - 1 {
 		go p.supervise(nil)
 	}
@@ -253,6 +282,48 @@ func (p *Pool) Start(ctx context.Context) error {
 	p.ctxStop = context.AfterFunc(ctx, func() { p.Stop(context.Background()) })
 	p.mu.Unlock()
 	return nil
+}
+
+// waitReady waits until Probe finds the pool serving, and fails with
+// ErrNotStarted if the first worker exits before, or StartTimeout passes.
+func (p *Pool) waitReady(ctx context.Context, first *worker) error {
+	if p.Probe == nil {
+		return nil
+	}
+	timeout := orDefault(p.StartTimeout, DefaultStartTimeout)
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	go func() { // the probe's wait ends with the worker
+		select {
+		case <-first.exited:
+			cancel()
+		case <-pctx.Done():
+		}
+	}()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := p.Probe(pctx, p.Network(), p.Address())
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-first.exited:
+		case <-pctx.Done():
+		case <-tick.C:
+			continue
+		}
+		select {
+		case <-first.exited:
+			return fmt.Errorf("%w: %s (pid %d) exited after %v with %v%s", ErrNotStarted,
+				p.Path, first.pid, first.ran.Round(time.Millisecond), first.state, first.tail.quote())
+		default:
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w: %s: %w", ErrNotStarted, p.Path, ctx.Err())
+		}
+		return fmt.Errorf("%w: %s (pid %d) did not serve within %v: %w", ErrNotStarted, p.Path, first.pid, timeout, err)
+	}
 }
 
 // buildEnv returns Env with PATH and the MaxRequestsEnv variable added.

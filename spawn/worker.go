@@ -1,8 +1,10 @@
 package spawn
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"syscall"
@@ -19,6 +21,10 @@ type worker struct {
 	start      time.Time
 	stderr     *os.File      // read end of the stderr pipe
 	stderrDone chan struct{} // closed when the stderr logger returns
+	tail       stderrTail    // the end of its stderr, written by the logger
+	exited     chan struct{} // closed by wait once it is reaped: state, ran and tail are set
+	state      *os.ProcessState
+	ran        time.Duration
 }
 
 // errStopping reports that Stop has begun: nothing more is started.
@@ -58,7 +64,7 @@ func (p *Pool) spawn() (*worker, error) {
 		stderrR.Close()
 		return nil, fmt.Errorf("spawn: starting worker %s: %w", p.Path, err)
 	}
-	w := &worker{cmd: cmd, pid: cmd.Process.Pid, start: time.Now(), stderr: stderrR, stderrDone: make(chan struct{})}
+	w := &worker{cmd: cmd, pid: cmd.Process.Pid, start: time.Now(), stderr: stderrR, stderrDone: make(chan struct{}), exited: make(chan struct{})}
 	p.log().Info().Str("program", p.Path).Int("pid", w.pid).Msg("spawn: worker started")
 	p.Observer.started(w.pid)
 	go p.logStderr(w)
@@ -192,6 +198,8 @@ func (p *Pool) wait(w *worker) (*os.ProcessState, time.Duration) {
 	if w.cmd.ProcessState == nil {
 		p.log().Error().Err(err).Int("pid", w.pid).Msg("spawn: waiting for worker")
 	}
+	w.state, w.ran = w.cmd.ProcessState, ran
+	close(w.exited)
 	return w.cmd.ProcessState, ran
 }
 
@@ -203,6 +211,43 @@ func (p *Pool) logStderr(w *worker) {
 		Msg:     "spawn: worker stderr",
 		MaxLine: orDefault(p.MaxStderrLine, DefaultMaxStderrLine),
 	}
-	lw.ReadFrom(w.stderr) // ends when the worker and its children are gone, or wait closes the pipe
+	lw.ReadFrom(io.TeeReader(w.stderr, &w.tail)) // ends when the worker and its children are gone, or wait closes the pipe
 	lw.Flush()
+}
+
+// Bounds of [stderrTail]: what an error quotes of a worker's stderr.
+const (
+	tailBytes = 1024
+	tailLines = 5
+)
+
+// stderrTail keeps the last tailBytes of a worker's stderr, for the error
+// of a worker that could not start. Only the stderr logger writes it; it
+// is read once the logger has returned.
+type stderrTail struct {
+	buf []byte
+}
+
+func (t *stderrTail) Write(b []byte) (int, error) {
+	n := len(b)
+	if len(b) >= tailBytes {
+		t.buf = append(t.buf[:0], b[len(b)-tailBytes:]...)
+		return n, nil
+	}
+	if over := len(t.buf) + len(b) - tailBytes; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	t.buf = append(t.buf, b...)
+	return n, nil
+}
+
+// quote returns "; its stderr ends: " and the last lines of stderr, at
+// most tailLines, quoted; or "; nothing on its stderr".
+func (t *stderrTail) quote() string {
+	lines := bytes.Split(bytes.TrimSpace(t.buf), []byte("\n"))
+	if len(lines) == 1 && len(lines[0]) == 0 {
+		return "; nothing on its stderr"
+	}
+	lines = lines[max(0, len(lines)-tailLines):]
+	return fmt.Sprintf("; its stderr ends: %q", bytes.Join(lines, []byte("\n")))
 }

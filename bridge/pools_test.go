@@ -1,0 +1,108 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/testdir"
+	"github.com/ferrygw/ferry/internal/testlog"
+	"github.com/ferrygw/ferry/spawn"
+	"github.com/rs/zerolog"
+)
+
+// brokenWorker is a fastcgi+exec: program that cannot start: it says why
+// on stderr and exits 3, as php-cgi does with a bad php.ini.
+const brokenWorker = "#!/bin/sh\necho 'broken-worker: cannot load its configuration' >&2\nexit 3\n"
+
+// TestSpawnPoolThatExitsFailsStart: a fastcgi+exec: pool whose workers
+// exit at once is a start error naming the program, its exit status and
+// its stderr, and leaves no worker running. Before, ferry started and
+// served, and every request waited the 60 s read timeout for 504.
+func TestSpawnPoolThatExitsFailsStart(t *testing.T) {
+	leakcheck.Check(t)
+	broken := filepath.Join(testdir.Open(t), "x.sh")
+	writeExec(t, broken, brokenWorker)
+	logs := &testlog.Buffer{}
+	cfg := mustConfig(t, "http://127.0.0.1:0", "/=fastcgi+exec:"+broken+"?workers=2")
+	log := zerolog.New(logs)
+	cfg.Logger = &log
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = s.Run(ctx, func([]net.Listener) {
+		t.Error("Run served")
+		cancel()
+	})
+	if !errors.Is(err, spawn.ErrNotStarted) {
+		t.Fatalf("Run = %v; want an error wrapping spawn.ErrNotStarted", err)
+	}
+	for _, want := range []string{broken, "exit status 3", "broken-worker: cannot load its configuration"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Run = %q; want it to say %q", err, want)
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Run failed after %v; want at once", d)
+	}
+	if kids := leakcheck.Children(os.Getpid()); len(kids) != 0 {
+		t.Errorf("children left after the failed start: %v", kids)
+	}
+}
+
+// TestReloadRefusesPoolThatExits: a reload that replaces a working
+// fastcgi+exec: pool with one whose workers exit at once is refused with
+// the program's exit status, and the old pool keeps serving. Before, the
+// reload went through and the site answered 504 after 60 s.
+func TestReloadRefusesPoolThatExits(t *testing.T) {
+	leakcheck.Check(t)
+	dir := testdir.Open(t)
+	writeExec(t, filepath.Join(dir, "ok.sh"), okScript)
+	broken := filepath.Join(dir, "x.sh")
+	writeExec(t, broken, brokenWorker)
+	logs := &testlog.Buffer{}
+	cfg := reloadConfig(t, logs, []string{"http://127.0.0.1:0"}, dir, "2")
+	s, addr, stop := startReloadable(t, cfg, logs)
+	defer stop()
+	base := "http://" + addr
+	if got := getBody(t, base+matrixPrefix+"/status"); got != "created" {
+		t.Fatalf("before the reload: %q", got)
+	}
+	old := runningPool(s)
+	pids := old.PIDs()
+
+	next := cfg
+	next.Mounts = slices.Clone(cfg.Mounts)
+	next.Mounts[1] = mustMount(t, matrixPrefix+"=fastcgi+exec:"+broken+"?workers=2")
+	err := s.Reload(next)
+	if !errors.Is(err, spawn.ErrNotStarted) || !strings.Contains(err.Error(), broken) || !strings.Contains(err.Error(), "exit status 3") {
+		t.Fatalf("Reload to a pool that exits = %v; want ErrNotStarted naming %s and its exit status", err, broken)
+	}
+	if runningPool(s) != old {
+		t.Errorf("the refused reload replaced the pool")
+	}
+	if got := getBody(t, base+matrixPrefix+"/status"); got != "created" {
+		t.Errorf("after the refused reload: %q; want the old pool's answer", got)
+	}
+	if now := old.PIDs(); !slices.Equal(now, pids) {
+		t.Errorf("the old pool's workers %v -> %v; want them kept", pids, now)
+	}
+	if n := len(logs.Lines("configuration reloaded")); n != 0 {
+		t.Errorf("%d reloads logged; want none", n)
+	}
+	stop()
+	if kids := leakcheck.Children(os.Getpid()); len(kids) != 0 {
+		t.Errorf("children left after stop: %v", kids)
+	}
+}
