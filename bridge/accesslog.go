@@ -351,12 +351,23 @@ func checkAccessLog(cfg *Config) error {
 // logRequest writes the access line of e: to the process log, or to the
 // access log's own output; an aborted request gets a warning in the
 // process log either way.
+//
+// An access line in the process log is written whatever the process log's
+// level (as nginx's error_log level never touches access_log): with
+// level = "warn", its info lines went nowhere, and the access log with
+// them. A warning for an aborted request that is not the access line
+// (the access log is off, or has its own output) keeps to the level.
 func (s *Server) logRequest(e *accessEntry) {
 	o := s.access
 	if o == nil || e.aborted {
-		ev := s.log.Info()
+		l := &s.log
+		if o == nil && s.cfg.AccessLog && s.log.GetLevel() != zerolog.Disabled { // disabled: no logger (zerolog.Nop)
+			all := s.log.Level(zerolog.TraceLevel) // the global level (zerolog.SetGlobalLevel, which ferry leaves alone) still applies
+			l = &all
+		}
+		ev := l.Info()
 		if e.aborted {
-			ev = s.log.Warn().Bool("aborted", true)
+			ev = l.Warn().Bool("aborted", true)
 		}
 		e.fields(ev).Msg("request")
 	}

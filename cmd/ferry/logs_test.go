@@ -4,6 +4,7 @@ import (
 	"github.com/ferrygw/ferry/internal/testdir"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -91,6 +92,59 @@ func TestAccessLogReopenOnSIGUSR1(t *testing.T) {
 	}
 	if strings.Contains(p.logs.String(), `"message":"request"`) {
 		t.Errorf("access lines in the process log too:\n%s", p.logs)
+	}
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("ferry exited with %v", err)
+	}
+}
+
+// TestAccessLogWhateverLogLevel: with [log] level = "warn", the access log
+// on standard error (its default place, among the process log's lines) is
+// still written, as nginx's error_log level never touches access_log. It
+// was not: its lines are info lines of the process log, and the level
+// dropped them. The info lines that are not access lines stay dropped.
+func TestAccessLogWhateverLogLevel(t *testing.T) {
+	dir := testdir.Open(t)
+	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("ok\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "ferry.toml")
+	if err := os.WriteFile(config, []byte("[log]\nlevel = \"warn\"\nformat = \"json\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	cmd := exec.Command(self, "serve", "--config", config, "--listen", "http://"+addr, "--root", dir)
+	cmd.Env = append(os.Environ(), "FERRY_TEST_MAIN=1")
+	logs := &logBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &ferryProc{URL: "http://" + addr, cmd: cmd, logs: logs, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() { p.stop(t, syscall.SIGKILL) })
+	// No line says it listens, at this level: it listens once it answers.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if code, _ := httpGetNoFatal(p.URL + "/a.txt?probe"); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ferry did not answer within 20s:\n%s", logs)
+		}
+	}
+	if code, body := httpGet(t, p.URL+"/a.txt?1"); code != http.StatusOK || body != "ok\n" {
+		t.Fatalf("GET /a.txt?1: %d %q", code, body)
+	}
+	waitLog(t, p, `"path":"/a.txt?1"`)
+	if l := logs.Lines(`"path":"/a.txt?1"`); len(l) != 1 || !strings.Contains(l[0], `"level":"info"`) || !strings.Contains(l[0], `"message":"request"`) {
+		t.Errorf("access lines of /a.txt?1: %q; want one info line, message request", l)
+	}
+	if logs.Contains(`"listen"`) {
+		t.Errorf("an info line that is not an access line, at level warn:\n%s", logs)
 	}
 	if err := p.stop(t, syscall.SIGTERM); err != nil {
 		t.Errorf("ferry exited with %v", err)
