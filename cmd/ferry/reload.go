@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -204,7 +205,9 @@ drains and exits once the new one listens.
 
 The running ferry is the process in the pid file: --pid-file FILE, or the
 pid_file of --config FILE (which is loaded, and must load, as serve would load
-it). The exit status is 1 when no such process runs, 2 for a bad flag or file.
+it). A process there that is not a ferry (a stale pid file whose process ID
+another program now has) is not signalled. The exit status is 1 when no ferry
+runs there, 2 for a bad flag or file.
 `
 
 // reload is the ferry reload command: it signals the ferry serve whose pid
@@ -247,6 +250,11 @@ func signalPIDFile(path string, sig syscall.Signal) (int, error) {
 	if err != nil || pid <= 0 {
 		return 0, fmt.Errorf("%s holds %q, not a process ID", path, strings.TrimSpace(string(b)))
 	}
+	if runs, ok := isFerry(pid); !ok {
+		// A stale pid file whose PID another program has now: SIGHUP
+		// would kill it (a shell, a sleep).
+		return 0, fmt.Errorf("process %d (from %s) is not a ferry: it runs %s; not signalling it (a stale pid file?)", pid, path, runs)
+	}
 	switch err := syscall.Kill(pid, sig); {
 	case errors.Is(err, syscall.ESRCH):
 		return 0, fmt.Errorf("no ferry is running: process %d (from %s) does not exist", pid, path)
@@ -254,4 +262,41 @@ func signalPIDFile(path string, sig syscall.Signal) (int, error) {
 		return 0, fmt.Errorf("signalling process %d (from %s): %w", pid, path, err)
 	}
 	return pid, nil
+}
+
+// isFerry reports whether process pid runs ferry, as /proc tells: this
+// binary, or one whose name has "ferry" in it (another build, an
+// upgrade's); if not, runs is what it runs. Without /proc (not Linux),
+// or with no process pid (which signalling it then says), it reports
+// true: there is nothing to check.
+func isFerry(pid int) (runs string, ok bool) {
+	if _, err := os.Stat("/proc/self/exe"); err != nil {
+		return "", true
+	}
+	proc := "/proc/" + strconv.Itoa(pid)
+	if _, err := os.Stat(proc); errors.Is(err, os.ErrNotExist) {
+		return "", true
+	}
+	if exe, err := os.Readlink(proc + "/exe"); err == nil {
+		// A binary replaced since it started (a package upgrade) reads
+		// "PATH (deleted)"; it is still the file this process runs.
+		exe = strings.TrimSuffix(exe, " (deleted)")
+		if self, err := os.Executable(); err == nil {
+			a, errA := os.Stat(proc + "/exe")
+			b, errB := os.Stat(self)
+			if errA == nil && errB == nil && os.SameFile(a, b) {
+				return exe, true
+			}
+		}
+		return exe, strings.Contains(filepath.Base(exe), "ferry")
+	}
+	// Another user's process (ferry reload not run as root): its
+	// command line is readable, its executable is not.
+	b, _ := os.ReadFile(proc + "/cmdline")
+	argv0, _, _ := strings.Cut(string(b), "\x00")
+	if argv0 == "" {
+		comm, _ := os.ReadFile(proc + "/comm")
+		return fmt.Sprintf("%q (no command line)", strings.TrimSpace(string(comm))), false
+	}
+	return argv0, strings.Contains(filepath.Base(argv0), "ferry")
 }

@@ -823,6 +823,51 @@ func TestReloadCommandErrors(t *testing.T) {
 	}
 }
 
+// TestReloadRefusesOtherProcess: a pid file whose PID is now another
+// program's (a stale file, the PID reused) is not signalled: ferry reload
+// signalled whatever the file held, and SIGHUP killed a sleep (or a shell).
+func TestReloadRefusesOtherProcess(t *testing.T) {
+	if _, err := os.Stat("/proc/self/exe"); err != nil {
+		t.Skipf("no /proc: ferry reload cannot tell what a process runs here: %v", err)
+	}
+	sleep := exec.Command("sleep", "60")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = sleep.Wait(); close(exited) }()
+	t.Cleanup(func() { sleep.Process.Kill(); <-exited })
+	pidFile := filepath.Join(t.TempDir(), "ferry.pid")
+	mustWrite(t, pidFile, 0o644, strconv.Itoa(sleep.Process.Pid)+"\n")
+	for _, args := range [][]string{{"reload", "--pid-file", pidFile}, {"reload", "--upgrade", "--pid-file", pidFile}} {
+		var out, errb bytes.Buffer
+		code := run(args, &out, &errb)
+		want := fmt.Sprintf("ferry reload: process %d (from %s) is not a ferry: it runs ", sleep.Process.Pid, pidFile)
+		if code != 1 || !strings.HasPrefix(errb.String(), want) || !strings.Contains(errb.String(), "sleep") || out.Len() != 0 {
+			t.Errorf("ferry %s: exit %d, stdout %q, stderr %q; want 1 and %q..., naming sleep", strings.Join(args, " "), code, out.String(), errb.String(), want)
+		}
+	}
+	select {
+	case <-exited:
+		t.Fatalf("sleep exited (%v): ferry reload signalled it", waitErr)
+	case <-time.After(200 * time.Millisecond):
+	}
+	// A ferry in the pid file is still reloaded.
+	p := startFerry(t, "--pid-file", pidFile, "--root", t.TempDir())
+	if got := waitFile(t, pidFile); got != p.cmd.Process.Pid {
+		t.Fatalf("pid file holds %d; want ferry's %d", got, p.cmd.Process.Pid)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"reload", "--pid-file", pidFile}, &out, &errb); code != 0 {
+		t.Fatalf("ferry reload of a ferry: exit %d, stderr %q", code, errb.String())
+	}
+	waitLog(t, p, "configuration reloaded")
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("ferry: %v", err)
+	}
+}
+
 // BenchmarkReload reports the requests served while ferry reloads ten
 // times, alternating between two configurations, under load: the Go
 // clients of TestReloadUnderLoad (kept-alive and new connections, every
