@@ -41,7 +41,8 @@ func (f front) cleanup() {
 // listen opens the listener for a front address. A unix socket replaces a
 // stale socket file (never any other kind of file) and takes the mode,
 // owner and group given as ?mode=0660&owner=www-data&group=www-data
-// (default: 0666 as the process umask allows, ferry's user and group). An
+// (default: 0777 as the process umask allows, what bind(2) gives, and
+// ferry's user and group). An
 // https:// front serves TLS with the certificate of its cert and key
 // options, read again when they change; log, if not nil, says so.
 func listen(a Address, log *zerolog.Logger) (net.Listener, error) {

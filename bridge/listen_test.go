@@ -55,6 +55,44 @@ func TestUnixSocketOwner(t *testing.T) {
 	}
 }
 
+// TestUnixSocketDefaultMode: a unix front with no mode= gets what bind(2)
+// gives, 0777 less the umask (0755 under the usual 022: only ferry's user
+// may connect), as the README and the options' reference say. They said
+// 0666.
+func TestUnixSocketDefaultMode(t *testing.T) {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skipf("no /proc/self/status to read the umask from: %v", err)
+	}
+	umask := -1
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			if err != nil {
+				t.Fatalf("umask %q: %v", v, err)
+			}
+			umask = int(m)
+		}
+	}
+	if umask < 0 {
+		t.Skip("/proc/self/status has no Umask line (Linux before 4.7)")
+	}
+	sock := filepath.Join(t.TempDir(), "ferry.sock")
+	runFerry(t, mustConfig(t, "fastcgi+unix://"+sock))
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := os.FileMode(0o777 &^ umask); fi.Mode().Perm() != want {
+		t.Errorf("socket mode %v under umask %03o; want %v", fi.Mode().Perm(), umask, want)
+	}
+	for _, o := range unixSocketOptions {
+		if o.Name == "mode" && o.Default != "0777 less the umask" {
+			t.Errorf("the mode option's default says %q; want %q", o.Default, "0777 less the umask")
+		}
+	}
+}
+
 // TestUnixSocketOwnerUnknown: an owner or group the system does not know
 // is a configuration error naming it.
 func TestUnixSocketOwnerUnknown(t *testing.T) {

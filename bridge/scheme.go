@@ -38,7 +38,7 @@ type scheme struct {
 
 // unixSocketOptions are the options of a unix socket ferry listens on.
 var unixSocketOptions = []Option{
-	{Name: "mode", Type: FileMode, Default: "0666 less the umask", Doc: "the socket file's permissions"},
+	{Name: "mode", Type: FileMode, Default: "0777 less the umask", Doc: "the socket file's permissions: the default, what bind(2) gives, lets only ferry's user connect under the usual umask 022 (0755)"},
 	{Name: "owner", Type: String, Default: "ferry's user", Doc: "the socket file's owner, a user name or uid (ferry must run as root to give it away)"},
 	{Name: "group", Type: String, Default: "ferry's group", Doc: "the socket file's group, a group name or gid: www-data lets nginx's and Apache's workers in with mode=0660"},
 }
