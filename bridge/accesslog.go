@@ -463,6 +463,19 @@ func (s *Server) ReopenLogs() error {
 	return nil
 }
 
+// AccessLogFile returns the name of the access log file of the
+// configuration in force while Run serves (of s otherwise), or "" when
+// the access log has no file: the one ReopenLogs reopens.
+func (s *Server) AccessLogFile() string {
+	if r := s.run.Load(); r != nil {
+		s = r.cur.Load()
+	}
+	if f := s.accessFile(); f != nil {
+		return f.name
+	}
+	return ""
+}
+
 // accessFile returns the access log file of s, or nil.
 func (s *Server) accessFile() *logFile {
 	if s == nil || s.access == nil {

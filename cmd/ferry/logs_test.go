@@ -150,3 +150,19 @@ func TestAccessLogWhateverLogLevel(t *testing.T) {
 		t.Errorf("ferry exited with %v", err)
 	}
 }
+
+// TestSIGUSR1WithoutAccessLogFile: SIGUSR1 with the access log on standard
+// error says there is no file to reopen; it said "access log reopened".
+func TestSIGUSR1WithoutAccessLogFile(t *testing.T) {
+	p := startFerry(t, "--root", t.TempDir())
+	if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, p, "ferry: no access log file to reopen")
+	if p.logs.Contains("access log reopened") {
+		t.Errorf("SIGUSR1 without an access log file said it reopened one:\n%s", p.logs)
+	}
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("ferry exited with %v", err)
+	}
+}

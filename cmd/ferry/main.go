@@ -459,10 +459,14 @@ func reopenOnSIGUSR1(srv *bridge.Server, log *zerolog.Logger) (stop func()) {
 		for {
 			select {
 			case <-sigs:
-				if err := srv.ReopenLogs(); err != nil {
+				file := srv.AccessLogFile()
+				switch err := srv.ReopenLogs(); {
+				case err != nil:
 					log.Error().Err(err).Msg("ferry: reopening the access log")
-				} else {
-					log.Info().Msg("ferry: access log reopened")
+				case file == "":
+					log.Info().Msg("ferry: no access log file to reopen (SIGUSR1); access lines, if on, go to standard error")
+				default:
+					log.Info().Str("file", file).Msg("ferry: access log reopened")
 				}
 			case <-done:
 				return
