@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync/atomic"
 
 	"github.com/ferrygw/ferry/cgi"
 )
@@ -154,7 +153,7 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 	safe := noBody && (g.idempotent || req.Method == http.MethodGet || req.Method == http.MethodHead)
 	var kb *keptBody
 	if !noBody {
-		kb = &keptBody{rc: req.Body}
+		kb = &keptBody{touchedBody: touchedBody{r: req.Body}, c: req.Body}
 	}
 	for {
 		m, err := t.next(tried)
@@ -199,20 +198,15 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 // on closed Body". Closing a body none of which was read is left to the
 // proxy, which closes the request's own body when it is done.
 type keptBody struct {
-	rc   io.ReadCloser
-	read atomic.Bool
-}
-
-func (b *keptBody) Read(p []byte) (int, error) {
-	b.read.Store(true)
-	return b.rc.Read(p)
+	touchedBody
+	c io.Closer
 }
 
 func (b *keptBody) Close() error {
-	if !b.read.Load() {
+	if !b.touched.Load() {
 		return nil
 	}
-	return b.rc.Close()
+	return b.c.Close()
 }
 
 // isDialError reports whether err is a failure to connect: nothing of the

@@ -527,15 +527,8 @@ func TestStaticRegularOnly(t *testing.T) {
 			if tt.status == 0 {
 				tt.status = 200 // owner-match: the tester owns the link and its target
 			}
-			got := make(chan int, 1)
-			go func() { got <- serveStatic(h, tt.path) }()
-			select {
-			case status := <-got:
-				if status != tt.status {
-					t.Errorf("symlinks %v: GET %s = %d; want %d", policy, tt.path, status, tt.status)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatalf("symlinks %v: GET %s: no answer in 5s", policy, tt.path)
+			if status := serveStaticWithin(t, h, tt.path); status != tt.status {
+				t.Errorf("symlinks %v: GET %s = %d; want %d", policy, tt.path, status, tt.status)
 			}
 		}
 	}
@@ -577,17 +570,25 @@ func TestStaticOpenErrors(t *testing.T) {
 			{"/dirindex/", 403},
 			{"/fifoindex/", 404},
 		} {
-			got := make(chan int, 1)
-			go func() { got <- serveStatic(h, tt.path) }()
-			select {
-			case status := <-got:
-				if status != tt.status {
-					t.Errorf("symlinks %v: GET %s = %d; want %d", policy, tt.path, status, tt.status)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatalf("symlinks %v: GET %s: no answer in 5s", policy, tt.path)
+			if status := serveStaticWithin(t, h, tt.path); status != tt.status {
+				t.Errorf("symlinks %v: GET %s = %d; want %d", policy, tt.path, status, tt.status)
 			}
 		}
+	}
+}
+
+// serveStaticWithin is serveStatic bounded at 5 s: a FIFO's open could
+// hold the request forever.
+func serveStaticWithin(t *testing.T, h http.Handler, path string) int {
+	t.Helper()
+	got := make(chan int, 1)
+	go func() { got <- serveStatic(h, path) }()
+	select {
+	case status := <-got:
+		return status
+	case <-time.After(5 * time.Second):
+		t.Fatalf("GET %s: no answer in 5s", path)
+		return 0
 	}
 }
 

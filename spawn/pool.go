@@ -308,8 +308,7 @@ func (p *Pool) waitReady(ctx context.Context, first *worker) error {
 			return nil
 		}
 		select {
-		case <-first.exited:
-		case <-pctx.Done():
+		case <-pctx.Done(): // the first worker exited, StartTimeout passed or ctx ended
 		case <-tick.C:
 			continue
 		}
