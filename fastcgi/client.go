@@ -686,9 +686,28 @@ func (x *exchange) fill() (int, error) {
 			default:
 				x.err = fmt.Errorf("fastcgi: END_REQUEST with protocol status %d", er.ProtocolStatus)
 			}
+		default:
+			x.err = x.c.unexpectedRecord(rec.Header)
+			return 0, x.err
 		}
 	}
 	return len(x.buf), nil
+}
+
+// errUnexpectedRecord is wrapped by the error for a record of a request
+// whose type the application must not send (see [Client.unexpectedRecord]).
+var errUnexpectedRecord = errors.New("fastcgi: unexpected record from the application")
+
+// unexpectedRecord is the error for a record of a request's ID whose type
+// is not one an application sends for a request: only STDOUT, STDERR and
+// END_REQUEST go that way (FastCGI 1.0 § 5.3, § 5.5); BEGIN_REQUEST,
+// PARAMS, STDIN, DATA and ABORT_REQUEST go to the application, and the
+// management types (GET_VALUES_RESULT, UNKNOWN_TYPE) come with request ID
+// 0 (§ 3.3, § 4). The application's framing cannot be trusted past it:
+// the request fails with 502, and its connection is closed, as nginx
+// does ("upstream sent invalid FastCGI record type").
+func (c *Client) unexpectedRecord(h Header) error {
+	return fmt.Errorf("%w: %s sent a record of type %s for request ID %d, where only STDOUT, STDERR and END_REQUEST may come", errUnexpectedRecord, c.Address, h.Type, h.RequestID)
 }
 
 // Ready reports whether Read can return without waiting on the network:

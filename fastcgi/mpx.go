@@ -440,6 +440,10 @@ func (mc *mpxConn) readLoop() {
 				break
 			}
 			st.end(er)
+		default:
+			// The connection's framing cannot be trusted past it: its
+			// requests all fail, as a malformed END_REQUEST fails them.
+			err = c.unexpectedRecord(rec.Header)
 		}
 		if err != nil {
 			break
@@ -448,7 +452,7 @@ func (mc *mpxConn) readLoop() {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		err = fmt.Errorf("%w (%s)", ErrNoEndRequest, c.Address)
-	case errors.Is(err, errIdle), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, errIdle), errors.Is(err, net.ErrClosed), errors.Is(err, errUnexpectedRecord):
 	default:
 		err = fmt.Errorf("fastcgi: reading from %s: %w", c.Address, err)
 	}
