@@ -191,6 +191,11 @@ type nginxLoader struct {
 	r      *reader
 	dumped map[string][]byte
 	prefix string // the directory relative includes are resolved in
+	// stack holds the include directives being followed, outermost
+	// first, and files the files being read: files[0] is the input file,
+	// files[i+1] the one stack[i] brought in.
+	stack []*Directive
+	files []string
 }
 
 // loadNginx reads the files named on the command line (configuration files
@@ -213,7 +218,8 @@ func loadNginx(r *reader, files []string) ([]*Directive, []string, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		ds, err = l.expand(ds, 0, &missing)
+		l.files = []string{name}
+		ds, err = l.expand(ds, &missing)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -223,15 +229,16 @@ func loadNginx(r *reader, files []string) ([]*Directive, []string, error) {
 }
 
 // expand replaces include directives with the directives of the files
-// they name; an include that names nothing found is kept, and noted.
-func (l *nginxLoader) expand(ds []*Directive, depth int, missing *[]string) ([]*Directive, error) {
-	if depth > l.r.lim.depth() {
-		return nil, &ParseError{File: ds[0].File, Line: ds[0].Line, Err: ErrTooDeep, Msg: "includes nest too deep"}
-	}
+// they name; an include that names nothing found is kept, and noted. A
+// file that includes itself, directly or not, is an error naming each
+// step, as are includes nested more than Limits.MaxDepth deep: nginx
+// follows either until its stack overflows (nginx -t dies of SIGSEGV,
+// saying nothing).
+func (l *nginxLoader) expand(ds []*Directive, missing *[]string) ([]*Directive, error) {
 	var out []*Directive
 	for _, d := range ds {
 		if d.Section {
-			b, err := l.expand(d.Block, depth+1, missing)
+			b, err := l.expand(d.Block, missing)
 			if err != nil {
 				return nil, err
 			}
@@ -249,24 +256,64 @@ func (l *nginxLoader) expand(ds []*Directive, depth int, missing *[]string) ([]*
 		}
 		out = append(out, &Directive{File: d.File, Line: d.Line, Name: "#resolved include", Args: d.Args})
 		for _, n := range names {
-			data, ok := l.dumped[n]
-			if !ok {
-				var err error
-				if data, err = l.r.read(n); err != nil {
-					return nil, err
-				}
-			}
-			inc, err := ParseNginx(n, data, l.r.lim)
+			inc, err := l.include(d, n, missing)
 			if err != nil {
-				return nil, err
-			}
-			if inc, err = l.expand(inc, depth+1, missing); err != nil {
 				return nil, err
 			}
 			out = append(out, inc...)
 		}
 	}
 	return out, nil
+}
+
+// include reads the file name that the include d names, with its own
+// includes expanded.
+func (l *nginxLoader) include(d *Directive, name string, missing *[]string) ([]*Directive, error) {
+	for i, f := range l.files {
+		if sameFile(f, name) {
+			return nil, &ParseError{File: d.File, Line: d.Line, Err: ErrIncludeCycle, Msg: l.chain(i, d, name)}
+		}
+	}
+	if len(l.stack) >= l.r.lim.depth() {
+		return nil, &ParseError{File: d.File, Line: d.Line, Err: ErrTooDeep,
+			Msg: fmt.Sprintf("includes nest more than %d deep: %s", l.r.lim.depth(), l.chain(0, d, name))}
+	}
+	data, ok := l.dumped[name]
+	if !ok {
+		var err error
+		if data, err = l.r.read(name); err != nil {
+			return nil, err
+		}
+	}
+	inc, err := ParseNginx(name, data, l.r.lim)
+	if err != nil {
+		return nil, err
+	}
+	l.stack, l.files = append(l.stack, d), append(l.files, name)
+	defer func() { l.stack, l.files = l.stack[:len(l.stack)-1], l.files[:len(l.files)-1] }()
+	return l.expand(inc, missing)
+}
+
+// chain spells the includes from l.files[i] on, ending with d including
+// name: "a.conf:2 includes b.conf, b.conf:3 includes a.conf".
+func (l *nginxLoader) chain(i int, d *Directive, name string) string {
+	var steps []string
+	for j := i; j < len(l.stack); j++ {
+		steps = append(steps, l.stack[j].Where()+" includes "+l.files[j+1])
+	}
+	return strings.Join(append(steps, d.Where()+" includes "+name), ", ")
+}
+
+// sameFile reports whether the names a and b, as the input and includes
+// spell them, are one file: a relative name is the working directory's.
+func sameFile(a, b string) bool {
+	abs := func(n string) string {
+		if p, err := filepath.Abs(n); err == nil {
+			return p
+		}
+		return path.Clean(n)
+	}
+	return a == b || abs(a) == abs(b)
 }
 
 // resolve returns the files an include pattern names.
