@@ -372,8 +372,19 @@ func (g *apacheMig) translate() {
 	for _, it := range g.aliases {
 		g.alias(it)
 	}
+	off := g.cgiOff()
 	for dir, d := range g.execDirs {
 		if d == nil {
+			continue
+		}
+		if off != "" {
+			g.entry(d, Kept, "", "ExecCGI runs nothing: %s", off)
+			if h, ok := g.cgiDirs[dir]; ok {
+				g.entry(h, Kept, "", "runs nothing: the cgi-script handler is mod_cgi's or mod_cgid's, and neither is loaded")
+				if root := g.docroot(0); root != "" && dir != "" && within(dir, root) {
+					g.noCGIFinding(h, fmt.Sprintf("the files of %s under %s as files", dir, strings.TrimPrefix(dir, root)+"/"))
+				}
+			}
 			continue
 		}
 		if h, ok := g.cgiDirs[dir]; ok && dir != "" {
@@ -406,7 +417,9 @@ func (g *apacheMig) translate() {
 		g.entry(it.d, Untranslated, "", "fcgid-script without a FcgidWrapper: a native FastCGI program; mount it as fastcgi+exec:PROGRAM")
 	}
 	for dir, h := range g.cgiDirs {
-		if _, ok := g.execDirs[dir]; !ok {
+		if _, ok := g.execDirs[dir]; !ok && off != "" {
+			g.entry(h, Kept, "", "runs nothing: no Options +ExecCGI, and the cgi-script handler is mod_cgi's or mod_cgid's, neither of which is loaded")
+		} else if !ok {
 			g.entry(h, Kept, "", "a cgi-script handler without Options +ExecCGI runs nothing")
 		}
 	}
@@ -420,6 +433,38 @@ func (g *apacheMig) translate() {
 		g.finding(g.mounts[0].src, "httpoxy", `RequestHeader unset Proxy early (ferry drops the Proxy header itself)`,
 			"the client's Proxy header reaches scripts as HTTP_PROXY, which many HTTP libraries take as their proxy (httpoxy, CVE-2016-5385)")
 	}
+}
+
+// cgiOff says why Apache runs no CGI script at all, when the input loads
+// modules and neither mod_cgi nor mod_cgid among them: the cgi-script
+// handler that ScriptAlias and AddHandler name is theirs, wherever their
+// LoadModule line is. It is empty when one is loaded, or when the input
+// has no LoadModule line to tell.
+func (g *apacheMig) cgiOff() string {
+	if !g.conds.loads || g.conds.modules["cgi"] || g.conds.modules["cgid"] {
+		return ""
+	}
+	return "neither mod_cgi nor mod_cgid is loaded (no LoadModule of the input loads either), so Apache runs no CGI script"
+}
+
+// noCGI reports d, which maps URLs to CGI scripts, in an input that loads
+// no CGI module (off, from cgiOff): Apache's default handler then sends
+// what (such as "the files of DIR under /cgi-bin/ as files") unrun, the
+// scripts' source, to whoever asks, so ferry mounts nothing there either.
+// httpd 2.4.71 without mod_cgi and mod_cgid, tried by hand: ScriptAlias
+// /cgi-bin/ DIR/, ScriptAliasMatch ^/m/(.*) DIR/$1, ScriptAlias /app
+// DIR/test.sh and an Alias of an ExecCGI directory with AddHandler
+// cgi-script .sh all answered 200 text/x-sh with test.sh's text.
+func (g *apacheMig) noCGI(d *Directive, off, what string) {
+	g.entry(d, Kept, "", "%s: it sends %s (a script's source, not its output); no mount", off, what)
+	g.noCGIFinding(d, what)
+}
+
+// noCGIFinding reports CGI scripts Apache sends as files (what, as for
+// noCGI).
+func (g *apacheMig) noCGIFinding(d *Directive, what string) {
+	g.finding(d, "cgi-source-served", "remove the mapping, or load mod_cgid (a2enmod cgid) if the scripts are meant to run, then migrate again",
+		"no CGI module is loaded: Apache sends %s to whoever asks: a script's source, and any password in it", what)
 }
 
 // vhostMounts marks the mounts of a virtual host for review when mounts
@@ -469,6 +514,19 @@ func (g *apacheMig) maker(it item) {
 		if !isFile && !strings.HasSuffix(url, "/") {
 			url += "/"
 		}
+		if off := g.cgiOff(); off != "" {
+			if isFile && strings.HasSuffix(url, "/") {
+				// Debian's cgit.conf: ScriptAlias /cgit/ "/usr/lib/cgit/cgit.cgi/"
+				g.entry(d, Kept, "", "%s: it answers 404 for every URL under %s (%s is a file, and the rest of the URL would be its path info, which Apache refuses for a file); no mount", off, url, clean)
+				return
+			}
+			if isFile {
+				g.noCGI(d, off, fmt.Sprintf("%s at %s as a file", clean, url))
+				return
+			}
+			g.noCGI(d, off, fmt.Sprintf("the files of %s under %s as files", clean, url))
+			return
+		}
 		if m := g.mount(d, url, "cgi:"+clean, clean, s.vhost); m != nil {
 			g.entry(d, Translated, mountKey(m, "backend"), "%s", g.relative(target))
 			if !isFile {
@@ -478,6 +536,10 @@ func (g *apacheMig) maker(it item) {
 			}
 		}
 	case "scriptaliasmatch":
+		if off := g.cgiOff(); off != "" {
+			g.noCGI(d, off, fmt.Sprintf("the files %s maps to (%s) as files", arg(0), arg(1)))
+			return
+		}
 		sm := scriptAliasMatchRE.FindStringSubmatch(arg(0))
 		if sm == nil || !strings.HasSuffix(arg(1), "$1") {
 			g.entry(d, Untranslated, "", "only ^/PREFIX/(.*) to DIR/$1 maps to a mount; write a mount per script directory")
@@ -668,6 +730,10 @@ func (g *apacheMig) alias(it item) {
 		return
 	}
 	prefix := strings.TrimSuffix(d.Args[0], "/") + "/"
+	if off := g.cgiOff(); off != "" {
+		g.noCGI(d, off, fmt.Sprintf("the files of %s under %s as files", dir, prefix)) // the loop over ExecCGI directories reports its Options and handler
+		return
+	}
 	if m := g.mount(d, prefix, "cgi:"+dir, dir, it.s.vhost); m != nil {
 		note := fmt.Sprintf("ferry runs the executable files of %s as scripts: its static files (not executable) are no longer served under %s; leave an Alias for them in the web server", dir, prefix)
 		if rel := g.relative(d.Args[1]); rel != "" {

@@ -9,7 +9,7 @@ import (
 )
 
 // findingIDs lists every kind of finding migrate reports.
-var findingIDs = []string{"cve-2019-11043", "fix-pathinfo", "php-upload-exec", "httpoxy", "cgi-dir-writable", "fastcgi-param-twice", "php-fpm-exposed", "php-value-from-client"}
+var findingIDs = []string{"cve-2019-11043", "fix-pathinfo", "php-upload-exec", "httpoxy", "cgi-dir-writable", "cgi-source-served", "fastcgi-param-twice", "php-fpm-exposed", "php-value-from-client"}
 
 // TestFindingsCoverage: each finding is produced by the corpus cases named
 // here (httpoxy by both servers, php-fpm-exposed from a pool file too),
@@ -21,6 +21,7 @@ func TestFindingsCoverage(t *testing.T) {
 		"php-upload-exec":       {"apache/mod_php-unsafe"},
 		"httpoxy":               {"apache/scriptalias", "apache/mod_php-unsafe", "nginx/passes", "nginx/fcgiwrap"},
 		"cgi-dir-writable":      {"apache/cgi-dir-writable"},
+		"cgi-source-served":     {"apache/nocgi"},
 		"fastcgi-param-twice":   {"nginx/cve-2019-11043"},
 		"php-fpm-exposed":       {"nginx/cve-2019-11043", "apache/php-fpm-exposed", "apache/mod_php-unsafe", "nginx/php-fpm-pool"},
 		"php-value-from-client": {"nginx/php-value-client", "apache/mod_php-unsafe"},
