@@ -46,6 +46,10 @@ var (
 	ErrCantMpxConn = errors.New("fastcgi: application cannot multiplex")
 	// ErrNoEndRequest: the connection ended before END_REQUEST (502).
 	ErrNoEndRequest = errors.New("fastcgi: connection closed before END_REQUEST")
+	// ErrNoGetValues: the application answered GET_VALUES with
+	// UNKNOWN_TYPE: it does not know the record, so it says nothing of
+	// its limits.
+	ErrNoGetValues = errors.New("fastcgi: the application does not know GET_VALUES (it answered UNKNOWN_TYPE)")
 )
 
 // Client sends requests to a FastCGI application (php-fpm, php-cgi -b,
@@ -242,7 +246,9 @@ func (c *Client) dial(ctx context.Context) (*clientConn, error) {
 }
 
 // GetValues asks the application for the named variables (FCGI_MAX_CONNS,
-// FCGI_MAX_REQS, FCGI_MPXS_CONNS) on a connection of its own.
+// FCGI_MAX_REQS, FCGI_MPXS_CONNS) on a connection of its own. An
+// application that answers UNKNOWN_TYPE, not knowing the record, gives
+// [ErrNoGetValues].
 func (c *Client) GetValues(ctx context.Context, names ...string) (map[string]string, error) {
 	return c.getValues(ctx, defaults.Or(c.DialTimeout, DefaultDialTimeout), names...)
 }
@@ -266,6 +272,11 @@ func (c *Client) getValues(ctx context.Context, wait time.Duration, names ...str
 		rec, err := cc.rd.Next()
 		if err != nil {
 			return nil, fmt.Errorf("fastcgi: GET_VALUES: %w", err)
+		}
+		if rec.Type == TypeUnknownType && rec.RequestID == 0 && len(rec.Content) > 0 && RecordType(rec.Content[0]) == TypeGetValues {
+			// The application's answer to a management record it does
+			// not know (FastCGI 1.0 § 4.2): no GET_VALUES_RESULT comes.
+			return nil, ErrNoGetValues
 		}
 		if rec.Type != TypeGetValuesResult {
 			continue

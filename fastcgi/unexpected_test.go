@@ -24,9 +24,9 @@ import (
 // records answer returns for its REQUEST_URI and request ID, written once
 // the request's STDIN has ended. It then closes the connection, unless
 // the request asked FCGI_KEEP_CONN: the client closes it then. It answers
-// GET_VALUES with FCGI_MAX_CONNS=4 and FCGI_MPXS_CONNS=1 when mpx is set
-// (0 otherwise). It returns the listening address.
-func scriptedApp(t *testing.T, mpx bool, answer func(uri string, id uint16) []byte) string {
+// GET_VALUES with the records values holds. It returns the listening
+// address.
+func scriptedApp(t *testing.T, values []byte, answer func(uri string, id uint16) []byte) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -39,10 +39,6 @@ func scriptedApp(t *testing.T, mpx bool, answer func(uri string, id uint16) []by
 		rl.closeAll()
 		wg.Wait()
 	})
-	mpxs := "0"
-	if mpx {
-		mpxs = "1"
-	}
 	serve := func(nc net.Conn) {
 		defer wg.Done()
 		defer nc.Close()
@@ -57,7 +53,7 @@ func scriptedApp(t *testing.T, mpx bool, answer func(uri string, id uint16) []by
 			id := rec.RequestID
 			switch rec.Type {
 			case TypeGetValues:
-				nc.Write(AppendRecord(nil, TypeGetValuesResult, 0, pairs("FCGI_MAX_CONNS", "4", "FCGI_MPXS_CONNS", mpxs)))
+				nc.Write(values)
 			case TypeBeginRequest:
 				br, _ := ParseBeginRequest(rec.Content)
 				keep[id] = br.Flags&FlagKeepConn != 0
@@ -91,6 +87,16 @@ func scriptedApp(t *testing.T, mpx bool, answer func(uri string, id uint16) []by
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// valuesResult is a GET_VALUES_RESULT record: FCGI_MAX_CONNS=4, and
+// FCGI_MPXS_CONNS=1 if mpx (else 0).
+func valuesResult(mpx bool) []byte {
+	mpxs := "0"
+	if mpx {
+		mpxs = "1"
+	}
+	return AppendRecord(nil, TypeGetValuesResult, 0, pairs("FCGI_MAX_CONNS", "4", "FCGI_MPXS_CONNS", mpxs))
 }
 
 // TestClientUnexpectedRecordType: a record for the request of a type an
@@ -169,7 +175,7 @@ func TestClientUnexpectedRecordType(t *testing.T) {
 
 	for _, mode := range []string{"conn", "mpx"} {
 		t.Run(mode, func(t *testing.T) {
-			addr := scriptedApp(t, mode == "mpx", byPath)
+			addr := scriptedApp(t, valuesResult(mode == "mpx"), byPath)
 			c := &Client{Network: "tcp", Address: addr, ReadTimeout: 5 * time.Second}
 			defer c.CloseIdle()
 			for i, tt := range tests {
@@ -197,7 +203,7 @@ func TestClientUnexpectedRecordType(t *testing.T) {
 	}
 
 	t.Run("nginx", func(t *testing.T) {
-		addr := scriptedApp(t, false, byPath)
+		addr := scriptedApp(t, valuesResult(false), byPath)
 		p := peerstest.NginxFastCGI(t, peers.NginxFastCGIConfig{Backend: addr})
 		for i, tt := range tests {
 			resp, err := http.Get(fmt.Sprintf("%s/%d", p.URL, i))
@@ -218,4 +224,41 @@ func TestClientUnexpectedRecordType(t *testing.T) {
 			t.Errorf("nginx's error log does not say \"upstream sent invalid FastCGI record type: 1\":\n%s", logs)
 		}
 	})
+}
+
+// TestClientGetValuesUnknownType: an application that does not know
+// GET_VALUES answers {FCGI_UNKNOWN_TYPE, 0, {GET_VALUES}} (FastCGI 1.0
+// § 4.2), and the client takes that answer at once: the pool is sized as
+// for an application that says nothing (a connection per request). The
+// answer was skipped, and the client waited for a GET_VALUES_RESULT until
+// its dial timeout: the first request took 3 s more (DefaultDialTimeout),
+// and GetValues failed with a timeout. An UNKNOWN_TYPE of another type is
+// not an answer to GET_VALUES, and is skipped.
+func TestClientGetValuesUnknownType(t *testing.T) {
+	leakcheck.Check(t)
+	answer := func(_ string, id uint16) []byte {
+		b := AppendRecord(nil, TypeStdout, id, []byte("Content-Type: text/plain\r\n\r\nok"))
+		b = AppendRecord(b, TypeStdout, id, nil)
+		return AppendEndRequest(b, id, 0, RequestComplete)
+	}
+	unknown := func(t RecordType) []byte {
+		return AppendRecord(nil, TypeUnknownType, 0, []byte{byte(t), 0, 0, 0, 0, 0, 0, 0})
+	}
+	addr := scriptedApp(t, append(unknown(99), unknown(TypeGetValues)...), answer)
+
+	c := &Client{Network: "tcp", Address: addr}
+	defer c.CloseIdle()
+	start := time.Now()
+	vals, err := c.GetValues(t.Context(), "FCGI_MAX_CONNS")
+	if err == nil || !strings.Contains(err.Error(), "UNKNOWN_TYPE") || time.Since(start) > time.Second {
+		t.Errorf("GetValues = %v, %v after %v; want an error saying UNKNOWN_TYPE at once", vals, err, time.Since(start))
+	}
+	start = time.Now()
+	got, err := doBody(t, c, t.Context(), &Request{Params: clientParams("/")})
+	if err != nil || got != "ok" || time.Since(start) > time.Second {
+		t.Errorf("Do = %q, %v after %v; want \"ok\" at once", got, err, time.Since(start))
+	}
+	if c.keep || c.multi {
+		t.Errorf("keep %v, multi %v; want a connection per request", c.keep, c.multi)
+	}
 }
