@@ -73,14 +73,16 @@ type member struct {
 	requests, failures, retries, checksPassed, checksFailed atomic.Uint64
 }
 
-// state returns the member's state at now.
-func (m *member) state(now time.Time) memberState {
+// state returns the member's state at now. lone says that it is its
+// group's lone backend (see group.lone), which its passive failures do not
+// take down.
+func (m *member) state(now time.Time, lone bool) memberState {
 	if m.draining.Load() {
 		return stateDraining
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.checkDown || now.Before(m.downUntil) {
+	if m.checkDown || (!lone && now.Before(m.downUntil)) {
 		return stateDown
 	}
 	return stateUp
@@ -130,9 +132,37 @@ func (g *group) String() string {
 }
 
 // usable reports whether m may take a new request at now: not draining,
-// not down.
-func (m *member) usable(now time.Time) bool {
-	return m.state(now) == stateUp
+// not down. lone is as for state.
+func (m *member) usable(now time.Time, lone bool) bool {
+	return m.state(now, lone) == stateUp
+}
+
+// lone returns the group's only backend that is not draining, or nil when
+// there are several (or none). As nginx's single server of an upstream
+// ("max_fails, fail_timeout and slow_start parameters are ignored, and
+// such a server will never be considered unavailable"), passive health
+// leaves it up: with no other backend to send requests to, marking it
+// down would only make /readyz fail, and take every ferry in front of a
+// shared backend out of rotation at once for one slow request. Active
+// health checks, the operator's explicit signal, still take it down, as
+// HAProxy's checks take down a server alone in its backend.
+func (g *group) lone() *member {
+	var one *member
+	for _, m := range g.list() {
+		if m.draining.Load() {
+			continue
+		}
+		if one != nil {
+			return nil
+		}
+		one = m
+	}
+	return one
+}
+
+// state returns m's state at now, as metrics, /status and /readyz show it.
+func (g *group) state(m *member, now time.Time) memberState {
+	return m.state(now, m == g.lone())
 }
 
 // full reports whether m has as many requests in flight as it takes.
@@ -175,10 +205,11 @@ func (g *group) load(m *member, now time.Time) float64 {
 // as nginx does for a group of one. nil without full: none is left.
 func (g *group) pick(tried []*member, key string, now time.Time) (m *member, full bool) {
 	all := g.list()
+	lone := g.lone()
 	var buf [8]*member
 	up := buf[:0]
 	for _, m := range all {
-		if m.usable(now) && !slices.Contains(tried, m) {
+		if m.usable(now, m == lone) && !slices.Contains(tried, m) {
 			up = append(up, m)
 		}
 	}
@@ -317,10 +348,11 @@ func (g *group) release(m *member) {
 }
 
 // failed counts a failure of m at now: max_fails of them within
-// fail_timeout mark it down for fail_timeout.
+// fail_timeout mark it down for fail_timeout, unless it is the group's
+// lone backend (see lone).
 func (g *group) failed(m *member, err error) {
 	m.failures.Add(1)
-	if g.maxFails == 0 {
+	if g.maxFails == 0 || m == g.lone() {
 		return
 	}
 	now := time.Now()

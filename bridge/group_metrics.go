@@ -53,7 +53,7 @@ func (c groupCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for _, m := range g.list() {
 			l := []string{g.prefix, m.name}
-			st := m.state(now)
+			st := g.state(m, now)
 			for s, name := range memberStateNames {
 				v := 0.0
 				if memberState(s) == st {
@@ -91,7 +91,7 @@ func (g *group) status() []backendStatus {
 	now := time.Now()
 	var out []backendStatus
 	for _, m := range g.list() {
-		st := m.state(now)
+		st := g.state(m, now)
 		m.mu.Lock()
 		last := m.lastCheck
 		m.mu.Unlock()
@@ -102,11 +102,13 @@ func (g *group) status() []backendStatus {
 	return out
 }
 
-// ready reports whether the group has a backend up.
+// ready reports whether the group has a backend up: a lone backend (see
+// group.lone) is up unless its health checks fail.
 func (g *group) ready() error {
 	now := time.Now()
+	lone := g.lone()
 	for _, m := range g.list() {
-		if m.usable(now) {
+		if m.usable(now, m == lone) {
 			return nil
 		}
 	}

@@ -14,11 +14,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/peers"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
@@ -742,5 +744,100 @@ func TestGroupAnswerWhole(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestGroupLoneBackendStaysUp: one read timeout on the lone backend of a
+// group (health checks configured, passing) made /readyz answer 503 for
+// fail_timeout, though the next requests succeeded: behind HAProxy or
+// Kubernetes, every ferry in front of that backend left the rotation at
+// once. As nginx's single server, a lone backend is not taken down by its
+// failures; its health checks still take it down (as HAProxy's do), and
+// /readyz says so, while requests still go to it.
+func TestGroupLoneBackendStaysUp(t *testing.T) {
+	leakcheck.Check(t)
+	var stalled, pingFails atomic.Bool
+	release := make(chan struct{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := &fastcgi.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ping" {
+			if pingFails.Load() {
+				http.Error(w, "sick", http.StatusInternalServerError)
+				return
+			}
+			io.WriteString(w, "pong")
+			return
+		}
+		if !stalled.Swap(true) {
+			<-release // the first request stalls past read_timeout
+		}
+		io.WriteString(w, "hello")
+	})}
+	go app.Serve(l)
+	t.Cleanup(func() { app.Close() })
+	defer close(release)
+	backend := "fastcgi://" + l.Addr().String()
+	f := startAdminFerry(t, Config{Mounts: []Mount{mustMount(t, "/="+backend+
+		"?read_timeout=300ms&fail_timeout=5s&health=/ping&health_body=pong&health_interval=100ms&health_fails=2")}})
+
+	if code, _ := get(t, "GET", f.base+"/x", nil); code != http.StatusGatewayTimeout {
+		t.Fatalf("the stalled request: %d; want 504", code)
+	}
+	if code, body := get(t, "GET", f.admin+"/readyz", nil); code != http.StatusOK {
+		t.Errorf("/readyz after one read timeout on the lone backend = %d %q; want 200", code, body)
+	}
+	if code, body := get(t, "GET", f.base+"/x", nil); code != http.StatusOK || body != "hello" {
+		t.Errorf("the next request: %d %q; want 200 hello", code, body)
+	}
+	if st := f.scrape(t); !strings.Contains(st, `ferry_backend_state{backend="`+backend+`",mount="/",state="up"} 1`) {
+		t.Errorf("the lone backend is not up in /metrics:\n%s", st)
+	}
+
+	// Its health checks fail: /readyz says so, once its cached answer is
+	// old enough; requests still go to it.
+	pingFails.Store(true)
+	code, body := 0, ""
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if code, body = get(t, "GET", f.admin+"/readyz", nil); code == http.StatusServiceUnavailable {
+			break
+		}
+	}
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not ready / "+backend) {
+		t.Errorf("/readyz with the lone backend's checks failing = %d %q; want 503 naming it", code, body)
+	}
+	if code, body := get(t, "GET", f.base+"/x", nil); code != http.StatusOK || body != "hello" {
+		t.Errorf("a request while its checks fail: %d %q; want 200 hello (a group whose backends are all down tries them)", code, body)
+	}
+}
+
+// TestGroupLoneBackendOfSeveral: a backend's failures still take it down
+// while the group has another backend to send requests to; once the other
+// is drained, it is the lone backend, up whatever its failures.
+func TestGroupLoneBackendOfSeveral(t *testing.T) {
+	a, b := &member{name: "a", weight: 1}, &member{name: "b", weight: 1}
+	g := &group{maxFails: 1, failTimeout: time.Minute, log: zerolog.Nop()}
+	g.members.Store(&[]*member{a, b})
+	g.failed(a, io.ErrUnexpectedEOF)
+	now := time.Now()
+	if st := g.state(a, now); st != stateDown {
+		t.Errorf("a failed beside b: %v; want down", st)
+	}
+	if err := g.ready(); err != nil {
+		t.Errorf("ready with b up: %v", err)
+	}
+	b.draining.Store(true)
+	if st := g.state(a, now); st != stateUp {
+		t.Errorf("a failed, b drained: %v; want up (the lone backend)", st)
+	}
+	if err := g.ready(); err != nil {
+		t.Errorf("ready with a lone: %v", err)
+	}
+	g.failed(a, io.ErrUnexpectedEOF)
+	b.draining.Store(false)
+	if m, _ := g.pick(nil, "", time.Now()); m != b {
+		t.Errorf("pick after b came back: not b; want b (a still down from its first failure)")
 	}
 }
