@@ -219,11 +219,26 @@ func (wb *watchedBody) Close() error {
 // close closes the body once, whether the timer or the proxy comes first.
 func (wb *watchedBody) close() { wb.closing.Do(func() { wb.ReadCloser.Close() }) }
 
-// watchBody puts the request's watchedBody around the response body.
+// errInvalidStatus is the failure of an application that answered a
+// status outside 100-599, which RFC 9110 § 15 calls invalid: the client
+// gets 502, as for a CGI, FastCGI or SCGI answer with such a Status.
+var errInvalidStatus = errors.New("http: the application answered an invalid status (want 100 to 599)")
+
+// watchBody refuses an answer with an invalid status (errInvalidStatus;
+// net/http's Transport takes any three digits, 000 and 999 too), and puts
+// the request's watchedBody around the response body.
 func (b *httpBack) watchBody(res *http.Response) error {
+	_, group := b.proxy.Transport.(httpGroup)
+	if res.StatusCode < 100 || res.StatusCode > 599 {
+		err := fmt.Errorf("%w: %q", errInvalidStatus, res.Status)
+		if group {
+			err = fmt.Errorf("http: http://%s: %w", res.Request.URL.Host, err) // the log line names the group
+		}
+		return err
+	}
 	if wb, ok := res.Request.Context().Value(watchedBodyKey{}).(*watchedBody); ok && res.StatusCode != http.StatusSwitchingProtocols {
 		wb.ReadCloser, wb.timeout = res.Body, b.readTimeout
-		if _, ok := b.proxy.Transport.(httpGroup); ok {
+		if group {
 			wb.member = res.Request.URL.Host // the log line names the group
 		}
 		res.Body = wb

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/rs/zerolog"
 )
 
@@ -96,5 +97,54 @@ func TestHTTPBackFailures(t *testing.T) {
 	b.ServeHTTP(w, httptest.NewRequest("GET", "/x", nil).WithContext(context.Background()))
 	if w.Code != http.StatusGatewayTimeout {
 		t.Errorf("backend silent: %d; want 504", w.Code)
+	}
+}
+
+// TestHTTPBackInvalidStatus: an application answering a status outside
+// 100-599 (net/http's Transport takes any three digits) had it passed on
+// to the client; a CGI, FastCGI or SCGI answer with such a Status gets
+// 502. Now an http:// backend's does too, with a log line naming the
+// backend, alone or in a group; a malformed status line was a 502
+// already, and still is.
+func TestHTTPBackInvalidStatus(t *testing.T) {
+	leakcheck.Check(t)
+	for _, tt := range []struct {
+		line  string // after "HTTP/1.1 "
+		want  int
+		cause string // in the log line
+	}{
+		{"999 Weird", http.StatusBadGateway, "invalid status"},
+		{"600 Beyond", http.StatusBadGateway, "invalid status"},
+		{"099 Below", http.StatusBadGateway, "invalid status"},
+		{"000 Zero", http.StatusBadGateway, "invalid status"},
+		{"+99 Signed", http.StatusBadGateway, "invalid status"},
+		{"1000 Long", http.StatusBadGateway, "malformed HTTP status code"},
+		{"abc Letters", http.StatusBadGateway, "malformed HTTP status code"},
+		{"599 Edge", 599, ""},
+		{"299 Odd", 299, ""},
+	} {
+		t.Run(tt.line, func(t *testing.T) {
+			app := fakeApp(t, func(c net.Conn) {
+				c.Read(make([]byte, 4096))
+				io.WriteString(c, "HTTP/1.1 "+tt.line+"\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
+			})
+			addr, logs := startFerry(t, Config{Mounts: []Mount{
+				mustMount(t, "/alone/=http://"+app),
+				mustMount(t, "/group/=http://"+app+"?max_fails=0"), // a group of one
+			}})
+			for i, mount := range []string{"/alone/", "/group/"} {
+				status, body := getStatus(t, "http://"+addr+mount)
+				if status != tt.want {
+					t.Errorf("%s answering %q: %d %q; want %d", mount, tt.line, status, body, tt.want)
+				}
+				lines := logs.Lines(`"backend":"http://`+app, "request to the application failed")
+				switch {
+				case tt.cause == "" && len(lines) != 0:
+					t.Errorf("%s answering %q: log lines %q; want none", mount, tt.line, lines)
+				case tt.cause != "" && (len(lines) != i+1 || !strings.Contains(lines[i], tt.cause)):
+					t.Errorf("%s answering %q: log lines %q; want one more naming %s and %q", mount, tt.line, lines, app, tt.cause)
+				}
+			}
+		})
 	}
 }
