@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ferrygw/ferry/cgi"
@@ -495,12 +496,25 @@ func (t *tries) failed(m *member, err error, counts, retry bool) bool {
 		t.aff.failed()
 		t.g.failed(m, err)
 	}
-	if t.ctx.Err() != nil || !retry || !t.g.budget.retry() {
+	if t.ctx.Err() != nil || !retry || (!refused(err) && !t.g.budget.retry()) {
 		return false
 	}
 	t.lastErr = err
 	t.g.log.Debug().Err(err).Str("mount", t.g.prefix).Str("backend", m.name).Msg("ferry: trying another backend")
 	return true
+}
+
+// refused reports whether err is a backend refusing the connection (no
+// listener on its port or socket): a retry of such a request is not
+// counted against the retry budget. The budget keeps a failing cluster
+// from getting more requests than it was sent; a refusal cost the backend
+// nothing, and its request goes to another one as a load balancer's would,
+// as nginx's next upstream does for "error" with no bound but the
+// backends'. Counted, the retries of a total outage, which all failed,
+// spent the budget for the next 10 s: a request whose pick was still down
+// once another backend was back got 502.
+func refused(err error) bool {
+	return isDialError(err) && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT))
 }
 
 // next returns the backend a request goes to, none of tried: the one
@@ -589,7 +603,8 @@ func (b *touchedBody) Read(p []byte) (int, error) {
 }
 
 // retryBudget bounds a group's retries: over the last retryWindow, at most
-// retryRatio of its requests plus retryMin.
+// retryRatio of its requests plus retryMin. Retries after a refused
+// connection are not counted (see refused).
 type retryBudget struct {
 	mu      sync.Mutex // guards the buckets
 	buckets [10]budgetBucket

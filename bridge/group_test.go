@@ -841,3 +841,48 @@ func TestGroupLoneBackendOfSeveral(t *testing.T) {
 		t.Errorf("pick after b came back: not b; want b (a still down from its first failure)")
 	}
 }
+
+// echoFastCGI serves a Go FastCGI application on l that answers a
+// request's body, or "ok" for none; it stops at the end of the test.
+func echoFastCGI(t *testing.T, l net.Listener) {
+	t.Helper()
+	app := &fastcgi.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if len(b) == 0 {
+			b = []byte("ok")
+		}
+		w.Write(b)
+	})}
+	go app.Serve(l)
+	t.Cleanup(func() { app.Close() })
+}
+
+// TestGroupRefusedAfterOutage: a group whose two backends were both down
+// had spent its retry budget on retries that found the other one down too;
+// for the next 10 s, a POST whose first pick still refused connections
+// (still starting, or not back yet) was not sent to the backend that was
+// back, and got 502, one in two with round robin. A refused connection
+// costs no backend anything: its retry is no longer counted against the
+// budget.
+func TestGroupRefusedAfterOutage(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := deadAddr(t), deadAddr(t)
+	addr, _ := startFerry(t, Config{Mounts: []Mount{mustMount(t, fmt.Sprintf("/=fastcgi://%s,fastcgi://%s?policy=round_robin", a, b))}})
+	for i := range 30 { // both down
+		if status, _ := getStatus(t, "http://"+addr+"/x"); status != http.StatusBadGateway {
+			t.Fatalf("GET %d with both backends down: %d; want 502", i, status)
+		}
+	}
+	l, err := net.Listen("tcp", a)
+	if err != nil {
+		t.Skipf("backend a's port was taken meanwhile: %v", err)
+	}
+	echoFastCGI(t, l) // a is back; b is not yet
+	for i := range 6 {
+		body := fmt.Sprint("post ", i)
+		code, got := get(t, "POST", "http://"+addr+"/x", strings.NewReader(body))
+		if code != http.StatusOK || got != body {
+			t.Errorf("POST %d with a back: %d %q; want 200 %q", i, code, got, body)
+		}
+	}
+}
