@@ -36,7 +36,9 @@ type Dir struct {
 	// "/cgi-bin/". If empty, "/" is used.
 	Prefix string
 	// Root is DOCUMENT_ROOT, and the base of PATH_TRANSLATED. If empty,
-	// the script's directory.
+	// the DOCUMENT_ROOT the front web server sent, when a FastCGI or SCGI
+	// front sent one ([Origin]), as fcgiwrap passes nginx's on; else the
+	// script's directory.
 	Root string
 	// Symlinks says which symbolic links on a script's path are followed.
 	// The zero value, SymlinksOwnerMatch, is Apache's SymLinksIfOwnerMatch,
@@ -242,6 +244,9 @@ func (d *Dir) lookup(r *http.Request) (Script, error) {
 			Name:     prefix + strings.Join(segs[:i+1], "/"),
 			Filename: file,
 			Root:     d.Root,
+		}
+		if s.Root == "" {
+			s.Root = frontRoot(r)
 		}
 		if i+1 < len(segs) {
 			s.PathInfo = "/" + strings.Join(segs[i+1:], "/")

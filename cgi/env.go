@@ -86,6 +86,17 @@ func Origin(ctx context.Context) map[string]string {
 	return m
 }
 
+// frontRoot returns the DOCUMENT_ROOT the front web server sent for r
+// (a FastCGI or SCGI front, [Origin]), or "" if it sent none. ferry's own
+// HTTP front sends none.
+func frontRoot(r *http.Request) string {
+	root := Origin(r.Context())["DOCUMENT_ROOT"]
+	if hasCTL(root) {
+		return ""
+	}
+	return root
+}
+
 // AppendEnv appends the CGI/1.1 meta-variables for r running script s to dst,
 // as "NAME=value" strings, and returns the extended slice. software is
 // SERVER_SOFTWARE.

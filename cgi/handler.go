@@ -83,7 +83,8 @@ type Handler struct {
 	ScriptName string
 	// DocumentRoot is DOCUMENT_ROOT when Resolver is nil, and the base of
 	// PATH_TRANSLATED. For any script whose resolver gives none, the
-	// script's directory is used.
+	// DOCUMENT_ROOT a FastCGI or SCGI front sent ([Origin]) is used, as
+	// fcgiwrap passes it on, else the script's directory.
 	DocumentRoot string
 	// InheritEnv names variables passed from ferry's environment. If nil,
 	// DefaultInheritEnv() is used. PATH defaults to /usr/local/bin:/usr/bin:/bin.
@@ -295,6 +296,9 @@ func (h *Handler) ServeScript(w http.ResponseWriter, r *http.Request, s Script, 
 		// go.dev/issue/68560). Closed here, the body is drained while
 		// net/http still stops that read.
 		defer r.Body.Close()
+	}
+	if s.Root == "" {
+		s.Root = frontRoot(r)
 	}
 	if s.Root == "" {
 		s.Root = filepath.Dir(s.Filename)

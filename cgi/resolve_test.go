@@ -267,6 +267,38 @@ func TestFilenameDirResolve(t *testing.T) {
 	}
 }
 
+// TestDirFrontDocumentRoot checks the DOCUMENT_ROOT of a Dir's scripts:
+// the one a FastCGI or SCGI front sent, as fcgiwrap passes nginx's on
+// (the script's directory was given instead); Dir.Root when set; else
+// none, which the Handler makes the script's directory.
+func TestDirFrontDocumentRoot(t *testing.T) {
+	dir := t.TempDir()
+	writeScript(t, dir, "env.sh", "true")
+	for _, tt := range []struct {
+		name   string
+		root   string
+		origin map[string]string
+		want   string
+	}{
+		{"front", "", map[string]string{"DOCUMENT_ROOT": "/srv/www"}, "/srv/www"},
+		{"front without one", "", map[string]string{"SCRIPT_NAME": "/cgi-bin/env.sh"}, ""},
+		{"front with NUL", "", map[string]string{"DOCUMENT_ROOT": "/srv/\x00www"}, ""},
+		{"Root set", "/var/www", map[string]string{"DOCUMENT_ROOT": "/srv/www"}, "/var/www"},
+		{"HTTP front", "", nil, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/cgi-bin/env.sh/x", nil)
+			if tt.origin != nil {
+				r = r.WithContext(WithOrigin(r.Context(), tt.origin))
+			}
+			s, err := (&Dir{Path: dir, Prefix: "/cgi-bin/", Root: tt.root}).Resolve(r)
+			if err != nil || s.Root != tt.want {
+				t.Errorf("Resolve = %+v, %v; want Root %q", s, err, tt.want)
+			}
+		})
+	}
+}
+
 // TestForwarderBusy checks the Busy hook brackets each forwarded request,
 // and is not called for a request that finds no script.
 func TestForwarderBusy(t *testing.T) {
