@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -397,7 +398,11 @@ func localRedirect(w http.ResponseWriter, r *http.Request, loc string, next http
 		http.Error(w, "502 Bad Gateway", http.StatusBadGateway)
 		return
 	}
-	nr := r.Clone(context.WithValue(r.Context(), redirectDepthKey{}, depth+1))
+	ctx := context.WithValue(r.Context(), redirectDepthKey{}, depth+1)
+	if origin := Origin(ctx); origin != nil {
+		ctx = WithOrigin(ctx, redirectOrigin(origin, u))
+	}
+	nr := r.Clone(ctx)
 	nr.Method = http.MethodGet
 	nr.URL = u
 	nr.RequestURI = loc
@@ -408,6 +413,38 @@ func localRedirect(w http.ResponseWriter, r *http.Request, loc string, next http
 	nr.Header.Del("Content-Type")
 	log.Debug().Str("location", loc).Msg("cgi: local redirect")
 	next.ServeHTTP(w, nr)
+}
+
+// redirectOrigin returns the meta-variables a front web server sent,
+// made for a local redirect to u: those it derives from the URL path are
+// what it would send for a request of u, and how it mapped the old path to
+// a script (SCRIPT_FILENAME, SCRIPT_NAME, PATH_INFO, PATH_TRANSLATED) is
+// dropped, since it says nothing of the new one. The connection's and
+// the front's other variables stay.
+func redirectOrigin(origin map[string]string, u *url.URL) map[string]string {
+	o := maps.Clone(origin)
+	for _, name := range [...]string{"SCRIPT_FILENAME", "SCRIPT_NAME", "PATH_INFO", "PATH_TRANSLATED"} {
+		delete(o, name)
+	}
+	for _, name := range [...]string{
+		"DOCUMENT_URI", // nginx's $document_uri: the decoded path
+		"SCRIPT_URL",   // Apache's mod_rewrite: the decoded path
+	} {
+		if _, ok := o[name]; ok {
+			o[name] = u.Path
+		}
+	}
+	if v, ok := o["SCRIPT_URI"]; ok {
+		// Apache's mod_rewrite: scheme://host[:port] and the decoded path.
+		_, rest, found := strings.Cut(v, "://")
+		host, _, _ := strings.Cut(rest, "/")
+		if found {
+			o["SCRIPT_URI"] = v[:len(v)-len(rest)] + host + u.Path
+		} else {
+			delete(o, "SCRIPT_URI")
+		}
+	}
+	return o
 }
 
 // isCredentialVar reports the variables that carry the client's credentials.

@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -858,6 +860,41 @@ func TestHandlerContentLengthMismatch(t *testing.T) {
 			}
 			if tt.noLog != "" && strings.Contains(logs.String(), tt.noLog) {
 				t.Errorf("%s %s: log holds %q:\n%s", tt.method, tt.script, tt.noLog, logs)
+			}
+		})
+	}
+}
+
+// TestRedirectOrigin checks the front's meta-variables after a local
+// redirect: DOCUMENT_URI (nginx), SCRIPT_URL and SCRIPT_URI (Apache's
+// mod_rewrite) named the path of the script that redirected; now the new
+// one, and the front's mapping of the old path to a script is gone.
+func TestRedirectOrigin(t *testing.T) {
+	u, err := url.ParseRequestURI("/cgi-bin/env.sh/p%20q?x=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name         string
+		origin, want map[string]string
+	}{
+		{"nginx", map[string]string{
+			"DOCUMENT_URI": "/cgi-bin/loc.sh", "REDIRECT_STATUS": "200", "REMOTE_ADDR": "192.0.2.1",
+			"SCRIPT_FILENAME": "/srv/www/cgi-bin/loc.sh", "SCRIPT_NAME": "/cgi-bin/loc.sh", "PATH_INFO": "/a", "PATH_TRANSLATED": "/srv/www/a",
+		}, map[string]string{"DOCUMENT_URI": "/cgi-bin/env.sh/p q", "REDIRECT_STATUS": "200", "REMOTE_ADDR": "192.0.2.1"}},
+		{"apache", map[string]string{
+			"SCRIPT_URL": "/cgi-bin/loc.sh", "SCRIPT_URI": "https://example.org:8443/cgi-bin/loc.sh", "CONTEXT_PREFIX": "",
+		}, map[string]string{"SCRIPT_URL": "/cgi-bin/env.sh/p q", "SCRIPT_URI": "https://example.org:8443/cgi-bin/env.sh/p q", "CONTEXT_PREFIX": ""}},
+		{"bad SCRIPT_URI", map[string]string{"SCRIPT_URI": "/cgi-bin/loc.sh"}, map[string]string{}},
+		{"none", map[string]string{"HTTPS": "on"}, map[string]string{"HTTPS": "on"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			orig := maps.Clone(tt.origin)
+			if got := redirectOrigin(tt.origin, u); !maps.Equal(got, tt.want) {
+				t.Errorf("redirectOrigin(%q) = %q; want %q", tt.origin, got, tt.want)
+			}
+			if !maps.Equal(tt.origin, orig) {
+				t.Errorf("redirectOrigin changed the origin's map: %q", tt.origin)
 			}
 		})
 	}

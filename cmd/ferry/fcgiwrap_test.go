@@ -23,6 +23,9 @@ type besideFcgiwrap struct {
 	// (nginx in front of each) and "ferry-http" (ferry's own front).
 	urls  map[string]string
 	ferry *ferryProc
+	// fastcgiTCP is the host:port of ferry's FastCGI TCP listener, for
+	// another front.
+	fastcgiTCP string
 }
 
 // startBesideFcgiwrap starts fcgiwrap, "ferry serve --mount mount" on
@@ -50,9 +53,9 @@ func startBesideFcgiwrap(t *testing.T, root, mount string) *besideFcgiwrap {
 			t.Error(err)
 		}
 	})
-	fcgiSock, scgiSock, httpAddr := filepath.Join(tmp, "ferry.sock"), filepath.Join(tmp, "ferry-scgi.sock"), freeAddr(t)
+	fcgiSock, scgiSock, httpAddr, tcpAddr := filepath.Join(tmp, "ferry.sock"), filepath.Join(tmp, "ferry-scgi.sock"), freeAddr(t), freeAddr(t)
 	p := startFerryArgs(t, "--listen", "fastcgi+unix://"+fcgiSock, "--listen", "scgi+unix://"+scgiSock,
-		"--listen", "http://"+httpAddr, "--mount", mount, "--access-log=false")
+		"--listen", "http://"+httpAddr, "--listen", "fastcgi://"+tcpAddr, "--mount", mount, "--access-log=false")
 	fastcgi := func(sock string) string {
 		var b strings.Builder
 		for _, loc := range []struct{ path, filename string }{
@@ -80,7 +83,7 @@ func startBesideFcgiwrap(t *testing.T, root, mount string) *besideFcgiwrap {
 		}
 		scgi.WriteString("      scgi_pass unix:" + scgiSock + ";\n    }\n")
 	}
-	b := &besideFcgiwrap{ferry: p, urls: map[string]string{"ferry-http": "http://" + httpAddr}}
+	b := &besideFcgiwrap{ferry: p, urls: map[string]string{"ferry-http": "http://" + httpAddr}, fastcgiTCP: tcpAddr}
 	for name, server := range map[string]string{
 		"fcgiwrap":      fastcgi(wrapSock),
 		"ferry-fastcgi": fastcgi(fcgiSock),
@@ -91,7 +94,7 @@ func startBesideFcgiwrap(t *testing.T, root, mount string) *besideFcgiwrap {
 	return b
 }
 
-// get returns the status, Content-Type and body of a GET of url.
+// getPlain returns the status, Content-Type and body of a GET of url.
 func getPlain(t *testing.T, url string) (status int, ctype, body string) {
 	t.Helper()
 	res, err := http.Get(url)
@@ -156,6 +159,67 @@ func TestDocumentRootBehindNginx(t *testing.T) {
 		got := envLines(body, "DOCUMENT_ROOT", "SCRIPT_NAME")
 		if w := []string{"DOCUMENT_ROOT=" + want, "SCRIPT_NAME=/cgi-bin/env.sh"}; status != http.StatusOK || !slices.Equal(got, w) {
 			t.Errorf("%s: %d %q; want 200 %q\n%s", name, status, got, w, body)
+		}
+	}
+}
+
+// TestLocalRedirectEnvLikeDirect checks a script's environment after a
+// local redirect (RFC 3875 § 6.2.2) ferry serves itself, behind nginx
+// (FastCGI, SCGI) and on its own HTTP front: the same as for a GET of the
+// new location, but for what differs between any two requests
+// (REMOTE_PORT, the request ID). DOCUMENT_URI, which nginx sends, named
+// the path of the script that redirected.
+func TestLocalRedirectEnvLikeDirect(t *testing.T) {
+	dir := testdir.Open(t)
+	root := filepath.Join(dir, "www")
+	cgiDir := filepath.Join(root, "cgi-bin")
+	writeEnvScript(t, cgiDir, "env.sh")
+	const loc = "/cgi-bin/env.sh/p%20q?x=1"
+	if err := os.WriteFile(filepath.Join(cgiDir, "loc.sh"), []byte("#!/bin/sh\nprintf 'Location: %s\\n\\n' '"+loc+"'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := peers.MakeWorldReadable(dir); err != nil {
+		t.Fatal(err)
+	}
+	b := startBesideFcgiwrap(t, root, "/cgi-bin/=cgi:"+cgiDir)
+	// Apache's mod_rewrite adds SCRIPT_URL and SCRIPT_URI.
+	b.urls["ferry-apache"] = peerstest.ApacheFront(t, peers.ApacheFrontConfig{Modules: []string{"rewrite"},
+		Conf: "RewriteEngine On\nProxyPass \"/cgi-bin/\" \"fcgi://" + b.fastcgiTCP + "/cgi-bin/\"\n"}).URL
+	env := func(res *http.Response, err error) []string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		if err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %v\n%s\n%s", res.Request.URL, res.StatusCode, err, body, b.ferry.logs)
+		}
+		var vars []string
+		for _, line := range strings.Split(string(body), "\n") {
+			name, _, _ := strings.Cut(line, "=")
+			if line != "" && name != "REMOTE_PORT" && name != "HTTP_X_REQUEST_ID" {
+				vars = append(vars, line)
+			}
+		}
+		slices.Sort(vars)
+		return vars
+	}
+	for _, name := range []string{"ferry-fastcgi", "ferry-scgi", "ferry-apache", "ferry-http"} {
+		direct := env(http.Get(b.urls[name] + loc))
+		redirected := env(http.Post(b.urls[name]+"/cgi-bin/loc.sh", "application/x-www-form-urlencoded", strings.NewReader("a=1")))
+		if !slices.Contains(direct, "PATH_INFO=/p q") {
+			t.Fatalf("%s: GET %s: no PATH_INFO=/p q in\n%s", name, loc, strings.Join(direct, "\n"))
+		}
+		for _, v := range direct {
+			if !slices.Contains(redirected, v) {
+				t.Errorf("%s: after the local redirect, no %s", name, v)
+			}
+		}
+		for _, v := range redirected {
+			if !slices.Contains(direct, v) {
+				t.Errorf("%s: after the local redirect, %s; a GET of %s has none", name, v, loc)
+			}
 		}
 	}
 }
