@@ -18,6 +18,12 @@ import (
 // PATH_INFO and DOCUMENT_ROOT are the web server's. When SCRIPT_FILENAME is
 // absent, DOCUMENT_ROOT joined with SCRIPT_NAME is used, as fcgiwrap does.
 //
+// A SCRIPT_FILENAME that is refused (outside Roots, missing, not an
+// executable regular file, relative or not clean) is answered 403, as
+// fcgiwrap answers every script it cannot run, and the refusal is logged at
+// warn level with its reason: it is the front's configuration, or a request
+// probing it.
+//
 // The request must come through a FastCGI or SCGI front, whose
 // meta-variables [Origin] holds; otherwise the answer is 500. A script's
 // local redirect (RFC 3875 § 6.2.2) goes back to the front as 302 with its
@@ -63,20 +69,41 @@ func (d *FilenameDir) Resolve(r *http.Request) (Script, error) {
 	return Script{Name: origin["SCRIPT_NAME"], PathInfo: origin["PATH_INFO"], Filename: name, Root: origin["DOCUMENT_ROOT"]}, nil
 }
 
-// check confines name to the roots, or says which status to answer with.
-func (d *FilenameDir) check(name string) error {
-	refuse := func(status int, err error) error {
-		if err != nil {
-			return statusError(status, fmt.Errorf("cgi: refusing SCRIPT_FILENAME %q: %w", name, err))
-		}
-		return statusError(status, fmt.Errorf("cgi: refusing SCRIPT_FILENAME %q", name))
+// refusedFilename is a SCRIPT_FILENAME a [FilenameDir] refused, and why.
+type refusedFilename struct {
+	name, why string
+	err       error // the cause, if any
+}
+
+func (e *refusedFilename) Error() string {
+	msg := fmt.Sprintf("cgi: refusing SCRIPT_FILENAME %q: %s", e.name, e.why)
+	if e.err != nil {
+		msg += ": " + e.err.Error()
 	}
-	if name == "" || !filepath.IsAbs(name) || hasCTL(name) || filepath.Clean(name) != name {
-		return refuse(http.StatusBadRequest, nil)
+	return msg
+}
+
+func (e *refusedFilename) Unwrap() error { return e.err }
+
+// check confines name to the roots, or says why it is refused: 403, as
+// fcgiwrap answers for each of these.
+func (d *FilenameDir) check(name string) error {
+	refuse := func(why string, err error) error {
+		return statusError(http.StatusForbidden, &refusedFilename{name: name, why: why, err: err})
+	}
+	switch {
+	case name == "":
+		return refuse("no SCRIPT_FILENAME, nor DOCUMENT_ROOT and SCRIPT_NAME", nil)
+	case hasCTL(name):
+		return refuse("NUL, CR or LF in it", nil)
+	case !filepath.IsAbs(name):
+		return refuse("not an absolute path", nil)
+	case filepath.Clean(name) != name:
+		return refuse("not a clean path (\".\", \"..\" or \"//\" in it)", nil)
 	}
 	real, err := filepath.EvalSymlinks(name)
 	if err != nil {
-		return refuse(statusFor(err), err)
+		return refuse("cannot resolve it", err)
 	}
 	inside := false
 	for _, root := range d.roots {
@@ -86,14 +113,21 @@ func (d *FilenameDir) check(name string) error {
 		}
 	}
 	if !inside {
-		return refuse(http.StatusForbidden, nil)
+		if real != name {
+			return refuse(fmt.Sprintf("it resolves to %s, not under %s", real, strings.Join(d.roots, ", ")), nil)
+		}
+		return refuse("not under "+strings.Join(d.roots, ", "), nil)
 	}
 	fi, err := os.Stat(real)
-	if err != nil {
-		return refuse(statusFor(err), err)
-	}
-	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-		return refuse(http.StatusForbidden, nil)
+	switch {
+	case err != nil:
+		return refuse("cannot stat it", err)
+	case fi.IsDir():
+		return refuse("a directory", nil)
+	case !fi.Mode().IsRegular():
+		return refuse("not a regular file", nil)
+	case fi.Mode().Perm()&0o111 == 0:
+		return refuse("no execute bit", nil)
 	}
 	return nil
 }

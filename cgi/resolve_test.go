@@ -218,6 +218,10 @@ func TestPHPSitePrefix(t *testing.T) {
 	}
 }
 
+// TestFilenameDirResolve checks which SCRIPT_FILENAME runs. Every refusal
+// is 403, as fcgiwrap answers for each (nginx 1.22 + fcgiwrap 1.1:
+// missing, no execute bit, a directory, relative, empty); a missing script
+// was 404 and a relative or unclean path 400.
 func TestFilenameDirResolve(t *testing.T) {
 	root, outside := t.TempDir(), t.TempDir()
 	ok := writeScript(t, root, "ok.sh", "true")
@@ -237,10 +241,13 @@ func TestFilenameDirResolve(t *testing.T) {
 		{"script", map[string]string{"SCRIPT_FILENAME": ok, "SCRIPT_NAME": "/cgi-bin/ok.sh", "PATH_INFO": "/x", "DOCUMENT_ROOT": root}, 0},
 		{"from document root", map[string]string{"SCRIPT_NAME": "/ok.sh", "PATH_INFO": "/x", "DOCUMENT_ROOT": root}, 0},
 		{"no origin", nil, 500},
-		{"no filename", map[string]string{"SCRIPT_NAME": "/ok.sh"}, 400},
-		{"relative", map[string]string{"SCRIPT_FILENAME": "ok.sh"}, 400},
-		{"unclean", map[string]string{"SCRIPT_FILENAME": root + "/../" + filepath.Base(root) + "/ok.sh"}, 400},
-		{"missing", map[string]string{"SCRIPT_FILENAME": filepath.Join(root, "missing.sh")}, 404},
+		{"no filename", map[string]string{"SCRIPT_NAME": "/ok.sh"}, 403},
+		{"relative", map[string]string{"SCRIPT_FILENAME": "ok.sh"}, 403},
+		{"NUL", map[string]string{"SCRIPT_FILENAME": ok + "\x00"}, 403},
+		{"unclean", map[string]string{"SCRIPT_FILENAME": root + "/../" + filepath.Base(root) + "/ok.sh"}, 403},
+		{"missing", map[string]string{"SCRIPT_FILENAME": filepath.Join(root, "missing.sh")}, 403},
+		{"directory", map[string]string{"SCRIPT_FILENAME": root}, 403},
+		{"path info", map[string]string{"SCRIPT_FILENAME": ok + "/x"}, 403},
 		{"not executable", map[string]string{"SCRIPT_FILENAME": filepath.Join(root, "noexec.sh")}, 403},
 		{"outside", map[string]string{"SCRIPT_FILENAME": filepath.Join(outside, "evil.sh")}, 403},
 		{"link outside", map[string]string{"SCRIPT_FILENAME": filepath.Join(root, "out.sh")}, 403},

@@ -64,13 +64,18 @@ func isTimeout(err error) bool {
 
 // answerNoScript answers for an error from a [Resolver]: at Debug level,
 // since clients ask for what is not there all the time, unless it is the
-// gateway's own fault (5xx, such as an unusable script directory).
+// gateway's own fault (5xx, such as an unusable script directory), a
+// SCRIPT_FILENAME refused (Warn) or a 403 with a reason (Info).
 func answerNoScript(w http.ResponseWriter, r *http.Request, log *zerolog.Logger, err error, msg string) {
 	status := resolveStatus(err)
 	lvl := zerolog.DebugLevel
 	switch {
 	case status >= http.StatusInternalServerError:
 		lvl = zerolog.ErrorLevel
+	case isRefusedFilename(err):
+		// A script the front web server named and ferry will not run:
+		// its configuration is wrong, or someone probes it.
+		lvl = zerolog.WarnLevel
 	case status == http.StatusForbidden && err != nil && errors.Unwrap(err) != nil:
 		// A refusal with a reason (a symbolic link refused, no execute
 		// bit, a directory): the cause of the common "403 for a script
@@ -78,6 +83,13 @@ func answerNoScript(w http.ResponseWriter, r *http.Request, log *zerolog.Logger,
 		lvl = zerolog.InfoLevel
 	}
 	answerError(w, r, log, lvl, status, err, "", msg)
+}
+
+// isRefusedFilename reports whether err is a SCRIPT_FILENAME a
+// [FilenameDir] refused.
+func isRefusedFilename(err error) bool {
+	var rf *refusedFilename
+	return errors.As(err, &rf)
 }
 
 // resolveStatus is [StatusOf] for an error from a [Resolver]: one that

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"io"
 	"net/http"
 	"os"
@@ -220,6 +221,67 @@ func TestLocalRedirectEnvLikeDirect(t *testing.T) {
 			if !slices.Contains(direct, v) {
 				t.Errorf("%s: after the local redirect, %s; a GET of %s has none", name, v, loc)
 			}
+		}
+	}
+}
+
+// TestScriptFilenameRefusalsLikeFcgiwrap sends requests whose
+// SCRIPT_FILENAME ferry's from=script-filename mount refuses through
+// nginx, to fcgiwrap and to ferry (FastCGI and SCGI): each is 403
+// Forbidden, as fcgiwrap answers (a missing script was 404; a relative or
+// unclean path 400), and ferry logs it at warn level with its reason (it
+// logged at debug, or at info without a reason). A script outside the
+// directory, and an unclean path, fcgiwrap runs; ferry refuses them.
+func TestScriptFilenameRefusalsLikeFcgiwrap(t *testing.T) {
+	dir := testdir.Open(t)
+	root := filepath.Join(dir, "www")
+	cgiDir := filepath.Join(root, "cgi-bin")
+	writeEnvScript(t, cgiDir, "env.sh")
+	writeEnvScript(t, filepath.Join(root, "other"), "x.sh")
+	writeEnvScript(t, cgiDir, "noexec.sh")
+	if err := os.Chmod(filepath.Join(cgiDir, "noexec.sh"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(cgiDir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := peers.MakeWorldReadable(dir); err != nil {
+		t.Fatal(err)
+	}
+	b := startBesideFcgiwrap(t, root, "/=cgi:"+cgiDir+"?from=script-filename")
+	for _, tc := range []struct {
+		path     string
+		why      string // in ferry's warning
+		fcgiwrap int    // its status, if not ferry's 403
+	}{
+		{path: "/cgi-bin/missing.sh", why: "no such file or directory"},
+		{path: "/cgi-bin/noexec.sh", why: "no execute bit"},
+		{path: "/cgi-bin/sub", why: "a directory"},
+		{path: "/cgi-bin/env.sh/more", why: "not a directory"},
+		{path: "/f?f=env.sh", why: "not an absolute path"},
+		{path: "/f?f=", why: "/www/f: no such file or directory"}, // DOCUMENT_ROOT and SCRIPT_NAME then
+		{path: "/other/x.sh", why: "not under " + cgiDir, fcgiwrap: http.StatusOK},
+		{path: "/f?f=" + cgiDir + "/../cgi-bin/env.sh", why: "not a clean path", fcgiwrap: http.StatusOK},
+	} {
+		status, _, body := getPlain(t, b.urls["fcgiwrap"]+tc.path)
+		if want := cmp.Or(tc.fcgiwrap, http.StatusForbidden); status != want || (want == http.StatusForbidden && body != "403 Forbidden\r\n") {
+			t.Fatalf("fcgiwrap: GET %s: %d %q; want %d (the test's premise changed)", tc.path, status, body, want)
+		}
+		for _, name := range []string{"ferry-fastcgi", "ferry-scgi"} {
+			status, ctype, body := getPlain(t, b.urls[name]+tc.path)
+			if status != http.StatusForbidden || strings.TrimSpace(body) != "403 Forbidden" || !strings.HasPrefix(ctype, "text/plain") {
+				t.Errorf("%s: GET %s: %d %s %q; want 403 text/plain \"403 Forbidden\", as fcgiwrap", name, tc.path, status, ctype, body)
+			}
+		}
+		if !slices.ContainsFunc(strings.Split(b.ferry.logs.String(), "\n"), func(line string) bool {
+			return strings.Contains(line, `"level":"warn"`) && strings.Contains(line, "refusing SCRIPT_FILENAME") && strings.Contains(line, tc.why)
+		}) {
+			t.Errorf("GET %s: no warning with %q in ferry's log:\n%s", tc.path, tc.why, b.ferry.logs)
+		}
+	}
+	for _, name := range []string{"fcgiwrap", "ferry-fastcgi", "ferry-scgi"} {
+		if status, _, body := getPlain(t, b.urls[name]+"/cgi-bin/env.sh"); status != http.StatusOK {
+			t.Errorf("%s: GET /cgi-bin/env.sh: %d %q; want 200", name, status, body)
 		}
 	}
 }
