@@ -79,6 +79,7 @@ func CopyResponse(w http.ResponseWriter, resp *Response, body io.Reader) (int64,
 // out in one write.
 func CopyResponseReady(w http.ResponseWriter, resp *Response, body io.Reader, ready func() bool) (int64, error) {
 	setHeader(w, resp)
+	passReason(w, resp.Status, resp.Reason)
 	return copyBody(w, resp.Status, body, nil, ready)
 }
 
@@ -91,6 +92,7 @@ type deadliner interface {
 // nil) bounds: body may be a buffered reader over dl.
 func copyResponse(w http.ResponseWriter, resp *Response, body io.Reader, dl deadliner) (int64, error) {
 	setHeader(w, resp)
+	passReason(w, resp.Status, resp.Reason)
 	return copyBody(w, resp.Status, body, dl, nil)
 }
 

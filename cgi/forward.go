@@ -179,6 +179,8 @@ func (f *Forwarder) ServeScript(w http.ResponseWriter, r *http.Request, s Script
 	if p.resp.Kind == LocalRedirect {
 		// As nginx does for FastCGI and SCGI: the client follows it.
 		status = http.StatusFound
+	} else {
+		passReason(w, status, p.resp.Reason)
 	}
 	p.fields.SetIn(w.Header())
 	noSniff(w.Header())

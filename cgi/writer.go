@@ -30,6 +30,7 @@ type ResponseWriter struct {
 	closed      bool
 	header      http.Header
 	status      int
+	reason      string // the handler's reason phrase; "" for the standard one
 	wroteHeader bool
 	noBody      bool
 	err         error
@@ -72,6 +73,16 @@ func (rw *ResponseWriter) WriteHeader(code int) {
 	rw.status = code
 }
 
+// SetStatusReason sets the reason phrase the Status field gives, such as
+// "Nope" for "Status: 404 Nope", in place of the standard one ("Not
+// Found"), as a script's own phrase is passed on. It is ignored once the
+// header block is sent, and for a phrase holding a control byte.
+func (rw *ResponseWriter) SetStatusReason(reason string) {
+	if !rw.wroteHeader && validReason(reason) {
+		rw.reason = reason
+	}
+}
+
 func (rw *ResponseWriter) bodyAllowed() bool {
 	return !rw.noBody && rw.status != http.StatusNoContent && rw.status != http.StatusNotModified
 }
@@ -90,7 +101,10 @@ func (rw *ResponseWriter) writeHeader(p []byte) {
 	if !haveType && rw.header.Get("Content-Encoding") == "" && len(p) > 0 && rw.bodyAllowed() {
 		rw.header.Set("Content-Type", http.DetectContentType(p))
 	}
-	text := http.StatusText(rw.status)
+	text := rw.reason
+	if text == "" {
+		text = http.StatusText(rw.status)
+	}
 	if text == "" {
 		text = "status code " + strconv.Itoa(rw.status)
 	}
@@ -206,7 +220,7 @@ func (rw *ResponseWriter) Reset() bool {
 		return false
 	}
 	rw.header = make(http.Header)
-	rw.status = 0
+	rw.status, rw.reason = 0, ""
 	return true
 }
 

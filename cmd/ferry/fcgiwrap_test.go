@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -282,6 +283,38 @@ func TestScriptFilenameRefusalsLikeFcgiwrap(t *testing.T) {
 	for _, name := range []string{"fcgiwrap", "ferry-fastcgi", "ferry-scgi"} {
 		if status, _, body := getPlain(t, b.urls[name]+"/cgi-bin/env.sh"); status != http.StatusOK {
 			t.Errorf("%s: GET /cgi-bin/env.sh: %d %q; want 200", name, status, body)
+		}
+	}
+}
+
+// TestStatusReasonLikePeers runs a script answering "Status: 404 Nope"
+// under Apache mod_cgid, nginx + fcgiwrap, ferry behind nginx (FastCGI,
+// SCGI) and ferry's own HTTP front: each status line says "404 Nope", the
+// script's phrase; ferry's said "404 Not Found".
+func TestStatusReasonLikePeers(t *testing.T) {
+	peerstest.Need(t, "apache2")
+	dir := testdir.Open(t)
+	root := filepath.Join(dir, "www")
+	cgiDir := filepath.Join(root, "cgi-bin")
+	writeEnvScript(t, cgiDir, "env.sh")
+	script := "#!/bin/sh\nprintf 'Status: 404 Nope\\r\\nContent-Type: text/plain\\r\\n\\r\\nnope\\n'\n"
+	if err := os.WriteFile(filepath.Join(cgiDir, "nope.sh"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := peers.MakeWorldReadable(dir); err != nil {
+		t.Fatal(err)
+	}
+	b := startBesideFcgiwrap(t, root, "/cgi-bin/=cgi:"+cgiDir)
+	b.urls["apache-mod_cgid"] = peerstest.ApacheCGI(t, peers.ApacheCGIConfig{CGIDir: cgiDir}).URL
+	for _, name := range slices.Sorted(maps.Keys(b.urls)) {
+		res, err := http.Get(b.urls[name] + "/cgi-bin/nope.sh")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.Status != "404 Nope" || string(body) != "nope\n" {
+			t.Errorf("%s: %q %q; want \"404 Nope\" \"nope\\n\"", name, res.Status, body)
 		}
 	}
 }

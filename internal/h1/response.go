@@ -38,7 +38,8 @@ var outPool = sync.Pool{New: func() any { return &outBuf{bw: bufio.NewWriterSize
 // response is a request's http.ResponseWriter. It also implements
 // http.Flusher, http.Hijacker, io.ReaderFrom, and the methods
 // http.ResponseController looks for (FlushError, SetReadDeadline,
-// SetWriteDeadline, EnableFullDuplex).
+// SetWriteDeadline, EnableFullDuplex), and SetStatusReason, for a reason
+// phrase of the handler's own.
 type response struct {
 	c      *conn
 	req    *http.Request
@@ -52,6 +53,7 @@ type response struct {
 	mu            sync.Mutex // guards sentHeader against sendContinue
 	canContinue   bool       // 100 Continue may still be sent
 	status        int        // the final status; 0 until WriteHeader
+	reason        string     // its reason phrase (SetStatusReason); "" for the standard one
 	sentHeader    bool       // the header is decided and in the writer
 	handlerDone   bool
 	fullDuplex    bool
@@ -80,6 +82,16 @@ func (w *response) sendContinue() {
 	w.out.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 	if err := w.out.bw.Flush(); err != nil {
 		w.fail(err)
+	}
+}
+
+// SetStatusReason sets the reason phrase of the final status line, such
+// as "Nope" in "HTTP/1.1 404 Nope", in place of the standard one, as
+// Apache and nginx pass a CGI script's own on. It must come before
+// WriteHeader; a phrase holding a control byte is ignored.
+func (w *response) SetStatusReason(reason string) {
+	if w.status == 0 && !httpsyntax.HasCTL(reason) {
+		w.reason = reason
 	}
 }
 
@@ -454,7 +466,11 @@ func (w *response) writeHeader(p []byte) {
 	}
 
 	bw := w.out.bw
-	writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), code)
+	if w.reason != "" {
+		writeReasonStatusLine(bw, w.req.ProtoAtLeast(1, 1), code, w.reason)
+	} else {
+		writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), code)
+	}
 	writeFields(bw, h, excluded)
 	if !hasDate {
 		bw.WriteString("Date: ")
@@ -500,6 +516,19 @@ func writeStatusLine(bw *bufio.Writer, is11 bool, code int) {
 		bw.WriteString("status code ")
 		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
 	}
+	bw.WriteString("\r\n")
+}
+
+// writeReasonStatusLine writes "HTTP/1.x code reason".
+func writeReasonStatusLine(bw *bufio.Writer, is11 bool, code int, reason string) {
+	if is11 {
+		bw.WriteString("HTTP/1.1 ")
+	} else {
+		bw.WriteString("HTTP/1.0 ")
+	}
+	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
+	bw.WriteByte(' ')
+	bw.WriteString(reason)
 	bw.WriteString("\r\n")
 }
 
