@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -259,13 +260,34 @@ type accessEntry struct {
 	// not it (a body that never came). Both are empty otherwise.
 	cause         string
 	handlerStatus int
+	// line is the request line as it came, for a request whose head
+	// failed: r then holds only what could be read of it.
+	line string
+}
+
+// logBadHead logs the access line of a request whose head failed on the
+// HTTP front, as nginx logs one: its request line as it came and the
+// status (408 for the header timeout, 400 for a client that closed), with
+// no request ID; and counts it in the metrics.
+func (s *Server) logBadHead(remote string, h *h1.BadHead) {
+	s.adminStats().badHead(h.Status)
+	if !s.cfg.AccessLog {
+		return
+	}
+	r := &http.Request{Method: h.Method, RequestURI: h.RequestURI, Proto: h.Proto, Header: h.Header, Host: h.Host,
+		RemoteAddr: remote, URL: &url.URL{}}
+	s.logRequest(&accessEntry{r: r, start: h.Start, status: h.Status, bytes: h.BodyBytes, dur: time.Since(h.Start), line: h.RequestLine()})
 }
 
 // fields adds the entry's fields to ev, those the console format leads
 // with first ([consoleFieldsOrder]).
 func (e *accessEntry) fields(ev *zerolog.Event) *zerolog.Event {
 	r := e.r
-	ev = ev.Str("method", r.Method).Str("path", r.URL.RequestURI()).Int("status", e.status).
+	path := r.RequestURI
+	if e.line == "" {
+		path = r.URL.RequestURI()
+	}
+	ev = ev.Str("method", r.Method).Str("path", path).Int("status", e.status).
 		Float64("duration_ms", float64(e.dur.Microseconds())/1000).Int64("bytes", e.bytes).
 		Str("req_id", e.id).Str("backend", e.backend).Str("remote", r.RemoteAddr).Str("host", r.Host)
 	if ua := r.UserAgent(); ua != "" {
@@ -279,6 +301,9 @@ func (e *accessEntry) fields(ev *zerolog.Event) *zerolog.Event {
 	}
 	if e.handlerStatus != 0 {
 		ev = ev.Int("handler_status", e.handlerStatus)
+	}
+	if e.line != "" {
+		ev = ev.Str("request", e.line)
 	}
 	return ev
 }
@@ -404,11 +429,15 @@ func appendCombined(b []byte, e *accessEntry) []byte {
 	b = append(b, " ["...)
 	b = e.start.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
 	b = append(b, `] "`...)
-	uri := r.RequestURI
-	if uri == "" {
-		uri = r.URL.RequestURI()
+	if e.line != "" {
+		b = appendEscaped(b, e.line)
+	} else {
+		uri := r.RequestURI
+		if uri == "" {
+			uri = r.URL.RequestURI()
+		}
+		b = appendEscaped(b, r.Method+" "+uri+" "+r.Proto)
 	}
-	b = appendEscaped(b, r.Method+" "+uri+" "+r.Proto)
 	b = append(b, `" `...)
 	b = strconv.AppendInt(b, int64(e.status), 10)
 	b = append(b, ' ')

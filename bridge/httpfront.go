@@ -34,7 +34,8 @@ const (
 type FrontLimits struct {
 	// HeaderTimeout bounds the wait for a request head once a connection
 	// has been accepted or has finished its previous request: HTTP request
-	// line and headers (408-free close, as net/http does), and before
+	// line and headers (closed with no answer, as net/http and nginx do;
+	// logged 408 once a byte of the head came, as nginx logs it), and before
 	// them an https:// front's TLS handshake (closed), a FastCGI
 	// request's PARAMS (answered 408), an SCGI header block (closed). If
 	// zero, DefaultHeaderTimeout; if negative, none.
@@ -101,6 +102,9 @@ type httpFront struct {
 	log                      zerolog.Logger
 	bodyTimeout, sendTimeout time.Duration
 	maxConns                 int
+	// access, if not nil, logs the access line of a request whose head
+	// failed on the plain front, and counts it.
+	access func(remote string, h *h1.BadHead)
 }
 
 // newHTTPFront configures the http.Server serving h on the HTTP fronts.
@@ -128,6 +132,7 @@ func newHTTPFront(h http.Handler, lim FrontLimits, base func(net.Listener) conte
 			f.log.Warn().Str("remote", c.RemoteAddr().String()).Str("reason", why).
 				Msg("http: request refused (400) and connection closed: ambiguous framing, as in request smuggling")
 		},
+		BadHead: f.badHead,
 	}
 	f.srv = &http.Server{
 		Handler:           http.HandlerFunc(f.serveHTTP),
@@ -144,6 +149,27 @@ func newHTTPFront(h http.Handler, lim FrontLimits, base func(net.Listener) conte
 		},
 	}
 	return f
+}
+
+// badHead logs a request whose head failed on the plain front as nginx
+// logs it: a line at info saying why (one refused for its framing has
+// Refused's warning instead), and its access line.
+func (f *httpFront) badHead(c net.Conn, h *h1.BadHead) {
+	remote := c.RemoteAddr().String()
+	if !h.Framing {
+		f.log.Info().Str("remote", remote).Str("request", h.RequestLine()).Int("status", h.Status).Msg("http: " + h.Reason)
+	}
+	if f.access != nil {
+		f.access(remote, h)
+	}
+}
+
+// logBadHead logs the access line of a request whose head failed, in the
+// configuration in force.
+func (r *runner) logBadHead(remote string, h *h1.BadHead) {
+	s := r.enter()
+	defer s.reqs.leave()
+	s.logBadHead(remote, h)
 }
 
 // serve serves HTTP on l until the server shuts down. On an https://

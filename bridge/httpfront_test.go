@@ -17,6 +17,8 @@ import (
 
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/peers"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/ferrygw/ferry/internal/testdir"
 	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/rs/zerolog"
@@ -797,5 +799,64 @@ func TestHTTPKeepaliveTimeout(t *testing.T) {
 	none, _ := startFerry(t, Config{Root: root, Fronts: FrontLimits{KeepaliveTimeout: -1}})
 	if !idle(none, 1500*time.Millisecond) {
 		t.Errorf("keepalive_timeout off: a connection idle for 1.5s was closed")
+	}
+}
+
+// TestHTTPBadHeadLogged: a request whose head fails on the HTTP front
+// gets an access line as nginx gives it (its request line as it came, 400
+// for a refusal or a client that closed, 408 for the header timeout), a
+// line at info saying why, and a count in ferry_http_bad_requests_total;
+// the answers carry Date and Content-Length, as nginx's (checked here
+// against nginx). They had none of these.
+func TestHTTPBadHeadLogged(t *testing.T) {
+	leakcheck.Check(t)
+	cfg := Config{Root: staticRoot(t, "a", "A"), AccessLog: true, Version: "test"}
+	cfg.Fronts.HeaderTimeout = 300 * time.Millisecond
+	var err error
+	if cfg.Admin, err = ParseAdminAddress("http://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	s, addr, logs := runFerry(t, cfg)
+	ngx := peerstest.NginxFcgiwrap(t, peers.NginxFcgiwrapConfig{CGIDir: t.TempDir()})
+	tests := []struct {
+		name, req string
+		status    int
+		request   string // the request line logged
+		reason    string
+	}{
+		{"bad request line", "GET /x y z\r\nHost: x\r\n\r\n", 400, "GET /x y z", "invalid HTTP version"},
+		{"bad header name", "GET /b HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400, "GET /b HTTP/1.1", "invalid header name"},
+		{"head timed out", "GET /c HTTP/1.1\r\nHost: x\r\n", 408, "GET /c HTTP/1.1", "client timed out while reading the request headers"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, _ := rawExchange(t, addr, tt.req, 3*time.Second)
+			if tt.status != http.StatusRequestTimeout {
+				resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(out)), nil)
+				if err != nil || resp.StatusCode != tt.status || resp.Header.Get("Date") == "" || resp.Header.Get("Content-Length") == "" {
+					t.Errorf("ferry answered %q; want %d with a Date and a Content-Length", out, tt.status)
+				}
+				ngxOut, _ := rawExchange(t, strings.TrimPrefix(ngx.URL, "http://"), tt.req, 3*time.Second)
+				if resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(ngxOut)), nil); err != nil ||
+					resp.StatusCode != tt.status || resp.Header.Get("Date") == "" || resp.Header.Get("Content-Length") == "" {
+					t.Errorf("nginx answered %q; the test expects %d with a Date and a Content-Length", ngxOut, tt.status)
+				}
+			} else if out != "" {
+				t.Errorf("ferry answered %q to a head that timed out; want nothing, as nginx", out)
+			}
+			waitLogLine(t, logs, func(m map[string]any) bool {
+				return m["message"] == "request" && m["request"] == tt.request && m["status"] == float64(tt.status)
+			})
+			if l := logs.Lines(`"level":"info"`, tt.reason); len(l) != 1 {
+				t.Errorf("info lines saying %q: %q; want one", tt.reason, l)
+			}
+		})
+	}
+	f := &adminFerry{srv: s, admin: "http://" + s.AdminAddr().String()}
+	m := f.scrape(t)
+	for _, want := range []string{`ferry_http_bad_requests_total{status="400"} 2`, `ferry_http_bad_requests_total{status="408"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics have no %s", want)
+		}
 	}
 }

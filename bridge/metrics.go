@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,7 @@ type serverStats struct {
 	killed    *prometheus.CounterVec
 	exits     *prometheus.CounterVec
 	restarts  *prometheus.CounterVec
+	badHeads  *prometheus.CounterVec
 }
 
 func newServerStats(version string) *serverStats {
@@ -81,16 +83,26 @@ func newServerStats(version string) *serverStats {
 		spawn:     histogram("ferry_cgi_spawn_seconds", "Time starting a CGI script process took (fork and exec).", spawnBuckets),
 		killed:    counter("ferry_cgi_scripts_killed_total", "CGI scripts ferry stopped before they exited, by reason.", "reason"),
 		exits:     counter("ferry_cgi_script_exits_total", "CGI scripts reaped, by exit code or the signal that ended them.", "code"),
-		restarts:  counter("ferry_pool_worker_restarts_total", "Workers of a pool that ended, by reason (crash, max_requests and scale-down while it runs; stop with the pool; reload when a reload replaced or removed the pool).", "reason"),
+		badHeads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_http_bad_requests_total",
+			Help: "Requests whose head failed on an http:// front, before any mount: refused (400, 431, 501, 505), timed out (408) or cut off by the client (400), by status."}, []string{"status"}),
+		restarts: counter("ferry_pool_worker_restarts_total", "Workers of a pool that ended, by reason (crash, max_requests and scale-down while it runs; stop with the pool; reload when a reload replaced or removed the pool).", "reason"),
 	}
 	s.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		s.requests, s.duration, s.firstByte, s.bytesIn, s.bytesOut, s.queueWait, s.failures,
-		s.started, s.spawn, s.killed, s.exits, s.restarts,
+		s.started, s.spawn, s.killed, s.exits, s.restarts, s.badHeads,
 		stateCollector{s}, groupCollector{s},
 	)
 	return s
+}
+
+// badHead counts a request whose head failed on an HTTP front; s may be
+// nil (no admin listener).
+func (s *serverStats) badHead(status int) {
+	if s != nil {
+		s.badHeads.WithLabelValues(strconv.Itoa(status)).Inc()
+	}
 }
 
 // forgetMounts removes from the metrics the series of the mounts of old,

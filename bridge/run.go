@@ -151,6 +151,7 @@ func (r *runner) newFrontServer(f front, admin bool) *frontServer {
 			count(c, st)
 		}
 		hf.plain.ConnState = count // the plain front keeps its Gate itself
+		hf.access = r.logBadHead
 		fs.srv = httpProto{hf}
 	case "fastcgi":
 		l := r.log.With().Str("component", "fastcgi").Logger()

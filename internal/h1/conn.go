@@ -78,6 +78,7 @@ type conn struct {
 	accepted time.Time
 	rdl, wdl time.Time // the deadlines set on rwc
 	lastPOST bool
+	headAt   time.Time // when the first byte of the request being read came
 
 	// dlMu orders a handler's read deadline against the body reads of
 	// another of its goroutines, which move the body timeout on.
@@ -168,7 +169,7 @@ func (c *conn) Serve() {
 	for first := true; ; first = false {
 		w, err := c.readRequest(first)
 		if err != nil {
-			c.answerError(err)
+			c.answerError(w, err)
 			return
 		}
 		if !c.serveRequest(w) {
@@ -186,7 +187,9 @@ func (c *conn) Serve() {
 	}
 }
 
-// readRequest waits for a request and reads its head.
+// readRequest waits for a request and reads its head. A head that fails
+// returns the request as far as it came with the error, unless no byte
+// of it came (errIdleEnd).
 func (c *conn) readRequest(first bool) (*response, error) {
 	hdrTimeout := c.srv.ReadHeaderTimeout
 	switch {
@@ -204,6 +207,7 @@ func (c *conn) readRequest(first bool) (*response, error) {
 	if _, err := c.br.Peek(1); err != nil {
 		return nil, errIdleEnd{err}
 	}
+	c.headAt = time.Now()
 	c.mu.Lock()
 	c.reading = true
 	closed := c.closed
@@ -227,7 +231,7 @@ func (c *conn) readRequest(first bool) (*response, error) {
 	h := headReader{br: c.br, budget: c.srv.maxHeaderBytes() + 4096}
 	w := &response{c: c, contentLength: -1}
 	if err := readHead(&h, &w.rq); err != nil {
-		return nil, err
+		return w, err
 	}
 	c.lastPOST = w.rq.req.Method == "POST"
 	return w, nil
@@ -246,25 +250,67 @@ type errIdleEnd struct{ err error }
 func (e errIdleEnd) Error() string { return e.err.Error() }
 
 // answerError answers a head that could not be read, if it deserves an
-// answer, as net/http does.
-func (c *conn) answerError(err error) {
-	he, ok := isHeadError(err)
-	if !ok {
-		return // the client went, or the head timed out: no answer
+// answer, as net/http does, and tells Server.BadHead of it. w is the
+// request as far as it came; nil if none did.
+func (c *conn) answerError(w *response, err error) {
+	if w == nil {
+		return // the connection ended between requests
 	}
 	c.mu.Lock()
 	c.reading = true
+	closed := c.closed
 	c.mu.Unlock()
-	if he.refuse != "" {
-		c.refuse(he.refuse)
+	he, ok := isHeadError(err)
+	if !ok && closed {
+		return // the server closed it (Close, or the end of Shutdown): not the client's doing
 	}
-	if c.srv.SendTimeout > 0 {
-		c.rwc.SetWriteDeadline(time.Now().Add(c.srv.SendTimeout))
+	rq := &w.rq
+	bh := &BadHead{Line: rq.line, Method: rq.req.Method, RequestURI: rq.req.RequestURI, Proto: rq.req.Proto,
+		Header: rq.req.Header, Start: c.headAt}
+	if rq.line != "" {
+		bh.Method, bh.RequestURI, bh.Proto = "", "", ""
 	}
-	io.WriteString(c.rwc, errorAnswer(he))
+	if bh.Host = rq.req.Host; bh.Host == "" && len(bh.Header["Host"]) == 1 {
+		bh.Host = bh.Header["Host"][0]
+	}
+	part := "request headers"
+	if rq.req.URL == nil {
+		part = "request line"
+	}
+	switch {
+	case ok:
+		bh.Status, bh.Reason, bh.Framing = he.status, "client sent an invalid request: "+he.reason(), he.refuse != ""
+		if he.refuse != "" {
+			c.refuse(he.refuse)
+		}
+		if c.srv.SendTimeout > 0 {
+			c.rwc.SetWriteDeadline(time.Now().Add(c.srv.SendTimeout))
+		}
+		answer, body := errorAnswer(he)
+		if n, _ := c.rwc.Write(answer); n == len(answer) { // a failed write: the client is gone, and got no body
+			bh.BodyBytes = int64(body)
+		}
+	case isTimeout(err):
+		// No answer, as net/http; nginx logs 408 and sends none either.
+		bh.Status, bh.Reason = http.StatusRequestTimeout, "client timed out while reading the "+part
+	default:
+		bh.Status, bh.Reason = http.StatusBadRequest, "client closed the connection while reading the "+part
+		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			bh.Reason += ": " + err.Error()
+		}
+	}
+	if c.srv.BadHead != nil {
+		c.srv.BadHead(c.rwc, bh)
+	}
 	if he == errTooLarge {
 		c.closeWriteAndWait()
 	}
+}
+
+// isTimeout reports whether err is a deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // refuse reports a request refused for its framing.

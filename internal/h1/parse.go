@@ -19,7 +19,7 @@ import (
 // it, and the status.
 type headError struct {
 	status int
-	text   string // net/http's detail, in the status line and body; "" for none
+	text   string // net/http's detail, in the status line and body, unless plain; what was wrong, for the log
 	plain  bool   // answered "400 Bad Request" with no detail, as net/http answers its parse errors
 	refuse string // the framing reason given to Server.Refused; "" if net/http refuses it too
 }
@@ -31,10 +31,26 @@ func (e *headError) Error() string {
 	return http.StatusText(e.status) + ": " + e.text
 }
 
+// reason says what was wrong with the head, for the log.
+func (e *headError) reason() string {
+	switch {
+	case e.refuse != "":
+		return e.refuse
+	case e.text != "":
+		return e.text
+	case e.status == http.StatusRequestHeaderFieldsTooLarge:
+		return "request head over the header size limit"
+	case e.status == http.StatusNotImplemented:
+		return "unsupported transfer encoding"
+	}
+	return "invalid request head"
+}
+
 // errTooLarge is a head over the header limit: 431.
 var errTooLarge = &headError{status: http.StatusRequestHeaderFieldsTooLarge}
 
-// badRequest is net/http's plain 400 for a head it cannot parse.
+// badRequest is net/http's plain 400 for a head it cannot parse; detail
+// says what was wrong, for the log only.
 func badRequest(detail string) *headError {
 	return &headError{status: http.StatusBadRequest, text: detail, plain: true}
 }
@@ -53,6 +69,9 @@ type headReader struct {
 	br     *bufio.Reader
 	budget int    // bytes left to the header limit
 	long   []byte // a line longer than br's buffer, gathered
+	// partial is what came of the line that failed (timed out, cut off
+	// by the client, over the limit), valid until the next read.
+	partial []byte
 }
 
 // line returns the next line without its line end (LF, or CRLF), valid
@@ -64,6 +83,7 @@ func (h *headReader) line() ([]byte, error) {
 		h.long = append(h.long[:0], b...)
 		for err == bufio.ErrBufferFull {
 			if len(h.long) > h.budget {
+				h.partial = h.long
 				return nil, errTooLarge
 			}
 			b, err = h.br.ReadSlice('\n')
@@ -73,9 +93,11 @@ func (h *headReader) line() ([]byte, error) {
 	}
 	h.budget -= len(b)
 	if h.budget < 0 {
+		h.partial = b
 		return nil, errTooLarge
 	}
 	if err != nil {
+		h.partial = b
 		if len(b) > 0 && err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
@@ -96,6 +118,20 @@ type request struct {
 	wants10Keep  bool         // HTTP/1.0 with Connection: keep-alive
 	expect100    bool         // Expect: 100-continue with a body on HTTP/1.1
 	expectFailed bool         // an Expect other than 100-continue: 417
+	// line is the request line of a head that failed, or as much of it
+	// as came, when it could not be parsed; "" once it was (the request
+	// has its parts).
+	line string
+}
+
+// maxLoggedLine bounds the request line kept for the log of a head that
+// failed.
+const maxLoggedLine = 8 << 10
+
+// failedLine keeps b, the request line of a head that failed, or what
+// came of it, for the log.
+func (rq *request) failedLine(b []byte) {
+	rq.line = string(b[:min(len(b), maxLoggedLine)])
 }
 
 // readHead reads and checks a request head, as net/http's server reads
@@ -104,33 +140,13 @@ type request struct {
 func readHead(h *headReader, rq *request) error {
 	line, err := h.line()
 	if err != nil {
+		rq.failedLine(h.partial)
 		return err
 	}
 	r := &rq.req
-	method, rest, ok1 := bytes.Cut(line, []byte{' '})
-	uri, proto, ok2 := bytes.Cut(rest, []byte{' '})
-	if !ok1 || !ok2 {
-		return badRequest("")
-	}
-	if !httpsyntax.IsToken(method) {
-		return badRequest("")
-	}
-	r.Method = methodString(method)
-	r.Proto = protoString(proto)
-	if r.ProtoMajor, r.ProtoMinor, ok1 = http.ParseHTTPVersion(r.Proto); !ok1 {
-		return badRequest("")
-	}
-	r.RequestURI = string(uri)
-	raw := r.RequestURI
-	justAuthority := r.Method == "CONNECT" && !strings.HasPrefix(raw, "/")
-	if justAuthority {
-		raw = "http://" + raw
-	}
-	if r.URL, err = url.ParseRequestURI(raw); err != nil {
-		return badRequest("")
-	}
-	if justAuthority {
-		r.URL.Scheme = ""
+	if err := parseRequestLine(line, r); err != nil {
+		rq.failedLine(line)
+		return err
 	}
 
 	hdr, err := readFields(h, false)
@@ -143,7 +159,7 @@ func readHead(h *headReader, rq *request) error {
 	}
 	hosts, haveHost := hdr["Host"]
 	if len(hosts) > 1 {
-		return badRequest("")
+		return badRequest("more than one Host field")
 	}
 	if r.ProtoAtLeast(1, 1) && (!haveHost || len(hosts) == 0) && r.Method != "CONNECT" {
 		return &headError{status: http.StatusBadRequest, text: "missing required Host header"}
@@ -205,7 +221,7 @@ func readHead(h *headReader, rq *request) error {
 		first := textproto.TrimString(cls[0])
 		for _, v := range cls[1:] {
 			if textproto.TrimString(v) != first {
-				return badRequest("")
+				return badRequest("Content-Length fields that differ")
 			}
 		}
 		hdr["Content-Length"] = []string{first}
@@ -217,7 +233,7 @@ func readHead(h *headReader, rq *request) error {
 	case len(cls) > 0:
 		n, err := strconv.ParseUint(textproto.TrimString(cls[0]), 10, 63)
 		if err != nil {
-			return badRequest("")
+			return badRequest("invalid Content-Length")
 		}
 		rq.contentLen = int64(n)
 	}
@@ -235,7 +251,7 @@ func readHead(h *headReader, rq *request) error {
 				k = http.CanonicalHeaderKey(k)
 				switch k {
 				case "Transfer-Encoding", "Trailer", "Content-Length":
-					return badRequest("")
+					return badRequest("a framing field named in Trailer")
 				}
 				r.Trailer[k] = nil
 			}
@@ -251,6 +267,39 @@ func readHead(h *headReader, rq *request) error {
 		} else if ex[0] != "" {
 			rq.expectFailed = true
 		}
+	}
+	return nil
+}
+
+// parseRequestLine parses line, a request line, into r's method, target
+// and protocol, as net/http's server does.
+func parseRequestLine(line []byte, r *http.Request) error {
+	method, rest, ok1 := bytes.Cut(line, []byte{' '})
+	uri, proto, ok2 := bytes.Cut(rest, []byte{' '})
+	if !ok1 || !ok2 {
+		return badRequest("invalid request line")
+	}
+	if !httpsyntax.IsToken(method) {
+		return badRequest("invalid method in the request line")
+	}
+	r.Method = methodString(method)
+	r.Proto = protoString(proto)
+	var ok bool
+	if r.ProtoMajor, r.ProtoMinor, ok = http.ParseHTTPVersion(r.Proto); !ok {
+		return badRequest("invalid HTTP version in the request line")
+	}
+	r.RequestURI = string(uri)
+	raw := r.RequestURI
+	justAuthority := r.Method == "CONNECT" && !strings.HasPrefix(raw, "/")
+	if justAuthority {
+		raw = "http://" + raw
+	}
+	var err error
+	if r.URL, err = url.ParseRequestURI(raw); err != nil {
+		return badRequest("invalid request target")
+	}
+	if justAuthority {
+		r.URL.Scheme = ""
 	}
 	return nil
 }
@@ -274,7 +323,7 @@ func readFields(h *headReader, trailer bool) (http.Header, error) {
 		if line[0] == ' ' || line[0] == '\t' {
 			if first {
 				// net/http: "malformed MIME header initial line".
-				return nil, badRequest("")
+				return nil, badRequest("a header line starting with a space or tab")
 			}
 			if trailer {
 				return nil, refused("obs-fold in the trailer of a chunked body")
@@ -284,11 +333,11 @@ func readFields(h *headReader, trailer bool) (http.Header, error) {
 		first = false
 		name, value, ok := bytes.Cut(line, []byte{':'})
 		if !ok || len(name) == 0 {
-			return nil, badRequest("")
+			return nil, badRequest("invalid header line")
 		}
 		value = trimOWS(value)
 		if httpsyntax.HasCTL(value) {
-			return nil, badRequest("")
+			return nil, badRequest("a control character in a header value")
 		}
 		// A name that is not a token is refused once the head is in, as
 		// net/http refuses it ("invalid header name").
@@ -426,19 +475,31 @@ func hasToken(vv []string, token string) bool {
 	return false
 }
 
-// errorAnswer is net/http's answer to a refused head.
-func errorAnswer(e *headError) string {
-	const errorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+// errorAnswer is net/http's answer to a refused head, with what nginx
+// and Apache give theirs and net/http does not: a Date and a
+// Content-Length. It returns the answer and the size of its body.
+func errorAnswer(e *headError) ([]byte, int) {
+	var status, body string
 	switch {
 	case e.status == http.StatusRequestHeaderFieldsTooLarge:
-		return "HTTP/1.1 431 Request Header Fields Too Large" + errorHeaders + "431 Request Header Fields Too Large"
+		status, body = "431 Request Header Fields Too Large", "431 Request Header Fields Too Large"
 	case e.status == http.StatusNotImplemented:
-		return "HTTP/1.1 501 Not Implemented" + errorHeaders + "Unsupported transfer encoding"
+		status, body = "501 Not Implemented", "Unsupported transfer encoding"
 	case e.plain:
-		return "HTTP/1.1 400 Bad Request" + errorHeaders + "400 Bad Request"
+		status, body = "400 Bad Request", "400 Bad Request"
+	default:
+		status = fmt.Sprintf("%d %s: %s", e.status, http.StatusText(e.status), e.text)
+		body = status
 	}
-	st := fmt.Sprintf("%d %s: %s", e.status, http.StatusText(e.status), e.text)
-	return "HTTP/1.1 " + st + errorHeaders + st
+	b := make([]byte, 0, 160+len(status)+len(body))
+	b = append(b, "HTTP/1.1 "...)
+	b = append(b, status...)
+	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nDate: "...)
+	b = appendDate(b)
+	b = append(b, "\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\nConnection: close\r\n\r\n"...)
+	return append(b, body...), len(body)
 }
 
 // isHeadError reports whether err is a refused head, and which.

@@ -24,6 +24,42 @@ const (
 	DefaultMaxConns = 10000
 )
 
+// BadHead is a request whose head failed, as [Server.BadHead] is told
+// of it.
+type BadHead struct {
+	// Status is what the request gets in the access log: the status
+	// answered, or 408 (the header timeout) or 400 (the client closed
+	// the connection) when nothing was answered.
+	Status int
+	// Line is the request line, or as much of it as came, cut at 8 KiB,
+	// when it could not be parsed; else it is empty, and Method,
+	// RequestURI and Proto hold its parts.
+	Line                      string
+	Method, RequestURI, Proto string
+	// Host is the Host field, if one came.
+	Host string
+	// Header holds the fields when they were all read; else nil.
+	Header http.Header
+	// Reason says what was wrong, for the error log.
+	Reason string
+	// Start is when the head's first byte came; BodyBytes is the size of
+	// the answer's body sent, 0 when none was.
+	Start     time.Time
+	BodyBytes int64
+	// Framing is set for a head refused for its framing, which Refused
+	// is told of too.
+	Framing bool
+}
+
+// RequestLine returns the request line as it came, or as much of it as
+// came.
+func (h *BadHead) RequestLine() string {
+	if h.Line != "" || h.Method == "" {
+		return h.Line
+	}
+	return h.Method + " " + h.RequestURI + " " + h.Proto
+}
+
 // Server serves HTTP/1.x on the listeners given to Serve. The zero value
 // serves http.DefaultServeMux with no timeouts.
 type Server struct {
@@ -67,6 +103,14 @@ type Server struct {
 	// Refused, if not nil, is told of each request refused for its
 	// framing (400 and the connection closed), with the reason.
 	Refused func(c net.Conn, reason string)
+	// BadHead, if not nil, is told of each request whose head did not
+	// come whole and right, as nginx logs such requests: refused with
+	// an answer (400, 431, 501, 505; those refused for their framing
+	// are told to Refused as well), timed out at ReadHeaderTimeout
+	// (408, closed with no answer), or cut off by the client (400, no
+	// answer). A connection that ends before the first byte of a
+	// request is not told of.
+	BadHead func(c net.Conn, h *BadHead)
 	// Logger receives the server's own lines (a panic in a handler, the
 	// connection bound); nil means none.
 	Logger *zerolog.Logger

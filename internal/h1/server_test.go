@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -553,5 +554,102 @@ func TestUnreadBodyAnswerArrives(t *testing.T) {
 				<-sent
 			}
 		})
+	}
+}
+
+// TestBadHeadReported: a request whose head fails is told to BadHead, as
+// nginx logs it (checked against nginx 1.22 with client_header_timeout
+// 2s): refused with 400 or 431, with the request line as it came; timed
+// out within the line or the headers, 408 and no answer; cut off by the
+// client, 400 and no answer. A connection that sends nothing is not a
+// request. The answers carry Date and Content-Length, as nginx's do.
+func TestBadHeadReported(t *testing.T) {
+	leakcheck.Check(t)
+	heads := make(chan *BadHead, 10)
+	addr := serve(t, &Server{Handler: testHandler(), MaxHeaderBytes: 1000, ReadHeaderTimeout: 300 * time.Millisecond,
+		BadHead: func(_ net.Conn, h *BadHead) { heads <- h }})
+	long := "/" + strings.Repeat("a", 6000)
+	for _, tc := range []struct {
+		name, req  string
+		closeWrite bool   // the client closes its side after the request
+		answer     string // the status line answered; "" for none
+		status     int
+		line       string // the request line logged
+		host       string
+		reason     string
+	}{
+		{"bad request line", "GET /x y z\r\nHost: x\r\n\r\n", false, "HTTP/1.1 400 Bad Request", 400, "GET /x y z", "", "invalid HTTP version"},
+		{"bad header line", "GET /a HTTP/1.1\r\nHost: h\r\nX-A\r\n\r\n", false, "HTTP/1.1 400 Bad Request", 400, "GET /a HTTP/1.1", "", "invalid header line"},
+		{"bad header name", "GET /a HTTP/1.1\r\nHost: h\r\nBad Header: 1\r\n\r\n", false, "HTTP/1.1 400 Bad Request: invalid header name", 400, "GET /a HTTP/1.1", "h", "invalid header name"},
+		{"no host", "GET /a HTTP/1.1\r\n\r\n", false, "HTTP/1.1 400 Bad Request: missing required Host header", 400, "GET /a HTTP/1.1", "", "missing required Host header"},
+		{"framing", "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", false, "HTTP/1.1 400 Bad Request", 400, "POST /a HTTP/1.1", "h", "Content-Length with Transfer-Encoding"},
+		{"head over the limit", "GET /b HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("b", 6000) + "\r\n\r\n", false, "HTTP/1.1 431 Request Header Fields Too Large", 431, "GET /b HTTP/1.1", "", "header size limit"},
+		{"line over the limit", "GET " + long + " HTTP/1.1\r\nHost: h\r\n\r\n", false, "HTTP/1.1 431 Request Header Fields Too Large", 431, "GET /aaaa...", "", "header size limit"},
+		{"line timed out", "GET /abc", false, "", 408, "GET /abc", "", "client timed out while reading the request line"},
+		{"headers timed out", "GET /abc HTTP/1.1\r\nHost: h\r\n", false, "", 408, "GET /abc HTTP/1.1", "", "client timed out while reading the request headers"},
+		{"client closed in the line", "GET /ab", true, "", 400, "GET /ab", "", "client closed the connection while reading the request line"},
+		{"client closed in the headers", "GET /ab HTTP/1.1\r\nHost: h\r\n", true, "", 400, "GET /ab HTTP/1.1", "", "client closed the connection while reading the request headers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			io.WriteString(c, tc.req)
+			if tc.closeWrite {
+				c.(*net.TCPConn).CloseWrite()
+			}
+			b, err := io.ReadAll(c)
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			var h *BadHead
+			select {
+			case h = <-heads:
+			case <-time.After(2 * time.Second):
+				t.Fatal("BadHead not told")
+			}
+			out := string(b)
+			switch {
+			case tc.answer == "" && out != "":
+				t.Errorf("answered %q; want no answer", out)
+			case tc.answer != "":
+				resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(out)), nil)
+				if err != nil || !strings.HasPrefix(out, tc.answer+"\r\n") {
+					t.Fatalf("answered %q (%v); want %q", out, err, tc.answer)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				if resp.Header.Get("Date") == "" || resp.Header.Get("Content-Length") != strconv.Itoa(len(body)) {
+					t.Errorf("answer %q: want a Date and Content-Length %d", out, len(body))
+				}
+				tc.status, tc.answer = resp.StatusCode, string(body)
+			}
+			line := h.RequestLine()
+			if prefix, ok := strings.CutSuffix(tc.line, "..."); ok && strings.HasPrefix(line, prefix) && len(line) <= maxLoggedLine {
+				line = tc.line
+			}
+			wantBytes := int64(len(tc.answer))
+			if h.Status != tc.status || line != tc.line || !strings.Contains(h.Reason, tc.reason) || h.BodyBytes != wantBytes ||
+				h.Host != tc.host || h.Start.IsZero() {
+				t.Errorf("BadHead %d %.40q (host %q) %q, %d bytes, start %v; want %d %.40q (host %q) %q, %d bytes",
+					h.Status, h.RequestLine(), h.Host, h.Reason, h.BodyBytes, h.Start, tc.status, tc.line, tc.host, tc.reason, wantBytes)
+			}
+		})
+	}
+	// A connection that sends nothing, or closes before a byte, is no
+	// request.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	io.ReadAll(c)
+	c.Close()
+	select {
+	case h := <-heads:
+		t.Errorf("BadHead told of a connection that sent nothing: %+v", h)
+	case <-time.After(100 * time.Millisecond):
 	}
 }
