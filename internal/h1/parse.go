@@ -55,6 +55,10 @@ func badRequest(detail string) *headError {
 	return &headError{status: http.StatusBadRequest, text: detail, plain: true}
 }
 
+// errFragment is a request target with a fragment: 400, where net/http
+// serves it.
+var errFragment = badRequest("a fragment (#) in the request target")
+
 // refused is a head refused for its framing (RFC 9112 § 6.1, § 5.2).
 func refused(reason string) *headError {
 	return &headError{status: http.StatusBadRequest, plain: true, refuse: reason}
@@ -287,6 +291,12 @@ func parseRequestLine(line []byte, r *http.Request) error {
 	var ok bool
 	if r.ProtoMajor, r.ProtoMinor, ok = http.ParseHTTPVersion(r.Proto); !ok {
 		return badRequest("invalid HTTP version in the request line")
+	}
+	if bytes.IndexByte(uri, '#') >= 0 {
+		// RFC 9112 § 3.2: no form of request-target has a fragment, which
+		// a client keeps to itself; net/http would put it in the query
+		// ("?a#b" is RawQuery "a#b"). Apache answers 400 (nginx drops it).
+		return errFragment
 	}
 	r.RequestURI = string(uri)
 	raw := r.RequestURI

@@ -154,3 +154,17 @@ func TestReadFieldsSpill(t *testing.T) {
 		t.Error("two short values are not side by side in one string")
 	}
 }
+
+// TestFragmentRefused: "#" in a request target is refused with 400, as
+// Apache does (RFC 9112 § 3.2: a request-target has no fragment); it
+// reached the handler, "?a#b" as the query "a#b".
+func TestFragmentRefused(t *testing.T) {
+	for _, target := range []string{"/x?a#b", "/x#frag", "/#", "http://h/x#f"} {
+		h := headReader{br: bufio.NewReader(strings.NewReader("GET " + target + " HTTP/1.1\r\nHost: h\r\n\r\n")), budget: 1 << 10}
+		var rq request
+		err := readHead(&h, &rq)
+		if he, ok := isHeadError(err); !ok || he.status != 400 || rq.line != "GET "+target+" HTTP/1.1" {
+			t.Errorf("readHead(%q) = %v (query %q, line %q); want 400 with the line kept", target, err, rq.req.URL, rq.line)
+		}
+	}
+}
