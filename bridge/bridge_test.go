@@ -176,3 +176,23 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestRouterMergeSlashesAllocs: merging slashes costs a path without
+// "//" no allocation; one with them gets the merged path, and the
+// request the front gave keeps its own.
+func TestRouterMergeSlashesAllocs(t *testing.T) {
+	var got *http.Request
+	rt := &router{routes: []route{{prefix: "/cgi-bin/", handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r
+	})}}}
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/cgi-bin/x.sh/a/b?q=1", nil)
+	if n := testing.AllocsPerRun(100, func() { rt.ServeHTTP(w, r) }); n != 0 {
+		t.Errorf("routing %s: %v allocations; want 0", r.URL.Path, n)
+	}
+	r = httptest.NewRequest("GET", "//cgi-bin//x.sh/a//b?q=1", nil)
+	rt.ServeHTTP(w, r)
+	if want, seen := "/cgi-bin/x.sh/a/b //cgi-bin//x.sh/a//b?q=1", got.URL.Path+" "+got.RequestURI; seen != want || r.URL.Path != "//cgi-bin//x.sh/a//b" {
+		t.Errorf("the mount saw %q (the front's path now %q); want %q", seen, r.URL.Path, want)
+	}
+}

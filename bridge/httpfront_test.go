@@ -904,3 +904,58 @@ func TestHTTPFragmentRefused(t *testing.T) {
 		})
 	}
 }
+
+// cgiEnvOf requests target from addr with a raw request line and returns
+// the variables names of the env.sh dump it answers, with its status.
+func cgiEnvOf(t *testing.T, addr, target string, names ...string) (string, map[string]string) {
+	t.Helper()
+	out, _ := rawExchange(t, addr, "GET "+target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5*time.Second)
+	env := make(map[string]string)
+	for _, l := range strings.Split(out, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSuffix(l, "\r"), "=")
+		for _, n := range names {
+			if k == n {
+				env[k] = v
+			}
+		}
+	}
+	return firstLine(out), env
+}
+
+// TestHTTPMergeSlashes: repeated slashes in a path are merged for
+// routing, as nginx (merge_slashes on) and Apache (MergeSlashes On) do:
+// "//cgi-bin//env.sh/a//b" runs the script, with the SCRIPT_NAME and
+// PATH_INFO both give, and REQUEST_URI as the client sent it. It was 404.
+// An encoded slash is not merged: 404, as Apache's (nginx decodes and
+// merges it).
+func TestHTTPMergeSlashes(t *testing.T) {
+	leakcheck.Check(t)
+	dir := cgiDirWith(t, "env.sh")
+	addr, _ := startFerry(t, Config{Mounts: []Mount{mustMount(t, "/cgi-bin/=cgi:"+dir)}})
+	ngx := peerstest.NginxFcgiwrap(t, peers.NginxFcgiwrapConfig{CGIDir: dir})
+	apache := peerstest.ApacheCGI(t, peers.ApacheCGIConfig{CGIDir: dir})
+	vars := []string{"REQUEST_URI", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING"}
+	for _, target := range []string{"//cgi-bin//env.sh/a//b?x=1//2", "/cgi-bin///env.sh", "/cgi-bin/env.sh//", "//cgi-bin/env.sh/%20x//y"} {
+		status, env := cgiEnvOf(t, addr, target, vars...)
+		if status != "HTTP/1.1 200 OK" {
+			t.Errorf("%s: ferry answered %q; want 200", target, status)
+			continue
+		}
+		for _, peer := range []struct{ name, url string }{{"nginx", ngx.URL}, {"Apache", apache.URL}} {
+			pStatus, pEnv := cgiEnvOf(t, strings.TrimPrefix(peer.url, "http://"), target, vars...)
+			if pStatus != status {
+				t.Errorf("%s: %s answered %q; ferry %q", target, peer.name, pStatus, status)
+			}
+			for _, v := range vars {
+				if env[v] != pEnv[v] {
+					t.Errorf("%s: %s=%q; %s gives %q", target, v, env[v], peer.name, pEnv[v])
+				}
+			}
+		}
+	}
+	status, _ := cgiEnvOf(t, addr, "/cgi-bin/%2Fenv.sh")
+	aStatus, _ := cgiEnvOf(t, strings.TrimPrefix(apache.URL, "http://"), "/cgi-bin/%2Fenv.sh")
+	if status != "HTTP/1.1 404 Not Found" || aStatus != status {
+		t.Errorf("/cgi-bin/%%2Fenv.sh: ferry answered %q, Apache %q; want 404", status, aStatus)
+	}
+}

@@ -53,6 +53,10 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "400 Bad Request", http.StatusBadRequest)
 		return
 	}
+	if strings.Contains(p, "//") {
+		r = mergeSlashes(r)
+		p = r.URL.Path
+	}
 	if m := rt.match(p); m != nil {
 		if info := infoFrom(r.Context()); info != nil {
 			info.backend = m.backend
@@ -77,6 +81,48 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.NotFound(w, r)
+}
+
+// mergeSlashes returns r with each run of slashes in its path made one,
+// as nginx (merge_slashes on) and Apache (MergeSlashes On, the default
+// since 2.4.39) route a request: "//cgi-bin//x.sh/a//b" runs x.sh with
+// PATH_INFO "/a/b". Its RequestURI stays as the client sent it, which
+// nginx passes on as REQUEST_URI. An encoded slash (%2F) is not merged,
+// as Apache leaves it: a cgi: mount still answers it 404. r itself is not
+// changed (net/http's request is not ours to change); a path without
+// "//" never gets here.
+func mergeSlashes(r *http.Request) *http.Request {
+	u := *r.URL
+	if u.RawPath != "" {
+		// The path has escapes its default encoding would not give: merge
+		// the slashes the client wrote, not those it encoded.
+		if !strings.Contains(u.RawPath, "//") {
+			return r
+		}
+		raw := mergeRuns(u.RawPath)
+		p, err := url.PathUnescape(raw)
+		if err != nil {
+			return r // RawPath came from a path that unescaped once already
+		}
+		u.Path, u.RawPath = p, raw
+	} else {
+		u.Path = mergeRuns(u.Path)
+	}
+	r2 := r.WithContext(r.Context()) // a shallow copy
+	r2.URL = &u
+	return r2
+}
+
+// mergeRuns returns p with each run of slashes made one.
+func mergeRuns(p string) string {
+	b := make([]byte, 0, len(p))
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' && i > 0 && p[i-1] == '/' {
+			continue
+		}
+		b = append(b, p[i])
+	}
+	return string(b)
 }
 
 // localRedirects serves scripts' local redirects (RFC 3875 § 6.2.2)
