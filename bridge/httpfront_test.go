@@ -959,3 +959,71 @@ func TestHTTPMergeSlashes(t *testing.T) {
 		t.Errorf("/cgi-bin/%%2Fenv.sh: ferry answered %q, Apache %q; want 404", status, aStatus)
 	}
 }
+
+// fetchWhileTruncating requests path from addr reading slowly: once the
+// head and 64 KiB have come, it truncates file to 1 MiB, then reads the
+// rest. It returns the status line, the Content-Length declared and the
+// body bytes received.
+func fetchWhileTruncating(t *testing.T, addr, path, file string) (string, int64, int64) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.(*net.TCPConn).SetReadBuffer(64 << 10)
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	br := bufio.NewReaderSize(c, 64<<10)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := io.CopyN(io.Discard, resp.Body, 64<<10)
+	time.Sleep(200 * time.Millisecond) // the server fills the socket buffers, and waits
+	if err := os.Truncate(file, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.Copy(io.Discard, resp.Body) // cut short: an unexpected EOF
+	return resp.Status, resp.ContentLength, n + m
+}
+
+// TestStaticTruncatedWhileSent: a static file truncated by another
+// process while it is sent is cut short (the connection closed), the
+// access line counts the bytes the client got, and an error line names
+// the file and where it ended, as nginx logs it at alert ("sendfile()
+// reported that FILE was truncated at N"; checked here against nginx).
+// There was no line.
+func TestStaticTruncatedWhileSent(t *testing.T) {
+	leakcheck.Check(t)
+	const size = 64 << 20 // sparse: more than the socket buffers hold
+	root := t.TempDir()
+	file := filepath.Join(root, "big.bin")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr, logs := startFerry(t, Config{Root: root})
+	ngx := peerstest.NginxFront(t, peers.NginxFrontConfig{Root: root, Server: "location / { }"})
+	for _, peer := range []struct{ name, addr string }{{"ferry", addr}, {"nginx", strings.TrimPrefix(ngx.URL, "http://")}} {
+		if err := os.Truncate(file, size); err != nil {
+			t.Fatal(err)
+		}
+		status, cl, got := fetchWhileTruncating(t, peer.addr, "/big.bin", file)
+		if status != "200 OK" || cl != size || got >= size {
+			t.Errorf("%s: %s, Content-Length %d, %d bytes; want 200 %d cut short", peer.name, status, cl, got, size)
+		}
+		if peer.name == "nginx" {
+			if l, _ := ngx.Logs(); !strings.Contains(l, "[alert]") || !strings.Contains(l, `"`+file+`"`) {
+				t.Errorf("nginx logged %q; the test expects an alert naming %s", l, file)
+			}
+			continue
+		}
+		waitLogLine(t, logs, func(m map[string]any) bool {
+			return m["message"] == "request" && m["path"] == "/big.bin" && m["status"] == float64(200) && m["bytes"] == float64(got)
+		})
+		lines := logs.Lines(`"level":"error"`, "static: file truncated", file)
+		if len(lines) != 1 {
+			t.Errorf("error lines naming %s: %q; want one", file, lines)
+		}
+	}
+}

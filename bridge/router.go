@@ -219,6 +219,42 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	etag = strconv.AppendInt(append(etag, '-'), f.size, 16)
 	w.Header()["Etag"] = []string{string(append(etag, '"'))}
 	http.ServeContent(w, r, filepath.Base(file), f.mtime, f)
+	if end, ok := sendEnd(w.Header(), r); ok {
+		if at, short := f.truncatedBefore(end); short {
+			// The client got less than the Content-Length it was given,
+			// and its connection was closed; the access line counts what
+			// it got. nginx logs it at alert: "sendfile() reported that
+			// FILE was truncated at N".
+			if info := infoFrom(r.Context()); info != nil {
+				info.Logger().Error().Str("file", file).Int64("truncated_at", at).Int64("size", f.size).
+					Msg("static: file truncated while being sent; response cut short")
+			}
+		}
+	}
+}
+
+// sendEnd returns where in the file the response ServeContent wrote for
+// r was to end: the end of its one range (Content-Range), or of the
+// whole file, as its Content-Length says. It reports false for a
+// response with no body from the file: HEAD, 304, an error, or several
+// ranges (multipart, with no Content-Length).
+func sendEnd(h http.Header, r *http.Request) (int64, bool) {
+	cl := h["Content-Length"]
+	if r.Method == http.MethodHead || len(cl) != 1 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(cl[0], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	var start int64
+	if cr := h["Content-Range"]; len(cr) == 1 {
+		first, _, ok := strings.Cut(strings.TrimPrefix(cr[0], "bytes "), "-")
+		if start, err = strconv.ParseInt(first, 10, 64); !ok || err != nil {
+			return 0, false
+		}
+	}
+	return start + n, true
 }
 
 // open opens file, a path under the root, if the symlink policy allows

@@ -145,6 +145,23 @@ func (f *staticFile) Seek(offset int64, whence int) (int64, error) {
 // file's position.
 func (f *staticFile) SyscallConn() (syscall.RawConn, error) { return rawStatic{f}, nil }
 
+// truncatedBefore reports whether a response that was to send the file
+// up to end stopped short of it because the file was truncated since it
+// was opened (by another process), and where it stopped. A response the
+// client cut short is not: the file still reaches end. It costs nothing
+// for a response that was sent whole but the lseek that learns the
+// position after a sendfile.
+func (f *staticFile) truncatedBefore(end int64) (int64, bool) {
+	if err := f.here(); err != nil || f.pos >= end {
+		return 0, false
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(f.fd, &st); err != nil || st.Size >= end {
+		return 0, false
+	}
+	return f.pos, true
+}
+
 // Close closes the descriptor.
 func (f *staticFile) Close() error {
 	if err := syscall.Close(f.fd); err != nil {
