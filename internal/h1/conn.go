@@ -302,8 +302,8 @@ func (c *conn) answerError(w *response, err error) {
 	if c.srv.BadHead != nil {
 		c.srv.BadHead(c.rwc, bh)
 	}
-	if he == errTooLarge {
-		c.closeWriteAndWait()
+	if he == errTooLarge || he == errLineTooLong {
+		c.closeWriteAndWait() // the rest of the head is unread
 	}
 }
 

@@ -22,7 +22,8 @@
 //     line, Transfer-Encoding in an HTTP/1.0 request, a Content-Length
 //     over 128 bytes long: 400 and the connection closed, reported to
 //     Server.Refused. Everything else follows net/http's server: its
-//     answers to bad requests (400, 431, 501, 505), 100-continue,
+//     answers to bad requests (400, 431, 501, 505; but 414 for a request
+//     line over the limit, as nginx and Apache), 100-continue,
 //     Content-Length or chunked responses, HEAD, Date, content
 //     sniffing, trailers, HTTP/1.0 keep-alive, the 256 KiB of unread
 //     body read before answering, Hijack, Flush, sendfile through

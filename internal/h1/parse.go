@@ -49,6 +49,10 @@ func (e *headError) reason() string {
 // errTooLarge is a head over the header limit: 431.
 var errTooLarge = &headError{status: http.StatusRequestHeaderFieldsTooLarge}
 
+// errLineTooLong is a request line over the header limit by itself: 414,
+// as nginx and Apache answer it, where net/http answers 431.
+var errLineTooLong = &headError{status: http.StatusRequestURITooLong, text: "request line over the header size limit", plain: true}
+
 // badRequest is net/http's plain 400 for a head it cannot parse; detail
 // says what was wrong, for the log only.
 func badRequest(detail string) *headError {
@@ -145,6 +149,9 @@ func readHead(h *headReader, rq *request) error {
 	line, err := h.line()
 	if err != nil {
 		rq.failedLine(h.partial)
+		if err == errTooLarge {
+			return errLineTooLong
+		}
 		return err
 	}
 	r := &rq.req
@@ -495,6 +502,8 @@ func errorAnswer(e *headError) ([]byte, int) {
 		status, body = "431 Request Header Fields Too Large", "431 Request Header Fields Too Large"
 	case e.status == http.StatusNotImplemented:
 		status, body = "501 Not Implemented", "Unsupported transfer encoding"
+	case e.status == http.StatusRequestURITooLong:
+		status, body = "414 URI Too Long", "414 URI Too Long"
 	case e.plain:
 		status, body = "400 Bad Request", "400 Bad Request"
 	default:

@@ -105,7 +105,7 @@ type Server struct {
 	Refused func(c net.Conn, reason string)
 	// BadHead, if not nil, is told of each request whose head did not
 	// come whole and right, as nginx logs such requests: refused with
-	// an answer (400, 431, 501, 505; those refused for their framing
+	// an answer (400, 414, 431, 501, 505; those refused for their framing
 	// are told to Refused as well), timed out at ReadHeaderTimeout
 	// (408, closed with no answer), or cut off by the client (400, no
 	// answer). A connection that ends before the first byte of a

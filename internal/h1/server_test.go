@@ -440,7 +440,7 @@ func TestRefusals(t *testing.T) {
 		{"head over the limit", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 6000) + "\r\n\r\n" + next,
 			"HTTP/1.1 431 Request Header Fields Too Large", ""},
 		{"line over the limit", "GET /" + strings.Repeat("a", 6000) + " HTTP/1.1\r\nHost: x\r\n\r\n" + next,
-			"HTTP/1.1 431 Request Header Fields Too Large", ""},
+			"HTTP/1.1 414 URI Too Long", ""},
 		{"chunk line over 4 KiB", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;" + strings.Repeat("e", 5000) + "\r\na\r\n0\r\n\r\n" + next,
 			"HTTP/1.1 200 OK", ""},
 	} {
@@ -584,7 +584,7 @@ func TestBadHeadReported(t *testing.T) {
 		{"no host", "GET /a HTTP/1.1\r\n\r\n", false, "HTTP/1.1 400 Bad Request: missing required Host header", 400, "GET /a HTTP/1.1", "", "missing required Host header"},
 		{"framing", "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", false, "HTTP/1.1 400 Bad Request", 400, "POST /a HTTP/1.1", "h", "Content-Length with Transfer-Encoding"},
 		{"head over the limit", "GET /b HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("b", 6000) + "\r\n\r\n", false, "HTTP/1.1 431 Request Header Fields Too Large", 431, "GET /b HTTP/1.1", "", "header size limit"},
-		{"line over the limit", "GET " + long + " HTTP/1.1\r\nHost: h\r\n\r\n", false, "HTTP/1.1 431 Request Header Fields Too Large", 431, "GET /aaaa...", "", "header size limit"},
+		{"line over the limit", "GET " + long + " HTTP/1.1\r\nHost: h\r\n\r\n", false, "HTTP/1.1 414 URI Too Long", 414, "GET /aaaa...", "", "request line over the header size limit"},
 		{"line timed out", "GET /abc", false, "", 408, "GET /abc", "", "client timed out while reading the request line"},
 		{"headers timed out", "GET /abc HTTP/1.1\r\nHost: h\r\n", false, "", 408, "GET /abc HTTP/1.1", "", "client timed out while reading the request headers"},
 		{"client closed in the line", "GET /ab", true, "", 400, "GET /ab", "", "client closed the connection while reading the request line"},
