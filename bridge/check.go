@@ -369,6 +369,12 @@ func (c *checker) connect(path []string, a Address) {
 	if a.Protocol() == "fastcgi" {
 		cl := &fastcgi.Client{Network: a.Network(), Address: addr, DialTimeout: timeout}
 		vals, err := cl.GetValues(ctx, "FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS")
+		if errors.Is(err, fastcgi.ErrNoGetValues) {
+			// A valid answer (FastCGI 1.0 § 4.2): the application is up,
+			// and says nothing of its limits.
+			c.add(Note, path, "%s answers FCGI_GET_VALUES with FCGI_UNKNOWN_TYPE: it gives no limits, so ferry opens a connection per request in progress", a)
+			return
+		}
 		if err != nil {
 			c.add(Problem, path, "%s does not answer FCGI_GET_VALUES: %v", a, err)
 			return

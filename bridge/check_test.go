@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -30,6 +31,7 @@ func TestCheck(t *testing.T) {
 	worker := filepath.Join(dir, "worker")
 	os.WriteFile(worker, []byte("#!/bin/sh\n"), 0o755)
 	fcgi := fastcgiApp(t)
+	noValues := unknownTypeApp(t)
 	deadPort := func() string {
 		l, _ := net.Listen("tcp", "127.0.0.1:0")
 		defer l.Close()
@@ -118,6 +120,7 @@ func TestCheck(t *testing.T) {
 		{"application socket missing", func(c *Config) { c.Mounts = []Mount{mount("/=fastcgi+unix://" + dir + "/php.sock")} }, false, Warning, `mount."/".backend`, "no socket at"},
 		{"application socket a file", func(c *Config) { c.Mounts = []Mount{mount("/=scgi+unix://" + plain)} }, false, Problem, `mount."/".backend`, "is not a socket"},
 		{"fastcgi answers", func(c *Config) { c.Mounts = []Mount{mount("/=fastcgi://" + fcgi)} }, true, Note, `mount."/".backend`, "answers FCGI_GET_VALUES: FCGI_MAX_CONNS="},
+		{"fastcgi without GET_VALUES", func(c *Config) { c.Mounts = []Mount{mount("/=fastcgi://" + noValues)} }, true, Note, `mount."/".backend`, "answers FCGI_GET_VALUES with FCGI_UNKNOWN_TYPE"},
 		{"fastcgi dead", func(c *Config) { c.Mounts = []Mount{mount("/=fastcgi://" + deadPort)} }, true, Problem, `mount."/".backend`, "does not answer FCGI_GET_VALUES"},
 		{"scgi dead", func(c *Config) { c.Mounts = []Mount{mount("/app/=scgi://" + deadPort)} }, true, Problem, `mount."/app/".backend`, "cannot connect to scgi://" + deadPort},
 		{"http answers", func(c *Config) { c.Mounts = []Mount{mount("/app/=http://" + fcgi)} }, true, Note, `mount."/app/".backend`, "accepts connections"},
@@ -144,6 +147,42 @@ func TestCheck(t *testing.T) {
 			t.Errorf("Check found %+v; want a %s on %q saying %q", found, tt.sev, tt.key, tt.msg)
 		})
 	}
+}
+
+// unknownTypeApp answers each connection's first record, on loopback
+// until the test ends, with FCGI_UNKNOWN_TYPE for FCGI_GET_VALUES, as an
+// application that does not know the management record answers
+// (FastCGI 1.0 § 4.2), and returns its address.
+func unknownTypeApp(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var h [8]byte
+				if _, err := io.ReadFull(c, h[:]); err != nil {
+					return
+				}
+				if _, err := io.CopyN(io.Discard, c, int64(h[4])<<8|int64(h[5])+int64(h[6])); err != nil {
+					return
+				}
+				// version 1, type 11 (UNKNOWN_TYPE), request ID 0, 8 bytes:
+				// the unknown type (9, GET_VALUES) and 7 reserved.
+				c.Write([]byte{1, 11, 0, 0, 0, 8, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0})
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	return l.Addr().String()
 }
 
 // fastcgiApp serves FastCGI on loopback until the test ends, and returns

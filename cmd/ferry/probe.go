@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/bridge"
+	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/rs/zerolog"
 )
 
@@ -124,6 +125,9 @@ func probe(args []string, stdout, stderr io.Writer) int {
 // getValuesLine spells a FastCGI application's GET_VALUES answer.
 func getValuesLine(res *bridge.ProbeResult) string {
 	if res.ValuesErr != nil {
+		if errors.Is(res.ValuesErr, fastcgi.ErrNoGetValues) {
+			return "FCGI_UNKNOWN_TYPE (the application does not know the record: it gives no limits)"
+		}
 		if errors.Is(res.ValuesErr, context.DeadlineExceeded) || strings.Contains(res.ValuesErr.Error(), "timeout") {
 			return "no answer"
 		}

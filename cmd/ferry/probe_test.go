@@ -2,8 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
-	"github.com/ferrygw/ferry/internal/testdir"
 	"io"
 	"net"
 	"net/http"
@@ -14,9 +15,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferrygw/ferry/bridge"
 	"github.com/ferrygw/ferry/cgi"
+	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/peers"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
+	"github.com/ferrygw/ferry/internal/testdir"
 	"github.com/ferrygw/ferry/scgi"
 )
 
@@ -153,5 +157,24 @@ func TestProbeBackends(t *testing.T) {
 	code, out, _ := runProbe(t, "--help")
 	if code != 0 || !strings.Contains(out, "ferry probe fastcgi://127.0.0.1:9000 --path /ping") || !strings.Contains(out, "--param stringArray") {
 		t.Errorf("probe --help: exit %d\n%s", code, out)
+	}
+}
+
+// TestGetValuesLine: how probe spells each GET_VALUES answer, an
+// application's FCGI_UNKNOWN_TYPE among them (a valid answer, not a
+// failure to answer).
+func TestGetValuesLine(t *testing.T) {
+	for _, tt := range []struct {
+		res  bridge.ProbeResult
+		want string
+	}{
+		{bridge.ProbeResult{Values: map[string]string{"FCGI_MPXS_CONNS": "0"}}, "FCGI_MAX_CONNS not given, FCGI_MAX_REQS not given, FCGI_MPXS_CONNS=0"},
+		{bridge.ProbeResult{ValuesErr: fmt.Errorf("fastcgi: get values: %w", fastcgi.ErrNoGetValues)}, "FCGI_UNKNOWN_TYPE (the application does not know the record: it gives no limits)"},
+		{bridge.ProbeResult{ValuesErr: context.DeadlineExceeded}, "no answer"},
+		{bridge.ProbeResult{ValuesErr: errors.New("fastcgi: connection reset")}, "no answer: connection reset"},
+	} {
+		if got := getValuesLine(&tt.res); got != tt.want {
+			t.Errorf("getValuesLine(%v) = %q; want %q", tt.res.ValuesErr, got, tt.want)
+		}
 	}
 }
