@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -164,7 +165,10 @@ func prlimit(pid int, l rlimit) error {
 func groupMembers(pgid int) []int { return procfs.GroupMembers(pgid) }
 
 // pipeHolders returns the pids of the processes other than ferry that have
-// the pipe f open (either end), from /proc.
+// the pipe f open for writing, from /proc. Those with only its read end
+// (ferry's own end, copied into a child ferry forked for another worker or
+// script and not yet closed by its exec) hold nothing open: they are not
+// the script's.
 func pipeHolders(f *os.File) []int {
 	fi, err := f.Stat()
 	if err != nil {
@@ -187,11 +191,33 @@ func pipeHolders(f *os.File) []int {
 			return // gone, or not ours to look at
 		}
 		for _, e := range ents {
-			if target, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && target == want {
+			if target, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && target == want && writable(p.PID, e.Name()) {
 				pids = append(pids, p.PID)
 				return
 			}
 		}
 	})
 	return pids
+}
+
+// writable reports whether descriptor fd of process pid is open for
+// writing, from the flags in /proc/PID/fdinfo/FD (octal, "flags:\t0100001").
+// A descriptor closed since it was listed (its fdinfo is gone) is not.
+func writable(pid int, fd string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/fdinfo/" + fd)
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(b)) {
+		v, ok := strings.CutPrefix(line, "flags:")
+		if !ok {
+			continue
+		}
+		flags, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+		if err != nil {
+			return true
+		}
+		return flags&syscall.O_ACCMODE != syscall.O_RDONLY
+	}
+	return true
 }
