@@ -126,11 +126,17 @@ sub read_header {
 # of the request body the application did not read, until ferry closes,
 # for at most LINGER seconds: a unix socket closed with unread data resets
 # its peer, and ferry, its read of the answer's end failing, would cut an
-# answer that went out whole.
+# answer that went out whole. A PSGI answer ends with the shutdown even
+# when a process the application forked during the request holds a copy
+# of the connection: a close alone would leave ferry waiting for that
+# process to exit, the client's connection held, up to the read timeout.
+# A CGI script's answer ends as under CGI, when every copy of its standard
+# output is closed: what it left running in the background may still
+# write to it.
 sub linger {
 	my ($conn, $left) = @_;
+	shutdown($conn, 1) if $left > 0 || !$cfg{FERRY_PERL_CGI};
 	return unless $left > 0;
-	shutdown($conn, 1);
 	my $deadline = Time::HiRes::time() + LINGER;
 	my $rin = '';
 	vec($rin, fileno($conn), 1) = 1;

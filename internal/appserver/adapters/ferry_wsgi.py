@@ -404,10 +404,14 @@ def linger(conn, inp):
     request body the application did not read, until ferry closes, for at
     most LINGER seconds: a unix socket closed with unread data resets its
     peer, and ferry, its read of the answer's end failing, would cut an
-    answer that went out whole."""
+    answer that went out whole.
+
+    The shutdown ends the answer even when a process the application
+    forked during the request (multiprocessing, os.fork) holds a copy of
+    the connection: a close alone would leave ferry waiting for that
+    process to exit, the client's connection held, up to the read
+    timeout."""
     left = inp._left
-    if left <= 0:
-        return
     deadline = time.monotonic() + LINGER
     try:
         conn.shutdown(socket.SHUT_WR)

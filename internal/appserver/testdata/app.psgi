@@ -75,6 +75,18 @@ my $app = sub {
 		$env->{'psgix.harakiri.commit'} = 1;
 		return text($$);
 	}
+	if ($p eq '/fork') {
+		my $child = fork // die "fork: $!";
+		if (!$child) {
+			sleep 30;
+			require POSIX;
+			POSIX::_exit(0);
+		}
+		open my $fh, '>', "$state/forked" or die "$!";
+		print $fh $child;
+		close $fh;
+		return text("forked");
+	}
 	return text($$) if $p eq '/pid';
 	return [404, ['Content-Type' => 'text/plain'], ["not found: $p"]];
 };

@@ -148,6 +148,14 @@ def application(environ, start_response):
         for i in range(0, len(hog), 4096):
             hog[i] = 1
         return respond(start_response, b"grown %d" % os.getpid())
+    if path == "/fork":
+        child = os.fork()
+        if child == 0:
+            time.sleep(30)
+            os._exit(0)
+        with open(os.path.join(STATE, "forked"), "w") as f:
+            f.write(str(child))
+        return respond(start_response, b"forked")
     if path == "/pid":
         return respond(start_response, b"%d" % os.getpid())
     return respond(start_response, b"not found: " + path.encode("latin-1"), status="404 Not Found")
