@@ -30,7 +30,17 @@
 // cleanly (as a worker recycled after MaxRequests does), after a growing
 // delay when it failed. [Pool.Stop] stops every worker's process group
 // (SIGTERM, then SIGKILL after KillGrace), reaps them all, and removes the
-// socket.
+// socket; a worker that exits has what is left of its group killed.
+//
+// If ferry ends without stopping the pool (SIGKILL, a crash), the workers
+// die of their parent-death signal (Linux), and what they started dies
+// with their process groups: each group holds a guard, a /bin/sh started
+// in it that ignores the signals the group gets and waits on a pipe whose
+// write end only ferry holds; when ferry is gone the kernel closes that
+// end, and the guard kills its group (on systems without a parent-death
+// signal, the worker with it). A process that leaves the group (setsid,
+// setpgid, a daemon) is out of the guard's reach. Guards are ferry's
+// children, one per worker, and Stop returns once they are reaped.
 //
 // With a Probe, [Pool.Start] returns once the first worker serves (a
 // FastCGI worker answers FCGI_GET_VALUES), and fails with [ErrNotStarted],

@@ -152,6 +152,8 @@ type Pool struct {
 	dir      string   // the private directory holding the socket
 	sock     string   // the socket path
 	lsock    *os.File // the listening socket, in blocking mode
+	guardR   *os.File // the guards' pipe (guard.go): its read end
+	guardW   *os.File // and its write end, which only ferry holds
 	env      []string
 	procs    map[int]*exec.Cmd // live workers by pid
 	quit     chan struct{}     // closed by Stop: no more starts
@@ -162,6 +164,7 @@ type Pool struct {
 	retiring map[int]bool      // pids stopped for being idle: not replaced
 	ctxStop  func() bool       // unregisters the Start context's watch
 	cleaned  sync.Once         // removes the socket
+	guards   sync.WaitGroup    // the guards' reapers (not under mu)
 }
 
 // Network returns the network clients dial: "unix".
@@ -243,6 +246,10 @@ func (p *Pool) Start(ctx context.Context) error {
 	p.env = p.buildEnv()
 	p.mu.Unlock()
 
+	if err := p.openGuardPipe(); err != nil {
+		p.stop(context.Background())
+		return err
+	}
 	if err := p.listen(); err != nil {
 		p.stop(context.Background())
 		return err

@@ -61,7 +61,8 @@ func (p *Pool) handOff(cmd *exec.Cmd) {
 	cmd.ExtraFiles[p.ListenFD-3] = p.lsock
 }
 
-// cleanup closes the socket and removes its directory.
+// cleanup closes the socket and the guards' pipe, and removes the
+// socket's directory.
 func (p *Pool) cleanup() {
 	p.cleaned.Do(func() {
 		p.mu.Lock()
@@ -70,6 +71,7 @@ func (p *Pool) cleanup() {
 		if f != nil {
 			f.Close()
 		}
+		p.closeGuards()
 		if dir != "" {
 			if err := os.RemoveAll(dir); err != nil {
 				p.log().Warn().Err(err).Str("dir", dir).Msg("spawn: removing the socket directory")

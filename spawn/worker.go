@@ -55,8 +55,10 @@ func (p *Pool) spawn() (*worker, error) {
 	p.handOff(cmd)
 	cmd.Env = p.env
 	err = cmd.Start()
+	var guardErr error
 	if err == nil {
 		p.procs[cmd.Process.Pid] = cmd
+		guardErr = p.startGuard(cmd.Process.Pid)
 	}
 	p.mu.Unlock()
 	stderrW.Close() // the worker has its copy; EOF comes when it is gone
@@ -66,6 +68,9 @@ func (p *Pool) spawn() (*worker, error) {
 	}
 	w := &worker{cmd: cmd, pid: cmd.Process.Pid, start: time.Now(), stderr: stderrR, stderrDone: make(chan struct{}), exited: make(chan struct{})}
 	p.log().Info().Str("program", p.Path).Int("pid", w.pid).Msg("spawn: worker started")
+	if guardErr != nil {
+		p.log().Warn().Err(guardErr).Int("pid", w.pid).Msg("spawn: what this worker starts may outlive a killed ferry")
+	}
 	p.Observer.started(w.pid)
 	go p.logStderr(w)
 	return w, nil

@@ -36,6 +36,11 @@
 //   - recycling past a resident memory limit: a worker whose RSS exceeds
 //     MaxRSS gets SIGTERM, finishes the request in hand and exits, and the
 //     pool starts another;
+//   - what the application starts (a subprocess, a multiprocessing child,
+//     a fork) stays in its worker's process group, which the pool stops
+//     with the worker, and which the worker's guard (package spawn) kills
+//     if ferry dies without stopping the pool (SIGKILL, a crash): nothing
+//     is left running but what left the group (setsid, a daemon);
 //   - the request's ID: ferry's X-Request-Id reaches the application as the
 //     request header X-Request-Id (HTTP_X_REQUEST_ID), and the adapters
 //     mark every line of wsgi.errors, psgi.errors and a script's stderr

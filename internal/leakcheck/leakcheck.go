@@ -111,15 +111,27 @@ func countFDs() int {
 }
 
 // Children returns the pids of the live (or zombie) processes whose parent
-// is ppid, from /proc.
+// is ppid, from /proc, but for the guards of a spawn.Pool's workers: a
+// guard lives and dies with its worker's process group, and its pool's
+// Stop returns once every guard is reaped.
 func Children(ppid int) []int {
 	var pids []int
 	procfs.Each(func(p procfs.Process) {
-		if p.PPID == ppid {
+		if p.PPID == ppid && !isGuard(p.PID) {
 			pids = append(pids, p.PID)
 		}
 	})
 	return pids
+}
+
+// guardName is the $0 of a spawn.Pool's worker guard (spawn's guardName),
+// the last word of its command line.
+const guardName = "ferry-worker-guard"
+
+// isGuard reports whether process pid is a worker's guard.
+func isGuard(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return err == nil && strings.HasSuffix(string(b), "\x00"+guardName+"\x00")
 }
 
 // Alive reports whether pid exists and is not a zombie.

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
+	"github.com/ferrygw/ferry/internal/procfs"
+)
+
+// wsgiSpawner is a WSGI application that starts, on each request, the
+// processes an application may leave running: a program
+// (subprocess.Popen), a shell with a background grandchild, and a
+// multiprocessing child (a fork of the worker). Each writes its pid in
+// the directory TEST_STATE names; the answer is "started".
+const wsgiSpawner = `import multiprocessing, os, subprocess, time
+
+
+def _wait():
+    with open(os.path.join(os.environ["TEST_STATE"], "py-mp"), "w") as f:
+        f.write("%d\n" % os.getpid())
+    time.sleep(300)
+
+
+def application(environ, start_response):
+    state = os.environ["TEST_STATE"]
+    p = subprocess.Popen(["sleep", "300"])
+    with open(os.path.join(state, "py-popen"), "w") as f:
+        f.write("%d\n" % p.pid)
+    subprocess.Popen(["sh", "-c", 'sleep 300 & echo $! > "$TEST_STATE/py-grandchild"; wait'])
+    multiprocessing.Process(target=_wait).start()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"started\n"]
+`
+
+// psgiSpawner is wsgiSpawner in Perl: a forked and exec'd program, a
+// shell with a background grandchild, and a fork of the worker.
+const psgiSpawner = `use strict;
+use warnings;
+use POSIX ();
+
+sub note {
+	my ($name, $pid) = @_;
+	open my $f, '>', "$ENV{TEST_STATE}/$name" or die "$name: $!";
+	print $f "$pid\n";
+	close $f;
+}
+
+sub {
+	my $pid = fork // die "fork: $!";
+	if (!$pid) { exec 'sleep', '300'; POSIX::_exit(127) }
+	note('pl-exec', $pid);
+	if (!fork) { exec 'sh', '-c', 'sleep 300 & echo $! > "$TEST_STATE/pl-grandchild"; wait'; POSIX::_exit(127) }
+	$pid = fork // die "fork: $!";
+	if (!$pid) { sleep 300; POSIX::_exit(0) }
+	note('pl-fork', $pid);
+	return [200, ['Content-Type' => 'text/plain'], ["started\n"]];
+};
+`
+
+// descendants returns the live processes below pid, from /proc.
+func descendants(pid int) []int {
+	kids := make(map[int][]int)
+	procfs.Each(func(p procfs.Process) {
+		if p.State != 'Z' {
+			kids[p.PPID] = append(kids[p.PPID], p.PID)
+		}
+	})
+	var out []int
+	for next := kids[pid]; len(next) > 0; {
+		c := next[0]
+		next = append(next[1:], kids[c]...)
+		out = append(out, c)
+	}
+	return out
+}
+
+// TestAppChildrenDieWithKilledFerry: a ferry ended by SIGKILL leaves
+// nothing of its WSGI and PSGI applications running: not the workers
+// (their parent-death signal), nor what they started (a program, a shell
+// and its background job, a fork of the worker), which its workers'
+// guards kill with their process groups.
+func TestAppChildrenDieWithKilledFerry(t *testing.T) {
+	py := pythonWith(t)
+	peerstest.Need(t, "perl")
+	dir, state := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(wsgiSpawner), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "app.psgi"), []byte(psgiSpawner), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startFerry(t, "--mount", "/py/=wsgi:"+filepath.Join(dir, "app.py")+"?workers=2&python="+url.QueryEscape(py),
+		"--mount", "/pl/=psgi:"+filepath.Join(dir, "app.psgi")+"?workers=2", "--env", "TEST_STATE="+state)
+	for _, path := range []string{"/py/", "/pl/"} {
+		if code, body := httpGet(t, p.URL+path); code != http.StatusOK || body != "started\n" {
+			t.Fatalf("GET %s: %d %q", path, code, body)
+		}
+	}
+	var apps []int
+	for _, name := range []string{"py-popen", "py-grandchild", "py-mp", "pl-exec", "pl-grandchild", "pl-fork"} {
+		apps = append(apps, waitFile(t, filepath.Join(state, name)))
+	}
+	all := descendants(p.cmd.Process.Pid)
+	t.Cleanup(func() { // none left behind by a failure either
+		for _, pid := range append(all, apps...) {
+			if leakcheck.Alive(pid) {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	for _, pid := range apps {
+		if !slices.Contains(all, pid) {
+			t.Fatalf("the application's process %d is not below ferry (%v)", pid, all)
+		}
+	}
+
+	if err := p.stop(t, syscall.SIGKILL); err == nil {
+		t.Fatal("ferry exited cleanly on SIGKILL")
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		var left []string
+		for _, pid := range all {
+			if leakcheck.Alive(pid) {
+				cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+				left = append(left, strconv.Itoa(pid)+" "+strings.ReplaceAll(strings.TrimSpace(string(cmdline)), "\x00", " "))
+			}
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("3s after ferry's SIGKILL, %d of the %d processes it and its workers started still run:\n%s",
+				len(left), len(all), strings.Join(left, "\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
