@@ -8,8 +8,11 @@
 // # The socket
 //
 // The pool creates the socket in a private directory (mode 0700: only
-// ferry's user can connect) and listens on it itself, so that no request
-// is refused while a worker starts or is replaced. Each worker is handed
+// ferry's user can connect), named after ferry's pid and start time
+// (ferry-spawn-PID-START-N in TempDir: Start first removes those of
+// processes no longer running, such as a ferry killed with SIGKILL), and
+// listens on it itself, so that no request is refused while a worker
+// starts or is replaced. Each worker is handed
 // the listening socket, in blocking mode, and accepts connections on it;
 // the kernel gives each connection to one of the workers waiting in
 // accept. By default the socket is descriptor 0, where FastCGI puts it

@@ -122,9 +122,11 @@ type Pool struct {
 	// MaxStderrLine bounds one logged stderr line; a longer line is logged
 	// in pieces marked "split". If zero or negative, DefaultMaxStderrLine.
 	MaxStderrLine int
-	// TempDir is where the socket's private directory is created. If
+	// TempDir is where the socket's private directory is created, and
+	// where Start removes those that pools of processes gone left. If
 	// empty, os.TempDir(). A unix socket path is limited to about 100
-	// bytes.
+	// bytes, and TempDir's part is followed by about 50
+	// ("/ferry-spawn-PID-START-N/worker.sock").
 	TempDir string
 	// Logger receives the workers' stderr lines, starts, exits and
 	// restarts, each with the worker's pid. If nil, nothing is logged.

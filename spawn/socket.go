@@ -7,7 +7,25 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
+
+	"github.com/ferrygw/ferry/internal/ownertemp"
 )
+
+// socketDirPrefix begins the name of a socket's private directory, which
+// goes on with ferry's pid and start time (package ownertemp).
+const socketDirPrefix = "ferry-spawn-"
+
+// removeStale removes the socket directories that ferrys gone left in
+// TempDir (killed with SIGKILL, or crashed, they could not).
+func (p *Pool) removeStale() {
+	removed, err := ownertemp.RemoveStale(p.TempDir, socketDirPrefix)
+	for _, dir := range removed {
+		p.log().Info().Str("dir", dir).Msg("spawn: removed the socket directory of a ferry no longer running")
+	}
+	if err != nil { // another user's: theirs to remove
+		p.log().Debug().Err(err).Msg("spawn: stale socket directories left")
+	}
+}
 
 // maxSocketPath is the longest socket path: sun_path is 108 bytes on
 // Linux, 104 on the BSDs, with the terminating NUL.
@@ -18,7 +36,8 @@ const maxSocketPath = 103
 // every descriptor of it, and php-cgi gives up when accept fails with
 // EAGAIN. The pool itself never accepts on it.
 func (p *Pool) listen() error {
-	dir, err := os.MkdirTemp(p.TempDir, "ferry-spawn-")
+	p.removeStale()
+	dir, err := ownertemp.Mkdir(p.TempDir, socketDirPrefix)
 	if err != nil {
 		return fmt.Errorf("spawn: creating the socket directory: %w", err)
 	}

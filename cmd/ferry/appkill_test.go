@@ -146,3 +146,70 @@ func TestAppChildrenDieWithKilledFerry(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// ferryDirs returns the names of the ferry-app- and ferry-spawn-
+// directories in dir that ferry pid made.
+func ferryDirs(t *testing.T, dir string, pid int) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		for _, prefix := range []string{"ferry-app-", "ferry-spawn-"} {
+			if strings.HasPrefix(e.Name(), prefix+strconv.Itoa(pid)+"-") {
+				out = append(out, e.Name())
+			}
+		}
+	}
+	return out
+}
+
+// TestStaleTempDirsRemoved: the temporary directories of a ferry killed
+// with SIGKILL (its workers' sockets, the adapters and their scoreboards)
+// are removed when the next ferry starts its workers, and those of a
+// ferry still running are kept.
+func TestStaleTempDirsRemoved(t *testing.T) {
+	py := pythonWith(t)
+	peerstest.Need(t, "perl")
+	dir, tmp := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(wsgiSpawner), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "app.psgi"), []byte(psgiSpawner), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", tmp)
+	args := []string{"--mount", "/py/=wsgi:" + filepath.Join(dir, "app.py") + "?workers=1&python=" + url.QueryEscape(py),
+		"--mount", "/pl/=psgi:" + filepath.Join(dir, "app.psgi") + "?workers=1", "--env", "TEST_STATE=" + dir}
+	running := startFerry(t, args...)
+	killed := startFerry(t, args...)
+	keep, stale := ferryDirs(t, tmp, running.cmd.Process.Pid), ferryDirs(t, tmp, killed.cmd.Process.Pid)
+	if len(keep) != 4 || len(stale) != 4 {
+		t.Fatalf("the two ferrys made %q and %q in %s; want four directories each, two per pool", keep, stale, tmp)
+	}
+	killed.stop(t, syscall.SIGKILL)
+
+	next := startFerry(t, args...)
+	if left := ferryDirs(t, tmp, killed.cmd.Process.Pid); len(left) > 0 {
+		t.Errorf("after the next start, %q of the killed ferry are left in %s", left, tmp)
+	}
+	if now := ferryDirs(t, tmp, running.cmd.Process.Pid); !slices.Equal(now, keep) {
+		t.Errorf("the running ferry's directories are %q; want %q kept", now, keep)
+	}
+	if mine := ferryDirs(t, tmp, next.cmd.Process.Pid); len(mine) != 4 {
+		t.Errorf("the next ferry made %q; want four directories", mine)
+	}
+	if n := len(next.logs.Lines("of a ferry no longer running")); n != 4 {
+		t.Errorf("the next ferry logged %d removals; want 4:\n%s", n, next.logs)
+	}
+	for _, p := range []*ferryProc{running, next} {
+		if err := p.stop(t, syscall.SIGTERM); err != nil {
+			t.Errorf("ferry exited with %v", err)
+		}
+	}
+	if left := append(ferryDirs(t, tmp, running.cmd.Process.Pid), ferryDirs(t, tmp, next.cmd.Process.Pid)...); len(left) > 0 {
+		t.Errorf("%q left after a clean stop", left)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferrygw/ferry/internal/ownertemp"
 	"github.com/ferrygw/ferry/spawn"
 	"github.com/rs/zerolog"
 )
@@ -159,11 +160,24 @@ func (w *Workers) Start(ctx context.Context) error {
 	return nil
 }
 
-// prepare writes the adapter into a private directory with the
-// scoreboard, owned by the user the workers run as (Pool.Credential), and
-// sets the pool's program from App.
+// appDirPrefix begins the name of the directory of the adapter and the
+// scoreboard, which goes on with ferry's pid and start time (package
+// ownertemp).
+const appDirPrefix = "ferry-app-"
+
+// prepare removes the adapter directories of ferrys gone, writes the
+// adapter into a private directory with the scoreboard, owned by the user
+// the workers run as (Pool.Credential), and sets the pool's program from
+// App.
 func (w *Workers) prepare() error {
-	dir, err := os.MkdirTemp(w.Pool.TempDir, "ferry-app-")
+	removed, err := ownertemp.RemoveStale(w.Pool.TempDir, appDirPrefix)
+	for _, d := range removed {
+		w.log().Info().Str("dir", d).Msg("appserver: removed the adapter's directory of a ferry no longer running")
+	}
+	if err != nil { // another user's: theirs to remove
+		w.log().Debug().Err(err).Msg("appserver: stale adapter directories left")
+	}
+	dir, err := ownertemp.Mkdir(w.Pool.TempDir, appDirPrefix)
 	if err != nil {
 		return fmt.Errorf("appserver: %w", err)
 	}

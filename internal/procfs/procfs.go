@@ -16,6 +16,7 @@ type Process struct {
 	State byte // 'R', 'S', 'D', 'T', 'Z' (a zombie: exited, not yet reaped)...
 	PPID  int
 	PGID  int
+	Start uint64 // when it started, in clock ticks after boot
 }
 
 // Each calls fn for every process in /proc.
@@ -50,15 +51,16 @@ func Stat(pid int) (p Process, ok bool) {
 		return Process{}, false
 	}
 	f := strings.Fields(s[i+1:])
-	if len(f) < 3 || len(f[0]) != 1 {
+	if len(f) < 20 || len(f[0]) != 1 {
 		return Process{}, false
 	}
 	ppid, err1 := strconv.Atoi(f[1])
 	pgid, err2 := strconv.Atoi(f[2])
-	if err1 != nil || err2 != nil {
+	start, err3 := strconv.ParseUint(f[19], 10, 64) // proc(5): field 22, starttime
+	if err1 != nil || err2 != nil || err3 != nil {
 		return Process{}, false
 	}
-	return Process{PID: pid, State: f[0][0], PPID: ppid, PGID: pgid}, true
+	return Process{PID: pid, State: f[0][0], PPID: ppid, PGID: pgid, Start: start}, true
 }
 
 // GroupMembers returns the pids of the live (not zombie) processes in
