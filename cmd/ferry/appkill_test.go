@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -211,5 +212,124 @@ func TestStaleTempDirsRemoved(t *testing.T) {
 	}
 	if left := append(ferryDirs(t, tmp, running.cmd.Process.Pid), ferryDirs(t, tmp, next.cmd.Process.Pid)...); len(left) > 0 {
 		t.Errorf("%q left after a clean stop", left)
+	}
+}
+
+// appProcesses starts the spawning applications' children through p (a
+// GET on /py/ and on /pl/) and returns their pids, read from state, with
+// every process below ferry then.
+func appProcesses(t *testing.T, p *ferryProc, state string) (apps, all []int) {
+	t.Helper()
+	for _, path := range []string{"/py/", "/pl/"} {
+		if code, body := httpGet(t, p.URL+path); code != http.StatusOK || body != "started\n" {
+			t.Fatalf("GET %s: %d %q", path, code, body)
+		}
+	}
+	for _, name := range []string{"py-popen", "py-grandchild", "py-mp", "pl-exec", "pl-grandchild", "pl-fork"} {
+		apps = append(apps, waitFile(t, filepath.Join(state, name)))
+	}
+	all = descendants(p.cmd.Process.Pid)
+	t.Cleanup(func() { // none left behind by a failure either
+		for _, pid := range append(all, apps...) {
+			if leakcheck.Alive(pid) {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	for _, pid := range apps {
+		if !slices.Contains(all, pid) {
+			t.Fatalf("the application's process %d is not below ferry (%v)", pid, all)
+		}
+	}
+	return apps, all
+}
+
+// TestAppChildrenStopWithApp: what a WSGI or PSGI application started is
+// stopped with it: on ferry's shutdown (SIGTERM; SIGQUIT, which exits at
+// once), and when a reload removes its mount, while ferry serves on. The
+// group of each worker gets SIGTERM with it, and SIGKILL once it exits.
+func TestAppChildrenStopWithApp(t *testing.T) {
+	py := pythonWith(t)
+	peerstest.Need(t, "perl")
+	for _, way := range []string{"SIGTERM", "SIGQUIT", "reload"} {
+		t.Run(way, func(t *testing.T) {
+			dir, state := t.TempDir(), t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(wsgiSpawner), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "app.psgi"), []byte(psgiSpawner), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			apps := fmt.Sprintf(`
+[mount."/py/"]
+backend = "wsgi:%s?workers=2&python=%s"
+
+[mount."/pl/"]
+backend = "psgi:%s?workers=2"
+`, filepath.Join(dir, "app.py"), url.QueryEscape(py), filepath.Join(dir, "app.psgi"))
+			base := fmt.Sprintf(`listen = ["http://127.0.0.1:0"]
+root = %q
+
+[defaults]
+env = { TEST_STATE = %q }
+`, dir, state)
+			file := filepath.Join(dir, "ferry.toml")
+			if err := os.WriteFile(file, []byte(base+apps), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p := startFerryArgs(t, "--config", file)
+			_, all := appProcesses(t, p, state)
+			switch way {
+			case "SIGTERM":
+				if err := p.stop(t, syscall.SIGTERM); err != nil {
+					t.Errorf("ferry exited with %v", err)
+				}
+			case "SIGQUIT":
+				p.stop(t, syscall.SIGQUIT)
+			case "reload":
+				if err := os.WriteFile(file, []byte(base), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+					t.Fatal(err)
+				}
+				waitLog(t, p, "configuration reloaded")
+				// Only ferry itself is left: no worker, no guard, nothing
+				// the applications started.
+				all = slices.DeleteFunc(all, func(pid int) bool { return pid == p.cmd.Process.Pid })
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				var left []string
+				for _, pid := range all {
+					if leakcheck.Alive(pid) {
+						cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+						left = append(left, strconv.Itoa(pid)+" "+strings.ReplaceAll(strings.TrimSpace(string(cmdline)), "\x00", " "))
+					}
+				}
+				if len(left) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("10s after %s, %d of the %d processes ferry and its workers started still run:\n%s",
+						way, len(left), len(all), strings.Join(left, "\n"))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if way == "reload" {
+				if code, body := httpGet(t, p.URL+"/hello.txt"); code != http.StatusOK || body != "hello\n" {
+					t.Errorf("after the reload, GET /hello.txt: %d %q", code, body)
+				}
+				if code, _ := httpGet(t, p.URL+"/py/"); code != http.StatusNotFound {
+					t.Errorf("after the reload, GET /py/: %d; want 404", code)
+				}
+				if kids := descendants(p.cmd.Process.Pid); len(kids) > 0 {
+					t.Errorf("after the reload, ferry still has processes below it: %v", kids)
+				}
+			}
+		})
 	}
 }
