@@ -614,6 +614,22 @@ def load_application():
     return app
 
 
+def untrap(handler):
+    """Gives SIGTERM back its default action in a process the application
+    forked (multiprocessing, os.fork), unless the application has set a
+    handler of its own: the pool sends SIGTERM to the worker's whole
+    process group, and such a process, which serves no request, should
+    end on it as any process does, not wait for a request to finish. The
+    worker, which waits for its multiprocessing children as it exits,
+    then exits when they do, rather than be killed at the end of the
+    grace."""
+    try:
+        if signal.getsignal(signal.SIGTERM) == handler:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:
+        pass  # not the main thread: the handler cannot be changed here
+
+
 def main():
     fd = int(os.environ.pop("FERRY_LISTEN_FD", "0") or 0)
     max_requests = int(os.environ.pop("FERRY_MAX_REQUESTS", "0") or 0)
@@ -628,6 +644,7 @@ def main():
     console = sys.stdout = Console(sys.stderr)
     worker = Worker(None, None, max_requests, console)
     signal.signal(signal.SIGTERM, worker.on_term)
+    os.register_at_fork(after_in_child=lambda: untrap(worker.on_term))
     worker.app = load_application()
     # The board's line appears once the application has loaded: ferry
     # waits for it to know the first worker is ready.

@@ -156,6 +156,13 @@ def application(environ, start_response):
         with open(os.path.join(STATE, "forked"), "w") as f:
             f.write(str(child))
         return respond(start_response, b"forked")
+    if path == "/multiprocessing":
+        import multiprocessing
+        child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(300,))
+        child.start()
+        with open(os.path.join(STATE, "forked"), "w") as f:
+            f.write(str(child.pid))
+        return respond(start_response, b"%d" % os.getpid())
     if path == "/pid":
         return respond(start_response, b"%d" % os.getpid())
     return respond(start_response, b"not found: " + path.encode("latin-1"), status="404 Not Found")
