@@ -47,7 +47,14 @@ type ConfigFile struct {
 	// Config is what the file says, over [DefaultConfig].
 	Config Config
 
-	lines map[string]int // key path (parts joined by "\x00") -> line
+	lines  map[string]int // key path (parts joined by "\x00") -> line
+	values []keyValue     // every key = value, in the file's order
+}
+
+// keyValue is where a key = value starts in a file, and its key path.
+type keyValue struct {
+	line, column int
+	path         []string
 }
 
 // ConfigError is a mistake in a configuration file. Its message names the
@@ -114,18 +121,24 @@ func ParseConfig(name string, data []byte) (*ConfigFile, error) {
 	if len(data) > maxConfigFile {
 		return nil, &ConfigError{File: name, Msg: fmt.Sprintf("larger than %s; a configuration file is smaller", FormatSize(maxConfigFile))}
 	}
+	f := &ConfigFile{Name: name, Config: DefaultConfig(), lines: map[string]int{}}
+	f.index(data)
 	var doc map[string]any
 	if err := toml.Unmarshal(data, &doc); err != nil {
 		ce := &ConfigError{File: name, Msg: "TOML: " + strings.TrimPrefix(err.Error(), "toml: ")}
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
-			ce.Line, _ = de.Position()
+			var column int
+			ce.Line, column = de.Position()
 			ce.Key = keyPath(de.Key())
+			if ce.Key == "" {
+				// A value the parser accepted but could not convert, such
+				// as an integer beyond 64 bits: go-toml names no key.
+				ce.Key = keyPath(f.keyAt(ce.Line, column))
+			}
 		}
 		return nil, ce
 	}
-	f := &ConfigFile{Name: name, Config: DefaultConfig(), lines: map[string]int{}}
-	f.index(data)
 	l := &loader{f: f}
 	l.top(doc)
 	if len(l.errs) > 0 {
@@ -169,9 +182,34 @@ func (f *ConfigFile) index(data []byte) {
 				f.lines[k+"\x00"+table[len(table)-1]] = p.Shape(it.Node().Raw).Start.Line
 			}
 		case unstable.KeyValue:
-			f.noteValue(&p, f.noteKey(&p, table, e.Key()), e.Value())
+			f.noteValue(&p, f.noteKeyValue(&p, table, e), e.Value())
 		}
 	}
+}
+
+// noteKeyValue records the key of the key = value kv under base, and where
+// it starts; it returns the key's whole path.
+func (f *ConfigFile) noteKeyValue(p *unstable.Parser, base []string, kv *unstable.Node) []string {
+	path := f.noteKey(p, base, kv.Key())
+	if it := kv.Key(); it.Next() {
+		start := p.Shape(it.Node().Raw).Start
+		f.values = append(f.values, keyValue{line: start.Line, column: start.Column, path: path})
+	}
+	return path
+}
+
+// keyAt returns the path of the key = value that holds the position (line
+// and column, from 1) in the file: the last one starting before it. It
+// returns nil if none does.
+func (f *ConfigFile) keyAt(line, column int) []string {
+	var path []string
+	for _, v := range f.values {
+		if v.line > line || v.line == line && v.column > column {
+			break
+		}
+		path = v.path
+	}
+	return path
 }
 
 // noteKey records the line of each part of a (dotted) key under base, and
@@ -196,7 +234,7 @@ func (f *ConfigFile) noteValue(p *unstable.Parser, path []string, v *unstable.No
 	}
 	for c := v.Children(); c.Next(); {
 		if kv := c.Node(); kv.Kind == unstable.KeyValue {
-			f.noteValue(p, f.noteKey(p, path, kv.Key()), kv.Value())
+			f.noteValue(p, f.noteKeyValue(p, path, kv), kv.Value())
 		}
 	}
 }

@@ -66,6 +66,11 @@ var badConfigs = []struct {
 	{"mount key far", "[mount.\"/app/\"]\nbackend = \"http://127.0.0.1:5000\"\nworkers = 2\n", `f.toml:3: mount."/app/".workers: unknown key; http:// mounts takes backend, max_conns, read_timeout`},
 	{"several", "root = 1\n[log]\nformat = \"xml\"\n", "f.toml:1: root: want text, not the number 1\nf.toml:3: log.format: want json, console or auto, not \"xml\""},
 	{"date", "root = 1979-05-27\n", "f.toml:1: root: want text, not a date or time"},
+	{"integer beyond 64 bits", "[defaults]\nmax_request_body = 99999999999999999999999\n", "f.toml:2: defaults.max_request_body: TOML: decimal number is too large to fit in a 64-bit signed integer"},
+	{"hex integer beyond 64 bits", "[mount.\"/x/\"]\nbackend = \"scgi://127.0.0.1:4000\"\nmax_conns = 0x1ffffffffffffffff\n", `f.toml:3: mount."/x/".max_conns: TOML: hexadecimal number is too large to fit in a 64-bit signed integer`},
+	{"integer beyond 64 bits in a list", "listen = [\n  \"http://127.0.0.1:1\",\n  99999999999999999999999,\n]\n", "f.toml:3: listen: TOML: decimal number is too large to fit in a 64-bit signed integer"},
+	{"integer beyond 64 bits in a table", "[defaults]\nenv = { A = \"1\", B = 99999999999999999999999 }\n", "f.toml:2: defaults.env.B: TOML: decimal number is too large to fit in a 64-bit signed integer"},
+	{"float out of range", "cpus = 1e400\n", `f.toml:1: cpus: TOML: unable to parse float: strconv.ParseFloat: parsing "1e400": value out of range`},
 }
 
 func TestParseConfigErrors(t *testing.T) {
