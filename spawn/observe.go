@@ -63,12 +63,13 @@ func (o *PoolObserver) exited(pid int, why WorkerExit, ran time.Duration) {
 
 // exitCause says why a reaped worker ended, as supervise decides what
 // follows: retired workers were scaled down, a clean exit after
-// recycleMinRun is a recycling, anything else while the pool runs a crash.
-func (p *Pool) exitCause(retired bool, state *os.ProcessState, ran time.Duration) WorkerExit {
+// recycleMinRun is a recycling, a worker that exited once Stop had begun
+// (stopped) was stopped, anything else is a crash.
+func exitCause(retired, stopped bool, state *os.ProcessState, ran time.Duration) WorkerExit {
 	switch {
 	case retired:
 		return WorkerScaledDown
-	case p.isStopping():
+	case stopped:
 		return WorkerStopped
 	case state != nil && state.Success() && ran >= recycleMinRun:
 		return WorkerRecycled

@@ -159,6 +159,7 @@ type Pool struct {
 	env      []string
 	procs    map[int]*exec.Cmd // live workers by pid
 	quit     chan struct{}     // closed by Stop: no more starts
+	ready    chan struct{}     // closed once Start has found the first worker serving
 	done     chan struct{}     // closed when every supervisor has returned after Stop
 	sups     int               // supervisors running: the worker count
 	busy     int               // requests in progress (Busy)
@@ -244,6 +245,7 @@ func (p *Pool) Start(ctx context.Context) error {
 	p.started = true
 	p.procs = make(map[int]*exec.Cmd)
 	p.quit = make(chan struct{})
+	p.ready = make(chan struct{})
 	p.done = make(chan struct{})
 	p.env = p.buildEnv()
 	p.mu.Unlock()
@@ -281,6 +283,7 @@ func (p *Pool) Start(ctx context.Context) error {
 	p.mu.Lock()
 	p.sups = n
 	p.mu.Unlock()
+	close(p.ready)
 	for range n - 1 {
 		go p.supervise(nil)
 	}

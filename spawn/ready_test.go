@@ -13,6 +13,8 @@ import (
 
 	"github.com/ferrygw/ferry/fastcgi"
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/testlog"
+	"github.com/rs/zerolog"
 )
 
 // getValuesProbe is a Probe for FastCGI workers: their answer to
@@ -80,6 +82,33 @@ func TestPoolProbeWorkerExits(t *testing.T) {
 	}
 	if err := p.Start(context.Background()); !errors.Is(err, ErrStopped) {
 		t.Errorf("Start again = %v; want ErrStopped", err)
+	}
+}
+
+// TestFailedStartLogsNoRestart: the first worker exiting before it
+// serves fails the start, and the log says it exited but not that it is
+// being restarted. Before, "spawn: restarting worker" came just before the
+// pool stopped, and a reader thought ferry would try again.
+func TestFailedStartLogsNoRestart(t *testing.T) {
+	leakcheck.Check(t)
+	script := writeScript(t, t.TempDir(), "echo 'broken: bad ini' >&2\nexit 3\n")
+	logs := &testlog.Buffer{}
+	logger := zerolog.New(logs)
+	for i := range 5 { // the restart line raced the stop: try it a few times
+		p := &Pool{Path: script, Workers: 2, Probe: acceptProbe, Logger: &logger, RestartBackoff: time.Millisecond}
+		if err := p.Start(context.Background()); !errors.Is(err, ErrNotStarted) {
+			p.Stop(context.Background())
+			t.Fatalf("Start #%d = %v; want ErrNotStarted", i+1, err)
+		}
+	}
+	if n := len(logs.Lines("spawn: worker exited")); n != 5 {
+		t.Errorf("%d lines say the worker exited; want 5:\n%s", n, logs)
+	}
+	if n := len(logs.Lines("spawn: worker stopped")); n != 0 {
+		t.Errorf("%d lines say a worker that exited on its own was stopped; want none:\n%s", n, logs)
+	}
+	if lines := logs.Lines("restarting"); len(lines) != 0 {
+		t.Errorf("a failed start logged a restart:\n%s", strings.Join(lines, "\n"))
 	}
 }
 

@@ -25,6 +25,7 @@ type worker struct {
 	exited     chan struct{} // closed by wait once it is reaped: state, ran and tail are set
 	state      *os.ProcessState
 	ran        time.Duration
+	stopped    bool // Stop had begun when it exited: it was stopped, it did not fail
 }
 
 // errStopping reports that Stop has begun: nothing more is started.
@@ -109,12 +110,13 @@ func (p *Pool) supervise(w *worker) {
 		}
 		pid := w.pid
 		state, ran := p.wait(w)
+		stopping := w.stopped
 		w = nil
 		p.mu.Lock()
 		retired := p.retiring[pid]
 		delete(p.retiring, pid)
 		p.mu.Unlock()
-		p.Observer.exited(pid, p.exitCause(retired, state, ran), ran)
+		p.Observer.exited(pid, exitCause(retired, stopping, state, ran), ran)
 		if retired {
 			p.log().Info().Str("program", p.Path).Int("pid", pid).Stringer("status", state).Dur("ran_ms", ran).Msg("spawn: idle worker stopped")
 			return
@@ -123,7 +125,6 @@ func (p *Pool) supervise(w *worker) {
 			streak = 0
 		}
 		clean := state != nil && state.Success()
-		stopping := p.isStopping()
 		ev := p.log().Warn()
 		if clean || stopping {
 			ev = p.log().Info()
@@ -134,6 +135,9 @@ func (p *Pool) supervise(w *worker) {
 			return
 		}
 		ev.Msg("spawn: worker exited")
+		if !p.startedOK() {
+			return // the first worker, before it served: Start fails and stops the pool
+		}
 		var delay time.Duration
 		if !clean || ran < recycleMinRun {
 			streak++
@@ -171,6 +175,18 @@ func (p *Pool) sleep(d time.Duration) bool {
 	}
 }
 
+// startedOK waits until [Pool.Start] knows whether the first worker
+// serves, and reports whether the pool runs: false if Start failed (the
+// first worker exited before the Probe found it serving) or Stop began.
+func (p *Pool) startedOK() bool {
+	select {
+	case <-p.ready:
+		return !p.isStopping()
+	case <-p.quit:
+		return false
+	}
+}
+
 func (p *Pool) isStopping() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -185,6 +201,9 @@ func (p *Pool) wait(w *worker) (*os.ProcessState, time.Duration) {
 	ran := time.Since(w.start)
 	p.mu.Lock()
 	delete(p.procs, w.pid)
+	// Before exited is closed: a Start whose first worker exited stops
+	// the pool only once it sees that.
+	w.stopped = p.stopping
 	p.mu.Unlock()
 	// The group outlives its leader only through its children. ESRCH
 	// means there are none.
