@@ -115,6 +115,14 @@ func fastcgiProbe(ctx context.Context, network, address string) error {
 	if _, err := nc.Write(fastcgi.AppendRecord(nil, fastcgi.TypeGetValues, 0, q)); err != nil {
 		return fmt.Errorf("fastcgi: GET_VALUES: %w", err)
 	}
+	// libfcgi (C programs, Perl's FCGI) reads on into the next record
+	// before it answers GET_VALUES, and would wait for one: the end of
+	// the stream makes it answer or close, both signs that it accepted.
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		if err := cw.CloseWrite(); err != nil {
+			return fmt.Errorf("fastcgi: GET_VALUES: %w", err)
+		}
+	}
 	var b [1]byte
 	if _, err := nc.Read(b[:]); err != nil && err != io.EOF {
 		return fmt.Errorf("fastcgi: GET_VALUES: %w", err)

@@ -11,9 +11,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ferrygw/ferry/internal/peers"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
+	"github.com/ferrygw/ferry/internal/testdir"
 )
 
 // perlFCGIApp is a long-lived Perl FCGI application: it echoes what the
@@ -110,5 +112,43 @@ func TestFastCGIToPHPCGIBound(t *testing.T) {
 	wg.Wait()
 	if !strings.Contains(p.logs.String(), "pool sized by the application") {
 		t.Errorf("ferry did not size its pool from php-cgi's FCGI_MAX_CONNS:\n%s", p.logs)
+	}
+}
+
+// perlFCGIWorker is a Perl FCGI program for fastcgi+exec:, on the
+// listening socket ferry hands it on descriptor 0. Perl's FCGI module is
+// libfcgi's C code: it answers FCGI_GET_VALUES only once it has read the
+// start of the next record, as C programs linked with libfcgi do.
+const perlFCGIWorker = `use strict; use warnings; use FCGI;
+my $req = FCGI::Request();
+while ($req->Accept() >= 0) {
+    print "Content-Type: text/plain\r\n\r\npid=$$\n";
+}
+`
+
+// TestSpawnPerlFCGI runs a Perl FCGI program as fastcgi+exec: workers:
+// ferry starts serving at once. Before, its start probe sent
+// FCGI_GET_VALUES and waited for an answer that libfcgi gives only on the
+// next record, and "ferry serve" exited after 10 s: "did not serve within
+// 10s" (so did C programs linked with libfcgi; php-cgi answers at once).
+func TestSpawnPerlFCGI(t *testing.T) {
+	bins := peerstest.Need(t, "perl")
+	if err := exec.Command(bins["perl"], "-MFCGI", "-e", "1").Run(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("Perl FCGI module missing (Debian libfcgi-perl): %v", err)
+		}
+		t.Skipf("Perl FCGI module missing (Debian libfcgi-perl): %v", err)
+	}
+	app := filepath.Join(testdir.Open(t), "app.fcgi")
+	if err := os.WriteFile(app, []byte("#!"+bins["perl"]+"\n"+perlFCGIWorker), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	p := startFerry(t, "--mount", "/app/=fastcgi+exec:"+app+"?workers=2")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("ferry listened after %v; want at once", d)
+	}
+	if code, body := httpGet(t, p.URL+"/app/"); code != 200 || !strings.HasPrefix(body, "pid=") {
+		t.Errorf("GET /app/ = %d %q; want 200 pid=N", code, body)
 	}
 }
