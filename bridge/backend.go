@@ -103,9 +103,10 @@ type builder struct {
 	onRouter []func(http.Handler)
 }
 
-// logger returns the server's logger for a component.
+// logger returns the process logger for a component: a client of a pool
+// that a reload keeps lives on with it.
 func (b *builder) logger(component string) *zerolog.Logger {
-	l := b.s.log.With().Str("component", component).Logger()
+	l := b.s.processLog().With().Str("component", component).Logger()
 	return &l
 }
 

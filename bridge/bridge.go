@@ -145,6 +145,14 @@ type Config struct {
 	PIDFile string
 	// Log says how the process logs; the command builds Logger from it.
 	Log LogConfig
+	// LogSwitch, if not nil, is the process log's output, the same in
+	// every configuration a Reload applies: what outlives a configuration
+	// (the fronts, worker pools a reload keeps, Run's and Reload's own
+	// lines) logs through its [LogSwitch.Logger], and a Reload sets its
+	// format and level to Log's as it switches to the new configuration.
+	// Logger is then the configuration's own ([LogSwitch.ConfigLogger]).
+	// If nil, everything logs to Logger.
+	LogSwitch *LogSwitch
 }
 
 // LogConfig is how the process logs: the [log] table of a configuration

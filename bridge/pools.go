@@ -43,7 +43,7 @@ func (b *builder) pool(o options, component, name string, appServer bool) (*spaw
 	if idle == 0 && o.positive("min_workers") > 0 {
 		idle = 10 * time.Second // php-fpm's pm.process_idle_timeout
 	}
-	pl := b.s.log.With().Str("component", component).Str("worker", name).Logger()
+	pl := b.s.processLog().With().Str("component", component).Str("worker", name).Logger() // a reload may keep the pool
 	var cred *syscall.Credential
 	if !appServer || st.User != "" || st.Group != "" {
 		c, err := (&cgi.Handler{User: st.User, Group: st.Group}).Credential()

@@ -46,7 +46,11 @@ import (
 //     application anew;
 //   - new requests log to the access log cfg names, in its format, with
 //     its request ID header; the replaced configuration's file is closed
-//     once its requests are over, unless cfg names the same file.
+//     once its requests are over, unless cfg names the same file;
+//   - with a [Config.LogSwitch], every line written from the switch on,
+//     by the fronts, the pools and workers kept, and the command, takes
+//     cfg's log format and level (those of the replaced configuration's
+//     requests still in progress keep to its level).
 //
 // If cfg cannot be built, or a new listener, access log file or worker
 // pool cannot open or start, or a certificate cannot be read,
@@ -74,6 +78,10 @@ func (r *runner) reload(cfg Config) error {
 	}
 	if len(next.cfg.Listen) == 1 && next.cfg.Listen[0].Protocol() == "cgi" {
 		return errors.New("bridge: reload: a running server cannot become a cgi: front")
+	}
+	logOut, err := next.prepareLog()
+	if err != nil {
+		return err
 	}
 	if err := next.openLogs(); err != nil {
 		return err
@@ -124,8 +132,12 @@ func (r *runner) reload(cfg Config) error {
 		return fail(err)
 	}
 
-	// The switch: new requests get next from here on.
+	// The switch: new requests get next from here on, and every line
+	// from here on takes its log's format and level.
 	r.cur.Store(next)
+	if logOut != nil {
+		next.cfg.LogSwitch.cur.Store(logOut)
+	}
 	next.admin.inForce()
 	if next.cfg.CPUs != r.cpus {
 		ch.cpus = fmt.Sprintf("%d -> %d", r.cpus, next.cfg.CPUs)

@@ -23,7 +23,7 @@ import (
 // serves the runner, which hands each request to the configuration in
 // force when the request starts.
 type runner struct {
-	log zerolog.Logger // the log of the Server Run was called on
+	log zerolog.Logger // the process log of the Server Run was called on ([Server.processLog])
 	cur atomic.Pointer[Server]
 	// baseCtx is the base of every request's context; stopScripts ends
 	// it once the shutdown's drain is over.
@@ -51,7 +51,7 @@ type runner struct {
 }
 
 func newRunner(s *Server) *runner {
-	r := &runner{log: s.log, errc: make(chan error, 1), handedOver: make(chan struct{}), hurry: s.hurry}
+	r := &runner{log: s.processLog(), errc: make(chan error, 1), handedOver: make(chan struct{}), hurry: s.hurry}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	r.baseCtx, r.stopScripts = ctx, func() { cancel(errStopped) }
 	r.cur.Store(s)

@@ -1,16 +1,20 @@
 package main
 
 import (
-	"github.com/ferrygw/ferry/internal/testdir"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferrygw/ferry/internal/testdir"
 )
 
 // TestAccessLogFlag: --access-log takes true or false, as before, or the
@@ -164,5 +168,120 @@ func TestSIGUSR1WithoutAccessLogFile(t *testing.T) {
 	}
 	if err := p.stop(t, syscall.SIGTERM); err != nil {
 		t.Errorf("ferry exited with %v", err)
+	}
+}
+
+// TestReloadSwitchesProcessLog: a reload that changes [log] format and
+// level changes every line ferry writes from then on: those of the
+// command, of the fronts and of a worker pool the reload keeps. Before,
+// only the new configuration's own lines (its requests') took them: a
+// kept pool went on logging in the console format at the old level, among
+// JSON lines, and so did ferry's own lines ("ferry: stopped").
+func TestReloadSwitchesProcessLog(t *testing.T) {
+	dir := testdir.Open(t)
+	self := testdir.Executable(t)
+	mustMkdir(t, filepath.Join(dir, "cgi-bin"))
+	mustWrite(t, filepath.Join(dir, "cgi-bin", "fail.sh"), 0o755, "#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho failing\nexit 3\n")
+	addr := freeAddr(t)
+	config := func(format, level string) string {
+		return fmt.Sprintf(`listen = ["http://%s"]
+
+[log]
+format = %q
+level = %q
+access_log = false
+
+[mount."/cgi-bin/"]
+backend = "cgi:%s"
+
+[mount."/fcgi/"]
+backend = "fastcgi+exec:%s?workers=1"
+env = { FERRY_TEST_FCGI_WORKER = "1", VARIANT = "kept" }
+`, addr, format, level, filepath.Join(dir, "cgi-bin"), self)
+	}
+	file := filepath.Join(dir, "ferry.toml")
+	mustWrite(t, file, 0o644, config("console", "info"))
+	cmd := exec.Command(os.Args[0], "serve", "--config", file)
+	cmd.Env = append(os.Environ(), "FERRY_TEST_MAIN=1")
+	logs := &logBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &ferryProc{URL: "http://" + addr, cmd: cmd, logs: logs, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() { p.stop(t, syscall.SIGKILL) })
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if code, _ := httpGetNoFatal(p.URL + "/fcgi/"); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ferry did not answer within 20s:\n%s", logs)
+		}
+	}
+	workers := workerPIDs(cmd.Process.Pid, self)
+	if len(workers) != 1 {
+		t.Fatalf("workers %v; want one", workers)
+	}
+
+	// To JSON, and warn: the kept pool's info lines go too.
+	mustWrite(t, file, 0o644, config("json", "warn"))
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	// No info line says the reload is done, at this level: a failing
+	// script's warning, of the new configuration, does.
+	for deadline := time.Now().Add(10 * time.Second); !logs.Contains(`"script":`); time.Sleep(20 * time.Millisecond) {
+		httpGetNoFatal(p.URL + "/cgi-bin/fail.sh")
+		if time.Now().After(deadline) {
+			t.Fatalf("no JSON warning of a failing script after the reload:\n%s", logs)
+		}
+	}
+	if now := workerPIDs(cmd.Process.Pid, self); !slices.Equal(now, workers) {
+		t.Fatalf("workers %v -> %v; want the pool kept", workers, now)
+	}
+	// The kept pool's worker dies: the pool says so, and restarts it.
+	if err := syscall.Kill(workers[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		now := workerPIDs(cmd.Process.Pid, self)
+		if code, _ := httpGetNoFatal(p.URL + "/fcgi/"); code == http.StatusOK && len(now) == 1 && now[0] != workers[0] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the kept pool did not replace its worker:\n%s", logs)
+		}
+	}
+	waitLog(t, p, `"spawn: worker exited"`)
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("ferry exited with %v", err)
+	}
+
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	first := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "{") })
+	if first < 0 {
+		t.Fatalf("no JSON line:\n%s", logs)
+	}
+	for _, l := range lines[:first] {
+		if strings.Contains(l, "DBG") || !strings.Contains(l, "INF") && !strings.Contains(l, "WRN") {
+			t.Errorf("before the reload, a line not of the console format at level info: %q", l)
+		}
+	}
+	if !strings.Contains(strings.Join(lines[:first], "\n"), "ferry: SIGHUP: reloading the configuration") {
+		t.Errorf("the console lines do not run up to the reload:\n%s", strings.Join(lines[:first], "\n"))
+	}
+	for _, l := range lines[first:] {
+		var line struct{ Level, Message string }
+		if err := json.Unmarshal([]byte(l), &line); err != nil {
+			t.Errorf("after the reload, a line not JSON: %q", l)
+			continue
+		}
+		if line.Level != "warn" && line.Level != "error" {
+			t.Errorf("after the reload to level warn, a line at %s: %q", line.Level, l)
+		}
+	}
+	if n := len(logs.Lines(`"message":"spawn: worker exited"`)); n != 1 {
+		t.Errorf("%d JSON lines of the kept pool's worker exiting; want 1:\n%s", n, logs)
 	}
 }

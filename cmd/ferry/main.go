@@ -187,11 +187,14 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	logger, err := newLogger(stderr, cfg.Log.Format, cfg.Log.Level)
+	// One output for the whole process, whose format and level a reload
+	// switches: every line ferry writes takes them.
+	logs, cfgLog, err := newLogSwitch(stderr, cfg.Log)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
 		return 2
 	}
+	logger := logs.Logger()
 	handover, err := bridge.TakeHandover()
 	if err != nil {
 		logger.Error().Err(err).Msg("ferry: upgrade")
@@ -221,7 +224,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		logger.Info().Str("root", dir).Msg("ferry: no --mount or --root given; serving the bundled example site")
 	}
 	d.apply(&cfg)
-	cfg.Logger = &logger
+	cfg.Logger = &cfgLog
+	cfg.LogSwitch = logs
 	cfg.Stderr = stderr
 	cfg.Version = getVersion()
 
@@ -244,17 +248,16 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		file = nextFile
 		d.apply(&next)
-		l := logger
-		if next.Log != cfg.Log {
-			if l, err = newLogger(stderr, next.Log.Format, next.Log.Level); err != nil {
-				return next, err
-			}
+		l, err := configLogger(logs, next.Log)
+		if err != nil {
+			return next, err
 		}
 		next.Logger = &l
+		next.LogSwitch = logs
 		next.Stderr = cfg.Stderr
 		next.Version = cfg.Version
 		// The scripts' user is checked again, and said again if it changed.
-		said := l
+		said := logger
 		if next.Settings.User == cfg.Settings.User && next.Settings.Group == cfg.Settings.Group {
 			said = zerolog.Nop()
 		}
@@ -425,27 +428,41 @@ func stdinIsListener() bool {
 	return err == nil && v == 1
 }
 
-// newLogger builds the process logger: JSON lines, or a console format for
-// people when format is "console", or "auto" and w is a terminal.
-func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
-	lvl, err := zerolog.ParseLevel(level)
-	if err != nil || level == "" {
-		return zerolog.Logger{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+// newLogSwitch builds the process log's output on w: JSON lines, or a
+// console format for people when format is "console", or "auto" and w is
+// a terminal; and the logger of the configuration whose [log] is c.
+func newLogSwitch(w io.Writer, c bridge.LogConfig) (*bridge.LogSwitch, zerolog.Logger, error) {
+	if err := checkLog(c); err != nil {
+		return nil, zerolog.Logger{}, err
 	}
-	switch format {
-	case "auto":
-		if f, ok := w.(*os.File); ok {
-			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-				w = bridge.NewConsoleWriter(w, true)
-			}
-		}
-	case "console":
-		w = bridge.NewConsoleWriter(w, false)
-	case "json":
+	sw, err := bridge.NewLogSwitch(w, c)
+	if err != nil {
+		return nil, zerolog.Logger{}, err
+	}
+	l, err := sw.ConfigLogger(c)
+	return sw, l, err
+}
+
+// configLogger returns the logger of the configuration whose [log] is c,
+// on the process log's output sw.
+func configLogger(sw *bridge.LogSwitch, c bridge.LogConfig) (zerolog.Logger, error) {
+	if err := checkLog(c); err != nil {
+		return zerolog.Logger{}, err
+	}
+	return sw.ConfigLogger(c)
+}
+
+// checkLog checks the logging flags' values.
+func checkLog(c bridge.LogConfig) error {
+	if _, err := zerolog.ParseLevel(c.Level); err != nil || c.Level == "" {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.Level)
+	}
+	switch c.Format {
+	case "auto", "console", "json":
 	default:
-		return zerolog.Logger{}, fmt.Errorf("--log-format %q: want json, console or auto", format)
+		return fmt.Errorf("--log-format %q: want json, console or auto", c.Format)
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+	return nil
 }
 
 // reopenOnSIGUSR1 reopens the access log file on each SIGUSR1, as
