@@ -65,7 +65,7 @@ func fastcgiExecBackend() Backend {
 	return Backend{
 		Schemes:  []string{"fastcgi+exec"},
 		Summary:  "FastCGI workers ferry starts, restarts and stops itself (mod_fcgid's job), sharing one socket",
-		Options:  append(append(poolOptions("(PHP_FCGI_MAX_REQUESTS)"), readTimeoutOption()), phpSiteOptions()...),
+		Options:  append(append(poolOptions("(PHP_FCGI_MAX_REQUESTS)"), startTimeoutOption, readTimeoutOption()), phpSiteOptions()...),
 		Group:    true,
 		Settings: workerSettings(),
 		build:    buildFastCGI,
@@ -152,6 +152,7 @@ func (b *builder) fastcgiClient(a Address, o options) (*fastcgi.Client, *spawn.P
 		return nil, nil, nil, err
 	}
 	p.Path, p.MaxRequestsEnv = a.Path, fastcgi.MaxRequestsEnv
+	p.StartTimeout = o.duration("start_timeout")
 	sp := b.spawnFastCGI(p, p, client, "FastCGI workers", a.Path)
 	return sp.client.(*fastcgi.Client), sp.procs, sp.stats, nil
 }

@@ -62,6 +62,8 @@ var badConfigs = []struct {
 	{"mount option zero", "[mount.\"/x/\"]\nbackend = \"scgi://127.0.0.1:4000\"\nmax_conns = 0\n", `f.toml:3: mount."/x/".max_conns: want a positive number, not the number 0`},
 	{"mount option value", "[mount.\"/x/\"]\nbackend = \"cgi:/srv\"\nfrom = \"path\"\n", `f.toml:3: mount."/x/".from: want script-filename, not "path"`},
 	{"mount setting unused", "[mount.\"/\"]\nbackend = \"fastcgi://127.0.0.1:9000\"\ncgi_timeout = \"1s\"\n", `f.toml:3: mount."/".cgi_timeout: not used by fastcgi:// mounts; they take env, cgi_queue_timeout, max_request_body, max_header_line, spool_memory, temp_dir`},
+	{"start_timeout zero", "[mount.\"/php/\"]\nbackend = \"fastcgi+exec:/usr/bin/php-cgi\"\nstart_timeout = \"0s\"\n", `f.toml:3: mount."/php/".start_timeout: want a duration such as 10s, not "0s"`},
+	{"start_timeout remote", "[mount.\"/\"]\nbackend = \"fastcgi://127.0.0.1:9000\"\nstart_timeout = \"1m\"\n", `f.toml:3: mount."/".start_timeout: unknown key; fastcgi:// mounts takes backend, max_conns, read_timeout, ext, index, front, alias, env, cgi_queue_timeout, max_request_body, max_header_line, spool_memory, temp_dir`},
 	{"mount setting bad", "[mount.\"/cgi-bin/\"]\nbackend = \"cgi:/srv\"\ncgi_kill_grace = \"-1s\"\n", `f.toml:3: mount."/cgi-bin/".cgi_kill_grace: want a duration above zero, such as 10s, not "-1s"`},
 	{"mount key far", "[mount.\"/app/\"]\nbackend = \"http://127.0.0.1:5000\"\nworkers = 2\n", `f.toml:3: mount."/app/".workers: unknown key; http:// mounts takes backend, max_conns, read_timeout`},
 	{"several", "root = 1\n[log]\nformat = \"xml\"\n", "f.toml:1: root: want text, not the number 1\nf.toml:3: log.format: want json, console or auto, not \"xml\""},

@@ -26,6 +26,14 @@ func poolOptions(recycle string) []Option {
 	}
 }
 
+// startTimeoutOption bounds the wait for a fastcgi+exec pool's first
+// worker to take a connection ([spawn.Pool.StartTimeout]): an application
+// that loads for long (a framework's imports on a small machine) needs
+// more than the default, as Gunicorn's --timeout and systemd's
+// TimeoutStartSec are raised for one.
+var startTimeoutOption = Option{Name: "start_timeout", Type: Duration, Default: "10s",
+	Doc: "how long the first worker has to take a connection when the pool starts (or a reload starts it) before the start fails"}
+
 // maxRSSOption recycles workers past a memory limit.
 var maxRSSOption = Option{Name: "max_rss", Type: Size, Default: "no limit",
 	Doc: "resident memory past which a worker finishes its request and is replaced (uWSGI's reload-on-rss; Linux)"}

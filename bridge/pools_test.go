@@ -106,3 +106,34 @@ func TestReloadRefusesPoolThatExits(t *testing.T) {
 		t.Errorf("children left after stop: %v", kids)
 	}
 }
+
+// TestSpawnStartTimeoutOption: start_timeout bounds the wait for a
+// fastcgi+exec: pool's first worker: one that never takes a connection
+// fails the start after it, the error saying so. Before, the bound was
+// 10 s for every program, and the option an unknown one.
+func TestSpawnStartTimeoutOption(t *testing.T) {
+	leakcheck.Check(t)
+	silent := filepath.Join(testdir.Open(t), "silent.sh")
+	writeExec(t, silent, "#!/bin/sh\nexec sleep 60\n")
+	cfg := mustConfig(t, "http://127.0.0.1:0", "/=fastcgi+exec:"+silent+"?workers=2&start_timeout=300ms")
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = s.Run(ctx, func([]net.Listener) {
+		t.Error("Run served")
+		cancel()
+	})
+	if !errors.Is(err, spawn.ErrNotStarted) || !strings.Contains(err.Error(), "did not serve within 300ms") {
+		t.Fatalf("Run = %v; want ErrNotStarted after 300ms", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Run failed after %v; want after start_timeout", d)
+	}
+	if kids := leakcheck.Children(os.Getpid()); len(kids) != 0 {
+		t.Errorf("children left after the failed start: %v", kids)
+	}
+}

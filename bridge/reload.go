@@ -517,8 +517,9 @@ func (s *Server) addPool(sp spawned) spawned {
 // samePool reports whether two worker pools, and their clients, have the
 // same settings: every exported field but the loggers, the pool's
 // Observer (its figures: [sameFigures]), its Probe (a func, never equal
-// but to nil; the wiring sets the same one) and the client's Address,
-// which is the pool's socket once it runs. An application server's workers
+// but to nil; the wiring sets the same one), its StartTimeout (which
+// bounds a start only: a running pool has none to come) and the client's
+// Address, which is the pool's socket once it runs. An application server's workers
 // (wsgi:, psgi:, persist=) are never the same: a reload replaces them so
 // that they load the application anew, as Gunicorn's and php-fpm's do.
 func samePool(a, b spawned) bool {
@@ -527,7 +528,7 @@ func samePool(a, b spawned) bool {
 	}
 	ca, ok := a.client.(*fastcgi.Client)
 	cb, ok2 := b.client.(*fastcgi.Client)
-	return ok && ok2 && sameFields(a.procs, b.procs, "Logger", "Observer", "Probe") && sameFields(ca, cb, "Logger", "Address")
+	return ok && ok2 && sameFields(a.procs, b.procs, "Logger", "Observer", "Probe", "StartTimeout") && sameFields(ca, cb, "Logger", "Address")
 }
 
 // sameFigures reports whether a running pool whose figures are old can
