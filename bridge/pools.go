@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -107,7 +108,8 @@ func (b *builder) spawnFastCGI(pool workerPool, procs *spawn.Pool, client *fastc
 
 // fastcgiProbe asks the FastCGI workers at network and address for
 // FCGI_GET_VALUES (FastCGI Specification § 4.1) on a connection of its
-// own. Any answer, or the connection closed unanswered, shows that a
+// own. Any answer, the connection closed unanswered, or the request read
+// (a program that holds the connection without a word) shows that a
 // worker accepted it: the pool holds the listening socket, so a
 // connection no worker accepts waits in its backlog until ctx ends.
 func fastcgiProbe(ctx context.Context, network, address string) error {
@@ -117,8 +119,9 @@ func fastcgiProbe(ctx context.Context, network, address string) error {
 		return err
 	}
 	defer nc.Close()
-	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) }) // unblock the read
-	defer stop()
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetWriteDeadline(dl)
+	}
 	q := fastcgi.AppendPair(nil, "FCGI_MAX_CONNS", "")
 	if _, err := nc.Write(fastcgi.AppendRecord(nil, fastcgi.TypeGetValues, 0, q)); err != nil {
 		return fmt.Errorf("fastcgi: GET_VALUES: %w", err)
@@ -132,8 +135,22 @@ func fastcgiProbe(ctx context.Context, network, address string) error {
 		}
 	}
 	var b [1]byte
-	if _, err := nc.Read(b[:]); err != nil && err != io.EOF {
-		return fmt.Errorf("fastcgi: GET_VALUES: %w", err)
+	for {
+		nc.SetReadDeadline(time.Now().Add(probePoll))
+		_, err := nc.Read(b[:])
+		switch {
+		case err == nil || err == io.EOF:
+			return nil
+		case !errors.Is(err, os.ErrDeadlineExceeded):
+			return fmt.Errorf("fastcgi: GET_VALUES: %w", err)
+		case peerTookAll(nc):
+			return nil
+		case ctx.Err() != nil:
+			return fmt.Errorf("fastcgi: GET_VALUES: no answer: %w", context.Cause(ctx))
+		}
 	}
-	return nil
 }
+
+// probePoll is how often [fastcgiProbe] looks whether a worker that has
+// not answered read its request.
+const probePoll = 20 * time.Millisecond

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 	"github.com/ferrygw/ferry/internal/testdir"
 	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/ferrygw/ferry/spawn"
@@ -135,5 +136,44 @@ func TestSpawnStartTimeoutOption(t *testing.T) {
 	}
 	if kids := leakcheck.Children(os.Getpid()); len(kids) != 0 {
 		t.Errorf("children left after the failed start: %v", kids)
+	}
+}
+
+// heldWorker is a fastcgi+exec: program that takes a connection, reads
+// the request and holds the connection without a word, even once the
+// client has shut its side: it says nothing about itself, but serves.
+const heldWorker = `open(my $listener, "<&=", 0) or die "descriptor 0: $!";
+accept(my $conn, $listener) or die "accept: $!";
+sysread($conn, my $request, 4096);
+sleep 60;
+`
+
+// TestSpawnPoolOfSilentProgramStarts: a fastcgi+exec: program that takes
+// the start probe's connection and reads it, but neither answers
+// FCGI_GET_VALUES nor closes the connection, starts at once. Before, the
+// start failed after start_timeout: "did not serve within".
+func TestSpawnPoolOfSilentProgramStarts(t *testing.T) {
+	leakcheck.Check(t)
+	bins := peerstest.Need(t, "perl")
+	held := filepath.Join(testdir.Open(t), "held.pl")
+	writeExec(t, held, "#!"+bins["perl"]+"\n"+heldWorker)
+	cfg := mustConfig(t, "http://127.0.0.1:0", "/=fastcgi+exec:"+held+"?workers=1&start_timeout=5s")
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	var served time.Duration
+	err = s.Run(ctx, func([]net.Listener) {
+		served = time.Since(start)
+		cancel()
+	})
+	if err != nil {
+		t.Fatalf("Run = %v; want it to serve", err)
+	}
+	if served == 0 || served > 3*time.Second {
+		t.Errorf("Run served after %v; want at once", served)
 	}
 }
