@@ -196,3 +196,35 @@ func TestRouterMergeSlashesAllocs(t *testing.T) {
 		t.Errorf("the mount saw %q (the front's path now %q); want %q", seen, r.URL.Path, want)
 	}
 }
+
+// TestCleanPath: slashes merged and dot segments resolved as nginx and
+// Apache route a path; a ".." above the root is refused.
+func TestCleanPath(t *testing.T) {
+	for _, tt := range []struct {
+		in      string
+		escaped bool
+		want    string
+		ok      bool
+	}{
+		{"/", false, "/", true},
+		{"//", false, "/", true},
+		{"/a//b///c", false, "/a/b/c", true},
+		{"/a/b/", false, "/a/b/", true},
+		{"/a/./b", false, "/a/b", true},
+		{"/a/b/..", false, "/a/", true},
+		{"/a/b/.", false, "/a/b/", true},
+		{"/a/../../b", false, "", false},
+		{"/..", false, "", false},
+		{"/.well-known/x", false, "/.well-known/x", true},
+		{"/a/..b/.c", false, "/a/..b/.c", true},
+		{"/a/%2e%2E/b", true, "/b", true},
+		{"/a/.%2e/b", true, "/b", true},
+		{"/a%2F..%2Fb/c", true, "/a%2F..%2Fb/c", true},
+		{"/%2e%2e/x", true, "", false},
+	} {
+		got, ok := cleanPath(tt.in, tt.escaped)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("cleanPath(%q, %v) = %q, %v; want %q, %v", tt.in, tt.escaped, got, ok, tt.want, tt.ok)
+		}
+	}
+}

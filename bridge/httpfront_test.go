@@ -927,12 +927,13 @@ func cgiEnvOf(t *testing.T, addr, target string, names ...string) (string, map[s
 	return firstLine(out), env
 }
 
-// TestHTTPMergeSlashes: repeated slashes in a path are merged for
-// routing, as nginx (merge_slashes on) and Apache (MergeSlashes On) do:
-// "//cgi-bin//env.sh/a//b" runs the script, with the SCRIPT_NAME and
-// PATH_INFO both give, and REQUEST_URI as the client sent it. It was 404.
-// An encoded slash is not merged: 404, as Apache's (nginx decodes and
-// merges it).
+// TestHTTPMergeSlashes: repeated slashes in a path are merged, and its
+// "." and ".." segments resolved, for routing, as nginx (merge_slashes
+// on) and Apache (MergeSlashes On) do: "//cgi-bin//env.sh/a//b" and
+// "/x/../cgi-bin/./env.sh" run the script, with the SCRIPT_NAME and
+// PATH_INFO both give, and REQUEST_URI as the client sent it. They were
+// 404 and 400. An encoded slash is not merged: 404, as Apache's (nginx
+// decodes and merges it). A ".." above the root is 400, as both answer.
 func TestHTTPMergeSlashes(t *testing.T) {
 	leakcheck.Check(t)
 	dir := cgiDirWith(t, "env.sh")
@@ -940,7 +941,8 @@ func TestHTTPMergeSlashes(t *testing.T) {
 	ngx := peerstest.NginxFcgiwrap(t, peers.NginxFcgiwrapConfig{CGIDir: dir})
 	apache := peerstest.ApacheCGI(t, peers.ApacheCGIConfig{CGIDir: dir})
 	vars := []string{"REQUEST_URI", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING"}
-	for _, target := range []string{"//cgi-bin//env.sh/a//b?x=1//2", "/cgi-bin///env.sh", "/cgi-bin/env.sh//", "//cgi-bin/env.sh/%20x//y"} {
+	for _, target := range []string{"//cgi-bin//env.sh/a//b?x=1//2", "/cgi-bin///env.sh", "/cgi-bin/env.sh//", "//cgi-bin/env.sh/%20x//y",
+		"/cgi-bin/../cgi-bin/env.sh", "/x/../cgi-bin/./env.sh?a=/../", "/cgi-bin/env.sh/a/./b/../c/", "/cgi-bin/env.sh/a/..", "/cgi-bin/%2e/env.sh/x/%2E%2e/d"} {
 		status, env := cgiEnvOf(t, addr, target, vars...)
 		if status != "HTTP/1.1 200 OK" {
 			t.Errorf("%s: ferry answered %q; want 200", target, status)
@@ -955,6 +957,15 @@ func TestHTTPMergeSlashes(t *testing.T) {
 				if env[v] != pEnv[v] {
 					t.Errorf("%s: %s=%q; %s gives %q", target, v, env[v], peer.name, pEnv[v])
 				}
+			}
+		}
+	}
+	for _, target := range []string{"/../cgi-bin/env.sh", "/cgi-bin/../../env.sh", "/cgi-bin/%2e%2e/%2e%2e/env.sh"} {
+		status, _ := cgiEnvOf(t, addr, target)
+		for _, peer := range []struct{ name, url string }{{"nginx", ngx.URL}, {"Apache", apache.URL}} {
+			pStatus, _ := cgiEnvOf(t, strings.TrimPrefix(peer.url, "http://"), target)
+			if pStatus != status || status != "HTTP/1.1 400 Bad Request" {
+				t.Errorf("%s: ferry answered %q, %s %q; want 400", target, status, peer.name, pStatus)
 			}
 		}
 	}

@@ -53,8 +53,13 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "400 Bad Request", http.StatusBadRequest)
 		return
 	}
-	if strings.Contains(p, "//") {
-		r = mergeSlashes(r)
+	if strings.Contains(p, "//") || strings.Contains(p, "/.") {
+		var ok bool
+		if r, ok = cleanRequestPath(r); !ok {
+			// As nginx and Apache answer a ".." above the root.
+			http.Error(w, "400 Bad Request", http.StatusBadRequest)
+			return
+		}
 		p = r.URL.Path
 	}
 	if m := rt.match(p); m != nil {
@@ -83,46 +88,95 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.NotFound(w, r)
 }
 
-// mergeSlashes returns r with each run of slashes in its path made one,
-// as nginx (merge_slashes on) and Apache (MergeSlashes On, the default
-// since 2.4.39) route a request: "//cgi-bin//x.sh/a//b" runs x.sh with
-// PATH_INFO "/a/b". Its RequestURI stays as the client sent it, which
-// nginx passes on as REQUEST_URI. An encoded slash (%2F) is not merged,
-// as Apache leaves it: a cgi: mount still answers it 404. r itself is not
-// changed (net/http's request is not ours to change); a path without
-// "//" never gets here.
-func mergeSlashes(r *http.Request) *http.Request {
+// cleanRequestPath returns r with its path as nginx and Apache route a
+// request: each run of slashes made one (nginx's merge_slashes on,
+// Apache's MergeSlashes On, the default since 2.4.39), and its "." and
+// ".." segments resolved ("/cgi-bin/../cgi-bin/./x.sh" runs x.sh; "%2e"
+// counts as "."). "//cgi-bin//x.sh/a//b" runs x.sh with PATH_INFO "/a/b".
+// Its RequestURI stays as the client sent it, which nginx passes on as
+// REQUEST_URI. An encoded slash (%2F) is neither merged nor a segment's
+// end, as Apache leaves it: a cgi: mount still answers it 404. It reports
+// false for a ".." above the root, which both answer 400. r itself is not
+// changed (net/http's request is not ours to change); a path without "//"
+// or "/." never gets here.
+func cleanRequestPath(r *http.Request) (*http.Request, bool) {
 	u := *r.URL
 	if u.RawPath != "" {
-		// The path has escapes its default encoding would not give: merge
-		// the slashes the client wrote, not those it encoded.
-		if !strings.Contains(u.RawPath, "//") {
-			return r
+		// The path has escapes its default encoding would not give: clean
+		// the path the client wrote, not what it encoded.
+		raw, ok := cleanPath(u.RawPath, true)
+		if !ok {
+			return nil, false
 		}
-		raw := mergeRuns(u.RawPath)
+		if raw == u.RawPath {
+			return r, true
+		}
 		p, err := url.PathUnescape(raw)
 		if err != nil {
-			return r // RawPath came from a path that unescaped once already
+			return r, true // RawPath came from a path that unescaped once already
 		}
 		u.Path, u.RawPath = p, raw
 	} else {
-		u.Path = mergeRuns(u.Path)
+		p, ok := cleanPath(u.Path, false)
+		if !ok {
+			return nil, false
+		}
+		if p == u.Path {
+			return r, true // "/.well-known/x": nothing to clean
+		}
+		u.Path = p
 	}
 	r2 := r.WithContext(r.Context()) // a shallow copy
 	r2.URL = &u
-	return r2
+	return r2, true
 }
 
-// mergeRuns returns p with each run of slashes made one.
-func mergeRuns(p string) string {
-	b := make([]byte, 0, len(p))
-	for i := 0; i < len(p); i++ {
-		if p[i] == '/' && i > 0 && p[i-1] == '/' {
-			continue
+// cleanPath returns p, a path starting with "/", with each run of slashes
+// made one and its "." and ".." segments resolved; a path ending in one
+// keeps the slash after the directory it leaves ("/a/b/.." is "/a/"), as
+// nginx has it. escaped says that p is a path as sent, its segments
+// percent-encoded ("%2e%2e" is ".."). It reports false for a ".." above
+// the root.
+func cleanPath(p string, escaped bool) (string, bool) {
+	segs := make([]string, 0, strings.Count(p, "/"))
+	dir := false // the path ends with a slash
+	for seg := range strings.SplitSeq(p[1:], "/") {
+		switch dotSegment(seg, escaped) {
+		case 1:
+			dir = true
+		case 2:
+			if len(segs) == 0 {
+				return "", false
+			}
+			segs, dir = segs[:len(segs)-1], true
+		default:
+			if dir = seg == ""; !dir {
+				segs = append(segs, seg)
+			}
 		}
-		b = append(b, p[i])
 	}
-	return string(b)
+	clean := "/" + strings.Join(segs, "/")
+	if dir && len(segs) > 0 {
+		clean += "/"
+	}
+	return clean, true
+}
+
+// dotSegment returns 1 for a "." segment, 2 for "..", else 0; escaped
+// segments count in their decoded form ("%2E" is ".").
+func dotSegment(seg string, escaped bool) int {
+	if escaped && strings.Contains(seg, "%") && len(seg) <= 6 {
+		if d, err := url.PathUnescape(seg); err == nil {
+			seg = d
+		}
+	}
+	switch seg {
+	case ".":
+		return 1
+	case "..":
+		return 2
+	}
+	return 0
 }
 
 // localRedirects serves scripts' local redirects (RFC 3875 § 6.2.2)
