@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/procfs"
 )
 
@@ -161,7 +162,9 @@ func (t procTrees) Measure() treeUsage {
 			continue
 		}
 		u.Workers += p.childCPU
-		if t.isGateway(p) {
+		if t.isGateway(p) || leakcheck.IsGuard(p.pid) {
+			// A spawned worker's guard is the gateway's (spawn's guard.go),
+			// not a worker: it waits on a pipe, and its CPU time is nil.
 			u.Gateway += p.cpu
 			continue
 		}

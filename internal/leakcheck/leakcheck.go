@@ -117,7 +117,7 @@ func countFDs() int {
 func Children(ppid int) []int {
 	var pids []int
 	procfs.Each(func(p procfs.Process) {
-		if p.PPID == ppid && !isGuard(p.PID) {
+		if p.PPID == ppid && !IsGuard(p.PID) {
 			pids = append(pids, p.PID)
 		}
 	})
@@ -128,8 +128,10 @@ func Children(ppid int) []int {
 // the last word of its command line.
 const guardName = "ferry-worker-guard"
 
-// isGuard reports whether process pid is a worker's guard.
-func isGuard(pid int) bool {
+// IsGuard reports whether process pid is a spawn.Pool worker's guard (a
+// /bin/sh waiting to kill its worker's process group should ferry die):
+// neither a worker nor a leak.
+func IsGuard(pid int) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	return err == nil && strings.HasSuffix(string(b), "\x00"+guardName+"\x00")
 }
