@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ferrygw/ferry/internal/leakcheck"
 	"github.com/ferrygw/ferry/internal/procfs"
 )
 
@@ -162,7 +161,7 @@ func (t procTrees) Measure() treeUsage {
 			continue
 		}
 		u.Workers += p.childCPU
-		if t.isGateway(p) || leakcheck.IsGuard(p.pid) {
+		if t.isGateway(p) || procfs.IsWorkerGuard(p.pid) {
 			// A spawned worker's guard is the gateway's (spawn's guard.go),
 			// not a worker: it waits on a pipe, and its CPU time is nil.
 			u.Gateway += p.cpu

@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+
+	"github.com/ferrygw/ferry/internal/procfs"
 )
 
 // guardShell runs a worker's guard.
@@ -20,8 +22,8 @@ const guardShell = "/bin/sh"
 const guardScript = `trap '' HUP INT QUIT TERM ALRM USR1 USR2 PIPE; read -r _; kill -s KILL 0`
 
 // guardName is the guard's $0, what ps shows of it after "/bin/sh -c"
-// and the script; internal/leakcheck knows guards by it.
-const guardName = "ferry-worker-guard"
+// and the script; procfs.IsWorkerGuard knows guards by it.
+const guardName = procfs.WorkerGuardName
 
 // openGuardPipe creates the pipe the workers' guards wait on: ferry keeps
 // the write end (close-on-exec, as every descriptor Go opens: no program

@@ -117,23 +117,11 @@ func countFDs() int {
 func Children(ppid int) []int {
 	var pids []int
 	procfs.Each(func(p procfs.Process) {
-		if p.PPID == ppid && !IsGuard(p.PID) {
+		if p.PPID == ppid && !procfs.IsWorkerGuard(p.PID) {
 			pids = append(pids, p.PID)
 		}
 	})
 	return pids
-}
-
-// guardName is the $0 of a spawn.Pool's worker guard (spawn's guardName),
-// the last word of its command line.
-const guardName = "ferry-worker-guard"
-
-// IsGuard reports whether process pid is a spawn.Pool worker's guard (a
-// /bin/sh waiting to kill its worker's process group should ferry die):
-// neither a worker nor a leak.
-func IsGuard(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	return err == nil && strings.HasSuffix(string(b), "\x00"+guardName+"\x00")
 }
 
 // Alive reports whether pid exists and is not a zombie.

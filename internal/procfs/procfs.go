@@ -99,3 +99,15 @@ func StatusKiB(pid int, name string) (kib int64, ok bool, err error) {
 	}
 	return 0, false, nil
 }
+
+// WorkerGuardName is the $0 of a spawn.Pool worker's guard, the /bin/sh
+// that kills its worker's process group once ferry is gone: the last word
+// of its command line.
+const WorkerGuardName = "ferry-worker-guard"
+
+// IsWorkerGuard reports whether process pid is a spawn.Pool worker's
+// guard: neither a worker nor a leak, and not work a benchmark measures.
+func IsWorkerGuard(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return err == nil && strings.HasSuffix(string(b), "\x00"+WorkerGuardName+"\x00")
+}
