@@ -561,6 +561,9 @@ func (lw *logWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// BodyBytes returns the body bytes written so far (bodyCounter).
+func (lw *logWriter) BodyBytes() int64 { return lw.bytes }
+
 // ReadFrom hands src to the underlying writer's own ReadFrom, counting
 // what it sends: http.ServeContent's io.Copy then reaches h1's and
 // net/http's, which send a static file with sendfile. Without it, every

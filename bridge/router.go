@@ -273,7 +273,7 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	etag = strconv.AppendInt(append(etag, '-'), f.size, 16)
 	w.Header()["Etag"] = []string{string(append(etag, '"'))}
 	http.ServeContent(w, r, filepath.Base(file), f.mtime, f)
-	if end, ok := sendEnd(w.Header(), r); ok {
+	if end, ok := shortOf(w, r); ok {
 		if at, short := f.truncatedBefore(end); short {
 			// The client got less than the Content-Length it was given,
 			// and its connection was closed; the access line counts what
@@ -287,18 +287,28 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// sendEnd returns where in the file the response ServeContent wrote for
-// r was to end: the end of its one range (Content-Range), or of the
-// whole file, as its Content-Length says. It reports false for a
-// response with no body from the file: HEAD, 304, an error, or several
-// ranges (multipart, with no Content-Length).
-func sendEnd(h http.Header, r *http.Request) (int64, bool) {
+// bodyCounter is a ResponseWriter that counts the body bytes it wrote:
+// the access log's, which the static handler's writer always is.
+type bodyCounter interface{ BodyBytes() int64 }
+
+// shortOf returns where in the file the response ServeContent wrote to w
+// for r was to end (the end of its one range, Content-Range, or of the
+// whole file, as its Content-Length says) when w did not send it all.
+// It reports false for a response sent whole, the common case, which
+// costs a map lookup and a number's parse, and for one with no body from
+// the file: HEAD, 304, an error, several ranges (multipart, with no
+// Content-Length).
+func shortOf(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	h := w.Header()
 	cl := h["Content-Length"]
 	if r.Method == http.MethodHead || len(cl) != 1 {
 		return 0, false
 	}
 	n, err := strconv.ParseInt(cl[0], 10, 64)
 	if err != nil {
+		return 0, false
+	}
+	if bc, ok := w.(bodyCounter); ok && bc.BodyBytes() >= n {
 		return 0, false
 	}
 	var start int64

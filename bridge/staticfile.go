@@ -148,9 +148,9 @@ func (f *staticFile) SyscallConn() (syscall.RawConn, error) { return rawStatic{f
 // truncatedBefore reports whether a response that was to send the file
 // up to end stopped short of it because the file was truncated since it
 // was opened (by another process), and where it stopped. A response the
-// client cut short is not: the file still reaches end. It costs nothing
-// for a response that was sent whole but the lseek that learns the
-// position after a sendfile.
+// client cut short is not: the file still reaches end. It costs an
+// lseek (after a sendfile) and an fstat: shortOf calls it only for a
+// response not sent whole.
 func (f *staticFile) truncatedBefore(end int64) (int64, bool) {
 	if err := f.here(); err != nil || f.pos >= end {
 		return 0, false
