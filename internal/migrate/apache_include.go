@@ -31,13 +31,10 @@ func serverRootRelative(root, name string) string {
 // without reading what a section that does not hold (<IfModule>,
 // <IfDefine>, as far as the lines read so far say) includes.
 type includer struct {
-	r    *reader
-	c    *conds // Define and LoadModule read so far
-	root string // ServerRoot so far
-	// stack holds the Include directives being followed, outermost
-	// first, and files the files they read (files[0]: the input file).
-	stack []*Directive
-	files []string
+	r     *reader
+	c     *conds       // Define and LoadModule read so far
+	root  string       // ServerRoot so far
+	trail includeTrail // the Includes being followed
 }
 
 func newIncluder(r *reader, root string) *includer {
@@ -45,17 +42,13 @@ func newIncluder(r *reader, root string) *includer {
 }
 
 // file reads one file and what its includes bring in. from is the Include
-// that names it, nil for an input file.
+// that names it.
 func (in *includer) file(name string, from *Directive) ([]*Directive, error) {
-	for i, f := range in.files {
-		if f == name {
-			return nil, &ParseError{File: from.File, Line: from.Line, Err: ErrIncludeCycle, Msg: in.chain(i, name)}
-		}
+	leave, err := in.trail.enter(from, name, in.r.lim.depth())
+	if err != nil {
+		return nil, err
 	}
-	if len(in.stack) > in.r.lim.depth() {
-		return nil, &ParseError{File: from.File, Line: from.Line, Err: ErrTooDeep,
-			Msg: fmt.Sprintf("includes nest more than %d deep: %s", in.r.lim.depth(), in.chain(0, name))}
-	}
+	defer leave()
 	data, err := in.r.read(name)
 	if err != nil {
 		return nil, in.at(from, name, err)
@@ -64,23 +57,7 @@ func (in *includer) file(name string, from *Directive) ([]*Directive, error) {
 	if err != nil {
 		return nil, err
 	}
-	in.files = append(in.files, name)
-	defer func() { in.files = in.files[:len(in.files)-1] }()
 	return in.block(ds)
-}
-
-// chain spells the includes from in.files[i] to name: "a.conf:3 includes
-// b.conf, b.conf:1 includes a.conf".
-func (in *includer) chain(i int, name string) string {
-	var steps []string
-	for j := i; j < len(in.stack); j++ {
-		next := name
-		if j+1 < len(in.files) {
-			next = in.files[j+1]
-		}
-		steps = append(steps, in.stack[j].Where()+" includes "+next)
-	}
-	return strings.Join(steps, ", ")
 }
 
 // at places a read error of an included file at the Include that names
@@ -143,9 +120,7 @@ func (in *includer) block(ds []*Directive) ([]*Directive, error) {
 		}
 		d.included, d.followed = files, true
 		for _, f := range files {
-			in.stack = append(in.stack, d)
 			cs, err := in.file(f, d)
-			in.stack = in.stack[:len(in.stack)-1]
 			if err != nil {
 				return nil, err
 			}

@@ -247,7 +247,7 @@ func loadApache(r *reader, files []string, root string) ([]*Directive, error) {
 		if err != nil {
 			return nil, err
 		}
-		in.files = []string{f}
+		in.trail = includeTrail{files: []string{f}}
 		ds, err = in.block(ds)
 		if err != nil {
 			return nil, err

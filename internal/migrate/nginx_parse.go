@@ -190,12 +190,8 @@ func splitDump(data []byte) (names []string, files map[string][]byte, ok bool) {
 type nginxLoader struct {
 	r      *reader
 	dumped map[string][]byte
-	prefix string // the directory relative includes are resolved in
-	// stack holds the include directives being followed, outermost
-	// first, and files the files being read: files[0] is the input file,
-	// files[i+1] the one stack[i] brought in.
-	stack []*Directive
-	files []string
+	prefix string       // the directory relative includes are resolved in
+	trail  includeTrail // the includes being followed
 }
 
 // loadNginx reads the files named on the command line (configuration files
@@ -218,7 +214,7 @@ func loadNginx(r *reader, files []string) ([]*Directive, []string, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		l.files = []string{name}
+		l.trail = includeTrail{files: []string{name}}
 		ds, err = l.expand(ds, &missing)
 		if err != nil {
 			return nil, nil, err
@@ -269,18 +265,13 @@ func (l *nginxLoader) expand(ds []*Directive, missing *[]string) ([]*Directive, 
 // include reads the file name that the include d names, with its own
 // includes expanded.
 func (l *nginxLoader) include(d *Directive, name string, missing *[]string) ([]*Directive, error) {
-	for i, f := range l.files {
-		if sameFile(f, name) {
-			return nil, &ParseError{File: d.File, Line: d.Line, Err: ErrIncludeCycle, Msg: l.chain(i, d, name)}
-		}
+	leave, err := l.trail.enter(d, name, l.r.lim.depth())
+	if err != nil {
+		return nil, err
 	}
-	if len(l.stack) >= l.r.lim.depth() {
-		return nil, &ParseError{File: d.File, Line: d.Line, Err: ErrTooDeep,
-			Msg: fmt.Sprintf("includes nest more than %d deep: %s", l.r.lim.depth(), l.chain(0, d, name))}
-	}
+	defer leave()
 	data, ok := l.dumped[name]
 	if !ok {
-		var err error
 		if data, err = l.r.read(name); err != nil {
 			return nil, err
 		}
@@ -289,31 +280,7 @@ func (l *nginxLoader) include(d *Directive, name string, missing *[]string) ([]*
 	if err != nil {
 		return nil, err
 	}
-	l.stack, l.files = append(l.stack, d), append(l.files, name)
-	defer func() { l.stack, l.files = l.stack[:len(l.stack)-1], l.files[:len(l.files)-1] }()
 	return l.expand(inc, missing)
-}
-
-// chain spells the includes from l.files[i] on, ending with d including
-// name: "a.conf:2 includes b.conf, b.conf:3 includes a.conf".
-func (l *nginxLoader) chain(i int, d *Directive, name string) string {
-	var steps []string
-	for j := i; j < len(l.stack); j++ {
-		steps = append(steps, l.stack[j].Where()+" includes "+l.files[j+1])
-	}
-	return strings.Join(append(steps, d.Where()+" includes "+name), ", ")
-}
-
-// sameFile reports whether the names a and b, as the input and includes
-// spell them, are one file: a relative name is the working directory's.
-func sameFile(a, b string) bool {
-	abs := func(n string) string {
-		if p, err := filepath.Abs(n); err == nil {
-			return p
-		}
-		return path.Clean(n)
-	}
-	return a == b || abs(a) == abs(b)
 }
 
 // resolve returns the files an include pattern names.
