@@ -120,7 +120,7 @@ func (w *response) WriteHeader(code int) {
 		}
 		w.buf()
 		bw := w.out.bw
-		writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), code)
+		writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), code, "")
 		writeFields(bw, w.header, []string{"Content-Length", "Transfer-Encoding"})
 		bw.WriteString("\r\n")
 		if err := bw.Flush(); err != nil {
@@ -466,11 +466,7 @@ func (w *response) writeHeader(p []byte) {
 	}
 
 	bw := w.out.bw
-	if w.reason != "" {
-		writeReasonStatusLine(bw, w.req.ProtoAtLeast(1, 1), code, w.reason)
-	} else {
-		writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), code)
-	}
+	writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), code, w.reason)
 	writeFields(bw, h, excluded)
 	if !hasDate {
 		bw.WriteString("Date: ")
@@ -501,8 +497,9 @@ func bodyAllowed(code int) bool {
 	return !(code >= 100 && code <= 199 || code == http.StatusNoContent || code == http.StatusNotModified)
 }
 
-// writeStatusLine writes "HTTP/1.x code text".
-func writeStatusLine(bw *bufio.Writer, is11 bool, code int) {
+// writeStatusLine writes "HTTP/1.x code reason": the standard reason
+// for code when reason is "".
+func writeStatusLine(bw *bufio.Writer, is11 bool, code int, reason string) {
 	if is11 {
 		bw.WriteString("HTTP/1.1 ")
 	} else {
@@ -510,25 +507,15 @@ func writeStatusLine(bw *bufio.Writer, is11 bool, code int) {
 	}
 	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
 	bw.WriteByte(' ')
-	if text := http.StatusText(code); text != "" {
-		bw.WriteString(text)
+	if reason == "" {
+		reason = http.StatusText(code)
+	}
+	if reason != "" {
+		bw.WriteString(reason)
 	} else {
 		bw.WriteString("status code ")
 		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
 	}
-	bw.WriteString("\r\n")
-}
-
-// writeReasonStatusLine writes "HTTP/1.x code reason".
-func writeReasonStatusLine(bw *bufio.Writer, is11 bool, code int, reason string) {
-	if is11 {
-		bw.WriteString("HTTP/1.1 ")
-	} else {
-		bw.WriteString("HTTP/1.0 ")
-	}
-	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
-	bw.WriteByte(' ')
-	bw.WriteString(reason)
 	bw.WriteString("\r\n")
 }
 
