@@ -69,10 +69,19 @@ func newLogOutput(out io.Writer, c LogConfig) (*logOutput, error) {
 }
 
 // Logger returns a logger whose lines take the switch's format and level
-// in force when each is written.
+// in force when each is written. A line below the level is not even
+// built: the switch is the logger's sampler too, which zerolog asks
+// before it builds an event.
 func (sw *LogSwitch) Logger() zerolog.Logger {
-	return zerolog.New(sw).Level(zerolog.TraceLevel).With().Timestamp().Logger()
+	return zerolog.New(sw).Level(zerolog.TraceLevel).Sample(switchLevel{sw}).With().Timestamp().Logger()
 }
+
+// switchLevel samples a LogSwitch's lines by the level in force: the
+// check a logger makes before it builds a line (WriteLevel makes it again,
+// for loggers whose sampling zerolog.DisableSampling turned off).
+type switchLevel struct{ sw *LogSwitch }
+
+func (s switchLevel) Sample(l zerolog.Level) bool { return l >= s.sw.cur.Load().level }
 
 // ConfigLogger returns the logger of the configuration whose [log] table
 // is c: its lines take the switch's format in force when each is
