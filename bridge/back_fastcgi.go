@@ -37,7 +37,7 @@ func fastcgiBackend() Backend {
 		Schemes: []string{"fastcgi", "fastcgi+unix"},
 		Summary: "a FastCGI application such as php-fpm; with --root, a PHP site as nginx + php-fpm serves it",
 		Options: append([]Option{
-			{Name: "max_conns", Type: PositiveInt, Default: "a connection per request (kept and multiplexed up to the application's FCGI_MAX_CONNS when it allows)",
+			{Name: "max_conns", Type: PositiveInt, Default: "a connection per request (kept up to the application's FCGI_MAX_CONNS when it says it; multiplexed when it allows that and fewer than 64 connections)",
 				Doc: "connections kept to the application, its worker count (php-fpm's pm.max_children); further requests queue in ferry"},
 			readTimeoutOption(),
 		}, phpSiteOptions()...),

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -200,6 +201,54 @@ func BenchmarkMultiplexing(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkKeptOrMultiplexed: 16 concurrent requests through NewHandler to
+// a Server serving hello, both sides in this process, on kept connections
+// of their own (the application allows multiplexBelow connections) and
+// multiplexed (it allows one fewer, so the Client multiplexes). cpu-us/op
+// is this process's CPU time a request, from getrusage: what the choice
+// in Client.init rests on.
+func BenchmarkKeptOrMultiplexed(b *testing.B) {
+	for _, mpx := range []bool{false, true} {
+		b.Run(map[bool]string{false: "kept", true: "multiplexed"}[mpx], func(b *testing.B) {
+			conns := multiplexBelow
+			if mpx {
+				conns--
+			}
+			c := &Client{Network: "tcp", Address: benchServer(b, &Server{Handler: benchHello, MaxConns: conns})}
+			defer c.CloseIdle()
+			h := NewHandler(c, nil, cgi.Settings{})
+			b.ReportAllocs()
+			b.SetParallelism(8) // 16 goroutines on 2 CPUs
+			start := cpuTime(b)
+			b.RunParallel(func(pb *testing.PB) {
+				r := httptest.NewRequest("GET", "http://example.com/x", nil)
+				w := &discardWriter{h: make(http.Header)}
+				for pb.Next() {
+					clear(w.h)
+					h.ServeHTTP(w, r)
+					if w.code != 200 {
+						b.Errorf("status %d", w.code)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N)/1e3, "cpu-us/op")
+			if c.multi != mpx {
+				b.Fatalf("multiplexed = %v; want %v", c.multi, mpx)
+			}
+		})
+	}
+}
+
+// cpuTime returns the CPU time this process has used, user and system.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // cannedApp serves, on a loopback port until b ends, an application that

@@ -115,21 +115,54 @@ func TestClientKeepsConnections(t *testing.T) {
 }
 
 func TestClientAsksMaxConns(t *testing.T) {
-	rl, _ := startApp(t, http.NotFoundHandler())
-	c := &Client{Network: "tcp", Address: rl.Addr().String()}
-	defer c.CloseIdle()
-	vals, err := c.GetValues(context.Background(), "FCGI_MAX_CONNS", "FCGI_MPXS_CONNS")
-	if err != nil || vals["FCGI_MAX_CONNS"] == "" || vals["FCGI_MPXS_CONNS"] != "1" {
-		t.Fatalf("GetValues = %v, %v", vals, err)
+	// Each row: the application's MaxConns (FCGI_MAX_CONNS; 0 for
+	// DefaultMaxConns) and the Client's own, and the pool the Client
+	// makes of the application's GET_VALUES answer.
+	cases := []struct {
+		name            string
+		appConns        int
+		clientConns     int
+		noMultiplex     bool
+		multi           bool
+		conns, requests int
+	}{
+		// Many connections allowed: one kept per request, as nginx keeps them.
+		{"app allows many", 0, 0, false, false, DefaultMaxConns, DefaultMaxConns},
+		{"app allows 64", multiplexBelow, 0, false, false, multiplexBelow, multiplexBelow},
+		// Few: requests share them, up to FCGI_MAX_REQS.
+		{"app allows 63", multiplexBelow - 1, 0, false, true, multiplexBelow - 1, DefaultMaxRequests},
+		{"app allows 2", 2, 0, false, true, 2, DefaultMaxRequests},
+		{"client max_conns 4", 0, 4, false, true, 4, DefaultMaxRequests},
+		{"client max_conns 64", 2, multiplexBelow, false, false, multiplexBelow, multiplexBelow},
+		{"NoMultiplex", 2, 0, true, false, 2, 2},
 	}
-	c.init(context.Background())
-	if !c.keep || !c.multi || c.mpxConns != DefaultMaxConns || c.slots.Cap() != DefaultMaxRequests {
-		t.Errorf("pool: keep=%v multiplexed=%v conns=%d requests=%d; want kept multiplexed connections sized by FCGI_MAX_CONNS (%d) and FCGI_MAX_REQS (%d)", c.keep, c.multi, c.mpxConns, c.slots.Cap(), DefaultMaxConns, DefaultMaxRequests)
-	}
-	c2 := &Client{Network: "tcp", Address: rl.Addr().String(), NoMultiplex: true}
-	c2.init(context.Background())
-	if !c2.keep || c2.multi || c2.slots.Cap() != DefaultMaxConns {
-		t.Errorf("NoMultiplex pool: keep=%v multiplexed=%v size=%d; want kept connections sized by FCGI_MAX_CONNS (%d)", c2.keep, c2.multi, c2.slots.Cap(), DefaultMaxConns)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := &Server{Handler: http.NotFoundHandler(), MaxConns: tc.appConns}
+			go srv.Serve(ln)
+			t.Cleanup(func() { srv.Close() })
+			c := &Client{Network: "tcp", Address: ln.Addr().String(), MaxConns: tc.clientConns, NoMultiplex: tc.noMultiplex}
+			defer c.CloseIdle()
+			vals, err := c.GetValues(context.Background(), "FCGI_MAX_CONNS", "FCGI_MPXS_CONNS")
+			if err != nil || vals["FCGI_MAX_CONNS"] == "" || vals["FCGI_MPXS_CONNS"] != "1" {
+				t.Fatalf("GetValues = %v, %v", vals, err)
+			}
+			if err := c.init(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			conns := c.slots.Cap()
+			if c.multi {
+				conns = c.mpxConns
+			}
+			if !c.keep || c.multi != tc.multi || conns != tc.conns || c.slots.Cap() != tc.requests {
+				t.Errorf("pool: keep=%v multiplexed=%v conns=%d requests=%d; want kept, multiplexed=%v, %d connections, %d requests",
+					c.keep, c.multi, conns, c.slots.Cap(), tc.multi, tc.conns, tc.requests)
+			}
+		})
 	}
 }
 

@@ -16,7 +16,7 @@
 // [Client] is the web-server side: it sends requests to a FastCGI
 // application (php-fpm, php-cgi -b, Perl FCGI, uwsgi, ferry) over a pool of
 // kept-alive connections, with request-ID multiplexing where the
-// application allows it. It is a cgi.Transport; [NewHandler] puts it behind
+// application allows it and few connections. It is a cgi.Transport; [NewHandler] puts it behind
 // a cgi.Forwarder, an [http.Handler] that maps requests to meta-variables
 // and the application's answer back, with a cgi.Resolver saying which
 // script runs (cgi.PHPSite for an nginx + php-fpm site layout).

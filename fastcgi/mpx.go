@@ -18,12 +18,12 @@ import (
 )
 
 // Request-ID multiplexing (FastCGI 1.0 § 3.3): when the application answers
-// FCGI_MPXS_CONNS=1, a Client sends several requests over one connection,
-// each with its own request ID. One goroutine per connection reads the
-// records and hands each request's STDOUT to a stream buffer that never
-// blocks it (memory, then a temporary file), so a slow consumer of one
-// response cannot stall the others sharing the connection. Writes are
-// serialized record by record.
+// FCGI_MPXS_CONNS=1 and allows few connections (multiplexBelow), a Client
+// sends several requests over one connection, each with its own request
+// ID. One goroutine per connection reads the records and hands each
+// request's STDOUT to a stream buffer that never blocks it (memory, then a
+// temporary file), so a slow consumer of one response cannot stall the
+// others sharing the connection. Writes are serialized record by record.
 
 const (
 	// mpxStreamMemory bounds the memory one unread response holds before it
