@@ -225,14 +225,18 @@ func (wb *watchedBody) close() { wb.closing.Do(func() { wb.ReadCloser.Close() })
 var errInvalidStatus = errors.New("http: the application answered an invalid status (want 100 to 599)")
 
 // watchBody refuses an answer with an invalid status (errInvalidStatus;
-// net/http's Transport takes any three digits, 000 and 999 too), and puts
-// the request's watchedBody around the response body.
+// net/http's Transport takes any three digits, 000 and 999 too), a
+// failure of its backend in a group, and puts the request's watchedBody
+// around the response body.
 func (b *httpBack) watchBody(res *http.Response) error {
 	_, group := b.proxy.Transport.(httpGroup)
 	if res.StatusCode < 100 || res.StatusCode > 599 {
 		err := fmt.Errorf("%w: %q", errInvalidStatus, res.Status)
 		if group {
 			err = fmt.Errorf("http: http://%s: %w", res.Request.URL.Host, err) // the log line names the group
+			if gb, ok := res.Body.(*httpGroupBody); ok {
+				gb.failed(res.Request.Context(), err)
+			}
 		}
 		return err
 	}

@@ -430,7 +430,7 @@ func (g *group) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRes
 		resp, err := m.t.RoundTrip(ctx, req)
 		if err == nil {
 			t.aff.chose(g, m)
-			gb := &groupBody{ReadCloser: resp.Body, g: g, m: m, idle: idle}
+			gb := &groupBody{ReadCloser: resp.Body, g: g, m: m, idle: idle, ctx: ctx, aff: t.aff}
 			gb.app = *resp
 			gb.app.Body = gb
 			return &gb.app, nil
@@ -566,8 +566,23 @@ type groupBody struct {
 	g      *group
 	m      *member
 	idle   func()
+	ctx    context.Context // the request's
+	aff    *affinity
 	app    cgi.AppResponse
 	closed bool
+}
+
+// Failed counts an answer whose header block the Forwarder could not read
+// (see [cgi.AppResponse]) against its backend, whatever fail_on_5xx says:
+// nginx counts an invalid header (as an error or a timeout) toward
+// max_fails always. The request is not sent to another backend, which
+// nginx's default fastcgi_next_upstream and scgi_next_upstream ("error
+// timeout") leave out for an invalid header: the backend may have run it.
+func (b *groupBody) Failed(err error) {
+	if countsAsFailure(b.ctx, err) {
+		b.aff.failed() // the 502 is not counted again (fail_on_5xx)
+		b.g.failed(b.m, err)
+	}
 }
 
 // Ready is the backend body's own Ready (see [cgi.AppResponse]): without

@@ -35,7 +35,7 @@ func groupOptions() []Option {
 		{Name: "weights", Type: String, Default: "1 each",
 			Doc: "the backends' weights, comma-separated in the order of the list, such as 3,1"},
 		{Name: "max_fails", Type: Count, Default: "1",
-			Doc: "failures within fail_timeout that mark a backend down for fail_timeout (0: never; never the group's lone backend, as nginx's single server); refused or reset connections, OVERLOADED and timeouts count"},
+			Doc: "failures within fail_timeout that mark a backend down for fail_timeout (0: never; never the group's lone backend, as nginx's single server); refused or reset connections, OVERLOADED, timeouts and malformed answers count"},
 		{Name: "fail_timeout", Type: Duration, Default: "10s", Doc: "the window max_fails counts in, and how long a backend stays down"},
 		{Name: "fail_on_5xx", Type: Bool, Default: "false", Doc: "an answer of 500 and up from the application counts as a failure too"},
 		{Name: "idempotent", Type: Bool, Default: "false",

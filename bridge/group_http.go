@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
+	"strings"
 
 	"github.com/ferrygw/ferry/cgi"
 )
@@ -181,12 +183,12 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 				g.release(m)
 				return resp, nil
 			}
-			resp.Body = &httpGroupBody{ReadCloser: resp.Body, g: g, m: m}
+			resp.Body = &httpGroupBody{ReadCloser: resp.Body, g: g, m: m, aff: t.aff}
 			return resp, nil
 		}
 		// The log line names the group: the error, its backend.
 		err = fmt.Errorf("http: %s: %w", m.name, err)
-		if !t.failed(m, err, ctx.Err() == nil, isDialError(err) || safe) {
+		if !t.failed(m, err, ctx.Err() == nil, isDialError(err) || (safe && !invalidHead(err))) {
 			return nil, err
 		}
 	}
@@ -209,6 +211,28 @@ func (b *keptBody) Close() error {
 	return b.c.Close()
 }
 
+// invalidHead reports whether err is http.Transport refusing the head of
+// an answer: a status line or header field it cannot parse, a bad
+// Content-Length or Transfer-Encoding, a header block past its bound.
+// nginx calls these an invalid header, and its default
+// proxy_next_upstream ("error timeout") does not send the request to the
+// next backend for one: the backend may have run it. net/http gives them
+// no type but textproto.ProtocolError, so the others are known by their
+// text.
+func invalidHead(err error) bool {
+	var pe textproto.ProtocolError
+	if errors.As(err, &pe) {
+		return true
+	}
+	s := err.Error()
+	for _, t := range [...]string{"malformed HTTP ", "server response headers exceeded", "Content-Length", "transfer encoding"} {
+		if strings.Contains(s, t) {
+			return true
+		}
+	}
+	return false
+}
+
 // isDialError reports whether err is a failure to connect: nothing of the
 // request was sent.
 func isDialError(err error) bool {
@@ -222,7 +246,19 @@ type httpGroupBody struct {
 	io.ReadCloser
 	g      *group
 	m      *member
+	aff    *affinity
 	closed bool
+}
+
+// failed counts an answer refused after its backend sent it (an invalid
+// status, see httpBack.watchBody) against the backend, whatever
+// fail_on_5xx says, as nginx counts an invalid header. ctx is the
+// request's.
+func (b *httpGroupBody) failed(ctx context.Context, err error) {
+	if ctx.Err() == nil {
+		b.aff.failed() // the 502 is not counted again (fail_on_5xx)
+		b.g.failed(b.m, err)
+	}
 }
 
 func (b *httpGroupBody) Close() error {

@@ -29,7 +29,11 @@ type AppRequest struct {
 // AppResponse is an application's answer as it begins.
 type AppResponse struct {
 	// Body streams the response, header block included: a CGI response
-	// (RFC 3875 § 6). It must be closed.
+	// (RFC 3875 § 6). It must be closed. If Body has a method
+	// Failed(error), a [Forwarder] calls it, before it closes Body, when
+	// the header block cannot be read (malformed: [ErrMalformedResponse];
+	// cut short; too slow): a group of backends counts that answer as its
+	// backend's failure, as nginx counts an invalid header.
 	Body io.ReadCloser
 	// Ready reports whether the next Body read returns without waiting for
 	// the application, so that output is flushed to the client only
@@ -172,6 +176,9 @@ func (f *Forwarder) ServeScript(w http.ResponseWriter, r *http.Request, s Script
 	// in w.Header() directly: no Response, no map in between.
 	p := respParser{br: br, lim: f.HeaderLimits}
 	if err := p.read(appNPH(br, resp)); err != nil {
+		if fb, ok := resp.Body.(interface{ Failed(error) }); ok {
+			fb.Failed(err)
+		}
 		answerError(w, r, f.log(r), zerolog.ErrorLevel, StatusOf(err), err, f.backend(), name+": bad response from the application")
 		return
 	}

@@ -59,6 +59,10 @@ type NginxFrontConfig struct {
 	// WorkerConnections is nginx's worker_connections: the connections its
 	// one worker holds at once, clients' and backends'. If zero, 1024.
 	WorkerConnections int
+	// HTTP holds directives of the http block, before the server block,
+	// in nginx.conf syntax: upstream blocks the server passes to. If
+	// empty, none.
+	HTTP string
 }
 
 // StartNginxFront starts nginx on a free 127.0.0.1 port with one server
@@ -92,6 +96,9 @@ func StartNginxFront(ctx context.Context, dir string, cfg NginxFrontConfig) (*Se
 		var b strings.Builder
 		w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 		nginxHeader(w, dir, asRoot, cfg.WorkerConnections)
+		if cfg.HTTP != "" {
+			w("%s", cfg.HTTP)
+		}
 		w("  server {")
 		w("    listen 127.0.0.1:%d;", port)
 		w("    server_name localhost;")
