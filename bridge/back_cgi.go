@@ -27,7 +27,7 @@ func cgiBackend() Backend {
 				Doc: "take the script from the SCRIPT_FILENAME the front web server sends, confined to the directory (fcgiwrap's way)"},
 			{Name: "persist", Type: String, Values: []string{"php", "perl"}, Default: "a process per request",
 				Doc: "with a directory: run its .php files in php-cgi workers, or its Perl scripts kept compiled in Perl workers (ModPerl::Registry's way); the pool options below apply"},
-		}, append(poolOptions("(persist)"), maxRSSOption)...),
+		}, append(poolOptions("(persist)"), phpStartTimeoutOption(), maxRSSOption)...),
 		Settings: []string{"env", "pass_env", "cgi_pass_auth", "cgi_timeout", "cgi_kill_grace", "cgi_user", "cgi_group",
 			"cgi_keep_background", "cgi_rlimit_cpu", "cgi_rlimit_as", "cgi_rlimit_nproc", "cgi_rlimit_nofile", "cgi_max_output", "cgi_max_concurrent",
 			"cgi_max_queue", "cgi_queue_timeout", "max_request_body", "max_header_line", "spool_memory", "temp_dir"},
@@ -107,6 +107,7 @@ func (b *builder) persistent(m Mount, o options, h *cgi.Handler) (http.Handler, 
 			return nil, err
 		}
 		w.Pool.Path, w.Pool.MaxRequestsEnv = php, fastcgi.MaxRequestsEnv
+		w.Pool.StartTimeout = o.duration("start_timeout")
 		client := &fastcgi.Client{Network: "unix", QueueTimeout: st.QueueTimeout, Logger: b.logger("fastcgi-client")}
 		sp := b.spawnFastCGI(w, w.Pool, client, "php-cgi workers", php)
 		b.stats.watchFastCGI(client, sp.stats)

@@ -376,6 +376,9 @@ func (s *Server) buildRouter() (*router, error) {
 	for _, m := range s.cfg.Mounts {
 		k, o, err := checkBackend(m.Backend)
 		if err == nil {
+			err = checkNeeded(k, m.Backend.Query)
+		}
+		if err == nil {
 			err = checkGroup(m, k)
 		}
 		var h http.Handler

@@ -263,6 +263,9 @@ func (c *checker) writableDir(path []string, dir string) {
 func (c *checker) mount(m Mount) {
 	kind, _, err := checkBackend(m.Backend)
 	if err == nil {
+		err = checkNeeded(kind, m.Backend.Query)
+	}
+	if err == nil {
 		err = checkOwn(kind, m)
 	}
 	bpath := []string{"mount", m.Prefix, "backend"}

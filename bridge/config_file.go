@@ -402,6 +402,14 @@ func (l *loader) mount(prefix string, v any) (Mount, bool) {
 			good = false
 		}
 	}
+	if name, err := checkNeeds(m.Backend.Query, kind.Options); good && err != nil {
+		if _, key := t[name]; key {
+			l.fail(append(slices.Clone(path), name), "%s", err)
+		} else { // in the backend address
+			l.fail(bpath, "option %s %s", name, err)
+		}
+		good = false
+	}
 	sortOwn(m.Own)
 	return m, good
 }

@@ -56,7 +56,7 @@ var badConfigs = []struct {
 	{"mount backend number", "[mount.\"/x/\"]\nbackend = 9000\n", `f.toml:2: mount."/x/".backend: want an address, not the number 9000`},
 	{"mount backend scheme", "[mount.\"/x/\"]\nbackend = \"gopher://h:70\"\n", `f.toml:2: mount."/x/".backend: unknown scheme "gopher"; want http://, https://, fastcgi://, fastcgi+unix://, fastcgi+exec:, scgi://, scgi+unix://, cgi:, wsgi:, psgi:, fastcgi+fd://, http+fd://, scgi+fd://, unix://`},
 	{"mount backend front", "[mount.\"/x/\"]\nbackend = \"fastcgi+fd://0\"\n", `f.toml:2: mount."/x/".backend: fastcgi+fd is not a backend; ferry's backends are http://, fastcgi://, fastcgi+unix://, fastcgi+exec:, scgi://, scgi+unix://, cgi:, wsgi:, psgi:`},
-	{"mount option in address", "[mount.\"/x/\"]\nbackend = \"cgi:/srv?bogus=1\"\n", `f.toml:2: mount."/x/".backend: unknown option "bogus"; cgi: takes symlinks, from, persist, workers, max_requests, min_workers, idle_timeout, max_rss`},
+	{"mount option in address", "[mount.\"/x/\"]\nbackend = \"cgi:/srv?bogus=1\"\n", `f.toml:2: mount."/x/".backend: unknown option "bogus"; cgi: takes symlinks, from, persist, workers, max_requests, min_workers, idle_timeout, start_timeout, max_rss`},
 	{"mount option twice", "[mount.\"/x/\"]\nbackend = \"scgi://127.0.0.1:4000?max_conns=2\"\nmax_conns = 3\n", `f.toml:3: mount."/x/".max_conns: given in the backend address too`},
 	{"mount option type", "[mount.\"/x/\"]\nbackend = \"scgi://127.0.0.1:4000\"\nmax_conns = \"3\"\n", `f.toml:3: mount."/x/".max_conns: want a positive number, not "3"`},
 	{"mount option zero", "[mount.\"/x/\"]\nbackend = \"scgi://127.0.0.1:4000\"\nmax_conns = 0\n", `f.toml:3: mount."/x/".max_conns: want a positive number, not the number 0`},
@@ -64,6 +64,13 @@ var badConfigs = []struct {
 	{"mount setting unused", "[mount.\"/\"]\nbackend = \"fastcgi://127.0.0.1:9000\"\ncgi_timeout = \"1s\"\n", `f.toml:3: mount."/".cgi_timeout: not used by fastcgi:// mounts; they take env, cgi_queue_timeout, max_request_body, max_header_line, spool_memory, temp_dir`},
 	{"start_timeout zero", "[mount.\"/php/\"]\nbackend = \"fastcgi+exec:/usr/bin/php-cgi\"\nstart_timeout = \"0s\"\n", `f.toml:3: mount."/php/".start_timeout: want a duration such as 10s, not "0s"`},
 	{"start_timeout remote", "[mount.\"/\"]\nbackend = \"fastcgi://127.0.0.1:9000\"\nstart_timeout = \"1m\"\n", `f.toml:3: mount."/".start_timeout: unknown key; fastcgi:// mounts takes backend, max_conns, read_timeout, ext, index, front, alias, env, cgi_queue_timeout, max_request_body, max_header_line, spool_memory, temp_dir`},
+	{"start_timeout persist=php zero", "[mount.\"/x/\"]\nbackend = \"cgi:/srv\"\npersist = \"php\"\nstart_timeout = \"0s\"\n", `f.toml:4: mount."/x/".start_timeout: want a duration such as 10s, not "0s"`},
+	{"start_timeout persist=perl", "[mount.\"/x/\"]\nbackend = \"cgi:/srv\"\npersist = \"perl\"\nstart_timeout = \"30s\"\n", `f.toml:4: mount."/x/".start_timeout: needs persist=php, not persist=perl`},
+	{"start_timeout before persist=perl", "[mount.\"/x/\"]\nbackend = \"cgi:/srv\"\nstart_timeout = \"30s\"\npersist = \"perl\"\n", `f.toml:3: mount."/x/".start_timeout: needs persist=php, not persist=perl`},
+	{"start_timeout no persist", "[mount.\"/x/\"]\nbackend = \"cgi:/srv\"\nstart_timeout = \"30s\"\n", `f.toml:3: mount."/x/".start_timeout: needs persist=php`},
+	{"start_timeout in address persist=perl", "[mount.\"/x/\"]\nbackend = \"cgi:/srv?persist=perl&start_timeout=30s\"\n", `f.toml:2: mount."/x/".backend: option start_timeout needs persist=php, not persist=perl`},
+	{"start_timeout in address, persist=perl in table", "[mount.\"/x/\"]\nbackend = \"cgi:/srv?start_timeout=30s\"\npersist = \"perl\"\n", `f.toml:2: mount."/x/".backend: option start_timeout needs persist=php, not persist=perl`},
+	{"start_timeout wsgi", "[mount.\"/app/\"]\nbackend = \"wsgi:/srv/app.py\"\nstart_timeout = \"30s\"\n", `f.toml:3: mount."/app/".start_timeout: unknown key; wsgi: mounts takes backend, callable, python, chdir, pythonpath, workers, max_requests, min_workers, idle_timeout, max_rss, timeout, env, cgi_queue_timeout, max_request_body, max_header_line, spool_memory, temp_dir, pass_env, cgi_kill_grace, cgi_user, cgi_group`},
 	{"mount setting bad", "[mount.\"/cgi-bin/\"]\nbackend = \"cgi:/srv\"\ncgi_kill_grace = \"-1s\"\n", `f.toml:3: mount."/cgi-bin/".cgi_kill_grace: want a duration above zero, such as 10s, not "-1s"`},
 	{"mount key far", "[mount.\"/app/\"]\nbackend = \"http://127.0.0.1:5000\"\nworkers = 2\n", `f.toml:3: mount."/app/".workers: unknown key; http:// mounts takes backend, max_conns, read_timeout`},
 	{"several", "root = 1\n[log]\nformat = \"xml\"\n", "f.toml:1: root: want text, not the number 1\nf.toml:3: log.format: want json, console or auto, not \"xml\""},
@@ -305,5 +312,36 @@ func TestConfigPrintsTOMLNumbers(t *testing.T) {
 	}
 	if got := back.Config.Mounts[0].Backend.Query; got.Get("workers") != "8" || got.Get("max_requests") != "500" {
 		t.Errorf("read back %v; want workers=8, max_requests=500", got)
+	}
+}
+
+// TestStartTimeoutNeedsPersistPHP: start_timeout is a cgi: mount's option
+// with persist=php, whose php-cgi workers' start it bounds, in a file, a
+// --mount flag and a Config built in Go alike; with persist=perl or
+// without persist it would do nothing, and is refused.
+func TestStartTimeoutNeedsPersistPHP(t *testing.T) {
+	f, err := ParseConfig("f.toml", []byte("[mount.\"/x/\"]\nbackend = \"cgi:/srv\"\npersist = \"php\"\nstart_timeout = \"30s\"\n"))
+	if err != nil || f.Config.Mounts[0].Backend.Query.Get("start_timeout") != "30s" {
+		t.Errorf("ParseConfig(persist=php, start_timeout=30s): %v", err)
+	}
+	for _, tt := range []struct{ mount, want string }{
+		{"/x/=cgi:/srv?persist=php&start_timeout=30s", ""},
+		{"/x/=cgi:/srv?persist=perl&start_timeout=30s", "option start_timeout needs persist=php, not persist=perl"},
+		{"/x/=cgi:/srv?start_timeout=30s", "option start_timeout needs persist=php"},
+		{"/x/=wsgi:/srv/app.py?start_timeout=30s", `unknown option "start_timeout"`},
+	} {
+		_, err := ParseMount(tt.mount)
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("ParseMount(%q) = %v; want %q", tt.mount, err, tt.want)
+		}
+	}
+	a, err := ParseAddress("cgi:" + t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Query.Set("persist", "perl")
+	a.Query.Set("start_timeout", "30s")
+	if _, err := New(Config{Mounts: []Mount{{Prefix: "/x/", Backend: a}}}); err == nil || !strings.Contains(err.Error(), "option start_timeout needs persist=php, not persist=perl") {
+		t.Errorf("New with a Go-built persist=perl mount with start_timeout = %v; want it refused", err)
 	}
 }

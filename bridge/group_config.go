@@ -245,6 +245,9 @@ func (m Mount) memberQuery(i int) url.Values {
 func checkMount(m Mount) error {
 	k, _, err := checkBackend(m.Backend)
 	if err == nil {
+		err = checkNeeded(k, m.Backend.Query)
+	}
+	if err == nil {
 		err = checkGroup(m, k)
 	}
 	return err

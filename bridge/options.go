@@ -73,6 +73,10 @@ type Option struct {
 	Default string
 	// Doc says what the option does, in one sentence.
 	Doc string
+	// Needs, if set, is the other option, and its value, without which
+	// this one does nothing, as "persist=php": given without it, the
+	// option is refused (see checkNeeds). If empty, none.
+	Needs string
 }
 
 // options holds an address's options once checked against their
@@ -105,6 +109,35 @@ func checkOptions(q url.Values, decl []Option, what string) (options, error) {
 		}
 	}
 	return options{q: q}, nil
+}
+
+// checkNeeds checks that each option of q that needs another (see
+// Option.Needs) has it, with its value. It returns the first option that
+// lacks it, in decl's order, and why; the error does not name the option,
+// which a configuration file's line does.
+func checkNeeds(q url.Values, decl []Option) (string, error) {
+	for _, o := range decl {
+		if o.Needs == "" || !q.Has(o.Name) {
+			continue
+		}
+		name, want, _ := strings.Cut(o.Needs, "=")
+		if got := q.Get(name); got != want {
+			if !q.Has(name) {
+				return o.Name, fmt.Errorf("needs %s", o.Needs)
+			}
+			return o.Name, fmt.Errorf("needs %s, not %s=%s", o.Needs, name, got)
+		}
+	}
+	return "", nil
+}
+
+// checkNeeded is [checkNeeds] for a backend of kind k with options q, its
+// error naming the option.
+func checkNeeded(k Backend, q url.Values) error {
+	if name, err := checkNeeds(q, k.Options); err != nil {
+		return fmt.Errorf("option %s %w", name, err)
+	}
+	return nil
 }
 
 // check checks an address option's value against its declaration.

@@ -35,6 +35,16 @@ func poolOptions(recycle string) []Option {
 var startTimeoutOption = Option{Name: "start_timeout", Type: Duration, Default: "10s",
 	Doc: "how long the first worker has to take a connection when the pool starts (or a reload starts it) before the start fails"}
 
+// phpStartTimeoutOption is start_timeout for cgi:DIR?persist=php: its
+// php-cgi workers start as a fastcgi+exec: pool's do, their first
+// answering FCGI_GET_VALUES ([fastcgiProbe]). persist=perl's workers, as
+// wsgi: and psgi:'s, are not waited for, and do without it.
+func phpStartTimeoutOption() Option {
+	o := startTimeoutOption
+	o.Doc, o.Needs = "with persist=php: "+o.Doc, "persist=php"
+	return o
+}
+
 // maxRSSOption recycles workers past a memory limit.
 var maxRSSOption = Option{Name: "max_rss", Type: Size, Default: "no limit",
 	Doc: "resident memory past which a worker finishes its request and is replaced (uWSGI's reload-on-rss; Linux)"}

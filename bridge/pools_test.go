@@ -177,3 +177,53 @@ func TestSpawnPoolOfSilentProgramStarts(t *testing.T) {
 		t.Errorf("Run served after %v; want at once", served)
 	}
 }
+
+// TestPersistPHPStartTimeoutOption: start_timeout bounds the wait for the
+// first php-cgi worker of a cgi:DIR?persist=php mount, as it does a
+// fastcgi+exec: pool's: a php-cgi that never takes a connection fails the
+// start after it, the error saying so; a real one serves within it.
+// Before, cgi: mounts refused the option as unknown, and the bound was
+// 10 s.
+func TestPersistPHPStartTimeoutOption(t *testing.T) {
+	leakcheck.Check(t)
+	dir := testdir.Open(t)
+	bin, site := filepath.Join(dir, "bin"), filepath.Join(dir, "site")
+	for _, d := range []string{bin, site} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeExec(t, filepath.Join(bin, "php-cgi"), "#!/bin/sh\nexec sleep 60\n")
+	writeExec(t, filepath.Join(site, "hello.php"), `<?php echo "hello";`) // a cgi: directory runs executables only
+	mount := "/=cgi:" + site + "?persist=php&workers=2&start_timeout=300ms"
+
+	realPATH := os.Getenv("PATH")
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+realPATH) // persist=php runs the php-cgi of PATH
+	s, err := New(mustConfig(t, "http://127.0.0.1:0", mount))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = s.Run(ctx, func([]net.Listener) {
+		t.Error("Run served")
+		cancel()
+	})
+	if !errors.Is(err, spawn.ErrNotStarted) || !strings.Contains(err.Error(), "did not serve within 300ms") {
+		t.Fatalf("Run = %v; want ErrNotStarted after 300ms", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Run failed after %v; want after start_timeout", d)
+	}
+	if kids := leakcheck.Children(os.Getpid()); len(kids) != 0 {
+		t.Errorf("children left after the failed start: %v", kids)
+	}
+
+	os.Setenv("PATH", realPATH) // t.Setenv restores it at the end
+	peerstest.Need(t, "php-cgi")
+	addr, _ := startFerry(t, Config{Mounts: []Mount{mustMount(t, mount)}})
+	if code, body := getStatus(t, "http://"+addr+"/hello.php"); code != 200 || body != "hello" {
+		t.Errorf("GET /hello.php with a real php-cgi: %d %q; want 200 hello", code, body)
+	}
+}
