@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/ferrygw/ferry/fastcgi"
+	"github.com/ferrygw/ferry/internal/peers/peerstest"
 )
 
 // TestCheck: each of check's findings, produced by a case of its own.
@@ -277,6 +279,54 @@ front = ""
 			}
 			if tt.status == 0 && tt.mount != "/api/" && !slices.Contains(e.Extra, "APP_ENV=prod") {
 				t.Errorf("Explain(%s).Extra = %q; want APP_ENV=prod", tt.url, e.Extra)
+			}
+		})
+	}
+}
+
+// TestExplainDocumentRootFront: without --root, a cgi: script's
+// DOCUMENT_ROOT is the one a front web server sends through a FastCGI,
+// SCGI or CGI front (4bdb37b), else the script's directory. explain, whose
+// request brings none, showed the script's directory and said nothing of
+// the other case; now it says so when the configuration has such a front.
+func TestExplainDocumentRootFront(t *testing.T) {
+	cgiDir, root := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(cgiDir, "env.sh"), "#!/bin/sh\n", 0o755)
+	for _, tt := range []struct {
+		name, listen, mount, root string
+		note                      string // in Reason; "" for no note
+	}{
+		{"http only", "http://127.0.0.1:8080", "/cgi-bin/=cgi:" + cgiDir, "", ""},
+		{"fastcgi front", "http://127.0.0.1:8080,fastcgi://127.0.0.1:9000", "/cgi-bin/=cgi:" + cgiDir, "", "through fastcgi://127.0.0.1:9000 it is the DOCUMENT_ROOT the web server sends"},
+		{"fastcgi front alone", "fastcgi+unix:///run/ferry.sock", "/cgi-bin/=cgi:" + cgiDir, "", "through fastcgi+unix:///run/ferry.sock it is"},
+		{"scgi fronts", "scgi://127.0.0.1:4000,scgi+fd://3", "/cgi-bin/=cgi:" + cgiDir, "", "through scgi://127.0.0.1:4000, scgi+fd://3 it is"},
+		{"cgi front", "cgi:", "/cgi-bin/=cgi:" + cgiDir, "", "through cgi: it is"},
+		{"persist", "fastcgi://127.0.0.1:9000", "/cgi-bin/=cgi:" + cgiDir + "?persist=perl", "", "through fastcgi://127.0.0.1:9000 it is"},
+		{"one script", "fastcgi://127.0.0.1:9000", "/cgi-bin/env.sh=cgi:" + cgiDir + "/env.sh", "", "through fastcgi://127.0.0.1:9000 it is"},
+		{"fastcgi front with --root", "fastcgi://127.0.0.1:9000", "/cgi-bin/=cgi:" + cgiDir, root, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if strings.Contains(tt.mount, "persist=perl") {
+				peerstest.Need(t, "perl") // its workers' interpreter, checked by New
+			}
+			cfg := Config{Root: tt.root, Mounts: []Mount{mustMount(t, tt.mount)}}
+			for _, l := range strings.Split(tt.listen, ",") {
+				cfg.Listen = append(cfg.Listen, mustAddr(t, l))
+			}
+			srv, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := srv.Explain(httptest.NewRequest("GET", "/cgi-bin/env.sh/x", nil))
+			wantRoot := cmp.Or(tt.root, cgiDir)
+			if e.Status != 0 || !slices.Contains(e.Vars, "DOCUMENT_ROOT="+wantRoot) || !slices.Contains(e.Vars, "PATH_TRANSLATED="+wantRoot+"/x") {
+				t.Errorf("Explain = status %d (%s), vars %q; want DOCUMENT_ROOT=%s and PATH_TRANSLATED under it", e.Status, e.Reason, e.Vars, wantRoot)
+			}
+			switch {
+			case tt.note == "" && e.Reason != "":
+				t.Errorf("Explain.Reason = %q; want none", e.Reason)
+			case tt.note != "" && !strings.Contains(e.Reason, tt.note):
+				t.Errorf("Explain.Reason = %q; want it to say %q", e.Reason, tt.note)
 			}
 		})
 	}

@@ -152,7 +152,14 @@ func (s *Server) resolve(e *Explanation, h http.Handler, r *http.Request) {
 		return
 	}
 	if script && e.Script.Root == "" {
-		e.Script.Root = filepath.Dir(e.Script.Filename) // as cgi.Handler does
+		e.Script.Root = filepath.Dir(e.Script.Filename) // as cgi.Handler does over HTTP
+		if fronts := s.webServerFronts(); len(fronts) > 0 {
+			// Since 4bdb37b the script takes a front web server's
+			// DOCUMENT_ROOT (cgi.Dir.Root), which explain's request, as
+			// over HTTP, does not carry.
+			e.Reason = "DOCUMENT_ROOT (and PATH_TRANSLATED under it) is the script's directory for a request that brings none, as over HTTP (no --root); through " +
+				strings.Join(fronts, ", ") + " it is the DOCUMENT_ROOT the web server sends, if it sends one (nginx's $document_root, Apache's DocumentRoot), as under fcgiwrap"
+		}
 	}
 	vars, err := cgi.AppendEnv(nil, r, e.Script, software)
 	if err != nil {
@@ -160,6 +167,20 @@ func (s *Server) resolve(e *Explanation, h http.Handler, r *http.Request) {
 		return
 	}
 	e.Vars, e.Extra = vars, env
+}
+
+// webServerFronts returns the fronts of s through which a web server
+// passes requests on with the meta-variables it made (FastCGI, SCGI,
+// CGI): DOCUMENT_ROOT among them.
+func (s *Server) webServerFronts() []string {
+	var fronts []string
+	for _, a := range s.cfg.Listen {
+		switch a.Protocol() {
+		case "fastcgi", "scgi", "cgi":
+			fronts = append(fronts, a.String())
+		}
+	}
+	return fronts
 }
 
 // orDefault returns s, or def when s is empty.

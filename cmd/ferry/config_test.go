@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -197,6 +198,46 @@ func TestExplainCommand(t *testing.T) {
 	out.Reset()
 	if code := run([]string{"explain", "--mount", "/cgi-bin/=cgi:" + dir, "/cgi-bin/nope.pl"}, &out, &errb); code != 1 || !strings.Contains(out.String(), "answer:  404 Not Found: no script for /cgi-bin/nope.pl") {
 		t.Errorf("ferry explain of a missing script = exit %d:\n%s", code, out.String())
+	}
+}
+
+// TestExplainDocumentRootNote: behind nginx or Apache (a FastCGI, SCGI
+// or CGI front), a cgi: script gets the DOCUMENT_ROOT the web server
+// sends (4bdb37b); explain printed the script's directory as the one
+// DOCUMENT_ROOT. Now it notes the other case when the configuration has
+// such a front, and still prints what a request over HTTP gets.
+func TestExplainDocumentRootNote(t *testing.T) {
+	dir := t.TempDir()
+	writeExec(t, filepath.Join(dir, "env.sh"), "#!/bin/sh\n")
+	const note = "note:    DOCUMENT_ROOT (and PATH_TRANSLATED under it) is the script's directory for a request that brings none, as over HTTP (no --root); " +
+		"through %s it is the DOCUMENT_ROOT the web server sends, if it sends one (nginx's $document_root, Apache's DocumentRoot), as under fcgiwrap\n"
+	for _, tt := range []struct {
+		name  string
+		flags []string
+		note  string // the fronts the note names; "" for no note
+	}{
+		{"http", []string{"--listen", "http://127.0.0.1:8080"}, ""},
+		{"http and fastcgi", []string{"--listen", "http://127.0.0.1:8080", "--listen", "fastcgi://127.0.0.1:9000"}, "fastcgi://127.0.0.1:9000"},
+		{"scgi", []string{"--listen", "scgi+unix:///run/ferry.sock"}, "scgi+unix:///run/ferry.sock"},
+		{"fastcgi with --root", []string{"--listen", "fastcgi://127.0.0.1:9000", "--root", dir}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			args := append(append([]string{"explain", "--mount", "/cgi-bin/=cgi:" + dir}, tt.flags...), "/cgi-bin/env.sh/x")
+			if code := run(args, &out, &errb); code != 0 {
+				t.Fatalf("ferry %q = exit %d: %s", args, code, errb.String())
+			}
+			got := out.String()
+			if !strings.Contains(got, "  DOCUMENT_ROOT="+dir+"\n") || !strings.Contains(got, "  PATH_TRANSLATED="+dir+"/x\n") {
+				t.Errorf("ferry %q printed:\n%s\nwant DOCUMENT_ROOT=%s, PATH_TRANSLATED=%s/x", args, got, dir, dir)
+			}
+			if want := fmt.Sprintf(note, tt.note); tt.note != "" && !strings.Contains(got, want) {
+				t.Errorf("ferry %q printed:\n%s\nwant %q", args, got, want)
+			}
+			if tt.note == "" && strings.Contains(got, "note:") {
+				t.Errorf("ferry %q printed:\n%s\nwant no note", args, got)
+			}
+		})
 	}
 }
 
