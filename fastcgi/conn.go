@@ -79,11 +79,18 @@ type conn struct {
 	setupBytes int
 	saidSetup  bool // the bound on setup was logged
 
-	mu      sync.Mutex // guards reqs, running, closing
+	mu      sync.Mutex // guards reqs, running, closing, inline, readerDone
 	reqs    map[uint16]*request
 	running int  // requests started and not finished
 	closing bool // close once the last request ends
 	wg      sync.WaitGroup
+
+	// A request whose input has all come, alone on its connection with
+	// nothing more to read, runs in the read loop's goroutine (see
+	// runInline); cr is the loop's reader.
+	cr         *connReader
+	inline     inlineState
+	readerDone chan struct{} // the last reader ended the connection; made at the first hand-over
 	// ending counts the requests out of reqs whose END_REQUEST is being
 	// written: the connection is not idle yet, and Shutdown must not cut
 	// the record off. Incremented with mu held.
@@ -99,6 +106,18 @@ type conn struct {
 	wbroken bool // a write failed: the connection is gone
 }
 
+// inlineState is where a request run in the read loop's goroutine is.
+type inlineState uint8
+
+const (
+	inlineNone      inlineState = iota // no request runs in the read loop
+	inlineRunning                      // one does; no other goroutine reads
+	inlineHandedOff                    // one does, and another goroutine reads on
+)
+
+// errHandedOff ends a read loop whose reading another goroutine took over.
+var errHandedOff = errors.New("fastcgi: reading handed on")
+
 // Serve runs the read loop until the connection ends, then ends every
 // request and waits for the handlers.
 func (c *conn) Serve() {
@@ -108,7 +127,73 @@ func (c *conn) Serve() {
 		rd.br.Reset(nil)
 		readerPool.Put(rd)
 	}()
-	err := c.readLoop(rd)
+	c.cr = rd
+	if err := c.readLoop(rd); err == errHandedOff {
+		// The goroutine reading now ends the connection's requests.
+		<-c.readerDone
+	} else {
+		c.endRequests(err)
+	}
+	c.wg.Wait()
+	c.wmu.Lock()
+	c.release()
+	c.wbroken = true
+	c.wmu.Unlock()
+}
+
+// readOn continues the read loop in a goroutine of its own, for a request
+// that runs in the loop's goroutine (StartWatch).
+func (c *conn) readOn() {
+	err := c.readLoop(c.cr)
+	if err == errHandedOff {
+		return // handed on again; the last reader ends the connection
+	}
+	c.endRequests(err)
+	c.readerDone <- struct{}{}
+}
+
+// StartWatch hands the reading on to a goroutine of its own when a request
+// running in the read loop's goroutine (runInline) has run for a sweep or
+// two: the connection's other records (its ABORT_REQUEST, other
+// requests, the web server closing it) are read again. It reports true:
+// the Sweeper is done with the request.
+func (c *conn) StartWatch() bool {
+	c.mu.Lock()
+	if c.inline != inlineRunning {
+		c.mu.Unlock()
+		return true // the request has ended
+	}
+	c.inline = inlineHandedOff
+	if c.readerDone == nil {
+		c.readerDone = make(chan struct{}, 1)
+	}
+	c.mu.Unlock()
+	go c.readOn()
+	return true
+}
+
+// runInline runs r, whose input has all come, in the read loop's
+// goroutine (start has set c.inline): no goroutine is started and woken
+// for it, which is most of what a short request would cost the scheduler.
+// While it runs, nothing reads the connection; a request still running
+// after a sweep or two hands the reading on (StartWatch). It reports
+// whether it did: this goroutine's read loop then ends. c.inline is back
+// to inlineNone only once this is known, so the reader it handed on to
+// runs no request of its own here before then.
+func (c *conn) runInline(r *request) (handedOff bool) {
+	c.srv.sweep.Begin(c)
+	c.serveRequest(r, false)
+	c.srv.sweep.End(c)
+	c.mu.Lock()
+	handedOff = c.inline == inlineHandedOff
+	c.inline = inlineNone
+	c.mu.Unlock()
+	return handedOff
+}
+
+// endRequests ends the connection once its read loop has ended with err:
+// it closes, and every request's context and input end.
+func (c *conn) endRequests(err error) {
 	var ce *ConnError
 	if errors.As(err, &ce) {
 		c.srv.log().Warn().Err(err).Str("remote", c.rwc.RemoteAddr().String()).Msg("fastcgi: closing connection")
@@ -128,11 +213,6 @@ func (c *conn) Serve() {
 		}
 	}
 	c.mu.Unlock()
-	c.wg.Wait()
-	c.wmu.Lock()
-	c.release()
-	c.wbroken = true
-	c.wmu.Unlock()
 }
 
 // connReader is a connection's record reader and its buffer, pooled: a
@@ -369,14 +449,18 @@ func (c *conn) handleRecord(rec Record) error {
 		case r.waitStdin:
 			// The first STDIN record: empty means no body.
 			r.waitStdin = false
-			c.start(r, len(rec.Content) > 0)
-			return c.handleRecord(rec)
-		case len(rec.Content) == 0:
-			r.stdin.end()
-			r.state = stateDone
-			if r.role == RoleFilter {
-				r.state = stateData
+			if len(rec.Content) > 0 {
+				c.start(r, true)
+				return c.handleRecord(rec)
 			}
+			c.endStdin(r)
+			if c.start(r, false) {
+				// It ran here long enough for another goroutine to take
+				// the reading over: that one reads on.
+				return errHandedOff
+			}
+		case len(rec.Content) == 0:
+			c.endStdin(r)
 		default:
 			r.stdin.write(rec.Content)
 		}
@@ -397,6 +481,15 @@ func (c *conn) handleRecord(rec Record) error {
 		}
 	}
 	return nil
+}
+
+// endStdin ends r's STDIN stream.
+func (c *conn) endStdin(r *request) {
+	r.stdin.end()
+	r.state = stateDone
+	if r.role == RoleFilter {
+		r.state = stateData
+	}
 }
 
 // getValues answers FCGI_GET_VALUES with the variables it knows.
@@ -524,8 +617,9 @@ func (c *conn) paramsDone(r *request) {
 }
 
 // start runs the handler; chunked says a body of unknown length follows.
-// The request leaves setup.
-func (c *conn) start(r *request, chunked bool) {
+// The request leaves setup. It reports whether the handler ran in the read
+// loop's goroutine and handed the reading on (runInline).
+func (c *conn) start(r *request, chunked bool) (handedOff bool) {
 	if !r.expired {
 		c.leaveSetup(r)
 	}
@@ -535,12 +629,24 @@ func (c *conn) start(r *request, chunked bool) {
 	c.mu.Lock()
 	c.running++
 	first := c.running == 1
+	// Alone on the connection, its input all come and nothing more
+	// received (nginx's and ferry's way with a request without a body on
+	// a kept connection), and no request run in a read loop before it
+	// still there after its finish: it runs here.
+	inline := first && c.inline == inlineNone && r.state == stateDone && c.cr.br.Buffered() == 0
+	if inline {
+		c.inline = inlineRunning
+	}
 	c.mu.Unlock()
 	if first {
 		c.slot.SetWaiting(false) // for good: see finish
 	}
 	c.wg.Add(1)
+	if inline {
+		return c.runInline(r)
+	}
 	go c.serveRequest(r, chunked)
+	return false
 }
 
 // parseParams parses the PARAMS stream, or returns a *cgi.StatusError

@@ -106,8 +106,9 @@ type Server struct {
 	// listener; when it ends, their contexts end.
 	BaseContext func(net.Listener) context.Context
 
-	serving  serving.Server // listeners, connections, Shutdown and Close
-	requests atomic.Int64   // requests running over all connections
+	serving  serving.Server  // listeners, connections, Shutdown and Close
+	requests atomic.Int64    // requests running over all connections
+	sweep    serving.Sweeper // hands the reading on from requests run in their read loop
 }
 
 // Serve accepts FastCGI connections on l and serves h on them, until l

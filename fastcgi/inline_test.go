@@ -1,0 +1,130 @@
+package fastcgi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/ferrygw/ferry/internal/leakcheck"
+)
+
+// inReadLoop reports whether the calling goroutine is a connection's read
+// loop: a request run in it (runInline) rather than in a goroutine of its
+// own.
+func inReadLoop() bool {
+	buf := make([]byte, 64<<10)
+	return strings.Contains(string(buf[:runtime.Stack(buf, false)]), "fastcgi.(*conn).readLoop")
+}
+
+// TestRequestWithoutBodyRunsInReadLoop: a GET alone on its connection, as
+// nginx sends it (no CONTENT_LENGTH, an empty STDIN), runs in the read
+// loop's goroutine; a request whose body still comes, or one multiplexed
+// beside another, gets a goroutine of its own.
+func TestRequestWithoutBodyRunsInReadLoop(t *testing.T) {
+	leakcheck.Check(t)
+	inline := make(chan bool, 4)
+	st := newServerTester(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inline <- inReadLoop()
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	}))
+	st.writeRequest(1, FlagKeepConn, "", get("/get")...)
+	st.readResponse(1)
+	if !recv(t, inline) {
+		t.Error("GET without a body: the handler ran in a goroutine of its own; want the read loop's")
+	}
+	st.writeRequest(2, FlagKeepConn, "a body", get("/post", "REQUEST_METHOD", "POST", "CONTENT_LENGTH", "6")...)
+	st.readResponse(2)
+	if recv(t, inline) {
+		t.Error("POST whose body streams: the handler ran in the read loop; want a goroutine of its own")
+	}
+	// Two requests in one write: the second is buffered when the first
+	// starts, so the first must not keep the loop from it.
+	var b []byte
+	for _, id := range []uint16{3, 4} {
+		b = AppendBeginRequest(b, id, RoleResponder, FlagKeepConn)
+		b = AppendStream(b, TypeParams, id, pairs(get("/both")...))
+		b = AppendRecord(b, TypeParams, id, nil)
+		b = AppendRecord(b, TypeStdin, id, nil)
+	}
+	st.write(b)
+	st.readResponse(3)
+	st.readResponse(4)
+	if first, second := recv(t, inline), recv(t, inline); first || second {
+		t.Errorf("two requests in one write ran in the read loop: %v, %v; want the first in a goroutine", first, second)
+	}
+	st.cc.Close()
+	st.wantClosed()
+}
+
+// TestInlineRequestHandsReadingOn: a request run in the read loop that
+// lasts hands the reading on, so the connection's other records are read:
+// its ABORT_REQUEST ends it, a request multiplexed beside it is served
+// meanwhile, and the web server closing the connection ends its context.
+func TestInlineRequestHandsReadingOn(t *testing.T) {
+	leakcheck.Check(t)
+	type seen struct {
+		inline bool
+		err    error
+	}
+	saw := make(chan seen, 8)
+	release, released := releaseOnCleanup(t)
+	st := newServerTester(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in := inReadLoop()
+		switch r.URL.Path {
+		case "/wait": // until the request's context ends
+			<-r.Context().Done()
+		case "/held": // until the test releases it
+			<-released
+		}
+		saw <- seen{in, r.Context().Err()}
+		io.WriteString(w, "done "+r.URL.Path)
+	}))
+
+	// ABORT_REQUEST of a request running in the read loop.
+	st.writeRequest(1, FlagKeepConn, "", get("/wait")...)
+	st.writeRecord(TypeAbortRequest, 1, "") // read once the reading is handed on
+	resp := st.readResponse(1)
+	if s := recv(t, saw); !s.inline || !errors.Is(s.err, context.Canceled) {
+		t.Errorf("aborted request: in the read loop %v, context error %v; want true, context.Canceled", s.inline, s.err)
+	}
+	if resp.end != (EndRequest{0, RequestComplete}) {
+		t.Errorf("aborted request: END_REQUEST %+v", resp.end)
+	}
+
+	// A request beside one held in the read loop is served while it is
+	// held; after both, the connection serves the next in the loop again.
+	st.writeRequest(2, FlagKeepConn, "", get("/held")...)
+	st.writeRequest(3, FlagKeepConn, "", get("/fast")...)
+	if resp := st.readResponse(3); !strings.Contains(resp.stdout, "done /fast") {
+		t.Errorf("request beside a held one: STDOUT %q", resp.stdout)
+	}
+	if s := recv(t, saw); s.inline || s.err != nil {
+		t.Errorf("request beside a held one: in the read loop %v, context error %v; want false, nil", s.inline, s.err)
+	}
+	release()
+	if resp := st.readResponse(2); !strings.Contains(resp.stdout, "done /held") {
+		t.Errorf("held request: STDOUT %q", resp.stdout)
+	}
+	if s := recv(t, saw); !s.inline || s.err != nil {
+		t.Errorf("held request: in the read loop %v, context error %v; want true, nil", s.inline, s.err)
+	}
+	st.writeRequest(4, FlagKeepConn, "", get("/again")...)
+	st.readResponse(4)
+	if s := recv(t, saw); !s.inline {
+		t.Error("the next request after a hand-over: not in the read loop")
+	}
+
+	// The web server closes the connection under a request in the loop.
+	st.writeRequest(5, FlagKeepConn, "", get("/wait")...)
+	st.cc.Close()
+	if s := recv(t, saw); !s.inline || !errors.Is(s.err, context.Canceled) {
+		t.Errorf("connection closed: in the read loop %v, context error %v; want true, context.Canceled", s.inline, s.err)
+	}
+	st.wantClosed()
+	st.waitServed()
+}
