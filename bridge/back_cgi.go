@@ -27,7 +27,7 @@ func cgiBackend() Backend {
 				Doc: "take the script from the SCRIPT_FILENAME the front web server sends, confined to the directory (fcgiwrap's way)"},
 			{Name: "persist", Type: String, Values: []string{"php", "perl"}, Default: "a process per request",
 				Doc: "with a directory: run its .php files in php-cgi workers, or its Perl scripts kept compiled in Perl workers (ModPerl::Registry's way); the pool options below apply"},
-		}, append(poolOptions("(persist)"), phpStartTimeoutOption(), maxRSSOption)...),
+		}, needPersist(append(poolOptions("(persist)"), phpStartTimeoutOption(), maxRSSOption))...),
 		Settings: []string{"env", "pass_env", "cgi_pass_auth", "cgi_timeout", "cgi_kill_grace", "cgi_user", "cgi_group",
 			"cgi_keep_background", "cgi_rlimit_cpu", "cgi_rlimit_as", "cgi_rlimit_nproc", "cgi_rlimit_nofile", "cgi_max_output", "cgi_max_concurrent",
 			"cgi_max_queue", "cgi_queue_timeout", "max_request_body", "max_header_line", "spool_memory", "temp_dir"},
@@ -48,12 +48,6 @@ func buildCGI(b *builder, m Mount, o options) (http.Handler, error) {
 	if o.has("persist") {
 		if !fi.IsDir() || o.has("from") {
 			return nil, fmt.Errorf("persist needs a directory of scripts, without from")
-		}
-	} else {
-		for _, name := range []string{"workers", "max_requests", "min_workers", "idle_timeout", "max_rss"} {
-			if o.has(name) {
-				return nil, fmt.Errorf("%s needs persist", name)
-			}
 		}
 	}
 	switch {
@@ -133,4 +127,16 @@ func (b *builder) persistent(m Mount, o options, h *cgi.Handler) (http.Handler, 
 		p.Accept, p.Fallback, p.SCGI = appserver.IsPerl, true, true
 	}
 	return p, nil
+}
+
+// needPersist marks the pool options of a cgi: mount as needing persist
+// (Option.Needs), those not needing a persist value already: without
+// persist a script runs as a process per request, and they do nothing.
+func needPersist(opts []Option) []Option {
+	for i := range opts {
+		if opts[i].Needs == "" {
+			opts[i].Needs = "persist"
+		}
+	}
+	return opts
 }

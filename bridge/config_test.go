@@ -68,6 +68,8 @@ var badConfigs = []struct {
 	{"start_timeout persist=perl", "[mount.\"/x/\"]\nbackend = \"cgi:/srv\"\npersist = \"perl\"\nstart_timeout = \"30s\"\n", `f.toml:4: mount."/x/".start_timeout: needs persist=php, not persist=perl`},
 	{"start_timeout before persist=perl", "[mount.\"/x/\"]\nbackend = \"cgi:/srv\"\nstart_timeout = \"30s\"\npersist = \"perl\"\n", `f.toml:3: mount."/x/".start_timeout: needs persist=php, not persist=perl`},
 	{"start_timeout no persist", "[mount.\"/x/\"]\nbackend = \"cgi:/srv\"\nstart_timeout = \"30s\"\n", `f.toml:3: mount."/x/".start_timeout: needs persist=php`},
+	{"workers without persist", "[mount.\"/x/\"]\nbackend = \"cgi:/srv\"\nworkers = 2\n", `f.toml:3: mount."/x/".workers: needs persist`},
+	{"max_rss in address without persist", "[mount.\"/x/\"]\nbackend = \"cgi:/srv?max_rss=10M\"\n", `f.toml:2: mount."/x/".backend: option max_rss needs persist`},
 	{"start_timeout in address persist=perl", "[mount.\"/x/\"]\nbackend = \"cgi:/srv?persist=perl&start_timeout=30s\"\n", `f.toml:2: mount."/x/".backend: option start_timeout needs persist=php, not persist=perl`},
 	{"start_timeout in address, persist=perl in table", "[mount.\"/x/\"]\nbackend = \"cgi:/srv?start_timeout=30s\"\npersist = \"perl\"\n", `f.toml:2: mount."/x/".backend: option start_timeout needs persist=php, not persist=perl`},
 	{"start_timeout wsgi", "[mount.\"/app/\"]\nbackend = \"wsgi:/srv/app.py\"\nstart_timeout = \"30s\"\n", `f.toml:3: mount."/app/".start_timeout: unknown key; wsgi: mounts takes backend, callable, python, chdir, pythonpath, workers, max_requests, min_workers, idle_timeout, max_rss, timeout, env, cgi_queue_timeout, max_request_body, max_header_line, spool_memory, temp_dir, pass_env, cgi_kill_grace, cgi_user, cgi_group`},

@@ -74,8 +74,9 @@ type Option struct {
 	// Doc says what the option does, in one sentence.
 	Doc string
 	// Needs, if set, is the other option, and its value, without which
-	// this one does nothing, as "persist=php": given without it, the
-	// option is refused (see checkNeeds). If empty, none.
+	// this one does nothing, as "persist=php", or the other option alone,
+	// with any value, as "persist": given without it, the option is
+	// refused (see checkNeeds). If empty, none.
 	Needs string
 }
 
@@ -120,11 +121,11 @@ func checkNeeds(q url.Values, decl []Option) (string, error) {
 		if o.Needs == "" || !q.Has(o.Name) {
 			continue
 		}
-		name, want, _ := strings.Cut(o.Needs, "=")
-		if got := q.Get(name); got != want {
-			if !q.Has(name) {
-				return o.Name, fmt.Errorf("needs %s", o.Needs)
-			}
+		name, want, value := strings.Cut(o.Needs, "=")
+		switch got := q.Get(name); {
+		case !q.Has(name):
+			return o.Name, fmt.Errorf("needs %s", o.Needs)
+		case value && got != want:
 			return o.Name, fmt.Errorf("needs %s, not %s=%s", o.Needs, name, got)
 		}
 	}
