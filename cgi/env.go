@@ -87,8 +87,8 @@ func Origin(ctx context.Context) map[string]string {
 }
 
 // frontRoot returns the DOCUMENT_ROOT the front web server sent for r
-// (a FastCGI or SCGI front, [Origin]), or "" if it sent none. ferry's own
-// HTTP front sends none.
+// (a FastCGI, SCGI or CGI front, [Origin]), or "" if it sent none. ferry's
+// own HTTP front sends none.
 func frontRoot(r *http.Request) string {
 	root := Origin(r.Context())["DOCUMENT_ROOT"]
 	if hasCTL(root) {
