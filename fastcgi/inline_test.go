@@ -7,9 +7,12 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ferrygw/ferry/internal/leakcheck"
+	"github.com/ferrygw/ferry/internal/serving"
 )
 
 // inReadLoop reports whether the calling goroutine is a connection's read
@@ -127,4 +130,44 @@ func TestInlineRequestHandsReadingOn(t *testing.T) {
 	}
 	st.wantClosed()
 	st.waitServed()
+}
+
+// TestInlineHandOverThenNextRequest: right after a request that ran in the
+// read loop and handed the reading on has finished, the next request comes
+// at once, to the goroutine reading now. Both must not read: the request
+// that ran in the loop gives the connection up before that reader may run
+// one of its own there (the race detector sees two readers otherwise, and
+// requests are lost). Eight connections at once, to vary the timing.
+func TestInlineHandOverThenNextRequest(t *testing.T) {
+	leakcheck.Check(t)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(2*serving.SweepEvery + 5*time.Millisecond) // long enough to hand the reading on
+		}
+		io.WriteString(w, "done "+r.URL.Path)
+	})
+	var wg sync.WaitGroup
+	for range 8 {
+		st := newServerTester(t, h)
+		wg.Go(func() {
+			id := uint16(1)
+			for range 15 {
+				st.writeRequest(id, FlagKeepConn, "", get("/slow")...)
+				st.readResponse(id)
+				for range 3 {
+					id++
+					st.writeRequest(id, FlagKeepConn, "", get("/fast")...)
+					if resp := st.readResponse(id); !strings.Contains(resp.stdout, "done /fast") {
+						t.Errorf("request %d after a hand-over: STDOUT %q", id, resp.stdout)
+						return
+					}
+				}
+				id++
+			}
+			st.cc.Close()
+			st.wantClosed()
+			st.waitServed()
+		})
+	}
+	wg.Wait()
 }
