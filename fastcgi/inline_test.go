@@ -3,7 +3,9 @@ package fastcgi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"runtime"
 	"strings"
@@ -25,43 +27,64 @@ func inReadLoop() bool {
 
 // TestRequestWithoutBodyRunsInReadLoop: a GET alone on its connection, as
 // nginx sends it (no CONTENT_LENGTH, an empty STDIN), runs in the read
-// loop's goroutine; a request whose body still comes, or one multiplexed
-// beside another, gets a goroutine of its own.
+// loop's goroutine; a request whose body still comes, or one with another
+// request behind it, gets a goroutine of its own.
 func TestRequestWithoutBodyRunsInReadLoop(t *testing.T) {
 	leakcheck.Check(t)
-	inline := make(chan bool, 4)
+	inline := make(chan map[string]bool, 4)
 	st := newServerTester(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		inline <- inReadLoop()
+		inline <- map[string]bool{r.URL.Path: inReadLoop()}
 		io.Copy(io.Discard, r.Body)
 		io.WriteString(w, "ok")
 	}))
 	st.writeRequest(1, FlagKeepConn, "", get("/get")...)
 	st.readResponse(1)
-	if !recv(t, inline) {
+	if !recv(t, inline)["/get"] {
 		t.Error("GET without a body: the handler ran in a goroutine of its own; want the read loop's")
 	}
 	st.writeRequest(2, FlagKeepConn, "a body", get("/post", "REQUEST_METHOD", "POST", "CONTENT_LENGTH", "6")...)
 	st.readResponse(2)
-	if recv(t, inline) {
+	if recv(t, inline)["/post"] {
 		t.Error("POST whose body streams: the handler ran in the read loop; want a goroutine of its own")
 	}
 	// Two requests in one write: the second is buffered when the first
-	// starts, so the first must not keep the loop from it.
+	// starts, so the first must not keep the loop from it. (The second
+	// may run in the loop, if the first is over by then.)
 	var b []byte
 	for _, id := range []uint16{3, 4} {
 		b = AppendBeginRequest(b, id, RoleResponder, FlagKeepConn)
-		b = AppendStream(b, TypeParams, id, pairs(get("/both")...))
+		b = AppendStream(b, TypeParams, id, pairs(get(fmt.Sprintf("/both%d", id))...))
 		b = AppendRecord(b, TypeParams, id, nil)
 		b = AppendRecord(b, TypeStdin, id, nil)
 	}
 	st.write(b)
 	st.readResponse(3)
 	st.readResponse(4)
-	if first, second := recv(t, inline), recv(t, inline); first || second {
-		t.Errorf("two requests in one write ran in the read loop: %v, %v; want the first in a goroutine", first, second)
+	seen := recv(t, inline)
+	maps.Copy(seen, recv(t, inline))
+	if in, ok := seen["/both3"]; !ok || in {
+		t.Errorf("the first of two requests in one write: in the read loop %v (served: %v); want a goroutine of its own", in, ok)
 	}
 	st.cc.Close()
 	st.wantClosed()
+}
+
+// settle sends GETs for /probe until one runs in the read loop, which it
+// does once a request that handed the reading on has given the
+// connection up (see conn.start); after it, the next GET alone on the
+// connection runs there too. saw gets whether each ran in the loop.
+func settle(t *testing.T, st *serverTester, id *uint16, saw <-chan bool) {
+	t.Helper()
+	for range 200 {
+		*id++
+		st.writeRequest(*id, FlagKeepConn, "", get("/probe")...)
+		st.readResponse(*id)
+		if recv(t, saw) {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("no request ran in the read loop again after a hand-over")
 }
 
 // TestInlineRequestHandsReadingOn: a request run in the read loop that
@@ -75,10 +98,14 @@ func TestInlineRequestHandsReadingOn(t *testing.T) {
 		err    error
 	}
 	saw := make(chan seen, 8)
+	probes := make(chan bool, 1)
 	release, released := releaseOnCleanup(t)
 	st := newServerTester(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in := inReadLoop()
 		switch r.URL.Path {
+		case "/probe":
+			probes <- in
+			return
 		case "/wait": // until the request's context ends
 			<-r.Context().Done()
 		case "/held": // until the test releases it
@@ -100,30 +127,30 @@ func TestInlineRequestHandsReadingOn(t *testing.T) {
 	}
 
 	// A request beside one held in the read loop is served while it is
-	// held; after both, the connection serves the next in the loop again.
-	st.writeRequest(2, FlagKeepConn, "", get("/held")...)
-	st.writeRequest(3, FlagKeepConn, "", get("/fast")...)
-	if resp := st.readResponse(3); !strings.Contains(resp.stdout, "done /fast") {
+	// held.
+	id := uint16(1)
+	settle(t, st, &id, probes)
+	held, beside := id+1, id+2
+	st.writeRequest(held, FlagKeepConn, "", get("/held")...)
+	st.writeRequest(beside, FlagKeepConn, "", get("/fast")...)
+	if resp := st.readResponse(beside); !strings.Contains(resp.stdout, "done /fast") {
 		t.Errorf("request beside a held one: STDOUT %q", resp.stdout)
 	}
 	if s := recv(t, saw); s.inline || s.err != nil {
 		t.Errorf("request beside a held one: in the read loop %v, context error %v; want false, nil", s.inline, s.err)
 	}
 	release()
-	if resp := st.readResponse(2); !strings.Contains(resp.stdout, "done /held") {
+	if resp := st.readResponse(held); !strings.Contains(resp.stdout, "done /held") {
 		t.Errorf("held request: STDOUT %q", resp.stdout)
 	}
 	if s := recv(t, saw); !s.inline || s.err != nil {
 		t.Errorf("held request: in the read loop %v, context error %v; want true, nil", s.inline, s.err)
 	}
-	st.writeRequest(4, FlagKeepConn, "", get("/again")...)
-	st.readResponse(4)
-	if s := recv(t, saw); !s.inline {
-		t.Error("the next request after a hand-over: not in the read loop")
-	}
 
 	// The web server closes the connection under a request in the loop.
-	st.writeRequest(5, FlagKeepConn, "", get("/wait")...)
+	id += 2
+	settle(t, st, &id, probes)
+	st.writeRequest(id+1, FlagKeepConn, "", get("/wait")...)
 	st.cc.Close()
 	if s := recv(t, saw); !s.inline || !errors.Is(s.err, context.Canceled) {
 		t.Errorf("connection closed: in the read loop %v, context error %v; want true, context.Canceled", s.inline, s.err)
