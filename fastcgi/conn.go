@@ -79,7 +79,7 @@ type conn struct {
 	setupBytes int
 	saidSetup  bool // the bound on setup was logged
 
-	mu      sync.Mutex // guards reqs, running, closing, inline, readerDone
+	mu      sync.Mutex // guards reqs, running, closing, inline, multiplexed, readerDone
 	reqs    map[uint16]*request
 	running int  // requests started and not finished
 	closing bool // close once the last request ends
@@ -88,9 +88,10 @@ type conn struct {
 	// A request whose input has all come, alone on its connection with
 	// nothing more to read, runs in the read loop's goroutine (see
 	// runInline); cr is the loop's reader.
-	cr         *connReader
-	inline     inlineState
-	readerDone chan struct{} // the last reader ended the connection; made at the first hand-over
+	cr          *connReader
+	inline      inlineState
+	multiplexed bool          // a request began beside another: none runs in the read loop
+	readerDone  chan struct{} // the last reader ended the connection; made at the first hand-over
 	// ending counts the requests out of reqs whose END_REQUEST is being
 	// written: the connection is not idle yet, and Shutdown must not cut
 	// the record off. Incremented with mu held.
@@ -531,6 +532,11 @@ func (c *conn) begin(id uint16, content []byte) error {
 	c.mu.Lock()
 	_, dup := c.reqs[id]
 	n := len(c.reqs)
+	if n > 0 {
+		// The web server multiplexes here: a request run in the read loop
+		// would keep the next ones unread until it hands the reading on.
+		c.multiplexed = true
+	}
 	c.mu.Unlock()
 	if dup {
 		return protocolError("BEGIN_REQUEST for request %d, which is in progress", id)
@@ -631,9 +637,10 @@ func (c *conn) start(r *request, chunked bool) (handedOff bool) {
 	first := c.running == 1
 	// Alone on the connection, its input all come and nothing more
 	// received (nginx's and ferry's way with a request without a body on
-	// a kept connection), and no request run in a read loop before it
-	// still there after its finish: it runs here.
-	inline := first && c.inline == inlineNone && r.state == stateDone && c.cr.br.Buffered() == 0
+	// a kept connection), on a connection that has not carried two
+	// requests at once, and no request run in a read loop before it still
+	// there after its finish: it runs here.
+	inline := first && c.inline == inlineNone && !c.multiplexed && r.state == stateDone && c.cr.br.Buffered() == 0
 	if inline {
 		c.inline = inlineRunning
 	}

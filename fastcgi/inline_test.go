@@ -69,6 +69,37 @@ func TestRequestWithoutBodyRunsInReadLoop(t *testing.T) {
 	st.wantClosed()
 }
 
+// TestMultiplexedConnectionRunsNoneInReadLoop: once a connection has
+// carried two requests at once (a web server that multiplexes, as ferry's
+// own client does for an application that allows few connections), no
+// request runs in its read loop: one that did would keep the next ones
+// unread until it handed the reading on.
+func TestMultiplexedConnectionRunsNoneInReadLoop(t *testing.T) {
+	leakcheck.Check(t)
+	inline := make(chan map[string]bool, 4)
+	st := newServerTester(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inline <- map[string]bool{r.URL.Path: inReadLoop()}
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	}))
+	// Request 1's body is still to come when request 2 begins.
+	st.writeBegin(1, RoleResponder, FlagKeepConn)
+	st.writeParams(1, get("/one", "REQUEST_METHOD", "POST", "CONTENT_LENGTH", "3")...)
+	st.writeRequest(2, FlagKeepConn, "", get("/two")...)
+	st.readResponse(2)
+	st.writeStream(TypeStdin, 1, MaxContent, "abc")
+	st.readResponse(1)
+	recv(t, inline)
+	recv(t, inline)
+	st.writeRequest(3, FlagKeepConn, "", get("/three")...)
+	st.readResponse(3)
+	if recv(t, inline)["/three"] {
+		t.Error("a GET alone on a connection that has multiplexed ran in the read loop; want a goroutine of its own")
+	}
+	st.cc.Close()
+	st.wantClosed()
+}
+
 // settle sends GETs for /probe until one runs in the read loop, which it
 // does once a request that handed the reading on has given the
 // connection up (see conn.start); after it, the next GET alone on the
@@ -90,7 +121,8 @@ func settle(t *testing.T, st *serverTester, id *uint16, saw <-chan bool) {
 // TestInlineRequestHandsReadingOn: a request run in the read loop that
 // lasts hands the reading on, so the connection's other records are read:
 // its ABORT_REQUEST ends it, a request multiplexed beside it is served
-// meanwhile, and the web server closing the connection ends its context.
+// meanwhile (within a sweep or two), and the web server closing the
+// connection ends its context.
 func TestInlineRequestHandsReadingOn(t *testing.T) {
 	leakcheck.Check(t)
 	type seen struct {
@@ -100,7 +132,7 @@ func TestInlineRequestHandsReadingOn(t *testing.T) {
 	saw := make(chan seen, 8)
 	probes := make(chan bool, 1)
 	release, released := releaseOnCleanup(t)
-	st := newServerTester(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in := inReadLoop()
 		switch r.URL.Path {
 		case "/probe":
@@ -113,7 +145,8 @@ func TestInlineRequestHandsReadingOn(t *testing.T) {
 		}
 		saw <- seen{in, r.Context().Err()}
 		io.WriteString(w, "done "+r.URL.Path)
-	}))
+	})
+	st := newServerTester(t, h)
 
 	// ABORT_REQUEST of a request running in the read loop.
 	st.writeRequest(1, FlagKeepConn, "", get("/wait")...)
@@ -147,10 +180,15 @@ func TestInlineRequestHandsReadingOn(t *testing.T) {
 		t.Errorf("held request: in the read loop %v, context error %v; want true, nil", s.inline, s.err)
 	}
 
+	// That connection has multiplexed, and runs no more requests in its
+	// loop (TestMultiplexedConnectionRunsNoneInReadLoop).
+	st.cc.Close()
+	st.wantClosed()
+	st.waitServed()
+
 	// The web server closes the connection under a request in the loop.
-	id += 2
-	settle(t, st, &id, probes)
-	st.writeRequest(id+1, FlagKeepConn, "", get("/wait")...)
+	st = newServerTester(t, h)
+	st.writeRequest(1, FlagKeepConn, "", get("/wait")...)
 	st.cc.Close()
 	if s := recv(t, saw); !s.inline || !errors.Is(s.err, context.Canceled) {
 		t.Errorf("connection closed: in the read loop %v, context error %v; want true, context.Canceled", s.inline, s.err)
