@@ -157,6 +157,10 @@ type recycleConn struct {
 	skip int    // content and padding left of the current record
 }
 
+// NetConn returns the socket, as *tls.Conn's does: the worker's
+// serving.Gate looks there for a request queued unread.
+func (c *recycleConn) NetConn() net.Conn { return c.Conn }
+
 func (c *recycleConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	ended := false

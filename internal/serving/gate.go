@@ -3,6 +3,7 @@ package serving
 import (
 	"errors"
 	"io"
+	"net"
 	"sync"
 	"syscall"
 	"time"
@@ -18,8 +19,18 @@ import (
 // connections when worker_connections run out ("worker_connections are
 // not enough, reusing connections"). So a flood of connections that send
 // nothing, or a byte now and then, never keeps a normal request out: only
-// connections serving a request hold their place. Each front has its own
-// Gate; the zero value is not usable, use [NewGate].
+// connections serving a request hold their place.
+//
+// A waiting connection whose bytes sit unread in its socket's receive
+// queue is not closed (for up to queuedSpare): its request has come, and
+// its goroutine, late on a loaded machine, is about to read it. nginx
+// likewise stops reusing a connection once its request's first bytes are
+// read. A silent connection has nothing queued, and a slow one's odd byte
+// is read as soon as it comes, so both are closed as before. This needs
+// the connection's descriptor: a *net.TCPConn or *net.UnixConn, or a
+// wrapper of one with a NetConn method as *tls.Conn has; another kind of
+// connection is closed without looking. Each front has its own Gate; the
+// zero value is not usable, use [NewGate].
 type Gate struct {
 	max  int
 	log  *zerolog.Logger
@@ -48,8 +59,28 @@ const logEvery = 10 * time.Second
 // request waited behind 4,096 flood connections, 350 ms. A web server
 // sends its request as soon as it has connected, so it is in the socket
 // when the connection is accepted; 20 ms leaves its goroutine time to
-// read it on a loaded machine.
+// read it on a loaded machine; if it has not, its bytes are still queued,
+// and it is spared for that (queuedSpare).
 const minWait = 20 * time.Millisecond
+
+// queuedSpare bounds how long a waiting connection is spared for having
+// bytes queued: its goroutine reads them within milliseconds, or a few
+// hundred on a machine loaded far past its cores. A connection whose bytes
+// stay unread longer has a goroutine held elsewhere (writing answers to
+// management records that its peer never reads), not about to serve a
+// request, and is closed as a silent one is.
+const queuedSpare = time.Second
+
+// queuedRecheck is how soon a full Gate looks again when every connection
+// it could close has bytes queued: reading them marks no change in the
+// Gate (the connection serves a request, or still waits for the rest of
+// its head), so it polls.
+const queuedRecheck = minWait / 5
+
+// maxProbes bounds the waiting connections that one look at a full Gate
+// checks for queued bytes, the longest waiting first: one system call
+// each. In a flood the first has nothing queued.
+const maxProbes = 4
 
 // NewGate returns a Gate admitting max connections at once (at least
 // one), logging to log (nil: nowhere) under the front's name.
@@ -75,7 +106,7 @@ func (g *Gate) Max() int { return g.max }
 // Slot is one connection's place in a Gate.
 type Slot struct {
 	g       *Gate
-	conn    io.Closer // the connection
+	conn    io.Closer // the connection; set once
 	queued  bool      // in g.waiting
 	prev    *Slot     // in g.waiting
 	next    *Slot
@@ -85,24 +116,26 @@ type Slot struct {
 }
 
 // Wait waits until a connection may be accepted: a slot is free, or a
-// connection that has waited at least minWait can be closed for the new
-// one. It returns false once stop is closed.
+// connection that has waited at least minWait, with no bytes queued, can
+// be closed for the new one. It returns false once stop is closed.
 func (g *Gate) Wait(stop <-chan struct{}) bool {
+	var buf [maxProbes]candidate
 	for {
 		g.mu.Lock()
-		ok := g.open-g.evicting < g.max
-		var again time.Duration // when the oldest waiting may be closed
-		if !ok {
-			if e := g.waiting.head; e != nil {
-				again = minWait - time.Since(e.since)
-				ok = again <= 0
-			} else {
-				g.sayFullLocked()
-			}
+		if g.open-g.evicting < g.max {
+			g.mu.Unlock()
+			return true
+		}
+		cs, again := g.candidatesLocked(buf[:0])
+		if g.waiting.head == nil {
+			g.sayFullLocked()
 		}
 		g.mu.Unlock()
-		if ok {
-			return true
+		if len(cs) > 0 {
+			if pickIdle(cs) != nil {
+				return true
+			}
+			again = queuedRecheck
 		}
 		if !g.sleep(again, stop) {
 			return false
@@ -130,57 +163,146 @@ func (g *Gate) sleep(d time.Duration, stop <-chan struct{}) bool {
 
 // Admit takes a slot for c, a connection just accepted.
 // If every slot is taken, the connection that has waited longest for a
-// request is closed to make room, if it has waited minWait; otherwise
-// Admit waits for one to end or to have waited that long. The new
-// connection starts waiting (for its request head). Admit returns nil
-// once stop is closed.
+// request is closed to make room, if it has waited minWait and has no
+// bytes queued (else the next longest waiting, among the first
+// maxProbes); otherwise Admit waits for one to end or to become one that
+// may be closed. The new connection starts waiting (for its request
+// head). Admit returns nil once stop is closed.
 func (g *Gate) Admit(c io.Closer, stop <-chan struct{}) *Slot {
+	var buf [maxProbes]candidate
 	for {
 		g.mu.Lock()
-		var victim *Slot
-		if g.open-g.evicting >= g.max {
-			victim = g.evictLocked("connections open, the limit", minWait)
-		}
 		if g.open-g.evicting < g.max {
-			s := &Slot{g: g, conn: c, since: time.Now()}
-			g.open++
-			g.waiting.pushBack(s)
+			s := g.admitLocked(c)
 			g.mu.Unlock()
-			if victim != nil {
-				_ = victim.conn.Close() // an error: it was closed already
-			}
 			return s
 		}
+		cs, _ := g.candidatesLocked(buf[:0])
 		if g.waiting.head == nil {
 			g.sayFullLocked()
 		}
 		g.mu.Unlock()
+		if v := pickIdle(cs); v != nil {
+			g.mu.Lock()
+			var victim *Slot
+			// The lock was let go for the look: the victim may have
+			// begun serving a request, or waiting anew, meanwhile.
+			if g.open-g.evicting >= g.max && v.s.queued && v.s.since.Equal(v.since) {
+				victim = v.s
+				g.evictLocked(victim, "connections open, the limit")
+			}
+			if g.open-g.evicting < g.max {
+				s := g.admitLocked(c)
+				g.mu.Unlock()
+				if victim != nil {
+					_ = victim.conn.Close() // an error: it was closed already
+				}
+				return s
+			}
+			g.mu.Unlock()
+			continue // the Gate changed: look again
+		}
 		if !g.sleep(minWait/5, stop) {
 			return nil
 		}
 	}
 }
 
+// admitLocked takes a slot for c, which starts waiting. g.mu is held.
+func (g *Gate) admitLocked(c io.Closer) *Slot {
+	s := &Slot{g: g, conn: c, since: time.Now()}
+	g.open++
+	g.waiting.pushBack(s)
+	return s
+}
+
+// candidate is a waiting slot that may be closed for room, with the time
+// it began to wait when it was picked.
+type candidate struct {
+	s     *Slot
+	since time.Time
+}
+
+// candidatesLocked appends to cs the slots that have waited longest, at
+// least minWait each, up to maxProbes of them, and returns them. If there
+// are none, it also returns how long until the longest waiting one will
+// have waited minWait, or 0 if none waits. g.mu is held.
+func (g *Gate) candidatesLocked(cs []candidate) ([]candidate, time.Duration) {
+	now := time.Now()
+	for s := g.waiting.head; s != nil && len(cs) < maxProbes; s = s.next {
+		w := now.Sub(s.since)
+		if w < minWait {
+			if len(cs) == 0 {
+				return cs, minWait - w
+			}
+			break
+		}
+		cs = append(cs, candidate{s: s, since: s.since})
+	}
+	return cs, 0
+}
+
+// pickIdle returns the first of cs that may be closed: nothing is queued
+// on its connection, it has waited queuedSpare, or its queue cannot be
+// seen. It returns nil if every one has bytes queued. It makes a system
+// call for each connection looked at, so g.mu must not be held; a
+// candidate's conn never changes, and a look at a connection closed
+// meanwhile finds it cannot see, which the caller's check under the lock
+// then discards.
+func pickIdle(cs []candidate) *candidate {
+	now := time.Now()
+	for i := range cs {
+		if now.Sub(cs[i].since) >= queuedSpare {
+			return &cs[i]
+		}
+		if n, ok := queuedBytes(cs[i].s.conn); !ok || n == 0 {
+			return &cs[i]
+		}
+	}
+	return nil
+}
+
+// queuedBytes reports how many bytes wait unread in c's receive queue,
+// and whether it could tell: c, or the connection it wraps (its NetConn
+// method), gives its descriptor through SyscallConn.
+func queuedBytes(c io.Closer) (int, bool) {
+	var x any = c
+	for range 4 { // a wrapper of a wrapper, at most
+		if sc, ok := x.(syscall.Conn); ok {
+			rc, err := sc.SyscallConn()
+			if err != nil {
+				return 0, false
+			}
+			return inq(rc)
+		}
+		nc, ok := x.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		x = nc.NetConn()
+	}
+	return 0, false
+}
+
 // Shed closes the connection that has waited longest, if any, to give its
-// descriptor back: on accept failing with EMFILE ([IsFDExhausted]).
+// descriptor back: on accept failing with EMFILE ([IsFDExhausted]). It
+// does not look for bytes queued: a descriptor is needed now.
 func (g *Gate) Shed() {
 	g.mu.Lock()
-	victim := g.evictLocked("accept: too many open files", 0)
+	victim := g.waiting.head
+	if victim != nil {
+		g.evictLocked(victim, "accept: too many open files")
+	}
 	g.mu.Unlock()
 	if victim != nil {
 		_ = victim.conn.Close() // an error: it was closed already
 	}
 }
 
-// evictLocked takes the slot that has waited longest out of the waiting
-// list, if it has waited at least least, logs (at most every logEvery),
-// and returns it for its connection to be closed outside the lock; nil if
-// none may be. g.mu is held.
-func (g *Gate) evictLocked(why string, least time.Duration) *Slot {
-	s := g.waiting.head
-	if s == nil || time.Since(s.since) < least {
-		return nil
-	}
+// evictLocked takes s out of the waiting list for its connection to be
+// closed outside the lock, and logs (at most every logEvery). g.mu is
+// held.
+func (g *Gate) evictLocked(s *Slot, why string) {
 	g.waiting.remove(s)
 	s.evicted = true
 	g.evicting++
@@ -191,7 +313,6 @@ func (g *Gate) evictLocked(why string, least time.Duration) *Slot {
 			Msg(g.name + ": " + why + "; closing the connections that waited longest for a request")
 		g.unsaid = 0
 	}
-	return s
 }
 
 // sayFullLocked logs (at most every logEvery) that every slot is taken by

@@ -1,8 +1,10 @@
 package serving
 
 import (
+	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -151,5 +153,173 @@ func TestGateSparesNewConns(t *testing.T) {
 	}
 	if first.n.Load() != 1 || second.n.Load() != 0 {
 		t.Errorf("closes: first %d, second %d; want 1, 0", first.n.Load(), second.n.Load())
+	}
+}
+
+// wrappedConn is a connection as a wrapping listener hands it out: the
+// Gate reaches the socket through NetConn. It counts its closes.
+type wrappedConn struct {
+	net.Conn
+	closes atomic.Int32
+}
+
+func (c *wrappedConn) NetConn() net.Conn { return c.Conn }
+
+func (c *wrappedConn) Close() error { c.closes.Add(1); return c.Conn.Close() }
+
+// connPair returns both ends of a connection over network ("unix" or
+// "tcp"), closed at cleanup.
+func connPair(t *testing.T, network string) (server, client net.Conn) {
+	t.Helper()
+	addr := "127.0.0.1:0"
+	if network == "unix" {
+		addr = filepath.Join(t.TempDir(), "gate.sock")
+	}
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	client, err = net.Dial(network, l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return server, client
+}
+
+// queue sends a request head on client and waits until the server's
+// receive queue holds it.
+func queue(t *testing.T, server, client net.Conn) []byte {
+	t.Helper()
+	head := []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, err := client.Write(head); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		n, ok := queuedBytes(&wrappedConn{Conn: server})
+		if !ok {
+			t.Fatalf("queuedBytes cannot see the queue of a %T", server)
+		}
+		if n == len(head) {
+			return head
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes queued; want %d", n, len(head))
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// age makes s look as if it had begun to wait d ago.
+func age(s *Slot, d time.Duration) {
+	s.g.mu.Lock()
+	s.since = time.Now().Add(-d)
+	s.g.mu.Unlock()
+}
+
+// TestGateSparesQueuedRequest: a full Gate does not close a waiting
+// connection whose request sits unread in its receive queue for a new
+// one, though it has waited past minWait: its goroutine is late on a
+// loaded machine. Such closes failed spawn's TestPoolWorkersShareSocket
+// now and then ("connection reset by peer"), where php-cgi-style workers
+// of one connection each share a socket. Once the request is read and
+// nothing more comes, the connection is closed as before.
+func TestGateSparesQueuedRequest(t *testing.T) {
+	for _, network := range []string{"unix", "tcp"} {
+		t.Run(network, func(t *testing.T) {
+			leakcheck.Check(t)
+			server, client := connPair(t, network)
+			first := &wrappedConn{Conn: server}
+			g := NewGate(1, "test", nil)
+			slot := g.Admit(first, nil)
+			head := queue(t, server, client)
+			age(slot, 2*minWait)
+
+			// No room to be made: Wait sleeps until stop.
+			stop := make(chan struct{})
+			time.AfterFunc(3*minWait, func() { close(stop) })
+			if g.Wait(stop) {
+				t.Fatal("Wait let a connection in for one whose request is queued")
+			}
+			second := &closeCounter{}
+			admitted := make(chan *Slot, 1)
+			go func() { admitted <- g.Admit(second, nil) }()
+			select {
+			case <-admitted:
+				t.Fatal("Admit made room by closing the connection whose request is queued")
+			case <-time.After(3 * minWait):
+			}
+			if n := first.closes.Load(); n != 0 {
+				t.Fatalf("the connection whose request is queued was closed %d times", n)
+			}
+
+			// The request is read and the connection waits again,
+			// silent: it goes.
+			if _, err := io.ReadFull(server, make([]byte, len(head))); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case s := <-admitted:
+				if s == nil {
+					t.Fatal("Admit returned nil without stop")
+				}
+			case <-time.After(timeout):
+				t.Fatal("Admit never closed the silent connection")
+			}
+			if first.closes.Load() != 1 || second.n.Load() != 0 {
+				t.Errorf("closes: first %d, second %d; want 1, 0", first.closes.Load(), second.n.Load())
+			}
+		})
+	}
+}
+
+// TestGateQueuedSpareEnds: a waiting connection whose bytes stay unread
+// for queuedSpare is closed for a new one: its goroutine is held
+// elsewhere, not about to serve a request.
+func TestGateQueuedSpareEnds(t *testing.T) {
+	server, client := connPair(t, "unix")
+	first := &wrappedConn{Conn: server}
+	g := NewGate(1, "test", nil)
+	slot := g.Admit(first, nil)
+	queue(t, server, client)
+	age(slot, queuedSpare)
+	stop := make(chan struct{})
+	time.AfterFunc(timeout, func() { close(stop) })
+	if !g.Wait(stop) {
+		t.Fatal("Wait did not make room past queuedSpare")
+	}
+	if g.Admit(&closeCounter{}, stop) == nil {
+		t.Fatal("Admit did not make room past queuedSpare")
+	}
+	if n := first.closes.Load(); n != 1 {
+		t.Errorf("the connection was closed %d times; want 1", n)
+	}
+}
+
+// TestGateSkipsQueuedToIdle: when the connection that has waited longest
+// has its request queued, a full Gate closes the next longest waiting, a
+// silent one, instead.
+func TestGateSkipsQueuedToIdle(t *testing.T) {
+	busySrv, busyCli := connPair(t, "tcp")
+	silentSrv, _ := connPair(t, "tcp")
+	busy, silent := &wrappedConn{Conn: busySrv}, &wrappedConn{Conn: silentSrv}
+	g := NewGate(2, "test", nil)
+	busySlot := g.Admit(busy, nil)
+	silentSlot := g.Admit(silent, nil)
+	queue(t, busySrv, busyCli)
+	age(busySlot, 3*minWait)
+	age(silentSlot, 2*minWait)
+	if g.Admit(&closeCounter{}, nil) == nil {
+		t.Fatal("Admit returned nil without stop")
+	}
+	if busy.closes.Load() != 0 || silent.closes.Load() != 1 {
+		t.Errorf("closes: queued %d, silent %d; want 0, 1", busy.closes.Load(), silent.closes.Load())
 	}
 }
