@@ -148,6 +148,17 @@ func (l *recycleListener) Accept() (net.Conn, error) {
 	return &recycleConn{Conn: c, last: l.last}, nil
 }
 
+// SyscallConn gives the listening socket, as *net.UnixListener's does:
+// the worker's accept loop looks at its queue to leave a connection to a
+// free worker.
+func (l *recycleListener) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := l.Listener.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("spawn test: a %T gives no descriptor", l.Listener)
+	}
+	return sc.SyscallConn()
+}
+
 // recycleConn follows the records written to find END_REQUEST. Writes are
 // serialised by the server.
 type recycleConn struct {

@@ -51,7 +51,8 @@ const logEvery = 10 * time.Second
 // minWait is how long a connection must have waited before it may be
 // closed for a new one: a connection just accepted is about to send its
 // request, and workers sharing a listening socket, one connection each
-// (php-cgi's way), must not take one another's connections. It also
+// (php-cgi's way), must not take one another's connections (which
+// [Server]'s accept loop also sees to: leftWait). It also
 // bounds how fast a full Gate turns over: at most max connections per
 // minWait. At 100 ms, 1,024 places took 10,240 connections a second,
 // slower than one client opens idle connections over loopback (15,000 a
@@ -100,6 +101,14 @@ func FDBound(n int) int {
 	return min(n, max(int(rl.Cur/2), 16))
 }
 
+// full reports whether every slot is taken: a connection accepted now
+// gets in only by closing a waiting one.
+func (g *Gate) full() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.open-g.evicting >= g.max
+}
+
 // Max returns the bound.
 func (g *Gate) Max() int { return g.max }
 
@@ -119,28 +128,39 @@ type Slot struct {
 // connection that has waited at least minWait, with no bytes queued, can
 // be closed for the new one. It returns false once stop is closed.
 func (g *Gate) Wait(stop <-chan struct{}) bool {
-	var buf [maxProbes]candidate
 	for {
-		g.mu.Lock()
-		if g.open-g.evicting < g.max {
-			g.mu.Unlock()
+		ok, again := g.look()
+		if ok {
 			return true
-		}
-		cs, again := g.candidatesLocked(buf[:0])
-		if g.waiting.head == nil {
-			g.sayFullLocked()
-		}
-		g.mu.Unlock()
-		if len(cs) > 0 {
-			if pickIdle(cs) != nil {
-				return true
-			}
-			again = queuedRecheck
 		}
 		if !g.sleep(again, stop) {
 			return false
 		}
 	}
+}
+
+// look reports whether a connection may be accepted now, as Wait waits
+// for; if not, it also returns how soon to look again (0: once a slot
+// frees or a connection starts waiting).
+func (g *Gate) look() (bool, time.Duration) {
+	var buf [maxProbes]candidate
+	g.mu.Lock()
+	if g.open-g.evicting < g.max {
+		g.mu.Unlock()
+		return true, 0
+	}
+	cs, again := g.candidatesLocked(buf[:0])
+	if g.waiting.head == nil {
+		g.sayFullLocked()
+	}
+	g.mu.Unlock()
+	if len(cs) > 0 {
+		if pickIdle(cs) != nil {
+			return true, 0
+		}
+		again = queuedRecheck
+	}
+	return false, again
 }
 
 // sleep waits for d (forever if d is not positive), a slot to free or a

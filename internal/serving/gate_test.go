@@ -323,3 +323,40 @@ func TestGateSkipsQueuedToIdle(t *testing.T) {
 		t.Errorf("closes: queued %d, silent %d; want 0, 1", busy.closes.Load(), silent.closes.Load())
 	}
 }
+
+// TestSharedSocketLeftToFreeWorker: two servers of one connection each
+// share a listening socket, as php-cgi's workers do. The first holds a
+// connection that has sent nothing for over minWait (its client held off
+// the CPU); a new connection goes to the second, free, even though the
+// second begins to accept only after it came: the first takes only what
+// is left over, and keeps its connection. It took it at once and closed
+// its own, which failed spawn's TestPoolWorkersShareSocket now and then
+// under load ("connection closed before END_REQUEST").
+func TestSharedSocketLeftToFreeWorker(t *testing.T) {
+	leakcheck.Check(t)
+	l := listen(t)
+	busy := startLineServerOn(t, l, Config{MaxConns: 1})
+	held, heldR, _ := busy.dial()
+	// The held connection waits past minWait, and the worker holding it
+	// looks at its Gate again once it has (it would accept then).
+	time.Sleep(3 * minWait)
+	next, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	free := startLineServerOn(t, l, Config{MaxConns: 1})
+	select {
+	case <-free.conns:
+	case c := <-busy.conns:
+		c.rwc.Close()
+		t.Fatal("the worker holding a connection took the new one from its free sibling")
+	case <-time.After(timeout):
+		t.Fatal("the new connection was never accepted")
+	}
+	held.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := heldR.ReadByte(); !isTimeout(err) {
+		t.Errorf("the held connection: %v; want it still open", err)
+	}
+	send(t, held, heldR, "begin\n")
+}

@@ -61,7 +61,9 @@ type Config struct {
 	// ([Gate]): past it, the connection that has waited longest for a
 	// request ([Slot.SetWaiting]) is closed to make room, and when every
 	// connection is serving a request, new ones wait in the listen
-	// backlog.
+	// backlog. A full server takes a new connection only once it has
+	// waited 20 ms in the backlog (leftWait), so that on a socket shared
+	// by several processes a free one takes it first.
 	MaxConns int
 	// BaseContext, if not nil, gives the base context of the requests of
 	// the listener.
@@ -129,9 +131,21 @@ func (s *Server) Serve(l net.Listener, cfg Config) error {
 // closed). It returns errClosed once the server is closed.
 func (s *Server) accept(l net.Listener, g *Gate, stop <-chan struct{}, start func(net.Conn, *Slot) Conn) error {
 	var delay time.Duration
+	q := newListenQueue(l)
 	for {
 		if !g.Wait(stop) {
 			return errClosed
+		}
+		if q != nil && g.full() {
+			if !q.leftOver(stop) {
+				continue // look at the Gate again
+			}
+			// The connection to close may have begun serving a
+			// request during leftWait: then the new one is not
+			// taken, to wait in the backlog rather than here.
+			if ok, _ := g.look(); !ok {
+				continue
+			}
 		}
 		rwc, err := l.Accept()
 		if err != nil {
