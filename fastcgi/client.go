@@ -153,8 +153,8 @@ const (
 // its own, as nginx and Apache keep them, and requests past the cap
 // queue: a connection read by its request's own goroutine costs less than
 // one read by a goroutine of its own that hands each response on (in
-// BenchmarkKeptOrMultiplexed, 5 allocations and about 6 µs of CPU a
-// request, both sides counted). Below it, connections are scarce, and
+// BenchmarkKeptOrMultiplexed, 5 allocations and about 4 µs of CPU a
+// request less, a tenth, both sides counted). Below it, connections are scarce, and
 // requests share them up to the application's FCGI_MAX_REQS rather than
 // queue.
 const multiplexBelow = DefaultClientMaxConn

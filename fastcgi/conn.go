@@ -129,7 +129,7 @@ func (c *conn) Serve() {
 		readerPool.Put(rd)
 	}()
 	c.cr = rd
-	if err := c.readLoop(rd); err == errHandedOff {
+	if err := c.readLoop(); err == errHandedOff {
 		// The goroutine reading now ends the connection's requests.
 		<-c.readerDone
 	} else {
@@ -145,7 +145,7 @@ func (c *conn) Serve() {
 // readOn continues the read loop in a goroutine of its own, for a request
 // that runs in the loop's goroutine (StartWatch).
 func (c *conn) readOn() {
-	err := c.readLoop(c.cr)
+	err := c.readLoop()
 	if err == errHandedOff {
 		return // handed on again; the last reader ends the connection
 	}
@@ -268,7 +268,8 @@ func (c *conn) flushLocked() error {
 // records it waits at most until the idle timeout (no request) or the
 // ReadHeaderTimeout of the oldest request in setup, whichever applies;
 // a record that has begun to arrive must end within ReadHeaderTimeout.
-func (c *conn) readLoop(cr *connReader) error {
+func (c *conn) readLoop() error {
+	cr := c.cr
 	idle, headerTimeout := c.srv.idleTimeout(), c.srv.readHeaderTimeout()
 	arm := func(d time.Time) {
 		// Set each time, not only when it changes: finish sets the idle

@@ -85,6 +85,17 @@ func descendants(pid int) []int {
 	return out
 }
 
+// writeSpawners writes the WSGI and PSGI applications that start
+// subprocesses, app.py and app.psgi, in dir.
+func writeSpawners(t *testing.T, dir string) {
+	t.Helper()
+	for name, app := range map[string]string{"app.py": wsgiSpawner, "app.psgi": psgiSpawner} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(app), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestAppChildrenDieWithKilledFerry: a ferry ended by SIGKILL leaves
 // nothing of its WSGI and PSGI applications running: not the workers
 // (their parent-death signal), nor what they started (a program, a shell
@@ -94,12 +105,7 @@ func TestAppChildrenDieWithKilledFerry(t *testing.T) {
 	py := pythonWith(t)
 	peerstest.Need(t, "perl")
 	dir, state := t.TempDir(), t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(wsgiSpawner), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "app.psgi"), []byte(psgiSpawner), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeSpawners(t, dir)
 	p := startFerry(t, "--mount", "/py/=wsgi:"+filepath.Join(dir, "app.py")+"?workers=2&python="+url.QueryEscape(py),
 		"--mount", "/pl/=psgi:"+filepath.Join(dir, "app.psgi")+"?workers=2", "--env", "TEST_STATE="+state)
 	for _, path := range []string{"/py/", "/pl/"} {
@@ -175,12 +181,7 @@ func TestStaleTempDirsRemoved(t *testing.T) {
 	py := pythonWith(t)
 	peerstest.Need(t, "perl")
 	dir, tmp := t.TempDir(), t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(wsgiSpawner), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "app.psgi"), []byte(psgiSpawner), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeSpawners(t, dir)
 	t.Setenv("TMPDIR", tmp)
 	args := []string{"--mount", "/py/=wsgi:" + filepath.Join(dir, "app.py") + "?workers=1&python=" + url.QueryEscape(py),
 		"--mount", "/pl/=psgi:" + filepath.Join(dir, "app.psgi") + "?workers=1", "--env", "TEST_STATE=" + dir}
@@ -254,12 +255,7 @@ func TestAppChildrenStopWithApp(t *testing.T) {
 	for _, way := range []string{"SIGTERM", "SIGQUIT", "reload"} {
 		t.Run(way, func(t *testing.T) {
 			dir, state := t.TempDir(), t.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(wsgiSpawner), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "app.psgi"), []byte(psgiSpawner), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			writeSpawners(t, dir)
 			if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}

@@ -116,30 +116,9 @@ func TestAccessLogWhateverLogLevel(t *testing.T) {
 	if err := os.WriteFile(config, []byte("[log]\nlevel = \"warn\"\nformat = \"json\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	addr := freeAddr(t)
-	cmd := exec.Command(self, "serve", "--config", config, "--listen", "http://"+addr, "--root", dir)
-	cmd.Env = append(os.Environ(), "FERRY_TEST_MAIN=1")
-	logs := &logBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &ferryProc{URL: "http://" + addr, cmd: cmd, logs: logs, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() { p.stop(t, syscall.SIGKILL) })
-	// No line says it listens, at this level: it listens once it answers.
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if code, _ := httpGetNoFatal(p.URL + "/a.txt?probe"); code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ferry did not answer within 20s:\n%s", logs)
-		}
-	}
+	p := startFerryAnswering(t, "http://"+addr, "/a.txt?probe", "--config", config, "--listen", "http://"+addr, "--root", dir)
+	logs := p.logs
 	if code, body := httpGet(t, p.URL+"/a.txt?1"); code != http.StatusOK || body != "ok\n" {
 		t.Fatalf("GET /a.txt?1: %d %q", code, body)
 	}
@@ -201,24 +180,8 @@ env = { FERRY_TEST_FCGI_WORKER = "1", VARIANT = "kept" }
 	}
 	file := filepath.Join(dir, "ferry.toml")
 	mustWrite(t, file, 0o644, config("console", "info"))
-	cmd := exec.Command(os.Args[0], "serve", "--config", file)
-	cmd.Env = append(os.Environ(), "FERRY_TEST_MAIN=1")
-	logs := &logBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &ferryProc{URL: "http://" + addr, cmd: cmd, logs: logs, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() { p.stop(t, syscall.SIGKILL) })
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if code, _ := httpGetNoFatal(p.URL + "/fcgi/"); code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ferry did not answer within 20s:\n%s", logs)
-		}
-	}
+	p := startFerryAnswering(t, "http://"+addr, "/fcgi/", "--config", file)
+	cmd, logs := p.cmd, p.logs
 	workers := workerPIDs(cmd.Process.Pid, self)
 	if len(workers) != 1 {
 		t.Fatalf("workers %v; want one", workers)
@@ -283,5 +246,34 @@ env = { FERRY_TEST_FCGI_WORKER = "1", VARIANT = "kept" }
 	}
 	if n := len(logs.Lines(`"message":"spawn: worker exited"`)); n != 1 {
 		t.Errorf("%d JSON lines of the kept pool's worker exiting; want 1:\n%s", n, logs)
+	}
+}
+
+// startFerryAnswering runs "ferry serve args..." with its own log flags,
+// whose lines may not say it listens, and waits until url+probe answers
+// 200. It is stopped (SIGKILL) at cleanup.
+func startFerryAnswering(t *testing.T, url, probe string, args ...string) *ferryProc {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, append([]string{"serve"}, args...)...)
+	cmd.Env = append(os.Environ(), "FERRY_TEST_MAIN=1")
+	logs := &logBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &ferryProc{URL: url, cmd: cmd, logs: logs, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() { p.stop(t, syscall.SIGKILL) })
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if code, _ := httpGetNoFatal(url + probe); code == http.StatusOK {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ferry did not answer within 20s:\n%s", logs)
+		}
 	}
 }
