@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"strings"
 	"testing"
 	"time"
@@ -47,9 +48,11 @@ func measureLoad(b *testing.B, url, want string, peer procTrees) measured {
 	runtime.GC() // do not charge this run for the garbage of the last
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
+	g0 := goroutinesCreated()
 	u0, p0 := selfUsage(), peer.Measure()
 	res := loadWrk(b, url, want)
 	u1, p1 := selfUsage(), peer.Measure()
+	g1 := goroutinesCreated()
 	runtime.ReadMemStats(&m1)
 	m := measured{loadResult: res}
 	if res.Requests <= 0 {
@@ -63,9 +66,20 @@ func measureLoad(b *testing.B, url, want string, peer procTrees) measured {
 	b.ReportMetric(m.CPU(), "cpu-us/req")
 	b.ReportMetric(m.Allocs, "allocs/req")
 	b.ReportMetric(m.Bytes, "B/req")
+	b.ReportMetric(float64(g1-g0)/n, "goroutines/req")
 	b.ReportMetric(m.Allocs, "allocs/op")
 	b.ReportMetric(m.Bytes, "B/op")
 	return m
+}
+
+// goroutinesCreated is the number of goroutines this process has started.
+func goroutinesCreated() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
 
 // reportRatio reports cur's req/s over ref's as "x-NAME", when ref was
