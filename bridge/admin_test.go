@@ -170,7 +170,6 @@ type countersFixture struct {
 	f                          *adminFerry
 	cgiDir, fcgi, dead, deadHT string
 	pool                       string
-	marker                     string // removing it lets wait.sh finish
 }
 
 const (

@@ -313,7 +313,6 @@ func TestHTTPClientNeverReads(t *testing.T) {
 func TestHTTPSlowConnectionsGiveWay(t *testing.T) {
 	leakcheck.Check(t)
 	addr, logs := startFerry(t, Config{Root: staticRoot(t, "a", "A"), Fronts: FrontLimits{MaxConns: 8}})
-	var slow []net.Conn
 	for i := range 8 {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -325,7 +324,6 @@ func TestHTTPSlowConnectionsGiveWay(t *testing.T) {
 		} else {
 			io.WriteString(c, "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nx") // a body stalled
 		}
-		slow = append(slow, c)
 	}
 	time.Sleep(100 * time.Millisecond)
 	for range 3 {

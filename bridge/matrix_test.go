@@ -143,7 +143,6 @@ type matrixBack struct {
 	name       string
 	mount      func(t *testing.T) (good, bad string)
 	badPath    string // the request that meets the broken application
-	needsShell bool
 }
 
 // deadAddr returns a loopback address nothing listens on.

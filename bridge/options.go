@@ -265,15 +265,6 @@ func (o options) size(name string) int64 {
 	return n
 }
 
-// mode returns a FileMode option's value and whether it was given.
-func (o options) mode(name string) (uint32, bool) {
-	if !o.q.Has(name) {
-		return 0, false
-	}
-	m, _ := strconv.ParseUint(o.q.Get(name), 8, 32) // checked by checkOptions
-	return uint32(m), true
-}
-
 // validHeaderName reports whether v is a header field name: a token of
 // RFC 9110 § 5.1.
 func validHeaderName(v string) bool {

@@ -51,7 +51,6 @@ type mpxConn struct {
 	streams map[uint16]*mpxStream
 	nextID  uint16
 	dead    error // set once the connection failed or closed
-	idleAt  time.Time
 }
 
 // mpxStream is one request on a multiplexed connection.

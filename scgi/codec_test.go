@@ -17,7 +17,7 @@ import (
 // params ReadHeader gives back, in wire order.
 type golden struct {
 	params, parsed []string
-	wire, body     []byte
+	wire           []byte
 }
 
 const (

@@ -17,13 +17,9 @@ import (
 	"github.com/ferrygw/ferry/cgi"
 	"github.com/ferrygw/ferry/internal/peers"
 	"github.com/ferrygw/ferry/internal/peers/peerstest"
-	"github.com/ferrygw/ferry/internal/testlog"
 	"github.com/ferrygw/ferry/scgi"
 	"github.com/rs/zerolog"
 )
-
-// syncBuffer is the shared concurrent log sink.
-type syncBuffer = testlog.Buffer
 
 // serveSCGI runs an scgi.Server with h on l until the test ends.
 func serveSCGI(t *testing.T, l net.Listener, h http.Handler, log io.Writer) {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -115,10 +114,9 @@ type Server struct {
 	// connection bound); nil means none.
 	Logger *zerolog.Logger
 
-	serving  serving.Server
-	noKeep   atomic.Bool
-	sweep    serving.Sweeper
-	initOnce sync.Once
+	serving serving.Server
+	noKeep  atomic.Bool
+	sweep   serving.Sweeper
 }
 
 // Serve accepts connections on l and serves each in its own goroutine

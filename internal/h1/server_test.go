@@ -366,14 +366,12 @@ func TestPanicAborts(t *testing.T) {
 func TestMaxConns(t *testing.T) {
 	leakcheck.Check(t)
 	addr := serve(t, &Server{Handler: testHandler(), MaxConns: 2})
-	var idle []net.Conn
 	for range 2 {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		idle = append(idle, c)
 	}
 	time.Sleep(100 * time.Millisecond) // both accepted, and waiting longer than the Gate's minimum
 	if out, _ := exchange(t, addr, "GET /cl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); !strings.HasSuffix(out, "hello") {

@@ -45,7 +45,6 @@ type apacheMig struct {
 	makers   []item // directives that make mounts
 	settings []item
 	php      []item
-	fcgid    []item
 	// AddHandler/SetHandler fcgid-script, resolved to the FcgidWrapper
 	// mount of their directory
 	fcgidHandlers []item
