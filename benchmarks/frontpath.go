@@ -87,7 +87,7 @@ func (c *Config) idleConns() int {
 		n = 10000
 	}
 	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < uint64(2*n+200) {
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && uint64(rl.Cur) < uint64(2*n+200) { // int64 on some BSDs
 		n = max(int(rl.Cur/2)-100, 0)
 	}
 	return n

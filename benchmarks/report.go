@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -188,10 +187,7 @@ func describeMachine() Machine {
 			}
 		}
 	}
-	var u syscall.Utsname
-	if syscall.Uname(&u) == nil {
-		m.Kernel = utsString(u.Sysname[:]) + " " + utsString(u.Release[:])
-	}
+	m.Kernel = kernelName()
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		if f := strings.Fields(string(b)); len(f) >= 3 {
 			m.LoadAvg = strings.Join(f[:3], " ")
@@ -225,17 +221,6 @@ func buildID() string {
 		return bi.Main.Path + "@" + v
 	}
 	return ""
-}
-
-func utsString[T int8 | uint8](b []T) string {
-	var sb strings.Builder
-	for _, c := range b {
-		if c == 0 {
-			break
-		}
-		sb.WriteByte(byte(c))
-	}
-	return sb.String()
 }
 
 // fill sets the row's numbers from merged results.

@@ -140,9 +140,9 @@ func matrixWorkerMain() int {
 // matrixBack is one kind of application: the mount for the working app,
 // and one for a broken one (502).
 type matrixBack struct {
-	name       string
-	mount      func(t *testing.T) (good, bad string)
-	badPath    string // the request that meets the broken application
+	name    string
+	mount   func(t *testing.T) (good, bad string)
+	badPath string // the request that meets the broken application
 }
 
 // deadAddr returns a loopback address nothing listens on.

@@ -70,7 +70,7 @@ func openStatic(file string, flags int) (*staticFile, error) {
 		syscall.Close(fd)
 		return nil, &os.PathError{Op: "fstat", Path: file, Err: err}
 	}
-	return &staticFile{fd: fd, name: file, size: st.Size, mtime: time.Unix(st.Mtim.Unix())}, nil
+	return &staticFile{fd: fd, name: file, size: st.Size, mtime: mtimeOf(&st)}, nil
 }
 
 // here learns the descriptor's offset after a sendfile moved it.
