@@ -322,11 +322,87 @@ func TestExplainDocumentRootFront(t *testing.T) {
 			if e.Status != 0 || !slices.Contains(e.Vars, "DOCUMENT_ROOT="+wantRoot) || !slices.Contains(e.Vars, "PATH_TRANSLATED="+wantRoot+"/x") {
 				t.Errorf("Explain = status %d (%s), vars %q; want DOCUMENT_ROOT=%s and PATH_TRANSLATED under it", e.Status, e.Reason, e.Vars, wantRoot)
 			}
+			var note string
+			for _, n := range e.Notes {
+				if strings.HasPrefix(n, "DOCUMENT_ROOT") {
+					note = n
+				}
+			}
 			switch {
-			case tt.note == "" && e.Reason != "":
-				t.Errorf("Explain.Reason = %q; want none", e.Reason)
-			case tt.note != "" && !strings.Contains(e.Reason, tt.note):
-				t.Errorf("Explain.Reason = %q; want it to say %q", e.Reason, tt.note)
+			case tt.note == "" && note != "":
+				t.Errorf("Explain.Notes has %q; want no note on DOCUMENT_ROOT", note)
+			case tt.note != "" && !strings.Contains(note, tt.note):
+				t.Errorf("Explain.Notes = %q; want one saying %q", e.Notes, tt.note)
+			}
+		})
+	}
+}
+
+// TestExplainServerPortFront: explain took the host and port of a path's
+// request from the first TCP front, a FastCGI or SCGI one too, so with
+// fastcgi://127.0.0.1:9000 it showed SERVER_PORT=9000, where a script
+// behind nginx gets nginx's own port ($server_port). Now a path is asked of
+// the first http(s) front, else of localhost on port 80, with a note that
+// the web server sends these values through a FastCGI, SCGI or CGI front.
+func TestExplainServerPortFront(t *testing.T) {
+	cgiDir := t.TempDir()
+	writeFile(t, filepath.Join(cgiDir, "env.sh"), "#!/bin/sh\n", 0o755)
+	for _, tt := range []struct {
+		name, listen, target string
+		want                 []string // among the Vars
+		note                 string   // in Notes; "" for no SERVER_PORT note
+	}{
+		{"http", "http://127.0.0.1:8080", "/cgi-bin/env.sh/x",
+			[]string{"REQUEST_SCHEME=http", "SERVER_NAME=127.0.0.1", "SERVER_PORT=8080", "HTTP_HOST=127.0.0.1:8080"}, ""},
+		{"https", "https://127.0.0.1:8443?cert=/c.pem&key=/k.pem", "/cgi-bin/env.sh/x",
+			[]string{"REQUEST_SCHEME=https", "HTTPS=on", "SERVER_NAME=127.0.0.1", "SERVER_PORT=8443", "HTTP_HOST=127.0.0.1:8443"}, ""},
+		{"http+fd", "http+fd://3", "/cgi-bin/env.sh/x",
+			[]string{"SERVER_NAME=localhost", "SERVER_PORT=80", "HTTP_HOST=localhost"}, ""},
+		{"fastcgi alone", "fastcgi://127.0.0.1:9000", "/cgi-bin/env.sh/x",
+			[]string{"REQUEST_SCHEME=http", "SERVER_NAME=localhost", "SERVER_PORT=80", "HTTP_HOST=localhost"},
+			"those of a request to localhost on port 80; through fastcgi://127.0.0.1:9000 they are what the web server sends: nginx's $server_name (empty without a server_name), $server_port (the port it listens on) and $host"},
+		{"fastcgi before http", "fastcgi://127.0.0.1:9000,http://127.0.0.1:8080", "/cgi-bin/env.sh/x",
+			[]string{"SERVER_NAME=127.0.0.1", "SERVER_PORT=8080", "HTTP_HOST=127.0.0.1:8080"}, "request to 127.0.0.1 on port 8080; through fastcgi://127.0.0.1:9000 they"},
+		{"scgi alone", "scgi://127.0.0.1:4000", "/cgi-bin/env.sh/x",
+			[]string{"SERVER_NAME=localhost", "SERVER_PORT=80", "HTTP_HOST=localhost"}, "through scgi://127.0.0.1:4000 they"},
+		{"cgi front", "cgi:", "/cgi-bin/env.sh/x",
+			[]string{"SERVER_NAME=localhost", "SERVER_PORT=80", "HTTP_HOST=localhost"}, "through cgi: they"},
+		{"fastcgi, a whole URL", "fastcgi://127.0.0.1:9000", "http://example.org:8081/cgi-bin/env.sh/x",
+			[]string{"SERVER_NAME=example.org", "SERVER_PORT=8081", "HTTP_HOST=example.org:8081"}, "request to example.org on port 8081; through fastcgi://127.0.0.1:9000 they"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Config{Mounts: []Mount{mustMount(t, "/cgi-bin/=cgi:"+cgiDir)}}
+			for _, l := range strings.Split(tt.listen, ",") {
+				cfg.Listen = append(cfg.Listen, mustAddr(t, l))
+			}
+			srv, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := srv.ExplainRequest("GET", tt.target)
+			if err != nil {
+				t.Fatalf("ExplainRequest(GET, %q): %v", tt.target, err)
+			}
+			e := srv.Explain(r)
+			if e.Status != 0 {
+				t.Fatalf("Explain(%s) = status %d (%s); want 0", r.URL, e.Status, e.Reason)
+			}
+			for _, w := range tt.want {
+				if !slices.Contains(e.Vars, w) {
+					t.Errorf("Explain(%s).Vars = %q; want %q among them", r.URL, e.Vars, w)
+				}
+			}
+			var note string
+			for _, n := range e.Notes {
+				if strings.HasPrefix(n, "SERVER_NAME, SERVER_PORT and HTTP_HOST") {
+					note = n
+				}
+			}
+			switch {
+			case tt.note == "" && note != "":
+				t.Errorf("Explain(%s).Notes has %q; want no note on SERVER_PORT", r.URL, note)
+			case tt.note != "" && !strings.Contains(note, tt.note):
+				t.Errorf("Explain(%s).Notes = %q; want one saying %q", r.URL, e.Notes, tt.note)
 			}
 		})
 	}

@@ -1,8 +1,10 @@
 package bridge
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"path/filepath"
@@ -27,8 +29,12 @@ type Explanation struct {
 	// Status is 0 when the request reaches a script or an application;
 	// else the status ferry answers with itself (200 for a static file).
 	Status int
-	// Reason says why ferry answers itself, or what it cannot know.
+	// Reason says why ferry answers itself, or why it cannot say more.
 	Reason string
+	// Notes say what the explanation cannot know: how the meta-variables
+	// differ when the request comes through a web server in front (a
+	// FastCGI, SCGI or CGI front), which sends some of its own.
+	Notes []string
 	// Script is the script that runs and how the path splits
 	// (SCRIPT_NAME, PATH_INFO, SCRIPT_FILENAME, DOCUMENT_ROOT).
 	Script cgi.Script
@@ -157,8 +163,8 @@ func (s *Server) resolve(e *Explanation, h http.Handler, r *http.Request) {
 			// Since 4bdb37b the script takes a front web server's
 			// DOCUMENT_ROOT (cgi.Dir.Root), which explain's request, as
 			// over HTTP, does not carry.
-			e.Reason = "DOCUMENT_ROOT (and PATH_TRANSLATED under it) is the script's directory for a request that brings none, as over HTTP (no --root); through " +
-				strings.Join(fronts, ", ") + " it is the DOCUMENT_ROOT the web server sends, if it sends one (nginx's $document_root, Apache's DocumentRoot), as under fcgiwrap"
+			e.Notes = append(e.Notes, "DOCUMENT_ROOT (and PATH_TRANSLATED under it) is the script's directory for a request that brings none, as over HTTP (no --root); through "+
+				strings.Join(fronts, ", ")+" it is the DOCUMENT_ROOT the web server sends, if it sends one (nginx's $document_root, Apache's DocumentRoot), as under fcgiwrap")
 		}
 	}
 	vars, err := cgi.AppendEnv(nil, r, e.Script, software)
@@ -167,6 +173,53 @@ func (s *Server) resolve(e *Explanation, h http.Handler, r *http.Request) {
 		return
 	}
 	e.Vars, e.Extra = vars, env
+	if fronts := s.webServerFronts(); len(fronts) > 0 {
+		// A FastCGI, SCGI or CGI front passes on the web server's
+		// SERVER_NAME and SERVER_PORT (cgi.Origin), and its HTTP_HOST.
+		name, port := varOf(vars, "SERVER_NAME"), varOf(vars, "SERVER_PORT")
+		e.Notes = append(e.Notes, "SERVER_NAME, SERVER_PORT and HTTP_HOST are those of a request to "+orDefault(name, "no host")+" on port "+port+"; through "+
+			strings.Join(fronts, ", ")+" they are what the web server sends: nginx's $server_name (empty without a server_name), $server_port (the port it listens on) and $host")
+	}
+}
+
+// ExplainRequest returns the request [Server.Explain] is asked about:
+// method and target, a path or a whole URL, from a client at
+// 127.0.0.1:54321. A path is asked of the first front of s that listens
+// for HTTP on a TCP port (https:// over TLS), as a client of it would ask;
+// with none, of localhost on port 80, as a web server in front of a
+// FastCGI, SCGI or CGI front typically passes a request on (nginx's
+// $server_port is the port it listens on, not ferry's).
+func (s *Server) ExplainRequest(method, target string) (*http.Request, error) {
+	if strings.HasPrefix(target, "/") {
+		base := "http://localhost"
+		for _, a := range s.cfg.Listen {
+			if a.Protocol() == "http" && a.Network() == "tcp" {
+				base = a.Scheme + "://" + a.Host
+				break
+			}
+		}
+		target = base + target
+	}
+	r, err := http.NewRequest(method, target, nil)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: explain: %w", err)
+	}
+	if r.URL.Scheme == "https" {
+		r.TLS = &tls.ConnectionState{HandshakeComplete: true, ServerName: r.URL.Hostname()}
+	}
+	r.RemoteAddr = net.JoinHostPort("127.0.0.1", "54321")
+	r.RequestURI = r.URL.RequestURI()
+	return r, nil
+}
+
+// varOf returns the value of the meta-variable name in vars, or "".
+func varOf(vars []string, name string) string {
+	for _, kv := range vars {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // webServerFronts returns the fronts of s through which a web server

@@ -234,10 +234,31 @@ func TestExplainDocumentRootNote(t *testing.T) {
 			if want := fmt.Sprintf(note, tt.note); tt.note != "" && !strings.Contains(got, want) {
 				t.Errorf("ferry %q printed:\n%s\nwant %q", args, got, want)
 			}
-			if tt.note == "" && strings.Contains(got, "note:") {
+			if tt.note == "" && strings.Contains(got, "note:    DOCUMENT_ROOT") {
 				t.Errorf("ferry %q printed:\n%s\nwant no note", args, got)
 			}
 		})
+	}
+}
+
+// TestExplainServerPortNote: with only a FastCGI front, explain printed
+// SERVER_PORT=9000, the FastCGI port, where a script behind nginx gets
+// nginx's own port; now it prints a request to localhost on port 80 and
+// notes that the web server sends these values.
+func TestExplainServerPortNote(t *testing.T) {
+	dir := t.TempDir()
+	writeExec(t, filepath.Join(dir, "env.sh"), "#!/bin/sh\n")
+	var out, errb bytes.Buffer
+	args := []string{"explain", "--mount", "/cgi-bin/=cgi:" + dir, "--listen", "fastcgi://127.0.0.1:9000", "/cgi-bin/env.sh/x"}
+	if code := run(args, &out, &errb); code != 0 {
+		t.Fatalf("ferry %q = exit %d: %s", args, code, errb.String())
+	}
+	for _, want := range []string{"GET http://localhost/cgi-bin/env.sh/x\n", "  SERVER_NAME=localhost\n", "  SERVER_PORT=80\n", "  HTTP_HOST=localhost\n",
+		"note:    SERVER_NAME, SERVER_PORT and HTTP_HOST are those of a request to localhost on port 80; through fastcgi://127.0.0.1:9000 they are what the web server sends: " +
+			"nginx's $server_name (empty without a server_name), $server_port (the port it listens on) and $host\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("ferry %q printed:\n%s\nwant %q", args, out.String(), want)
+		}
 	}
 }
 

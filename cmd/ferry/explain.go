@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/ferrygw/ferry/bridge"
 )
@@ -15,7 +14,8 @@ Say which mount URL reaches and what the script or application would get:
 SCRIPT_NAME, PATH_INFO, SCRIPT_FILENAME, PATH_TRANSLATED, DOCUMENT_ROOT and the
 other meta-variables, as for a client at 127.0.0.1; or why ferry would answer
 404, 403 or 400 itself. It is the answer to php-fpm's "Primary script unknown".
-Nothing runs. URL is a path (/cgi-bin/env.pl/x?y=1) or a whole URL. The exit
+Nothing runs. URL is a path (/cgi-bin/env.pl/x?y=1), asked of the first http(s)
+front or else of localhost on port 80, or a whole URL. The exit
 status is 0 when a script, an application or a static file would answer, 1 when
 ferry would refuse the request, 2 for a bad configuration.
 `
@@ -34,24 +34,11 @@ func explain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ferry explain: %v\n", err)
 		return 2
 	}
-	target := f.fs.Arg(0)
-	if strings.HasPrefix(target, "/") {
-		host := "localhost"
-		for _, a := range cfg.Listen {
-			if a.Network() == "tcp" {
-				host = a.Host
-				break
-			}
-		}
-		target = "http://" + host + target
-	}
-	r, err := http.NewRequest(*method, target, nil)
+	r, err := srv.ExplainRequest(*method, f.fs.Arg(0))
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry explain: %v\n", err)
 		return 2
 	}
-	r.RemoteAddr = "127.0.0.1:54321"
-	r.RequestURI = r.URL.RequestURI()
 	e := srv.Explain(r)
 	fmt.Fprintf(stdout, "%s %s\n", r.Method, r.URL)
 	switch {
@@ -69,6 +56,9 @@ func explain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "answer:  %d %s: %s\n", e.Status, http.StatusText(e.Status), e.Reason)
 	} else if e.Reason != "" {
 		fmt.Fprintf(stdout, "note:    %s\n", e.Reason)
+	}
+	for _, n := range e.Notes {
+		fmt.Fprintf(stdout, "note:    %s\n", n)
 	}
 	if e.Script.Filename != "" {
 		fmt.Fprintf(stdout, "script:  %s\n", e.Script.Filename)
