@@ -38,6 +38,13 @@ type http1Framer struct {
 	lastPOST bool // net/http skips up to 4 CR or LF after a POST (RFC 7230 § 3.5)
 	skip     int  // CR or LF bytes still skippable before this request line
 	begun    bool // a byte of the request line has come
+	// For the log of a head net/http fails (see [headWatch]): the last
+	// request line begun, up to maxLoggedLine bytes and kept until the
+	// next begins; how many have begun; and why net/http fails the head,
+	// when the framer sees it does.
+	reqLine []byte
+	lines   int
+	failed  string
 
 	// The header block.
 	name   [18]byte // the field name, lower case, while it is short enough
@@ -86,6 +93,15 @@ const maxFramingValue = 128
 // maxChunkLine is net/http's bound on a chunk-size line.
 const maxChunkLine = 4096
 
+// failedRequestLine is the framer's failed for a request line net/http
+// refuses.
+const failedRequestLine = "invalid request line"
+
+// inHead reports whether a request head has begun and is not whole.
+func (f *http1Framer) inHead() bool {
+	return !f.dead && ((f.st == stRequestLine && f.begun) || (f.st > stRequestLine && f.st < stBody))
+}
+
 // inBody reports whether the next byte belongs to a request body.
 func (f *http1Framer) inBody() bool {
 	return !f.dead && f.st >= stBody
@@ -105,14 +121,21 @@ func (f *http1Framer) scan(b []byte) (pass int, refused string) {
 				f.skip--
 				break
 			}
+			if !f.begun {
+				f.lines++
+				f.reqLine, f.failed = f.reqLine[:0], ""
+			}
 			f.skip, f.begun = 0, true
 			if c == '\n' {
 				if !f.requestLine() {
-					f.dead = true // net/http answers 400 (or 505) and closes
+					f.dead, f.failed = true, failedRequestLine // net/http answers 400 (or 505) and closes
 					break
 				}
 				f.st = stLineStart
 				break
+			}
+			if len(f.reqLine) < maxLoggedLine {
+				f.reqLine = append(f.reqLine, c)
 			}
 			switch {
 			case c == ' ':
@@ -155,7 +178,7 @@ func (f *http1Framer) scan(b []byte) (pass int, refused string) {
 				f.value = f.value[:0]
 				f.st = stValue
 			case c == '\n':
-				f.dead = true // no colon: net/http answers 400 and closes
+				f.dead, f.failed = true, "invalid header line" // no colon: net/http answers 400 and closes
 			case f.nName < len(f.name):
 				f.name[f.nName] = lower(c)
 				f.nName++
@@ -190,7 +213,7 @@ func (f *http1Framer) scan(b []byte) (pass int, refused string) {
 			f.value = append(f.value, c)
 		case stBlockEndLF:
 			if c != '\n' {
-				f.dead = true // a bare CR: net/http answers 400 and closes
+				f.dead, f.failed = true, "invalid header line" // a bare CR: net/http answers 400 and closes
 				break
 			}
 			f.startBody()

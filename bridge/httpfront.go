@@ -217,6 +217,7 @@ func (f *httpFront) SetKeepAlivesEnabled(on bool) {
 func (f *httpFront) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS == nil {
 		if c, _ := r.Context().Value(httpConnKey{}).(*httpConn); c != nil && c.tlsState != nil {
+			c.watch.handling.Store(true)
 			r = r.WithContext(r.Context()) // a shallow copy: the server's request is not ours to change
 			r.TLS = c.tlsState
 		}
@@ -253,6 +254,7 @@ func (f *httpFront) connState(c net.Conn, st http.ConnState) {
 	}
 	switch st {
 	case http.StateNew, http.StateIdle:
+		hc.watch.handling.Store(false)
 		hc.slot.SetWaiting(true)
 	case http.StateActive:
 		hc.slot.SetWaiting(false)
@@ -390,9 +392,12 @@ type httpConn struct {
 	tlsState *tls.ConnectionState // an HTTP/1.1 connection over TLS: its state, for requests; else nil
 
 	// Owned by the reader (net/http reads from one goroutine at a time).
-	fr     http1Framer
-	poison []byte // what to give net/http instead of a refused message
-	ended  bool   // the refused message's poison is out: reads see EOF
+	fr      http1Framer
+	poison  []byte // what to give net/http instead of a refused message
+	ended   bool   // the refused message's poison is out: reads see EOF
+	refused string // why, for the log of the head
+
+	watch headWatch // over TLS: a head net/http fails, to log and count it
 
 	mu         sync.Mutex // guards the deadlines and the outcome below
 	extRead    time.Time  // as net/http set them
@@ -442,12 +447,18 @@ func (c *httpConn) Read(p []byte) (int, error) {
 		if why != "" {
 			c.front.log.Warn().Str("remote", c.RemoteAddr().String()).Str("reason", why).
 				Msg("http: request refused (400) and connection closed: ambiguous framing, as in request smuggling")
-			c.ended = true
+			c.ended, c.refused = true, why
 			c.poison = []byte(poisonLine)
 			m := copy(p[pass:], c.poison)
 			c.poison = c.poison[m:]
+			if c.tlsState != nil {
+				c.watchRead(nil)
+			}
 			return pass + m, nil
 		}
+	}
+	if c.tlsState != nil {
+		c.watchRead(err)
 	}
 	return n, err
 }
@@ -503,7 +514,11 @@ func earliest(a, b time.Time) time.Time {
 
 func (c *httpConn) Write(p []byte) (int, error) {
 	c.armWrite()
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	if c.tlsState != nil && !c.watch.handling.Load() {
+		c.watchAnswer(p, n == len(p))
+	}
+	return n, err
 }
 
 // ReadFrom sends a file with sendfile, as net/http does for static
@@ -574,6 +589,9 @@ func (c *httpConn) SetWriteDeadline(t time.Time) error {
 func (c *httpConn) Close() error {
 	err := c.Conn.Close()
 	c.releaseOne.Do(c.slot.Release)
+	if c.tlsState != nil {
+		c.watchClose()
+	}
 	return err
 }
 

@@ -84,7 +84,7 @@ func newServerStats(version string) *serverStats {
 		killed:    counter("ferry_cgi_scripts_killed_total", "CGI scripts ferry stopped before they exited, by reason.", "reason"),
 		exits:     counter("ferry_cgi_script_exits_total", "CGI scripts reaped, by exit code or the signal that ended them.", "code"),
 		badHeads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_http_bad_requests_total",
-			Help: "Requests whose head failed on an http:// front, before any mount: refused (400, 414, 431, 501, 505), timed out (408) or cut off by the client (400), by status."}, []string{"status"}),
+			Help: "Requests whose head failed on an http:// or https:// front (HTTP/1.1), before any mount: refused (400, 414, 431, 501, 505), timed out (408) or cut off by the client (400), by status."}, []string{"status"}),
 		restarts: counter("ferry_pool_worker_restarts_total", "Workers of a pool that ended, by reason (crash, max_requests and scale-down while it runs; stop with the pool; reload when a reload replaced or removed the pool).", "reason"),
 	}
 	s.reg.MustRegister(

@@ -1,13 +1,21 @@
 package bridge
 
 import (
+	"bytes"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/ferrygw/ferry/internal/h1"
 	"github.com/rs/zerolog"
 )
 
@@ -165,4 +173,153 @@ func socketOf(l net.Listener) net.Listener {
 		return tl.Listener
 	}
 	return l
+}
+
+// maxLoggedLine bounds the request line kept for the log of a head that
+// fails, as the plain front cuts it.
+const maxLoggedLine = 8 << 10
+
+// headWatch follows the request heads of an HTTP/1.1 connection of an
+// https:// front, which net/http serves, so that a head that fails is
+// logged and counted as on the plain front ([httpFront.badHead]).
+// net/http answers a head it cannot parse itself (400, 431, 501, 505) and
+// closes the connection on a head cut off by the client or by its header
+// timeout, and tells neither to anyone: its ErrorLog hears of neither. The
+// connection's framer keeps the request line; the watch sees net/http's
+// answer go out, or the read within a head that failed. net/http closes
+// the connection after either, so a connection has one such head at most.
+type headWatch struct {
+	// handling is set from the start of a request's handler to the end
+	// of its response (StateIdle): net/http answers no head meanwhile,
+	// and the writes are the response's.
+	handling atomic.Bool
+
+	// Owned by the reader, as the framer.
+	lines  int       // the framer's request lines when headAt was taken
+	headAt time.Time // when the head being read began
+
+	mu      sync.Mutex  // guards the fields below
+	pending *h1.BadHead // a head whose read failed: net/http may answer it still
+	done    bool        // the connection's bad head is logged
+}
+
+// watchRead notes, after a read that ended with err, when a new head
+// began, and a head that the read failed: the client closed the
+// connection or timed out within it. A read the server ended (Shutdown,
+// the connection bound) is not the client's doing, as on the plain front.
+func (c *httpConn) watchRead(err error) {
+	w := &c.watch
+	if c.fr.lines != w.lines {
+		w.lines, w.headAt = c.fr.lines, time.Now()
+	}
+	if err == nil || w.handling.Load() || !c.fr.inHead() || errors.Is(err, net.ErrClosed) {
+		return
+	}
+	part := "request headers"
+	if c.fr.st == stRequestLine {
+		part = "request line"
+	}
+	bh := c.headSoFar()
+	if isTimeout(err) {
+		bh.Status, bh.Reason = http.StatusRequestTimeout, "client timed out while reading the "+part
+	} else {
+		bh.Status, bh.Reason = http.StatusBadRequest, "client closed the connection while reading the "+part
+		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			bh.Reason += ": " + err.Error()
+		}
+	}
+	w.mu.Lock()
+	if w.pending == nil {
+		w.pending = bh
+	}
+	w.mu.Unlock()
+}
+
+// errorAnswerHeader follows the status line of the answer net/http
+// writes itself to a head it cannot parse (net/http's conn.serve).
+const errorAnswerHeader = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+
+// watchAnswer logs the head that answer, written outside any handler,
+// answers, if it is net/http's answer to a head it cannot parse. whole
+// says whether all of it went out.
+func (c *httpConn) watchAnswer(answer []byte, whole bool) {
+	line, rest, ok := bytes.Cut(answer, []byte("\r\n"))
+	if !ok || !bytes.HasPrefix(rest, []byte(errorAnswerHeader[2:])) || len(line) < len("HTTP/1.1 400") || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
+		return
+	}
+	status, err := strconv.Atoi(string(line[9:12]))
+	if err != nil || status < 400 {
+		return
+	}
+	w := &c.watch
+	w.mu.Lock()
+	bh := w.pending
+	if w.done {
+		w.mu.Unlock()
+		return
+	}
+	w.done = true
+	w.mu.Unlock()
+	if bh == nil {
+		bh = c.headSoFar()
+		bh.Reason = "client sent an invalid request: " + c.answerReason(status, string(line[9:]))
+		bh.Framing = c.refused != ""
+	}
+	bh.Status = status
+	if whole {
+		bh.BodyBytes = int64(len(rest) - len(errorAnswerHeader) + 2)
+	}
+	c.front.badHead(c, bh)
+}
+
+// answerReason says what was wrong with a head net/http answered with
+// status and the status line's text after "HTTP/1.1 ", in the words of
+// the plain front: net/http's own where its status line gives them
+// ("400 Bad Request: missing required Host header"), else the framer's.
+func (c *httpConn) answerReason(status int, text string) string {
+	if _, why, ok := strings.Cut(text, ": "); ok {
+		return why
+	}
+	switch {
+	case c.refused != "":
+		return c.refused
+	case c.fr.failed != "":
+		return c.fr.failed
+	case status == http.StatusRequestHeaderFieldsTooLarge:
+		return "request head over the header size limit"
+	case status == http.StatusNotImplemented:
+		return "unsupported transfer encoding"
+	}
+	return "invalid request head"
+}
+
+// watchClose logs the head whose read failed, which net/http closed
+// the connection on without an answer.
+func (c *httpConn) watchClose() {
+	w := &c.watch
+	w.mu.Lock()
+	bh := w.pending
+	if bh == nil || w.done {
+		w.mu.Unlock()
+		return
+	}
+	w.done = true
+	w.mu.Unlock()
+	c.front.badHead(c, bh)
+}
+
+// headSoFar returns the head being read as far as the framer kept it:
+// its request line (split when net/http could parse it) and when it
+// began.
+func (c *httpConn) headSoFar() *h1.BadHead {
+	line := strings.TrimSuffix(string(c.fr.reqLine), "\r")
+	bh := &h1.BadHead{Line: line, Start: c.watch.headAt}
+	if c.fr.failed != failedRequestLine {
+		method, rest, ok1 := strings.Cut(line, " ")
+		uri, proto, ok2 := strings.Cut(rest, " ")
+		if ok1 && ok2 && strings.HasPrefix(proto, "HTTP/") {
+			bh.Line, bh.Method, bh.RequestURI, bh.Proto = "", method, uri, proto
+		}
+	}
+	return bh
 }

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -355,5 +356,99 @@ func TestShutdownClosesIdleHTTP2(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("shutdown still waiting after 30 s (shutdown timeout 1 min): the idle HTTP/2 connection holds it")
+	}
+}
+
+// TestHTTPSBadHeadLogged: a request whose head fails on an https:// front
+// is logged and counted as on the plain front (TestHTTPBadHeadLogged): an
+// access line with its request line as it came and the status, a line at
+// info saying why (a warning instead for a framing refusal), and a count
+// in ferry_http_bad_requests_total. net/http, which serves HTTP/1.1 over
+// TLS, answers such a head (or closes the connection on it) and tells no
+// one, so none of these came. Each head goes over a real TLS connection.
+func TestHTTPSBadHeadLogged(t *testing.T) {
+	leakcheck.Check(t)
+	c := writeTestCert(t, testdir.Open(t), 1)
+	cfg, err := matrixConfig(c.httpsListen(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Root = staticRoot(t, "a", "A")
+	cfg.AccessLog, cfg.Version = true, "test"
+	// Long enough for a 1 MiB head over TLS under -race on a loaded machine.
+	cfg.Fronts.HeaderTimeout = 2 * time.Second
+	if cfg.Admin, err = ParseAdminAddress("http://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	s, addr, logs := runFerry(t, cfg)
+	dial := func() *tls.Conn {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: c.pool, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return conn
+	}
+	long := "GET /" + strings.Repeat("d", 1<<20+8192) + " HTTP/1.1\r\nHost: x\r\n\r\n"
+	tests := []struct {
+		name, req  string
+		closeWrite bool   // end the request with a TLS close_notify
+		answer     string // the start of the answer; "" for none
+		status     int
+		request    string // the request line logged
+		reason     string // the info line's; "" for none
+	}{
+		{"bad request line", "GET /x y z\r\nHost: x\r\n\r\n", false, "HTTP/1.1 400 Bad Request\r\n", 400, "GET /x y z", "client sent an invalid request: invalid request line"},
+		{"bad header name", "GET /b HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", false, "HTTP/1.1 400 Bad Request: invalid header name\r\n", 400, "GET /b HTTP/1.1", "client sent an invalid request: invalid header name"},
+		{"no Host", "GET /h HTTP/1.1\r\n\r\n", false, "HTTP/1.1 400 Bad Request: missing required Host header\r\n", 400, "GET /h HTTP/1.1", "client sent an invalid request: missing required Host header"},
+		{"after a good request", "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /p HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", false, "HTTP/1.1 200 OK\r\n", 400, "GET /p HTTP/1.1", "client sent an invalid request: invalid header name"},
+		{"head timed out", "GET /c HTTP/1.1\r\nHost: x\r\n", false, "", 408, "GET /c HTTP/1.1", "client timed out while reading the request headers"},
+		{"head cut off", "GET /e HTTP/1.1\r\nHost: x\r\n", true, "HTTP/1.1 400 Bad Request\r\n", 400, "GET /e HTTP/1.1", "client closed the connection while reading the request headers"},
+		// net/http answers 431 where the plain front answers 414, as
+		// nginx does; the line logged is cut at 8 KiB.
+		{"request line too long", long, false, "HTTP/1.1 431 Request Header Fields Too Large\r\n", 431, "GET /" + strings.Repeat("d", 8<<10-5), "client sent an invalid request: request head over the header size limit"},
+		{"framing refused", "POST /f HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", false, "HTTP/1.1 400 Bad Request\r\n", 400, "POST /f HTTP/1.1", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn := dial()
+			var out string
+			if tt.closeWrite {
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(5 * time.Second))
+				if _, err := io.WriteString(conn, tt.req); err != nil {
+					t.Fatal(err)
+				}
+				if err := conn.CloseWrite(); err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(conn)
+				out = string(b)
+			} else {
+				out, _ = rawExchangeOn(t, conn, tt.req, 5*time.Second)
+			}
+			if !strings.HasPrefix(out, tt.answer) || (tt.answer == "" && out != "") {
+				t.Errorf("ferry answered %.200q; want %q", out, cmp.Or(tt.answer, "nothing"))
+			}
+			waitLogLine(t, logs, func(m map[string]any) bool {
+				d, _ := m["duration_ms"].(float64)
+				return m["message"] == "request" && m["request"] == tt.request && m["status"] == float64(tt.status) && d < 5000
+			})
+			if tt.reason == "" {
+				return
+			}
+			if l := logs.Lines(`"level":"info"`, `"request":"`+tt.request+`"`, `"message":"http: `+tt.reason+`"`); len(l) != 1 {
+				t.Errorf("info lines saying %q: %q; want one", tt.reason, l)
+			}
+		})
+	}
+	if l := logs.Lines("client sent an invalid request: Content-Length"); len(l) != 0 {
+		t.Errorf("the framing refusal has an info line besides its warning: %q", l)
+	}
+	f := &adminFerry{srv: s, admin: "http://" + s.AdminAddr().String()}
+	m := f.scrape(t)
+	for _, want := range []string{`ferry_http_bad_requests_total{status="400"} 6`, `ferry_http_bad_requests_total{status="408"} 1`, `ferry_http_bad_requests_total{status="431"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics have no %s", want)
+		}
 	}
 }
