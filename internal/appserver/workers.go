@@ -76,8 +76,8 @@ type Workers struct {
 
 	mu      sync.Mutex // guards the fields below
 	started bool
-	dir     string // holds the adapter and the board; removed by Stop
-	board   string // the scoreboard directory; "" without an App
+	dir     *ownertemp.Dir // holds the adapter and the board, and its lock; removed by Stop
+	board   string         // the scoreboard directory; "" without an App
 	quit    chan struct{}
 	done    chan struct{} // closed when the watcher returns
 }
@@ -177,13 +177,14 @@ func (w *Workers) prepare() error {
 	if err != nil { // another user's: theirs to remove
 		w.log().Debug().Err(err).Msg("appserver: stale adapter directories left")
 	}
-	dir, err := ownertemp.Mkdir(w.Pool.TempDir, appDirPrefix)
+	owned, err := ownertemp.Create(w.Pool.TempDir, appDirPrefix)
 	if err != nil {
 		return fmt.Errorf("appserver: %w", err)
 	}
 	w.mu.Lock()
-	w.dir = dir
+	w.dir = owned
 	w.mu.Unlock()
+	dir := owned.Path()
 	src, err := adapters.ReadFile("adapters/" + w.App.adapter())
 	if err != nil {
 		return fmt.Errorf("appserver: %w", err)
@@ -274,11 +275,12 @@ func (w *Workers) Stop(ctx context.Context) error {
 func (w *Workers) removeDir() {
 	w.mu.Lock()
 	dir := w.dir
-	w.dir = ""
+	w.dir = nil
 	w.mu.Unlock()
-	if dir != "" {
-		if err := os.RemoveAll(dir); err != nil {
-			w.log().Warn().Err(err).Str("dir", dir).Msg("appserver: removing the adapter's directory")
+	if dir != nil {
+		path := dir.Path()
+		if err := dir.Remove(); err != nil {
+			w.log().Warn().Err(err).Str("dir", path).Msg("appserver: removing the adapter's directory")
 		}
 	}
 }
