@@ -91,6 +91,7 @@ func buildFastCGI(b *builder, m Mount, o options) (http.Handler, error) {
 		}
 		app = fastcgi.NewHandler(nil, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway())
 		app.Transport = g
+		g.headLimits = app.HeaderLimits
 	} else {
 		client, pool, ps, err := b.fastcgiClient(m.Backend, o)
 		if err != nil {

@@ -45,7 +45,9 @@ func httpBackend() Backend {
 			}
 			g, err := b.newGroup(m, o, func(a Address, o options) (*member, error) {
 				n := o.positive("max_conns")
-				return &member{rt: newProxyTransport(n, o.duration("read_timeout")), host: a.Host, limit: int64(n)}, nil
+				tr := newProxyTransport(n, o.duration("read_timeout"))
+				tr.DialContext = dialHeadConns(tr.DialContext)
+				return &member{rt: tr, host: a.Host, limit: int64(n)}, nil
 			})
 			if err != nil {
 				return nil, err

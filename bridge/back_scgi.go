@@ -37,6 +37,7 @@ func buildSCGI(b *builder, m Mount, o options) (http.Handler, error) {
 	}
 	app := scgi.NewHandler(nil, cgi.Mount{Prefix: m.Prefix, Root: b.s.cfg.Root}, b.gateway())
 	app.Transport = g
+	g.headLimits, g.endCloses = app.HeaderLimits, true
 	return app, nil
 }
 

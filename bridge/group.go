@@ -1,11 +1,14 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -104,6 +107,14 @@ type group struct {
 	slowStart   time.Duration
 	health      healthConfig
 	log         zerolog.Logger
+	// headLimits bound the answers' header block, as the Forwarder in
+	// front of the group bounds it (see readHead).
+	headLimits cgi.HeaderLimits
+	// endCloses says that an answer's end is its connection closing
+	// (SCGI), so that one inside the head is the connection failing; a
+	// FastCGI answer ends with END_REQUEST, which inside the head is an
+	// invalid answer.
+	endCloses bool
 
 	members atomic.Pointer[[]*member] // replaced whole by re-resolution
 	rrMu    sync.Mutex                // guards rrCurrent
@@ -393,7 +404,7 @@ func countsAsFailure(ctx context.Context, err error) bool {
 // retryable reports whether a request that failed with err may go to
 // another backend: it cannot have run (not sent, refused, overloaded) and
 // its body was not read, or it is safe to repeat and the connection broke
-// before any answer.
+// or timed out before the answer's head was whole (see headBroke).
 func retryable(err error, bodyRead, safe bool) bool {
 	if bodyRead {
 		return false
@@ -401,11 +412,35 @@ func retryable(err error, bodyRead, safe bool) bool {
 	if errors.Is(err, cgi.ErrNotSent) || errors.Is(err, fastcgi.ErrOverloaded) {
 		return true
 	}
-	return safe && errors.Is(err, cgi.ErrNoAnswer)
+	return safe && (errors.Is(err, cgi.ErrNoAnswer) || headBroke(err))
 }
+
+// headBroke reports whether err, reading an answer before its head was
+// whole, is the connection failing (closed, reset) or read_timeout
+// passing: nginx's "error" and "timeout", which its default
+// fastcgi_next_upstream, scgi_next_upstream and proxy_next_upstream send
+// to the next backend. Not an answer that makes no sense (nginx's
+// invalid_header, left out of that default), nor a broken protocol, such
+// as a FastCGI record of another request, which are errors of their own.
+func headBroke(err error) bool {
+	var oe *net.OpError
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errClosedInHead) ||
+		errors.Is(err, fastcgi.ErrNoEndRequest) || errors.As(err, &oe)
+}
+
+// errClosedInHead is the failure of a backend that closed its connection
+// inside its answer's head, nginx's "upstream prematurely closed
+// connection while reading response header from upstream": where the
+// connection's end is the answer's end (SCGI, HTTP), the part that came
+// would be taken for a malformed answer.
+var errClosedInHead = errors.New("bridge: the backend closed the connection inside its answer's head")
 
 // RoundTrip sends req to a backend the policy picks, and to another when
 // it fails in a way that allows (see retryable), within the retry budget.
+// A request that may go on once sent (safe, no body) has its answer's
+// head read here (see readHead) while another backend could take it: a
+// connection that breaks or times out inside the head is then such a
+// failure, as to nginx, and not a 502 or 504 from the Forwarder.
 func (g *group) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppResponse, error) {
 	t := g.newTries(ctx)
 	var buf [4]*member
@@ -417,6 +452,7 @@ func (g *group) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRes
 		req.Body = tb
 		defer func() { req.Body = body }()
 	}
+	safe := req.ContentLength == 0 && g.safe(req.Params)
 	for {
 		m, err := t.next(tried)
 		if err != nil {
@@ -428,9 +464,21 @@ func (g *group) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRes
 			idle = m.busy()
 		}
 		resp, err := m.t.RoundTrip(ctx, req)
+		var head *[]byte
+		if err == nil && safe && len(tried) < len(g.list()) {
+			// Another backend could take it: read the head here, where a
+			// failure can still send the request on (nothing has gone to
+			// the client).
+			if head, err = g.readHead(m, resp.Body); err != nil {
+				resp.Body.Close()
+			}
+		}
 		if err == nil {
 			t.aff.chose(g, m)
 			gb := &groupBody{ReadCloser: resp.Body, g: g, m: m, idle: idle, ctx: ctx, aff: t.aff}
+			if head != nil {
+				gb.headBuf, gb.head = head, *head
+			}
 			gb.app = *resp
 			gb.app.Body = gb
 			return &gb.app, nil
@@ -438,9 +486,72 @@ func (g *group) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRes
 		if idle != nil {
 			idle()
 		}
-		if !t.failed(m, err, countsAsFailure(ctx, err), retryable(err, tb != nil && tb.touched.Load(), req.ContentLength == 0 && g.safe(req.Params))) {
+		if !t.failed(m, err, countsAsFailure(ctx, err), retryable(err, tb != nil && tb.touched.Load(), safe)) {
 			return nil, err
 		}
+	}
+}
+
+// headPool holds the buffers answers' heads are read ahead into.
+var headPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// readHead reads the head of m's answer body ahead, through the blank
+// line that ends it (RFC 3875 § 6.2; lines end in LF or CRLF, as the
+// Forwarder reads them), into a buffer from headPool. It returns the
+// buffer, holding what was read (some of the body, maybe), or why the
+// head did not come whole: read_timeout, the connection failing or, for
+// SCGI, closing (errClosedInHead). A head that ends the answer (a FastCGI
+// END_REQUEST inside it) or outgrows the limits is returned as it is, for
+// the Forwarder to refuse as malformed, which counts it once (see
+// groupBody.Failed), and does not send the request on, as nginx does for
+// an invalid header.
+func (g *group) readHead(m *member, body io.Reader) (*[]byte, error) {
+	bp := headPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	maxLine := cmp.Or(max(g.headLimits.MaxLine, 0), cgi.DefaultMaxHeaderLine)
+	maxBytes := cmp.Or(max(g.headLimits.MaxBytes, 0), cgi.DefaultMaxHeaderBytes)
+	scanned, line := 0, 0 // the bytes looked at; where the current line starts
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, len(buf))
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		for ; scanned < len(buf); scanned++ {
+			if buf[scanned] != '\n' {
+				continue
+			}
+			if l := scanned - line; l == 0 || l == 1 && buf[line] == '\r' {
+				*bp = buf
+				return bp, nil // whole
+			}
+			line = scanned + 1
+		}
+		switch {
+		case len(buf) > maxBytes || len(buf)-line > maxLine:
+			err = nil // too long: the Forwarder refuses it
+		case err == io.EOF && g.endCloses:
+			err = fmt.Errorf("%w (%s, after %d bytes)", errClosedInHead, m.name, len(buf))
+		case err == nil:
+			continue
+		case err == io.EOF:
+			err = nil // the answer ended in its head: the Forwarder refuses it
+		}
+		*bp = buf
+		if err != nil {
+			putHead(bp)
+			return nil, err
+		}
+		return bp, nil
+	}
+}
+
+// putHead gives a head's buffer back to headPool, unless it grew past the
+// bound of a common head.
+func putHead(bp *[]byte) {
+	if cap(*bp) <= 16<<10 {
+		*bp = (*bp)[:0]
+		headPool.Put(bp)
 	}
 }
 
@@ -570,6 +681,25 @@ type groupBody struct {
 	aff    *affinity
 	app    cgi.AppResponse
 	closed bool
+	// head is the part of the answer read ahead (see group.readHead) that
+	// the caller has yet to read, in headBuf, which goes back to headPool
+	// once it is read. Both nil when the answer was not read ahead.
+	head    []byte
+	headBuf *[]byte
+}
+
+// Read reads what was read ahead first, then the backend's body.
+func (b *groupBody) Read(p []byte) (int, error) {
+	if b.headBuf == nil {
+		return b.ReadCloser.Read(p)
+	}
+	n := copy(p, b.head)
+	b.head = b.head[n:]
+	if len(b.head) == 0 {
+		putHead(b.headBuf)
+		b.head, b.headBuf = nil, nil
+	}
+	return n, nil
 }
 
 // Failed counts an answer whose header block the Forwarder could not read
@@ -590,6 +720,9 @@ func (b *groupBody) Failed(err error) {
 // its end, and send it in two writes, chunked. A body with no Ready method
 // reports false, which flushes as a nil Ready does.
 func (b *groupBody) Ready() bool {
+	if len(b.head) > 0 {
+		return true
+	}
 	rb, ok := b.ReadCloser.(interface{ Ready() bool })
 	return ok && rb.Ready()
 }
@@ -597,6 +730,10 @@ func (b *groupBody) Ready() bool {
 func (b *groupBody) Close() error {
 	if !b.closed {
 		b.closed = true
+		if b.headBuf != nil {
+			putHead(b.headBuf)
+			b.head, b.headBuf = nil, nil
+		}
 		b.g.release(b.m)
 		if b.idle != nil {
 			b.idle()

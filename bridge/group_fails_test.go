@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -23,61 +25,81 @@ func rawApp(t *testing.T, proto, answer string, hits *atomic.Int64) string {
 	t.Helper()
 	return fakeApp(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
-		switch proto {
-		case "fastcgi":
-			// Records up to the empty STDIN (FastCGI 1.0 § 3.3), answered
-			// under the request's ID. GET_VALUES (§ 4.1) gets an empty
-			// answer: nothing said of FCGI_MAX_CONNS.
-			var id [2]byte
-			rec := func(typ byte, content string) []byte {
-				return append([]byte{1, typ, id[0], id[1], byte(len(content) >> 8), byte(len(content)), 0, 0}, content...)
-			}
-			for {
-				var h [8]byte
-				if _, err := io.ReadFull(br, h[:]); err != nil {
-					return
-				}
-				id = [2]byte{h[2], h[3]}
-				n := int(h[4])<<8 | int(h[5])
-				if _, err := io.CopyN(io.Discard, br, int64(n+int(h[6]))); err != nil {
-					return
-				}
-				if h[1] == 9 {
-					c.Write(rec(10, ""))
-					return
-				}
-				if h[1] == 5 && n == 0 {
-					break
-				}
-			}
-			hits.Add(1)
-			var out []byte
-			out = append(out, rec(6, answer)...)
-			out = append(out, rec(6, "")...)
-			out = append(out, rec(3, "\x00\x00\x00\x00\x00\x00\x00\x00")...) // END_REQUEST, complete
-			c.Write(out)
-		case "scgi":
-			h, err := scgi.ReadHeader(br, scgi.Limits{})
-			if err != nil {
-				return
-			}
-			io.CopyN(io.Discard, br, h.ContentLength)
-			hits.Add(1)
-			io.WriteString(c, answer)
-		case "http":
-			for {
-				line, err := br.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if line == "\r\n" {
-					break
-				}
-			}
-			hits.Add(1)
-			io.WriteString(c, answer)
+		id, ok := readRawRequest(proto, c, br)
+		if !ok {
+			return
 		}
+		hits.Add(1)
+		if proto == "fastcgi" {
+			var out []byte
+			out = append(out, rawRecord(6, id, answer)...)
+			out = append(out, rawRecord(6, id, "")...)
+			out = append(out, rawRecord(3, id, "\x00\x00\x00\x00\x00\x00\x00\x00")...) // END_REQUEST, complete
+			c.Write(out)
+			return
+		}
+		io.WriteString(c, answer)
 	})
+}
+
+// readRawRequest reads a request of protocol proto ("fastcgi", "scgi" or
+// "http") from br, c's reader, body included, and reports whether it came
+// whole; id is a FastCGI request's ID. FastCGI records are read up to the
+// empty STDIN (FastCGI 1.0 § 3.3); a GET_VALUES (§ 4.1) gets an empty
+// answer, nothing said of FCGI_MAX_CONNS, and no request. An HTTP
+// request's body is read by its Content-Length, so that closing the
+// connection after it sends a FIN, not a reset for unread data.
+func readRawRequest(proto string, c net.Conn, br *bufio.Reader) (id uint16, ok bool) {
+	switch proto {
+	case "fastcgi":
+		for {
+			var h [8]byte
+			if _, err := io.ReadFull(br, h[:]); err != nil {
+				return 0, false
+			}
+			id = uint16(h[2])<<8 | uint16(h[3])
+			n := int(h[4])<<8 | int(h[5])
+			if _, err := io.CopyN(io.Discard, br, int64(n+int(h[6]))); err != nil {
+				return 0, false
+			}
+			if h[1] == 9 {
+				c.Write(rawRecord(10, 0, ""))
+				return 0, false
+			}
+			if h[1] == 5 && n == 0 {
+				return id, true
+			}
+		}
+	case "scgi":
+		h, err := scgi.ReadHeader(br, scgi.Limits{})
+		if err != nil {
+			return 0, false
+		}
+		_, err = io.CopyN(io.Discard, br, h.ContentLength)
+		return 0, err == nil
+	case "http":
+		length := int64(0)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return 0, false
+			}
+			if line == "\r\n" {
+				break
+			}
+			if name, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(name, "Content-Length") {
+				length, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			}
+		}
+		_, err := io.CopyN(io.Discard, br, length)
+		return 0, err == nil
+	}
+	return 0, false
+}
+
+// rawRecord is a FastCGI record of type typ for request id, unpadded.
+func rawRecord(typ byte, id uint16, content string) []byte {
+	return append([]byte{1, typ, byte(id >> 8), byte(id), byte(len(content) >> 8), byte(len(content)), 0, 0}, content...)
 }
 
 // TestGroupMalformedAnswerCounts: a group backend whose answer's head is

@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/textproto"
 	"strings"
+	"sync/atomic"
 
 	"github.com/ferrygw/ferry/cgi"
 )
@@ -144,7 +146,9 @@ var _ http.RoundTripper = httpGroup{}
 // RoundTrip sends an HTTP request to a backend the policy picks, and to
 // another when it fails in a way that allows: the connection could not be
 // made (the request was not sent), or, for a request without a body that
-// is safe to repeat, the connection broke before the response.
+// is safe to repeat, the connection broke or timed out before the
+// response's head was whole (see headWatch.cut), not for a head that is
+// malformed.
 func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 	g := hg.group
 	ctx := req.Context()
@@ -157,6 +161,18 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !noBody {
 		kb = &keptBody{touchedBody: touchedBody{r: req.Body}, c: req.Body}
 	}
+	var hw *headWatch
+	if safe && len(g.list()) > 1 {
+		// Another backend could take it: learn which connection each try
+		// goes on, to tell a head cut short from a malformed one.
+		hw = &headWatch{}
+		hw.trace.GotConn = func(i httptrace.GotConnInfo) {
+			if hc, ok := i.Conn.(*headConn); ok {
+				hw.conn.Store(hc)
+			}
+		}
+		ctx = httptrace.WithClientTrace(ctx, &hw.trace)
+	}
 	for {
 		m, err := t.next(tried)
 		if err != nil {
@@ -167,12 +183,14 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 		if len(tried) > 1 || req.URL.Host != m.host {
 			out = req.Clone(ctx)
 			out.URL.Host = m.host
+		} else if kb != nil || hw != nil {
+			out = req.WithContext(ctx) // a copy: req keeps its own body and context
 		}
 		if kb != nil {
-			if out == req {
-				out = req.WithContext(ctx) // a copy: req keeps its own body
-			}
 			out.Body = kb
+		}
+		if hw != nil {
+			hw.conn.Store(nil)
 		}
 		resp, err := m.rt.RoundTrip(out)
 		if err == nil {
@@ -185,6 +203,9 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			resp.Body = &httpGroupBody{ReadCloser: resp.Body, g: g, m: m, aff: t.aff}
 			return resp, nil
+		}
+		if hw != nil && invalidHead(err) {
+			err = hw.cut(err)
 		}
 		// The log line names the group: the error, its backend.
 		err = fmt.Errorf("http: %s: %w", m.name, err)
@@ -210,6 +231,66 @@ func (b *keptBody) Close() error {
 	}
 	return b.c.Close()
 }
+
+// headWatch is what an HTTP group's request learns of the connection its
+// try went on, through net/http's trace.
+type headWatch struct {
+	trace httptrace.ClientTrace
+	conn  atomic.Pointer[headConn] // the try's, once it has one
+}
+
+// cut returns err, http.Transport refusing the head of an answer, as the
+// failure of a connection that ended inside that head, when it did:
+// net/http takes the part that came for a malformed head (bufio's
+// ReadLine drops the error under a line cut short, and a header line
+// without its colon follows), where nginx sees the connection closed
+// ("upstream prematurely closed connection") or reset, and its default
+// proxy_next_upstream ("error timeout") sends the request to the next
+// backend. A head that is malformed whole stays err.
+func (hw *headWatch) cut(err error) error {
+	hc := hw.conn.Load()
+	if hc == nil {
+		return err
+	}
+	rerr := hc.readErr.Load()
+	switch {
+	case rerr == nil:
+		return err
+	case *rerr == io.EOF:
+		return fmt.Errorf("%w: %v", errClosedInHead, err)
+	}
+	return fmt.Errorf("%w, inside the answer's head: %v", *rerr, err)
+}
+
+// headConn is a connection to a backend of an HTTP group that keeps the
+// error its reading first ended with (see headWatch.cut).
+type headConn struct {
+	net.Conn
+	readErr atomic.Pointer[error]
+}
+
+// dialHeadConns returns dial with its connections made headConns.
+func dialHeadConns(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &headConn{Conn: c}, nil
+	}
+}
+
+func (c *headConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && c.readErr.Load() == nil {
+		c.readErr.Store(&err)
+	}
+	return n, err
+}
+
+// ReadFrom sends a request body by the connection's own ReadFrom
+// (splice, sendfile), as http.Transport does with a bare connection.
+func (c *headConn) ReadFrom(r io.Reader) (int64, error) { return io.Copy(c.Conn, r) }
 
 // invalidHead reports whether err is http.Transport refusing the head of
 // an answer: a status line or header field it cannot parse, a bad
