@@ -656,18 +656,23 @@ func (g *group) next(ctx context.Context, tried []*member, key string, now time.
 var errNoBackend = errors.New("bridge: no backend of the group takes requests (all draining, or none resolved)")
 
 // safe reports whether a request with these meta-variables may be
-// repeated: GET or HEAD, or any method on an idempotent mount.
+// repeated (see safeMethod).
 func (g *group) safe(params []string) bool {
-	if g.idempotent {
-		return true
-	}
 	for _, kv := range params {
 		if len(kv) > 15 && kv[:15] == "REQUEST_METHOD=" {
-			m := kv[15:]
-			return m == "GET" || m == "HEAD"
+			return g.safeMethod(kv[15:])
 		}
 	}
 	return false
+}
+
+// safeMethod reports whether a request of method may be repeated once a
+// backend may have run it: any method but POST, PATCH and LOCK, as nginx
+// (since 1.9.13) sends on to the next upstream, or any method on an
+// idempotent mount (nginx's non_idempotent). The caller checks that it
+// has no body, which ferry does not keep to send again.
+func (g *group) safeMethod(method string) bool {
+	return g.idempotent || method != http.MethodPost && method != http.MethodPatch && method != "LOCK"
 }
 
 // groupBody is a backend's response: closing it ends the request's count

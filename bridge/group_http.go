@@ -156,7 +156,7 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 	var buf [4]*member
 	tried := buf[:0]
 	noBody := req.Body == nil || req.Body == http.NoBody
-	safe := noBody && (g.idempotent || req.Method == http.MethodGet || req.Method == http.MethodHead)
+	safe := noBody && g.safeMethod(req.Method)
 	var kb *keptBody
 	if !noBody {
 		kb = &keptBody{touchedBody: touchedBody{r: req.Body}, c: req.Body}

@@ -140,80 +140,87 @@ func send(t *testing.T, method, url, body string) int {
 // then reset or closed its connection, or let read_timeout pass, after
 // part of its answer's head (before the blank line that ends it), or
 // before any of it, gave the client 502 or 504: the request was not sent
-// to another backend. As
-// nginx's default fastcgi_next_upstream, scgi_next_upstream and
-// proxy_next_upstream ("error timeout"), nothing having gone to the
-// client yet, a GET now goes to the next backend, and gets its 200; a
-// POST, which the backend may have run, is not sent again (nginx ≥ 1.9.13
-// without non_idempotent), and gets the 502 or 504. Either way the broken
-// backend's failure counts once toward max_fails: with max_fails=1 the
-// requests that follow go to the other backend. A FastCGI answer that
-// ends (END_REQUEST) inside its head is an invalid header to nginx, not
-// an error, and is not sent again. nginx, with an upstream of the same
-// two backends, gets the same statuses, and sends the broken backend as
-// many requests.
+// to another backend. As nginx's default fastcgi_next_upstream,
+// scgi_next_upstream and proxy_next_upstream ("error timeout"), nothing
+// having gone to the client yet, a GET now goes to the next backend, and
+// gets its 200; a POST, which the backend may have run, is not sent again
+// (nginx ≥ 1.9.13 without non_idempotent), and gets the 502 or 504.
+// Either way the broken backend's failure counts once toward max_fails:
+// with max_fails=1 the requests that follow go to the other backend. A
+// FastCGI answer that ends (END_REQUEST) inside its head is an invalid
+// header to nginx, not an error, and is not sent again. nginx, with an
+// upstream of the same two backends, gets the same statuses, and sends
+// the broken backend as many requests.
 func TestGroupRetriesHeadCutShort(t *testing.T) {
 	leakcheck.Check(t)
-	const readTimeout = "400ms"
-	type tc struct {
-		proto, mode, method string
-		want                int // the first request's status; the others get 200
-		retried             bool
-	}
-	var cases []tc
+	var cases []retryCase
 	for _, proto := range []string{"fastcgi", "scgi", "http"} {
 		for _, mode := range []string{"reset", "close", "hang", "silent"} {
 			fail := http.StatusBadGateway
 			if mode == "hang" || mode == "silent" {
 				fail = http.StatusGatewayTimeout
 			}
-			cases = append(cases, tc{proto, mode, "GET", http.StatusOK, true}, tc{proto, mode, "POST", fail, false})
+			cases = append(cases,
+				retryCase{proto: proto, mode: mode, method: "GET", want: http.StatusOK, retried: true},
+				retryCase{proto: proto, mode: mode, method: "POST", body: "name=value", want: fail})
 		}
 	}
-	cases = append(cases, tc{"fastcgi", "end", "GET", http.StatusBadGateway, false})
+	cases = append(cases, retryCase{proto: "fastcgi", mode: "end", method: "GET", want: http.StatusBadGateway})
 	for _, tt := range cases {
-		t.Run(tt.proto+" "+tt.mode+" "+tt.method, func(t *testing.T) {
-			var badHits, goodHits atomic.Int64
-			bad := brokenApp(t, tt.proto, tt.mode, &badHits)
-			good := healthyApp(t, tt.proto, &goodHits)
-			body := ""
-			if tt.method == "POST" {
-				body = "name=value"
-			}
-			// The broken backend first: round_robin sends it the first
-			// request.
-			run := func(url string) ([]int, int64, int64) {
-				badHits.Store(0)
-				goodHits.Store(0)
-				codes := []int{send(t, tt.method, url, body)}
-				for range 3 {
-					codes = append(codes, send(t, "GET", url, ""))
-				}
-				return codes, badHits.Load(), goodHits.Load()
-			}
-			addr, _ := startFerry(t, Config{Mounts: []Mount{mustMount(t, fmt.Sprintf("/=%s://%s,%s://%s?policy=round_robin&max_fails=1&fail_timeout=30s&read_timeout=%s",
-				tt.proto, bad, tt.proto, good, readTimeout))}})
-			codes, b, g := run("http://" + addr + "/x")
-			want := []int{tt.want, 200, 200, 200}
-			wantGood := int64(3)
-			if tt.retried {
-				wantGood = 4
-			}
-			if fmt.Sprint(codes) != fmt.Sprint(want) || b != 1 || g != wantGood {
-				t.Errorf("ferry: statuses %v, %d requests to the broken backend, %d to the other; want %v, 1, %d", codes, b, g, want, wantGood)
-			}
+		t.Run(tt.proto+" "+tt.mode+" "+tt.method, tt.check)
+	}
+}
 
-			n := peerstest.NginxFront(t, peers.NginxFrontConfig{
-				HTTP:   fmt.Sprintf("  upstream up {\n    server %s max_fails=1 fail_timeout=30s;\n    server %s max_fails=1 fail_timeout=30s;\n  }", bad, good),
-				Server: "    location / { " + nginxPass(tt.proto, readTimeout) + " }\n",
-			})
-			ncodes, nb, ng := run(n.URL + "/x")
-			if fmt.Sprint(ncodes) != fmt.Sprint(codes) || nb != b || ng != g {
-				logs, _ := n.Logs()
-				t.Errorf("nginx: statuses %v, %d requests to the broken backend, %d to the other; ferry: %v, %d, %d\nnginx's log:\n%s",
-					ncodes, nb, ng, codes, b, g, logs)
-			}
-		})
+// retryCase is a request to a group of two backends, a broken one
+// (brokenApp, in mode) that gets it and a healthy one, made through
+// ferry and through nginx, with an upstream of the same two backends.
+type retryCase struct {
+	proto, mode, method, body string
+	// want is the request's status; retried says that it goes to the
+	// healthy backend after the broken one.
+	want    int
+	retried bool
+}
+
+// check makes the request, and three GETs after it, through ferry (with
+// max_fails=1: they go to the healthy backend) and through nginx, and
+// compares the statuses and the requests each backend got.
+func (tt retryCase) check(t *testing.T) {
+	const readTimeout = "400ms"
+	var badHits, goodHits atomic.Int64
+	bad := brokenApp(t, tt.proto, tt.mode, &badHits)
+	good := healthyApp(t, tt.proto, &goodHits)
+	// The broken backend first: round_robin sends it the first request.
+	run := func(url string) ([]int, int64, int64) {
+		badHits.Store(0)
+		goodHits.Store(0)
+		codes := []int{send(t, tt.method, url, tt.body)}
+		for range 3 {
+			codes = append(codes, send(t, "GET", url, ""))
+		}
+		return codes, badHits.Load(), goodHits.Load()
+	}
+	addr, _ := startFerry(t, Config{Mounts: []Mount{mustMount(t, fmt.Sprintf("/=%s://%s,%s://%s?policy=round_robin&max_fails=1&fail_timeout=30s&read_timeout=%s",
+		tt.proto, bad, tt.proto, good, readTimeout))}})
+	codes, b, g := run("http://" + addr + "/x")
+	want := []int{tt.want, 200, 200, 200}
+	wantGood := int64(3)
+	if tt.retried {
+		wantGood = 4
+	}
+	if fmt.Sprint(codes) != fmt.Sprint(want) || b != 1 || g != wantGood {
+		t.Errorf("ferry: statuses %v, %d requests to the broken backend, %d to the other; want %v, 1, %d", codes, b, g, want, wantGood)
+	}
+
+	n := peerstest.NginxFront(t, peers.NginxFrontConfig{
+		HTTP:   fmt.Sprintf("  upstream up {\n    server %s max_fails=1 fail_timeout=30s;\n    server %s max_fails=1 fail_timeout=30s;\n  }", bad, good),
+		Server: "    location / { " + nginxPass(tt.proto, readTimeout) + " }\n",
+	})
+	ncodes, nb, ng := run(n.URL + "/x")
+	if fmt.Sprint(ncodes) != fmt.Sprint(codes) || nb != b || ng != g {
+		logs, _ := n.Logs()
+		t.Errorf("nginx: statuses %v, %d requests to the broken backend, %d to the other; ferry: %v, %d, %d\nnginx's log:\n%s",
+			ncodes, nb, ng, codes, b, g, logs)
 	}
 }
 
@@ -236,5 +243,26 @@ func TestGroupHeadCutCountedOnce(t *testing.T) {
 				t.Errorf("statuses %v, %d requests to the broken backend, %d to the other; want %v, 2, 6", got, badHits.Load(), goodHits.Load(), want)
 			}
 		})
+	}
+}
+
+// TestGroupRetriesIdempotentMethods: a group sent a request on, once its
+// backend may have run it (the connection broke before the answer's head
+// was whole), only for GET and HEAD: a PUT, DELETE or OPTIONS without a
+// body got 502. nginx (≥ 1.9.13) sends on every method but POST, LOCK and
+// PATCH, which it does not without non_idempotent; ferry now does the
+// same for a request without a body (one with a body is not kept to send
+// again), and idempotent=true still sends on every method. nginx, with an
+// upstream of the same two backends, gets the same statuses.
+func TestGroupRetriesIdempotentMethods(t *testing.T) {
+	leakcheck.Check(t)
+	for _, proto := range []string{"fastcgi", "scgi", "http"} {
+		for _, method := range []string{"PUT", "DELETE", "OPTIONS", "PATCH", "LOCK"} {
+			tt := retryCase{proto: proto, mode: "reset", method: method, want: http.StatusBadGateway}
+			if method != "PATCH" && method != "LOCK" {
+				tt.want, tt.retried = http.StatusOK, true
+			}
+			t.Run(proto+" "+method, tt.check)
+		}
 	}
 }

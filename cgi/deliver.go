@@ -14,8 +14,9 @@ var (
 	ErrNotSent = errors.New("cgi: request not sent to the application")
 	// ErrNoAnswer marks a connection that broke (closed or reset) after
 	// the request was sent and before a byte of answer came back: the
-	// application may have started it. Only a request that is safe to
-	// repeat (GET, HEAD) may go elsewhere then.
+	// application may have started it. Only a request that may be
+	// repeated (an idempotent method, such as GET, HEAD, PUT or DELETE, and
+	// no body) may go elsewhere then.
 	ErrNoAnswer = errors.New("cgi: connection lost before any answer")
 )
 
