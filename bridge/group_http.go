@@ -46,12 +46,14 @@ func (a *affinity) key() string {
 }
 
 // chose records the backend a request went to; with a sticky cookie that
-// did not name it, the response sets one that does.
+// did not name it, the response sets one that does. A backend tried
+// before it failed (its failure counted), not this one: its 5xx counts
+// (fail_on_5xx).
 func (a *affinity) chose(g *group, m *member) {
 	if a == nil {
 		return
 	}
-	a.chosen = m
+	a.chosen, a.failedAt = m, false
 	if g.sticky != "" && g.sticky != "addr" && a.stickyKey != m.cookie {
 		a.cookie = (&http.Cookie{Name: g.sticky, Value: m.cookie, Path: cookiePath(g.prefix), HttpOnly: true, SameSite: http.SameSiteLaxMode}).String()
 	}

@@ -266,3 +266,35 @@ func TestGroupRetriesIdempotentMethods(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupFailOn5xxAfterRetry: with fail_on_5xx, a 5xx from the backend
+// a request went to after another one failed it was not counted: the
+// first backend's failure, counted already, stood for the whole request.
+// Now each backend's own failure counts: the broken one's, once, and the
+// 500 of the one that answered.
+func TestGroupFailOn5xxAfterRetry(t *testing.T) {
+	leakcheck.Check(t)
+	for _, proto := range []string{"fastcgi", "http"} {
+		t.Run(proto, func(t *testing.T) {
+			var badHits atomic.Int64
+			bad := brokenApp(t, proto, "reset", &badHits)
+			five := rawApp(t, proto, map[string]string{
+				"fastcgi": "Status: 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\nno",
+				"http":    "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno",
+			}[proto], new(atomic.Int64))
+			s, addrs, _ := startFerryServer(t, Config{Mounts: []Mount{mustMount(t, fmt.Sprintf("/=%s://%s,%s://%s?policy=round_robin&max_fails=5&fail_timeout=30s&fail_on_5xx=true",
+				proto, bad, proto, five))}})
+			if got := send(t, "GET", "http://"+addrs[0]+"/x", ""); got != http.StatusInternalServerError || badHits.Load() != 1 {
+				t.Fatalf("GET: %d, %d requests to the broken backend; want 500 from the other, 1", got, badHits.Load())
+			}
+			failures := map[string]uint64{}
+			for _, m := range s.groups[0].list() {
+				failures[m.name] = m.failures.Load()
+			}
+			want := map[string]uint64{proto + "://" + bad: 1, proto + "://" + five: 1}
+			if fmt.Sprint(failures) != fmt.Sprint(want) {
+				t.Errorf("failures counted %v; want %v", failures, want)
+			}
+		})
+	}
+}
