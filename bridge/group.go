@@ -476,8 +476,10 @@ func (g *group) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRes
 		if err == nil {
 			t.aff.chose(g, m)
 			gb := &groupBody{ReadCloser: resp.Body, g: g, m: m, idle: idle, ctx: ctx, aff: t.aff}
-			if head != nil {
+			if head != nil && len(*head) > 0 {
 				gb.headBuf, gb.head = head, *head
+			} else if head != nil {
+				putHead(head) // an answer that ended at once: nothing to give back
 			}
 			gb.app = *resp
 			gb.app.Body = gb
@@ -688,7 +690,9 @@ type groupBody struct {
 	closed bool
 	// head is the part of the answer read ahead (see group.readHead) that
 	// the caller has yet to read, in headBuf, which goes back to headPool
-	// once it is read. Both nil when the answer was not read ahead.
+	// once it is read: never empty while headBuf is set, so that Read
+	// never returns 0 bytes and no error. Both nil when the answer was not
+	// read ahead, or is read.
 	head    []byte
 	headBuf *[]byte
 }
