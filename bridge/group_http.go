@@ -149,7 +149,7 @@ var _ http.RoundTripper = httpGroup{}
 // another when it fails in a way that allows: the connection could not be
 // made (the request was not sent), or, for a request without a body that
 // is safe to repeat, the connection broke or timed out before the
-// response's head was whole (see headWatch.cut), not for a head that is
+// response's head was whole (see tryConn.cut), not for a head that is
 // malformed.
 func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 	g := hg.group
@@ -163,11 +163,11 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !noBody {
 		kb = &keptBody{touchedBody: touchedBody{r: req.Body}, c: req.Body}
 	}
-	var hw *headWatch
+	var hw *tryConn
 	if safe && len(g.list()) > 1 {
 		// Another backend could take it: learn which connection each try
 		// goes on, to tell a head cut short from a malformed one.
-		hw = &headWatch{}
+		hw = &tryConn{}
 		hw.trace.GotConn = func(i httptrace.GotConnInfo) {
 			if hc, ok := i.Conn.(*headConn); ok {
 				hw.conn.Store(hc)
@@ -234,9 +234,9 @@ func (b *keptBody) Close() error {
 	return b.c.Close()
 }
 
-// headWatch is what an HTTP group's request learns of the connection its
+// tryConn is what an HTTP group's request learns of the connection its
 // try went on, through net/http's trace.
-type headWatch struct {
+type tryConn struct {
 	trace httptrace.ClientTrace
 	conn  atomic.Pointer[headConn] // the try's, once it has one
 }
@@ -249,7 +249,7 @@ type headWatch struct {
 // ("upstream prematurely closed connection") or reset, and its default
 // proxy_next_upstream ("error timeout") sends the request to the next
 // backend. A head that is malformed whole stays err.
-func (hw *headWatch) cut(err error) error {
+func (hw *tryConn) cut(err error) error {
 	hc := hw.conn.Load()
 	if hc == nil {
 		return err
@@ -265,7 +265,7 @@ func (hw *headWatch) cut(err error) error {
 }
 
 // headConn is a connection to a backend of an HTTP group that keeps the
-// error its reading first ended with (see headWatch.cut).
+// error its reading first ended with (see tryConn.cut).
 type headConn struct {
 	net.Conn
 	readErr atomic.Pointer[error]
