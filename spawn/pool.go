@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/internal/linelog"
+	"github.com/ferrygw/ferry/internal/ownertemp"
 	"github.com/rs/zerolog"
 )
 
@@ -151,11 +152,11 @@ type Pool struct {
 	started  bool
 	running  bool // the supervisors run
 	stopping bool
-	dir      string   // the private directory holding the socket
-	sock     string   // the socket path
-	lsock    *os.File // the listening socket, in blocking mode
-	guardR   *os.File // the guards' pipe (guard.go): its read end
-	guardW   *os.File // and its write end, which only ferry holds
+	dir      *ownertemp.Dir // the private directory holding the socket, and its lock
+	sock     string         // the socket path
+	lsock    *os.File       // the listening socket, in blocking mode
+	guardR   *os.File       // the guards' pipe (guard.go): its read end
+	guardW   *os.File       // and its write end, which only ferry holds
 	env      []string
 	procs    map[int]*exec.Cmd // live workers by pid
 	quit     chan struct{}     // closed by Stop: no more starts

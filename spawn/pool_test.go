@@ -417,6 +417,7 @@ func TestPoolStop(t *testing.T) {
 	waitFor(t, "3 workers", func() bool { return len(p.PIDs()) == 3 })
 	pids := p.PIDs()
 	sock := p.Address()
+	checkDirLocked(t, filepath.Dir(sock), pids)
 	if err := p.Stop(context.Background()); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
@@ -736,4 +737,29 @@ func TestPoolSCGIWorkers(t *testing.T) {
 		t.Errorf("Stop: %v", err)
 	}
 	checkGone(t, slices.Collect(maps.Keys(seen)))
+}
+
+// checkDirLocked checks that the socket's directory dir holds a lock
+// file that this process holds locked (package ownertemp), so a ferry in
+// another PID namespace does not take the directory for a dead one's,
+// and that none of the workers pids has it open.
+func checkDirLocked(t *testing.T, dir string, pids []int) {
+	t.Helper()
+	lock := filepath.Join(dir, ".owner.lock")
+	f, err := os.Open(lock)
+	if err != nil {
+		t.Fatalf("socket directory's lock file: %v", err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); !errors.Is(err, syscall.EWOULDBLOCK) {
+		t.Errorf("taking %s's lock: %v; want EWOULDBLOCK, held by the pool", lock, err)
+	}
+	for _, pid := range pids {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, fd := range fds {
+			if to, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); to == lock {
+				t.Errorf("worker %d has the lock file open (fd %s)", pid, fd.Name())
+			}
+		}
+	}
 }

@@ -37,14 +37,14 @@ const maxSocketPath = 103
 // EAGAIN. The pool itself never accepts on it.
 func (p *Pool) listen() error {
 	p.removeStale()
-	dir, err := ownertemp.Mkdir(p.TempDir, socketDirPrefix)
+	dir, err := ownertemp.Create(p.TempDir, socketDirPrefix)
 	if err != nil {
 		return fmt.Errorf("spawn: creating the socket directory: %w", err)
 	}
 	p.mu.Lock()
 	p.dir = dir // mode 0700: only ferry's user can connect
 	p.mu.Unlock()
-	sock := filepath.Join(dir, "worker.sock")
+	sock := filepath.Join(dir.Path(), "worker.sock")
 	if len(sock) > maxSocketPath {
 		return fmt.Errorf("spawn: socket path %s is longer than %d bytes: set a shorter TempDir", sock, maxSocketPath)
 	}
@@ -91,9 +91,10 @@ func (p *Pool) cleanup() {
 			f.Close()
 		}
 		p.closeGuards()
-		if dir != "" {
-			if err := os.RemoveAll(dir); err != nil {
-				p.log().Warn().Err(err).Str("dir", dir).Msg("spawn: removing the socket directory")
+		if dir != nil {
+			path := dir.Path()
+			if err := dir.Remove(); err != nil {
+				p.log().Warn().Err(err).Str("dir", path).Msg("spawn: removing the socket directory")
 			}
 		}
 	})

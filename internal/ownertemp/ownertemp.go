@@ -14,7 +14,8 @@
 // the host's /tmp. The lock is opened close-on-exec, so the programs the
 // owner starts do not hold it after it ends.
 //
-// A directory without a lock file (made by [Mkdir], or by an older ferry)
+// A directory without a lock file (made by an older ferry, or where the
+// file system cannot lock)
 // is judged by the pid and start time in its name alone: together they
 // name one process, since a pid taken again by another process has another
 // start time, but only within one PID namespace.
@@ -163,15 +164,6 @@ func flock(f *os.File, how int) error {
 	return ferr
 }
 
-// Mkdir creates a new directory, mode 0700, in dir (os.TempDir() if
-// empty), named prefix and this process's pid and start time, and returns
-// its path. It holds no lock: [RemoveStale] judges it by its name alone,
-// which a process in another PID namespace sharing dir can misjudge.
-// [Create] makes one with the lock.
-func Mkdir(dir, prefix string) (string, error) {
-	return os.MkdirTemp(dir, prefix+strconv.Itoa(os.Getpid())+"-"+strconv.FormatUint(startOf(os.Getpid()), 10)+"-")
-}
-
 // renameChecked renames directory from to to after checking that to does
 // not exist, where rename(2) cannot refuse to replace it: rename(2) alone
 // replaces an empty directory.
@@ -193,7 +185,7 @@ func startOf(pid int) uint64 {
 }
 
 // RemoveStale removes the directories in dir (os.TempDir() if empty) that
-// Create or Mkdir made with prefix for a process that no longer runs, and
+// Create (or an older ferry) made with prefix for a process that no longer runs, and
 // returns their paths. A directory is kept when its owner runs, or may
 // run: its name names a running process of this PID namespace (or, without
 // /proc, a running pid), or its lock is held, by an owner in any PID
@@ -239,7 +231,7 @@ func RemoveStale(dir, prefix string) ([]string, error) {
 
 // lockHeld reports whether a process holds the lock of directory path,
 // made by Create, by taking it and releasing it. A directory without a
-// lock file (Mkdir's, an older ferry's) reports false.
+// lock file (an older ferry's) reports false.
 func lockHeld(path string) (bool, error) {
 	f, err := os.OpenFile(filepath.Join(path, lockName), os.O_RDWR|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -259,7 +251,7 @@ func lockHeld(path string) (bool, error) {
 	}
 }
 
-// owner parses name, made by Mkdir or Create with prefix: the pid and
+// owner parses name, made by Create (or an older ferry) with prefix: the pid and
 // start time of its owner. ok is false for any other name.
 func owner(name, prefix string) (pid int, start uint64, ok bool) {
 	rest, found := strings.CutPrefix(name, prefix)

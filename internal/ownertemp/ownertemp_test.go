@@ -226,7 +226,7 @@ func TestRemoveStaleOtherPIDNamespace(t *testing.T) {
 }
 
 // TestRemoveStale: of what a temporary directory holds, RemoveStale
-// removes only the directories Mkdir named for a process no longer
+// removes only the directories mkdirNoLock named for a process no longer
 // running, one that was reaped or one whose pid another process now has
 // (another start time); the directories of this process and of another
 // running one stay, and so does anything else.
@@ -236,12 +236,12 @@ func TestRemoveStale(t *testing.T) {
 		t.Skip("no /proc here")
 	}
 	dir := t.TempDir()
-	mine, err := Mkdir(dir, "ferry-x-")
+	mine, err := mkdirNoLock(dir, "ferry-x-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := "ferry-x-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(self.Start, 10) + "-"; filepath.Dir(mine) != dir || len(filepath.Base(mine)) <= len(want) || filepath.Base(mine)[:len(want)] != want {
-		t.Fatalf("Mkdir made %s; want %s/%s and a random part", mine, dir, want)
+		t.Fatalf("mkdirNoLock made %s; want %s/%s and a random part", mine, dir, want)
 	}
 	// A process that ran and was reaped: its pid is free.
 	gone := exec.Command("true")
@@ -295,4 +295,10 @@ func TestRemoveStale(t *testing.T) {
 			t.Errorf("%s: %v; want it removed", p, err)
 		}
 	}
+}
+
+// mkdirNoLock makes a directory as ferry did before Create: named for
+// this process, with no lock file, judged by its name alone.
+func mkdirNoLock(dir, prefix string) (string, error) {
+	return os.MkdirTemp(dir, prefix+strconv.Itoa(os.Getpid())+"-"+strconv.FormatUint(startOf(os.Getpid()), 10)+"-")
 }
