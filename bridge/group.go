@@ -613,7 +613,10 @@ func (t *tries) failed(m *member, err error, counts, retry bool) bool {
 		return false
 	}
 	t.lastErr = err
-	t.g.log.Debug().Err(err).Str("mount", t.g.prefix).Str("backend", m.name).Msg("ferry: trying another backend")
+	// As nginx logs each failed try at error ("... while reading response
+	// header from upstream"), before the next upstream answers: a backend
+	// that fails now and then shows in the log before it is marked down.
+	cgi.LoggerFrom(t.ctx, &t.g.log).Warn().Err(err).Str("mount", t.g.prefix).Str("backend", m.name).Msg("ferry: backend failed; trying another")
 	return true
 }
 

@@ -340,6 +340,29 @@ func TestGroupHTTPFailureNamesBackend(t *testing.T) {
 	}
 }
 
+// TestGroupRetryLogged: a try that failed and went to another backend is
+// logged at warn, with the request's ID and the backend that failed, as
+// nginx logs each failed try at error though the next upstream answers;
+// the client gets the other backend's answer.
+func TestGroupRetryLogged(t *testing.T) {
+	leakcheck.Check(t)
+	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer good.Close()
+	dead := deadAddr(t)
+	m := mustMount(t, fmt.Sprintf("/=http://%s,%s?policy=round_robin&max_fails=0", dead, good.URL))
+	addr, logs := startFerry(t, Config{Mounts: []Mount{m}})
+	for i := range 4 {
+		status, body := getStatus(t, "http://"+addr+"/x")
+		if status != http.StatusOK || body != "ok" {
+			t.Errorf("GET %d: %d %q; want 200 ok", i, status, body)
+		}
+	}
+	lines := logs.Lines(`"level":"warn"`, `"backend":"http://`+dead+`"`, `"req_id":"`, "connection refused", "ferry: backend failed; trying another")
+	if len(lines) != 2 {
+		t.Errorf("warn lines for the tries of %s that failed: %d; want 2 (round robin sent it every other request)\n%s", dead, len(lines), logs)
+	}
+}
+
 // scrapeBusy reports whether a pool has a connection from ferry now.
 func scrapeBusy(t *testing.T, f *peers.PHPFPM) bool {
 	b, err := os.ReadFile("/proc/net/tcp")
