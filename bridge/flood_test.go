@@ -402,15 +402,16 @@ type prober struct {
 	errs  []error
 	stop  chan struct{}
 	done  chan struct{}
-	pid   int          // ferry's process
-	peak  atomic.Int64 // the largest RSS of ferry seen, in KiB
-	start int64        // ferry's RSS when probing began, in KiB
+	ended chan struct{} // a token after each probe, for waitHeld
+	pid   int           // ferry's process
+	peak  atomic.Int64  // the largest RSS of ferry seen, in KiB
+	start int64         // ferry's RSS when probing began, in KiB
 }
 
 // startProber starts probing the front of kind at addr, served by the
 // ferry process f.
 func startProber(f *floodProc, kind int, addr string) *prober {
-	p := &prober{stop: make(chan struct{}), done: make(chan struct{}), pid: f.pid, start: rssKiB(f.pid), t0: time.Now()}
+	p := &prober{stop: make(chan struct{}), done: make(chan struct{}), ended: make(chan struct{}, 1), pid: f.pid, start: rssKiB(f.pid), t0: time.Now()}
 	p.peak.Store(p.start)
 	go func() {
 		defer close(p.done)
@@ -435,6 +436,10 @@ func startProber(f *floodProc, kind int, addr string) *prober {
 				p.errs = append(p.errs, err)
 			}
 			p.mu.Unlock()
+			select {
+			case p.ended <- struct{}{}:
+			default: // a token is there already
+			}
 		}
 	}()
 	return p
@@ -449,6 +454,44 @@ func (p *prober) holding() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.held = time.Since(p.t0)
+}
+
+// heldProbes is how many probes TestFloodIdle's held phase takes (waitHeld):
+// what 2.5 s gave on a quiet machine, a probe each 20 ms. Over 125, a
+// 99th percentile is the second slowest; over minHeldProbes, 100, it is
+// the slowest.
+const heldProbes = 125
+
+// heldProbesLimit is how long waitHeld waits at most.
+const heldProbesLimit = time.Minute
+
+// waitHeld waits until heldProbes probes that began after holding have
+// ended, or heldProbesLimit passes (finish then reports too few). The
+// held phase is as many probes, not a time: on a loaded machine a probe
+// waits for the CPU, and fewer fit in a given time (under the race
+// detector at a load average of 10 to 15, 99 and 70 in 2.5 s, where
+// finish wants minHeldProbes).
+func (p *prober) waitHeld() {
+	deadline := time.NewTimer(heldProbesLimit)
+	defer deadline.Stop()
+	for {
+		p.mu.Lock()
+		n := 0
+		for _, at := range p.at {
+			if p.held > 0 && at >= p.held {
+				n++
+			}
+		}
+		p.mu.Unlock()
+		if n >= heldProbes {
+			return
+		}
+		select {
+		case <-p.ended:
+		case <-deadline.C:
+			return
+		}
+	}
 }
 
 // drained waits (up to 10 s) until the listen backlog of the front at
@@ -791,7 +834,7 @@ func TestFloodIdle(t *testing.T) {
 		dialed := time.Since(dialStart)
 		drained(t, addr)
 		p.holding()
-		time.Sleep(2500 * time.Millisecond) // held: probes go on, minHeldProbes of them at least
+		p.waitHeld() // held: probes go on, heldProbes of them
 		peak := rssKiB(ferry.pid)
 		p.finish(t, what)
 		perConn := float64(peak-before) / float64(held[kind])
