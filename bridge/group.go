@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -405,6 +406,8 @@ func countsAsFailure(ctx context.Context, err error) bool {
 // another backend: it cannot have run (not sent, refused, overloaded) and
 // its body was not read, or it is safe to repeat and the connection broke
 // or timed out before the answer's head was whole (see headBroke).
+// bodyRead is false for a body read but kept whole, to send again (see
+// touchedBody).
 func retryable(err error, bodyRead, safe bool) bool {
 	if bodyRead {
 		return false
@@ -446,13 +449,18 @@ func (g *group) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRes
 	var buf [4]*member
 	tried := buf[:0]
 	body := req.Body
+	// A request that may go on once sent: its method allows it (see
+	// safeMethod), and its body, if any, is short enough to keep.
+	safe := req.ContentLength <= maxReplayBody && g.safe(req.Params)
 	var tb *touchedBody
 	if body != nil {
 		tb = &touchedBody{r: body}
+		if safe && len(g.list()) > 1 { // another backend could take it
+			tb.keepFor(req.ContentLength)
+		}
 		req.Body = tb
 		defer func() { req.Body = body }()
 	}
-	safe := req.ContentLength == 0 && g.safe(req.Params)
 	for {
 		m, err := t.next(tried)
 		if err != nil {
@@ -488,8 +496,16 @@ func (g *group) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRes
 		if idle != nil {
 			idle()
 		}
-		if !t.failed(m, err, countsAsFailure(ctx, err), retryable(err, tb != nil && tb.touched.Load(), safe)) {
+		var again *touchedBody // the body once more, when the try read it
+		if tb != nil && tb.touched.Load() {
+			again = tb.replay()
+		}
+		if !t.failed(m, err, countsAsFailure(ctx, err), retryable(err, tb != nil && tb.touched.Load() && again == nil, safe)) {
 			return nil, err
+		}
+		if again != nil {
+			tb = again
+			req.Body = tb
 		}
 	}
 }
@@ -674,8 +690,8 @@ func (g *group) safe(params []string) bool {
 // safeMethod reports whether a request of method may be repeated once a
 // backend may have run it: any method but POST, PATCH and LOCK, as nginx
 // (since 1.9.13) sends on to the next upstream, or any method on an
-// idempotent mount (nginx's non_idempotent). The caller checks that it
-// has no body, which ferry does not keep to send again.
+// idempotent mount (nginx's non_idempotent). The caller checks that its
+// body, if any, is one a group keeps to send again (maxReplayBody).
 func (g *group) safeMethod(method string) bool {
 	return g.idempotent || method != http.MethodPost && method != http.MethodPatch && method != "LOCK"
 }
@@ -754,16 +770,65 @@ func (b *groupBody) Close() error {
 	return b.ReadCloser.Close()
 }
 
-// touchedBody notes whether a request body was read at all: one that was
-// cannot be sent again.
+// maxReplayBody is the longest request body a group keeps to send again
+// to the next backend (see replayBody): nginx keeps every body it passes
+// on (client_body_buffer_size in memory, 16 KiB on 64-bit, a temporary
+// file past it); ferry streams bodies, and keeps a copy of a short one as
+// it goes.
+const maxReplayBody = 64 << 10
+
+// touchedBody is a request body as a group's try reads it. It notes
+// whether any of it was read, and, when it keeps (a body that may be sent
+// again), a copy of what was read, up to maxReplayBody bytes: once all of
+// a body of size bytes has been read, replay gives it again for the next
+// try. A transport may still read a body after its RoundTrip returned,
+// from its own goroutine: mu orders that with replay.
 type touchedBody struct {
 	r       io.Reader
 	touched atomic.Bool
+
+	keeps bool  // keep a copy (set before the first Read)
+	size  int64 // the body's length, ContentLength
+	mu    sync.Mutex
+	kept  []byte // what was read, while keeping and it fits
+	whole bool   // kept is all size bytes: the body can go again
+}
+
+// keepFor makes b keep a copy of a body of size bytes, up to
+// maxReplayBody, as it is read.
+func (b *touchedBody) keepFor(size int64) {
+	b.keeps, b.size = size > 0 && size <= maxReplayBody, size
 }
 
 func (b *touchedBody) Read(p []byte) (int, error) {
 	b.touched.Store(true)
-	return b.r.Read(p)
+	n, err := b.r.Read(p)
+	if b.keeps && n > 0 {
+		b.mu.Lock()
+		if !b.whole && int64(len(b.kept)+n) <= b.size {
+			b.kept = append(b.kept, p[:n]...)
+			b.whole = int64(len(b.kept)) == b.size
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+// replay returns a new touchedBody that reads the whole body again, and
+// keeps it for another try, or nil when b did not keep all of it (too
+// long, not read to its end, or not kept).
+func (b *touchedBody) replay() *touchedBody {
+	if !b.keeps {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.whole {
+		return nil
+	}
+	// kept is complete: no Read appends to it again, so the next try
+	// shares it.
+	return &touchedBody{r: bytes.NewReader(b.kept), keeps: true, size: b.size, kept: b.kept, whole: true}
 }
 
 // retryBudget bounds a group's retries: over the last retryWindow, at most

@@ -39,7 +39,7 @@ func groupOptions() []Option {
 		{Name: "fail_timeout", Type: Duration, Default: "10s", Doc: "the window max_fails counts in, and how long a backend stays down"},
 		{Name: "fail_on_5xx", Type: Bool, Default: "false", Doc: "an answer of 500 and up from the application counts as a failure too"},
 		{Name: "idempotent", Type: Bool, Default: "false",
-			Doc: "a POST, PATCH or LOCK without a body may go to another backend too when the connection broke, or read_timeout passed, before the answer's head was whole, as a request of any other method without a body always may (nginx's non_idempotent)"},
+			Doc: "a POST, PATCH or LOCK may go to another backend too when the connection broke, or read_timeout passed, before the answer's head was whole, as a request of any other method always may (with its body, if that is at most 64 KiB long; nginx's non_idempotent)"},
 		{Name: "health", Type: String, Default: "none",
 			Doc: "a path checked in the backend's own protocol every health_interval: a FastCGI request (php-fpm's ping.path), an SCGI request, an HTTP GET"},
 		{Name: "health_interval", Type: Duration, Default: "5s", Doc: "time between two health checks of a backend"},

@@ -158,10 +158,15 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 	var buf [4]*member
 	tried := buf[:0]
 	noBody := req.Body == nil || req.Body == http.NoBody
-	safe := noBody && g.safeMethod(req.Method)
+	// A request that may go on once sent: its method allows it, and its
+	// body, if any, has a length short enough to keep (see touchedBody).
+	safe := g.safeMethod(req.Method) && (noBody || req.ContentLength > 0 && req.ContentLength <= maxReplayBody)
 	var kb *keptBody
 	if !noBody {
-		kb = &keptBody{touchedBody: touchedBody{r: req.Body}, c: req.Body}
+		kb = &keptBody{touchedBody: &touchedBody{r: req.Body}, c: req.Body}
+		if safe && len(g.list()) > 1 { // another backend could take it
+			kb.keepFor(req.ContentLength)
+		}
 	}
 	var hw *tryConn
 	if safe && len(g.list()) > 1 {
@@ -211,8 +216,20 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		// The log line names the group: the error, its backend.
 		err = fmt.Errorf("http: %s: %w", m.name, err)
-		if !t.failed(m, err, ctx.Err() == nil, isDialError(err) || (safe && !invalidHead(err))) {
+		retry := isDialError(err)
+		var again *touchedBody // the body once more, when the try read it
+		if !retry && safe && !invalidHead(err) {
+			if kb != nil && kb.touched.Load() {
+				again = kb.replay()
+			}
+			retry = kb == nil || !kb.touched.Load() || again != nil
+		}
+		if !t.failed(m, err, ctx.Err() == nil, retry) {
 			return nil, err
+		}
+		if again != nil {
+			// The proxy closes the request's own body; this copy needs none.
+			kb = &keptBody{touchedBody: again, c: io.NopCloser(nil)}
 		}
 	}
 }
@@ -223,7 +240,7 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 // on closed Body". Closing a body none of which was read is left to the
 // proxy, which closes the request's own body when it is done.
 type keptBody struct {
-	touchedBody
+	*touchedBody
 	c io.Closer
 }
 
