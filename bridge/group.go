@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -496,11 +495,13 @@ func (g *group) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRes
 		if idle != nil {
 			idle()
 		}
+		bodyRead := tb != nil && tb.touched.Load()
 		var again *touchedBody // the body once more, when the try read it
-		if tb != nil && tb.touched.Load() {
+		if bodyRead {
 			again = tb.replay()
+			bodyRead = again == nil
 		}
-		if !t.failed(m, err, countsAsFailure(ctx, err), retryable(err, tb != nil && tb.touched.Load() && again == nil, safe)) {
+		if !t.failed(m, err, countsAsFailure(ctx, err), retryable(err, bodyRead, safe)) {
 			return nil, err
 		}
 		if again != nil {
@@ -514,39 +515,31 @@ func (g *group) RoundTrip(ctx context.Context, req *cgi.AppRequest) (*cgi.AppRes
 var headPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 // readHead reads the head of m's answer body ahead, through the blank
-// line that ends it (RFC 3875 § 6.2; lines end in LF or CRLF, as the
-// Forwarder reads them), into a buffer from headPool. It returns the
-// buffer, holding what was read (some of the body, maybe), or why the
-// head did not come whole: read_timeout, the connection failing or, for
-// SCGI, closing (errClosedInHead). A head that ends the answer (a FastCGI
-// END_REQUEST inside it) or outgrows the limits is returned as it is, for
-// the Forwarder to refuse as malformed, which counts it once (see
+// line that ends it (cgi.HeaderLimits.HeadEnd, as the Forwarder will read
+// it), into a buffer from headPool. It returns the buffer, holding what
+// was read (some of the body, maybe), or why the head did not come whole:
+// read_timeout, the connection failing or, for SCGI, closing
+// (errClosedInHead). A head that ends the answer (a FastCGI END_REQUEST
+// inside it) or outgrows the limits is returned as it is, for the
+// Forwarder to refuse as malformed, which counts it once (see
 // groupBody.Failed), and does not send the request on, as nginx does for
 // an invalid header.
 func (g *group) readHead(m *member, body io.Reader) (*[]byte, error) {
 	bp := headPool.Get().(*[]byte)
 	buf := (*bp)[:0]
-	maxLine := cmp.Or(max(g.headLimits.MaxLine, 0), cgi.DefaultMaxHeaderLine)
-	maxBytes := cmp.Or(max(g.headLimits.MaxBytes, 0), cgi.DefaultMaxHeaderBytes)
-	scanned, line := 0, 0 // the bytes looked at; where the current line starts
 	for {
 		if len(buf) == cap(buf) {
 			buf = slices.Grow(buf, len(buf))
 		}
 		n, err := body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
-		for ; scanned < len(buf); scanned++ {
-			if buf[scanned] != '\n' {
-				continue
-			}
-			if l := scanned - line; l == 0 || l == 1 && buf[line] == '\r' {
-				*bp = buf
-				return bp, nil // whole
-			}
-			line = scanned + 1
+		end, over := g.headLimits.HeadEnd(buf)
+		if end > 0 {
+			*bp = buf
+			return bp, nil // whole
 		}
 		switch {
-		case len(buf) > maxBytes || len(buf)-line > maxLine:
+		case over:
 			err = nil // too long: the Forwarder refuses it
 		case err == io.EOF && g.endCloses:
 			err = fmt.Errorf("%w (%s, after %d bytes)", errClosedInHead, m.name, len(buf))
@@ -779,31 +772,32 @@ const maxReplayBody = 64 << 10
 
 // touchedBody is a request body as a group's try reads it. It notes
 // whether any of it was read, and, when it keeps (a body that may be sent
-// again), a copy of what was read, up to maxReplayBody bytes: once all of
-// a body of size bytes has been read, replay gives it again for the next
-// try. A transport may still read a body after its RoundTrip returned,
-// from its own goroutine: mu orders that with replay.
+// again), a copy of what was read: once all of a body of size bytes has
+// been read, replay gives it again for the next try. A transport may
+// still read a body after its RoundTrip returned, from its own goroutine:
+// mu orders that with replay.
 type touchedBody struct {
 	r       io.Reader
 	touched atomic.Bool
 
-	keeps bool  // keep a copy (set before the first Read)
-	size  int64 // the body's length, ContentLength
+	size  int64 // the length of a body kept (set before the first Read); 0: not kept
 	mu    sync.Mutex
-	kept  []byte // what was read, while keeping and it fits
+	kept  []byte // what was read, while keeping
 	whole bool   // kept is all size bytes: the body can go again
 }
 
-// keepFor makes b keep a copy of a body of size bytes, up to
-// maxReplayBody, as it is read.
+// keepFor makes b keep a copy of a body of size bytes as it is read, if
+// it is at most maxReplayBody bytes long.
 func (b *touchedBody) keepFor(size int64) {
-	b.keeps, b.size = size > 0 && size <= maxReplayBody, size
+	if size > 0 && size <= maxReplayBody {
+		b.size = size
+	}
 }
 
 func (b *touchedBody) Read(p []byte) (int, error) {
 	b.touched.Store(true)
 	n, err := b.r.Read(p)
-	if b.keeps && n > 0 {
+	if b.size > 0 && n > 0 {
 		b.mu.Lock()
 		if !b.whole && int64(len(b.kept)+n) <= b.size {
 			b.kept = append(b.kept, p[:n]...)
@@ -818,7 +812,7 @@ func (b *touchedBody) Read(p []byte) (int, error) {
 // keeps it for another try, or nil when b did not keep all of it (too
 // long, not read to its end, or not kept).
 func (b *touchedBody) replay() *touchedBody {
-	if !b.keeps {
+	if b.size == 0 {
 		return nil
 	}
 	b.mu.Lock()
@@ -828,7 +822,7 @@ func (b *touchedBody) replay() *touchedBody {
 	}
 	// kept is complete: no Read appends to it again, so the next try
 	// shares it.
-	return &touchedBody{r: bytes.NewReader(b.kept), keeps: true, size: b.size, kept: b.kept, whole: true}
+	return &touchedBody{r: bytes.NewReader(b.kept), size: b.size, kept: b.kept, whole: true}
 }
 
 // retryBudget bounds a group's retries: over the last retryWindow, at most

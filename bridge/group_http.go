@@ -228,8 +228,9 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		if again != nil {
-			// The proxy closes the request's own body; this copy needs none.
-			kb = &keptBody{touchedBody: again, c: io.NopCloser(nil)}
+			// The proxy closes the request's own body; the copy needs no
+			// closing.
+			kb = &keptBody{touchedBody: again}
 		}
 	}
 }
@@ -241,11 +242,11 @@ func (hg httpGroup) RoundTrip(req *http.Request) (*http.Response, error) {
 // proxy, which closes the request's own body when it is done.
 type keptBody struct {
 	*touchedBody
-	c io.Closer
+	c io.Closer // the request's own body; nil for a copy sent again
 }
 
 func (b *keptBody) Close() error {
-	if !b.touched.Load() {
+	if !b.touched.Load() || b.c == nil {
 		return nil
 	}
 	return b.c.Close()

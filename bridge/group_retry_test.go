@@ -234,6 +234,20 @@ func (tt retryCase) check(t *testing.T) {
 	}
 }
 
+// brokenGroup starts a ferry with a group of two backends of proto, in
+// round robin with the options query: a broken one (brokenApp resetting
+// inside its head), which gets the first request, and a healthy one. It
+// returns ferry's address and the requests each backend got.
+func brokenGroup(t *testing.T, proto, query string) (addr string, badHits, goodHits *atomic.Int64) {
+	t.Helper()
+	badHits, goodHits = new(atomic.Int64), new(atomic.Int64)
+	bad := brokenApp(t, proto, "reset", badHits)
+	good := healthyApp(t, proto, goodHits)
+	addr, _ = startFerry(t, Config{Mounts: []Mount{mustMount(t, fmt.Sprintf("/=%s://%s,%s://%s?policy=round_robin&%s",
+		proto, bad, proto, good, query))}})
+	return addr, badHits, goodHits
+}
+
 // TestGroupHeadCutCountedOnce: a backend whose connection broke inside
 // its answer's head, the request then sent to another backend, has that
 // failure counted once toward max_fails: with max_fails=2, round robin
@@ -243,11 +257,7 @@ func TestGroupHeadCutCountedOnce(t *testing.T) {
 	leakcheck.Check(t)
 	for _, proto := range []string{"fastcgi", "scgi", "http"} {
 		t.Run(proto, func(t *testing.T) {
-			var badHits, goodHits atomic.Int64
-			bad := brokenApp(t, proto, "reset", &badHits)
-			good := healthyApp(t, proto, &goodHits)
-			addr, _ := startFerry(t, Config{Mounts: []Mount{mustMount(t, fmt.Sprintf("/=%s://%s,%s://%s?policy=round_robin&max_fails=2&fail_timeout=30s",
-				proto, bad, proto, good))}})
+			addr, badHits, goodHits := brokenGroup(t, proto, "max_fails=2&fail_timeout=30s")
 			want := []int{200, 200, 200, 200, 200, 200}
 			if got := statuses(t, "http://"+addr+"/x", len(want)); fmt.Sprint(got) != fmt.Sprint(want) || badHits.Load() != 2 || goodHits.Load() != 6 {
 				t.Errorf("statuses %v, %d requests to the broken backend, %d to the other; want %v, 2, 6", got, badHits.Load(), goodHits.Load(), want)
@@ -319,11 +329,7 @@ func TestGroupLongBodyNotSentAgain(t *testing.T) {
 	leakcheck.Check(t)
 	for _, proto := range []string{"fastcgi", "scgi", "http"} {
 		t.Run(proto, func(t *testing.T) {
-			var badHits, goodHits atomic.Int64
-			bad := brokenApp(t, proto, "reset", &badHits)
-			good := healthyApp(t, proto, &goodHits)
-			addr, _ := startFerry(t, Config{Mounts: []Mount{mustMount(t, fmt.Sprintf("/=%s://%s,%s://%s?policy=round_robin&max_fails=0",
-				proto, bad, proto, good))}})
+			addr, badHits, goodHits := brokenGroup(t, proto, "max_fails=0")
 			long := strings.Repeat("x", maxReplayBody+1)
 			if got := send(t, "PUT", "http://"+addr+"/x", long); got != http.StatusBadGateway || badHits.Load() != 1 || goodHits.Load() != 0 {
 				t.Errorf("PUT of %d bytes: %d, %d requests to the broken backend, %d to the other; want 502, 1, 0", len(long), got, badHits.Load(), goodHits.Load())

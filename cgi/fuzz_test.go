@@ -50,6 +50,11 @@ func FuzzReadResponse(f *testing.F) {
 		}
 		rest, _ := io.ReadAll(br)
 		checkParsedResponse(t, data, resp, rest)
+		// HeadEnd, which a group reads answers ahead with, finds the
+		// header block ReadResponse read, within the same limits.
+		if end, over := (HeaderLimits{}).HeadEnd(data); !nph && (over || end != len(data)-len(rest)) {
+			t.Fatalf("HeadEnd(%q) = %d, %v; ReadResponse read a header block of %d bytes", data, end, over, len(data)-len(rest))
+		}
 
 		// Write it back as a CGI response (never NPH) and parse again.
 		var b bytes.Buffer

@@ -40,6 +40,34 @@ func (l HeaderLimits) maxLine() int   { return defaults.Or(l.MaxLine, DefaultMax
 func (l HeaderLimits) maxBytes() int  { return defaults.Or(l.MaxBytes, DefaultMaxHeaderBytes) }
 func (l HeaderLimits) maxFields() int { return defaults.Or(l.MaxFields, DefaultMaxHeaderFields) }
 
+// HeadEnd reports where the header block that b begins with ends, for a
+// reader that must have an answer's whole head before it passes it on (a
+// load balancer that may still send the request elsewhere): n is the
+// length of the block through the empty line that ends it (lines end in
+// LF or CRLF, as [ReadResponse] reads them), or 0 when b does not hold its
+// end yet. over reports that b already breaks lim where [ReadResponse]
+// would refuse it (a line, the lines or the block too long): reading on
+// is no use.
+func (l HeaderLimits) HeadEnd(b []byte) (n int, over bool) {
+	for lines := 0; ; lines++ {
+		if lines > l.maxFields() {
+			return 0, true
+		}
+		i := bytes.IndexByte(b[n:], '\n')
+		if i < 0 {
+			// The line's end is still to come, one byte at least.
+			return 0, len(b)-n >= l.maxLine() || len(b) >= l.maxBytes()
+		}
+		if i+1 > l.maxLine() || n+i+1 > l.maxBytes() {
+			return 0, true
+		}
+		n += i + 1
+		if i == 0 || i == 1 && b[n-2] == '\r' {
+			return n, false
+		}
+	}
+}
+
 // ErrMalformedResponse is wrapped by every error [ReadResponse] returns for
 // output that is not a valid CGI response: a gateway answers 502 Bad Gateway.
 var ErrMalformedResponse = errors.New("cgi: malformed response from script")

@@ -439,3 +439,52 @@ func TestCanonicalKey(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadEnd: HeadEnd finds the end of a header block where ReadResponse
+// would, and says when the bytes so far already break the limits that
+// ReadResponse would refuse them for; for every whole block it finds,
+// ReadResponse reads the same bytes as the header.
+func TestHeadEnd(t *testing.T) {
+	lim := HeaderLimits{MaxLine: 16, MaxBytes: 40, MaxFields: 3}
+	for _, tt := range []struct {
+		in   string
+		n    int
+		over bool
+	}{
+		{"", 0, false},
+		{"Status: 200", 0, false},
+		{"Status: 200\n", 0, false},
+		{"Status: 200\n\n", 13, false},
+		{"Status: 200\r\n\r\nbody", 15, false},
+		{"Status: 200\nB: 2\r\n\nbody\n\n", 19, false},
+		{"Status: 200\nX: 123456789012\n\n", 29, false}, // a line of 16 bytes, LF included
+		{"Status: 200\nX: 1234567890123\n", 0, true},    // 17
+		{"Status: 200\nX: 1234567890123", 0, true},      // 16 so far: its end makes 17
+		{"Status: 200\nX: 123456789012", 0, false},      // 15 so far
+		{"Status: 200\nB: 2\nC: 3\n\n", 23, false},
+		{"Status: 200\nB: 2\nC: 3\nD: 4\n\n", 0, true},             // 4 fields
+		{"Status: 200\nAB: 123456789\nCD: 123456789\n\n", 0, true}, // 41 bytes
+		{"Status: 200\nAB: 123456789\nCD: 12345678\n\n", 40, false},
+		{"Status: 200\nAB: 123456789\nCD: 1234567890", 0, true}, // 40 so far, its end to come
+	} {
+		n, over := lim.HeadEnd([]byte(tt.in))
+		if n != tt.n || over != tt.over {
+			t.Errorf("HeadEnd(%q) = %d, %v; want %d, %v", tt.in, n, over, tt.n, tt.over)
+		}
+		if over {
+			// Ended now, it is refused all the same.
+			if _, err := ReadResponse(bufio.NewReader(strings.NewReader(tt.in+"\n\n")), false, lim); !errors.Is(err, ErrMalformedResponse) {
+				t.Errorf("ReadResponse(%q) = %v; HeadEnd says it is over the limits", tt.in+"\n\n", err)
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		br := bufio.NewReader(strings.NewReader(tt.in))
+		if _, err := ReadResponse(br, false, lim); err != nil {
+			t.Errorf("ReadResponse(%q): %v; HeadEnd found its end", tt.in, err)
+		} else if rest := br.Buffered(); len(tt.in)-rest != n {
+			t.Errorf("ReadResponse(%q) read %d bytes of header; HeadEnd says %d", tt.in, len(tt.in)-rest, n)
+		}
+	}
+}

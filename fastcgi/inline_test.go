@@ -25,18 +25,26 @@ func inReadLoop() bool {
 	return strings.Contains(string(buf[:runtime.Stack(buf, false)]), "fastcgi.(*conn).readLoop")
 }
 
-// TestRequestWithoutBodyRunsInReadLoop: a GET alone on its connection, as
-// nginx sends it (no CONTENT_LENGTH, an empty STDIN), runs in the read
-// loop's goroutine; a request whose body still comes, or one with another
-// request behind it, gets a goroutine of its own.
-func TestRequestWithoutBodyRunsInReadLoop(t *testing.T) {
-	leakcheck.Check(t)
+// newInlineTester starts a server whose handler reads the body, answers
+// "ok", and sends on inline, per request, its path and whether it ran in
+// the connection's read loop.
+func newInlineTester(t *testing.T) (*serverTester, chan map[string]bool) {
 	inline := make(chan map[string]bool, 4)
 	st := newServerTester(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		inline <- map[string]bool{r.URL.Path: inReadLoop()}
 		io.Copy(io.Discard, r.Body)
 		io.WriteString(w, "ok")
 	}))
+	return st, inline
+}
+
+// TestRequestWithoutBodyRunsInReadLoop: a GET alone on its connection, as
+// nginx sends it (no CONTENT_LENGTH, an empty STDIN), runs in the read
+// loop's goroutine; a request whose body still comes, or one with another
+// request behind it, gets a goroutine of its own.
+func TestRequestWithoutBodyRunsInReadLoop(t *testing.T) {
+	leakcheck.Check(t)
+	st, inline := newInlineTester(t)
 	st.writeRequest(1, FlagKeepConn, "", get("/get")...)
 	st.readResponse(1)
 	if !recv(t, inline)["/get"] {
@@ -76,12 +84,7 @@ func TestRequestWithoutBodyRunsInReadLoop(t *testing.T) {
 // unread until it handed the reading on.
 func TestMultiplexedConnectionRunsNoneInReadLoop(t *testing.T) {
 	leakcheck.Check(t)
-	inline := make(chan map[string]bool, 4)
-	st := newServerTester(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		inline <- map[string]bool{r.URL.Path: inReadLoop()}
-		io.Copy(io.Discard, r.Body)
-		io.WriteString(w, "ok")
-	}))
+	st, inline := newInlineTester(t)
 	// Request 1's body is still to come when request 2 begins.
 	st.writeBegin(1, RoleResponder, FlagKeepConn)
 	st.writeParams(1, get("/one", "REQUEST_METHOD", "POST", "CONTENT_LENGTH", "3")...)
